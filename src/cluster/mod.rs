@@ -1,0 +1,178 @@
+//! The GPUs a run schedules onto: nodes, their interconnect, and sets of GPUs.
+//!
+//! A cluster is `nodes x gpus_per_node` identical GPUs. A sequence-parallel group never spans
+//! nodes (Ulysses all-to-alls need NVLink-class bandwidth), so a [`GpuSet`] is one node plus a
+//! bit mask of that node's GPUs: any k-subset, not only aligned blocks (the paper warms groups
+//! such as `[0,2,3,4]`). Whether a set crosses PCIe depends on the node's [`Topology`].
+
+mod gpu_set;
+
+pub use gpu_set::{FreeGpus, GpuSet};
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// The most GPUs one node may have (a [`GpuSet`] mask is a `u64`).
+pub const MAX_GPUS_PER_NODE: u32 = 64;
+
+/// How the GPUs inside one node talk to each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Topology {
+    /// Every GPU reaches every other over NVLink through NVSwitch (H100/H200 HGX boards).
+    NvSwitch,
+    /// GPUs are NVLink-bridged in pairs {0,1}, {2,3}, ...; anything else goes over PCIe (A40).
+    NvlinkPairs,
+}
+
+impl FromStr for Topology {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Topology, String> {
+        match s {
+            "nvswitch" => Ok(Topology::NvSwitch),
+            "nvlink-pairs" => Ok(Topology::NvlinkPairs),
+            other => Err(format!("unknown topology `{other}`; expected `nvswitch` or `nvlink-pairs`")),
+        }
+    }
+}
+
+impl fmt::Display for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Topology::NvSwitch => "nvswitch",
+            Topology::NvlinkPairs => "nvlink-pairs",
+        })
+    }
+}
+
+/// The slowest link an SP group's collectives cross; the cost model may charge them differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Link {
+    NvLink,
+    Pcie,
+}
+
+impl Link {
+    pub const ALL: [Link; 2] = [Link::NvLink, Link::Pcie];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Link::NvLink => "nvlink",
+            Link::Pcie => "pcie",
+        })
+    }
+}
+
+impl FromStr for Link {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Link, String> {
+        match s {
+            "nvlink" => Ok(Link::NvLink),
+            "pcie" => Ok(Link::Pcie),
+            other => Err(format!("unknown link `{other}`; expected `nvlink` or `pcie`")),
+        }
+    }
+}
+
+/// A homogeneous GPU cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cluster {
+    /// GPU model name as used in profiles (`h100`, `a40`, ...).
+    pub gpu: String,
+    pub nodes: u32,
+    pub gpus_per_node: u32,
+    pub topology: Topology,
+}
+
+impl Cluster {
+    /// Checks the shape and returns the cluster; zero GPUs or oversized nodes are refused.
+    pub fn new(gpu: impl Into<String>, nodes: u32, gpus_per_node: u32, topology: Topology) -> Result<Cluster> {
+        if nodes == 0 || gpus_per_node == 0 {
+            return Err(Error::config_hint(
+                format!("a cluster needs at least one GPU (got {nodes} node(s) x {gpus_per_node} GPU(s))"),
+                "set `nodes` and `gpus_per_node` in [cluster], or pass --gpus N",
+            ));
+        }
+        if gpus_per_node > MAX_GPUS_PER_NODE {
+            return Err(Error::config(format!(
+                "{gpus_per_node} GPUs per node is more than the supported {MAX_GPUS_PER_NODE}"
+            )));
+        }
+        if topology == Topology::NvlinkPairs && gpus_per_node % 2 != 0 {
+            return Err(Error::config(format!(
+                "topology nvlink-pairs needs an even number of GPUs per node, got {gpus_per_node}"
+            )));
+        }
+        Ok(Cluster { gpu: gpu.into(), nodes, gpus_per_node, topology })
+    }
+
+    pub fn total_gpus(&self) -> u32 {
+        self.nodes * self.gpus_per_node
+    }
+
+    /// The sequence-parallel degrees this cluster can run: powers of two up to the node size.
+    pub fn degrees(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..32).map(|i| 1u32 << i).take_while(|&k| k <= self.gpus_per_node)
+    }
+
+    pub fn max_degree(&self) -> u32 {
+        self.degrees().last().unwrap_or(1)
+    }
+
+    /// The slowest link collectives on `set` cross.
+    pub fn link_of(&self, set: GpuSet) -> Link {
+        match self.topology {
+            Topology::NvSwitch => Link::NvLink,
+            Topology::NvlinkPairs => {
+                let mask = set.mask();
+                let first_pair = 0b11u64 << (mask.trailing_zeros() & !1);
+                if mask & !first_pair == 0 { Link::NvLink } else { Link::Pcie }
+            }
+        }
+    }
+
+    /// All GPUs of every node, free.
+    pub fn all_free(&self) -> FreeGpus {
+        FreeGpus::new(self.nodes, self.gpus_per_node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn degrees_are_powers_of_two_up_to_the_node_size() {
+        let c = Cluster::new("h100", 1, 8, Topology::NvSwitch).unwrap();
+        assert_eq!(c.degrees().collect::<Vec<_>>(), vec![1, 2, 4, 8]);
+        let c = Cluster::new("x", 1, 6, Topology::NvSwitch).unwrap();
+        assert_eq!(c.degrees().collect::<Vec<_>>(), vec![1, 2, 4]);
+    }
+
+    #[test]
+    fn impossible_clusters_are_refused() {
+        assert!(Cluster::new("h100", 0, 8, Topology::NvSwitch).is_err());
+        assert!(Cluster::new("h100", 1, 0, Topology::NvSwitch).is_err());
+        assert!(Cluster::new("h100", 1, 65, Topology::NvSwitch).is_err());
+        assert!(Cluster::new("a40", 1, 3, Topology::NvlinkPairs).is_err());
+    }
+
+    #[test]
+    fn nvlink_pairs_charge_pcie_for_sets_outside_one_pair() {
+        let c = Cluster::new("a40", 1, 4, Topology::NvlinkPairs).unwrap();
+        assert_eq!(c.link_of(GpuSet::new(0, 0b0011)), Link::NvLink);
+        assert_eq!(c.link_of(GpuSet::new(0, 0b1100)), Link::NvLink);
+        assert_eq!(c.link_of(GpuSet::new(0, 0b0100)), Link::NvLink);
+        assert_eq!(c.link_of(GpuSet::new(0, 0b0110)), Link::Pcie);
+        assert_eq!(c.link_of(GpuSet::new(0, 0b1111)), Link::Pcie);
+        let h = Cluster::new("h100", 1, 8, Topology::NvSwitch).unwrap();
+        assert_eq!(h.link_of(GpuSet::new(0, 0b1001_0110)), Link::NvLink);
+    }
+}

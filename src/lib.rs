@@ -1,0 +1,16 @@
+//! tetriserve: deadline-aware serving of Diffusion Transformers, as a discrete-event
+//! simulator with a real-hardware backend.
+//!
+//! Data flows one way: a [`workload`] (trace) enters the [`engine`], which asks a
+//! [`policy`] for decisions at every decision point, hands the resulting work to an
+//! executor (simulated from a [`cost`] model, or real GPUs), and collects records that
+//! [`metrics`] summarises and [`report`] writes. See ARCHITECTURE.md for the map.
+
+pub mod cluster;
+pub mod cost;
+pub mod error;
+pub mod time;
+pub mod workload;
+
+pub use error::{Error, InputError, Result};
+pub use time::Nanos;

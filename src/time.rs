@@ -1,0 +1,118 @@
+//! Simulated (and measured) time as integer nanoseconds.
+//!
+//! Every instant and duration in the engine, the policies and the records is a [`Nanos`].
+//! Integer time makes runs bit-for-bit reproducible: no float epsilon decides which of two
+//! events comes first. Floats appear only at the boundaries (parsing seconds from a trace,
+//! printing seconds in a report), through the conversions below.
+
+use std::fmt;
+use std::ops::{Add, AddAssign, Sub};
+
+/// A point in time or a duration, in nanoseconds since the start of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Nanos(pub u64);
+
+impl Nanos {
+    pub const ZERO: Nanos = Nanos(0);
+    pub const MAX: Nanos = Nanos(u64::MAX);
+
+    /// Converts seconds to nanoseconds, rounding to the nearest nanosecond.
+    ///
+    /// Returns `None` for negative, non-finite or out-of-range values so that callers
+    /// parsing user input can report the offending field instead of panicking.
+    pub fn try_from_secs(secs: f64) -> Option<Nanos> {
+        let ns = secs * 1e9;
+        if !ns.is_finite() || ns < 0.0 || ns >= u64::MAX as f64 {
+            return None;
+        }
+        Some(Nanos(ns.round() as u64))
+    }
+
+    /// Like [`Nanos::try_from_secs`] for values the program itself computed; saturates.
+    pub fn from_secs(secs: f64) -> Nanos {
+        Nanos::try_from_secs(secs).unwrap_or(if secs > 0.0 { Nanos::MAX } else { Nanos::ZERO })
+    }
+
+    pub fn from_millis(ms: f64) -> Nanos {
+        Nanos::from_secs(ms / 1e3)
+    }
+
+    pub fn as_secs(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+
+    pub fn as_millis(self) -> f64 {
+        self.0 as f64 / 1e6
+    }
+
+    pub fn saturating_sub(self, other: Nanos) -> Nanos {
+        Nanos(self.0.saturating_sub(other.0))
+    }
+
+    pub fn saturating_add(self, other: Nanos) -> Nanos {
+        Nanos(self.0.saturating_add(other.0))
+    }
+
+    /// `self * k`, saturating (a duration of `k` equal steps).
+    pub fn times(self, k: u64) -> Nanos {
+        Nanos(self.0.saturating_mul(k))
+    }
+
+    /// Exact decimal seconds (`"12.000000500"`), used in output files so that records are
+    /// byte-identical across platforms (no float formatting involved).
+    pub fn secs_string(self) -> String {
+        format!("{}.{:09}", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
+    }
+}
+
+impl Add for Nanos {
+    type Output = Nanos;
+    fn add(self, rhs: Nanos) -> Nanos {
+        self.saturating_add(rhs)
+    }
+}
+
+impl AddAssign for Nanos {
+    fn add_assign(&mut self, rhs: Nanos) {
+        *self = *self + rhs;
+    }
+}
+
+impl Sub for Nanos {
+    type Output = Nanos;
+    /// Saturating: a negative duration is a logic error that must not wrap around.
+    fn sub(self, rhs: Nanos) -> Nanos {
+        self.saturating_sub(rhs)
+    }
+}
+
+impl fmt::Display for Nanos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.3}s", self.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_round_trip_to_nearest_nanosecond() {
+        assert_eq!(Nanos::try_from_secs(1.5), Some(Nanos(1_500_000_000)));
+        assert_eq!(Nanos::try_from_secs(0.1 + 0.2), Some(Nanos(300_000_000)));
+        assert_eq!(Nanos::try_from_secs(-1.0), None);
+        assert_eq!(Nanos::try_from_secs(f64::NAN), None);
+        assert_eq!(Nanos::try_from_secs(f64::INFINITY), None);
+    }
+
+    #[test]
+    fn exact_decimal_formatting() {
+        assert_eq!(Nanos(12_000_000_500).secs_string(), "12.000000500");
+        assert_eq!(Nanos(7).secs_string(), "0.000000007");
+    }
+
+    #[test]
+    fn subtraction_saturates() {
+        assert_eq!(Nanos(3) - Nanos(5), Nanos::ZERO);
+    }
+}

@@ -1,0 +1,219 @@
+//! Requests and the workloads they form: the input side of every run.
+//!
+//! A [`Workload`] is fully materialised (every arrival, resolution, step count and deadline
+//! decided) before a run starts. That is what makes arrivals independent of the policy:
+//! every policy of a comparison replays the identical list of requests (common random numbers).
+//!
+//! - [`arrival`]: arrival processes (Poisson, Gamma with a CV, constant, on/off bursts).
+//! - [`mix`]: resolution mixes (Uniform, Skewed, homogeneous, custom weights).
+//! - [`generate`]: seeded generation of a workload from a [`generate::WorkloadSpec`].
+//! - [`trace`]: the trace CSV format, read and written.
+
+pub mod arrival;
+pub mod generate;
+pub mod mix;
+pub mod trace;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::time::Nanos;
+
+/// Output image resolution in pixels. Both sides are multiples of 16 (8x VAE downsampling,
+/// then 2x2 patchify), so the image-token count is exact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Resolution {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Resolution {
+    pub const fn new(width: u32, height: u32) -> Resolution {
+        Resolution { width, height }
+    }
+
+    pub const fn square(px: u32) -> Resolution {
+        Resolution { width: px, height: px }
+    }
+
+    /// Latent image tokens: (W/16) * (H/16). 256 px -> 256, 1024 px -> 4096.
+    pub fn tokens(self) -> u64 {
+        u64::from(self.width / 16) * u64::from(self.height / 16)
+    }
+
+    /// The reason this resolution is unusable, if it is (zero, not a multiple of 16, or absurdly large).
+    pub fn validate(self) -> Result<(), String> {
+        const MAX_SIDE: u32 = 16_384;
+        if self.width == 0 || self.height == 0 {
+            return Err(format!("resolution {self} has a zero side"));
+        }
+        if self.width % 16 != 0 || self.height % 16 != 0 {
+            return Err(format!("resolution {self} is not a multiple of 16 on both sides (8x VAE, 2x2 patches)"));
+        }
+        if self.width > MAX_SIDE || self.height > MAX_SIDE {
+            return Err(format!("resolution {self} exceeds the largest supported side of {MAX_SIDE} px"));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Resolution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+impl FromStr for Resolution {
+    type Err = String;
+
+    /// Accepts `"1024x768"` or `"1024"` (square).
+    fn from_str(s: &str) -> Result<Resolution, String> {
+        let s = s.trim();
+        let parse = |p: &str| p.trim().parse::<u32>().map_err(|_| format!("`{s}` is not a resolution; expected WIDTHxHEIGHT such as 1024x1024, or one number for a square"));
+        let res = match s.split_once(['x', 'X']) {
+            Some((w, h)) => Resolution::new(parse(w)?, parse(h)?),
+            None => Resolution::square(parse(s)?),
+        };
+        res.validate()?;
+        Ok(res)
+    }
+}
+
+/// Dense index of a request within its workload (`0..workload.len()`), in arrival order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u32);
+
+impl RequestId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// One image-generation request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// Position in the workload; what policies and the engine use.
+    pub id: RequestId,
+    /// The id the user gave it (the trace's `id` column); reported in outputs.
+    pub label: u64,
+    pub arrival: Nanos,
+    pub resolution: Resolution,
+    /// Denoising steps; each is one transformer forward over all tokens.
+    pub steps: u32,
+    /// Absolute deadline. A request finishing at exactly `deadline` meets its SLO.
+    pub deadline: Nanos,
+}
+
+impl Request {
+    /// The SLO as a duration from arrival.
+    pub fn slo(&self) -> Nanos {
+        self.deadline - self.arrival
+    }
+}
+
+/// The requests of one run, sorted by arrival (ties keep input order); `requests[i].id == i`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Workload {
+    pub requests: Vec<Request>,
+}
+
+impl Workload {
+    /// Builds a workload from requests in any order: sorts them stably by arrival and
+    /// assigns dense ids.
+    pub fn from_requests(mut requests: Vec<Request>) -> Workload {
+        requests.sort_by_key(|r| r.arrival);
+        for (i, r) in requests.iter_mut().enumerate() {
+            r.id = RequestId(i as u32);
+        }
+        Workload { requests }
+    }
+
+    pub fn len(&self) -> usize {
+        self.requests.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    /// Distinct resolutions, sorted by token count then width.
+    pub fn resolutions(&self) -> Vec<Resolution> {
+        let mut v: Vec<Resolution> = self.requests.iter().map(|r| r.resolution).collect();
+        v.sort_by_key(|r| (r.tokens(), r.width, r.height));
+        v.dedup();
+        v
+    }
+}
+
+/// Per-resolution SLO base latencies; `deadline = arrival + scale * base(resolution)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SloBases {
+    bases: Vec<(Resolution, Nanos)>,
+}
+
+impl SloBases {
+    pub fn new(mut bases: Vec<(Resolution, Nanos)>) -> SloBases {
+        bases.sort_by_key(|(r, _)| (r.tokens(), r.width, r.height));
+        SloBases { bases }
+    }
+
+    /// The paper's targets: 256 px 1.5 s, 512 px 2 s, 1024 px 3 s, 2048 px 5 s.
+    pub fn paper() -> SloBases {
+        SloBases::new(vec![
+            (Resolution::square(256), Nanos::from_secs(1.5)),
+            (Resolution::square(512), Nanos::from_secs(2.0)),
+            (Resolution::square(1024), Nanos::from_secs(3.0)),
+            (Resolution::square(2048), Nanos::from_secs(5.0)),
+        ])
+    }
+
+    pub fn base(&self, res: Resolution) -> Option<Nanos> {
+        self.bases.iter().find(|(r, _)| *r == res).map(|(_, b)| *b)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Resolution, Nanos)> + '_ {
+        self.bases.iter().copied()
+    }
+
+    /// `scale * base`, rounded to the nanosecond.
+    pub fn scaled(&self, res: Resolution, scale: f64) -> Option<Nanos> {
+        self.base(res).map(|b| Nanos::from_secs(b.as_secs() * scale))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_follow_the_16_pixel_patch_rule() {
+        assert_eq!(Resolution::square(256).tokens(), 256);
+        assert_eq!(Resolution::square(2048).tokens(), 16384);
+        assert_eq!(Resolution::new(1024, 768).tokens(), 64 * 48);
+    }
+
+    #[test]
+    fn parses_and_validates_resolutions() {
+        assert_eq!("1024x768".parse::<Resolution>(), Ok(Resolution::new(1024, 768)));
+        assert_eq!("512".parse::<Resolution>(), Ok(Resolution::square(512)));
+        assert!("1000x1000".parse::<Resolution>().unwrap_err().contains("multiple of 16"));
+        assert!("0x16".parse::<Resolution>().is_err());
+        assert!("abc".parse::<Resolution>().is_err());
+    }
+
+    #[test]
+    fn workload_sorts_stably_and_assigns_dense_ids() {
+        let mk = |label, t| Request {
+            id: RequestId(99),
+            label,
+            arrival: Nanos(t),
+            resolution: Resolution::square(256),
+            steps: 1,
+            deadline: Nanos(t + 10),
+        };
+        let w = Workload::from_requests(vec![mk(7, 5), mk(8, 1), mk(9, 5)]);
+        let labels: Vec<u64> = w.requests.iter().map(|r| r.label).collect();
+        assert_eq!(labels, vec![8, 7, 9]);
+        assert!(w.requests.iter().enumerate().all(|(i, r)| r.id.index() == i));
+    }
+}
