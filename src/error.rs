@@ -26,7 +26,13 @@ pub struct InputError {
 
 impl InputError {
     pub fn new(source: impl Into<String>, message: impl Into<String>) -> InputError {
-        InputError { source: source.into(), line: None, field: None, message: message.into(), hint: None }
+        InputError {
+            source: source.into(),
+            line: None,
+            field: None,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn line(mut self, line: u64) -> InputError {
@@ -70,7 +76,10 @@ pub enum Error {
     Input(InputError),
     /// A configuration that cannot be run (e.g. SP degree 8 on a 4-GPU node).
     #[error("{message}{}", hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
-    Config { message: String, hint: Option<String> },
+    Config {
+        message: String,
+        hint: Option<String>,
+    },
     /// The cost model cannot give a step time it can justify.
     #[error("cost model: {0}")]
     Cost(String),
@@ -82,20 +91,32 @@ pub enum Error {
     #[error("executor: {0}")]
     Executor(String),
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
     pub fn config(message: impl Into<String>) -> Error {
-        Error::Config { message: message.into(), hint: None }
+        Error::Config {
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn config_hint(message: impl Into<String>, hint: impl Into<String>) -> Error {
-        Error::Config { message: message.into(), hint: Some(hint.into()) }
+        Error::Config {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 

@@ -6,9 +6,17 @@
 //! executor (simulated from a [`cost`] model, or real GPUs), and collects records that
 //! [`metrics`] summarises and [`report`] writes. See ARCHITECTURE.md for the map.
 
+pub mod cli;
 pub mod cluster;
 pub mod cost;
+pub mod engine;
 pub mod error;
+pub mod metrics;
+pub mod policy;
+pub mod report;
+pub mod scenario;
+pub mod simulate;
+pub mod suggest;
 pub mod time;
 pub mod workload;
 

@@ -20,7 +20,11 @@ impl GpuSet {
 
     /// GPUs `first .. first + len` of `node`.
     pub fn range(node: u32, first: u32, len: u32) -> GpuSet {
-        let mask = if len >= 64 { u64::MAX } else { ((1u64 << len) - 1) << first };
+        let mask = if len >= 64 {
+            u64::MAX
+        } else {
+            ((1u64 << len) - 1) << first
+        };
         GpuSet { node, mask }
     }
 
@@ -92,8 +96,15 @@ pub struct FreeGpus {
 
 impl FreeGpus {
     pub fn new(nodes: u32, gpus_per_node: u32) -> FreeGpus {
-        let full = if gpus_per_node >= 64 { u64::MAX } else { (1u64 << gpus_per_node) - 1 };
-        FreeGpus { free: vec![full; nodes as usize], gpus_per_node }
+        let full = if gpus_per_node >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << gpus_per_node) - 1
+        };
+        FreeGpus {
+            free: vec![full; nodes as usize],
+            gpus_per_node,
+        }
     }
 
     pub fn nodes(&self) -> u32 {
@@ -128,7 +139,10 @@ impl FreeGpus {
     }
 
     pub fn release(&mut self, set: GpuSet) {
-        debug_assert!(self.free[set.node as usize] & set.mask == 0, "releasing idle GPUs {set}");
+        debug_assert!(
+            self.free[set.node as usize] & set.mask == 0,
+            "releasing idle GPUs {set}"
+        );
         self.free[set.node as usize] |= set.mask;
     }
 

@@ -32,7 +32,9 @@ impl FromStr for Topology {
         match s {
             "nvswitch" => Ok(Topology::NvSwitch),
             "nvlink-pairs" => Ok(Topology::NvlinkPairs),
-            other => Err(format!("unknown topology `{other}`; expected `nvswitch` or `nvlink-pairs`")),
+            other => Err(format!(
+                "unknown topology `{other}`; expected `nvswitch` or `nvlink-pairs`"
+            )),
         }
     }
 }
@@ -76,7 +78,9 @@ impl FromStr for Link {
         match s {
             "nvlink" => Ok(Link::NvLink),
             "pcie" => Ok(Link::Pcie),
-            other => Err(format!("unknown link `{other}`; expected `nvlink` or `pcie`")),
+            other => Err(format!(
+                "unknown link `{other}`; expected `nvlink` or `pcie`"
+            )),
         }
     }
 }
@@ -93,10 +97,17 @@ pub struct Cluster {
 
 impl Cluster {
     /// Checks the shape and returns the cluster; zero GPUs or oversized nodes are refused.
-    pub fn new(gpu: impl Into<String>, nodes: u32, gpus_per_node: u32, topology: Topology) -> Result<Cluster> {
+    pub fn new(
+        gpu: impl Into<String>,
+        nodes: u32,
+        gpus_per_node: u32,
+        topology: Topology,
+    ) -> Result<Cluster> {
         if nodes == 0 || gpus_per_node == 0 {
             return Err(Error::config_hint(
-                format!("a cluster needs at least one GPU (got {nodes} node(s) x {gpus_per_node} GPU(s))"),
+                format!(
+                    "a cluster needs at least one GPU (got {nodes} node(s) x {gpus_per_node} GPU(s))"
+                ),
                 "set `nodes` and `gpus_per_node` in [cluster], or pass --gpus N",
             ));
         }
@@ -110,7 +121,12 @@ impl Cluster {
                 "topology nvlink-pairs needs an even number of GPUs per node, got {gpus_per_node}"
             )));
         }
-        Ok(Cluster { gpu: gpu.into(), nodes, gpus_per_node, topology })
+        Ok(Cluster {
+            gpu: gpu.into(),
+            nodes,
+            gpus_per_node,
+            topology,
+        })
     }
 
     pub fn total_gpus(&self) -> u32 {
@@ -119,7 +135,9 @@ impl Cluster {
 
     /// The sequence-parallel degrees this cluster can run: powers of two up to the node size.
     pub fn degrees(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..32).map(|i| 1u32 << i).take_while(|&k| k <= self.gpus_per_node)
+        (0..32)
+            .map(|i| 1u32 << i)
+            .take_while(|&k| k <= self.gpus_per_node)
     }
 
     pub fn max_degree(&self) -> u32 {
@@ -133,9 +151,35 @@ impl Cluster {
             Topology::NvlinkPairs => {
                 let mask = set.mask();
                 let first_pair = 0b11u64 << (mask.trailing_zeros() & !1);
-                if mask & !first_pair == 0 { Link::NvLink } else { Link::Pcie }
+                if mask & !first_pair == 0 {
+                    Link::NvLink
+                } else {
+                    Link::Pcie
+                }
             }
         }
+    }
+
+    /// A set of `k` idle GPUs inside one node: the first node (lowest index) with `k` idle GPUs,
+    /// its lowest-numbered ones; on NVLink-pair nodes a wholly idle pair is preferred for
+    /// `k = 2` so that the group does not cross PCIe.
+    pub fn find_free(&self, free: &FreeGpus, k: u32) -> Option<GpuSet> {
+        for node in 0..self.nodes {
+            if free.free_on(node) < k {
+                continue;
+            }
+            if self.topology == Topology::NvlinkPairs && k == 2 {
+                let m = free.node_mask(node);
+                if let Some(p) = (0..self.gpus_per_node / 2)
+                    .map(|p| 0b11u64 << (2 * p))
+                    .find(|&pair| m & pair == pair)
+                {
+                    return Some(GpuSet::new(node, p));
+                }
+            }
+            return free.lowest_free(node, k);
+        }
+        None
     }
 
     /// All GPUs of every node, free.
@@ -162,6 +206,31 @@ mod tests {
         assert!(Cluster::new("h100", 1, 0, Topology::NvSwitch).is_err());
         assert!(Cluster::new("h100", 1, 65, Topology::NvSwitch).is_err());
         assert!(Cluster::new("a40", 1, 3, Topology::NvlinkPairs).is_err());
+    }
+
+    #[test]
+    fn find_free_is_first_fit_and_prefers_whole_pairs() {
+        let a = Cluster::new("a40", 2, 4, Topology::NvlinkPairs).unwrap();
+        let mut f = a.all_free();
+        f.take(GpuSet::new(0, 0b0001));
+        assert_eq!(
+            a.find_free(&f, 2),
+            Some(GpuSet::new(0, 0b1100)),
+            "pair {2,3}, not the split {1,2}"
+        );
+        assert_eq!(a.find_free(&f, 3), Some(GpuSet::new(0, 0b1110)));
+        assert_eq!(
+            a.find_free(&f, 4),
+            Some(GpuSet::new(1, 0b1111)),
+            "node 0 has only 3 idle"
+        );
+        f.take(GpuSet::new(0, 0b1000));
+        assert_eq!(
+            a.find_free(&f, 2),
+            Some(GpuSet::new(0, 0b0110)),
+            "no whole pair left: lowest two"
+        );
+        assert_eq!(a.find_free(&f, 5), None);
     }
 
     #[test]

@@ -113,7 +113,11 @@ impl StepTimes {
                     for link in Link::ALL {
                         // On NVSwitch nodes nothing crosses PCIe; on paired nodes a single GPU
                         // never communicates. Both reuse the NVLink entry.
-                        let link = if cluster.topology == Topology::NvSwitch || k == 1 { Link::NvLink } else { link };
+                        let link = if cluster.topology == Topology::NvSwitch || k == 1 {
+                            Link::NvLink
+                        } else {
+                            link
+                        };
                         let t = match model.step_time(res, k, b, link) {
                             Ok(t) if t > Nanos::ZERO => Some(t),
                             Ok(_) => {
@@ -130,7 +134,13 @@ impl StepTimes {
                 }
             }
         }
-        Ok(StepTimes { classes, degrees, batches, table, description: model.describe() })
+        Ok(StepTimes {
+            classes,
+            degrees,
+            batches,
+            table,
+            description: model.describe(),
+        })
     }
 
     pub fn describe(&self) -> &str {
@@ -143,7 +153,10 @@ impl StepTimes {
     }
 
     pub fn class_of(&self, res: Resolution) -> Option<ResClass> {
-        self.classes.iter().position(|&r| r == res).map(|i| ResClass(i as u16))
+        self.classes
+            .iter()
+            .position(|&r| r == res)
+            .map(|i| ResClass(i as u16))
     }
 
     pub fn resolution(&self, class: ResClass) -> Resolution {
@@ -172,7 +185,8 @@ impl StepTimes {
 
     /// Step time, or `None` for a degree or batch size the run did not resolve.
     pub fn get(&self, class: ResClass, degree: u32, batch: u32, link: Link) -> Option<Nanos> {
-        self.slot(class, degree, batch, link).and_then(|i| self.table[i])
+        self.slot(class, degree, batch, link)
+            .and_then(|i| self.table[i])
     }
 
     /// Step time at batch 1 over NVLink: what the schedulers plan with.
@@ -180,8 +194,9 @@ impl StepTimes {
     /// # Panics
     /// If `degree` is not a power of two within the node (a scheduler bug, not user input).
     pub fn step(&self, class: ResClass, degree: u32) -> Nanos {
-        self.get(class, degree, 1, Link::NvLink)
-            .unwrap_or_else(|| panic!("no step time for degree {degree}: not a power of two within the node"))
+        self.get(class, degree, 1, Link::NvLink).unwrap_or_else(|| {
+            panic!("no step time for degree {degree}: not a power of two within the node")
+        })
     }
 
     /// The fastest degree for `class` and its step time (ties go to the smaller degree).
@@ -205,7 +220,9 @@ mod tests {
                 return Err(Error::Cost("no batch > 2".into()));
             }
             let pcie = if link == Link::Pcie { 5.0 } else { 0.0 };
-            Ok(Nanos::from_millis(res.tokens() as f64 / 256.0 / k as f64 * b as f64 + 1.0 + pcie))
+            Ok(Nanos::from_millis(
+                res.tokens() as f64 / 256.0 / k as f64 * b as f64 + 1.0 + pcie,
+            ))
         }
         fn describe(&self) -> String {
             "toy".into()
@@ -217,12 +234,22 @@ mod tests {
         let c = Cluster::new("a40", 1, 4, Topology::NvlinkPairs).unwrap();
         let r = [Resolution::square(512), Resolution::square(256)];
         let t = StepTimes::resolve(&Toy, &r, &c, &[1, 2, 4]).unwrap();
-        assert_eq!(t.classes(), &[Resolution::square(256), Resolution::square(512)]);
+        assert_eq!(
+            t.classes(),
+            &[Resolution::square(256), Resolution::square(512)]
+        );
         let c512 = t.class_of(Resolution::square(512)).unwrap();
         assert_eq!(t.step(c512, 1), Nanos::from_millis(5.0));
         assert_eq!(t.step(c512, 4), Nanos::from_millis(2.0));
-        assert_eq!(t.get(c512, 2, 2, Link::Pcie), Some(Nanos::from_millis(10.0)));
-        assert_eq!(t.get(c512, 1, 1, Link::Pcie), Some(Nanos::from_millis(5.0)), "one GPU never crosses PCIe");
+        assert_eq!(
+            t.get(c512, 2, 2, Link::Pcie),
+            Some(Nanos::from_millis(10.0))
+        );
+        assert_eq!(
+            t.get(c512, 1, 1, Link::Pcie),
+            Some(Nanos::from_millis(5.0)),
+            "one GPU never crosses PCIe"
+        );
         assert_eq!(t.get(c512, 2, 4, Link::NvLink), None, "batch 4 unavailable");
         assert_eq!(t.get(c512, 8, 1, Link::NvLink), None, "beyond the node");
         assert_eq!(t.get(c512, 3, 1, Link::NvLink), None, "not a power of two");

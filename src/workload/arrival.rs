@@ -16,7 +16,11 @@ pub enum ArrivalProcess {
     /// Evenly spaced arrivals, 1/rate apart, first at time 0.
     Constant { rate_per_s: f64 },
     /// Poisson at `rate_per_s` during `on` periods, silence during `off` periods, starting `on`.
-    OnOff { rate_per_s: f64, on: Nanos, off: Nanos },
+    OnOff {
+        rate_per_s: f64,
+        on: Nanos,
+        off: Nanos,
+    },
 }
 
 impl ArrivalProcess {

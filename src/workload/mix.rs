@@ -22,7 +22,10 @@ pub enum Mix {
     /// Equal weight on each resolution.
     Uniform(Vec<Resolution>),
     /// The paper's Skewed mix: p_i proportional to exp(alpha * L_i / L_max), L = image tokens.
-    Skewed { alpha: f64, resolutions: Vec<Resolution> },
+    Skewed {
+        alpha: f64,
+        resolutions: Vec<Resolution>,
+    },
     /// One resolution only.
     Homogeneous(Resolution),
     /// Explicit (resolution, weight) pairs; weights need not sum to one.
@@ -31,7 +34,10 @@ pub enum Mix {
 
 /// The paper's four resolutions: 256, 512, 1024 and 2048 px squares.
 pub fn paper_resolutions() -> Vec<Resolution> {
-    [256, 512, 1024, 2048].into_iter().map(Resolution::square).collect()
+    [256, 512, 1024, 2048]
+        .into_iter()
+        .map(Resolution::square)
+        .collect()
 }
 
 impl Mix {
@@ -46,8 +52,19 @@ impl Mix {
     }
 
     /// Resolutions for `n` requests.
-    pub fn sample<R: Rng + ?Sized>(&self, n: usize, sampling: Sampling, rng: &mut R) -> Vec<Resolution> {
+    pub fn sample<R: Rng + ?Sized>(
+        &self,
+        n: usize,
+        sampling: Sampling,
+        rng: &mut R,
+    ) -> Vec<Resolution> {
         let _ = (n, sampling, rng);
         unimplemented!()
     }
+}
+
+/// Parses a `--mix` value (stub).
+pub fn parse_mix(s: &str) -> Result<Mix, String> {
+    let _ = s;
+    unimplemented!()
 }

@@ -33,7 +33,10 @@ impl Resolution {
     }
 
     pub const fn square(px: u32) -> Resolution {
-        Resolution { width: px, height: px }
+        Resolution {
+            width: px,
+            height: px,
+        }
     }
 
     /// Latent image tokens: (W/16) * (H/16). 256 px -> 256, 1024 px -> 4096.
@@ -48,10 +51,14 @@ impl Resolution {
             return Err(format!("resolution {self} has a zero side"));
         }
         if self.width % 16 != 0 || self.height % 16 != 0 {
-            return Err(format!("resolution {self} is not a multiple of 16 on both sides (8x VAE, 2x2 patches)"));
+            return Err(format!(
+                "resolution {self} is not a multiple of 16 on both sides (8x VAE, 2x2 patches)"
+            ));
         }
         if self.width > MAX_SIDE || self.height > MAX_SIDE {
-            return Err(format!("resolution {self} exceeds the largest supported side of {MAX_SIDE} px"));
+            return Err(format!(
+                "resolution {self} exceeds the largest supported side of {MAX_SIDE} px"
+            ));
         }
         Ok(())
     }
@@ -69,7 +76,9 @@ impl FromStr for Resolution {
     /// Accepts `"1024x768"` or `"1024"` (square).
     fn from_str(s: &str) -> Result<Resolution, String> {
         let s = s.trim();
-        let parse = |p: &str| p.trim().parse::<u32>().map_err(|_| format!("`{s}` is not a resolution; expected WIDTHxHEIGHT such as 1024x1024, or one number for a square"));
+        let parse = |p: &str| {
+            p.trim().parse::<u32>().map_err(|_| format!("`{s}` is not a resolution; expected WIDTHxHEIGHT such as 1024x1024, or one number for a square"))
+        };
         let res = match s.split_once(['x', 'X']) {
             Some((w, h)) => Resolution::new(parse(w)?, parse(h)?),
             None => Resolution::square(parse(s)?),
@@ -177,7 +186,8 @@ impl SloBases {
 
     /// `scale * base`, rounded to the nanosecond.
     pub fn scaled(&self, res: Resolution, scale: f64) -> Option<Nanos> {
-        self.base(res).map(|b| Nanos::from_secs(b.as_secs() * scale))
+        self.base(res)
+            .map(|b| Nanos::from_secs(b.as_secs() * scale))
     }
 }
 
@@ -194,9 +204,17 @@ mod tests {
 
     #[test]
     fn parses_and_validates_resolutions() {
-        assert_eq!("1024x768".parse::<Resolution>(), Ok(Resolution::new(1024, 768)));
+        assert_eq!(
+            "1024x768".parse::<Resolution>(),
+            Ok(Resolution::new(1024, 768))
+        );
         assert_eq!("512".parse::<Resolution>(), Ok(Resolution::square(512)));
-        assert!("1000x1000".parse::<Resolution>().unwrap_err().contains("multiple of 16"));
+        assert!(
+            "1000x1000"
+                .parse::<Resolution>()
+                .unwrap_err()
+                .contains("multiple of 16")
+        );
         assert!("0x16".parse::<Resolution>().is_err());
         assert!("abc".parse::<Resolution>().is_err());
     }
@@ -214,6 +232,11 @@ mod tests {
         let w = Workload::from_requests(vec![mk(7, 5), mk(8, 1), mk(9, 5)]);
         let labels: Vec<u64> = w.requests.iter().map(|r| r.label).collect();
         assert_eq!(labels, vec![8, 7, 9]);
-        assert!(w.requests.iter().enumerate().all(|(i, r)| r.id.index() == i));
+        assert!(
+            w.requests
+                .iter()
+                .enumerate()
+                .all(|(i, r)| r.id.index() == i)
+        );
     }
 }

@@ -1,0 +1,290 @@
+//! The command line: clap definitions (close to the flags) and the commands they run.
+//!
+//! Everything here is plumbing: parse flags, turn them into [`Overrides`] and a validated
+//! [`Scenario`], call the library, print. Results go to stdout; messages for people to stderr.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::{Error, Result};
+use crate::metrics::Summary;
+use crate::policy::PolicyKind;
+use crate::report;
+use crate::scenario::{Overrides, Scenario, WorkloadSource};
+use crate::simulate::simulate;
+
+const SIMULATE_EXAMPLES: &str = "\
+Examples:
+  tetriserve simulate                                   # the default scenario, every policy
+  tetriserve simulate --policy rssp --slo-scale 1.2     # one policy, looser deadlines
+  tetriserve simulate --scenario scenarios/default.toml --rate 18 --seed 7 --out runs/r18
+  tetriserve simulate --trace traces/tiny.csv --profile profiles/h100-flux1-dev.csv --gpus 8 --policy xdit-sp4";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tetriserve",
+    version,
+    about = "Deadline-aware serving of Diffusion Transformers: simulate schedulers on GPU clusters."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay a workload under one or more scheduling policies and compare them.
+    #[command(after_help = SIMULATE_EXAMPLES)]
+    Simulate(SimulateArgs),
+    /// Work with request traces.
+    #[command(subcommand)]
+    Trace(TraceCommand),
+    /// List the scheduling policies.
+    Policies,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Generate a synthetic trace CSV from a scenario's workload settings.
+    #[command(
+        after_help = "Example:\n  tetriserve trace generate --mix skewed --rate 18 --requests 500 --seed 3 -o traces/skewed-18.csv"
+    )]
+    Generate {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// Output file (default: stdout).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Flags that select and adjust a scenario (shared by `simulate` and `trace generate`).
+#[derive(Debug, Args, Default)]
+pub struct ScenarioArgs {
+    /// Scenario TOML file; keys it leaves out come from the built-in default scenario.
+    #[arg(short, long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Random seed for arrivals and resolutions (identical across policies).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Mean arrival rate, requests per minute.
+    #[arg(long, value_name = "REQ_PER_MIN")]
+    pub rate: Option<f64>,
+    /// Arrival process: poisson, gamma, constant, on-off.
+    #[arg(long)]
+    pub arrival: Option<String>,
+    /// Coefficient of variation of inter-arrival gaps (gamma arrivals).
+    #[arg(long)]
+    pub cv: Option<f64>,
+    /// Number of requests to generate.
+    #[arg(long)]
+    pub requests: Option<usize>,
+    /// Resolution mix: uniform, skewed[:ALPHA], homogeneous:1024, custom:256=1,1024=3.
+    #[arg(long)]
+    pub mix: Option<String>,
+    /// Denoising steps per request.
+    #[arg(long)]
+    pub steps: Option<u32>,
+    /// Deadline = arrival + SCALE x per-resolution base SLO.
+    #[arg(long, value_name = "SCALE")]
+    pub slo_scale: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Policy to run (repeatable; `all` for every policy the cluster supports).
+    #[arg(short, long = "policy", value_name = "POLICY")]
+    pub policies: Vec<String>,
+    /// Replay this trace CSV instead of generating requests.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Cost profile: a built-in name (h100-flux1-dev, a40-sd3-medium) or a CSV file.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
+    /// Total GPUs (one node if it fits the node size, else nodes of --gpus-per-node).
+    #[arg(long)]
+    pub gpus: Option<u32>,
+    /// Number of nodes.
+    #[arg(long)]
+    pub nodes: Option<u32>,
+    /// GPUs per node.
+    #[arg(long)]
+    pub gpus_per_node: Option<u32>,
+    /// Write each policy's requests.csv, summary.json and timeline.json under DIR/<policy>/.
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace an existing --out directory.
+    #[arg(long)]
+    pub force: bool,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A human-readable comparison table.
+    Table,
+    /// comparison.csv.
+    Csv,
+    /// Every policy's summary.json, as a JSON array.
+    Json,
+}
+
+impl ScenarioArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            seed: self.seed,
+            rate_per_min: self.rate,
+            arrival: self.arrival.clone(),
+            cv: self.cv,
+            requests: self.requests,
+            mix: self.mix.clone(),
+            steps: self.steps,
+            slo_scale: self.slo_scale,
+            ..Overrides::default()
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Simulate(args) => run_simulate(args),
+        Command::Trace(TraceCommand::Generate { scenario, output }) => {
+            run_trace_generate(scenario, output)
+        }
+        Command::Policies => {
+            println!(
+                "xdit-sp1, xdit-sp2, xdit-sp4, xdit-sp8  fixed SP degree, static groups, FCFS, non-preemptive (xDiT)"
+            );
+            println!(
+                "rssp                                    resolution-specific fixed degree, FCFS, any free k-subset"
+            );
+            println!("all                                     every policy the cluster supports");
+            Ok(())
+        }
+    }
+}
+
+fn run_simulate(args: SimulateArgs) -> Result<()> {
+    let mut overrides = args.scenario.overrides();
+    overrides.policies = args.policies.clone();
+    overrides.trace = args.trace.clone();
+    overrides.profile = args.profile.clone();
+    overrides.gpus = args.gpus;
+    overrides.nodes = args.nodes;
+    overrides.gpus_per_node = args.gpus_per_node;
+    let scenario = Scenario::load(args.scenario.scenario.as_deref(), &overrides)?;
+    if let Some(out) = &args.out
+        && out.exists()
+        && !args.force
+    {
+        return Err(Error::config_hint(
+            format!("output directory {} already exists", out.display()),
+            "pass --force to replace it, or choose another --out",
+        ));
+    }
+    eprintln!("{}", describe(&scenario));
+    let runs = simulate(&scenario)?;
+    let summaries: Vec<Summary> = runs.iter().map(|r| r.summary.clone()).collect();
+
+    if let Some(out) = &args.out {
+        let mut files = vec![(
+            PathBuf::from("comparison.csv"),
+            report::comparison_csv(&summaries).into_bytes(),
+        )];
+        for r in &runs {
+            for (name, bytes) in report::run_files(&r.records, &r.summary) {
+                files.push((PathBuf::from(&r.summary.policy).join(name), bytes));
+            }
+        }
+        report::write_dir(out, &files, args.force)?;
+        eprintln!("wrote {}", out.display());
+    }
+
+    let text = match args.format {
+        Format::Table => report::comparison_table(&summaries),
+        Format::Csv => report::comparison_csv(&summaries),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&summaries).expect("summaries serialise");
+            s.push('\n');
+            s
+        }
+    };
+    print_stdout(&text)
+}
+
+fn run_trace_generate(args: ScenarioArgs, output: Option<PathBuf>) -> Result<()> {
+    let scenario = Scenario::load(args.scenario.as_deref(), &args.overrides())?;
+    let workload = scenario.load_workload()?;
+    let csv = crate::workload::trace::to_csv(&workload);
+    match output {
+        Some(path) => {
+            let tmp = path.with_extension("csv.tmp");
+            std::fs::write(&tmp, csv).map_err(|e| Error::io(&tmp, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+            eprintln!("wrote {} requests to {}", workload.len(), path.display());
+            Ok(())
+        }
+        None => print_stdout(&csv),
+    }
+}
+
+/// A one-paragraph description of what is about to run.
+pub fn describe(s: &Scenario) -> String {
+    let workload = match &s.workload {
+        WorkloadSource::Synthetic(w) => format!(
+            "{} requests, {:?} arrivals at {:.1} req/min, {:?} mix, {} steps, SLO scale {}, seed {}",
+            w.requests,
+            w.arrival,
+            w.arrival.mean_rate_per_s() * 60.0,
+            w.mix,
+            w.steps,
+            w.slo_scale,
+            w.seed
+        ),
+        WorkloadSource::Trace { path, slo } => format!(
+            "trace {} (SLO scale {} where rows give no slo_s)",
+            path.display(),
+            slo.scale
+        ),
+    };
+    let policies: Vec<String> = s.policies.iter().map(PolicyKind::to_string).collect();
+    format!(
+        "scenario {}: {} node(s) x {} {} ({}), cost: {}\n  workload: {}\n  policies: {}",
+        s.name,
+        s.cluster.nodes,
+        s.cluster.gpus_per_node,
+        s.cluster.gpu,
+        s.cluster.topology,
+        s.cost_model().describe(),
+        workload,
+        policies.join(", ")
+    )
+}
+
+/// Writes to stdout, treating a closed pipe (`| head`) as success.
+fn print_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::io("<stdout>", e)),
+        Ok(()) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,122 @@
+//! The executor: what actually runs dispatched work. The seam between simulation and hardware.
+//!
+//! The engine hands every dispatch to an [`Executor`]. [`SimExecutor`] knows from the cost
+//! model when the work will end and says so at launch; a hardware executor does not know,
+//! returns [`Launch::Pending`], and reports the completion from [`Executor::wait`] when the
+//! GPUs signal it. Either way the engine turns the completion into the same
+//! [`Event::WorkDone`](crate::engine::Event::WorkDone), so policies cannot tell the two apart.
+
+use crate::cluster::Link;
+use crate::cost::{Overheads, ResClass, StepTimes};
+use crate::engine::event::WorkId;
+use crate::error::{Error, Result};
+use crate::policy::Dispatch;
+use crate::time::Nanos;
+use crate::workload::Resolution;
+
+/// Work handed to an executor: a dispatch plus what the engine knows about its context.
+#[derive(Clone, Copy, Debug)]
+pub struct Work {
+    pub id: WorkId,
+    pub dispatch: Dispatch,
+    pub class: ResClass,
+    pub resolution: Resolution,
+    /// The slowest link the GPU set's collectives cross.
+    pub link: Link,
+    /// Steps of the request(s) already done before this work (0: it includes the first step).
+    pub steps_before: u32,
+    /// Total steps of the request(s).
+    pub total_steps: u32,
+    /// The request last ran on a different GPU set: its latent must move.
+    pub remap: bool,
+    /// This GPU set has never been used as a group before in this run.
+    pub new_group: bool,
+}
+
+impl Work {
+    /// Whether this work includes the request's last step (and so its VAE decode).
+    pub fn finishes_request(&self) -> bool {
+        self.steps_before + self.dispatch.steps == self.total_steps
+    }
+}
+
+/// When launched work will end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Launch {
+    /// Known in advance (simulation).
+    EndsAt(Nanos),
+    /// To be reported by [`Executor::wait`] (real hardware).
+    Pending,
+}
+
+/// Runs work.
+pub trait Executor {
+    /// Starts `work` at `now`.
+    fn launch(&mut self, now: Nanos, work: &Work) -> Result<Launch>;
+
+    /// Blocks until `until` (or until any pending work completes, if `until` is `None`),
+    /// appending `(completion time, work)` for every pending work that completed up to then.
+    /// Executors whose launches all return [`Launch::EndsAt`] never have pending work.
+    fn wait(&mut self, until: Option<Nanos>, done: &mut Vec<(Nanos, WorkId)>) -> Result<()> {
+        let _ = (until, done);
+        Ok(())
+    }
+
+    /// Whether some launched work has not been reported yet.
+    fn has_pending(&self) -> bool {
+        false
+    }
+}
+
+/// Completes work after the time the cost model says it takes.
+///
+/// Duration of a work of `q` steps at degree `k`, batch `b`:
+/// `q x T(res, k, b, link)`, plus the text encoder if it includes the first step, plus the
+/// VAE decode if it includes the last step, plus `ceil(remap_fraction x T)` if the request
+/// moved GPU sets, plus the group set-up cost the first time a GPU set is used.
+pub struct SimExecutor<'a> {
+    costs: &'a StepTimes,
+    overheads: Overheads,
+}
+
+impl<'a> SimExecutor<'a> {
+    pub fn new(costs: &'a StepTimes, overheads: Overheads) -> SimExecutor<'a> {
+        SimExecutor { costs, overheads }
+    }
+
+    /// The simulated duration of `work` (see the type's docs).
+    pub fn duration(&self, work: &Work) -> Result<Nanos> {
+        let d = &work.dispatch;
+        let k = d.gpus.len();
+        let step = self
+            .costs
+            .get(work.class, k, d.batch.len(), work.link)
+            .ok_or_else(|| {
+                Error::Executor(format!(
+                    "no step time for {} at SP {k}, batch {}; the profile lacks this batch size",
+                    work.resolution,
+                    d.batch.len()
+                ))
+            })?;
+        let mut t = step.times(u64::from(d.steps));
+        if work.steps_before == 0 {
+            t += self.overheads.text_encoder;
+        }
+        if work.finishes_request() {
+            t += self.overheads.vae_decode(work.resolution);
+        }
+        if work.remap {
+            t += Nanos((step.0 as f64 * self.overheads.remap_fraction).ceil() as u64);
+        }
+        if work.new_group && k > 1 {
+            t += self.overheads.group_setup;
+        }
+        Ok(t)
+    }
+}
+
+impl Executor for SimExecutor<'_> {
+    fn launch(&mut self, now: Nanos, work: &Work) -> Result<Launch> {
+        Ok(Launch::EndsAt(now + self.duration(work)?))
+    }
+}

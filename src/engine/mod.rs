@@ -1,0 +1,444 @@
+//! The discrete-event engine: the only code that changes the state of a run.
+//!
+//! [`run`] replays a workload: it turns arrivals and completions into events, asks the policy
+//! for decisions at every decision point, checks and applies them, hands work to the executor
+//! and records what happened. Each decision point handles *all* events of one instant first
+//! (arrivals and completions at the same nanosecond), then calls the policy once.
+//!
+//! Decisions are checked before they are applied: a dispatch onto busy GPUs, of a request that
+//! is not waiting, of more steps than remain, or with a degree that is not a power of two
+//! within one node is refused with [`Error::Policy`], never silently "fixed". A policy that
+//! leaves requests waiting with nothing scheduled to wake it is reported as stalled.
+
+mod event;
+mod executor;
+mod queue;
+
+pub use event::{Event, WorkId};
+pub use executor::{Executor, Launch, SimExecutor, Work};
+pub use queue::EventQueue;
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use crate::cluster::{Cluster, GpuSet};
+use crate::cost::StepTimes;
+use crate::error::{Error, Result};
+use crate::metrics::{DecisionTimes, Outcome, RequestRecord, RunRecords, WorkRecord};
+use crate::policy::{Decision, Dispatch, Phase, Policy, RequestState, View};
+use crate::time::Nanos;
+use crate::workload::{RequestId, Workload};
+
+/// How many consecutive timer-only wake-ups without any progress make a policy "stalled".
+const MAX_IDLE_WAKEUPS: u32 = 100_000;
+
+/// Runs `workload` on `cluster` under `policy`, executing work on `executor`.
+///
+/// `costs` must have been resolved for the workload's resolutions (see [`StepTimes::resolve`]).
+pub fn run(
+    workload: &Workload,
+    cluster: &Cluster,
+    costs: &StepTimes,
+    policy: &mut dyn Policy,
+    executor: &mut dyn Executor,
+) -> Result<RunRecords> {
+    Engine::new(workload, cluster, costs)?.run(policy, executor)
+}
+
+struct Engine<'a> {
+    cluster: &'a Cluster,
+    costs: &'a StepTimes,
+    states: Vec<RequestState>,
+    free: crate::cluster::FreeGpus,
+    queue: EventQueue<Event>,
+    /// Arrived, not ended, in arrival order.
+    active: Vec<RequestId>,
+    arrived: Vec<RequestId>,
+    completed: Vec<RequestId>,
+    timer_fired: bool,
+    /// Times of pending timers, to avoid queueing duplicates.
+    timers: HashSet<Nanos>,
+    used_groups: HashSet<GpuSet>,
+    works: Vec<WorkRecord>,
+    /// Per work: the requests it carries (ids) and its GPUs.
+    work_batches: Vec<Dispatch>,
+    records: Vec<RecordAcc>,
+    /// Some request finished or was dropped since `active` was last compacted.
+    ended_any: bool,
+    pending_arrivals: usize,
+    running_works: usize,
+    decisions: DecisionTimes,
+}
+
+/// Per-request accumulators that end up in its [`RequestRecord`].
+#[derive(Clone, Copy, Default)]
+struct RecordAcc {
+    gpu_time: u128,
+    degrees_used: u32,
+    remaps: u32,
+    end: Option<Nanos>,
+    outcome: Option<Outcome>,
+}
+
+impl<'a> Engine<'a> {
+    fn new(workload: &Workload, cluster: &'a Cluster, costs: &'a StepTimes) -> Result<Engine<'a>> {
+        let mut states = Vec::with_capacity(workload.len());
+        let mut queue = EventQueue::with_capacity(workload.len() + 64);
+        for (i, r) in workload.requests.iter().enumerate() {
+            if r.id.index() != i {
+                return Err(Error::config(
+                    "workload ids must be dense and in arrival order; build it with Workload::from_requests",
+                ));
+            }
+            if r.steps == 0 {
+                return Err(Error::config(format!("request {} has zero steps", r.label)));
+            }
+            let class = costs.class_of(r.resolution).ok_or_else(|| {
+                Error::Cost(format!(
+                    "no step times were resolved for {} (request {})",
+                    r.resolution, r.label
+                ))
+            })?;
+            states.push(RequestState::new(r.clone(), class));
+            queue.push(r.arrival, Event::Arrival(r.id));
+        }
+        Ok(Engine {
+            cluster,
+            costs,
+            free: cluster.all_free(),
+            queue,
+            active: Vec::new(),
+            arrived: Vec::new(),
+            completed: Vec::new(),
+            timer_fired: false,
+            timers: HashSet::new(),
+            used_groups: HashSet::new(),
+            works: Vec::new(),
+            work_batches: Vec::new(),
+            records: vec![RecordAcc::default(); states.len()],
+            ended_any: false,
+            pending_arrivals: states.len(),
+            running_works: 0,
+            decisions: DecisionTimes::default(),
+            states,
+        })
+    }
+
+    fn run(mut self, policy: &mut dyn Policy, executor: &mut dyn Executor) -> Result<RunRecords> {
+        let mut decisions = Vec::new();
+        let mut done = Vec::new();
+        let mut idle_wakeups = 0u32;
+        loop {
+            if executor.has_pending() {
+                executor.wait(self.queue.peek_time(), &mut done)?;
+                for (t, w) in done.drain(..) {
+                    self.queue.push(t, Event::WorkDone(w));
+                }
+            }
+            if self.pending_arrivals == 0 && self.running_works == 0 && self.active.is_empty() {
+                break; // Only timers can be left: nothing more can happen.
+            }
+            let Some((now, event)) = self.queue.pop() else {
+                return Err(self.stalled(policy, "no event is pending"));
+            };
+            self.arrived.clear();
+            self.completed.clear();
+            self.timer_fired = false;
+            self.handle(now, event)?;
+            while self.queue.peek_time() == Some(now) {
+                let (_, e) = self.queue.pop().expect("peeked");
+                self.handle(now, e)?;
+            }
+
+            decisions.clear();
+            {
+                let view = View {
+                    now,
+                    cluster: self.cluster,
+                    costs: self.costs,
+                    free: &self.free,
+                    active: &self.active,
+                    arrived: &self.arrived,
+                    completed: &self.completed,
+                    timer: self.timer_fired,
+                    states: &self.states,
+                };
+                let t0 = Instant::now();
+                policy.decide(&view, &mut decisions);
+                self.decisions.samples.push(t0.elapsed().as_nanos() as u64);
+            }
+            let progress = !self.arrived.is_empty() || !self.completed.is_empty();
+            let mut acted = false;
+            for d in &decisions {
+                acted |= !matches!(d, Decision::WakeAt(_));
+                self.apply(now, *d, policy.name(), executor)?;
+            }
+            if progress || acted || self.running_works > 0 {
+                idle_wakeups = 0;
+            } else {
+                idle_wakeups += 1;
+                if idle_wakeups > MAX_IDLE_WAKEUPS {
+                    return Err(
+                        self.stalled(policy, "it keeps waking up without dispatching anything")
+                    );
+                }
+            }
+            if self.ended_any {
+                self.ended_any = false;
+                let states = &self.states;
+                self.active.retain(|id| {
+                    matches!(states[id.index()].phase, Phase::Waiting | Phase::Running)
+                });
+            }
+        }
+        Ok(self.finish(policy.name()))
+    }
+
+    fn stalled(&self, policy: &dyn Policy, why: &str) -> Error {
+        let waiting = self.active.len();
+        Error::Policy {
+            policy: policy.name().to_string(),
+            message: format!(
+                "stalled with {waiting} request(s) not finished and {} GPU(s) idle: {why}",
+                self.free.total_free()
+            ),
+        }
+    }
+
+    fn handle(&mut self, now: Nanos, event: Event) -> Result<()> {
+        match event {
+            Event::Arrival(id) => self.on_arrival(id),
+            Event::WorkDone(w) => self.on_work_done(now, w),
+            Event::Timer => {
+                self.timers.remove(&now);
+                self.timer_fired = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_arrival(&mut self, id: RequestId) {
+        self.pending_arrivals -= 1;
+        self.states[id.index()].phase = Phase::Waiting;
+        self.active.push(id);
+        self.arrived.push(id);
+    }
+
+    fn on_work_done(&mut self, now: Nanos, w: WorkId) {
+        let d = self.work_batches[w.0 as usize];
+        self.works[w.0 as usize].end = now;
+        self.free.release(d.gpus);
+        self.running_works -= 1;
+        let gpu_time = u128::from(d.gpus.len())
+            * u128::from((now - self.works[w.0 as usize].start).0)
+            / u128::from(d.batch.len());
+        for &id in d.batch.ids() {
+            let s = &mut self.states[id.index()];
+            s.steps_done += d.steps;
+            let acc = &mut self.records[id.index()];
+            acc.gpu_time += gpu_time;
+            if s.steps_done == s.request.steps {
+                s.phase = Phase::Finished;
+                self.ended_any = true;
+                acc.end = Some(now);
+                acc.outcome = Some(if now <= s.request.deadline {
+                    Outcome::Met
+                } else {
+                    Outcome::Missed
+                });
+            } else {
+                s.phase = Phase::Waiting;
+            }
+            self.completed.push(id);
+        }
+    }
+
+    fn apply(
+        &mut self,
+        now: Nanos,
+        d: Decision,
+        policy: &str,
+        executor: &mut dyn Executor,
+    ) -> Result<()> {
+        let refuse = |message: String| Error::Policy {
+            policy: policy.to_string(),
+            message,
+        };
+        match d {
+            Decision::WakeAt(t) => {
+                if t <= now {
+                    return Err(refuse(format!(
+                        "asked to wake at {t}, which is not after now ({now})"
+                    )));
+                }
+                if self.timers.insert(t) {
+                    self.queue.push(t, Event::Timer);
+                }
+            }
+            Decision::Drop(id) => {
+                let s = self
+                    .states
+                    .get_mut(id.index())
+                    .ok_or_else(|| refuse(format!("dropped unknown request {id:?}")))?;
+                if s.phase != Phase::Waiting {
+                    return Err(refuse(format!(
+                        "dropped request {} which is {:?}, not waiting",
+                        s.request.label, s.phase
+                    )));
+                }
+                s.phase = Phase::Dropped;
+                self.ended_any = true;
+                let acc = &mut self.records[id.index()];
+                acc.end = Some(now);
+                acc.outcome = Some(Outcome::Dropped);
+            }
+            Decision::Dispatch(disp) => {
+                self.dispatch(now, disp, executor).map_err(|e| match e {
+                    Error::Config { message, .. } => refuse(message),
+                    other => other,
+                })?
+            }
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, now: Nanos, d: Dispatch, executor: &mut dyn Executor) -> Result<()> {
+        let k = d.gpus.len();
+        if d.gpus.node() >= self.cluster.nodes
+            || d.gpus.mask() >> self.cluster.gpus_per_node != 0 && self.cluster.gpus_per_node < 64
+        {
+            return Err(Error::config(format!(
+                "dispatched onto {} which is outside the cluster",
+                d.gpus
+            )));
+        }
+        if !k.is_power_of_two() || k > self.cluster.gpus_per_node {
+            return Err(Error::config(format!(
+                "dispatched onto {} GPUs ({}); degrees must be powers of two within a node",
+                k, d.gpus
+            )));
+        }
+        if !self.free.is_free(d.gpus) {
+            return Err(Error::config(format!(
+                "dispatched onto {} but some of those GPUs are busy",
+                d.gpus
+            )));
+        }
+        if d.steps == 0 {
+            return Err(Error::config("dispatched zero steps".to_string()));
+        }
+        let first = &self.states[d.batch.ids()[0].index()];
+        let (class, steps_before, total) = (first.class, first.steps_done, first.request.steps);
+        let mut remap = false;
+        for (j, &id) in d.batch.ids().iter().enumerate() {
+            let s = self
+                .states
+                .get(id.index())
+                .ok_or_else(|| Error::config(format!("dispatched unknown request {id:?}")))?;
+            if s.phase != Phase::Waiting {
+                return Err(Error::config(format!(
+                    "dispatched request {} which is {:?}, not waiting",
+                    s.request.label, s.phase
+                )));
+            }
+            if d.batch.ids()[..j].contains(&id) {
+                return Err(Error::config(format!(
+                    "request {} appears twice in one batch",
+                    s.request.label
+                )));
+            }
+            if s.class != class || s.steps_done != steps_before || s.request.steps != total {
+                return Err(Error::config(
+                    "a batch must hold requests of one resolution at the same step".to_string(),
+                ));
+            }
+            if d.steps > s.remaining_steps() {
+                return Err(Error::config(format!(
+                    "dispatched {} steps of request {} which has {} left",
+                    d.steps,
+                    s.request.label,
+                    s.remaining_steps()
+                )));
+            }
+            remap |= s.gpus.is_some_and(|g| g != d.gpus);
+        }
+        let id = WorkId(self.works.len() as u32);
+        let work = Work {
+            id,
+            dispatch: d,
+            class,
+            resolution: self.costs.resolution(class),
+            link: self.cluster.link_of(d.gpus),
+            steps_before,
+            total_steps: total,
+            remap,
+            new_group: self.used_groups.insert(d.gpus),
+        };
+        let launch = executor.launch(now, &work)?;
+        self.free.take(d.gpus);
+        self.running_works += 1;
+        for &rid in d.batch.ids() {
+            let s = &mut self.states[rid.index()];
+            s.phase = Phase::Running;
+            s.first_start.get_or_insert(now);
+            let moved = s.gpus.is_some_and(|g| g != d.gpus);
+            s.gpus = Some(d.gpus);
+            let acc = &mut self.records[rid.index()];
+            acc.degrees_used |= 1 << k.trailing_zeros();
+            acc.remaps += u32::from(moved);
+        }
+        self.works.push(WorkRecord {
+            requests: d
+                .batch
+                .ids()
+                .iter()
+                .map(|r| self.states[r.index()].request.label)
+                .collect(),
+            resolution: work.resolution,
+            gpus: d.gpus,
+            start: now,
+            end: now,
+            steps: d.steps,
+            first_step: steps_before,
+            remap,
+        });
+        self.work_batches.push(d);
+        if let Launch::EndsAt(t) = launch {
+            self.queue.push(t, Event::WorkDone(id));
+        }
+        Ok(())
+    }
+
+    fn finish(self, policy: &str) -> RunRecords {
+        let requests = self
+            .states
+            .iter()
+            .zip(&self.records)
+            .map(|(s, acc)| {
+                let r = &s.request;
+                RequestRecord {
+                    id: r.label,
+                    arrival: r.arrival,
+                    resolution: r.resolution,
+                    steps: r.steps,
+                    steps_done: s.steps_done,
+                    deadline: r.deadline,
+                    start: s.first_start,
+                    end: acc.end.unwrap_or(r.arrival),
+                    outcome: acc.outcome.unwrap_or(Outcome::Dropped),
+                    gpu_time: Nanos(acc.gpu_time as u64),
+                    degrees_used: acc.degrees_used,
+                    remaps: acc.remaps,
+                }
+            })
+            .collect();
+        RunRecords {
+            policy: policy.to_string(),
+            gpus: self.cluster.total_gpus(),
+            gpus_per_node: self.cluster.gpus_per_node,
+            requests,
+            works: self.works,
+            decisions: self.decisions,
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! A checker for the invariants every run must satisfy, whatever the policy.
+//!
+//! Used by the property tests over random workloads, and available to anyone who writes a
+//! policy: run it on your records before trusting your numbers.
+
+use std::collections::BTreeMap;
+
+use crate::metrics::{Outcome, RunRecords, WorkRecord};
+use crate::time::Nanos;
+use crate::workload::Workload;
+
+/// Checks `run` (produced from `workload`) and returns every violation found.
+///
+/// - every request has exactly one record, in order, matching its request;
+/// - no GPU runs two works at once; every SP degree is a power of two;
+/// - a request's works never overlap, run its steps in order, and none starts before arrival;
+/// - a finished request did all its steps; met iff it finished at or before its deadline;
+/// - `duration` (when given) says what each work should have lasted, and it did.
+pub fn check_run(
+    run: &RunRecords,
+    workload: &Workload,
+    duration: Option<&dyn Fn(&WorkRecord) -> Nanos>,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    if run.requests.len() != workload.len() {
+        errors.push(format!(
+            "{} records for {} requests",
+            run.requests.len(),
+            workload.len()
+        ));
+        return errors;
+    }
+    for (r, q) in run.requests.iter().zip(&workload.requests) {
+        if r.id != q.label
+            || r.arrival != q.arrival
+            || r.deadline != q.deadline
+            || r.steps != q.steps
+        {
+            errors.push(format!(
+                "record of request {} does not match the request",
+                q.label
+            ));
+        }
+    }
+
+    let mut per_gpu: BTreeMap<u32, Vec<(Nanos, Nanos, usize)>> = BTreeMap::new();
+    let mut per_request: BTreeMap<u64, Vec<&WorkRecord>> = BTreeMap::new();
+    for (i, w) in run.works.iter().enumerate() {
+        if !w.gpus.len().is_power_of_two() {
+            errors.push(format!(
+                "work {i} runs on {} GPUs, not a power of two",
+                w.gpus.len()
+            ));
+        }
+        if w.end < w.start || w.steps == 0 {
+            errors.push(format!("work {i} is empty or ends before it starts"));
+        }
+        if let Some(f) = duration {
+            let want = f(w);
+            if w.end - w.start != want {
+                errors.push(format!(
+                    "work {i} lasted {} but should have lasted {}",
+                    w.end - w.start,
+                    want
+                ));
+            }
+        }
+        for g in w.gpus.global_gpus(run.gpus_per_node) {
+            per_gpu.entry(g).or_default().push((w.start, w.end, i));
+        }
+        for &r in &w.requests {
+            per_request.entry(r).or_default().push(w);
+        }
+    }
+    for (g, spans) in &mut per_gpu {
+        spans.sort();
+        for pair in spans.windows(2) {
+            if pair[1].0 < pair[0].1 {
+                errors.push(format!(
+                    "GPU {g} double-booked: works {} and {} overlap",
+                    pair[0].2, pair[1].2
+                ));
+            }
+        }
+    }
+    for r in &run.requests {
+        let works = per_request.remove(&r.id).unwrap_or_default();
+        let mut next_step = 0;
+        let mut prev_end = r.arrival;
+        for w in &works {
+            if w.start < prev_end {
+                errors.push(format!(
+                    "request {}: work at {} starts before {} (arrival or previous work end)",
+                    r.id, w.start, prev_end
+                ));
+            }
+            if w.first_step != next_step {
+                errors.push(format!(
+                    "request {}: work starts at step {} but {} steps were done",
+                    r.id, w.first_step, next_step
+                ));
+            }
+            next_step += w.steps;
+            prev_end = w.end;
+        }
+        if next_step != r.steps_done {
+            errors.push(format!(
+                "request {}: works ran {} steps but the record says {}",
+                r.id, next_step, r.steps_done
+            ));
+        }
+        match r.outcome {
+            Outcome::Met | Outcome::Missed => {
+                if r.steps_done != r.steps {
+                    errors.push(format!(
+                        "request {} finished with {}/{} steps",
+                        r.id, r.steps_done, r.steps
+                    ));
+                }
+                if r.end != prev_end {
+                    errors.push(format!(
+                        "request {} ends at {} but its last work ends at {}",
+                        r.id, r.end, prev_end
+                    ));
+                }
+                if (r.outcome == Outcome::Met) != (r.end <= r.deadline) {
+                    errors.push(format!(
+                        "request {}: verdict {:?} inconsistent with end {} and deadline {}",
+                        r.id, r.outcome, r.end, r.deadline
+                    ));
+                }
+            }
+            Outcome::Dropped => {
+                if r.steps_done == r.steps {
+                    errors.push(format!(
+                        "request {} did all its steps but is marked dropped",
+                        r.id
+                    ));
+                }
+            }
+        }
+    }
+    errors
+}

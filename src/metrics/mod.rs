@@ -1,0 +1,121 @@
+//! Records of a run, and the summary statistics computed from them.
+//!
+//! The record structs are the output schema: [`report`](crate::report) only formats them.
+//! Everything in [`RunRecords`] except [`DecisionTimes`] is a pure function of the inputs and
+//! the seed, so two runs produce byte-identical files; decision times are wall-clock
+//! measurements of the scheduler and live apart.
+
+pub mod invariants;
+mod summary;
+
+pub use summary::{LatencyStats, ResolutionSummary, SchedulerStats, Summary};
+
+use crate::cluster::GpuSet;
+use crate::time::Nanos;
+use crate::workload::Resolution;
+
+/// How a request ended. The convention: finishing *at* the deadline meets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Outcome {
+    /// Finished at or before its deadline.
+    Met,
+    /// Finished after its deadline.
+    Missed,
+    /// Given up by the policy (or never run); counts as a miss in SLO attainment.
+    Dropped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Met => "met",
+            Outcome::Missed => "missed",
+            Outcome::Dropped => "dropped",
+        }
+    }
+}
+
+/// One request's fate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestRecord {
+    /// The request's label (trace `id`).
+    pub id: u64,
+    pub arrival: Nanos,
+    pub resolution: Resolution,
+    pub steps: u32,
+    pub steps_done: u32,
+    pub deadline: Nanos,
+    /// Start of its first step (after queueing).
+    pub start: Option<Nanos>,
+    /// Completion of its last step (finished requests) or the time it was dropped.
+    pub end: Nanos,
+    pub outcome: Outcome,
+    /// GPU time spent on it: sum over its work of degree x duration / batch size, nanoseconds.
+    pub gpu_time: Nanos,
+    /// Bit `i` set if some of its steps ran at SP degree `2^i`.
+    pub degrees_used: u32,
+    /// How many times it resumed on a different GPU set.
+    pub remaps: u32,
+}
+
+impl RequestRecord {
+    /// End-to-end latency of a finished request (arrival to last step).
+    pub fn latency(&self) -> Option<Nanos> {
+        (self.outcome != Outcome::Dropped).then(|| self.end - self.arrival)
+    }
+
+    /// Degrees used, ascending (`[1, 8]`).
+    pub fn degrees(&self) -> Vec<u32> {
+        (0..32)
+            .filter(|i| self.degrees_used & (1 << i) != 0)
+            .map(|i| 1u32 << i)
+            .collect()
+    }
+}
+
+/// One dispatched piece of work: some steps of a batch of requests on a GPU set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkRecord {
+    /// Labels of the requests in the batch.
+    pub requests: Vec<u64>,
+    pub resolution: Resolution,
+    pub gpus: GpuSet,
+    pub start: Nanos,
+    pub end: Nanos,
+    pub steps: u32,
+    /// Index of the first step it ran (0-based).
+    pub first_step: u32,
+    /// Whether the request was moved from another GPU set for it.
+    pub remap: bool,
+}
+
+/// Wall-clock time the policy took per decision point, nanoseconds. Not deterministic.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DecisionTimes {
+    pub samples: Vec<u64>,
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunRecords {
+    pub policy: String,
+    /// GPUs in the cluster (for utilisation).
+    pub gpus: u32,
+    pub gpus_per_node: u32,
+    /// One per request, in request-id order.
+    pub requests: Vec<RequestRecord>,
+    /// In dispatch order.
+    pub works: Vec<WorkRecord>,
+    pub decisions: DecisionTimes,
+}
+
+impl RunRecords {
+    /// Time of the last event that mattered: the latest request end.
+    pub fn makespan(&self) -> Nanos {
+        self.requests
+            .iter()
+            .map(|r| r.end)
+            .max()
+            .unwrap_or(Nanos::ZERO)
+    }
+}

@@ -1,0 +1,218 @@
+//! Summary statistics of a run: SLO attainment, latency percentiles, GPU time, utilisation.
+//!
+//! Conventions (also in README.md):
+//! - SLO attainment = met / all requests; dropped and late requests are both failures.
+//! - Latency statistics cover completed requests only (met or missed), as the paper's CDFs do.
+//! - Percentiles use the nearest-rank method: p-th percentile = the `ceil(p/100 * n)`-th
+//!   smallest value. No interpolation, so every reported latency is one a request really had.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::metrics::{Outcome, RunRecords};
+use crate::time::Nanos;
+
+/// Latency over completed requests, in seconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LatencyStats {
+    pub count: usize,
+    pub mean_s: f64,
+    pub p50_s: f64,
+    pub p90_s: f64,
+    pub p99_s: f64,
+    pub max_s: f64,
+}
+
+impl LatencyStats {
+    pub fn from_nanos(mut v: Vec<Nanos>) -> LatencyStats {
+        if v.is_empty() {
+            return LatencyStats::default();
+        }
+        v.sort_unstable();
+        let sum: u128 = v.iter().map(|x| u128::from(x.0)).sum();
+        LatencyStats {
+            count: v.len(),
+            mean_s: (sum as f64 / v.len() as f64) / 1e9,
+            p50_s: percentile(&v, 50.0).as_secs(),
+            p90_s: percentile(&v, 90.0).as_secs(),
+            p99_s: percentile(&v, 99.0).as_secs(),
+            max_s: v[v.len() - 1].as_secs(),
+        }
+    }
+}
+
+/// Nearest-rank percentile of a sorted, non-empty slice.
+pub fn percentile(sorted: &[Nanos], p: f64) -> Nanos {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Attainment of one resolution.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ResolutionSummary {
+    pub requests: usize,
+    pub met: usize,
+    pub slo_attainment: f64,
+    pub latency_mean_s: f64,
+}
+
+/// Wall-clock cost of the policy's decisions (measured, so it varies between runs).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SchedulerStats {
+    pub decisions: usize,
+    pub total_ms: f64,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub max_us: f64,
+}
+
+/// What `summary.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    pub policy: String,
+    pub requests: usize,
+    pub met: usize,
+    pub missed: usize,
+    pub dropped: usize,
+    /// Fraction of all requests that met their deadline.
+    pub slo_attainment: f64,
+    pub latency: LatencyStats,
+    /// GPU time allocated to steps (degree x duration), seconds.
+    pub gpu_seconds: f64,
+    pub gpu_hours: f64,
+    /// Busy GPU time / (GPUs x makespan).
+    pub utilization: f64,
+    /// Time of the last request's end, seconds.
+    pub makespan_s: f64,
+    /// Mean SP degree over dispatched step-time (weighted by steps).
+    pub mean_degree: f64,
+    /// Keyed like `"1024x1024"`, ordered by key.
+    pub per_resolution: BTreeMap<String, ResolutionSummary>,
+    /// Measured decision times; the only non-deterministic part.
+    pub scheduler: SchedulerStats,
+}
+
+impl Summary {
+    pub fn of(run: &RunRecords) -> Summary {
+        let count = |o: Outcome| run.requests.iter().filter(|r| r.outcome == o).count();
+        let (met, missed, dropped) = (
+            count(Outcome::Met),
+            count(Outcome::Missed),
+            count(Outcome::Dropped),
+        );
+        let n = run.requests.len();
+        let latencies: Vec<Nanos> = run.requests.iter().filter_map(|r| r.latency()).collect();
+
+        let gpu_ns: u128 = run
+            .works
+            .iter()
+            .map(|w| u128::from(w.gpus.len()) * u128::from((w.end - w.start).0))
+            .sum();
+        let makespan = run.makespan();
+        let capacity = u128::from(run.gpus) * u128::from(makespan.0);
+        let (mut deg_steps, mut steps) = (0u64, 0u64);
+        for w in &run.works {
+            deg_steps += u64::from(w.gpus.len()) * u64::from(w.steps);
+            steps += u64::from(w.steps);
+        }
+
+        let mut groups: BTreeMap<String, (usize, usize, Vec<Nanos>)> = BTreeMap::new();
+        for r in &run.requests {
+            let g = groups.entry(r.resolution.to_string()).or_default();
+            g.0 += 1;
+            g.1 += usize::from(r.outcome == Outcome::Met);
+            g.2.extend(r.latency());
+        }
+        let per_resolution = groups
+            .into_iter()
+            .map(|(k, (requests, met, lat))| {
+                let l = LatencyStats::from_nanos(lat);
+                (
+                    k,
+                    ResolutionSummary {
+                        requests,
+                        met,
+                        slo_attainment: ratio(met, requests),
+                        latency_mean_s: l.mean_s,
+                    },
+                )
+            })
+            .collect();
+
+        Summary {
+            policy: run.policy.clone(),
+            requests: n,
+            met,
+            missed,
+            dropped,
+            slo_attainment: ratio(met, n),
+            latency: LatencyStats::from_nanos(latencies),
+            gpu_seconds: gpu_ns as f64 / 1e9,
+            gpu_hours: gpu_ns as f64 / 1e9 / 3600.0,
+            utilization: if capacity == 0 {
+                0.0
+            } else {
+                gpu_ns as f64 / capacity as f64
+            },
+            makespan_s: makespan.as_secs(),
+            mean_degree: if steps == 0 {
+                0.0
+            } else {
+                deg_steps as f64 / steps as f64
+            },
+            per_resolution,
+            scheduler: scheduler_stats(&run.decisions.samples),
+        }
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+fn scheduler_stats(samples: &[u64]) -> SchedulerStats {
+    if samples.is_empty() {
+        return SchedulerStats::default();
+    }
+    let mut v: Vec<Nanos> = samples.iter().map(|&s| Nanos(s)).collect();
+    v.sort_unstable();
+    let total: u128 = samples.iter().map(|&s| u128::from(s)).sum();
+    SchedulerStats {
+        decisions: v.len(),
+        total_ms: total as f64 / 1e6,
+        mean_us: total as f64 / v.len() as f64 / 1e3,
+        p50_us: percentile(&v, 50.0).0 as f64 / 1e3,
+        p99_us: percentile(&v, 99.0).0 as f64 / 1e3,
+        max_us: v[v.len() - 1].0 as f64 / 1e3,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<Nanos> = (1..=10).map(Nanos).collect();
+        assert_eq!(percentile(&v, 50.0), Nanos(5));
+        assert_eq!(percentile(&v, 90.0), Nanos(9));
+        assert_eq!(percentile(&v, 99.0), Nanos(10));
+        assert_eq!(percentile(&v, 0.0), Nanos(1));
+        assert_eq!(percentile(&[Nanos(7)], 99.0), Nanos(7));
+    }
+
+    #[test]
+    fn latency_stats_of_known_values() {
+        let s = LatencyStats::from_nanos(vec![
+            Nanos(3_000_000_000),
+            Nanos(1_000_000_000),
+            Nanos(2_000_000_000),
+        ]);
+        assert_eq!(s.count, 3);
+        assert_eq!(s.mean_s, 2.0);
+        assert_eq!(s.p50_s, 2.0);
+        assert_eq!(s.max_s, 3.0);
+    }
+}

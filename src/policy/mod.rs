@@ -1,0 +1,208 @@
+//! Scheduling policies: strategies that look at a read-only [`View`] of the system and return
+//! [`Decision`]s. Only the engine changes state.
+//!
+//! A policy is called at every decision point (arrivals, completed work, a timer it asked
+//! for). It knows nothing about whether time is simulated or measured on real GPUs: it sees
+//! `now` and the state, and answers with dispatches ("run request r for q steps on GPU set G"),
+//! timers and drops. That is what lets `--real` run the very same scheduler code.
+//!
+//! Adding a policy: one file here, one [`PolicyKind`] variant, one arm in [`build`].
+
+mod fixed_sp;
+mod rssp;
+mod view;
+
+pub use fixed_sp::FixedSp;
+pub use rssp::Rssp;
+pub use view::{Phase, RequestState, View};
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::cluster::{Cluster, GpuSet};
+use crate::cost::StepTimes;
+use crate::error::{Error, Result};
+use crate::time::Nanos;
+use crate::workload::{RequestId, Resolution, SloBases};
+
+/// The largest batch a single dispatch may carry.
+pub const MAX_BATCH: usize = 4;
+
+/// Requests that execute together, step by step, as one batch (all the same resolution).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batch {
+    ids: [RequestId; MAX_BATCH],
+    len: u8,
+}
+
+impl Batch {
+    pub fn one(id: RequestId) -> Batch {
+        Batch {
+            ids: [id; MAX_BATCH],
+            len: 1,
+        }
+    }
+
+    /// A batch of up to [`MAX_BATCH`] requests; `None` if empty or too large.
+    pub fn of(ids: &[RequestId]) -> Option<Batch> {
+        if ids.is_empty() || ids.len() > MAX_BATCH {
+            return None;
+        }
+        let mut b = Batch::one(ids[0]);
+        b.ids[..ids.len()].copy_from_slice(ids);
+        b.len = ids.len() as u8;
+        Some(b)
+    }
+
+    pub fn ids(&self) -> &[RequestId] {
+        &self.ids[..self.len as usize]
+    }
+
+    pub fn len(&self) -> u32 {
+        u32::from(self.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// "Run these requests for `steps` denoising steps on `gpus`." The SP degree is `gpus.len()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dispatch {
+    pub batch: Batch,
+    pub steps: u32,
+    pub gpus: GpuSet,
+}
+
+/// What a policy asks the engine to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Dispatch(Dispatch),
+    /// Call the policy again at this time (e.g. the next round boundary).
+    WakeAt(Nanos),
+    /// Give up on a waiting request: it ends as `dropped` and counts as an SLO miss.
+    Drop(RequestId),
+}
+
+/// A scheduling policy.
+pub trait Policy {
+    /// The name reported in outputs (`xdit-sp4`, `rssp`, ...).
+    fn name(&self) -> &str;
+
+    /// Appends decisions for the current instant to `out` (which arrives empty).
+    fn decide(&mut self, view: &View<'_>, out: &mut Vec<Decision>);
+}
+
+/// Every policy this build knows, by its command-line name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PolicyKind {
+    /// xDiT with a fixed sequence-parallel degree: `nodes * gpus_per_node / k` static groups.
+    XditSp(u32),
+    /// Resolution-specific fixed degree (the paper's RSSP baseline).
+    Rssp,
+}
+
+impl PolicyKind {
+    /// Every policy that can run on `cluster` (fixed degrees beyond the node size are left out).
+    pub fn all_for(cluster: &Cluster) -> Vec<PolicyKind> {
+        let mut v: Vec<PolicyKind> = [1, 2, 4, 8]
+            .into_iter()
+            .filter(|&k| k <= cluster.gpus_per_node)
+            .map(PolicyKind::XditSp)
+            .collect();
+        v.push(PolicyKind::Rssp);
+        v
+    }
+
+    /// Names accepted by [`FromStr`], for help texts and suggestions.
+    pub fn names() -> &'static [&'static str] {
+        &[
+            "xdit-sp1", "xdit-sp2", "xdit-sp4", "xdit-sp8", "rssp", "all",
+        ]
+    }
+}
+
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyKind::XditSp(k) => write!(f, "xdit-sp{k}"),
+            PolicyKind::Rssp => f.write_str("rssp"),
+        }
+    }
+}
+
+impl FromStr for PolicyKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PolicyKind, String> {
+        if let Some(k) = s.strip_prefix("xdit-sp")
+            && let Ok(k) = k.parse::<u32>()
+            && k.is_power_of_two()
+        {
+            return Ok(PolicyKind::XditSp(k));
+        }
+        match s {
+            "rssp" => Ok(PolicyKind::Rssp),
+            _ => {
+                let mut msg = format!(
+                    "unknown policy `{s}`; expected one of: {}",
+                    PolicyKind::names().join(", ")
+                );
+                if let Some(near) = crate::suggest::closest(s, PolicyKind::names()) {
+                    msg.push_str(&format!(" (did you mean `{near}`?)"));
+                }
+                Err(msg)
+            }
+        }
+    }
+}
+
+/// Policy parameters that come from the scenario rather than from the policy's name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyConfig {
+    /// RSSP's degree per resolution; resolutions not listed get the smallest degree that meets
+    /// their base SLO in isolation (RSSP's definition).
+    pub rssp_degrees: Vec<(Resolution, u32)>,
+    /// SLO bases, used by RSSP's automatic rule.
+    pub slo_bases: SloBases,
+    /// Steps per request assumed by RSSP's automatic rule.
+    pub steps: u32,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> PolicyConfig {
+        PolicyConfig {
+            rssp_degrees: Rssp::paper_degrees(),
+            slo_bases: SloBases::paper(),
+            steps: 28,
+        }
+    }
+}
+
+/// Builds the policy `kind` for `cluster`, or explains why it cannot run there.
+pub fn build(
+    kind: PolicyKind,
+    cluster: &Cluster,
+    costs: &StepTimes,
+    config: &PolicyConfig,
+) -> Result<Box<dyn Policy>> {
+    match kind {
+        PolicyKind::XditSp(k) => {
+            if k > cluster.gpus_per_node {
+                return Err(Error::config_hint(
+                    format!(
+                        "policy xdit-sp{k} needs {k} GPUs in one node, but nodes have {}",
+                        cluster.gpus_per_node
+                    ),
+                    format!(
+                        "choose a degree of at most {}, or a cluster with larger nodes",
+                        cluster.max_degree()
+                    ),
+                ));
+            }
+            Ok(Box::new(FixedSp::new(k, cluster)))
+        }
+        PolicyKind::Rssp => Ok(Box::new(Rssp::new(cluster, costs, config)?)),
+    }
+}

@@ -1,0 +1,103 @@
+//! RSSP, resolution-specific sequence parallelism (the paper's "oracle static configuration").
+//!
+//! Each resolution always runs at one fixed degree, chosen offline: by default the paper's
+//! 256->1, 512->1, 1024->2, 2048->8. A resolution without a configured degree gets the smallest
+//! degree whose `steps x step time` meets its base SLO in isolation (the rule the paper's
+//! choice follows from under a sound profile), or the fastest degree if none does.
+//!
+//! Queueing is strict FCFS: the oldest waiting request starts as soon as any `k` GPUs of one
+//! node are idle (any k-subset, first fit over nodes; a whole NVLink pair first on paired
+//! nodes), and runs all its steps without preemption. A request that does not fit blocks
+//! those behind it (head-of-line blocking, as in a FCFS engine); there is no backfilling.
+
+use crate::cluster::Cluster;
+use crate::cost::StepTimes;
+use crate::error::{Error, Result};
+use crate::policy::{Batch, Decision, Dispatch, Policy, PolicyConfig, View};
+use crate::workload::Resolution;
+
+pub struct Rssp {
+    /// Degree per resolution class of the run's [`StepTimes`].
+    degree: Vec<u32>,
+}
+
+impl Rssp {
+    /// The paper's configuration.
+    pub fn paper_degrees() -> Vec<(Resolution, u32)> {
+        vec![
+            (Resolution::square(256), 1),
+            (Resolution::square(512), 1),
+            (Resolution::square(1024), 2),
+            (Resolution::square(2048), 8),
+        ]
+    }
+
+    pub fn new(cluster: &Cluster, costs: &StepTimes, config: &PolicyConfig) -> Result<Rssp> {
+        let mut degree = Vec::with_capacity(costs.classes().len());
+        for (i, &res) in costs.classes().iter().enumerate() {
+            let class = crate::cost::ResClass(i as u16);
+            let k = match config.rssp_degrees.iter().find(|(r, _)| *r == res) {
+                Some(&(_, k)) => {
+                    if !k.is_power_of_two() || k > cluster.gpus_per_node {
+                        return Err(Error::config_hint(
+                            format!(
+                                "rssp degree {k} for {res} is not a power of two within a node of {} GPUs",
+                                cluster.gpus_per_node
+                            ),
+                            "set [policy.rssp] degrees to powers of two no larger than gpus_per_node",
+                        ));
+                    }
+                    k
+                }
+                None => auto_degree(cluster, costs, class, config),
+            };
+            degree.push(k);
+        }
+        Ok(Rssp { degree })
+    }
+
+    /// The degree this policy uses for each of the run's resolutions.
+    pub fn degrees(&self) -> &[u32] {
+        &self.degree
+    }
+}
+
+/// Smallest degree meeting the base SLO in isolation; the fastest degree if none does.
+fn auto_degree(
+    cluster: &Cluster,
+    costs: &StepTimes,
+    class: crate::cost::ResClass,
+    config: &PolicyConfig,
+) -> u32 {
+    let res = costs.resolution(class);
+    if let Some(base) = config.slo_bases.base(res) {
+        for k in cluster.degrees() {
+            if costs.step(class, k).times(u64::from(config.steps)) <= base {
+                return k;
+            }
+        }
+    }
+    costs.fastest(class).0
+}
+
+impl Policy for Rssp {
+    fn name(&self) -> &str {
+        "rssp"
+    }
+
+    fn decide(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
+        let mut free = view.free.clone();
+        for r in view.waiting() {
+            let k = self.degree[r.class.index()];
+            let Some(gpus) = view.cluster.find_free(&free, k) else {
+                return;
+            };
+            free.take(gpus);
+            out.push(Decision::Dispatch(Dispatch {
+                batch: Batch::one(r.id()),
+                steps: r.remaining_steps(),
+                gpus,
+            }));
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The read-only snapshot a policy decides from.
+
+use crate::cluster::{Cluster, FreeGpus, GpuSet};
+use crate::cost::{ResClass, StepTimes};
+use crate::time::Nanos;
+use crate::workload::{Request, RequestId};
+
+/// Where a request is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Not arrived yet. Policies never see such requests through [`View::active`].
+    Future,
+    /// Arrived, not running, steps remaining.
+    Waiting,
+    /// Some of its steps are executing.
+    Running,
+    /// All steps done.
+    Finished,
+    /// Given up by the policy.
+    Dropped,
+}
+
+/// The engine's view of one request.
+#[derive(Clone, Debug)]
+pub struct RequestState {
+    pub request: Request,
+    /// Its resolution's index in the run's [`StepTimes`].
+    pub class: ResClass,
+    pub steps_done: u32,
+    pub phase: Phase,
+    /// The GPU set it runs on now, or ran on last; `None` before its first dispatch.
+    pub gpus: Option<GpuSet>,
+    /// When its first step started.
+    pub first_start: Option<Nanos>,
+}
+
+impl RequestState {
+    pub fn new(request: Request, class: ResClass) -> RequestState {
+        RequestState {
+            request,
+            class,
+            steps_done: 0,
+            phase: Phase::Future,
+            gpus: None,
+            first_start: None,
+        }
+    }
+
+    pub fn id(&self) -> RequestId {
+        self.request.id
+    }
+
+    pub fn remaining_steps(&self) -> u32 {
+        self.request.steps - self.steps_done
+    }
+
+    pub fn deadline(&self) -> Nanos {
+        self.request.deadline
+    }
+}
+
+/// Everything a policy may look at when it decides. Built by the engine for each decision
+/// point; borrowing makes it impossible for a policy to change engine state.
+pub struct View<'a> {
+    /// The current time on the executor's clock (simulated or measured).
+    pub now: Nanos,
+    pub cluster: &'a Cluster,
+    pub costs: &'a StepTimes,
+    /// Idle GPUs.
+    pub free: &'a FreeGpus,
+    /// Arrived requests that have not ended (waiting or running), in arrival order.
+    pub active: &'a [RequestId],
+    /// Requests that arrived at this instant, in arrival order.
+    pub arrived: &'a [RequestId],
+    /// Requests whose dispatched work completed at this instant (some may now be finished).
+    pub completed: &'a [RequestId],
+    /// Whether a timer the policy asked for fired at this instant.
+    pub timer: bool,
+    pub(crate) states: &'a [RequestState],
+}
+
+impl<'a> View<'a> {
+    pub fn request(&self, id: RequestId) -> &'a RequestState {
+        &self.states[id.index()]
+    }
+
+    /// Active requests that are waiting for GPUs, in arrival order.
+    pub fn waiting(&self) -> impl Iterator<Item = &'a RequestState> + '_ {
+        self.active
+            .iter()
+            .map(|&id| &self.states[id.index()])
+            .filter(|s| s.phase == Phase::Waiting)
+    }
+}

@@ -1,0 +1,58 @@
+//! The policy comparison: a human table for the terminal and a CSV for tools.
+
+use std::fmt::Write as _;
+
+use crate::metrics::Summary;
+
+/// A fixed-width table, one row per policy.
+pub fn comparison_table(summaries: &[Summary]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>11}",
+        "policy", "SLO att.", "met", "missed", "p50 lat", "p99 lat", "GPU-h", "util", "decide p99"
+    );
+    for m in summaries {
+        let _ = writeln!(
+            s,
+            "{:<10} {:>8.1}% {:>9} {:>9} {:>8.2}s {:>8.2}s {:>9.3} {:>5.0}% {:>9.1}us",
+            m.policy,
+            100.0 * m.slo_attainment,
+            format!("{}/{}", m.met, m.requests),
+            m.missed + m.dropped,
+            m.latency.p50_s,
+            m.latency.p99_s,
+            m.gpu_hours,
+            100.0 * m.utilization,
+            m.scheduler.p99_us
+        );
+    }
+    s
+}
+
+/// `comparison.csv`: the deterministic columns of each summary (no wall-clock figures).
+pub fn comparison_csv(summaries: &[Summary]) -> String {
+    let mut s = String::from(
+        "policy,requests,met,missed,dropped,slo_attainment,latency_mean_s,latency_p50_s,latency_p90_s,latency_p99_s,gpu_seconds,utilization,mean_degree\n",
+    );
+    for m in summaries {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6}",
+            m.policy,
+            m.requests,
+            m.met,
+            m.missed,
+            m.dropped,
+            m.slo_attainment,
+            m.latency.mean_s,
+            m.latency.p50_s,
+            m.latency.p90_s,
+            m.latency.p99_s,
+            m.gpu_seconds,
+            m.utilization,
+            m.mean_degree
+        );
+    }
+    s
+}

@@ -1,0 +1,652 @@
+//! Scenarios: what to simulate, read from TOML, overridden from the command line, and
+//! validated into a typed [`Scenario`] before anything runs.
+//!
+//! Parsing and validation are separate steps (as ripgrep's low/high args): [`RawScenario`]
+//! mirrors the file with every key optional; a file only states what differs from the embedded
+//! default scenario (`scenarios/default.toml`), onto which it is merged. [`Scenario::from_raw`]
+//! checks everything (cluster shape, rates, policies against the cluster, the cost source) and
+//! reports problems naming the file and the key, before a single event is simulated.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cluster::{Cluster, Topology};
+use crate::cost::analytic::Analytic;
+use crate::cost::profile::ProfileTable;
+use crate::cost::{CostModel, Overheads};
+use crate::error::{Error, InputError, Result};
+use crate::policy::{PolicyConfig, PolicyKind};
+use crate::time::Nanos;
+use crate::workload::arrival::ArrivalProcess;
+use crate::workload::generate::WorkloadSpec;
+use crate::workload::mix::{Sampling, parse_mix};
+use crate::workload::trace::SloDefaults;
+use crate::workload::{Resolution, SloBases, Workload};
+
+/// The default scenario, embedded so that `tetriserve simulate` needs no files.
+pub const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.toml");
+const DEFAULT_SOURCE: &str = "<embedded scenarios/default.toml>";
+
+/// A scenario file as written: every key optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub cluster: RawCluster,
+    #[serde(default)]
+    pub cost: RawCost,
+    #[serde(default)]
+    pub overheads: RawOverheads,
+    #[serde(default)]
+    pub workload: RawWorkload,
+    #[serde(default)]
+    pub slo: RawSlo,
+    #[serde(default)]
+    pub policy: RawPolicy,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    pub gpu: Option<String>,
+    pub nodes: Option<u32>,
+    pub gpus_per_node: Option<u32>,
+    pub topology: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCost {
+    /// Built-in profile name or CSV path.
+    pub profile: Option<String>,
+    /// Use the analytic model instead of a profile: `{ model = "flux1-dev", gpu = "h100" }`.
+    pub analytic: Option<RawAnalytic>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnalytic {
+    pub model: String,
+    pub gpu: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOverheads {
+    pub text_encoder_ms: Option<f64>,
+    pub vae_decode_ms_per_1k_tokens: Option<f64>,
+    pub remap_fraction: Option<f64>,
+    pub group_setup_ms: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkload {
+    /// Replay this trace instead of generating requests.
+    pub trace: Option<String>,
+    pub requests: Option<usize>,
+    /// `poisson`, `gamma`, `constant` or `on-off`.
+    pub arrival: Option<String>,
+    pub rate_per_min: Option<f64>,
+    /// Coefficient of variation of inter-arrival gaps (`gamma`).
+    pub cv: Option<f64>,
+    /// Burst and silence lengths (`on-off`).
+    pub on_s: Option<f64>,
+    pub off_s: Option<f64>,
+    pub mix: Option<String>,
+    /// `stratified` or `iid`.
+    pub sampling: Option<String>,
+    pub steps: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlo {
+    pub scale: Option<f64>,
+    #[serde(default)]
+    pub bases_s: BTreeMap<String, f64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub run: Option<Vec<String>>,
+    #[serde(default)]
+    pub rssp: RawRssp,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRssp {
+    #[serde(default)]
+    pub degrees: BTreeMap<String, u32>,
+}
+
+/// Command-line values that replace the scenario's (`None` = keep the scenario's).
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub policies: Vec<String>,
+    pub seed: Option<u64>,
+    pub rate_per_min: Option<f64>,
+    pub slo_scale: Option<f64>,
+    pub requests: Option<usize>,
+    pub mix: Option<String>,
+    pub arrival: Option<String>,
+    pub cv: Option<f64>,
+    pub steps: Option<u32>,
+    pub trace: Option<PathBuf>,
+    pub profile: Option<String>,
+    pub gpus: Option<u32>,
+    pub nodes: Option<u32>,
+    pub gpus_per_node: Option<u32>,
+}
+
+/// Where a run's cost model comes from.
+#[derive(Clone, Debug)]
+pub enum CostSource {
+    Profile(ProfileTable),
+    Analytic(Analytic),
+}
+
+/// Where a run's requests come from.
+#[derive(Clone, Debug)]
+pub enum WorkloadSource {
+    Synthetic(WorkloadSpec),
+    Trace { path: PathBuf, slo: SloDefaults },
+}
+
+/// A validated scenario: everything a run needs, checked.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    pub cluster: Cluster,
+    pub cost: CostSource,
+    pub overheads: Overheads,
+    pub workload: WorkloadSource,
+    pub policies: Vec<PolicyKind>,
+    pub policy_config: PolicyConfig,
+}
+
+impl RawScenario {
+    /// Parses TOML text; `source` names it in errors, `dir` anchors relative paths in it.
+    pub fn parse(text: &str, source: &str, dir: &Path) -> Result<RawScenario> {
+        let mut raw: RawScenario = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1) as u64);
+            let mut err = InputError::new(source, e.message().trim().to_string());
+            if let Some(l) = line {
+                err = err.line(l);
+            }
+            if let Some(near) = unknown_key_suggestion(e.message()) {
+                err = err.hint(near);
+            }
+            Error::Input(err)
+        })?;
+        let anchor = |p: &mut Option<String>| {
+            if let Some(path) = p.as_mut()
+                && looks_like_path(path)
+                && Path::new(path).is_relative()
+            {
+                *path = dir.join(&*path).to_string_lossy().into_owned();
+            }
+        };
+        anchor(&mut raw.cost.profile);
+        anchor(&mut raw.workload.trace);
+        Ok(raw)
+    }
+
+    /// Reads a scenario file.
+    pub fn load(path: &Path) -> Result<RawScenario> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        RawScenario::parse(&text, &path.display().to_string(), dir)
+    }
+
+    /// The embedded default scenario.
+    pub fn default_scenario() -> RawScenario {
+        RawScenario::parse(DEFAULT_SCENARIO, DEFAULT_SOURCE, Path::new("."))
+            .expect("the embedded default scenario parses")
+    }
+
+    /// `self` with every key it leaves unset taken from `base`. Maps merge key by key.
+    pub fn or(self, base: RawScenario) -> RawScenario {
+        let mut bases = base.slo.bases_s;
+        bases.extend(self.slo.bases_s);
+        let mut degrees = base.policy.rssp.degrees;
+        degrees.extend(self.policy.rssp.degrees);
+        // A scenario choosing one cost source replaces the other.
+        let cost = if self.cost.profile.is_some() || self.cost.analytic.is_some() {
+            self.cost
+        } else {
+            base.cost
+        };
+        // A scenario giving a trace does not inherit the generator's settings' meaning, but
+        // the SLO settings still apply to rows without `slo_s`.
+        RawScenario {
+            name: self.name.or(base.name),
+            description: self.description.or(base.description),
+            seed: self.seed.or(base.seed),
+            cluster: RawCluster {
+                gpu: self.cluster.gpu.or(base.cluster.gpu),
+                nodes: self.cluster.nodes.or(base.cluster.nodes),
+                gpus_per_node: self.cluster.gpus_per_node.or(base.cluster.gpus_per_node),
+                topology: self.cluster.topology.or(base.cluster.topology),
+            },
+            cost,
+            overheads: RawOverheads {
+                text_encoder_ms: self
+                    .overheads
+                    .text_encoder_ms
+                    .or(base.overheads.text_encoder_ms),
+                vae_decode_ms_per_1k_tokens: self
+                    .overheads
+                    .vae_decode_ms_per_1k_tokens
+                    .or(base.overheads.vae_decode_ms_per_1k_tokens),
+                remap_fraction: self
+                    .overheads
+                    .remap_fraction
+                    .or(base.overheads.remap_fraction),
+                group_setup_ms: self
+                    .overheads
+                    .group_setup_ms
+                    .or(base.overheads.group_setup_ms),
+            },
+            workload: RawWorkload {
+                trace: self.workload.trace.or(base.workload.trace),
+                requests: self.workload.requests.or(base.workload.requests),
+                arrival: self.workload.arrival.or(base.workload.arrival),
+                rate_per_min: self.workload.rate_per_min.or(base.workload.rate_per_min),
+                cv: self.workload.cv.or(base.workload.cv),
+                on_s: self.workload.on_s.or(base.workload.on_s),
+                off_s: self.workload.off_s.or(base.workload.off_s),
+                mix: self.workload.mix.or(base.workload.mix),
+                sampling: self.workload.sampling.or(base.workload.sampling),
+                steps: self.workload.steps.or(base.workload.steps),
+            },
+            slo: RawSlo {
+                scale: self.slo.scale.or(base.slo.scale),
+                bases_s: bases,
+            },
+            policy: RawPolicy {
+                run: self.policy.run.or(base.policy.run),
+                rssp: RawRssp { degrees },
+            },
+        }
+    }
+
+    /// Applies command-line overrides.
+    pub fn apply(&mut self, o: &Overrides) {
+        if !o.policies.is_empty() {
+            self.policy.run = Some(o.policies.clone());
+        }
+        set(&mut self.seed, o.seed);
+        set(&mut self.workload.rate_per_min, o.rate_per_min);
+        set(&mut self.slo.scale, o.slo_scale);
+        set(&mut self.workload.requests, o.requests);
+        set(&mut self.workload.mix, o.mix.clone());
+        set(&mut self.workload.arrival, o.arrival.clone());
+        set(&mut self.workload.cv, o.cv);
+        set(&mut self.workload.steps, o.steps);
+        set(
+            &mut self.workload.trace,
+            o.trace.as_ref().map(|p| p.to_string_lossy().into_owned()),
+        );
+        if let Some(p) = &o.profile {
+            self.cost = RawCost {
+                profile: Some(p.clone()),
+                analytic: None,
+            };
+        }
+        set(&mut self.cluster.nodes, o.nodes);
+        set(&mut self.cluster.gpus_per_node, o.gpus_per_node);
+        if let Some(gpus) = o.gpus {
+            // `--gpus N`: one node of N GPUs if N fits a node, else N / gpus_per_node nodes.
+            let per_node = self.cluster.gpus_per_node.unwrap_or(8);
+            if o.gpus_per_node.is_none() && o.nodes.is_none() && gpus <= per_node {
+                self.cluster.nodes = Some(1);
+                self.cluster.gpus_per_node = Some(gpus);
+            } else if gpus % per_node == 0 {
+                self.cluster.nodes = Some(gpus / per_node);
+            } else {
+                // Leave an inconsistent shape for validation to report.
+                self.cluster.nodes = Some(0);
+            }
+        }
+    }
+}
+
+fn set<T>(slot: &mut Option<T>, value: Option<T>) {
+    if value.is_some() {
+        *slot = value;
+    }
+}
+
+fn looks_like_path(s: &str) -> bool {
+    s.contains('/') || s.contains('\\') || s.ends_with(".csv") || s.ends_with(".toml")
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`", a "did you mean" hint.
+fn unknown_key_suggestion(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (key, rest) = rest.split_once('`')?;
+    let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    let near = crate::suggest::closest(key, &expected)?;
+    Some(format!("did you mean `{near}`?"))
+}
+
+impl Scenario {
+    /// Validates a merged raw scenario. `source` names it in error messages.
+    pub fn from_raw(raw: RawScenario, source: &str) -> Result<Scenario> {
+        let bad = |field: &str, message: String| {
+            Error::Input(InputError::new(source, message).field(field))
+        };
+        let need = |field: &str| {
+            bad(
+                field,
+                "missing; the default scenario sets it, so this is a bug".into(),
+            )
+        };
+
+        let c = &raw.cluster;
+        let topology: Topology = c
+            .topology
+            .as_deref()
+            .unwrap_or("nvswitch")
+            .parse()
+            .map_err(|e: String| bad("cluster.topology", e))?;
+        let cluster = Cluster::new(
+            c.gpu.clone().ok_or_else(|| need("cluster.gpu"))?,
+            c.nodes.ok_or_else(|| need("cluster.nodes"))?,
+            c.gpus_per_node
+                .ok_or_else(|| need("cluster.gpus_per_node"))?,
+            topology,
+        )
+        .map_err(|e| match e {
+            Error::Config { message, hint } => Error::Config {
+                message: format!("{source}: [cluster]: {message}"),
+                hint,
+            },
+            other => other,
+        })?;
+
+        let cost = match (&raw.cost.analytic, &raw.cost.profile) {
+            (Some(a), _) => CostSource::Analytic(Analytic::preset(&a.model, &a.gpu)?),
+            (None, Some(p)) => CostSource::Profile(load_profile(p).map_err(|e| match e {
+                Error::Config { message, hint } => Error::Config {
+                    message: format!("{source}: field `cost.profile`: {message}"),
+                    hint,
+                },
+                other => other,
+            })?),
+            (None, None) => {
+                return Err(bad(
+                    "cost",
+                    "give `profile` (a built-in name or CSV path) or `analytic`".into(),
+                ));
+            }
+        };
+
+        let o = &raw.overheads;
+        let ms = |field: &str, v: Option<f64>| -> Result<Nanos> {
+            let v = v.unwrap_or(0.0);
+            Nanos::try_from_secs(v / 1e3).ok_or_else(|| {
+                bad(
+                    field,
+                    format!("expected a non-negative number of milliseconds, got {v}"),
+                )
+            })
+        };
+        let remap_fraction = o.remap_fraction.unwrap_or(0.0);
+        if !(remap_fraction.is_finite() && remap_fraction >= 0.0) {
+            return Err(bad(
+                "overheads.remap_fraction",
+                format!("expected a non-negative fraction, got {remap_fraction}"),
+            ));
+        }
+        let overheads = Overheads {
+            text_encoder: ms("overheads.text_encoder_ms", o.text_encoder_ms)?,
+            vae_decode_per_1k_tokens: ms(
+                "overheads.vae_decode_ms_per_1k_tokens",
+                o.vae_decode_ms_per_1k_tokens,
+            )?,
+            remap_fraction,
+            group_setup: ms("overheads.group_setup_ms", o.group_setup_ms)?,
+        };
+
+        let mut bases = Vec::new();
+        for (k, &v) in &raw.slo.bases_s {
+            let res: Resolution = k.parse().map_err(|e: String| bad("slo.bases_s", e))?;
+            let base = Nanos::try_from_secs(v)
+                .filter(|b| *b > Nanos::ZERO)
+                .ok_or_else(|| {
+                    bad(
+                        "slo.bases_s",
+                        format!("base for {k} must be a positive number of seconds, got {v}"),
+                    )
+                })?;
+            bases.push((res, base));
+        }
+        let slo_bases = SloBases::new(bases);
+        let scale = raw.slo.scale.unwrap_or(1.0);
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(bad(
+                "slo.scale",
+                format!("expected a positive number, got {scale}"),
+            ));
+        }
+        let seed = raw.seed.unwrap_or(0);
+
+        let w = &raw.workload;
+        let steps = w.steps.unwrap_or(28);
+        if steps == 0 {
+            return Err(bad("workload.steps", "must be at least 1".into()));
+        }
+        let workload = match &w.trace {
+            Some(path) => WorkloadSource::Trace {
+                path: PathBuf::from(path),
+                slo: SloDefaults {
+                    bases: slo_bases.clone(),
+                    scale,
+                },
+            },
+            None => {
+                let rate_per_min = w.rate_per_min.unwrap_or(12.0);
+                let rate_per_s = rate_per_min / 60.0;
+                let arrival = match w.arrival.as_deref().unwrap_or("poisson") {
+                    "poisson" => ArrivalProcess::Poisson { rate_per_s },
+                    "gamma" => ArrivalProcess::Gamma {
+                        rate_per_s,
+                        cv: w.cv.ok_or_else(|| bad("workload.cv", "gamma arrivals need a coefficient of variation `cv` (1 = Poisson, 2-4 = bursty)".into()))?,
+                    },
+                    "constant" => ArrivalProcess::Constant { rate_per_s },
+                    "on-off" => {
+                        let secs = |field: &str, v: Option<f64>| {
+                            v.and_then(Nanos::try_from_secs).filter(|n| *n > Nanos::ZERO).ok_or_else(|| bad(field, "on-off arrivals need positive `on_s` and `off_s` (seconds)".into()))
+                        };
+                        ArrivalProcess::OnOff { rate_per_s, on: secs("workload.on_s", w.on_s)?, off: secs("workload.off_s", w.off_s)? }
+                    }
+                    other => return Err(bad("workload.arrival", format!("unknown arrival process `{other}`; expected poisson, gamma, constant or on-off"))),
+                };
+                arrival
+                    .validate()
+                    .map_err(|e| bad("workload.rate_per_min", e))?;
+                let mix = parse_mix(w.mix.as_deref().unwrap_or("uniform"))
+                    .map_err(|e| bad("workload.mix", e))?;
+                let sampling = match w.sampling.as_deref().unwrap_or("stratified") {
+                    "stratified" => Sampling::Stratified,
+                    "iid" => Sampling::Iid,
+                    other => {
+                        return Err(bad(
+                            "workload.sampling",
+                            format!("unknown sampling `{other}`; expected stratified or iid"),
+                        ));
+                    }
+                };
+                let requests = w.requests.unwrap_or(300);
+                if requests == 0 {
+                    return Err(bad("workload.requests", "must be at least 1".into()));
+                }
+                WorkloadSource::Synthetic(WorkloadSpec {
+                    requests,
+                    arrival,
+                    mix,
+                    sampling,
+                    steps,
+                    slo_scale: scale,
+                    slo_bases: slo_bases.clone(),
+                    seed,
+                })
+            }
+        };
+
+        let names = raw.policy.run.clone().unwrap_or_else(|| vec!["all".into()]);
+        let mut policies = Vec::new();
+        for n in &names {
+            if n == "all" {
+                policies.extend(PolicyKind::all_for(&cluster));
+            } else {
+                policies.push(n.parse::<PolicyKind>().map_err(|e| bad("policy.run", e))?);
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        policies.retain(|p| seen.insert(*p));
+
+        let mut rssp_degrees = Vec::new();
+        for (k, &d) in &raw.policy.rssp.degrees {
+            let res: Resolution = k
+                .parse()
+                .map_err(|e: String| bad("policy.rssp.degrees", e))?;
+            rssp_degrees.push((res, d));
+        }
+
+        Ok(Scenario {
+            name: raw.name.clone().unwrap_or_else(|| "unnamed".into()),
+            description: raw.description.clone().unwrap_or_default(),
+            seed,
+            cluster,
+            cost,
+            overheads,
+            workload,
+            policies,
+            policy_config: PolicyConfig {
+                rssp_degrees,
+                slo_bases,
+                steps,
+            },
+        })
+    }
+
+    /// Loads a scenario file (or the default when `path` is `None`), merges it onto the
+    /// default scenario, applies overrides and validates.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Scenario> {
+        let (mut raw, source) = match path {
+            Some(p) => (
+                RawScenario::load(p)?.or(RawScenario::default_scenario()),
+                p.display().to_string(),
+            ),
+            None => (RawScenario::default_scenario(), DEFAULT_SOURCE.to_string()),
+        };
+        raw.apply(overrides);
+        Scenario::from_raw(raw, &source)
+    }
+
+    pub fn cost_model(&self) -> &dyn CostModel {
+        match &self.cost {
+            CostSource::Profile(p) => p,
+            CostSource::Analytic(a) => a,
+        }
+    }
+
+    /// Materialises the workload (generated from the seed, or read from the trace).
+    pub fn load_workload(&self) -> Result<Workload> {
+        match &self.workload {
+            WorkloadSource::Synthetic(spec) => crate::workload::generate::generate(spec),
+            WorkloadSource::Trace { path, slo } => {
+                crate::workload::trace::load_trace(path, Some(slo))
+            }
+        }
+    }
+}
+
+/// A built-in profile by name, or a CSV file by path.
+pub fn load_profile(name_or_path: &str) -> Result<ProfileTable> {
+    if let Some(p) = ProfileTable::builtin(name_or_path) {
+        return Ok(p);
+    }
+    if looks_like_path(name_or_path) || Path::new(name_or_path).exists() {
+        return ProfileTable::load(Path::new(name_or_path));
+    }
+    Err(Error::config_hint(
+        format!("`{name_or_path}` is neither a built-in profile nor a file"),
+        format!(
+            "built-in profiles: {}; or give a path to a profile CSV",
+            ProfileTable::builtin_names().join(", ")
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_get_a_did_you_mean() {
+        let err = RawScenario::parse("[workload]\nrate_per_mn = 3\n", "s.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("s.toml:2"), "{err}");
+        assert!(err.contains("did you mean `rate_per_min`?"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_line() {
+        let err = RawScenario::parse(
+            "seed = 1\n[cluster]\nnodes = \"two\"\n",
+            "s.toml",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("s.toml:3"), "{err}");
+    }
+
+    #[test]
+    fn overrides_beat_the_file_which_beats_the_default() {
+        let file = RawScenario::parse(
+            "seed = 7\n[workload]\nrate_per_min = 6.0\n",
+            "s.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        let mut raw = file.or(RawScenario::default_scenario());
+        assert_eq!(raw.seed, Some(7));
+        assert_eq!(raw.workload.rate_per_min, Some(6.0));
+        assert_eq!(raw.workload.requests, Some(300), "from the default");
+        raw.apply(&Overrides {
+            rate_per_min: Some(18.0),
+            gpus: Some(16),
+            ..Overrides::default()
+        });
+        assert_eq!(raw.workload.rate_per_min, Some(18.0));
+        assert_eq!(
+            (raw.cluster.nodes, raw.cluster.gpus_per_node),
+            (Some(2), Some(8))
+        );
+        raw.apply(&Overrides {
+            gpus: Some(4),
+            ..Overrides::default()
+        });
+        assert_eq!(
+            (raw.cluster.nodes, raw.cluster.gpus_per_node),
+            (Some(1), Some(4))
+        );
+    }
+}

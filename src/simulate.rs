@@ -1,0 +1,70 @@
+//! Runs a scenario: one workload, replayed under every requested policy.
+//!
+//! The workload is materialised once and shared, so every policy sees the identical trace
+//! (common random numbers); the cost model is resolved once, up front, so that a resolution
+//! the profile cannot cover is reported before anything runs.
+
+use crate::cost::StepTimes;
+use crate::engine::{self, SimExecutor};
+use crate::error::{Error, Result};
+use crate::metrics::{RunRecords, Summary};
+use crate::policy;
+use crate::scenario::{Scenario, WorkloadSource};
+use crate::workload::Workload;
+
+/// The outcome of one policy on the scenario's workload.
+pub struct PolicyRun {
+    pub records: RunRecords,
+    pub summary: Summary,
+}
+
+/// Resolves the scenario's cost model for `workload`, naming the first request of a
+/// resolution the model cannot cover.
+pub fn resolve_costs(scenario: &Scenario, workload: &Workload) -> Result<StepTimes> {
+    let model = scenario.cost_model();
+    for res in workload.resolutions() {
+        if let Err(e) = StepTimes::resolve(model, &[res], &scenario.cluster, &[1]) {
+            let first = workload
+                .requests
+                .iter()
+                .find(|r| r.resolution == res)
+                .expect("resolution from the workload");
+            let origin = match &scenario.workload {
+                WorkloadSource::Trace { path, .. } => {
+                    format!("trace {}: request id {}", path.display(), first.label)
+                }
+                WorkloadSource::Synthetic(_) => "workload mix".to_string(),
+            };
+            return Err(Error::Cost(format!(
+                "{origin} asks for {res}, which the cost model cannot cover: {e}"
+            )));
+        }
+    }
+    StepTimes::resolve(
+        model,
+        &workload.resolutions(),
+        &scenario.cluster,
+        &[1, 2, 4],
+    )
+}
+
+/// Runs every policy of the scenario on its workload.
+pub fn simulate(scenario: &Scenario) -> Result<Vec<PolicyRun>> {
+    let workload = scenario.load_workload()?;
+    let costs = resolve_costs(scenario, &workload)?;
+    let mut runs = Vec::with_capacity(scenario.policies.len());
+    for &kind in &scenario.policies {
+        let mut policy = policy::build(kind, &scenario.cluster, &costs, &scenario.policy_config)?;
+        let mut executor = SimExecutor::new(&costs, scenario.overheads.clone());
+        let records = engine::run(
+            &workload,
+            &scenario.cluster,
+            &costs,
+            policy.as_mut(),
+            &mut executor,
+        )?;
+        let summary = Summary::of(&records);
+        runs.push(PolicyRun { records, summary });
+    }
+    Ok(runs)
+}

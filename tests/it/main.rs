@@ -1,0 +1,10 @@
+//! Integration tests, one module per area of behaviour.
+
+mod util;
+
+// Schedules of the baseline policies worked out by hand.
+mod baselines;
+// The engine refuses invalid decisions instead of producing wrong numbers.
+mod engine;
+// Invariants over random workloads, for every baseline policy.
+mod invariants;
