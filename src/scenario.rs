@@ -180,7 +180,7 @@ impl RawScenario {
         let mut raw: RawScenario = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1) as u64);
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() as u64 + 1);
             let mut err = InputError::new(source, e.message().trim().to_string());
             if let Some(l) = line {
                 err = err.line(l);

@@ -116,7 +116,7 @@ impl Cluster {
                 "{gpus_per_node} GPUs per node is more than the supported {MAX_GPUS_PER_NODE}"
             )));
         }
-        if topology == Topology::NvlinkPairs && gpus_per_node % 2 != 0 {
+        if topology == Topology::NvlinkPairs && !gpus_per_node.is_multiple_of(2) {
             return Err(Error::config(format!(
                 "topology nvlink-pairs needs an even number of GPUs per node, got {gpus_per_node}"
             )));
@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(
             a.find_free(&f, 2),
             Some(GpuSet::new(0, 0b1100)),
-            "pair {2,3}, not the split {1,2}"
+            "pair (2,3), not the split (1,2)"
         );
         assert_eq!(a.find_free(&f, 3), Some(GpuSet::new(0, 0b1110)));
         assert_eq!(

@@ -50,7 +50,7 @@ impl Resolution {
         if self.width == 0 || self.height == 0 {
             return Err(format!("resolution {self} has a zero side"));
         }
-        if self.width % 16 != 0 || self.height % 16 != 0 {
+        if !self.width.is_multiple_of(16) || !self.height.is_multiple_of(16) {
             return Err(format!(
                 "resolution {self} is not a multiple of 16 on both sides (8x VAE, 2x2 patches)"
             ));

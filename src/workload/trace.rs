@@ -1,10 +1,39 @@
 //! The trace CSV format: `id,arrival_s,width,height,steps,slo_s`.
-// STUB: to be implemented.
+//!
+//! Traces let a run replay exactly the requests of another run, of another tool, or of a
+//! production log, and they are how generated workloads are saved for inspection. The format
+//! is deliberately plain CSV so that a spreadsheet or three lines of Python can write one.
+//!
+//! Format (see `traces/README.md` for the user-facing description):
+//! - A header line names the columns; columns may come in any order. Required: `arrival_s`
+//!   (seconds since the start of the run, >= 0), `width`, `height` (pixels, multiples of 16),
+//!   `steps` (denoising steps, >= 1). Optional: `id` (a u64 label reported in outputs;
+//!   default: the 0-based row index; must be unique) and `slo_s` (seconds from arrival to
+//!   deadline, > 0). Column names are matched case-insensitively; any other column is an error,
+//!   so that a misspelt `slo_s` is not silently ignored.
+//! - A row with no `slo_s` (column absent or cell empty) takes `scale * base(resolution)` from
+//!   the [`SloDefaults`] the caller passes (the scenario's SLO settings); with neither, the
+//!   row is an error. A request finishing exactly at `arrival + slo_s` meets its deadline.
+//! - Cells are trimmed; a UTF-8 byte-order mark, CRLF line endings, blank lines and lines
+//!   starting with `#` are tolerated. Each record is one line (CSV quoting works, but a quoted
+//!   field cannot span lines; no column needs that).
+//! - **Arrivals must be non-decreasing in file order.** An out-of-order row is refused (naming
+//!   the line) rather than silently sorted, because a trace out of order is more often a
+//!   broken export than an intention, and request ids in arrival order are what the rest of
+//!   the simulator reports; sorting the file is a one-line fix the user can make knowingly.
+//!
+//! Seconds are read exactly: a plain decimal with at most 9 fractional digits is converted to
+//! integer nanoseconds without going through `f64`, and [`to_csv`] writes times with
+//! [`Nanos::secs_string`], so `parse_trace(to_csv(w)) == w` holds bit for bit. Other numeric
+//! forms (`1e3`, more than 9 decimals) go through `f64` and are rounded to the nanosecond.
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::error::Result;
-use crate::workload::{SloBases, Workload};
+use crate::error::{Error, InputError, Result};
+use crate::time::Nanos;
+use crate::workload::{Request, RequestId, Resolution, SloBases, Workload};
 
 /// Where deadlines come from when a trace row has no `slo_s`.
 #[derive(Clone, Debug, PartialEq)]
@@ -13,21 +42,757 @@ pub struct SloDefaults {
     pub scale: f64,
 }
 
+/// The header [`to_csv`] writes; also the full list of accepted column names.
+pub const TRACE_HEADER: &str = "id,arrival_s,width,height,steps,slo_s";
+
+const ACCEPTED: [&str; 6] = ["id", "arrival_s", "width", "height", "steps", "slo_s"];
+const REQUIRED: [&str; 4] = ["arrival_s", "width", "height", "steps"];
+
+/// Column positions, by accepted name.
+struct Columns {
+    id: Option<usize>,
+    arrival: usize,
+    width: usize,
+    height: usize,
+    steps: usize,
+    slo: Option<usize>,
+    count: usize,
+}
+
+/// Reads the header record into column positions, refusing unknown, duplicate and missing
+/// columns.
+fn read_header(header: &csv::StringRecord, source: &str, line: u64) -> Result<Columns> {
+    let err = |msg: String| InputError::new(source, msg).line(line);
+    let mut found: HashMap<&'static str, usize> = HashMap::new();
+    let mut unknown: Vec<String> = Vec::new();
+    for (i, name) in header.iter().enumerate() {
+        let lower = name.to_ascii_lowercase();
+        match ACCEPTED.iter().find(|a| **a == lower) {
+            Some(a) => {
+                if found.insert(a, i).is_some() {
+                    return Err(err(format!(
+                        "column `{a}` appears twice in the header; expected each column once"
+                    ))
+                    .field(*a)
+                    .into());
+                }
+            }
+            None => unknown.push(format!("`{name}`")),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(err(format!(
+            "unknown column(s) {} in the header",
+            unknown.join(", ")
+        ))
+        .hint(format!(
+            "accepted columns are {} (arrival_s, width, height and steps are required)",
+            ACCEPTED.join(", ")
+        ))
+        .into());
+    }
+    let missing: Vec<&str> = REQUIRED
+        .iter()
+        .copied()
+        .filter(|r| !found.contains_key(r))
+        .collect();
+    if !missing.is_empty() {
+        return Err(err(format!(
+            "the header lacks required column(s) {}",
+            missing.join(", ")
+        ))
+        .hint(format!(
+            "the header should read `{TRACE_HEADER}` (id and slo_s are optional)"
+        ))
+        .into());
+    }
+    Ok(Columns {
+        id: found.get("id").copied(),
+        arrival: found["arrival_s"],
+        width: found["width"],
+        height: found["height"],
+        steps: found["steps"],
+        slo: found.get("slo_s").copied(),
+        count: header.len(),
+    })
+}
+
+/// Seconds as integer nanoseconds; `Err` says what was expected. Plain decimals with at most
+/// nine fractional digits are converted exactly (see the module docs).
+fn parse_secs(cell: &str) -> std::result::Result<Nanos, String> {
+    if let Some(ns) = exact_decimal_ns(cell) {
+        return ns.ok_or_else(|| {
+            format!("`{cell}` seconds is too large to represent; expected at most ~584 years")
+        });
+    }
+    let x: f64 = cell
+        .parse()
+        .map_err(|_| format!("expected a number of seconds, got `{cell}`"))?;
+    if !x.is_finite() {
+        return Err(format!("expected a finite number of seconds, got `{cell}`"));
+    }
+    if x < 0.0 {
+        return Err(format!("expected a number of seconds >= 0, got `{cell}`"));
+    }
+    Nanos::try_from_secs(x).ok_or_else(|| {
+        format!("`{cell}` seconds is too large to represent; expected at most ~584 years")
+    })
+}
+
+/// `Some(Some(ns))` for a plain decimal (`12`, `12.5`, `.5`, `12.000000500`) with at most
+/// nine fractional digits; `Some(None)` if it has that form but overflows; `None` for any
+/// other form (left to the `f64` path).
+fn exact_decimal_ns(cell: &str) -> Option<Option<Nanos>> {
+    let (int, frac) = cell.split_once('.').unwrap_or((cell, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) || frac.len() > 9 {
+        return None;
+    }
+    let whole: u64 = if int.is_empty() {
+        0
+    } else {
+        match int.parse::<u64>() {
+            Ok(v) => v,
+            Err(_) => return Some(None),
+        }
+    };
+    let frac_ns: u64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<u64>().ok()? * 10u64.pow(9 - frac.len() as u32)
+    };
+    Some(
+        whole
+            .checked_mul(1_000_000_000)
+            .and_then(|ns| ns.checked_add(frac_ns))
+            .map(Nanos),
+    )
+}
+
+/// The CSV records of `text` with their 1-based line numbers, skipping blank lines and lines
+/// starting with `#`.
+///
+/// Lines are split here and each is parsed as one CSV record, rather than letting the `csv`
+/// reader see the whole text, because the reader's own line positions are wrong after blank
+/// lines and CRLF endings, and line numbers are what make an error actionable. The cost is
+/// that a quoted field cannot span lines, which no column of this format needs.
+fn records<'a>(
+    text: &'a str,
+    source: &'a str,
+) -> impl Iterator<Item = Result<(u64, csv::StringRecord)>> + 'a {
+    text.split('\n').enumerate().filter_map(move |(i, raw)| {
+        let line = i as u64 + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            return None;
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(raw.as_bytes());
+        let record = match reader.records().next() {
+            Some(Ok(r)) => Ok((line, r)),
+            Some(Err(e)) => Err(InputError::new(source, format!("cannot read the CSV: {e}"))
+                .line(line)
+                .into()),
+            None => Err(InputError::new(source, "cannot read the CSV line")
+                .line(line)
+                .into()),
+        };
+        Some(record)
+    })
+}
+
 /// Parses trace CSV text. `source` names the file in errors. Rows without `slo_s` (or a trace
 /// without that column) take `scale * base(resolution)` from `slo`; with neither, it is an error.
 pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Result<Workload> {
-    let _ = (text, source, slo);
-    unimplemented!()
+    if let Some(d) = slo
+        && (!d.scale.is_finite() || d.scale <= 0.0)
+    {
+        return Err(Error::config_hint(
+            format!(
+                "SLO scale must be a finite number greater than 0, got {}",
+                d.scale
+            ),
+            "the paper sweeps 1.0 to 1.5",
+        ));
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let no_requests = || -> Error {
+        InputError::new(source, "trace has no requests")
+            .hint(format!(
+                "expected a header line `{TRACE_HEADER}` followed by one row per request"
+            ))
+            .into()
+    };
+
+    let mut records = records(text, source);
+    let (header_line, header) = match records.next() {
+        None => return Err(no_requests()),
+        Some(r) => r?,
+    };
+    let cols = read_header(&header, source, header_line)?;
+
+    let mut requests: Vec<Request> = Vec::new();
+    let mut ids: HashMap<u64, u64> = HashMap::new();
+    let mut previous: Option<(Nanos, u64)> = None;
+    for (row, record) in records.enumerate() {
+        let (line, record) = record?;
+        let err = |field: &str, msg: String| -> Error {
+            InputError::new(source, msg).line(line).field(field).into()
+        };
+        if record.len() != cols.count {
+            return Err(InputError::new(
+                source,
+                format!(
+                    "expected {} fields (as in the header), found {}",
+                    cols.count,
+                    record.len()
+                ),
+            )
+            .line(line)
+            .into());
+        }
+        let cell = |i: usize| record.get(i).unwrap_or("");
+
+        let label = match cols.id {
+            None => row as u64,
+            Some(i) => cell(i).parse::<u64>().map_err(|_| {
+                err(
+                    "id",
+                    format!("expected a non-negative integer id, got `{}`", cell(i)),
+                )
+            })?,
+        };
+        if let Some(first) = ids.insert(label, line) {
+            return Err(InputError::new(
+                source,
+                format!("id {label} is already used on line {first}; expected unique ids"),
+            )
+            .line(line)
+            .field("id")
+            .into());
+        }
+
+        let arrival = parse_secs(cell(cols.arrival)).map_err(|m| err("arrival_s", m))?;
+        if let Some((prev, prev_line)) = previous
+            && arrival < prev
+        {
+            return Err(InputError::new(
+                source,
+                format!(
+                    "arrival_s {} is earlier than {} on line {prev_line}; expected arrivals in non-decreasing order",
+                    arrival.secs_string(),
+                    prev.secs_string()
+                ),
+            )
+            .line(line)
+            .field("arrival_s")
+            .hint("sort the file by arrival_s")
+            .into());
+        }
+        previous = Some((arrival, line));
+
+        let side = |name: &str, i: usize| -> Result<u32> {
+            cell(i).parse::<u32>().map_err(|_| {
+                err(
+                    name,
+                    format!("expected a whole number of pixels, got `{}`", cell(i)),
+                )
+            })
+        };
+        let resolution = Resolution::new(side("width", cols.width)?, side("height", cols.height)?);
+        resolution.validate().map_err(|m| err("width,height", m))?;
+
+        let steps_cell = cell(cols.steps);
+        let steps = match steps_cell.parse::<u32>() {
+            Ok(0) => {
+                return Err(err(
+                    "steps",
+                    "expected at least 1 denoising step, got 0".to_string(),
+                ));
+            }
+            Ok(s) => s,
+            Err(_) => {
+                return Err(err(
+                    "steps",
+                    format!("expected a positive whole number of steps, got `{steps_cell}`"),
+                ));
+            }
+        };
+
+        let slo_cell = cols.slo.map(cell).filter(|c| !c.is_empty());
+        let slo_ns = match (slo_cell, slo) {
+            (Some(c), _) => {
+                let v = parse_secs(c).map_err(|m| err("slo_s", m))?;
+                if v == Nanos::ZERO {
+                    return Err(err(
+                        "slo_s",
+                        format!("expected a number of seconds greater than 0, got `{c}`"),
+                    ));
+                }
+                v
+            }
+            (None, None) => {
+                let why = if cols.slo.is_some() {
+                    "the slo_s cell is empty"
+                } else {
+                    "the trace has no slo_s column"
+                };
+                return Err(InputError::new(source, format!("no SLO for this request: {why} and no SLO defaults were given"))
+                    .line(line)
+                    .field("slo_s")
+                    .hint("add slo_s (seconds from arrival to deadline), or give SLO bases in the scenario ([slo] bases)")
+                    .into());
+            }
+            (None, Some(d)) => {
+                match d.bases.scaled(resolution, d.scale) {
+                    Some(v) if v > Nanos::ZERO => v,
+                    Some(_) => {
+                        return Err(err(
+                            "slo_s",
+                            format!(
+                                "the default SLO of {resolution} rounds to 0 ns at scale {}",
+                                d.scale
+                            ),
+                        ));
+                    }
+                    None => {
+                        return Err(InputError::new(
+                        source,
+                        format!("no slo_s for this request and no SLO base for resolution {resolution}"),
+                    )
+                    .line(line)
+                    .field("slo_s")
+                    .hint(format!("add slo_s to this row, or add a base for {resolution} under [slo] bases"))
+                    .into());
+                    }
+                }
+            }
+        };
+
+        if requests.len() >= u32::MAX as usize {
+            return Err(err(
+                "id",
+                format!(
+                    "more than {} requests; that many are not supported",
+                    u32::MAX
+                ),
+            ));
+        }
+        requests.push(Request {
+            id: RequestId(requests.len() as u32),
+            label,
+            arrival,
+            resolution,
+            steps,
+            deadline: arrival + slo_ns,
+        });
+    }
+    if requests.is_empty() {
+        return Err(no_requests());
+    }
+    Ok(Workload::from_requests(requests))
 }
 
 /// Reads a trace file.
 pub fn load_trace(path: &Path, slo: Option<&SloDefaults>) -> Result<Workload> {
-    let _ = (path, slo);
-    unimplemented!()
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_trace(&text, &path.display().to_string(), slo)
 }
 
 /// Renders a workload as trace CSV (with `slo_s`), byte-identical for identical workloads.
+///
+/// One row per request in id (= arrival) order; `id` is the request's label; times are exact
+/// decimal seconds, so [`parse_trace`] gives back the identical workload.
 pub fn to_csv(workload: &Workload) -> String {
-    let _ = workload;
-    unimplemented!()
+    let mut out = String::with_capacity(48 * (workload.len() + 1));
+    out.push_str(TRACE_HEADER);
+    out.push('\n');
+    for r in &workload.requests {
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{}",
+            r.label,
+            r.arrival.secs_string(),
+            r.resolution.width,
+            r.resolution.height,
+            r.steps,
+            r.slo().secs_string()
+        );
+    }
+    out
+}
+
+/// Writes [`to_csv`] of `workload` to `path`.
+pub fn save_trace(path: &Path, workload: &Workload) -> Result<()> {
+    std::fs::write(path, to_csv(workload)).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::arrival::ArrivalProcess;
+    use crate::workload::generate::{WorkloadSpec, generate};
+    use crate::workload::mix::Mix;
+
+    fn paper_defaults() -> SloDefaults {
+        SloDefaults {
+            bases: SloBases::paper(),
+            scale: 1.0,
+        }
+    }
+
+    /// The input error of a failed parse (panics in the test if it is not one).
+    fn input_err(text: &str, slo: Option<&SloDefaults>) -> InputError {
+        match parse_trace(text, "t.csv", slo) {
+            Err(Error::Input(e)) => e,
+            other => panic!("expected an input error, got {other:?}"),
+        }
+    }
+
+    const HEADER: &str = "id,arrival_s,width,height,steps,slo_s\n";
+
+    #[test]
+    fn parses_a_full_trace() {
+        let text = format!("{HEADER}10,0.5,256,256,28,1.5\n11,1.25,1024,768,50,4\n");
+        let w = parse_trace(&text, "t.csv", None).unwrap();
+        assert_eq!(w.len(), 2);
+        let r = &w.requests[1];
+        assert_eq!((r.id.index(), r.label), (1, 11));
+        assert_eq!(r.arrival, Nanos(1_250_000_000));
+        assert_eq!(r.resolution, Resolution::new(1024, 768));
+        assert_eq!(r.steps, 50);
+        assert_eq!(r.deadline, Nanos(5_250_000_000));
+    }
+
+    #[test]
+    fn columns_in_any_order_case_insensitive_ids_default_to_row_index() {
+        let text = "Steps, height ,width,arrival_s\n28,512,512,0\n28,256,256,2\n";
+        let w = parse_trace(text, "t.csv", Some(&paper_defaults())).unwrap();
+        assert_eq!(w.requests[0].label, 0);
+        assert_eq!(w.requests[1].label, 1);
+        assert_eq!(w.requests[0].slo(), Nanos::from_secs(2.0));
+        assert_eq!(w.requests[1].slo(), Nanos::from_secs(1.5));
+    }
+
+    #[test]
+    fn empty_slo_cells_use_scaled_defaults() {
+        let text = format!("{HEADER}0,0,1024,1024,28,\n1,1,256,256,28,0.75\n");
+        let d = SloDefaults {
+            bases: SloBases::paper(),
+            scale: 1.5,
+        };
+        let w = parse_trace(&text, "t.csv", Some(&d)).unwrap();
+        assert_eq!(w.requests[0].slo(), Nanos::from_secs(4.5));
+        assert_eq!(w.requests[1].slo(), Nanos::from_secs(0.75));
+    }
+
+    #[test]
+    fn missing_slo_without_defaults_names_line_field_and_fix() {
+        let e = input_err(
+            &format!("{HEADER}0,0,256,256,28,1\n1,1,256,256,28,\n"),
+            None,
+        );
+        assert_eq!((e.line, e.field.as_deref()), (Some(3), Some("slo_s")));
+        assert!(e.hint.unwrap().contains("[slo] bases"));
+        let e = input_err("arrival_s,width,height,steps\n0,256,256,28\n", None);
+        assert!(e.message.contains("no slo_s column"), "{}", e.message);
+        // Defaults given, but none for this resolution.
+        let e = input_err(
+            &format!("{HEADER}0,0,1024,768,28,\n"),
+            Some(&paper_defaults()),
+        );
+        assert!(e.message.contains("1024x768") && e.hint.unwrap().contains("1024x768"));
+    }
+
+    #[test]
+    fn tolerates_bom_crlf_blank_lines_comments_and_spaces() {
+        let text = "\u{feff}id,arrival_s,width,height,steps,slo_s\r\n# a comment\r\n\r\n 1 , 0.5 , 256 , 256 , 28 , 1.5 \r\n";
+        let w = parse_trace(text, "t.csv", None).unwrap();
+        assert_eq!(w.len(), 1);
+        assert_eq!(w.requests[0].label, 1);
+        assert_eq!(w.requests[0].arrival, Nanos(500_000_000));
+        let quoted = "arrival_s,width,height,steps,slo_s\n\"0.5\",\"256\",256,28,1\n";
+        assert_eq!(
+            parse_trace(quoted, "t.csv", None).unwrap().requests[0]
+                .resolution
+                .width,
+            256
+        );
+    }
+
+    #[test]
+    fn malformed_rows_are_reported_with_line_and_field() {
+        let h = HEADER;
+        let cases: Vec<(String, u64, Option<&str>, &str)> = vec![
+            (
+                format!("{h}0,abc,256,256,28,1\n"),
+                2,
+                Some("arrival_s"),
+                "number of seconds",
+            ),
+            (
+                format!("{h}0,NaN,256,256,28,1\n"),
+                2,
+                Some("arrival_s"),
+                "finite",
+            ),
+            (
+                format!("{h}0,inf,256,256,28,1\n"),
+                2,
+                Some("arrival_s"),
+                "finite",
+            ),
+            (
+                format!("{h}0,-1,256,256,28,1\n"),
+                2,
+                Some("arrival_s"),
+                ">= 0",
+            ),
+            (
+                format!("{h}0,0,256,256,28,1\n1,0,1000,1000,28,1\n"),
+                3,
+                Some("width,height"),
+                "multiple of 16",
+            ),
+            (
+                format!("{h}0,0,0,256,28,1\n"),
+                2,
+                Some("width,height"),
+                "zero side",
+            ),
+            (
+                format!("{h}0,0,-256,256,28,1\n"),
+                2,
+                Some("width"),
+                "whole number of pixels",
+            ),
+            (
+                format!("{h}0,0,256,x,28,1\n"),
+                2,
+                Some("height"),
+                "whole number of pixels",
+            ),
+            (
+                format!("{h}0,0,256,256,0,1\n"),
+                2,
+                Some("steps"),
+                "at least 1",
+            ),
+            (
+                format!("{h}0,0,256,256,2.5,1\n"),
+                2,
+                Some("steps"),
+                "whole number of steps",
+            ),
+            (
+                format!("{h}0,0,256,256,28,0\n"),
+                2,
+                Some("slo_s"),
+                "greater than 0",
+            ),
+            (format!("{h}0,0,256,256,28,-2\n"), 2, Some("slo_s"), ">= 0"),
+            (
+                format!("{h}0,0,256,256,28,1,7\n"),
+                2,
+                None,
+                "expected 6 fields",
+            ),
+            (format!("{h}0,0,256,256,28\n"), 2, None, "found 5"),
+            (
+                format!("{h}x,0,256,256,28,1\n"),
+                2,
+                Some("id"),
+                "non-negative integer",
+            ),
+            (
+                format!("{h}4,0,256,256,28,1\n5,1,256,256,28,1\n4,2,256,256,28,1\n"),
+                4,
+                Some("id"),
+                "line 2",
+            ),
+            (
+                format!("{h}0,5,256,256,28,1\n1,3,256,256,28,1\n"),
+                3,
+                Some("arrival_s"),
+                "line 2",
+            ),
+        ];
+        for (text, line, field, needle) in cases {
+            let e = input_err(&text, None);
+            assert_eq!(e.source, "t.csv");
+            assert_eq!(e.line, Some(line), "{text:?}: {e}");
+            assert_eq!(e.field.as_deref(), field, "{text:?}: {e}");
+            assert!(
+                e.message.contains(needle),
+                "{text:?}: `{}` lacks `{needle}`",
+                e.message
+            );
+        }
+        let e = input_err(&format!("{h}0,5,256,256,28,1\n1,3,256,256,28,1\n"), None);
+        assert!(e.hint.unwrap().contains("sort the file by arrival_s"));
+        // Blank and comment lines still count towards line numbers, with CRLF too.
+        let e = input_err(
+            "\u{feff}arrival_s,width,height,steps\r\n\r\n# c\r\n0,x,256,28\r\n",
+            None,
+        );
+        assert_eq!(e.line, Some(4), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "t.csv:4: field `width`: expected a whole number of pixels, got `x`"
+        );
+    }
+
+    #[test]
+    fn header_problems() {
+        let e = input_err("id,arrival_s,width,height,steps,slo,prompt\n", None);
+        assert!(
+            e.message.contains("`slo`") && e.message.contains("`prompt`"),
+            "{}",
+            e.message
+        );
+        assert!(e.hint.unwrap().contains("slo_s"));
+        let e = input_err("arrival_s,width,height\n0,256,256\n", None);
+        assert!(e.message.contains("steps"));
+        let e = input_err("arrival_s,width,height,steps,width\n", None);
+        assert_eq!(e.field.as_deref(), Some("width"));
+        for empty in ["", "\u{feff}", "\n\n", HEADER, "# only a comment\n"] {
+            assert_eq!(
+                input_err(empty, None).message,
+                "trace has no requests",
+                "{empty:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn equal_arrivals_are_allowed_and_keep_file_order() {
+        let text = format!("{HEADER}7,1,256,256,28,1\n3,1,512,512,28,2\n");
+        let w = parse_trace(&text, "t.csv", None).unwrap();
+        assert_eq!(
+            w.requests.iter().map(|r| r.label).collect::<Vec<_>>(),
+            vec![7, 3]
+        );
+    }
+
+    #[test]
+    fn seconds_are_parsed_exactly() {
+        assert_eq!(parse_secs("12.000000500"), Ok(Nanos(12_000_000_500)));
+        assert_eq!(parse_secs(".5"), Ok(Nanos(500_000_000)));
+        assert_eq!(parse_secs("3."), Ok(Nanos(3_000_000_000)));
+        assert_eq!(parse_secs("1e3"), Ok(Nanos(1_000_000_000_000)));
+        assert_eq!(parse_secs("18446744073.709551615"), Ok(Nanos(u64::MAX)));
+        assert!(parse_secs("18446744073.709551616").is_err());
+        assert!(parse_secs(".").is_err());
+        assert!(parse_secs("").is_err());
+    }
+
+    #[test]
+    fn bad_default_scale_is_a_config_error() {
+        let d = SloDefaults {
+            bases: SloBases::paper(),
+            scale: 0.0,
+        };
+        let r = parse_trace(&format!("{HEADER}0,0,256,256,28,1\n"), "t.csv", Some(&d));
+        assert!(matches!(r, Err(Error::Config { .. })));
+    }
+
+    #[test]
+    fn round_trip_is_lossless() {
+        for spec in sample_specs().into_iter().map(|s| s.1) {
+            let w = generate(&spec).unwrap();
+            assert_eq!(parse_trace(&to_csv(&w), "t.csv", None).unwrap(), w);
+        }
+        // Odd values: nanosecond arrivals, non-square, big labels.
+        let text = format!("{HEADER}18446744073709551615,0.000000001,1024,768,1,0.000000007\n");
+        let w = parse_trace(&text, "t.csv", None).unwrap();
+        assert_eq!(to_csv(&w), text);
+    }
+
+    #[test]
+    fn load_trace_names_a_missing_file() {
+        let e = load_trace(Path::new("/nonexistent/trace.csv"), None).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }));
+        assert!(e.to_string().contains("/nonexistent/trace.csv"));
+    }
+
+    #[test]
+    fn save_then_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.csv");
+        let w = generate(&WorkloadSpec {
+            requests: 20,
+            ..WorkloadSpec::paper(3)
+        })
+        .unwrap();
+        save_trace(&path, &w).unwrap();
+        assert_eq!(load_trace(&path, None).unwrap(), w);
+    }
+
+    /// The committed synthetic samples and the specs that generate them (documented in
+    /// `traces/README.md`).
+    fn sample_specs() -> Vec<(&'static str, WorkloadSpec)> {
+        let paper = WorkloadSpec::paper(42);
+        vec![
+            ("uniform-12rpm-300.csv", paper.clone()),
+            (
+                "skewed-12rpm-300.csv",
+                WorkloadSpec {
+                    mix: Mix::paper_skewed(),
+                    ..paper.clone()
+                },
+            ),
+            (
+                "bursty-gamma-cv3-300.csv",
+                WorkloadSpec {
+                    arrival: ArrivalProcess::Gamma {
+                        rate_per_s: 12.0 / 60.0,
+                        cv: 3.0,
+                    },
+                    ..paper
+                },
+            ),
+        ]
+    }
+
+    /// Regenerates the sample traces and compares them byte for byte with the committed files,
+    /// so they never drift from the generator. After an intended change to the generator, run
+    /// with `TETRISERVE_REGEN_TRACES=1` to rewrite them.
+    #[test]
+    fn sample_traces_match_the_generator() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces");
+        let regen = std::env::var_os("TETRISERVE_REGEN_TRACES").is_some();
+        for (name, spec) in sample_specs() {
+            let csv = to_csv(&generate(&spec).unwrap());
+            let path = dir.join(name);
+            if regen {
+                std::fs::write(&path, &csv).unwrap();
+            }
+            let committed = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                committed == csv,
+                "{} differs from the generator; see traces/README.md",
+                path.display()
+            );
+            assert_eq!(load_trace(&path, None).unwrap().len(), 300);
+        }
+    }
+
+    #[test]
+    fn tiny_sample_needs_slo_defaults_for_its_empty_cell() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/tiny.csv");
+        let e = load_trace(&path, None).unwrap_err();
+        assert!(e.to_string().contains("slo_s"), "{e}");
+        let w = load_trace(&path, Some(&paper_defaults())).unwrap();
+        assert!(
+            w.requests
+                .iter()
+                .any(|r| r.resolution == Resolution::new(1024, 768))
+        );
+        assert!(w.resolutions().len() >= 3);
+    }
 }

@@ -75,9 +75,8 @@ fn rssp_blocks_behind_a_request_that_does_not_fit() {
 
 #[test]
 fn a_fixed_degree_larger_than_the_node_is_refused() {
-    let err = run_kind(PolicyKind::XditSp(4), &three_requests(), &cluster(2))
-        .err()
-        .expect("must fail");
+    let err =
+        run_kind(PolicyKind::XditSp(4), &three_requests(), &cluster(2)).expect_err("must fail");
     let msg = err.to_string();
     assert!(msg.contains("xdit-sp4 needs 4 GPUs"), "{msg}");
 }
