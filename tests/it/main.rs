@@ -2,6 +2,9 @@
 
 mod util;
 
+// The binary: default run, bad input, output directories, determinism.
+mod cli;
+
 // Schedules of the baseline policies worked out by hand.
 mod baselines;
 // The engine refuses invalid decisions instead of producing wrong numbers.
