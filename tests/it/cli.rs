@@ -26,7 +26,8 @@ fn data(name: &str) -> String {
 }
 
 fn read(dir: &Path, rel: &str) -> String {
-    std::fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(rel).display()))
+    std::fs::read_to_string(dir.join(rel))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(rel).display()))
 }
 
 #[test]
@@ -35,13 +36,26 @@ fn default_run_compares_every_policy() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     for p in ["xdit-sp1", "xdit-sp2", "xdit-sp4", "xdit-sp8", "rssp"] {
-        assert!(out.lines().any(|l| l.starts_with(p)), "no row for {p} in\n{out}");
+        assert!(
+            out.lines().any(|l| l.starts_with(p)),
+            "no row for {p} in\n{out}"
+        );
     }
 }
 
 #[test]
 fn one_policy_with_overrides() {
-    let o = run(&["simulate", "--policy", "rssp", "--requests", "20", "--rate", "6", "--format", "csv"]);
+    let o = run(&[
+        "simulate",
+        "--policy",
+        "rssp",
+        "--requests",
+        "20",
+        "--rate",
+        "6",
+        "--format",
+        "csv",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let rows: Vec<&str> = out.lines().collect();
@@ -54,7 +68,10 @@ fn unknown_policy_suggests_a_name() {
     let o = run(&["simulate", "--policy", "xdit-sp3"]);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("unknown policy `xdit-sp3`") && e.contains("did you mean"), "{e}");
+    assert!(
+        e.contains("unknown policy `xdit-sp3`") && e.contains("did you mean"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -62,19 +79,32 @@ fn malformed_trace_row_names_file_line_and_field() {
     let o = run(&["simulate", "--trace", &data("bad-arrival.csv")]);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("bad-arrival.csv:3") && e.contains("arrival_s"), "{e}");
+    assert!(
+        e.contains("bad-arrival.csv:3") && e.contains("arrival_s"),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_resolution_the_profile_cannot_cover_is_refused_before_writing_anything() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let o = run(&["simulate", "--trace", &data("unknown-resolution.csv"), "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "simulate",
+        "--trace",
+        &data("unknown-resolution.csv"),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains("request id 7") && e.contains("4096x4096"), "{e}");
     assert!(!out.exists(), "no output directory after a failed run");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no temporary left behind");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no temporary left behind"
+    );
 }
 
 #[test]
@@ -82,27 +112,52 @@ fn scenario_typos_and_impossible_clusters_are_explained() {
     let o = run(&["simulate", "--scenario", &data("typo.toml")]);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("typo.toml:2") && e.contains("did you mean `rate_per_min`"), "{e}");
+    assert!(
+        e.contains("typo.toml:2") && e.contains("did you mean `rate_per_min`"),
+        "{e}"
+    );
 
     let o = run(&["simulate", "--scenario", &data("sp8-on-4.toml")]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("xdit-sp8 needs 8 GPUs in one node, but nodes have 4"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("xdit-sp8 needs 8 GPUs in one node, but nodes have 4"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn output_directory_is_complete_and_not_overwritten_without_force() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let args = ["simulate", "--scenario", &data("small.toml"), "--policy", "xdit-sp2", "--policy", "rssp", "--out", out.to_str().unwrap()];
+    let args = [
+        "simulate",
+        "--scenario",
+        &data("small.toml"),
+        "--policy",
+        "xdit-sp2",
+        "--policy",
+        "rssp",
+        "--out",
+        out.to_str().unwrap(),
+    ];
     let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
-    for f in ["comparison.csv", "xdit-sp2/requests.csv", "xdit-sp2/summary.json", "xdit-sp2/timeline.json", "rssp/summary.json"] {
+    for f in [
+        "comparison.csv",
+        "xdit-sp2/requests.csv",
+        "xdit-sp2/summary.json",
+        "xdit-sp2/timeline.json",
+        "rssp/summary.json",
+    ] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
-    let summary: serde_json::Value = serde_json::from_str(&read(&out, "rssp/summary.json")).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&read(&out, "rssp/summary.json")).unwrap();
     assert_eq!(summary["requests"], 60);
     assert!(summary["per_resolution"]["2048x2048"]["slo_attainment"].is_number());
-    let timeline: serde_json::Value = serde_json::from_str(&read(&out, "rssp/timeline.json")).unwrap();
+    let timeline: serde_json::Value =
+        serde_json::from_str(&read(&out, "rssp/timeline.json")).unwrap();
     assert!(timeline["traceEvents"].as_array().unwrap().len() > 60);
 
     let again = run(&args);
@@ -125,22 +180,40 @@ fn same_seed_gives_byte_identical_records() {
     let dir = tempfile::tempdir().unwrap();
     let outs: Vec<PathBuf> = (0..2).map(|i| dir.path().join(format!("r{i}"))).collect();
     for out in &outs {
-        let o = run(&["simulate", "--scenario", &data("small.toml"), "--out", out.to_str().unwrap()]);
+        let o = run(&[
+            "simulate",
+            "--scenario",
+            &data("small.toml"),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
     }
     for p in ["xdit-sp1", "xdit-sp4", "rssp"] {
         for f in ["requests.csv", "timeline.json"] {
             let rel = format!("{p}/{f}");
-            assert!(read(&outs[0], &rel) == read(&outs[1], &rel), "{rel} differs between identical runs");
+            assert!(
+                read(&outs[0], &rel) == read(&outs[1], &rel),
+                "{rel} differs between identical runs"
+            );
         }
         let rel = format!("{p}/summary.json");
-        assert_eq!(deterministic_summary(&read(&outs[0], &rel)), deterministic_summary(&read(&outs[1], &rel)));
+        assert_eq!(
+            deterministic_summary(&read(&outs[0], &rel)),
+            deterministic_summary(&read(&outs[1], &rel))
+        );
     }
-    assert_eq!(read(&outs[0], "comparison.csv"), read(&outs[1], "comparison.csv"));
+    assert_eq!(
+        read(&outs[0], "comparison.csv"),
+        read(&outs[1], "comparison.csv")
+    );
 
     // Every policy saw the same arrivals, resolutions and deadlines.
     let key = |p: &str| -> Vec<String> {
-        read(&outs[0], &format!("{p}/requests.csv")).lines().map(|l| l.split(',').take(7).collect::<Vec<_>>().join(",")).collect()
+        read(&outs[0], &format!("{p}/requests.csv"))
+            .lines()
+            .map(|l| l.split(',').take(7).collect::<Vec<_>>().join(","))
+            .collect()
     };
     assert_eq!(key("xdit-sp1"), key("rssp"));
     assert_eq!(key("xdit-sp8"), key("xdit-sp2"));
@@ -150,10 +223,31 @@ fn same_seed_gives_byte_identical_records() {
 fn a_generated_trace_replays_to_the_same_results() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("t.csv");
-    let o = run(&["trace", "generate", "--scenario", &data("small.toml"), "-o", trace.to_str().unwrap()]);
+    let o = run(&[
+        "trace",
+        "generate",
+        "--scenario",
+        &data("small.toml"),
+        "-o",
+        trace.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let synthetic = run(&["simulate", "--scenario", &data("small.toml"), "--format", "csv"]);
-    let replayed = run(&["simulate", "--scenario", &data("small.toml"), "--trace", trace.to_str().unwrap(), "--format", "csv"]);
+    let synthetic = run(&[
+        "simulate",
+        "--scenario",
+        &data("small.toml"),
+        "--format",
+        "csv",
+    ]);
+    let replayed = run(&[
+        "simulate",
+        "--scenario",
+        &data("small.toml"),
+        "--trace",
+        trace.to_str().unwrap(),
+        "--format",
+        "csv",
+    ]);
     assert!(replayed.status.success(), "{}", stderr(&replayed));
     assert_eq!(stdout(&synthetic), stdout(&replayed));
 }
