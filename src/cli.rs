@@ -14,6 +14,7 @@ use crate::policy::PolicyKind;
 use crate::report;
 use crate::scenario::{Overrides, Scenario, WorkloadSource};
 use crate::simulate::simulate;
+use crate::workload::arrival::ArrivalProcess;
 
 const SIMULATE_EXAMPLES: &str = "\
 Examples:
@@ -190,6 +191,9 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
         ));
     }
     eprintln!("{}", describe(&scenario));
+    for w in &scenario.warnings {
+        eprintln!("warning: {w}");
+    }
     let runs = simulate(&scenario)?;
     let summaries: Vec<Summary> = runs.iter().map(|r| r.summary.clone()).collect();
 
@@ -239,9 +243,9 @@ fn run_trace_generate(args: ScenarioArgs, output: Option<PathBuf>) -> Result<()>
 pub fn describe(s: &Scenario) -> String {
     let workload = match &s.workload {
         WorkloadSource::Synthetic(w) => format!(
-            "{} requests, {:?} arrivals at {:.1} req/min, {:?} mix, {} steps, SLO scale {}, seed {}",
+            "{} requests, {} arrivals at {:.1} req/min, mix {}, {} steps, SLO scale {}, seed {}",
             w.requests,
-            w.arrival,
+            arrival_name(&w.arrival),
             w.arrival.mean_rate_per_s() * 60.0,
             w.mix,
             w.steps,
@@ -266,6 +270,15 @@ pub fn describe(s: &Scenario) -> String {
         workload,
         policies.join(", ")
     )
+}
+
+fn arrival_name(a: &ArrivalProcess) -> String {
+    match a {
+        ArrivalProcess::Poisson { .. } => "Poisson".into(),
+        ArrivalProcess::Gamma { cv, .. } => format!("Gamma (CV {cv})"),
+        ArrivalProcess::Constant { .. } => "constant-rate".into(),
+        ArrivalProcess::OnOff { on, off, .. } => format!("on/off ({on} on, {off} off)"),
+    }
 }
 
 /// Writes to stdout, treating a closed pipe (`| head`) as success.

@@ -172,6 +172,8 @@ pub struct Scenario {
     pub workload: WorkloadSource,
     pub policies: Vec<PolicyKind>,
     pub policy_config: PolicyConfig,
+    /// Things the user should know that do not stop the run (printed on stderr).
+    pub warnings: Vec<String>,
 }
 
 impl RawScenario {
@@ -222,23 +224,24 @@ impl RawScenario {
         bases.extend(self.slo.bases_s);
         let mut degrees = base.policy.rssp.degrees;
         degrees.extend(self.policy.rssp.degrees);
-        // A scenario choosing one cost source replaces the other.
-        let cost = if self.cost.profile.is_some() || self.cost.analytic.is_some() {
-            self.cost
+        // A scenario choosing a cost source replaces the base's, and then the GPU type and
+        // topology default to that source's rather than to the base's hardware.
+        let own_cost = self.cost.profile.is_some() || self.cost.analytic.is_some();
+        let cost = if own_cost { self.cost } else { base.cost };
+        let (base_gpu, base_topology) = if own_cost {
+            (None, None)
         } else {
-            base.cost
+            (base.cluster.gpu, base.cluster.topology)
         };
-        // A scenario giving a trace does not inherit the generator's settings' meaning, but
-        // the SLO settings still apply to rows without `slo_s`.
         RawScenario {
             name: self.name.or(base.name),
             description: self.description.or(base.description),
             seed: self.seed.or(base.seed),
             cluster: RawCluster {
-                gpu: self.cluster.gpu.or(base.cluster.gpu),
+                gpu: self.cluster.gpu.or(base_gpu),
                 nodes: self.cluster.nodes.or(base.cluster.nodes),
                 gpus_per_node: self.cluster.gpus_per_node.or(base.cluster.gpus_per_node),
-                topology: self.cluster.topology.or(base.cluster.topology),
+                topology: self.cluster.topology.or(base_topology),
             },
             cost,
             overheads: RawOverheads {
@@ -282,8 +285,8 @@ impl RawScenario {
         }
     }
 
-    /// Applies command-line overrides.
-    pub fn apply(&mut self, o: &Overrides) {
+    /// Applies command-line overrides; fails only on an inconsistent `--gpus/--nodes/--gpus-per-node`.
+    pub fn apply(&mut self, o: &Overrides) -> Result<()> {
         if !o.policies.is_empty() {
             self.policy.run = Some(o.policies.clone());
         }
@@ -304,22 +307,52 @@ impl RawScenario {
                 profile: Some(p.clone()),
                 analytic: None,
             };
+            // The GPU type (and its usual topology) now come from the profile.
+            self.cluster.gpu = None;
+            self.cluster.topology = None;
         }
-        set(&mut self.cluster.nodes, o.nodes);
-        set(&mut self.cluster.gpus_per_node, o.gpus_per_node);
-        if let Some(gpus) = o.gpus {
-            // `--gpus N`: one node of N GPUs if N fits a node, else N / gpus_per_node nodes.
-            let per_node = self.cluster.gpus_per_node.unwrap_or(8);
-            if o.gpus_per_node.is_none() && o.nodes.is_none() && gpus <= per_node {
-                self.cluster.nodes = Some(1);
-                self.cluster.gpus_per_node = Some(gpus);
-            } else if gpus % per_node == 0 {
-                self.cluster.nodes = Some(gpus / per_node);
-            } else {
-                // Leave an inconsistent shape for validation to report.
-                self.cluster.nodes = Some(0);
+        let shape_error = |msg: String| {
+            Error::config_hint(
+                msg,
+                "--gpus is the total; give --nodes or --gpus-per-node so that the other divides it",
+            )
+        };
+        match (o.gpus, o.nodes, o.gpus_per_node) {
+            (Some(g), Some(n), Some(p)) if g != n * p => {
+                return Err(shape_error(format!(
+                    "--gpus {g} is not --nodes {n} x --gpus-per-node {p}"
+                )));
+            }
+            (Some(g), Some(n), _) => {
+                if n == 0 || g % n != 0 {
+                    return Err(shape_error(format!(
+                        "--gpus {g} cannot be split evenly over --nodes {n}"
+                    )));
+                }
+                self.cluster.nodes = Some(n);
+                self.cluster.gpus_per_node = Some(g / n);
+            }
+            (Some(g), None, p) => {
+                // One node of `g` GPUs if it fits the node size, else nodes of that size.
+                let per_node = p.or(self.cluster.gpus_per_node).unwrap_or(8);
+                if p.is_none() && g <= per_node {
+                    self.cluster.nodes = Some(1);
+                    self.cluster.gpus_per_node = Some(g);
+                } else if per_node > 0 && g % per_node == 0 {
+                    self.cluster.nodes = Some(g / per_node);
+                    self.cluster.gpus_per_node = Some(per_node);
+                } else {
+                    return Err(shape_error(format!(
+                        "--gpus {g} is not a multiple of {per_node} GPUs per node"
+                    )));
+                }
+            }
+            (None, n, p) => {
+                set(&mut self.cluster.nodes, n);
+                set(&mut self.cluster.gpus_per_node, p);
             }
         }
+        Ok(())
     }
 }
 
@@ -355,28 +388,6 @@ impl Scenario {
             )
         };
 
-        let c = &raw.cluster;
-        let topology: Topology = c
-            .topology
-            .as_deref()
-            .unwrap_or("nvswitch")
-            .parse()
-            .map_err(|e: String| bad("cluster.topology", e))?;
-        let cluster = Cluster::new(
-            c.gpu.clone().ok_or_else(|| need("cluster.gpu"))?,
-            c.nodes.ok_or_else(|| need("cluster.nodes"))?,
-            c.gpus_per_node
-                .ok_or_else(|| need("cluster.gpus_per_node"))?,
-            topology,
-        )
-        .map_err(|e| match e {
-            Error::Config { message, hint } => Error::Config {
-                message: format!("{source}: [cluster]: {message}"),
-                hint,
-            },
-            other => other,
-        })?;
-
         let cost = match (&raw.cost.analytic, &raw.cost.profile) {
             (Some(a), _) => CostSource::Analytic(Analytic::preset(&a.model, &a.gpu)?),
             (None, Some(p)) => CostSource::Profile(load_profile(p).map_err(|e| match e {
@@ -393,6 +404,50 @@ impl Scenario {
                 ));
             }
         };
+
+        // The cluster's GPU type defaults to the cost source's; a mismatch is refused.
+        let cost_gpu = match &cost {
+            CostSource::Profile(p) => p.gpu().to_string(),
+            CostSource::Analytic(a) => a.gpu.name.to_string(),
+        };
+        let c = &raw.cluster;
+        let gpu = c.gpu.clone().unwrap_or_else(|| cost_gpu.clone());
+        if gpu != cost_gpu {
+            return Err(Error::config_hint(
+                format!(
+                    "{source}: the cluster has `{gpu}` GPUs but the cost model describes `{cost_gpu}`"
+                ),
+                format!(
+                    "set [cluster] gpu = \"{cost_gpu}\", or choose a profile measured on {gpu}"
+                ),
+            ));
+        }
+        // NVLink-bridged pairs are how A40 nodes are built; HGX boards have NVSwitch.
+        let default_topology = if gpu == "a40" {
+            "nvlink-pairs"
+        } else {
+            "nvswitch"
+        };
+        let topology: Topology = c
+            .topology
+            .as_deref()
+            .unwrap_or(default_topology)
+            .parse()
+            .map_err(|e: String| bad("cluster.topology", e))?;
+        let cluster = Cluster::new(
+            gpu,
+            c.nodes.ok_or_else(|| need("cluster.nodes"))?,
+            c.gpus_per_node
+                .ok_or_else(|| need("cluster.gpus_per_node"))?,
+            topology,
+        )
+        .map_err(|e| match e {
+            Error::Config { message, hint } => Error::Config {
+                message: format!("{source}: [cluster]: {message}"),
+                hint,
+            },
+            other => other,
+        })?;
 
         let o = &raw.overheads;
         let ms = |field: &str, v: Option<f64>| -> Result<Nanos> {
@@ -520,10 +575,21 @@ impl Scenario {
         policies.retain(|p| seen.insert(*p));
 
         let mut rssp_degrees = Vec::new();
+        let mut warnings = Vec::new();
         for (k, &d) in &raw.policy.rssp.degrees {
             let res: Resolution = k
                 .parse()
                 .map_err(|e: String| bad("policy.rssp.degrees", e))?;
+            if d > cluster.gpus_per_node && policies.contains(&PolicyKind::Rssp) {
+                // The default map is the paper's 8-GPU configuration; on smaller nodes the
+                // entry cannot apply, and RSSP's own rule (smallest degree meeting the SLO
+                // in isolation) picks the degree instead.
+                warnings.push(format!(
+                    "rssp: {res} -> SP {d} does not fit nodes of {} GPUs; using the smallest degree that meets its SLO in isolation",
+                    cluster.gpus_per_node
+                ));
+                continue;
+            }
             rssp_degrees.push((res, d));
         }
 
@@ -541,6 +607,7 @@ impl Scenario {
                 slo_bases,
                 steps,
             },
+            warnings,
         })
     }
 
@@ -554,7 +621,7 @@ impl Scenario {
             ),
             None => (RawScenario::default_scenario(), DEFAULT_SOURCE.to_string()),
         };
-        raw.apply(overrides);
+        raw.apply(overrides)?;
         Scenario::from_raw(raw, &source)
     }
 
@@ -634,7 +701,8 @@ mod tests {
             rate_per_min: Some(18.0),
             gpus: Some(16),
             ..Overrides::default()
-        });
+        })
+        .unwrap();
         assert_eq!(raw.workload.rate_per_min, Some(18.0));
         assert_eq!(
             (raw.cluster.nodes, raw.cluster.gpus_per_node),
@@ -643,7 +711,17 @@ mod tests {
         raw.apply(&Overrides {
             gpus: Some(4),
             ..Overrides::default()
-        });
+        })
+        .unwrap();
+        assert!(
+            raw.apply(&Overrides {
+                gpus: Some(12),
+                nodes: Some(5),
+                ..Overrides::default()
+            })
+            .is_err(),
+            "12 GPUs do not split over 5 nodes"
+        );
         assert_eq!(
             (raw.cluster.nodes, raw.cluster.gpus_per_node),
             (Some(1), Some(4))

@@ -1,0 +1,35 @@
+//! Every shipped scenario loads, validates and runs.
+
+use std::path::Path;
+
+use tetriserve::scenario::{Overrides, Scenario};
+use tetriserve::simulate::simulate;
+
+#[test]
+fn every_shipped_scenario_runs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        seen += 1;
+        let overrides = Overrides {
+            requests: Some(30),
+            ..Overrides::default()
+        };
+        let scenario = Scenario::load(Some(&path), &overrides)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!scenario.policies.is_empty());
+        let runs = simulate(&scenario).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for r in runs {
+            assert_eq!(r.summary.requests, 30, "{}", path.display());
+        }
+    }
+    assert!(
+        seen >= 3,
+        "expected the shipped scenarios in {}",
+        dir.display()
+    );
+}
