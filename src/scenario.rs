@@ -17,7 +17,8 @@ use crate::cost::analytic::Analytic;
 use crate::cost::profile::ProfileTable;
 use crate::cost::{CostModel, Overheads};
 use crate::error::{Error, InputError, Result};
-use crate::policy::{PolicyConfig, PolicyKind};
+use crate::policy::tetriserve::{RoundLength, TieBreak};
+use crate::policy::{PolicyConfig, PolicyKind, TetriserveConfig};
 use crate::time::Nanos;
 use crate::workload::arrival::ArrivalProcess;
 use crate::workload::generate::WorkloadSpec;
@@ -118,6 +119,23 @@ pub struct RawPolicy {
     pub run: Option<Vec<String>>,
     #[serde(default)]
     pub rssp: RawRssp,
+    #[serde(default)]
+    pub tetriserve: RawTetriserve,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTetriserve {
+    /// Round length in steps of the reference request (default 5).
+    pub granularity_steps: Option<u32>,
+    /// A fixed round length instead, milliseconds.
+    pub tau_ms: Option<f64>,
+    /// `work` (default) or `none`.
+    pub tie_break: Option<String>,
+    /// Drop requests late by more than this many seconds (default: never).
+    pub drop_late_after_s: Option<f64>,
+    /// Plan with round-quantised step times (default true).
+    pub round_aware_plans: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -281,6 +299,13 @@ impl RawScenario {
             policy: RawPolicy {
                 run: self.policy.run.or(base.policy.run),
                 rssp: RawRssp { degrees },
+                tetriserve: RawTetriserve {
+                    granularity_steps: self.policy.tetriserve.granularity_steps.or(base.policy.tetriserve.granularity_steps),
+                    tau_ms: self.policy.tetriserve.tau_ms.or(base.policy.tetriserve.tau_ms),
+                    tie_break: self.policy.tetriserve.tie_break.or(base.policy.tetriserve.tie_break),
+                    drop_late_after_s: self.policy.tetriserve.drop_late_after_s.or(base.policy.tetriserve.drop_late_after_s),
+                    round_aware_plans: self.policy.tetriserve.round_aware_plans.or(base.policy.tetriserve.round_aware_plans),
+                },
             },
         }
     }
@@ -567,6 +592,8 @@ impl Scenario {
         for n in &names {
             if n == "all" {
                 policies.extend(PolicyKind::all_for(&cluster));
+            } else if n == "ablation" {
+                policies.extend(PolicyKind::ablation());
             } else {
                 policies.push(n.parse::<PolicyKind>().map_err(|e| bad("policy.run", e))?);
             }
@@ -599,13 +626,15 @@ impl Scenario {
             seed,
             cluster,
             cost,
-            overheads,
+            overheads: overheads.clone(),
             workload,
             policies,
             policy_config: PolicyConfig {
                 rssp_degrees,
                 slo_bases,
                 steps,
+                tetriserve: tetriserve_config(&raw.policy.tetriserve, source)?,
+                overheads: overheads.clone(),
             },
             warnings,
         })
@@ -641,6 +670,34 @@ impl Scenario {
             }
         }
     }
+}
+
+fn tetriserve_config(raw: &RawTetriserve, source: &str) -> Result<TetriserveConfig> {
+    let bad = |field: &str, message: String| Error::Input(InputError::new(source, message).field(field));
+    let round = match (raw.tau_ms, raw.granularity_steps) {
+        (Some(ms), _) => RoundLength::Fixed(
+            Nanos::try_from_secs(ms / 1e3)
+                .filter(|t| *t > Nanos::ZERO)
+                .ok_or_else(|| bad("policy.tetriserve.tau_ms", format!("a round must last a positive number of milliseconds, got {ms}")))?,
+        ),
+        (None, Some(0)) => return Err(bad("policy.tetriserve.granularity_steps", "a round must hold at least one step".into())),
+        (None, g) => RoundLength::Steps(g.unwrap_or(5)),
+    };
+    let tie_break = match raw.tie_break.as_deref().unwrap_or("work") {
+        "work" => TieBreak::Work,
+        "none" => TieBreak::None,
+        other => return Err(bad("policy.tetriserve.tie_break", format!("unknown tie-break `{other}`; expected `work` or `none`"))),
+    };
+    let drop_late_after = match raw.drop_late_after_s {
+        None => None,
+        Some(s) => Some(Nanos::try_from_secs(s).ok_or_else(|| bad("policy.tetriserve.drop_late_after_s", format!("expected a non-negative number of seconds, got {s}")))?),
+    };
+    Ok(TetriserveConfig {
+        round,
+        tie_break,
+        drop_late_after,
+        round_aware_plans: raw.round_aware_plans.unwrap_or(true),
+    })
 }
 
 /// A built-in profile by name, or a CSV file by path.

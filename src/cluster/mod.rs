@@ -164,28 +164,38 @@ impl Cluster {
     /// its lowest-numbered ones; on NVLink-pair nodes a wholly idle pair is preferred for
     /// `k = 2` so that the group does not cross PCIe.
     pub fn find_free(&self, free: &FreeGpus, k: u32) -> Option<GpuSet> {
-        for node in 0..self.nodes {
-            if free.free_on(node) < k {
-                continue;
-            }
-            if self.topology == Topology::NvlinkPairs && k == 2 {
-                let m = free.node_mask(node);
-                if let Some(p) = (0..self.gpus_per_node / 2)
-                    .map(|p| 0b11u64 << (2 * p))
-                    .find(|&pair| m & pair == pair)
-                {
-                    return Some(GpuSet::new(node, p));
-                }
-            }
-            return free.lowest_free(node, k);
+        (0..self.nodes).find_map(|node| self.pick_in_node(free.node_mask(node), k).map(|m| GpuSet::new(node, m)))
+    }
+
+    /// `k` GPUs out of the idle mask `free` of one node, by the rule of [`Cluster::find_free`].
+    pub fn pick_in_node(&self, free: u64, k: u32) -> Option<u64> {
+        if k == 0 || free.count_ones() < k {
+            return None;
         }
-        None
+        if self.topology == Topology::NvlinkPairs && k == 2 {
+            let pairs = (0..self.gpus_per_node / 2).map(|p| 0b11u64 << (2 * p));
+            if let Some(pair) = pairs.into_iter().find(|&pair| free & pair == pair) {
+                return Some(pair);
+            }
+        }
+        Some(lowest_bits(free, k))
     }
 
     /// All GPUs of every node, free.
     pub fn all_free(&self) -> FreeGpus {
         FreeGpus::new(self.nodes, self.gpus_per_node)
     }
+}
+
+/// The `k` lowest set bits of `mask` (which has at least `k`).
+pub fn lowest_bits(mut mask: u64, k: u32) -> u64 {
+    let mut out = 0u64;
+    for _ in 0..k {
+        let bit = mask & mask.wrapping_neg();
+        out |= bit;
+        mask &= mask - 1;
+    }
+    out
 }
 
 #[cfg(test)]

@@ -10,10 +10,12 @@
 
 mod fixed_sp;
 mod rssp;
+pub mod tetriserve;
 mod view;
 
 pub use fixed_sp::FixedSp;
 pub use rssp::Rssp;
+pub use tetriserve::{Tetriserve, TetriserveConfig, Variant};
 pub use view::{Phase, RequestState, View};
 
 use std::fmt;
@@ -101,6 +103,8 @@ pub enum PolicyKind {
     XditSp(u32),
     /// Resolution-specific fixed degree (the paper's RSSP baseline).
     Rssp,
+    /// TetriServe with the given mechanisms on (the ablation rows of the paper's Table 5).
+    Tetriserve(Variant),
 }
 
 impl PolicyKind {
@@ -112,13 +116,32 @@ impl PolicyKind {
             .map(PolicyKind::XditSp)
             .collect();
         v.push(PolicyKind::Rssp);
+        v.push(PolicyKind::Tetriserve(Variant::FULL));
         v
+    }
+
+    /// TetriServe and its ablations, as in the paper's Table 5.
+    pub fn ablation() -> Vec<PolicyKind> {
+        vec![
+            PolicyKind::Tetriserve(Variant::DP_ONLY),
+            PolicyKind::Tetriserve(Variant::DP_PP),
+            PolicyKind::Tetriserve(Variant::FULL),
+        ]
     }
 
     /// Names accepted by [`FromStr`], for help texts and suggestions.
     pub fn names() -> &'static [&'static str] {
         &[
-            "xdit-sp1", "xdit-sp2", "xdit-sp4", "xdit-sp8", "rssp", "all",
+            "xdit-sp1",
+            "xdit-sp2",
+            "xdit-sp4",
+            "xdit-sp8",
+            "rssp",
+            "tetriserve",
+            "tetriserve-dp",
+            "tetriserve-dp-pp",
+            "all",
+            "ablation",
         ]
     }
 }
@@ -128,6 +151,7 @@ impl fmt::Display for PolicyKind {
         match self {
             PolicyKind::XditSp(k) => write!(f, "xdit-sp{k}"),
             PolicyKind::Rssp => f.write_str("rssp"),
+            PolicyKind::Tetriserve(v) => f.write_str(v.name()),
         }
     }
 }
@@ -144,6 +168,9 @@ impl FromStr for PolicyKind {
         }
         match s {
             "rssp" => Ok(PolicyKind::Rssp),
+            "tetriserve" => Ok(PolicyKind::Tetriserve(Variant::FULL)),
+            "tetriserve-dp" => Ok(PolicyKind::Tetriserve(Variant::DP_ONLY)),
+            "tetriserve-dp-pp" => Ok(PolicyKind::Tetriserve(Variant::DP_PP)),
             _ => {
                 let mut msg = format!(
                     "unknown policy `{s}`; expected one of: {}",
@@ -168,6 +195,9 @@ pub struct PolicyConfig {
     pub slo_bases: SloBases,
     /// Steps per request assumed by RSSP's automatic rule.
     pub steps: u32,
+    pub tetriserve: TetriserveConfig,
+    /// The costs TetriServe accounts for when fitting work into a round.
+    pub overheads: crate::cost::Overheads,
 }
 
 impl Default for PolicyConfig {
@@ -176,6 +206,8 @@ impl Default for PolicyConfig {
             rssp_degrees: Rssp::paper_degrees(),
             slo_bases: SloBases::paper(),
             steps: 28,
+            tetriserve: TetriserveConfig::default(),
+            overheads: crate::cost::Overheads::default(),
         }
     }
 }
@@ -204,5 +236,13 @@ pub fn build(
             Ok(Box::new(FixedSp::new(k, cluster)))
         }
         PolicyKind::Rssp => Ok(Box::new(Rssp::new(cluster, costs, config)?)),
+        PolicyKind::Tetriserve(v) => {
+            if let tetriserve::RoundLength::Fixed(t) = config.tetriserve.round
+                && t == Nanos::ZERO
+            {
+                return Err(Error::config("tetriserve: a round of zero length cannot make progress; set tau_ms > 0"));
+            }
+            Ok(Box::new(Tetriserve::new(v, cluster, costs, config.tetriserve.clone(), config.overheads.clone())))
+        }
     }
 }
