@@ -136,6 +136,10 @@ pub struct RawTetriserve {
     pub drop_late_after_s: Option<f64>,
     /// Plan with round-quantised step times (default true).
     pub round_aware_plans: Option<bool>,
+    /// Run as many steps as fit a round (default true) instead of the plan part's share.
+    pub fill_rounds: Option<bool>,
+    /// Plan idle GPUs for the rest of the round when work completes or requests arrive.
+    pub backfill: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -305,6 +309,8 @@ impl RawScenario {
                     tie_break: self.policy.tetriserve.tie_break.or(base.policy.tetriserve.tie_break),
                     drop_late_after_s: self.policy.tetriserve.drop_late_after_s.or(base.policy.tetriserve.drop_late_after_s),
                     round_aware_plans: self.policy.tetriserve.round_aware_plans.or(base.policy.tetriserve.round_aware_plans),
+                    fill_rounds: self.policy.tetriserve.fill_rounds.or(base.policy.tetriserve.fill_rounds),
+                    backfill: self.policy.tetriserve.backfill.or(base.policy.tetriserve.backfill),
                 },
             },
         }
@@ -697,6 +703,8 @@ fn tetriserve_config(raw: &RawTetriserve, source: &str) -> Result<TetriserveConf
         tie_break,
         drop_late_after,
         round_aware_plans: raw.round_aware_plans.unwrap_or(true),
+        fill_rounds: raw.fill_rounds.unwrap_or(true),
+        backfill: raw.backfill.unwrap_or(true),
     })
 }
 

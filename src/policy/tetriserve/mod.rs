@@ -75,11 +75,19 @@ pub struct TetriserveConfig {
     /// Plan with the time a step really takes inside rounds, `tau / floor(tau / T(k))`, rather
     /// than `T(k)` (see [`Tetriserve::new`]). On by default.
     pub round_aware_plans: bool,
+    /// Run as many steps as fit the round, `min(remaining, floor(tau / T))`, instead of the
+    /// paper's `min(s_m, floor(tau / T))`. The GPUs are held until the next boundary either
+    /// way, so stopping at the plan part's share only idles them. On by default.
+    pub fill_rounds: bool,
+    /// Between boundaries, when work completes or requests arrive and GPUs are idle, plan
+    /// those GPUs for the rest of the round (the same packing over the shorter window). The
+    /// paper lets arrivals wait for the next boundary and GPUs idle until it. On by default.
+    pub backfill: bool,
 }
 
 impl Default for TetriserveConfig {
     fn default() -> TetriserveConfig {
-        TetriserveConfig { round: RoundLength::Steps(5), tie_break: TieBreak::Work, drop_late_after: None, round_aware_plans: true }
+        TetriserveConfig { round: RoundLength::Steps(5), tie_break: TieBreak::Work, drop_late_after: None, round_aware_plans: true, fill_rounds: true, backfill: true }
     }
 }
 
@@ -269,15 +277,28 @@ impl Tetriserve {
         extra
     }
 
-    fn run_round(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
+    /// Plans every node for the window from now to `round_end`: a whole round at a boundary,
+    /// or the rest of the current round when backfilling idle GPUs.
+    fn run_round(&mut self, view: &View<'_>, round_end: Nanos, out: &mut Vec<Decision>) {
         for node in 0..self.cluster.nodes {
-            self.run_node_round(view, node, out);
+            let backfill = round_end - view.now < self.tau;
+            if backfill && (view.free.node_mask(node) == 0 || !self.has_waiting(view, node)) {
+                continue;
+            }
+            self.run_node_round(view, node, round_end, out);
         }
     }
 
-    fn run_node_round(&mut self, view: &View<'_>, node: u32, out: &mut Vec<Decision>) {
+    fn has_waiting(&self, view: &View<'_>, node: u32) -> bool {
+        view.active.iter().any(|&id| {
+            view.request(id).phase == Phase::Waiting && self.node_of.get(id.index()).copied().unwrap_or(0) == node
+        })
+    }
+
+    fn run_node_round(&mut self, view: &View<'_>, node: u32, round_end: Nanos, out: &mut Vec<Decision>) {
         let now = view.now;
-        let next = now + self.tau;
+        let next = round_end;
+        let window = round_end - now;
         self.groups.clear();
         self.candidates.clear();
         self.late.clear();
@@ -301,7 +322,7 @@ impl Tetriserve {
             let mut cand = Candidate { id, options: [(0, 0); 2] };
             let vae = self.overheads.vae_decode(s.request.resolution);
             let add = |group: &mut Group, cand: &mut Candidate, degree: u32, steps: u32, step: Nanos, extra: Nanos| {
-                let q = Self::steps_within(self.tau, step, extra, vae, steps.min(left));
+                let q = Self::steps_within(window, step, extra, vae, steps.min(left));
                 if q == 0 || group.options() > 2 {
                     return;
                 }
@@ -323,12 +344,13 @@ impl Tetriserve {
             for part in plan.parts() {
                 let step = self.step(class, part.degree);
                 let extra = self.extra_cost(view, id, s.gpus.filter(|g| g.len() == part.degree), step);
-                add(&mut group, &mut cand, part.degree, part.steps, step, extra);
+                let cap = if self.config.fill_rounds { left } else { part.steps };
+                add(&mut group, &mut cand, part.degree, cap, step, extra);
             }
             if group.options() == 1 {
                 // No part fits a round (a step longer than tau at the planned degree): offer
                 // the narrowest degree that does, so that the request is never starved.
-                if let Some(&(k, step)) = self.times[class.index()].iter().find(|&&(_, t)| t <= self.tau) {
+                if let Some(&(k, step)) = self.times[class.index()].iter().find(|&&(_, t)| t <= window) {
                     let extra = self.extra_cost(view, id, None, step);
                     add(&mut group, &mut cand, k, left, step, extra);
                 }
@@ -350,6 +372,7 @@ impl Tetriserve {
         }
         self.placer.place(&self.cluster, self.variant.placement_preservation);
         if self.variant.elastic_scale_up {
+            self.start_unselected(view, window);
             self.scale_up(view, false);
         }
         // Requests that cannot make it: one leftover GPU each, fewest remaining steps first.
@@ -370,7 +393,38 @@ impl Tetriserve {
         if self.variant.elastic_scale_up {
             self.scale_up(view, true);
         }
-        self.emit(view, out);
+        self.emit(view, window, out);
+    }
+
+    /// Work conservation, first half: requests the packing left waiting (their options did not
+    /// fit) start on idle GPUs, earliest deadline first, at the widest power-of-two degree
+    /// that is idle, no wider than their plan, and runs at least one step in the window.
+    fn start_unselected(&mut self, view: &View<'_>, window: Nanos) {
+        let mut waiting: Vec<(Nanos, RequestId, u32)> = self
+            .candidates
+            .iter()
+            .zip(&self.choice)
+            .filter(|&(_, &o)| o == 0)
+            .map(|(c, _)| {
+                let s = view.request(c.id);
+                let widest = c.options.iter().map(|&(k, _)| k).max().unwrap_or(1).max(1);
+                (s.deadline(), c.id, widest)
+            })
+            .collect();
+        waiting.sort();
+        for (_, id, widest) in waiting {
+            let class = view.request(id).class;
+            let idle = self.placer.idle();
+            let fits = self.times[class.index()]
+                .iter()
+                .rev()
+                .find(|&&(k, t)| k <= idle && k <= widest && t <= window)
+                .map(|&(k, _)| k);
+            if let Some(k) = fits {
+                self.placer.want(id, k, view.request(id).gpus, false);
+                self.placer.place(&self.cluster, self.variant.placement_preservation);
+            }
+        }
     }
 
     /// Work-conserving elastic scale-up of placed requests (`late` ones only after the others).
@@ -410,18 +464,18 @@ impl Tetriserve {
     }
 
     /// Turns placements into dispatches, with the steps that fit the round on the actual set.
-    fn emit(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
+    fn emit(&mut self, view: &View<'_>, window: Nanos, out: &mut Vec<Decision>) {
         for p in self.placer.placed() {
             let s = view.request(p.id);
             let step = self.link_step(s.class, p.gpus);
             let extra = self.extra_cost(view, p.id, Some(p.gpus), step);
             let vae = self.overheads.vae_decode(s.request.resolution);
-            let mut q = Self::steps_within(self.tau, step, extra, vae, s.remaining_steps());
+            let mut q = Self::steps_within(window, step, extra, vae, s.remaining_steps());
             if q == 0 {
-                if !p.late && self.step(s.class, p.gpus.len()) <= self.tau {
-                    continue; // The hand-off made it miss the round; it waits for the next.
+                if window < self.tau || (!p.late && self.step(s.class, p.gpus.len()) <= self.tau) {
+                    continue; // Nothing fits the window (or the hand-off pushed it out).
                 }
-                q = 1; // Steps longer than a round still make progress, overrunning it.
+                q = 1; // Steps longer than a whole round still make progress, overrunning it.
             }
             self.used_groups.insert(p.gpus);
             out.push(Decision::Dispatch(Dispatch { batch: Batch::one(p.id), steps: q, gpus: p.gpus }));
@@ -443,14 +497,22 @@ impl Policy for Tetriserve {
             Some(t) => view.timer && view.now >= t,
         };
         if !round_due {
+            // Between boundaries: offer idle GPUs for the rest of the round.
+            if self.config.backfill
+                && let Some(end) = self.next_boundary
+                && end > view.now
+                && (!view.completed.is_empty() || !view.arrived.is_empty())
+            {
+                self.run_round(view, end, out);
+            }
             return;
         }
         if view.active.is_empty() {
             self.next_boundary = None;
             return;
         }
-        self.run_round(view, out);
         let next = view.now + self.tau;
+        self.run_round(view, next, out);
         self.next_boundary = Some(next);
         out.push(Decision::WakeAt(next));
     }
