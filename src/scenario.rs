@@ -304,13 +304,41 @@ impl RawScenario {
                 run: self.policy.run.or(base.policy.run),
                 rssp: RawRssp { degrees },
                 tetriserve: RawTetriserve {
-                    granularity_steps: self.policy.tetriserve.granularity_steps.or(base.policy.tetriserve.granularity_steps),
-                    tau_ms: self.policy.tetriserve.tau_ms.or(base.policy.tetriserve.tau_ms),
-                    tie_break: self.policy.tetriserve.tie_break.or(base.policy.tetriserve.tie_break),
-                    drop_late_after_s: self.policy.tetriserve.drop_late_after_s.or(base.policy.tetriserve.drop_late_after_s),
-                    round_aware_plans: self.policy.tetriserve.round_aware_plans.or(base.policy.tetriserve.round_aware_plans),
-                    fill_rounds: self.policy.tetriserve.fill_rounds.or(base.policy.tetriserve.fill_rounds),
-                    backfill: self.policy.tetriserve.backfill.or(base.policy.tetriserve.backfill),
+                    granularity_steps: self
+                        .policy
+                        .tetriserve
+                        .granularity_steps
+                        .or(base.policy.tetriserve.granularity_steps),
+                    tau_ms: self
+                        .policy
+                        .tetriserve
+                        .tau_ms
+                        .or(base.policy.tetriserve.tau_ms),
+                    tie_break: self
+                        .policy
+                        .tetriserve
+                        .tie_break
+                        .or(base.policy.tetriserve.tie_break),
+                    drop_late_after_s: self
+                        .policy
+                        .tetriserve
+                        .drop_late_after_s
+                        .or(base.policy.tetriserve.drop_late_after_s),
+                    round_aware_plans: self
+                        .policy
+                        .tetriserve
+                        .round_aware_plans
+                        .or(base.policy.tetriserve.round_aware_plans),
+                    fill_rounds: self
+                        .policy
+                        .tetriserve
+                        .fill_rounds
+                        .or(base.policy.tetriserve.fill_rounds),
+                    backfill: self
+                        .policy
+                        .tetriserve
+                        .backfill
+                        .or(base.policy.tetriserve.backfill),
                 },
             },
         }
@@ -679,24 +707,45 @@ impl Scenario {
 }
 
 fn tetriserve_config(raw: &RawTetriserve, source: &str) -> Result<TetriserveConfig> {
-    let bad = |field: &str, message: String| Error::Input(InputError::new(source, message).field(field));
+    let bad =
+        |field: &str, message: String| Error::Input(InputError::new(source, message).field(field));
     let round = match (raw.tau_ms, raw.granularity_steps) {
         (Some(ms), _) => RoundLength::Fixed(
             Nanos::try_from_secs(ms / 1e3)
                 .filter(|t| *t > Nanos::ZERO)
-                .ok_or_else(|| bad("policy.tetriserve.tau_ms", format!("a round must last a positive number of milliseconds, got {ms}")))?,
+                .ok_or_else(|| {
+                    bad(
+                        "policy.tetriserve.tau_ms",
+                        format!("a round must last a positive number of milliseconds, got {ms}"),
+                    )
+                })?,
         ),
-        (None, Some(0)) => return Err(bad("policy.tetriserve.granularity_steps", "a round must hold at least one step".into())),
+        (None, Some(0)) => {
+            return Err(bad(
+                "policy.tetriserve.granularity_steps",
+                "a round must hold at least one step".into(),
+            ));
+        }
         (None, g) => RoundLength::Steps(g.unwrap_or(5)),
     };
     let tie_break = match raw.tie_break.as_deref().unwrap_or("work") {
         "work" => TieBreak::Work,
         "none" => TieBreak::None,
-        other => return Err(bad("policy.tetriserve.tie_break", format!("unknown tie-break `{other}`; expected `work` or `none`"))),
+        other => {
+            return Err(bad(
+                "policy.tetriserve.tie_break",
+                format!("unknown tie-break `{other}`; expected `work` or `none`"),
+            ));
+        }
     };
     let drop_late_after = match raw.drop_late_after_s {
         None => None,
-        Some(s) => Some(Nanos::try_from_secs(s).ok_or_else(|| bad("policy.tetriserve.drop_late_after_s", format!("expected a non-negative number of seconds, got {s}")))?),
+        Some(s) => Some(Nanos::try_from_secs(s).ok_or_else(|| {
+            bad(
+                "policy.tetriserve.drop_late_after_s",
+                format!("expected a non-negative number of seconds, got {s}"),
+            )
+        })?),
     };
     Ok(TetriserveConfig {
         round,

@@ -164,7 +164,10 @@ impl Cluster {
     /// its lowest-numbered ones; on NVLink-pair nodes a wholly idle pair is preferred for
     /// `k = 2` so that the group does not cross PCIe.
     pub fn find_free(&self, free: &FreeGpus, k: u32) -> Option<GpuSet> {
-        (0..self.nodes).find_map(|node| self.pick_in_node(free.node_mask(node), k).map(|m| GpuSet::new(node, m)))
+        (0..self.nodes).find_map(|node| {
+            self.pick_in_node(free.node_mask(node), k)
+                .map(|m| GpuSet::new(node, m))
+        })
     }
 
     /// `k` GPUs out of the idle mask `free` of one node, by the rule of [`Cluster::find_free`].

@@ -240,9 +240,17 @@ pub fn build(
             if let tetriserve::RoundLength::Fixed(t) = config.tetriserve.round
                 && t == Nanos::ZERO
             {
-                return Err(Error::config("tetriserve: a round of zero length cannot make progress; set tau_ms > 0"));
+                return Err(Error::config(
+                    "tetriserve: a round of zero length cannot make progress; set tau_ms > 0",
+                ));
             }
-            Ok(Box::new(Tetriserve::new(v, cluster, costs, config.tetriserve.clone(), config.overheads.clone())))
+            Ok(Box::new(Tetriserve::new(
+                v,
+                cluster,
+                costs,
+                config.tetriserve.clone(),
+                config.overheads.clone(),
+            )))
         }
     }
 }

@@ -7,6 +7,8 @@ mod cli;
 
 // Schedules of the baseline policies worked out by hand.
 mod baselines;
+// The paper's Figure 1 example.
+mod figure1;
 // Every shipped scenario loads and runs.
 mod scenarios;
 // The engine refuses invalid decisions instead of producing wrong numbers.

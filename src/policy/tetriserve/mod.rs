@@ -57,8 +57,9 @@ pub enum RoundLength {
 /// How Algorithm 1 chooses among packings that keep equally many requests alive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TieBreak {
-    /// Among them, the one that puts the most GPU-time to work this round (then the fewest
-    /// GPUs). Requests that are not urgent still run when GPUs would otherwise idle.
+    /// Among them, the one that makes the most requests progress, then the one that puts the
+    /// most GPU-time to work (then the fewest GPUs). Requests that are not urgent still run
+    /// when GPUs would otherwise idle, and many narrow allocations beat one wide one.
     Work,
     /// The pseudo-code as printed: the first optimum found, fewest GPUs; requests that survive
     /// either way are left waiting and only elastic scale-up uses idle GPUs.
@@ -87,7 +88,14 @@ pub struct TetriserveConfig {
 
 impl Default for TetriserveConfig {
     fn default() -> TetriserveConfig {
-        TetriserveConfig { round: RoundLength::Steps(5), tie_break: TieBreak::Work, drop_late_after: None, round_aware_plans: true, fill_rounds: true, backfill: true }
+        TetriserveConfig {
+            round: RoundLength::Steps(5),
+            tie_break: TieBreak::Work,
+            drop_late_after: None,
+            round_aware_plans: true,
+            fill_rounds: true,
+            backfill: true,
+        }
     }
 }
 
@@ -99,9 +107,18 @@ pub struct Variant {
 }
 
 impl Variant {
-    pub const DP_ONLY: Variant = Variant { placement_preservation: false, elastic_scale_up: false };
-    pub const DP_PP: Variant = Variant { placement_preservation: true, elastic_scale_up: false };
-    pub const FULL: Variant = Variant { placement_preservation: true, elastic_scale_up: true };
+    pub const DP_ONLY: Variant = Variant {
+        placement_preservation: false,
+        elastic_scale_up: false,
+    };
+    pub const DP_PP: Variant = Variant {
+        placement_preservation: true,
+        elastic_scale_up: false,
+    };
+    pub const FULL: Variant = Variant {
+        placement_preservation: true,
+        elastic_scale_up: true,
+    };
 
     pub fn name(self) -> &'static str {
         match (self.placement_preservation, self.elastic_scale_up) {
@@ -151,18 +168,44 @@ pub struct Tetriserve {
 }
 
 impl Tetriserve {
-    pub fn new(variant: Variant, cluster: &Cluster, costs: &StepTimes, config: TetriserveConfig, overheads: Overheads) -> Tetriserve {
+    pub fn new(
+        variant: Variant,
+        cluster: &Cluster,
+        costs: &StepTimes,
+        config: TetriserveConfig,
+        overheads: Overheads,
+    ) -> Tetriserve {
         let classes = costs.classes().len();
-        let times: Vec<Vec<(u32, Nanos)>> =
-            (0..classes).map(|c| cluster.degrees().map(|k| (k, costs.step(ResClass(c as u16), k))).collect()).collect();
-        let fastest = times.iter().map(|t| t.iter().map(|&(_, x)| x).min().expect("degree 1")).collect();
-        let cheapest =
-            times.iter().map(|t| t.iter().map(|&(k, x)| u128::from(k) * u128::from(x.0)).min().expect("degree 1")).collect();
+        let times: Vec<Vec<(u32, Nanos)>> = (0..classes)
+            .map(|c| {
+                cluster
+                    .degrees()
+                    .map(|k| (k, costs.step(ResClass(c as u16), k)))
+                    .collect()
+            })
+            .collect();
+        let fastest = times
+            .iter()
+            .map(|t| t.iter().map(|&(_, x)| x).min().expect("degree 1"))
+            .collect();
+        let cheapest = times
+            .iter()
+            .map(|t| {
+                t.iter()
+                    .map(|&(k, x)| u128::from(k) * u128::from(x.0))
+                    .min()
+                    .expect("degree 1")
+            })
+            .collect();
         let pcie = (0..classes)
             .map(|c| {
                 cluster
                     .degrees()
-                    .map(|k| costs.get(ResClass(c as u16), k, 1, crate::cluster::Link::Pcie).unwrap_or_else(|| costs.step(ResClass(c as u16), k)))
+                    .map(|k| {
+                        costs
+                            .get(ResClass(c as u16), k, 1, crate::cluster::Link::Pcie)
+                            .unwrap_or_else(|| costs.step(ResClass(c as u16), k))
+                    })
                     .collect()
             })
             .collect();
@@ -170,7 +213,10 @@ impl Tetriserve {
             RoundLength::Fixed(t) => t,
             RoundLength::Steps(g) => {
                 // The largest class (classes are sorted by token count) at the largest degree.
-                let reference = times.last().and_then(|t| t.last()).map_or(Nanos(1), |&(_, x)| x);
+                let reference = times
+                    .last()
+                    .and_then(|t| t.last())
+                    .map_or(Nanos(1), |&(_, x)| x);
                 reference.times(u64::from(g.max(1)))
             }
         };
@@ -186,7 +232,11 @@ impl Tetriserve {
                 t.iter()
                     .map(|&(k, x)| {
                         let per_round = tau.0 / x.0.max(1);
-                        let eff = if config.round_aware_plans && per_round > 0 { Nanos(tau.0 / per_round) } else { x };
+                        let eff = if config.round_aware_plans && per_round > 0 {
+                            Nanos(tau.0 / per_round)
+                        } else {
+                            x
+                        };
                         (k, eff)
                     })
                     .collect()
@@ -236,10 +286,13 @@ impl Tetriserve {
         for &a in view.active {
             if a != id && a.index() < self.node_of.len() {
                 let s = view.request(a);
-                load[self.node_of[a.index()] as usize] += u128::from(s.remaining_steps()) * self.cheapest[s.class.index()];
+                load[self.node_of[a.index()] as usize] +=
+                    u128::from(s.remaining_steps()) * self.cheapest[s.class.index()];
             }
         }
-        let node = (0..self.cluster.nodes).min_by_key(|&n| (load[n as usize], n)).unwrap_or(0);
+        let node = (0..self.cluster.nodes)
+            .min_by_key(|&n| (load[n as usize], n))
+            .unwrap_or(0);
         self.node_of[id.index()] = node;
     }
 
@@ -257,7 +310,13 @@ impl Tetriserve {
     }
 
     /// Fixed costs of running `id` on `gpus` now (text encoder, hand-off, group set-up).
-    fn extra_cost(&self, view: &View<'_>, id: RequestId, gpus: Option<GpuSet>, step: Nanos) -> Nanos {
+    fn extra_cost(
+        &self,
+        view: &View<'_>,
+        id: RequestId,
+        gpus: Option<GpuSet>,
+        step: Nanos,
+    ) -> Nanos {
         let s = view.request(id);
         let mut extra = Nanos::ZERO;
         if s.steps_done == 0 {
@@ -291,11 +350,18 @@ impl Tetriserve {
 
     fn has_waiting(&self, view: &View<'_>, node: u32) -> bool {
         view.active.iter().any(|&id| {
-            view.request(id).phase == Phase::Waiting && self.node_of.get(id.index()).copied().unwrap_or(0) == node
+            view.request(id).phase == Phase::Waiting
+                && self.node_of.get(id.index()).copied().unwrap_or(0) == node
         })
     }
 
-    fn run_node_round(&mut self, view: &View<'_>, node: u32, round_end: Nanos, out: &mut Vec<Decision>) {
+    fn run_node_round(
+        &mut self,
+        view: &View<'_>,
+        node: u32,
+        round_end: Nanos,
+        out: &mut Vec<Decision>,
+    ) {
         let now = view.now;
         let next = round_end;
         let window = round_end - now;
@@ -304,7 +370,9 @@ impl Tetriserve {
         self.late.clear();
         for &id in view.active {
             let s = view.request(id);
-            if s.phase != Phase::Waiting || self.node_of.get(id.index()).copied().unwrap_or(0) != node {
+            if s.phase != Phase::Waiting
+                || self.node_of.get(id.index()).copied().unwrap_or(0) != node
+            {
                 continue;
             }
             let (class, left, deadline) = (s.class, s.remaining_steps(), s.deadline());
@@ -318,16 +386,32 @@ impl Tetriserve {
             }
             let plan = min_gpu_plan(&self.plan_times[class.index()], left, deadline - now);
             let survives = |rest: u32| u32::from(next + tmin.times(u64::from(rest)) <= deadline);
-            let mut group = Group::new(Value { survivors: survives(left), secondary: 0 });
-            let mut cand = Candidate { id, options: [(0, 0); 2] };
+            let mut group = Group::new(Value {
+                survivors: survives(left),
+                secondary: 0,
+            });
+            let mut cand = Candidate {
+                id,
+                options: [(0, 0); 2],
+            };
             let vae = self.overheads.vae_decode(s.request.resolution);
-            let add = |group: &mut Group, cand: &mut Candidate, degree: u32, steps: u32, step: Nanos, extra: Nanos| {
+            let add = |group: &mut Group,
+                       cand: &mut Candidate,
+                       degree: u32,
+                       steps: u32,
+                       step: Nanos,
+                       extra: Nanos| {
                 let q = Self::steps_within(window, step, extra, vae, steps.min(left));
                 if q == 0 || group.options() > 2 {
                     return;
                 }
                 let secondary = match self.config.tie_break {
-                    TieBreak::Work => u64::from(q) * u64::from(degree) * (step.0 / 1000),
+                    // Requests progressing (high bits), then GPU-time used, microseconds.
+                    TieBreak::Work => {
+                        (1u64 << 32)
+                            + (u64::from(q) * u64::from(degree) * (step.0 / 1000))
+                                .min(u64::from(u32::MAX) / 64)
+                    }
                     TieBreak::None => 0,
                 };
                 // Algorithm 1 judges survival at the round's end; a request that completes inside
@@ -338,19 +422,33 @@ impl Tetriserve {
                 } else {
                     survives(left - q)
                 };
-                let i = group.push(degree, Value { survivors, secondary });
+                let i = group.push(
+                    degree,
+                    Value {
+                        survivors,
+                        secondary,
+                    },
+                );
                 cand.options[i - 1] = (degree, q);
             };
             for part in plan.parts() {
                 let step = self.step(class, part.degree);
-                let extra = self.extra_cost(view, id, s.gpus.filter(|g| g.len() == part.degree), step);
-                let cap = if self.config.fill_rounds { left } else { part.steps };
+                let extra =
+                    self.extra_cost(view, id, s.gpus.filter(|g| g.len() == part.degree), step);
+                let cap = if self.config.fill_rounds {
+                    left
+                } else {
+                    part.steps
+                };
                 add(&mut group, &mut cand, part.degree, cap, step, extra);
             }
             if group.options() == 1 {
                 // No part fits a round (a step longer than tau at the planned degree): offer
                 // the narrowest degree that does, so that the request is never starved.
-                if let Some(&(k, step)) = self.times[class.index()].iter().find(|&&(_, t)| t <= window) {
+                if let Some(&(k, step)) = self.times[class.index()]
+                    .iter()
+                    .find(|&&(_, t)| t <= window)
+                {
                     let extra = self.extra_cost(view, id, None, step);
                     add(&mut group, &mut cand, k, left, step, extra);
                 }
@@ -360,7 +458,8 @@ impl Tetriserve {
         }
 
         let free = view.free.node_mask(node);
-        self.packer.pack(&self.groups, free.count_ones(), &mut self.choice);
+        self.packer
+            .pack(&self.groups, free.count_ones(), &mut self.choice);
 
         self.placer.start(node, free);
         for (cand, &o) in self.candidates.iter().zip(&self.choice) {
@@ -370,7 +469,8 @@ impl Tetriserve {
                 self.placer.want(cand.id, degree, prev, false);
             }
         }
-        self.placer.place(&self.cluster, self.variant.placement_preservation);
+        self.placer
+            .place(&self.cluster, self.variant.placement_preservation);
         if self.variant.elastic_scale_up {
             self.start_unselected(view, window);
             self.scale_up(view, false);
@@ -387,7 +487,8 @@ impl Tetriserve {
             }
             let prev = view.request(id).gpus;
             self.placer.want(id, 1, prev, true);
-            self.placer.place(&self.cluster, self.variant.placement_preservation);
+            self.placer
+                .place(&self.cluster, self.variant.placement_preservation);
         }
         self.late = late;
         if self.variant.elastic_scale_up {
@@ -422,7 +523,8 @@ impl Tetriserve {
                 .map(|&(k, _)| k);
             if let Some(k) = fits {
                 self.placer.want(id, k, view.request(id).gpus, false);
-                self.placer.place(&self.cluster, self.variant.placement_preservation);
+                self.placer
+                    .place(&self.cluster, self.variant.placement_preservation);
             }
         }
     }
@@ -438,14 +540,21 @@ impl Tetriserve {
                     continue;
                 }
                 let s = view.request(p.id);
-                let Some(grown) = self.placer.grown(i, &self.cluster) else { continue };
-                let (t_now, t_big) = (self.link_step(s.class, p.gpus), self.link_step(s.class, grown));
+                let Some(grown) = self.placer.grown(i, &self.cluster) else {
+                    continue;
+                };
+                let (t_now, t_big) = (
+                    self.link_step(s.class, p.gpus),
+                    self.link_step(s.class, grown),
+                );
                 if t_big >= t_now {
                     continue;
                 }
                 let benefit = u128::from(s.remaining_steps()) * u128::from((t_now - t_big).0);
                 let key = (benefit, s.deadline(), i);
-                if best.is_none_or(|(b, d, j)| benefit > b || (benefit == b && (s.deadline(), i) < (d, j))) {
+                if best.is_none_or(|(b, d, j)| {
+                    benefit > b || (benefit == b && (s.deadline(), i) < (d, j))
+                }) {
                     best = Some(key);
                 }
             }
@@ -478,7 +587,11 @@ impl Tetriserve {
                 q = 1; // Steps longer than a whole round still make progress, overrunning it.
             }
             self.used_groups.insert(p.gpus);
-            out.push(Decision::Dispatch(Dispatch { batch: Batch::one(p.id), steps: q, gpus: p.gpus }));
+            out.push(Decision::Dispatch(Dispatch {
+                batch: Batch::one(p.id),
+                steps: q,
+                gpus: p.gpus,
+            }));
         }
     }
 }
@@ -493,7 +606,10 @@ impl Policy for Tetriserve {
             self.assign_node(view, id);
         }
         let round_due = match self.next_boundary {
-            None => view.active.iter().any(|&id| view.request(id).phase == Phase::Waiting),
+            None => view
+                .active
+                .iter()
+                .any(|&id| view.request(id).phase == Phase::Waiting),
             Some(t) => view.timer && view.now >= t,
         };
         if !round_due {

@@ -21,7 +21,10 @@ pub struct Value {
 
 impl Value {
     fn plus(self, o: Value) -> Value {
-        Value { survivors: self.survivors + o.survivors, secondary: self.secondary + o.secondary }
+        Value {
+            survivors: self.survivors + o.survivors,
+            secondary: self.secondary + o.secondary,
+        }
     }
 }
 
@@ -39,13 +42,21 @@ pub struct Group {
 impl Group {
     /// A group whose only option is "none" with value `none`.
     pub fn new(none: Value) -> Group {
-        Group { widths: [0; MAX_OPTIONS], values: [none; MAX_OPTIONS], len: 1 }
+        Group {
+            widths: [0; MAX_OPTIONS],
+            values: [none; MAX_OPTIONS],
+            len: 1,
+        }
     }
 
     /// Adds an allocation option; returns its index. Panics beyond [`MAX_OPTIONS`].
     pub fn push(&mut self, width: u32, value: Value) -> usize {
         let i = self.len as usize;
-        assert!(i < MAX_OPTIONS, "at most {} allocations per request", MAX_OPTIONS - 1);
+        assert!(
+            i < MAX_OPTIONS,
+            "at most {} allocations per request",
+            MAX_OPTIONS - 1
+        );
         self.widths[i] = width;
         self.values[i] = value;
         self.len += 1;
@@ -87,7 +98,7 @@ impl Packer {
             self.next.clear();
             self.next.extend_from_slice(&self.dp);
             let row = &mut self.choice[i * n..(i + 1) * n];
-            for c in 0..n {
+            for (c, (slot, back)) in self.next.iter_mut().zip(row.iter_mut()).enumerate() {
                 for o in 0..g.options() {
                     let w = g.width(o) as usize;
                     if w > c {
@@ -95,9 +106,9 @@ impl Packer {
                     }
                     let Some(base) = self.dp[c - w] else { continue };
                     let cand = base.plus(g.value(o));
-                    if self.next[c].is_none_or(|best| cand > best) {
-                        self.next[c] = Some(cand);
-                        row[c] = o as u8;
+                    if slot.is_none_or(|best| cand > best) {
+                        *slot = Some(cand);
+                        *back = o as u8;
                     }
                 }
             }
@@ -131,13 +142,18 @@ mod tests {
     use proptest::prelude::*;
 
     fn v(s: u32, x: u64) -> Value {
-        Value { survivors: s, secondary: x }
+        Value {
+            survivors: s,
+            secondary: x,
+        }
     }
 
     /// Best total value over every combination of options (the exhaustive search).
     fn brute_force(groups: &[Group], capacity: u32) -> Value {
         fn go(groups: &[Group], cap: u32, acc: Value) -> Value {
-            let Some((g, rest)) = groups.split_first() else { return acc };
+            let Some((g, rest)) = groups.split_first() else {
+                return acc;
+            };
             (0..g.options())
                 .filter(|&o| g.width(o) <= cap)
                 .map(|o| go(rest, cap - g.width(o), acc.plus(g.value(o))))
@@ -182,7 +198,10 @@ mod tests {
         (
             0u32..2,
             0u64..4,
-            prop::collection::vec((prop::sample::select(vec![1u32, 2, 4, 8]), 0u32..2, 0u64..50), 0..3),
+            prop::collection::vec(
+                (prop::sample::select(vec![1u32, 2, 4, 8]), 0u32..2, 0u64..50),
+                0..3,
+            ),
         )
             .prop_map(|(s0, x0, opts)| {
                 let mut g = Group::new(v(s0, x0));

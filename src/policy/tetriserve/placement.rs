@@ -47,7 +47,12 @@ impl Placer {
     /// Asks for `degree` GPUs for `id`, which last ran on `prev`.
     pub fn want(&mut self, id: RequestId, degree: u32, prev: Option<GpuSet>, late: bool) {
         let prev = prev.filter(|p| p.node() == self.node);
-        self.wants.push(Want { id, degree, prev, late });
+        self.wants.push(Want {
+            id,
+            degree,
+            prev,
+            late,
+        });
     }
 
     /// Places every pending want that fits; a want that does not fit is discarded.
@@ -94,7 +99,11 @@ impl Placer {
     fn take(&mut self, w: &Want, mask: u64) {
         debug_assert_eq!(self.free & mask, mask);
         self.free &= !mask;
-        self.placed.push(Placed { id: w.id, gpus: GpuSet::new(self.node, mask), late: w.late });
+        self.placed.push(Placed {
+            id: w.id,
+            gpus: GpuSet::new(self.node, mask),
+            late: w.late,
+        });
     }
 
     /// Idle GPUs left.
@@ -144,7 +153,10 @@ mod tests {
         p.want(RequestId(2), 2, set(0b0000_0001), false); // grows around GPU 0
         p.place(&h100(), true);
         let got: Vec<(u32, u64)> = p.placed().iter().map(|x| (x.id.0, x.gpus.mask())).collect();
-        assert_eq!(got, vec![(1, 0b1111_0000), (2, 0b0000_0011), (0, 0b0000_1100)]);
+        assert_eq!(
+            got,
+            vec![(1, 0b1111_0000), (2, 0b0000_0011), (0, 0b0000_1100)]
+        );
         assert_eq!(p.idle(), 0);
     }
 

@@ -41,7 +41,11 @@ impl Plan {
         self.parts()
             .iter()
             .map(|p| {
-                let t = times.iter().find(|(k, _)| *k == p.degree).expect("planned degree").1;
+                let t = times
+                    .iter()
+                    .find(|(k, _)| *k == p.degree)
+                    .expect("planned degree")
+                    .1;
                 u128::from(p.steps) * u128::from(p.degree) * u128::from(t.0)
             })
             .sum()
@@ -53,9 +57,10 @@ impl Plan {
 pub fn min_gpu_plan(times: &[(u32, Nanos)], steps: u32, budget: Nanos) -> Plan {
     let s = u128::from(steps);
     let b = u128::from(budget.0);
-    // (cost, parts used, highest degree) orders candidates: cheapest, then simplest, then narrowest.
-    let mut best: Option<((u128, u8, u32), Plan)> = None;
-    let mut consider = |key: (u128, u8, u32), plan: Plan| {
+    // (cost, single part, highest degree) orders candidates: cheapest; at equal cost a
+    // two-degree plan (it gives the round packing two ways to fit the request); then narrowest.
+    let mut best: Option<((u128, bool, u32), Plan)> = None;
+    let mut consider = |key: (u128, bool, u32), plan: Plan| {
         if best.as_ref().is_none_or(|(k, _)| key < *k) {
             best = Some((key, plan));
         }
@@ -63,12 +68,13 @@ pub fn min_gpu_plan(times: &[(u32, Nanos)], steps: u32, budget: Nanos) -> Plan {
     for &(ka, ta) in times {
         let (ta_ns, ca) = (u128::from(ta.0), u128::from(ka) * u128::from(ta.0));
         if s * ta_ns <= b {
-            consider((s * ca, 1, ka), single(steps, ka));
+            consider((s * ca, true, ka), single(steps, ka));
         }
         for &(kb, tb) in times {
             let (tb_ns, cb) = (u128::from(tb.0), u128::from(kb) * u128::from(tb.0));
-            if tb_ns >= ta_ns || cb <= ca || s * ta_ns <= b || s * tb_ns > b {
-                // b must be faster and costlier, a alone too slow, b alone fast enough.
+            if tb_ns >= ta_ns || cb < ca || s * ta_ns <= b || s * tb_ns > b {
+                // b must be faster and not cheaper (else b alone dominates), a alone too
+                // slow, b alone fast enough.
                 continue;
             }
             let sb = (s * ta_ns - b).div_ceil(ta_ns - tb_ns);
@@ -77,27 +83,50 @@ pub fn min_gpu_plan(times: &[(u32, Nanos)], steps: u32, budget: Nanos) -> Plan {
                 continue; // That is the single-degree plan at b, considered on its own.
             }
             let cost = sa * ca + sb * cb;
-            let (lo, hi) = if ka < kb { ((sa, ka), (sb, kb)) } else { ((sb, kb), (sa, ka)) };
+            let (lo, hi) = if ka < kb {
+                ((sa, ka), (sb, kb))
+            } else {
+                ((sb, kb), (sa, ka))
+            };
             let plan = Plan {
-                parts: [Part { steps: lo.0 as u32, degree: lo.1 }, Part { steps: hi.0 as u32, degree: hi.1 }],
+                parts: [
+                    Part {
+                        steps: lo.0 as u32,
+                        degree: lo.1,
+                    },
+                    Part {
+                        steps: hi.0 as u32,
+                        degree: hi.1,
+                    },
+                ],
                 len: 2,
                 late: false,
             };
-            consider((cost, 2, ka.max(kb)), plan);
+            consider((cost, false, ka.max(kb)), plan);
         }
     }
     match best {
         Some((_, plan)) => plan,
         None => {
-            let &(k, _) = times.iter().min_by_key(|&&(k, t)| (t, k)).expect("at least one degree");
-            Plan { late: true, ..single(steps, k) }
+            let &(k, _) = times
+                .iter()
+                .min_by_key(|&&(k, t)| (t, k))
+                .expect("at least one degree");
+            Plan {
+                late: true,
+                ..single(steps, k)
+            }
         }
     }
 }
 
 fn single(steps: u32, degree: u32) -> Plan {
     let p = Part { steps, degree };
-    Plan { parts: [p, p], len: 1, late: false }
+    Plan {
+        parts: [p, p],
+        len: 1,
+        late: false,
+    }
 }
 
 #[cfg(test)]
@@ -117,7 +146,13 @@ mod tests {
     #[test]
     fn a_loose_deadline_stays_on_one_gpu() {
         let p = min_gpu_plan(&table(), 28, ms(5000));
-        assert_eq!(p.parts(), &[Part { steps: 28, degree: 1 }]);
+        assert_eq!(
+            p.parts(),
+            &[Part {
+                steps: 28,
+                degree: 1
+            }]
+        );
         assert!(!p.late);
     }
 
@@ -126,7 +161,19 @@ mod tests {
         // 28 x 168 = 4704 > 4000. Mixing degrees 1 and 2: s2 >= (4704 - 4000) / 69 = 10.2 -> 11
         // steps at SP2, 17 at SP1: 17 x 168 + 11 x 99 = 3945 ms, 17x168 + 11x198 = 5034 GPU-ms.
         let p = min_gpu_plan(&table(), 28, ms(4000));
-        assert_eq!(p.parts(), &[Part { steps: 17, degree: 1 }, Part { steps: 11, degree: 2 }]);
+        assert_eq!(
+            p.parts(),
+            &[
+                Part {
+                    steps: 17,
+                    degree: 1
+                },
+                Part {
+                    steps: 11,
+                    degree: 2
+                }
+            ]
+        );
         assert_eq!(p.gpu_time(&table()), u128::from(ms(5034).0));
     }
 
@@ -134,7 +181,13 @@ mod tests {
     fn an_impossible_deadline_is_late_at_the_fastest_degree() {
         let p = min_gpu_plan(&table(), 28, ms(1000));
         assert!(p.late);
-        assert_eq!(p.parts(), &[Part { steps: 28, degree: 8 }]);
+        assert_eq!(
+            p.parts(),
+            &[Part {
+                steps: 28,
+                degree: 8
+            }]
+        );
         assert!(min_gpu_plan(&table(), 1, Nanos::ZERO).late);
     }
 
@@ -149,7 +202,8 @@ mod tests {
                     if sa * u128::from(ta.0) + sb * u128::from(tb.0) > u128::from(budget.0) {
                         continue;
                     }
-                    let cost = sa * u128::from(ka) * u128::from(ta.0) + sb * u128::from(kb) * u128::from(tb.0);
+                    let cost = sa * u128::from(ka) * u128::from(ta.0)
+                        + sb * u128::from(kb) * u128::from(tb.0);
                     best = Some(best.map_or(cost, |b: u128| b.min(cost)));
                 }
             }
