@@ -91,6 +91,15 @@ pub struct ScenarioArgs {
     /// Deadline = arrival + SCALE x per-resolution base SLO.
     #[arg(long, value_name = "SCALE")]
     pub slo_scale: Option<f64>,
+    /// TetriServe round length in steps of the reference request (default 5).
+    #[arg(long, value_name = "STEPS")]
+    pub granularity: Option<u32>,
+    /// TetriServe fixed round length in milliseconds (instead of --granularity).
+    #[arg(long, value_name = "MS")]
+    pub tau_ms: Option<f64>,
+    /// TetriServe tie-break among packings with as many survivors: work or none.
+    #[arg(long, value_name = "RULE")]
+    pub tie_break: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +156,9 @@ impl ScenarioArgs {
             mix: self.mix.clone(),
             steps: self.steps,
             slo_scale: self.slo_scale,
+            granularity_steps: self.granularity,
+            tau_ms: self.tau_ms,
+            tie_break: self.tie_break.clone(),
             ..Overrides::default()
         }
     }

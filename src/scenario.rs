@@ -166,6 +166,9 @@ pub struct Overrides {
     pub gpus: Option<u32>,
     pub nodes: Option<u32>,
     pub gpus_per_node: Option<u32>,
+    pub granularity_steps: Option<u32>,
+    pub tau_ms: Option<f64>,
+    pub tie_break: Option<String>,
 }
 
 /// Where a run's cost model comes from.
@@ -357,6 +360,16 @@ impl RawScenario {
         set(&mut self.workload.arrival, o.arrival.clone());
         set(&mut self.workload.cv, o.cv);
         set(&mut self.workload.steps, o.steps);
+        if o.granularity_steps.is_some() {
+            // A granularity on the command line replaces a fixed round length from the file.
+            self.policy.tetriserve.tau_ms = None;
+        }
+        set(
+            &mut self.policy.tetriserve.granularity_steps,
+            o.granularity_steps,
+        );
+        set(&mut self.policy.tetriserve.tau_ms, o.tau_ms);
+        set(&mut self.policy.tetriserve.tie_break, o.tie_break.clone());
         set(
             &mut self.workload.trace,
             o.trace.as_ref().map(|p| p.to_string_lossy().into_owned()),

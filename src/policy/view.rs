@@ -80,6 +80,33 @@ pub struct View<'a> {
 }
 
 impl<'a> View<'a> {
+    /// Assembles a view. The engine builds one per decision point; benchmarks and tests may
+    /// build their own to drive a policy directly. `states` is indexed by request id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        now: Nanos,
+        cluster: &'a Cluster,
+        costs: &'a StepTimes,
+        free: &'a FreeGpus,
+        active: &'a [RequestId],
+        arrived: &'a [RequestId],
+        completed: &'a [RequestId],
+        timer: bool,
+        states: &'a [RequestState],
+    ) -> View<'a> {
+        View {
+            now,
+            cluster,
+            costs,
+            free,
+            active,
+            arrived,
+            completed,
+            timer,
+            states,
+        }
+    }
+
     pub fn request(&self, id: RequestId) -> &'a RequestState {
         &self.states[id.index()]
     }

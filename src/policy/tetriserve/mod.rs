@@ -164,6 +164,7 @@ pub struct Tetriserve {
     candidates: Vec<Candidate>,
     choice: Vec<usize>,
     late: Vec<RequestId>,
+    by_node: Vec<Vec<RequestId>>,
     placer: Placer,
 }
 
@@ -261,6 +262,7 @@ impl Tetriserve {
             candidates: Vec::new(),
             choice: Vec::new(),
             late: Vec::new(),
+            by_node: Vec::new(),
             placer: Placer::default(),
         }
     }
@@ -274,26 +276,43 @@ impl Tetriserve {
         self.times[class.index()][degree.trailing_zeros() as usize].1
     }
 
-    /// Assigns a newly arrived request to the node with the least outstanding work.
-    fn assign_node(&mut self, view: &View<'_>, id: RequestId) {
-        if self.node_of.len() <= id.index() {
-            self.node_of.resize(id.index() + 1, 0);
+    /// Assigns newly arrived requests, each to the node with the least outstanding work.
+    /// Loads are computed once per call: O(active + arrivals x nodes).
+    fn assign_nodes(&mut self, view: &View<'_>) {
+        const UNASSIGNED: u32 = u32::MAX;
+        if let Some(max) = view.arrived.iter().map(|id| id.index()).max()
+            && self.node_of.len() <= max
+        {
+            self.node_of.resize(max + 1, UNASSIGNED);
         }
         if self.cluster.nodes == 1 {
+            for &id in view.arrived {
+                self.node_of[id.index()] = 0;
+            }
             return;
         }
+        if view.arrived.is_empty() {
+            return;
+        }
+        let work = |id: RequestId| {
+            let s = view.request(id);
+            u128::from(s.remaining_steps()) * self.cheapest[s.class.index()]
+        };
         let mut load = vec![0u128; self.cluster.nodes as usize];
         for &a in view.active {
-            if a != id && a.index() < self.node_of.len() {
-                let s = view.request(a);
-                load[self.node_of[a.index()] as usize] +=
-                    u128::from(s.remaining_steps()) * self.cheapest[s.class.index()];
+            if let Some(&n) = self.node_of.get(a.index())
+                && n != UNASSIGNED
+            {
+                load[n as usize] += work(a);
             }
         }
-        let node = (0..self.cluster.nodes)
-            .min_by_key(|&n| (load[n as usize], n))
-            .unwrap_or(0);
-        self.node_of[id.index()] = node;
+        for &id in view.arrived {
+            let node = (0..self.cluster.nodes)
+                .min_by_key(|&n| (load[n as usize], n))
+                .unwrap_or(0);
+            self.node_of[id.index()] = node;
+            load[node as usize] += work(id);
+        }
     }
 
     /// The most steps of a request that fit in `budget`, given its step time and the fixed
@@ -336,29 +355,39 @@ impl Tetriserve {
         extra
     }
 
+    /// Runs one whole round now, whatever the timers say (what `decide` does at a boundary;
+    /// public for benchmarks and tests). Requests must have been seen arriving by `decide`.
+    pub fn round(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
+        self.run_round(view, view.now + self.tau, out);
+    }
+
     /// Plans every node for the window from now to `round_end`: a whole round at a boundary,
     /// or the rest of the current round when backfilling idle GPUs.
     fn run_round(&mut self, view: &View<'_>, round_end: Nanos, out: &mut Vec<Decision>) {
-        for node in 0..self.cluster.nodes {
-            let backfill = round_end - view.now < self.tau;
-            if backfill && (view.free.node_mask(node) == 0 || !self.has_waiting(view, node)) {
+        // Waiting requests by node, in arrival order: one pass over the active list.
+        let mut by_node = std::mem::take(&mut self.by_node);
+        by_node.resize_with(self.cluster.nodes as usize, Vec::new);
+        by_node.iter_mut().for_each(Vec::clear);
+        for &id in view.active {
+            if view.request(id).phase == Phase::Waiting {
+                let node = self.node_of.get(id.index()).copied().unwrap_or(0);
+                by_node[node as usize].push(id);
+            }
+        }
+        for (node, waiting) in by_node.iter().enumerate() {
+            if waiting.is_empty() || view.free.node_mask(node as u32) == 0 {
                 continue;
             }
-            self.run_node_round(view, node, round_end, out);
+            self.run_node_round(view, node as u32, waiting, round_end, out);
         }
-    }
-
-    fn has_waiting(&self, view: &View<'_>, node: u32) -> bool {
-        view.active.iter().any(|&id| {
-            view.request(id).phase == Phase::Waiting
-                && self.node_of.get(id.index()).copied().unwrap_or(0) == node
-        })
+        self.by_node = by_node;
     }
 
     fn run_node_round(
         &mut self,
         view: &View<'_>,
         node: u32,
+        waiting: &[RequestId],
         round_end: Nanos,
         out: &mut Vec<Decision>,
     ) {
@@ -368,13 +397,8 @@ impl Tetriserve {
         self.groups.clear();
         self.candidates.clear();
         self.late.clear();
-        for &id in view.active {
+        for &id in waiting {
             let s = view.request(id);
-            if s.phase != Phase::Waiting
-                || self.node_of.get(id.index()).copied().unwrap_or(0) != node
-            {
-                continue;
-            }
             let (class, left, deadline) = (s.class, s.remaining_steps(), s.deadline());
             let tmin = self.fastest[class.index()];
             if now + tmin.times(u64::from(left)) > deadline {
@@ -602,9 +626,7 @@ impl Policy for Tetriserve {
     }
 
     fn decide(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
-        for &id in view.arrived {
-            self.assign_node(view, id);
-        }
+        self.assign_nodes(view);
         let round_due = match self.next_boundary {
             None => view
                 .active
