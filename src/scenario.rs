@@ -741,7 +741,7 @@ fn tetriserve_config(raw: &RawTetriserve, source: &str) -> Result<TetriserveConf
         }
         (None, g) => RoundLength::Steps(g.unwrap_or(5)),
     };
-    let tie_break = match raw.tie_break.as_deref().unwrap_or("work") {
+    let tie_break = match raw.tie_break.as_deref().unwrap_or("none") {
         "work" => TieBreak::Work,
         "none" => TieBreak::None,
         other => {

@@ -100,14 +100,15 @@ fn fixed_parallelism_misses_deadlines() {
 /// With rounds of 300 ms (round-aware plan times equal the step times here, except that a
 /// 600 ms step does not fit a round), TetriServe's schedule is:
 ///
-/// - t = 0: everyone survives waiting, so the tie-break (most requests progressing) runs all
-///   three narrow, at their cheapest plan parts: S on 1 GPU (3 steps), M on 1 GPU (1 step:
-///   its plan is 3 steps at SP1 + 2 at SP4), L on 2 GPUs (1 step).
-/// - t = 0.3: the same sets again (placement preservation); S finishes at 0.5.
-/// - t = 0.6: M can no longer wait (0.9 + 3 x 120 > 1.2): it scales up to all 4 GPUs for
-///   2 steps; L survives waiting.
-/// - t = 0.9: M's last step (planned at SP1, scaled up to SP2 by the one idle GPU; ends 1.1)
-///   and L (SP2) share the node.
+/// - t = 0: every request survives waiting, so Algorithm 1 runs nobody (fewest GPUs); work
+///   conservation then starts them, earliest deadline first, at the cheapest degree of their
+///   plans: S on 1 GPU (3 steps), M on 1 GPU (1 step; its plan is 3 steps at SP1 + 2 at SP4),
+///   L on 2 GPUs (1 step).
+/// - t = 0.3: S must run now to survive (0.6 + 2 x 60 > 0.6) and finishes at 0.5; M and L
+///   keep their GPUs (placement preservation).
+/// - t = 0.6: M must run (0.9 + 3 x 120 > 1.2): packed at SP1, then scaled up to SP2 by the
+///   idle GPU; L runs one more step at SP2.
+/// - t = 0.9: M must finish now: SP4 for its last 2 steps (ends 1.14); L survives waiting.
 /// - t = 1.2: L takes all 4 GPUs for its last 2 steps, ending exactly at its deadline, 1.5.
 #[test]
 fn tetriserve_meets_every_deadline_by_changing_degrees_between_steps() {
@@ -116,10 +117,10 @@ fn tetriserve_meets_every_deadline_by_changing_degrees_between_steps() {
     assert_eq!(degrees_per_step(&r, 0), [1, 1, 1, 1, 1]);
     assert_eq!(
         degrees_per_step(&r, 1),
-        [1, 1, 4, 4, 2],
+        [1, 1, 2, 4, 4],
         "the medium request starts narrow and scales up"
     );
     assert_eq!(degrees_per_step(&r, 2), [2, 2, 2, 4, 4]);
     let ends: Vec<Nanos> = r.requests.iter().map(|x| x.end).collect();
-    assert_eq!(ends, [ms(500), ms(1100), ms(1500)]);
+    assert_eq!(ends, [ms(500), ms(1140), ms(1500)]);
 }
