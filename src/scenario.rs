@@ -140,6 +140,10 @@ pub struct RawTetriserve {
     pub fill_rounds: Option<bool>,
     /// Plan idle GPUs for the rest of the round when work completes or requests arrive.
     pub backfill: Option<bool>,
+    /// Batch identical small-resolution requests (default false).
+    pub batching: Option<bool>,
+    /// Move the round length to where whole steps waste the least of it (default true).
+    pub snap_rounds: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -342,6 +346,16 @@ impl RawScenario {
                         .tetriserve
                         .backfill
                         .or(base.policy.tetriserve.backfill),
+                    batching: self
+                        .policy
+                        .tetriserve
+                        .batching
+                        .or(base.policy.tetriserve.batching),
+                    snap_rounds: self
+                        .policy
+                        .tetriserve
+                        .snap_rounds
+                        .or(base.policy.tetriserve.snap_rounds),
                 },
             },
         }
@@ -767,6 +781,8 @@ fn tetriserve_config(raw: &RawTetriserve, source: &str) -> Result<TetriserveConf
         round_aware_plans: raw.round_aware_plans.unwrap_or(true),
         fill_rounds: raw.fill_rounds.unwrap_or(true),
         backfill: raw.backfill.unwrap_or(true),
+        batching: raw.batching.unwrap_or(false),
+        snap_rounds: raw.snap_rounds.unwrap_or(true),
     })
 }
 

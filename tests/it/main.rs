@@ -9,6 +9,8 @@ mod cli;
 mod baselines;
 // The paper's Figure 1 example.
 mod figure1;
+// TetriServe options: batching, dropping, nodes.
+mod tetriserve;
 // Every shipped scenario loads and runs.
 mod scenarios;
 // The engine refuses invalid decisions instead of producing wrong numbers.

@@ -7,12 +7,13 @@
 //! first. Without preservation every request gets a fresh set, in the order given.
 
 use crate::cluster::{Cluster, GpuSet, lowest_bits};
-use crate::workload::RequestId;
+use crate::policy::Batch;
 
 /// A request placed for this round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Placed {
-    pub id: RequestId,
+    /// The request, or the requests batched together.
+    pub batch: Batch,
     pub gpus: GpuSet,
     /// Best-effort placement of a request that can no longer meet its deadline.
     pub late: bool,
@@ -20,7 +21,7 @@ pub struct Placed {
 
 #[derive(Clone, Copy, Debug)]
 struct Want {
-    id: RequestId,
+    batch: Batch,
     degree: u32,
     prev: Option<GpuSet>,
     late: bool,
@@ -44,11 +45,11 @@ impl Placer {
         self.placed.clear();
     }
 
-    /// Asks for `degree` GPUs for `id`, which last ran on `prev`.
-    pub fn want(&mut self, id: RequestId, degree: u32, prev: Option<GpuSet>, late: bool) {
+    /// Asks for `degree` GPUs for `batch`, which last ran on `prev`.
+    pub fn want(&mut self, batch: Batch, degree: u32, prev: Option<GpuSet>, late: bool) {
         let prev = prev.filter(|p| p.node() == self.node);
         self.wants.push(Want {
-            id,
+            batch,
             degree,
             prev,
             late,
@@ -100,7 +101,7 @@ impl Placer {
         debug_assert_eq!(self.free & mask, mask);
         self.free &= !mask;
         self.placed.push(Placed {
-            id: w.id,
+            batch: w.batch,
             gpus: GpuSet::new(self.node, mask),
             late: w.late,
         });
@@ -135,6 +136,11 @@ impl Placer {
 mod tests {
     use super::*;
     use crate::cluster::Topology;
+    use crate::workload::RequestId;
+
+    fn one(i: u32) -> Batch {
+        Batch::one(RequestId(i))
+    }
 
     fn h100() -> Cluster {
         Cluster::new("h100", 1, 8, Topology::NvSwitch).unwrap()
@@ -148,11 +154,15 @@ mod tests {
     fn preservation_keeps_old_sets_and_fresh_requests_take_the_rest() {
         let mut p = Placer::default();
         p.start(0, 0xff);
-        p.want(RequestId(0), 2, None, false); // new request
-        p.want(RequestId(1), 4, set(0b1111_0000), false); // same set, same width
-        p.want(RequestId(2), 2, set(0b0000_0001), false); // grows around GPU 0
+        p.want(one(0), 2, None, false); // new request
+        p.want(one(1), 4, set(0b1111_0000), false); // same set, same width
+        p.want(one(2), 2, set(0b0000_0001), false); // grows around GPU 0
         p.place(&h100(), true);
-        let got: Vec<(u32, u64)> = p.placed().iter().map(|x| (x.id.0, x.gpus.mask())).collect();
+        let got: Vec<(u32, u64)> = p
+            .placed()
+            .iter()
+            .map(|x| (x.batch.ids()[0].0, x.gpus.mask()))
+            .collect();
         assert_eq!(
             got,
             vec![(1, 0b1111_0000), (2, 0b0000_0011), (0, 0b0000_1100)]
@@ -164,10 +174,14 @@ mod tests {
     fn without_preservation_sets_are_fresh_in_order() {
         let mut p = Placer::default();
         p.start(0, 0xff);
-        p.want(RequestId(0), 2, None, false);
-        p.want(RequestId(1), 4, set(0b1111_0000), false);
+        p.want(one(0), 2, None, false);
+        p.want(one(1), 4, set(0b1111_0000), false);
         p.place(&h100(), false);
-        let got: Vec<(u32, u64)> = p.placed().iter().map(|x| (x.id.0, x.gpus.mask())).collect();
+        let got: Vec<(u32, u64)> = p
+            .placed()
+            .iter()
+            .map(|x| (x.batch.ids()[0].0, x.gpus.mask()))
+            .collect();
         assert_eq!(got, vec![(0, 0b0000_0011), (1, 0b0011_1100)]);
     }
 
@@ -175,7 +189,7 @@ mod tests {
     fn shrinking_stays_inside_the_old_set_and_growth_uses_idle_gpus() {
         let mut p = Placer::default();
         p.start(0, 0b1111_1100);
-        p.want(RequestId(0), 2, set(0b1111_0000), false);
+        p.want(one(0), 2, set(0b1111_0000), false);
         p.place(&h100(), true);
         assert_eq!(p.placed()[0].gpus.mask(), 0b0011_0000);
         assert_eq!(p.grown(0, &h100()).map(|g| g.mask()), Some(0b0011_1100));

@@ -1,0 +1,151 @@
+//! TetriServe's options: batching, dropping, multi-node assignment, all under the invariant
+//! checker.
+
+use proptest::prelude::*;
+use tetriserve::Nanos;
+use tetriserve::cluster::{Cluster, Link, Topology};
+use tetriserve::cost::{CostModel, Overheads, StepTimes};
+use tetriserve::engine::{self, SimExecutor};
+use tetriserve::error::Result;
+use tetriserve::metrics::invariants::check_run;
+use tetriserve::metrics::{Outcome, RunRecords, WorkRecord};
+use tetriserve::policy::tetriserve::{RoundLength, TetriserveConfig};
+use tetriserve::policy::{Tetriserve, Variant};
+use tetriserve::workload::{Resolution, Workload};
+
+use crate::util::{LARGE, SMALL, ms, req};
+
+/// Like the tiny costs, but a batch of b costs (1 + (b - 1) / 2) single steps: batching pays.
+struct BatchingCosts;
+
+impl CostModel for BatchingCosts {
+    fn step_time(&self, res: Resolution, k: u32, batch: u32, _link: Link) -> Result<Nanos> {
+        let single = crate::util::TinyCosts.step_time(res, k, 1, Link::NvLink)?;
+        Ok(Nanos(single.0 * u64::from(batch + 1) / 2))
+    }
+    fn describe(&self) -> String {
+        "batching test costs".into()
+    }
+}
+
+fn run(w: &Workload, cluster: &Cluster, config: TetriserveConfig) -> (RunRecords, StepTimes) {
+    let costs = StepTimes::resolve(&BatchingCosts, &w.resolutions(), cluster, &[1, 2, 4]).unwrap();
+    let overheads = Overheads {
+        remap_fraction: 0.0,
+        ..Overheads::default()
+    };
+    let mut p = Tetriserve::new(Variant::FULL, cluster, &costs, config, overheads.clone());
+    let mut exec = SimExecutor::new(&costs, overheads);
+    let run = engine::run(w, cluster, &costs, &mut p, &mut exec).unwrap();
+    (run, costs)
+}
+
+fn expected(costs: &StepTimes) -> impl Fn(&WorkRecord) -> Nanos + '_ {
+    move |w| {
+        let class = costs.class_of(w.resolution).unwrap();
+        costs
+            .get(class, w.gpus.len(), w.requests.len() as u32, Link::NvLink)
+            .unwrap()
+            .times(u64::from(w.steps))
+    }
+}
+
+fn one_node(gpus: u32) -> Cluster {
+    Cluster::new("tiny", 1, gpus, Topology::NvSwitch).unwrap()
+}
+
+#[test]
+fn identical_small_requests_are_batched_when_enabled() {
+    // Eight identical 256 px requests at once on one GPU: batched in fours they finish far
+    // sooner than one by one.
+    let w = Workload::from_requests((0..8).map(|i| req(i, 0, SMALL, 4, 5000)).collect());
+    let config = TetriserveConfig {
+        batching: true,
+        round: RoundLength::Fixed(ms(1000)),
+        ..Default::default()
+    };
+    let (batched, costs) = run(&w, &one_node(1), config.clone());
+    assert!(
+        batched.works.iter().any(|x| x.requests.len() == 4),
+        "{:?}",
+        batched.works
+    );
+    assert!(check_run(&batched, &w, Some(&expected(&costs))).is_empty());
+    let (single, _) = run(
+        &w,
+        &one_node(1),
+        TetriserveConfig {
+            batching: false,
+            ..config
+        },
+    );
+    assert!(single.works.iter().all(|x| x.requests.len() == 1));
+    assert!(batched.makespan() < single.makespan());
+}
+
+#[test]
+fn late_requests_are_dropped_only_when_asked() {
+    // A 512 px request that needs 5 x 60 ms at best but has 100 ms.
+    let w = Workload::from_requests(vec![req(0, 0, LARGE, 5, 100), req(1, 0, SMALL, 2, 1000)]);
+    let (kept, _) = run(&w, &one_node(8), TetriserveConfig::default());
+    assert_eq!(
+        kept.requests[0].outcome,
+        Outcome::Missed,
+        "best effort: it still completes"
+    );
+    let (dropped, _) = run(
+        &w,
+        &one_node(8),
+        TetriserveConfig {
+            drop_late_after: Some(Nanos::ZERO),
+            ..Default::default()
+        },
+    );
+    assert_eq!(dropped.requests[0].outcome, Outcome::Dropped);
+    assert_eq!(dropped.requests[1].outcome, Outcome::Met);
+}
+
+#[test]
+fn requests_spread_over_nodes_by_outstanding_work() {
+    let cluster = Cluster::new("tiny", 2, 2, Topology::NvSwitch).unwrap();
+    let w = Workload::from_requests((0..6).map(|i| req(i, 0, LARGE, 6, 3000)).collect());
+    let (r, costs) = run(&w, &cluster, TetriserveConfig::default());
+    assert!(check_run(&r, &w, Some(&expected(&costs))).is_empty());
+    let nodes: std::collections::BTreeSet<u32> = r.works.iter().map(|x| x.gpus.node()).collect();
+    assert_eq!(nodes.len(), 2, "both nodes serve requests");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Every option combination, random workloads, one or two nodes: the invariants hold.
+    #[test]
+    fn options_keep_the_invariants(
+        rows in prop::collection::vec((0u64..2000, any::<bool>(), 1u32..10, 0u64..3000), 1..30),
+        batching in any::<bool>(),
+        drop in any::<bool>(),
+        literal in any::<bool>(),
+        nodes in 1u32..3,
+        gpus_log2 in 0u32..3,
+    ) {
+        let w = Workload::from_requests(
+            rows.into_iter().enumerate().map(|(i, (t, big, steps, slo))| req(i as u64, t, if big { LARGE } else { SMALL }, steps, slo)).collect(),
+        );
+        let cluster = Cluster::new("tiny", nodes, 1 << gpus_log2, Topology::NvSwitch).unwrap();
+        let config = TetriserveConfig {
+            batching,
+            drop_late_after: drop.then_some(ms(500)),
+            round_aware_plans: !literal,
+            fill_rounds: !literal,
+            backfill: !literal,
+            snap_rounds: !literal,
+            ..Default::default()
+        };
+        let (r, costs) = run(&w, &cluster, config);
+        let errors = check_run(&r, &w, Some(&expected(&costs)));
+        prop_assert!(errors.is_empty(), "{errors:#?}");
+        if !drop {
+            prop_assert!(r.requests.iter().all(|x| x.outcome != Outcome::Dropped));
+        }
+    }
+}
