@@ -61,14 +61,17 @@ echo "## Tie-break and refinements: SLO attainment (%)"
 echo
 echo "| configuration | Uniform 1.0 | Uniform 1.5 | Skewed 1.0 | Skewed 1.5 |"
 echo "|---|---|---|---|---|"
-variant_row "default (tie-break work, all refinements)" ""
-variant_row "tie-break none" $'[policy.tetriserve]\ntie_break = "none"\n'
+variant_row "default (tie-break none, refinements on, batching off)" ""
+variant_row "tie-break work" $'[policy.tetriserve]\ntie_break = "work"\n'
 variant_row "no round-aware plans" $'[policy.tetriserve]\nround_aware_plans = false\n'
 variant_row "no round filling" $'[policy.tetriserve]\nfill_rounds = false\n'
 variant_row "no backfill" $'[policy.tetriserve]\nbackfill = false\n'
-variant_row "paper-literal (none of the above)" $'[policy.tetriserve]\ntie_break = "none"\nround_aware_plans = false\nfill_rounds = false\nbackfill = false\n'
-variant_row "paper-literal, DP only" $'[policy.tetriserve]\ntie_break = "none"\nround_aware_plans = false\nfill_rounds = false\nbackfill = false\n' tetriserve-dp
-variant_row "paper-literal, DP + PP" $'[policy.tetriserve]\ntie_break = "none"\nround_aware_plans = false\nfill_rounds = false\nbackfill = false\n' tetriserve-dp-pp
+variant_row "no round snapping" $'[policy.tetriserve]\nsnap_rounds = false\n'
+variant_row "with batching" $'[policy.tetriserve]\nbatching = true\n'
+variant_row "paper-literal (no refinement)" $'[policy.tetriserve]\ntie_break = \"none\"\nround_aware_plans = false\nfill_rounds = false\nbackfill = false\nsnap_rounds = false\n'
+variant_row "paper-literal, tie-break work" $'[policy.tetriserve]\ntie_break = "work"\nround_aware_plans = false\nfill_rounds = false\nbackfill = false\nsnap_rounds = false\n'
+variant_row "paper-literal, DP only" $'[policy.tetriserve]\ntie_break = \"none\"\nround_aware_plans = false\nfill_rounds = false\nbackfill = false\nsnap_rounds = false\n' tetriserve-dp
+variant_row "paper-literal, DP + PP" $'[policy.tetriserve]\ntie_break = \"none\"\nround_aware_plans = false\nfill_rounds = false\nbackfill = false\nsnap_rounds = false\n' tetriserve-dp-pp
 
 echo
 echo "## Placement preservation under a larger hand-off cost (5% of a step instead of 0.05%): SLO attainment (%)"
@@ -91,6 +94,21 @@ for g in 1 2 5 10 15; do
     printf " %s |" "$(col "$tmp/r.csv" tetriserve 6)"
   done
   echo
+done
+
+echo
+echo "## Overload of small images: 1,000 requests at 256 px only, SLO 1.0, SLO attainment (%)"
+echo
+echo "| rate (req/min) | xdit-sp1 | xdit-sp8 | tetriserve | tetriserve, no snapping | tetriserve, batching |"
+echo "|---|---|---|---|---|---|"
+for r in 240 480 600; do
+  common=(--mix homogeneous:256 --requests 1000 --rate "$r" --format csv "${extra[@]}")
+  "$bin" simulate -p xdit-sp1 -p xdit-sp8 -p tetriserve "${common[@]}" 2>/dev/null > "$tmp/r.csv"
+  printf '[policy.tetriserve]\nsnap_rounds = false\n' > "$tmp/ns.toml"
+  "$bin" simulate -s "$tmp/ns.toml" -p tetriserve "${common[@]}" 2>/dev/null > "$tmp/ns.csv"
+  printf '[policy.tetriserve]\nbatching = true\n' > "$tmp/b.toml"
+  "$bin" simulate -s "$tmp/b.toml" -p tetriserve "${common[@]}" 2>/dev/null > "$tmp/b.csv"
+  echo "| $r | $(col "$tmp/r.csv" xdit-sp1 6) | $(col "$tmp/r.csv" xdit-sp8 6) | $(col "$tmp/r.csv" tetriserve 6) | $(col "$tmp/ns.csv" tetriserve 6) | $(col "$tmp/b.csv" tetriserve 6) |"
 done
 
 echo

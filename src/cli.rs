@@ -82,7 +82,7 @@ pub struct ScenarioArgs {
     /// Number of requests to generate.
     #[arg(long)]
     pub requests: Option<usize>,
-    /// Resolution mix: uniform, skewed[:ALPHA], homogeneous:1024, custom:256=1,1024=3.
+    /// Resolution mix: `uniform`, `skewed[:ALPHA]`, `homogeneous:1024`, `custom:256=1,1024=3`.
     #[arg(long)]
     pub mix: Option<String>,
     /// Denoising steps per request.
@@ -124,7 +124,7 @@ pub struct SimulateArgs {
     /// GPUs per node.
     #[arg(long)]
     pub gpus_per_node: Option<u32>,
-    /// Write each policy's requests.csv, summary.json and timeline.json under DIR/<policy>/.
+    /// Write each policy's requests.csv, summary.json and timeline.json under `DIR/<policy>/`.
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Replace an existing --out directory.

@@ -9,13 +9,13 @@ pub fn comparison_table(summaries: &[Summary]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>11}",
+        "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>11}",
         "policy", "SLO att.", "met", "missed", "p50 lat", "p99 lat", "GPU-h", "util", "decide p99"
     );
     for m in summaries {
         let _ = writeln!(
             s,
-            "{:<10} {:>8.1}% {:>9} {:>9} {:>8.2}s {:>8.2}s {:>9.3} {:>5.0}% {:>9.1}us",
+            "{:<16} {:>8.1}% {:>9} {:>9} {:>8.2}s {:>8.2}s {:>9.3} {:>5.0}% {:>9.1}us",
             m.policy,
             100.0 * m.slo_attainment,
             format!("{}/{}", m.met, m.requests),

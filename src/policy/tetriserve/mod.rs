@@ -2,15 +2,17 @@
 //!
 //! Time is cut into rounds of length `tau`. At each round boundary, for every waiting request
 //! of a node:
-//! 1. [`plan`]: the fewest GPU-seconds that still meet its deadline, as at most two
+//! 1. `plan.rs`: the fewest GPU-seconds that still meet its deadline, as at most two
 //!    (steps, degree) parts;
-//! 2. [`packing`]: Algorithm 1 chooses, per request, "wait" or one part to run this round
+//! 2. `packing.rs`: Algorithm 1 chooses, per request, "wait" or one part to run this round
 //!    (`q = min(steps, floor(tau / T))` steps), maximising the number of requests that can
 //!    still meet their deadline after the round, within the node's idle GPUs;
-//! 3. [`placement`]: chosen requests get GPU sets, keeping the set they had when they can
+//! 3. `placement.rs`: chosen requests get GPU sets, keeping the set they had when they can
 //!    (placement preservation: no latent hand-off, no stall);
-//! 4. elastic scale-up: idle GPUs go to running requests whose step time really drops at
-//!    twice the degree, largest remaining-time saving first;
+//! 4. elastic scale-up (work conservation): requests the packing left waiting start on idle
+//!    GPUs at their plan's cheapest degree, earliest deadline first; then idle GPUs go to
+//!    running requests whose step time really drops at twice the degree, largest
+//!    remaining-time saving first;
 //! 5. requests that can no longer meet their deadline run best-effort on one leftover GPU
 //!    each (fewest remaining steps first), scaled up only with GPUs nobody else wants, or are
 //!    dropped once late by more than a configurable margin (off by default).
@@ -19,14 +21,21 @@
 //! joins at the next boundary. Boundaries then follow every `tau` while requests are active.
 //! `tau = g x T_ref` with `g` steps (default 5, the paper's most robust granularity) and
 //! `T_ref` the step time of the run's largest resolution at the node's largest degree, so
-//! that the most demanding request advances exactly `g` steps per round at full width and
-//! smaller ones pack whole steps around it. A fixed `tau` can be given instead.
+//! that the most demanding request advances `g` steps per round at full width; then
+//! lengthened (by at most 50%) to where whole steps of every resolution and degree waste the
+//! least of a round. A fixed `tau` can be given instead.
+//!
+//! Refinements over Algorithm 1 as printed, each a switch on [`TetriserveConfig`] and all
+//! off in `scenarios/tetriserve-paper-literal.toml`: plans use round-quantised step times;
+//! a round runs as many steps as fit, not only the plan part's share; a request finishing
+//! inside the round is judged at its completion, not at the round's end (always on: without
+//! it a request whose deadline falls inside a round can never count as saved); idle GPUs
+//! are backfilled between boundaries; the round length is snapped to whole steps; selective
+//! batching (off by default).
 //!
 //! Multi-node clusters: each arriving request is assigned, for good, to the node with the
 //! least outstanding work (sum over its active requests of remaining steps x cheapest
 //! GPU-seconds per step; ties to the lowest index); every node then runs its own rounds.
-//!
-//! Where the paper is silent, the choices are documented on [`TetriserveConfig`].
 
 mod packing;
 mod placement;
@@ -94,7 +103,7 @@ pub struct TetriserveConfig {
     /// changes nothing; under an overload of small images it costs attainment (longer batched
     /// steps quantise worse into rounds).
     pub batching: bool,
-    /// With `RoundLength::Steps`, move tau (within -25%..+50%) to where whole steps waste the
+    /// With `RoundLength::Steps`, lengthen tau (by at most 50%) to where whole steps waste the
     /// least of each round (see `snap_round`). On by default.
     pub snap_rounds: bool,
 }
@@ -284,7 +293,7 @@ impl Tetriserve {
                     let steps: Vec<Nanos> = (0..classes)
                         .flat_map(|c| cluster.degrees().map(move |k| costs.step(class(c), k)))
                         .collect();
-                    snap_round(tau, &steps)
+                    snap_round(tau, reference, &steps)
                 } else {
                     tau
                 }
@@ -779,12 +788,14 @@ impl Tetriserve {
     }
 }
 
-/// The round length near `tau` (within -25%..+50%) that wastes the least time to whole-step
-/// quantisation: a unit at step time `T` idles `tau mod T` of every round. Candidates are the
-/// multiples of every step time in range; the score is the mean idle fraction over the step
-/// times that fit a round; ties go to the candidate closest to `tau`.
-fn snap_round(tau: Nanos, steps: &[Nanos]) -> Nanos {
-    let (lo, hi) = (tau.0 - tau.0 / 4, tau.0 + tau.0 / 2);
+/// The round length in `tau..=1.5 tau` that wastes the least time to whole-step quantisation:
+/// a unit at step time `T` idles `tau mod T` of every round. Never shorter than `tau`, and
+/// the reference step (`reference`, of which `tau` holds `g`) may idle at most 5% of a round,
+/// so the most demanding request keeps its pace. Candidates are the multiples of every step
+/// time in range; the score is the mean idle fraction over the step times that fit a round;
+/// ties go to the candidate closest to `tau`.
+fn snap_round(tau: Nanos, reference: Nanos, steps: &[Nanos]) -> Nanos {
+    let (lo, hi) = (tau.0, tau.0 + tau.0 / 2);
     let waste = |t: u64| -> f64 {
         let fitting: Vec<u64> = steps
             .iter()
@@ -800,6 +811,7 @@ fn snap_round(tau: Nanos, steps: &[Nanos]) -> Nanos {
             .sum::<f64>()
             / fitting.len() as f64
     };
+    let keeps_pace = |t: u64| reference.0 == 0 || (t % reference.0) * 20 <= t;
     let mut best = (waste(tau.0), 0u64, tau.0);
     for &s in steps {
         if s.0 == 0 {
@@ -809,7 +821,9 @@ fn snap_round(tau: Nanos, steps: &[Nanos]) -> Nanos {
         while m * s.0 <= hi {
             let t = m * s.0;
             let key = (waste(t), t.abs_diff(tau.0), t);
-            if key.0 < best.0 || (key.0 == best.0 && (key.1, key.2) < (best.1, best.2)) {
+            if keeps_pace(t)
+                && (key.0 < best.0 || (key.0 == best.0 && (key.1, key.2) < (best.1, best.2)))
+            {
                 best = key;
             }
             m += 1;
@@ -864,13 +878,25 @@ mod tests {
 
     #[test]
     fn snapped_rounds_hold_whole_steps() {
-        // One step time of 30 ms: 121 ms wastes 1 ms per round; 120 ms (4 steps) wastes none
-        // and is the closest such length.
-        assert_eq!(snap_round(ms(121), &[ms(30)]), ms(120));
+        // One step time of 30 ms: 121 ms wastes 1 ms per round; 150 ms (5 steps) wastes none
+        // and is the closest such length that is not shorter.
+        assert_eq!(snap_round(ms(121), Nanos::ZERO, &[ms(30)]), ms(150));
+        assert_eq!(snap_round(ms(119), Nanos::ZERO, &[ms(30)]), ms(120));
         // Already aligned: unchanged.
-        assert_eq!(snap_round(ms(150), &[ms(30), ms(50)]), ms(150));
-        // 100 and 40 ms: 200 ms holds both exactly, and is within +50% of 140 ms.
-        assert_eq!(snap_round(ms(140), &[ms(100), ms(40)]), ms(200));
+        assert_eq!(snap_round(ms(150), ms(30), &[ms(30), ms(50)]), ms(150));
+        // 100 and 40 ms: 200 ms holds both exactly, and is within +50% of 140 ms...
+        assert_eq!(
+            snap_round(ms(140), Nanos::ZERO, &[ms(100), ms(40)]),
+            ms(200)
+        );
+        // ...unless the reference step of 140 ms would idle 60 of every 200 ms.
+        assert_eq!(
+            snap_round(ms(140), ms(140), &[ms(100), ms(40), ms(140)]),
+            ms(140)
+        );
+        // A 24 ms reference at 5 steps (120 ms) and a 31 ms step: 124 ms holds four 31 ms
+        // steps and idles only 4 ms (3%) of the reference.
+        assert_eq!(snap_round(ms(120), ms(24), &[ms(24), ms(31)]), ms(124));
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl Group {
         }
     }
 
-    /// Adds an allocation option; returns its index. Panics beyond [`MAX_OPTIONS`].
+    /// Adds an allocation option; returns its index. Panics beyond `MAX_OPTIONS`.
     pub fn push(&mut self, width: u32, value: Value) -> usize {
         let i = self.len as usize;
         assert!(
