@@ -71,10 +71,9 @@ pub enum TieBreak {
     Work,
     /// The pseudo-code as printed (the default): the fewest GPUs among equal survivors.
     /// Requests that survive either way are left to work conservation (start of unselected
-    /// requests, scale-up, backfill), which hands out idle GPUs by deadline and benefit. On
-    /// the default scenarios this beats `Work` by 1-8 points at every seed tried: committing
-    /// GPUs to non-urgent requests for a whole round leaves fewer for requests that turn
-    /// urgent.
+    /// requests, scale-up, backfill), which hands out idle GPUs by deadline and benefit. With
+    /// work conservation on, the two rules end within a point of each other on the default
+    /// scenarios; without it (`tetriserve-dp`), `Work` is far better (docs/tetriserve-results.md).
     None,
 }
 
