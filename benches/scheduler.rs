@@ -28,7 +28,7 @@ fn workload(n: usize) -> Workload {
     generate(&spec).expect("paper workload")
 }
 
-#[divan::bench(args = [(8, 10), (8, 100), (8, 1000), (64, 100), (64, 1000), (512, 1000), (512, 10000)])]
+#[divan::bench(args = [(8, 10), (8, 100), (8, 1000), (64, 10), (64, 100), (64, 1000), (512, 10), (512, 100), (512, 1000), (512, 10000)])]
 fn tetriserve_round(bencher: Bencher, (gpus, pending): (u32, usize)) {
     let cluster = Cluster::new("h100", gpus / 8, 8, Topology::NvSwitch).unwrap();
     let mut w = workload(pending);
