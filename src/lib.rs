@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod policy;
+pub mod real;
 pub mod report;
 pub mod scenario;
 pub mod simulate;

@@ -1,0 +1,24 @@
+//! The real-hardware backend: a FLUX-class DiT on CUDA through cudarc, and an executor that
+//! runs the engine's dispatches on local GPUs with a wall clock.
+//!
+//! CUDA libraries are loaded at run time (cudarc's dynamic loading), so the binary builds,
+//! tests and simulates on machines without CUDA; every entry point probes the libraries first
+//! and turns their absence into an [`Error::Executor`](crate::Error::Executor), never a panic.
+//!
+//! - [`config`]: model shapes (FLUX.1-dev, SD3-Medium, a tiny test model);
+//! - [`init`]: the seeded weight generator shared with the kernels, rotary tables;
+//! - [`reference`]: the CPU f32 reference of one denoising step;
+//! - [`kernels`]: the CUDA C sources in `kernels/`, compiled at run time by NVRTC;
+//! - [`device`]: library probes and device discovery;
+//! - [`dit`]: the model on one GPU (cuBLAS GEMMs + the kernels);
+//! - [`executor`]: [`RealExecutor`](executor::RealExecutor), the engine's executor on GPUs;
+//! - [`profile`]: measuring a profile CSV on the local GPU.
+
+pub mod config;
+pub mod device;
+pub mod dit;
+pub mod executor;
+pub mod init;
+pub mod kernels;
+pub mod profile;
+pub mod reference;
