@@ -14,6 +14,7 @@ use crate::policy::PolicyKind;
 use crate::report;
 use crate::scenario::{Overrides, Scenario, WorkloadSource};
 use crate::simulate::simulate;
+use crate::workload::Resolution;
 use crate::workload::arrival::ArrivalProcess;
 
 const SIMULATE_EXAMPLES: &str = "\
@@ -44,6 +45,38 @@ pub enum Command {
     Trace(TraceCommand),
     /// List the scheduling policies.
     Policies,
+    /// Measure per-step latency on the local GPU and write a profile CSV the simulator reads.
+    #[command(
+        after_help = "Example:\n  tetriserve profile --model flux1-dev -o profiles/h100-flux1-dev-measured.csv"
+    )]
+    Profile(ProfileArgs),
+    /// Check the local GPU: libraries, devices, and the kernels against the CPU reference.
+    GpuCheck,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Model: flux1-dev, sd3-medium (or tiny).
+    #[arg(long, default_value = "flux1-dev")]
+    pub model: String,
+    /// Square resolutions in pixels, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "256,512,1024,2048")]
+    pub resolutions: Vec<u32>,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    pub batches: Vec<u32>,
+    /// SP degrees, comma-separated; degrees above 1 are emulated on one GPU (see README).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub degrees: Vec<u32>,
+    /// Untimed steps before measuring each configuration.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Timed steps per configuration (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// Output CSV (default: stdout).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +166,13 @@ pub struct SimulateArgs {
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Run on the local CUDA GPUs instead of simulating: each device is a single-GPU node, the
+    /// model is the profile's (seeded random weights), times are measured.
+    #[arg(long)]
+    pub real: bool,
+    /// With --real: use at most this many local devices.
+    #[arg(long, value_name = "N")]
+    pub devices: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -171,6 +211,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Trace(TraceCommand::Generate { scenario, output }) => {
             run_trace_generate(scenario, output)
         }
+        Command::Profile(args) => run_profile(args),
+        Command::GpuCheck => run_gpu_check(),
         Command::Policies => {
             println!(
                 "xdit-sp1, xdit-sp2, xdit-sp4, xdit-sp8  fixed SP degree, static groups, FCFS, non-preemptive (xDiT)"
@@ -192,6 +234,23 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
     overrides.gpus = args.gpus;
     overrides.nodes = args.nodes;
     overrides.gpus_per_node = args.gpus_per_node;
+    let mut real = None;
+    if args.real {
+        let probe = crate::real::device::probe()?;
+        let devices = args
+            .devices
+            .map_or(probe.devices, |d| d.min(probe.devices))
+            .max(1) as u32;
+        if args.gpus.is_some() || args.nodes.is_some() || args.gpus_per_node.is_some() {
+            return Err(Error::config_hint(
+                "--real uses the local devices as the cluster",
+                "use --devices N to use fewer of them",
+            ));
+        }
+        overrides.nodes = Some(devices);
+        overrides.gpus_per_node = Some(1);
+        real = Some(probe);
+    }
     let scenario = Scenario::load(args.scenario.scenario.as_deref(), &overrides)?;
     if let Some(out) = &args.out
         && out.exists()
@@ -206,7 +265,28 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
     for w in &scenario.warnings {
         eprintln!("warning: {w}");
     }
-    let runs = simulate(&scenario)?;
+    let runs = match real {
+        None => simulate(&scenario)?,
+        Some(probe) => {
+            let model = match &scenario.cost {
+                crate::scenario::CostSource::Profile(p) => p.model().to_string(),
+                crate::scenario::CostSource::Analytic(a) => a.model.name.to_string(),
+            };
+            let cfg = crate::real::config::DitConfig::preset(&model)?;
+            eprintln!(
+                "real: loading {} ({:.1} B parameters, seeded random weights) on {} x {}",
+                cfg.name,
+                cfg.parameters() as f64 / 1e9,
+                scenario.cluster.nodes,
+                probe.name
+            );
+            let mut exec = crate::real::executor::RealExecutor::new(
+                cfg,
+                Some(scenario.cluster.nodes as usize),
+            )?;
+            crate::simulate::run_real(&scenario, &mut exec)?
+        }
+    };
     let summaries: Vec<Summary> = runs.iter().map(|r| r.summary.clone()).collect();
 
     if let Some(out) = &args.out {
@@ -249,6 +329,84 @@ fn run_trace_generate(args: ScenarioArgs, output: Option<PathBuf>) -> Result<()>
         }
         None => print_stdout(&csv),
     }
+}
+
+fn run_profile(args: ProfileArgs) -> Result<()> {
+    use crate::real::profile::{ProfilePlan, measure, to_csv};
+    let cfg = crate::real::config::DitConfig::preset(&args.model)?;
+    let probe = crate::real::device::probe()?;
+    let resolutions = args
+        .resolutions
+        .iter()
+        .map(|&p| Resolution::square(p))
+        .collect::<Vec<_>>();
+    for r in &resolutions {
+        r.validate()
+            .map_err(|e| Error::config(format!("--resolutions: {e}")))?;
+    }
+    if let Some(&bad) = args
+        .degrees
+        .iter()
+        .find(|d| !d.is_power_of_two() || **d as usize > cfg.heads)
+    {
+        return Err(Error::config(format!(
+            "--degrees: {bad} is not a power of two dividing the {} heads",
+            cfg.heads
+        )));
+    }
+    let plan = ProfilePlan {
+        resolutions,
+        batches: args.batches.clone(),
+        degrees: args.degrees.clone(),
+        warmup: args.warmup,
+        repeats: args.repeats,
+    };
+    eprintln!(
+        "profiling {} on {} ({} configurations)",
+        cfg.name,
+        probe.name,
+        plan.resolutions.len() * plan.batches.len() * plan.degrees.len()
+    );
+    let gpu = crate::real::device::Gpu::open(0)?;
+    let (rows, key) = measure(gpu, cfg.clone(), &plan, |r| {
+        eprintln!(
+            "  {} SP{} batch {}: {:.2} ms (std {:.3}) {}",
+            r.res, r.degree, r.batch, r.median_ms, r.std_ms, r.source
+        );
+    })?;
+    let csv = to_csv(cfg.name, &key, &probe.name, &rows);
+    match args.output {
+        Some(path) => {
+            std::fs::write(&path, csv).map_err(|e| Error::io(&path, e))?;
+            eprintln!("wrote {}", path.display());
+            Ok(())
+        }
+        None => print_stdout(&csv),
+    }
+}
+
+fn run_gpu_check() -> Result<()> {
+    let probe = crate::real::device::probe()?;
+    println!(
+        "devices: {} ({}, compute capability {}.{})",
+        probe.devices, probe.name, probe.capability.0, probe.capability.1
+    );
+    let gpu = crate::real::device::Gpu::open(0)?;
+    let (checks, _) = crate::real::profile::numerics(gpu)?;
+    println!("| case | relative error vs CPU reference |");
+    println!("|---|---|");
+    let mut worst = 0.0f64;
+    for c in &checks {
+        println!("| {} | {:.2e} |", c.case, c.relative_error);
+        worst = worst.max(c.relative_error);
+    }
+    if worst > 0.05 || !worst.is_finite() {
+        return Err(Error::Executor(format!(
+            "GPU output differs from the CPU reference: worst relative error {worst:.3e} > 5e-2"
+        )));
+    }
+    println!("numerics: ok (worst {worst:.2e}, bf16 tolerance 5e-2)");
+    Ok(())
 }
 
 /// A one-paragraph description of what is about to run.

@@ -68,3 +68,28 @@ pub fn simulate(scenario: &Scenario) -> Result<Vec<PolicyRun>> {
     }
     Ok(runs)
 }
+
+/// Runs every policy of the scenario on its workload on real GPUs: the same engine and
+/// policies, with `executor` instead of the simulated one (its clock restarts for each policy).
+pub fn run_real(
+    scenario: &Scenario,
+    executor: &mut crate::real::executor::RealExecutor,
+) -> Result<Vec<PolicyRun>> {
+    let workload = scenario.load_workload()?;
+    let costs = resolve_costs(scenario, &workload)?;
+    let mut runs = Vec::with_capacity(scenario.policies.len());
+    for &kind in &scenario.policies {
+        let mut policy = policy::build(kind, &scenario.cluster, &costs, &scenario.policy_config)?;
+        executor.reset();
+        let records = engine::run(
+            &workload,
+            &scenario.cluster,
+            &costs,
+            policy.as_mut(),
+            executor,
+        )?;
+        let summary = Summary::of(&records);
+        runs.push(PolicyRun { records, summary });
+    }
+    Ok(runs)
+}

@@ -66,6 +66,12 @@ pub trait Executor {
     fn has_pending(&self) -> bool {
         false
     }
+
+    /// The executor's own clock, for executors that run in real time (`None`: simulated time,
+    /// which is whatever the engine's events say).
+    fn clock(&self) -> Option<Nanos> {
+        None
+    }
 }
 
 /// Completes work after the time the cost model says it takes.

@@ -129,7 +129,8 @@ impl<'a> Engine<'a> {
         let mut done = Vec::new();
         let mut idle_wakeups = 0u32;
         loop {
-            if executor.has_pending() {
+            if executor.has_pending() || executor.clock().is_some() {
+                // A real-time executor also sleeps here until the next event is due.
                 executor.wait(self.queue.peek_time(), &mut done)?;
                 for (t, w) in done.drain(..) {
                     self.queue.push(t, Event::WorkDone(w));
@@ -138,17 +139,20 @@ impl<'a> Engine<'a> {
             if self.pending_arrivals == 0 && self.running_works == 0 && self.active.is_empty() {
                 break; // Only timers can be left: nothing more can happen.
             }
-            let Some((now, event)) = self.queue.pop() else {
+            let Some((at, event)) = self.queue.pop() else {
                 return Err(self.stalled(policy, "no event is pending"));
             };
             self.arrived.clear();
             self.completed.clear();
             self.timer_fired = false;
-            self.handle(now, event)?;
-            while self.queue.peek_time() == Some(now) {
+            self.handle(at, event)?;
+            while self.queue.peek_time() == Some(at) {
                 let (_, e) = self.queue.pop().expect("peeked");
-                self.handle(now, e)?;
+                self.handle(at, e)?;
             }
+            // Events carry the time they happened; decisions are taken now, which on a
+            // real-time executor may be a little later.
+            let now = executor.clock().map_or(at, |c| c.max(at));
 
             decisions.clear();
             {

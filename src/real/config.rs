@@ -131,8 +131,16 @@ impl DitConfig {
     /// single block modulation, fused QKV+MLP in, fused output; final modulation and output.
     pub fn linears(&self) -> Vec<LinearSpec> {
         let (h, m, c) = (self.hidden, self.mlp(), self.latent_channels);
-        let p = |inp, out| LinearSpec { inp, out, kind: LinearKind::Projection };
-        let md = |inp, out| LinearSpec { inp, out, kind: LinearKind::Modulation };
+        let p = |inp, out| LinearSpec {
+            inp,
+            out,
+            kind: LinearKind::Projection,
+        };
+        let md = |inp, out| LinearSpec {
+            inp,
+            out,
+            kind: LinearKind::Modulation,
+        };
         let mut v = vec![p(c, h)];
         for _ in 0..self.double_blocks {
             for _stream in 0..2 {

@@ -92,12 +92,21 @@ mod tests {
         let (cos, sin) = rope_tables(2, Resolution::new(48, 32), 16);
         let pairs = 8; // p0 = 1, p1 = 3, p2 = 4
         // Text tokens do not rotate.
-        assert!(cos[..2 * pairs].iter().all(|&c| c == 1.0) && sin[..2 * pairs].iter().all(|&s| s == 0.0));
+        assert!(
+            cos[..2 * pairs].iter().all(|&c| c == 1.0)
+                && sin[..2 * pairs].iter().all(|&s| s == 0.0)
+        );
         // Image token (row 1, col 2) is token 2 + 1 * 3 + 2 = 7.
         let t = 7;
         assert_eq!(sin[t * pairs], 0.0, "first axis is always at 0");
-        assert!((sin[t * pairs + 1] - 1f32.sin()).abs() < 1e-6, "row axis, pair 0: angle = row");
-        assert!((sin[t * pairs + 4] - 2f32.sin()).abs() < 1e-6, "column axis, pair 0: angle = col");
+        assert!(
+            (sin[t * pairs + 1] - 1f32.sin()).abs() < 1e-6,
+            "row axis, pair 0: angle = row"
+        );
+        assert!(
+            (sin[t * pairs + 4] - 2f32.sin()).abs() < 1e-6,
+            "column axis, pair 0: angle = col"
+        );
         let slow = 2.0 * 10000f64.powf(-1.0 / 4.0);
         assert!((cos[t * pairs + 5] as f64 - slow.cos()).abs() < 1e-6);
     }

@@ -84,7 +84,10 @@ impl Kernel {
 pub fn source(file: &str) -> Option<String> {
     let (_, text) = SOURCES.iter().find(|(f, _)| *f == file)?;
     let common = COMMON.replace("#pragma once", "");
-    Some(format!("{common}\n{}", text.replace("#include \"common.cuh\"", "")))
+    Some(format!(
+        "{common}\n{}",
+        text.replace("#include \"common.cuh\"", "")
+    ))
 }
 
 /// Whether libnvrtc can be loaded (checked without panicking).
@@ -101,8 +104,13 @@ pub fn compile(file: &str, arch: &'static str) -> Result<Ptx> {
         ));
     }
     let src = source(file).ok_or_else(|| Error::Executor(format!("no kernel source {file}")))?;
-    let opts = CompileOptions { arch: Some(arch), name: Some(file.to_string()), ..CompileOptions::default() };
-    compile_ptx_with_opts(src, opts).map_err(|e| Error::Executor(format!("NVRTC failed to compile kernels/{file}: {e}")))
+    let opts = CompileOptions {
+        arch: Some(arch),
+        name: Some(file.to_string()),
+        ..CompileOptions::default()
+    };
+    compile_ptx_with_opts(src, opts)
+        .map_err(|e| Error::Executor(format!("NVRTC failed to compile kernels/{file}: {e}")))
 }
 
 /// The loaded kernels of one device, compiled once per file.
@@ -113,14 +121,20 @@ pub struct Kernels {
 impl Kernels {
     /// Compiles every source for the device's architecture and loads every entry point.
     pub fn load(ctx: &Arc<CudaContext>) -> Result<Kernels> {
-        let (major, minor) = ctx.compute_capability().map_err(|e| Error::Executor(format!("querying the device: {e}")))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| Error::Executor(format!("querying the device: {e}")))?;
         let arch = arch_name(major, minor);
         let mut functions = HashMap::new();
         for (file, _) in SOURCES {
             let ptx = compile(file, arch)?;
-            let module = ctx.load_module(ptx).map_err(|e| Error::Executor(format!("loading kernels/{file}: {e}")))?;
+            let module = ctx
+                .load_module(ptx)
+                .map_err(|e| Error::Executor(format!("loading kernels/{file}: {e}")))?;
             for k in Kernel::ALL.iter().filter(|k| k.file() == *file) {
-                let f = module.load_function(k.name()).map_err(|e| Error::Executor(format!("loading {} from kernels/{file}: {e}", k.name())))?;
+                let f = module.load_function(k.name()).map_err(|e| {
+                    Error::Executor(format!("loading {} from kernels/{file}: {e}", k.name()))
+                })?;
                 functions.insert(*k, f);
             }
         }
@@ -152,12 +166,23 @@ mod tests {
     fn every_kernel_has_a_source_that_defines_it() {
         for k in Kernel::ALL {
             let src = source(k.file()).unwrap();
-            assert!(src.contains(&format!("void {}(", k.name())), "{} not in {}", k.name(), k.file());
+            assert!(
+                src.contains(&format!("void {}(", k.name())),
+                "{} not in {}",
+                k.name(),
+                k.file()
+            );
             assert!(!src.contains("#include"), "includes are inlined");
         }
         let files: Vec<&str> = SOURCES.iter().map(|(f, _)| *f).collect();
-        let on_disk = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/kernels")).unwrap().count();
-        assert_eq!(files.len() + 1, on_disk, "every .cu in kernels/ is in SOURCES (plus common.cuh)");
+        let on_disk = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/kernels"))
+            .unwrap()
+            .count();
+        assert_eq!(
+            files.len() + 1,
+            on_disk,
+            "every .cu in kernels/ is in SOURCES (plus common.cuh)"
+        );
     }
 
     /// Compiles every kernel to PTX for compute_90. Needs libnvrtc: CI installs it and sets
@@ -165,7 +190,10 @@ mod tests {
     #[test]
     fn every_kernel_compiles_with_nvrtc() {
         if !nvrtc_available() {
-            assert!(std::env::var_os("TETRISERVE_REQUIRE_NVRTC").is_none(), "libnvrtc is required but missing");
+            assert!(
+                std::env::var_os("TETRISERVE_REQUIRE_NVRTC").is_none(),
+                "libnvrtc is required but missing"
+            );
             eprintln!("skipping: libnvrtc not found (see .ci/run for how CI installs it)");
             return;
         }
@@ -173,7 +201,11 @@ mod tests {
             let ptx = compile(file, "compute_90").unwrap_or_else(|e| panic!("{e}"));
             let text = ptx.to_src();
             for k in Kernel::ALL.iter().filter(|k| k.file() == *file) {
-                assert!(text.contains(&format!(".entry {}", k.name())), "{} missing from the PTX of {file}", k.name());
+                assert!(
+                    text.contains(&format!(".entry {}", k.name())),
+                    "{} missing from the PTX of {file}",
+                    k.name()
+                );
             }
         }
     }

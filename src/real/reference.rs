@@ -40,8 +40,12 @@ impl CpuLinear {
         CpuLinear {
             inp: spec.inp,
             out: spec.out,
-            w: (0..spec.inp * spec.out).map(|i| bf16_round(uniform(ws, i as u64, scale))).collect(),
-            b: (0..spec.out).map(|i| bf16_round(uniform(bs, i as u64, LinearSpec::BIAS_SCALE))).collect(),
+            w: (0..spec.inp * spec.out)
+                .map(|i| bf16_round(uniform(ws, i as u64, scale)))
+                .collect(),
+            b: (0..spec.out)
+                .map(|i| bf16_round(uniform(bs, i as u64, LinearSpec::BIAS_SCALE)))
+                .collect(),
         }
     }
 
@@ -87,7 +91,15 @@ pub fn silu(x: f32) -> f32 {
 }
 
 /// Rotates the q and k parts (the first `2 * heads * head_dim` columns) of each token's row.
-pub fn rope(qkv: &mut [f32], ld: usize, tokens: usize, heads: usize, head_dim: usize, cos: &[f32], sin: &[f32]) {
+pub fn rope(
+    qkv: &mut [f32],
+    ld: usize,
+    tokens: usize,
+    heads: usize,
+    head_dim: usize,
+    cos: &[f32],
+    sin: &[f32],
+) {
     let pairs = head_dim / 2;
     let hidden = heads * head_dim;
     for t in 0..tokens {
@@ -127,7 +139,8 @@ pub fn attention(qkv: &[f32], ld: usize, tokens: usize, heads: usize, head_dim: 
             }
             let o = &mut out[i * hidden + h * head_dim..i * hidden + (h + 1) * head_dim];
             for (j, pj) in p.iter().enumerate() {
-                let v = &qkv[j * ld + 2 * hidden + h * head_dim..j * ld + 2 * hidden + (h + 1) * head_dim];
+                let v = &qkv
+                    [j * ld + 2 * hidden + h * head_dim..j * ld + 2 * hidden + (h + 1) * head_dim];
                 for (od, vd) in o.iter_mut().zip(v) {
                     *od += pj / sum * vd;
                 }
@@ -155,14 +168,27 @@ impl CpuInputs {
     /// The inputs the device draws for request seed `seed` (tensors 0, 1, 2 of that seed).
     pub fn seeded(cfg: &DitConfig, res: Resolution, seed: u64) -> CpuInputs {
         let ni = cfg.image_tokens(res);
-        let draw = |t: u64, n: usize| (0..n).map(|i| bf16_round(uniform(tensor_seed(seed, t), i as u64, 1.0))).collect();
-        CpuInputs { latent: draw(0, ni * cfg.latent_channels), txt: draw(1, cfg.text_tokens * cfg.hidden), vec: draw(2, cfg.hidden) }
+        let draw = |t: u64, n: usize| {
+            (0..n)
+                .map(|i| bf16_round(uniform(tensor_seed(seed, t), i as u64, 1.0)))
+                .collect()
+        };
+        CpuInputs {
+            latent: draw(0, ni * cfg.latent_channels),
+            txt: draw(1, cfg.text_tokens * cfg.hidden),
+            vec: draw(2, cfg.hidden),
+        }
     }
 }
 
 impl CpuDit {
     pub fn new(cfg: DitConfig, seed: u64) -> CpuDit {
-        let layers = cfg.linears().into_iter().enumerate().map(|(i, s)| CpuLinear::seeded(s, seed, i)).collect();
+        let layers = cfg
+            .linears()
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| CpuLinear::seeded(s, seed, i))
+            .collect();
         CpuDit { cfg, layers }
     }
 
@@ -183,14 +209,22 @@ impl CpuDit {
         let vs: Vec<f32> = inputs.vec.iter().map(|&v| silu(v)).collect();
 
         for _ in 0..cfg.double_blocks {
-            let streams: Vec<[&CpuLinear; 5]> = (0..2).map(|_| [next(), next(), next(), next(), next()]).collect();
+            let streams: Vec<[&CpuLinear; 5]> = (0..2)
+                .map(|_| [next(), next(), next(), next(), next()])
+                .collect();
             let rows = [(0, nt), (nt, ni)];
             let mods: Vec<Vec<f32>> = streams.iter().map(|s| s[0].apply(&vs, 1, h)).collect();
             let mut qkv = vec![0.0; n * 3 * h];
             for (s, &(start, len)) in rows.iter().enumerate() {
                 let md = &mods[s];
-                let xn = layernorm_modulate(&x[start * h..(start + len) * h], h, &md[0..h], &md[h..2 * h]);
-                qkv[start * 3 * h..(start + len) * 3 * h].copy_from_slice(&streams[s][1].apply(&xn, len, h));
+                let xn = layernorm_modulate(
+                    &x[start * h..(start + len) * h],
+                    h,
+                    &md[0..h],
+                    &md[h..2 * h],
+                );
+                qkv[start * 3 * h..(start + len) * 3 * h]
+                    .copy_from_slice(&streams[s][1].apply(&xn, len, h));
             }
             rope(&mut qkv, 3 * h, n, heads, hd, &cos, &sin);
             let attn = attention(&qkv, 3 * h, n, heads, hd);
@@ -198,7 +232,12 @@ impl CpuDit {
                 let md = &mods[s];
                 let y = streams[s][2].apply(&attn[start * h..], len, h);
                 gated_add(&mut x[start * h..(start + len) * h], &y, &md[2 * h..3 * h]);
-                let xn = layernorm_modulate(&x[start * h..(start + len) * h], h, &md[3 * h..4 * h], &md[4 * h..5 * h]);
+                let xn = layernorm_modulate(
+                    &x[start * h..(start + len) * h],
+                    h,
+                    &md[3 * h..4 * h],
+                    &md[4 * h..5 * h],
+                );
                 let mut mid = streams[s][3].apply(&xn, len, h);
                 mid.iter_mut().for_each(|v| *v = gelu(*v));
                 let y = streams[s][4].apply(&mid, len, m);
@@ -255,8 +294,18 @@ mod tests {
     #[test]
     fn layernorm_of_a_known_row() {
         // [1, 2, 3, 4]: mean 2.5, variance 1.25; normalised (-1.3416, -0.4472, 0.4472, 1.3416).
-        let out = layernorm_modulate(&[1.0, 2.0, 3.0, 4.0], 4, &[0.0, 1.0, 0.0, 0.0], &[0.0, 0.0, 1.0, 0.0]);
-        let want = [-1.341_640_1, -0.447_213_6 + 1.0, 2.0 * 0.447_213_6, 1.341_640_1];
+        let out = layernorm_modulate(
+            &[1.0, 2.0, 3.0, 4.0],
+            4,
+            &[0.0, 1.0, 0.0, 0.0],
+            &[0.0, 0.0, 1.0, 0.0],
+        );
+        let want = [
+            -1.341_640_1,
+            -0.447_213_6 + 1.0,
+            2.0 * 0.447_213_6,
+            1.341_640_1,
+        ];
         for (o, w) in out.iter().zip(want) {
             assert!((o - w).abs() < 1e-4, "{out:?}");
         }
@@ -288,14 +337,25 @@ mod tests {
         let qkv = vec![1.0, 1.0, 10.0, 2.0, 2.0, 20.0];
         let out = attention(&qkv, 3, 2, 1, 1);
         let p = 1.0 / (1.0 + 2f32.exp());
-        assert!((out[1] - (p * 10.0 + (1.0 - p) * 20.0)).abs() < 1e-4, "{out:?}");
+        assert!(
+            (out[1] - (p * 10.0 + (1.0 - p) * 20.0)).abs() < 1e-4,
+            "{out:?}"
+        );
         let p0 = 1.0 / (1.0 + 1f32.exp());
-        assert!((out[0] - (p0 * 10.0 + (1.0 - p0) * 20.0)).abs() < 1e-4, "{out:?}");
+        assert!(
+            (out[0] - (p0 * 10.0 + (1.0 - p0) * 20.0)).abs() < 1e-4,
+            "{out:?}"
+        );
     }
 
     #[test]
     fn linear_applies_weights_and_bias() {
-        let l = CpuLinear { inp: 2, out: 1, w: vec![2.0, 3.0], b: vec![0.5] };
+        let l = CpuLinear {
+            inp: 2,
+            out: 1,
+            w: vec![2.0, 3.0],
+            b: vec![0.5],
+        };
         assert_eq!(l.apply(&[1.0, 1.0, 0.0, 2.0], 2, 2), vec![5.5, 6.5]);
     }
 

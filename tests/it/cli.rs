@@ -251,3 +251,24 @@ fn a_generated_trace_replays_to_the_same_results() {
     assert!(replayed.status.success(), "{}", stderr(&replayed));
     assert_eq!(stdout(&synthetic), stdout(&replayed));
 }
+
+#[test]
+fn real_mode_without_a_gpu_is_a_clean_error() {
+    // SAFETY: only tries to dlopen the driver library.
+    if unsafe { cudarc::driver::sys::is_culib_present() } {
+        return; // A machine with an NVIDIA driver: nothing to check here.
+    }
+    for args in [
+        vec!["simulate", "--real"],
+        vec!["gpu-check"],
+        vec!["profile"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let e = stderr(&o);
+        assert!(
+            e.contains("no CUDA device") && !e.contains("panicked"),
+            "{args:?}: {e}"
+        );
+    }
+}
