@@ -4,6 +4,8 @@
 //!   `pending` waiting requests on `gpus` GPUs (nodes of 8), FLUX.1-dev on H100.
 //! - `packing`: Algorithm 1 alone, for `pending` groups on one node of 8 GPUs.
 //! - `simulate_300`: a whole 300-request paper run under each policy.
+//! - `event_loop`, `cost_lookup_*`, `trace_generation`: the engine, cost lookups and workload
+//!   generation on their own.
 
 use divan::Bencher;
 use tetriserve::Nanos;
@@ -134,4 +136,71 @@ fn simulate_300(bencher: Bencher, name: &str) {
             .works
             .len()
     });
+}
+
+/// The event loop alone: xdit-sp8 (a trivial policy) over `n` requests on 64 nodes; divan's
+/// time per iteration / events per run gives the engine's events per second.
+#[divan::bench(args = [10_000, 100_000])]
+fn event_loop(bencher: Bencher, n: usize) {
+    let cluster = Cluster::new("h100", 64, 8, Topology::NvSwitch).unwrap();
+    let mut spec = WorkloadSpec::paper(3);
+    spec.requests = n;
+    spec.arrival = tetriserve::workload::arrival::ArrivalProcess::Poisson { rate_per_s: 30.0 };
+    let w = generate(&spec).unwrap();
+    let profile = ProfileTable::builtin("h100-flux1-dev").unwrap();
+    let costs = StepTimes::resolve(&profile, &w.resolutions(), &cluster, &[1]).unwrap();
+    bencher
+        .counter(divan::counter::ItemsCount::new(2 * n))
+        .bench_local(|| {
+            let mut p = policy::build(
+                PolicyKind::XditSp(8),
+                &cluster,
+                &costs,
+                &PolicyConfig::default(),
+            )
+            .unwrap();
+            let mut exec = SimExecutor::new(&costs, Overheads::default());
+            engine::run(&w, &cluster, &costs, p.as_mut(), &mut exec)
+                .unwrap()
+                .works
+                .len()
+        });
+}
+
+/// Cost lookups: the resolved table the engine uses, and the CSV profile with interpolation.
+#[divan::bench]
+fn cost_lookup_resolved(bencher: Bencher) {
+    let cluster = Cluster::new("h100", 1, 8, Topology::NvSwitch).unwrap();
+    let profile = ProfileTable::builtin("h100-flux1-dev").unwrap();
+    let res = [256, 512, 1024, 2048].map(tetriserve::workload::Resolution::square);
+    let costs = StepTimes::resolve(&profile, &res, &cluster, &[1]).unwrap();
+    let class = costs.class_of(res[2]).unwrap();
+    bencher.bench_local(|| costs.step(divan::black_box(class), divan::black_box(4)));
+}
+
+#[divan::bench]
+fn cost_lookup_interpolated(bencher: Bencher) {
+    use tetriserve::cost::CostModel;
+    let profile = ProfileTable::builtin("h100-flux1-dev").unwrap();
+    let res = tetriserve::workload::Resolution::new(1024, 768);
+    bencher.bench_local(|| {
+        profile
+            .step_time(
+                divan::black_box(res),
+                4,
+                1,
+                tetriserve::cluster::Link::NvLink,
+            )
+            .unwrap()
+    });
+}
+
+/// Generating a trace of `n` requests (Poisson, Uniform mix, stratified).
+#[divan::bench(args = [10_000, 1_000_000])]
+fn trace_generation(bencher: Bencher, n: usize) {
+    let mut spec = WorkloadSpec::paper(5);
+    spec.requests = n;
+    bencher
+        .counter(divan::counter::ItemsCount::new(n))
+        .bench_local(|| generate(&spec).unwrap().len());
 }

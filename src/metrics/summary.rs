@@ -118,9 +118,10 @@ impl Summary {
             steps += u64::from(w.steps);
         }
 
-        let mut groups: BTreeMap<String, (usize, usize, Vec<Nanos>)> = BTreeMap::new();
+        let mut groups: BTreeMap<crate::workload::Resolution, (usize, usize, Vec<Nanos>)> =
+            BTreeMap::new();
         for r in &run.requests {
-            let g = groups.entry(r.resolution.to_string()).or_default();
+            let g = groups.entry(r.resolution).or_default();
             g.0 += 1;
             g.1 += usize::from(r.outcome == Outcome::Met);
             g.2.extend(r.latency());
@@ -130,7 +131,7 @@ impl Summary {
             .map(|(k, (requests, met, lat))| {
                 let l = LatencyStats::from_nanos(lat);
                 (
-                    k,
+                    k.to_string(),
                     ResolutionSummary {
                         requests,
                         met,

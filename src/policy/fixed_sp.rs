@@ -6,12 +6,21 @@
 //! (node 0 group 0 first), so with an idle cluster the lowest-numbered group is used.
 //! No deadline awareness, no batching.
 
+use std::collections::{BTreeSet, VecDeque};
+
 use crate::cluster::{Cluster, GpuSet};
 use crate::policy::{Batch, Decision, Dispatch, Policy, View};
+use crate::workload::RequestId;
 
 pub struct FixedSp {
     name: String,
+    k: u32,
+    per_node: u32,
     groups: Vec<GpuSet>,
+    /// Idle groups, by index: the lowest is used first.
+    idle: BTreeSet<usize>,
+    /// Waiting requests, first come first served.
+    queue: VecDeque<RequestId>,
 }
 
 impl FixedSp {
@@ -19,13 +28,22 @@ impl FixedSp {
     /// remainder GPUs of a node that is not a multiple of `k` stay unused, as with xDiT).
     pub fn new(k: u32, cluster: &Cluster) -> FixedSp {
         let per_node = cluster.gpus_per_node / k;
-        let groups = (0..cluster.nodes)
+        let groups: Vec<GpuSet> = (0..cluster.nodes)
             .flat_map(|n| (0..per_node).map(move |g| GpuSet::range(n, g * k, k)))
             .collect();
+        let idle = (0..groups.len()).collect();
         FixedSp {
             name: format!("xdit-sp{k}"),
+            k,
+            per_node,
             groups,
+            idle,
+            queue: VecDeque::new(),
         }
+    }
+
+    fn group_of(&self, set: GpuSet) -> usize {
+        (set.node() * self.per_node + set.mask().trailing_zeros() / self.k) as usize
     }
 }
 
@@ -34,17 +52,25 @@ impl Policy for FixedSp {
         &self.name
     }
 
+    /// O(log groups) per dispatch and completion: a FIFO of waiting requests and an ordered
+    /// set of idle groups, both kept from the arrivals and completions the view reports.
     fn decide(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
-        let mut waiting = view.waiting();
-        for &g in &self.groups {
-            if !view.free.is_free(g) {
-                continue;
+        self.queue.extend(view.arrived.iter().copied());
+        for &id in view.completed {
+            if let Some(g) = view.request(id).gpus {
+                self.idle.insert(self.group_of(g));
             }
-            let Some(r) = waiting.next() else { return };
+        }
+        while !self.queue.is_empty() {
+            let Some(g) = self.idle.pop_first() else {
+                return;
+            };
+            let id = self.queue.pop_front().expect("non-empty");
+            let r = view.request(id);
             out.push(Decision::Dispatch(Dispatch {
-                batch: Batch::one(r.id()),
+                batch: Batch::one(id),
                 steps: r.remaining_steps(),
-                gpus: g,
+                gpus: self.groups[g],
             }));
         }
     }

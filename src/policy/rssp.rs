@@ -19,6 +19,8 @@ use crate::workload::Resolution;
 pub struct Rssp {
     /// Degree per resolution class of the run's [`StepTimes`].
     degree: Vec<u32>,
+    /// Waiting requests, first come first served.
+    queue: std::collections::VecDeque<crate::workload::RequestId>,
 }
 
 impl Rssp {
@@ -53,7 +55,10 @@ impl Rssp {
             };
             degree.push(k);
         }
-        Ok(Rssp { degree })
+        Ok(Rssp {
+            degree,
+            queue: std::collections::VecDeque::new(),
+        })
     }
 
     /// The degree this policy uses for each of the run's resolutions.
@@ -86,15 +91,21 @@ impl Policy for Rssp {
     }
 
     fn decide(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
+        self.queue.extend(view.arrived.iter().copied());
+        if self.queue.is_empty() {
+            return;
+        }
         let mut free = view.free.clone();
-        for r in view.waiting() {
+        while let Some(&id) = self.queue.front() {
+            let r = view.request(id);
             let k = self.degree[r.class.index()];
             let Some(gpus) = view.cluster.find_free(&free, k) else {
                 return;
             };
             free.take(gpus);
+            self.queue.pop_front();
             out.push(Decision::Dispatch(Dispatch {
-                batch: Batch::one(r.id()),
+                batch: Batch::one(id),
                 steps: r.remaining_steps(),
                 gpus,
             }));

@@ -265,8 +265,11 @@ pub struct Tetriserve {
     candidates: Vec<Candidate>,
     choice: Vec<usize>,
     units: Vec<Batch>,
+    unselected: Vec<(Nanos, RequestId, Candidate)>,
+    batchable_buf: Vec<(ResClass, u32, u32, Nanos, RequestId)>,
     late: Vec<RequestId>,
     by_node: Vec<Vec<RequestId>>,
+    touched: Vec<bool>,
     placer: Placer,
 }
 
@@ -348,8 +351,11 @@ impl Tetriserve {
             candidates: Vec::new(),
             choice: Vec::new(),
             units: Vec::new(),
+            unselected: Vec::new(),
+            batchable_buf: Vec::new(),
             late: Vec::new(),
             by_node: Vec::new(),
+            touched: Vec::new(),
             placer: Placer::default(),
         }
     }
@@ -442,6 +448,7 @@ impl Tetriserve {
         }
         if let Some(g) = gpus
             && g.len() > 1
+            && self.overheads.group_setup > Nanos::ZERO
             && !self.used_groups.contains(&g)
         {
             extra += self.overheads.group_setup;
@@ -467,7 +474,19 @@ impl Tetriserve {
 
     /// Plans every node for the window from now to `round_end`: a whole round at a boundary,
     /// or the rest of the current round when backfilling idle GPUs.
+    ///
+    /// A backfill only revisits the nodes where something happened (an arrival assigned to it,
+    /// work completed on it): elsewhere nothing that failed to fit before fits a shorter window.
     fn run_round(&mut self, view: &View<'_>, round_end: Nanos, out: &mut Vec<Decision>) {
+        let backfill = round_end - view.now < self.tau;
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.clear();
+        touched.resize(self.cluster.nodes as usize, !backfill);
+        if backfill {
+            for &id in view.arrived.iter().chain(view.completed) {
+                touched[self.node_of.get(id.index()).copied().unwrap_or(0) as usize] = true;
+            }
+        }
         // Waiting requests by node, in arrival order: one pass over the active list.
         let mut by_node = std::mem::take(&mut self.by_node);
         by_node.resize_with(self.cluster.nodes as usize, Vec::new);
@@ -475,9 +494,12 @@ impl Tetriserve {
         for &id in view.active {
             if view.request(id).phase == Phase::Waiting {
                 let node = self.node_of.get(id.index()).copied().unwrap_or(0);
-                by_node[node as usize].push(id);
+                if touched[node as usize] {
+                    by_node[node as usize].push(id);
+                }
             }
         }
+        self.touched = touched;
         for (node, waiting) in by_node.iter().enumerate() {
             if waiting.is_empty() || view.free.node_mask(node as u32) == 0 {
                 continue;
@@ -492,7 +514,8 @@ impl Tetriserve {
         let now = view.now;
         self.units.clear();
         self.late.clear();
-        let mut batchable: Vec<(ResClass, u32, u32, Nanos, RequestId)> = Vec::new();
+        let mut batchable = std::mem::take(&mut self.batchable_buf);
+        batchable.clear();
         for &id in waiting {
             let s = view.request(id);
             let tmin = self.table(s.class, 1).fastest;
@@ -531,12 +554,20 @@ impl Tetriserve {
                         .late
                 });
             let take = fits.unwrap_or(1) as usize;
-            let ids: Vec<RequestId> = batchable[i..i + take].iter().map(|b| b.4).collect();
-            self.units.push(Batch::of(&ids).expect("1 to 4 requests"));
+            let mut ids = [batchable[i].4; crate::policy::MAX_BATCH];
+            for (j, b) in batchable[i..i + take].iter().enumerate() {
+                ids[j] = b.4;
+            }
+            self.units
+                .push(Batch::of(&ids[..take]).expect("1 to 4 requests"));
             i += take;
         }
-        // Keep arrival order among units (deterministic, FCFS-like for equal values).
-        self.units.sort_by_key(|b| b.ids()[0]);
+        self.batchable_buf = batchable;
+        // Keep arrival order among units (deterministic, FCFS-like for equal values); without
+        // batching they are in arrival order already.
+        if self.config.batching {
+            self.units.sort_by_key(|b| b.ids()[0]);
+        }
     }
 
     fn run_node_round(
@@ -687,21 +718,23 @@ impl Tetriserve {
     /// the widest idle degree no wider than their plan that runs a step in the window); the
     /// scale-up then hands out what is left.
     fn start_unselected(&mut self, view: &View<'_>, window: Nanos) {
-        let mut waiting: Vec<(Nanos, RequestId, Candidate)> = self
-            .candidates
-            .iter()
-            .zip(&self.choice)
-            .filter(|&(_, &o)| o == 0)
-            .map(|(c, _)| {
-                (
-                    view.request(c.batch.ids()[0]).deadline(),
-                    c.batch.ids()[0],
-                    *c,
-                )
-            })
-            .collect();
+        let mut waiting = std::mem::take(&mut self.unselected);
+        waiting.clear();
+        waiting.extend(
+            self.candidates
+                .iter()
+                .zip(&self.choice)
+                .filter(|&(_, &o)| o == 0)
+                .map(|(c, _)| {
+                    (
+                        view.request(c.batch.ids()[0]).deadline(),
+                        c.batch.ids()[0],
+                        *c,
+                    )
+                }),
+        );
         waiting.sort_by_key(|&(d, id, _)| (d, id));
-        for (_, _, c) in waiting {
+        for &(_, _, c) in &waiting {
             let idle = self.placer.idle();
             let planned = c
                 .options
@@ -725,6 +758,7 @@ impl Tetriserve {
                     .place(&self.cluster, self.variant.placement_preservation);
             }
         }
+        self.unselected = waiting;
     }
 
     /// Work-conserving elastic scale-up of placed units (`late` ones only after the others):
@@ -777,7 +811,9 @@ impl Tetriserve {
                 }
                 q = 1; // Steps longer than a whole round still make progress, overrunning it.
             }
-            self.used_groups.insert(p.gpus);
+            if self.overheads.group_setup > Nanos::ZERO {
+                self.used_groups.insert(p.gpus);
+            }
             out.push(Decision::Dispatch(Dispatch {
                 batch: p.batch,
                 steps: q,

@@ -55,34 +55,47 @@ impl Plan {
 /// The minimal-GPU-time plan for `steps` steps within `budget`, given the step time at each
 /// available degree (`times`, any order, non-empty).
 pub fn min_gpu_plan(times: &[(u32, Nanos)], steps: u32, budget: Nanos) -> Plan {
-    let s = u128::from(steps);
-    let b = u128::from(budget.0);
+    // u64 throughout (u128 division dominated the round's profile); a product that overflows
+    // u64 (steps x time beyond 584 years) makes that candidate infeasible.
+    let s = u64::from(steps);
+    let b = budget.0;
     // (cost, single part, highest degree) orders candidates: cheapest; at equal cost a
     // two-degree plan (it gives the round packing two ways to fit the request); then narrowest.
-    let mut best: Option<((u128, bool, u32), Plan)> = None;
-    let mut consider = |key: (u128, bool, u32), plan: Plan| {
+    let mut best: Option<((u64, bool, u32), Plan)> = None;
+    let mut consider = |key: (u64, bool, u32), plan: Plan| {
         if best.as_ref().is_none_or(|(k, _)| key < *k) {
             best = Some((key, plan));
         }
     };
     for &(ka, ta) in times {
-        let (ta_ns, ca) = (u128::from(ta.0), u128::from(ka) * u128::from(ta.0));
-        if s * ta_ns <= b {
-            consider((s * ca, true, ka), single(steps, ka));
+        let (ta_ns, ca) = (ta.0, u64::from(ka).saturating_mul(ta.0));
+        let Some(wall_a) = s.checked_mul(ta_ns) else {
+            continue;
+        };
+        if wall_a <= b {
+            if let Some(cost) = s.checked_mul(ca) {
+                consider((cost, true, ka), single(steps, ka));
+            }
+            continue; // a alone fits: any mix with a costlier degree costs more.
         }
         for &(kb, tb) in times {
-            let (tb_ns, cb) = (u128::from(tb.0), u128::from(kb) * u128::from(tb.0));
-            if tb_ns >= ta_ns || cb < ca || s * ta_ns <= b || s * tb_ns > b {
-                // b must be faster and not cheaper (else b alone dominates), a alone too
-                // slow, b alone fast enough.
+            let (tb_ns, cb) = (tb.0, u64::from(kb).saturating_mul(tb.0));
+            if tb_ns >= ta_ns || cb < ca || s.saturating_mul(tb_ns) > b {
+                // b must be faster and not cheaper (else b alone dominates), and b alone
+                // fast enough.
                 continue;
             }
-            let sb = (s * ta_ns - b).div_ceil(ta_ns - tb_ns);
-            let sa = s - sb;
-            if sa == 0 {
+            let sb = (wall_a - b).div_ceil(ta_ns - tb_ns);
+            if sb >= s {
                 continue; // That is the single-degree plan at b, considered on its own.
             }
-            let cost = sa * ca + sb * cb;
+            let sa = s - sb;
+            let Some(cost) = sa
+                .checked_mul(ca)
+                .and_then(|x| sb.checked_mul(cb).and_then(|y| x.checked_add(y)))
+            else {
+                continue;
+            };
             let (lo, hi) = if ka < kb {
                 ((sa, ka), (sb, kb))
             } else {
