@@ -163,6 +163,9 @@ pub struct SimulateArgs {
     /// Replace an existing --out directory.
     #[arg(long)]
     pub force: bool,
+    /// With --out: leave out timeline.json (one event per GPU per dispatch: large for huge runs).
+    #[arg(long)]
+    pub no_timeline: bool,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -295,7 +298,7 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
             report::comparison_csv(&summaries).into_bytes(),
         )];
         for r in &runs {
-            for (name, bytes) in report::run_files(&r.records, &r.summary) {
+            for (name, bytes) in report::run_files(&r.records, &r.summary, !args.no_timeline) {
                 files.push((PathBuf::from(&r.summary.policy).join(name), bytes));
             }
         }

@@ -76,6 +76,7 @@ struct RecordAcc {
     gpu_time: u128,
     degrees_used: u32,
     remaps: u32,
+    node: Option<u32>,
     end: Option<Nanos>,
     outcome: Option<Outcome>,
 }
@@ -390,6 +391,7 @@ impl<'a> Engine<'a> {
             let acc = &mut self.records[rid.index()];
             acc.degrees_used |= 1 << k.trailing_zeros();
             acc.remaps += u32::from(moved);
+            acc.node = Some(d.gpus.node());
         }
         self.works.push(WorkRecord {
             requests: d
@@ -433,6 +435,7 @@ impl<'a> Engine<'a> {
                     gpu_time: Nanos(acc.gpu_time as u64),
                     degrees_used: acc.degrees_used,
                     remaps: acc.remaps,
+                    node: acc.node,
                 }
             })
             .collect();

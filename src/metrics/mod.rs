@@ -8,7 +8,7 @@
 pub mod invariants;
 mod summary;
 
-pub use summary::{LatencyStats, ResolutionSummary, SchedulerStats, Summary};
+pub use summary::{LatencyStats, NodeSummary, ResolutionSummary, SchedulerStats, Summary};
 
 use crate::cluster::GpuSet;
 use crate::time::Nanos;
@@ -56,6 +56,8 @@ pub struct RequestRecord {
     pub degrees_used: u32,
     /// How many times it resumed on a different GPU set.
     pub remaps: u32,
+    /// The node its last steps ran on (`None` if it never ran).
+    pub node: Option<u32>,
 }
 
 impl RequestRecord {

@@ -57,6 +57,18 @@ pub struct ResolutionSummary {
     pub latency_mean_s: f64,
 }
 
+/// Attainment and load of one node (requests count on the node their last steps ran on).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodeSummary {
+    pub node: u32,
+    pub requests: usize,
+    pub met: usize,
+    pub slo_attainment: f64,
+    pub gpu_seconds: f64,
+    /// Busy GPU time of the node / (its GPUs x the run's makespan).
+    pub utilization: f64,
+}
+
 /// Wall-clock cost of the policy's decisions (measured, so it varies between runs).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct SchedulerStats {
@@ -90,6 +102,8 @@ pub struct Summary {
     pub mean_degree: f64,
     /// Keyed like `"1024x1024"`, ordered by key.
     pub per_resolution: BTreeMap<String, ResolutionSummary>,
+    /// One entry per node, in node order.
+    pub per_node: Vec<NodeSummary>,
     /// Measured decision times; the only non-deterministic part.
     pub scheduler: SchedulerStats,
 }
@@ -142,6 +156,40 @@ impl Summary {
             })
             .collect();
 
+        let nodes = (run.gpus / run.gpus_per_node.max(1)).max(1) as usize;
+        let mut per_node: Vec<NodeSummary> = (0..nodes as u32)
+            .map(|node| NodeSummary {
+                node,
+                requests: 0,
+                met: 0,
+                slo_attainment: 0.0,
+                gpu_seconds: 0.0,
+                utilization: 0.0,
+            })
+            .collect();
+        for r in &run.requests {
+            if let Some(n) = r.node.and_then(|n| per_node.get_mut(n as usize)) {
+                n.requests += 1;
+                n.met += usize::from(r.outcome == Outcome::Met);
+            }
+        }
+        let mut node_ns = vec![0u128; nodes];
+        for w in &run.works {
+            if let Some(x) = node_ns.get_mut(w.gpus.node() as usize) {
+                *x += u128::from(w.gpus.len()) * u128::from((w.end - w.start).0);
+            }
+        }
+        let node_capacity = u128::from(run.gpus_per_node) * u128::from(makespan.0);
+        for (n, ns) in per_node.iter_mut().zip(node_ns) {
+            n.slo_attainment = ratio(n.met, n.requests);
+            n.gpu_seconds = ns as f64 / 1e9;
+            n.utilization = if node_capacity == 0 {
+                0.0
+            } else {
+                ns as f64 / node_capacity as f64
+            };
+        }
+
         Summary {
             policy: run.policy.clone(),
             requests: n,
@@ -164,6 +212,7 @@ impl Summary {
                 deg_steps as f64 / steps as f64
             },
             per_resolution,
+            per_node,
             scheduler: scheduler_stats(&run.decisions.samples),
         }
     }

@@ -19,14 +19,14 @@ use crate::metrics::{RunRecords, Summary};
 /// `requests.csv`: one row per request, in request order. Times are exact decimal seconds.
 pub fn requests_csv(run: &RunRecords) -> String {
     let mut s = String::with_capacity(run.requests.len() * 120);
-    s.push_str("id,arrival_s,width,height,steps,steps_done,deadline_s,start_s,finish_s,outcome,latency_s,gpu_seconds,degrees,remaps\n");
+    s.push_str("id,arrival_s,width,height,steps,steps_done,deadline_s,start_s,finish_s,outcome,latency_s,gpu_seconds,degrees,remaps,node\n");
     for r in &run.requests {
         let finish = r.latency().map(|_| r.end.secs_string()).unwrap_or_default();
         let latency = r.latency().map(|l| l.secs_string()).unwrap_or_default();
         let degrees: Vec<String> = r.degrees().iter().map(|d| d.to_string()).collect();
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.id,
             r.arrival.secs_string(),
             r.resolution.width,
@@ -40,7 +40,8 @@ pub fn requests_csv(run: &RunRecords) -> String {
             latency,
             r.gpu_time.secs_string(),
             degrees.join(";"),
-            r.remaps
+            r.remaps,
+            r.node.map(|n| n.to_string()).unwrap_or_default()
         );
     }
     s
@@ -53,13 +54,16 @@ pub fn summary_json(summary: &Summary) -> String {
     s
 }
 
-/// The files of one run's directory.
-pub fn run_files(run: &RunRecords, summary: &Summary) -> Vec<(PathBuf, Vec<u8>)> {
-    vec![
+/// The files of one run's directory (`timeline.json` only when asked for).
+pub fn run_files(run: &RunRecords, summary: &Summary, timeline: bool) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = vec![
         ("requests.csv".into(), requests_csv(run).into_bytes()),
         ("summary.json".into(), summary_json(summary).into_bytes()),
-        ("timeline.json".into(), timeline_json(run).into_bytes()),
-    ]
+    ];
+    if timeline {
+        files.push(("timeline.json".into(), timeline_json(run).into_bytes()));
+    }
+    files
 }
 
 /// Writes `files` (paths relative to `dir`) as the directory `dir`, atomically.

@@ -3,38 +3,72 @@
 //! One process per node, one thread (track) per GPU. Every work becomes one complete ("X")
 //! slice on each of its GPUs, named after its request(s) and coloured by resolution through
 //! the category. A request that missed its deadline gets an instant marker at its finish.
+//!
+//! The JSON is written directly into one string (no intermediate document tree): a trace has
+//! one event per GPU per dispatch, millions for large runs. Times are exact decimal
+//! microseconds from integer nanoseconds, so the file is byte-identical across platforms.
 
-use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use crate::metrics::{Outcome, RunRecords};
 use crate::time::Nanos;
 
-fn us(t: Nanos) -> f64 {
-    t.0 as f64 / 1e3
+/// Exact microseconds with three decimals (`12.345`), from nanoseconds.
+fn us(t: Nanos) -> String {
+    format!("{}.{:03}", t.0 / 1000, t.0 % 1000)
 }
 
 pub fn timeline_json(run: &RunRecords) -> String {
     let per_node = run.gpus_per_node.max(1);
-    let mut events: Vec<Value> = Vec::with_capacity(run.works.len() * 2 + run.gpus as usize);
+    let mut s = String::with_capacity(64 + run.works.len() * 200);
+    s.push_str("{\"displayTimeUnit\":\"ms\",\"otherData\":{\"policy\":");
+    s.push_str(&serde_json::to_string(&run.policy).expect("a string serialises"));
+    s.push_str("},\"traceEvents\":[");
+    let mut first = true;
+    let mut sep = |s: &mut String| {
+        if !first {
+            s.push(',');
+        }
+        first = false;
+    };
     for g in 0..run.gpus {
-        events.push(json!({"ph": "M", "name": "thread_name", "pid": g / per_node, "tid": g, "args": {"name": format!("GPU {g}")}}));
+        sep(&mut s);
+        let _ = write!(
+            s,
+            "{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{},\"tid\":{g},\"args\":{{\"name\":\"GPU {g}\"}}}}",
+            g / per_node
+        );
     }
-    let mut last_gpu = std::collections::HashMap::new();
+    let mut last_gpu: HashMap<u64, (u32, u32)> = HashMap::new();
+    let mut name = String::new();
+    let mut requests = String::new();
     for w in &run.works {
-        let names: Vec<String> = w.requests.iter().map(|r| format!("r{r}")).collect();
-        let name = format!(
-            "{} {} steps {}-{}",
-            names.join("+"),
+        name.clear();
+        requests.clear();
+        for (i, r) in w.requests.iter().enumerate() {
+            let _ = write!(name, "{}r{r}", if i > 0 { "+" } else { "" });
+            let _ = write!(requests, "{}{r}", if i > 0 { "," } else { "" });
+        }
+        let _ = write!(
+            name,
+            " {} steps {}-{}",
             w.resolution,
             w.first_step,
             w.first_step + w.steps - 1
         );
+        let (ts, dur) = (us(w.start), us(w.end - w.start));
         for g in w.gpus.global_gpus(per_node) {
-            events.push(json!({
-                "ph": "X", "name": name, "cat": w.resolution.to_string(),
-                "pid": w.gpus.node(), "tid": g, "ts": us(w.start), "dur": us(w.end - w.start),
-                "args": {"requests": w.requests, "sp_degree": w.gpus.len(), "steps": w.steps, "remap": w.remap},
-            }));
+            sep(&mut s);
+            let _ = write!(
+                s,
+                "{{\"ph\":\"X\",\"name\":\"{name}\",\"cat\":\"{}\",\"pid\":{},\"tid\":{g},\"ts\":{ts},\"dur\":{dur},\"args\":{{\"requests\":[{requests}],\"sp_degree\":{},\"steps\":{},\"remap\":{}}}}}",
+                w.resolution,
+                w.gpus.node(),
+                w.gpus.len(),
+                w.steps,
+                w.remap
+            );
         }
         for &r in &w.requests {
             last_gpu.insert(
@@ -50,12 +84,17 @@ pub fn timeline_json(run: &RunRecords) -> String {
         if r.outcome == Outcome::Missed
             && let Some(&(node, gpu)) = last_gpu.get(&r.id)
         {
-            events.push(json!({"ph": "i", "s": "t", "name": format!("r{} missed deadline", r.id), "pid": node, "tid": gpu, "ts": us(r.end),
-                "args": {"deadline_s": r.deadline.as_secs(), "finish_s": r.end.as_secs()}}));
+            sep(&mut s);
+            let _ = write!(
+                s,
+                "{{\"ph\":\"i\",\"s\":\"t\",\"name\":\"r{} missed deadline\",\"pid\":{node},\"tid\":{gpu},\"ts\":{},\"args\":{{\"deadline_s\":{},\"finish_s\":{}}}}}",
+                r.id,
+                us(r.end),
+                r.deadline.secs_string(),
+                r.end.secs_string()
+            );
         }
     }
-    let doc = json!({"displayTimeUnit": "ms", "otherData": {"policy": run.policy}, "traceEvents": events});
-    let mut s = serde_json::to_string(&doc).expect("timeline serialises");
-    s.push('\n');
+    s.push_str("]}\n");
     s
 }

@@ -113,6 +113,19 @@ fn requests_spread_over_nodes_by_outstanding_work() {
     assert!(check_run(&r, &w, Some(&expected(&costs))).is_empty());
     let nodes: std::collections::BTreeSet<u32> = r.works.iter().map(|x| x.gpus.node()).collect();
     assert_eq!(nodes.len(), 2, "both nodes serve requests");
+    let s = tetriserve::metrics::Summary::of(&r);
+    assert_eq!(s.per_node.len(), 2);
+    assert_eq!(s.per_node.iter().map(|n| n.requests).sum::<usize>(), 6);
+    assert!(
+        s.per_node
+            .iter()
+            .all(|n| n.requests > 0 && n.gpu_seconds > 0.0)
+    );
+    let total: f64 = s.per_node.iter().map(|n| n.gpu_seconds).sum();
+    assert!(
+        (total - s.gpu_seconds).abs() < 1e-6,
+        "node GPU time adds up to the run's"
+    );
 }
 
 proptest! {
