@@ -84,9 +84,9 @@ struct RecordAcc {
 impl<'a> Engine<'a> {
     fn new(workload: &Workload, cluster: &'a Cluster, costs: &'a StepTimes) -> Result<Engine<'a>> {
         let mut states = Vec::with_capacity(workload.len());
-        let mut queue = EventQueue::with_capacity(workload.len() + 64);
+        let mut arrivals = Vec::with_capacity(workload.len());
         for (i, r) in workload.requests.iter().enumerate() {
-            if r.id.index() != i {
+            if r.id.index() != i || (i > 0 && r.arrival < workload.requests[i - 1].arrival) {
                 return Err(Error::config(
                     "workload ids must be dense and in arrival order; build it with Workload::from_requests",
                 ));
@@ -101,8 +101,9 @@ impl<'a> Engine<'a> {
                 ))
             })?;
             states.push(RequestState::new(r.clone(), class));
-            queue.push(r.arrival, Event::Arrival(r.id));
+            arrivals.push((r.arrival, Event::Arrival(r.id)));
         }
+        let queue = EventQueue::with_sorted(arrivals);
         Ok(Engine {
             cluster,
             costs,
