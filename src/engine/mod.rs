@@ -67,6 +67,8 @@ struct Engine<'a> {
     ended_any: bool,
     pending_arrivals: usize,
     running_works: usize,
+    /// Events handled so far.
+    events: u64,
     decisions: DecisionTimes,
 }
 
@@ -121,6 +123,7 @@ impl<'a> Engine<'a> {
             ended_any: false,
             pending_arrivals: states.len(),
             running_works: 0,
+            events: 0,
             decisions: DecisionTimes::default(),
             states,
         })
@@ -212,6 +215,7 @@ impl<'a> Engine<'a> {
     }
 
     fn handle(&mut self, now: Nanos, event: Event) -> Result<()> {
+        self.events += 1;
         match event {
             Event::Arrival(id) => self.on_arrival(id),
             Event::WorkDone(w) => self.on_work_done(now, w),
@@ -446,6 +450,7 @@ impl<'a> Engine<'a> {
             gpus_per_node: self.cluster.gpus_per_node,
             requests,
             works: self.works,
+            events: self.events,
             decisions: self.decisions,
         }
     }

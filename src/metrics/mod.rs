@@ -108,6 +108,8 @@ pub struct RunRecords {
     pub requests: Vec<RequestRecord>,
     /// In dispatch order.
     pub works: Vec<WorkRecord>,
+    /// Events the engine handled (arrivals, completions, timers).
+    pub events: u64,
     pub decisions: DecisionTimes,
 }
 

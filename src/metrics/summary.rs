@@ -100,6 +100,9 @@ pub struct Summary {
     pub makespan_s: f64,
     /// Mean SP degree over dispatched step-time (weighted by steps).
     pub mean_degree: f64,
+    /// Events the engine handled (arrivals, completions, timers) and works dispatched.
+    pub events: u64,
+    pub works: usize,
     /// Keyed like `"1024x1024"`, ordered by key.
     pub per_resolution: BTreeMap<String, ResolutionSummary>,
     /// One entry per node, in node order.
@@ -213,6 +216,8 @@ impl Summary {
             },
             per_resolution,
             per_node,
+            events: run.events,
+            works: run.works.len(),
             scheduler: scheduler_stats(&run.decisions.samples),
         }
     }
