@@ -4,6 +4,7 @@
 //! directories are written under a temporary name and renamed into place, so a crash or an
 //! error never leaves a half-written directory behind.
 
+pub mod plot;
 mod table;
 mod timeline;
 
