@@ -52,6 +52,66 @@ pub enum Command {
     Profile(ProfileArgs),
     /// Check the local GPU: libraries, devices, and the kernels against the CPU reference.
     GpuCheck,
+    /// Run a scenario's `[sweep]` grid in parallel into DIR/results.csv (resumable).
+    #[command(
+        after_help = "Examples:\n  tetriserve sweep -s scenarios/paper/fig7-uniform.toml --out runs/fig7\n  tetriserve sweep -s big.toml --out runs/big --shard 3/16   # one slice of a job array\n  tetriserve merge runs/big"
+    )]
+    Sweep(SweepArgs),
+    /// Join the results of a sharded sweep into DIR/results.csv.
+    Merge {
+        /// The sweep's output directory.
+        dir: PathBuf,
+    },
+    /// Find the highest arrival rate that still meets a target SLO attainment.
+    #[command(
+        after_help = "Example:\n  tetriserve goodput --policy tetriserve --target 0.9 --seeds 1,2,3"
+    )]
+    Goodput(GoodputArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Scenario TOML with a [sweep] table; keys it leaves out come from the default scenario.
+    #[arg(short, long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Output directory (results.csv; with --runs, runs/<point>/).
+    #[arg(short, long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Run only slice I of N (0-based): points whose index is I modulo N.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Also write every run's directory (requests.csv, works.csv, summary.json).
+    #[arg(long)]
+    pub runs: bool,
+    /// Run every point again, even those with results.
+    #[arg(long)]
+    pub rerun: bool,
+    /// Worker threads (default: all cores).
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct GoodputArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// The policy to measure.
+    #[arg(short, long = "policy")]
+    pub policy: String,
+    /// Target SLO attainment (0..1).
+    #[arg(long, default_value_t = 0.9)]
+    pub target: f64,
+    /// Seeds averaged at each rate, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub seeds: Vec<u64>,
+    /// Search range, requests per minute.
+    #[arg(long, default_value_t = 1.0)]
+    pub min_rate: f64,
+    #[arg(long, default_value_t = 120.0)]
+    pub max_rate: f64,
+    /// Stop when the bracket is narrower than this (req/min).
+    #[arg(long, default_value_t = 0.1)]
+    pub tolerance: f64,
 }
 
 #[derive(Debug, Args)]
@@ -215,6 +275,13 @@ pub fn run(cli: Cli) -> Result<()> {
             run_trace_generate(scenario, output)
         }
         Command::Profile(args) => run_profile(args),
+        Command::Sweep(args) => run_sweep(args),
+        Command::Merge { dir } => {
+            let (path, rows) = crate::sweep::merge(&dir)?;
+            eprintln!("merged {rows} rows into {}", path.display());
+            Ok(())
+        }
+        Command::Goodput(args) => run_goodput(args),
         Command::GpuCheck => run_gpu_check(),
         Command::Policies => {
             println!(
@@ -332,6 +399,113 @@ fn run_trace_generate(args: ScenarioArgs, output: Option<PathBuf>) -> Result<()>
         }
         None => print_stdout(&csv),
     }
+}
+
+fn run_sweep(args: SweepArgs) -> Result<()> {
+    let shard = match &args.shard {
+        None => None,
+        Some(s) => {
+            let parsed = s.split_once('/').and_then(|(i, n)| {
+                Some((
+                    i.trim().parse::<usize>().ok()?,
+                    n.trim().parse::<usize>().ok()?,
+                ))
+            });
+            match parsed {
+                Some((i, n)) if n > 0 && i < n => Some((i, n)),
+                _ => {
+                    return Err(Error::config_hint(
+                        format!("--shard `{s}` is not I/N with 0 <= I < N"),
+                        "e.g. --shard 0/4 for the first of four slices",
+                    ));
+                }
+            }
+        }
+    };
+    let (raw, source) = crate::scenario::RawScenario::load_merged(args.scenario.as_deref())?;
+    let grid = crate::sweep::Grid::new(raw, &source)?;
+    eprintln!(
+        "sweep {}: {} runs{}",
+        grid.name,
+        grid.points.len(),
+        shard
+            .map(|(i, n)| format!(" (shard {i}/{n})"))
+            .unwrap_or_default()
+    );
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} runs, {elapsed} elapsed, ETA {eta}",
+        )
+        .expect("valid template"),
+    );
+    let opts = crate::sweep::SweepOptions {
+        shard,
+        write_runs: args.runs,
+        rerun: args.rerun,
+        jobs: args.jobs,
+    };
+    let report = crate::sweep::run(&grid, &args.out, &opts, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    eprintln!(
+        "{} run(s), {} already done: {}",
+        report.ran,
+        report.skipped,
+        report.results.display()
+    );
+    Ok(())
+}
+
+fn run_goodput(args: GoodputArgs) -> Result<()> {
+    let (mut raw, source) =
+        crate::scenario::RawScenario::load_merged(args.scenario.scenario.as_deref())?;
+    raw.apply(&args.scenario.overrides())?;
+    let gpus = Scenario::from_raw(raw.clone(), &source)?
+        .cluster
+        .total_gpus();
+    if !(0.0..=1.0).contains(&args.target)
+        || args.seeds.is_empty()
+        || !(args.min_rate > 0.0 && args.min_rate < args.max_rate)
+    {
+        return Err(Error::config(
+            "goodput needs 0 <= --target <= 1, at least one seed, and 0 < --min-rate < --max-rate",
+        ));
+    }
+    let g = crate::sweep::goodput(
+        &raw,
+        &source,
+        &args.policy,
+        args.target,
+        &args.seeds,
+        (args.min_rate, args.max_rate),
+        args.tolerance.max(1e-3),
+    )?;
+    match g {
+        None => println!(
+            "{}: below {:.0}% attainment even at {} req/min",
+            args.policy,
+            args.target * 100.0,
+            args.min_rate
+        ),
+        Some(r) => println!(
+            "{}: goodput {:.2} req/min at {:.0}% SLO attainment ({:.3} req/min per GPU, {} GPUs, seeds {:?}){}",
+            args.policy,
+            r,
+            args.target * 100.0,
+            r / f64::from(gpus),
+            gpus,
+            args.seeds,
+            if r >= args.max_rate {
+                " -- at the top of the search range; raise --max-rate"
+            } else {
+                ""
+            }
+        ),
+    }
+    Ok(())
 }
 
 fn run_profile(args: ProfileArgs) -> Result<()> {

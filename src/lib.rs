@@ -18,6 +18,7 @@ pub mod report;
 pub mod scenario;
 pub mod simulate;
 pub mod suggest;
+pub mod sweep;
 pub mod time;
 pub mod workload;
 

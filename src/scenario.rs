@@ -49,6 +49,19 @@ pub struct RawScenario {
     pub slo: RawSlo,
     #[serde(default)]
     pub policy: RawPolicy,
+    /// A grid of runs for `tetriserve sweep`; every list left out is the scenario's value.
+    pub sweep: Option<RawSweep>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawSweep {
+    pub policies: Option<Vec<String>>,
+    pub mixes: Option<Vec<String>>,
+    pub rates_per_min: Option<Vec<f64>>,
+    pub slo_scales: Option<Vec<f64>>,
+    pub seeds: Option<Vec<u64>>,
+    pub granularity_steps: Option<Vec<u32>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -241,6 +254,18 @@ impl RawScenario {
         RawScenario::parse(&text, &path.display().to_string(), dir)
     }
 
+    /// A scenario file merged onto the default (or the default itself), and its name for
+    /// error messages.
+    pub fn load_merged(path: Option<&Path>) -> Result<(RawScenario, String)> {
+        Ok(match path {
+            Some(p) => (
+                RawScenario::load(p)?.or(RawScenario::default_scenario()),
+                p.display().to_string(),
+            ),
+            None => (RawScenario::default_scenario(), DEFAULT_SOURCE.to_string()),
+        })
+    }
+
     /// The embedded default scenario.
     pub fn default_scenario() -> RawScenario {
         RawScenario::parse(DEFAULT_SCENARIO, DEFAULT_SOURCE, Path::new("."))
@@ -263,6 +288,7 @@ impl RawScenario {
             (base.cluster.gpu, base.cluster.topology)
         };
         RawScenario {
+            sweep: self.sweep.or(base.sweep),
             name: self.name.or(base.name),
             description: self.description.or(base.description),
             seed: self.seed.or(base.seed),
@@ -704,13 +730,7 @@ impl Scenario {
     /// Loads a scenario file (or the default when `path` is `None`), merges it onto the
     /// default scenario, applies overrides and validates.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Scenario> {
-        let (mut raw, source) = match path {
-            Some(p) => (
-                RawScenario::load(p)?.or(RawScenario::default_scenario()),
-                p.display().to_string(),
-            ),
-            None => (RawScenario::default_scenario(), DEFAULT_SOURCE.to_string()),
-        };
+        let (mut raw, source) = RawScenario::load_merged(path)?;
         raw.apply(overrides)?;
         Scenario::from_raw(raw, &source)
     }

@@ -48,6 +48,34 @@ pub fn requests_csv(run: &RunRecords) -> String {
     s
 }
 
+/// `works.csv`: one row per dispatched work, in dispatch order (the GPU timeline as a table).
+pub fn works_csv(run: &RunRecords) -> String {
+    let mut s = String::with_capacity(run.works.len() * 80);
+    s.push_str("requests,resolution,node,gpus,start_s,end_s,first_step,steps,remap\n");
+    for w in &run.works {
+        let requests: Vec<String> = w.requests.iter().map(|r| r.to_string()).collect();
+        let gpus: Vec<String> = w
+            .gpus
+            .global_gpus(run.gpus_per_node)
+            .map(|g| g.to_string())
+            .collect();
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{}",
+            requests.join(";"),
+            w.resolution,
+            w.gpus.node(),
+            gpus.join(";"),
+            w.start.secs_string(),
+            w.end.secs_string(),
+            w.first_step,
+            w.steps,
+            w.remap
+        );
+    }
+    s
+}
+
 /// `summary.json`, pretty-printed.
 pub fn summary_json(summary: &Summary) -> String {
     let mut s = serde_json::to_string_pretty(summary).expect("summary serialises");
@@ -59,6 +87,7 @@ pub fn summary_json(summary: &Summary) -> String {
 pub fn run_files(run: &RunRecords, summary: &Summary, timeline: bool) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = vec![
         ("requests.csv".into(), requests_csv(run).into_bytes()),
+        ("works.csv".into(), works_csv(run).into_bytes()),
         ("summary.json".into(), summary_json(summary).into_bytes()),
     ];
     if timeline {

@@ -47,7 +47,13 @@ pub fn line_chart(base: &Path, frame: &Frame, series: &[Series]) -> Result<()> {
 
 /// Writes `<base>.png` and `<base>.svg`: for each group (x tick, e.g. a resolution) one bar per
 /// series (e.g. a policy), with values in `values[series][group]`.
-pub fn grouped_bars(base: &Path, frame: &Frame, groups: &[String], series: &[String], values: &[Vec<f64>]) -> Result<()> {
+pub fn grouped_bars(
+    base: &Path,
+    frame: &Frame,
+    groups: &[String],
+    series: &[String],
+    values: &[Vec<f64>],
+) -> Result<()> {
     let _ = (base, frame, groups, series, values);
     unimplemented!()
 }
@@ -60,7 +66,13 @@ pub fn cdf_chart(base: &Path, frame: &Frame, samples: &[(String, Vec<f64>)]) -> 
 
 /// Writes `<base>.png` and `<base>.svg`: a GPU timeline, one row per GPU (`gpus` rows), boxes
 /// coloured by class with a legend naming `classes`, deadline misses marked.
-pub fn gantt(base: &Path, frame: &Frame, gpus: u32, classes: &[String], boxes: &[GanttBox]) -> Result<()> {
+pub fn gantt(
+    base: &Path,
+    frame: &Frame,
+    gpus: u32,
+    classes: &[String],
+    boxes: &[GanttBox],
+) -> Result<()> {
     let _ = (base, frame, gpus, classes, boxes);
     unimplemented!()
 }

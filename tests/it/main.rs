@@ -13,6 +13,8 @@ mod figure1;
 mod tetriserve;
 // Every shipped scenario loads and runs.
 mod scenarios;
+// Sweeps: rows match single runs; threads, shards and resumption change nothing.
+mod sweep;
 // The engine refuses invalid decisions instead of producing wrong numbers.
 mod engine;
 // Invariants over random workloads, for every baseline policy.
