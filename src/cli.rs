@@ -62,6 +62,28 @@ pub enum Command {
         /// The sweep's output directory.
         dir: PathBuf,
     },
+    /// Regenerate every figure of the paper's evaluation (in simulation) from scenarios/paper/.
+    #[command(after_help = "Example:\n  tetriserve figures --out plots")]
+    Figures {
+        /// Output directory for the PNG/SVG figures, their data and README.md.
+        #[arg(short, long, default_value = "plots")]
+        out: PathBuf,
+        /// The directory holding scenarios/paper/ (the repository root).
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
+    /// Plot a sweep's results.csv: SLO attainment against one coordinate, one line per policy.
+    #[command(after_help = "Example:\n  tetriserve plot runs/fig7/results.csv --x slo_scale --out plots/mine")]
+    Plot {
+        /// A sweep's results.csv.
+        results: PathBuf,
+        /// The x coordinate: slo_scale, rate_per_min or granularity.
+        #[arg(long, default_value = "slo_scale")]
+        x: String,
+        /// Output path without extension (PNG and SVG are written).
+        #[arg(short, long)]
+        out: PathBuf,
+    },
     /// Find the highest arrival rate that still meets a target SLO attainment.
     #[command(
         after_help = "Example:\n  tetriserve goodput --policy tetriserve --target 0.9 --seeds 1,2,3"
@@ -282,6 +304,19 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Goodput(args) => run_goodput(args),
+        Command::Figures { out, root } => {
+            if !root.join("scenarios/paper").is_dir() {
+                return Err(Error::config_hint(
+                    format!("{} has no scenarios/paper/ directory", root.display()),
+                    "run from the repository root, or pass --root",
+                ));
+            }
+            let start = std::time::Instant::now();
+            let files = crate::figures::generate(&root, &out)?;
+            eprintln!("wrote {} files to {} in {:.1} s", files.len(), out.display(), start.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Command::Plot { results, x, out } => run_plot(&results, &x, &out),
         Command::GpuCheck => run_gpu_check(),
         Command::Policies => {
             println!(
@@ -456,6 +491,52 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
         report.skipped,
         report.results.display()
     );
+    Ok(())
+}
+
+fn run_plot(results: &std::path::Path, x: &str, out: &std::path::Path) -> Result<()> {
+    use crate::figures::{ResultRow, read_results};
+    let rows = read_results(results)?;
+    let xf: fn(&ResultRow) -> f64 = match x {
+        "slo_scale" => |r| r.scale,
+        "rate_per_min" => |r| r.rate,
+        "granularity" => |r| r.granularity.parse().unwrap_or(f64::NAN),
+        other => return Err(Error::config(format!("--x `{other}`: expected slo_scale, rate_per_min or granularity"))),
+    };
+    let mut series: Vec<crate::report::plot::Series> = Vec::new();
+    let mixes: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.mix.as_str()).collect();
+    for r in &rows {
+        let label = if mixes.len() > 1 { format!("{} ({})", r.policy, r.mix) } else { r.policy.clone() };
+        if !series.iter().any(|s| s.label == label) {
+            series.push(crate::report::plot::Series { label, points: Vec::new(), dashed: false });
+        }
+    }
+    for s in &mut series {
+        let mut by_x: std::collections::BTreeMap<u64, Vec<f64>> = std::collections::BTreeMap::new();
+        for r in rows.iter().filter(|r| {
+            let label = if mixes.len() > 1 { format!("{} ({})", r.policy, r.mix) } else { r.policy.clone() };
+            label == s.label
+        }) {
+            by_x.entry(xf(r).to_bits()).or_default().push(r.attainment);
+        }
+        s.points = by_x
+            .into_iter()
+            .map(|(xb, v)| {
+                let (m, h) = crate::sweep::mean_ci95(&v);
+                (f64::from_bits(xb), m, (m - h).max(0.0), (m + h).min(1.0))
+            })
+            .collect();
+        s.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    let frame = crate::report::plot::Frame {
+        title: format!("SLO attainment ({})", results.display()),
+        x_label: x.replace('_', " "),
+        y_label: "SLO attainment".into(),
+        y_range: Some((0.0, 1.0)),
+        y_log2: false,
+    };
+    crate::report::plot::line_chart(out, &frame, &series)?;
+    eprintln!("wrote {}.png and {}.svg", out.display(), out.display());
     Ok(())
 }
 

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod cost;
 pub mod engine;
 pub mod error;
+pub mod figures;
 pub mod metrics;
 pub mod policy;
 pub mod real;
