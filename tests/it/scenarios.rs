@@ -33,3 +33,21 @@ fn every_shipped_scenario_runs() {
         dir.display()
     );
 }
+
+#[test]
+fn every_paper_scenario_is_a_valid_grid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/paper");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let (raw, source) = tetriserve::scenario::RawScenario::load_merged(Some(&path)).unwrap();
+        assert!(raw.sweep.is_some(), "{} has no [sweep]", path.display());
+        let grid = tetriserve::sweep::Grid::new(raw, &source).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(grid.points.len() >= 10, "{}", path.display());
+        for p in grid.points.iter().step_by(7) {
+            grid.scenario(p).unwrap_or_else(|e| panic!("{} point {}: {e}", path.display(), p.index));
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 8, "one scenario per reproduced figure");
+}
