@@ -1,9 +1,25 @@
-//! Charts (PNG and SVG) with plotters, using an embedded font (no system fonts needed).
-// STUB: to be implemented.
+//! Charts (PNG and SVG) for reports and papers, drawn with plotters.
+//!
+//! Every chart is written twice from the same drawing code: a 1200x750 PNG to look at and an
+//! SVG to put into a paper. Text is laid out with DejaVu Sans compiled into the binary, so the
+//! output is the same on a machine without any system fonts (CI, a GPU node). Colours follow
+//! the Okabe-Ito palette, which stays distinguishable for colour-blind readers, and line
+//! series also get a distinct marker shape so that a grey-scale print still tells them apart.
+//! Legends are placed where they hide no data: a free corner if there is one, otherwise above
+//! the data after growing the y range.
 
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use crate::error::Result;
+use plotters::chart::MeshStyle;
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::error::{Error, Result};
 
 /// One line of a line chart: points `(x, mean, low, high)`; `low`/`high` bound a shaded
 /// confidence band (equal to `mean` when there is none).
@@ -41,8 +57,7 @@ pub struct GanttBox {
 
 /// Writes `<base>.png` and `<base>.svg`: one line per series, with confidence bands.
 pub fn line_chart(base: &Path, frame: &Frame, series: &[Series]) -> Result<()> {
-    let _ = (base, frame, series);
-    unimplemented!()
+    write_both(base, &LineFig { frame, series })
 }
 
 /// Writes `<base>.png` and `<base>.svg`: for each group (x tick, e.g. a resolution) one bar per
@@ -54,14 +69,42 @@ pub fn grouped_bars(
     series: &[String],
     values: &[Vec<f64>],
 ) -> Result<()> {
-    let _ = (base, frame, groups, series, values);
-    unimplemented!()
+    // A shape mismatch is a bug in the caller; say which row is wrong instead of guessing.
+    if values.len() != series.len() {
+        return Err(Error::config(format!(
+            "chart `{}`: {} series names but {} value rows",
+            frame.title,
+            series.len(),
+            values.len()
+        )));
+    }
+    if let Some((i, row)) = values
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.len() != groups.len())
+    {
+        return Err(Error::config(format!(
+            "chart `{}`: series `{}` has {} values for {} groups",
+            frame.title,
+            series[i],
+            row.len(),
+            groups.len()
+        )));
+    }
+    write_both(
+        base,
+        &BarsFig {
+            frame,
+            groups,
+            series,
+            values,
+        },
+    )
 }
 
 /// Writes `<base>.png` and `<base>.svg`: the empirical CDF of each sample set.
 pub fn cdf_chart(base: &Path, frame: &Frame, samples: &[(String, Vec<f64>)]) -> Result<()> {
-    let _ = (base, frame, samples);
-    unimplemented!()
+    write_both(base, &CdfFig { frame, samples })
 }
 
 /// Writes `<base>.png` and `<base>.svg`: a GPU timeline, one row per GPU (`gpus` rows), boxes
@@ -73,6 +116,1267 @@ pub fn gantt(
     classes: &[String],
     boxes: &[GanttBox],
 ) -> Result<()> {
-    let _ = (base, frame, gpus, classes, boxes);
-    unimplemented!()
+    write_both(
+        base,
+        &GanttFig {
+            frame,
+            gpus,
+            classes,
+            boxes,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared layout and style
+
+/// Image size in pixels; the SVG uses the same coordinates so both files look alike.
+const SIZE: (u32, u32) = (1200, 750);
+/// The font family every text uses; it is registered from the embedded DejaVu Sans.
+const FONT: &str = "sans-serif";
+const TITLE_PX: f64 = 30.0;
+const DESC_PX: f64 = 24.0;
+const TICK_PX: f64 = 19.0;
+const LEGEND_PX: f64 = 19.0;
+const MARGIN: u32 = 18;
+/// Extra room on the right so that the last x tick label is not clipped.
+const MARGIN_RIGHT: u32 = 36;
+const X_LABEL_AREA: u32 = 72;
+const Y_LABEL_AREA: u32 = 100;
+/// Width reserved in a legend row for the line/marker sample.
+const LEGEND_ICON: u32 = 48;
+const LEGEND_MARGIN: u32 = 10;
+const LINE_WIDTH: u32 = 3;
+const MARKER_R: i32 = 5;
+/// Above this many boxes a timeline drops box borders and merges boxes that touch within a
+/// pixel: the borders would be invisible anyway, and the SVG stays a few megabytes.
+const GANTT_DENSE: usize = 20_000;
+
+/// Okabe-Ito: distinguishable under the common colour-vision deficiencies. Series `i` always
+/// gets `PALETTE[i % 8]`, so one policy has one colour in every chart of a report.
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(0x00, 0x72, 0xB2),
+    RGBColor(0xE6, 0x9F, 0x00),
+    RGBColor(0x00, 0x9E, 0x73),
+    RGBColor(0xD5, 0x5E, 0x00),
+    RGBColor(0xCC, 0x79, 0xA7),
+    RGBColor(0x56, 0xB4, 0xE9),
+    RGBColor(0xF0, 0xE4, 0x42),
+    RGBColor(0x00, 0x00, 0x00),
+];
+const GRID: RGBColor = RGBColor(0xDD, 0xDD, 0xDD);
+const MISS: RGBColor = RGBColor(0xD0, 0x00, 0x00);
+
+fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// The colour darkened towards black, for borders that separate adjacent boxes of one colour.
+fn darker(c: RGBColor) -> RGBColor {
+    let f = |v: u8| (f64::from(v) * 0.6) as u8;
+    RGBColor(f(c.0), f(c.1), f(c.2))
+}
+
+/// Black or white, whichever reads better on `c`.
+fn text_on(c: RGBColor) -> RGBColor {
+    let lum = 0.299 * f64::from(c.0) + 0.587 * f64::from(c.1) + 0.114 * f64::from(c.2);
+    if lum > 140.0 { BLACK } else { WHITE }
+}
+
+/// An error while drawing, carried as text because the backend error types differ.
+struct DrawErr(String);
+
+impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for DrawErr {
+    fn from(e: DrawingAreaErrorKind<E>) -> DrawErr {
+        DrawErr(e.to_string())
+    }
+}
+
+type Drawn = std::result::Result<(), DrawErr>;
+
+/// A chart that can draw itself on any backend, so PNG and SVG come from one code path.
+trait Figure {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn;
+}
+
+/// Registers the embedded font once per process. plotters looks fonts up by family name in a
+/// global table; without this every text would fail to render on a machine without fonts.
+fn fonts() -> Result<()> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config(
+            "charts: the embedded DejaVu Sans font could not be loaded",
+        ))
+    }
+}
+
+/// `<base>.<ext>`, appending rather than replacing, so that `p99.5` keeps its `.5`.
+fn with_ext(base: &Path, ext: &str) -> PathBuf {
+    let mut s = base.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+fn write_both<F: Figure>(base: &Path, fig: &F) -> Result<()> {
+    fonts()?;
+    if let Some(dir) = base.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let failed = |path: &Path, e: DrawErr| {
+        Error::config(format!("rendering chart {}: {}", path.display(), e.0))
+    };
+
+    // The bitmap backend only reports a failed write as an opaque drawing error; creating the
+    // file first turns a bad path into a proper I/O error naming it.
+    let png = with_ext(base, "png");
+    fs::File::create(&png).map_err(|e| Error::io(&png, e))?;
+    {
+        let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
+        fig.draw(&root).map_err(|e| failed(&png, e))?;
+        root.present().map_err(|e| failed(&png, DrawErr::from(e)))?;
+    }
+
+    let svg = with_ext(base, "svg");
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
+        fig.draw(&root).map_err(|e| failed(&svg, e))?;
+        root.present().map_err(|e| failed(&svg, DrawErr::from(e)))?;
+    }
+    fs::write(&svg, text).map_err(|e| Error::io(&svg, e))
+}
+
+/// The chart frame every chart type shares: title, margins and room for tick labels and axis
+/// descriptions.
+fn builder<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    frame: &Frame,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(area);
+    b.caption(&frame.title, (FONT, TITLE_PX))
+        .margin(MARGIN)
+        .margin_right(MARGIN_RIGHT)
+        .x_label_area_size(X_LABEL_AREA)
+        .y_label_area_size(Y_LABEL_AREA);
+    b
+}
+
+/// Axis descriptions, tick label sizes and a light grid, shared by all charts.
+fn style_mesh<'a, 'b, DB: DrawingBackend, X: Ranged, Y: Ranged>(
+    mesh: &mut MeshStyle<'a, 'b, X, Y, DB>,
+    frame: &Frame,
+) {
+    mesh.x_desc(frame.x_label.as_str())
+        .y_desc(frame.y_label.as_str())
+        .axis_desc_style((FONT, DESC_PX))
+        .label_style((FONT, TICK_PX))
+        .bold_line_style(GRID.stroke_width(1))
+        .light_line_style(TRANSPARENT)
+        .axis_style(BLACK.stroke_width(1))
+        .set_all_tick_mark_size(6);
+}
+
+/// Tick labels without float noise (`0.30000000000000004`) or needless zeros (`2.50`).
+fn tick(v: &f64) -> String {
+    let a = v.abs();
+    let s = if a == 0.0 {
+        return "0".to_string();
+    } else if !(1e-3..1e5).contains(&a) {
+        return format!("{v:.1e}");
+    } else if a >= 100.0 {
+        return format!("{v:.0}");
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    };
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// `[lo, hi]` grown by `frac` of its width on both sides; a single value gets a unit range.
+fn pad_range(lo: f64, hi: f64, frac: f64) -> (f64, f64) {
+    if !lo.is_finite() || !hi.is_finite() {
+        return (0.0, 1.0);
+    }
+    if hi - lo <= f64::EPSILON * hi.abs().max(1.0) {
+        let d = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
+        return (lo - d, hi + d);
+    }
+    let d = (hi - lo) * frac;
+    (lo - d, hi + d)
+}
+
+fn finite_min_max(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    values
+        .filter(|v| v.is_finite())
+        .fold(None, |acc, v| match acc {
+            None => Some((v, v)),
+            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Legend placement
+
+/// Estimated pixel size of the plotting area (image minus title, margins and label areas),
+/// used to place the legend before the chart is laid out. An error of a few pixels only
+/// shifts the safety padding.
+const PLOT_W: f64 = (SIZE.0 - MARGIN - MARGIN_RIGHT - Y_LABEL_AREA) as f64;
+const PLOT_H: f64 = SIZE.1 as f64 - 2.0 * MARGIN as f64 - X_LABEL_AREA as f64 - TITLE_PX - 12.0;
+
+/// Pixel size of a legend box listing `labels`.
+fn legend_size(labels: &[&str]) -> (f64, f64) {
+    let font = (FONT, LEGEND_PX).into_font();
+    let text_w = labels
+        .iter()
+        .map(|l| {
+            font.box_size(l)
+                .map(|(w, _)| f64::from(w))
+                .unwrap_or(LEGEND_PX * 0.6 * l.chars().count() as f64)
+        })
+        .fold(0.0, f64::max);
+    let w = text_w + f64::from(LEGEND_ICON + 2 * LEGEND_MARGIN);
+    let h = labels.len() as f64 * LEGEND_PX + f64::from(2 * LEGEND_MARGIN);
+    (w, h)
+}
+
+/// Where the legend goes, and how much of the plot height (a fraction) to keep free of data
+/// at the top for it when no corner was free.
+struct LegendPlan {
+    pos: SeriesLabelPosition,
+    headroom: f64,
+}
+
+/// Picks the legend position that covers the fewest data samples. `samples` are data points
+/// in plot-normalised coordinates (x right, y up, both in [0, 1]). When every position hides
+/// something and the y range may grow, reserve a strip at the top instead.
+fn plan_legend(samples: &[(f64, f64)], labels: &[&str], may_grow: bool) -> LegendPlan {
+    use SeriesLabelPosition::*;
+    let (w, h) = legend_size(labels);
+    let (fw, fh) = ((w + 5.0) / PLOT_W, (h + 5.0) / PLOT_H);
+    let pad = (10.0 / PLOT_W, 10.0 / PLOT_H);
+    let mid_x = (0.5 - fw / 2.0, 0.5 + fw / 2.0);
+    let candidates = [
+        (UpperRight, (1.0 - fw, 1.0), (1.0 - fh, 1.0)),
+        (UpperLeft, (0.0, fw), (1.0 - fh, 1.0)),
+        (LowerRight, (1.0 - fw, 1.0), (0.0, fh)),
+        (LowerLeft, (0.0, fw), (0.0, fh)),
+        (UpperMiddle, mid_x, (1.0 - fh, 1.0)),
+        (LowerMiddle, mid_x, (0.0, fh)),
+    ];
+    let hidden = |(x0, x1): (f64, f64), (y0, y1): (f64, f64)| {
+        samples
+            .iter()
+            .filter(|(x, y)| {
+                *x >= x0 - pad.0 && *x <= x1 + pad.0 && *y >= y0 - pad.1 && *y <= y1 + pad.1
+            })
+            .count()
+    };
+    let mut best = (usize::MAX, UpperRight);
+    for (pos, xs, ys) in candidates {
+        let n = hidden(xs, ys);
+        if n < best.0 {
+            best = (n, pos);
+        }
+    }
+    // Growing the range by more than this squashes the data too much; a semi-opaque legend
+    // over a few points is the lesser evil.
+    if best.0 > 0 && may_grow && fh + pad.1 < 0.4 {
+        return LegendPlan {
+            pos: UpperRight,
+            headroom: fh + 2.0 * pad.1,
+        };
+    }
+    LegendPlan {
+        pos: best.1,
+        headroom: 0.0,
+    }
+}
+
+/// Samples a polyline every few pixels (normalised coordinates) so that a legend placed over a
+/// segment between two far-apart points still counts as hiding data.
+fn sample_polyline(points: &[(f64, f64)], out: &mut Vec<(f64, f64)>) {
+    const STEP: f64 = 0.004;
+    if let [only] = points {
+        out.push(*only);
+    }
+    for w in points.windows(2) {
+        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+        let n = (((x1 - x0).hypot(y1 - y0)) / STEP)
+            .ceil()
+            .clamp(1.0, 1000.0) as usize;
+        for k in 0..=n {
+            let t = k as f64 / n as f64;
+            out.push((x0 + (x1 - x0) * t, y0 + (y1 - y0) * t));
+        }
+    }
+}
+
+/// Draws the legend collected from the series' `.label(...)` calls.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    pos: SeriesLabelPosition,
+) -> Drawn {
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .margin(LEGEND_MARGIN)
+        .legend_area_size(LEGEND_ICON)
+        .label_font((FONT, LEGEND_PX))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.5))
+        .draw()?;
+    Ok(())
+}
+
+/// Outline of marker shape `shape` around (0, 0), in pixels: circle, square, triangle,
+/// diamond, inverted triangle. Every shape is a polygon so that all markers have one element
+/// type (plotters composes elements statically).
+fn marker_shape(shape: usize) -> Vec<(i32, i32)> {
+    let r = MARKER_R;
+    match shape % 5 {
+        0 => (0..16)
+            .map(|k| {
+                let a = f64::from(k) * std::f64::consts::TAU / 16.0;
+                let r = f64::from(r);
+                ((r * a.cos()).round() as i32, (r * a.sin()).round() as i32)
+            })
+            .collect(),
+        1 => vec![
+            (-r + 1, -r + 1),
+            (r - 1, -r + 1),
+            (r - 1, r - 1),
+            (-r + 1, r - 1),
+        ],
+        2 => vec![(0, -r - 1), (r + 1, r), (-r - 1, r)],
+        3 => vec![(0, -r - 1), (r + 1, 0), (0, r + 1), (-r - 1, 0)],
+        _ => vec![(0, r + 1), (r + 1, -r), (-r - 1, -r)],
+    }
+}
+
+/// The three pieces of a legend line sample (half-length `half` pixels): contiguous for a
+/// solid line, with gaps for a dashed one. Three pieces either way keep one element type.
+fn icon_pieces(half: i32, dashed: bool) -> [Vec<(i32, i32)>; 3] {
+    let (a, b) = if dashed {
+        (half * 4 / 9, half * 2 / 9)
+    } else {
+        (half / 3, half / 3)
+    };
+    [
+        vec![(-half, 0), (-a, 0)],
+        vec![(-b, 0), (b, 0)],
+        vec![(a, 0), (half, 0)],
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Line chart
+
+struct LineFig<'a> {
+    frame: &'a Frame,
+    series: &'a [Series],
+}
+
+/// A series' usable points: finite means (positive on a log axis), with a missing or
+/// non-finite bound replaced by the mean, sorted by x.
+fn clean_points(s: &Series, log: bool) -> Vec<(f64, f64, f64, f64)> {
+    let ok = |v: f64| v.is_finite() && (!log || v > 0.0);
+    let mut pts: Vec<_> = s
+        .points
+        .iter()
+        .filter(|p| p.0.is_finite() && ok(p.1))
+        .map(|&(x, m, lo, hi)| {
+            let lo = if ok(lo) { lo.min(m) } else { m };
+            let hi = if ok(hi) { hi.max(m) } else { m };
+            (x, m, lo, hi)
+        })
+        .collect();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    pts
+}
+
+impl Figure for LineFig<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
+        root.fill(&WHITE)?;
+        let log = self.frame.y_log2;
+        let data: Vec<Vec<(f64, f64, f64, f64)>> =
+            self.series.iter().map(|s| clean_points(s, log)).collect();
+        let all = || data.iter().flatten();
+        let (x0, x1) = finite_min_max(all().map(|p| p.0)).unwrap_or((0.0, 1.0));
+        let (x0, x1) = pad_range(x0, x1, 0.03);
+        // Work in "axis units": log2(y) on a log axis, so that padding and legend headroom
+        // are proportional to what the reader sees.
+        let to_axis = |v: f64| if log { v.log2() } else { v };
+        let from_axis = |v: f64| if log { v.exp2() } else { v };
+        let (mut y0, mut y1) = match self.frame.y_range {
+            Some((lo, hi)) if !log || lo > 0.0 => (to_axis(lo), to_axis(hi)),
+            _ => {
+                let (lo, hi) = finite_min_max(all().flat_map(|p| [p.2, p.3]).map(to_axis))
+                    .unwrap_or((0.0, 1.0));
+                if log {
+                    // Whole powers of two at both ends, so the extreme ticks are labelled.
+                    let (lo, hi) = (lo.floor(), hi.ceil().max(lo.floor() + 1.0));
+                    (lo - 0.08 * (hi - lo), hi + 0.08 * (hi - lo))
+                } else {
+                    pad_range(lo, hi, 0.06)
+                }
+            }
+        };
+
+        let norm = |x: f64, y: f64| ((x - x0) / (x1 - x0), (to_axis(y) - y0) / (y1 - y0));
+        let mut samples = Vec::new();
+        for pts in &data {
+            for pick in [
+                |p: &(f64, f64, f64, f64)| p.1,
+                |p: &(f64, f64, f64, f64)| p.2,
+                |p: &(f64, f64, f64, f64)| p.3,
+            ] {
+                let line: Vec<_> = pts.iter().map(|p| norm(p.0, pick(p))).collect();
+                sample_polyline(&line, &mut samples);
+            }
+        }
+        let labels: Vec<&str> = self.series.iter().map(|s| s.label.as_str()).collect();
+        let plan = plan_legend(&samples, &labels, self.frame.y_range.is_none());
+        y1 = y0 + (y1 - y0) / (1.0 - plan.headroom);
+        if y1 <= y0 {
+            (y0, y1) = pad_range(y0, y0, 0.0);
+        }
+
+        let mut b = builder(root, self.frame);
+        if log {
+            let (lo, hi) = (from_axis(y0), from_axis(y1));
+            let mut chart = b.build_cartesian_2d(x0..x1, (lo..hi).log_scale().base(2.0))?;
+            let powers = (hi.log2().floor() - lo.log2().ceil() + 1.0).max(1.0) as usize;
+            let ylabel = |v: &f64| format!("{}", v.round());
+            let mut mesh = chart.configure_mesh();
+            style_mesh(&mut mesh, self.frame);
+            mesh.x_label_formatter(&tick)
+                .y_labels(powers)
+                .y_label_formatter(&ylabel)
+                .draw()?;
+            draw_lines(&mut chart, self.series, &data, plan.pos)
+        } else {
+            let mut chart = b.build_cartesian_2d(x0..x1, y0..y1)?;
+            let mut mesh = chart.configure_mesh();
+            style_mesh(&mut mesh, self.frame);
+            mesh.x_label_formatter(&tick)
+                .y_label_formatter(&tick)
+                .draw()?;
+            draw_lines(&mut chart, self.series, &data, plan.pos)
+        }
+    }
+}
+
+/// Bands first (so lines stay on top of every band), then lines with markers, then the legend.
+fn draw_lines<'a, DB: DrawingBackend + 'a, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    series: &[Series],
+    data: &[Vec<(f64, f64, f64, f64)>],
+    legend: SeriesLabelPosition,
+) -> Drawn
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    for (i, pts) in data.iter().enumerate() {
+        if pts.len() > 1 && pts.iter().any(|p| p.2 != p.1 || p.3 != p.1) {
+            let mut poly: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.3)).collect();
+            poly.extend(pts.iter().rev().map(|p| (p.0, p.2)));
+            chart.draw_series(std::iter::once(Polygon::new(
+                poly,
+                color(i).mix(0.2).filled(),
+            )))?;
+        }
+    }
+    for (i, (s, pts)) in series.iter().zip(data).enumerate() {
+        let c = color(i);
+        let style = c.stroke_width(LINE_WIDTH);
+        let line = pts.iter().map(|p| (p.0, p.1));
+        let anno = if s.dashed {
+            chart.draw_series(DashedLineSeries::new(line, 12, 7, style))?
+        } else {
+            chart.draw_series(LineSeries::new(line, style))?
+        };
+        let pieces = icon_pieces((LEGEND_ICON as i32 - 12) / 2, s.dashed);
+        anno.label(s.label.as_str()).legend(move |(x, y)| {
+            let [a, b, m] = pieces.clone();
+            EmptyElement::at((x + (LEGEND_ICON as i32 - 12) / 2, y))
+                + PathElement::new(a, style)
+                + PathElement::new(b, style)
+                + PathElement::new(m, style)
+                + Polygon::new(marker_shape(i), c.filled())
+        });
+        // Markers on every point up to ~40 per series; beyond that they merge into a blob.
+        let every = pts.len().div_ceil(40).max(1);
+        chart.draw_series(
+            pts.iter()
+                .step_by(every)
+                .map(|p| EmptyElement::at((p.0, p.1)) + Polygon::new(marker_shape(i), c.filled())),
+        )?;
+    }
+    if !series.is_empty() {
+        draw_legend(chart, legend)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grouped bars
+
+struct BarsFig<'a> {
+    frame: &'a Frame,
+    groups: &'a [String],
+    series: &'a [String],
+    values: &'a [Vec<f64>],
+}
+
+/// Fraction of a group's width covered by its bars; the rest separates groups.
+const GROUP_FILL: f64 = 0.8;
+
+impl BarsFig<'_> {
+    /// x extent of bar `s` in group `g` (group `g` spans `[g, g + 1]`).
+    fn bar_x(&self, g: usize, s: usize) -> (f64, f64) {
+        let w = GROUP_FILL / self.series.len().max(1) as f64;
+        let left = g as f64 + (1.0 - GROUP_FILL) / 2.0 + s as f64 * w;
+        (left + 0.04 * w, left + 0.96 * w)
+    }
+}
+
+impl Figure for BarsFig<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
+        root.fill(&WHITE)?;
+        let n = self.groups.len().max(1);
+        let (x0, x1) = (0.0, n as f64);
+        let (vmin, vmax) =
+            finite_min_max(self.values.iter().flatten().copied()).unwrap_or((0.0, 1.0));
+        let (y0, mut y1) = match self.frame.y_range {
+            Some(r) => r,
+            None => {
+                let hi = if vmax > 0.0 { vmax * 1.1 } else { 1.0 };
+                let lo = if vmin < 0.0 { vmin * 1.1 } else { 0.0 };
+                (lo, hi)
+            }
+        };
+        if y1 <= y0 {
+            y1 = y0 + 1.0;
+        }
+        // Bars count as occupied from the baseline to their top.
+        let base = 0.0f64.clamp(y0, y1);
+        let mut samples = Vec::new();
+        for (s, row) in self.values.iter().enumerate() {
+            for (g, v) in row.iter().enumerate().filter(|(_, v)| v.is_finite()) {
+                let (l, r) = self.bar_x(g, s);
+                let (b, t) = (base.min(*v), base.max(*v));
+                for k in 0..=8 {
+                    let x = (l + (r - l) * k as f64 / 8.0 - x0) / (x1 - x0);
+                    let steps = 40;
+                    for j in 0..=steps {
+                        let y = b + (t - b) * j as f64 / steps as f64;
+                        samples.push((x, (y - y0) / (y1 - y0)));
+                    }
+                }
+            }
+        }
+        let labels: Vec<&str> = self.series.iter().map(String::as_str).collect();
+        let plan = plan_legend(&samples, &labels, self.frame.y_range.is_none());
+        let y1 = y0 + (y1 - y0) / (1.0 - plan.headroom);
+
+        // Long group names are wrapped onto two lines and shrunk before they would run into
+        // the neighbouring group's name; a second line gets its own room above the x label.
+        let (size, lines) = group_labels(self.groups, 0.95 * PLOT_W / n as f64);
+        let extra = if lines.iter().any(|l| l.len() > 1) {
+            size.ceil() as u32
+        } else {
+            0
+        };
+        let mut b = builder(root, self.frame);
+        b.x_label_area_size(X_LABEL_AREA + extra);
+        let mut chart = b.build_cartesian_2d(x0..x1, y0..y1)?;
+        let mut mesh = chart.configure_mesh();
+        style_mesh(&mut mesh, self.frame);
+        // Category names are drawn by hand at group centres; numeric x ticks make no sense.
+        mesh.disable_x_mesh()
+            .x_labels(0)
+            .y_label_formatter(&tick)
+            .draw()?;
+
+        for (s, (name, row)) in self.series.iter().zip(self.values).enumerate() {
+            let c = color(s);
+            let mut drawn = Vec::new();
+            for (g, v) in row.iter().enumerate().filter(|(_, v)| v.is_finite()) {
+                let (l, r) = self.bar_x(g, s);
+                let corners = [(l, base.min(*v)), (r, base.max(*v))];
+                drawn.push(Rectangle::new(corners, c.filled()));
+                drawn.push(Rectangle::new(corners, darker(c).stroke_width(1)));
+            }
+            chart
+                .draw_series(drawn)?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x + 4, y - 8), (x + 32, y + 8)], c.filled())
+                });
+        }
+
+        // Group names centred under each group (laid out before the chart, see above).
+        let style =
+            TextStyle::from((FONT, size).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+        for (g, name) in lines.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(g as f64 + 0.5, y0));
+            for (k, line) in name.iter().enumerate() {
+                root.draw_text(line, &style, (x, y + 12 + (k as f64 * size) as i32))?;
+            }
+        }
+
+        if !self.series.is_empty() {
+            draw_legend(&mut chart, plan.pos)?;
+        }
+        Ok(())
+    }
+}
+
+/// Width in pixels of `text` at `size`.
+fn text_width(text: &str, size: f64) -> f64 {
+    (FONT, size)
+        .into_font()
+        .box_size(text)
+        .map_or(size * 0.6 * text.chars().count() as f64, |(w, _)| {
+            f64::from(w)
+        })
+}
+
+/// Greedy word wrap of `text` into lines of at most `width` pixels, or `None` if that needs
+/// more than two lines (the x label area has room for two).
+fn wrap2(text: &str, size: f64, width: f64) -> Option<Vec<String>> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if text_width(&format!("{line} {word}"), size) <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    let fits = lines.iter().all(|l| text_width(l, size) <= width);
+    (fits && lines.len() <= 2).then_some(lines)
+}
+
+/// Font size and lines of each group name: one line at full size if every name fits, else the
+/// largest size at which every name fits on two lines, else one shrunken line.
+fn group_labels(groups: &[String], width: f64) -> (f64, Vec<Vec<String>>) {
+    if groups.iter().all(|g| text_width(g, TICK_PX) <= width) {
+        return (TICK_PX, groups.iter().map(|g| vec![g.clone()]).collect());
+    }
+    for size in [TICK_PX, 17.0, 15.0, 13.0] {
+        let wrapped: Option<Vec<_>> = groups.iter().map(|g| wrap2(g, size, width)).collect();
+        if let Some(lines) = wrapped {
+            return (size, lines);
+        }
+    }
+    let widest = groups
+        .iter()
+        .map(|g| text_width(g, TICK_PX))
+        .fold(1.0, f64::max);
+    let size = (TICK_PX * width / widest).max(9.0);
+    (size, groups.iter().map(|g| vec![g.clone()]).collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// CDF
+
+struct CdfFig<'a> {
+    frame: &'a Frame,
+    samples: &'a [(String, Vec<f64>)],
+}
+
+/// Most points one CDF line is drawn with: beyond a few thousand the steps are narrower than
+/// a pixel, and a million-sample CDF would make a huge SVG.
+const CDF_POINTS: usize = 2000;
+
+/// The empirical CDF of sorted `v` as a step line: `F(x) = (number of samples <= x) / n`.
+fn cdf_steps(v: &[f64]) -> Vec<(f64, f64)> {
+    let n = v.len();
+    let mut out = Vec::with_capacity(2 * n.min(CDF_POINTS) + 2);
+    out.push((v[0], 0.0));
+    if n <= CDF_POINTS {
+        for (i, &x) in v.iter().enumerate() {
+            out.push((x, i as f64 / n as f64));
+            out.push((x, (i + 1) as f64 / n as f64));
+        }
+    } else {
+        for k in 0..=CDF_POINTS {
+            let i = (k * (n - 1)) / CDF_POINTS;
+            out.push((v[i], (i + 1) as f64 / n as f64));
+        }
+    }
+    out
+}
+
+impl Figure for CdfFig<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
+        root.fill(&WHITE)?;
+        // Keep the series index of every set (also of skipped ones) so colours stay the same
+        // as in the other charts of the report.
+        let sets: Vec<(usize, &str, Vec<f64>)> = self
+            .samples
+            .iter()
+            .enumerate()
+            .map(|(i, (l, v))| {
+                let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+                v.sort_by(f64::total_cmp);
+                (i, l.as_str(), v)
+            })
+            .filter(|(_, _, v)| !v.is_empty())
+            .collect();
+        let (lo, hi) =
+            finite_min_max(sets.iter().flat_map(|s| s.2.iter().copied())).unwrap_or((0.0, 1.0));
+        let x0 = lo.min(0.0);
+        let x1 = if hi > x0 {
+            hi + 0.05 * (hi - x0)
+        } else {
+            x0 + 1.0
+        };
+        let (y0, y1) = (0.0, 1.03);
+        let lines: Vec<Vec<(f64, f64)>> = sets.iter().map(|s| cdf_steps(&s.2)).collect();
+
+        let mut samples = Vec::new();
+        for line in &lines {
+            let norm: Vec<_> = line
+                .iter()
+                .map(|&(x, y)| ((x - x0) / (x1 - x0), (y - y0) / (y1 - y0)))
+                .collect();
+            sample_polyline(&norm, &mut samples);
+        }
+        let labels: Vec<&str> = sets.iter().map(|s| s.1).collect();
+        let plan = plan_legend(&samples, &labels, false);
+
+        let mut b = builder(root, self.frame);
+        let mut chart = b.build_cartesian_2d(x0..x1, y0..y1)?;
+        let mut mesh = chart.configure_mesh();
+        style_mesh(&mut mesh, self.frame);
+        if self.frame.y_label.is_empty() {
+            mesh.y_desc("fraction of samples");
+        }
+        mesh.x_label_formatter(&tick)
+            .y_label_formatter(&tick)
+            .draw()?;
+
+        for ((i, label, v), line) in sets.iter().zip(&lines) {
+            let (i, c) = (*i, color(*i));
+            chart
+                .draw_series(LineSeries::new(
+                    line.iter().copied(),
+                    c.stroke_width(LINE_WIDTH),
+                ))?
+                .label(*label)
+                .legend(move |(x, y)| {
+                    let style = c.stroke_width(LINE_WIDTH);
+                    let [a, b, m] = icon_pieces((LEGEND_ICON as i32 - 12) / 2, false);
+                    EmptyElement::at((x + (LEGEND_ICON as i32 - 12) / 2, y))
+                        + PathElement::new(a, style)
+                        + PathElement::new(b, style)
+                        + PathElement::new(m, style)
+                        + Polygon::new(marker_shape(i), c.filled())
+                });
+            // Markers at the deciles: enough to tell lines apart in grey-scale, few enough not
+            // to hide the steps.
+            let n = v.len();
+            let deciles = (1..=9).map(|d| {
+                let k = ((d * n).div_ceil(10)).clamp(1, n);
+                (v[k - 1], k as f64 / n as f64)
+            });
+            chart.draw_series(
+                deciles.map(|p| EmptyElement::at(p) + Polygon::new(marker_shape(i), c.filled())),
+            )?;
+        }
+        if !sets.is_empty() {
+            draw_legend(&mut chart, plan.pos)?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gantt
+
+struct GanttFig<'a> {
+    frame: &'a Frame,
+    gpus: u32,
+    classes: &'a [String],
+    boxes: &'a [GanttBox],
+}
+
+const MISS_LABEL: &str = "deadline missed";
+
+/// Boxes to draw: all of them, or, for dense timelines, boxes of one class on one GPU merged
+/// when the gap between them is under half a pixel (`merge_s` seconds).
+fn merged_boxes(boxes: &[GanttBox], merge_s: f64) -> Vec<(u32, f64, f64, usize)> {
+    let mut v: Vec<(u32, f64, f64, usize)> = boxes
+        .iter()
+        .filter(|b| b.start.is_finite() && b.end.is_finite())
+        .map(|b| (b.gpu, b.start, b.end.max(b.start), b.class))
+        .collect();
+    if boxes.len() <= GANTT_DENSE {
+        return v;
+    }
+    v.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut out: Vec<(u32, f64, f64, usize)> = Vec::with_capacity(v.len() / 2);
+    for b in v {
+        match out.last_mut() {
+            Some(last) if last.0 == b.0 && last.3 == b.3 && b.1 - last.2 < merge_s => {
+                last.2 = last.2.max(b.2);
+            }
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
+impl Figure for GanttFig<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
+        root.fill(&WHITE)?;
+        // The legend lives in a strip right of the plot: boxes fill every row, so there is no
+        // free corner inside the plot.
+        let mut entries: Vec<&str> = self.classes.iter().map(String::as_str).collect();
+        entries.push(MISS_LABEL);
+        let (lw, lh) = legend_size(&entries);
+        let strip = (lw.ceil() as u32 + 2 * MARGIN).clamp(150, 420);
+        let (main, side) = root.split_horizontally(SIZE.0 - strip);
+
+        // A box on a GPU beyond `gpus` still gets a row rather than vanishing.
+        let rows = self
+            .boxes
+            .iter()
+            .map(|b| b.gpu.saturating_add(1))
+            .fold(self.gpus, u32::max)
+            .max(1);
+        let (t0, t1) = finite_min_max(
+            self.boxes
+                .iter()
+                .flat_map(|b| [b.start, b.end])
+                .filter(|t| t.is_finite()),
+        )
+        .unwrap_or((0.0, 1.0));
+        let (x0, x1) = pad_range(t0, t1, 0.01);
+        let (y0, y1) = (0.0, f64::from(rows));
+
+        let mut b = ChartBuilder::on(&main);
+        b.caption(&self.frame.title, (FONT, TITLE_PX))
+            .margin(MARGIN)
+            .margin_right(MARGIN)
+            .x_label_area_size(X_LABEL_AREA)
+            .y_label_area_size(Y_LABEL_AREA);
+        let mut chart = b.build_cartesian_2d(x0..x1, y0..y1)?;
+        let mut mesh = chart.configure_mesh();
+        style_mesh(&mut mesh, self.frame);
+        // Row names are drawn by hand at row centres.
+        mesh.disable_y_mesh()
+            .y_labels(0)
+            .x_label_formatter(&tick)
+            .draw()?;
+
+        let (plot_w, _) = chart.plotting_area().dim_in_pixel();
+        let (_, top) = chart.backend_coord(&(x0, y1));
+        let (_, bottom) = chart.backend_coord(&(x0, y0));
+        let row_px = f64::from(bottom - top) / f64::from(rows);
+        let sec_per_px = (x1 - x0) / f64::from(plot_w.max(1));
+        // Row `r` occupies y in [rows - r - 1, rows - r], so GPU 0 is at the top.
+        let pad = if row_px >= 8.0 { 0.1 } else { 0.0 };
+        let row_y = |gpu: u32| {
+            let r = f64::from(rows - 1 - gpu.min(rows - 1));
+            (r + pad, r + 1.0 - pad)
+        };
+
+        if rows <= 64 && row_px >= 6.0 {
+            let sep = (1..rows).map(|r| {
+                PathElement::new(
+                    vec![(x0, f64::from(r)), (x1, f64::from(r))],
+                    GRID.stroke_width(1),
+                )
+            });
+            chart.draw_series(sep)?;
+        }
+
+        let dense = self.boxes.len() > GANTT_DENSE;
+        let drawn = merged_boxes(self.boxes, 0.5 * sec_per_px);
+        chart.draw_series(drawn.iter().map(|&(gpu, s, e, class)| {
+            let (lo, hi) = row_y(gpu);
+            Rectangle::new([(s, lo), (e, hi)], color(class).filled())
+        }))?;
+        if !dense {
+            chart.draw_series(drawn.iter().map(|&(gpu, s, e, class)| {
+                let (lo, hi) = row_y(gpu);
+                Rectangle::new([(s, lo), (e, hi)], darker(color(class)).stroke_width(1))
+            }))?;
+            // Labels only where they fit inside the box.
+            if row_px >= 16.0 {
+                let size = (row_px * 0.55).min(14.0);
+                let font = (FONT, size).into_font();
+                for b in self.boxes.iter().filter(|b| !b.label.is_empty()) {
+                    let w_px = (b.end - b.start) / sec_per_px;
+                    if w_px < 60.0 {
+                        continue;
+                    }
+                    let fits = font
+                        .box_size(&b.label)
+                        .is_ok_and(|(w, _)| f64::from(w) + 6.0 <= w_px);
+                    if !fits {
+                        continue;
+                    }
+                    let (lo, hi) = row_y(b.gpu);
+                    let ink = text_on(color(b.class));
+                    let style = TextStyle::from(font.clone())
+                        .color(&ink)
+                        .pos(Pos::new(HPos::Center, VPos::Center));
+                    let at = chart.backend_coord(&((b.start + b.end) / 2.0, (lo + hi) / 2.0));
+                    root.draw_text(&b.label, &style, at)?;
+                }
+            }
+        }
+
+        // Misses: a black tick at the end of the box with a red triangle on top of the row.
+        let tri = (row_px * 0.35).clamp(3.0, 8.0) as i32;
+        let misses: Vec<(f64, (f64, f64))> = self
+            .boxes
+            .iter()
+            .filter(|b| b.missed && b.end.is_finite())
+            .map(|b| (b.end, row_y(b.gpu)))
+            .collect();
+        let tick_w = if row_px >= 12.0 { 2 } else { 1 };
+        chart.draw_series(misses.iter().map(|&(t, (lo, hi))| {
+            PathElement::new(vec![(t, lo), (t, hi)], BLACK.stroke_width(tick_w))
+        }))?;
+        chart.draw_series(misses.iter().map(|&(t, (_, hi))| {
+            EmptyElement::at((t, hi))
+                + Polygon::new(vec![(-tri, -tri), (tri, -tri), (0, tri)], MISS.filled())
+                + PathElement::new(
+                    vec![(-tri, -tri), (tri, -tri), (0, tri), (-tri, -tri)],
+                    BLACK.stroke_width(1),
+                )
+        }))?;
+
+        // Row names: every row up to 32 GPUs, every 8th beyond.
+        let every = if rows > 32 { 8 } else { 1 };
+        let style =
+            TextStyle::from((FONT, TICK_PX).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+        let (left, _) = chart.backend_coord(&(x0, y0));
+        for gpu in (0..rows).step_by(every) {
+            let (lo, hi) = row_y(gpu);
+            let (_, y) = chart.backend_coord(&(x0, (lo + hi) / 2.0));
+            root.draw_text(&format!("GPU {gpu}"), &style, (left - 10, y))?;
+        }
+
+        // Legend: a framed list of class swatches and the miss marker, aligned with the plot.
+        let (x, _) = side.get_base_pixel();
+        let y = top;
+        let w = lw.ceil() as i32;
+        let h = lh.ceil() as i32;
+        root.draw(&Rectangle::new([(x, y), (x + w, y + h)], WHITE.filled()))?;
+        root.draw(&Rectangle::new([(x, y), (x + w, y + h)], BLACK.mix(0.5)))?;
+        let text =
+            TextStyle::from((FONT, LEGEND_PX).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+        for (k, name) in entries.iter().enumerate() {
+            let cy = y + LEGEND_MARGIN as i32 + (k as f64 * LEGEND_PX + LEGEND_PX / 2.0) as i32;
+            let ix = x + LEGEND_MARGIN as i32;
+            if k < self.classes.len() {
+                let c = color(k);
+                root.draw(&Rectangle::new(
+                    [(ix + 4, cy - 7), (ix + 32, cy + 7)],
+                    c.filled(),
+                ))?;
+                root.draw(&Rectangle::new(
+                    [(ix + 4, cy - 7), (ix + 32, cy + 7)],
+                    darker(c).stroke_width(1),
+                ))?;
+            } else {
+                let mx = ix + 18;
+                root.draw(&PathElement::new(
+                    vec![(mx, cy - 8), (mx, cy + 8)],
+                    BLACK.stroke_width(2),
+                ))?;
+                root.draw(&Polygon::new(
+                    vec![(mx - 6, cy - 8), (mx + 6, cy - 8), (mx, cy)],
+                    MISS.filled(),
+                ))?;
+            }
+            root.draw_text(name, &text, (ix + LEGEND_ICON as i32, cy))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(title: &str) -> Frame {
+        Frame {
+            title: title.to_string(),
+            x_label: "request rate (req/s)".to_string(),
+            y_label: "SLO attainment (%)".to_string(),
+            y_range: None,
+            y_log2: false,
+        }
+    }
+
+    /// Every text element of an SVG written by plotters (one text per element, on its own
+    /// line between the tags).
+    fn svg_texts(base: &Path) -> Vec<String> {
+        let svg = fs::read_to_string(with_ext(base, "svg")).expect("svg written");
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let body = &t[t.find('>')? + 1..t.find("</text>")?];
+                Some(body.trim().to_string())
+            })
+            .collect()
+    }
+
+    /// Both files exist, the PNG has real content, and the SVG shows every expected text.
+    fn check(base: &Path, texts: &[&str]) {
+        let png = fs::metadata(with_ext(base, "png")).expect("png written");
+        assert!(png.len() > 10_000, "png is only {} bytes", png.len());
+        let found = svg_texts(base);
+        for t in texts {
+            assert!(
+                found.iter().any(|f| f == t),
+                "svg lacks text `{t}`: {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn line_chart_writes_bands_dashes_and_legend() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("sub/attainment");
+        let series: Vec<Series> = (0..3)
+            .map(|s| Series {
+                label: format!("policy-{s}"),
+                points: (1..=6)
+                    .map(|x| {
+                        let m = 100.0 - f64::from(x * (s + 1)) * 4.0;
+                        (f64::from(x), m, m - 3.0, m + 3.0)
+                    })
+                    .collect(),
+                dashed: s == 2,
+            })
+            .collect();
+        line_chart(&base, &frame("SLO attainment vs load"), &series).unwrap();
+        check(
+            &base,
+            &[
+                "SLO attainment vs load",
+                "policy-0",
+                "policy-2",
+                "request rate (req/s)",
+            ],
+        );
+        // The bands are drawn as translucent polygons in the series' colour.
+        let svg = fs::read_to_string(with_ext(&base, "svg")).unwrap();
+        assert!(svg.contains("<polygon"), "no confidence band drawn");
+    }
+
+    #[test]
+    fn line_chart_log2_axis_labels_powers_of_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("degrees");
+        let mut f = frame("SP degree by resolution");
+        f.y_log2 = true;
+        let series = vec![Series {
+            label: "chosen degree".to_string(),
+            points: vec![
+                (256.0, 1.0, 1.0, 1.0),
+                (512.0, 2.0, 1.0, 4.0),
+                (1024.0, 8.0, 4.0, 8.0),
+            ],
+            dashed: false,
+        }];
+        line_chart(&base, &f, &series).unwrap();
+        check(&base, &["SP degree by resolution", "chosen degree"]);
+        let texts = svg_texts(&base);
+        for t in ["1", "2", "4", "8"] {
+            assert!(
+                texts.iter().any(|x| x == t),
+                "log2 axis lacks tick {t}: {texts:?}"
+            );
+        }
+        // Only powers of two are labelled on the y axis (x ticks are 400, 600, ...).
+        assert!(!texts.iter().any(|x| x == "3" || x == "6"), "{texts:?}");
+    }
+
+    #[test]
+    fn grouped_bars_names_groups_and_series_and_skips_nan() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("bars");
+        let groups: Vec<String> = ["256x256", "512x512", "1024x1024"]
+            .map(String::from)
+            .to_vec();
+        let series: Vec<String> = ["tetriserve", "xdit-sp8"].map(String::from).to_vec();
+        let values = vec![vec![0.9, 0.8, 0.7], vec![0.6, f64::NAN, 0.2]];
+        grouped_bars(
+            &base,
+            &frame("Attainment by resolution"),
+            &groups,
+            &series,
+            &values,
+        )
+        .unwrap();
+        check(
+            &base,
+            &[
+                "Attainment by resolution",
+                "256x256",
+                "1024x1024",
+                "tetriserve",
+                "xdit-sp8",
+            ],
+        );
+    }
+
+    #[test]
+    fn grouped_bars_rejects_mismatched_shapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let groups = vec!["a".to_string(), "b".to_string()];
+        let series = vec!["s".to_string()];
+        let err = grouped_bars(
+            &dir.path().join("x"),
+            &frame("t"),
+            &groups,
+            &series,
+            &[vec![1.0]],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("1 values for 2 groups"), "{err}");
+    }
+
+    #[test]
+    fn cdf_chart_skips_empty_sets() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("latency_cdf");
+        let mut f = frame("Latency CDF");
+        f.x_label = "latency (s)".to_string();
+        f.y_label = "fraction of requests".to_string();
+        let a: Vec<f64> = (0..500).map(|i| 1.0 + f64::from(i % 97) * 0.05).collect();
+        let b: Vec<f64> = (0..5000).map(|i| 2.0 + f64::from(i % 89) * 0.1).collect();
+        let samples = vec![
+            ("fast".to_string(), a),
+            ("empty".to_string(), vec![]),
+            ("slow".to_string(), b),
+        ];
+        cdf_chart(&base, &f, &samples).unwrap();
+        check(&base, &["Latency CDF", "fast", "slow", "latency (s)"]);
+        assert!(
+            !svg_texts(&base).iter().any(|t| t == "empty"),
+            "empty sample set got a legend entry"
+        );
+    }
+
+    #[test]
+    fn gantt_draws_rows_classes_and_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("timeline");
+        let mut f = frame("GPU timeline");
+        f.x_label = "time (s)".to_string();
+        f.y_label = "GPU".to_string();
+        let classes: Vec<String> = ["256x256", "1024x1024"].map(String::from).to_vec();
+        let boxes: Vec<GanttBox> = (0..40)
+            .map(|i| GanttBox {
+                gpu: i % 4,
+                start: f64::from(i / 4) * 2.0,
+                end: f64::from(i / 4) * 2.0 + 1.8,
+                class: (i % 2) as usize,
+                label: format!("r{i}"),
+                missed: i % 7 == 0,
+            })
+            .collect();
+        gantt(&base, &f, 4, &classes, &boxes).unwrap();
+        check(
+            &base,
+            &[
+                "GPU timeline",
+                "GPU 0",
+                "GPU 3",
+                "256x256",
+                "1024x1024",
+                MISS_LABEL,
+            ],
+        );
+    }
+
+    #[test]
+    fn dense_gantt_merges_touching_boxes() {
+        let boxes: Vec<GanttBox> = (0..GANTT_DENSE as u32 + 10)
+            .map(|i| GanttBox {
+                gpu: 0,
+                start: f64::from(i),
+                end: f64::from(i) + 1.0,
+                class: 0,
+                label: String::new(),
+                missed: false,
+            })
+            .collect();
+        assert_eq!(merged_boxes(&boxes, 0.01).len(), 1);
+        assert_eq!(merged_boxes(&boxes[..10], 0.01).len(), 10);
+    }
+
+    #[test]
+    fn degenerate_inputs_still_render() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let f = frame("Degenerate");
+        let flat = Series {
+            label: "one point".to_string(),
+            points: vec![(3.0, 5.0, f64::NAN, f64::NAN), (f64::NAN, 1.0, 1.0, 1.0)],
+            dashed: true,
+        };
+        line_chart(&d.join("empty_line"), &f, &[]).unwrap();
+        line_chart(&d.join("flat_line"), &f, std::slice::from_ref(&flat)).unwrap();
+        let mut log = f.clone();
+        log.y_log2 = true;
+        log.y_range = Some((0.0, 8.0));
+        line_chart(&d.join("flat_log"), &log, &[flat]).unwrap();
+        grouped_bars(&d.join("empty_bars"), &f, &[], &[], &[]).unwrap();
+        let g = vec!["a".to_string()];
+        grouped_bars(&d.join("nan_bars"), &f, &g, &g, &[vec![f64::NAN]]).unwrap();
+        cdf_chart(&d.join("empty_cdf"), &f, &[("none".to_string(), vec![])]).unwrap();
+        cdf_chart(&d.join("one_cdf"), &f, &[("one".to_string(), vec![2.0])]).unwrap();
+        gantt(&d.join("empty_gantt"), &f, 0, &[], &[]).unwrap();
+        let stray = GanttBox {
+            gpu: 5,
+            start: 1.0,
+            end: 1.0,
+            class: 9,
+            label: String::new(),
+            missed: true,
+        };
+        gantt(&d.join("stray_gantt"), &f, 2, &[], &[stray]).unwrap();
+        check(&d.join("stray_gantt"), &["GPU 5"]);
+    }
+
+    #[test]
+    fn unwritable_path_is_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain-file");
+        fs::write(&file, "x").unwrap();
+        // A regular file where a directory should be.
+        let err = line_chart(&file.join("chart"), &frame("t"), &[]).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn ticks_have_no_float_noise() {
+        assert_eq!(tick(&0.30000000000000004), "0.3");
+        assert_eq!(tick(&2.5), "2.5");
+        assert_eq!(tick(&1200.0), "1200");
+        assert_eq!(tick(&0.0), "0");
+        assert_eq!(
+            with_ext(Path::new("a/p99.5"), "png"),
+            PathBuf::from("a/p99.5.png")
+        );
+    }
 }
