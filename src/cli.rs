@@ -73,7 +73,9 @@ pub enum Command {
         root: PathBuf,
     },
     /// Plot a sweep's results.csv: SLO attainment against one coordinate, one line per policy.
-    #[command(after_help = "Example:\n  tetriserve plot runs/fig7/results.csv --x slo_scale --out plots/mine")]
+    #[command(
+        after_help = "Example:\n  tetriserve plot runs/fig7/results.csv --x slo_scale --out plots/mine"
+    )]
     Plot {
         /// A sweep's results.csv.
         results: PathBuf,
@@ -313,7 +315,12 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let start = std::time::Instant::now();
             let files = crate::figures::generate(&root, &out)?;
-            eprintln!("wrote {} files to {} in {:.1} s", files.len(), out.display(), start.elapsed().as_secs_f64());
+            eprintln!(
+                "wrote {} files to {} in {:.1} s",
+                files.len(),
+                out.display(),
+                start.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Plot { results, x, out } => run_plot(&results, &x, &out),
@@ -501,20 +508,36 @@ fn run_plot(results: &std::path::Path, x: &str, out: &std::path::Path) -> Result
         "slo_scale" => |r| r.scale,
         "rate_per_min" => |r| r.rate,
         "granularity" => |r| r.granularity.parse().unwrap_or(f64::NAN),
-        other => return Err(Error::config(format!("--x `{other}`: expected slo_scale, rate_per_min or granularity"))),
+        other => {
+            return Err(Error::config(format!(
+                "--x `{other}`: expected slo_scale, rate_per_min or granularity"
+            )));
+        }
     };
     let mut series: Vec<crate::report::plot::Series> = Vec::new();
     let mixes: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.mix.as_str()).collect();
     for r in &rows {
-        let label = if mixes.len() > 1 { format!("{} ({})", r.policy, r.mix) } else { r.policy.clone() };
+        let label = if mixes.len() > 1 {
+            format!("{} ({})", r.policy, r.mix)
+        } else {
+            r.policy.clone()
+        };
         if !series.iter().any(|s| s.label == label) {
-            series.push(crate::report::plot::Series { label, points: Vec::new(), dashed: false });
+            series.push(crate::report::plot::Series {
+                label,
+                points: Vec::new(),
+                dashed: false,
+            });
         }
     }
     for s in &mut series {
         let mut by_x: std::collections::BTreeMap<u64, Vec<f64>> = std::collections::BTreeMap::new();
         for r in rows.iter().filter(|r| {
-            let label = if mixes.len() > 1 { format!("{} ({})", r.policy, r.mix) } else { r.policy.clone() };
+            let label = if mixes.len() > 1 {
+                format!("{} ({})", r.policy, r.mix)
+            } else {
+                r.policy.clone()
+            };
             label == s.label
         }) {
             by_x.entry(xf(r).to_bits()).or_default().push(r.attainment);

@@ -36,8 +36,16 @@ pub struct ResultRow {
 pub fn read_results(path: &Path) -> Result<Vec<ResultRow>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let header = reader.headers().map_err(|e| Error::config(format!("{}: {e}", path.display())))?.clone();
-    let col = |name: &str| header.iter().position(|h| h == name).ok_or_else(|| Error::config(format!("{}: no column `{name}`", path.display())));
+    let header = reader
+        .headers()
+        .map_err(|e| Error::config(format!("{}: {e}", path.display())))?
+        .clone();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| Error::config(format!("{}: no column `{name}`", path.display())))
+    };
     let (cp, cm, cr, cs, cseed, cg, ca, cl, cres) = (
         col("policy")?,
         col("mix")?,
@@ -52,12 +60,19 @@ pub fn read_results(path: &Path) -> Result<Vec<ResultRow>> {
     let mut rows = Vec::new();
     for rec in reader.records() {
         let r = rec.map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
-        let num = |i: usize| r.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        let num = |i: usize| {
+            r.get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
         let per_resolution = r
             .get(cres)
             .unwrap_or("")
             .split(';')
-            .filter_map(|kv| kv.split_once('=').and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?))))
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+            })
             .collect();
         rows.push(ResultRow {
             policy: r[cp].to_string(),
@@ -75,7 +90,12 @@ pub fn read_results(path: &Path) -> Result<Vec<ResultRow>> {
 }
 
 /// Series of mean +- 95% CI of `y` against `x`, one per `series` key, in first-seen order.
-fn series_of(rows: &[&ResultRow], x: impl Fn(&ResultRow) -> f64, key: impl Fn(&ResultRow) -> String, y: impl Fn(&ResultRow) -> f64) -> Vec<Series> {
+fn series_of(
+    rows: &[&ResultRow],
+    x: impl Fn(&ResultRow) -> f64,
+    key: impl Fn(&ResultRow) -> String,
+    y: impl Fn(&ResultRow) -> f64,
+) -> Vec<Series> {
     let mut order: Vec<String> = Vec::new();
     let mut groups: BTreeMap<(String, u64), Vec<f64>> = BTreeMap::new();
     for r in rows {
@@ -97,13 +117,23 @@ fn series_of(rows: &[&ResultRow], x: impl Fn(&ResultRow) -> f64, key: impl Fn(&R
                 })
                 .collect();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            Series { label: k, points, dashed: false }
+            Series {
+                label: k,
+                points,
+                dashed: false,
+            }
         })
         .collect()
 }
 
 fn frame(title: &str, x: &str, y: &str, y_range: Option<(f64, f64)>) -> Frame {
-    Frame { title: title.into(), x_label: x.into(), y_label: y.into(), y_range, y_log2: false }
+    Frame {
+        title: title.into(),
+        x_label: x.into(),
+        y_label: y.into(),
+        y_range,
+        y_log2: false,
+    }
 }
 
 const RESOLUTIONS: [&str; 4] = ["256x256", "512x512", "1024x1024", "2048x2048"];
@@ -116,8 +146,16 @@ fn per_resolution_bars(rows: &[&ResultRow], policies: &[String]) -> Vec<Vec<f64>
             RESOLUTIONS
                 .iter()
                 .map(|res| {
-                    let v: Vec<f64> = rows.iter().filter(|r| &r.policy == p).filter_map(|r| r.per_resolution.get(*res).copied()).collect();
-                    if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+                    let v: Vec<f64> = rows
+                        .iter()
+                        .filter(|r| &r.policy == p)
+                        .filter_map(|r| r.per_resolution.get(*res).copied())
+                        .collect();
+                    if v.is_empty() {
+                        f64::NAN
+                    } else {
+                        v.iter().sum::<f64>() / v.len() as f64
+                    }
                 })
                 .collect()
         })
@@ -140,14 +178,20 @@ fn sweep(root: &Path, out: &Path, name: &str) -> Result<Vec<ResultRow>> {
     let (raw, source) = RawScenario::load_merged(Some(&path))?;
     let grid = Grid::new(raw, &source)?;
     let dir = out.join("data").join(name);
-    let opts = SweepOptions { rerun: true, ..SweepOptions::default() };
+    let opts = SweepOptions {
+        rerun: true,
+        ..SweepOptions::default()
+    };
     let report = crate::sweep::run(&grid, &dir, &opts, &|_, _| {})?;
     read_results(&report.results)
 }
 
 /// The mean attainment table of a sweep, as Markdown: rows = x values, columns = series.
 fn table(title: &str, x_name: &str, series: &[Series], percent: bool) -> String {
-    let mut xs: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).collect();
+    let mut xs: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .collect();
     xs.sort_by(f64::total_cmp);
     xs.dedup();
     let mut s = format!("\n### {title}\n\n| {x_name} |");
@@ -164,7 +208,12 @@ fn table(title: &str, x_name: &str, series: &[Series], percent: bool) -> String 
         for se in series {
             match se.points.iter().find(|p| p.0 == x) {
                 Some(p) if percent => {
-                    let _ = write!(s, " {:.1} ± {:.1} |", 100.0 * p.1, 100.0 * (p.3 - p.1).max(p.1 - p.2));
+                    let _ = write!(
+                        s,
+                        " {:.1} ± {:.1} |",
+                        100.0 * p.1,
+                        100.0 * (p.3 - p.1).max(p.1 - p.2)
+                    );
                 }
                 Some(p) => {
                     let _ = write!(s, " {:.2} |", p.1);
@@ -185,7 +234,10 @@ fn runs_of(root: &Path, name: &str, o: &Overrides) -> Result<Vec<RunRecords>> {
 }
 
 /// Attainment (of requests arriving in each window) and time-weighted mean SP degree, per window.
-fn over_time(run: &RunRecords, window: f64) -> (Vec<(f64, f64, f64, f64)>, Vec<(f64, f64, f64, f64)>) {
+fn over_time(
+    run: &RunRecords,
+    window: f64,
+) -> (Vec<(f64, f64, f64, f64)>, Vec<(f64, f64, f64, f64)>) {
     let end = run.makespan().as_secs();
     let n = (end / window).ceil().max(1.0) as usize;
     let mut met = vec![(0usize, 0usize); n];
@@ -209,14 +261,22 @@ fn over_time(run: &RunRecords, window: f64) -> (Vec<(f64, f64, f64, f64)>, Vec<(
         }
     }
     let minutes = |i: usize| (i as f64 + 0.5) * window / 60.0;
-    let att = met.iter().enumerate().filter(|(_, m)| m.1 > 0).map(|(i, m)| {
-        let v = m.0 as f64 / m.1 as f64;
-        (minutes(i), v, v, v)
-    });
-    let d = deg.iter().enumerate().filter(|(_, d)| d.1 > 0.0).map(|(i, d)| {
-        let v = d.0 / d.1;
-        (minutes(i), v, v, v)
-    });
+    let att = met
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.1 > 0)
+        .map(|(i, m)| {
+            let v = m.0 as f64 / m.1 as f64;
+            (minutes(i), v, v, v)
+        });
+    let d = deg
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.1 > 0.0)
+        .map(|(i, d)| {
+            let v = d.0 / d.1;
+            (minutes(i), v, v, v)
+        });
     (att.collect(), d.collect())
 }
 
@@ -239,58 +299,182 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     let r: Vec<&ResultRow> = rows.iter().collect();
     let s = series_of(&r, |r| r.rate, |r| r.policy.clone(), |r| r.attainment);
     let base = out.join("fig04a-fixed-sp-vs-rate");
-    line_chart(&base, &frame("Fixed SP alone (Uniform, SLO 1.0x)", "arrival rate (req/min)", "SLO attainment", att), &s)?;
+    line_chart(
+        &base,
+        &frame(
+            "Fixed SP alone (Uniform, SLO 1.0x)",
+            "arrival rate (req/min)",
+            "SLO attainment",
+            att,
+        ),
+        &s,
+    )?;
     emit(base, &mut files);
-    md.push_str(&table("Fig. 4a: SLO attainment (%) of fixed SP, Uniform, SLO 1.0x", "req/min", &s, true));
+    md.push_str(&table(
+        "Fig. 4a: SLO attainment (%) of fixed SP, Uniform, SLO 1.0x",
+        "req/min",
+        &s,
+        true,
+    ));
     let at12: Vec<&ResultRow> = rows.iter().filter(|r| r.rate == 12.0).collect();
     let pols = policies_in(&at12);
     let base = out.join("fig04b-fixed-sp-per-resolution");
-    grouped_bars(&base, &frame("Fixed SP per resolution (12 req/min, SLO 1.0x)", "resolution", "SLO attainment", att), &RESOLUTIONS.map(String::from), &pols, &per_resolution_bars(&at12, &pols))?;
+    grouped_bars(
+        &base,
+        &frame(
+            "Fixed SP per resolution (12 req/min, SLO 1.0x)",
+            "resolution",
+            "SLO attainment",
+            None,
+        ),
+        &RESOLUTIONS.map(String::from),
+        &pols,
+        &per_resolution_bars(&at12, &pols),
+    )?;
     emit(base, &mut files);
 
     // Figs. 7 and 8: every policy against SLO scale, both mixes; per resolution at 1.0x.
-    for (name, mix, fig) in [("fig07-uniform", "Uniform", "fig07"), ("fig08-skewed", "Skewed", "fig08")] {
+    for (name, mix, fig) in [
+        ("fig07-uniform", "Uniform", "fig07"),
+        ("fig08-skewed", "Skewed", "fig08"),
+    ] {
         let rows = sweep(root, out, name)?;
         let r: Vec<&ResultRow> = rows.iter().collect();
         let s = series_of(&r, |r| r.scale, |r| r.policy.clone(), |r| r.attainment);
         let base = out.join(format!("{fig}-slo-vs-scale-{}", mix.to_lowercase()));
-        line_chart(&base, &frame(&format!("SLO attainment vs SLO scale ({mix}, 12 req/min)"), "SLO scale", "SLO attainment", att), &s)?;
+        line_chart(
+            &base,
+            &frame(
+                &format!("SLO attainment vs SLO scale ({mix}, 12 req/min)"),
+                "SLO scale",
+                "SLO attainment",
+                att,
+            ),
+            &s,
+        )?;
         emit(base, &mut files);
-        md.push_str(&table(&format!("{} SLO attainment (%), {mix}, 12 req/min", if fig == "fig07" { "Fig. 7:" } else { "Fig. 8:" }), "SLO scale", &s, true));
+        md.push_str(&table(
+            &format!(
+                "{} SLO attainment (%), {mix}, 12 req/min",
+                if fig == "fig07" { "Fig. 7:" } else { "Fig. 8:" }
+            ),
+            "SLO scale",
+            &s,
+            true,
+        ));
         for scale in [1.0, 1.5] {
             let at: Vec<&ResultRow> = rows.iter().filter(|r| r.scale == scale).collect();
             let pols = policies_in(&at);
-            let base = out.join(format!("{fig}-per-resolution-{}-{}", mix.to_lowercase(), if scale == 1.0 { "1.0x" } else { "1.5x" }));
-            grouped_bars(&base, &frame(&format!("Per resolution ({mix}, SLO {scale:.1}x)"), "resolution", "SLO attainment", att), &RESOLUTIONS.map(String::from), &pols, &per_resolution_bars(&at, &pols))?;
+            let base = out.join(format!(
+                "{fig}-per-resolution-{}-{}",
+                mix.to_lowercase(),
+                if scale == 1.0 { "1.0x" } else { "1.5x" }
+            ));
+            grouped_bars(
+                &base,
+                &frame(
+                    &format!("Per resolution ({mix}, SLO {scale:.1}x)"),
+                    "resolution",
+                    "SLO attainment",
+                    None,
+                ),
+                &RESOLUTIONS.map(String::from),
+                &pols,
+                &per_resolution_bars(&at, &pols),
+            )?;
             emit(base, &mut files);
         }
     }
 
     // Figs. 9-11 and the timeline: one seed of Fig. 7's scenario.
-    let runs = runs_of(root, "fig07-uniform", &Overrides { slo_scale: Some(1.0), seed: Some(1), ..Overrides::default() })?;
-    let samples: Vec<(String, Vec<f64>)> = runs.iter().map(|r| (r.policy.clone(), r.requests.iter().filter_map(|q| q.latency()).map(|l| l.as_secs()).collect())).collect();
+    let runs = runs_of(
+        root,
+        "fig07-uniform",
+        &Overrides {
+            slo_scale: Some(1.0),
+            seed: Some(1),
+            ..Overrides::default()
+        },
+    )?;
+    let samples: Vec<(String, Vec<f64>)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r.policy.clone(),
+                r.requests
+                    .iter()
+                    .filter_map(|q| q.latency())
+                    .map(|l| l.as_secs())
+                    .collect(),
+            )
+        })
+        .collect();
     let base = out.join("fig09-latency-cdf");
-    cdf_chart(&base, &frame("Latency of completed requests (Uniform, SLO 1.0x, seed 1)", "end-to-end latency (s)", "fraction of requests", None), &samples)?;
+    cdf_chart(
+        &base,
+        &frame(
+            "Latency of completed requests (Uniform, SLO 1.0x, seed 1)",
+            "end-to-end latency (s)",
+            "fraction of requests",
+            None,
+        ),
+        &samples,
+    )?;
     emit(base, &mut files);
-    let runs = runs_of(root, "fig07-uniform", &Overrides { slo_scale: Some(1.5), seed: Some(1), ..Overrides::default() })?;
+    let runs = runs_of(
+        root,
+        "fig07-uniform",
+        &Overrides {
+            slo_scale: Some(1.5),
+            seed: Some(1),
+            ..Overrides::default()
+        },
+    )?;
     let (mut att_s, mut deg_s) = (Vec::new(), Vec::new());
     for r in &runs {
         let (a, d) = over_time(r, 60.0);
-        att_s.push(Series { label: r.policy.clone(), points: a, dashed: false });
-        deg_s.push(Series { label: r.policy.clone(), points: d, dashed: false });
+        att_s.push(Series {
+            label: r.policy.clone(),
+            points: a,
+            dashed: false,
+        });
+        deg_s.push(Series {
+            label: r.policy.clone(),
+            points: d,
+            dashed: false,
+        });
     }
     let base = out.join("fig10-slo-over-time");
-    line_chart(&base, &frame("SLO attainment over time (Uniform, 12 req/min, SLO 1.5x, 1-min windows)", "time (min)", "SLO attainment of arrivals", att), &att_s)?;
+    line_chart(
+        &base,
+        &frame(
+            "SLO attainment over time (Uniform, 12 req/min, SLO 1.5x, 1-min windows)",
+            "time (min)",
+            "SLO attainment of arrivals",
+            att,
+        ),
+        &att_s,
+    )?;
     emit(base, &mut files);
     let base = out.join("fig11-degree-over-time");
-    let mut f = frame("Mean SP degree over time (time-weighted, 1-min windows)", "time (min)", "mean SP degree", Some((1.0, 8.0)));
+    let mut f = frame(
+        "Mean SP degree over time (time-weighted, 1-min windows)",
+        "time (min)",
+        "mean SP degree",
+        Some((1.0, 8.0)),
+    );
     f.y_log2 = true;
     line_chart(&base, &f, &deg_s)?;
     emit(base, &mut files);
     if let Some(ts) = runs.iter().find(|r| r.policy == "tetriserve") {
         let horizon = 180.0;
         let classes: Vec<String> = RESOLUTIONS.iter().map(|s| s.to_string()).collect();
-        let missed: std::collections::HashSet<u64> = ts.requests.iter().filter(|r| r.outcome == Outcome::Missed).map(|r| r.id).collect();
+        let missed: std::collections::HashSet<u64> = ts
+            .requests
+            .iter()
+            .filter(|r| r.outcome == Outcome::Missed)
+            .map(|r| r.id)
+            .collect();
         let mut last_of: BTreeMap<u64, usize> = BTreeMap::new();
         for (i, w) in ts.works.iter().enumerate() {
             for &r in &w.requests {
@@ -302,14 +486,38 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
             if w.start.as_secs() > horizon {
                 continue;
             }
-            let class = classes.iter().position(|c| *c == w.resolution.to_string()).unwrap_or(0);
-            let miss = w.requests.iter().any(|r| missed.contains(r) && last_of.get(r) == Some(&i));
+            let class = classes
+                .iter()
+                .position(|c| *c == w.resolution.to_string())
+                .unwrap_or(0);
+            let miss = w
+                .requests
+                .iter()
+                .any(|r| missed.contains(r) && last_of.get(r) == Some(&i));
             for g in w.gpus.global_gpus(ts.gpus_per_node) {
-                boxes.push(GanttBox { gpu: g, start: w.start.as_secs(), end: w.end.as_secs().min(horizon), class, label: format!("r{}", w.requests[0]), missed: miss });
+                boxes.push(GanttBox {
+                    gpu: g,
+                    start: w.start.as_secs(),
+                    end: w.end.as_secs().min(horizon),
+                    class,
+                    label: format!("r{}", w.requests[0]),
+                    missed: miss,
+                });
             }
         }
         let base = out.join("timeline-tetriserve");
-        gantt(&base, &frame("TetriServe GPU timeline, first 3 minutes (Uniform, 12 req/min, SLO 1.5x)", "time (s)", "GPU", None), ts.gpus, &classes, &boxes)?;
+        gantt(
+            &base,
+            &frame(
+                "TetriServe GPU timeline, first 3 minutes (Uniform, 12 req/min, SLO 1.5x)",
+                "time (s)",
+                "GPU",
+                None,
+            ),
+            ts.gpus,
+            &classes,
+            &boxes,
+        )?;
         emit(base, &mut files);
     }
 
@@ -319,9 +527,23 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         let r: Vec<&ResultRow> = rows.iter().filter(|r| r.mix.starts_with(mix)).collect();
         let s = series_of(&r, |r| r.scale, |r| r.policy.clone(), |r| r.attainment);
         let base = out.join(format!("fig12-sd3-a40-{mix}"));
-        line_chart(&base, &frame(&format!("SD3-Medium on 4x A40 ({mix}, 12 req/min)"), "SLO scale", "SLO attainment", att), &s)?;
+        line_chart(
+            &base,
+            &frame(
+                &format!("SD3-Medium on 4x A40 ({mix}, 12 req/min)"),
+                "SLO scale",
+                "SLO attainment",
+                att,
+            ),
+            &s,
+        )?;
         emit(base, &mut files);
-        md.push_str(&table(&format!("Fig. 12: SLO attainment (%), SD3-Medium on 4x A40, {mix}"), "SLO scale", &s, true));
+        md.push_str(&table(
+            &format!("Fig. 12: SLO attainment (%), SD3-Medium on 4x A40, {mix}"),
+            "SLO scale",
+            &s,
+            true,
+        ));
     }
 
     // Fig. 13: against arrival rate.
@@ -329,9 +551,23 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     let r: Vec<&ResultRow> = rows.iter().collect();
     let s = series_of(&r, |r| r.rate, |r| r.policy.clone(), |r| r.attainment);
     let base = out.join("fig13-slo-vs-rate");
-    line_chart(&base, &frame("SLO attainment vs arrival rate (Uniform, SLO 1.0x)", "arrival rate (req/min)", "SLO attainment", att), &s)?;
+    line_chart(
+        &base,
+        &frame(
+            "SLO attainment vs arrival rate (Uniform, SLO 1.0x)",
+            "arrival rate (req/min)",
+            "SLO attainment",
+            att,
+        ),
+        &s,
+    )?;
     emit(base, &mut files);
-    md.push_str(&table("Fig. 13: SLO attainment (%), Uniform, SLO 1.0x", "req/min", &s, true));
+    md.push_str(&table(
+        "Fig. 13: SLO attainment (%), Uniform, SLO 1.0x",
+        "req/min",
+        &s,
+        true,
+    ));
 
     // Fig. 14: homogeneous workloads.
     let rows = sweep(root, out, "fig14-homogeneous")?;
@@ -343,35 +579,112 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
             RESOLUTIONS
                 .iter()
                 .map(|res| {
-                    let v: Vec<f64> = rows.iter().filter(|r| &r.policy == p && r.mix.ends_with(res)).map(|r| r.attainment).collect();
-                    if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+                    let v: Vec<f64> = rows
+                        .iter()
+                        .filter(|r| &r.policy == p && r.mix.ends_with(res))
+                        .map(|r| r.attainment)
+                        .collect();
+                    if v.is_empty() {
+                        f64::NAN
+                    } else {
+                        v.iter().sum::<f64>() / v.len() as f64
+                    }
                 })
                 .collect()
         })
         .collect();
     let base = out.join("fig14-homogeneous");
-    grouped_bars(&base, &frame("One resolution at a time (12 req/min, SLO 1.5x)", "workload", "SLO attainment", att), &RESOLUTIONS.map(String::from), &pols, &values)?;
+    grouped_bars(
+        &base,
+        &frame(
+            "One resolution at a time (12 req/min, SLO 1.5x)",
+            "workload",
+            "SLO attainment",
+            None,
+        ),
+        &RESOLUTIONS.map(String::from),
+        &pols,
+        &values,
+    )?;
     emit(base, &mut files);
 
     // Fig. 15: round granularity.
     let rows = sweep(root, out, "fig15-granularity")?;
     let r: Vec<&ResultRow> = rows.iter().collect();
-    let s = series_of(&r, |r| r.granularity.parse().unwrap_or(f64::NAN), |r| format!("{} req/min", r.rate), |r| r.attainment);
+    let s = series_of(
+        &r,
+        |r| r.granularity.parse().unwrap_or(f64::NAN),
+        |r| format!("{} req/min", r.rate),
+        |r| r.attainment,
+    );
     let base = out.join("fig15-granularity");
-    line_chart(&base, &frame("TetriServe round granularity (Uniform, SLO 1.0x)", "steps of the reference request per round", "SLO attainment", att), &s)?;
+    line_chart(
+        &base,
+        &frame(
+            "TetriServe round granularity (Uniform, SLO 1.0x)",
+            "steps of the reference request per round",
+            "SLO attainment",
+            att,
+        ),
+        &s,
+    )?;
     emit(base, &mut files);
-    md.push_str(&table("Fig. 15: TetriServe SLO attainment (%) by round granularity", "granularity", &s, true));
+    md.push_str(&table(
+        "Fig. 15: TetriServe SLO attainment (%) by round granularity",
+        "granularity",
+        &s,
+        true,
+    ));
 
     // Table 5: ablation.
     let rows = sweep(root, out, "table5-ablation")?;
-    let settings = [("uniform", 1.0), ("uniform", 1.5), ("skewed", 1.0), ("skewed", 1.5)];
-    let groups: Vec<String> = settings.iter().map(|(m, s)| format!("{} {s:.1}x", if *m == "uniform" { "Uniform" } else { "Skewed" })).collect();
+    let settings = [
+        ("uniform", 1.0),
+        ("uniform", 1.5),
+        ("skewed", 1.0),
+        ("skewed", 1.5),
+    ];
+    let groups: Vec<String> = settings
+        .iter()
+        .map(|(m, s)| {
+            format!(
+                "{} {s:.1}x",
+                if *m == "uniform" { "Uniform" } else { "Skewed" }
+            )
+        })
+        .collect();
     let variants = ["tetriserve-dp", "tetriserve-dp-pp", "tetriserve"];
     let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let cell = |p: &str, m: &str, s: f64, f: &dyn Fn(&ResultRow) -> f64| mean(rows.iter().filter(|r| r.policy == p && r.mix.starts_with(m) && r.scale == s).map(f).collect());
-    let values: Vec<Vec<f64>> = variants.iter().map(|p| settings.iter().map(|(m, s)| cell(p, m, *s, &|r| r.attainment)).collect()).collect();
+    let cell = |p: &str, m: &str, s: f64, f: &dyn Fn(&ResultRow) -> f64| {
+        mean(
+            rows.iter()
+                .filter(|r| r.policy == p && r.mix.starts_with(m) && r.scale == s)
+                .map(f)
+                .collect(),
+        )
+    };
+    let values: Vec<Vec<f64>> = variants
+        .iter()
+        .map(|p| {
+            settings
+                .iter()
+                .map(|(m, s)| cell(p, m, *s, &|r| r.attainment))
+                .collect()
+        })
+        .collect();
     let base = out.join("table5-ablation");
-    grouped_bars(&base, &frame("Ablation (12 req/min)", "workload and SLO scale", "SLO attainment", att), &groups, &variants.map(String::from), &values)?;
+    grouped_bars(
+        &base,
+        &frame(
+            "Ablation (12 req/min)",
+            "workload and SLO scale",
+            "SLO attainment",
+            None,
+        ),
+        &groups,
+        &variants.map(String::from),
+        &values,
+    )?;
     emit(base, &mut files);
     md.push_str("\n### Table 5: ablation, SLO attainment (%) / mean latency of completed requests (s)\n\n| variant |");
     for g in &groups {
@@ -381,14 +694,25 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     for p in variants {
         let _ = write!(md, "| {p} |");
         for (m, s) in settings {
-            let _ = write!(md, " {:.1} / {:.2} |", 100.0 * cell(p, m, s, &|r| r.attainment), cell(p, m, s, &|r| r.latency_mean));
+            let _ = write!(
+                md,
+                " {:.1} / {:.2} |",
+                100.0 * cell(p, m, s, &|r| r.attainment),
+                cell(p, m, s, &|r| r.latency_mean)
+            );
         }
         md.push('\n');
     }
 
     md.push_str("\n## Files\n\n");
-    for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "png")) {
-        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    for f in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "png"))
+    {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let _ = writeln!(md, "- [{name}]({name})");
     }
     let readme = out.join("README.md");

@@ -167,6 +167,22 @@ const PALETTE: [RGBColor; 8] = [
 const GRID: RGBColor = RGBColor(0xDD, 0xDD, 0xDD);
 const MISS: RGBColor = RGBColor(0xD0, 0x00, 0x00);
 
+/// The palette slot of a series: the policies of this project keep one colour (and marker)
+/// in every chart whatever else the chart shows; other labels use their position.
+fn slot(label: &str, position: usize) -> usize {
+    match label {
+        "xdit-sp1" => 0,
+        "xdit-sp2" => 1,
+        "xdit-sp4" => 2,
+        "xdit-sp8" => 3,
+        "rssp" => 4,
+        "tetriserve" => 5,
+        "tetriserve-dp-pp" => 6,
+        "tetriserve-dp" => 7,
+        _ => position,
+    }
+}
+
 fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
@@ -584,6 +600,7 @@ where
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
     for (i, pts) in data.iter().enumerate() {
+        let i = slot(&series[i].label, i);
         if pts.len() > 1 && pts.iter().any(|p| p.2 != p.1 || p.3 != p.1) {
             let mut poly: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.3)).collect();
             poly.extend(pts.iter().rev().map(|p| (p.0, p.2)));
@@ -594,6 +611,7 @@ where
         }
     }
     for (i, (s, pts)) in series.iter().zip(data).enumerate() {
+        let i = slot(&s.label, i);
         let c = color(i);
         let style = c.stroke_width(LINE_WIDTH);
         let line = pts.iter().map(|p| (p.0, p.1));
@@ -706,7 +724,7 @@ impl Figure for BarsFig<'_> {
             .draw()?;
 
         for (s, (name, row)) in self.series.iter().zip(self.values).enumerate() {
-            let c = color(s);
+            let c = color(slot(name, s));
             let mut drawn = Vec::new();
             for (g, v) in row.iter().enumerate().filter(|(_, v)| v.is_finite()) {
                 let (l, r) = self.bar_x(g, s);
@@ -867,7 +885,8 @@ impl Figure for CdfFig<'_> {
             .draw()?;
 
         for ((i, label, v), line) in sets.iter().zip(&lines) {
-            let (i, c) = (*i, color(*i));
+            let i = slot(label, *i);
+            let c = color(i);
             chart
                 .draw_series(LineSeries::new(
                     line.iter().copied(),

@@ -42,10 +42,12 @@ fn every_paper_scenario_is_a_valid_grid() {
         let path = entry.unwrap().path();
         let (raw, source) = tetriserve::scenario::RawScenario::load_merged(Some(&path)).unwrap();
         assert!(raw.sweep.is_some(), "{} has no [sweep]", path.display());
-        let grid = tetriserve::sweep::Grid::new(raw, &source).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let grid = tetriserve::sweep::Grid::new(raw, &source)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(grid.points.len() >= 10, "{}", path.display());
         for p in grid.points.iter().step_by(7) {
-            grid.scenario(p).unwrap_or_else(|e| panic!("{} point {}: {e}", path.display(), p.index));
+            grid.scenario(p)
+                .unwrap_or_else(|e| panic!("{} point {}: {e}", path.display(), p.index));
         }
         seen += 1;
     }
