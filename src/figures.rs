@@ -233,11 +233,11 @@ fn runs_of(root: &Path, name: &str, o: &Overrides) -> Result<Vec<RunRecords>> {
     Ok(simulate(&s)?.into_iter().map(|r| r.records).collect())
 }
 
+/// A chart point: (x, mean, low, high).
+type Point = (f64, f64, f64, f64);
+
 /// Attainment (of requests arriving in each window) and time-weighted mean SP degree, per window.
-fn over_time(
-    run: &RunRecords,
-    window: f64,
-) -> (Vec<(f64, f64, f64, f64)>, Vec<(f64, f64, f64, f64)>) {
+fn over_time(run: &RunRecords, window: f64) -> (Vec<Point>, Vec<Point>) {
     let end = run.makespan().as_secs();
     let n = (end / window).ceil().max(1.0) as usize;
     let mut met = vec![(0usize, 0usize); n];
