@@ -72,13 +72,24 @@ pub enum Command {
         #[arg(long, default_value = ".")]
         root: PathBuf,
     },
-    /// Plot a sweep's results.csv: SLO attainment against one coordinate, one line per policy.
+    /// Plot a sweep's results.csv (SLO attainment against one coordinate, one line per
+    /// policy), or run directories (latency CDF, attainment and SP degree over time, GPU timelines).
     #[command(
-        after_help = "Example:\n  tetriserve plot runs/fig7/results.csv --x slo_scale --out plots/mine"
+        after_help = "Examples:\n  tetriserve plot runs/fig7/results.csv --x slo_scale --out plots/mine\n  tetriserve simulate --out runs/one\n  tetriserve plot --run runs/one/rssp --run runs/one/tetriserve --out plots/one"
     )]
     Plot {
         /// A sweep's results.csv.
-        results: PathBuf,
+        #[arg(required_unless_present = "run")]
+        results: Option<PathBuf>,
+        /// Instead: a run directory of `simulate --out DIR` (DIR/<policy>); repeatable.
+        #[arg(long, value_name = "DIR")]
+        run: Vec<PathBuf>,
+        /// With --run: window of the over-time charts, seconds.
+        #[arg(long, default_value_t = 60.0)]
+        window: f64,
+        /// With --run: how many seconds of each run the timelines show.
+        #[arg(long, default_value_t = 180.0)]
+        horizon: f64,
         /// The x coordinate: slo_scale, rate_per_min or granularity.
         #[arg(long, default_value = "slo_scale")]
         x: String,
@@ -323,7 +334,34 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Plot { results, x, out } => run_plot(&results, &x, &out),
+        Command::Plot {
+            results,
+            run,
+            window,
+            horizon,
+            x,
+            out,
+        } => {
+            if !run.is_empty() {
+                let runs = run
+                    .iter()
+                    .map(|d| crate::figures::load_run(d))
+                    .collect::<Result<Vec<_>>>()?;
+                let written =
+                    crate::figures::plot_runs(&runs, &out, window.max(1.0), horizon.max(1.0))?;
+                eprintln!(
+                    "wrote {} charts (PNG + SVG) next to {}",
+                    written.len(),
+                    out.display()
+                );
+                return Ok(());
+            }
+            run_plot(
+                results.as_deref().expect("clap requires results or --run"),
+                &x,
+                &out,
+            )
+        }
         Command::GpuCheck => run_gpu_check(),
         Command::Policies => {
             println!(

@@ -280,6 +280,269 @@ fn over_time(run: &RunRecords, window: f64) -> (Vec<Point>, Vec<Point>) {
     (att.collect(), d.collect())
 }
 
+/// The boxes of a GPU timeline of `run` up to `horizon` seconds, coloured by resolution, with
+/// the last box of every late request marked.
+pub fn gantt_boxes(run: &RunRecords, horizon: f64) -> (Vec<String>, Vec<GanttBox>) {
+    let mut classes: Vec<String> = run
+        .requests
+        .iter()
+        .map(|r| r.resolution)
+        .collect::<std::collections::BTreeSet<_>>()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    if classes.is_empty() {
+        classes.push("-".into());
+    }
+    let missed: std::collections::HashSet<u64> = run
+        .requests
+        .iter()
+        .filter(|r| r.outcome == Outcome::Missed)
+        .map(|r| r.id)
+        .collect();
+    let mut last_of: BTreeMap<u64, usize> = BTreeMap::new();
+    for (i, w) in run.works.iter().enumerate() {
+        for &r in &w.requests {
+            last_of.insert(r, i);
+        }
+    }
+    let mut boxes = Vec::new();
+    for (i, w) in run.works.iter().enumerate() {
+        if w.start.as_secs() > horizon {
+            continue;
+        }
+        let class = classes
+            .iter()
+            .position(|c| *c == w.resolution.to_string())
+            .unwrap_or(0);
+        let miss = w
+            .requests
+            .iter()
+            .any(|r| missed.contains(r) && last_of.get(r) == Some(&i));
+        for g in w.gpus.global_gpus(run.gpus_per_node) {
+            boxes.push(GanttBox {
+                gpu: g,
+                start: w.start.as_secs(),
+                end: w.end.as_secs().min(horizon),
+                class,
+                label: format!("r{}", w.requests[0]),
+                missed: miss,
+            });
+        }
+    }
+    (classes, boxes)
+}
+
+/// Charts of finished runs (one per policy, same workload): `<base>-latency-cdf`,
+/// `<base>-slo-over-time`, `<base>-degree-over-time`, and `<base>-timeline-<policy>` of each
+/// run's first `horizon` seconds. Returns the bases written.
+pub fn plot_runs(
+    runs: &[RunRecords],
+    base: &Path,
+    window: f64,
+    horizon: f64,
+) -> Result<Vec<PathBuf>> {
+    let name = |suffix: &str| {
+        let mut p = base.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p)
+    };
+    let mut written = Vec::new();
+    let samples: Vec<(String, Vec<f64>)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r.policy.clone(),
+                r.requests
+                    .iter()
+                    .filter_map(|q| q.latency())
+                    .map(|l| l.as_secs())
+                    .collect(),
+            )
+        })
+        .collect();
+    let b = name("-latency-cdf");
+    cdf_chart(
+        &b,
+        &frame(
+            "Latency of completed requests",
+            "end-to-end latency (s)",
+            "fraction of requests",
+            None,
+        ),
+        &samples,
+    )?;
+    written.push(b);
+    let (mut att_s, mut deg_s) = (Vec::new(), Vec::new());
+    for r in runs {
+        let (a, d) = over_time(r, window);
+        att_s.push(Series {
+            label: r.policy.clone(),
+            points: a,
+            dashed: false,
+        });
+        deg_s.push(Series {
+            label: r.policy.clone(),
+            points: d,
+            dashed: false,
+        });
+    }
+    let b = name("-slo-over-time");
+    line_chart(
+        &b,
+        &frame(
+            &format!("SLO attainment over time ({window:.0} s windows)"),
+            "time (min)",
+            "SLO attainment of arrivals",
+            Some((0.0, 1.0)),
+        ),
+        &att_s,
+    )?;
+    written.push(b);
+    let b = name("-degree-over-time");
+    let max_degree = runs
+        .iter()
+        .map(|r| r.gpus_per_node)
+        .max()
+        .unwrap_or(8)
+        .max(2);
+    let mut f = frame(
+        "Mean SP degree over time (time-weighted)",
+        "time (min)",
+        "mean SP degree",
+        Some((1.0, f64::from(max_degree))),
+    );
+    f.y_log2 = true;
+    line_chart(&b, &f, &deg_s)?;
+    written.push(b);
+    for r in runs {
+        let (classes, boxes) = gantt_boxes(r, horizon);
+        let b = name(&format!("-timeline-{}", r.policy));
+        gantt(
+            &b,
+            &frame(
+                &format!("{} GPU timeline, first {horizon:.0} s", r.policy),
+                "time (s)",
+                "GPU",
+                None,
+            ),
+            r.gpus,
+            &classes,
+            &boxes,
+        )?;
+        written.push(b);
+    }
+    Ok(written)
+}
+
+/// Reads a run directory written by `simulate --out` (requests.csv, works.csv, summary.json)
+/// back into records, for plotting.
+pub fn load_run(dir: &Path) -> Result<RunRecords> {
+    use crate::cluster::GpuSet;
+    use crate::metrics::{RequestRecord, WorkRecord};
+    use crate::time::Nanos;
+    let read = |f: &str| {
+        let p = dir.join(f);
+        std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))
+    };
+    let bad = |f: &str, line: usize, what: &str| {
+        Error::Input(
+            crate::error::InputError::new(
+                dir.join(f).display().to_string(),
+                format!("cannot read {what}"),
+            )
+            .line(line as u64 + 2),
+        )
+    };
+    let secs = |s: &str| -> Option<Nanos> {
+        let (w, f) = s.split_once('.').unwrap_or((s, "0"));
+        let frac: String = f.chars().chain(std::iter::repeat('0')).take(9).collect();
+        Some(Nanos(
+            w.parse::<u64>()
+                .ok()?
+                .checked_mul(1_000_000_000)?
+                .checked_add(frac.parse::<u64>().ok()?)?,
+        ))
+    };
+    let summary: serde_json::Value = serde_json::from_str(&read("summary.json")?)
+        .map_err(|e| Error::config(format!("{}: {e}", dir.join("summary.json").display())))?;
+    let policy = summary["policy"].as_str().unwrap_or("run").to_string();
+    let gpus = summary["gpus"].as_u64().unwrap_or(8) as u32;
+    let gpus_per_node = summary["gpus_per_node"].as_u64().unwrap_or(u64::from(gpus)) as u32;
+
+    let text = read("requests.csv")?;
+    let mut requests = Vec::new();
+    for (i, rec) in csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .enumerate()
+    {
+        let r = rec.map_err(|_| bad("requests.csv", i, "a row"))?;
+        let get = |k: usize| r.get(k).unwrap_or("");
+        let num = |k: usize| get(k).parse::<u64>().ok();
+        let outcome = match get(9) {
+            "met" => Outcome::Met,
+            "missed" => Outcome::Missed,
+            _ => Outcome::Dropped,
+        };
+        let res = crate::workload::Resolution::new(
+            num(2).unwrap_or(0) as u32,
+            num(3).unwrap_or(0) as u32,
+        );
+        let arrival = secs(get(1)).ok_or_else(|| bad("requests.csv", i, "arrival_s"))?;
+        requests.push(RequestRecord {
+            id: num(0).ok_or_else(|| bad("requests.csv", i, "id"))?,
+            arrival,
+            resolution: res,
+            steps: num(4).unwrap_or(0) as u32,
+            steps_done: num(5).unwrap_or(0) as u32,
+            deadline: secs(get(6)).unwrap_or(arrival),
+            start: secs(get(7)),
+            end: secs(get(8)).unwrap_or(arrival),
+            outcome,
+            gpu_time: secs(get(11)).unwrap_or(Nanos::ZERO),
+            degrees_used: 0,
+            remaps: num(13).unwrap_or(0) as u32,
+            node: get(14).parse().ok(),
+        });
+    }
+    let text = read("works.csv")?;
+    let mut works = Vec::new();
+    for (i, rec) in csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .enumerate()
+    {
+        let r = rec.map_err(|_| bad("works.csv", i, "a row"))?;
+        let get = |k: usize| r.get(k).unwrap_or("");
+        let node: u32 = get(2).parse().map_err(|_| bad("works.csv", i, "node"))?;
+        let mut mask = 0u64;
+        for g in get(3).split(';') {
+            let g: u32 = g.parse().map_err(|_| bad("works.csv", i, "gpus"))?;
+            mask |= 1u64 << (g - node * gpus_per_node).min(63);
+        }
+        works.push(WorkRecord {
+            requests: get(0).split(';').filter_map(|x| x.parse().ok()).collect(),
+            resolution: get(1)
+                .parse()
+                .map_err(|_| bad("works.csv", i, "resolution"))?,
+            gpus: GpuSet::new(node, mask),
+            start: secs(get(4)).ok_or_else(|| bad("works.csv", i, "start_s"))?,
+            end: secs(get(5)).ok_or_else(|| bad("works.csv", i, "end_s"))?,
+            first_step: get(6).parse().unwrap_or(0),
+            steps: get(7).parse().unwrap_or(1),
+            remap: get(8) == "true",
+        });
+    }
+    Ok(RunRecords {
+        policy,
+        gpus,
+        gpus_per_node,
+        requests,
+        works,
+        events: 0,
+        decisions: Default::default(),
+    })
+}
+
 /// Regenerates every figure into `out` (PNG + SVG each) and `out/README.md`; `root` is the
 /// directory holding `scenarios/`. Returns the files written.
 pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
@@ -467,44 +730,7 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     line_chart(&base, &f, &deg_s)?;
     emit(base, &mut files);
     if let Some(ts) = runs.iter().find(|r| r.policy == "tetriserve") {
-        let horizon = 180.0;
-        let classes: Vec<String> = RESOLUTIONS.iter().map(|s| s.to_string()).collect();
-        let missed: std::collections::HashSet<u64> = ts
-            .requests
-            .iter()
-            .filter(|r| r.outcome == Outcome::Missed)
-            .map(|r| r.id)
-            .collect();
-        let mut last_of: BTreeMap<u64, usize> = BTreeMap::new();
-        for (i, w) in ts.works.iter().enumerate() {
-            for &r in &w.requests {
-                last_of.insert(r, i);
-            }
-        }
-        let mut boxes = Vec::new();
-        for (i, w) in ts.works.iter().enumerate() {
-            if w.start.as_secs() > horizon {
-                continue;
-            }
-            let class = classes
-                .iter()
-                .position(|c| *c == w.resolution.to_string())
-                .unwrap_or(0);
-            let miss = w
-                .requests
-                .iter()
-                .any(|r| missed.contains(r) && last_of.get(r) == Some(&i));
-            for g in w.gpus.global_gpus(ts.gpus_per_node) {
-                boxes.push(GanttBox {
-                    gpu: g,
-                    start: w.start.as_secs(),
-                    end: w.end.as_secs().min(horizon),
-                    class,
-                    label: format!("r{}", w.requests[0]),
-                    missed: miss,
-                });
-            }
-        }
+        let (classes, boxes) = gantt_boxes(ts, 180.0);
         let base = out.join("timeline-tetriserve");
         gantt(
             &base,

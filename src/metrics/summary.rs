@@ -84,6 +84,9 @@ pub struct SchedulerStats {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Summary {
     pub policy: String,
+    /// GPUs of the cluster and per node.
+    pub gpus: u32,
+    pub gpus_per_node: u32,
     pub requests: usize,
     pub met: usize,
     pub missed: usize,
@@ -195,6 +198,8 @@ impl Summary {
 
         Summary {
             policy: run.policy.clone(),
+            gpus: run.gpus,
+            gpus_per_node: run.gpus_per_node,
             requests: n,
             met,
             missed,

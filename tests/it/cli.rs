@@ -272,3 +272,74 @@ fn real_mode_without_a_gpu_is_a_clean_error() {
         );
     }
 }
+
+#[test]
+fn plots_from_a_run_directory_and_from_sweep_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = run(&[
+        "simulate",
+        "--scenario",
+        &data("small.toml"),
+        "-p",
+        "rssp",
+        "-p",
+        "tetriserve",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        read(&out, "tetriserve/works.csv").lines().count() > 60,
+        "a work row per dispatch"
+    );
+    let base = dir.path().join("charts/run");
+    let (a, b) = (out.join("rssp"), out.join("tetriserve"));
+    let o = run(&[
+        "plot",
+        "--run",
+        a.to_str().unwrap(),
+        "--run",
+        b.to_str().unwrap(),
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "run-latency-cdf.png",
+        "run-slo-over-time.svg",
+        "run-degree-over-time.png",
+        "run-timeline-tetriserve.png",
+    ] {
+        let p = dir.path().join("charts").join(f);
+        assert!(
+            p.metadata().map(|m| m.len() > 1000).unwrap_or(false),
+            "missing or empty {f}"
+        );
+    }
+    let svg = std::fs::read_to_string(dir.path().join("charts/run-timeline-rssp.svg")).unwrap();
+    assert!(svg.contains("rssp GPU timeline"));
+
+    let sweep = dir.path().join("sweep");
+    std::fs::write(dir.path().join("s.toml"), "[workload]\nrequests = 30\n[sweep]\npolicies = [\"xdit-sp8\", \"tetriserve\"]\nslo_scales = [1.0, 1.5]\nseeds = [1, 2]\n").unwrap();
+    let o = run(&[
+        "sweep",
+        "-s",
+        dir.path().join("s.toml").to_str().unwrap(),
+        "--out",
+        sweep.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let chart = dir.path().join("sweep-chart");
+    let o = run(&[
+        "plot",
+        sweep.join("results.csv").to_str().unwrap(),
+        "--x",
+        "slo_scale",
+        "--out",
+        chart.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(chart.with_extension("svg")).unwrap();
+    assert!(svg.contains("tetriserve") && svg.contains("xdit-sp8"));
+}
