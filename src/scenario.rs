@@ -626,6 +626,14 @@ impl Scenario {
             },
             None => {
                 let rate_per_min = w.rate_per_min.unwrap_or(12.0);
+                if !(rate_per_min.is_finite() && rate_per_min > 0.0) {
+                    return Err(bad(
+                        "workload.rate_per_min",
+                        format!(
+                            "expected a positive number of requests per minute, got {rate_per_min}"
+                        ),
+                    ));
+                }
                 let rate_per_s = rate_per_min / 60.0;
                 let arrival = match w.arrival.as_deref().unwrap_or("poisson") {
                     "poisson" => ArrivalProcess::Poisson { rate_per_s },

@@ -80,6 +80,42 @@ pub struct ProfileTable {
     index: HashMap<Key, usize>,
 }
 
+/// Refuses rows where a larger image, or a larger batch, is faster than a smaller one at the
+/// same degree and link (by more than 5%, which leaves room for measurement noise): such a
+/// table is a typo or a broken measurement, and would silently distort every schedule.
+fn check_monotone(rows: &[ProfileRow], source: &str) -> Result<()> {
+    let tolerance = 0.95;
+    for a in rows {
+        for b in rows {
+            if a.degree != b.degree || a.link != b.link {
+                continue;
+            }
+            let bigger_image = a.batch == b.batch && b.res.tokens() > a.res.tokens();
+            let bigger_batch = a.res == b.res && b.batch > a.batch;
+            if (bigger_image || bigger_batch) && b.step_ms < a.step_ms * tolerance {
+                let what = if bigger_image {
+                    "a larger image"
+                } else {
+                    "a larger batch"
+                };
+                return Err(Error::Input(
+                    crate::error::InputError::new(
+                        source,
+                        format!(
+                            "{} at SP {}, batch {} takes {} ms, less than {} at SP {}, batch {} (line {}) at {} ms: {what} cannot be faster",
+                            b.res, b.degree, b.batch, b.step_ms, a.res, a.degree, a.batch, a.line, a.step_ms
+                        ),
+                    )
+                    .line(b.line)
+                    .field("step_ms")
+                    .hint("check these rows; step times must not fall as images or batches grow"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl ProfileTable {
     /// Parses CSV text (`model,gpu,width,height,sp_degree,batch,step_ms[,std_ms][,source][,link]`).
     ///
@@ -87,6 +123,7 @@ impl ProfileTable {
     /// are comments.
     pub fn parse(text: &str, source: &str) -> Result<ProfileTable> {
         let parsed = parse::parse(text, source)?;
+        check_monotone(&parsed.rows, source)?;
         let index = parsed
             .rows
             .iter()
@@ -520,22 +557,32 @@ mod tests {
     }
 
     #[test]
-    fn two_point_tables_interpolate_linearly_and_fits_must_stay_positive() {
+    fn two_point_tables_interpolate_linearly_and_falling_times_are_refused() {
         let text = format!("{HEADER}\nm,g,256,256,1,1,10\nm,g,512,512,1,1,40\n");
         let t = ProfileTable::parse(&text, "two.csv").unwrap();
         // 384x384 has 576 tokens, 5/12 of the way from 256 to 1024.
         assert!((ms(&t, 384, 384, 1, 1, Link::NvLink) - 22.5).abs() < 1e-9);
+        // A table whose times fall as images grow (which a positive fit could not follow)
+        // is refused when read, naming the offending row.
         let text =
             format!("{HEADER}\nm,g,256,256,1,1,100\nm,g,512,512,1,1,1\nm,g,1024,1024,1,1,100\n");
-        let t = ProfileTable::parse(&text, "bent.csv").unwrap();
-        let msg = t
-            .step_time(Resolution::square(768), 1, 1, Link::NvLink)
+        let msg = ProfileTable::parse(&text, "bent.csv")
             .unwrap_err()
             .to_string();
         assert!(
-            msg.contains("not a positive time") && msg.contains("bent.csv"),
+            msg.starts_with("bent.csv:3: field `step_ms`") && msg.contains("cannot be faster"),
             "{msg}"
         );
+        // So is a batch that is faster than a smaller one; 4% faster is tolerated as noise.
+        let text = format!("{HEADER}\nm,g,256,256,1,1,10\nm,g,256,256,1,2,7\n");
+        assert!(
+            ProfileTable::parse(&text, "b.csv")
+                .unwrap_err()
+                .to_string()
+                .contains("a larger batch")
+        );
+        let text = format!("{HEADER}\nm,g,256,256,1,1,10\nm,g,512,512,1,1,9.6\n");
+        assert!(ProfileTable::parse(&text, "noise.csv").is_ok());
     }
 
     #[test]
