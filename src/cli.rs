@@ -434,7 +434,33 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
                 cfg,
                 Some(scenario.cluster.nodes as usize),
             )?;
-            crate::simulate::run_real(&scenario, &mut exec)?
+            match crate::simulate::run_real(&scenario, &mut exec) {
+                Ok(runs) => runs,
+                Err(failure) => {
+                    let crate::simulate::RealFailure { error: e, runs } = *failure;
+                    // Keep what finished before the hardware failed.
+                    if let Some(out) = &args.out
+                        && !runs.is_empty()
+                    {
+                        let summaries: Vec<Summary> =
+                            runs.iter().map(|r| r.summary.clone()).collect();
+                        let mut files = vec![(
+                            PathBuf::from("comparison.csv"),
+                            report::comparison_csv(&summaries).into_bytes(),
+                        )];
+                        for r in &runs {
+                            for (name, bytes) in
+                                report::run_files(&r.records, &r.summary, !args.no_timeline)
+                            {
+                                files.push((PathBuf::from(&r.summary.policy).join(name), bytes));
+                            }
+                        }
+                        report::write_dir(out, &files, args.force)?;
+                        eprintln!("wrote the runs so far to {}", out.display());
+                    }
+                    return Err(e);
+                }
+            }
         }
     };
     let summaries: Vec<Summary> = runs.iter().map(|r| r.summary.clone()).collect();

@@ -95,6 +95,15 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The executor failed in the middle of a run; what had finished is kept.
+    #[error(
+        "{cause}\n  the run stopped there; {finished} request(s) had finished and are kept in the outputs"
+    )]
+    Interrupted {
+        cause: Box<Error>,
+        partial: Box<crate::metrics::RunRecords>,
+        finished: usize,
+    },
 }
 
 impl Error {

@@ -69,27 +69,65 @@ pub fn simulate(scenario: &Scenario) -> Result<Vec<PolicyRun>> {
     Ok(runs)
 }
 
+/// A real-hardware run that failed: the error and every run so far.
+pub struct RealFailure {
+    pub error: Error,
+    pub runs: Vec<PolicyRun>,
+}
+
+fn fail(error: Error, runs: Vec<PolicyRun>) -> Box<RealFailure> {
+    Box::new(RealFailure { error, runs })
+}
+
 /// Runs every policy of the scenario on its workload on real GPUs: the same engine and
 /// policies, with `executor` instead of the simulated one (its clock restarts for each policy).
+///
+/// If the hardware fails mid-run, the error comes back with every run so far, the failed one
+/// holding what had finished, so that the caller can still write them.
 pub fn run_real(
     scenario: &Scenario,
     executor: &mut crate::real::executor::RealExecutor,
-) -> Result<Vec<PolicyRun>> {
-    let workload = scenario.load_workload()?;
-    let costs = resolve_costs(scenario, &workload)?;
+) -> std::result::Result<Vec<PolicyRun>, Box<RealFailure>> {
     let mut runs = Vec::with_capacity(scenario.policies.len());
+    let workload = scenario.load_workload().map_err(|e| fail(e, Vec::new()))?;
+    let costs = resolve_costs(scenario, &workload).map_err(|e| fail(e, Vec::new()))?;
     for &kind in &scenario.policies {
-        let mut policy = policy::build(kind, &scenario.cluster, &costs, &scenario.policy_config)?;
+        let mut policy =
+            match policy::build(kind, &scenario.cluster, &costs, &scenario.policy_config) {
+                Ok(p) => p,
+                Err(e) => return Err(fail(e, runs)),
+            };
         executor.reset();
-        let records = engine::run(
+        match engine::run(
             &workload,
             &scenario.cluster,
             &costs,
             policy.as_mut(),
             executor,
-        )?;
-        let summary = Summary::of(&records);
-        runs.push(PolicyRun { records, summary });
+        ) {
+            Ok(records) => {
+                let summary = Summary::of(&records);
+                runs.push(PolicyRun { records, summary });
+            }
+            Err(Error::Interrupted {
+                cause,
+                partial,
+                finished,
+            }) => {
+                let records = (*partial).clone();
+                let summary = Summary::of(&records);
+                runs.push(PolicyRun { records, summary });
+                return Err((
+                    Error::Interrupted {
+                        cause,
+                        partial,
+                        finished,
+                    },
+                    runs,
+                ));
+            }
+            Err(e) => return Err(fail(e, runs)),
+        }
     }
     Ok(runs)
 }

@@ -136,7 +136,9 @@ impl<'a> Engine<'a> {
         loop {
             if executor.has_pending() || executor.clock().is_some() {
                 // A real-time executor also sleeps here until the next event is due.
-                executor.wait(self.queue.peek_time(), &mut done)?;
+                if let Err(e) = executor.wait(self.queue.peek_time(), &mut done) {
+                    return Err(self.interrupt(e, policy.name()));
+                }
                 for (t, w) in done.drain(..) {
                     self.queue.push(t, Event::WorkDone(w));
                 }
@@ -180,7 +182,11 @@ impl<'a> Engine<'a> {
             let mut acted = false;
             for d in &decisions {
                 acted |= !matches!(d, Decision::WakeAt(_));
-                self.apply(now, *d, policy.name(), executor)?;
+                match self.apply(now, *d, policy.name(), executor) {
+                    Ok(()) => {}
+                    Err(e @ Error::Executor(_)) => return Err(self.interrupt(e, policy.name())),
+                    Err(e) => return Err(e),
+                }
             }
             if progress || acted || self.running_works > 0 {
                 idle_wakeups = 0;
@@ -418,6 +424,22 @@ impl<'a> Engine<'a> {
             self.queue.push(t, Event::WorkDone(id));
         }
         Ok(())
+    }
+
+    /// The executor failed mid-run (a real GPU ran out of memory, a kernel failed): the error,
+    /// with the records so far. Requests that had not finished are reported as dropped.
+    fn interrupt(self, cause: Error, policy: &str) -> Error {
+        let partial = self.finish(policy);
+        let finished = partial
+            .requests
+            .iter()
+            .filter(|r| r.outcome != Outcome::Dropped)
+            .count();
+        Error::Interrupted {
+            cause: Box::new(cause),
+            partial: Box::new(partial),
+            finished,
+        }
     }
 
     fn finish(self, policy: &str) -> RunRecords {

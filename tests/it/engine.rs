@@ -168,3 +168,63 @@ fn dropped_requests_end_at_the_drop_and_count_as_failures() {
     assert_eq!((s.met, s.dropped, s.latency.count), (1, 1, 1));
     assert!((s.slo_attainment - 0.5).abs() < 1e-12);
 }
+
+/// An executor whose hardware fails at the `fail_at`-th launch.
+struct Failing<'a> {
+    inner: tetriserve::engine::SimExecutor<'a>,
+    launches: usize,
+    fail_at: usize,
+}
+
+impl tetriserve::engine::Executor for Failing<'_> {
+    fn launch(
+        &mut self,
+        now: tetriserve::Nanos,
+        work: &tetriserve::engine::Work,
+    ) -> tetriserve::Result<tetriserve::engine::Launch> {
+        self.launches += 1;
+        if self.launches == self.fail_at {
+            return Err(tetriserve::Error::Executor(
+                "device 0: out of memory".into(),
+            ));
+        }
+        self.inner.launch(now, work)
+    }
+}
+
+#[test]
+fn a_hardware_failure_keeps_what_had_finished() {
+    // Four 256 px requests, one after another on one GPU; the third launch fails.
+    let w = Workload::from_requests((0..4).map(|i| req(i, i * 1000, SMALL, 2, 1000)).collect());
+    let c = cluster(1);
+    let costs = costs(&w, &c);
+    let mut exec = Failing {
+        inner: tetriserve::engine::SimExecutor::new(&costs, Default::default()),
+        launches: 0,
+        fail_at: 3,
+    };
+    let mut policy = tetriserve::policy::build(
+        tetriserve::policy::PolicyKind::XditSp(1),
+        &c,
+        &costs,
+        &Default::default(),
+    )
+    .unwrap();
+    let err = tetriserve::engine::run(&w, &c, &costs, policy.as_mut(), &mut exec).unwrap_err();
+    let tetriserve::Error::Interrupted {
+        cause,
+        partial,
+        finished,
+    } = err
+    else {
+        panic!("not an interruption: {err}")
+    };
+    assert!(cause.to_string().contains("out of memory"));
+    assert_eq!(finished, 2);
+    let outcomes: Vec<&str> = partial
+        .requests
+        .iter()
+        .map(|r| r.outcome.as_str())
+        .collect();
+    assert_eq!(outcomes, ["met", "met", "dropped", "dropped"]);
+}

@@ -81,19 +81,30 @@ fn check_all(workload: &Workload, c: &tetriserve::cluster::Cluster) {
         let errors = check_run(&run, workload, Some(&expected(&costs)));
         assert!(errors.is_empty(), "{kind}: {errors:#?}");
         assert_eq!(run.requests.len(), workload.len());
-        assert!(run.requests.iter().all(|r| r.steps_done == r.steps), "{kind}: someone never finished");
+        assert!(
+            run.requests.iter().all(|r| r.steps_done == r.steps),
+            "{kind}: someone never finished"
+        );
     }
 }
 
 #[test]
 fn a_burst_of_thousands_of_simultaneous_arrivals() {
-    let w = Workload::from_requests((0..3000).map(|i| req(i, 0, if i % 3 == 0 { LARGE } else { SMALL }, 5, 2000)).collect());
+    let w = Workload::from_requests(
+        (0..3000)
+            .map(|i| req(i, 0, if i % 3 == 0 { LARGE } else { SMALL }, 5, 2000))
+            .collect(),
+    );
     check_all(&w, &cluster(8));
 }
 
 #[test]
 fn a_single_gpu_serves_everything_in_turn() {
-    let w = Workload::from_requests((0..50).map(|i| req(i, i * 37, if i % 2 == 0 { LARGE } else { SMALL }, 4, 900)).collect());
+    let w = Workload::from_requests(
+        (0..50)
+            .map(|i| req(i, i * 37, if i % 2 == 0 { LARGE } else { SMALL }, 4, 900))
+            .collect(),
+    );
     check_all(&w, &cluster(1));
 }
 
@@ -101,6 +112,11 @@ fn a_single_gpu_serves_everything_in_turn() {
 fn deadlines_already_past_at_arrival_still_finish_best_effort() {
     let w = Workload::from_requests((0..40).map(|i| req(i, i * 10, SMALL, 3, 0)).collect());
     check_all(&w, &cluster(4));
-    let run = run_kind(PolicyKind::Tetriserve(tetriserve::policy::Variant::FULL), &w, &cluster(4)).unwrap();
+    let run = run_kind(
+        PolicyKind::Tetriserve(tetriserve::policy::Variant::FULL),
+        &w,
+        &cluster(4),
+    )
+    .unwrap();
     assert!(run.requests.iter().all(|r| r.outcome == Outcome::Missed));
 }
