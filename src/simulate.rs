@@ -117,7 +117,7 @@ pub fn run_real(
                 let records = (*partial).clone();
                 let summary = Summary::of(&records);
                 runs.push(PolicyRun { records, summary });
-                return Err((
+                return Err(fail(
                     Error::Interrupted {
                         cause,
                         partial,
