@@ -30,6 +30,8 @@ pub struct ResultRow {
     pub attainment: f64,
     pub latency_mean: f64,
     pub per_resolution: BTreeMap<String, f64>,
+    /// The upper bound on attainment for this run's workload (NaN if absent).
+    pub bound: f64,
 }
 
 /// Reads a `results.csv`.
@@ -57,6 +59,7 @@ pub fn read_results(path: &Path) -> Result<Vec<ResultRow>> {
         col("latency_mean_s")?,
         col("per_resolution")?,
     );
+    let cb = header.iter().position(|h| h == "attainment_bound");
     let mut rows = Vec::new();
     for rec in reader.records() {
         let r = rec.map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
@@ -84,6 +87,7 @@ pub fn read_results(path: &Path) -> Result<Vec<ResultRow>> {
             attainment: num(ca),
             latency_mean: num(cl),
             per_resolution,
+            bound: cb.map_or(f64::NAN, num),
         });
     }
     Ok(rows)
@@ -124,6 +128,46 @@ fn series_of(
             }
         })
         .collect()
+}
+
+/// The dashed "upper bound" line: the mean over seeds of each x's bound (one per workload, so
+/// the same for every policy at a point).
+fn bound_series(rows: &[&ResultRow], x: impl Fn(&ResultRow) -> f64) -> Option<Series> {
+    // One value per (x, seed): every policy at that point replays the same workload.
+    let mut per_seed: BTreeMap<(u64, u64), f64> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.bound.is_finite()) {
+        per_seed.insert((x(r).to_bits(), r.seed), r.bound);
+    }
+    let mut by_x: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    for ((xb, _), b) in per_seed {
+        by_x.entry(xb).or_default().push(b);
+    }
+    if by_x.is_empty() {
+        return None;
+    }
+    let mut points: Vec<Point> = by_x
+        .into_iter()
+        .map(|(xb, v)| {
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            (f64::from_bits(xb), m, m, m)
+        })
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Some(Series {
+        label: "upper bound".into(),
+        points,
+        dashed: true,
+    })
+}
+
+/// `s` with the upper-bound line appended (when the rows carry one).
+fn with_bound(
+    mut s: Vec<Series>,
+    rows: &[&ResultRow],
+    x: impl Fn(&ResultRow) -> f64,
+) -> Vec<Series> {
+    s.extend(bound_series(rows, x));
+    s
 }
 
 fn frame(title: &str, x: &str, y: &str, y_range: Option<(f64, f64)>) -> Frame {
@@ -560,7 +604,11 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     // Fig. 4: fixed SP against rate, and per resolution at 12 req/min.
     let rows = sweep(root, out, "fig04-motivation")?;
     let r: Vec<&ResultRow> = rows.iter().collect();
-    let s = series_of(&r, |r| r.rate, |r| r.policy.clone(), |r| r.attainment);
+    let s = with_bound(
+        series_of(&r, |r| r.rate, |r| r.policy.clone(), |r| r.attainment),
+        &r,
+        |r| r.rate,
+    );
     let base = out.join("fig04a-fixed-sp-vs-rate");
     line_chart(
         &base,
@@ -603,7 +651,11 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     ] {
         let rows = sweep(root, out, name)?;
         let r: Vec<&ResultRow> = rows.iter().collect();
-        let s = series_of(&r, |r| r.scale, |r| r.policy.clone(), |r| r.attainment);
+        let s = with_bound(
+            series_of(&r, |r| r.scale, |r| r.policy.clone(), |r| r.attainment),
+            &r,
+            |r| r.scale,
+        );
         let base = out.join(format!("{fig}-slo-vs-scale-{}", mix.to_lowercase()));
         line_chart(
             &base,
@@ -751,7 +803,11 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     let rows = sweep(root, out, "fig12-sd3-a40")?;
     for mix in ["uniform", "skewed"] {
         let r: Vec<&ResultRow> = rows.iter().filter(|r| r.mix.starts_with(mix)).collect();
-        let s = series_of(&r, |r| r.scale, |r| r.policy.clone(), |r| r.attainment);
+        let s = with_bound(
+            series_of(&r, |r| r.scale, |r| r.policy.clone(), |r| r.attainment),
+            &r,
+            |r| r.scale,
+        );
         let base = out.join(format!("fig12-sd3-a40-{mix}"));
         line_chart(
             &base,
@@ -775,7 +831,11 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     // Fig. 13: against arrival rate.
     let rows = sweep(root, out, "fig13-rate")?;
     let r: Vec<&ResultRow> = rows.iter().collect();
-    let s = series_of(&r, |r| r.rate, |r| r.policy.clone(), |r| r.attainment);
+    let s = with_bound(
+        series_of(&r, |r| r.rate, |r| r.policy.clone(), |r| r.attainment),
+        &r,
+        |r| r.rate,
+    );
     let base = out.join("fig13-slo-vs-rate");
     line_chart(
         &base,

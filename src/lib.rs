@@ -6,6 +6,7 @@
 //! executor (simulated from a [`cost`] model, or real GPUs), and collects records that
 //! [`metrics`] summarises and [`report`] writes. See ARCHITECTURE.md for the map.
 
+pub mod bound;
 pub mod cli;
 pub mod cluster;
 pub mod cost;

@@ -48,10 +48,28 @@ pub fn resolve_costs(scenario: &Scenario, workload: &Workload) -> Result<StepTim
     )
 }
 
+/// The upper bound on attainment for the scenario's workload (small enough workloads only).
+pub fn attainment_bound(
+    scenario: &Scenario,
+    workload: &Workload,
+    costs: &StepTimes,
+) -> Option<f64> {
+    (workload.len() <= crate::bound::MAX_REQUESTS).then(|| {
+        crate::bound::upper_bound(
+            workload,
+            costs,
+            scenario.cluster.total_gpus(),
+            scenario.cluster.max_degree(),
+        )
+        .attainment()
+    })
+}
+
 /// Runs every policy of the scenario on its workload.
 pub fn simulate(scenario: &Scenario) -> Result<Vec<PolicyRun>> {
     let workload = scenario.load_workload()?;
     let costs = resolve_costs(scenario, &workload)?;
+    let bound = attainment_bound(scenario, &workload, &costs);
     let mut runs = Vec::with_capacity(scenario.policies.len());
     for &kind in &scenario.policies {
         let mut policy = policy::build(kind, &scenario.cluster, &costs, &scenario.policy_config)?;
@@ -63,7 +81,8 @@ pub fn simulate(scenario: &Scenario) -> Result<Vec<PolicyRun>> {
             policy.as_mut(),
             &mut executor,
         )?;
-        let summary = Summary::of(&records);
+        let mut summary = Summary::of(&records);
+        summary.slo_attainment_bound = bound;
         runs.push(PolicyRun { records, summary });
     }
     Ok(runs)

@@ -25,7 +25,7 @@ use crate::scenario::{Overrides, RawScenario, RawSweep, Scenario, WorkloadSource
 use crate::simulate::simulate;
 
 /// The columns of `results.csv`.
-pub const HEADER: &str = "index,key,scenario,policy,mix,rate_per_min,slo_scale,seed,granularity,requests,met,missed,dropped,slo_attainment,latency_mean_s,latency_p50_s,latency_p90_s,latency_p99_s,gpu_seconds,utilization,mean_degree,per_resolution";
+pub const HEADER: &str = "index,key,scenario,policy,mix,rate_per_min,slo_scale,seed,granularity,requests,met,missed,dropped,slo_attainment,latency_mean_s,latency_p50_s,latency_p90_s,latency_p99_s,gpu_seconds,utilization,mean_degree,per_resolution,attainment_bound";
 
 /// One run of the grid.
 #[derive(Clone, Debug, PartialEq)]
@@ -199,7 +199,7 @@ fn row(index: usize, scenario: &str, c: &Coordinates, m: &Summary) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "{index},{},{scenario},{},{},{},{},{},{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{}",
+        "{index},{},{scenario},{},{},{},{},{},{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{}",
         csv_field(&c.key()),
         c.policy,
         csv_field(&c.mix),
@@ -219,7 +219,10 @@ fn row(index: usize, scenario: &str, c: &Coordinates, m: &Summary) -> String {
         m.gpu_seconds,
         m.utilization,
         m.mean_degree,
-        per_res.join(";")
+        per_res.join(";"),
+        m.slo_attainment_bound
+            .map(|b| format!("{b:.6}"))
+            .unwrap_or_default()
     );
     s
 }

@@ -93,6 +93,9 @@ pub struct Summary {
     pub dropped: usize,
     /// Fraction of all requests that met their deadline.
     pub slo_attainment: f64,
+    /// An upper bound on the attainment any policy could reach on this workload and cluster
+    /// (see `bound.rs`); `None` when not computed.
+    pub slo_attainment_bound: Option<f64>,
     pub latency: LatencyStats,
     /// GPU time allocated to steps (degree x duration), seconds.
     pub gpu_seconds: f64,
@@ -205,6 +208,7 @@ impl Summary {
             missed,
             dropped,
             slo_attainment: ratio(met, n),
+            slo_attainment_bound: None,
             latency: LatencyStats::from_nanos(latencies),
             gpu_seconds: gpu_ns as f64 / 1e9,
             gpu_hours: gpu_ns as f64 / 1e9 / 3600.0,

@@ -12,6 +12,7 @@ pub fn comparison_table(summaries: &[Summary]) -> String {
         "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>11}",
         "policy", "SLO att.", "met", "missed", "p50 lat", "p99 lat", "GPU-h", "util", "decide p99"
     );
+    let bound = summaries.iter().find_map(|m| m.slo_attainment_bound);
     for m in summaries {
         let _ = writeln!(
             s,
@@ -27,18 +28,26 @@ pub fn comparison_table(summaries: &[Summary]) -> String {
             m.scheduler.p99_us
         );
     }
+    if let Some(b) = bound {
+        let _ = writeln!(
+            s,
+            "{:<16} {:>8.1}%  (no policy can do better on this workload and cluster)",
+            "upper bound",
+            100.0 * b
+        );
+    }
     s
 }
 
 /// `comparison.csv`: the deterministic columns of each summary (no wall-clock figures).
 pub fn comparison_csv(summaries: &[Summary]) -> String {
     let mut s = String::from(
-        "policy,requests,met,missed,dropped,slo_attainment,latency_mean_s,latency_p50_s,latency_p90_s,latency_p99_s,gpu_seconds,utilization,mean_degree\n",
+        "policy,requests,met,missed,dropped,slo_attainment,latency_mean_s,latency_p50_s,latency_p90_s,latency_p99_s,gpu_seconds,utilization,mean_degree,slo_attainment_bound\n",
     );
     for m in summaries {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6}",
+            "{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{}",
             m.policy,
             m.requests,
             m.met,
@@ -51,7 +60,10 @@ pub fn comparison_csv(summaries: &[Summary]) -> String {
             m.latency.p99_s,
             m.gpu_seconds,
             m.utilization,
-            m.mean_degree
+            m.mean_degree,
+            m.slo_attainment_bound
+                .map(|b| format!("{b:.6}"))
+                .unwrap_or_default()
         );
     }
     s
