@@ -1,8 +1,9 @@
 //! Property tests: every policy (baselines, TetriServe and its ablations), on random
 //! workloads and clusters, yields records that pass the invariant checker, and the same
-//! inputs give identical records.
+//! inputs give identical records, and none meets more deadlines than the upper bound allows.
 
 use proptest::prelude::*;
+use tetriserve::bound::upper_bound;
 use tetriserve::cost::StepTimes;
 use tetriserve::metrics::invariants::check_run;
 use tetriserve::metrics::{Outcome, WorkRecord};
@@ -41,6 +42,7 @@ proptest! {
     fn every_policy_satisfies_the_invariants(workload in workload_strategy(), gpus_log2 in 0u32..4) {
         let c = cluster(1 << gpus_log2);
         let costs = costs(&workload, &c);
+        let bound = upper_bound(&workload, &costs, c.total_gpus(), c.max_degree());
         let mut kinds = PolicyKind::all_for(&c);
         kinds.extend(PolicyKind::ablation());
         for kind in kinds {
@@ -50,6 +52,9 @@ proptest! {
             let run = run_kind(kind, &workload, &c).unwrap();
             let errors = check_run(&run, &workload, Some(&expected(&costs)));
             prop_assert!(errors.is_empty(), "{kind}: {errors:#?}");
+            // No policy beats the upper bound.
+            let met = run.requests.iter().filter(|r| r.outcome == Outcome::Met).count();
+            prop_assert!(met <= bound.met, "{kind}: met {met} > bound {}", bound.met);
             // Nobody drops by default; baselines never preempt: one work per request.
             prop_assert!(run.requests.iter().all(|r| r.outcome != Outcome::Dropped));
             if !matches!(kind, PolicyKind::Tetriserve(_)) {
