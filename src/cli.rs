@@ -4,7 +4,7 @@
 //! [`Scenario`], call the library, print. Results go to stdout; messages for people to stderr.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -187,6 +187,25 @@ pub enum TraceCommand {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Convert another tool's trace (vLLM-Omni DiT benchmark JSONL, Alibaba GenAI CSV) to trace CSV.
+    #[command(
+        after_help = "Resolutions missing from the trace come from --mix (with --seed); SLOs missing from it from the scenario (--slo-scale).\n\nExamples:\n  tetriserve trace import traces/samples/vllm-omni-dit.jsonl --format vllm-omni -o dit.csv\n  tetriserve trace import traces/samples/alibaba-genai.csv --format alibaba-genai --mix skewed --time-scale 4 -o genai.csv\n  tetriserve simulate --trace genai.csv"
+    )]
+    Import {
+        /// The trace to read.
+        input: PathBuf,
+        /// Its format: vllm-omni or alibaba-genai.
+        #[arg(long)]
+        format: crate::workload::import::Format,
+        /// Replay at this many times the trace's rate (arrival gaps divided by it).
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        /// Output file (default: stdout).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 /// Flags that select and adjust a scenario (shared by `simulate` and `trace generate`).
@@ -309,6 +328,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Trace(TraceCommand::Generate { scenario, output }) => {
             run_trace_generate(scenario, output)
         }
+        Command::Trace(TraceCommand::Import {
+            input,
+            format,
+            time_scale,
+            scenario,
+            output,
+        }) => run_trace_import(&input, format, time_scale, scenario, output),
         Command::Profile(args) => run_profile(args),
         Command::Sweep(args) => run_sweep(args),
         Command::Merge { dir } => {
@@ -494,7 +520,12 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
 fn run_trace_generate(args: ScenarioArgs, output: Option<PathBuf>) -> Result<()> {
     let scenario = Scenario::load(args.scenario.as_deref(), &args.overrides())?;
     let workload = scenario.load_workload()?;
-    let csv = crate::workload::trace::to_csv(&workload);
+    write_trace(&workload, output)
+}
+
+/// Writes `workload` as trace CSV to `output` (atomically) or to stdout.
+fn write_trace(workload: &crate::workload::Workload, output: Option<PathBuf>) -> Result<()> {
+    let csv = crate::workload::trace::to_csv(workload);
     match output {
         Some(path) => {
             let tmp = path.with_extension("csv.tmp");
@@ -505,6 +536,42 @@ fn run_trace_generate(args: ScenarioArgs, output: Option<PathBuf>) -> Result<()>
         }
         None => print_stdout(&csv),
     }
+}
+
+fn run_trace_import(
+    input: &Path,
+    format: crate::workload::import::Format,
+    time_scale: f64,
+    args: ScenarioArgs,
+    output: Option<PathBuf>,
+) -> Result<()> {
+    use crate::scenario::WorkloadSource;
+    use crate::workload::import::{ImportOptions, import};
+    let scenario = Scenario::load(args.scenario.as_deref(), &args.overrides())?;
+    let spec = match scenario.workload {
+        WorkloadSource::Synthetic(spec) => spec,
+        WorkloadSource::Trace { .. } => {
+            return Err(Error::config_hint(
+                "the scenario replays a trace; importing needs its mix, steps and SLOs",
+                "use a scenario without `workload.trace` (or none)",
+            ));
+        }
+    };
+    let text = std::fs::read_to_string(input).map_err(|e| Error::io(input, e))?;
+    let opts = ImportOptions {
+        format,
+        time_scale,
+        mix: spec.mix,
+        sampling: spec.sampling,
+        seed: spec.seed,
+        steps: spec.steps,
+        slo: crate::workload::trace::SloDefaults {
+            bases: spec.slo_bases,
+            scale: spec.slo_scale,
+        },
+    };
+    let workload = import(&text, &input.display().to_string(), &opts)?;
+    write_trace(&workload, output)
 }
 
 fn run_sweep(args: SweepArgs) -> Result<()> {

@@ -11,6 +11,7 @@
 
 pub mod arrival;
 pub mod generate;
+pub mod import;
 pub mod mix;
 pub mod trace;
 

@@ -343,3 +343,67 @@ fn plots_from_a_run_directory_and_from_sweep_results() {
     let svg = std::fs::read_to_string(chart.with_extension("svg")).unwrap();
     assert!(svg.contains("tetriserve") && svg.contains("xdit-sp8"));
 }
+
+#[test]
+fn imported_traces_replay_and_bad_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // vLLM-Omni: every field comes from the file; the 24 requests replay.
+    let out = dir.path().join("dit.csv");
+    let o = run(&[
+        "trace",
+        "import",
+        "traces/samples/vllm-omni-dit.jsonl",
+        "--format",
+        "vllm-omni",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 24);
+    assert!(
+        csv.lines().nth(1).unwrap().starts_with("0,0.000000000,"),
+        "{csv}"
+    );
+    let o = run(&[
+        "simulate",
+        "--trace",
+        out.to_str().unwrap(),
+        "-p",
+        "tetriserve",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("/24"), "{}", stdout(&o));
+    // Alibaba GenAI: time scaled by 4, so the last arrival is a quarter of the unscaled one.
+    let last = |scale: &str| -> f64 {
+        let o = run(&[
+            "trace",
+            "import",
+            "traces/samples/alibaba-genai.csv",
+            "--format",
+            "alibaba-genai",
+            "--time-scale",
+            scale,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = stdout(&o);
+        let row = text.lines().last().unwrap().to_string();
+        row.split(',').nth(1).unwrap().parse().unwrap()
+    };
+    let (one, four) = (last("1"), last("4"));
+    assert!(one > 0.0 && (one / four - 4.0).abs() < 1e-6, "{one} {four}");
+    // A file in the wrong format: the error names it and the line; nothing is written.
+    let bad = dir.path().join("bad.csv");
+    let o = run(&[
+        "trace",
+        "import",
+        "traces/tiny.csv",
+        "--format",
+        "vllm-omni",
+        "-o",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("traces/tiny.csv:1"), "{}", stderr(&o));
+    assert!(!bad.exists());
+}
