@@ -170,6 +170,22 @@ fn with_bound(
     s
 }
 
+/// Each run's policy and the latencies (seconds) of its finished requests, for a CDF.
+fn latency_samples(runs: &[RunRecords]) -> Vec<(String, Vec<f64>)> {
+    runs.iter()
+        .map(|r| {
+            (
+                r.policy.clone(),
+                r.requests
+                    .iter()
+                    .filter_map(|q| q.latency())
+                    .map(|l| l.as_secs())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
 fn frame(title: &str, x: &str, y: &str, y_range: Option<(f64, f64)>) -> Frame {
     Frame {
         title: title.into(),
@@ -392,19 +408,7 @@ pub fn plot_runs(
         PathBuf::from(p)
     };
     let mut written = Vec::new();
-    let samples: Vec<(String, Vec<f64>)> = runs
-        .iter()
-        .map(|r| {
-            (
-                r.policy.clone(),
-                r.requests
-                    .iter()
-                    .filter_map(|q| q.latency())
-                    .map(|l| l.as_secs())
-                    .collect(),
-            )
-        })
-        .collect();
+    let samples = latency_samples(runs);
     let b = name("-latency-cdf");
     cdf_chart(
         &b,
@@ -711,19 +715,7 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
             ..Overrides::default()
         },
     )?;
-    let samples: Vec<(String, Vec<f64>)> = runs
-        .iter()
-        .map(|r| {
-            (
-                r.policy.clone(),
-                r.requests
-                    .iter()
-                    .filter_map(|q| q.latency())
-                    .map(|l| l.as_secs())
-                    .collect(),
-            )
-        })
-        .collect();
+    let samples = latency_samples(&runs);
     let base = out.join("fig09-latency-cdf");
     cdf_chart(
         &base,

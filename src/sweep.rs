@@ -21,6 +21,7 @@ use crate::error::{Error, InputError, Result};
 use crate::metrics::Summary;
 use crate::policy::PolicyKind;
 use crate::policy::tetriserve::RoundLength;
+use crate::report::{bound_cell, metric_cells};
 use crate::scenario::{Overrides, RawScenario, RawSweep, Scenario, WorkloadSource};
 use crate::simulate::simulate;
 
@@ -199,7 +200,7 @@ fn row(index: usize, scenario: &str, c: &Coordinates, m: &Summary) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "{index},{},{scenario},{},{},{},{},{},{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{}",
+        "{index},{},{scenario},{},{},{},{},{},{},{},{},{}",
         csv_field(&c.key()),
         c.policy,
         csv_field(&c.mix),
@@ -207,22 +208,9 @@ fn row(index: usize, scenario: &str, c: &Coordinates, m: &Summary) -> String {
         c.scale,
         c.seed,
         c.granularity,
-        m.requests,
-        m.met,
-        m.missed,
-        m.dropped,
-        m.slo_attainment,
-        m.latency.mean_s,
-        m.latency.p50_s,
-        m.latency.p90_s,
-        m.latency.p99_s,
-        m.gpu_seconds,
-        m.utilization,
-        m.mean_degree,
+        metric_cells(m),
         per_res.join(";"),
-        m.slo_attainment_bound
-            .map(|b| format!("{b:.6}"))
-            .unwrap_or_default()
+        bound_cell(m)
     );
     s
 }

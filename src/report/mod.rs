@@ -8,7 +8,7 @@ pub mod plot;
 mod table;
 mod timeline;
 
-pub use table::{comparison_csv, comparison_table};
+pub use table::{bound_cell, comparison_csv, comparison_table, metric_cells};
 pub use timeline::timeline_json;
 
 use std::fmt::Write as _;

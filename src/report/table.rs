@@ -39,32 +39,40 @@ pub fn comparison_table(summaries: &[Summary]) -> String {
     s
 }
 
+/// The summary metric columns shared by `comparison.csv` and sweep `results.csv`.
+pub const METRIC_COLUMNS: &str = "requests,met,missed,dropped,slo_attainment,latency_mean_s,latency_p50_s,latency_p90_s,latency_p99_s,gpu_seconds,utilization,mean_degree";
+
+/// The cells of [`METRIC_COLUMNS`] for one summary (deterministic figures only).
+pub fn metric_cells(m: &Summary) -> String {
+    format!(
+        "{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6}",
+        m.requests,
+        m.met,
+        m.missed,
+        m.dropped,
+        m.slo_attainment,
+        m.latency.mean_s,
+        m.latency.p50_s,
+        m.latency.p90_s,
+        m.latency.p99_s,
+        m.gpu_seconds,
+        m.utilization,
+        m.mean_degree,
+    )
+}
+
+/// The upper-bound cell: empty when the workload was too large to bound.
+pub fn bound_cell(m: &Summary) -> String {
+    m.slo_attainment_bound
+        .map(|b| format!("{b:.6}"))
+        .unwrap_or_default()
+}
+
 /// `comparison.csv`: the deterministic columns of each summary (no wall-clock figures).
 pub fn comparison_csv(summaries: &[Summary]) -> String {
-    let mut s = String::from(
-        "policy,requests,met,missed,dropped,slo_attainment,latency_mean_s,latency_p50_s,latency_p90_s,latency_p99_s,gpu_seconds,utilization,mean_degree,slo_attainment_bound\n",
-    );
+    let mut s = format!("policy,{METRIC_COLUMNS},slo_attainment_bound\n");
     for m in summaries {
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{}",
-            m.policy,
-            m.requests,
-            m.met,
-            m.missed,
-            m.dropped,
-            m.slo_attainment,
-            m.latency.mean_s,
-            m.latency.p50_s,
-            m.latency.p90_s,
-            m.latency.p99_s,
-            m.gpu_seconds,
-            m.utilization,
-            m.mean_degree,
-            m.slo_attainment_bound
-                .map(|b| format!("{b:.6}"))
-                .unwrap_or_default()
-        );
+        let _ = writeln!(s, "{},{},{}", m.policy, metric_cells(m), bound_cell(m));
     }
     s
 }
