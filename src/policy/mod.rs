@@ -140,6 +140,7 @@ impl PolicyKind {
             "tetriserve",
             "tetriserve-dp",
             "tetriserve-dp-pp",
+            "tetriserve-shed",
             "all",
             "ablation",
         ]
@@ -171,6 +172,7 @@ impl FromStr for PolicyKind {
             "tetriserve" => Ok(PolicyKind::Tetriserve(Variant::FULL)),
             "tetriserve-dp" => Ok(PolicyKind::Tetriserve(Variant::DP_ONLY)),
             "tetriserve-dp-pp" => Ok(PolicyKind::Tetriserve(Variant::DP_PP)),
+            "tetriserve-shed" => Ok(PolicyKind::Tetriserve(Variant::SHED)),
             _ => {
                 let mut msg = format!(
                     "unknown policy `{s}`; expected one of: {}",

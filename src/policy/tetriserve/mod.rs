@@ -127,28 +127,44 @@ impl Default for TetriserveConfig {
 pub struct Variant {
     pub placement_preservation: bool,
     pub elastic_scale_up: bool,
+    /// Overload shedding (not in the paper; see [`Tetriserve::shed`]).
+    pub shedding: bool,
 }
 
 impl Variant {
     pub const DP_ONLY: Variant = Variant {
         placement_preservation: false,
         elastic_scale_up: false,
+        shedding: false,
     };
     pub const DP_PP: Variant = Variant {
         placement_preservation: true,
         elastic_scale_up: false,
+        shedding: false,
     };
     pub const FULL: Variant = Variant {
         placement_preservation: true,
         elastic_scale_up: true,
+        shedding: false,
+    };
+    /// The full policy plus overload shedding (`tetriserve-shed`).
+    pub const SHED: Variant = Variant {
+        placement_preservation: true,
+        elastic_scale_up: true,
+        shedding: true,
     };
 
     pub fn name(self) -> &'static str {
-        match (self.placement_preservation, self.elastic_scale_up) {
-            (true, true) => "tetriserve",
-            (true, false) => "tetriserve-dp-pp",
-            (false, false) => "tetriserve-dp",
-            (false, true) => "tetriserve-dp-es",
+        match (
+            self.placement_preservation,
+            self.elastic_scale_up,
+            self.shedding,
+        ) {
+            (true, true, false) => "tetriserve",
+            (true, true, true) => "tetriserve-shed",
+            (true, false, _) => "tetriserve-dp-pp",
+            (false, false, _) => "tetriserve-dp",
+            (false, true, _) => "tetriserve-dp-es",
         }
     }
 }
@@ -510,7 +526,13 @@ impl Tetriserve {
     }
 
     /// Splits the waiting requests of a node into late ones (or drops them) and units.
-    fn form_units(&mut self, view: &View<'_>, waiting: &[RequestId], out: &mut Vec<Decision>) {
+    fn form_units(
+        &mut self,
+        view: &View<'_>,
+        node: u32,
+        waiting: &[RequestId],
+        out: &mut Vec<Decision>,
+    ) {
         let now = view.now;
         self.units.clear();
         self.late.clear();
@@ -568,6 +590,79 @@ impl Tetriserve {
         if self.config.batching {
             self.units.sort_by_key(|b| b.ids()[0]);
         }
+        if self.variant.shedding {
+            self.shed(view, node);
+        }
+    }
+
+    /// Overload shedding: moves to the best-effort list the units that the node cannot serve
+    /// in time alongside the others, choosing the most expensive ones.
+    ///
+    /// The node is seen as one fluid machine doing `G` GPU-seconds of work per second. Each
+    /// unit needs at least its minimal-GPU-time plan's work before its deadline (running
+    /// requests too, and those cannot be shed). In earliest-deadline order, whenever the work
+    /// due by a deadline exceeds what the node can do by then, the largest sheddable unit
+    /// seen so far is shed (Moore-Hodgson's rule, optimal for the number of on-time jobs on
+    /// one machine). The test is optimistic (no rounds, no degree limits), so it only fires
+    /// in real overload, where it trades one expensive request for several cheap ones
+    /// instead of letting the packing keep expensive requests alive at everyone's cost.
+    /// Shed requests still run on GPUs nobody else wants and count as met if they make it.
+    fn shed(&mut self, view: &View<'_>, node: u32) {
+        let now = view.now;
+        let gpus = u128::from(self.cluster.gpus_per_node);
+        // (deadline, unit index or usize::MAX for running work, minimal GPU-ns).
+        let mut items: Vec<(Nanos, usize, u128)> = Vec::with_capacity(self.units.len());
+        for (i, b) in self.units.iter().enumerate() {
+            let lead = view.request(b.ids()[0]);
+            let table = self.table(lead.class, b.len());
+            let deadline = b
+                .ids()
+                .iter()
+                .map(|&id| view.request(id).deadline())
+                .min()
+                .expect("non-empty");
+            let plan = min_gpu_plan(&table.plan_times, lead.remaining_steps(), deadline - now);
+            items.push((deadline, i, plan.gpu_time(&table.plan_times)));
+        }
+        for &id in view.active {
+            let s = view.request(id);
+            if s.phase != Phase::Running
+                || self.node_of.get(id.index()).copied().unwrap_or(0) != node
+            {
+                continue;
+            }
+            let table = self.table(s.class, 1);
+            if s.deadline() < now + table.fastest.times(u64::from(s.remaining_steps())) {
+                continue; // Late already: best effort, not part of the promise.
+            }
+            let plan = min_gpu_plan(&table.plan_times, s.remaining_steps(), s.deadline() - now);
+            items.push((s.deadline(), usize::MAX, plan.gpu_time(&table.plan_times)));
+        }
+        items.sort_unstable();
+        let mut kept = std::collections::BinaryHeap::new();
+        let mut shed = Vec::new();
+        let mut due = 0u128;
+        for &(deadline, i, work) in &items {
+            due += work;
+            if i != usize::MAX {
+                kept.push((work, std::cmp::Reverse(i)));
+            }
+            while due > gpus * u128::from((deadline - now).0) {
+                let Some((w, std::cmp::Reverse(j))) = kept.pop() else {
+                    break;
+                };
+                due -= w;
+                shed.push(j);
+            }
+        }
+        if shed.is_empty() {
+            return;
+        }
+        shed.sort_unstable();
+        for &j in shed.iter().rev() {
+            let b = self.units.remove(j);
+            self.late.extend_from_slice(b.ids());
+        }
     }
 
     fn run_node_round(
@@ -581,7 +676,7 @@ impl Tetriserve {
         let now = view.now;
         let next = round_end;
         let window = round_end - now;
-        self.form_units(view, waiting, out);
+        self.form_units(view, node, waiting, out);
         self.groups.clear();
         self.candidates.clear();
         let units = std::mem::take(&mut self.units);
