@@ -396,7 +396,21 @@ pub fn run(cli: Cli) -> Result<()> {
             println!(
                 "rssp                                    resolution-specific fixed degree, FCFS, any free k-subset"
             );
-            println!("all                                     every policy the cluster supports");
+            println!(
+                "tetriserve                              the paper's scheduler: step-level SP degrees per round, DP packing,\n                                        placement preservation, elastic scale-up"
+            );
+            println!(
+                "tetriserve-dp, tetriserve-dp-pp         ablations: DP packing only; DP + placement preservation"
+            );
+            println!(
+                "tetriserve-shed                         tetriserve + overload shedding (beyond the paper): when a node's\n                                        GPU-seconds cannot cover every deadline, serve the most expensive\n                                        requests best-effort instead"
+            );
+            println!(
+                "all                                     the baselines and tetriserve (what the paper compares)"
+            );
+            println!(
+                "ablation                                tetriserve-dp, tetriserve-dp-pp, tetriserve"
+            );
             Ok(())
         }
     }

@@ -17,7 +17,7 @@ use crate::cost::analytic::Analytic;
 use crate::cost::profile::ProfileTable;
 use crate::cost::{CostModel, Overheads};
 use crate::error::{Error, InputError, Result};
-use crate::policy::tetriserve::{RoundLength, TieBreak};
+use crate::policy::tetriserve::{RoundLength, ShedConfig, ShedRule, TieBreak};
 use crate::policy::{PolicyConfig, PolicyKind, TetriserveConfig};
 use crate::time::Nanos;
 use crate::workload::arrival::ArrivalProcess;
@@ -157,6 +157,12 @@ pub struct RawTetriserve {
     pub batching: Option<bool>,
     /// Move the round length to where whole steps waste the least of it (default true).
     pub snap_rounds: Option<bool>,
+    /// `tetriserve-shed`: which unit to shed first, `largest-work` (default) or `latest-deadline`.
+    pub shed_rule: Option<String>,
+    /// `tetriserve-shed`: fraction of the node's GPU-seconds the overload test counts (default 1.0).
+    pub shed_capacity: Option<f64>,
+    /// `tetriserve-shed`: drop shed requests instead of serving them best-effort (default false).
+    pub shed_drop: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -382,6 +388,21 @@ impl RawScenario {
                         .tetriserve
                         .snap_rounds
                         .or(base.policy.tetriserve.snap_rounds),
+                    shed_rule: self
+                        .policy
+                        .tetriserve
+                        .shed_rule
+                        .or(base.policy.tetriserve.shed_rule),
+                    shed_capacity: self
+                        .policy
+                        .tetriserve
+                        .shed_capacity
+                        .or(base.policy.tetriserve.shed_capacity),
+                    shed_drop: self
+                        .policy
+                        .tetriserve
+                        .shed_drop
+                        .or(base.policy.tetriserve.shed_drop),
                 },
             },
         }
@@ -802,6 +823,23 @@ fn tetriserve_config(raw: &RawTetriserve, source: &str) -> Result<TetriserveConf
             )
         })?),
     };
+    let rule = match raw.shed_rule.as_deref().unwrap_or("largest-work") {
+        "largest-work" => ShedRule::LargestWork,
+        "latest-deadline" => ShedRule::LatestDeadline,
+        other => {
+            return Err(bad(
+                "policy.tetriserve.shed_rule",
+                format!("unknown rule `{other}`; expected `largest-work` or `latest-deadline`"),
+            ));
+        }
+    };
+    let capacity = raw.shed_capacity.unwrap_or(1.0);
+    if !(capacity.is_finite() && capacity > 0.0) {
+        return Err(bad(
+            "policy.tetriserve.shed_capacity",
+            format!("expected a positive fraction such as 1.0, got {capacity}"),
+        ));
+    }
     Ok(TetriserveConfig {
         round,
         tie_break,
@@ -811,6 +849,11 @@ fn tetriserve_config(raw: &RawTetriserve, source: &str) -> Result<TetriserveConf
         backfill: raw.backfill.unwrap_or(true),
         batching: raw.batching.unwrap_or(false),
         snap_rounds: raw.snap_rounds.unwrap_or(true),
+        shed: ShedConfig {
+            rule,
+            capacity,
+            drop: raw.shed_drop.unwrap_or(false),
+        },
     })
 }
 

@@ -129,6 +129,11 @@ impl PolicyKind {
         ]
     }
 
+    /// Policies beyond the paper.
+    pub fn extensions() -> Vec<PolicyKind> {
+        vec![PolicyKind::Tetriserve(Variant::SHED)]
+    }
+
     /// Names accepted by [`FromStr`], for help texts and suggestions.
     pub fn names() -> &'static [&'static str] {
         &[

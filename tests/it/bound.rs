@@ -98,6 +98,7 @@ proptest! {
         prop_assert!(bound.met <= reqs.len());
         let mut kinds = PolicyKind::all_for(&c);
         kinds.extend(PolicyKind::ablation());
+        kinds.extend(PolicyKind::extensions());
         for kind in kinds {
             let config = tetriserve::policy::PolicyConfig { rssp_degrees: vec![], ..Default::default() };
             let mut p = tetriserve::policy::build(kind, &c, &costs, &config).unwrap();

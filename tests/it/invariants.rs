@@ -45,6 +45,7 @@ proptest! {
         let bound = upper_bound(&workload, &costs, c.total_gpus(), c.max_degree());
         let mut kinds = PolicyKind::all_for(&c);
         kinds.extend(PolicyKind::ablation());
+        kinds.extend(PolicyKind::extensions());
         for kind in kinds {
             if kind == PolicyKind::Rssp && c.gpus_per_node < 2 {
                 continue; // the test's RSSP map sends 512 px to SP 2
@@ -74,6 +75,7 @@ fn check_all(workload: &Workload, c: &tetriserve::cluster::Cluster) {
     let costs = costs(workload, c);
     let mut kinds = PolicyKind::all_for(c);
     kinds.extend(PolicyKind::ablation());
+    kinds.extend(PolicyKind::extensions());
     for kind in kinds {
         let run = match run_kind(kind, workload, c) {
             Ok(r) => r,

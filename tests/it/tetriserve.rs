@@ -29,12 +29,21 @@ impl CostModel for BatchingCosts {
 }
 
 fn run(w: &Workload, cluster: &Cluster, config: TetriserveConfig) -> (RunRecords, StepTimes) {
+    run_variant(Variant::FULL, w, cluster, config)
+}
+
+fn run_variant(
+    variant: Variant,
+    w: &Workload,
+    cluster: &Cluster,
+    config: TetriserveConfig,
+) -> (RunRecords, StepTimes) {
     let costs = StepTimes::resolve(&BatchingCosts, &w.resolutions(), cluster, &[1, 2, 4]).unwrap();
     let overheads = Overheads {
         remap_fraction: 0.0,
         ..Overheads::default()
     };
-    let mut p = Tetriserve::new(Variant::FULL, cluster, &costs, config, overheads.clone());
+    let mut p = Tetriserve::new(variant, cluster, &costs, config, overheads.clone());
     let mut exec = SimExecutor::new(&costs, overheads);
     let run = engine::run(w, cluster, &costs, &mut p, &mut exec).unwrap();
     (run, costs)
@@ -161,4 +170,66 @@ proptest! {
             prop_assert!(r.requests.iter().all(|x| x.outcome != Outcome::Dropped));
         }
     }
+}
+
+#[test]
+fn overload_shedding_trades_one_expensive_request_for_four_cheap_ones() {
+    // One GPU, everything due at 1 s. The 512 px request needs 3 x 300 ms, each 256 px one
+    // 2 x 100 ms: 1.7 s of work for 1 s. Serving the large one first (it arrived first) meets
+    // only it; shedding it meets the four small ones, and it still completes best-effort.
+    let mut reqs = vec![req(0, 0, LARGE, 3, 1000)];
+    reqs.extend((1..5).map(|i| req(i, 0, SMALL, 2, 1000)));
+    let w = Workload::from_requests(reqs);
+    let met = |r: &RunRecords| {
+        r.requests
+            .iter()
+            .filter(|x| x.outcome == Outcome::Met)
+            .map(|x| x.id)
+            .collect::<Vec<_>>()
+    };
+    let (plain, costs) = run(&w, &one_node(1), TetriserveConfig::default());
+    assert_eq!(met(&plain), vec![0]);
+    let (shed, _) = run_variant(Variant::SHED, &w, &one_node(1), TetriserveConfig::default());
+    assert!(check_run(&shed, &w, Some(&expected(&costs))).is_empty());
+    assert_eq!(met(&shed), vec![1, 2, 3, 4]);
+    assert_eq!(shed.requests[0].outcome, Outcome::Missed);
+    // The small ones back to back, then the large one best-effort: two steps fit the rest of
+    // the first round (tau = 5 x 300 ms = 1.5 s), the third runs at the next boundary.
+    let schedule: Vec<(u64, u64, u64, u32)> = shed
+        .works
+        .iter()
+        .map(|x| {
+            (
+                x.requests[0],
+                x.start.0 / 1_000_000,
+                x.end.0 / 1_000_000,
+                x.steps,
+            )
+        })
+        .collect();
+    assert_eq!(
+        schedule,
+        vec![
+            (1, 0, 200, 2),
+            (2, 200, 400, 2),
+            (3, 400, 600, 2),
+            (4, 600, 800, 2),
+            (0, 800, 1400, 2),
+            (0, 1500, 1800, 1)
+        ]
+    );
+}
+
+#[test]
+fn without_overload_shedding_changes_nothing() {
+    // Ten requests, one every 2 s, each alone on the node: records are identical.
+    let w = Workload::from_requests(
+        (0..10)
+            .map(|i| req(i, i * 2000, if i % 2 == 0 { LARGE } else { SMALL }, 4, 1500))
+            .collect(),
+    );
+    let (plain, _) = run(&w, &one_node(2), TetriserveConfig::default());
+    let (shed, _) = run_variant(Variant::SHED, &w, &one_node(2), TetriserveConfig::default());
+    assert_eq!(plain.requests, shed.requests);
+    assert_eq!(plain.works, shed.works);
 }

@@ -40,6 +40,7 @@
 mod packing;
 mod placement;
 mod plan;
+mod shedding;
 
 pub use packing::{Group, Packer, Value};
 pub use plan::{Part, Plan, min_gpu_plan};
@@ -105,6 +106,39 @@ pub struct TetriserveConfig {
     /// With `RoundLength::Steps`, lengthen tau (by at most 50%) to where whole steps waste the
     /// least of each round (see `snap_round`). On by default.
     pub snap_rounds: bool,
+    /// How `tetriserve-shed` sheds (ignored by the other variants).
+    pub shed: ShedConfig,
+}
+
+/// Which unit overload shedding gives up first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShedRule {
+    /// The one needing the most GPU-seconds (Moore-Hodgson; the default).
+    LargestWork,
+    /// The one with the latest deadline (what plain earliest-deadline-first admission sheds).
+    LatestDeadline,
+}
+
+/// Parameters of overload shedding (`tetriserve-shed`). The defaults are the best measured;
+/// the others exist for ablations (docs/tetriserve-results.md).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ShedConfig {
+    pub rule: ShedRule,
+    /// The fraction of the node's GPU-seconds the fluid test may promise (1.0: all of them).
+    /// Below 1 sheds earlier; above 1 sheds only in deeper overload.
+    pub capacity: f64,
+    /// Drop shed requests instead of letting them run best-effort on leftover GPUs.
+    pub drop: bool,
+}
+
+impl Default for ShedConfig {
+    fn default() -> ShedConfig {
+        ShedConfig {
+            rule: ShedRule::LargestWork,
+            capacity: 1.0,
+            drop: false,
+        }
+    }
 }
 
 impl Default for TetriserveConfig {
@@ -118,6 +152,7 @@ impl Default for TetriserveConfig {
             backfill: true,
             batching: false,
             snap_rounds: true,
+            shed: ShedConfig::default(),
         }
     }
 }
@@ -591,28 +626,23 @@ impl Tetriserve {
             self.units.sort_by_key(|b| b.ids()[0]);
         }
         if self.variant.shedding {
+            let before = self.late.len();
             self.shed(view, node);
+            if self.config.shed.drop {
+                for id in self.late.drain(before..) {
+                    out.push(Decision::Drop(id));
+                }
+            }
         }
     }
 
-    /// Overload shedding: moves to the best-effort list the units that the node cannot serve
-    /// in time alongside the others, choosing the most expensive ones.
-    ///
-    /// The node is seen as one fluid machine doing `G` GPU-seconds of work per second. Each
-    /// unit needs at least its minimal-GPU-time plan's work before its deadline (running
-    /// requests too, and those cannot be shed). In earliest-deadline order, whenever the work
-    /// due by a deadline exceeds what the node can do by then, the largest sheddable unit
-    /// seen so far is shed (Moore-Hodgson's rule, optimal for the number of on-time jobs on
-    /// one machine). The test is optimistic (no rounds, no degree limits), so it only fires
-    /// in real overload, where it trades one expensive request for several cheap ones
-    /// instead of letting the packing keep expensive requests alive at everyone's cost.
-    /// Shed requests still run on GPUs nobody else wants and count as met if they make it.
+    /// Overload shedding (`tetriserve-shed`, see [`shedding`]): moves to the best-effort list
+    /// the units that the node cannot serve in time alongside the others. Shed requests still
+    /// run on GPUs nobody else wants and count as met if they make it.
     fn shed(&mut self, view: &View<'_>, node: u32) {
         let now = view.now;
-        let gpus = u128::from(self.cluster.gpus_per_node);
-        // (deadline, unit index or usize::MAX for running work, minimal GPU-ns).
-        let mut items: Vec<(Nanos, usize, u128)> = Vec::with_capacity(self.units.len());
-        for (i, b) in self.units.iter().enumerate() {
+        let mut jobs = Vec::with_capacity(self.units.len());
+        for b in &self.units {
             let lead = view.request(b.ids()[0]);
             let table = self.table(lead.class, b.len());
             let deadline = b
@@ -622,8 +652,18 @@ impl Tetriserve {
                 .min()
                 .expect("non-empty");
             let plan = min_gpu_plan(&table.plan_times, lead.remaining_steps(), deadline - now);
-            items.push((deadline, i, plan.gpu_time(&table.plan_times)));
+            let work = plan.gpu_time(&table.plan_times);
+            let key = match self.config.shed.rule {
+                ShedRule::LargestWork => work,
+                ShedRule::LatestDeadline => u128::from(deadline.0),
+            };
+            jobs.push(shedding::Job {
+                deadline,
+                work,
+                key: Some(key),
+            });
         }
+        // Running requests of the node that can still make it load it too.
         for &id in view.active {
             let s = view.request(id);
             if s.phase != Phase::Running
@@ -633,32 +673,22 @@ impl Tetriserve {
             }
             let table = self.table(s.class, 1);
             if s.deadline() < now + table.fastest.times(u64::from(s.remaining_steps())) {
-                continue; // Late already: best effort, not part of the promise.
+                continue;
             }
             let plan = min_gpu_plan(&table.plan_times, s.remaining_steps(), s.deadline() - now);
-            items.push((s.deadline(), usize::MAX, plan.gpu_time(&table.plan_times)));
+            jobs.push(shedding::Job {
+                deadline: s.deadline(),
+                work: plan.gpu_time(&table.plan_times),
+                key: None,
+            });
         }
-        items.sort_unstable();
-        let mut kept = std::collections::BinaryHeap::new();
-        let mut shed = Vec::new();
-        let mut due = 0u128;
-        for &(deadline, i, work) in &items {
-            due += work;
-            if i != usize::MAX {
-                kept.push((work, std::cmp::Reverse(i)));
-            }
-            while due > gpus * u128::from((deadline - now).0) {
-                let Some((w, std::cmp::Reverse(j))) = kept.pop() else {
-                    break;
-                };
-                due -= w;
-                shed.push(j);
-            }
-        }
-        if shed.is_empty() {
-            return;
-        }
-        shed.sort_unstable();
+        let shed = shedding::shed(
+            &jobs,
+            now,
+            self.cluster.gpus_per_node,
+            self.config.shed.capacity,
+        );
+        // Indices ascend and running jobs come after every unit: remove from the back.
         for &j in shed.iter().rev() {
             let b = self.units.remove(j);
             self.late.extend_from_slice(b.ids());
