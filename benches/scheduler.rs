@@ -32,6 +32,16 @@ fn workload(n: usize) -> Workload {
 
 #[divan::bench(args = [(8, 10), (8, 100), (8, 1000), (64, 10), (64, 100), (64, 1000), (512, 10), (512, 100), (512, 1000), (512, 10000)])]
 fn tetriserve_round(bencher: Bencher, (gpus, pending): (u32, usize)) {
+    round(bencher, gpus, pending, Variant::FULL);
+}
+
+/// The same with overload shedding (a burst is an overload: the shedding test runs in full).
+#[divan::bench(args = [(8, 10), (8, 100), (8, 1000), (512, 1000), (512, 10000)])]
+fn tetriserve_shed_round(bencher: Bencher, (gpus, pending): (u32, usize)) {
+    round(bencher, gpus, pending, Variant::SHED);
+}
+
+fn round(bencher: Bencher, gpus: u32, pending: usize, variant: Variant) {
     let cluster = Cluster::new("h100", gpus / 8, 8, Topology::NvSwitch).unwrap();
     let mut w = workload(pending);
     // Everyone is waiting at t = 0 with its SLO from now: a burst of `pending` requests.
@@ -53,7 +63,7 @@ fn tetriserve_round(bencher: Bencher, (gpus, pending): (u32, usize)) {
     let ids: Vec<RequestId> = w.requests.iter().map(|r| r.id).collect();
     let free = cluster.all_free();
     let mut policy = Tetriserve::new(
-        Variant::FULL,
+        variant,
         &cluster,
         &costs,
         Default::default(),
@@ -120,7 +130,7 @@ fn packing(bencher: Bencher, pending: usize) {
     bencher.bench_local(|| packer.pack(&groups, 8, &mut out));
 }
 
-#[divan::bench(args = ["xdit-sp8", "rssp", "tetriserve"])]
+#[divan::bench(args = ["xdit-sp8", "rssp", "tetriserve", "tetriserve-shed"])]
 fn simulate_300(bencher: Bencher, name: &str) {
     let cluster = Cluster::new("h100", 1, 8, Topology::NvSwitch).unwrap();
     let w = workload(300);

@@ -102,6 +102,28 @@ pub enum Command {
         after_help = "Example:\n  tetriserve goodput --policy tetriserve --target 0.9 --seeds 1,2,3"
     )]
     Goodput(GoodputArgs),
+    /// Paired comparison of two policies over the seeds of sweep results: mean gain in SLO
+    /// attainment per grid point with a 95% confidence interval, wins/ties/losses.
+    #[command(
+        after_help = "Example:\n  tetriserve sweep -s scenarios/beyond/shed-bursty.toml --out runs/shed\n  tetriserve compare runs/shed/results.csv --baseline tetriserve --policy tetriserve-shed"
+    )]
+    Compare {
+        /// Sweep results.csv files (rows of other policies are ignored).
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+        /// The reference policy.
+        #[arg(long)]
+        baseline: String,
+        /// The policy whose gain over the baseline is measured.
+        #[arg(long)]
+        policy: String,
+        /// Compare the attainment of one resolution (e.g. 2048x2048) instead of the overall.
+        #[arg(long, value_name = "WxH")]
+        resolution: Option<String>,
+        /// Also write the per-point table as CSV here.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -343,6 +365,21 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Goodput(args) => run_goodput(args),
+        Command::Compare {
+            results,
+            baseline,
+            policy,
+            resolution,
+            csv,
+        } => {
+            let files: Vec<&std::path::Path> = results.iter().map(PathBuf::as_path).collect();
+            let c = crate::compare::compare(&files, &baseline, &policy, resolution.as_deref())?;
+            print!("{}", c.to_markdown());
+            if let Some(path) = csv {
+                crate::report::write_file_atomic(&path, c.to_csv().as_bytes())?;
+            }
+            Ok(())
+        }
         Command::Figures { out, root } => {
             if !root.join("scenarios/paper").is_dir() {
                 return Err(Error::config_hint(
@@ -542,9 +579,7 @@ fn write_trace(workload: &crate::workload::Workload, output: Option<PathBuf>) ->
     let csv = crate::workload::trace::to_csv(workload);
     match output {
         Some(path) => {
-            let tmp = path.with_extension("csv.tmp");
-            std::fs::write(&tmp, csv).map_err(|e| Error::io(&tmp, e))?;
-            std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+            crate::report::write_file_atomic(&path, csv.as_bytes())?;
             eprintln!("wrote {} requests to {}", workload.len(), path.display());
             Ok(())
         }

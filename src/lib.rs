@@ -9,6 +9,7 @@
 pub mod bound;
 pub mod cli;
 pub mod cluster;
+pub mod compare;
 pub mod cost;
 pub mod engine;
 pub mod error;

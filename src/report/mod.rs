@@ -96,6 +96,19 @@ pub fn run_files(run: &RunRecords, summary: &Summary, timeline: bool) -> Vec<(Pa
     files
 }
 
+/// Writes one file atomically: to a sibling temporary file, then renamed onto `path`, so
+/// that a reader never sees half of it.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
 /// Writes `files` (paths relative to `dir`) as the directory `dir`, atomically.
 ///
 /// Everything is written to a sibling temporary directory first, then renamed onto `dir`.

@@ -177,6 +177,18 @@ const CASES: &[Case] = &[
         expect: &["<file>", "`policy.tetriserve.tau_ms`"],
     },
     Case {
+        name: "scenario: unknown shedding rule",
+        kind: "scenario",
+        content: "[policy.tetriserve]\nshed_rule = \"biggest\"\n",
+        expect: &["<file>", "`policy.tetriserve.shed_rule`", "largest-work"],
+    },
+    Case {
+        name: "scenario: shedding capacity <= 0",
+        kind: "scenario",
+        content: "[policy.tetriserve]\nshed_capacity = 0\n",
+        expect: &["<file>", "`policy.tetriserve.shed_capacity`", "positive"],
+    },
+    Case {
         name: "scenario: TOML syntax",
         kind: "scenario",
         content: "seed = \n",

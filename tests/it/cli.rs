@@ -407,3 +407,54 @@ fn imported_traces_replay_and_bad_ones_are_refused() {
     assert!(stderr(&o).contains("traces/tiny.csv:1"), "{}", stderr(&o));
     assert!(!bad.exists());
 }
+
+#[test]
+fn a_sweep_of_two_policies_is_compared_paired_by_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = dir.path().join("g.toml");
+    std::fs::write(
+        &grid,
+        "[workload]\nrequests = 60\nrate_per_min = 30.0\n[sweep]\npolicies = [\"tetriserve\", \"tetriserve-shed\"]\nslo_scales = [1.0, 1.5]\nseeds = [1, 2, 3]\n",
+    )
+    .unwrap();
+    let out = dir.path().join("runs");
+    let o = run(&[
+        "sweep",
+        "-s",
+        grid.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let results = out.join("results.csv");
+    let csv = dir.path().join("cmp.csv");
+    let o = run(&[
+        "compare",
+        results.to_str().unwrap(),
+        "--baseline",
+        "tetriserve",
+        "--policy",
+        "tetriserve-shed",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("All 2 points, SLO attainment"), "{text}");
+    assert!(text.contains("over 3 seeds"), "{text}");
+    assert_eq!(read(dir.path(), "cmp.csv").lines().count(), 3);
+    let o = run(&[
+        "compare",
+        results.to_str().unwrap(),
+        "--baseline",
+        "rssp",
+        "--policy",
+        "tetriserve-shed",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no results for policy `rssp`"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -34,9 +34,12 @@ fn every_shipped_scenario_runs() {
     );
 }
 
-#[test]
-fn every_paper_scenario_is_a_valid_grid() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/paper");
+/// Loads every scenario of `scenarios/<sub>` as a sweep grid and builds some of its points;
+/// returns how many files there were.
+fn check_grids(sub: &str) -> usize {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(sub);
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -51,5 +54,32 @@ fn every_paper_scenario_is_a_valid_grid() {
         }
         seen += 1;
     }
-    assert_eq!(seen, 8, "one scenario per reproduced figure");
+    seen
+}
+
+#[test]
+fn every_paper_scenario_is_a_valid_grid() {
+    assert_eq!(
+        check_grids("paper"),
+        8,
+        "one scenario per reproduced figure"
+    );
+}
+
+#[test]
+fn every_shedding_grid_is_valid_and_pairs_the_two_policies() {
+    assert_eq!(check_grids("beyond"), 7);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/beyond");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let (raw, _) = tetriserve::scenario::RawScenario::load_merged(Some(&path)).unwrap();
+        let sweep = raw.sweep.unwrap();
+        assert_eq!(
+            sweep.policies.unwrap(),
+            vec!["tetriserve".to_string(), "tetriserve-shed".to_string()],
+            "{}",
+            path.display()
+        );
+        assert!(sweep.seeds.unwrap().len() >= 5, "{}", path.display());
+    }
 }

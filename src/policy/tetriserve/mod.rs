@@ -320,6 +320,8 @@ pub struct Tetriserve {
     batchable_buf: Vec<(ResClass, u32, u32, Nanos, RequestId)>,
     late: Vec<RequestId>,
     by_node: Vec<Vec<RequestId>>,
+    /// With shedding: running requests by node, filled in the same pass as `by_node`.
+    running_by_node: Vec<Vec<RequestId>>,
     touched: Vec<bool>,
     placer: Placer,
 }
@@ -406,6 +408,7 @@ impl Tetriserve {
             batchable_buf: Vec::new(),
             late: Vec::new(),
             by_node: Vec::new(),
+            running_by_node: Vec::new(),
             touched: Vec::new(),
             placer: Placer::default(),
         }
@@ -542,12 +545,19 @@ impl Tetriserve {
         let mut by_node = std::mem::take(&mut self.by_node);
         by_node.resize_with(self.cluster.nodes as usize, Vec::new);
         by_node.iter_mut().for_each(Vec::clear);
+        let shedding = self.variant.shedding;
+        if shedding {
+            self.running_by_node
+                .resize_with(self.cluster.nodes as usize, Vec::new);
+            self.running_by_node.iter_mut().for_each(Vec::clear);
+        }
         for &id in view.active {
-            if view.request(id).phase == Phase::Waiting {
-                let node = self.node_of.get(id.index()).copied().unwrap_or(0);
-                if touched[node as usize] {
-                    by_node[node as usize].push(id);
-                }
+            let phase = view.request(id).phase;
+            let node = self.node_of.get(id.index()).copied().unwrap_or(0) as usize;
+            if phase == Phase::Waiting && touched[node] {
+                by_node[node].push(id);
+            } else if shedding && phase == Phase::Running && touched[node] {
+                self.running_by_node[node].push(id);
             }
         }
         self.touched = touched;
@@ -664,13 +674,8 @@ impl Tetriserve {
             });
         }
         // Running requests of the node that can still make it load it too.
-        for &id in view.active {
+        for &id in &self.running_by_node[node as usize] {
             let s = view.request(id);
-            if s.phase != Phase::Running
-                || self.node_of.get(id.index()).copied().unwrap_or(0) != node
-            {
-                continue;
-            }
             let table = self.table(s.class, 1);
             if s.deadline() < now + table.fastest.times(u64::from(s.remaining_steps())) {
                 continue;

@@ -1,0 +1,369 @@
+//! Paired comparison of two policies over seeds: is one really better, or is it noise?
+//!
+//! Sweeps run every policy on the same arrivals for a given seed (common random numbers), so
+//! the right test is paired: per grid point (scenario, mix, rate, SLO scale, granularity),
+//! the gain is `attainment(policy) - attainment(baseline)` seed by seed, and its mean comes
+//! with a Student-t 95% confidence interval over the seeds. Across points, the per-seed gains
+//! are first averaged over the points (points share their seeds, so they are not
+//! independent samples), and the interval is taken over those per-seed means.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::error::{Error, InputError, Result};
+use crate::sweep::mean_ci95;
+
+/// One grid point of the comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PointGain {
+    pub scenario: String,
+    pub mix: String,
+    pub rate_per_min: String,
+    pub slo_scale: String,
+    pub granularity: String,
+    /// Seeds present for both policies.
+    pub seeds: usize,
+    /// Mean SLO attainment of the baseline and of the policy, percent.
+    pub baseline: f64,
+    pub policy: f64,
+    /// Mean paired gain (percentage points) and its 95% half-width.
+    pub gain: f64,
+    pub ci95: f64,
+    /// Seeds where the policy did better, the same, worse.
+    pub wins: usize,
+    pub ties: usize,
+    pub losses: usize,
+}
+
+/// The whole comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    /// What is compared: `SLO attainment`, or `WxH attainment` for one resolution.
+    pub metric: String,
+    pub baseline: String,
+    pub policy: String,
+    pub points: Vec<PointGain>,
+    /// Over all points: the mean gain and the 95% half-width over seeds of the per-seed mean
+    /// gain, and how many seeds that is.
+    pub gain: f64,
+    pub ci95: f64,
+    pub seeds: usize,
+}
+
+type PointKey = (String, String, String, String, String);
+
+/// Compares `policy` with `baseline` over the rows of sweep results files: overall SLO
+/// attainment, or with `resolution` (e.g. `2048x2048`) that resolution's attainment. Points
+/// keep the order in which the files first list them (the sweep's grid order).
+pub fn compare(
+    files: &[&Path],
+    baseline: &str,
+    policy: &str,
+    resolution: Option<&str>,
+) -> Result<Comparison> {
+    // point -> seed -> (baseline, policy) attainment in percent, points in first-seen order.
+    let mut order: Vec<PointKey> = Vec::new();
+    let mut table: BTreeMap<PointKey, BTreeMap<String, [Option<f64>; 2]>> = BTreeMap::new();
+    let mut policies_seen = std::collections::BTreeSet::new();
+    for path in files {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(*path, e))?;
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let source = path.display().to_string();
+        let headers = reader
+            .headers()
+            .map_err(|e| Error::Input(InputError::new(&source, format!("unreadable header: {e}"))))?
+            .clone();
+        let col = |name: &str| {
+            headers.iter().position(|h| h == name).ok_or_else(|| {
+                Error::Input(
+                    InputError::new(&source, format!("no column `{name}`"))
+                        .line(1)
+                        .hint("give the results.csv of `tetriserve sweep`"),
+                )
+            })
+        };
+        let cols = [
+            "scenario",
+            "mix",
+            "rate_per_min",
+            "slo_scale",
+            "granularity",
+            "seed",
+            "policy",
+            if resolution.is_some() {
+                "per_resolution"
+            } else {
+                "slo_attainment"
+            },
+        ]
+        .map(col);
+        let mut c = [0usize; 8];
+        for (i, r) in cols.into_iter().enumerate() {
+            c[i] = r?;
+        }
+        for (i, rec) in reader.records().enumerate() {
+            let line = i as u64 + 2;
+            let bad = |m: String| Error::Input(InputError::new(&source, m).line(line));
+            let rec = rec.map_err(|e| bad(format!("unreadable row: {e}")))?;
+            let get = |k: usize| rec.get(c[k]).unwrap_or("").to_string();
+            let name = get(6);
+            policies_seen.insert(name.clone());
+            let slot = if name == baseline {
+                0
+            } else if name == policy {
+                1
+            } else {
+                continue;
+            };
+            let field = get(7);
+            let text = match resolution {
+                None => Some(field.as_str()),
+                // `256x256=1.000000;512x512=0.986667;...`; a resolution the run did not have
+                // leaves the point out.
+                Some(res) => field.split(';').find_map(|kv| {
+                    kv.split_once('=')
+                        .filter(|(k, _)| *k == res)
+                        .map(|(_, v)| v)
+                }),
+            };
+            let Some(text) = text else { continue };
+            let value: f64 = text.parse().map_err(|_| {
+                Error::Input(
+                    InputError::new(&source, format!("expected a number, got `{text}`"))
+                        .line(line)
+                        .field(if resolution.is_some() {
+                            "per_resolution"
+                        } else {
+                            "slo_attainment"
+                        }),
+                )
+            })?;
+            let key = (get(0), get(1), get(2), get(3), get(4));
+            if !table.contains_key(&key) {
+                order.push(key.clone());
+            }
+            table.entry(key).or_default().entry(get(5)).or_default()[slot] = Some(100.0 * value);
+        }
+    }
+    for name in [baseline, policy] {
+        if !policies_seen.contains(name) {
+            return Err(Error::config_hint(
+                format!("no results for policy `{name}`"),
+                format!(
+                    "the results hold: {}",
+                    policies_seen.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    let mut points = Vec::new();
+    let mut per_seed: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for key in order {
+        let seeds = &table[&key];
+        let (scenario, mix, rate_per_min, slo_scale, granularity) = key;
+        let pairs: Vec<(&String, f64, f64)> = seeds
+            .iter()
+            .filter_map(|(s, [b, p])| Some((s, (*b)?, (*p)?)))
+            .collect();
+        if pairs.is_empty() {
+            continue;
+        }
+        let diffs: Vec<f64> = pairs.iter().map(|&(_, b, p)| p - b).collect();
+        for (&(s, _, _), d) in pairs.iter().zip(&diffs) {
+            per_seed.entry(s.clone()).or_default().push(*d);
+        }
+        let (gain, ci95) = mean_ci95(&diffs);
+        let n = pairs.len() as f64;
+        points.push(PointGain {
+            scenario,
+            mix,
+            rate_per_min,
+            slo_scale,
+            granularity,
+            seeds: pairs.len(),
+            baseline: pairs.iter().map(|p| p.1).sum::<f64>() / n,
+            policy: pairs.iter().map(|p| p.2).sum::<f64>() / n,
+            gain,
+            ci95,
+            wins: diffs.iter().filter(|&&d| d > 1e-9).count(),
+            ties: diffs.iter().filter(|&&d| d.abs() <= 1e-9).count(),
+            losses: diffs.iter().filter(|&&d| d < -1e-9).count(),
+        });
+    }
+    if points.is_empty() {
+        return Err(Error::config_hint(
+            format!("no grid point has a seed with results for both `{baseline}` and `{policy}`"),
+            "run both policies in the same sweep (policies = [..] in its [sweep] table)",
+        ));
+    }
+    let seed_means: Vec<f64> = per_seed
+        .values()
+        .map(|v| v.iter().sum::<f64>() / v.len() as f64)
+        .collect();
+    let (gain, ci95) = mean_ci95(&seed_means);
+    Ok(Comparison {
+        metric: resolution.map_or("SLO attainment".into(), |r| format!("{r} attainment")),
+        baseline: baseline.to_string(),
+        policy: policy.to_string(),
+        points,
+        gain,
+        ci95,
+        seeds: seed_means.len(),
+    })
+}
+
+impl Comparison {
+    /// A Markdown table, one row per point, then the overall line.
+    pub fn to_markdown(&self) -> String {
+        let mut s = format!(
+            "{} (%) of {} against {}, paired by seed:\n\n| scenario | mix | rate/min | SLO scale | g | seeds | {} | {} | gain (pp, 95% CI) | w/t/l |\n|---|---|---|---|---|---|---|---|---|---|\n",
+            self.metric, self.policy, self.baseline, self.baseline, self.policy
+        );
+        for p in &self.points {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:+.2} ± {:.2} | {}/{}/{} |",
+                p.scenario,
+                p.mix,
+                p.rate_per_min,
+                p.slo_scale,
+                p.granularity,
+                p.seeds,
+                p.baseline,
+                p.policy,
+                p.gain,
+                p.ci95,
+                p.wins,
+                p.ties,
+                p.losses
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\nAll {} points, {}: {} - {} = {:+.2} ± {:.2} percentage points (95% CI over {} seeds of the per-seed mean gain).",
+            self.points.len(),
+            self.metric,
+            self.policy,
+            self.baseline,
+            self.gain,
+            self.ci95,
+            self.seeds
+        );
+        s
+    }
+
+    /// CSV, one row per point.
+    pub fn to_csv(&self) -> String {
+        let mut s = String::from(
+            "scenario,mix,rate_per_min,slo_scale,granularity,seeds,baseline,policy,baseline_attainment_pct,policy_attainment_pct,gain_pp,ci95_pp,wins,ties,losses\n",
+        );
+        for p in &self.points {
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{:.4},{},{},{}",
+                p.scenario,
+                p.mix,
+                p.rate_per_min,
+                p.slo_scale,
+                p.granularity,
+                p.seeds,
+                self.baseline,
+                self.policy,
+                p.baseline,
+                p.policy,
+                p.gain,
+                p.ci95,
+                p.wins,
+                p.ties,
+                p.losses
+            );
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str =
+        "scenario,mix,rate_per_min,slo_scale,granularity,seed,policy,slo_attainment\n";
+
+    fn write(dir: &Path, name: &str, rows: &str) -> std::path::PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("{HEAD}{rows}")).unwrap();
+        p
+    }
+
+    #[test]
+    fn gains_are_paired_by_seed_per_point() {
+        let dir = tempfile::tempdir().unwrap();
+        // Point 1.0: gains 2, 4 (seed 3 lacks the policy and is left out). Point 1.5: 0, 0.
+        let f = write(
+            dir.path(),
+            "r.csv",
+            "s,uniform,12,1,5,1,a,0.50\ns,uniform,12,1,5,1,b,0.52\n\
+             s,uniform,12,1,5,2,a,0.60\ns,uniform,12,1,5,2,b,0.64\n\
+             s,uniform,12,1,5,3,a,0.10\n\
+             s,uniform,12,1.5,5,1,a,0.90\ns,uniform,12,1.5,5,1,b,0.90\n\
+             s,uniform,12,1.5,5,2,a,0.80\ns,uniform,12,1.5,5,2,b,0.80\n\
+             s,uniform,12,1.5,5,2,c,0.10\n",
+        );
+        let c = compare(&[&f], "a", "b", None).unwrap();
+        assert_eq!(c.points.len(), 2);
+        let p = &c.points[0];
+        assert_eq!((p.slo_scale.as_str(), p.seeds), ("1", 2));
+        assert!((p.baseline - 55.0).abs() < 1e-9 && (p.policy - 58.0).abs() < 1e-9);
+        assert!((p.gain - 3.0).abs() < 1e-9);
+        // sd of (2, 4) = sqrt(2); t(1) = 12.706; half-width = 12.706 * sqrt(2) / sqrt(2).
+        assert!((p.ci95 - 12.706).abs() < 1e-6, "{}", p.ci95);
+        assert_eq!((p.wins, p.ties, p.losses), (2, 0, 0));
+        assert_eq!((c.points[1].gain, c.points[1].ties), (0.0, 2));
+        // Per seed over points: seed 1 (2 + 0) / 2 = 1, seed 2 (4 + 0) / 2 = 2.
+        assert!((c.gain - 1.5).abs() < 1e-9);
+        assert_eq!(c.seeds, 2);
+        assert!(c.to_markdown().contains("| +3.00 ± 12.71 | 2/0/0 |"));
+        assert_eq!(c.to_csv().lines().count(), 3);
+    }
+
+    #[test]
+    fn one_resolution_can_be_compared() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        std::fs::write(
+            &p,
+            "scenario,mix,rate_per_min,slo_scale,granularity,seed,policy,per_resolution\n\
+             s,u,12,1,5,1,a,256x256=1.0;2048x2048=0.25\n\
+             s,u,12,1,5,1,b,256x256=0.5;2048x2048=0.75\n",
+        )
+        .unwrap();
+        let big = compare(&[&p], "a", "b", Some("2048x2048")).unwrap();
+        assert_eq!(big.points[0].gain, 50.0);
+        assert_eq!(big.metric, "2048x2048 attainment");
+        let small = compare(&[&p], "a", "b", Some("256x256")).unwrap();
+        assert_eq!(small.points[0].gain, -50.0);
+        assert!(compare(&[&p], "a", "b", Some("512x512")).is_err());
+    }
+
+    #[test]
+    fn unknown_policies_and_bad_rows_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "r.csv", "s,u,12,1,5,1,a,0.5\n");
+        let e = compare(&[&f], "a", "zz", None).unwrap_err().to_string();
+        assert!(
+            e.contains("`zz`") && e.contains("the results hold: a"),
+            "{e}"
+        );
+        let g = write(dir.path(), "g.csv", "s,u,12,1,5,1,a,half\n");
+        let e = compare(&[&g], "a", "b", None).unwrap_err().to_string();
+        assert!(
+            e.contains("g.csv") && e.contains("2") && e.contains("slo_attainment"),
+            "{e}"
+        );
+        let h = dir.path().join("h.csv");
+        std::fs::write(&h, "policy,seed\na,1\n").unwrap();
+        let e = compare(&[&h], "a", "b", None).unwrap_err().to_string();
+        assert!(e.contains("no column `scenario`"), "{e}");
+    }
+}
