@@ -510,6 +510,16 @@ impl Tetriserve {
         extra
     }
 
+    /// The earliest deadline among a unit's requests.
+    fn earliest_deadline(view: &View<'_>, batch: Batch) -> Nanos {
+        batch
+            .ids()
+            .iter()
+            .map(|&id| view.request(id).deadline())
+            .min()
+            .expect("a unit has a request")
+    }
+
     /// The GPU set a unit last ran on, if all its requests ran there.
     fn prev_set(view: &View<'_>, batch: Batch) -> Option<GpuSet> {
         let first = view.request(batch.ids()[0]).gpus?;
@@ -655,12 +665,7 @@ impl Tetriserve {
         for b in &self.units {
             let lead = view.request(b.ids()[0]);
             let table = self.table(lead.class, b.len());
-            let deadline = b
-                .ids()
-                .iter()
-                .map(|&id| view.request(id).deadline())
-                .min()
-                .expect("non-empty");
+            let deadline = Self::earliest_deadline(view, *b);
             let plan = min_gpu_plan(&table.plan_times, lead.remaining_steps(), deadline - now);
             let work = plan.gpu_time(&table.plan_times);
             let key = match self.config.shed.rule {
@@ -720,12 +725,7 @@ impl Tetriserve {
             let (class, left) = (lead.class, lead.remaining_steps());
             let table = self.table(class, batch.len());
             let tmin = table.fastest;
-            let earliest = batch
-                .ids()
-                .iter()
-                .map(|&id| view.request(id).deadline())
-                .min()
-                .expect("non-empty");
+            let earliest = Self::earliest_deadline(view, batch);
             let plan = min_gpu_plan(&table.plan_times, left, earliest - now);
             // Members that make their deadlines if the unit's last step ends at `end`.
             let meeting = |end: Nanos| {
