@@ -7,7 +7,8 @@
 //!
 //! - [`config`]: model shapes (FLUX.1-dev, SD3-Medium, a tiny test model);
 //! - [`init`]: the seeded weight generator shared with the kernels, rotary tables;
-//! - [`reference`]: the CPU f32 reference of one denoising step;
+//! - [`reference`]: the CPU f32 reference of one denoising step (also as Ulysses ranks);
+//! - [`ulysses`]: the sequence-parallel layout (token shards, head shards, the all-to-alls);
 //! - [`kernels`]: the CUDA C sources in `kernels/`, compiled at run time by NVRTC;
 //! - [`device`]: library probes and device discovery;
 //! - [`dit`]: the model on one GPU (cuBLAS GEMMs + the kernels);
@@ -22,3 +23,4 @@ pub mod init;
 pub mod kernels;
 pub mod profile;
 pub mod reference;
+pub mod ulysses;

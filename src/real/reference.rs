@@ -19,8 +19,12 @@
 //! 5. `(shift, scale) = vs . W_f + b`; `v = modulate(LN(x_img), shift, scale) . W_out + b`;
 //!    the flow-matching update `latent += dt * v`.
 
+use std::ops::Range;
+
+use crate::error::Result;
 use crate::real::config::{DitConfig, LinearSpec};
 use crate::real::init::{bf16_round, rope_tables, tensor_seed, uniform};
+use crate::real::ulysses::{self, Layout};
 use crate::workload::Resolution;
 
 /// A linear layer with weights `[inp, out]` (row-major) and a bias.
@@ -275,6 +279,159 @@ impl CpuDit {
     }
 }
 
+impl CpuDit {
+    /// One denoising step as `ranks` Ulysses ranks run it (see [`ulysses`]): each rank keeps
+    /// only its token shard; q, k, v cross an all-to-all into head shards for attention and
+    /// the outputs cross back. Ranks run one after another; the result equals
+    /// [`step`](Self::step) up to f32 rounding, which is what the tests check.
+    pub fn step_ulysses(
+        &self,
+        inputs: &mut CpuInputs,
+        res: Resolution,
+        dt: f32,
+        ranks: usize,
+    ) -> Result<Vec<f32>> {
+        let cfg = &self.cfg;
+        let (h, m, nt, c) = (cfg.hidden, cfg.mlp(), cfg.text_tokens, cfg.latent_channels);
+        let ni = cfg.image_tokens(res);
+        let n = nt + ni;
+        let hd = cfg.head_dim();
+        let lay = Layout::new(n, cfg.heads, hd, ranks)?;
+        let (w, heads) = (lay.width(), cfg.heads / ranks);
+        let pairs = hd / 2;
+        let (cos, sin) = rope_tables(nt, res, hd);
+        let rows: Vec<Range<usize>> = (0..ranks).map(|r| lay.token_range(r)).collect();
+        // A rank's rows split by stream: (stream, first local row, length); text is stream 0.
+        let segments = |r: &Range<usize>| -> Vec<(usize, usize, usize)> {
+            let text = r.start..r.end.min(nt);
+            let image = r.start.max(nt)..r.end;
+            [(0, text), (1, image)]
+                .into_iter()
+                .filter(|(_, x)| !x.is_empty())
+                .map(|(s, x)| (s, x.start - r.start, x.len()))
+                .collect()
+        };
+        let mut layers = self.layers.iter();
+        let mut next = || layers.next().expect("layer list matches the config");
+
+        let l_in = next();
+        let mut xs: Vec<Vec<f32>> = rows
+            .iter()
+            .map(|r| {
+                let mut x = Vec::with_capacity(r.len() * h);
+                for t in r.clone() {
+                    if t < nt {
+                        x.extend_from_slice(&inputs.txt[t * h..(t + 1) * h]);
+                    } else {
+                        x.extend(l_in.apply(&inputs.latent[(t - nt) * c..], 1, c));
+                    }
+                }
+                x
+            })
+            .collect();
+        let vs: Vec<f32> = inputs.vec.iter().map(|&v| silu(v)).collect();
+        // Attention of every rank: token shards `qkv` (row stride `ld`, RoPE not yet applied)
+        // -> all-to-all -> attention on each rank's heads -> all-to-all -> `[rows, H]` shards.
+        let attend = |qkv: &mut [Vec<f32>], ld: usize| -> Vec<Vec<f32>> {
+            for (q, r) in qkv.iter_mut().zip(&rows) {
+                let (cs, sn) = (&cos[r.start * pairs..], &sin[r.start * pairs..]);
+                rope(q, ld, r.len(), cfg.heads, hd, cs, sn);
+            }
+            let mut by_head = vec![vec![0.0; n * 3 * w]; ranks];
+            ulysses::apply(&lay.to_heads(3, ld), qkv, &mut by_head);
+            let outs: Vec<Vec<f32>> = by_head
+                .iter()
+                .map(|b| attention(b, 3 * w, n, heads, hd))
+                .collect();
+            let mut back: Vec<Vec<f32>> = rows.iter().map(|r| vec![0.0; r.len() * h]).collect();
+            ulysses::apply(&lay.to_tokens(h), &outs, &mut back);
+            back
+        };
+
+        for _ in 0..cfg.double_blocks {
+            let streams: Vec<[&CpuLinear; 5]> = (0..2)
+                .map(|_| [next(), next(), next(), next(), next()])
+                .collect();
+            let mods: Vec<Vec<f32>> = streams.iter().map(|s| s[0].apply(&vs, 1, h)).collect();
+            let mut qkv: Vec<Vec<f32>> = Vec::with_capacity(ranks);
+            for (x, r) in xs.iter().zip(&rows) {
+                let mut q = vec![0.0; r.len() * 3 * h];
+                for (s, at, len) in segments(r) {
+                    let md = &mods[s];
+                    let xn = layernorm_modulate(
+                        &x[at * h..(at + len) * h],
+                        h,
+                        &md[0..h],
+                        &md[h..2 * h],
+                    );
+                    q[at * 3 * h..(at + len) * 3 * h]
+                        .copy_from_slice(&streams[s][1].apply(&xn, len, h));
+                }
+                qkv.push(q);
+            }
+            let attn = attend(&mut qkv, 3 * h);
+            for ((x, a), r) in xs.iter_mut().zip(&attn).zip(&rows) {
+                for (s, at, len) in segments(r) {
+                    let md = &mods[s];
+                    let xr = &mut x[at * h..(at + len) * h];
+                    let y = streams[s][2].apply(&a[at * h..], len, h);
+                    gated_add(xr, &y, &md[2 * h..3 * h]);
+                    let xn = layernorm_modulate(xr, h, &md[3 * h..4 * h], &md[4 * h..5 * h]);
+                    let mut mid = streams[s][3].apply(&xn, len, h);
+                    mid.iter_mut().for_each(|v| *v = gelu(*v));
+                    let y = streams[s][4].apply(&mid, len, m);
+                    gated_add(xr, &y, &md[5 * h..6 * h]);
+                }
+            }
+        }
+
+        for _ in 0..cfg.single_blocks {
+            let (lmod, l1, l2) = (next(), next(), next());
+            let md = lmod.apply(&vs, 1, h);
+            let ld = 3 * h + m;
+            let mut ps: Vec<Vec<f32>> = xs
+                .iter()
+                .zip(&rows)
+                .map(|(x, r)| {
+                    let xn = layernorm_modulate(x, h, &md[0..h], &md[h..2 * h]);
+                    l1.apply(&xn, r.len(), h)
+                })
+                .collect();
+            let attn = attend(&mut ps, ld);
+            for (((x, a), p), r) in xs.iter_mut().zip(&attn).zip(&ps).zip(&rows) {
+                let len = r.len();
+                let mut cat = vec![0.0; len * (h + m)];
+                for t in 0..len {
+                    cat[t * (h + m)..t * (h + m) + h].copy_from_slice(&a[t * h..(t + 1) * h]);
+                    for j in 0..m {
+                        cat[t * (h + m) + h + j] = gelu(p[t * ld + 3 * h + j]);
+                    }
+                }
+                let y = l2.apply(&cat, len, h + m);
+                gated_add(x, &y, &md[2 * h..3 * h]);
+            }
+        }
+
+        let (fmod, out) = (next(), next());
+        let md = fmod.apply(&vs, 1, h);
+        // Each rank's image rows, in rank order, are the image in token order.
+        let mut v = Vec::with_capacity(ni * c);
+        for (x, r) in xs.iter().zip(&rows) {
+            for (s, at, len) in segments(r) {
+                if s == 1 {
+                    let xn =
+                        layernorm_modulate(&x[at * h..(at + len) * h], h, &md[0..h], &md[h..2 * h]);
+                    v.extend(out.apply(&xn, len, h));
+                }
+            }
+        }
+        for (l, vi) in inputs.latent.iter_mut().zip(&v) {
+            *l += dt * vi;
+        }
+        Ok(v)
+    }
+}
+
 /// `x[r, c] += gate[c] * y[r, c]`.
 fn gated_add(x: &mut [f32], y: &[f32], gate: &[f32]) {
     let cols = gate.len();
@@ -357,6 +514,35 @@ mod tests {
             b: vec![0.5],
         };
         assert_eq!(l.apply(&[1.0, 1.0, 0.0, 2.0], 2, 2), vec![5.5, 6.5]);
+    }
+
+    #[test]
+    fn a_ulysses_step_on_k_ranks_equals_the_unsplit_step() {
+        // 8 heads so that 8 ranks divide them; 48x64 px = 12 image + 8 text = 20 tokens, which
+        // 8 ranks split 3/3/3/3/3/3/2/0 and 4 ranks 5/5/5/5 (shards straddle text and image).
+        let cfg = DitConfig {
+            heads: 8,
+            ..DitConfig::tiny()
+        };
+        let res = Resolution::new(48, 64);
+        let model = CpuDit::new(cfg.clone(), 3);
+        let mut plain = CpuInputs::seeded(&cfg, res, 5);
+        let want = model.step(&mut plain, res, 0.1);
+        let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+        for ranks in [1, 2, 4, 8] {
+            let mut split = CpuInputs::seeded(&cfg, res, 5);
+            let got = model.step_ulysses(&mut split, res, 0.1, ranks).unwrap();
+            assert_eq!(got.len(), want.len());
+            let err = got
+                .iter()
+                .zip(&want)
+                .fold(0f32, |a, (g, w)| a.max((g - w).abs()));
+            assert!(err <= 1e-5 * scale, "{ranks} ranks: max error {err} (scale {scale})");
+            assert_eq!(split.latent.len(), plain.latent.len());
+        }
+        // A rank count that does not divide the heads is refused, not mis-split.
+        let mut x = CpuInputs::seeded(&cfg, res, 5);
+        assert!(model.step_ulysses(&mut x, res, 0.1, 16).is_err());
     }
 
     #[test]
