@@ -853,7 +853,7 @@ fn run_gpu_check() -> Result<()> {
         probe.devices, probe.name, probe.capability.0, probe.capability.1
     );
     let gpu = crate::real::device::Gpu::open(0)?;
-    let (checks, _) = crate::real::profile::numerics(gpu)?;
+    let (checks, gpu) = crate::real::profile::numerics(gpu)?;
     println!("| case | relative error vs CPU reference |");
     println!("|---|---|");
     let mut worst = 0.0f64;
@@ -867,6 +867,27 @@ fn run_gpu_check() -> Result<()> {
         )));
     }
     println!("numerics: ok (worst {worst:.2e}, bf16 tolerance 5e-2)");
+
+    println!("\nUlysses SP with emulated ranks on one GPU (the layout and the all-to-alls):");
+    let (sp, _) = crate::real::profile::ulysses_numerics(gpu)?;
+    println!(
+        "| case | ranks | relative error vs plain step (GPU) | vs CPU reference on the same ranks |"
+    );
+    println!("|---|---|---|---|");
+    let mut worst_sp = 0.0f64;
+    for c in &sp {
+        println!(
+            "| {} | {} | {:.2e} | {:.2e} |",
+            c.case, c.ranks, c.vs_plain, c.vs_cpu
+        );
+        worst_sp = worst_sp.max(c.vs_plain).max(c.vs_cpu);
+    }
+    if worst_sp > 0.05 || !worst_sp.is_finite() {
+        return Err(Error::Executor(format!(
+            "an emulated Ulysses step differs from the plain one: worst relative error {worst_sp:.3e} > 5e-2"
+        )));
+    }
+    println!("ulysses: ok (worst {worst_sp:.2e}, bf16 tolerance 5e-2)");
     Ok(())
 }
 

@@ -13,6 +13,13 @@
 //! `share = k > 1` runs one rank's part of a k-way Ulysses step for profiling: the linear
 //! layers and element-wise kernels on `1/k` of the rows, attention on `1/k` of the heads over
 //! all tokens (the all-to-all itself is not run; [`profile`](super::profile) adds its time).
+//!
+//! `ranks = k > 1` ([`GpuDit::emulated_workspace`]) runs a whole k-way Ulysses step with the k
+//! ranks emulated one after another on this GPU: RoPE on each rank's token shard, the
+//! all-to-all of [`ulysses`](super::ulysses) as device copies into per-rank head-shard buffers,
+//! attention of each rank on its heads, and the all-to-all back. Row-wise work is the same
+//! kernels on the same rows either way. Its output must equal the plain step's within bf16
+//! rounding, which checks the SP layout on any single GPU (`tetriserve gpu-check`).
 
 use std::ffi::c_void;
 
@@ -27,6 +34,7 @@ use crate::real::config::{DitConfig, LinearSpec};
 use crate::real::device::Gpu;
 use crate::real::init::{rope_tables, tensor_seed};
 use crate::real::kernels::Kernel;
+use crate::real::ulysses::Layout;
 use crate::workload::Resolution;
 
 /// A device address.
@@ -37,6 +45,11 @@ impl P {
     /// `elems` bf16 values further.
     fn bf(self, elems: usize) -> P {
         P(self.0 + 2 * elems as u64)
+    }
+
+    /// `elems` f32 values further.
+    fn f32(self, elems: usize) -> P {
+        P(self.0 + 4 * elems as u64)
     }
 }
 
@@ -80,11 +93,15 @@ pub struct GpuDit {
     layers: Vec<Linear>,
 }
 
-/// Buffers for one (resolution, batch, share).
+/// Buffers for one (resolution, batch, share) and, with emulated Ulysses ranks, the
+/// per-rank head-shard buffers.
 pub struct Workspace {
     pub res: Resolution,
     pub batch: usize,
     pub share: usize,
+    /// Emulated Ulysses ranks (1: a plain step).
+    pub ranks: usize,
+    ulysses: Option<Ulysses>,
     nt: usize,
     ni: usize,
     /// Queries per attention chunk.
@@ -105,6 +122,14 @@ pub struct Workspace {
     v: Buf,
     cos: Buf,
     sin: Buf,
+}
+
+/// The emulated ranks' layout and their head-shard buffers: q, k, v in (`ranks x N x 3w`
+/// bf16, rank-major) and the attention outputs (`ranks x N x w`).
+struct Ulysses {
+    layout: Layout,
+    heads_in: Buf,
+    heads_out: Buf,
 }
 
 const THREADS: u32 = 256;
@@ -145,6 +170,29 @@ impl GpuDit {
         Ok(GpuDit { gpu, cfg, layers })
     }
 
+    /// Buffers for `batch` requests at `res`, running a whole step as `ranks` Ulysses ranks
+    /// emulated on this GPU (see the module docs). `ranks` must divide the heads.
+    pub fn emulated_workspace(
+        &self,
+        res: Resolution,
+        batch: usize,
+        ranks: usize,
+    ) -> Result<Workspace> {
+        let mut ws = self.workspace(res, batch, 1)?;
+        if ranks > 1 {
+            let n = ws.nt + ws.ni;
+            let layout = Layout::new(n, self.cfg.heads, self.cfg.head_dim(), ranks)?;
+            let w = layout.width();
+            ws.ulysses = Some(Ulysses {
+                layout,
+                heads_in: Buf::new(&self.gpu, 2 * ranks * n * 3 * w)?,
+                heads_out: Buf::new(&self.gpu, 2 * ranks * n * w)?,
+            });
+            ws.ranks = ranks;
+        }
+        Ok(ws)
+    }
+
     /// Buffers for `batch` requests at `res`, running share `1/share` of each step.
     pub fn workspace(&self, res: Resolution, batch: usize, share: usize) -> Result<Workspace> {
         let g = &self.gpu;
@@ -168,6 +216,8 @@ impl GpuDit {
             res,
             batch,
             share,
+            ranks: 1,
+            ulysses: None,
             nt,
             ni,
             cq,
@@ -302,7 +352,7 @@ impl GpuDit {
                 }
             }
             for b in 0..bsz {
-                self.attention(
+                self.attend(
                     ws,
                     ws.big.ptr.bf(b * n * ldq),
                     ldq,
@@ -359,7 +409,7 @@ impl GpuDit {
                     m,
                     ldp,
                 )?;
-                self.attention(ws, pb, ldp, ws.attn.ptr.bf(b * n * h))?;
+                self.attend(ws, pb, ldp, ws.attn.ptr.bf(b * n * h))?;
                 // [attn, mlp] . W2 as two GEMMs into y: rows [0, H) of W2, then rows [H, H + M).
                 gemm(
                     g,
@@ -524,24 +574,109 @@ impl GpuDit {
 
     /// Softmax attention of one batch item: q, k, v are the column blocks `[0, H)`, `[H, 2H)`,
     /// `[2H, 3H)` of rows with stride `ld` starting at `qkv`; the output goes to `out` `[N, H]`.
-    /// RoPE is applied to q and k first (in place).
-    fn attention(&self, ws: &Workspace, qkv: P, ld: usize, out: P) -> Result<()> {
-        let g = &self.gpu;
+    /// RoPE is applied to q and k first (in place). With emulated ranks, through the
+    /// all-to-alls of a Ulysses step.
+    fn attend(&self, ws: &Workspace, qkv: P, ld: usize, out: P) -> Result<()> {
         let cfg = &self.cfg;
-        let (h, d) = (cfg.hidden, cfg.head_dim());
-        let heads = (cfg.heads / ws.share).max(1) as i32;
-        let n = ws.nt + ws.ni;
+        let Some(u) = &ws.ulysses else {
+            self.rope(ws, qkv, ld, 0..ws.nt + ws.ni)?;
+            let heads = (cfg.heads / ws.share).max(1);
+            return self.attention(ws, qkv, ld, out, cfg.hidden, heads, cfg.hidden);
+        };
+        let lay = u.layout;
+        let (n, h, w) = (lay.tokens, lay.hidden(), lay.width());
+        // Row-wise: each rank rotates its own token shard.
+        for r in 0..lay.ranks {
+            self.rope(
+                ws,
+                qkv.bf(lay.token_range(r).start * ld),
+                ld,
+                lay.token_range(r),
+            )?;
+        }
+        // All-to-all: token shards (rows of `qkv`) -> head shards (rank d at d x N x 3w).
+        for b in lay.to_heads(3, ld) {
+            copy_2d(
+                &self.gpu,
+                (
+                    u.heads_in.ptr.bf(b.dst_rank * n * 3 * w + b.dst_offset),
+                    b.dst_ld,
+                ),
+                (
+                    qkv.bf(lay.token_range(b.src_rank).start * ld + b.src_offset),
+                    b.src_ld,
+                ),
+                b.rows,
+                b.cols,
+            )?;
+        }
+        for d in 0..lay.ranks {
+            self.attention(
+                ws,
+                u.heads_in.ptr.bf(d * n * 3 * w),
+                3 * w,
+                u.heads_out.ptr.bf(d * n * w),
+                w,
+                lay.heads / lay.ranks,
+                w,
+            )?;
+        }
+        // All-to-all back: head-shard outputs -> each rank's rows of `out` [N, H].
+        for b in lay.to_tokens(h) {
+            copy_2d(
+                &self.gpu,
+                (
+                    out.bf(lay.token_range(b.dst_rank).start * h + b.dst_offset),
+                    b.dst_ld,
+                ),
+                (
+                    u.heads_out.ptr.bf(b.src_rank * n * w + b.src_offset),
+                    b.src_ld,
+                ),
+                b.rows,
+                b.cols,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// RoPE on the q and k of `rows` (global token indices; `qkv` points at the first).
+    fn rope(&self, ws: &Workspace, qkv: P, ld: usize, rows: std::ops::Range<usize>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let cfg = &self.cfg;
+        let pairs = cfg.head_dim() / 2;
         let args = [
             A::P(qkv),
-            A::P(ws.cos.ptr),
-            A::P(ws.sin.ptr),
-            A::I32(n as i32),
+            A::P(ws.cos.ptr.f32(rows.start * pairs)),
+            A::P(ws.sin.ptr.f32(rows.start * pairs)),
+            A::I32(rows.len() as i32),
             A::I32(cfg.heads as i32),
-            A::I32(d as i32),
+            A::I32(cfg.head_dim() as i32),
             A::I32(ld as i32),
         ];
-        launch(g, Kernel::Rope, n as u32, &args)?;
+        launch(&self.gpu, Kernel::Rope, rows.len() as u32, &args)
+    }
 
+    /// Softmax attention over all `N` tokens for `heads` heads: q, k, v are the column blocks
+    /// `[0, cols)`, `[cols, 2 cols)`, `[2 cols, 3 cols)` of rows with stride `ld`; the output
+    /// goes to `out` (row stride `ldo`).
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        ws: &Workspace,
+        qkv: P,
+        ld: usize,
+        out: P,
+        ldo: usize,
+        heads: usize,
+        cols: usize,
+    ) -> Result<()> {
+        let g = &self.gpu;
+        let d = self.cfg.head_dim();
+        let heads = heads as i32;
+        let n = ws.nt + ws.ni;
         let scale = 1.0 / (d as f32).sqrt();
         let mut start = 0;
         while start < n {
@@ -554,7 +689,7 @@ impl GpuDit {
                 Op::N,
                 (n, cq, d),
                 scale,
-                (qkv.bf(h), ld, d as i64, cudaDataType_t::CUDA_R_16BF),
+                (qkv.bf(cols), ld, d as i64, cudaDataType_t::CUDA_R_16BF),
                 (
                     qkv.bf(start * ld),
                     ld,
@@ -584,10 +719,15 @@ impl GpuDit {
                 Op::N,
                 (d, cq, n),
                 1.0,
-                (qkv.bf(2 * h), ld, d as i64, cudaDataType_t::CUDA_R_16BF),
+                (qkv.bf(2 * cols), ld, d as i64, cudaDataType_t::CUDA_R_16BF),
                 (ws.probs.ptr, n, nc, cudaDataType_t::CUDA_R_16BF),
                 0.0,
-                (out.bf(start * h), h, d as i64, cudaDataType_t::CUDA_R_16BF),
+                (
+                    out.bf(start * ldo),
+                    ldo,
+                    d as i64,
+                    cudaDataType_t::CUDA_R_16BF,
+                ),
                 heads,
             )?;
             start += cq;
@@ -801,6 +941,26 @@ fn layernorm(g: &Gpu, x: P, out: P, shift: P, scale: P, rows: usize, cols: usize
             A::P(shift),
             A::P(scale),
             A::I32(rows as i32),
+            A::I32(cols as i32),
+        ],
+    )
+}
+
+/// `rows` rows of `cols` bf16 values from `src` (row stride `ld`) to `dst` (its own stride).
+fn copy_2d(g: &Gpu, dst: (P, usize), src: (P, usize), rows: usize, cols: usize) -> Result<()> {
+    if rows == 0 || cols == 0 {
+        return Ok(());
+    }
+    elementwise(
+        g,
+        Kernel::Copy2d,
+        rows * cols,
+        &[
+            A::P(dst.0),
+            A::I64(dst.1 as i64),
+            A::P(src.0),
+            A::I64(src.1 as i64),
+            A::I64(rows as i64),
             A::I32(cols as i32),
         ],
     )

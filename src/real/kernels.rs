@@ -23,6 +23,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("residual.cu", include_str!("../../kernels/residual.cu")),
     ("rope.cu", include_str!("../../kernels/rope.cu")),
     ("attention.cu", include_str!("../../kernels/attention.cu")),
+    ("copy.cu", include_str!("../../kernels/copy.cu")),
 ];
 
 /// Every kernel entry point the backend launches.
@@ -37,10 +38,11 @@ pub enum Kernel {
     FlowUpdate,
     Rope,
     Softmax,
+    Copy2d,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 9] = [
+    pub const ALL: [Kernel; 10] = [
         Kernel::FillUniform,
         Kernel::LayernormModulate,
         Kernel::BiasAdd,
@@ -50,6 +52,7 @@ impl Kernel {
         Kernel::FlowUpdate,
         Kernel::Rope,
         Kernel::Softmax,
+        Kernel::Copy2d,
     ];
 
     /// The `extern "C"` name.
@@ -64,6 +67,7 @@ impl Kernel {
             Kernel::FlowUpdate => "flow_update_bf16",
             Kernel::Rope => "rope_bf16",
             Kernel::Softmax => "softmax_f32_bf16",
+            Kernel::Copy2d => "copy_2d_bf16",
         }
     }
 
@@ -76,6 +80,7 @@ impl Kernel {
             Kernel::GatedResidual | Kernel::FlowUpdate => "residual.cu",
             Kernel::Rope => "rope.cu",
             Kernel::Softmax => "attention.cu",
+            Kernel::Copy2d => "copy.cu",
         }
     }
 }

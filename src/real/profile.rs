@@ -83,6 +83,63 @@ pub fn numerics(gpu: Gpu) -> Result<(Vec<NumericsCheck>, Gpu)> {
     Ok((checks, dit.gpu))
 }
 
+/// One check of an emulated Ulysses step (see [`ulysses_numerics`]).
+#[derive(Clone, Debug)]
+pub struct UlyssesCheck {
+    pub case: String,
+    pub ranks: usize,
+    /// Against the plain step on the same GPU.
+    pub vs_plain: f64,
+    /// Against the CPU reference run as the same ranks.
+    pub vs_cpu: f64,
+}
+
+/// The SP layout on one GPU: a tiny model with 8 heads runs each case as a plain step and as
+/// a k-way Ulysses step with emulated ranks (k = 2, 4, 8), from the same inputs; the
+/// velocities must agree within bf16 tolerance, with each other and with
+/// [`CpuDit::step_ulysses`]. Sequences of 20 and 24 tokens make some shards straddle text and
+/// image and the last ones short or empty.
+pub fn ulysses_numerics(gpu: Gpu) -> Result<(Vec<UlyssesCheck>, Gpu)> {
+    let cfg = DitConfig {
+        heads: 8,
+        ..DitConfig::tiny()
+    };
+    let seed = 0x5EED;
+    let dit = GpuDit::new(gpu, cfg.clone(), seed)?;
+    let cpu = CpuDit::new(cfg.clone(), seed);
+    let mut checks = Vec::new();
+    for (res, request_seed) in [
+        (Resolution::new(48, 64), 21u64),
+        (Resolution::new(64, 64), 22),
+    ] {
+        let plain = dit.workspace(res, 1, 1)?;
+        dit.load_inputs(&plain, 0, request_seed)?;
+        dit.poison_outputs(&plain)?;
+        dit.step(&plain, 1.0)?;
+        let want = dit.velocity(&plain, 0)?;
+        drop(plain);
+        for ranks in [2, 4, 8] {
+            let ws = dit.emulated_workspace(res, 1, ranks)?;
+            dit.load_inputs(&ws, 0, request_seed)?;
+            dit.poison_outputs(&ws)?;
+            dit.step(&ws, 1.0)?;
+            let got = dit.velocity(&ws, 0)?;
+            let mut inputs = CpuInputs::seeded(&cfg, res, request_seed);
+            let reference = cpu.step_ulysses(&mut inputs, res, 1.0, ranks)?;
+            checks.push(UlyssesCheck {
+                case: format!(
+                    "tiny (8 heads) {res}, {} tokens",
+                    cfg.text_tokens + cfg.image_tokens(res)
+                ),
+                ranks,
+                vs_plain: relative_error(&got, &want),
+                vs_cpu: relative_error(&got, &reference),
+            });
+        }
+    }
+    Ok((checks, dit.gpu))
+}
+
 /// One measured profile row.
 #[derive(Clone, Debug)]
 pub struct Measured {

@@ -358,12 +358,8 @@ impl CpuDit {
                 let mut q = vec![0.0; r.len() * 3 * h];
                 for (s, at, len) in segments(r) {
                     let md = &mods[s];
-                    let xn = layernorm_modulate(
-                        &x[at * h..(at + len) * h],
-                        h,
-                        &md[0..h],
-                        &md[h..2 * h],
-                    );
+                    let xn =
+                        layernorm_modulate(&x[at * h..(at + len) * h], h, &md[0..h], &md[h..2 * h]);
                     q[at * 3 * h..(at + len) * 3 * h]
                         .copy_from_slice(&streams[s][1].apply(&xn, len, h));
                 }
@@ -537,7 +533,10 @@ mod tests {
                 .iter()
                 .zip(&want)
                 .fold(0f32, |a, (g, w)| a.max((g - w).abs()));
-            assert!(err <= 1e-5 * scale, "{ranks} ranks: max error {err} (scale {scale})");
+            assert!(
+                err <= 1e-5 * scale,
+                "{ranks} ranks: max error {err} (scale {scale})"
+            );
             assert_eq!(split.latent.len(), plain.latent.len());
         }
         // A rank count that does not divide the heads is refused, not mis-split.

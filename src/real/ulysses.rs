@@ -174,7 +174,10 @@ mod tests {
         assert_eq!(lens, vec![3, 3, 3, 3, 3, 3, 2, 0]);
         assert_eq!(l.token_range(6), 18..20);
         assert_eq!(l.width(), 4);
-        assert!(Layout::new(20, 6, 4, 4).is_err(), "4 does not divide 6 heads");
+        assert!(
+            Layout::new(20, 6, 4, 4).is_err(),
+            "4 does not divide 6 heads"
+        );
         assert!(Layout::new(20, 6, 4, 3).is_err(), "not a power of two");
         assert!(Layout::new(0, 8, 4, 2).is_err());
     }
