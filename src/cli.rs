@@ -124,6 +124,43 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
     },
+    /// Measure the simulator's fidelity: profile the local GPU, replay a trace on it with
+    /// `--real` and in simulation with that profile, and compare request by request.
+    #[command(
+        after_help = "Examples:\n  tetriserve validate --requests 16 --rate 60 --slo-scale 1.5 --out runs/validate\n  tetriserve validate --compare runs/real/tetriserve runs/sim/tetriserve --profile my-profile.csv"
+    )]
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// The policy to replay.
+    #[arg(short, long, default_value = "tetriserve")]
+    pub policy: String,
+    /// Replay this trace CSV instead of generating a workload.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Use at most this many local GPUs.
+    #[arg(long)]
+    pub devices: Option<usize>,
+    /// Timed steps per profile row (after one warm-up).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Instead of running: compare two run directories written by `simulate --out`, the real
+    /// run's first (e.g. runs/real/tetriserve runs/sim/tetriserve).
+    #[arg(long, num_args = 2, value_names = ["REAL_DIR", "SIM_DIR"])]
+    pub compare: Option<Vec<PathBuf>>,
+    /// With --compare: the profile the simulation used, for the overhead breakdown.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
+    /// Write the profile, both runs, validation.md and validation-requests.csv here.
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace the output directory if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -365,6 +402,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Goodput(args) => run_goodput(args),
+        Command::Validate(args) => run_validate(args),
         Command::Compare {
             results,
             baseline,
@@ -889,6 +927,138 @@ fn run_gpu_check() -> Result<()> {
     }
     println!("ulysses: ok (worst {worst_sp:.2e}, bf16 tolerance 5e-2)");
     Ok(())
+}
+
+fn run_validate(args: ValidateArgs) -> Result<()> {
+    use crate::validate::compare;
+    if let Some(out) = &args.out
+        && out.exists()
+        && !args.force
+    {
+        return Err(Error::config_hint(
+            format!("output directory {} already exists", out.display()),
+            "pass --force to replace it, or choose another --out",
+        ));
+    }
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let validation = if let Some(dirs) = &args.compare {
+        let real = crate::figures::load_run(&dirs[0])?;
+        let sim = crate::figures::load_run(&dirs[1])?;
+        let profile = args
+            .profile
+            .as_deref()
+            .map(crate::scenario::load_profile)
+            .transpose()?;
+        compare(&real, &sim, |res, k, b| {
+            step_ms(profile.as_ref(), res, k, b)
+        })?
+    } else {
+        let probe = crate::real::device::probe()?;
+        let devices = args
+            .devices
+            .map_or(probe.devices, |d| d.min(probe.devices))
+            .max(1) as u32;
+        let mut overrides = args.scenario.overrides();
+        overrides.policies = vec![args.policy.clone()];
+        overrides.trace = args.trace.clone();
+        overrides.nodes = Some(devices);
+        overrides.gpus_per_node = Some(1);
+        let first = Scenario::load(args.scenario.scenario.as_deref(), &overrides)?;
+        let model = match &first.cost {
+            crate::scenario::CostSource::Profile(p) => p.model().to_string(),
+            crate::scenario::CostSource::Analytic(a) => a.model.name.to_string(),
+        };
+        let cfg = crate::real::config::DitConfig::preset(&model)?;
+        let workload = first.load_workload()?;
+        // 1. A profile of this GPU for the trace's resolutions (degree 1: each local device
+        //    is its own node; batch 1 and the batch sizes the policy may form).
+        let plan = crate::real::profile::ProfilePlan {
+            resolutions: workload.resolutions(),
+            batches: vec![1],
+            degrees: vec![1],
+            warmup: 1,
+            repeats: args.repeats.max(1),
+        };
+        eprintln!(
+            "validate: profiling {} at {} resolution(s) on {}",
+            cfg.name,
+            plan.resolutions.len(),
+            probe.name
+        );
+        let gpu = crate::real::device::Gpu::open(0)?;
+        let (rows, key) = crate::real::profile::measure(gpu, cfg.clone(), &plan, |m| {
+            eprintln!(
+                "  {} sp{} batch {}: {:.2} ms",
+                m.res, m.degree, m.batch, m.median_ms
+            )
+        })?;
+        let csv = crate::real::profile::to_csv(cfg.name, &key, &probe.name, &rows);
+        let dir = tempfile_dir()?;
+        let profile_path = dir.join("profile.csv");
+        std::fs::write(&profile_path, &csv).map_err(|e| Error::io(&profile_path, e))?;
+        files.push((PathBuf::from("profile.csv"), csv.into_bytes()));
+        overrides.profile = Some(profile_path.display().to_string());
+        let scenario = Scenario::load(args.scenario.scenario.as_deref(), &overrides)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        eprintln!("{}", describe(&scenario));
+        // 2. The real run, 3. its simulation, on the same trace, cluster and profile.
+        let mut exec = crate::real::executor::RealExecutor::new(cfg, Some(devices as usize))?;
+        let real = crate::simulate::run_real(&scenario, &mut exec)
+            .map_err(|f| f.error)?
+            .remove(0);
+        drop(exec);
+        let sim = simulate(&scenario)?.remove(0);
+        for (name, run) in [("real", &real), ("sim", &sim)] {
+            for (file, bytes) in report::run_files(&run.records, &run.summary, false) {
+                files.push((PathBuf::from(name).join(file), bytes));
+            }
+        }
+        let profile = match &scenario.cost {
+            crate::scenario::CostSource::Profile(p) => Some(p.clone()),
+            crate::scenario::CostSource::Analytic(_) => None,
+        };
+        compare(&real.records, &sim.records, |res, k, b| {
+            step_ms(profile.as_ref(), res, k, b)
+        })?
+    };
+    let text = validation.to_markdown();
+    if let Some(out) = &args.out {
+        files.push((PathBuf::from("validation.md"), text.clone().into_bytes()));
+        files.push((
+            PathBuf::from("validation-requests.csv"),
+            validation.requests_csv().into_bytes(),
+        ));
+        report::write_dir(out, &files, args.force)?;
+        eprintln!("wrote {}", out.display());
+    }
+    print_stdout(&text)
+}
+
+/// The profiled step time in milliseconds, if `profile` covers it.
+fn step_ms(
+    profile: Option<&crate::cost::profile::ProfileTable>,
+    res: crate::workload::Resolution,
+    degree: u32,
+    batch: u32,
+) -> Option<f64> {
+    use crate::cost::CostModel;
+    let t = profile?
+        .step_time(res, degree, batch, crate::cluster::Link::NvLink)
+        .ok()?;
+    Some(t.0 as f64 / 1e6)
+}
+
+/// A fresh private directory under the system's temporary directory.
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "tetriserve-validate-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    Ok(dir)
 }
 
 /// A one-paragraph description of what is about to run.

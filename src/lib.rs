@@ -23,6 +23,7 @@ pub mod simulate;
 pub mod suggest;
 pub mod sweep;
 pub mod time;
+pub mod validate;
 pub mod workload;
 
 pub use error::{Error, InputError, Result};

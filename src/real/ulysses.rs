@@ -47,7 +47,7 @@ pub struct Block {
 impl Layout {
     /// Fails unless `ranks` is a power of two dividing `heads` and there is a token.
     pub fn new(tokens: usize, heads: usize, head_dim: usize, ranks: usize) -> Result<Layout> {
-        if !ranks.is_power_of_two() || heads % ranks != 0 {
+        if !ranks.is_power_of_two() || !heads.is_multiple_of(ranks) {
             return Err(Error::Executor(format!(
                 "Ulysses on {ranks} ranks needs a power of two that divides the {heads} heads"
             )));

@@ -262,6 +262,7 @@ fn real_mode_without_a_gpu_is_a_clean_error() {
         vec!["simulate", "--real"],
         vec!["gpu-check"],
         vec!["profile"],
+        vec!["validate", "--requests", "4"],
     ] {
         let o = run(&args);
         assert_eq!(o.status.code(), Some(1), "{args:?}");
@@ -454,6 +455,63 @@ fn a_sweep_of_two_policies_is_compared_paired_by_seed() {
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("no results for policy `rssp`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn validate_compares_two_runs_of_the_same_trace_request_by_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "simulate",
+            "--scenario",
+            "tests/data/small.toml",
+            "-p",
+            "tetriserve",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        out.join("tetriserve").display().to_string()
+    };
+    let (a, b) = (sim("a", &[]), sim("b", &[]));
+    let out = dir.path().join("v");
+    let o = run(&[
+        "validate",
+        "--compare",
+        &a,
+        &b,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("mean 0.0%") && text.contains("same met/missed verdict for 100.0%"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Targets (mean error < 5%, same verdict >= 95%): met"),
+        "{text}"
+    );
+    assert!(read(&out, "validation.md").contains("| SLO attainment |"));
+    assert!(read(&out, "validation-requests.csv").starts_with("id,resolution,"));
+    // Deadlines a third as long: most verdicts flip, so the runs do not validate.
+    let c = sim("c", &["--slo-scale", "0.3"]);
+    let o = run(&["validate", "--compare", &a, &c]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("): NOT met"), "{}", stdout(&o));
+    // Another workload is not a validation.
+    let d = sim("d", &["--seed", "99"]);
+    let o = run(&["validate", "--compare", &a, &d]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not of the same requests"),
         "{}",
         stderr(&o)
     );
