@@ -926,6 +926,46 @@ fn run_gpu_check() -> Result<()> {
         )));
     }
     println!("ulysses: ok (worst {worst_sp:.2e}, bf16 tolerance 5e-2)");
+
+    // Degree changes move a request's latent; the simulator charges a fraction of a step.
+    let gpu = crate::real::device::Gpu::open(0)?;
+    let shipped = crate::cost::profile::ProfileTable::builtin("h100-flux1-dev")
+        .ok_or_else(|| Error::config("the built-in H100 profile is missing"))?;
+    let remap = crate::cost::Overheads::default().remap_fraction;
+    let resolutions: Vec<crate::workload::Resolution> = [256, 512, 1024, 2048]
+        .into_iter()
+        .map(crate::workload::Resolution::square)
+        .collect();
+    println!(
+        "\nLatent hand-off (a degree change moves the latent; median of 5):\n| resolution | latent MB | via host, ms | device copy, ms | simulator charges, ms ({:.2}% of an SP1 step, shipped H100 profile) |\n|---|---|---|---|---|",
+        100.0 * remap
+    );
+    for h in crate::real::profile::hand_off(&gpu, &resolutions)? {
+        use crate::cost::CostModel;
+        let step = shipped
+            .step_time(h.res, 1, 1, crate::cluster::Link::NvLink)
+            .map(|t| t.0 as f64 / 1e6)
+            .unwrap_or(f64::NAN);
+        println!(
+            "| {} | {:.2} | {:.3} | {:.3} | {:.3} |",
+            h.res,
+            h.bytes as f64 / 1e6,
+            h.host_ms,
+            h.device_ms,
+            remap * step
+        );
+    }
+    drop(gpu);
+
+    if probe.devices >= 2 {
+        let t = crate::real::nccl::self_test(probe.devices)?;
+        println!(
+            "\nNCCL on {} of {} devices: communicators created in {:.1} ms; Ulysses q/k/v all-to-all of FLUX.1-dev at 1024 px ({:.1} MB) verified, {:.3} ms; 2048 px latent device 0 -> 1 ({:.1} MB) {:.3} ms",
+            t.ranks, t.devices, t.create_ms, t.exchange_mb, t.exchange_ms, t.latent_mb, t.latent_ms
+        );
+    } else {
+        println!("\nNCCL: not run (one device; the multi-GPU Ulysses exchange needs two or more)");
+    }
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 //! - [`reference`]: the CPU f32 reference of one denoising step (also as Ulysses ranks);
 //! - [`ulysses`]: the sequence-parallel layout (token shards, head shards, the all-to-alls);
 //! - [`kernels`]: the CUDA C sources in `kernels/`, compiled at run time by NVRTC;
+//! - [`nccl`]: communicators and all-to-all exchanges between local GPUs (two or more);
 //! - [`device`]: library probes and device discovery;
 //! - [`dit`]: the model on one GPU (cuBLAS GEMMs + the kernels);
 //! - [`executor`]: [`RealExecutor`](executor::RealExecutor), the engine's executor on GPUs;
@@ -21,6 +22,7 @@ pub mod dit;
 pub mod executor;
 pub mod init;
 pub mod kernels;
+pub mod nccl;
 pub mod profile;
 pub mod reference;
 pub mod ulysses;

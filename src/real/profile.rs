@@ -140,6 +140,60 @@ pub fn ulysses_numerics(gpu: Gpu) -> Result<(Vec<UlyssesCheck>, Gpu)> {
     Ok((checks, dit.gpu))
 }
 
+/// One latent hand-off measurement (see [`hand_off`]).
+#[derive(Clone, Debug)]
+pub struct HandOff {
+    pub res: Resolution,
+    pub bytes: usize,
+    /// Download then upload through the host: how the executor moves a latent between works.
+    pub host_ms: f64,
+    /// A device-to-device copy: what a hand-off within one GPU (or a peer copy) costs.
+    pub device_ms: f64,
+}
+
+/// Times moving one FLUX latent (`tokens x 64` bf16) per resolution, median of 5 after one
+/// warm-up: through the host and device to device.
+pub fn hand_off(gpu: &Gpu, resolutions: &[Resolution]) -> Result<Vec<HandOff>> {
+    let err = |e: cudarc::driver::DriverError| Error::Executor(format!("hand-off timing: {e}"));
+    let mut out = Vec::new();
+    for &res in resolutions {
+        let n = res.tokens() as usize * DitConfig::flux1_dev().latent_channels;
+        let mut host = vec![0u16; n];
+        let a = gpu.stream.alloc_zeros::<u16>(n).map_err(err)?;
+        let mut b = gpu.stream.alloc_zeros::<u16>(n).map_err(err)?;
+        let median = |mut f: Box<dyn FnMut() -> Result<()> + '_>| -> Result<f64> {
+            f()?;
+            let mut t: Vec<f64> = (0..5)
+                .map(|_| {
+                    let start = std::time::Instant::now();
+                    f().map(|_| start.elapsed().as_secs_f64() * 1e3)
+                })
+                .collect::<Result<_>>()?;
+            t.sort_by(f64::total_cmp);
+            Ok(t[2])
+        };
+        let host_ms = median(Box::new(|| {
+            gpu.stream.memcpy_dtoh(&a, &mut host).map_err(err)?;
+            gpu.synchronize()?;
+            let up = gpu.stream.clone_htod(&host).map_err(err)?;
+            gpu.synchronize()?;
+            drop(up);
+            Ok(())
+        }))?;
+        let device_ms = median(Box::new(|| {
+            gpu.stream.memcpy_dtod(&a, &mut b).map_err(err)?;
+            gpu.synchronize()
+        }))?;
+        out.push(HandOff {
+            res,
+            bytes: 2 * n,
+            host_ms,
+            device_ms,
+        });
+    }
+    Ok(out)
+}
+
 /// One measured profile row.
 #[derive(Clone, Debug)]
 pub struct Measured {

@@ -153,6 +153,62 @@ pub fn apply<T: Copy>(blocks: &[Block], src: &[Vec<T>], dst: &mut [Vec<T>]) {
     }
 }
 
+/// Where `blocks` sit in contiguous per-rank buffers, for transports that move contiguous
+/// memory (NCCL send/receive): each rank packs what it sends into one send buffer, ordered by
+/// destination rank, and receives into one buffer ordered by source rank; blocks between the
+/// same two ranks keep their list order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packed {
+    /// Per block: its offset in its sender's send buffer and in its receiver's receive buffer.
+    pub send_offset: Vec<usize>,
+    pub recv_offset: Vec<usize>,
+    /// `counts[src][dst]`: elements from `src` to `dst` (the slice `dst` receives from `src`).
+    pub counts: Vec<Vec<usize>>,
+}
+
+impl Packed {
+    pub fn new(blocks: &[Block], ranks: usize) -> Packed {
+        let mut counts = vec![vec![0usize; ranks]; ranks];
+        for b in blocks {
+            counts[b.src_rank][b.dst_rank] += b.rows * b.cols;
+        }
+        let mut p = Packed {
+            send_offset: Vec::with_capacity(blocks.len()),
+            recv_offset: Vec::with_capacity(blocks.len()),
+            counts,
+        };
+        let mut used = vec![vec![0usize; ranks]; ranks];
+        for b in blocks {
+            let (src, dst) = (b.src_rank, b.dst_rank);
+            let u = used[src][dst];
+            p.send_offset.push(p.send_start(src, dst) + u);
+            p.recv_offset.push(p.recv_start(src, dst) + u);
+            used[src][dst] += b.rows * b.cols;
+        }
+        p
+    }
+
+    /// Elements rank `r` sends in all (its send buffer's length).
+    pub fn send_len(&self, r: usize) -> usize {
+        self.counts[r].iter().sum()
+    }
+
+    /// Elements rank `r` receives in all (its receive buffer's length).
+    pub fn recv_len(&self, r: usize) -> usize {
+        self.counts.iter().map(|row| row[r]).sum()
+    }
+
+    /// Offset of the slice `src` sends to `dst`, in `src`'s send buffer.
+    pub fn send_start(&self, src: usize, dst: usize) -> usize {
+        self.counts[src][..dst].iter().sum()
+    }
+
+    /// Offset of the slice `dst` receives from `src`, in `dst`'s receive buffer.
+    pub fn recv_start(&self, src: usize, dst: usize) -> usize {
+        self.counts[..src].iter().map(|row| row[dst]).sum()
+    }
+}
+
 /// Elements a rank sends to other ranks in `blocks` (its own blocks stay local).
 pub fn sent_by(blocks: &[Block], rank: usize) -> usize {
     blocks
@@ -237,6 +293,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn packing_then_exchanging_slices_equals_the_direct_copies() {
+        // What NCCL does: pack strided blocks into send buffers, move slice (src -> dst) from
+        // src's send buffer to dst's receive buffer, unpack. Must equal `apply`.
+        let l = Layout::new(21, 8, 2, 4).unwrap();
+        let ld = 3 * l.hidden() + 3;
+        let blocks = l.to_heads(3, ld);
+        let p = Packed::new(&blocks, l.ranks);
+        let src = token_shards(&l, 3, ld);
+        let mut send: Vec<Vec<f32>> = (0..l.ranks).map(|r| vec![0.0; p.send_len(r)]).collect();
+        for (b, &at) in blocks.iter().zip(&p.send_offset) {
+            for r in 0..b.rows {
+                let s = b.src_offset + r * b.src_ld;
+                send[b.src_rank][at + r * b.cols..at + (r + 1) * b.cols]
+                    .copy_from_slice(&src[b.src_rank][s..s + b.cols]);
+            }
+        }
+        let mut recv: Vec<Vec<f32>> = (0..l.ranks).map(|r| vec![0.0; p.recv_len(r)]).collect();
+        for s in 0..l.ranks {
+            for d in 0..l.ranks {
+                let (a, b, n) = (p.send_start(s, d), p.recv_start(s, d), p.counts[s][d]);
+                let slice = send[s][a..a + n].to_vec();
+                recv[d][b..b + n].copy_from_slice(&slice);
+            }
+        }
+        let w = 3 * l.width();
+        let mut got = vec![vec![f32::NAN; l.tokens * w]; l.ranks];
+        for (b, &at) in blocks.iter().zip(&p.recv_offset) {
+            for r in 0..b.rows {
+                let d = b.dst_offset + r * b.dst_ld;
+                got[b.dst_rank][d..d + b.cols]
+                    .copy_from_slice(&recv[b.dst_rank][at + r * b.cols..at + (r + 1) * b.cols]);
+            }
+        }
+        let mut want = vec![vec![f32::NAN; l.tokens * w]; l.ranks];
+        apply(&blocks, &src, &mut want);
+        assert_eq!(got, want);
     }
 
     #[test]
