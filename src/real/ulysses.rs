@@ -313,11 +313,10 @@ mod tests {
             }
         }
         let mut recv: Vec<Vec<f32>> = (0..l.ranks).map(|r| vec![0.0; p.recv_len(r)]).collect();
-        for s in 0..l.ranks {
-            for d in 0..l.ranks {
+        for (s, from) in send.iter().enumerate() {
+            for (d, to) in recv.iter_mut().enumerate() {
                 let (a, b, n) = (p.send_start(s, d), p.recv_start(s, d), p.counts[s][d]);
-                let slice = send[s][a..a + n].to_vec();
-                recv[d][b..b + n].copy_from_slice(&slice);
+                to[b..b + n].copy_from_slice(&from[a..a + n]);
             }
         }
         let w = 3 * l.width();
