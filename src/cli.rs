@@ -517,14 +517,8 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
         real = Some(probe);
     }
     let scenario = Scenario::load(args.scenario.scenario.as_deref(), &overrides)?;
-    if let Some(out) = &args.out
-        && out.exists()
-        && !args.force
-    {
-        return Err(Error::config_hint(
-            format!("output directory {} already exists", out.display()),
-            "pass --force to replace it, or choose another --out",
-        ));
+    if let Some(out) = &args.out {
+        report::check_out_dir(out, args.force)?;
     }
     eprintln!("{}", describe(&scenario));
     for w in &scenario.warnings {
@@ -971,14 +965,8 @@ fn run_gpu_check() -> Result<()> {
 
 fn run_validate(args: ValidateArgs) -> Result<()> {
     use crate::validate::compare;
-    if let Some(out) = &args.out
-        && out.exists()
-        && !args.force
-    {
-        return Err(Error::config_hint(
-            format!("output directory {} already exists", out.display()),
-            "pass --force to replace it, or choose another --out",
-        ));
+    if let Some(out) = &args.out {
+        report::check_out_dir(out, args.force)?;
     }
     let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     let validation = if let Some(dirs) = &args.compare {

@@ -109,18 +109,25 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-/// Writes `files` (paths relative to `dir`) as the directory `dir`, atomically.
-///
-/// Everything is written to a sibling temporary directory first, then renamed onto `dir`.
-/// An existing `dir` is an error unless `force`, in which case it is replaced only after the
-/// new contents are complete.
-pub fn write_dir(dir: &Path, files: &[(PathBuf, Vec<u8>)], force: bool) -> Result<()> {
+/// Refuses an existing output directory unless `force`: commands call it before any work, so
+/// that a long run does not end in this error.
+pub fn check_out_dir(dir: &Path, force: bool) -> Result<()> {
     if dir.exists() && !force {
         return Err(Error::config_hint(
             format!("output directory {} already exists", dir.display()),
             "pass --force to replace it, or choose another --out",
         ));
     }
+    Ok(())
+}
+
+/// Writes `files` (paths relative to `dir`) as the directory `dir`, atomically.
+///
+/// Everything is written to a sibling temporary directory first, then renamed onto `dir`.
+/// An existing `dir` is an error unless `force`, in which case it is replaced only after the
+/// new contents are complete.
+pub fn write_dir(dir: &Path, files: &[(PathBuf, Vec<u8>)], force: bool) -> Result<()> {
+    check_out_dir(dir, force)?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
