@@ -55,6 +55,7 @@ fuzz_target!(|input: Input| {
     let costs = StepTimes::resolve(&model, &w.resolutions(), &cluster, &[1, 2, 4]).expect("analytic covers these");
     let mut kinds = PolicyKind::all_for(&cluster);
     kinds.extend(PolicyKind::ablation());
+    kinds.extend(PolicyKind::extensions());
     for kind in kinds {
         let config = PolicyConfig::default();
         let Ok(mut p) = policy::build(kind, &cluster, &costs, &config) else { continue };
