@@ -179,6 +179,8 @@ fn slot(label: &str, position: usize) -> usize {
         "tetriserve" => 5,
         "tetriserve-dp-pp" => 6,
         "tetriserve-dp" => 7,
+        // Shown with tetriserve, rarely with the baselines: vermillion against its sky blue.
+        "tetriserve-shed" => 3,
         // Black, dashed: never confused with a policy in the charts that show it.
         "upper bound" => 7,
         _ => position,
