@@ -96,6 +96,7 @@ pub struct RawOverheads {
     pub vae_decode_ms_per_1k_tokens: Option<f64>,
     pub remap_fraction: Option<f64>,
     pub group_setup_ms: Option<f64>,
+    pub dispatch_ms: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -322,6 +323,7 @@ impl RawScenario {
                     .overheads
                     .group_setup_ms
                     .or(base.overheads.group_setup_ms),
+                dispatch_ms: self.overheads.dispatch_ms.or(base.overheads.dispatch_ms),
             },
             workload: RawWorkload {
                 trace: self.workload.trace.or(base.workload.trace),
@@ -607,6 +609,7 @@ impl Scenario {
             )?,
             remap_fraction,
             group_setup: ms("overheads.group_setup_ms", o.group_setup_ms)?,
+            dispatch: ms("overheads.dispatch_ms", o.dispatch_ms)?,
         };
 
         let mut bases = Vec::new();

@@ -201,6 +201,19 @@ fn overheads(
 }
 
 impl Validation {
+    /// The unmodelled time per real work, averaged over every work (milliseconds), if any
+    /// work had a profiled step time: what `overheads.dispatch_ms` would have to be.
+    pub fn mean_overhead_ms(&self) -> Option<f64> {
+        let works: usize = self.overheads.iter().map(|o| o.works).sum();
+        (works > 0).then(|| {
+            self.overheads
+                .iter()
+                .map(|o| o.mean_ms * o.works as f64)
+                .sum::<f64>()
+                / works as f64
+        })
+    }
+
     /// Whether it meets the fidelity targets: mean latency error under 5% and the same verdict
     /// for at least 95% of requests.
     pub fn meets_targets(&self) -> bool {
@@ -387,6 +400,7 @@ mod tests {
         assert_eq!(v.overheads.len(), 1);
         assert!((v.overheads[0].mean_ms - 800.0 / 3.0).abs() < 1e-6);
         assert!((v.overheads[0].fraction - 800.0 / 3200.0).abs() < 1e-9);
+        assert!((v.mean_overhead_ms().unwrap() - 800.0 / 3.0).abs() < 1e-6);
         assert!((v.real_makespan_s - 4.0).abs() < 1e-9);
         assert!(!v.meets_targets());
         let md = v.to_markdown();
@@ -411,6 +425,7 @@ mod tests {
         assert_eq!(v.mean_error, 0.0);
         assert_eq!(v.same_verdict, 0.5);
         assert!(v.overheads.is_empty());
+        assert_eq!(v.mean_overhead_ms(), None);
         let other = run(vec![request(5, 1000, 2000, true)], vec![]);
         assert!(compare(&real, &other, |_, _, _| None).is_err());
     }

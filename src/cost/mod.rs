@@ -42,6 +42,10 @@ pub struct Overheads {
     /// One-time cost the first time a given GPU set is used as an SP group (NCCL communicator
     /// set-up). Zero by default: the paper pre-creates and warms its groups.
     pub group_setup: Nanos,
+    /// Fixed cost of every work: launching it and moving the request's state in and out
+    /// (the real backend regenerates inputs and uploads and downloads the latent each time).
+    /// Zero by default; `tetriserve validate` measures what the real backend pays.
+    pub dispatch: Nanos,
 }
 
 impl Default for Overheads {
@@ -54,6 +58,7 @@ impl Default for Overheads {
             vae_decode_per_1k_tokens: Nanos::ZERO,
             remap_fraction: 0.0005,
             group_setup: Nanos::ZERO,
+            dispatch: Nanos::ZERO,
         }
     }
 }

@@ -79,7 +79,8 @@ pub trait Executor {
 /// Duration of a work of `q` steps at degree `k`, batch `b`:
 /// `q x T(res, k, b, link)`, plus the text encoder if it includes the first step, plus the
 /// VAE decode if it includes the last step, plus `ceil(remap_fraction x T)` if the request
-/// moved GPU sets, plus the group set-up cost the first time a GPU set is used.
+/// moved GPU sets, plus the group set-up cost the first time a GPU set is used, plus the
+/// per-work dispatch cost.
 pub struct SimExecutor<'a> {
     costs: &'a StepTimes,
     overheads: Overheads,
@@ -117,7 +118,7 @@ impl<'a> SimExecutor<'a> {
         if work.new_group && k > 1 {
             t += self.overheads.group_setup;
         }
-        Ok(t)
+        Ok(t + self.overheads.dispatch)
     }
 }
 

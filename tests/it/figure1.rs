@@ -51,6 +51,16 @@ fn workload() -> Workload {
 }
 
 fn run(kind: PolicyKind) -> RunRecords {
+    run_with(
+        kind,
+        Overheads {
+            remap_fraction: 0.0,
+            ..Overheads::default()
+        },
+    )
+}
+
+fn run_with(kind: PolicyKind, overheads: Overheads) -> RunRecords {
     let w = workload();
     let c = cluster(4);
     let costs = StepTimes::resolve(&Fig1Costs, &w.resolutions(), &c, &[1]).unwrap();
@@ -59,10 +69,7 @@ fn run(kind: PolicyKind) -> RunRecords {
             round: RoundLength::Fixed(ms(300)),
             ..TetriserveConfig::default()
         },
-        overheads: Overheads {
-            remap_fraction: 0.0,
-            ..Overheads::default()
-        },
+        overheads,
         ..PolicyConfig::default()
     };
     let mut p = policy::build(kind, &c, &costs, &config).unwrap();
@@ -95,6 +102,21 @@ fn fixed_parallelism_misses_deadlines() {
     let sp4 = run(PolicyKind::XditSp(4));
     assert_eq!(outcomes(&sp4), ["met", "met", "missed"]);
     assert_eq!(sp4.requests[2].end, ms(1650));
+}
+
+#[test]
+fn a_dispatch_cost_is_charged_once_per_work() {
+    // SP = 4 with 50 ms per work: S 0-0.35, M 0.35-1.0, L 1.0-1.8.
+    let sp4 = run_with(
+        PolicyKind::XditSp(4),
+        Overheads {
+            remap_fraction: 0.0,
+            dispatch: ms(50),
+            ..Overheads::default()
+        },
+    );
+    let ends: Vec<Nanos> = sp4.requests.iter().map(|r| r.end).collect();
+    assert_eq!(ends, vec![ms(350), ms(1000), ms(1800)]);
 }
 
 /// With rounds of 300 ms (round-aware plan times equal the step times here, except that a

@@ -488,7 +488,7 @@ impl Tetriserve {
         step: Nanos,
     ) -> Nanos {
         let lead = view.request(batch.ids()[0]);
-        let mut extra = Nanos::ZERO;
+        let mut extra = self.overheads.dispatch;
         if lead.steps_done == 0 {
             extra += self.overheads.text_encoder;
         }
