@@ -954,7 +954,7 @@ fn run_gpu_check() -> Result<()> {
     if probe.devices >= 2 {
         let t = crate::real::nccl::self_test(probe.devices)?;
         println!(
-            "\nNCCL on {} of {} devices: communicators created in {:.1} ms; Ulysses q/k/v all-to-all of FLUX.1-dev at 1024 px ({:.1} MB) verified, {:.3} ms; 2048 px latent device 0 -> 1 ({:.1} MB) {:.3} ms",
+            "\nNCCL on {} of {} devices: communicators created in {:.1} ms; Ulysses q/k/v all-to-all of FLUX.1-dev at 1024 px ({:.1} MB sent per rank) verified, {:.3} ms; 2048 px latent device 0 -> 1 ({:.1} MB) {:.3} ms",
             t.ranks, t.devices, t.create_ms, t.exchange_mb, t.exchange_ms, t.latent_mb, t.latent_ms
         );
     } else {
@@ -999,8 +999,9 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
         };
         let cfg = crate::real::config::DitConfig::preset(&model)?;
         let workload = first.load_workload()?;
-        // 1. A profile of this GPU for the trace's resolutions (degree 1: each local device
-        //    is its own node; batch 1 and the batch sizes the policy may form).
+        // 1. A profile of this GPU for the trace's resolutions, degree 1 (each local device is
+        //    its own node) and batch 1 (batching is off by default; a scenario that turns it
+        //    on needs a profile with batch rows).
         let plan = crate::real::profile::ProfilePlan {
             resolutions: workload.resolutions(),
             batches: vec![1],

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::error::{Error, InputError, Result};
-use crate::sweep::mean_ci95;
+use crate::sweep::{csv_field, mean_ci95};
 
 /// One grid point of the comparison.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,6 +62,12 @@ pub fn compare(
     policy: &str,
     resolution: Option<&str>,
 ) -> Result<Comparison> {
+    if baseline == policy {
+        return Err(Error::config_hint(
+            format!("`{policy}` compared with itself"),
+            "give two different policies to --baseline and --policy",
+        ));
+    }
     // point -> seed -> (baseline, policy) attainment in percent, points in first-seen order.
     let mut order: Vec<PointKey> = Vec::new();
     let mut table: BTreeMap<PointKey, BTreeMap<String, [Option<f64>; 2]>> = BTreeMap::new();
@@ -143,7 +149,18 @@ pub fn compare(
             if !table.contains_key(&key) {
                 order.push(key.clone());
             }
-            table.entry(key).or_default().entry(get(5)).or_default()[slot] = Some(100.0 * value);
+            let cell = &mut table.entry(key).or_default().entry(get(5)).or_default()[slot];
+            if cell.is_some() {
+                return Err(Error::Input(
+                    InputError::new(
+                        &source,
+                        format!("a second row for {name} at this grid point and seed"),
+                    )
+                    .line(line)
+                    .hint("give each sweep's results once (a merged results.csv holds its shards)"),
+                ));
+            }
+            *cell = Some(100.0 * value);
         }
     }
     for name in [baseline, policy] {
@@ -213,6 +230,15 @@ pub fn compare(
     })
 }
 
+/// `± half-width`, or `± n/a` from a single seed (no interval can be estimated).
+fn interval(half: f64, seeds: usize) -> String {
+    if seeds < 2 {
+        "± n/a".into()
+    } else {
+        format!("± {half:.2}")
+    }
+}
+
 impl Comparison {
     /// A Markdown table, one row per point, then the overall line.
     pub fn to_markdown(&self) -> String {
@@ -223,7 +249,7 @@ impl Comparison {
         for p in &self.points {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:+.2} ± {:.2} | {}/{}/{} |",
+                "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:+.2} {} | {}/{}/{} |",
                 p.scenario,
                 p.mix,
                 p.rate_per_min,
@@ -233,7 +259,7 @@ impl Comparison {
                 p.baseline,
                 p.policy,
                 p.gain,
-                p.ci95,
+                interval(p.ci95, p.seeds),
                 p.wins,
                 p.ties,
                 p.losses
@@ -241,13 +267,13 @@ impl Comparison {
         }
         let _ = writeln!(
             s,
-            "\nAll {} points, {}: {} - {} = {:+.2} ± {:.2} percentage points (95% CI over {} seeds of the per-seed mean gain).",
+            "\nAll {} points, {}: {} - {} = {:+.2} {} percentage points (95% CI over {} seeds of the per-seed mean gain).",
             self.points.len(),
             self.metric,
             self.policy,
             self.baseline,
             self.gain,
-            self.ci95,
+            interval(self.ci95, self.seeds),
             self.seeds
         );
         s
@@ -261,19 +287,23 @@ impl Comparison {
         for p in &self.points {
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{:.4},{},{},{}",
-                p.scenario,
-                p.mix,
+                "{},{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{},{},{},{}",
+                csv_field(&p.scenario),
+                csv_field(&p.mix),
                 p.rate_per_min,
                 p.slo_scale,
                 p.granularity,
                 p.seeds,
-                self.baseline,
-                self.policy,
+                csv_field(&self.baseline),
+                csv_field(&self.policy),
                 p.baseline,
                 p.policy,
                 p.gain,
-                p.ci95,
+                if p.seeds < 2 {
+                    String::new()
+                } else {
+                    format!("{:.4}", p.ci95)
+                },
                 p.wins,
                 p.ties,
                 p.losses
@@ -328,6 +358,28 @@ mod tests {
     }
 
     #[test]
+    fn one_seed_has_no_interval_and_commas_are_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(
+            dir.path(),
+            "r.csv",
+            "s,\"custom:256=1,512=1\",12,1,5,1,a,0.5\ns,\"custom:256=1,512=1\",12,1,5,1,b,0.6\n",
+        );
+        let c = compare(&[&f], "a", "b", None).unwrap();
+        assert!(
+            c.to_markdown().contains("+10.00 ± n/a"),
+            "{}",
+            c.to_markdown()
+        );
+        let csv = c.to_csv();
+        let mut rows = csv::Reader::from_reader(csv.as_bytes());
+        let header = rows.headers().unwrap().len();
+        let row = rows.records().next().unwrap().unwrap();
+        assert_eq!(row.len(), header);
+        assert_eq!(&row[1], "custom:256=1,512=1");
+    }
+
+    #[test]
     fn one_resolution_can_be_compared() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.csv");
@@ -357,10 +409,11 @@ mod tests {
         );
         let g = write(dir.path(), "g.csv", "s,u,12,1,5,1,a,half\n");
         let e = compare(&[&g], "a", "b", None).unwrap_err().to_string();
-        assert!(
-            e.contains("g.csv") && e.contains("2") && e.contains("slo_attainment"),
-            "{e}"
-        );
+        assert!(e.contains("g.csv:2: field `slo_attainment`"), "{e}");
+        let e = compare(&[&f], "a", "a", None).unwrap_err().to_string();
+        assert!(e.contains("compared with itself"), "{e}");
+        let e = compare(&[&f, &f], "a", "zz", None).unwrap_err().to_string();
+        assert!(e.contains("a second row for a"), "{e}");
         let h = dir.path().join("h.csv");
         std::fs::write(&h, "policy,seed\na,1\n").unwrap();
         let e = compare(&[&h], "a", "b", None).unwrap_err().to_string();

@@ -215,7 +215,8 @@ fn row(index: usize, scenario: &str, c: &Coordinates, m: &Summary) -> String {
     s
 }
 
-fn csv_field(s: &str) -> String {
+/// A CSV field, quoted when it holds a comma, a quote or a newline.
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -678,20 +678,41 @@ impl Tetriserve {
                 key: Some(key),
             });
         }
-        // Running requests of the node that can still make it load it too.
-        for &id in &self.running_by_node[node as usize] {
-            let s = view.request(id);
-            let table = self.table(s.class, 1);
-            if s.deadline() < now + table.fastest.times(u64::from(s.remaining_steps())) {
+        // Running units of the node that can still make it load it too. Members of a batch
+        // share its GPU set (no two units do): sorted by set, each batch is priced as one unit.
+        let mut running = std::mem::take(&mut self.running_by_node[node as usize]);
+        running.sort_unstable_by_key(|&id| (view.request(id).gpus, id));
+        let mut i = 0;
+        while i < running.len() {
+            let s = view.request(running[i]);
+            let size = running[i..]
+                .iter()
+                .take_while(|&&id| view.request(id).gpus == s.gpus)
+                .count()
+                .min(crate::policy::MAX_BATCH);
+            let batch = if size.is_power_of_two() { size } else { 1 };
+            i += batch;
+            let deadline = running[i - batch..i]
+                .iter()
+                .map(|&id| view.request(id).deadline())
+                .min()
+                .expect("a unit has a request");
+            let Some(table) =
+                self.tables[s.class.index()][batch.trailing_zeros() as usize].as_ref()
+            else {
+                continue;
+            };
+            if deadline < now + table.fastest.times(u64::from(s.remaining_steps())) {
                 continue;
             }
-            let plan = min_gpu_plan(&table.plan_times, s.remaining_steps(), s.deadline() - now);
+            let plan = min_gpu_plan(&table.plan_times, s.remaining_steps(), deadline - now);
             jobs.push(shedding::Job {
-                deadline: s.deadline(),
+                deadline,
                 work: plan.gpu_time(&table.plan_times),
                 key: None,
             });
         }
+        self.running_by_node[node as usize] = running;
         let shed = shedding::shed(
             &jobs,
             now,

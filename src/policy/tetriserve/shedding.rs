@@ -9,7 +9,8 @@
 //! the most jobs on time on one machine; here it keeps the most requests whose work fits the
 //! node's fluid capacity. The fluid test is optimistic (no rounds, no degree limits), so it
 //! fires only in real overload. Jobs without a key (running requests) count toward the load
-//! but are never shed.
+//! but are never shed; and nothing is shed for a deadline that unsheddable work alone
+//! overloads, since giving jobs up there would save nothing.
 
 use std::collections::BinaryHeap;
 
@@ -25,9 +26,10 @@ pub struct Job {
     pub key: Option<u128>,
 }
 
-/// The indices (into `jobs`, ascending) of the jobs to shed so that, as far as sheddable jobs
-/// allow, the work due by every deadline fits `gpus x (deadline - now) x capacity`. Among
-/// equal keys the later index (the later arrival) goes first.
+/// The indices (into `jobs`, ascending) of the jobs to shed so that the work due by every
+/// deadline fits `gpus x (deadline - now) x capacity`. Among equal keys the later index (the
+/// later arrival) goes first. Where unsheddable work alone exceeds a deadline's capacity, the
+/// jobs given up there are kept after all (shedding them would not make it fit).
 pub fn shed(jobs: &[Job], now: Nanos, gpus: u32, capacity: f64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_unstable_by_key(|&i| (jobs[i].deadline, i));
@@ -41,12 +43,20 @@ pub fn shed(jobs: &[Job], now: Nanos, gpus: u32, capacity: f64) -> Vec<usize> {
             kept.push((key, i));
         }
         let can = capacity * f64::from(gpus) * job.deadline.0.saturating_sub(now.0) as f64;
+        let before = out.len();
         while due as f64 > can {
             let Some((_, j)) = kept.pop() else {
                 break;
             };
             due -= jobs[j].work;
             out.push(j);
+        }
+        if due as f64 > can {
+            // Still over with nothing left to shed: take this deadline's sheds back.
+            for j in out.drain(before..) {
+                due += jobs[j].work;
+                kept.push((jobs[j].key.expect("only keyed jobs are shed"), j));
+            }
         }
     }
     out.sort_unstable();
@@ -113,8 +123,17 @@ mod tests {
             shed(&[running, job(20, 5)], Nanos(0), 2, 1.0),
             Vec::<usize>::new()
         );
-        // A waiting job due earlier is shed to make room, even when that is not enough.
-        assert_eq!(shed(&[job(5, 5), running], Nanos(0), 2, 1.0), vec![0]);
+        // Nor one due earlier: without it t = 10 is still over (30 > 20), so it stays.
+        assert_eq!(
+            shed(&[job(5, 5), running], Nanos(0), 2, 1.0),
+            Vec::<usize>::new()
+        );
+        // Where shedding does make room, it happens: 18 running + 5 > 20, 18 alone fits.
+        let lighter = Job {
+            work: 18,
+            ..running
+        };
+        assert_eq!(shed(&[job(5, 5), lighter], Nanos(0), 2, 1.0), vec![0]);
     }
 
     proptest! {
