@@ -298,6 +298,34 @@ fn table(title: &str, x_name: &str, series: &[Series], percent: bool) -> String 
     s
 }
 
+/// What an attainment line chart and its table are called.
+struct Labels<'a> {
+    title: &'a str,
+    x: &'a str,
+    table: &'a str,
+    table_x: &'a str,
+}
+
+/// Draws `s` (SLO attainment against `labels.x`) to `base`.{png,svg}, lists both files and
+/// appends the mean-and-CI table to `md`.
+fn attainment_figure(
+    base: &Path,
+    labels: &Labels<'_>,
+    s: &[Series],
+    files: &mut Vec<PathBuf>,
+    md: &mut String,
+) -> Result<()> {
+    line_chart(
+        base,
+        &frame(labels.title, labels.x, "SLO attainment", Some((0.0, 1.0))),
+        s,
+    )?;
+    files.push(base.with_extension("png"));
+    files.push(base.with_extension("svg"));
+    md.push_str(&table(labels.table, labels.table_x, s, true));
+    Ok(())
+}
+
 /// One seed of a scenario, every policy it names, in memory.
 fn runs_of(root: &Path, name: &str, o: &Overrides) -> Result<Vec<RunRecords>> {
     let path = root.join("scenarios/paper").join(format!("{name}.toml"));
@@ -626,23 +654,18 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         |r| r.rate,
     );
     let base = out.join("fig04a-fixed-sp-vs-rate");
-    line_chart(
+    attainment_figure(
         &base,
-        &frame(
-            "Fixed SP alone (Uniform, SLO 1.0x)",
-            "arrival rate (req/min)",
-            "SLO attainment",
-            att,
-        ),
+        &Labels {
+            title: "Fixed SP alone (Uniform, SLO 1.0x)",
+            x: "arrival rate (req/min)",
+            table: "Fig. 4a: SLO attainment (%) of fixed SP, Uniform, SLO 1.0x",
+            table_x: "req/min",
+        },
         &s,
+        &mut files,
+        &mut md,
     )?;
-    emit(base, &mut files);
-    md.push_str(&table(
-        "Fig. 4a: SLO attainment (%) of fixed SP, Uniform, SLO 1.0x",
-        "req/min",
-        &s,
-        true,
-    ));
     let at12: Vec<&ResultRow> = rows.iter().filter(|r| r.rate == 12.0).collect();
     let pols = policies_in(&at12);
     let base = out.join("fig04b-fixed-sp-per-resolution");
@@ -673,26 +696,21 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
             |r| r.scale,
         );
         let base = out.join(format!("{fig}-slo-vs-scale-{}", mix.to_lowercase()));
-        line_chart(
+        attainment_figure(
             &base,
-            &frame(
-                &format!("SLO attainment vs SLO scale ({mix}, 12 req/min)"),
-                "SLO scale",
-                "SLO attainment",
-                att,
-            ),
+            &Labels {
+                title: &format!("SLO attainment vs SLO scale ({mix}, 12 req/min)"),
+                x: "SLO scale",
+                table: &format!(
+                    "{} SLO attainment (%), {mix}, 12 req/min",
+                    if fig == "fig07" { "Fig. 7:" } else { "Fig. 8:" }
+                ),
+                table_x: "SLO scale",
+            },
             &s,
+            &mut files,
+            &mut md,
         )?;
-        emit(base, &mut files);
-        md.push_str(&table(
-            &format!(
-                "{} SLO attainment (%), {mix}, 12 req/min",
-                if fig == "fig07" { "Fig. 7:" } else { "Fig. 8:" }
-            ),
-            "SLO scale",
-            &s,
-            true,
-        ));
         for scale in [1.0, 1.5] {
             let at: Vec<&ResultRow> = rows.iter().filter(|r| r.scale == scale).collect();
             let pols = policies_in(&at);
@@ -813,23 +831,18 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
             |r| r.scale,
         );
         let base = out.join(format!("fig12-sd3-a40-{mix}"));
-        line_chart(
+        attainment_figure(
             &base,
-            &frame(
-                &format!("SD3-Medium on 4x A40 ({mix}, 12 req/min)"),
-                "SLO scale",
-                "SLO attainment",
-                att,
-            ),
+            &Labels {
+                title: &format!("SD3-Medium on 4x A40 ({mix}, 12 req/min)"),
+                x: "SLO scale",
+                table: &format!("Fig. 12: SLO attainment (%), SD3-Medium on 4x A40, {mix}"),
+                table_x: "SLO scale",
+            },
             &s,
+            &mut files,
+            &mut md,
         )?;
-        emit(base, &mut files);
-        md.push_str(&table(
-            &format!("Fig. 12: SLO attainment (%), SD3-Medium on 4x A40, {mix}"),
-            "SLO scale",
-            &s,
-            true,
-        ));
     }
 
     // Fig. 13: against arrival rate.
@@ -841,23 +854,18 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         |r| r.rate,
     );
     let base = out.join("fig13-slo-vs-rate");
-    line_chart(
+    attainment_figure(
         &base,
-        &frame(
-            "SLO attainment vs arrival rate (Uniform, SLO 1.0x)",
-            "arrival rate (req/min)",
-            "SLO attainment",
-            att,
-        ),
+        &Labels {
+            title: "SLO attainment vs arrival rate (Uniform, SLO 1.0x)",
+            x: "arrival rate (req/min)",
+            table: "Fig. 13: SLO attainment (%), Uniform, SLO 1.0x",
+            table_x: "req/min",
+        },
         &s,
+        &mut files,
+        &mut md,
     )?;
-    emit(base, &mut files);
-    md.push_str(&table(
-        "Fig. 13: SLO attainment (%), Uniform, SLO 1.0x",
-        "req/min",
-        &s,
-        true,
-    ));
 
     // Fig. 14: homogeneous workloads.
     let rows = sweep(root, out, "fig14-homogeneous")?;
@@ -908,23 +916,18 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         |r| r.attainment,
     );
     let base = out.join("fig15-granularity");
-    line_chart(
+    attainment_figure(
         &base,
-        &frame(
-            "TetriServe round granularity (Uniform, SLO 1.0x)",
-            "steps of the reference request per round",
-            "SLO attainment",
-            att,
-        ),
+        &Labels {
+            title: "TetriServe round granularity (Uniform, SLO 1.0x)",
+            x: "steps of the reference request per round",
+            table: "Fig. 15: TetriServe SLO attainment (%) by round granularity",
+            table_x: "granularity",
+        },
         &s,
+        &mut files,
+        &mut md,
     )?;
-    emit(base, &mut files);
-    md.push_str(&table(
-        "Fig. 15: TetriServe SLO attainment (%) by round granularity",
-        "granularity",
-        &s,
-        true,
-    ));
 
     // Table 5: ablation.
     let rows = sweep(root, out, "table5-ablation")?;
@@ -1027,25 +1030,20 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
             "Skewed"
         };
         let base = out.join(format!("beyond-shedding-vs-burstiness-{mix}"));
-        line_chart(
+        attainment_figure(
             &base,
-            &frame(
-                &format!("Overload shedding vs burstiness ({name}, 12 req/min, SLO 1.5x)"),
-                "coefficient of variation of inter-arrival gaps (1 = Poisson)",
-                "SLO attainment",
-                att,
-            ),
+            &Labels {
+                title: &format!("Overload shedding vs burstiness ({name}, 12 req/min, SLO 1.5x)"),
+                x: "coefficient of variation of inter-arrival gaps (1 = Poisson)",
+                table: &format!(
+                    "Beyond the paper: tetriserve-shed vs tetriserve (%), {name}, 12 req/min, SLO 1.5x, by inter-arrival CV"
+                ),
+                table_x: "CV",
+            },
             &s,
+            &mut files,
+            &mut md,
         )?;
-        emit(base, &mut files);
-        md.push_str(&table(
-            &format!(
-                "Beyond the paper: tetriserve-shed vs tetriserve (%), {name}, 12 req/min, SLO 1.5x, by inter-arrival CV"
-            ),
-            "CV",
-            &s,
-            true,
-        ));
     }
 
     md.push_str("\n## Files\n\n");
