@@ -527,11 +527,7 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
     let runs = match real {
         None => simulate(&scenario)?,
         Some(probe) => {
-            let model = match &scenario.cost {
-                crate::scenario::CostSource::Profile(p) => p.model().to_string(),
-                crate::scenario::CostSource::Analytic(a) => a.model.name.to_string(),
-            };
-            let cfg = crate::real::config::DitConfig::preset(&model)?;
+            let cfg = crate::real::config::DitConfig::preset(scenario.model_name())?;
             eprintln!(
                 "real: loading {} ({:.1} B parameters, seeded random weights) on {} x {}",
                 cfg.name,
@@ -993,11 +989,7 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
         overrides.nodes = Some(devices);
         overrides.gpus_per_node = Some(1);
         let first = Scenario::load(args.scenario.scenario.as_deref(), &overrides)?;
-        let model = match &first.cost {
-            crate::scenario::CostSource::Profile(p) => p.model().to_string(),
-            crate::scenario::CostSource::Analytic(a) => a.model.name.to_string(),
-        };
-        let cfg = crate::real::config::DitConfig::preset(&model)?;
+        let cfg = crate::real::config::DitConfig::preset(first.model_name())?;
         let workload = first.load_workload()?;
         // 1. A profile of this GPU for the trace's resolutions, degree 1 (each local device is
         //    its own node) and batch 1 (batching is off by default; a scenario that turns it
@@ -1044,10 +1036,10 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
             }
         }
         let profile = match &scenario.cost {
-            crate::scenario::CostSource::Profile(p) => Some(p.clone()),
+            crate::scenario::CostSource::Profile(p) => Some(p),
             crate::scenario::CostSource::Analytic(_) => None,
         };
-        let lookup = |res, k, b| step_ms(profile.as_ref(), res, k, b);
+        let lookup = |res, k, b| step_ms(profile, res, k, b);
         let plain = compare(&real.records, &sim.records, lookup)?;
         // 4. The same simulation charging the per-work time the real run showed beyond its
         //    steps: how much of the error that one cost explains.

@@ -298,6 +298,12 @@ fn table(title: &str, x_name: &str, series: &[Series], percent: bool) -> String 
     s
 }
 
+/// Lists the two files a chart at `base` was drawn to.
+fn emit(base: &Path, files: &mut Vec<PathBuf>) {
+    files.push(base.with_extension("png"));
+    files.push(base.with_extension("svg"));
+}
+
 /// What an attainment line chart and its table are called.
 struct Labels<'a> {
     title: &'a str,
@@ -320,8 +326,7 @@ fn attainment_figure(
         &frame(labels.title, labels.x, "SLO attainment", Some((0.0, 1.0))),
         s,
     )?;
-    files.push(base.with_extension("png"));
-    files.push(base.with_extension("svg"));
+    emit(base, files);
     md.push_str(&table(labels.table, labels.table_x, s, true));
     Ok(())
 }
@@ -639,10 +644,6 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     let mut md = String::from(
         "# Figures\n\nThe paper's FLUX.1-dev / 8x H100 evaluation (and its SD3 / 4x A40 one), reproduced in **simulation** with the shipped cost profiles, which are calibrated estimates, not measurements.\nRegenerate everything with `cargo run --release -- figures --out plots`.\nEach point is the mean over 5 seeds (300 requests each) with a 95% confidence interval (Student's t); the raw rows are in `data/<figure>/results.csv`.\n",
     );
-    let emit = |base: PathBuf, files: &mut Vec<PathBuf>| {
-        files.push(base.with_extension("png"));
-        files.push(base.with_extension("svg"));
-    };
     let att = Some((0.0, 1.0));
 
     // Fig. 4: fixed SP against rate, and per resolution at 12 req/min.
@@ -681,7 +682,7 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         &pols,
         &per_resolution_bars(&at12, &pols),
     )?;
-    emit(base, &mut files);
+    emit(&base, &mut files);
 
     // Figs. 7 and 8: every policy against SLO scale, both mixes; per resolution at 1.0x.
     for (name, mix, fig) in [
@@ -731,7 +732,7 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
                 &pols,
                 &per_resolution_bars(&at, &pols),
             )?;
-            emit(base, &mut files);
+            emit(&base, &mut files);
         }
     }
 
@@ -757,7 +758,7 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         ),
         &samples,
     )?;
-    emit(base, &mut files);
+    emit(&base, &mut files);
     let runs = runs_of(
         root,
         "fig07-uniform",
@@ -792,7 +793,7 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         ),
         &att_s,
     )?;
-    emit(base, &mut files);
+    emit(&base, &mut files);
     let base = out.join("fig11-degree-over-time");
     let mut f = frame(
         "Mean SP degree over time (time-weighted, 1-min windows)",
@@ -802,7 +803,7 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     );
     f.y_log2 = true;
     line_chart(&base, &f, &deg_s)?;
-    emit(base, &mut files);
+    emit(&base, &mut files);
     if let Some(ts) = runs.iter().find(|r| r.policy == "tetriserve") {
         let (classes, boxes) = gantt_boxes(ts, 180.0);
         let base = out.join("timeline-tetriserve");
@@ -818,7 +819,7 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
             &classes,
             &boxes,
         )?;
-        emit(base, &mut files);
+        emit(&base, &mut files);
     }
 
     // Fig. 12: SD3 on 4x A40, both mixes.
@@ -904,7 +905,7 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         &pols,
         &values,
     )?;
-    emit(base, &mut files);
+    emit(&base, &mut files);
 
     // Fig. 15: round granularity.
     let rows = sweep(root, out, "fig15-granularity")?;
@@ -978,7 +979,7 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         &variants.map(String::from),
         &values,
     )?;
-    emit(base, &mut files);
+    emit(&base, &mut files);
     md.push_str("\n### Table 5: ablation, SLO attainment (%) / mean latency of completed requests (s)\n\n| variant |");
     for g in &groups {
         let _ = write!(md, " {g} |");

@@ -767,6 +767,14 @@ impl Scenario {
         Scenario::from_raw(raw, &source)
     }
 
+    /// The model the costs describe (`flux1-dev`, `sd3-medium`): what `--real` builds.
+    pub fn model_name(&self) -> &str {
+        match &self.cost {
+            CostSource::Profile(p) => p.model(),
+            CostSource::Analytic(a) => &a.model.name,
+        }
+    }
+
     pub fn cost_model(&self) -> &dyn CostModel {
         match &self.cost {
             CostSource::Profile(p) => p,

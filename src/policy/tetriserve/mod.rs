@@ -316,6 +316,8 @@ pub struct Tetriserve {
     candidates: Vec<Candidate>,
     choice: Vec<usize>,
     units: Vec<Batch>,
+    /// Per unit of `units`: its minimal-GPU-time plan to its earliest deadline, this round.
+    plans: Vec<Plan>,
     unselected: Vec<(Nanos, RequestId, Candidate)>,
     batchable_buf: Vec<(ResClass, u32, u32, Nanos, RequestId)>,
     late: Vec<RequestId>,
@@ -404,6 +406,7 @@ impl Tetriserve {
             candidates: Vec::new(),
             choice: Vec::new(),
             units: Vec::new(),
+            plans: Vec::new(),
             unselected: Vec::new(),
             batchable_buf: Vec::new(),
             late: Vec::new(),
@@ -645,6 +648,20 @@ impl Tetriserve {
         if self.config.batching {
             self.units.sort_by_key(|b| b.ids()[0]);
         }
+        // Each unit's plan, computed once for shedding and the packing.
+        let mut plans = std::mem::take(&mut self.plans);
+        plans.clear();
+        for b in &self.units {
+            let lead = view.request(b.ids()[0]);
+            let table = self.table(lead.class, b.len());
+            let budget = Self::earliest_deadline(view, *b) - view.now;
+            plans.push(min_gpu_plan(
+                &table.plan_times,
+                lead.remaining_steps(),
+                budget,
+            ));
+        }
+        self.plans = plans;
         if self.variant.shedding {
             let before = self.late.len();
             self.shed(view, node);
@@ -662,11 +679,9 @@ impl Tetriserve {
     fn shed(&mut self, view: &View<'_>, node: u32) {
         let now = view.now;
         let mut jobs = Vec::with_capacity(self.units.len());
-        for b in &self.units {
-            let lead = view.request(b.ids()[0]);
-            let table = self.table(lead.class, b.len());
+        for (b, plan) in self.units.iter().zip(&self.plans) {
+            let table = self.table(view.request(b.ids()[0]).class, b.len());
             let deadline = Self::earliest_deadline(view, *b);
-            let plan = min_gpu_plan(&table.plan_times, lead.remaining_steps(), deadline - now);
             let work = plan.gpu_time(&table.plan_times);
             let key = match self.config.shed.rule {
                 ShedRule::LargestWork => work,
@@ -721,6 +736,7 @@ impl Tetriserve {
         );
         // Indices ascend and running jobs come after every unit: remove from the back.
         for &j in shed.iter().rev() {
+            self.plans.remove(j);
             let b = self.units.remove(j);
             self.late.extend_from_slice(b.ids());
         }
@@ -741,13 +757,11 @@ impl Tetriserve {
         self.groups.clear();
         self.candidates.clear();
         let units = std::mem::take(&mut self.units);
-        for &batch in &units {
+        for (&batch, plan) in units.iter().zip(&self.plans) {
             let lead = view.request(batch.ids()[0]);
             let (class, left) = (lead.class, lead.remaining_steps());
             let table = self.table(class, batch.len());
             let tmin = table.fastest;
-            let earliest = Self::earliest_deadline(view, batch);
-            let plan = min_gpu_plan(&table.plan_times, left, earliest - now);
             // Members that make their deadlines if the unit's last step ends at `end`.
             let meeting = |end: Nanos| {
                 batch
