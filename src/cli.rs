@@ -142,12 +142,12 @@ pub struct ValidateArgs {
     /// Replay this trace CSV instead of generating a workload.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
-    /// Use at most this many local GPUs.
+    /// Slots of the node: local GPUs, lanes of one GPU, or CPU rank threads (default: every
+    /// local GPU; 4 on the CPU).
     #[arg(long)]
-    pub devices: Option<usize>,
-    /// Timed steps per profile row (after one warm-up).
-    #[arg(long, default_value_t = 3)]
-    pub repeats: usize,
+    pub gpus: Option<u32>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
     /// Instead of running: compare two run directories written by `simulate --out`, the real
     /// run's first (e.g. runs/real/tetriserve runs/sim/tetriserve).
     #[arg(long, num_args = 2, value_names = ["REAL_DIR", "SIM_DIR"])]
@@ -342,13 +342,35 @@ pub struct SimulateArgs {
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Run on the local CUDA GPUs instead of simulating: each device is a single-GPU node, the
-    /// model is the profile's (seeded random weights), times are measured.
+    /// Run for real instead of simulating: one node of --gpus slots (local GPUs, lanes of one
+    /// GPU, or CPU rank threads with --device cpu) runs the DiT (seeded random weights) under
+    /// the same policies; times are measured.
     #[arg(long)]
     pub real: bool,
-    /// With --real: use at most this many local devices.
-    #[arg(long, value_name = "N")]
-    pub devices: Option<usize>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// Where a real run executes (`simulate --real`, `validate`).
+#[derive(Debug, Args, Default)]
+pub struct BackendArgs {
+    /// With --real: cuda (local GPUs; one GPU runs --gpus lanes, emulated) or cpu (rank
+    /// threads running the CPU model; no GPU needed).
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceArg>,
+    /// With --real: the model to build: flux1-dev, sd3-medium, small, tiny (default: the
+    /// profile's model on cuda, tiny on cpu).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// With --real: timed repeats per (resolution, degree) when the node is measured.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    Cuda,
+    Cpu,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -499,88 +521,61 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
     overrides.gpus = args.gpus;
     overrides.nodes = args.nodes;
     overrides.gpus_per_node = args.gpus_per_node;
-    let mut real = None;
-    if args.real {
-        let probe = crate::real::device::probe()?;
-        let devices = args
-            .devices
-            .map_or(probe.devices, |d| d.min(probe.devices))
-            .max(1) as u32;
-        if args.gpus.is_some() || args.nodes.is_some() || args.gpus_per_node.is_some() {
-            return Err(Error::config_hint(
-                "--real uses the local devices as the cluster",
-                "use --devices N to use fewer of them",
-            ));
+    if !args.real && (args.backend.device.is_some() || args.backend.model.is_some()) {
+        return Err(Error::config_hint(
+            "--device and --model choose where a real run executes",
+            "add --real, or drop them to simulate",
+        ));
+    }
+    if args.real && (args.nodes.is_some() || args.gpus_per_node.is_some()) {
+        return Err(Error::config_hint(
+            "--real runs one node",
+            "use --gpus N for its number of slots (GPUs, lanes or CPU threads)",
+        ));
+    }
+    let runs = if args.real {
+        let (mut exec, scenario) = real_node(
+            &args.backend,
+            args.gpus,
+            args.scenario.scenario.as_deref(),
+            overrides,
+        )?;
+        if let Some(out) = &args.out {
+            report::check_out_dir(out, args.force)?;
         }
-        overrides.nodes = Some(devices);
-        overrides.gpus_per_node = Some(1);
-        real = Some(probe);
-    }
-    let scenario = Scenario::load(args.scenario.scenario.as_deref(), &overrides)?;
-    if let Some(out) = &args.out {
-        report::check_out_dir(out, args.force)?;
-    }
-    eprintln!("{}", describe(&scenario));
-    for w in &scenario.warnings {
-        eprintln!("warning: {w}");
-    }
-    let runs = match real {
-        None => simulate(&scenario)?,
-        Some(probe) => {
-            let cfg = crate::real::config::DitConfig::preset(scenario.model_name())?;
-            eprintln!(
-                "real: loading {} ({:.1} B parameters, seeded random weights) on {} x {}",
-                cfg.name,
-                cfg.parameters() as f64 / 1e9,
-                scenario.cluster.nodes,
-                probe.name
-            );
-            let mut exec = crate::real::executor::RealExecutor::new(
-                cfg,
-                Some(scenario.cluster.nodes as usize),
-            )?;
-            match crate::simulate::run_real(&scenario, &mut exec) {
-                Ok(runs) => runs,
-                Err(failure) => {
-                    let crate::simulate::RealFailure { error: e, runs } = *failure;
-                    // Keep what finished before the hardware failed.
-                    if let Some(out) = &args.out
-                        && !runs.is_empty()
-                    {
-                        let summaries: Vec<Summary> =
-                            runs.iter().map(|r| r.summary.clone()).collect();
-                        let mut files = vec![(
-                            PathBuf::from("comparison.csv"),
-                            report::comparison_csv(&summaries).into_bytes(),
-                        )];
-                        for r in &runs {
-                            for (name, bytes) in
-                                report::run_files(&r.records, &r.summary, !args.no_timeline)
-                            {
-                                files.push((PathBuf::from(&r.summary.policy).join(name), bytes));
-                            }
-                        }
-                        report::write_dir(out, &files, args.force)?;
-                        eprintln!("wrote the runs so far to {}", out.display());
-                    }
-                    return Err(e);
+        eprintln!("{}", describe(&scenario));
+        for w in &scenario.warnings {
+            eprintln!("warning: {w}");
+        }
+        match crate::simulate::run_with(&scenario, &mut exec) {
+            Ok(runs) => runs,
+            Err(failure) => {
+                let crate::simulate::RunFailure { error: e, runs } = *failure;
+                // Keep what finished before the hardware failed.
+                if let Some(out) = &args.out
+                    && !runs.is_empty()
+                {
+                    write_runs(out, &runs, !args.no_timeline, args.force)?;
+                    eprintln!("wrote the runs so far to {}", out.display());
                 }
+                return Err(e);
             }
         }
+    } else {
+        let scenario = Scenario::load(args.scenario.scenario.as_deref(), &overrides)?;
+        if let Some(out) = &args.out {
+            report::check_out_dir(out, args.force)?;
+        }
+        eprintln!("{}", describe(&scenario));
+        for w in &scenario.warnings {
+            eprintln!("warning: {w}");
+        }
+        simulate(&scenario)?
     };
     let summaries: Vec<Summary> = runs.iter().map(|r| r.summary.clone()).collect();
 
     if let Some(out) = &args.out {
-        let mut files = vec![(
-            PathBuf::from("comparison.csv"),
-            report::comparison_csv(&summaries).into_bytes(),
-        )];
-        for r in &runs {
-            for (name, bytes) in report::run_files(&r.records, &r.summary, !args.no_timeline) {
-                files.push((PathBuf::from(&r.summary.policy).join(name), bytes));
-            }
-        }
-        report::write_dir(out, &files, args.force)?;
+        write_runs(out, &runs, !args.no_timeline, args.force)?;
         eprintln!("wrote {}", out.display());
     }
 
@@ -880,8 +875,8 @@ fn run_gpu_check() -> Result<()> {
         "devices: {} ({}, compute capability {}.{})",
         probe.devices, probe.name, probe.capability.0, probe.capability.1
     );
-    let gpu = crate::real::device::Gpu::open(0)?;
-    let (checks, gpu) = crate::real::profile::numerics(gpu)?;
+    let dev = crate::real::gpu::GpuDevice::open(0)?;
+    let checks = crate::real::profile::numerics(&dev)?;
     println!("| case | relative error vs CPU reference |");
     println!("|---|---|");
     let mut worst = 0.0f64;
@@ -896,8 +891,33 @@ fn run_gpu_check() -> Result<()> {
     }
     println!("numerics: ok (worst {worst:.2e}, bf16 tolerance 5e-2)");
 
-    println!("\nUlysses SP with emulated ranks on one GPU (the layout and the all-to-alls):");
-    let (sp, _) = crate::real::profile::ulysses_numerics(gpu)?;
+    println!(
+        "\nLane transport on one GPU (k lanes = k threads, each a stream; the all-to-alls as device copies ordered by events): two exchanges back to back, every element checked against the host all-to-all:"
+    );
+    println!("| lanes | layouts | exchanges | elements checked | mismatches |");
+    println!("|---|---|---|---|---|");
+    let mut bad = 0usize;
+    for k in [2, 4, 8] {
+        let c = crate::real::profile::lane_exchange_check(&dev, k)?;
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            c.ranks,
+            c.cases.join("; "),
+            c.exchanges,
+            c.elements,
+            c.mismatches
+        );
+        bad += c.mismatches;
+    }
+    if bad > 0 {
+        return Err(Error::Executor(format!(
+            "the lane transport delivered {bad} wrong element(s)"
+        )));
+    }
+    println!("lane exchanges: ok");
+
+    println!("\nUlysses SP on GPU lanes (a k-lane group runs the step; velocities reassembled):");
+    let sp = crate::real::profile::ulysses_numerics(&dev)?;
     println!(
         "| case | ranks | relative error vs plain step (GPU) | vs CPU reference on the same ranks |"
     );
@@ -912,10 +932,11 @@ fn run_gpu_check() -> Result<()> {
     }
     if worst_sp > 0.05 || !worst_sp.is_finite() {
         return Err(Error::Executor(format!(
-            "an emulated Ulysses step differs from the plain one: worst relative error {worst_sp:.3e} > 5e-2"
+            "a Ulysses step on lanes differs from the plain one: worst relative error {worst_sp:.3e} > 5e-2"
         )));
     }
     println!("ulysses: ok (worst {worst_sp:.2e}, bf16 tolerance 5e-2)");
+    drop(dev);
 
     // Degree changes move a request's latent; the simulator charges a fraction of a step.
     let gpu = crate::real::device::Gpu::open(0)?;
@@ -978,59 +999,34 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
             step_ms(profile.as_ref(), res, k, b)
         })?
     } else {
-        let probe = crate::real::device::probe()?;
-        let devices = args
-            .devices
-            .map_or(probe.devices, |d| d.min(probe.devices))
-            .max(1) as u32;
         let mut overrides = args.scenario.overrides();
         overrides.policies = vec![args.policy.clone()];
         overrides.trace = args.trace.clone();
-        overrides.nodes = Some(devices);
-        overrides.gpus_per_node = Some(1);
-        let first = Scenario::load(args.scenario.scenario.as_deref(), &overrides)?;
-        let cfg = crate::real::config::DitConfig::preset(first.model_name())?;
-        let workload = first.load_workload()?;
-        // 1. A profile of this GPU for the trace's resolutions, degree 1 (each local device is
-        //    its own node) and batch 1 (batching is off by default; a scenario that turns it
-        //    on needs a profile with batch rows).
-        let plan = crate::real::profile::ProfilePlan {
-            resolutions: workload.resolutions(),
-            batches: vec![1],
-            degrees: vec![1],
-            warmup: 1,
-            repeats: args.repeats.max(1),
-        };
-        eprintln!(
-            "validate: profiling {} at {} resolution(s) on {}",
-            cfg.name,
-            plan.resolutions.len(),
-            probe.name
-        );
-        let gpu = crate::real::device::Gpu::open(0)?;
-        let (rows, key) = crate::real::profile::measure(gpu, cfg.clone(), &plan, |m| {
-            eprintln!(
-                "  {} sp{} batch {}: {:.2} ms",
-                m.res, m.degree, m.batch, m.median_ms
-            )
-        })?;
-        let csv = crate::real::profile::to_csv(cfg.name, &key, &probe.name, &rows);
-        let dir = tempfile_dir()?;
-        let profile_path = dir.join("profile.csv");
-        std::fs::write(&profile_path, &csv).map_err(|e| Error::io(&profile_path, e))?;
-        files.push((PathBuf::from("profile.csv"), csv.into_bytes()));
-        overrides.profile = Some(profile_path.display().to_string());
-        let scenario = Scenario::load(args.scenario.scenario.as_deref(), &overrides)?;
-        let _ = std::fs::remove_dir_all(&dir);
+        // 1. The node, and a profile of it measured through the executor itself (every degree
+        //    the node offers, the trace's resolutions), with its per-work overhead.
+        let (mut exec, scenario, node) = real_node_profiled(
+            &args.backend,
+            args.gpus,
+            args.scenario.scenario.as_deref(),
+            overrides,
+            true,
+        )?;
+        let node = node.expect("validate always measures the node");
+        files.push((PathBuf::from("profile.csv"), node.csv.clone().into_bytes()));
         eprintln!("{}", describe(&scenario));
-        // 2. The real run, 3. its simulation, on the same trace, cluster and profile.
-        let mut exec = crate::real::executor::RealExecutor::new(cfg, Some(devices as usize))?;
-        let real = crate::simulate::run_real(&scenario, &mut exec)
+        // 2. The real run (planned with the measured profile and per-work overhead).
+        let real = crate::simulate::run_with(&scenario, &mut exec)
             .map_err(|f| f.error)?
             .remove(0);
         drop(exec);
+        // 3. Its simulation with the same profile, overhead and policy configuration, so
+        //    both runs plan identically; 4. the same without the per-work overhead, to show
+        //    what that one cost explains.
         let sim = simulate(&scenario)?.remove(0);
-        for (name, run) in [("real", &real), ("sim", &sim)] {
+        let mut bare = scenario.clone();
+        bare.overheads.dispatch = crate::time::Nanos::ZERO;
+        let sim_bare = simulate(&bare)?.remove(0);
+        for (name, run) in [("real", &real), ("sim", &sim), ("sim-no-overhead", &sim_bare)] {
             for (file, bytes) in report::run_files(&run.records, &run.summary, false) {
                 files.push((PathBuf::from(name).join(file), bytes));
             }
@@ -1040,27 +1036,26 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
             crate::scenario::CostSource::Analytic(_) => None,
         };
         let lookup = |res, k, b| step_ms(profile, res, k, b);
-        let plain = compare(&real.records, &sim.records, lookup)?;
-        // 4. The same simulation charging the per-work time the real run showed beyond its
-        //    steps: how much of the error that one cost explains.
-        if let Some(extra) = plain.mean_overhead_ms().filter(|x| *x > 0.0) {
-            let mut calibrated = scenario.clone();
-            let dispatch = crate::time::Nanos::from_millis(extra);
-            calibrated.overheads.dispatch = dispatch;
-            calibrated.policy_config.overheads.dispatch = dispatch;
-            let sim2 = simulate(&calibrated)?.remove(0);
-            let v2 = compare(&real.records, &sim2.records, lookup)?;
-            for (file, bytes) in report::run_files(&sim2.records, &sim2.summary, false) {
-                files.push((PathBuf::from("sim-calibrated").join(file), bytes));
-            }
-            extra_text = format!(
-                "\n## With the measured dispatch cost\n\nSimulated again with `overheads.dispatch_ms = {extra:.2}` (the mean of the table above):\n\n{}",
-                v2.to_markdown()
-            );
-        }
-        plain
+        let without = compare(&real.records, &sim_bare.records, lookup)?;
+        extra_text = format!(
+            "\n## Without the per-work overhead\n\nThe same simulation charging steps only (`overheads.dispatch_ms = 0`; the real run's plans are unchanged):\n\n{}",
+            without.to_markdown()
+        );
+        let v = compare(&real.records, &sim.records, lookup)?;
+        eprintln!(
+            "validate: {} on {}: mean latency error {:.1}%, same verdict {:.1}% (per-work overhead {:.3} ms, measured before the run)",
+            scenario.policies[0],
+            real.summary.executor.as_deref().unwrap_or("?"),
+            100.0 * v.mean_error,
+            100.0 * v.same_verdict,
+            node.dispatch_ms
+        );
+        v
     };
-    let text = format!("## As profiled\n\n{}{extra_text}", validation.to_markdown());
+    let text = format!(
+        "## Simulated with the measured profile and per-work overhead\n\n{}{extra_text}",
+        validation.to_markdown()
+    );
     if let Some(out) = &args.out {
         files.push((PathBuf::from("validation.md"), text.clone().into_bytes()));
         files.push((
@@ -1071,6 +1066,141 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
         eprintln!("wrote {}", out.display());
     }
     print_stdout(&text)
+}
+
+/// Writes `comparison.csv` and every run's files under `out/<policy>/`.
+fn write_runs(
+    out: &Path,
+    runs: &[crate::simulate::PolicyRun],
+    timeline: bool,
+    force: bool,
+) -> Result<()> {
+    let summaries: Vec<Summary> = runs.iter().map(|r| r.summary.clone()).collect();
+    let mut files = vec![(
+        PathBuf::from("comparison.csv"),
+        report::comparison_csv(&summaries).into_bytes(),
+    )];
+    for r in runs {
+        for (name, bytes) in report::run_files(&r.records, &r.summary, timeline) {
+            files.push((PathBuf::from(&r.summary.policy).join(name), bytes));
+        }
+    }
+    report::write_dir(out, &files, force)
+}
+
+/// A measured profile of the real node, and the per-work overhead measured with it.
+struct NodeProfile {
+    csv: String,
+    dispatch_ms: f64,
+}
+
+/// Builds the real node (`--device`, `--model`, `--gpus`) and the scenario it runs: one node
+/// of that many slots. The policies plan with `--profile` if given; otherwise, on the CPU or
+/// for a model the scenario's profile does not describe, with a profile of this node measured
+/// now (and its per-work overhead), so that plans match what the node does.
+fn real_node(
+    backend: &BackendArgs,
+    gpus: Option<u32>,
+    scenario_file: Option<&Path>,
+    overrides: Overrides,
+) -> Result<(crate::real::executor::RealExecutor, Scenario)> {
+    let (exec, scenario, _) = real_node_profiled(backend, gpus, scenario_file, overrides, false)?;
+    Ok((exec, scenario))
+}
+
+/// [`real_node`], optionally measuring the node even when a profile was given (`validate`).
+fn real_node_profiled(
+    backend: &BackendArgs,
+    gpus: Option<u32>,
+    scenario_file: Option<&Path>,
+    mut overrides: Overrides,
+    always_measure: bool,
+) -> Result<(
+    crate::real::executor::RealExecutor,
+    Scenario,
+    Option<NodeProfile>,
+)> {
+    use crate::real::config::DitConfig;
+    use crate::real::node::Device;
+    let device = match backend.device.unwrap_or(DeviceArg::Cuda) {
+        DeviceArg::Cuda => Device::Cuda,
+        DeviceArg::Cpu => Device::Cpu,
+    };
+    let slots = match (gpus, device) {
+        (Some(g), _) => g as usize,
+        (None, Device::Cpu) => 4,
+        (None, Device::Cuda) => crate::real::device::probe()?.devices,
+    };
+    overrides.gpus = None;
+    overrides.nodes = Some(1);
+    overrides.gpus_per_node = Some(slots.clamp(1, crate::real::node::MAX_SLOTS) as u32);
+    let first = Scenario::load(scenario_file, &overrides)?;
+    let model = match (&backend.model, device) {
+        (Some(m), _) => m.clone(),
+        (None, Device::Cpu) => "tiny".to_string(),
+        (None, Device::Cuda) => first.model_name().to_string(),
+    };
+    let cfg = DitConfig::preset(&model)?;
+    let top = 1usize << (usize::BITS - 1 - slots.max(1).leading_zeros());
+    if !cfg.heads.is_multiple_of(top) {
+        return Err(Error::config_hint(
+            format!(
+                "--gpus {slots}: model {} has {} heads, and Ulysses splits heads, so a group of {top} is impossible",
+                cfg.name, cfg.heads
+            ),
+            "use fewer slots (--gpus) or a model with more heads (--model small has 8)",
+        ));
+    }
+    eprintln!(
+        "real: building {} ({:.1} M parameters, seeded random weights), {slots} slot(s)",
+        cfg.name,
+        cfg.parameters() as f64 / 1e6
+    );
+    let mut exec = crate::real::node::open(device, cfg.clone(), slots)?;
+    eprintln!("real: {}", exec.backend.description);
+    let measure = always_measure
+        || overrides.profile.is_none() && (device == Device::Cpu || cfg.name != first.model_name());
+    if !measure {
+        return Ok((exec, first, None));
+    }
+    let workload = first.load_workload()?;
+    eprintln!(
+        "real: measuring the node at {} resolution(s) x degrees {:?} ({} repeats)",
+        workload.resolutions().len(),
+        exec.degrees(),
+        backend.repeats
+    );
+    let rows = crate::real::calibrate::measure(
+        &mut exec,
+        &workload.resolutions(),
+        backend.repeats,
+        |r| {
+            eprintln!(
+                "  {} SP{}: {:.3} ms/step (std {:.3}), per-work overhead {:.3} ms",
+                r.res, r.degree, r.step_ms, r.std_ms, r.overhead_ms
+            )
+        },
+    )?;
+    let gpu = match device {
+        Device::Cpu => "cpu".to_string(),
+        Device::Cuda => crate::real::profile::gpu_key(&exec.backend.description),
+    };
+    let csv = crate::real::calibrate::to_csv(cfg.name, &gpu, &exec.backend.description, &rows);
+    let dispatch_ms = crate::real::calibrate::dispatch_overhead_ms(&rows);
+    let dir = tempfile_dir()?;
+    let path = dir.join("node-profile.csv");
+    std::fs::write(&path, &csv).map_err(|e| Error::io(&path, e))?;
+    if overrides.profile.is_none() || always_measure {
+        overrides.profile = Some(path.display().to_string());
+    }
+    let loaded = Scenario::load(scenario_file, &overrides);
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut scenario = loaded?;
+    // Plan for the measured per-work cost (the engine's real clock pays it anyway).
+    let dispatch = crate::time::Nanos::from_millis(dispatch_ms);
+    scenario.overheads.dispatch = dispatch;
+    scenario.policy_config.overheads.dispatch = dispatch;
+    Ok((exec, scenario, Some(NodeProfile { csv, dispatch_ms })))
 }
 
 /// The profiled step time in milliseconds, if `profile` covers it.

@@ -5,7 +5,7 @@
 //! the profile cannot cover is reported before anything runs.
 
 use crate::cost::StepTimes;
-use crate::engine::{self, SimExecutor};
+use crate::engine::{self, Executor, SimExecutor};
 use crate::error::{Error, Result};
 use crate::metrics::{RunRecords, Summary};
 use crate::policy;
@@ -65,77 +65,70 @@ pub fn attainment_bound(
     })
 }
 
-/// Runs every policy of the scenario on its workload.
+/// Runs every policy of the scenario on its workload, in simulation.
 pub fn simulate(scenario: &Scenario) -> Result<Vec<PolicyRun>> {
     let workload = scenario.load_workload()?;
     let costs = resolve_costs(scenario, &workload)?;
-    let bound = attainment_bound(scenario, &workload, &costs);
-    let mut runs = Vec::with_capacity(scenario.policies.len());
-    for &kind in &scenario.policies {
-        let mut policy = policy::build(kind, &scenario.cluster, &costs, &scenario.policy_config)?;
-        let mut executor = SimExecutor::new(&costs, scenario.overheads.clone());
-        let records = engine::run(
-            &workload,
-            &scenario.cluster,
-            &costs,
-            policy.as_mut(),
-            &mut executor,
-        )?;
-        let mut summary = Summary::of(&records);
-        summary.slo_attainment_bound = bound;
-        runs.push(PolicyRun { records, summary });
-    }
-    Ok(runs)
+    let mut executor = SimExecutor::new(&costs, scenario.overheads.clone());
+    run_policies(scenario, &workload, &costs, &mut executor).map_err(|f| f.error)
 }
 
-/// A real-hardware run that failed: the error and every run so far.
-pub struct RealFailure {
+/// A run that failed: the error and every run so far.
+pub struct RunFailure {
     pub error: Error,
     pub runs: Vec<PolicyRun>,
 }
 
-fn fail(error: Error, runs: Vec<PolicyRun>) -> Box<RealFailure> {
-    Box::new(RealFailure { error, runs })
+fn fail(error: Error, runs: Vec<PolicyRun>) -> Box<RunFailure> {
+    Box::new(RunFailure { error, runs })
 }
 
-/// Runs every policy of the scenario on its workload on real GPUs: the same engine and
-/// policies, with `executor` instead of the simulated one (its clock restarts for each policy).
+/// Runs every policy of the scenario on its workload with `executor` (a hardware executor:
+/// the same engine and policies, the clock and the completions are the executor's).
 ///
-/// If the hardware fails mid-run, the error comes back with every run so far, the failed one
+/// If the executor fails mid-run, the error comes back with every run so far, the failed one
 /// holding what had finished, so that the caller can still write them.
-pub fn run_real(
+pub fn run_with(
     scenario: &Scenario,
-    executor: &mut crate::real::executor::RealExecutor,
-) -> std::result::Result<Vec<PolicyRun>, Box<RealFailure>> {
-    let mut runs = Vec::with_capacity(scenario.policies.len());
+    executor: &mut dyn Executor,
+) -> std::result::Result<Vec<PolicyRun>, Box<RunFailure>> {
     let workload = scenario.load_workload().map_err(|e| fail(e, Vec::new()))?;
     let costs = resolve_costs(scenario, &workload).map_err(|e| fail(e, Vec::new()))?;
+    run_policies(scenario, &workload, &costs, executor)
+}
+
+/// The one loop of every run: per policy, a fresh policy, [`Executor::reset`], the engine.
+fn run_policies(
+    scenario: &Scenario,
+    workload: &Workload,
+    costs: &StepTimes,
+    executor: &mut dyn Executor,
+) -> std::result::Result<Vec<PolicyRun>, Box<RunFailure>> {
+    let bound = attainment_bound(scenario, workload, costs);
+    let mut runs = Vec::with_capacity(scenario.policies.len());
     for &kind in &scenario.policies {
-        let mut policy =
-            match policy::build(kind, &scenario.cluster, &costs, &scenario.policy_config) {
-                Ok(p) => p,
-                Err(e) => return Err(fail(e, runs)),
-            };
-        executor.reset();
-        match engine::run(
-            &workload,
-            &scenario.cluster,
-            &costs,
-            policy.as_mut(),
-            executor,
-        ) {
-            Ok(records) => {
-                let summary = Summary::of(&records);
-                runs.push(PolicyRun { records, summary });
-            }
+        let mut policy = match policy::build(kind, &scenario.cluster, costs, &scenario.policy_config)
+        {
+            Ok(p) => p,
+            Err(e) => return Err(fail(e, runs)),
+        };
+        if let Err(e) = executor.reset(workload) {
+            return Err(fail(e, runs));
+        }
+        let summarise = |records: RunRecords, executor: &dyn Executor| {
+            let mut summary = Summary::of(&records);
+            summary.slo_attainment_bound = bound;
+            summary.executor = executor.describe();
+            PolicyRun { records, summary }
+        };
+        match engine::run(workload, &scenario.cluster, costs, policy.as_mut(), executor) {
+            Ok(records) => runs.push(summarise(records, executor)),
             Err(Error::Interrupted {
                 cause,
                 partial,
                 finished,
             }) => {
-                let records = (*partial).clone();
-                let summary = Summary::of(&records);
-                runs.push(PolicyRun { records, summary });
+                runs.push(summarise((*partial).clone(), executor));
                 return Err(fail(
                     Error::Interrupted {
                         cause,

@@ -12,7 +12,7 @@ use crate::engine::event::WorkId;
 use crate::error::{Error, Result};
 use crate::policy::Dispatch;
 use crate::time::Nanos;
-use crate::workload::Resolution;
+use crate::workload::{Resolution, Workload};
 
 /// Work handed to an executor: a dispatch plus what the engine knows about its context.
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +51,13 @@ pub enum Launch {
 
 /// Runs work.
 pub trait Executor {
+    /// Prepares a run of `workload` (a hardware executor allocates and warms up here and
+    /// restarts its clock; state from an earlier run is forgotten). Called before every run.
+    fn reset(&mut self, workload: &Workload) -> Result<()> {
+        let _ = workload;
+        Ok(())
+    }
+
     /// Starts `work` at `now`.
     fn launch(&mut self, now: Nanos, work: &Work) -> Result<Launch>;
 
@@ -70,6 +77,11 @@ pub trait Executor {
     /// The executor's own clock, for executors that run in real time (`None`: simulated time,
     /// which is whatever the engine's events say).
     fn clock(&self) -> Option<Nanos> {
+        None
+    }
+
+    /// What runs the work, for outputs (`None`: the simulator).
+    fn describe(&self) -> Option<String> {
         None
     }
 }

@@ -115,6 +115,10 @@ pub struct Summary {
     pub per_node: Vec<NodeSummary>,
     /// Measured decision times; the only non-deterministic part.
     pub scheduler: SchedulerStats,
+    /// What executed the work: absent for the simulator; for `--real`, the backend (and
+    /// whether its slots were emulated on one device, so timings are not those of D devices).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
 }
 
 impl Summary {
@@ -228,6 +232,7 @@ impl Summary {
             events: run.events,
             works: run.works.len(),
             scheduler: scheduler_stats(&run.decisions.samples),
+            executor: None,
         }
     }
 }

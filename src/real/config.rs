@@ -24,6 +24,9 @@ pub struct DitConfig {
     pub latent_channels: usize,
     /// Forward passes per step: 2 with classifier-free guidance (run as a doubled batch).
     pub cfg_factor: usize,
+    /// Pixels per image token side: 16 for the real models (8x VAE, 2x2 patches). The CPU
+    /// backend uses 64 ([`on_cpu`](Self::on_cpu)) so that a 2048 px image is 1,024 tokens.
+    pub patch: usize,
 }
 
 impl DitConfig {
@@ -41,6 +44,7 @@ impl DitConfig {
             text_tokens: 512,
             latent_channels: 64,
             cfg_factor: 1,
+            patch: 16,
         }
     }
 
@@ -58,6 +62,7 @@ impl DitConfig {
             text_tokens: 333,
             latent_channels: 64,
             cfg_factor: 2,
+            patch: 16,
         }
     }
 
@@ -73,19 +78,47 @@ impl DitConfig {
             text_tokens: 8,
             latent_channels: 16,
             cfg_factor: 1,
+            patch: 16,
         }
     }
+
+    /// A small model for the CPU backend: a step of a 1024 px image (256 image tokens on the
+    /// CPU) takes tens of milliseconds on one core, so that scheduling is not lost in noise.
+    pub fn small() -> DitConfig {
+        DitConfig {
+            name: "small",
+            hidden: 128,
+            heads: 8,
+            mlp_ratio: 4,
+            double_blocks: 1,
+            single_blocks: 2,
+            text_tokens: 16,
+            latent_channels: 16,
+            cfg_factor: 1,
+            patch: 16,
+        }
+    }
+
+    /// The names [`preset`](Self::preset) knows.
+    pub const PRESETS: &'static str = "flux1-dev, sd3-medium, small, tiny";
 
     pub fn preset(name: &str) -> Result<DitConfig> {
         match name {
             "flux1-dev" => Ok(DitConfig::flux1_dev()),
             "sd3-medium" => Ok(DitConfig::sd3_medium()),
+            "small" => Ok(DitConfig::small()),
             "tiny" => Ok(DitConfig::tiny()),
             other => Err(Error::config_hint(
                 format!("unknown model `{other}` for the real backend"),
-                "models: flux1-dev, sd3-medium, tiny",
+                format!("models: {}", DitConfig::PRESETS),
             )),
         }
+    }
+
+    /// The same model as the CPU backend runs it: 64 px per token side, so that images up to
+    /// 2048 px stay within what f32 loops do in milliseconds. Weights are unchanged.
+    pub fn on_cpu(self) -> DitConfig {
+        DitConfig { patch: 64, ..self }
     }
 
     pub fn head_dim(&self) -> usize {
@@ -96,9 +129,19 @@ impl DitConfig {
         self.hidden * self.mlp_ratio
     }
 
-    /// Image tokens of a resolution: (W/16) x (H/16).
+    /// Image tokens of a resolution: `ceil(W / patch) x ceil(H / patch)` (with 16-px patches,
+    /// [`Resolution::tokens`]).
     pub fn image_tokens(&self, res: Resolution) -> usize {
-        res.tokens() as usize
+        let (rows, cols) = self.grid(res);
+        rows * cols
+    }
+
+    /// The latent grid of a resolution: (rows, columns) of image tokens.
+    pub fn grid(&self, res: Resolution) -> (usize, usize) {
+        (
+            (res.height as usize).div_ceil(self.patch),
+            (res.width as usize).div_ceil(self.patch),
+        )
     }
 
     /// Parameters, for reporting (weights are bf16: two bytes each).

@@ -1,18 +1,29 @@
-//! [`RealExecutor`]: the engine's executor on local GPUs, with a wall clock.
+//! [`RealExecutor`]: the engine's executor on real hardware, with a wall clock.
 //!
-//! One worker thread per device owns that device's model and workspaces. `launch` hands a
-//! work to the worker of its GPU set and returns at once; `wait` sleeps until the next engine
-//! event is due or a worker reports a completion, whose measured wall time becomes the same
-//! `WorkDone` event the simulator would have produced. Each local device is one single-GPU
-//! node of the cluster (sequence parallelism across devices is not run here), so every policy
-//! plans with degree 1 on it.
+//! The cluster is one node of `D` *slots*: CPU rank threads ([`cpu_slots`]), lanes of one GPU
+//! ([`lanes`](super::lanes)), or GPUs ([`nccl`](super::nccl)). Each slot has a worker thread
+//! that owns its [`Slot`] (device state, workspaces). A dispatch of degree `k` on GPU set `S`
+//! runs as `k` rank jobs, rank `i` on the `i`-th slot of `S`, meeting at one [`Rendezvous`]
+//! for the Ulysses exchanges; the work completes when every rank has reported, at the time the
+//! last one did. Two dispatches on disjoint sets run concurrently.
 //!
-//! A request's latent travels with its work: the worker that ran its last steps sends the
-//! latent back, and the next work (on any device) starts from it, so a request that moves
-//! between GPUs denoises exactly as one that stays. Text embeddings and conditioning vectors
-//! are regenerated from the request's seed on the device.
+//! A request's latent lives on the host between works: each rank returns the latent rows of
+//! its image tokens, the executor reassembles them in rank order, and the request's next work,
+//! on any set and at any degree, starts from that latent. So a request that changes degree
+//! (1 -> 4 -> 2) denoises exactly as one that does not, up to floating-point rounding. Text
+//! embeddings and conditioning vectors are regenerated from the request's seed.
+//!
+//! Failures end the run cleanly: a failed rank aborts its group (its peers' exchanges fail
+//! instead of waiting), the executor aborts every other group in flight and reports the error,
+//! and the engine returns the records so far. A rank that waits longer than the timeout for a
+//! peer, or a run where no rank reports for that long, fails the same way; nothing hangs.
+//!
+//! [`reset`](Executor::reset) prepares every workspace the workload can need (each
+//! resolution, each group size, on every slot) and runs one warm-up step per group shape
+//! before the clock starts, so first-use allocation is never charged to a request.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,148 +31,536 @@ use std::time::{Duration, Instant};
 use crate::engine::{Executor, Launch, Work, WorkId};
 use crate::error::{Error, Result};
 use crate::real::config::DitConfig;
-use crate::real::device::{Gpu, probe};
-use crate::real::dit::{GpuDit, Workspace};
+use crate::real::cpu::CpuOps;
+use crate::real::model::{self, Weights, Workspace};
+use crate::real::ops::Ops;
+use crate::real::transport::{HostTransport, Rendezvous, Solo, Transport};
+use crate::real::ulysses::Block;
 use crate::time::Nanos;
-use crate::workload::Resolution;
+use crate::workload::{Resolution, Workload};
 
-struct Job {
-    work: WorkId,
-    res: Resolution,
-    /// Per batch item: the request's seed and, unless it starts now, its latent (raw bf16).
-    items: Vec<(u64, Option<Vec<u16>>)>,
-    steps: u32,
-    total_steps: u32,
+/// One batch item of a rank job: the request's input seed and, unless the work starts the
+/// request, its whole latent `[Ni, C]`.
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub seed: u64,
+    pub latent: Option<Arc<Vec<f32>>>,
 }
 
-struct Done {
+/// What one slot runs for one work: its rank of the group.
+#[derive(Clone)]
+pub struct RankJob {
+    pub work: WorkId,
+    pub res: Resolution,
+    pub items: Vec<Item>,
+    pub steps: u32,
+    pub total_steps: u32,
+    /// This slot's rank in the group, and the group's slots in rank order.
+    pub rank: usize,
+    pub members: Arc<Vec<usize>>,
+    /// Where the group's ranks meet (host-side exchanges, aborts).
+    pub group: Arc<Rendezvous>,
+}
+
+impl RankJob {
+    pub fn ranks(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The flow-matching step size: the request's steps cover `t` from 1 to 0.
+    pub fn dt(&self) -> f32 {
+        1.0 / self.total_steps.max(1) as f32
+    }
+}
+
+/// Per batch item, the latent rows (`Workspace::image_rows(rank)` x C) this rank owns.
+pub type RankOutput = Vec<Vec<f32>>;
+
+/// One slot of the node: a CPU rank thread, a lane of a GPU, or a GPU. It lives on its own
+/// worker thread.
+pub trait Slot {
+    /// Runs this slot's rank of `job`; returns once its outputs are on the host.
+    fn run(&mut self, job: &RankJob) -> Result<RankOutput>;
+}
+
+/// Builds a slot on its worker thread (device state is created where it is used).
+pub type SlotFactory = Box<dyn FnOnce() -> Result<Box<dyn Slot>> + Send>;
+
+/// Workspaces of one slot, by (resolution, batch, group size), and the rank loop every backend
+/// shares: inputs, latent, steps, outputs.
+pub struct Runner<O: Ops> {
+    pub ops: O,
+    pub weights: Arc<Weights>,
+    spaces: HashMap<(Resolution, usize, usize), Workspace>,
+}
+
+impl<O: Ops> Runner<O> {
+    pub fn new(ops: O, weights: Arc<Weights>) -> Runner<O> {
+        Runner {
+            ops,
+            weights,
+            spaces: HashMap::new(),
+        }
+    }
+
+    /// Runs `job` with transport `t` (this slot's rank of the group).
+    pub fn run<T: Transport<O> + ?Sized>(&mut self, job: &RankJob, t: &mut T) -> Result<RankOutput> {
+        let key = (job.res, job.items.len(), job.ranks());
+        if !self.spaces.contains_key(&key) {
+            let ws = Workspace::new(
+                &mut self.ops,
+                &self.weights.cfg,
+                job.res,
+                job.items.len(),
+                job.ranks(),
+            )?;
+            self.spaces.insert(key, ws);
+        }
+        let ws = &self.spaces[&key];
+        let (ops, cfg) = (&self.ops, &self.weights.cfg);
+        let result = (|| {
+            for (i, item) in job.items.iter().enumerate() {
+                model::load_inputs(ops, cfg, ws, i, item.seed)?;
+                if let Some(l) = &item.latent {
+                    model::set_latent(ops, cfg, ws, i, l)?;
+                }
+            }
+            for _ in 0..job.steps {
+                model::step(ops, &self.weights, ws, t, job.dt())?;
+            }
+            (0..job.items.len())
+                .map(|i| model::latent_rows(ops, cfg, ws, i, job.rank))
+                .collect()
+        })();
+        if let Err(e) = &result {
+            t.abort(&format!("rank {} of work {}: {e}", job.rank, job.work.0));
+        }
+        result
+    }
+}
+
+/// A deliberate failure, for testing that a failing rank ends the run cleanly: rank `rank` of
+/// the work numbered `work` fails at its first exchange (in the middle of its first step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub work: u32,
+    pub rank: usize,
+}
+
+/// A CPU rank thread.
+struct CpuSlot {
+    runner: Runner<CpuOps>,
+    fault: Option<Fault>,
+}
+
+/// A transport that fails its first exchange (see [`Fault`]), after aborting the group.
+struct Failing<'a>(&'a mut HostTransport);
+
+impl Transport<CpuOps> for Failing<'_> {
+    fn rank(&self) -> usize {
+        Transport::<CpuOps>::rank(self.0)
+    }
+    fn ranks(&self) -> usize {
+        Transport::<CpuOps>::ranks(self.0)
+    }
+    fn exchange(&mut self, _: &CpuOps, _: &[Block], _: crate::real::ops::Ptr, _: crate::real::ops::Ptr) -> Result<()> {
+        Err(Error::Executor("injected fault in the middle of a step".into()))
+    }
+    fn abort(&self, why: &str) {
+        Transport::<CpuOps>::abort(self.0, why)
+    }
+}
+
+impl Slot for CpuSlot {
+    fn run(&mut self, job: &RankJob) -> Result<RankOutput> {
+        if job.ranks() == 1 {
+            return self.runner.run(job, &mut Solo);
+        }
+        let mut t = HostTransport {
+            rank: job.rank,
+            group: job.group.clone(),
+        };
+        if self.fault == Some(Fault { work: job.work.0, rank: job.rank }) {
+            return self.runner.run(job, &mut Failing(&mut t));
+        }
+        self.runner.run(job, &mut t)
+    }
+}
+
+/// `slots` CPU rank threads sharing one copy of `cfg`'s weights (seeded `seed`), exchanging
+/// through host memory.
+pub fn cpu_slots(cfg: &DitConfig, slots: usize, seed: u64, fault: Option<Fault>) -> Result<Vec<SlotFactory>> {
+    let mut ops = CpuOps::new();
+    let weights = Arc::new(Weights::build(&mut ops, cfg.clone(), seed)?);
+    let shared = ops.freeze();
+    Ok((0..slots)
+        .map(|_| {
+            let (weights, shared) = (weights.clone(), shared.clone());
+            Box::new(move || {
+                Ok(Box::new(CpuSlot {
+                    runner: Runner::new(CpuOps::sharing(shared), weights),
+                    fault,
+                }) as Box<dyn Slot>)
+            }) as SlotFactory
+        })
+        .collect())
+}
+
+/// How the executor was built, for outputs: `device` is what runs (e.g. "CPU", "NVIDIA H200"),
+/// `emulated` says whether the slots share one device (timings then are not those of `D`
+/// devices).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    pub description: String,
+    pub emulated: bool,
+}
+
+struct RankDone {
     work: WorkId,
+    rank: usize,
     at: Instant,
-    latents: Vec<Vec<u16>>,
-    error: Option<String>,
+    result: Result<RankOutput>,
 }
 
-/// Runs dispatched work on local CUDA devices.
-pub struct RealExecutor {
-    start: Instant,
-    jobs: Vec<Sender<Job>>,
-    done: Receiver<Done>,
-    workers: Vec<JoinHandle<()>>,
-    pending: usize,
-    /// Per work in flight: the request ids of its batch, to store their latents.
-    in_flight: HashMap<WorkId, Vec<u64>>,
-    latents: HashMap<u64, Vec<u16>>,
-    pub devices: usize,
-    pub device_name: String,
+struct InFlight {
+    labels: Vec<u64>,
+    ranks_left: usize,
+    parts: Vec<Option<RankOutput>>,
+    last: Option<Instant>,
+    group: Arc<Rendezvous>,
+    finishes: bool,
 }
+
+/// Runs dispatched work on the slots of one node, under the wall clock.
+pub struct RealExecutor {
+    pub cfg: DitConfig,
+    pub backend: Backend,
+    start: Instant,
+    jobs: Vec<Sender<RankJob>>,
+    done: Receiver<RankDone>,
+    workers: Vec<JoinHandle<()>>,
+    in_flight: HashMap<WorkId, InFlight>,
+    latents: HashMap<u64, Arc<Vec<f32>>>,
+    /// Latents of finished requests, when asked for ([`keep_final_latents`](Self::keep_final_latents)).
+    finals: Option<HashMap<u64, Arc<Vec<f32>>>>,
+    timeout: Duration,
+    /// Internal work ids (warm-up, timing) count down from here.
+    next_internal: u32,
+}
+
+/// How long a rank waits for a peer, and the run for any rank, before failing.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl RealExecutor {
-    /// Probes the machine, then builds `cfg` with seeded weights on up to `max_devices` local
-    /// devices (all of them when `None`). Blocks until every model is ready.
-    pub fn new(cfg: DitConfig, max_devices: Option<usize>) -> Result<RealExecutor> {
-        let p = probe()?;
-        let devices = max_devices.map_or(p.devices, |m| m.min(p.devices)).max(1);
+    /// Starts one worker per slot and waits until every slot is built.
+    pub fn new(cfg: DitConfig, backend: Backend, slots: Vec<SlotFactory>) -> Result<RealExecutor> {
+        if slots.is_empty() {
+            return Err(Error::Executor("a node needs at least one slot".into()));
+        }
         let (done_tx, done) = mpsc::channel();
         let (ready_tx, ready) = mpsc::channel::<Result<()>>();
         let mut jobs = Vec::new();
         let mut workers = Vec::new();
-        for ordinal in 0..devices {
+        let n = slots.len();
+        for (index, factory) in slots.into_iter().enumerate() {
             let (tx, rx) = mpsc::channel();
             jobs.push(tx);
-            let (cfg, done_tx, ready_tx) = (cfg.clone(), done_tx.clone(), ready_tx.clone());
-            workers.push(std::thread::spawn(move || {
-                worker(ordinal, cfg, rx, done_tx, ready_tx)
-            }));
+            let (done_tx, ready_tx) = (done_tx.clone(), ready_tx.clone());
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("slot-{index}"))
+                    .spawn(move || worker(index, factory, rx, done_tx, ready_tx))
+                    .map_err(|e| Error::Executor(format!("starting a worker thread: {e}")))?,
+            );
         }
-        for _ in 0..devices {
-            ready.recv().map_err(|_| {
-                Error::Executor("a GPU worker exited while loading the model".into())
-            })??;
-        }
-        Ok(RealExecutor {
+        let mut exec = RealExecutor {
+            cfg,
+            backend,
             start: Instant::now(),
             jobs,
             done,
             workers,
-            pending: 0,
             in_flight: HashMap::new(),
             latents: HashMap::new(),
-            devices,
-            device_name: p.name,
-        })
+            finals: None,
+            timeout: DEFAULT_TIMEOUT,
+            next_internal: u32::MAX,
+        };
+        for _ in 0..n {
+            match ready.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    exec.jobs.clear();
+                    return Err(Error::Executor("a slot's worker exited while starting".into()));
+                }
+            }
+        }
+        Ok(exec)
     }
 
-    /// Restarts the clock (and forgets latents) for a new run.
-    pub fn reset(&mut self) {
-        self.start = Instant::now();
-        self.latents.clear();
+    /// A node of `slots` CPU rank threads running `cfg` (see [`cpu_slots`]).
+    pub fn cpu(cfg: DitConfig, slots: usize, fault: Option<Fault>) -> Result<RealExecutor> {
+        let factories = cpu_slots(&cfg, slots, 1, fault)?;
+        let backend = Backend {
+            description: format!("CPU: {slots} rank thread(s), model {} ({} px per token)", cfg.name, cfg.patch),
+            emulated: false,
+        };
+        RealExecutor::new(cfg, backend, factories)
+    }
+
+    /// Slots of the node.
+    pub fn slots(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Waits at most `timeout` for a peer or a report (default [`DEFAULT_TIMEOUT`]).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Keeps the final latent of every finished request (see [`final_latents`](Self::final_latents)).
+    pub fn keep_final_latents(&mut self) {
+        self.finals.get_or_insert_with(HashMap::new);
+    }
+
+    /// The final latent of each finished request, by request id (empty unless kept).
+    pub fn final_latents(&self) -> Vec<(u64, Arc<Vec<f32>>)> {
+        let mut v: Vec<_> = self
+            .finals
+            .iter()
+            .flatten()
+            .map(|(k, l)| (*k, l.clone()))
+            .collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+
+    /// Group sizes a dispatch can have here: powers of two up to the slots that divide the
+    /// model's heads.
+    pub fn degrees(&self) -> Vec<usize> {
+        (0..7)
+            .map(|i| 1usize << i)
+            .filter(|&k| k <= self.slots() && self.cfg.heads.is_multiple_of(k))
+            .collect()
     }
 
     fn since_start(&self, t: Instant) -> Nanos {
         Nanos(t.saturating_duration_since(self.start).as_nanos() as u64)
     }
 
-    fn complete(&mut self, d: Done, out: &mut Vec<(Nanos, WorkId)>) -> Result<()> {
-        self.pending -= 1;
-        if let Some(e) = d.error {
-            return Err(Error::Executor(e));
-        }
-        if let Some(labels) = self.in_flight.remove(&d.work) {
-            for (label, latent) in labels.into_iter().zip(d.latents) {
-                self.latents.insert(label, latent);
+    fn send(&mut self, work: WorkId, job: RankJob, members: &[usize]) -> Result<()> {
+        let ranks = members.len();
+        let group = job.group.clone();
+        for (rank, &slot) in members.iter().enumerate() {
+            let tx = self.jobs.get(slot).ok_or_else(|| {
+                Error::Executor(format!("slot {slot} is outside this node of {} slots", self.jobs.len()))
+            })?;
+            let mut j = job.clone();
+            j.rank = rank;
+            if tx.send(j).is_err() {
+                group.abort("a slot's worker has stopped");
+                return Err(Error::Executor(format!("the worker of slot {slot} has stopped")));
             }
         }
-        out.push((self.since_start(d.at), d.work));
+        let _ = (work, ranks);
         Ok(())
+    }
+
+    /// Runs `steps` steps of a fresh request at `res` on slots `members` outside any run
+    /// (warm-up, profiling) and returns the wall time until every rank reported.
+    pub fn run_now(&mut self, res: Resolution, members: &[usize], steps: u32) -> Result<Duration> {
+        if !self.in_flight.is_empty() {
+            return Err(Error::Executor("cannot time work while a run is in flight".into()));
+        }
+        let work = WorkId(self.next_internal);
+        self.next_internal -= 1;
+        let t0 = Instant::now();
+        self.launch_job(work, res, vec![Item { seed: 0x7E57, latent: None }], steps, steps.max(1), members, Vec::new())?;
+        loop {
+            let d = self.recv(None)?;
+            if let Some(at) = self.absorb(d)?.map(|(_, at)| at) {
+                return Ok(at.saturating_duration_since(t0));
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch_job(
+        &mut self,
+        work: WorkId,
+        res: Resolution,
+        items: Vec<Item>,
+        steps: u32,
+        total_steps: u32,
+        members: &[usize],
+        labels: Vec<u64>,
+    ) -> Result<()> {
+        let ranks = members.len();
+        let group = Arc::new(Rendezvous::new(ranks, self.timeout));
+        let finishes = false;
+        let job = RankJob {
+            work,
+            res,
+            items,
+            steps,
+            total_steps,
+            rank: 0,
+            members: Arc::new(members.to_vec()),
+            group: group.clone(),
+        };
+        self.send(work, job, members)?;
+        self.in_flight.insert(
+            work,
+            InFlight {
+                labels,
+                ranks_left: ranks,
+                parts: vec![None; ranks],
+                last: None,
+                group,
+                finishes,
+            },
+        );
+        Ok(())
+    }
+
+    /// Waits for one rank report (until `until`, or the timeout).
+    fn recv(&mut self, until: Option<Instant>) -> Result<Option<RankDone>> {
+        let limit = until.unwrap_or_else(|| Instant::now() + self.timeout);
+        let left = limit.saturating_duration_since(Instant::now());
+        match self.done.recv_timeout(left) {
+            Ok(d) => Ok(Some(d)),
+            Err(RecvTimeoutError::Timeout) if until.is_some() => Ok(None),
+            Err(RecvTimeoutError::Timeout) => Err(self.fail(format!(
+                "no rank reported for {:.0} s with {} work(s) in flight",
+                self.timeout.as_secs_f64(),
+                self.in_flight.len()
+            ))),
+            Err(RecvTimeoutError::Disconnected) => Err(self.fail("every slot's worker has stopped".into())),
+        }
+    }
+
+    /// Aborts every group in flight and returns the error to report.
+    fn fail(&mut self, why: String) -> Error {
+        for f in self.in_flight.values() {
+            f.group.abort(&why);
+        }
+        Error::Executor(why)
+    }
+
+    /// Takes in one rank report; the finished work and its completion time once every rank of
+    /// it has reported.
+    fn absorb(&mut self, d: Option<RankDone>) -> Result<Option<(WorkId, Instant)>> {
+        let Some(d) = d else { return Ok(None) };
+        let out = match d.result {
+            Ok(out) => out,
+            Err(e) => {
+                let why = format!("rank {} of work {}: {e}", d.rank, d.work.0);
+                return Err(self.fail(why));
+            }
+        };
+        let f = self
+            .in_flight
+            .get_mut(&d.work)
+            .ok_or_else(|| Error::Executor(format!("a report for unknown work {}", d.work.0)))?;
+        f.parts[d.rank] = Some(out);
+        f.ranks_left -= 1;
+        f.last = Some(f.last.map_or(d.at, |t| t.max(d.at)));
+        if f.ranks_left > 0 {
+            return Ok(None);
+        }
+        let f = self.in_flight.remove(&d.work).expect("present");
+        let at = f.last.expect("a rank reported");
+        let parts: Vec<RankOutput> = f.parts.into_iter().map(|p| p.expect("every rank reported")).collect();
+        for (i, label) in f.labels.iter().enumerate() {
+            // Rank r holds image rows token_range(r): concatenating in rank order restores
+            // the image's row order.
+            let latent: Vec<f32> = parts.iter().flat_map(|p| p[i].iter().copied()).collect();
+            let latent = Arc::new(latent);
+            if f.finishes {
+                self.latents.remove(label);
+                if let Some(finals) = &mut self.finals {
+                    finals.insert(*label, latent);
+                }
+            } else {
+                self.latents.insert(*label, latent);
+            }
+        }
+        Ok(Some((d.work, at)))
     }
 }
 
 impl Executor for RealExecutor {
+    fn reset(&mut self, workload: &Workload) -> Result<()> {
+        if !self.in_flight.is_empty() {
+            return Err(Error::Executor("reset with work in flight".into()));
+        }
+        // Warm every workspace the run can need: each resolution, each group size, on every
+        // slot (groups aligned so that together they cover the node).
+        for res in workload.resolutions() {
+            for k in self.degrees() {
+                for g in 0..self.slots() / k {
+                    let members: Vec<usize> = (g * k..(g + 1) * k).collect();
+                    self.run_now(res, &members, 1)?;
+                }
+            }
+        }
+        self.latents.clear();
+        if let Some(f) = &mut self.finals {
+            f.clear();
+        }
+        self.start = Instant::now();
+        Ok(())
+    }
+
     fn launch(&mut self, _now: Nanos, work: &Work) -> Result<Launch> {
         let d = &work.dispatch;
-        if d.gpus.len() != 1 {
+        if d.gpus.node() != 0 {
             return Err(Error::Executor(format!(
-                "work on {} GPUs: the real backend runs each local device as its own node, so degrees above 1 cannot be dispatched",
-                d.gpus.len()
+                "work on node {}: the real backend runs one node",
+                d.gpus.node()
             )));
         }
-        let device = d.gpus.node() as usize;
-        let tx = self
-            .jobs
-            .get(device)
-            .ok_or_else(|| Error::Executor(format!("no local device {device}")))?;
+        let members: Vec<usize> = d.gpus.local_gpus().map(|g| g as usize).collect();
         let labels: Vec<u64> = d.batch.ids().iter().map(|id| u64::from(id.0)).collect();
-        let items = labels
-            .iter()
-            .map(|l| {
-                (
-                    request_seed(*l),
-                    if work.steps_before == 0 {
-                        None
-                    } else {
-                        self.latents.get(l).cloned()
-                    },
-                )
-            })
-            .collect();
-        tx.send(Job {
-            work: work.id,
-            res: work.resolution,
+        let mut items = Vec::with_capacity(labels.len());
+        for &l in &labels {
+            let latent = if work.steps_before == 0 {
+                None
+            } else {
+                Some(self.latents.get(&l).cloned().ok_or_else(|| {
+                    Error::Executor(format!(
+                        "work {} resumes request {l} at step {} but the executor holds no latent for it (it would restart from noise)",
+                        work.id.0, work.steps_before
+                    ))
+                })?)
+            };
+            items.push(Item {
+                seed: request_seed(l),
+                latent,
+            });
+        }
+        self.launch_job(
+            work.id,
+            work.resolution,
             items,
-            steps: d.steps,
-            total_steps: work.total_steps,
-        })
-        .map_err(|_| Error::Executor(format!("the worker of device {device} has stopped")))?;
-        self.in_flight.insert(work.id, labels);
-        self.pending += 1;
+            d.steps,
+            work.total_steps,
+            &members,
+            labels,
+        )?;
+        if work.finishes_request() {
+            self.in_flight.get_mut(&work.id).expect("just launched").finishes = true;
+        }
         Ok(Launch::Pending)
     }
 
     fn wait(&mut self, until: Option<Nanos>, out: &mut Vec<(Nanos, WorkId)>) -> Result<()> {
         loop {
-            // Drain whatever has already completed.
             while let Ok(d) = self.done.try_recv() {
-                self.complete(d, out)?;
+                if let Some((w, at)) = self.absorb(Some(d))? {
+                    out.push((self.since_start(at), w));
+                }
             }
             if !out.is_empty() {
                 return Ok(());
@@ -169,40 +568,53 @@ impl Executor for RealExecutor {
             let now = self.since_start(Instant::now());
             match until {
                 Some(t) if now >= t => return Ok(()),
-                Some(t) if self.pending == 0 => {
+                Some(t) if self.in_flight.is_empty() => {
                     std::thread::sleep(Duration::from_nanos((t - now).0));
                     return Ok(());
                 }
-                Some(t) => match self.done.recv_timeout(Duration::from_nanos((t - now).0)) {
-                    Ok(d) => self.complete(d, out)?,
-                    Err(RecvTimeoutError::Timeout) => return Ok(()),
-                    Err(RecvTimeoutError::Disconnected) => {
-                        return Err(Error::Executor("every GPU worker has stopped".into()));
+                Some(t) => {
+                    let limit = Instant::now() + Duration::from_nanos((t - now).0);
+                    let d = self.recv(Some(limit))?;
+                    if d.is_none() {
+                        return Ok(());
                     }
-                },
-                None if self.pending == 0 => return Ok(()),
+                    if let Some((w, at)) = self.absorb(d)? {
+                        out.push((self.since_start(at), w));
+                    }
+                }
+                None if self.in_flight.is_empty() => return Ok(()),
                 None => {
-                    let d = self
-                        .done
-                        .recv()
-                        .map_err(|_| Error::Executor("every GPU worker has stopped".into()))?;
-                    self.complete(d, out)?;
+                    let d = self.recv(None)?;
+                    if let Some((w, at)) = self.absorb(d)? {
+                        out.push((self.since_start(at), w));
+                    }
                 }
             }
         }
     }
 
     fn has_pending(&self) -> bool {
-        self.pending > 0
+        !self.in_flight.is_empty()
     }
 
     fn clock(&self) -> Option<Nanos> {
         Some(self.since_start(Instant::now()))
     }
+
+    fn describe(&self) -> Option<String> {
+        Some(if self.backend.emulated {
+            format!("{} (emulated: the slots share one device)", self.backend.description)
+        } else {
+            self.backend.description.clone()
+        })
+    }
 }
 
 impl Drop for RealExecutor {
     fn drop(&mut self) {
+        for f in self.in_flight.values() {
+            f.group.abort("the executor is shutting down");
+        }
         self.jobs.clear(); // Closing the channels ends the workers.
         for w in self.workers.drain(..) {
             let _ = w.join();
@@ -211,73 +623,44 @@ impl Drop for RealExecutor {
 }
 
 /// The seed of a request's random inputs.
-fn request_seed(label: u64) -> u64 {
+pub fn request_seed(label: u64) -> u64 {
     crate::real::init::splitmix(label ^ 0xD1FF_5EED)
 }
 
 fn worker(
-    ordinal: usize,
-    cfg: DitConfig,
-    jobs: Receiver<Job>,
-    done: Sender<Done>,
+    index: usize,
+    factory: SlotFactory,
+    jobs: Receiver<RankJob>,
+    done: Sender<RankDone>,
     ready: Sender<Result<()>>,
 ) {
-    let dit = match Gpu::open(ordinal).and_then(|g| GpuDit::new(g, cfg, 1)) {
-        Ok(d) => {
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(factory))
+        .unwrap_or_else(|_| Err(Error::Executor(format!("slot {index} panicked while starting"))));
+    let mut slot = match built {
+        Ok(s) => {
             let _ = ready.send(Ok(()));
-            d
+            s
         }
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
-    let mut spaces: HashMap<(Resolution, usize), Workspace> = HashMap::new();
     for job in jobs {
-        let work = job.work;
-        let result = run_job(&dit, &mut spaces, job);
-        let at = Instant::now();
-        let (latents, error) = match result {
-            Ok(l) => (l, None),
-            Err(e) => (Vec::new(), Some(format!("device {ordinal}: {e}"))),
-        };
-        if done
-            .send(Done {
-                work,
-                at,
-                latents,
-                error,
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| slot.run(&job)))
+            .unwrap_or_else(|_| {
+                job.group.abort("a rank panicked");
+                Err(Error::Executor(format!("slot {index} panicked")))
             })
-            .is_err()
-        {
+            .map_err(|e| Error::Executor(format!("slot {index}: {e}")));
+        let report = RankDone {
+            work: job.work,
+            rank: job.rank,
+            at: Instant::now(),
+            result,
+        };
+        if done.send(report).is_err() {
             return;
         }
     }
-}
-
-fn run_job(
-    dit: &GpuDit,
-    spaces: &mut HashMap<(Resolution, usize), Workspace>,
-    job: Job,
-) -> Result<Vec<Vec<u16>>> {
-    let key = (job.res, job.items.len());
-    if !spaces.contains_key(&key) {
-        // Workspaces of large images are big: keep a few.
-        if spaces.len() >= 4 {
-            spaces.clear();
-        }
-        spaces.insert(key, dit.workspace(job.res, job.items.len(), 1)?);
-    }
-    let ws = &spaces[&key];
-    for (i, (seed, latent)) in job.items.iter().enumerate() {
-        dit.load_inputs(ws, i, *seed)?;
-        if let Some(l) = latent {
-            dit.set_latent(ws, i, l)?;
-        }
-    }
-    let dt = 1.0 / job.total_steps.max(1) as f32;
-    for _ in 0..job.steps {
-        dit.step(ws, dt)?;
-    }
-    (0..job.items.len()).map(|i| dit.latent(ws, i)).collect()
 }

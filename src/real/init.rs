@@ -34,17 +34,25 @@ pub fn bf16_round(x: f32) -> f32 {
 }
 
 /// Rotary tables for the joint sequence (text tokens first, at position 0: identity; then the
-/// image tokens in row-major order over the `(H/16) x (W/16)` latent grid), as `cos` and `sin`
+/// image tokens in row-major order over the `(H/patch) x (W/patch)` latent grid, rounded up), as `cos` and `sin`
 /// of shape `[tokens, head_dim / 2]`.
 ///
 /// The rotary pairs are split over three axes as in FLUX (16 / 56 / 56 of 128 dims): `P/8`
 /// pairs for the (always zero) first axis, the rest halved between rows and columns; pair `i`
 /// of an axis with `n` pairs turns at `10000^(-i/n)` radians per position.
-pub fn rope_tables(text_tokens: usize, res: Resolution, head_dim: usize) -> (Vec<f32>, Vec<f32>) {
+pub fn rope_tables(
+    text_tokens: usize,
+    res: Resolution,
+    head_dim: usize,
+    patch: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let pairs = head_dim / 2;
     let p0 = (pairs / 8).max(1);
     let p1 = (pairs - p0) / 2;
-    let (rows, cols) = ((res.height / 16) as usize, (res.width / 16) as usize);
+    let (rows, cols) = (
+        (res.height as usize).div_ceil(patch),
+        (res.width as usize).div_ceil(patch),
+    );
     let tokens = text_tokens + rows * cols;
     let mut cos = vec![1.0f32; tokens * pairs];
     let mut sin = vec![0.0f32; tokens * pairs];
@@ -89,7 +97,7 @@ mod tests {
 
     #[test]
     fn rope_rotates_image_tokens_by_their_grid_position() {
-        let (cos, sin) = rope_tables(2, Resolution::new(48, 32), 16);
+        let (cos, sin) = rope_tables(2, Resolution::new(48, 32), 16, 16);
         let pairs = 8; // p0 = 1, p1 = 3, p2 = 4
         // Text tokens do not rotate.
         assert!(

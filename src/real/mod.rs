@@ -12,17 +12,28 @@
 //! - [`kernels`]: the CUDA C sources in `kernels/`, compiled at run time by NVRTC;
 //! - [`nccl`]: communicators and all-to-all exchanges between local GPUs (two or more);
 //! - [`device`]: library probes and device discovery;
-//! - [`dit`]: the model on one GPU (cuBLAS GEMMs + the kernels);
+//! - [`ops`], [`model`], [`transport`]: the step written once over an operations interface and
+//!   an exchange interface;
+//! - [`cpu`], [`gpu`]: the operations on host threads (f32) and on a CUDA stream (cuBLAS GEMMs +
+//!   the kernels, bf16);
+//! - [`lanes`]: ranks as streams of one GPU; [`nccl`] ranks as GPUs;
 //! - [`executor`]: [`RealExecutor`](executor::RealExecutor), the engine's executor on GPUs;
 //! - [`profile`]: measuring a profile CSV on the local GPU.
 
+pub mod calibrate;
 pub mod config;
+pub mod cpu;
 pub mod device;
-pub mod dit;
 pub mod executor;
+pub mod gpu;
 pub mod init;
 pub mod kernels;
+pub mod lanes;
+pub mod model;
 pub mod nccl;
+pub mod node;
+pub mod ops;
 pub mod profile;
 pub mod reference;
+pub mod transport;
 pub mod ulysses;

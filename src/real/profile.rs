@@ -1,22 +1,41 @@
-//! Measurements on the local GPU: the numerics check against the CPU reference, and
-//! `tetriserve profile`, which writes a profile CSV the simulator reads.
+//! Measurements on the local GPU: the numerics checks against the CPU reference, the
+//! conformance of the lane transport, and `tetriserve profile`, which writes a profile CSV the
+//! simulator reads.
+//!
+//! The model is [`model::step`] on a [`GpuOps`], the same code every backend runs.
+//!
+//! - [`numerics`]: the tiny model on the GPU (one rank, [`Solo`]) against [`CpuDit::step`];
+//! - [`ulysses_numerics`]: `k` lanes of the GPU (`k` threads, one stream and one
+//!   [`LaneTransport`] each, meeting at a [`Rendezvous`]) run a `k`-way Ulysses step; the
+//!   reassembled velocity must equal the plain step's and [`CpuDit::step_ulysses`]'s;
+//! - [`lane_exchange_check`]: the lane transport alone: every element of two all-to-alls run
+//!   back to back, checked against [`ulysses::apply`] on the host.
 //!
 //! Per-step latency is the median of `repeats` steps after `warmup` ones, timed with CUDA
-//! events; the spread is reported as the standard deviation. A degree `k > 1` that the machine
-//! cannot run (Ulysses needs `k` GPUs) is *emulated*: one rank's share of the step is measured
-//! (1/k of the tokens through the linear layers, 1/k of the heads through attention) and the
-//! all-to-all time of the analytic model's link (NVLink at the calibrated bandwidth and
-//! latency, see `profiles/README.md`) is added; such rows say `source = emulated-spK`.
+//! events; the spread is reported as the standard deviation. Degree 1 is the plain step. A
+//! degree `k > 1` is *emulated*: rank 0 of `k` computes its share of the step with no exchange
+//! ([`ShareOnly`]: 1/k of the tokens through the linear layers, 1/k of the heads through
+//! attention over all tokens) and the all-to-all time of the analytic model's link (NVLink at
+//! the calibrated bandwidth and latency, see `profiles/README.md`) is added; such rows say
+//! `source = emulated-spK`.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cluster::Link;
 use crate::cost::analytic::{Analytic, PROFILE_HEADER};
 use crate::error::{Error, Result};
 use crate::real::config::DitConfig;
 use crate::real::device::Gpu;
-use crate::real::dit::GpuDit;
+use crate::real::gpu::{GpuDevice, GpuOps};
+use crate::real::init::splitmix;
+use crate::real::lanes::LaneTransport;
+use crate::real::model::{self, Weights, Workspace};
+use crate::real::ops::{Ops, Ptr};
 use crate::real::reference::{CpuDit, CpuInputs};
+use crate::real::transport::{Rendezvous, ShareOnly, Solo, Transport};
+use crate::real::ulysses::{self, Block, Layout};
 use crate::workload::Resolution;
 
 /// The short GPU name used in profiles (`h100`, `h200`, ...), from the device name.
@@ -51,12 +70,13 @@ pub struct NumericsCheck {
 }
 
 /// Runs the tiny model on the GPU and on the CPU for a few resolutions, batch sizes and fresh
-/// seeds, with the GPU's output buffers poisoned first, and returns the relative errors of the
-/// velocities. bf16 storage of every intermediate puts a correct kernel set near 1e-2.
-pub fn numerics(gpu: Gpu) -> Result<(Vec<NumericsCheck>, Gpu)> {
+/// seeds, with the GPU's velocity buffer poisoned (NaN) first, and returns the relative errors
+/// of the velocities. bf16 storage of every intermediate puts a correct kernel set near 1e-2.
+pub fn numerics(dev: &GpuDevice) -> Result<Vec<NumericsCheck>> {
     let cfg = DitConfig::tiny();
     let seed = 0x5EED;
-    let dit = GpuDit::new(gpu, cfg.clone(), seed)?;
+    let mut ops = GpuOps::new(dev)?;
+    let w = Weights::build(&mut ops, cfg.clone(), seed)?;
     let cpu = CpuDit::new(cfg.clone(), seed);
     let mut checks = Vec::new();
     for (res, batch, request_seed) in [
@@ -64,14 +84,15 @@ pub fn numerics(gpu: Gpu) -> Result<(Vec<NumericsCheck>, Gpu)> {
         (Resolution::new(48, 48), 2, 12),
         (Resolution::new(32, 64), 3, 13),
     ] {
-        let ws = dit.workspace(res, batch, 1)?;
+        let ws = Workspace::new(&mut ops, &cfg, res, batch, 1)?;
         for item in 0..batch {
-            dit.load_inputs(&ws, item, request_seed + item as u64)?;
+            model::load_inputs(&ops, &cfg, &ws, item, request_seed + item as u64)?;
         }
-        dit.poison_outputs(&ws)?;
-        dit.step(&ws, 1.0)?;
+        let (v, n) = ws.velocity_buffer(&cfg);
+        ops.poison(v, n)?;
+        model::step(&ops, &w, &ws, &mut Solo, 1.0)?;
         for item in 0..batch {
-            let got = dit.velocity(&ws, item)?;
+            let got = model::velocity_rows(&ops, &w, &ws, item, 0)?;
             let mut inputs = CpuInputs::seeded(&cfg, res, request_seed + item as u64);
             let want = cpu.step(&mut inputs, res, 1.0);
             checks.push(NumericsCheck {
@@ -80,10 +101,48 @@ pub fn numerics(gpu: Gpu) -> Result<(Vec<NumericsCheck>, Gpu)> {
             });
         }
     }
-    Ok((checks, dit.gpu))
+    Ok(checks)
 }
 
-/// One check of an emulated Ulysses step (see [`ulysses_numerics`]).
+/// How long a lane waits for its peers in the checks below before failing.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `f(rank, transport)` on `k` threads, one lane each (a new stream sharing nothing but
+/// the device), meeting at one rendezvous; the results in rank order. A failing lane aborts
+/// the group, so its peers fail instead of waiting.
+fn on_lanes<R: Send>(
+    k: usize,
+    f: impl Fn(usize, &mut LaneTransport) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let group = Arc::new(Rendezvous::new(k, CHECK_TIMEOUT));
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..k)
+            .map(|rank| {
+                let (group, f) = (group.clone(), &f);
+                s.spawn(move || {
+                    let mut t = LaneTransport {
+                        rank,
+                        group: group.clone(),
+                    };
+                    let r = f(rank, &mut t);
+                    if let Err(e) = &r {
+                        group.abort(&format!("lane {rank}: {e}"));
+                    }
+                    r
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Executor("a lane panicked".into())))
+            })
+            .collect()
+    })
+}
+
+/// One check of a Ulysses step on lanes (see [`ulysses_numerics`]).
 #[derive(Clone, Debug)]
 pub struct UlyssesCheck {
     pub case: String,
@@ -94,36 +153,40 @@ pub struct UlyssesCheck {
     pub vs_cpu: f64,
 }
 
-/// The SP layout on one GPU: a tiny model with 8 heads runs each case as a plain step and as
-/// a k-way Ulysses step with emulated ranks (k = 2, 4, 8), from the same inputs; the
-/// velocities must agree within bf16 tolerance, with each other and with
+/// The SP path on one GPU: a tiny model with 8 heads runs each case as a plain step and as a
+/// `k`-way Ulysses step on `k` lanes (k = 2, 4, 8: `k` threads, each a stream of its own with
+/// a [`LaneTransport`], sharing the weights), from the same inputs; the reassembled
+/// velocities must agree within bf16 tolerance with the plain step and with
 /// [`CpuDit::step_ulysses`]. Sequences of 20 and 24 tokens make some shards straddle text and
 /// image and the last ones short or empty.
-pub fn ulysses_numerics(gpu: Gpu) -> Result<(Vec<UlyssesCheck>, Gpu)> {
+pub fn ulysses_numerics(dev: &GpuDevice) -> Result<Vec<UlyssesCheck>> {
     let cfg = DitConfig {
         heads: 8,
         ..DitConfig::tiny()
     };
     let seed = 0x5EED;
-    let dit = GpuDit::new(gpu, cfg.clone(), seed)?;
+    let mut builder = GpuOps::new(dev)?;
+    let w = Weights::build(&mut builder, cfg.clone(), seed)?;
+    let shared = builder.freeze()?;
     let cpu = CpuDit::new(cfg.clone(), seed);
     let mut checks = Vec::new();
     for (res, request_seed) in [
         (Resolution::new(48, 64), 21u64),
         (Resolution::new(64, 64), 22),
     ] {
-        let plain = dit.workspace(res, 1, 1)?;
-        dit.load_inputs(&plain, 0, request_seed)?;
-        dit.poison_outputs(&plain)?;
-        dit.step(&plain, 1.0)?;
-        let want = dit.velocity(&plain, 0)?;
-        drop(plain);
+        // Each lane (and the plain step) draws the same inputs into a poisoned workspace.
+        let run = |ops: &mut GpuOps, t: &mut dyn Transport<GpuOps>| -> Result<Vec<f32>> {
+            let ws = Workspace::new(ops, &cfg, res, 1, t.ranks())?;
+            model::load_inputs(ops, &cfg, &ws, 0, request_seed)?;
+            let (v, n) = ws.velocity_buffer(&cfg);
+            ops.poison(v, n)?;
+            model::step(ops, &w, &ws, t, 1.0)?;
+            model::velocity_rows(ops, &w, &ws, 0, t.rank())
+        };
+        let want = run(&mut GpuOps::sharing(shared.clone())?, &mut Solo)?;
         for ranks in [2, 4, 8] {
-            let ws = dit.emulated_workspace(res, 1, ranks)?;
-            dit.load_inputs(&ws, 0, request_seed)?;
-            dit.poison_outputs(&ws)?;
-            dit.step(&ws, 1.0)?;
-            let got = dit.velocity(&ws, 0)?;
+            let parts = on_lanes(ranks, |_, t| run(&mut GpuOps::sharing(shared.clone())?, t))?;
+            let got: Vec<f32> = parts.concat();
             let mut inputs = CpuInputs::seeded(&cfg, res, request_seed);
             let reference = cpu.step_ulysses(&mut inputs, res, 1.0, ranks)?;
             checks.push(UlyssesCheck {
@@ -137,7 +200,106 @@ pub fn ulysses_numerics(gpu: Gpu) -> Result<(Vec<UlyssesCheck>, Gpu)> {
             });
         }
     }
-    Ok((checks, dit.gpu))
+    Ok(checks)
+}
+
+/// The lane transport's conformance for one group size (see [`lane_exchange_check`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaneCheck {
+    pub ranks: usize,
+    /// The layouts exchanged, described.
+    pub cases: Vec<String>,
+    /// Exchanges per case, run back to back.
+    pub exchanges: usize,
+    /// Destination values compared, and those that differ from the host all-to-all.
+    pub elements: usize,
+    pub mismatches: usize,
+}
+
+/// A bf16-exact code of (`tag`, `rank`, `index`): a finite positive bf16, so that every
+/// misplaced element shows (up to one chance in 32,640).
+fn code(tag: u64, rank: usize, index: usize) -> f32 {
+    let z = splitmix(tag ^ ((rank as u64) << 48) ^ index as u64);
+    half::bf16::from_bits((z % 0x7F80) as u16).to_f32()
+}
+
+/// Checks [`LaneTransport`] on `k` lanes (k divides 8), on two layouts: a short sequence (21
+/// tokens, 8 heads of 4: uneven shards, an empty one at k = 8) and FLUX.1-dev's at 512 px
+/// (1,536 tokens, 24 heads of 128). Per layout, each lane fills its token shard `A` (rows of
+/// a single block's stride `3H + M`) and a head-shard output `E` with codes of (lane, index),
+/// then runs, with no host wait in between, the q/k/v all-to-all `A -> B`, an asynchronous
+/// overwrite of `A` (a kernel; peers must have read it first), and the way back `E -> D`.
+/// Every element of `B` and `D` on every lane is compared with [`ulysses::apply`] on the host.
+pub fn lane_exchange_check(dev: &GpuDevice, k: usize) -> Result<LaneCheck> {
+    let layouts = [
+        (Layout::new(21, 8, 4, k)?, "21 tokens, 8 heads of 4"),
+        (
+            Layout::new(1024 + 512, 24, 128, k)?,
+            "FLUX.1-dev 512 px: 1,536 tokens, 24 heads of 128",
+        ),
+    ];
+    let mut check = LaneCheck {
+        ranks: k,
+        cases: Vec::new(),
+        exchanges: 2,
+        elements: 0,
+        mismatches: 0,
+    };
+    for (case, (l, name)) in layouts.iter().enumerate() {
+        let (h, w, n) = (l.hidden(), l.width(), l.tokens);
+        let ld = 3 * h + 4 * h;
+        let to_heads = l.to_heads(3, ld);
+        let to_tokens = l.to_tokens(h);
+        let (a_len, b_len, e_len, d_len) = (l.shard() * ld, n * 3 * w, n * w, l.shard() * h);
+        let tag = 0xC0DE + case as u64;
+        let a_codes = |r: usize| (0..a_len).map(|i| code(tag, r, i)).collect::<Vec<f32>>();
+        let e_codes = |r: usize| (0..e_len).map(|i| code(tag + 100, r, i)).collect::<Vec<f32>>();
+        let got = on_lanes(k, |rank, t| {
+            let mut ops = GpuOps::new(dev)?;
+            let a = ops.alloc(a_len)?;
+            let b = ops.alloc(b_len)?;
+            let e = ops.alloc(e_len)?;
+            let d = ops.alloc(d_len)?;
+            ops.write(a, &a_codes(rank))?;
+            ops.write(e, &e_codes(rank))?;
+            exchange_pair(&ops, t, (&to_heads, a, b), (&to_tokens, e, d), a_len, tag + rank as u64)?;
+            Ok((ops.read(b, b_len)?, ops.read(d, d_len)?))
+        })?;
+        let a_src: Vec<Vec<f32>> = (0..k).map(a_codes).collect();
+        let e_src: Vec<Vec<f32>> = (0..k).map(e_codes).collect();
+        let mut want_b = vec![vec![0.0f32; b_len]; k];
+        let mut want_d = vec![vec![0.0f32; d_len]; k];
+        ulysses::apply(&to_heads, &a_src, &mut want_b);
+        ulysses::apply(&to_tokens, &e_src, &mut want_d);
+        for (r, (gb, gd)) in got.iter().enumerate() {
+            for (g, w) in [(gb, &want_b[r]), (gd, &want_d[r])] {
+                check.elements += w.len();
+                check.mismatches += g
+                    .iter()
+                    .zip(w.iter())
+                    .filter(|(x, y)| x.to_bits() != y.to_bits())
+                    .count()
+                    + w.len().abs_diff(g.len());
+            }
+        }
+        check.cases.push((*name).to_string());
+    }
+    Ok(check)
+}
+
+/// Two exchanges back to back on one lane, with the first one's source overwritten by a
+/// kernel in between (values the host never expects to see in any destination).
+fn exchange_pair(
+    ops: &GpuOps,
+    t: &mut LaneTransport,
+    (first, a, b): (&[Block], Ptr, Ptr),
+    (second, e, d): (&[Block], Ptr, Ptr),
+    a_len: usize,
+    seed: u64,
+) -> Result<()> {
+    t.exchange(ops, first, a, b)?;
+    ops.fill_uniform(a, a_len, seed, 1.0)?;
+    t.exchange(ops, second, e, d)
 }
 
 /// One latent hand-off measurement (see [`hand_off`]).
@@ -215,7 +377,35 @@ pub struct ProfilePlan {
     pub repeats: usize,
 }
 
-/// Measures `plan` for `cfg` on `gpu`; calls `progress` after each row.
+/// Times `repeats` steps after `warmup` ones with CUDA events on `ops`'s stream; milliseconds
+/// per step.
+pub fn time_steps<T: Transport<GpuOps> + ?Sized>(
+    ops: &GpuOps,
+    w: &Weights,
+    ws: &Workspace,
+    t: &mut T,
+    warmup: usize,
+    repeats: usize,
+) -> Result<Vec<f64>> {
+    let err = |e: cudarc::driver::DriverError| Error::Executor(format!("timing steps: {e}"));
+    for _ in 0..warmup {
+        model::step(ops, w, ws, t, 0.0)?;
+    }
+    ops.synchronize()?;
+    let mut times = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let start = ops.record_timing_event()?;
+        model::step(ops, w, ws, t, 0.0)?;
+        let end = ops.record_timing_event()?;
+        end.synchronize().map_err(err)?;
+        times.push(f64::from(start.elapsed_ms(&end).map_err(err)?));
+    }
+    Ok(times)
+}
+
+/// Measures `plan` for `cfg` on `gpu`; calls `progress` after each row. Degree 1 times the
+/// plain step; degree `k > 1` times rank 0's share of a `k`-way step and adds the modelled
+/// all-to-all (see the module docs). Each row's workspace is freed before the next.
 pub fn measure(
     gpu: Gpu,
     cfg: DitConfig,
@@ -224,24 +414,36 @@ pub fn measure(
 ) -> Result<(Vec<Measured>, String)> {
     let key = gpu_key(&gpu.name);
     let link_model = Analytic::preset(cfg.name, if key == "h200" { "h200" } else { "h100" }).ok();
-    let dit = GpuDit::new(gpu, cfg.clone(), 1)?;
+    let dev = GpuDevice::from_gpu(gpu);
+    let mut ops = GpuOps::new(&dev)?;
+    let w = Weights::build(&mut ops, cfg.clone(), 1)?;
     let mut rows = Vec::new();
     for &res in &plan.resolutions {
         for &batch in &plan.batches {
             for &degree in &plan.degrees {
+                let k = degree.max(1) as usize;
+                let mark = ops.mark();
                 // Classifier-free guidance runs as a doubled batch.
-                let ws = dit.workspace(res, batch as usize * cfg.cfg_factor, degree as usize)?;
+                let ws = Workspace::new(&mut ops, &cfg, res, batch as usize * cfg.cfg_factor, k)?;
                 for item in 0..ws.batch {
-                    dit.load_inputs(&ws, item, 100 + item as u64)?;
+                    model::load_inputs(&ops, &cfg, &ws, item, 100 + item as u64)?;
                 }
-                let mut t = dit.time_steps(&ws, plan.warmup, plan.repeats.max(1))?;
+                let repeats = plan.repeats.max(1);
+                let t = if k == 1 {
+                    time_steps(&ops, &w, &ws, &mut Solo, plan.warmup, repeats)
+                } else {
+                    let mut share = ShareOnly { rank: 0, ranks: k };
+                    time_steps(&ops, &w, &ws, &mut share, plan.warmup, repeats)
+                };
                 drop(ws);
+                ops.release(mark)?;
+                let mut t = t?;
                 t.sort_by(f64::total_cmp);
                 let median = t[t.len() / 2];
                 let mean = t.iter().sum::<f64>() / t.len() as f64;
                 let std =
                     (t.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / t.len() as f64).sqrt();
-                let (comm_ms, source) = if degree == 1 {
+                let (comm_ms, source) = if k == 1 {
                     (0.0, "measured".to_string())
                 } else {
                     let comm = link_model

@@ -204,7 +204,7 @@ impl CpuDit {
         let ni = cfg.image_tokens(res);
         let n = nt + ni;
         let (heads, hd) = (cfg.heads, cfg.head_dim());
-        let (cos, sin) = rope_tables(nt, res, hd);
+        let (cos, sin) = rope_tables(nt, res, hd, cfg.patch);
         let mut layers = self.layers.iter();
         let mut next = || layers.next().expect("layer list matches the config");
 
@@ -299,7 +299,7 @@ impl CpuDit {
         let lay = Layout::new(n, cfg.heads, hd, ranks)?;
         let (w, heads) = (lay.width(), cfg.heads / ranks);
         let pairs = hd / 2;
-        let (cos, sin) = rope_tables(nt, res, hd);
+        let (cos, sin) = rope_tables(nt, res, hd, cfg.patch);
         let rows: Vec<Range<usize>> = (0..ranks).map(|r| lay.token_range(r)).collect();
         // A rank's rows split by stream: (stream, first local row, length); text is stream 0.
         let segments = |r: &Range<usize>| -> Vec<(usize, usize, usize)> {

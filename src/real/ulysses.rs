@@ -1,7 +1,7 @@
 //! Ulysses sequence parallelism: the layout math shared by the CPU reference
-//! ([`CpuDit::step_ulysses`](super::reference::CpuDit::step_ulysses)), the emulated-rank mode
-//! on one GPU ([`GpuDit::step`](super::dit::GpuDit::step) with `ranks > 1`) and NCCL across
-//! GPUs ([`nccl`](super::nccl)).
+//! ([`CpuDit::step_ulysses`](super::reference::CpuDit::step_ulysses)), the ranks of
+//! [`model`](super::model) on host threads, lanes of one GPU ([`lanes`](super::lanes)) and NCCL
+//! across GPUs ([`nccl`](super::nccl)).
 //!
 //! A step on `k` ranks splits the joint sequence (text rows first, then image rows) into `k`
 //! contiguous token shards of `ceil(N / k)` rows (the last shards may be shorter, or empty).
@@ -13,7 +13,7 @@
 //!
 //! The two all-to-alls are lists of [`Block`]s, 2-D copies (`rows` rows of `cols` contiguous
 //! elements between strided buffers) from one rank's buffer to another's. The same list is
-//! applied on the host in tests, as device copies when ranks are emulated on one GPU, and as
+//! applied on the host in tests, as device copies between the lanes of one GPU, and as
 //! packed send/receive pairs over NCCL. Sizes are in elements; the caller chooses the type.
 
 use std::ops::Range;

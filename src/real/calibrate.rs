@@ -1,0 +1,138 @@
+//! Measuring the node a [`RealExecutor`] runs, as the profile its policies plan with.
+//!
+//! For each resolution and group size `k`, works of 1 and of `1 + S` steps run on `k` slots
+//! through the executor itself (ranks, exchanges, latent hand-back: everything a real work
+//! does), `repeats` times each after the warm-up. The step time is the difference of the
+//! medians divided by `S`; what a 1-step work takes beyond one step is the per-work overhead
+//! (inputs, latent upload and download, thread hand-offs). Measuring the overhead this way,
+//! after warm-up, keeps one-off costs (allocation, first launches) out of it: those are paid
+//! before the clock starts and must not be charged to every work.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::cost::analytic::PROFILE_HEADER;
+use crate::error::{Error, Result};
+use crate::real::executor::RealExecutor;
+use crate::workload::Resolution;
+
+/// One measured (resolution, degree).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeRow {
+    pub res: Resolution,
+    pub degree: usize,
+    pub step_ms: f64,
+    /// Spread of the per-step estimate over the repeats.
+    pub std_ms: f64,
+    /// A 1-step work's time beyond its step.
+    pub overhead_ms: f64,
+}
+
+/// Steps of the long works, beyond the short ones'.
+const EXTRA_STEPS: u32 = 2;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Measures every resolution at every group size the executor offers (on slots `0..k`).
+pub fn measure(
+    exec: &mut RealExecutor,
+    resolutions: &[Resolution],
+    repeats: usize,
+    mut progress: impl FnMut(&NodeRow),
+) -> Result<Vec<NodeRow>> {
+    let repeats = repeats.max(1);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mut rows = Vec::new();
+    for &res in resolutions {
+        for k in exec.degrees() {
+            let members: Vec<usize> = (0..k).collect();
+            exec.run_now(res, &members, 1)?; // warm-up
+            let mut short = Vec::with_capacity(repeats);
+            let mut long = Vec::with_capacity(repeats);
+            for _ in 0..repeats {
+                short.push(ms(exec.run_now(res, &members, 1)?));
+                long.push(ms(exec.run_now(res, &members, 1 + EXTRA_STEPS)?));
+            }
+            let per_step: Vec<f64> = short
+                .iter()
+                .zip(&long)
+                .map(|(s, l)| ((l - s) / f64::from(EXTRA_STEPS)).max(0.0))
+                .collect();
+            let mean = per_step.iter().sum::<f64>() / per_step.len() as f64;
+            let std = (per_step.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
+                / per_step.len() as f64)
+                .sqrt();
+            // A step below a microsecond is noise: keep the profile's times positive.
+            let step_ms = median(per_step).max(1e-3);
+            let row = NodeRow {
+                res,
+                degree: k,
+                step_ms,
+                std_ms: std,
+                overhead_ms: (median(short) - step_ms).max(0.0),
+            };
+            progress(&row);
+            rows.push(row);
+        }
+    }
+    if rows.is_empty() {
+        return Err(Error::Executor("nothing to measure: no resolutions".into()));
+    }
+    Ok(rows)
+}
+
+/// The per-work overhead to charge: the median over the measured rows.
+pub fn dispatch_overhead_ms(rows: &[NodeRow]) -> f64 {
+    median(rows.iter().map(|r| r.overhead_ms).collect())
+}
+
+/// The rows as a profile CSV (`gpu` is the key the scenario's cluster takes, e.g. `cpu`).
+pub fn to_csv(model: &str, gpu: &str, description: &str, rows: &[NodeRow]) -> String {
+    let mut s = format!(
+        "# Measured by tetriserve on the real backend's node ({description}): per-step time from works of 1 and {} steps, medians of repeats; per-work overhead median {:.3} ms.\n{PROFILE_HEADER}\n",
+        1 + EXTRA_STEPS,
+        dispatch_overhead_ms(rows)
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{model},{gpu},{},{},{},1,{:.4},{:.4},measured-node,nvlink",
+            r.res.width, r.res.height, r.degree, r.step_ms, r.std_ms
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cost::profile::ProfileTable;
+
+    #[test]
+    fn the_csv_is_a_profile_the_simulator_reads() {
+        let rows = vec![
+            NodeRow {
+                res: Resolution::square(256),
+                degree: 1,
+                step_ms: 2.0,
+                std_ms: 0.1,
+                overhead_ms: 0.5,
+            },
+            NodeRow {
+                res: Resolution::square(256),
+                degree: 2,
+                step_ms: 1.5,
+                std_ms: 0.1,
+                overhead_ms: 0.7,
+            },
+        ];
+        let csv = to_csv("tiny", "cpu", "CPU: 2 rank threads", &rows);
+        let t = ProfileTable::parse(&csv, "<node>").unwrap();
+        assert_eq!(t.rows().len(), 2);
+        assert_eq!(t.gpu(), "cpu");
+        assert_eq!(dispatch_overhead_ms(&rows), 0.7);
+    }
+}

@@ -1,0 +1,148 @@
+//! The operations a DiT step is made of, as one interface with a CPU and a GPU implementation.
+//!
+//! [`model`](super::model) writes the denoising step once, as calls on an [`Ops`]; the CPU
+//! backend ([`cpu`](super::cpu), f32 loops) and the GPU backend ([`gpu`](super::gpu), cuBLAS
+//! and the kernels of `kernels/`, bf16) implement them. So the block code every rank path runs
+//! (CPU threads, GPU lanes, NCCL) is the same code, and `cargo test` checks it against the
+//! independent reference in [`reference`](super::reference) on any machine.
+//!
+//! Memory is addressed by [`Ptr`]: a buffer of the backend's arena and an offset in elements.
+//! Tensors are row-major; `ld` is a row stride in elements. Buffers are of the backend's
+//! activation type (f32 on the CPU, bf16 on a GPU) except those made by
+//! [`Ops::upload_f32`], which always hold f32 (the rotary tables).
+
+use crate::error::Result;
+
+/// A place in a backend's memory: buffer `buf` of its arena, `off` elements in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ptr {
+    pub buf: u32,
+    pub off: usize,
+}
+
+impl Ptr {
+    /// `elems` elements further in the same buffer.
+    pub fn at(self, elems: usize) -> Ptr {
+        Ptr {
+            buf: self.buf,
+            off: self.off + elems,
+        }
+    }
+}
+
+/// A linear layer: weights `[inp, out]` (row-major) and a bias `[out]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Linear {
+    pub w: Ptr,
+    pub b: Ptr,
+    pub inp: usize,
+    pub out: usize,
+}
+
+/// The operations of a DiT step on one device (or one CPU rank). Calls are ordered: each sees
+/// the effects of the ones before (a GPU backend queues them on one stream).
+pub trait Ops {
+    /// A new zeroed buffer of `elems` activation elements.
+    fn alloc(&mut self, elems: usize) -> Result<Ptr>;
+    /// A new buffer holding `data` as f32 (rotary tables).
+    fn upload_f32(&mut self, data: &[f32]) -> Result<Ptr>;
+    /// Element `i` of `dst[0..n]` = [`uniform`](super::init::uniform)`(seed, i, scale)`,
+    /// rounded to bf16 (as every backend stores weights and inputs).
+    fn fill_uniform(&self, dst: Ptr, n: usize, seed: u64, scale: f32) -> Result<()>;
+    /// Writes host values to `dst[0..data.len()]` (rounded to the activation type).
+    fn write(&self, dst: Ptr, data: &[f32]) -> Result<()>;
+    /// Reads `n` values from `src` (waits for queued work).
+    fn read(&self, src: Ptr, n: usize) -> Result<Vec<f32>>;
+
+    /// Row-major `Y[rows, out] (ld ldy) = X[rows, inp] (ld ldx) . W[inp, out] (ld ldw) + beta Y`.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        &self,
+        x: (Ptr, usize),
+        w: (Ptr, usize),
+        y: (Ptr, usize),
+        rows: usize,
+        inp: usize,
+        out: usize,
+        beta: f32,
+    ) -> Result<()>;
+    /// `x[r, c] += b[c]` for `rows` rows of `cols` (row stride `ld`).
+    fn bias_add(&self, x: Ptr, b: Ptr, rows: usize, cols: usize, ld: usize) -> Result<()>;
+    /// `x[r, c] = gelu(x[r, c] + b[c])` (tanh approximation).
+    fn bias_gelu(&self, x: Ptr, b: Ptr, rows: usize, cols: usize, ld: usize) -> Result<()>;
+    /// `y[i] = silu(x[i])` for `n` values.
+    fn silu(&self, x: Ptr, y: Ptr, n: usize) -> Result<()>;
+    /// Layer norm of each row of `x[rows, cols]` (eps 1e-6, no affine), then
+    /// `* (1 + scale) + shift`, into `out`.
+    fn layernorm_modulate(
+        &self,
+        x: Ptr,
+        out: Ptr,
+        shift: Ptr,
+        scale: Ptr,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
+    /// `x[r, c] += gate[c] * (y[r, c] + bias[c])` (contiguous rows of `cols`).
+    fn gated_residual(
+        &self,
+        x: Ptr,
+        y: Ptr,
+        bias: Ptr,
+        gate: Ptr,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
+    /// The flow-matching update `latent[r, c] += dt * (v[r, c] + bias[c])`.
+    fn flow_update(
+        &self,
+        latent: Ptr,
+        v: Ptr,
+        bias: Ptr,
+        dt: f32,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()>;
+    /// Rotates the q and k parts (the first `2 x heads x head_dim` columns) of `tokens` rows of
+    /// stride `ld` by the f32 tables `cos`, `sin` (`[tokens, head_dim / 2]`, same first row).
+    #[allow(clippy::too_many_arguments)]
+    fn rope(
+        &self,
+        qkv: Ptr,
+        ld: usize,
+        cos: Ptr,
+        sin: Ptr,
+        tokens: usize,
+        heads: usize,
+        head_dim: usize,
+    ) -> Result<()>;
+    /// Reserves what [`attention`](Ops::attention) over `tokens` tokens and `heads` heads
+    /// needs, so that the first step does not allocate. Default: nothing.
+    fn reserve_attention(&mut self, tokens: usize, heads: usize) -> Result<()> {
+        let _ = (tokens, heads);
+        Ok(())
+    }
+    /// Softmax attention over `tokens` tokens for `heads` heads of `head_dim`: q, k, v are the
+    /// column blocks `[0, cols)`, `[cols, 2 cols)`, `[2 cols, 3 cols)` of rows of stride `ld`;
+    /// head `h` is columns `[h d, (h + 1) d)` of each block. Output `[tokens, heads x d]` at
+    /// `out`, row stride `ldo`.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        qkv: Ptr,
+        ld: usize,
+        out: Ptr,
+        ldo: usize,
+        tokens: usize,
+        heads: usize,
+        head_dim: usize,
+        cols: usize,
+    ) -> Result<()>;
+    /// `rows` rows of `cols` elements from `src` (row stride `src.1`) to `dst` (`dst.1`).
+    fn copy_2d(&self, dst: (Ptr, usize), src: (Ptr, usize), rows: usize, cols: usize)
+    -> Result<()>;
+    /// Waits for every queued operation (a no-op on the CPU).
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+}
