@@ -1026,7 +1026,11 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
         let mut bare = scenario.clone();
         bare.overheads.dispatch = crate::time::Nanos::ZERO;
         let sim_bare = simulate(&bare)?.remove(0);
-        for (name, run) in [("real", &real), ("sim", &sim), ("sim-no-overhead", &sim_bare)] {
+        for (name, run) in [
+            ("real", &real),
+            ("sim", &sim),
+            ("sim-no-overhead", &sim_bare),
+        ] {
             for (file, bytes) in report::run_files(&run.records, &run.summary, false) {
                 files.push((PathBuf::from(name).join(file), bytes));
             }

@@ -107,11 +107,11 @@ fn run_policies(
     let bound = attainment_bound(scenario, workload, costs);
     let mut runs = Vec::with_capacity(scenario.policies.len());
     for &kind in &scenario.policies {
-        let mut policy = match policy::build(kind, &scenario.cluster, costs, &scenario.policy_config)
-        {
-            Ok(p) => p,
-            Err(e) => return Err(fail(e, runs)),
-        };
+        let mut policy =
+            match policy::build(kind, &scenario.cluster, costs, &scenario.policy_config) {
+                Ok(p) => p,
+                Err(e) => return Err(fail(e, runs)),
+            };
         if let Err(e) = executor.reset(workload) {
             return Err(fail(e, runs));
         }
@@ -121,7 +121,13 @@ fn run_policies(
             summary.executor = executor.describe();
             PolicyRun { records, summary }
         };
-        match engine::run(workload, &scenario.cluster, costs, policy.as_mut(), executor) {
+        match engine::run(
+            workload,
+            &scenario.cluster,
+            costs,
+            policy.as_mut(),
+            executor,
+        ) {
             Ok(records) => runs.push(summarise(records, executor)),
             Err(Error::Interrupted {
                 cause,

@@ -25,7 +25,7 @@ pub struct DitConfig {
     /// Forward passes per step: 2 with classifier-free guidance (run as a doubled batch).
     pub cfg_factor: usize,
     /// Pixels per image token side: 16 for the real models (8x VAE, 2x2 patches). The CPU
-    /// backend uses 64 ([`on_cpu`](Self::on_cpu)) so that a 2048 px image is 1,024 tokens.
+    /// backend uses 128 ([`on_cpu`](Self::on_cpu)) so that a 2048 px image is 256 tokens.
     pub patch: usize,
 }
 
@@ -82,7 +82,7 @@ impl DitConfig {
         }
     }
 
-    /// A small model for the CPU backend: a step of a 1024 px image (256 image tokens on the
+    /// A small model for the CPU backend: a step of a 2048 px image (256 image tokens on the
     /// CPU) takes tens of milliseconds on one core, so that scheduling is not lost in noise.
     pub fn small() -> DitConfig {
         DitConfig {
@@ -115,10 +115,10 @@ impl DitConfig {
         }
     }
 
-    /// The same model as the CPU backend runs it: 64 px per token side, so that images up to
+    /// The same model as the CPU backend runs it: 128 px per token side, so that images up to
     /// 2048 px stay within what f32 loops do in milliseconds. Weights are unchanged.
     pub fn on_cpu(self) -> DitConfig {
-        DitConfig { patch: 64, ..self }
+        DitConfig { patch: 128, ..self }
     }
 
     pub fn head_dim(&self) -> usize {

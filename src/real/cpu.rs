@@ -279,7 +279,10 @@ impl Ops for CpuOps {
             return Ok(());
         }
         let pairs = head_dim / 2;
-        let (cs, sn) = (self.get(cos, tokens * pairs)?, self.get(sin, tokens * pairs)?);
+        let (cs, sn) = (
+            self.get(cos, tokens * pairs)?,
+            self.get(sin, tokens * pairs)?,
+        );
         self.with_mut(qkv, extent(tokens, 2 * heads * head_dim, ld), |q| {
             crate::real::reference::rope(q, ld, tokens, heads, head_dim, &cs, &sn)
         })
@@ -362,10 +365,7 @@ mod tests {
         let y = o.alloc(6).unwrap();
         o.write(y, &[1.0; 6]).unwrap();
         o.gemm((x, 3), (w, 3), (y, 3), 2, 2, 3, 0.5).unwrap();
-        assert_eq!(
-            o.read(y, 6).unwrap(),
-            vec![1.5, 2.5, 4.5, 3.5, 4.5, 10.5]
-        );
+        assert_eq!(o.read(y, 6).unwrap(), vec![1.5, 2.5, 4.5, 3.5, 4.5, 10.5]);
     }
 
     #[test]

@@ -104,7 +104,11 @@ impl<O: Ops> Runner<O> {
     }
 
     /// Runs `job` with transport `t` (this slot's rank of the group).
-    pub fn run<T: Transport<O> + ?Sized>(&mut self, job: &RankJob, t: &mut T) -> Result<RankOutput> {
+    pub fn run<T: Transport<O> + ?Sized>(
+        &mut self,
+        job: &RankJob,
+        t: &mut T,
+    ) -> Result<RankOutput> {
         let key = (job.res, job.items.len(), job.ranks());
         if !self.spaces.contains_key(&key) {
             let ws = Workspace::new(
@@ -163,8 +167,16 @@ impl Transport<CpuOps> for Failing<'_> {
     fn ranks(&self) -> usize {
         Transport::<CpuOps>::ranks(self.0)
     }
-    fn exchange(&mut self, _: &CpuOps, _: &[Block], _: crate::real::ops::Ptr, _: crate::real::ops::Ptr) -> Result<()> {
-        Err(Error::Executor("injected fault in the middle of a step".into()))
+    fn exchange(
+        &mut self,
+        _: &CpuOps,
+        _: &[Block],
+        _: crate::real::ops::Ptr,
+        _: crate::real::ops::Ptr,
+    ) -> Result<()> {
+        Err(Error::Executor(
+            "injected fault in the middle of a step".into(),
+        ))
     }
     fn abort(&self, why: &str) {
         Transport::<CpuOps>::abort(self.0, why)
@@ -180,7 +192,12 @@ impl Slot for CpuSlot {
             rank: job.rank,
             group: job.group.clone(),
         };
-        if self.fault == Some(Fault { work: job.work.0, rank: job.rank }) {
+        if self.fault
+            == Some(Fault {
+                work: job.work.0,
+                rank: job.rank,
+            })
+        {
             return self.runner.run(job, &mut Failing(&mut t));
         }
         self.runner.run(job, &mut t)
@@ -189,7 +206,12 @@ impl Slot for CpuSlot {
 
 /// `slots` CPU rank threads sharing one copy of `cfg`'s weights (seeded `seed`), exchanging
 /// through host memory.
-pub fn cpu_slots(cfg: &DitConfig, slots: usize, seed: u64, fault: Option<Fault>) -> Result<Vec<SlotFactory>> {
+pub fn cpu_slots(
+    cfg: &DitConfig,
+    slots: usize,
+    seed: u64,
+    fault: Option<Fault>,
+) -> Result<Vec<SlotFactory>> {
     let mut ops = CpuOps::new();
     let weights = Arc::new(Weights::build(&mut ops, cfg.clone(), seed)?);
     let shared = ops.freeze();
@@ -292,7 +314,9 @@ impl RealExecutor {
                 Ok(Err(e)) => return Err(e),
                 Err(_) => {
                     exec.jobs.clear();
-                    return Err(Error::Executor("a slot's worker exited while starting".into()));
+                    return Err(Error::Executor(
+                        "a slot's worker exited while starting".into(),
+                    ));
                 }
             }
         }
@@ -302,9 +326,13 @@ impl RealExecutor {
     /// A node of `slots` CPU rank threads running `cfg` (see [`cpu_slots`]).
     pub fn cpu(cfg: DitConfig, slots: usize, fault: Option<Fault>) -> Result<RealExecutor> {
         let factories = cpu_slots(&cfg, slots, 1, fault)?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let backend = Backend {
-            description: format!("CPU: {slots} rank thread(s), model {} ({} px per token)", cfg.name, cfg.patch),
-            emulated: false,
+            description: format!(
+                "CPU: {slots} rank thread(s) on {cores} core(s), model {} ({} px per token)",
+                cfg.name, cfg.patch
+            ),
+            emulated: slots > cores,
         };
         RealExecutor::new(cfg, backend, factories)
     }
@@ -345,6 +373,19 @@ impl RealExecutor {
             .collect()
     }
 
+    /// Disjoint groups of `k` slots that, together, use every slot: aligned groups, and the
+    /// last `k` slots if `k` does not divide the node. (The last one may overlap the others:
+    /// it runs after them.)
+    pub fn covering_groups(&self, k: usize) -> Vec<Vec<usize>> {
+        let n = self.slots();
+        let mut groups: Vec<Vec<usize>> =
+            (0..n / k).map(|g| (g * k..(g + 1) * k).collect()).collect();
+        if !n.is_multiple_of(k) && n >= k {
+            groups.push((n - k..n).collect());
+        }
+        groups
+    }
+
     fn since_start(&self, t: Instant) -> Nanos {
         Nanos(t.saturating_duration_since(self.start).as_nanos() as u64)
     }
@@ -354,13 +395,18 @@ impl RealExecutor {
         let group = job.group.clone();
         for (rank, &slot) in members.iter().enumerate() {
             let tx = self.jobs.get(slot).ok_or_else(|| {
-                Error::Executor(format!("slot {slot} is outside this node of {} slots", self.jobs.len()))
+                Error::Executor(format!(
+                    "slot {slot} is outside this node of {} slots",
+                    self.jobs.len()
+                ))
             })?;
             let mut j = job.clone();
             j.rank = rank;
             if tx.send(j).is_err() {
                 group.abort("a slot's worker has stopped");
-                return Err(Error::Executor(format!("the worker of slot {slot} has stopped")));
+                return Err(Error::Executor(format!(
+                    "the worker of slot {slot} has stopped"
+                )));
             }
         }
         let _ = (work, ranks);
@@ -370,19 +416,51 @@ impl RealExecutor {
     /// Runs `steps` steps of a fresh request at `res` on slots `members` outside any run
     /// (warm-up, profiling) and returns the wall time until every rank reported.
     pub fn run_now(&mut self, res: Resolution, members: &[usize], steps: u32) -> Result<Duration> {
+        Ok(self.run_now_on(res, &[members.to_vec()], steps)?[0])
+    }
+
+    /// [`run_now`](Self::run_now) on several disjoint groups at once (a loaded node): each
+    /// group's wall time.
+    pub fn run_now_on(
+        &mut self,
+        res: Resolution,
+        groups: &[Vec<usize>],
+        steps: u32,
+    ) -> Result<Vec<Duration>> {
         if !self.in_flight.is_empty() {
-            return Err(Error::Executor("cannot time work while a run is in flight".into()));
+            return Err(Error::Executor(
+                "cannot time work while a run is in flight".into(),
+            ));
         }
-        let work = WorkId(self.next_internal);
-        self.next_internal -= 1;
         let t0 = Instant::now();
-        self.launch_job(work, res, vec![Item { seed: 0x7E57, latent: None }], steps, steps.max(1), members, Vec::new())?;
-        loop {
+        let mut ids = Vec::with_capacity(groups.len());
+        for members in groups {
+            let work = WorkId(self.next_internal);
+            self.next_internal -= 1;
+            let item = Item {
+                seed: 0x7E57,
+                latent: None,
+            };
+            self.launch_job(
+                work,
+                res,
+                vec![item],
+                steps,
+                steps.max(1),
+                members,
+                Vec::new(),
+            )?;
+            ids.push(work);
+        }
+        let mut times = vec![None; groups.len()];
+        while times.iter().any(Option::is_none) {
             let d = self.recv(None)?;
-            if let Some(at) = self.absorb(d)?.map(|(_, at)| at) {
-                return Ok(at.saturating_duration_since(t0));
+            if let Some((w, at)) = self.absorb(d)? {
+                let i = ids.iter().position(|&x| x == w).expect("one of ours");
+                times[i] = Some(at.saturating_duration_since(t0));
             }
         }
+        Ok(times.into_iter().map(|t| t.expect("all done")).collect())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -436,7 +514,9 @@ impl RealExecutor {
                 self.timeout.as_secs_f64(),
                 self.in_flight.len()
             ))),
-            Err(RecvTimeoutError::Disconnected) => Err(self.fail("every slot's worker has stopped".into())),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(self.fail("every slot's worker has stopped".into()))
+            }
         }
     }
 
@@ -471,7 +551,11 @@ impl RealExecutor {
         }
         let f = self.in_flight.remove(&d.work).expect("present");
         let at = f.last.expect("a rank reported");
-        let parts: Vec<RankOutput> = f.parts.into_iter().map(|p| p.expect("every rank reported")).collect();
+        let parts: Vec<RankOutput> = f
+            .parts
+            .into_iter()
+            .map(|p| p.expect("every rank reported"))
+            .collect();
         for (i, label) in f.labels.iter().enumerate() {
             // Rank r holds image rows token_range(r): concatenating in rank order restores
             // the image's row order.
@@ -499,10 +583,8 @@ impl Executor for RealExecutor {
         // slot (groups aligned so that together they cover the node).
         for res in workload.resolutions() {
             for k in self.degrees() {
-                for g in 0..self.slots() / k {
-                    let members: Vec<usize> = (g * k..(g + 1) * k).collect();
-                    self.run_now(res, &members, 1)?;
-                }
+                let groups = self.covering_groups(k);
+                self.run_now_on(res, &groups, 1)?;
             }
         }
         self.latents.clear();
@@ -550,7 +632,10 @@ impl Executor for RealExecutor {
             labels,
         )?;
         if work.finishes_request() {
-            self.in_flight.get_mut(&work.id).expect("just launched").finishes = true;
+            self.in_flight
+                .get_mut(&work.id)
+                .expect("just launched")
+                .finishes = true;
         }
         Ok(Launch::Pending)
     }
@@ -603,7 +688,10 @@ impl Executor for RealExecutor {
 
     fn describe(&self) -> Option<String> {
         Some(if self.backend.emulated {
-            format!("{} (emulated: the slots share one device)", self.backend.description)
+            format!(
+                "{} (emulated: the slots share hardware, so timings are not those of independent devices)",
+                self.backend.description
+            )
         } else {
             self.backend.description.clone()
         })
@@ -634,8 +722,12 @@ fn worker(
     done: Sender<RankDone>,
     ready: Sender<Result<()>>,
 ) {
-    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(factory))
-        .unwrap_or_else(|_| Err(Error::Executor(format!("slot {index} panicked while starting"))));
+    let built =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(factory)).unwrap_or_else(|_| {
+            Err(Error::Executor(format!(
+                "slot {index} panicked while starting"
+            )))
+        });
     let mut slot = match built {
         Ok(s) => {
             let _ = ready.send(Ok(()));

@@ -64,9 +64,8 @@ impl GpuDevice {
     /// Opens device `ordinal` and compiles the kernels for it. Call
     /// [`probe`](super::device::probe) first: this assumes the CUDA libraries exist.
     pub fn open(ordinal: usize) -> Result<GpuDevice> {
-        let ctx = CudaContext::new(ordinal).map_err(|e| {
-            Error::Executor(format!("device {ordinal}: opening the context: {e}"))
-        })?;
+        let ctx = CudaContext::new(ordinal)
+            .map_err(|e| Error::Executor(format!("device {ordinal}: opening the context: {e}")))?;
         // Streams are ordered explicitly (one stream per rank, events between lanes); cudarc's
         // per-buffer event tracking would only add overhead.
         // SAFETY: no buffer is used on two streams without an explicit event between them.
@@ -94,9 +93,9 @@ impl GpuDevice {
 
     /// Makes this device's context current on the calling thread.
     pub fn bind(&self) -> Result<()> {
-        self.ctx
-            .bind_to_thread()
-            .map_err(|e| Error::Executor(format!("device {}: binding the context: {e}", self.ordinal)))
+        self.ctx.bind_to_thread().map_err(|e| {
+            Error::Executor(format!("device {}: binding the context: {e}", self.ordinal))
+        })
     }
 
     /// Waits for every stream of the device.
@@ -221,10 +220,9 @@ impl GpuOps {
     pub fn sharing(shared: Arc<GpuArena>) -> Result<GpuOps> {
         let dev = shared.dev.clone();
         dev.bind()?;
-        let stream = dev
-            .ctx
-            .new_stream()
-            .map_err(|e| Error::Executor(format!("device {}: creating a stream: {e}", dev.ordinal)))?;
+        let stream = dev.ctx.new_stream().map_err(|e| {
+            Error::Executor(format!("device {}: creating a stream: {e}", dev.ordinal))
+        })?;
         GpuOps::sharing_on(shared, stream)
     }
 
@@ -239,7 +237,10 @@ impl GpuOps {
             )));
         }
         let blas = CudaBlas::new(stream.clone()).map_err(|e| {
-            Error::Executor(format!("device {}: creating a cuBLAS handle: {e}", dev.ordinal))
+            Error::Executor(format!(
+                "device {}: creating a cuBLAS handle: {e}",
+                dev.ordinal
+            ))
         })?;
         Ok(GpuOps {
             dev,
@@ -278,7 +279,10 @@ impl GpuOps {
     }
 
     fn err(&self, what: impl std::fmt::Display) -> Error {
-        Error::Executor(format!("device {} ({}): {what}", self.dev.ordinal, self.dev.name))
+        Error::Executor(format!(
+            "device {} ({}): {what}",
+            self.dev.ordinal, self.dev.name
+        ))
     }
 
     /// The arena's size now: [`release`](Self::release) with it frees every buffer allocated
@@ -361,8 +365,10 @@ impl GpuOps {
             return Ok(());
         }
         // SAFETY: `a` addresses `n` bf16 values of a live allocation (checked above).
-        unsafe { cudarc::driver::result::memset_d8_async(a, 0xFF, BF16 * n, self.stream.cu_stream()) }
-            .map_err(|e| self.err(format!("poisoning: {e}")))
+        unsafe {
+            cudarc::driver::result::memset_d8_async(a, 0xFF, BF16 * n, self.stream.cu_stream())
+        }
+        .map_err(|e| self.err(format!("poisoning: {e}")))
     }
 
     /// Records an event on this stream (timing enabled), for measuring queued work.
@@ -492,7 +498,15 @@ impl GpuOps {
         self.launch(k, grid_for(n), args)
     }
 
-    fn bias_kernel(&self, k: Kernel, x: Ptr, b: Ptr, rows: usize, cols: usize, ld: usize) -> Result<()> {
+    fn bias_kernel(
+        &self,
+        k: Kernel,
+        x: Ptr,
+        b: Ptr,
+        rows: usize,
+        cols: usize,
+        ld: usize,
+    ) -> Result<()> {
         self.bind()?;
         let xa = self.addr_mut(x, extent(rows, cols, ld))?;
         let ba = self.addr(b, cols)?;
@@ -568,7 +582,10 @@ impl GpuOps {
             // SAFETY: scratch; every element is written (scores by the GEMM, probabilities by
             // the softmax) before it is read.
             unsafe { self.stream.alloc::<u8>(bytes) }.map_err(|e| {
-                self.err(format!("allocating {} MB of attention scratch: {e}", bytes >> 20))
+                self.err(format!(
+                    "allocating {} MB of attention scratch: {e}",
+                    bytes >> 20
+                ))
             })
         };
         s.scores = Some(alloc(F32 * elems)?);
@@ -634,7 +651,9 @@ impl GrowBuffer {
 }
 
 fn bf16_bits(data: &[f32]) -> Vec<u16> {
-    data.iter().map(|&x| half::bf16::from_f32(x).to_bits()).collect()
+    data.iter()
+        .map(|&x| half::bf16::from_f32(x).to_bits())
+        .collect()
 }
 
 impl Ops for GpuOps {
@@ -897,7 +916,9 @@ impl Ops for GpuOps {
         let q = self.addr(qkv, extent(n, 3 * cols, ld))?;
         let o = self.addr_mut(out, extent(n, heads * d, ldo))?;
         if heads * d > cols {
-            return Err(self.err(format!("{heads} heads of {d} in q/k/v blocks of {cols} columns")));
+            return Err(self.err(format!(
+                "{heads} heads of {d} in q/k/v blocks of {cols} columns"
+            )));
         }
         let chunk = attention_chunk(n, heads);
         let mut s = self.scratch.borrow_mut();
@@ -909,7 +930,10 @@ impl Ops for GpuOps {
         };
         let scale = 1.0 / (d as f32).sqrt();
         let (bf, f) = (cudaDataType_t::CUDA_R_16BF, cudaDataType_t::CUDA_R_32F);
-        let (op_n, op_t) = (cublasOperation_t::CUBLAS_OP_N, cublasOperation_t::CUBLAS_OP_T);
+        let (op_n, op_t) = (
+            cublasOperation_t::CUBLAS_OP_N,
+            cublasOperation_t::CUBLAS_OP_T,
+        );
         let stride = |elems: usize| (BF16 * elems) as u64;
         let mut start = 0;
         while start < n {

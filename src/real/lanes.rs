@@ -66,7 +66,11 @@ pub fn blocks_for(blocks: &[Block], me: usize) -> impl Iterator<Item = &Block> {
 pub fn check_blocks(blocks: &[Block], me: usize, src_len: &[usize], dst_len: usize) -> Result<()> {
     for b in blocks_for(blocks, me) {
         let from = src_len.get(b.src_rank).copied().ok_or_else(|| {
-            Error::Executor(format!("a block from rank {} of {}", b.src_rank, src_len.len()))
+            Error::Executor(format!(
+                "a block from rank {} of {}",
+                b.src_rank,
+                src_len.len()
+            ))
         })?;
         if b.src_offset + extent(b.rows, b.cols, b.src_ld) > from {
             return Err(Error::Executor(format!(
@@ -181,7 +185,11 @@ impl Slot for LaneSlot {
 }
 
 /// Lane factories sharing `shared` (built on `dev`) and `weights`.
-pub fn lane_factories(shared: Arc<GpuArena>, weights: Arc<Weights>, slots: usize) -> Vec<SlotFactory> {
+pub fn lane_factories(
+    shared: Arc<GpuArena>,
+    weights: Arc<Weights>,
+    slots: usize,
+) -> Vec<SlotFactory> {
     (0..slots)
         .map(|_| {
             let (shared, weights) = (shared.clone(), weights.clone());
@@ -226,7 +234,11 @@ mod tests {
         let ld = 3 * l.hidden() + 1;
         for (blocks, src_len, dst_len) in [
             (l.to_heads(3, ld), l.shard() * ld, l.tokens * 3 * l.width()),
-            (l.to_tokens(l.hidden()), l.tokens * l.width(), l.shard() * l.hidden()),
+            (
+                l.to_tokens(l.hidden()),
+                l.tokens * l.width(),
+                l.shard() * l.hidden(),
+            ),
         ] {
             let src: Vec<Vec<u32>> = (0..4)
                 .map(|r| (0..src_len).map(|i| (r * 100_000 + i) as u32).collect())
@@ -256,6 +268,9 @@ mod tests {
         assert!(check_blocks(&blocks, 1, &[src_len, src_len], dst_len).is_ok());
         assert!(check_blocks(&blocks, 1, &[src_len - 1, src_len], dst_len).is_err());
         assert!(check_blocks(&blocks, 1, &[src_len, src_len], dst_len - 1).is_err());
-        assert!(check_blocks(&blocks, 1, &[src_len], dst_len).is_err(), "a missing peer");
+        assert!(
+            check_blocks(&blocks, 1, &[src_len], dst_len).is_err(),
+            "a missing peer"
+        );
     }
 }

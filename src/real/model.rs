@@ -346,7 +346,15 @@ impl<O: Ops, T: Transport<O> + ?Sized> Step<'_, O, T> {
     /// `mods[.., out] = vs . W + b` for every item (`out` = 6H, 3H or 2H).
     fn modulation(&self, l: &Linear, into: Ptr) -> Result<()> {
         let (o, h, bsz) = (self.ops, self.cfg.hidden, self.ws.batch);
-        o.gemm((self.ws.vs, h), (l.w, l.out), (into, l.out), bsz, h, l.out, 0.0)?;
+        o.gemm(
+            (self.ws.vs, h),
+            (l.w, l.out),
+            (into, l.out),
+            bsz,
+            h,
+            l.out,
+            0.0,
+        )?;
         o.bias_add(into, l.b, bsz, l.out, l.out)
     }
 
@@ -366,7 +374,15 @@ impl<O: Ops, T: Transport<O> + ?Sized> Step<'_, O, T> {
             for &(s, at, len) in &self.segments {
                 let (x, q) = (ws.x.at((b * r + at) * h), ws.big.at((b * r + at) * ldq));
                 o.layernorm_modulate(x, ws.h, md(s, b), md(s, b).at(h), len, h)?;
-                o.gemm((ws.h, h), (streams[s][1].w, ldq), (q, ldq), len, h, ldq, 0.0)?;
+                o.gemm(
+                    (ws.h, h),
+                    (streams[s][1].w, ldq),
+                    (q, ldq),
+                    len,
+                    h,
+                    ldq,
+                    0.0,
+                )?;
                 o.bias_add(q, streams[s][1].b, len, ldq, ldq)?;
             }
         }
@@ -414,7 +430,15 @@ impl<O: Ops, T: Transport<O> + ?Sized> Step<'_, O, T> {
             self.attend(p, ldp, a, false)?;
             // [attn, mlp] . W_2 as two GEMMs: rows [0, H) of W_2, then rows [H, H + M).
             o.gemm((a, h), (l2.w, h), (ws.y, h), len, h, h, 0.0)?;
-            o.gemm((p.at(3 * h), ldp), (l2.w.at(h * h), h), (ws.y, h), len, m, h, 1.0)?;
+            o.gemm(
+                (p.at(3 * h), ldp),
+                (l2.w.at(h * h), h),
+                (ws.y, h),
+                len,
+                m,
+                h,
+                1.0,
+            )?;
             o.gated_residual(x, ws.y, l2.b, md.at(2 * h), len, h)?;
         }
         Ok(())
@@ -470,7 +494,16 @@ impl<O: Ops, T: Transport<O> + ?Sized> Step<'_, O, T> {
             .t
             .exchange(o, to_heads, qkv, ws.heads_in)
             .and_then(|_| {
-                o.attention(ws.heads_in, 3 * w, ws.heads_out, w, lay.tokens, heads, hd, w)
+                o.attention(
+                    ws.heads_in,
+                    3 * w,
+                    ws.heads_out,
+                    w,
+                    lay.tokens,
+                    heads,
+                    hd,
+                    w,
+                )
             })
             .and_then(|_| self.t.exchange(o, &ws.to_tokens, ws.heads_out, out));
         if let Err(e) = &result {

@@ -369,7 +369,6 @@ pub fn self_test(devices: usize) -> Result<SelfTest> {
     })
 }
 
-
 /// Extent of a strided region: `rows` rows of `cols` at stride `ld`.
 fn extent(rows: usize, cols: usize, ld: usize) -> usize {
     if rows == 0 || cols == 0 {
@@ -481,8 +480,14 @@ impl NcclTransport<'_> {
         ops.bind()?;
         let plan = ExchangePlan::new(blocks, k)?;
         let comm = self.comm.handle(self.members[me])?;
-        let send = self.scratch.send.ensure(ops, 2 * plan.packed.send_len(me))?;
-        let recv = self.scratch.recv.ensure(ops, 2 * plan.packed.recv_len(me))?;
+        let send = self
+            .scratch
+            .send
+            .ensure(ops, 2 * plan.packed.send_len(me))?;
+        let recv = self
+            .scratch
+            .recv
+            .ensure(ops, 2 * plan.packed.recv_len(me))?;
         // Everything that can fail before NCCL: resolve the unpack targets, pack, copy locally.
         let unpack: Vec<(u64, &Block, usize)> = plan
             .receives(me)
@@ -496,7 +501,12 @@ impl NcclTransport<'_> {
             // SAFETY: the source was checked against a live buffer of this arena; the send
             // buffer holds send_len(me) values, and this block's slice lies in it.
             unsafe {
-                ops.copy_2d_raw((send + 2 * at as u64, b.cols), (s, b.src_ld), b.rows, b.cols)?
+                ops.copy_2d_raw(
+                    (send + 2 * at as u64, b.cols),
+                    (s, b.src_ld),
+                    b.rows,
+                    b.cols,
+                )?
             };
         }
         local_blocks(ops, me, blocks, src, dst)?;
@@ -509,7 +519,14 @@ impl NcclTransport<'_> {
         for (d, b, at) in unpack {
             // SAFETY: the destination was checked above; the receive buffer holds
             // recv_len(me) values, and this block's slice lies in it.
-            unsafe { ops.copy_2d_raw((d, b.dst_ld), (recv + 2 * at as u64, b.cols), b.rows, b.cols)? };
+            unsafe {
+                ops.copy_2d_raw(
+                    (d, b.dst_ld),
+                    (recv + 2 * at as u64, b.cols),
+                    b.rows,
+                    b.cols,
+                )?
+            };
         }
         Ok(())
     }
@@ -576,7 +593,10 @@ impl Transport<GpuOps> for NcclTransport<'_> {
     fn exchange(&mut self, ops: &GpuOps, blocks: &[Block], src: Ptr, dst: Ptr) -> Result<()> {
         let r = self.exchange_inner(ops, blocks, src, dst);
         if let Err(e) = &r {
-            self.group.abort(&format!("rank {} (device {}): {e}", self.rank, self.members[self.rank]));
+            self.group.abort(&format!(
+                "rank {} (device {}): {e}",
+                self.rank, self.members[self.rank]
+            ));
         }
         r
     }
@@ -633,7 +653,11 @@ impl Drop for NcclSlot {
 /// One slot per local GPU (`devices` of them), ranks exchanging over NCCL; the backend's
 /// description. The node's communicator is created here, once; each slot opens its device,
 /// compiles the kernels and builds the weights on its own worker thread.
-pub fn nccl_slots(cfg: &DitConfig, devices: usize, seed: u64) -> Result<(Vec<SlotFactory>, String)> {
+pub fn nccl_slots(
+    cfg: &DitConfig,
+    devices: usize,
+    seed: u64,
+) -> Result<(Vec<SlotFactory>, String)> {
     let probe = crate::real::device::probe()?;
     if devices < 2 || devices > probe.devices {
         return Err(Error::Executor(format!(
@@ -720,7 +744,10 @@ mod tests {
                         .copy_from_slice(&recv[me][at + r * b.cols..at + (r + 1) * b.cols]);
                 }
             }
-            assert!(recv[me].iter().all(|&v| v != u32::MAX), "every received value is used");
+            assert!(
+                recv[me].iter().all(|&v| v != u32::MAX),
+                "every received value is used"
+            );
         }
         dst
     }
@@ -733,7 +760,11 @@ mod tests {
             let ld = 3 * l.hidden() + 5;
             for (blocks, src_len, dst_len) in [
                 (l.to_heads(3, ld), l.shard() * ld, l.tokens * 3 * l.width()),
-                (l.to_tokens(l.hidden()), l.tokens * l.width(), l.shard() * l.hidden()),
+                (
+                    l.to_tokens(l.hidden()),
+                    l.tokens * l.width(),
+                    l.shard() * l.hidden(),
+                ),
             ] {
                 let src: Vec<Vec<u32>> = (0..ranks)
                     .map(|r| (0..src_len).map(|i| (r * 1_000_000 + i) as u32).collect())
@@ -752,15 +783,27 @@ mod tests {
         let plan = ExchangePlan::new(&blocks, 4).unwrap();
         assert!(plan.remote.iter().all(|b| b.src_rank != b.dst_rank));
         // 8 rows x 3 parts x 4 columns to each of the 3 others, nothing to itself.
-        assert_eq!(plan.packed.send_len(0), crate::real::ulysses::sent_by(&blocks, 0));
+        assert_eq!(
+            plan.packed.send_len(0),
+            crate::real::ulysses::sent_by(&blocks, 0)
+        );
         assert_eq!(plan.packed.send_len(0), 3 * 8 * 3 * 4);
         let peers = plan.peers(0);
         assert_eq!(peers.len(), 3);
         assert_eq!(
-            peers.iter().map(|p| (p.peer, p.send_start, p.send_count)).collect::<Vec<_>>(),
+            peers
+                .iter()
+                .map(|p| (p.peer, p.send_start, p.send_count))
+                .collect::<Vec<_>>(),
             vec![(1, 0, 96), (2, 96, 96), (3, 192, 96)]
         );
-        assert_eq!(peers[0].recv_start, 0, "rank 0 receives rank 1's slice first");
-        assert!(ExchangePlan::new(&blocks, 2).is_err(), "blocks of 4 ranks in a group of 2");
+        assert_eq!(
+            peers[0].recv_start, 0,
+            "rank 0 receives rank 1's slice first"
+        );
+        assert!(
+            ExchangePlan::new(&blocks, 2).is_err(),
+            "blocks of 4 ranks in a group of 2"
+        );
     }
 }

@@ -253,7 +253,11 @@ pub fn lane_exchange_check(dev: &GpuDevice, k: usize) -> Result<LaneCheck> {
         let (a_len, b_len, e_len, d_len) = (l.shard() * ld, n * 3 * w, n * w, l.shard() * h);
         let tag = 0xC0DE + case as u64;
         let a_codes = |r: usize| (0..a_len).map(|i| code(tag, r, i)).collect::<Vec<f32>>();
-        let e_codes = |r: usize| (0..e_len).map(|i| code(tag + 100, r, i)).collect::<Vec<f32>>();
+        let e_codes = |r: usize| {
+            (0..e_len)
+                .map(|i| code(tag + 100, r, i))
+                .collect::<Vec<f32>>()
+        };
         let got = on_lanes(k, |rank, t| {
             let mut ops = GpuOps::new(dev)?;
             let a = ops.alloc(a_len)?;
@@ -262,7 +266,14 @@ pub fn lane_exchange_check(dev: &GpuDevice, k: usize) -> Result<LaneCheck> {
             let d = ops.alloc(d_len)?;
             ops.write(a, &a_codes(rank))?;
             ops.write(e, &e_codes(rank))?;
-            exchange_pair(&ops, t, (&to_heads, a, b), (&to_tokens, e, d), a_len, tag + rank as u64)?;
+            exchange_pair(
+                &ops,
+                t,
+                (&to_heads, a, b),
+                (&to_tokens, e, d),
+                a_len,
+                tag + rank as u64,
+            )?;
             Ok((ops.read(b, b_len)?, ops.read(d, d_len)?))
         })?;
         let a_src: Vec<Vec<f32>> = (0..k).map(a_codes).collect();

@@ -161,7 +161,11 @@ impl Rendezvous {
         s.count += 1;
         let generation = s.generation;
         if s.count == self.ranks {
-            s.last = s.posted.iter_mut().map(|p| p.take().expect("all posted")).collect();
+            s.last = s
+                .posted
+                .iter_mut()
+                .map(|p| p.take().expect("all posted"))
+                .collect();
             s.count = 0;
             s.generation += 1;
             self.cv.notify_all();

@@ -516,3 +516,129 @@ fn validate_compares_two_runs_of_the_same_trace_request_by_request() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_real_cpu_run_executes_tetriserve_degree_changes() {
+    // The whole real path without a GPU: scheduler -> real executor -> rank threads ->
+    // all-to-alls -> latents -> records. TetriServe grows and shrinks requests' groups.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("real");
+    let o = run(&[
+        "simulate",
+        "--real",
+        "--device",
+        "cpu",
+        "--model",
+        "tiny",
+        "--gpus",
+        "4",
+        "-p",
+        "tetriserve",
+        "--requests",
+        "16",
+        "--rate",
+        "120",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let works = read(&out, "tetriserve/works.csv");
+    let mut header = works.lines().next().unwrap().split(',');
+    let gpus_col = header.position(|c| c == "gpus").unwrap();
+    let mut degrees: std::collections::BTreeMap<String, std::collections::BTreeSet<usize>> =
+        Default::default();
+    for line in works.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let k = f[gpus_col].split(';').count();
+        degrees.entry(f[0].to_string()).or_default().insert(k);
+    }
+    assert!(
+        degrees.values().any(|d| d.iter().any(|&k| k >= 2)),
+        "some work runs on 2+ ranks: {degrees:?}"
+    );
+    assert!(
+        degrees.values().any(|d| d.len() >= 2),
+        "some request runs at two degrees: {degrees:?}"
+    );
+    let summary = read(&out, "tetriserve/summary.json");
+    assert!(
+        summary.contains("\"executor\": \"CPU: 4 rank thread(s) on "),
+        "{summary}"
+    );
+}
+
+#[test]
+fn validate_on_the_cpu_backend_compares_a_real_run_with_its_simulation() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("validate");
+    let o = run(&[
+        "validate",
+        "--device",
+        "cpu",
+        "--model",
+        "small",
+        "--gpus",
+        "4",
+        "--requests",
+        "10",
+        "--rate",
+        "240",
+        "--steps",
+        "8",
+        "--mix",
+        "custom:512=1,1024=1,2048=1",
+        "--repeats",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("Latency error over the"), "{text}");
+    assert!(text.contains("Targets (mean error < 5%"), "{text}");
+    // The printed verdict line, for the CI log.
+    let line = stderr(&o)
+        .lines()
+        .find(|l| l.starts_with("validate:"))
+        .unwrap_or_default()
+        .to_string();
+    println!("{line}");
+    assert!(line.contains("mean latency error"), "{}", stderr(&o));
+    for f in [
+        "profile.csv",
+        "real/works.csv",
+        "sim/works.csv",
+        "validation.md",
+    ] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+}
+
+#[test]
+fn real_flags_are_refused_where_they_cannot_act() {
+    for (args, needle) in [
+        (vec!["simulate", "--device", "cpu"], "add --real"),
+        (
+            vec!["simulate", "--real", "--device", "cpu", "--nodes", "2"],
+            "one node",
+        ),
+        (
+            vec![
+                "simulate", "--real", "--device", "cpu", "--model", "tiny", "--gpus", "8",
+            ],
+            "4 heads",
+        ),
+        (
+            vec!["simulate", "--real", "--device", "cpu", "--model", "huge"],
+            "unknown model",
+        ),
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let e = stderr(&o);
+        assert!(
+            e.contains(needle) && !e.contains("panicked"),
+            "{args:?}: {e}"
+        );
+    }
+}

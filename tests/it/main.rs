@@ -23,3 +23,5 @@ mod bad_input;
 mod engine;
 // Invariants over random workloads, for every baseline policy.
 mod invariants;
+// The real executor on the CPU backend: degree changes, concurrent groups, failures, outputs.
+mod real_cpu;
