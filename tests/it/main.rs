@@ -25,3 +25,5 @@ mod engine;
 mod invariants;
 // The real executor on the CPU backend: degree changes, concurrent groups, failures, outputs.
 mod real_cpu;
+// The architecture's rules: module headers, forbidden dependency edges, the code map.
+mod tidy;
