@@ -362,9 +362,23 @@ pub struct BackendArgs {
     /// profile's model on cuda, tiny on cpu).
     #[arg(long)]
     pub model: Option<String>,
-    /// With --real: timed repeats per (resolution, degree) when the node is measured.
-    #[arg(long, default_value_t = 3)]
-    pub repeats: usize,
+    /// With --real: timed repeats per (resolution, degree) when the node is measured
+    /// (default 3; the node is measured unless --profile gives the plans' step times).
+    #[arg(long)]
+    pub repeats: Option<usize>,
+}
+
+impl BackendArgs {
+    /// Refuses the backend flags where nothing real runs.
+    fn refuse_unless_real(&self, hint: &str) -> Result<()> {
+        if self.device.is_some() || self.model.is_some() || self.repeats.is_some() {
+            return Err(Error::config_hint(
+                "--device, --model and --repeats choose and measure where a real run executes",
+                hint,
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -521,11 +535,9 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
     overrides.gpus = args.gpus;
     overrides.nodes = args.nodes;
     overrides.gpus_per_node = args.gpus_per_node;
-    if !args.real && (args.backend.device.is_some() || args.backend.model.is_some()) {
-        return Err(Error::config_hint(
-            "--device and --model choose where a real run executes",
-            "add --real, or drop them to simulate",
-        ));
+    if !args.real {
+        args.backend
+            .refuse_unless_real("add --real, or drop them to simulate")?;
     }
     if args.real && (args.nodes.is_some() || args.gpus_per_node.is_some()) {
         return Err(Error::config_hint(
@@ -987,6 +999,21 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
     }
     let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     let mut extra_text = String::new();
+    if args.compare.is_some() {
+        if args.gpus.is_some() || args.trace.is_some() {
+            return Err(Error::config_hint(
+                "--compare reads two run directories; --gpus and --trace choose what to run",
+                "drop them, or drop --compare to run",
+            ));
+        }
+        args.backend
+            .refuse_unless_real("--compare runs nothing: drop them")?;
+    } else if args.profile.is_some() {
+        return Err(Error::config_hint(
+            "--profile is for --compare: a run measures the node's own profile",
+            "drop --profile (the measured one is written as profile.csv with --out)",
+        ));
+    }
     let validation = if let Some(dirs) = &args.compare {
         let real = crate::figures::load_run(&dirs[0])?;
         let sim = crate::figures::load_run(&dirs[1])?;
@@ -1155,6 +1182,14 @@ fn real_node_profiled(
             "use fewer slots (--gpus) or a model with more heads (--model small has 8)",
         ));
     }
+    let measure = always_measure
+        || overrides.profile.is_none() && (device == Device::Cpu || cfg.name != first.model_name());
+    if !measure && backend.repeats.is_some() {
+        return Err(Error::config_hint(
+            "--repeats: nothing is measured, the policies plan with the given profile",
+            "drop --repeats, or drop --profile to measure the node",
+        ));
+    }
     eprintln!(
         "real: building {} ({:.1} M parameters, seeded random weights), {slots} slot(s)",
         cfg.name,
@@ -1162,29 +1197,23 @@ fn real_node_profiled(
     );
     let mut exec = crate::real::node::open(device, cfg.clone(), slots)?;
     eprintln!("real: {}", exec.backend.description);
-    let measure = always_measure
-        || overrides.profile.is_none() && (device == Device::Cpu || cfg.name != first.model_name());
     if !measure {
         return Ok((exec, first, None));
     }
+    let repeats = backend.repeats.unwrap_or(3);
     let workload = first.load_workload()?;
     eprintln!(
         "real: measuring the node at {} resolution(s) x degrees {:?} ({} repeats)",
         workload.resolutions().len(),
         exec.degrees(),
-        backend.repeats
+        repeats
     );
-    let rows = crate::real::calibrate::measure(
-        &mut exec,
-        &workload.resolutions(),
-        backend.repeats,
-        |r| {
-            eprintln!(
-                "  {} SP{}: {:.3} ms/step (std {:.3}), per-work overhead {:.3} ms",
-                r.res, r.degree, r.step_ms, r.std_ms, r.overhead_ms
-            )
-        },
-    )?;
+    let rows = crate::real::calibrate::measure(&mut exec, &workload.resolutions(), repeats, |r| {
+        eprintln!(
+            "  {} SP{}: {:.3} ms/step (std {:.3}), per-work overhead {:.3} ms",
+            r.res, r.degree, r.step_ms, r.std_ms, r.overhead_ms
+        )
+    })?;
     let gpu = match device {
         Device::Cpu => "cpu".to_string(),
         Device::Cuda => crate::real::profile::gpu_key(&exec.backend.description),

@@ -618,6 +618,24 @@ fn validate_on_the_cpu_backend_compares_a_real_run_with_its_simulation() {
 fn real_flags_are_refused_where_they_cannot_act() {
     for (args, needle) in [
         (vec!["simulate", "--device", "cpu"], "add --real"),
+        (vec!["simulate", "--repeats", "2"], "add --real"),
+        (
+            vec![
+                "simulate",
+                "--real",
+                "--device",
+                "cpu",
+                "--profile",
+                "h100-flux1-dev",
+                "--repeats",
+                "2",
+            ],
+            "nothing is measured",
+        ),
+        (
+            vec!["validate", "--device", "cpu", "--profile", "h100-flux1-dev"],
+            "--profile is for --compare",
+        ),
         (
             vec!["simulate", "--real", "--device", "cpu", "--nodes", "2"],
             "one node",
