@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{RunRecords, Summary};
 use crate::policy;
 use crate::scenario::{Scenario, WorkloadSource};
-use crate::workload::Workload;
+use crate::workload::{Resolution, Workload};
 
 /// The outcome of one policy on the scenario's workload.
 pub struct PolicyRun {
@@ -18,8 +18,27 @@ pub struct PolicyRun {
     pub summary: Summary,
 }
 
-/// Resolves the scenario's cost model for `workload`, naming the first request of a
-/// resolution the model cannot cover.
+/// The service's menu of resolutions: the scenario's SLO-base resolutions that the cost model
+/// covers (the workload's own, if it covers none). What an online scheduler may know ahead of
+/// the requests.
+pub fn menu(scenario: &Scenario, workload: &Workload) -> Vec<Resolution> {
+    let model = scenario.cost_model();
+    let menu: Vec<Resolution> = scenario
+        .policy_config
+        .slo_bases
+        .iter()
+        .map(|(r, _)| r)
+        .filter(|&r| StepTimes::resolve(model, &[r], &scenario.cluster, &[1]).is_ok())
+        .collect();
+    if menu.is_empty() {
+        workload.resolutions()
+    } else {
+        menu
+    }
+}
+
+/// Resolves the scenario's cost model for its menu and `workload`, naming the first request of
+/// a resolution the model cannot cover.
 pub fn resolve_costs(scenario: &Scenario, workload: &Workload) -> Result<StepTimes> {
     let model = scenario.cost_model();
     for res in workload.resolutions() {
@@ -40,8 +59,9 @@ pub fn resolve_costs(scenario: &Scenario, workload: &Workload) -> Result<StepTim
             )));
         }
     }
-    StepTimes::resolve(
+    StepTimes::resolve_menu(
         model,
+        &menu(scenario, workload),
         &workload.resolutions(),
         &scenario.cluster,
         &[1, 2, 4],

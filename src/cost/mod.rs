@@ -84,6 +84,8 @@ impl ResClass {
 #[derive(Clone, Debug)]
 pub struct StepTimes {
     classes: Vec<Resolution>,
+    /// Per class: whether it is on the service's menu (see [`StepTimes::resolve_menu`]).
+    menu: Vec<bool>,
     degrees: u32,
     batches: Vec<u32>,
     /// `[class][log2 degree][batch index][link]`, `None` where the model has no answer
@@ -97,20 +99,43 @@ impl StepTimes {
     ///
     /// Batch size 1 must be available for every resolution and degree, otherwise this fails
     /// naming the first gap. Larger batch sizes are optional (`None` when unavailable).
+    ///
+    /// Every resolution is on the menu (see [`resolve_menu`](Self::resolve_menu)).
     pub fn resolve(
         model: &dyn CostModel,
         resolutions: &[Resolution],
         cluster: &Cluster,
         batches: &[u32],
     ) -> Result<StepTimes> {
+        StepTimes::resolve_menu(model, resolutions, &[], cluster, batches)
+    }
+
+    /// Resolves `model` for the service's `menu` of resolutions plus `extra` ones (the
+    /// workload's, which may lie off the menu).
+    ///
+    /// The menu is what an online scheduler may know before requests arrive: the resolutions
+    /// the service offers. Anything a policy derives from the set of resolutions (TetriServe's
+    /// round length) must come from the menu, never from `extra`, which is the future trace.
+    pub fn resolve_menu(
+        model: &dyn CostModel,
+        menu: &[Resolution],
+        extra: &[Resolution],
+        cluster: &Cluster,
+        batches: &[u32],
+    ) -> Result<StepTimes> {
+        let resolutions: Vec<Resolution> = menu.iter().chain(extra).copied().collect();
         let mut batches: Vec<u32> = batches.iter().copied().filter(|&b| b > 1).collect();
         batches.push(1);
         batches.sort_unstable();
         batches.dedup();
         let degrees = cluster.degrees().count() as u32;
-        let mut classes = resolutions.to_vec();
+        let mut classes = resolutions;
         classes.sort_by_key(|r| (r.tokens(), r.width, r.height));
         classes.dedup();
+        let on_menu: Vec<bool> = classes
+            .iter()
+            .map(|r| menu.is_empty() || menu.contains(r))
+            .collect();
         let mut table = Vec::with_capacity(classes.len() * degrees as usize * batches.len() * 2);
         for &res in &classes {
             for k in cluster.degrees() {
@@ -141,6 +166,7 @@ impl StepTimes {
         }
         Ok(StepTimes {
             classes,
+            menu: on_menu,
             degrees,
             batches,
             table,
@@ -155,6 +181,15 @@ impl StepTimes {
     /// The run's resolutions, in class order (ascending token count).
     pub fn classes(&self) -> &[Resolution] {
         &self.classes
+    }
+
+    /// The classes on the service's menu, ascending (every class when no menu was given).
+    pub fn menu(&self) -> impl Iterator<Item = ResClass> + '_ {
+        self.menu
+            .iter()
+            .enumerate()
+            .filter(|(_, on)| **on)
+            .map(|(i, _)| ResClass(i as u16))
     }
 
     pub fn class_of(&self, res: Resolution) -> Option<ResClass> {

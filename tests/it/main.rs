@@ -27,3 +27,5 @@ mod invariants;
 mod real_cpu;
 // The architecture's rules: module headers, forbidden dependency edges, the code map.
 mod tidy;
+// Causality: requests appended after T change no decision before T, for every policy.
+mod causality;

@@ -20,10 +20,11 @@
 //! Rounds: when the cluster is idle, an arriving request starts a round at once; otherwise it
 //! joins at the next boundary. Boundaries then follow every `tau` while requests are active.
 //! `tau = g x T_ref` with `g` steps (default 5, the paper's most robust granularity) and
-//! `T_ref` the step time of the run's largest resolution at the node's largest degree, so
-//! that the most demanding request advances `g` steps per round at full width; then
-//! lengthened (by at most 50%) to where whole steps of every resolution and degree waste the
-//! least of a round. A fixed `tau` can be given instead.
+//! `T_ref` the step time of the largest resolution on the service's menu (the scenario's SLO
+//! bases; never the trace, which is the future) at the node's largest degree, so that the
+//! most demanding request advances `g` steps per round at full width; then lengthened (by at
+//! most 50%) to where whole steps of every menu resolution and degree waste the least of a
+//! round. A fixed `tau` can be given instead.
 //!
 //! Refinements over Algorithm 1 as printed, each a switch on [`TetriserveConfig`] and all
 //! off in `scenarios/tetriserve-paper-literal.toml`: plans use round-quantised step times;
@@ -341,14 +342,18 @@ impl Tetriserve {
         let tau = match config.round {
             RoundLength::Fixed(t) => t,
             RoundLength::Steps(g) => {
-                // The largest class (classes are sorted by token count) at the largest degree.
-                let reference = classes
-                    .checked_sub(1)
-                    .map_or(Nanos(1), |c| costs.step(class(c), cluster.max_degree()));
+                // The menu's largest class (classes are sorted by token count) at the largest
+                // degree: from the service's menu only, so that no decision depends on which
+                // resolutions arrive later.
+                let reference = costs
+                    .menu()
+                    .last()
+                    .map_or(Nanos(1), |c| costs.step(c, cluster.max_degree()));
                 let tau = reference.times(u64::from(g.max(1)));
                 if config.snap_rounds {
-                    let steps: Vec<Nanos> = (0..classes)
-                        .flat_map(|c| cluster.degrees().map(move |k| costs.step(class(c), k)))
+                    let steps: Vec<Nanos> = costs
+                        .menu()
+                        .flat_map(|c| cluster.degrees().map(move |k| costs.step(c, k)))
                         .collect();
                     snap_round(tau, reference, &steps)
                 } else {
