@@ -2,8 +2,9 @@
 //!
 //! Each request `i` needs at least `c_i` GPU-seconds inside `[a_i, d_i]` to finish on time: the
 //! least GPU time of any way to run its steps within `d_i - a_i`, with steps split
-//! *fractionally* between degrees (the LP relaxation of the plan, so `c_i` is a lower bound on
-//! any real plan) and at the cheapest batch size per image. A request that cannot finish in
+//! *fractionally* between (degree, batch size) configurations (the LP relaxation of the plan,
+//! so `c_i` is a lower bound on any real plan, including one that runs some steps batched and
+//! others alone). A request that cannot finish in
 //! time even at the fastest configuration is never met.
 //!
 //! **Window argument.** For a window `W = [s, e]`, the requests met whose whole interval lies
@@ -46,7 +47,14 @@ impl Bound {
 }
 
 /// The least GPU-seconds (as f64 nanosecond-GPUs) to run `steps` steps of `class` within
-/// `budget`, splitting steps fractionally between at most two degrees; `None` if impossible.
+/// `budget`, splitting steps fractionally between configurations; `None` if impossible.
+///
+/// A configuration is a (degree, batch size) pair: a step of it takes `t` of wall time and
+/// costs each image `k t / batch` GPU-time. A schedule may run some steps batched and others
+/// alone, at any degrees, so the least cost is the linear program
+/// `min sum x_j c_j` subject to `sum x_j = steps`, `sum x_j t_j <= budget`, `x >= 0` over
+/// every configuration; with two constraints an optimal vertex uses at most two
+/// configurations, so trying every pair finds it.
 pub fn min_gpu_time(
     costs: &StepTimes,
     class: ResClass,
@@ -56,35 +64,34 @@ pub fn min_gpu_time(
 ) -> Option<f64> {
     let s = f64::from(steps);
     let b = budget.0 as f64;
-    let mut best: Option<f64> = None;
-    let degrees: Vec<u32> = (0..)
-        .map(|i| 1u32 << i)
-        .take_while(|&k| k <= max_degree)
+    let opts: Vec<(f64, f64)> = costs
+        .batches()
+        .iter()
+        .flat_map(|&batch| {
+            (0..)
+                .map(|i| 1u32 << i)
+                .take_while(move |&k| k <= max_degree)
+                .filter_map(move |k| {
+                    costs
+                        .get(class, k, batch, crate::cluster::Link::NvLink)
+                        .map(|t| (t.0 as f64, f64::from(k) * t.0 as f64 / f64::from(batch)))
+                })
+        })
         .collect();
-    for &batch in costs.batches() {
-        // Per image: a step of a batch of `batch` takes t and costs k t / batch GPU-time.
-        let opts: Vec<(f64, f64)> = degrees
-            .iter()
-            .filter_map(|&k| {
-                costs
-                    .get(class, k, batch, crate::cluster::Link::NvLink)
-                    .map(|t| (t.0 as f64, f64::from(k) * t.0 as f64 / f64::from(batch)))
-            })
-            .collect();
-        for &(ta, ca) in &opts {
-            if s * ta <= b {
-                best = Some(best.map_or(s * ca, |x: f64| x.min(s * ca)));
+    let mut best: Option<f64> = None;
+    for &(ta, ca) in &opts {
+        if s * ta <= b {
+            best = Some(best.map_or(s * ca, |x: f64| x.min(s * ca)));
+            continue;
+        }
+        for &(tb, cb) in &opts {
+            if tb >= ta || s * tb > b {
                 continue;
             }
-            for &(tb, cb) in &opts {
-                if tb >= ta || s * tb > b {
-                    continue;
-                }
-                // Fractional steps at b: the least that meets the budget.
-                let sb = (s * ta - b) / (ta - tb);
-                let cost = (s - sb) * ca + sb * cb;
-                best = Some(best.map_or(cost, |x: f64| x.min(cost)));
-            }
+            // Fractional steps at b: the least that meets the budget.
+            let sb = (s * ta - b) / (ta - tb);
+            let cost = (s - sb) * ca + sb * cb;
+            best = Some(best.map_or(cost, |x: f64| x.min(cost)));
         }
     }
     best

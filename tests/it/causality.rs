@@ -2,13 +2,13 @@
 //! T. Appending requests after T (of any resolution) must leave every work started before T
 //! unchanged, for every policy.
 
+use tetriserve::Nanos;
 use tetriserve::engine::{self, SimExecutor};
 use tetriserve::metrics::WorkRecord;
 use tetriserve::policy::{self, PolicyKind};
 use tetriserve::scenario::{Overrides, Scenario};
 use tetriserve::simulate::resolve_costs;
 use tetriserve::workload::{Request, Resolution, Workload};
-use tetriserve::Nanos;
 
 /// Works of `workload` under `kind` on the scenario's cluster, costs resolved as a run does.
 fn works(scenario: &Scenario, workload: &Workload, kind: PolicyKind) -> Vec<WorkRecord> {
