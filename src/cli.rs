@@ -546,15 +546,16 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
         ));
     }
     let runs = if args.real {
+        // Refuse an existing output directory before minutes of loading and measuring.
+        if let Some(out) = &args.out {
+            report::check_out_dir(out, args.force)?;
+        }
         let (mut exec, scenario) = real_node(
             &args.backend,
             args.gpus,
             args.scenario.scenario.as_deref(),
             overrides,
         )?;
-        if let Some(out) = &args.out {
-            report::check_out_dir(out, args.force)?;
-        }
         eprintln!("{}", describe(&scenario));
         for w in &scenario.warnings {
             eprintln!("warning: {w}");

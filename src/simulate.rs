@@ -132,7 +132,14 @@ fn run_policies(
                 Ok(p) => p,
                 Err(e) => return Err(fail(e, runs)),
             };
-        if let Err(e) = executor.reset(workload) {
+        // Batch sizes the policy may dispatch: only TetriServe batches, and only when asked.
+        let batches: &[u32] = match kind {
+            policy::PolicyKind::Tetriserve(_) if scenario.policy_config.tetriserve.batching => {
+                costs.batches()
+            }
+            _ => &[1],
+        };
+        if let Err(e) = executor.reset(workload, batches) {
             return Err(fail(e, runs));
         }
         let summarise = |records: RunRecords, executor: &dyn Executor| {

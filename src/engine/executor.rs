@@ -51,10 +51,11 @@ pub enum Launch {
 
 /// Runs work.
 pub trait Executor {
-    /// Prepares a run of `workload` (a hardware executor allocates and warms up here and
-    /// restarts its clock; state from an earlier run is forgotten). Called before every run.
-    fn reset(&mut self, workload: &Workload) -> Result<()> {
-        let _ = workload;
+    /// Prepares a run of `workload` with works of the given batch sizes (a hardware executor
+    /// allocates and warms up here and restarts its clock; state from an earlier run is
+    /// forgotten). Called before every run.
+    fn reset(&mut self, workload: &Workload, batches: &[u32]) -> Result<()> {
+        let _ = (workload, batches);
         Ok(())
     }
 

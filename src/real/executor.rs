@@ -19,9 +19,9 @@
 //! peer fails the same way, so no group hangs on a missing rank. (A work itself may take as
 //! long as it takes: a 2048 px image on one GPU takes minutes.)
 //!
-//! [`reset`](Executor::reset) prepares every workspace the workload can need (each
-//! resolution, each group size, on every slot) and runs one warm-up step per group shape
-//! before the clock starts, so first-use allocation is never charged to a request.
+//! [`reset`](Executor::reset) prepares every workspace the run can need (each resolution,
+//! batch size and group size, on every slot) and runs one warm-up step per shape before the
+//! clock starts, so first-use allocation is never charged to a request.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -131,7 +131,15 @@ impl<O: Ops> Runner<O> {
                 }
             }
             for _ in 0..job.steps {
+                // A group aborted elsewhere (another rank failed, the run is ending) stops at
+                // the next step boundary, even with no exchange to notice it (one rank).
+                if let Some(why) = job.group.aborted() {
+                    return Err(Error::Executor(format!("stopped: {why}")));
+                }
                 model::step(ops, &self.weights, ws, t, job.dt())?;
+                // On a GPU the step was only queued: wait for it, so that an abort is seen
+                // within one step rather than after the whole work.
+                ops.synchronize()?;
             }
             (0..job.items.len())
                 .map(|i| model::latent_rows(ops, cfg, ws, i, job.rank))
@@ -139,6 +147,8 @@ impl<O: Ops> Runner<O> {
         })();
         if let Err(e) = &result {
             t.abort(&format!("rank {} of work {}: {e}", job.rank, job.work.0));
+            // Let queued device work finish before buffers can be reused or freed.
+            let _ = self.ops.synchronize();
         }
         result
     }
@@ -269,6 +279,11 @@ pub struct RealExecutor {
     timeout: Duration,
     /// Internal work ids (warm-up, timing) count down from here.
     next_internal: u32,
+    /// A failure seen while completed works were being reported: returned by the next wait,
+    /// so that those works are recorded first.
+    failed: Option<Error>,
+    /// Request labels by request index, for seeds and latents (set by `reset`).
+    labels: Vec<u64>,
 }
 
 /// How long a rank waits for a peer at an exchange before failing its group.
@@ -308,6 +323,8 @@ impl RealExecutor {
             finals: None,
             timeout: DEFAULT_TIMEOUT,
             next_internal: u32::MAX,
+            failed: None,
+            labels: Vec::new(),
         };
         for _ in 0..n {
             match ready.recv() {
@@ -391,26 +408,25 @@ impl RealExecutor {
         Nanos(t.saturating_duration_since(self.start).as_nanos() as u64)
     }
 
-    fn send(&mut self, work: WorkId, job: RankJob, members: &[usize]) -> Result<()> {
-        let ranks = members.len();
-        let group = job.group.clone();
+    /// Sends each member slot its rank of `job`. Every member is checked before anything is
+    /// sent, and a failure part-way aborts the group, so no rank is left waiting for a peer.
+    fn send(&mut self, job: RankJob, members: &[usize]) -> Result<()> {
+        if let Some(&slot) = members.iter().find(|&&m| m >= self.jobs.len()) {
+            return Err(Error::Executor(format!(
+                "slot {slot} is outside this node of {} slots",
+                self.jobs.len()
+            )));
+        }
         for (rank, &slot) in members.iter().enumerate() {
-            let tx = self.jobs.get(slot).ok_or_else(|| {
-                Error::Executor(format!(
-                    "slot {slot} is outside this node of {} slots",
-                    self.jobs.len()
-                ))
-            })?;
             let mut j = job.clone();
             j.rank = rank;
-            if tx.send(j).is_err() {
-                group.abort("a slot's worker has stopped");
+            if self.jobs[slot].send(j).is_err() {
+                job.group.abort("a slot's worker has stopped");
                 return Err(Error::Executor(format!(
                     "the worker of slot {slot} has stopped"
                 )));
             }
         }
-        let _ = (work, ranks);
         Ok(())
     }
 
@@ -428,6 +444,17 @@ impl RealExecutor {
         groups: &[Vec<usize>],
         steps: u32,
     ) -> Result<Vec<Duration>> {
+        self.run_batch_on(res, groups, steps, 1)
+    }
+
+    /// [`run_now_on`](Self::run_now_on) with `batch` fresh requests per group.
+    fn run_batch_on(
+        &mut self,
+        res: Resolution,
+        groups: &[Vec<usize>],
+        steps: u32,
+        batch: usize,
+    ) -> Result<Vec<Duration>> {
         if !self.in_flight.is_empty() {
             return Err(Error::Executor(
                 "cannot time work while a run is in flight".into(),
@@ -438,19 +465,13 @@ impl RealExecutor {
         for members in groups {
             let work = WorkId(self.next_internal);
             self.next_internal -= 1;
-            let item = Item {
-                seed: 0x7E57,
-                latent: None,
-            };
-            self.launch_job(
-                work,
-                res,
-                vec![item],
-                steps,
-                steps.max(1),
-                members,
-                Vec::new(),
-            )?;
+            let items = (0..batch.max(1))
+                .map(|i| Item {
+                    seed: 0x7E57 + i as u64,
+                    latent: None,
+                })
+                .collect();
+            self.launch_job(work, res, items, steps, steps.max(1), members, Vec::new())?;
             ids.push(work);
         }
         let mut times = vec![None; groups.len()];
@@ -488,7 +509,7 @@ impl RealExecutor {
             members: Arc::new(members.to_vec()),
             group: group.clone(),
         };
-        self.send(work, job, members)?;
+        self.send(job, members)?;
         self.in_flight.insert(
             work,
             InFlight {
@@ -574,22 +595,26 @@ impl RealExecutor {
 }
 
 impl Executor for RealExecutor {
-    fn reset(&mut self, workload: &Workload) -> Result<()> {
+    fn reset(&mut self, workload: &Workload, batches: &[u32]) -> Result<()> {
         if !self.in_flight.is_empty() {
             return Err(Error::Executor("reset with work in flight".into()));
         }
-        // Warm every workspace the run can need: each resolution, each group size, on every
-        // slot (groups aligned so that together they cover the node).
+        // Warm every workspace the run can need: each resolution, batch size and group size,
+        // on every slot (groups that together cover the node).
         for res in workload.resolutions() {
-            for k in self.degrees() {
-                let groups = self.covering_groups(k);
-                self.run_now_on(res, &groups, 1)?;
+            for &b in batches {
+                for k in self.degrees() {
+                    let groups = self.covering_groups(k);
+                    self.run_batch_on(res, &groups, 1, b as usize)?;
+                }
             }
         }
         self.latents.clear();
         if let Some(f) = &mut self.finals {
             f.clear();
         }
+        self.failed = None;
+        self.labels = workload.requests.iter().map(|r| r.label).collect();
         self.start = Instant::now();
         Ok(())
     }
@@ -603,7 +628,17 @@ impl Executor for RealExecutor {
             )));
         }
         let members: Vec<usize> = d.gpus.local_gpus().map(|g| g as usize).collect();
-        let labels: Vec<u64> = d.batch.ids().iter().map(|id| u64::from(id.0)).collect();
+        let labels: Vec<u64> = d
+            .batch
+            .ids()
+            .iter()
+            .map(|id| {
+                self.labels
+                    .get(id.index())
+                    .copied()
+                    .unwrap_or(u64::from(id.0))
+            })
+            .collect();
         let mut items = Vec::with_capacity(labels.len());
         for &l in &labels {
             let latent = if work.steps_before == 0 {
@@ -640,17 +675,27 @@ impl Executor for RealExecutor {
     }
 
     fn wait(&mut self, until: Option<Nanos>, out: &mut Vec<(Nanos, WorkId)>) -> Result<()> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         loop {
             while let Ok(d) = self.done.try_recv() {
-                if let Some((w, at)) = self.absorb(Some(d))? {
-                    out.push((self.since_start(at), w));
+                match self.absorb(Some(d)) {
+                    Ok(Some((w, at))) => out.push((self.since_start(at), w)),
+                    Ok(None) => {}
+                    // Report what completed first; the failure comes with the next wait.
+                    Err(e) if !out.is_empty() => {
+                        self.failed = Some(e);
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             if !out.is_empty() {
                 return Ok(());
             }
             let now = self.since_start(Instant::now());
-            match until {
+            let d = match until {
                 Some(t) if now >= t => return Ok(()),
                 Some(t) if self.in_flight.is_empty() => {
                     std::thread::sleep(Duration::from_nanos((t - now).0));
@@ -658,21 +703,18 @@ impl Executor for RealExecutor {
                 }
                 Some(t) => {
                     let limit = Instant::now() + Duration::from_nanos((t - now).0);
-                    let d = self.recv(Some(limit))?;
-                    if d.is_none() {
-                        return Ok(());
-                    }
-                    if let Some((w, at)) = self.absorb(d)? {
-                        out.push((self.since_start(at), w));
+                    match self.recv(Some(limit))? {
+                        Some(d) => d,
+                        None => return Ok(()),
                     }
                 }
                 None if self.in_flight.is_empty() => return Ok(()),
-                None => {
-                    let d = self.recv(None)?;
-                    if let Some((w, at)) = self.absorb(d)? {
-                        out.push((self.since_start(at), w));
-                    }
-                }
+                None => self
+                    .recv(None)?
+                    .expect("recv without a limit returns a report"),
+            };
+            if let Some((w, at)) = self.absorb(Some(d))? {
+                out.push((self.since_start(at), w));
             }
         }
     }

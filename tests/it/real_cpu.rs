@@ -101,7 +101,7 @@ fn a_scripted_schedule_with_degree_changes_and_concurrent_groups_equals_plain_st
     let cfg = cpu_tiny();
     let mut exec = RealExecutor::cpu(cfg.clone(), 4, None).unwrap();
     exec.keep_final_latents();
-    tetriserve::engine::Executor::reset(&mut exec, &workload).unwrap();
+    tetriserve::engine::Executor::reset(&mut exec, &workload, &[1]).unwrap();
     let records = engine::run(&workload, &cl, &costs, &mut policy, &mut exec).unwrap();
     let degrees: Vec<(u64, u32)> = records
         .works
@@ -126,10 +126,12 @@ fn a_scripted_schedule_with_degree_changes_and_concurrent_groups_equals_plain_st
 
 #[test]
 fn a_rank_that_fails_mid_step_ends_the_run_cleanly_with_the_records_so_far() {
-    // Work 0 (request 0 on {0,1}) and work 1 (request 1 on {2,3}) run concurrently; rank 1
-    // of work 1 fails at its first exchange. Request 0's group must not be left hanging.
+    // Work 0 (request 0: 2,000,000 steps alone on {0}, minutes of work), work 1 (request 1
+    // on {2,3}) and work 2 (request 2 on {1}) start together; rank 1 of work 1 fails at its
+    // first exchange. No rank may be left hanging, and the long single-rank work must stop at
+    // a step boundary instead of running to its end.
     let workload = Workload::from_requests(vec![
-        req(0, 0, LARGE, 8, 60_000),
+        req(0, 0, LARGE, 2_000_000, 60_000),
         req(1, 0, LARGE, 8, 60_000),
         req(2, 0, SMALL, 4, 60_000),
     ]);
@@ -137,14 +139,14 @@ fn a_rank_that_fails_mid_step_ends_the_run_cleanly_with_the_records_so_far() {
     let costs = costs(&workload, &cl);
     let mut policy = Script {
         plans: HashMap::from([
-            (0, vec![(set(&[0, 1]), 8)]),
+            (0, vec![(set(&[0]), 2_000_000)]),
             (1, vec![(set(&[2, 3]), 8)]),
-            (2, vec![(set(&[0]), 4)]),
+            (2, vec![(set(&[1]), 4)]),
         ]),
     };
     let mut exec = RealExecutor::cpu(cpu_tiny(), 4, Some(Fault { work: 1, rank: 1 })).unwrap();
     exec.set_timeout(Duration::from_secs(20));
-    tetriserve::engine::Executor::reset(&mut exec, &workload).unwrap();
+    tetriserve::engine::Executor::reset(&mut exec, &workload, &[1]).unwrap();
     let start = Instant::now();
     let e = engine::run(&workload, &cl, &costs, &mut policy, &mut exec).unwrap_err();
     assert!(
@@ -156,18 +158,25 @@ fn a_rank_that_fails_mid_step_ends_the_run_cleanly_with_the_records_so_far() {
         Error::Interrupted { cause, partial, .. } => {
             assert!(cause.to_string().contains("injected fault"), "{cause}");
             assert_eq!(partial.requests.len(), 3);
-            assert_eq!(partial.works.len(), 2, "both works were dispatched");
+            assert_eq!(partial.works.len(), 3, "the three works were dispatched");
             assert!(
                 partial
                     .requests
                     .iter()
-                    .all(|r| r.outcome == tetriserve::metrics::Outcome::Dropped || r.id == 0),
-                "nothing but request 0 can have finished"
+                    .all(|r| r.outcome == tetriserve::metrics::Outcome::Dropped || r.id == 2),
+                "nothing but the short request 2 can have finished"
             );
         }
         other => panic!("expected an interrupted run, got {other}"),
     }
-    drop(exec); // Joins every worker: returns only if no rank hangs.
+    // Joins every worker: returns only if no rank hangs and the long work stopped early.
+    let stop = Instant::now();
+    drop(exec);
+    assert!(
+        stop.elapsed() < Duration::from_secs(10),
+        "shutting down took {:?}",
+        stop.elapsed()
+    );
 }
 
 #[test]
@@ -214,6 +223,7 @@ fn the_final_latent_of_every_request_does_not_depend_on_the_policy() {
     }
     assert_eq!(finals[0].1, 1);
     assert_eq!(finals[1].1, 4);
+    assert!(finals[2].1 >= 2, "tetriserve grew some request's group");
     let workload = Scenario::load(None, &overrides)
         .unwrap()
         .load_workload()
@@ -239,7 +249,7 @@ fn a_work_resumed_without_its_latent_is_an_error_not_a_restart() {
     let cl = cluster(1);
     let costs = costs(&workload, &cl);
     let mut exec = RealExecutor::cpu(cpu_tiny(), 1, None).unwrap();
-    exec.reset(&workload).unwrap();
+    exec.reset(&workload, &[1]).unwrap();
     let work = Work {
         id: WorkId(0),
         dispatch: Dispatch {
