@@ -96,6 +96,7 @@ pub struct RawOverheads {
     pub vae_decode_ms_per_1k_tokens: Option<f64>,
     pub remap_fraction: Option<f64>,
     pub group_setup_ms: Option<f64>,
+    pub group_setup_on_regroup: Option<bool>,
     pub dispatch_ms: Option<f64>,
 }
 
@@ -323,6 +324,10 @@ impl RawScenario {
                     .overheads
                     .group_setup_ms
                     .or(base.overheads.group_setup_ms),
+                group_setup_on_regroup: self
+                    .overheads
+                    .group_setup_on_regroup
+                    .or(base.overheads.group_setup_on_regroup),
                 dispatch_ms: self.overheads.dispatch_ms.or(base.overheads.dispatch_ms),
             },
             workload: RawWorkload {
@@ -609,6 +614,7 @@ impl Scenario {
             )?,
             remap_fraction,
             group_setup: ms("overheads.group_setup_ms", o.group_setup_ms)?,
+            group_setup_on_regroup: o.group_setup_on_regroup.unwrap_or(false),
             dispatch: ms("overheads.dispatch_ms", o.dispatch_ms)?,
         };
 

@@ -39,9 +39,15 @@ pub struct Overheads {
     /// Hand-off when a request resumes on a GPU set other than its previous one,
     /// as a fraction of one step on the new set (the paper's Table 4 measures <= 0.05%).
     pub remap_fraction: f64,
-    /// One-time cost the first time a given GPU set is used as an SP group (NCCL communicator
-    /// set-up). Zero by default: the paper pre-creates and warms its groups.
+    /// Cost of setting up a GPU set as an SP group (NCCL communicator set-up): by default paid
+    /// the first time each set is used (communicators are cached); with
+    /// [`group_setup_on_regroup`](Self::group_setup_on_regroup), every time a request moves
+    /// onto a multi-GPU set other than its last. Zero by default: the paper pre-creates and
+    /// warms its groups.
     pub group_setup: Nanos,
+    /// Charge [`group_setup`](Self::group_setup) on every regroup (no communicator cache), not
+    /// only on a set's first use. The regrouping cost placement preservation avoids.
+    pub group_setup_on_regroup: bool,
     /// Fixed cost of every work: launching it and moving the request's state in and out
     /// (the real backend regenerates inputs and uploads and downloads the latent each time).
     /// Zero by default; `tetriserve validate` measures what the real backend pays.
@@ -58,6 +64,7 @@ impl Default for Overheads {
             vae_decode_per_1k_tokens: Nanos::ZERO,
             remap_fraction: 0.0005,
             group_setup: Nanos::ZERO,
+            group_setup_on_regroup: false,
             dispatch: Nanos::ZERO,
         }
     }

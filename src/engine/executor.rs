@@ -92,8 +92,9 @@ pub trait Executor {
 /// Duration of a work of `q` steps at degree `k`, batch `b`:
 /// `q x T(res, k, b, link)`, plus the text encoder if it includes the first step, plus the
 /// VAE decode if it includes the last step, plus `ceil(remap_fraction x T)` if the request
-/// moved GPU sets, plus the group set-up cost the first time a GPU set is used, plus the
-/// per-work dispatch cost.
+/// moved GPU sets, plus the group set-up cost the first time a GPU set is used (or, with
+/// `group_setup_on_regroup`, whenever the request moved onto it), plus the per-work dispatch
+/// cost.
 pub struct SimExecutor<'a> {
     costs: &'a StepTimes,
     overheads: Overheads,
@@ -128,7 +129,7 @@ impl<'a> SimExecutor<'a> {
         if work.remap {
             t += Nanos((step.0 as f64 * self.overheads.remap_fraction).ceil() as u64);
         }
-        if work.new_group && k > 1 {
+        if k > 1 && (work.new_group || self.overheads.group_setup_on_regroup && work.remap) {
             t += self.overheads.group_setup;
         }
         Ok(t + self.overheads.dispatch)
@@ -138,5 +139,67 @@ impl<'a> SimExecutor<'a> {
 impl Executor for SimExecutor<'_> {
     fn launch(&mut self, now: Nanos, work: &Work) -> Result<Launch> {
         Ok(Launch::EndsAt(now + self.duration(work)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{Cluster, GpuSet, Topology};
+    use crate::cost::CostModel;
+    use crate::policy::Batch;
+    use crate::workload::RequestId;
+
+    struct Flat;
+    impl CostModel for Flat {
+        fn step_time(&self, _: Resolution, _: u32, _: u32, _: Link) -> Result<Nanos> {
+            Ok(Nanos::from_millis(10.0))
+        }
+        fn describe(&self) -> String {
+            "flat".into()
+        }
+    }
+
+    #[test]
+    fn group_setup_is_charged_on_first_use_or_on_every_regroup() {
+        let res = Resolution::square(256);
+        let cluster = Cluster::new("x", 1, 4, Topology::NvSwitch).unwrap();
+        let costs = StepTimes::resolve(&Flat, &[res], &cluster, &[1]).unwrap();
+        let work = |gpus: GpuSet, remap: bool, new_group: bool| Work {
+            id: WorkId(0),
+            dispatch: Dispatch {
+                batch: Batch::one(RequestId(0)),
+                steps: 2,
+                gpus,
+            },
+            class: costs.class_of(res).unwrap(),
+            resolution: res,
+            link: Link::NvLink,
+            steps_before: 2,
+            total_steps: 8,
+            remap,
+            new_group,
+        };
+        let overheads = |on_regroup| Overheads {
+            remap_fraction: 0.0,
+            group_setup: Nanos::from_millis(100.0),
+            group_setup_on_regroup: on_regroup,
+            ..Overheads::default()
+        };
+        let ms = |t: Nanos| t.0 / 1_000_000;
+        let pair = GpuSet::new(0, 0b11);
+        for on_regroup in [false, true] {
+            let e = SimExecutor::new(&costs, overheads(on_regroup));
+            // First use of a set: always charged; steps are 2 x 10 ms.
+            assert_eq!(ms(e.duration(&work(pair, false, true)).unwrap()), 120);
+            // A cached set the request did not move onto: never.
+            assert_eq!(ms(e.duration(&work(pair, false, false)).unwrap()), 20);
+            // Moving onto a cached set: only without a communicator cache.
+            let moved = ms(e.duration(&work(pair, true, false)).unwrap());
+            assert_eq!(moved, if on_regroup { 120 } else { 20 });
+            // One GPU never sets up a group.
+            let one = GpuSet::new(0, 0b1);
+            assert_eq!(ms(e.duration(&work(one, true, true)).unwrap()), 20);
+        }
     }
 }

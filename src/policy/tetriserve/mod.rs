@@ -500,18 +500,19 @@ impl Tetriserve {
         if lead.steps_done == 0 {
             extra += self.overheads.text_encoder;
         }
-        if let Some(new) = gpus
-            && batch
+        let moved = gpus.is_some_and(|new| {
+            batch
                 .ids()
                 .iter()
                 .any(|&id| view.request(id).gpus.is_some_and(|p| p != new))
-        {
+        });
+        if moved {
             extra += Nanos((step.0 as f64 * self.overheads.remap_fraction).ceil() as u64);
         }
         if let Some(g) = gpus
             && g.len() > 1
             && self.overheads.group_setup > Nanos::ZERO
-            && !self.used_groups.contains(&g)
+            && (!self.used_groups.contains(&g) || self.overheads.group_setup_on_regroup && moved)
         {
             extra += self.overheads.group_setup;
         }
