@@ -15,17 +15,38 @@ pub struct Nanos(pub u64);
 impl Nanos {
     pub const ZERO: Nanos = Nanos(0);
     pub const MAX: Nanos = Nanos(u64::MAX);
+    /// The simulator's horizon, 2^62 ns (about 146 years): every time read from input, and
+    /// every instant a run reaches, lies below it. Inputs are refused beyond it, and a run
+    /// whose clock would pass it fails; so the sum of any two valid times fits in a `u64`
+    /// and no result can be a silently saturated time.
+    pub const HORIZON: Nanos = Nanos(1 << 62);
 
     /// Converts seconds to nanoseconds, rounding to the nearest nanosecond.
     ///
-    /// Returns `None` for negative, non-finite or out-of-range values so that callers
-    /// parsing user input can report the offending field instead of panicking.
+    /// Returns `None` for negative, non-finite or values at or beyond [`Nanos::HORIZON`], so
+    /// that callers parsing user input can report the offending field instead of panicking.
     pub fn try_from_secs(secs: f64) -> Option<Nanos> {
-        let ns = secs * 1e9;
-        if !ns.is_finite() || ns < 0.0 || ns >= u64::MAX as f64 {
+        let ns = (secs * 1e9).round();
+        if !ns.is_finite() || ns < 0.0 || ns >= Nanos::HORIZON.0 as f64 {
             return None;
         }
-        Some(Nanos(ns.round() as u64))
+        Some(Nanos(ns as u64))
+    }
+
+    /// `self + other` if it stays below [`Nanos::HORIZON`].
+    pub fn checked_add(self, other: Nanos) -> Option<Nanos> {
+        self.0
+            .checked_add(other.0)
+            .filter(|&t| t < Nanos::HORIZON.0)
+            .map(Nanos)
+    }
+
+    /// `self * k` if it stays below [`Nanos::HORIZON`].
+    pub fn checked_times(self, k: u64) -> Option<Nanos> {
+        self.0
+            .checked_mul(k)
+            .filter(|&t| t < Nanos::HORIZON.0)
+            .map(Nanos)
     }
 
     /// Like [`Nanos::try_from_secs`] for values the program itself computed; saturates.
@@ -109,6 +130,20 @@ mod tests {
     fn exact_decimal_formatting() {
         assert_eq!(Nanos(12_000_000_500).secs_string(), "12.000000500");
         assert_eq!(Nanos(7).secs_string(), "0.000000007");
+    }
+
+    #[test]
+    fn times_at_or_beyond_the_horizon_are_refused() {
+        // 2^62 ns = 4,611,686,018.427387904 s.
+        assert!(Nanos::try_from_secs(4_611_686_018.0).is_some());
+        assert_eq!(Nanos::try_from_secs(4_611_686_019.0), None);
+        assert_eq!(Nanos::try_from_secs(18_446_744_073.7), None);
+        let big = Nanos(Nanos::HORIZON.0 - 10);
+        assert_eq!(big.checked_add(Nanos(9)), Some(Nanos(Nanos::HORIZON.0 - 1)));
+        assert_eq!(big.checked_add(Nanos(10)), None);
+        assert_eq!(Nanos(1 << 40).checked_times(1 << 21), Some(Nanos(1 << 61)));
+        assert_eq!(Nanos(1 << 40).checked_times(1 << 22), None);
+        assert_eq!(Nanos(u64::MAX).checked_times(2), None);
     }
 
     #[test]

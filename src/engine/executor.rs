@@ -119,26 +119,43 @@ impl<'a> SimExecutor<'a> {
                     d.batch.len()
                 ))
             })?;
-        let mut t = step.times(u64::from(d.steps));
+        let beyond = || {
+            Error::Cost(format!(
+                "a work of {} steps of {} at SP {k} would last past the simulator's horizon (about 146 years); check the profile's step times and the requests' step counts",
+                d.steps, work.resolution
+            ))
+        };
+        let mut parts = vec![self.overheads.dispatch];
         if work.steps_before == 0 {
-            t += self.overheads.text_encoder;
+            parts.push(self.overheads.text_encoder);
         }
         if work.finishes_request() {
-            t += self.overheads.vae_decode(work.resolution);
+            parts.push(self.overheads.vae_decode(work.resolution));
         }
         if work.remap {
-            t += Nanos((step.0 as f64 * self.overheads.remap_fraction).ceil() as u64);
+            let hand_off = step.0 as f64 * self.overheads.remap_fraction;
+            parts.push(Nanos::try_from_secs(hand_off.ceil() / 1e9).ok_or_else(beyond)?);
         }
         if k > 1 && (work.new_group || self.overheads.group_setup_on_regroup && work.remap) {
-            t += self.overheads.group_setup;
+            parts.push(self.overheads.group_setup);
         }
-        Ok(t + self.overheads.dispatch)
+        let steps = step.checked_times(u64::from(d.steps)).ok_or_else(beyond)?;
+        parts
+            .into_iter()
+            .try_fold(steps, |t, p| t.checked_add(p))
+            .ok_or_else(beyond)
     }
 }
 
 impl Executor for SimExecutor<'_> {
     fn launch(&mut self, now: Nanos, work: &Work) -> Result<Launch> {
-        Ok(Launch::EndsAt(now + self.duration(work)?))
+        let end = now.checked_add(self.duration(work)?).ok_or_else(|| {
+            Error::Cost(format!(
+                "the run's clock would pass the simulator's horizon (about 146 years) at {now} plus a work of {} steps: the workload's times or the profile's step times are too large",
+                work.dispatch.steps
+            ))
+        })?;
+        Ok(Launch::EndsAt(end))
     }
 }
 

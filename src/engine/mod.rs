@@ -282,6 +282,11 @@ impl<'a> Engine<'a> {
         };
         match d {
             Decision::WakeAt(t) => {
+                if t >= Nanos::HORIZON {
+                    return Err(Error::Cost(format!(
+                        "{policy} asked to wake beyond the simulator's horizon (about 146 years): the workload's times or the profile's step times are too large"
+                    )));
+                }
                 if t <= now {
                     return Err(refuse(format!(
                         "asked to wake at {t}, which is not after now ({now})"

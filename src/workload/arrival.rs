@@ -152,7 +152,7 @@ impl ArrivalProcess {
                 }
             }
             ArrivalProcess::Constant { rate_per_s } => (0..n)
-                .map(|i| Nanos::from_secs(i as f64 / rate_per_s))
+                .map(|i| Nanos::try_from_secs(i as f64 / rate_per_s).unwrap_or(Nanos::MAX))
                 .collect(),
             ArrivalProcess::OnOff {
                 rate_per_s,
@@ -173,6 +173,7 @@ impl ArrivalProcess {
                         let r = t_on.0 % on.0;
                         k.checked_mul(period)
                             .and_then(|start| start.checked_add(r))
+                            .filter(|&t| t < Nanos::HORIZON.0)
                             .map_or(Nanos::MAX, Nanos)
                     })
                     .collect()
@@ -181,13 +182,14 @@ impl ArrivalProcess {
     }
 }
 
-/// Running sums of `n` gaps (seconds), each converted to the nearest nanosecond.
+/// Running sums of `n` gaps (seconds), each converted to the nearest nanosecond; a sum at or
+/// beyond the horizon becomes [`Nanos::MAX`], which the generator refuses.
 fn accumulate(n: usize, mut gap: impl FnMut() -> f64) -> Vec<Nanos> {
     let mut t = 0.0f64;
     (0..n)
         .map(|_| {
             t += gap();
-            Nanos::from_secs(t)
+            Nanos::try_from_secs(t).unwrap_or(Nanos::MAX)
         })
         .collect()
 }

@@ -176,13 +176,27 @@ pub fn generate(spec: &WorkloadSpec) -> Result<Workload> {
             .slo_bases
             .scaled(resolution, spec.slo_scale)
             .ok_or_else(|| Error::config(format!("resolution {resolution} has no SLO base")))?;
+        let deadline = arrival.checked_add(slo).ok_or_else(|| {
+            Error::config_hint(
+                format!(
+                    "request {i} would arrive or be due {} after the start, beyond the simulator's horizon of {:.0} years",
+                    if arrival >= Nanos::HORIZON {
+                        "more than 146 years".to_string()
+                    } else {
+                        format!("{:.3e} s", arrival.as_secs() + slo.as_secs())
+                    },
+                    Nanos::HORIZON.as_secs() / (365.25 * 86_400.0)
+                ),
+                "raise workload.rate_per_min (--rate) or lower workload.requests (--requests)",
+            )
+        })?;
         requests.push(Request {
             id: RequestId(i as u32),
             label: i as u64,
             arrival,
             resolution,
             steps: spec.steps,
-            deadline: arrival + slo,
+            deadline,
         });
     }
     Ok(Workload::from_requests(requests))

@@ -104,9 +104,33 @@ pub fn import(text: &str, source: &str, opts: &ImportOptions) -> Result<Workload
                 InputError::new(source, "the mix gave no resolution").hint("check --mix")
             })?,
         };
-        let arrival = Nanos::from_secs((r.arrival_s - first) / opts.time_scale);
+        let horizon_hint = "times must lie within the simulator's horizon (2^62 ns, about 146 years) after the first request";
+        let arrival = Nanos::try_from_secs((r.arrival_s - first) / opts.time_scale)
+            .ok_or_else(|| {
+                InputError::new(
+                    source,
+                    format!(
+                        "the arrival {:?} s after the first request (time scale {:?}) cannot be represented",
+                        r.arrival_s - first,
+                        opts.time_scale
+                    ),
+                )
+                .line(r.line)
+                .field("arrival")
+                .hint(horizon_hint)
+            })?;
         let slo = match r.slo_s {
-            Some(s) => Nanos::from_secs(s),
+            Some(s) => Nanos::try_from_secs(s)
+                .filter(|t| *t > Nanos::ZERO)
+                .ok_or_else(|| {
+                    InputError::new(
+                        source,
+                        format!("an SLO of {s} s is not a positive time the simulator can hold"),
+                    )
+                    .line(r.line)
+                    .field("slo")
+                    .hint("SLOs must be at least 1 ns and below the horizon of about 146 years")
+                })?,
             None => opts.slo.bases.scaled(resolution, opts.slo.scale).ok_or_else(|| {
                 InputError::new(
                     source,
@@ -124,7 +148,12 @@ pub fn import(text: &str, source: &str, opts: &ImportOptions) -> Result<Workload
             arrival,
             resolution,
             steps: r.steps,
-            deadline: arrival + slo,
+            deadline: arrival.checked_add(slo).ok_or_else(|| {
+                InputError::new(source, "arrival + SLO lies beyond the simulator's horizon")
+                    .line(r.line)
+                    .field("slo")
+                    .hint(horizon_hint)
+            })?,
         });
     }
     Ok(Workload::from_requests(requests))
@@ -407,5 +436,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("time scale"), "{e}");
+    }
+
+    #[test]
+    fn times_the_simulator_cannot_hold_are_refused_not_clamped() {
+        let row = |arrival: &str, slo: &str| {
+            format!(
+                r#"{{"width": 512, "height": 512, "num_inference_steps": 20, "arrival": {arrival}{slo}}}"#
+            )
+        };
+        let v = opts(Format::VllmOmni, 1.0);
+        // An SLO that rounds to 0 ns.
+        let e = import(&row("0", r#", "slo_ms": 1e-9"#), "t.jsonl", &v).unwrap_err();
+        assert!(e.to_string().contains("t.jsonl:1"), "{e}");
+        // Arrivals whose difference overflows.
+        let text = format!("{}\n{}\n", row("-1e308", ""), row("1e308", ""));
+        let e = import(&text, "t.jsonl", &v).unwrap_err();
+        assert!(
+            e.to_string().contains("t.jsonl:2") && e.to_string().contains("horizon"),
+            "{e}"
+        );
+        // A time scale that sends the second arrival past the horizon.
+        let text = format!("{}\n{}\n", row("0", ""), row("1", ""));
+        let e = import(&text, "t.jsonl", &opts(Format::VllmOmni, 1e-300)).unwrap_err();
+        assert!(e.to_string().contains("horizon"), "{e}");
+        // An ordinary one still reads.
+        assert_eq!(import(&text, "t.jsonl", &v).unwrap().len(), 2);
     }
 }

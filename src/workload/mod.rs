@@ -185,10 +185,11 @@ impl SloBases {
         self.bases.iter().copied()
     }
 
-    /// `scale * base`, rounded to the nanosecond.
+    /// `scale * base`, rounded to the nanosecond ([`Nanos::MAX`] beyond the horizon, which
+    /// every deadline computation then refuses).
     pub fn scaled(&self, res: Resolution, scale: f64) -> Option<Nanos> {
         self.base(res)
-            .map(|b| Nanos::from_secs(b.as_secs() * scale))
+            .map(|b| Nanos::try_from_secs(b.as_secs() * scale).unwrap_or(Nanos::MAX))
     }
 }
 

@@ -122,7 +122,7 @@ fn read_header(header: &csv::StringRecord, source: &str, line: u64) -> Result<Co
 fn parse_secs(cell: &str) -> std::result::Result<Nanos, String> {
     if let Some(ns) = exact_decimal_ns(cell) {
         return ns.ok_or_else(|| {
-            format!("`{cell}` seconds is too large to represent; expected at most ~584 years")
+            format!("`{cell}` seconds is too large to represent; expected less than 4611686018.427387904 (2^62 ns, about 146 years, the simulator's horizon)")
         });
     }
     let x: f64 = cell
@@ -135,7 +135,7 @@ fn parse_secs(cell: &str) -> std::result::Result<Nanos, String> {
         return Err(format!("expected a number of seconds >= 0, got `{cell}`"));
     }
     Nanos::try_from_secs(x).ok_or_else(|| {
-        format!("`{cell}` seconds is too large to represent; expected at most ~584 years")
+        format!("`{cell}` seconds is too large to represent; expected less than 4611686018.427387904 (2^62 ns, about 146 years, the simulator's horizon)")
     })
 }
 
@@ -165,6 +165,7 @@ fn exact_decimal_ns(cell: &str) -> Option<Option<Nanos>> {
         whole
             .checked_mul(1_000_000_000)
             .and_then(|ns| ns.checked_add(frac_ns))
+            .filter(|&ns| ns < Nanos::HORIZON.0)
             .map(Nanos),
     )
 }
@@ -382,13 +383,20 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
                 ),
             ));
         }
+        let deadline = arrival.checked_add(slo_ns).ok_or_else(|| {
+            err(
+                "slo_s",
+                "arrival + SLO lies beyond the simulator's horizon (2^62 ns, about 146 years)"
+                    .to_string(),
+            )
+        })?;
         requests.push(Request {
             id: RequestId(requests.len() as u32),
             label,
             arrival,
             resolution,
             steps,
-            deadline: arrival + slo_ns,
+            deadline,
         });
     }
     if requests.is_empty() {
@@ -685,7 +693,15 @@ mod tests {
         assert_eq!(parse_secs(".5"), Ok(Nanos(500_000_000)));
         assert_eq!(parse_secs("3."), Ok(Nanos(3_000_000_000)));
         assert_eq!(parse_secs("1e3"), Ok(Nanos(1_000_000_000_000)));
-        assert_eq!(parse_secs("18446744073.709551615"), Ok(Nanos(u64::MAX)));
+        assert_eq!(
+            parse_secs("4611686018.427387903"),
+            Ok(Nanos(Nanos::HORIZON.0 - 1))
+        );
+        assert!(
+            parse_secs("4611686018.427387904").is_err(),
+            "the horizon itself"
+        );
+        assert!(parse_secs("18446744073.709551615").is_err());
         assert!(parse_secs("18446744073.709551616").is_err());
         assert!(parse_secs(".").is_err());
         assert!(parse_secs("").is_err());

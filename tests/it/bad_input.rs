@@ -194,6 +194,24 @@ const CASES: &[Case] = &[
         content: "seed = \n",
         expect: &["<file>:1"],
     },
+    Case {
+        name: "trace: arrival beyond the horizon",
+        kind: "trace",
+        content: "id,arrival_s,width,height,steps,slo_s\n0,18446744073.7,256,256,28,\n",
+        expect: &["<file>:2", "`arrival_s`", "horizon"],
+    },
+    Case {
+        name: "trace: arrival + SLO beyond the horizon",
+        kind: "trace",
+        content: "id,arrival_s,width,height,steps,slo_s\n0,4611686000,256,256,28,100\n",
+        expect: &["<file>:2", "`slo_s`", "horizon"],
+    },
+    Case {
+        name: "scenario: arrivals beyond the horizon",
+        kind: "scenario",
+        content: "[workload]\nrate_per_min = 1e-10\n",
+        expect: &["horizon", "workload.rate_per_min"],
+    },
 ];
 
 #[test]

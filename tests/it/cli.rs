@@ -660,3 +660,49 @@ fn real_flags_are_refused_where_they_cannot_act() {
         );
     }
 }
+
+#[test]
+fn step_times_that_carry_a_run_past_the_horizon_are_an_error_for_every_policy() {
+    // The shipped profile x 1e9: a 28-step 1024 px request takes ~2.5e10 s, past the 2^62 ns
+    // horizon. Times used to saturate at u64::MAX and report nonsense as success.
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/h100-flux1-dev.csv"),
+    )
+    .unwrap();
+    let scaled: String = shipped
+        .lines()
+        .map(|l| {
+            let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
+            if l.starts_with("flux1-dev,") {
+                f[6] = format!("{}", f[6].parse::<f64>().unwrap() * 1e9);
+            }
+            f.join(",") + "\n"
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("huge.csv");
+    std::fs::write(&p, scaled).unwrap();
+    for policy in [
+        "xdit-sp1",
+        "xdit-sp8",
+        "rssp",
+        "tetriserve",
+        "tetriserve-shed",
+    ] {
+        let o = run(&[
+            "simulate",
+            "--profile",
+            p.to_str().unwrap(),
+            "-p",
+            policy,
+            "--requests",
+            "20",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{policy}: {}", stdout(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains("horizon") && !e.contains("panicked"),
+            "{policy}: {e}"
+        );
+    }
+}
