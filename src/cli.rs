@@ -642,7 +642,8 @@ fn run_trace_import(
             ));
         }
     };
-    let text = std::fs::read_to_string(input).map_err(|e| Error::io(input, e))?;
+    let text =
+        crate::error::read_text(input, crate::error::limits::TRACE_BYTES, "trace to import")?;
     let opts = ImportOptions {
         format,
         time_scale,

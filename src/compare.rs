@@ -73,7 +73,8 @@ pub fn compare(
     let mut table: BTreeMap<PointKey, BTreeMap<String, [Option<f64>; 2]>> = BTreeMap::new();
     let mut policies_seen = std::collections::BTreeSet::new();
     for path in files {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(*path, e))?;
+        let text =
+            crate::error::read_text(path, crate::error::limits::SMALL_BYTES, "results file")?;
         let mut reader = csv::Reader::from_reader(text.as_bytes());
         let source = path.display().to_string();
         let headers = reader

@@ -129,6 +129,54 @@ impl Error {
     }
 }
 
+/// The most a file of each kind may hold: past these, reading stops and the file is refused.
+pub mod limits {
+    /// Traces and imported logs (a trace of 10 million rows is about 0.5 GiB).
+    pub const TRACE_BYTES: u64 = 1 << 30;
+    /// Profiles, scenarios and run or sweep results.
+    pub const SMALL_BYTES: u64 = 256 << 20;
+}
+
+/// Reads the text file `path` of at most `limit` bytes. A larger one, an endless stream (a
+/// FIFO, `/dev/zero`) or a binary file (a NUL byte) is refused without reading much further.
+pub fn read_text(path: &std::path::Path, limit: u64, what: &str) -> Result<String> {
+    use std::io::Read;
+    let refuse = |message: String| -> Error {
+        InputError::new(path.display().to_string(), message)
+            .hint("check that the path names the intended file")
+            .into()
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        if chunk[..n].contains(&0) {
+            return Err(refuse(format!(
+                "the {what} holds a NUL byte: it is not a text file"
+            )));
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+        if bytes.len() as u64 > limit {
+            return Err(refuse(format!(
+                "the {what} is larger than {} MiB, the most this program reads",
+                limit >> 20
+            )));
+        }
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
+        )
+    })
+}
+
 impl From<InputError> for Error {
     fn from(e: InputError) -> Error {
         Error::Input(e)
@@ -149,5 +197,26 @@ mod tests {
             e.to_string(),
             "traces/a.csv:7: field `arrival_s`: expected a number, got `abc`\n  hint: arrival_s is seconds since the start of the trace"
         );
+    }
+
+    #[test]
+    fn reading_stops_at_the_limit_and_at_binary_content() {
+        let dir = std::env::temp_dir().join(format!("tetriserve-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("t.csv");
+        std::fs::write(&p, "a".repeat(100)).unwrap();
+        assert_eq!(read_text(&p, 100, "trace").unwrap().len(), 100);
+        let e = read_text(&p, 99, "trace").unwrap_err().to_string();
+        assert!(e.contains("larger than"), "{e}");
+        std::fs::write(&p, "id,arrival_s\n0,\0\n").unwrap();
+        let e = read_text(&p, 1 << 20, "trace").unwrap_err().to_string();
+        assert!(e.contains("NUL byte"), "{e}");
+        std::fs::write(&p, [0x66u8, 0xff, 0x0a]).unwrap();
+        assert!(read_text(&p, 1 << 20, "trace").is_err(), "not UTF-8");
+        if std::path::Path::new("/dev/zero").exists() {
+            let e = read_text(std::path::Path::new("/dev/zero"), 1 << 30, "trace").unwrap_err();
+            assert!(e.to_string().contains("NUL byte"), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

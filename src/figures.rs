@@ -38,7 +38,7 @@ pub struct ResultRow {
 
 /// Reads a `results.csv`.
 pub fn read_results(path: &Path) -> Result<Vec<ResultRow>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::error::read_text(path, crate::error::limits::SMALL_BYTES, "results file")?;
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let header = reader
         .headers()

@@ -257,7 +257,8 @@ impl RawScenario {
 
     /// Reads a scenario file.
     pub fn load(path: &Path) -> Result<RawScenario> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text =
+            crate::error::read_text(path, crate::error::limits::SMALL_BYTES, "scenario file")?;
         let dir = path.parent().unwrap_or(Path::new("."));
         RawScenario::parse(&text, &path.display().to_string(), dir)
     }

@@ -256,11 +256,10 @@ pub fn results_path(out: &Path, shard: Option<(usize, usize)>) -> PathBuf {
 /// Reads the rows of a results file, by key (missing file: none).
 pub fn read_rows(path: &Path) -> Result<BTreeMap<String, (usize, String)>> {
     let mut rows = BTreeMap::new();
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(rows),
-        Err(e) => return Err(Error::io(path, e)),
-    };
+    if !path.exists() {
+        return Ok(rows);
+    }
+    let text = crate::error::read_text(path, crate::error::limits::SMALL_BYTES, "results file")?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(text.as_bytes());
@@ -285,6 +284,24 @@ pub fn read_rows(path: &Path) -> Result<BTreeMap<String, (usize, String)>> {
         rows.insert(key, (index, line.join(",")));
     }
     Ok(rows)
+}
+
+/// Drops a torn last row from the partial results at `path` (a run killed mid-write, a full
+/// disk): everything after the last newline. Returns whether a row was dropped; its point
+/// then simply runs again. Only the tail can be torn, since rows are appended whole.
+pub fn drop_torn_tail(path: &Path) -> Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let text = crate::error::read_text(path, crate::error::limits::SMALL_BYTES, "results file")?;
+    if text.is_empty() || text.ends_with('\n') {
+        return Ok(false);
+    }
+    let keep = text.rfind('\n').map_or(0, |i| i + 1);
+    let tmp = path.with_extension("csv.tmp");
+    std::fs::write(&tmp, &text[..keep]).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    Ok(true)
 }
 
 /// Writes rows (sorted by grid index) as a results file, atomically.
@@ -314,6 +331,12 @@ pub fn run(
     let results = results_path(out, opts.shard);
     let partial = results.with_extension("partial.csv");
     let mut done = BTreeMap::new();
+    if drop_torn_tail(&partial)? {
+        eprintln!(
+            "warning: {}: dropped a row cut short by an earlier interrupted run; its point runs again",
+            partial.display()
+        );
+    }
     if !opts.rerun {
         done = read_rows(&results)?;
         done.extend(read_rows(&partial)?);

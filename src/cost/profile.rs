@@ -141,7 +141,7 @@ impl ProfileTable {
     }
 
     pub fn load(path: &Path) -> Result<ProfileTable> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::error::read_text(path, crate::error::limits::SMALL_BYTES, "profile")?;
         ProfileTable::parse(&text, &path.display().to_string())
     }
 

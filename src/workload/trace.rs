@@ -407,7 +407,7 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
 
 /// Reads a trace file.
 pub fn load_trace(path: &Path, slo: Option<&SloDefaults>) -> Result<Workload> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::error::read_text(path, crate::error::limits::TRACE_BYTES, "trace")?;
     parse_trace(&text, &path.display().to_string(), slo)
 }
 

@@ -114,3 +114,25 @@ fn an_interrupted_sweep_resumes_from_its_partial_results() {
     assert_eq!(read_rows(&resumed.results).unwrap(), rows);
     assert!(!dir.path().join("results.partial.csv").exists());
 }
+
+#[test]
+fn a_row_cut_short_at_the_end_of_the_partial_results_is_dropped_and_rerun() {
+    // The process died while writing the fourth row (disk full, power loss): three whole rows
+    // and half of one. The three are kept, the torn one's point runs again.
+    let g = grid();
+    let dir = tempfile::tempdir().unwrap();
+    let full = run(&g, dir.path(), &opts(1, None), &|_, _| {}).unwrap();
+    let rows = read_rows(&full.results).unwrap();
+    let text = std::fs::read_to_string(&full.results).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let torn = &lines[4][..lines[4].len() / 2];
+    std::fs::remove_file(&full.results).unwrap();
+    std::fs::write(
+        dir.path().join("results.partial.csv"),
+        lines[..4].join("\n") + "\n" + torn,
+    )
+    .unwrap();
+    let resumed = run(&g, dir.path(), &opts(1, None), &|_, _| {}).unwrap();
+    assert_eq!((resumed.ran, resumed.skipped), (5, 3));
+    assert_eq!(read_rows(&resumed.results).unwrap(), rows);
+}
