@@ -800,6 +800,9 @@ impl Scenario {
     }
 }
 
+/// The longest round, in steps of the reference request (`--granularity`).
+pub const MAX_GRANULARITY: u32 = 1_000;
+
 fn tetriserve_config(raw: &RawTetriserve, source: &str) -> Result<TetriserveConfig> {
     let bad =
         |field: &str, message: String| Error::Input(InputError::new(source, message).field(field));
@@ -818,6 +821,14 @@ fn tetriserve_config(raw: &RawTetriserve, source: &str) -> Result<TetriserveConf
             return Err(bad(
                 "policy.tetriserve.granularity_steps",
                 "a round must hold at least one step".into(),
+            ));
+        }
+        (None, Some(g)) if g > MAX_GRANULARITY => {
+            return Err(bad(
+                "policy.tetriserve.granularity_steps",
+                format!(
+                    "a round of {g} steps is more than the {MAX_GRANULARITY} allowed (--granularity); the paper uses 5"
+                ),
             ));
         }
         (None, g) => RoundLength::Steps(g.unwrap_or(5)),

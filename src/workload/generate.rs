@@ -113,6 +113,16 @@ fn validate(spec: &WorkloadSpec) -> Result<()> {
             "set `steps` (FLUX.1-dev runs use 28)",
         ));
     }
+    if spec.steps > crate::workload::MAX_STEPS {
+        return Err(Error::config_hint(
+            format!(
+                "{} steps is more than the {} a request may have",
+                spec.steps,
+                crate::workload::MAX_STEPS
+            ),
+            "set `workload.steps` (--steps); FLUX.1-dev runs use 28",
+        ));
+    }
     if !spec.slo_scale.is_finite() || spec.slo_scale <= 0.0 {
         return Err(Error::config_hint(
             format!(

@@ -202,6 +202,16 @@ fn vllm_omni_rows(text: &str, source: &str) -> Result<Vec<Row>> {
         };
         resolution.validate().map_err(|m| err("width", m))?;
         let steps = uint("num_inference_steps")?;
+        if steps == 0 || steps > crate::workload::MAX_STEPS {
+            return Err(err(
+                "num_inference_steps",
+                format!(
+                    "expected 1 to {} steps, got {steps}",
+                    crate::workload::MAX_STEPS
+                ),
+            )
+            .into());
+        }
         let key = ["arrival", "arrival_s", "timestamp"]
             .into_iter()
             .find(|k| obj.contains_key(*k))
@@ -285,11 +295,20 @@ fn alibaba_rows(text: &str, source: &str, default_steps: u32) -> Result<Vec<Row>
             None => default_steps,
             Some(c) => {
                 let s = cell(c, &header[c])?;
-                s.parse::<u32>().ok().filter(|x| *x >= 1).ok_or_else(|| {
-                    InputError::new(source, format!("`{s}` is not a positive step count"))
+                s.parse::<u32>()
+                    .ok()
+                    .filter(|x| (1..=crate::workload::MAX_STEPS).contains(x))
+                    .ok_or_else(|| {
+                        InputError::new(
+                            source,
+                            format!(
+                                "`{s}` is not a step count from 1 to {}",
+                                crate::workload::MAX_STEPS
+                            ),
+                        )
                         .line(n)
                         .field(header[c].as_str())
-                })?
+                    })?
             }
         };
         rows.push(Row {

@@ -20,6 +20,10 @@ use std::str::FromStr;
 
 use crate::time::Nanos;
 
+/// The most denoising steps a request may have (DiT pipelines use 20-50; a bound keeps a
+/// single request from running a scheduler for hours or writing gigabytes of timeline).
+pub const MAX_STEPS: u32 = 10_000;
+
 /// Output image resolution in pixels. Both sides are multiples of 16 (8x VAE downsampling,
 /// then 2x2 patchify), so the image-token count is exact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -315,6 +315,15 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
                     "expected at least 1 denoising step, got 0".to_string(),
                 ));
             }
+            Ok(s) if s > crate::workload::MAX_STEPS => {
+                return Err(err(
+                    "steps",
+                    format!(
+                        "{s} steps is more than the {} a request may have",
+                        crate::workload::MAX_STEPS
+                    ),
+                ));
+            }
             Ok(s) => s,
             Err(_) => {
                 return Err(err(

@@ -207,6 +207,24 @@ const CASES: &[Case] = &[
         expect: &["<file>:2", "`slo_s`", "horizon"],
     },
     Case {
+        name: "trace: too many steps",
+        kind: "trace",
+        content: "id,arrival_s,width,height,steps,slo_s\n0,0,256,256,1000000000,\n",
+        expect: &["<file>:2", "`steps`", "more than the 10000"],
+    },
+    Case {
+        name: "scenario: too many steps",
+        kind: "scenario",
+        content: "[workload]\nsteps = 20000\n",
+        expect: &["20000 steps is more than the 10000"],
+    },
+    Case {
+        name: "scenario: a round of too many steps",
+        kind: "scenario",
+        content: "[policy.tetriserve]\ngranularity_steps = 4294967295\n",
+        expect: &["policy.tetriserve.granularity_steps", "more than the 1000"],
+    },
+    Case {
         name: "scenario: arrivals beyond the horizon",
         kind: "scenario",
         content: "[workload]\nrate_per_min = 1e-10\n",
