@@ -731,6 +731,38 @@ fn run_plot(results: &std::path::Path, x: &str, out: &std::path::Path) -> Result
             )));
         }
     };
+    // Every other grid dimension must hold one value: points are never averaged over a rate,
+    // scale, granularity or scenario silently (mixes become separate lines).
+    let distinct = |f: &dyn Fn(&ResultRow) -> String| {
+        rows.iter()
+            .map(f)
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    for (name, values) in [
+        ("rate_per_min", distinct(&|r| r.rate.to_string())),
+        ("slo_scale", distinct(&|r| r.scale.to_string())),
+        ("granularity", distinct(&|r| r.granularity.clone())),
+        ("scenario", distinct(&|r| r.scenario.clone())),
+    ] {
+        if name != x && values.len() > 1 {
+            let list: Vec<String> = values.into_iter().collect();
+            return Err(Error::config_hint(
+                format!(
+                    "{} has {} values of {name} ({}); a chart against {x} would average over them",
+                    results.display(),
+                    list.len(),
+                    list.join(", ")
+                ),
+                if name == "scenario" {
+                    "keep the rows of one scenario in a copy of the file".to_string()
+                } else {
+                    format!(
+                        "plot against it (--x {name}), or keep the rows of one {name} in a copy of the file"
+                    )
+                },
+            ));
+        }
+    }
     let mut series: Vec<crate::report::plot::Series> = Vec::new();
     let mixes: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.mix.as_str()).collect();
     for r in &rows {

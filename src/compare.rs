@@ -135,17 +135,24 @@ pub fn compare(
                 }),
             };
             let Some(text) = text else { continue };
-            let value: f64 = text.parse().map_err(|_| {
-                Error::Input(
-                    InputError::new(&source, format!("expected a number, got `{text}`"))
+            let value: f64 = text
+                .parse()
+                .ok()
+                .filter(|v: &f64| (0.0..=1.0).contains(v))
+                .ok_or_else(|| {
+                    Error::Input(
+                        InputError::new(
+                            &source,
+                            format!("expected an attainment from 0 to 1, got `{text}`"),
+                        )
                         .line(line)
                         .field(if resolution.is_some() {
                             "per_resolution"
                         } else {
                             "slo_attainment"
                         }),
-                )
-            })?;
+                    )
+                })?;
             let key = (get(0), get(1), get(2), get(3), get(4));
             if !table.contains_key(&key) {
                 order.push(key.clone());

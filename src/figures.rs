@@ -64,12 +64,41 @@ pub fn read_results(path: &Path) -> Result<Vec<ResultRow>> {
     let cb = header.iter().position(|h| h == "attainment_bound");
     let cscen = header.iter().position(|h| h == "scenario");
     let mut rows = Vec::new();
-    for rec in reader.records() {
+    let source = path.display().to_string();
+    for (i, rec) in reader.records().enumerate() {
+        let line = i as u64 + 2;
         let r = rec.map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
         let num = |i: usize| {
             r.get(i)
                 .and_then(|v| v.parse::<f64>().ok())
                 .unwrap_or(f64::NAN)
+        };
+        // Values outside their domain are refused, never drawn clamped or averaged as NaN.
+        let checked = |i: usize, field: &str, ok: &dyn Fn(f64) -> bool, what: &str| {
+            let v = num(i);
+            if ok(v) {
+                Ok(v)
+            } else {
+                Err(Error::Input(
+                    crate::error::InputError::new(
+                        &source,
+                        format!("expected {what}, got `{}`", r.get(i).unwrap_or("")),
+                    )
+                    .line(line)
+                    .field(field),
+                ))
+            }
+        };
+        let fraction = |v: f64| (0.0..=1.0).contains(&v);
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        let attainment = checked(ca, "slo_attainment", &fraction, "a fraction from 0 to 1")?;
+        let rate = checked(cr, "rate_per_min", &positive, "a positive rate")?;
+        let scale = checked(cs, "slo_scale", &positive, "a positive SLO scale")?;
+        let bound = match cb {
+            Some(i) if !r.get(i).unwrap_or("").is_empty() => {
+                checked(i, "attainment_bound", &fraction, "a fraction from 0 to 1")?
+            }
+            _ => f64::NAN,
         };
         let per_resolution = r
             .get(cres)
@@ -84,15 +113,21 @@ pub fn read_results(path: &Path) -> Result<Vec<ResultRow>> {
             scenario: cscen.and_then(|i| r.get(i)).unwrap_or("").to_string(),
             policy: r[cp].to_string(),
             mix: r[cm].to_string(),
-            rate: num(cr),
-            scale: num(cs),
+            rate,
+            scale,
             seed: r[cseed].parse().unwrap_or(0),
             granularity: r[cg].to_string(),
-            attainment: num(ca),
+            attainment,
             latency_mean: num(cl),
             per_resolution,
-            bound: cb.map_or(f64::NAN, num),
+            bound,
         });
+    }
+    if rows.is_empty() {
+        return Err(Error::Input(crate::error::InputError::new(
+            &source,
+            "the results file has a header but no rows",
+        )));
     }
     Ok(rows)
 }

@@ -706,3 +706,78 @@ fn step_times_that_carry_a_run_past_the_horizon_are_an_error_for_every_policy() 
         );
     }
 }
+
+#[test]
+fn results_outside_their_domain_and_hidden_grid_dimensions_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = dir.path().join("sweep");
+    // Two rates: a chart against the SLO scale would average them.
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "[workload]\nrequests = 20\n[sweep]\npolicies = [\"xdit-sp8\", \"tetriserve\"]\nrates_per_min = [6.0, 12.0]\nslo_scales = [1.0, 1.5]\nseeds = [1, 2]\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "sweep",
+        "-s",
+        dir.path().join("s.toml").to_str().unwrap(),
+        "--out",
+        sweep.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let results = sweep.join("results.csv");
+    let chart = dir.path().join("chart");
+    let plot = |file: &Path, x: &str| {
+        run(&[
+            "plot",
+            file.to_str().unwrap(),
+            "--x",
+            x,
+            "--out",
+            chart.to_str().unwrap(),
+        ])
+    };
+    let o = plot(&results, "slo_scale");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("2 values of rate_per_min"),
+        "{}",
+        stderr(&o)
+    );
+    // Values outside [0, 1], NaN or header-only: refused by plot and compare.
+    let text = std::fs::read_to_string(&results).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "slo_attainment").unwrap();
+    for bad in ["NaN", "inf", "-5", "1e300"] {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let mut f: Vec<String> = lines[1].split(',').map(str::to_string).collect();
+        f[col] = bad.to_string();
+        lines[1] = f.join(",");
+        let broken = dir.path().join("broken.csv");
+        std::fs::write(&broken, lines.join("\n") + "\n").unwrap();
+        let o = plot(&broken, "rate_per_min");
+        assert_eq!(o.status.code(), Some(1), "plot {bad}");
+        assert!(
+            stderr(&o).contains("slo_attainment"),
+            "plot {bad}: {}",
+            stderr(&o)
+        );
+        let o = run(&[
+            "compare",
+            broken.to_str().unwrap(),
+            "--baseline",
+            "xdit-sp8",
+            "--policy",
+            "tetriserve",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "compare {bad}: {}", stdout(&o));
+        assert!(
+            stderr(&o).contains("slo_attainment"),
+            "compare {bad}: {}",
+            stderr(&o)
+        );
+    }
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, text.lines().next().unwrap().to_string() + "\n").unwrap();
+    assert_eq!(plot(&empty, "rate_per_min").status.code(), Some(1));
+}
