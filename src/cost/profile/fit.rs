@@ -4,12 +4,22 @@
 //! communication) plus a quadratic part (attention) in the token count, so `a + b*N + c*N^2` is
 //! the natural curve. It is fitted by weighted least squares with weights `1/t^2`, which
 //! minimises *relative* error: a 20 ms step and a 900 ms step count equally.
+//!
+//! The fit is trusted only where the data has that shape: if it misses any listed row by more
+//! than [`FIT_TOLERANCE`] (relative), the time is interpolated linearly between the two listed
+//! token counts around the request instead. Either way the result lies between the times of
+//! those two neighbours, so a resolution between two rows never costs less (or more) than both.
 //! Range checks (no extrapolation) are the caller's job.
+
+/// The largest relative error of the quadratic at a listed row for it to be used.
+pub const FIT_TOLERANCE: f64 = 0.10;
 
 /// The time at `n` tokens from `(tokens, ms)` points, or `None` if no curve can be fitted.
 ///
-/// Three or more distinct token counts: the weighted quadratic fit. Two: linear interpolation
-/// between their (mean) times. One: that time (the same token count in another aspect ratio).
+/// Three or more distinct token counts: the weighted quadratic fit if it matches every row
+/// within [`FIT_TOLERANCE`], else linear between the neighbours; either way kept within the
+/// neighbours' times. Two: linear interpolation between their (mean) times. One: that time
+/// (the same token count in another aspect ratio).
 pub(super) fn interpolate(points: &[(f64, f64)], n: f64) -> Option<f64> {
     let mut distinct: Vec<f64> = points.iter().map(|p| p.0).collect();
     distinct.sort_by(f64::total_cmp);
@@ -26,10 +36,37 @@ pub(super) fn interpolate(points: &[(f64, f64)], n: f64) -> Option<f64> {
             let (t0, t1) = (mean_at(x0), mean_at(x1));
             Some(t0 + (t1 - t0) * (n - x0) / (x1 - x0))
         }
-        _ => quadratic(points).map(|[a, b, c]| {
-            let x = n / scale(points);
-            a + b * x + c * x * x
-        }),
+        _ => {
+            // The listed token counts around `n` (equal when `n` is listed).
+            let hi = distinct
+                .iter()
+                .position(|&x| x >= n)
+                .unwrap_or(distinct.len() - 1);
+            let lo = if distinct[hi] == n {
+                hi
+            } else {
+                hi.saturating_sub(1)
+            };
+            let (x0, x1) = (distinct[lo], distinct[hi]);
+            let (t0, t1) = (mean_at(x0), mean_at(x1));
+            let linear = if x1 > x0 {
+                t0 + (t1 - t0) * (n - x0) / (x1 - x0)
+            } else {
+                t0
+            };
+            let s = scale(points);
+            let curve = quadratic(points).filter(|[a, b, c]| {
+                points.iter().all(|&(x, t)| {
+                    let y = a + b * (x / s) + c * (x / s) * (x / s);
+                    ((y - t) / t).abs() <= FIT_TOLERANCE
+                })
+            });
+            let value = match curve {
+                Some([a, b, c]) => a + b * (n / s) + c * (n / s) * (n / s),
+                None => linear,
+            };
+            Some(value.clamp(t0.min(t1), t0.max(t1)))
+        }
     }
 }
 
@@ -109,6 +146,25 @@ mod tests {
         );
         assert_eq!(interpolate(&[(100.0, 7.0)], 100.0), Some(7.0));
         assert_eq!(interpolate(&[], 100.0), None);
+    }
+
+    #[test]
+    fn a_curve_that_does_not_fit_the_rows_gives_way_to_the_neighbours() {
+        // 256-1024 px at 100 ms, 1280 and 2048 px at 100 s: no quadratic fits that step, and a
+        // 1296 px request (6,561 tokens) lies between two 100 s rows.
+        let pts = [
+            (256.0, 100.0),
+            (1024.0, 100.0),
+            (4096.0, 100.0),
+            (6400.0, 100_000.0),
+            (16384.0, 100_000.0),
+        ];
+        assert_eq!(interpolate(&pts, 6561.0), Some(100_000.0));
+        // Halfway between 1024 and 4096 tokens: between their times, here exactly 100 ms.
+        assert_eq!(interpolate(&pts, 2560.0), Some(100.0));
+        // Halfway up the step: linear between the neighbours.
+        let mid = interpolate(&pts, 5248.0).unwrap();
+        assert!((mid - 50_050.0).abs() < 1e-6, "{mid}");
     }
 
     #[test]
