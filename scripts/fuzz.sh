@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for a bounded time (default 60 s each) with cargo-fuzz (libFuzzer).
 # cargo-fuzz needs unstable compiler flags; RUSTC_BOOTSTRAP lets the stable toolchain accept
-# them. Crashes land in fuzz/artifacts/<target>/; turn each into a regression test in
-# tests/it/regression.rs before fixing it.
+# them. Crashes land in fuzz/artifacts/<target>/; turn each into a regression test before
+# fixing it: a parser crash as a case in tests/it/bad_input.rs, a scheduler crash as a workload
+# in tests/it/invariants.rs.
 #
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 set -euo pipefail

@@ -283,7 +283,14 @@ impl RawScenario {
 
     /// `self` with every key it leaves unset taken from `base`. Maps merge key by key.
     pub fn or(self, base: RawScenario) -> RawScenario {
+        // A key of this file replaces the base's key for the same resolution, however written
+        // (`256` and `256x256`); two keys for one resolution in one file are refused later.
         let mut bases = base.slo.bases_s;
+        let same = |a: &str, b: &str| match (a.parse::<Resolution>(), b.parse::<Resolution>()) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => a == b,
+        };
+        bases.retain(|k, _| !self.slo.bases_s.keys().any(|u| same(u, k)));
         bases.extend(self.slo.bases_s);
         let mut degrees = base.policy.rssp.degrees;
         degrees.extend(self.policy.rssp.degrees);
@@ -530,6 +537,12 @@ impl Scenario {
         };
 
         let cost = match (&raw.cost.analytic, &raw.cost.profile) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "cost",
+                    "gives both `profile` and `analytic`; a run has one cost model".into(),
+                ));
+            }
             (Some(a), _) => CostSource::Analytic(Analytic::preset(&a.model, &a.gpu)?),
             (None, Some(p)) => CostSource::Profile(load_profile(p).map_err(|e| match e {
                 Error::Config { message, hint } => Error::Config {
@@ -630,6 +643,14 @@ impl Scenario {
                         format!("base for {k} must be a positive number of seconds, got {v}"),
                     )
                 })?;
+            if let Some((_, _)) = bases.iter().find(|(r, _)| *r == res) {
+                return Err(bad(
+                    "slo.bases_s",
+                    format!(
+                        "`{k}` names {res}, which another key already sets (`256` and `256x256` are the same resolution)"
+                    ),
+                ));
+            }
             bases.push((res, base));
         }
         let slo_bases = SloBases::new(bases);
@@ -681,9 +702,7 @@ impl Scenario {
                     }
                     other => return Err(bad("workload.arrival", format!("unknown arrival process `{other}`; expected poisson, gamma, constant or on-off"))),
                 };
-                arrival
-                    .validate()
-                    .map_err(|e| bad("workload.rate_per_min", e))?;
+                arrival.validate_keyed().map_err(|(key, e)| bad(key, e))?;
                 let mix = parse_mix(w.mix.as_deref().unwrap_or("uniform"))
                     .map_err(|e| bad("workload.mix", e))?;
                 let sampling = match w.sampling.as_deref().unwrap_or("stratified") {

@@ -109,6 +109,26 @@ impl ArrivalProcess {
         }
     }
 
+    /// [`validate`](Self::validate), naming the scenario key at fault: `workload.rate_per_min`,
+    /// `workload.cv` or `workload.on_s`.
+    pub fn validate_keyed(&self) -> Result<(), (&'static str, String)> {
+        let rate = match *self {
+            ArrivalProcess::Poisson { rate_per_s }
+            | ArrivalProcess::Constant { rate_per_s }
+            | ArrivalProcess::Gamma { rate_per_s, .. }
+            | ArrivalProcess::OnOff { rate_per_s, .. } => rate_per_s,
+        };
+        check_rate(rate).map_err(|e| ("workload.rate_per_min", e))?;
+        self.validate().map_err(|e| {
+            let key = match self {
+                ArrivalProcess::Gamma { .. } => "workload.cv",
+                ArrivalProcess::OnOff { .. } => "workload.on_s",
+                _ => "workload.rate_per_min",
+            };
+            (key, e)
+        })
+    }
+
     /// Long-run mean arrival rate in requests per second.
     pub fn mean_rate_per_s(&self) -> f64 {
         match *self {

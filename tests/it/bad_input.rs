@@ -207,6 +207,24 @@ const CASES: &[Case] = &[
         expect: &["<file>:2", "`slo_s`", "horizon"],
     },
     Case {
+        name: "scenario: Gamma arrivals with cv 0 name the cv",
+        kind: "scenario",
+        content: "[workload]\narrival = \"gamma\"\ncv = 0.0\n",
+        expect: &["field `workload.cv`", "coefficient of variation"],
+    },
+    Case {
+        name: "scenario: one resolution's SLO base given twice",
+        kind: "scenario",
+        content: "[slo]\nbases_s = { \"256x256\" = 1.5, \"256\" = 3.0 }\n",
+        expect: &["field `slo.bases_s`", "already sets"],
+    },
+    Case {
+        name: "scenario: two cost models",
+        kind: "scenario",
+        content: "[cost]\nprofile = \"h100-flux1-dev\"\nanalytic = { model = \"flux1-dev\", gpu = \"h100\" }\n",
+        expect: &["field `cost`", "both `profile` and `analytic`"],
+    },
+    Case {
         name: "trace: too many steps",
         kind: "trace",
         content: "id,arrival_s,width,height,steps,slo_s\n0,0,256,256,1000000000,\n",
