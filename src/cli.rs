@@ -827,6 +827,16 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
             "goodput needs 0 <= --target <= 1, at least one seed, and 0 < --min-rate < --max-rate",
         ));
     }
+    if let Some(s) = args
+        .seeds
+        .iter()
+        .find(|s| args.seeds.iter().filter(|t| t == s).count() > 1)
+    {
+        return Err(Error::config_hint(
+            format!("--seeds lists seed {s} more than once; a repeated seed is the same run"),
+            "list distinct seeds, e.g. --seeds 1,2,3",
+        ));
+    }
     let g = crate::sweep::goodput(
         &raw,
         &source,

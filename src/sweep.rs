@@ -90,6 +90,39 @@ impl Grid {
             granularity_steps,
             ..
         } = sweep;
+        // An empty list would make an empty grid, and a repeated value the same point twice.
+        let bad = |key: &str, why: &str| {
+            Error::Input(InputError::new(source, why.to_string()).field(format!("sweep.{key}")))
+        };
+        if policies.is_empty() {
+            return Err(bad("policies", "lists no policy: the grid would be empty"));
+        }
+        fn repeated<T: PartialEq + std::fmt::Debug>(v: &Option<Vec<T>>) -> Option<String> {
+            let v = v.as_ref()?;
+            if v.is_empty() {
+                return Some("is empty: the grid would be empty".into());
+            }
+            v.iter()
+                .find(|x| v.iter().filter(|y| y == x).count() > 1)
+                .map(|x| format!("lists {x:?} more than once; a repeated value is the same point"))
+        }
+        for (key, why) in [
+            ("mixes", repeated(&mixes)),
+            ("rates_per_min", repeated(&rates_per_min)),
+            ("slo_scales", repeated(&slo_scales)),
+            ("seeds", repeated(&seeds)),
+            ("granularity_steps", repeated(&granularity_steps)),
+        ] {
+            if let Some(why) = why {
+                return Err(bad(key, &why));
+            }
+        }
+        if let Some(p) = policies
+            .iter()
+            .find(|p| policies.iter().filter(|q| q == p).count() > 1)
+        {
+            return Err(bad("policies", &format!("lists {p} more than once")));
+        }
         let opt = |v: Option<Vec<f64>>| {
             v.map(|v| v.into_iter().map(Some).collect())
                 .unwrap_or_else(|| vec![None])

@@ -781,3 +781,39 @@ fn results_outside_their_domain_and_hidden_grid_dimensions_are_refused() {
     std::fs::write(&empty, text.lines().next().unwrap().to_string() + "\n").unwrap();
     assert_eq!(plot(&empty, "rate_per_min").status.code(), Some(1));
 }
+
+#[test]
+fn grids_with_repeated_or_no_values_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (toml, needle) in [
+        (
+            "[sweep]\nseeds = [1, 1]\n",
+            "field `sweep.seeds`: lists 1 more than once",
+        ),
+        (
+            "[sweep]\npolicies = []\n",
+            "field `sweep.policies`: lists no policy",
+        ),
+        (
+            "[sweep]\nslo_scales = []\n",
+            "field `sweep.slo_scales`: is empty",
+        ),
+    ] {
+        let s = dir.path().join("s.toml");
+        std::fs::write(&s, toml).unwrap();
+        let out = dir.path().join("out");
+        let o = run(&[
+            "sweep",
+            "-s",
+            s.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{toml}");
+        assert!(stderr(&o).contains(needle), "{toml}: {}", stderr(&o));
+        assert!(!out.join("results.csv").exists());
+    }
+    let o = run(&["goodput", "--policy", "rssp", "--seeds", "1,1,1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("more than once"), "{}", stderr(&o));
+}
