@@ -12,7 +12,8 @@ use crate::workload::Workload;
 /// Checks `run` (produced from `workload`) and returns every violation found.
 ///
 /// - every request has exactly one record, in order, matching its request;
-/// - no GPU runs two works at once; every SP degree is a power of two;
+/// - no GPU runs two works at once; every SP degree is a power of two; every GPU lies in the
+///   cluster; a work carries known requests, all of its resolution;
 /// - a request's works never overlap, run its steps in order, and none starts before arrival;
 /// - a finished request did all its steps; met iff it finished at or before its deadline;
 /// - `duration` (when given) says what each work should have lasted, and it did.
@@ -45,7 +46,27 @@ pub fn check_run(
 
     let mut per_gpu: BTreeMap<u32, Vec<(Nanos, Nanos, usize)>> = BTreeMap::new();
     let mut per_request: BTreeMap<u64, Vec<&WorkRecord>> = BTreeMap::new();
+    let nodes = run.gpus / run.gpus_per_node.max(1);
+    let by_label: BTreeMap<u64, &crate::metrics::RequestRecord> =
+        run.requests.iter().map(|r| (r.id, r)).collect();
     for (i, w) in run.works.iter().enumerate() {
+        let outside = run.gpus_per_node < 64 && w.gpus.mask() >> run.gpus_per_node != 0;
+        if outside || w.gpus.node() >= nodes {
+            errors.push(format!(
+                "work {i} runs on {}, outside the cluster of {nodes} node(s) x {} GPUs",
+                w.gpus, run.gpus_per_node
+            ));
+        }
+        for r in &w.requests {
+            match by_label.get(r) {
+                None => errors.push(format!("work {i} carries unknown request {r}")),
+                Some(rec) if rec.resolution != w.resolution => errors.push(format!(
+                    "work {i} at {} carries request {r} of resolution {}",
+                    w.resolution, rec.resolution
+                )),
+                Some(_) => {}
+            }
+        }
         if !w.gpus.len().is_power_of_two() {
             errors.push(format!(
                 "work {i} runs on {} GPUs, not a power of two",
@@ -102,6 +123,12 @@ pub fn check_run(
             }
             next_step += w.steps;
             prev_end = w.end;
+        }
+        if next_step > r.steps {
+            errors.push(format!(
+                "request {}: works ran {next_step} steps of its {}",
+                r.id, r.steps
+            ));
         }
         if next_step != r.steps_done {
             errors.push(format!(

@@ -127,3 +127,78 @@ fn deadlines_already_past_at_arrival_still_finish_best_effort() {
     .unwrap();
     assert!(run.requests.iter().all(|r| r.outcome == Outcome::Missed));
 }
+
+/// A valid run of two requests on 4 GPUs, then one broken copy per invariant: the checker must
+/// notice each (it is what every property test relies on).
+#[test]
+fn the_checker_notices_each_kind_of_broken_schedule() {
+    let workload = Workload::from_requests(vec![
+        req(0, 0, SMALL, 4, 10_000),
+        req(1, 0, LARGE, 4, 10_000),
+    ]);
+    let c = cluster(4);
+    let run = run_kind(PolicyKind::XditSp(2), &workload, &c).unwrap();
+    let costs = costs(&workload, &c);
+    let exact = expected(&costs);
+    assert_eq!(
+        check_run(&run, &workload, Some(&exact)),
+        Vec::<String>::new()
+    );
+    assert!(run.works.len() >= 2);
+    type Break = fn(&mut tetriserve::metrics::RunRecords);
+    let cases: [(&str, Break, &str); 7] = [
+        (
+            "double booking",
+            |r| {
+                r.works[1].gpus = r.works[0].gpus;
+                r.works[1].start = r.works[0].start;
+            },
+            "double-booked",
+        ),
+        (
+            "steps out of order",
+            |r| r.works[0].first_step = 2,
+            "starts at step",
+        ),
+        (
+            "wrong duration",
+            |r| r.works[0].end = r.works[0].end + tetriserve::Nanos(1),
+            "should have lasted",
+        ),
+        (
+            "a request ending twice",
+            |r| {
+                let mut again = r.works[0].clone();
+                again.start = r.works.iter().map(|w| w.end).max().unwrap();
+                again.end = again.start + (r.works[0].end - r.works[0].start);
+                again.first_step = again.steps;
+                r.works.push(again);
+            },
+            "steps of its",
+        ),
+        (
+            "GPU bits outside the node",
+            |r| r.works[0].gpus = tetriserve::cluster::GpuSet::new(0, 0b11 << 4),
+            "outside the cluster",
+        ),
+        (
+            "a batch member of another resolution",
+            |r| r.works[0].requests.push(1),
+            "of resolution",
+        ),
+        (
+            "an unknown request",
+            |r| r.works[0].requests = vec![99],
+            "unknown request",
+        ),
+    ];
+    for (name, brk, needle) in cases {
+        let mut broken = run.clone();
+        brk(&mut broken);
+        let errors = check_run(&broken, &workload, Some(&exact));
+        assert!(
+            errors.iter().any(|e| e.contains(needle)),
+            "{name}: expected an error containing `{needle}`, got {errors:?}"
+        );
+    }
+}
