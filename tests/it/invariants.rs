@@ -162,7 +162,7 @@ fn the_checker_notices_each_kind_of_broken_schedule() {
         ),
         (
             "wrong duration",
-            |r| r.works[0].end = r.works[0].end + tetriserve::Nanos(1),
+            |r| r.works[0].end += tetriserve::Nanos(1),
             "should have lasted",
         ),
         (
