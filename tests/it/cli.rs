@@ -35,7 +35,14 @@ fn default_run_compares_every_policy() {
     let o = run(&["simulate", "--scenario", &data("small.toml")]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    for p in ["xdit-sp1", "xdit-sp2", "xdit-sp4", "xdit-sp8", "rssp"] {
+    for p in [
+        "xdit-sp1",
+        "xdit-sp2",
+        "xdit-sp4",
+        "xdit-sp8",
+        "rssp",
+        "tetriserve",
+    ] {
         assert!(
             out.lines().any(|l| l.starts_with(p)),
             "no row for {p} in\n{out}"
@@ -189,8 +196,8 @@ fn same_seed_gives_byte_identical_records() {
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
     }
-    for p in ["xdit-sp1", "xdit-sp4", "rssp"] {
-        for f in ["requests.csv", "timeline.json"] {
+    for p in ["xdit-sp1", "xdit-sp4", "rssp", "tetriserve"] {
+        for f in ["requests.csv", "works.csv", "timeline.json"] {
             let rel = format!("{p}/{f}");
             assert!(
                 read(&outs[0], &rel) == read(&outs[1], &rel),
