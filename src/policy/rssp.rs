@@ -112,3 +112,69 @@ impl Policy for Rssp {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{Link, Topology};
+    use crate::cost::CostModel;
+    use crate::time::Nanos;
+    use crate::workload::SloBases;
+
+    /// 256 px: 100 / 60 / 40 ms at SP 1 / 2 / 4; 512 px: three times that.
+    struct Costs;
+    impl CostModel for Costs {
+        fn step_time(&self, res: Resolution, k: u32, _b: u32, _l: Link) -> Result<Nanos> {
+            let ms = match k {
+                1 => 100.0,
+                2 => 60.0,
+                _ => 40.0,
+            } * if res.width == 256 { 1.0 } else { 3.0 };
+            Ok(Nanos::from_millis(ms))
+        }
+        fn describe(&self) -> String {
+            "rssp test costs".into()
+        }
+    }
+
+    fn degrees(bases: &[(u32, f64)], explicit: Vec<(Resolution, u32)>) -> Result<Vec<u32>> {
+        let cluster = Cluster::new("x", 1, 4, Topology::NvSwitch).unwrap();
+        let res = [Resolution::square(256), Resolution::square(512)];
+        let costs = StepTimes::resolve(&Costs, &res, &cluster, &[1]).unwrap();
+        let config = PolicyConfig {
+            rssp_degrees: explicit,
+            slo_bases: SloBases::new(
+                bases
+                    .iter()
+                    .map(|&(px, s)| (Resolution::square(px), Nanos::from_secs(s)))
+                    .collect(),
+            ),
+            steps: 10,
+            ..PolicyConfig::default()
+        };
+        Rssp::new(&cluster, &costs, &config).map(|r| r.degrees().to_vec())
+    }
+
+    #[test]
+    fn the_automatic_degree_is_the_smallest_that_meets_the_base_alone() {
+        // 10 steps of 256 px: 1.0 / 0.6 / 0.4 s; of 512 px: 3.0 / 1.8 / 1.2 s.
+        assert_eq!(
+            degrees(&[(256, 1.0), (512, 2.0)], vec![]).unwrap(),
+            vec![1, 2]
+        );
+        assert_eq!(
+            degrees(&[(256, 0.7), (512, 1.2)], vec![]).unwrap(),
+            vec![2, 4]
+        );
+        // No degree meets it, or no base at all: the fastest degree.
+        assert_eq!(degrees(&[(256, 0.3)], vec![]).unwrap(), vec![4, 4]);
+        // A listed degree wins over the rule; an impossible one is refused.
+        let listed = vec![(Resolution::square(512), 1)];
+        assert_eq!(
+            degrees(&[(256, 1.0), (512, 2.0)], listed).unwrap(),
+            vec![1, 1]
+        );
+        assert!(degrees(&[], vec![(Resolution::square(256), 3)]).is_err());
+        assert!(degrees(&[], vec![(Resolution::square(256), 8)]).is_err());
+    }
+}
