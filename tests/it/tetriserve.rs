@@ -233,3 +233,43 @@ fn without_overload_shedding_changes_nothing() {
     assert_eq!(plain.requests, shed.requests);
     assert_eq!(plain.works, shed.works);
 }
+
+#[test]
+fn placement_preservation_keeps_requests_on_their_gpus() {
+    // With a costly hand-off (a fifth of a step) on NVLink-pair nodes, DP + placement
+    // preservation must move requests far less often than DP alone, and charge each move:
+    // every work marked `remap` changes its request's GPU set, and no other work does.
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("pp.toml");
+    std::fs::write(
+        &s,
+        "[cluster]\ntopology = \"nvlink-pairs\"\n[overheads]\nremap_fraction = 0.2\n[workload]\nrequests = 120\n",
+    )
+    .unwrap();
+    let remaps = |policy: &str| {
+        let scenario = tetriserve::scenario::Scenario::load(
+            Some(&s),
+            &tetriserve::scenario::Overrides {
+                policies: vec![policy.into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let run = tetriserve::simulate::simulate(&scenario).unwrap().remove(0);
+        let mut last: std::collections::HashMap<u64, tetriserve::cluster::GpuSet> =
+            Default::default();
+        for w in &run.records.works {
+            let moved = w
+                .requests
+                .iter()
+                .any(|r| last.get(r).is_some_and(|g| *g != w.gpus));
+            assert_eq!(w.remap, moved, "{policy}: remap flag of {w:?}");
+            for &r in &w.requests {
+                last.insert(r, w.gpus);
+            }
+        }
+        run.records.requests.iter().map(|r| r.remaps).sum::<u32>()
+    };
+    let (dp, pp) = (remaps("tetriserve-dp"), remaps("tetriserve-dp-pp"));
+    assert!(pp * 2 < dp, "dp-pp moved {pp} times, dp {dp}");
+}
