@@ -15,27 +15,38 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 policies="tetriserve-dp tetriserve-dp-pp tetriserve"
 
+# header <first column name>: a table header, one column per policy, then pp - dp.
+header() {
+  printf "| %s |" "$1"; for p in $policies; do printf " %s |" "$p"; done; echo " pp - dp |"
+  printf "|---|"; for p in $policies; do printf -- "---|"; done; echo "---|"
+}
+
+# row <label> <scenario TOML text> [simulate flags...]: mean attainment per policy over seeds 1-5.
+row() {
+  local label=$1 toml=$2
+  shift 2
+  printf '%b' "$toml" > "$tmp/s.toml"
+  : > "$tmp/all.csv"
+  for seed in 1 2 3 4 5; do
+    "$bin" simulate -s "$tmp/s.toml" --seed "$seed" --format csv "$@" \
+      $(for p in $policies; do printf -- "-p %s " "$p"; done) 2>/dev/null | tail -n +2 >> "$tmp/all.csv"
+  done
+  printf "| %s |" "$label"
+  for p in $policies; do
+    awk -F, -v p="$p" '$1 == p { s += $6; n++ } END { printf " %.1f |", 100 * s / n }' "$tmp/all.csv"
+  done
+  awk -F, '$1 == "tetriserve-dp" { d += $6; n++ } $1 == "tetriserve-dp-pp" { q += $6 } END { printf " %+.1f |\n", 100 * (q - d) / n }' "$tmp/all.csv"
+}
+
 echo "## SLO attainment (%) against the group set-up cost, mean of seeds 1-5"
 for mix in uniform skewed; do
   for mode in false true; do
     echo
     if [ "$mode" = false ]; then echo "### $mix, paid once per GPU set (cached communicators)"; else echo "### $mix, paid on every regroup (no cache)"; fi
     echo
-    printf "| group set-up, ms |"; for p in $policies; do printf " %s |" "$p"; done; echo " pp - dp |"
-    printf "|---|"; for p in $policies; do printf -- "---|"; done; echo "---|"
+    header "group set-up, ms"
     for ms in 0 0.06 1 10 100 778; do
-      s="$tmp/s.toml"
-      printf '[overheads]\ngroup_setup_ms = %s\ngroup_setup_on_regroup = %s\n' "$ms" "$mode" > "$s"
-      : > "$tmp/all.csv"
-      for seed in 1 2 3 4 5; do
-        "$bin" simulate -s "$s" --mix "$mix" --seed "$seed" --format csv \
-          $(for p in $policies; do printf -- "-p %s " "$p"; done) 2>/dev/null | tail -n +2 >> "$tmp/all.csv"
-      done
-      printf "| %s |" "$ms"
-      for p in $policies; do
-        awk -F, -v p="$p" '$1 == p { s += $6; n++ } END { printf " %.1f |", 100 * s / n }' "$tmp/all.csv"
-      done
-      awk -F, '$1 == "tetriserve-dp" { d += $6; n++ } $1 == "tetriserve-dp-pp" { q += $6 } END { printf " %+.1f |\n", 100 * (q - d) / n }' "$tmp/all.csv"
+      row "$ms" "[overheads]\ngroup_setup_ms = $ms\ngroup_setup_on_regroup = $mode\n" --mix "$mix"
     done
   done
 done
@@ -43,19 +54,7 @@ done
 echo
 echo "## SLO attainment (%) against the hand-off cost of a move (remap_fraction: a fraction of one step on the new set), no group set-up cost, Uniform, mean of seeds 1-5"
 echo
-printf "| remap fraction |"; for p in $policies; do printf " %s |" "$p"; done; echo " pp - dp |"
-printf "|---|"; for p in $policies; do printf -- "---|"; done; echo "---|"
+header "remap fraction"
 for f in 0.0005 0.05 0.2 0.5 1.0; do
-  s="$tmp/s.toml"
-  printf '[overheads]\nremap_fraction = %s\n' "$f" > "$s"
-  : > "$tmp/all.csv"
-  for seed in 1 2 3 4 5; do
-    "$bin" simulate -s "$s" --seed "$seed" --format csv \
-      $(for p in $policies; do printf -- "-p %s " "$p"; done) 2>/dev/null | tail -n +2 >> "$tmp/all.csv"
-  done
-  printf "| %s |" "$f"
-  for p in $policies; do
-    awk -F, -v p="$p" '$1 == p { s += $6; n++ } END { printf " %.1f |", 100 * s / n }' "$tmp/all.csv"
-  done
-  awk -F, '$1 == "tetriserve-dp" { d += $6; n++ } $1 == "tetriserve-dp-pp" { q += $6 } END { printf " %+.1f |\n", 100 * (q - d) / n }' "$tmp/all.csv"
+  row "$f" "[overheads]\nremap_fraction = $f\n"
 done

@@ -51,9 +51,7 @@ pub fn measure(
     let mut rows = Vec::new();
     for &res in resolutions {
         for k in exec.degrees() {
-            let groups: Vec<Vec<usize>> = (0..exec.slots() / k)
-                .map(|g| (g * k..(g + 1) * k).collect())
-                .collect();
+            let groups = exec.aligned_groups(k);
             let mean = |v: Vec<Duration>| v.iter().map(|d| ms(*d)).sum::<f64>() / v.len() as f64;
             exec.run_now_on(res, &groups, 1)?; // warm-up
             let mut short = Vec::with_capacity(repeats);

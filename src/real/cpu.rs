@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::real::init::{bf16_round, uniform};
-use crate::real::ops::{Ops, Ptr};
+use crate::real::ops::{Ops, Ptr, extent};
 use crate::real::reference::{gelu, silu};
 
 /// Host buffers: shared read-only ones (weights) first, then this rank's own.
@@ -114,11 +114,6 @@ impl CpuOps {
             off: 0,
         })
     }
-}
-
-/// Extent of a strided region: `rows` rows of `cols` at stride `ld`.
-fn extent(rows: usize, cols: usize, ld: usize) -> usize {
-    if rows == 0 { 0 } else { (rows - 1) * ld + cols }
 }
 
 impl Ops for CpuOps {

@@ -396,12 +396,19 @@ impl RealExecutor {
     /// it runs after them.)
     pub fn covering_groups(&self, k: usize) -> Vec<Vec<usize>> {
         let n = self.slots();
-        let mut groups: Vec<Vec<usize>> =
-            (0..n / k).map(|g| (g * k..(g + 1) * k).collect()).collect();
+        let mut groups = self.aligned_groups(k);
         if !n.is_multiple_of(k) && n >= k {
             groups.push((n - k..n).collect());
         }
         groups
+    }
+
+    /// The disjoint groups of `k` consecutive slots, from slot 0 (a node loaded with groups
+    /// of `k`).
+    pub fn aligned_groups(&self, k: usize) -> Vec<Vec<usize>> {
+        (0..self.slots() / k)
+            .map(|g| (g * k..(g + 1) * k).collect())
+            .collect()
     }
 
     fn since_start(&self, t: Instant) -> Nanos {
@@ -471,7 +478,16 @@ impl RealExecutor {
                     latent: None,
                 })
                 .collect();
-            self.launch_job(work, res, items, steps, steps.max(1), members, Vec::new())?;
+            self.launch_job(
+                work,
+                res,
+                items,
+                steps,
+                steps.max(1),
+                members,
+                Vec::new(),
+                true,
+            )?;
             ids.push(work);
         }
         let mut times = vec![None; groups.len()];
@@ -495,10 +511,10 @@ impl RealExecutor {
         total_steps: u32,
         members: &[usize],
         labels: Vec<u64>,
+        finishes: bool,
     ) -> Result<()> {
         let ranks = members.len();
         let group = Arc::new(Rendezvous::new(ranks, self.timeout));
-        let finishes = false;
         let job = RankJob {
             work,
             res,
@@ -664,13 +680,8 @@ impl Executor for RealExecutor {
             work.total_steps,
             &members,
             labels,
+            work.finishes_request(),
         )?;
-        if work.finishes_request() {
-            self.in_flight
-                .get_mut(&work.id)
-                .expect("just launched")
-                .finishes = true;
-        }
         Ok(Launch::Pending)
     }
 

@@ -49,7 +49,7 @@ use cudarc::driver::{
 use crate::error::{Error, Result};
 use crate::real::device::Gpu;
 use crate::real::kernels::{Kernel, Kernels};
-use crate::real::ops::{Ops, Ptr};
+use crate::real::ops::{Ops, Ptr, extent};
 
 /// An opened device: its context and loaded kernels. Cheap to clone.
 #[derive(Clone)]
@@ -165,15 +165,6 @@ pub fn attention_chunk(tokens: usize, heads: usize) -> usize {
     ((1_500_000_000 / per_query).max(64) / 64 * 64)
         .min(tokens)
         .max(1)
-}
-
-/// Extent of a strided region: `rows` rows of `cols` at stride `ld`.
-fn extent(rows: usize, cols: usize, ld: usize) -> usize {
-    if rows == 0 || cols == 0 {
-        0
-    } else {
-        (rows - 1) * ld + cols
-    }
 }
 
 /// The operations of a step on one stream of one device.

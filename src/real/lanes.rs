@@ -30,7 +30,7 @@ use crate::real::config::DitConfig;
 use crate::real::executor::{RankJob, RankOutput, Runner, Slot, SlotFactory};
 use crate::real::gpu::{GpuArena, GpuDevice, GpuOps};
 use crate::real::model::Weights;
-use crate::real::ops::Ptr;
+use crate::real::ops::{Ptr, extent};
 use crate::real::transport::{Rendezvous, Solo, Transport};
 use crate::real::ulysses::Block;
 
@@ -45,15 +45,6 @@ struct Source {
 
 /// What a lane posts at the second meeting: recorded after its copies out of its peers.
 struct Done(CudaEvent);
-
-/// Extent of a block's rows: `rows` rows of `cols` at stride `ld`.
-fn extent(rows: usize, cols: usize, ld: usize) -> usize {
-    if rows == 0 || cols == 0 {
-        0
-    } else {
-        (rows - 1) * ld + cols
-    }
-}
 
 /// The blocks lane `me` copies in an exchange: those addressed to it, from every lane
 /// (itself included), in list order.

@@ -35,7 +35,7 @@ use crate::real::device::Gpu;
 use crate::real::executor::{RankJob, RankOutput, Runner, Slot, SlotFactory};
 use crate::real::gpu::{GpuDevice, GpuOps, GrowBuffer};
 use crate::real::model::Weights;
-use crate::real::ops::Ptr;
+use crate::real::ops::{Ptr, extent};
 use crate::real::transport::{Rendezvous, Solo, Transport, local_blocks};
 use crate::real::ulysses::{Block, Layout, Packed};
 
@@ -367,15 +367,6 @@ pub fn self_test(devices: usize) -> Result<SelfTest> {
         latent_mb: 2.0 * latent as f64 / 1e6,
         latent_ms,
     })
-}
-
-/// Extent of a strided region: `rows` rows of `cols` at stride `ld`.
-fn extent(rows: usize, cols: usize, ld: usize) -> usize {
-    if rows == 0 || cols == 0 {
-        0
-    } else {
-        (rows - 1) * ld + cols
-    }
 }
 
 /// How one all-to-all goes over NCCL: the blocks that cross ranks (a rank's own blocks are

@@ -30,6 +30,15 @@ impl Ptr {
     }
 }
 
+/// Elements a strided region spans: `rows` rows of `cols` at row stride `ld` (0 if empty).
+pub fn extent(rows: usize, cols: usize, ld: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * ld + cols
+    }
+}
+
 /// A linear layer: weights `[inp, out]` (row-major) and a bias `[out]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Linear {

@@ -24,7 +24,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::real::ops::{Ops, Ptr};
+use crate::real::ops::{Ops, Ptr, extent};
 use crate::real::ulysses::Block;
 
 /// Performs the all-to-alls of one rank of a sequence-parallel group over backend `O`.
@@ -228,8 +228,8 @@ impl<O: Ops> Transport<O> for HostTransport {
         // furthest block it sends.
         let len = blocks
             .iter()
-            .filter(|b| b.src_rank == me && b.rows > 0)
-            .map(|b| b.src_offset + (b.rows - 1) * b.src_ld + b.cols)
+            .filter(|b| b.src_rank == me && b.rows > 0 && b.cols > 0)
+            .map(|b| b.src_offset + extent(b.rows, b.cols, b.src_ld))
             .max()
             .unwrap_or(0);
         let mine: Arc<Vec<f32>> = Arc::new(ops.read(src, len)?);

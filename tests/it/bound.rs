@@ -77,19 +77,8 @@ proptest! {
         gpus in 1u32..3,
     ) {
         // Times in slots of 100 ms: arrival, steps, SLO.
-        let w = Workload::from_requests(
-            reqs.iter()
-                .enumerate()
-                .map(|(i, &(a, steps, slo))| Request {
-                    id: RequestId(0),
-                    label: i as u64,
-                    arrival: Nanos(a * 100_000_000),
-                    resolution: Resolution::square(256),
-                    steps,
-                    deadline: Nanos((a + slo) * 100_000_000),
-                })
-                .collect(),
-        );
+        let due: Vec<(u64, u32, u64)> = reqs.iter().map(|&(a, st, slo)| (a, st, a + slo)).collect();
+        let w = slots_workload(&due);
         let c = tetriserve::cluster::Cluster::new("x", 1, gpus, Topology::NvSwitch).unwrap();
         let costs = StepTimes::resolve(&Slots, &w.resolutions(), &c, &[1]).unwrap();
         let bound = upper_bound(&w, &costs, gpus, c.max_degree());
