@@ -339,6 +339,11 @@ pub struct SimulateArgs {
     /// With --out: leave out timeline.json (one event per GPU per dispatch: large for huge runs).
     #[arg(long)]
     pub no_timeline: bool,
+    /// With --out: how many works timeline.json shows, the first N in dispatch order or `all`
+    /// (default 100000: larger traces are slow to open in a browser). A cut timeline says so
+    /// in its last event and on stderr.
+    #[arg(long, value_name = "N|all", value_parser = parse_timeline_works)]
+    pub timeline_works: Option<crate::report::TimelineLimit>,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -527,7 +532,45 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `--timeline-works`: a positive number of works or `all`.
+fn parse_timeline_works(v: &str) -> std::result::Result<crate::report::TimelineLimit, String> {
+    use crate::report::TimelineLimit;
+    if v.eq_ignore_ascii_case("all") {
+        return Ok(TimelineLimit::All);
+    }
+    match v.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(TimelineLimit::First(n)),
+        _ => Err(format!(
+            "expected a positive number of works or `all`, got `{v}`"
+        )),
+    }
+}
+
 fn run_simulate(args: SimulateArgs) -> Result<()> {
+    if args.out.is_none() {
+        for (set, flag) in [
+            (args.force, "--force"),
+            (args.no_timeline, "--no-timeline"),
+            (args.timeline_works.is_some(), "--timeline-works"),
+        ] {
+            if set {
+                return Err(Error::config_hint(
+                    format!("{flag} applies to the files of --out, and no --out was given"),
+                    "add --out DIR, or drop it",
+                ));
+            }
+        }
+    }
+    if args.no_timeline && args.timeline_works.is_some() {
+        return Err(Error::config_hint(
+            "--timeline-works sizes timeline.json, which --no-timeline leaves out",
+            "drop one of them",
+        ));
+    }
+    let timeline = (!args.no_timeline).then(|| {
+        args.timeline_works
+            .unwrap_or(crate::report::TimelineLimit::DEFAULT)
+    });
     let mut overrides = args.scenario.overrides();
     overrides.policies = args.policies.clone();
     overrides.trace = args.trace.clone();
@@ -568,7 +611,7 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
                 if let Some(out) = &args.out
                     && !runs.is_empty()
                 {
-                    write_runs(out, &runs, !args.no_timeline, args.force)?;
+                    write_runs(out, &runs, timeline, args.force)?;
                     eprintln!("wrote the runs so far to {}", out.display());
                 }
                 return Err(e);
@@ -576,27 +619,40 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
         }
     } else {
         let scenario = Scenario::load(args.scenario.scenario.as_deref(), &overrides)?;
-        if let Some(out) = &args.out {
-            report::check_out_dir(out, args.force)?;
-        }
+        // Files are written as the runs go, into a staging directory that replaces --out only
+        // once every run has finished.
+        let staging = match &args.out {
+            Some(out) => Some(report::Staging::create(out, args.force)?),
+            None => None,
+        };
         eprintln!("{}", describe(&scenario));
         for w in &scenario.warnings {
             eprintln!("warning: {w}");
         }
-        simulate(&scenario)?
+        let mut outputs = crate::simulate::Streamed::new(staging, timeline, true);
+        crate::simulate::simulate_into(&scenario, &mut outputs)?;
+        let summaries = outputs.commit()?;
+        if let Some(out) = &args.out {
+            eprintln!("wrote {}", out.display());
+        }
+        return print_summaries(&summaries, args.format);
     };
     let summaries: Vec<Summary> = runs.iter().map(|r| r.summary.clone()).collect();
 
     if let Some(out) = &args.out {
-        write_runs(out, &runs, !args.no_timeline, args.force)?;
+        write_runs(out, &runs, timeline, args.force)?;
         eprintln!("wrote {}", out.display());
     }
+    print_summaries(&summaries, args.format)
+}
 
-    let text = match args.format {
-        Format::Table => report::comparison_table(&summaries),
-        Format::Csv => report::comparison_csv(&summaries),
+/// The comparison of `summaries` on stdout, in `format`.
+fn print_summaries(summaries: &[Summary], format: Format) -> Result<()> {
+    let text = match format {
+        Format::Table => report::comparison_table(summaries),
+        Format::Csv => report::comparison_csv(summaries),
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(&summaries).expect("summaries serialise");
+            let mut s = serde_json::to_string_pretty(summaries).expect("summaries serialise");
             s.push('\n');
             s
         }
@@ -1102,7 +1158,7 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
             ("sim", &sim),
             ("sim-no-overhead", &sim_bare),
         ] {
-            for (file, bytes) in report::run_files(&run.records, &run.summary, false) {
+            for (file, bytes) in report::run_files(&run.records, &run.summary, None) {
                 files.push((PathBuf::from(name).join(file), bytes));
             }
         }
@@ -1147,7 +1203,7 @@ fn run_validate(args: ValidateArgs) -> Result<()> {
 fn write_runs(
     out: &Path,
     runs: &[crate::simulate::PolicyRun],
-    timeline: bool,
+    timeline: Option<crate::report::TimelineLimit>,
     force: bool,
 ) -> Result<()> {
     let summaries: Vec<Summary> = runs.iter().map(|r| r.summary.clone()).collect();

@@ -4,11 +4,13 @@
 //! (common random numbers); the cost model is resolved once, up front, so that a resolution
 //! the profile cannot cover is reported before anything runs.
 
+use crate::cluster::Cluster;
 use crate::cost::StepTimes;
 use crate::engine::{self, Executor, SimExecutor};
 use crate::error::{Error, Result};
-use crate::metrics::{RunRecords, Summary};
+use crate::metrics::{RecordSink, RunRecords, Summary, WorkRecord, WorkTotals};
 use crate::policy;
+use crate::report::{RunProgress, RunWriter, Staging, TimelineLimit};
 use crate::scenario::{Scenario, WorkloadSource};
 use crate::workload::{Resolution, Workload};
 
@@ -85,12 +87,159 @@ pub fn attainment_bound(
     })
 }
 
-/// Runs every policy of the scenario on its workload, in simulation.
+/// Runs every policy of the scenario on its workload, in simulation, keeping every record.
 pub fn simulate(scenario: &Scenario) -> Result<Vec<PolicyRun>> {
+    let mut runs = Collect::default();
+    simulate_into(scenario, &mut runs)?;
+    Ok(runs.runs)
+}
+
+/// Runs every policy of the scenario on its workload, in simulation, handing each run's
+/// records to `outputs` as they are produced.
+pub fn simulate_into<O: Outputs>(scenario: &Scenario, outputs: &mut O) -> Result<()> {
     let workload = scenario.load_workload()?;
     let costs = resolve_costs(scenario, &workload)?;
     let mut executor = SimExecutor::new(&costs, scenario.overheads.clone());
-    run_policies(scenario, &workload, &costs, &mut executor).map_err(|f| f.error)
+    run_policies(scenario, &workload, &costs, &mut executor, outputs)
+}
+
+/// Where the records of each policy's run go: a sink for its works while it runs, then the
+/// run's request records and summary when it is over.
+pub trait Outputs {
+    type Sink: RecordSink;
+
+    /// A sink for the works of `policy`'s run on `cluster`.
+    fn open(&mut self, policy: &str, cluster: &Cluster) -> Result<Self::Sink>;
+
+    /// The run is over (or was interrupted): its sink back, and its records, whose works went
+    /// to the sink.
+    fn close(&mut self, sink: Self::Sink, run: PolicyRun) -> Result<()>;
+}
+
+/// [`Outputs`] that keep everything in memory: each run with its works.
+#[derive(Default)]
+pub struct Collect {
+    pub runs: Vec<PolicyRun>,
+}
+
+impl Outputs for Collect {
+    type Sink = Vec<WorkRecord>;
+
+    fn open(&mut self, _policy: &str, _cluster: &Cluster) -> Result<Vec<WorkRecord>> {
+        Ok(Vec::new())
+    }
+
+    fn close(&mut self, works: Vec<WorkRecord>, mut run: PolicyRun) -> Result<()> {
+        run.records.works = works;
+        self.runs.push(run);
+        Ok(())
+    }
+}
+
+/// [`Outputs`] for the command line: each run's files streamed into an output directory being
+/// staged (if any), a progress bar on stderr for long runs, and the summaries kept.
+pub struct Streamed {
+    staging: Option<Staging>,
+    timeline: Option<TimelineLimit>,
+    progress: bool,
+    pub summaries: Vec<Summary>,
+}
+
+/// A [`Streamed`] run's sink.
+pub struct StreamedSink {
+    writer: Option<RunWriter>,
+    progress: RunProgress,
+}
+
+impl RecordSink for StreamedSink {
+    fn work(&mut self, work: &WorkRecord) -> Result<()> {
+        match &mut self.writer {
+            Some(w) => w.work(work),
+            None => Ok(()),
+        }
+    }
+
+    fn progress(&mut self, progress: &crate::metrics::Progress) {
+        self.progress.update(progress);
+    }
+}
+
+impl Streamed {
+    /// Runs whose files go under `staging` (`DIR/<policy>/`), with timelines of at most
+    /// `timeline` works (none if `None`); `progress` allows the progress bar.
+    pub fn new(staging: Option<Staging>, timeline: Option<TimelineLimit>, progress: bool) -> Self {
+        Streamed {
+            staging,
+            timeline,
+            progress,
+            summaries: Vec::new(),
+        }
+    }
+
+    /// Writes `comparison.csv` and puts the directory in place; the summaries come back.
+    pub fn commit(self) -> Result<Vec<Summary>> {
+        if let Some(staging) = self.staging {
+            staging.write(
+                "comparison.csv",
+                crate::report::comparison_csv(&self.summaries).as_bytes(),
+            )?;
+            staging.commit()?;
+        }
+        Ok(self.summaries)
+    }
+}
+
+impl Outputs for Streamed {
+    type Sink = StreamedSink;
+
+    fn open(&mut self, policy: &str, cluster: &Cluster) -> Result<StreamedSink> {
+        let writer = match &self.staging {
+            Some(s) => Some(RunWriter::create(
+                &s.path(policy),
+                policy,
+                cluster.total_gpus(),
+                cluster.gpus_per_node,
+                self.timeline,
+            )?),
+            None => None,
+        };
+        Ok(StreamedSink {
+            writer,
+            progress: RunProgress::new(policy, self.progress),
+        })
+    }
+
+    fn close(&mut self, sink: StreamedSink, run: PolicyRun) -> Result<()> {
+        sink.progress.finish();
+        if let Some(w) = sink.writer
+            && let Some((shown, seen)) = w.finish(&run.records, &run.summary)?
+            && shown < seen
+        {
+            eprintln!(
+                "{}: timeline.json shows the first {shown} of {seen} works (pass --timeline-works all for every work)",
+                run.summary.policy
+            );
+        }
+        self.summaries.push(run.summary);
+        Ok(())
+    }
+}
+
+/// Counts what the summary needs of each work on its way to the sink.
+struct Tally<'a, S> {
+    sink: &'a mut S,
+    totals: WorkTotals,
+}
+
+impl<S: RecordSink> RecordSink for Tally<'_, S> {
+    fn work(&mut self, work: &WorkRecord) -> Result<()> {
+        self.totals.add(work);
+        self.sink.work(work)
+    }
+
+    fn progress(&mut self, progress: &crate::metrics::Progress) {
+        self.sink.progress(progress);
+    }
 }
 
 /// A run that failed: the error and every run so far.
@@ -112,26 +261,29 @@ pub fn run_with(
     scenario: &Scenario,
     executor: &mut dyn Executor,
 ) -> std::result::Result<Vec<PolicyRun>, Box<RunFailure>> {
-    let workload = scenario.load_workload().map_err(|e| fail(e, Vec::new()))?;
-    let costs = resolve_costs(scenario, &workload).map_err(|e| fail(e, Vec::new()))?;
-    run_policies(scenario, &workload, &costs, executor)
+    let mut runs = Collect::default();
+    let result = scenario.load_workload().and_then(|workload| {
+        let costs = resolve_costs(scenario, &workload)?;
+        run_policies(scenario, &workload, &costs, executor, &mut runs)
+    });
+    match result {
+        Ok(()) => Ok(runs.runs),
+        Err(e) => Err(fail(e, runs.runs)),
+    }
 }
 
 /// The one loop of every run: per policy, a fresh policy, [`Executor::reset`], the engine.
-fn run_policies(
+/// An interrupted run is closed with the records so far before the error returns.
+fn run_policies<O: Outputs>(
     scenario: &Scenario,
     workload: &Workload,
     costs: &StepTimes,
     executor: &mut dyn Executor,
-) -> std::result::Result<Vec<PolicyRun>, Box<RunFailure>> {
+    outputs: &mut O,
+) -> Result<()> {
     let bound = attainment_bound(scenario, workload, costs);
-    let mut runs = Vec::with_capacity(scenario.policies.len());
     for &kind in &scenario.policies {
-        let mut policy =
-            match policy::build(kind, &scenario.cluster, costs, &scenario.policy_config) {
-                Ok(p) => p,
-                Err(e) => return Err(fail(e, runs)),
-            };
+        let mut policy = policy::build(kind, &scenario.cluster, costs, &scenario.policy_config)?;
         // Batch sizes the policy may dispatch: only TetriServe batches, and only when asked.
         let batches: &[u32] = match kind {
             policy::PolicyKind::Tetriserve(_) if scenario.policy_config.tetriserve.batching => {
@@ -139,40 +291,43 @@ fn run_policies(
             }
             _ => &[1],
         };
-        if let Err(e) = executor.reset(workload, batches) {
-            return Err(fail(e, runs));
-        }
-        let summarise = |records: RunRecords, executor: &dyn Executor| {
-            let mut summary = Summary::of(&records);
-            summary.slo_attainment_bound = bound;
-            summary.executor = executor.describe();
-            PolicyRun { records, summary }
+        executor.reset(workload, batches)?;
+        let mut sink = outputs.open(policy.name(), &scenario.cluster)?;
+        let mut tally = Tally {
+            sink: &mut sink,
+            totals: WorkTotals::default(),
         };
-        match engine::run(
+        let result = engine::run_streamed(
             workload,
             &scenario.cluster,
             costs,
             policy.as_mut(),
             executor,
-        ) {
-            Ok(records) => runs.push(summarise(records, executor)),
+            &mut tally,
+        );
+        let totals = tally.totals;
+        let summarise = |records: RunRecords, executor: &dyn Executor| {
+            let mut summary = Summary::with_totals(&records, &totals);
+            summary.slo_attainment_bound = bound;
+            summary.executor = executor.describe();
+            PolicyRun { records, summary }
+        };
+        match result {
+            Ok(records) => outputs.close(sink, summarise(records, executor))?,
             Err(Error::Interrupted {
                 cause,
                 partial,
                 finished,
             }) => {
-                runs.push(summarise((*partial).clone(), executor));
-                return Err(fail(
-                    Error::Interrupted {
-                        cause,
-                        partial,
-                        finished,
-                    },
-                    runs,
-                ));
+                outputs.close(sink, summarise((*partial).clone(), executor))?;
+                return Err(Error::Interrupted {
+                    cause,
+                    partial,
+                    finished,
+                });
             }
-            Err(e) => return Err(fail(e, runs)),
+            Err(e) => return Err(e),
         }
     }
-    Ok(runs)
+    Ok(())
 }

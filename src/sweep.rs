@@ -419,7 +419,7 @@ pub fn run(
                 .join(format!("{:05}-{}", p.index, sanitize(&c.key())));
             crate::report::write_dir(
                 &dir,
-                &crate::report::run_files(&r.records, &r.summary, false),
+                &crate::report::run_files(&r.records, &r.summary, None),
                 true,
             )?;
         }

@@ -82,8 +82,40 @@ impl Nanos {
     /// Exact decimal seconds (`"12.000000500"`), used in output files so that records are
     /// byte-identical across platforms (no float formatting involved).
     pub fn secs_string(self) -> String {
-        format!("{}.{:09}", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
+        let mut s = String::with_capacity(24);
+        self.push_secs(&mut s);
+        s
     }
+
+    /// Appends [`secs_string`](Nanos::secs_string) to `out` (what output files use: a run
+    /// writes millions of times, and formatting machinery would dominate).
+    pub fn push_secs(self, out: &mut String) {
+        push_uint(out, self.0 / 1_000_000_000);
+        out.push('.');
+        let frac = self.0 % 1_000_000_000;
+        let mut digits = [b'0'; 9];
+        let mut v = frac;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.extend(digits.iter().map(|&b| char::from(b)));
+    }
+}
+
+/// Appends the decimal digits of `v` to `out` (as `write!(out, "{v}")` would, faster).
+pub fn push_uint(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend(buf[i..].iter().map(|&b| char::from(b)));
 }
 
 impl Add for Nanos {
@@ -130,6 +162,25 @@ mod tests {
     fn exact_decimal_formatting() {
         assert_eq!(Nanos(12_000_000_500).secs_string(), "12.000000500");
         assert_eq!(Nanos(7).secs_string(), "0.000000007");
+        // The hand-written digits agree with the formatter everywhere, extremes included.
+        for v in [
+            0,
+            9,
+            10,
+            999_999_999,
+            1_000_000_000,
+            123_456_789_012,
+            u64::MAX,
+        ] {
+            let t = Nanos(v);
+            assert_eq!(
+                t.secs_string(),
+                format!("{}.{:09}", v / 1_000_000_000, v % 1_000_000_000)
+            );
+            let mut s = String::from("x");
+            push_uint(&mut s, v);
+            assert_eq!(s, format!("x{v}"));
+        }
     }
 
     #[test]

@@ -18,13 +18,15 @@ pub use event::{Event, WorkId};
 pub use executor::{Executor, Launch, SimExecutor, Work};
 pub use queue::EventQueue;
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
 use crate::cluster::{Cluster, GpuSet};
 use crate::cost::StepTimes;
 use crate::error::{Error, Result};
-use crate::metrics::{DecisionTimes, Outcome, RequestRecord, RunRecords, WorkRecord};
+use crate::metrics::{
+    DecisionTimes, Outcome, Progress, RecordSink, RequestRecord, RunRecords, WorkRecord,
+};
 use crate::policy::{Decision, Dispatch, Phase, Policy, RequestState, View};
 use crate::time::Nanos;
 use crate::workload::{RequestId, Workload};
@@ -42,10 +44,35 @@ pub fn run(
     policy: &mut dyn Policy,
     executor: &mut dyn Executor,
 ) -> Result<RunRecords> {
-    Engine::new(workload, cluster, costs)?.run(policy, executor)
+    let mut works = Vec::new();
+    let mut records = run_streamed(workload, cluster, costs, policy, executor, &mut works);
+    match &mut records {
+        Ok(r) => r.works = works,
+        Err(Error::Interrupted { partial, .. }) => partial.works = works,
+        Err(_) => {}
+    }
+    records
 }
 
+/// [`run`], handing each work to `sink` once it and every work dispatched before it have
+/// finished (so in dispatch order), instead of keeping them: the records come back with no
+/// works. Memory then grows with the requests, not with the works.
+pub fn run_streamed(
+    workload: &Workload,
+    cluster: &Cluster,
+    costs: &StepTimes,
+    policy: &mut dyn Policy,
+    executor: &mut dyn Executor,
+    sink: &mut dyn RecordSink,
+) -> Result<RunRecords> {
+    Engine::new(workload, cluster, costs, sink)?.run(policy, executor)
+}
+
+/// How often, in events, the sink hears of the run's progress.
+const PROGRESS_EVERY: u64 = 1 << 14;
+
 struct Engine<'a> {
+    sink: &'a mut dyn RecordSink,
     cluster: &'a Cluster,
     costs: &'a StepTimes,
     states: Vec<RequestState>,
@@ -59,10 +86,13 @@ struct Engine<'a> {
     /// Times of pending timers, to avoid queueing duplicates.
     timers: HashSet<Nanos>,
     used_groups: HashSet<GpuSet>,
-    works: Vec<WorkRecord>,
-    /// Per work: the requests it carries (ids) and its GPUs.
-    work_batches: Vec<Dispatch>,
+    /// Works not yet handed to the sink, oldest first: `unsent[i]` is work `first_unsent + i`,
+    /// with its dispatch and whether it has finished. A work leaves once it and every older
+    /// one have finished, so the window spans the longest work's lifetime, not the run.
+    unsent: VecDeque<(WorkRecord, Dispatch, bool)>,
+    first_unsent: u32,
     records: Vec<RecordAcc>,
+    ended: usize,
     /// Some request finished or was dropped since `active` was last compacted.
     ended_any: bool,
     pending_arrivals: usize,
@@ -84,7 +114,12 @@ struct RecordAcc {
 }
 
 impl<'a> Engine<'a> {
-    fn new(workload: &Workload, cluster: &'a Cluster, costs: &'a StepTimes) -> Result<Engine<'a>> {
+    fn new(
+        workload: &Workload,
+        cluster: &'a Cluster,
+        costs: &'a StepTimes,
+        sink: &'a mut dyn RecordSink,
+    ) -> Result<Engine<'a>> {
         let mut states = Vec::with_capacity(workload.len());
         let mut arrivals = Vec::with_capacity(workload.len());
         for (i, r) in workload.requests.iter().enumerate() {
@@ -107,6 +142,7 @@ impl<'a> Engine<'a> {
         }
         let queue = EventQueue::with_sorted(arrivals);
         Ok(Engine {
+            sink,
             cluster,
             costs,
             free: cluster.all_free(),
@@ -117,9 +153,10 @@ impl<'a> Engine<'a> {
             timer_fired: false,
             timers: HashSet::new(),
             used_groups: HashSet::new(),
-            works: Vec::new(),
-            work_batches: Vec::new(),
+            unsent: VecDeque::new(),
+            first_unsent: 0,
             records: vec![RecordAcc::default(); states.len()],
+            ended: 0,
             ended_any: false,
             pending_arrivals: states.len(),
             running_works: 0,
@@ -156,6 +193,9 @@ impl<'a> Engine<'a> {
             while self.queue.peek_time() == Some(at) {
                 let (_, e) = self.queue.pop().expect("peeked");
                 self.handle(at, e)?;
+            }
+            if let Err(e) = self.send_finished() {
+                return Err(self.interrupt(e, policy.name()));
             }
             // Events carry the time they happened; decisions are taken now, which on a
             // real-time executor may be a little later.
@@ -206,7 +246,17 @@ impl<'a> Engine<'a> {
                 });
             }
         }
-        Ok(self.finish(policy.name()))
+        self.finish(policy.name())
+    }
+
+    /// Hands the sink every work at the front of the window that has finished.
+    fn send_finished(&mut self) -> Result<()> {
+        while self.unsent.front().is_some_and(|w| w.2) {
+            let (record, _, _) = self.unsent.pop_front().expect("non-empty");
+            self.first_unsent += 1;
+            self.sink.work(&record)?;
+        }
+        Ok(())
     }
 
     fn stalled(&self, policy: &dyn Policy, why: &str) -> Error {
@@ -222,6 +272,14 @@ impl<'a> Engine<'a> {
 
     fn handle(&mut self, now: Nanos, event: Event) -> Result<()> {
         self.events += 1;
+        if self.events.is_multiple_of(PROGRESS_EVERY) {
+            self.sink.progress(&Progress {
+                now,
+                ended: self.ended,
+                requests: self.states.len(),
+                events: self.events,
+            });
+        }
         match event {
             Event::Arrival(id) => self.on_arrival(id),
             Event::WorkDone(w) => self.on_work_done(now, w),
@@ -241,13 +299,15 @@ impl<'a> Engine<'a> {
     }
 
     fn on_work_done(&mut self, now: Nanos, w: WorkId) {
-        let d = self.work_batches[w.0 as usize];
-        self.works[w.0 as usize].end = now;
+        let (record, d, done) = &mut self.unsent[(w.0 - self.first_unsent) as usize];
+        let d = *d;
+        record.end = now;
+        *done = true;
+        let start = record.start;
         self.free.release(d.gpus);
         self.running_works -= 1;
-        let gpu_time = u128::from(d.gpus.len())
-            * u128::from((now - self.works[w.0 as usize].start).0)
-            / u128::from(d.batch.len());
+        let gpu_time =
+            u128::from(d.gpus.len()) * u128::from((now - start).0) / u128::from(d.batch.len());
         for &id in d.batch.ids() {
             let s = &mut self.states[id.index()];
             s.steps_done += d.steps;
@@ -256,6 +316,7 @@ impl<'a> Engine<'a> {
             if s.steps_done == s.request.steps {
                 s.phase = Phase::Finished;
                 self.ended_any = true;
+                self.ended += 1;
                 acc.end = Some(now);
                 acc.outcome = Some(if now <= s.request.deadline {
                     Outcome::Met
@@ -309,6 +370,7 @@ impl<'a> Engine<'a> {
                 }
                 s.phase = Phase::Dropped;
                 self.ended_any = true;
+                self.ended += 1;
                 let acc = &mut self.records[id.index()];
                 acc.end = Some(now);
                 acc.outcome = Some(Outcome::Dropped);
@@ -383,7 +445,16 @@ impl<'a> Engine<'a> {
             }
             remap |= s.gpus.is_some_and(|g| g != d.gpus);
         }
-        let id = WorkId(self.works.len() as u32);
+        let id = self
+            .first_unsent
+            .checked_add(self.unsent.len() as u32)
+            .map(WorkId)
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "more than {} works in one run; that many are not supported",
+                    u32::MAX
+                ))
+            })?;
         let work = Work {
             id,
             dispatch: d,
@@ -409,7 +480,7 @@ impl<'a> Engine<'a> {
             acc.remaps += u32::from(moved);
             acc.node = Some(d.gpus.node());
         }
-        self.works.push(WorkRecord {
+        let record = WorkRecord {
             requests: d
                 .batch
                 .ids()
@@ -423,8 +494,8 @@ impl<'a> Engine<'a> {
             steps: d.steps,
             first_step: steps_before,
             remap,
-        });
-        self.work_batches.push(d);
+        };
+        self.unsent.push_back((record, d, false));
         if let Launch::EndsAt(t) = launch {
             self.queue.push(t, Event::WorkDone(id));
         }
@@ -434,7 +505,10 @@ impl<'a> Engine<'a> {
     /// The executor failed mid-run (a real GPU ran out of memory, a kernel failed): the error,
     /// with the records so far. Requests that had not finished are reported as dropped.
     fn interrupt(self, cause: Error, policy: &str) -> Error {
-        let partial = self.finish(policy);
+        let partial = match self.finish(policy) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
         let finished = partial
             .requests
             .iter()
@@ -447,7 +521,12 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn finish(self, policy: &str) -> RunRecords {
+    /// The records of the run so far; works still in the window (unfinished ones only when
+    /// the run was interrupted) go to the sink first, in dispatch order.
+    fn finish(mut self, policy: &str) -> Result<RunRecords> {
+        for (record, _, _) in std::mem::take(&mut self.unsent) {
+            self.sink.work(&record)?;
+        }
         let requests = self
             .states
             .iter()
@@ -471,14 +550,14 @@ impl<'a> Engine<'a> {
                 }
             })
             .collect();
-        RunRecords {
+        Ok(RunRecords {
             policy: policy.to_string(),
             gpus: self.cluster.total_gpus(),
             gpus_per_node: self.cluster.gpus_per_node,
             requests,
-            works: self.works,
+            works: Vec::new(),
             events: self.events,
             decisions: self.decisions,
-        }
+        })
     }
 }

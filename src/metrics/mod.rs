@@ -8,9 +8,12 @@
 pub mod invariants;
 mod summary;
 
-pub use summary::{LatencyStats, NodeSummary, ResolutionSummary, SchedulerStats, Summary};
+pub use summary::{
+    LatencyStats, NodeSummary, ResolutionSummary, SchedulerStats, Summary, WorkTotals,
+};
 
 use crate::cluster::GpuSet;
+use crate::error::Result;
 use crate::time::Nanos;
 use crate::workload::Resolution;
 
@@ -91,6 +94,38 @@ pub struct WorkRecord {
     pub remap: bool,
 }
 
+/// Where the engine hands finished works, in dispatch order, as the run goes.
+///
+/// A run of a million requests dispatches millions of works; a sink that writes them to a file
+/// as they come keeps memory bounded (see `report::RunWriter`), while `Vec<WorkRecord>` keeps
+/// them all (what tests and small runs use). A sink error ends the run with that error.
+pub trait RecordSink {
+    fn work(&mut self, work: &WorkRecord) -> Result<()>;
+
+    /// How far the run is, every few thousand events (for a progress display). Ignored by
+    /// default.
+    fn progress(&mut self, _progress: &Progress) {}
+}
+
+impl RecordSink for Vec<WorkRecord> {
+    fn work(&mut self, work: &WorkRecord) -> Result<()> {
+        self.push(work.clone());
+        Ok(())
+    }
+}
+
+/// A sink's view of a run in progress.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    /// Simulated (or measured) time now.
+    pub now: Nanos,
+    /// Requests that have ended (finished or dropped), and all of them.
+    pub ended: usize,
+    pub requests: usize,
+    /// Events handled so far.
+    pub events: u64,
+}
+
 /// Wall-clock time the policy took per decision point, nanoseconds. Not deterministic.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DecisionTimes {
@@ -106,7 +141,7 @@ pub struct RunRecords {
     pub gpus_per_node: u32,
     /// One per request, in request-id order.
     pub requests: Vec<RequestRecord>,
-    /// In dispatch order.
+    /// In dispatch order; empty when the run streamed its works to a [`RecordSink`].
     pub works: Vec<WorkRecord>,
     /// Events the engine handled (arrivals, completions, timers).
     pub events: u64,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::metrics::{Outcome, RunRecords};
+use crate::metrics::{Outcome, RunRecords, WorkRecord};
 use crate::time::Nanos;
 
 /// Latency over completed requests, in seconds.
@@ -121,8 +121,48 @@ pub struct Summary {
     pub executor: Option<String>,
 }
 
+/// What a summary needs of a run's works, accumulated one work at a time, so that a run whose
+/// works were streamed to a file is summarised without keeping them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkTotals {
+    pub works: usize,
+    /// Degree x duration summed over works, nanoseconds: in all and per node.
+    gpu_ns: u128,
+    node_ns: Vec<u128>,
+    /// Steps weighted by degree, and steps.
+    deg_steps: u64,
+    steps: u64,
+}
+
+impl WorkTotals {
+    pub fn add(&mut self, w: &WorkRecord) {
+        let busy = u128::from(w.gpus.len()) * u128::from((w.end - w.start).0);
+        self.works += 1;
+        self.gpu_ns += busy;
+        let node = w.gpus.node() as usize;
+        if self.node_ns.len() <= node {
+            self.node_ns.resize(node + 1, 0);
+        }
+        self.node_ns[node] += busy;
+        self.deg_steps += u64::from(w.gpus.len()) * u64::from(w.steps);
+        self.steps += u64::from(w.steps);
+    }
+
+    pub fn of(works: &[WorkRecord]) -> WorkTotals {
+        let mut t = WorkTotals::default();
+        works.iter().for_each(|w| t.add(w));
+        t
+    }
+}
+
 impl Summary {
+    /// The summary of a run that kept its works.
     pub fn of(run: &RunRecords) -> Summary {
+        Summary::with_totals(run, &WorkTotals::of(&run.works))
+    }
+
+    /// The summary of a run's requests and the totals of its works (kept or streamed).
+    pub fn with_totals(run: &RunRecords, totals: &WorkTotals) -> Summary {
         let count = |o: Outcome| run.requests.iter().filter(|r| r.outcome == o).count();
         let (met, missed, dropped) = (
             count(Outcome::Met),
@@ -132,18 +172,10 @@ impl Summary {
         let n = run.requests.len();
         let latencies: Vec<Nanos> = run.requests.iter().filter_map(|r| r.latency()).collect();
 
-        let gpu_ns: u128 = run
-            .works
-            .iter()
-            .map(|w| u128::from(w.gpus.len()) * u128::from((w.end - w.start).0))
-            .sum();
+        let gpu_ns = totals.gpu_ns;
         let makespan = run.makespan();
         let capacity = u128::from(run.gpus) * u128::from(makespan.0);
-        let (mut deg_steps, mut steps) = (0u64, 0u64);
-        for w in &run.works {
-            deg_steps += u64::from(w.gpus.len()) * u64::from(w.steps);
-            steps += u64::from(w.steps);
-        }
+        let (deg_steps, steps) = (totals.deg_steps, totals.steps);
 
         let mut groups: BTreeMap<crate::workload::Resolution, (usize, usize, Vec<Nanos>)> =
             BTreeMap::new();
@@ -186,12 +218,8 @@ impl Summary {
                 n.met += usize::from(r.outcome == Outcome::Met);
             }
         }
-        let mut node_ns = vec![0u128; nodes];
-        for w in &run.works {
-            if let Some(x) = node_ns.get_mut(w.gpus.node() as usize) {
-                *x += u128::from(w.gpus.len()) * u128::from((w.end - w.start).0);
-            }
-        }
+        let mut node_ns = totals.node_ns.clone();
+        node_ns.resize(nodes, 0);
         let node_capacity = u128::from(run.gpus_per_node) * u128::from(makespan.0);
         for (n, ns) in per_node.iter_mut().zip(node_ns) {
             n.slo_attainment = ratio(n.met, n.requests);
@@ -230,7 +258,7 @@ impl Summary {
             per_resolution,
             per_node,
             events: run.events,
-            works: run.works.len(),
+            works: totals.works,
             scheduler: scheduler_stats(&run.decisions.samples),
             executor: None,
         }

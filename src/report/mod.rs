@@ -1,49 +1,126 @@
 //! Output: formats records and summaries, and writes output directories safely.
 //!
-//! Formatting functions return bytes; only [`write_dir`] touches the file system. Output
-//! directories are written under a temporary name and renamed into place, so a crash or an
-//! error never leaves a half-written directory behind.
+//! Formatting functions return bytes; only [`Staging`] (and [`write_dir`] over it) and
+//! [`RunWriter`], which streams a run's files into a staging directory as the run goes, touch
+//! the file system. Output directories are written under a temporary name and renamed into
+//! place, so a crash or an error never leaves a half-written directory behind.
 
 pub mod plot;
+mod progress;
+mod stream;
 mod table;
 mod timeline;
 
+pub use progress::RunProgress;
+pub use stream::{RunWriter, Staging};
 pub use table::{bound_cell, comparison_csv, comparison_table, metric_cells};
-pub use timeline::timeline_json;
+pub use timeline::{TimelineLimit, TimelineWriter, timeline_json, timeline_limited};
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::metrics::{RunRecords, Summary};
+use crate::metrics::{RequestRecord, RunRecords, Summary, WorkRecord};
+use crate::time::push_uint;
+
+/// The header of `requests.csv`.
+const REQUESTS_HEADER: &str = "id,arrival_s,width,height,steps,steps_done,deadline_s,start_s,finish_s,outcome,latency_s,gpu_seconds,degrees,remaps,node\n";
+
+/// The header of `works.csv`.
+const WORKS_HEADER: &str = "requests,resolution,node,gpus,start_s,end_s,first_step,steps,remap\n";
+
+/// Appends a resolution as `WxH`.
+fn push_resolution(s: &mut String, r: crate::workload::Resolution) {
+    push_uint(s, u64::from(r.width));
+    s.push('x');
+    push_uint(s, u64::from(r.height));
+}
+
+/// One row of `requests.csv` (written by hand: a run writes millions).
+fn request_row(s: &mut String, r: &RequestRecord) {
+    push_uint(s, r.id);
+    s.push(',');
+    r.arrival.push_secs(s);
+    s.push(',');
+    push_uint(s, u64::from(r.resolution.width));
+    s.push(',');
+    push_uint(s, u64::from(r.resolution.height));
+    s.push(',');
+    push_uint(s, u64::from(r.steps));
+    s.push(',');
+    push_uint(s, u64::from(r.steps_done));
+    s.push(',');
+    r.deadline.push_secs(s);
+    s.push(',');
+    if let Some(t) = r.start {
+        t.push_secs(s);
+    }
+    s.push(',');
+    let latency = r.latency();
+    if latency.is_some() {
+        r.end.push_secs(s);
+    }
+    s.push(',');
+    s.push_str(r.outcome.as_str());
+    s.push(',');
+    if let Some(l) = latency {
+        l.push_secs(s);
+    }
+    s.push(',');
+    r.gpu_time.push_secs(s);
+    s.push(',');
+    for (i, d) in r.degrees().iter().enumerate() {
+        if i > 0 {
+            s.push(';');
+        }
+        push_uint(s, u64::from(*d));
+    }
+    s.push(',');
+    push_uint(s, u64::from(r.remaps));
+    s.push(',');
+    if let Some(n) = r.node {
+        push_uint(s, u64::from(n));
+    }
+    s.push('\n');
+}
+
+/// One row of `works.csv`.
+fn work_row(s: &mut String, w: &WorkRecord, gpus_per_node: u32) {
+    for (i, r) in w.requests.iter().enumerate() {
+        if i > 0 {
+            s.push(';');
+        }
+        push_uint(s, *r);
+    }
+    s.push(',');
+    push_resolution(s, w.resolution);
+    s.push(',');
+    push_uint(s, u64::from(w.gpus.node()));
+    s.push(',');
+    for (i, g) in w.gpus.global_gpus(gpus_per_node).enumerate() {
+        if i > 0 {
+            s.push(';');
+        }
+        push_uint(s, u64::from(g));
+    }
+    s.push(',');
+    w.start.push_secs(s);
+    s.push(',');
+    w.end.push_secs(s);
+    s.push(',');
+    push_uint(s, u64::from(w.first_step));
+    s.push(',');
+    push_uint(s, u64::from(w.steps));
+    s.push(',');
+    s.push_str(if w.remap { "true" } else { "false" });
+    s.push('\n');
+}
 
 /// `requests.csv`: one row per request, in request order. Times are exact decimal seconds.
 pub fn requests_csv(run: &RunRecords) -> String {
     let mut s = String::with_capacity(run.requests.len() * 120);
-    s.push_str("id,arrival_s,width,height,steps,steps_done,deadline_s,start_s,finish_s,outcome,latency_s,gpu_seconds,degrees,remaps,node\n");
+    s.push_str(REQUESTS_HEADER);
     for r in &run.requests {
-        let finish = r.latency().map(|_| r.end.secs_string()).unwrap_or_default();
-        let latency = r.latency().map(|l| l.secs_string()).unwrap_or_default();
-        let degrees: Vec<String> = r.degrees().iter().map(|d| d.to_string()).collect();
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            r.id,
-            r.arrival.secs_string(),
-            r.resolution.width,
-            r.resolution.height,
-            r.steps,
-            r.steps_done,
-            r.deadline.secs_string(),
-            r.start.map(|t| t.secs_string()).unwrap_or_default(),
-            finish,
-            r.outcome.as_str(),
-            latency,
-            r.gpu_time.secs_string(),
-            degrees.join(";"),
-            r.remaps,
-            r.node.map(|n| n.to_string()).unwrap_or_default()
-        );
+        request_row(&mut s, r);
     }
     s
 }
@@ -51,27 +128,9 @@ pub fn requests_csv(run: &RunRecords) -> String {
 /// `works.csv`: one row per dispatched work, in dispatch order (the GPU timeline as a table).
 pub fn works_csv(run: &RunRecords) -> String {
     let mut s = String::with_capacity(run.works.len() * 80);
-    s.push_str("requests,resolution,node,gpus,start_s,end_s,first_step,steps,remap\n");
+    s.push_str(WORKS_HEADER);
     for w in &run.works {
-        let requests: Vec<String> = w.requests.iter().map(|r| r.to_string()).collect();
-        let gpus: Vec<String> = w
-            .gpus
-            .global_gpus(run.gpus_per_node)
-            .map(|g| g.to_string())
-            .collect();
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{},{},{}",
-            requests.join(";"),
-            w.resolution,
-            w.gpus.node(),
-            gpus.join(";"),
-            w.start.secs_string(),
-            w.end.secs_string(),
-            w.first_step,
-            w.steps,
-            w.remap
-        );
+        work_row(&mut s, w, run.gpus_per_node);
     }
     s
 }
@@ -83,15 +142,23 @@ pub fn summary_json(summary: &Summary) -> String {
     s
 }
 
-/// The files of one run's directory (`timeline.json` only when asked for).
-pub fn run_files(run: &RunRecords, summary: &Summary, timeline: bool) -> Vec<(PathBuf, Vec<u8>)> {
+/// The files of one run's directory (`timeline.json` only when asked for, with at most that
+/// many works).
+pub fn run_files(
+    run: &RunRecords,
+    summary: &Summary,
+    timeline: Option<TimelineLimit>,
+) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = vec![
         ("requests.csv".into(), requests_csv(run).into_bytes()),
         ("works.csv".into(), works_csv(run).into_bytes()),
         ("summary.json".into(), summary_json(summary).into_bytes()),
     ];
-    if timeline {
-        files.push(("timeline.json".into(), timeline_json(run).into_bytes()));
+    if let Some(limit) = timeline {
+        files.push((
+            "timeline.json".into(),
+            timeline_limited(run, limit).into_bytes(),
+        ));
     }
     files
 }
@@ -121,42 +188,13 @@ pub fn check_out_dir(dir: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Writes `files` (paths relative to `dir`) as the directory `dir`, atomically.
-///
-/// Everything is written to a sibling temporary directory first, then renamed onto `dir`.
-/// An existing `dir` is an error unless `force`, in which case it is replaced only after the
-/// new contents are complete.
+/// Writes `files` (paths relative to `dir`) as the directory `dir`, atomically (see
+/// [`Staging`]). An existing `dir` is an error unless `force`, in which case it is replaced
+/// only after the new contents are complete.
 pub fn write_dir(dir: &Path, files: &[(PathBuf, Vec<u8>)], force: bool) -> Result<()> {
-    check_out_dir(dir, force)?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let cleanup = |e: Error| {
-        let _ = std::fs::remove_dir_all(&tmp);
-        e
-    };
-    let _ = std::fs::remove_dir_all(&tmp);
+    let staging = Staging::create(dir, force)?;
     for (rel, bytes) in files {
-        let path = tmp.join(rel);
-        if let Some(p) = path.parent() {
-            std::fs::create_dir_all(p).map_err(|e| cleanup(Error::io(p, e)))?;
-        }
-        std::fs::write(&path, bytes).map_err(|e| cleanup(Error::io(&path, e)))?;
+        staging.write(rel, bytes)?;
     }
-    if dir.exists() {
-        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-        std::fs::rename(dir, &old).map_err(|e| cleanup(Error::io(dir, e)))?;
-        std::fs::rename(&tmp, dir).map_err(|e| cleanup(Error::io(dir, e)))?;
-        let _ = std::fs::remove_dir_all(&old);
-    } else {
-        std::fs::rename(&tmp, dir).map_err(|e| cleanup(Error::io(dir, e)))?;
-    }
-    Ok(())
+    staging.commit()
 }

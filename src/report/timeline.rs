@@ -4,97 +4,250 @@
 //! slice on each of its GPUs, named after its request(s) and coloured by resolution through
 //! the category. A request that missed its deadline gets an instant marker at its finish.
 //!
-//! The JSON is written directly into one string (no intermediate document tree): a trace has
-//! one event per GPU per dispatch, millions for large runs. Times are exact decimal
-//! microseconds from integer nanoseconds, so the file is byte-identical across platforms.
+//! The JSON is written event by event as works arrive ([`TimelineWriter`]), with no document
+//! tree: a trace has one event per GPU per dispatch, millions for large runs. A browser cannot
+//! open a multi-gigabyte trace, so a writer may keep only the first works ([`TimelineLimit`]);
+//! a cut timeline ends with a global instant event saying so, after the last work shown.
+//! Times are exact decimal microseconds from integer nanoseconds, so the file is
+//! byte-identical across platforms.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
+use std::io::Write;
 
-use crate::metrics::{Outcome, RunRecords};
-use crate::time::Nanos;
+use super::push_resolution;
+use crate::metrics::{Outcome, RequestRecord, RunRecords, WorkRecord};
+use crate::time::{Nanos, push_uint};
+
+/// How many works a timeline shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimelineLimit {
+    All,
+    /// The first this many works, in dispatch order.
+    First(usize),
+}
+
+impl TimelineLimit {
+    /// What `simulate --out` keeps unless asked for more: a hundred thousand works make
+    /// a trace of some tens of megabytes, which Perfetto and chrome://tracing open quickly.
+    pub const DEFAULT: TimelineLimit = TimelineLimit::First(100_000);
+}
 
 /// Exact microseconds with three decimals (`12.345`), from nanoseconds.
 fn us(t: Nanos) -> String {
-    format!("{}.{:03}", t.0 / 1000, t.0 % 1000)
+    let mut s = String::with_capacity(24);
+    push_us(&mut s, t);
+    s
 }
 
-pub fn timeline_json(run: &RunRecords) -> String {
-    let per_node = run.gpus_per_node.max(1);
-    let mut s = String::with_capacity(64 + run.works.len() * 200);
-    s.push_str("{\"displayTimeUnit\":\"ms\",\"otherData\":{\"policy\":");
-    s.push_str(&serde_json::to_string(&run.policy).expect("a string serialises"));
-    s.push_str("},\"traceEvents\":[");
-    let mut first = true;
-    let mut sep = |s: &mut String| {
-        if !first {
-            s.push(',');
+fn push_us(s: &mut String, t: Nanos) {
+    push_uint(s, t.0 / 1000);
+    let frac = t.0 % 1000;
+    s.push('.');
+    s.push(char::from(b'0' + (frac / 100) as u8));
+    s.push(char::from(b'0' + (frac / 10 % 10) as u8));
+    s.push(char::from(b'0' + (frac % 10) as u8));
+}
+
+/// Writes a timeline to `out` as works come, in dispatch order.
+pub struct TimelineWriter<W: Write> {
+    out: W,
+    gpus_per_node: u32,
+    limit: TimelineLimit,
+    first: bool,
+    /// Works seen, and shown.
+    seen: usize,
+    shown: usize,
+    /// Start of the first work left out: later events are not shown.
+    cut_at: Option<Nanos>,
+    /// End of the latest work shown.
+    last_end: Nanos,
+    /// Per request label: the node and first GPU of its latest work shown.
+    last_gpu: HashMap<u64, (u32, u32)>,
+    /// Scratch text of the current work's events.
+    name: String,
+    requests: String,
+    event: String,
+}
+
+impl<W: Write> TimelineWriter<W> {
+    /// Starts the trace of `policy`'s run on `gpus` GPUs in nodes of `gpus_per_node`.
+    pub fn new(
+        mut out: W,
+        policy: &str,
+        gpus: u32,
+        gpus_per_node: u32,
+        limit: TimelineLimit,
+    ) -> std::io::Result<Self> {
+        let per_node = gpus_per_node.max(1);
+        write!(
+            out,
+            "{{\"displayTimeUnit\":\"ms\",\"otherData\":{{\"policy\":{}}},\"traceEvents\":[",
+            serde_json::to_string(policy).expect("a string serialises")
+        )?;
+        let mut w = TimelineWriter {
+            out,
+            gpus_per_node: per_node,
+            limit,
+            first: true,
+            seen: 0,
+            shown: 0,
+            cut_at: None,
+            last_end: Nanos::ZERO,
+            last_gpu: HashMap::new(),
+            name: String::new(),
+            requests: String::new(),
+            event: String::new(),
+        };
+        for g in 0..gpus {
+            w.sep()?;
+            write!(
+                w.out,
+                "{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{},\"tid\":{g},\"args\":{{\"name\":\"GPU {g}\"}}}}",
+                g / per_node
+            )?;
         }
-        first = false;
-    };
-    for g in 0..run.gpus {
-        sep(&mut s);
-        let _ = write!(
-            s,
-            "{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{},\"tid\":{g},\"args\":{{\"name\":\"GPU {g}\"}}}}",
-            g / per_node
-        );
+        Ok(w)
     }
-    let mut last_gpu: HashMap<u64, (u32, u32)> = HashMap::new();
-    let mut name = String::new();
-    let mut requests = String::new();
-    for w in &run.works {
-        name.clear();
-        requests.clear();
-        for (i, r) in w.requests.iter().enumerate() {
-            let _ = write!(name, "{}r{r}", if i > 0 { "+" } else { "" });
-            let _ = write!(requests, "{}{r}", if i > 0 { "," } else { "" });
+
+    fn sep(&mut self) -> std::io::Result<()> {
+        if !self.first {
+            self.out.write_all(b",")?;
         }
-        let _ = write!(
-            name,
-            " {} steps {}-{}",
-            w.resolution,
-            w.first_step,
-            w.first_step + w.steps - 1
-        );
-        let (ts, dur) = (us(w.start), us(w.end - w.start));
-        for g in w.gpus.global_gpus(per_node) {
-            sep(&mut s);
-            let _ = write!(
-                s,
-                "{{\"ph\":\"X\",\"name\":\"{name}\",\"cat\":\"{}\",\"pid\":{},\"tid\":{g},\"ts\":{ts},\"dur\":{dur},\"args\":{{\"requests\":[{requests}],\"sp_degree\":{},\"steps\":{},\"remap\":{}}}}}",
-                w.resolution,
-                w.gpus.node(),
-                w.gpus.len(),
-                w.steps,
-                w.remap
-            );
-        }
-        for &r in &w.requests {
-            last_gpu.insert(
-                r,
-                (
-                    w.gpus.node(),
-                    w.gpus.global_gpus(per_node).next().unwrap_or(0),
-                ),
-            );
-        }
+        self.first = false;
+        Ok(())
     }
-    for r in &run.requests {
-        if r.outcome == Outcome::Missed
-            && let Some(&(node, gpu)) = last_gpu.get(&r.id)
+
+    /// Adds one work (works must come in dispatch order). Written by hand, not with
+    /// `write!`: a run writes millions of these events.
+    pub fn work(&mut self, w: &WorkRecord) -> std::io::Result<()> {
+        self.seen += 1;
+        if self.cut_at.is_some() {
+            return Ok(());
+        }
+        if let TimelineLimit::First(n) = self.limit
+            && self.shown >= n
         {
-            sep(&mut s);
-            let _ = write!(
-                s,
-                "{{\"ph\":\"i\",\"s\":\"t\",\"name\":\"r{} missed deadline\",\"pid\":{node},\"tid\":{gpu},\"ts\":{},\"args\":{{\"deadline_s\":{},\"finish_s\":{}}}}}",
-                r.id,
-                us(r.end),
-                r.deadline.secs_string(),
-                r.end.secs_string()
-            );
+            self.cut_at = Some(w.start);
+            return Ok(());
         }
+        self.shown += 1;
+        self.last_end = self.last_end.max(w.end);
+        // The part of the event after `tid`, the same on every GPU of the work.
+        let tail = &mut self.requests;
+        tail.clear();
+        tail.push_str(",\"ts\":");
+        push_us(tail, w.start);
+        tail.push_str(",\"dur\":");
+        push_us(tail, w.end - w.start);
+        tail.push_str(",\"args\":{\"requests\":[");
+        for (i, r) in w.requests.iter().enumerate() {
+            if i > 0 {
+                tail.push(',');
+            }
+            push_uint(tail, *r);
+        }
+        tail.push_str("],\"sp_degree\":");
+        push_uint(tail, u64::from(w.gpus.len()));
+        tail.push_str(",\"steps\":");
+        push_uint(tail, u64::from(w.steps));
+        tail.push_str(",\"remap\":");
+        tail.push_str(if w.remap { "true" } else { "false" });
+        tail.push_str("}}");
+        // The part before `tid`.
+        let head = &mut self.name;
+        head.clear();
+        head.push_str("{\"ph\":\"X\",\"name\":\"");
+        for (i, r) in w.requests.iter().enumerate() {
+            head.push_str(if i > 0 { "+r" } else { "r" });
+            push_uint(head, *r);
+        }
+        head.push(' ');
+        push_resolution(head, w.resolution);
+        head.push_str(" steps ");
+        push_uint(head, u64::from(w.first_step));
+        head.push('-');
+        push_uint(head, u64::from(w.first_step + w.steps - 1));
+        head.push_str("\",\"cat\":\"");
+        push_resolution(head, w.resolution);
+        head.push_str("\",\"pid\":");
+        push_uint(head, u64::from(w.gpus.node()));
+        head.push_str(",\"tid\":");
+        let mut event = std::mem::take(&mut self.event);
+        event.clear();
+        for g in w.gpus.global_gpus(self.gpus_per_node) {
+            if !self.first {
+                event.push(',');
+            }
+            self.first = false;
+            event.push_str(&self.name);
+            push_uint(&mut event, u64::from(g));
+            event.push_str(&self.requests);
+        }
+        self.out.write_all(event.as_bytes())?;
+        self.event = event;
+        let first_gpu = w.gpus.global_gpus(self.gpus_per_node).next().unwrap_or(0);
+        for &r in &w.requests {
+            self.last_gpu.insert(r, (w.gpus.node(), first_gpu));
+        }
+        Ok(())
     }
-    s.push_str("]}\n");
-    s
+
+    /// Ends the trace: a marker for every request that missed its deadline (among those
+    /// shown, before the cut), then the cut notice if works were left out. Returns the works
+    /// shown and seen.
+    pub fn finish(mut self, requests: &[RequestRecord]) -> std::io::Result<(W, usize, usize)> {
+        for r in requests {
+            if r.outcome != Outcome::Missed || self.cut_at.is_some_and(|c| r.end > c) {
+                continue;
+            }
+            if let Some(&(node, gpu)) = self.last_gpu.get(&r.id) {
+                self.sep()?;
+                write!(
+                    self.out,
+                    "{{\"ph\":\"i\",\"s\":\"t\",\"name\":\"r{} missed deadline\",\"pid\":{node},\"tid\":{gpu},\"ts\":{},\"args\":{{\"deadline_s\":{},\"finish_s\":{}}}}}",
+                    r.id,
+                    us(r.end),
+                    r.deadline.secs_string(),
+                    r.end.secs_string()
+                )?;
+            }
+        }
+        if let Some(cut) = self.cut_at {
+            self.sep()?;
+            write!(
+                self.out,
+                "{{\"ph\":\"i\",\"s\":\"g\",\"name\":\"timeline cut: the first {} of {} works are shown (works from {} s on are left out; ask for all with --timeline-works all)\",\"pid\":0,\"tid\":0,\"ts\":{}}}",
+                self.shown,
+                self.seen,
+                cut.secs_string(),
+                us(self.last_end)
+            )?;
+        }
+        self.out.write_all(b"]}\n")?;
+        Ok((self.out, self.shown, self.seen))
+    }
+}
+
+/// The whole timeline of a run that kept its works.
+pub fn timeline_json(run: &RunRecords) -> String {
+    timeline_limited(run, TimelineLimit::All)
+}
+
+/// The timeline of a run that kept its works, with at most `limit` works.
+pub fn timeline_limited(run: &RunRecords, limit: TimelineLimit) -> String {
+    let mut w = TimelineWriter::new(
+        Vec::with_capacity(64 + run.works.len() * 200),
+        &run.policy,
+        run.gpus,
+        run.gpus_per_node,
+        limit,
+    )
+    .expect("writing to memory cannot fail");
+    for work in &run.works {
+        w.work(work).expect("writing to memory cannot fail");
+    }
+    let (bytes, _, _) = w
+        .finish(&run.requests)
+        .expect("writing to memory cannot fail");
+    String::from_utf8(bytes).expect("the timeline is UTF-8")
 }

@@ -669,6 +669,62 @@ fn real_flags_are_refused_where_they_cannot_act() {
 }
 
 #[test]
+fn output_flags_without_their_output_are_refused_and_timeline_cuts_are_reported() {
+    for (args, needle) in [
+        (vec!["simulate", "--force"], "no --out"),
+        (vec!["simulate", "--no-timeline"], "no --out"),
+        (vec!["simulate", "--timeline-works", "10"], "no --out"),
+        (
+            vec![
+                "simulate",
+                "-o",
+                "x",
+                "--no-timeline",
+                "--timeline-works",
+                "all",
+            ],
+            "drop one",
+        ),
+        (
+            vec!["simulate", "-o", "x", "--timeline-works", "0"],
+            "positive number of works",
+        ),
+    ] {
+        let o = run(&args);
+        assert_ne!(o.status.code(), Some(0), "{args:?}");
+        let e = stderr(&o);
+        assert!(
+            e.contains(needle) && !e.contains("panicked"),
+            "{args:?}: {e}"
+        );
+    }
+    assert!(!Path::new("x").exists());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cut");
+    let o = run(&[
+        "simulate",
+        "-p",
+        "xdit-sp1",
+        "--requests",
+        "30",
+        "--timeline-works",
+        "7",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("xdit-sp1: timeline.json shows the first 7 of 30 works"),
+        "{}",
+        stderr(&o)
+    );
+    let t: serde_json::Value =
+        serde_json::from_str(&read(&out.join("xdit-sp1"), "timeline.json")).unwrap();
+    let events = t["traceEvents"].as_array().unwrap();
+    assert_eq!(events.iter().filter(|e| e["ph"] == "X").count(), 7);
+}
+
+#[test]
 fn step_times_that_carry_a_run_past_the_horizon_are_an_error_for_every_policy() {
     // The shipped profile x 1e9: a 28-step 1024 px request takes ~2.5e10 s, past the 2^62 ns
     // horizon. Times used to saturate at u64::MAX and report nonsense as success.

@@ -25,6 +25,8 @@ mod engine;
 mod invariants;
 // The real executor on the CPU backend: degree changes, concurrent groups, failures, outputs.
 mod real_cpu;
+// Streamed output directories: identical bytes, cut timelines, nothing left by a failure.
+mod outputs;
 // The architecture's rules: module headers, forbidden dependency edges, the code map.
 mod tidy;
 // Causality: requests appended after T change no decision before T, for every policy.

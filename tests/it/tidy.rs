@@ -111,6 +111,16 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
         "reports are the same for every executor",
     ),
     (
+        "src/report/",
+        "crate::simulate",
+        "reports format and write records; running is simulate's",
+    ),
+    (
+        "src/report/",
+        "crate::engine",
+        "reports see records, not the engine that produced them",
+    ),
+    (
         "src/workload/",
         "crate::engine",
         "workloads exist before and independently of any run",

@@ -1,0 +1,192 @@
+//! Output directories built in place of a temporary name, and a run's files streamed into one.
+//!
+//! [`Staging`] is the atomicity: everything goes into a hidden sibling directory, which is
+//! renamed onto the output only when complete, and removed if anything fails first (or the
+//! staging is dropped), so no reader ever sees half an output directory. [`RunWriter`] is the
+//! memory bound: it receives a run's works as the engine finishes them and writes
+//! `works.csv` and `timeline.json` row by row, so a run of millions of works never holds
+//! them, nor their text, in memory; `requests.csv` and `summary.json` follow at the end.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::timeline::{TimelineLimit, TimelineWriter};
+use super::{REQUESTS_HEADER, WORKS_HEADER, check_out_dir, request_row, summary_json, work_row};
+use crate::error::{Error, Result};
+use crate::metrics::{RecordSink, RunRecords, Summary, WorkRecord};
+
+/// An output directory being written: files go under a temporary sibling until [`commit`].
+///
+/// [`commit`]: Staging::commit
+pub struct Staging {
+    dir: PathBuf,
+    tmp: PathBuf,
+    committed: bool,
+}
+
+impl Staging {
+    /// Starts writing `dir`. An existing `dir` is an error unless `force` (then it is
+    /// replaced at commit, not before).
+    pub fn create(dir: &Path, force: bool) -> Result<Staging> {
+        check_out_dir(dir, force)?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(Staging {
+            dir: dir.to_path_buf(),
+            tmp,
+            committed: false,
+        })
+    }
+
+    /// Where `rel` is written now (inside the temporary directory).
+    pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.tmp.join(rel)
+    }
+
+    /// Writes one file (its parent directories too).
+    pub fn write(&self, rel: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
+        let path = self.path(rel);
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
+        }
+        std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))
+    }
+
+    /// Renames the finished directory into place (replacing an old one, allowed by `force`
+    /// at creation, only now).
+    pub fn commit(mut self) -> Result<()> {
+        let dir = self.dir.clone();
+        if dir.exists() {
+            let mut old = self.tmp.clone().into_os_string();
+            old.push(".old");
+            let old = PathBuf::from(old);
+            std::fs::rename(&dir, &old).map_err(|e| Error::io(&dir, e))?;
+            std::fs::rename(&self.tmp, &dir).map_err(|e| Error::io(&dir, e))?;
+            let _ = std::fs::remove_dir_all(&old);
+        } else {
+            std::fs::rename(&self.tmp, &dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+/// One run's directory, written as the run goes: `works.csv` and `timeline.json` (if asked
+/// for) row by row, `requests.csv` and `summary.json` at [`finish`](RunWriter::finish).
+pub struct RunWriter {
+    dir: PathBuf,
+    gpus_per_node: u32,
+    works_path: PathBuf,
+    works: BufWriter<File>,
+    row: String,
+    timeline: Option<(PathBuf, TimelineWriter<BufWriter<File>>)>,
+}
+
+fn create(path: &Path) -> Result<BufWriter<File>> {
+    File::create(path)
+        .map(|f| BufWriter::with_capacity(1 << 20, f))
+        .map_err(|e| Error::io(path, e))
+}
+
+impl RunWriter {
+    /// Starts the files of `policy`'s run on `gpus` GPUs (nodes of `gpus_per_node`) in `dir`
+    /// (created), with a timeline of at most `timeline` works, or none.
+    pub fn create(
+        dir: &Path,
+        policy: &str,
+        gpus: u32,
+        gpus_per_node: u32,
+        timeline: Option<TimelineLimit>,
+    ) -> Result<RunWriter> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let works_path = dir.join("works.csv");
+        let mut works = create(&works_path)?;
+        works
+            .write_all(WORKS_HEADER.as_bytes())
+            .map_err(|e| Error::io(&works_path, e))?;
+        let timeline = match timeline {
+            None => None,
+            Some(limit) => {
+                let path = dir.join("timeline.json");
+                let w = TimelineWriter::new(create(&path)?, policy, gpus, gpus_per_node, limit)
+                    .map_err(|e| Error::io(&path, e))?;
+                Some((path, w))
+            }
+        };
+        Ok(RunWriter {
+            dir: dir.to_path_buf(),
+            gpus_per_node,
+            works_path,
+            works,
+            row: String::new(),
+            timeline,
+        })
+    }
+
+    /// Writes the rest once the run is over; returns the works the timeline shows and the
+    /// works of the run, if it has a timeline.
+    pub fn finish(self, run: &RunRecords, summary: &Summary) -> Result<Option<(usize, usize)>> {
+        let RunWriter {
+            dir,
+            works_path,
+            mut works,
+            timeline,
+            ..
+        } = self;
+        works.flush().map_err(|e| Error::io(&works_path, e))?;
+        let mut shown = None;
+        if let Some((path, t)) = timeline {
+            let (mut out, s, seen) = t.finish(&run.requests).map_err(|e| Error::io(&path, e))?;
+            out.flush().map_err(|e| Error::io(&path, e))?;
+            shown = Some((s, seen));
+        }
+        let path = dir.join("requests.csv");
+        let mut out = create(&path)?;
+        let mut row = String::with_capacity(256);
+        out.write_all(REQUESTS_HEADER.as_bytes())
+            .map_err(|e| Error::io(&path, e))?;
+        for r in &run.requests {
+            row.clear();
+            request_row(&mut row, r);
+            out.write_all(row.as_bytes())
+                .map_err(|e| Error::io(&path, e))?;
+        }
+        out.flush().map_err(|e| Error::io(&path, e))?;
+        let path = dir.join("summary.json");
+        std::fs::write(&path, summary_json(summary)).map_err(|e| Error::io(&path, e))?;
+        Ok(shown)
+    }
+}
+
+impl RecordSink for RunWriter {
+    fn work(&mut self, work: &WorkRecord) -> Result<()> {
+        self.row.clear();
+        work_row(&mut self.row, work, self.gpus_per_node);
+        self.works
+            .write_all(self.row.as_bytes())
+            .map_err(|e| Error::io(&self.works_path, e))?;
+        if let Some((path, t)) = &mut self.timeline {
+            t.work(work).map_err(|e| Error::io(&*path, e))?;
+        }
+        Ok(())
+    }
+}
