@@ -71,6 +71,27 @@ pub fn run_streamed(
 /// How often, in events, the sink hears of the run's progress.
 const PROGRESS_EVERY: u64 = 1 << 14;
 
+/// Removes `gone` (ascending, each present) from `active` (ascending), keeping its order.
+///
+/// Under sustained overload `active` holds the whole backlog and requests end at every
+/// decision point: a scan of the backlog per ending made runs quadratic. Here each gone id is
+/// found by binary search and the survivors between them move once, as whole blocks.
+fn remove_sorted(active: &mut Vec<RequestId>, gone: &[RequestId]) {
+    let Some(&first) = gone.first() else { return };
+    let mut write = active.partition_point(|&x| x < first);
+    let mut read = write;
+    for &id in gone {
+        let at = read + active[read..].partition_point(|&x| x < id);
+        debug_assert_eq!(active.get(at), Some(&id), "an ended request was active");
+        active.copy_within(read..at, write);
+        write += at - read;
+        read = at + 1;
+    }
+    let len = active.len();
+    active.copy_within(read..len, write);
+    active.truncate(write + (len - read));
+}
+
 struct Engine<'a> {
     sink: &'a mut dyn RecordSink,
     cluster: &'a Cluster,
@@ -93,8 +114,8 @@ struct Engine<'a> {
     first_unsent: u32,
     records: Vec<RecordAcc>,
     ended: usize,
-    /// Some request finished or was dropped since `active` was last compacted.
-    ended_any: bool,
+    /// Requests that finished or were dropped since `active` was last compacted.
+    just_ended: Vec<RequestId>,
     pending_arrivals: usize,
     running_works: usize,
     /// Events handled so far.
@@ -157,7 +178,7 @@ impl<'a> Engine<'a> {
             first_unsent: 0,
             records: vec![RecordAcc::default(); states.len()],
             ended: 0,
-            ended_any: false,
+            just_ended: Vec::new(),
             pending_arrivals: states.len(),
             running_works: 0,
             events: 0,
@@ -238,12 +259,10 @@ impl<'a> Engine<'a> {
                     );
                 }
             }
-            if self.ended_any {
-                self.ended_any = false;
-                let states = &self.states;
-                self.active.retain(|id| {
-                    matches!(states[id.index()].phase, Phase::Waiting | Phase::Running)
-                });
+            if !self.just_ended.is_empty() {
+                self.just_ended.sort_unstable();
+                remove_sorted(&mut self.active, &self.just_ended);
+                self.just_ended.clear();
             }
         }
         self.finish(policy.name())
@@ -315,7 +334,7 @@ impl<'a> Engine<'a> {
             acc.gpu_time += gpu_time;
             if s.steps_done == s.request.steps {
                 s.phase = Phase::Finished;
-                self.ended_any = true;
+                self.just_ended.push(id);
                 self.ended += 1;
                 acc.end = Some(now);
                 acc.outcome = Some(if now <= s.request.deadline {
@@ -369,7 +388,7 @@ impl<'a> Engine<'a> {
                     )));
                 }
                 s.phase = Phase::Dropped;
-                self.ended_any = true;
+                self.just_ended.push(id);
                 self.ended += 1;
                 let acc = &mut self.records[id.index()];
                 acc.end = Some(now);
@@ -559,5 +578,33 @@ impl<'a> Engine<'a> {
             events: self.events,
             decisions: self.decisions,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Removing blocks by binary search is `retain` with a membership test.
+        #[test]
+        fn remove_sorted_is_retain(
+            ids in proptest::collection::btree_set(0u32..500, 0..120),
+            pick in proptest::collection::vec(any::<bool>(), 120),
+        ) {
+            let active: Vec<RequestId> = ids.iter().map(|&i| RequestId(i)).collect();
+            let gone: Vec<RequestId> = active
+                .iter()
+                .zip(&pick)
+                .filter(|(_, p)| **p)
+                .map(|(id, _)| *id)
+                .collect();
+            let mut fast = active.clone();
+            remove_sorted(&mut fast, &gone);
+            let mut slow = active.clone();
+            slow.retain(|id| !gone.contains(id));
+            prop_assert_eq!(fast, slow);
+        }
     }
 }
