@@ -29,3 +29,5 @@ mod real_cpu;
 mod tidy;
 // Causality: requests appended after T change no decision before T, for every policy.
 mod causality;
+// Overload: TetriServe's late backlog against a from-scratch reference at every decision.
+mod overload;
