@@ -31,3 +31,5 @@ mod outputs;
 mod tidy;
 // Causality: requests appended after T change no decision before T, for every policy.
 mod causality;
+// Overload: TetriServe's late backlog against a from-scratch reference at every decision.
+mod overload;

@@ -17,6 +17,11 @@
 //!    each (fewest remaining steps first), scaled up only with GPUs nobody else wants, or are
 //!    dropped once late by more than a configurable margin (off by default).
 //!
+//! Under sustained overload those late requests pile up without bound. Each node keeps its
+//! waiting requests in a `backlog.rs` index, fed from the view's arrivals and completions:
+//! a round looks at the requests that can still make it, and reads late ones only as far as
+//! it has idle GPUs to give (and the ones past the drop margin), never the whole backlog.
+//!
 //! Rounds: when the cluster is idle, an arriving request starts a round at once; otherwise it
 //! joins at the next boundary. Boundaries then follow every `tau` while requests are active.
 //! `tau = g x T_ref` with `g` steps (default 5, the paper's most robust granularity) and
@@ -36,13 +41,20 @@
 //!
 //! Multi-node clusters: each arriving request is assigned, for good, to the node with the
 //! least outstanding work (sum over its active requests of remaining steps x cheapest
-//! GPU-seconds per step; ties to the lowest index); every node then runs its own rounds.
+//! GPU-seconds per step, kept up to date from completions and drops; ties to the lowest
+//! index); every node then runs its own rounds.
+//!
+//! `config.rs` holds [`TetriserveConfig`] and [`Variant`], with every choice the paper leaves
+//! open.
 
+mod backlog;
+mod config;
 mod packing;
 mod placement;
 mod plan;
 mod shedding;
 
+pub use config::{RoundLength, ShedConfig, ShedRule, TetriserveConfig, TieBreak, Variant};
 pub use packing::{Group, Packer, Value};
 pub use plan::{Part, Plan, min_gpu_plan};
 
@@ -50,160 +62,12 @@ use std::collections::HashSet;
 
 use crate::cluster::{Cluster, GpuSet, Link};
 use crate::cost::{Overheads, ResClass, StepTimes};
-use crate::policy::{Batch, Decision, Dispatch, Phase, Policy, View};
+use crate::policy::{Batch, Decision, Dispatch, Phase, Policy, RequestState, View};
 use crate::time::Nanos;
 use crate::workload::RequestId;
 
+use backlog::{Backlog, late_key};
 use placement::Placer;
-
-/// How long a round is.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum RoundLength {
-    /// `g` steps of the reference request (see the module docs).
-    Steps(u32),
-    /// A fixed length.
-    Fixed(Nanos),
-}
-
-/// How Algorithm 1 chooses among packings that keep equally many requests alive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TieBreak {
-    /// Among them, the one that makes the most requests progress, then the one that puts the
-    /// most GPU-time to work (then the fewest GPUs): the packing itself keeps GPUs busy.
-    Work,
-    /// The pseudo-code as printed (the default): the fewest GPUs among equal survivors.
-    /// Requests that survive either way are left to work conservation (start of unselected
-    /// requests, scale-up, backfill), which hands out idle GPUs by deadline and benefit. With
-    /// work conservation on, the two rules end within a point of each other on the default
-    /// scenarios; without it (`tetriserve-dp`), `Work` is far better (docs/tetriserve-results.md).
-    None,
-}
-
-/// Parameters of the TetriServe policy.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TetriserveConfig {
-    pub round: RoundLength,
-    pub tie_break: TieBreak,
-    /// Drop a request once it is late by more than this; `None` (default) never drops.
-    pub drop_late_after: Option<Nanos>,
-    /// Plan with the time a step really takes inside rounds, `tau / floor(tau / T(k))`, rather
-    /// than `T(k)` (see [`Tetriserve::new`]). On by default.
-    pub round_aware_plans: bool,
-    /// Run as many steps as fit the round, `min(remaining, floor(tau / T))`, instead of the
-    /// paper's `min(s_m, floor(tau / T))`. The GPUs are held until the next boundary either
-    /// way, so stopping at the plan part's share only idles them. On by default.
-    pub fill_rounds: bool,
-    /// Between boundaries, when work completes or requests arrive and GPUs are idle, plan
-    /// those GPUs for the rest of the round (the same packing over the shorter window). The
-    /// paper lets arrivals wait for the next boundary and GPUs idle until it. On by default.
-    pub backfill: bool,
-    /// Selective batching: identical waiting requests (same resolution, same step, same step
-    /// count) of a resolution where batching saves at least 10% GPU-time per image run as one
-    /// unit of 2 or 4, when the batch's own plan still meets its earliest deadline. Off by
-    /// default: on the paper's scenarios identical requests rarely wait together and it
-    /// changes nothing; under an overload of small images it costs attainment (longer batched
-    /// steps quantise worse into rounds).
-    pub batching: bool,
-    /// With `RoundLength::Steps`, lengthen tau (by at most 50%) to where whole steps waste the
-    /// least of each round (see `snap_round`). On by default.
-    pub snap_rounds: bool,
-    /// How `tetriserve-shed` sheds (ignored by the other variants).
-    pub shed: ShedConfig,
-}
-
-/// Which unit overload shedding gives up first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ShedRule {
-    /// The one needing the most GPU-seconds (Moore-Hodgson; the default).
-    LargestWork,
-    /// The one with the latest deadline (what plain earliest-deadline-first admission sheds).
-    LatestDeadline,
-}
-
-/// Parameters of overload shedding (`tetriserve-shed`). The defaults are the best measured;
-/// the others exist for ablations (docs/tetriserve-results.md).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ShedConfig {
-    pub rule: ShedRule,
-    /// The fraction of the node's GPU-seconds the fluid test may promise (1.0: all of them).
-    /// Below 1 sheds earlier; above 1 sheds only in deeper overload.
-    pub capacity: f64,
-    /// Drop shed requests instead of letting them run best-effort on leftover GPUs.
-    pub drop: bool,
-}
-
-impl Default for ShedConfig {
-    fn default() -> ShedConfig {
-        ShedConfig {
-            rule: ShedRule::LargestWork,
-            capacity: 1.0,
-            drop: false,
-        }
-    }
-}
-
-impl Default for TetriserveConfig {
-    fn default() -> TetriserveConfig {
-        TetriserveConfig {
-            round: RoundLength::Steps(5),
-            tie_break: TieBreak::None,
-            drop_late_after: None,
-            round_aware_plans: true,
-            fill_rounds: true,
-            backfill: true,
-            batching: false,
-            snap_rounds: true,
-            shed: ShedConfig::default(),
-        }
-    }
-}
-
-/// Which of the paper's mechanisms are on (Table 5's rows).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Variant {
-    pub placement_preservation: bool,
-    pub elastic_scale_up: bool,
-    /// Overload shedding (not in the paper; see [`Tetriserve::shed`]).
-    pub shedding: bool,
-}
-
-impl Variant {
-    pub const DP_ONLY: Variant = Variant {
-        placement_preservation: false,
-        elastic_scale_up: false,
-        shedding: false,
-    };
-    pub const DP_PP: Variant = Variant {
-        placement_preservation: true,
-        elastic_scale_up: false,
-        shedding: false,
-    };
-    pub const FULL: Variant = Variant {
-        placement_preservation: true,
-        elastic_scale_up: true,
-        shedding: false,
-    };
-    /// The full policy plus overload shedding (`tetriserve-shed`).
-    pub const SHED: Variant = Variant {
-        placement_preservation: true,
-        elastic_scale_up: true,
-        shedding: true,
-    };
-
-    pub fn name(self) -> &'static str {
-        match (
-            self.placement_preservation,
-            self.elastic_scale_up,
-            self.shedding,
-        ) {
-            (true, true, false) => "tetriserve",
-            (true, true, true) => "tetriserve-shed",
-            (true, false, _) => "tetriserve-dp-pp",
-            (false, false, _) => "tetriserve-dp",
-            (false, true, _) => "tetriserve-dp-es",
-        }
-    }
-}
 
 /// Allocation options of a unit in a round: (degree, steps), `(0, 0)` where unused.
 type Options = [(u32, u32); 2];
@@ -309,6 +173,14 @@ pub struct Tetriserve {
     /// Per class: the batch sizes worth forming (at least 10% GPU-time saved per image).
     batchable: Vec<Vec<u32>>,
     node_of: Vec<u32>,
+    /// Multi-node: per node, the outstanding work of its requests (see `take_in`).
+    load: Vec<u128>,
+    /// Multi-node: per request, the remaining steps its node's `load` counts.
+    counted: Vec<u32>,
+    /// Per node: its waiting requests, late ones in best-effort order.
+    backlogs: Vec<Backlog>,
+    /// The time of the last call (the backlogs rely on it never going back).
+    clock: Nanos,
     next_boundary: Option<Nanos>,
     used_groups: HashSet<GpuSet>,
     // Reusable per-round buffers.
@@ -321,10 +193,14 @@ pub struct Tetriserve {
     plans: Vec<Plan>,
     unselected: Vec<(Nanos, RequestId, Candidate)>,
     batchable_buf: Vec<(ResClass, u32, u32, Nanos, RequestId)>,
+    /// A node's waiting requests that can still make it, in arrival order.
+    on_time: Vec<RequestId>,
+    drops: Vec<RequestId>,
+    /// Units shed this round (with shedding), then the late requests served best-effort.
     late: Vec<RequestId>,
-    by_node: Vec<Vec<RequestId>>,
-    /// With shedding: running requests by node, filled in the same pass as `by_node`.
-    running_by_node: Vec<Vec<RequestId>>,
+    best_effort: Vec<RequestId>,
+    /// With shedding: the node's running requests, by GPU set.
+    running: Vec<RequestId>,
     touched: Vec<bool>,
     placer: Placer,
 }
@@ -404,6 +280,10 @@ impl Tetriserve {
             cheapest,
             batchable,
             node_of: Vec::new(),
+            load: vec![0; cluster.nodes as usize],
+            counted: Vec::new(),
+            backlogs: (0..cluster.nodes).map(|_| Backlog::default()).collect(),
+            clock: Nanos::ZERO,
             next_boundary: None,
             used_groups: HashSet::new(),
             packer: Packer::default(),
@@ -414,9 +294,11 @@ impl Tetriserve {
             plans: Vec::new(),
             unselected: Vec::new(),
             batchable_buf: Vec::new(),
+            on_time: Vec::new(),
+            drops: Vec::new(),
             late: Vec::new(),
-            by_node: Vec::new(),
-            running_by_node: Vec::new(),
+            best_effort: Vec::new(),
+            running: Vec::new(),
             touched: Vec::new(),
             placer: Placer::default(),
         }
@@ -434,42 +316,67 @@ impl Tetriserve {
             .expect("units only take resolved batch sizes")
     }
 
-    /// Assigns newly arrived requests, each to the node with the least outstanding work.
-    /// Loads are computed once per call: O(active + arrivals x nodes).
-    fn assign_nodes(&mut self, view: &View<'_>) {
-        const UNASSIGNED: u32 = u32::MAX;
+    /// Takes in what happened since the last call: assigns each arrival to the node with the
+    /// least outstanding work (sum over its requests of remaining steps x cheapest GPU-time per
+    /// step), and adds arrivals and requests back from a work to their node's backlog.
+    ///
+    /// Node loads are kept up to date from completions and drops rather than summed over the
+    /// active requests at each arrival: O(arrivals x nodes + completions) per call.
+    fn take_in(&mut self, view: &View<'_>) {
+        if view.now < self.clock {
+            // Lateness found earlier may not hold at an earlier time: judge everyone afresh.
+            self.backlogs.iter_mut().for_each(Backlog::reopen);
+        }
+        self.clock = view.now;
+        let multi = self.cluster.nodes > 1;
         if let Some(max) = view.arrived.iter().map(|id| id.index()).max()
             && self.node_of.len() <= max
         {
-            self.node_of.resize(max + 1, UNASSIGNED);
-        }
-        if self.cluster.nodes == 1 {
-            for &id in view.arrived {
-                self.node_of[id.index()] = 0;
+            self.node_of.resize(max + 1, 0);
+            if multi {
+                self.counted.resize(max + 1, 0);
             }
-            return;
         }
-        if view.arrived.is_empty() {
-            return;
-        }
-        let work = |id: RequestId| {
-            let s = view.request(id);
-            u128::from(s.remaining_steps()) * self.cheapest[s.class.index()]
+        let work = |steps: u32, id: RequestId| {
+            u128::from(steps) * self.cheapest[view.request(id).class.index()]
         };
-        let mut load = vec![0u128; self.cluster.nodes as usize];
-        for &a in view.active {
-            if let Some(&n) = self.node_of.get(a.index())
-                && n != UNASSIGNED
-            {
-                load[n as usize] += work(a);
+        for &id in view.completed {
+            let Some(&node) = self.node_of.get(id.index()) else {
+                continue; // never seen arriving: not this policy's
+            };
+            let node = node as usize;
+            if multi {
+                let left = view.request(id).remaining_steps();
+                self.load[node] -= work(self.counted[id.index()] - left, id);
+                self.counted[id.index()] = left;
+            }
+            if view.request(id).phase == Phase::Waiting {
+                self.backlogs[node].add(id);
             }
         }
         for &id in view.arrived {
-            let node = (0..self.cluster.nodes)
-                .min_by_key(|&n| (load[n as usize], n))
-                .unwrap_or(0);
+            let node = if multi {
+                let node = (0..self.cluster.nodes)
+                    .min_by_key(|&n| (self.load[n as usize], n))
+                    .unwrap_or(0);
+                let left = view.request(id).remaining_steps();
+                self.load[node as usize] += work(left, id);
+                self.counted[id.index()] = left;
+                node
+            } else {
+                0
+            };
             self.node_of[id.index()] = node;
-            load[node as usize] += work(id);
+            self.backlogs[node as usize].add(id);
+        }
+    }
+
+    /// `id` is dropped: it no longer loads its node.
+    fn forget(&mut self, view: &View<'_>, id: RequestId) {
+        if self.cluster.nodes > 1 {
+            let steps = std::mem::take(&mut self.counted[id.index()]);
+            let node = self.node_of[id.index()] as usize;
+            self.load[node] -= u128::from(steps) * self.cheapest[view.request(id).class.index()];
         }
     }
 
@@ -560,57 +467,32 @@ impl Tetriserve {
                 touched[self.node_of.get(id.index()).copied().unwrap_or(0) as usize] = true;
             }
         }
-        // Waiting requests by node, in arrival order: one pass over the active list.
-        let mut by_node = std::mem::take(&mut self.by_node);
-        by_node.resize_with(self.cluster.nodes as usize, Vec::new);
-        by_node.iter_mut().for_each(Vec::clear);
-        let shedding = self.variant.shedding;
-        if shedding {
-            self.running_by_node
-                .resize_with(self.cluster.nodes as usize, Vec::new);
-            self.running_by_node.iter_mut().for_each(Vec::clear);
-        }
-        for &id in view.active {
-            let phase = view.request(id).phase;
-            let node = self.node_of.get(id.index()).copied().unwrap_or(0) as usize;
-            if phase == Phase::Waiting && touched[node] {
-                by_node[node].push(id);
-            } else if shedding && phase == Phase::Running && touched[node] {
-                self.running_by_node[node].push(id);
-            }
-        }
         self.touched = touched;
-        for (node, waiting) in by_node.iter().enumerate() {
-            if waiting.is_empty() || view.free.node_mask(node as u32) == 0 {
+        for node in 0..self.cluster.nodes {
+            if !self.touched[node as usize]
+                || self.backlogs[node as usize].is_empty()
+                || view.free.node_mask(node) == 0
+            {
                 continue;
             }
-            self.run_node_round(view, node as u32, waiting, round_end, out);
+            let mut backlog = std::mem::take(&mut self.backlogs[node as usize]);
+            self.run_node_round(view, node, &mut backlog, round_end, out);
+            self.backlogs[node as usize] = backlog;
         }
-        self.by_node = by_node;
     }
 
-    /// Splits the waiting requests of a node into late ones (or drops them) and units.
-    fn form_units(
-        &mut self,
-        view: &View<'_>,
-        node: u32,
-        waiting: &[RequestId],
-        out: &mut Vec<Decision>,
-    ) {
+    /// Forms the round's units from the node's waiting requests that can still make it
+    /// (`on_time`, in arrival order), and their plans; with shedding, moves the units the node
+    /// cannot serve in time to `late` (or drops them).
+    fn form_units(&mut self, view: &View<'_>, backlog: &mut Backlog, out: &mut Vec<Decision>) {
         let now = view.now;
         self.units.clear();
         self.late.clear();
         let mut batchable = std::mem::take(&mut self.batchable_buf);
         batchable.clear();
-        for &id in waiting {
+        for &id in &self.on_time {
             let s = view.request(id);
-            let tmin = self.table(s.class, 1).fastest;
-            if now + tmin.times(u64::from(s.remaining_steps())) > s.deadline() {
-                match self.config.drop_late_after {
-                    Some(x) if now > s.deadline() + x => out.push(Decision::Drop(id)),
-                    _ => self.late.push(id),
-                }
-            } else if self.config.batching && !self.batchable[s.class.index()].is_empty() {
+            if self.config.batching && !self.batchable[s.class.index()].is_empty() {
                 batchable.push((s.class, s.steps_done, s.request.steps, s.deadline(), id));
             } else {
                 self.units.push(Batch::one(id));
@@ -669,12 +551,14 @@ impl Tetriserve {
         }
         self.plans = plans;
         if self.variant.shedding {
-            let before = self.late.len();
-            self.shed(view, node);
+            self.shed(view, backlog.running(view));
             if self.config.shed.drop {
-                for id in self.late.drain(before..) {
+                for i in 0..self.late.len() {
+                    let id = self.late[i];
+                    self.forget(view, id);
                     out.push(Decision::Drop(id));
                 }
+                self.late.clear();
             }
         }
     }
@@ -682,7 +566,7 @@ impl Tetriserve {
     /// Overload shedding (`tetriserve-shed`, see [`shedding`]): moves to the best-effort list
     /// the units that the node cannot serve in time alongside the others. Shed requests still
     /// run on GPUs nobody else wants and count as met if they make it.
-    fn shed(&mut self, view: &View<'_>, node: u32) {
+    fn shed(&mut self, view: &View<'_>, running_now: &[RequestId]) {
         let now = view.now;
         let mut jobs = Vec::with_capacity(self.units.len());
         for (b, plan) in self.units.iter().zip(&self.plans) {
@@ -701,7 +585,9 @@ impl Tetriserve {
         }
         // Running units of the node that can still make it load it too. Members of a batch
         // share its GPU set (no two units do): sorted by set, each batch is priced as one unit.
-        let mut running = std::mem::take(&mut self.running_by_node[node as usize]);
+        let mut running = std::mem::take(&mut self.running);
+        running.clear();
+        running.extend_from_slice(running_now);
         running.sort_unstable_by_key(|&id| (view.request(id).gpus, id));
         let mut i = 0;
         while i < running.len() {
@@ -733,7 +619,7 @@ impl Tetriserve {
                 key: None,
             });
         }
-        self.running_by_node[node as usize] = running;
+        self.running = running;
         let shed = shedding::shed(
             &jobs,
             now,
@@ -748,18 +634,50 @@ impl Tetriserve {
         }
     }
 
+    /// Plans one node with idle GPUs for the window up to `round_end`: requests that can no
+    /// longer meet their deadline are dropped past the margin or left to best-effort service;
+    /// the others are packed (Algorithm 1), placed, and given the idle GPUs left.
     fn run_node_round(
         &mut self,
         view: &View<'_>,
         node: u32,
-        waiting: &[RequestId],
+        backlog: &mut Backlog,
         round_end: Nanos,
         out: &mut Vec<Decision>,
     ) {
         let now = view.now;
         let next = round_end;
         let window = round_end - now;
-        self.form_units(view, node, waiting, out);
+        let (mut on_time, mut drops) = (
+            std::mem::take(&mut self.on_time),
+            std::mem::take(&mut self.drops),
+        );
+        on_time.clear();
+        drops.clear();
+        let late = |s: &RequestState| {
+            now + self
+                .table(s.class, 1)
+                .fastest
+                .times(u64::from(s.remaining_steps()))
+                > s.deadline()
+        };
+        let waiting = backlog.sweep(
+            view,
+            late,
+            self.config.drop_late_after,
+            &mut on_time,
+            &mut drops,
+        );
+        for &id in &drops {
+            self.forget(view, id);
+            out.push(Decision::Drop(id));
+        }
+        self.on_time = on_time;
+        self.drops = drops;
+        if !waiting {
+            return;
+        }
+        self.form_units(view, backlog, out);
         self.groups.clear();
         self.candidates.clear();
         let units = std::mem::take(&mut self.units);
@@ -862,13 +780,13 @@ impl Tetriserve {
             self.start_unselected(view, window);
             self.scale_up(view, false);
         }
-        // Requests that cannot make it: one leftover GPU each, fewest remaining steps first.
-        let mut late = std::mem::take(&mut self.late);
-        late.sort_by_key(|&id| {
-            let s = view.request(id);
-            (s.remaining_steps(), s.deadline(), id)
-        });
-        for &id in &late {
+        // Requests that cannot make it (and shed ones): one leftover GPU each, fewest
+        // remaining steps first. Each takes one GPU, so only the first `idle` are read.
+        self.late.sort_unstable_by_key(|&id| late_key(view, id));
+        let mut served = std::mem::take(&mut self.best_effort);
+        served.clear();
+        backlog.first_late_n(view, &self.late, self.placer.idle() as usize, &mut served);
+        for &id in &served {
             if self.placer.idle() == 0 {
                 break;
             }
@@ -877,11 +795,19 @@ impl Tetriserve {
             self.placer
                 .place(&self.cluster, self.variant.placement_preservation);
         }
-        self.late = late;
+        self.best_effort = served;
         if self.variant.elastic_scale_up {
             self.scale_up(view, true);
         }
+        let first = out.len();
         self.emit(view, window, out);
+        if self.variant.shedding {
+            for d in &out[first..] {
+                if let Decision::Dispatch(d) = d {
+                    d.batch.ids().iter().for_each(|&id| backlog.started(id));
+                }
+            }
+        }
     }
 
     /// Work conservation, first half: units the packing left waiting start on idle GPUs,
@@ -1044,7 +970,7 @@ impl Policy for Tetriserve {
     }
 
     fn decide(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
-        self.assign_nodes(view);
+        self.take_in(view);
         let round_due = match self.next_boundary {
             None => view
                 .active
