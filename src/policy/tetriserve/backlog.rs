@@ -197,9 +197,22 @@ impl Backlog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use crate::cluster::{Cluster, Topology};
     use crate::cost::{CostModel, StepTimes};
     use crate::workload::{Request, Resolution, Workload};
+
+    /// A view at `now` with nothing arriving or completing.
+    fn view_at<'a>(
+        now: Nanos,
+        cluster: &'a Cluster,
+        costs: &'a StepTimes,
+        free: &'a crate::cluster::FreeGpus,
+        all: &'a [RequestId],
+        st: &'a [RequestState],
+    ) -> View<'a> {
+        View::new(now, cluster, costs, free, all, &[], &[], false, st)
+    }
 
     struct Costs;
     impl CostModel for Costs {
@@ -267,17 +280,7 @@ mod tests {
             b.add(id); // any order, and twice
             b.add(id);
         }
-        let view = View::new(
-            Nanos(100),
-            &cluster,
-            &costs,
-            &free,
-            &all,
-            &[],
-            &[],
-            false,
-            &st,
-        );
+        let view = view_at(Nanos(100), &cluster, &costs, &free, &all, &st);
         let (mut on_time, mut drops, mut out) = (Vec::new(), Vec::new(), Vec::new());
         assert!(b.sweep(&view, late_at(100), None, &mut on_time, &mut drops));
         assert_eq!(on_time, ids(&[4]));
@@ -295,17 +298,7 @@ mod tests {
         st[5].phase = Phase::Running;
         st[0].phase = Phase::Finished;
         b.add(RequestId(2));
-        let view = View::new(
-            Nanos(110),
-            &cluster,
-            &costs,
-            &free,
-            &all,
-            &[],
-            &[],
-            false,
-            &st,
-        );
+        let view = view_at(Nanos(110), &cluster, &costs, &free, &all, &st);
         on_time.clear();
         assert!(b.sweep(&view, late_at(110), None, &mut on_time, &mut drops));
         out.clear();
@@ -323,34 +316,14 @@ mod tests {
         all.iter().for_each(|&id| b.add(id));
         let margin = Some(Nanos(25));
         let (mut on_time, mut drops) = (Vec::new(), Vec::new());
-        let view = View::new(
-            Nanos(40),
-            &cluster,
-            &costs,
-            &free,
-            &all,
-            &[],
-            &[],
-            false,
-            &st,
-        );
+        let view = view_at(Nanos(40), &cluster, &costs, &free, &all, &st);
         assert!(b.sweep(&view, late_at(40), margin, &mut on_time, &mut drops));
         // 0 and 3 are past their deadline by less than the margin, 1 is late but not past it.
         assert_eq!((on_time.clone(), drops.clone()), (ids(&[2]), vec![]));
         // Request 3 runs meanwhile; at 90, 0 (70 past) and 1 (30 past) go; 3 (60 past) is
         // running and is not dropped.
         st[3].phase = Phase::Running;
-        let view = View::new(
-            Nanos(90),
-            &cluster,
-            &costs,
-            &free,
-            &all,
-            &[],
-            &[],
-            false,
-            &st,
-        );
+        let view = view_at(Nanos(90), &cluster, &costs, &free, &all, &st);
         on_time.clear();
         assert!(b.sweep(&view, late_at(90), margin, &mut on_time, &mut drops));
         assert_eq!(drops, ids(&[0, 1]));
@@ -361,17 +334,7 @@ mod tests {
         st[1].phase = Phase::Dropped;
         b.add(RequestId(3));
         b.add(RequestId(3));
-        let view = View::new(
-            Nanos(95),
-            &cluster,
-            &costs,
-            &free,
-            &all,
-            &[],
-            &[],
-            false,
-            &st,
-        );
+        let view = view_at(Nanos(95), &cluster, &costs, &free, &all, &st);
         on_time.clear();
         drops.clear();
         assert!(b.sweep(&view, late_at(95), margin, &mut on_time, &mut drops));
@@ -387,46 +350,16 @@ mod tests {
         let mut b = Backlog::default();
         b.add(RequestId(0));
         let (mut on_time, mut drops) = (Vec::new(), Vec::new());
-        let view = View::new(
-            Nanos(40),
-            &cluster,
-            &costs,
-            &free,
-            &all,
-            &[],
-            &[],
-            false,
-            &st,
-        );
+        let view = view_at(Nanos(40), &cluster, &costs, &free, &all, &st);
         assert!(b.sweep(&view, late_at(40), None, &mut on_time, &mut drops));
         st[0].phase = Phase::Running;
         b.started(RequestId(0));
-        let view = View::new(
-            Nanos(50),
-            &cluster,
-            &costs,
-            &free,
-            &all,
-            &[],
-            &[],
-            false,
-            &st,
-        );
+        let view = view_at(Nanos(50), &cluster, &costs, &free, &all, &st);
         assert!(!b.sweep(&view, late_at(50), None, &mut on_time, &mut drops));
         assert!(b.is_empty(), "the stale late entry was read and discarded");
         assert_eq!(b.running(&view), ids(&[0]).as_slice());
         st[0].phase = Phase::Finished;
-        let view = View::new(
-            Nanos(60),
-            &cluster,
-            &costs,
-            &free,
-            &all,
-            &[],
-            &[],
-            false,
-            &st,
-        );
+        let view = view_at(Nanos(60), &cluster, &costs, &free, &all, &st);
         assert!(b.running(&view).is_empty());
     }
 }
