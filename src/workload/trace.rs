@@ -143,31 +143,22 @@ fn parse_secs(cell: &str) -> std::result::Result<Nanos, String> {
 /// other form (left to the `f64` path).
 fn exact_decimal_ns(cell: &str) -> Option<Option<Nanos>> {
     let bytes = cell.as_bytes();
-    let digits = |from: usize| {
-        bytes[from..]
-            .iter()
-            .position(|b| !b.is_ascii_digit())
-            .map_or(bytes.len(), |n| from + n)
+    let (int_len, whole) = leading_digits(bytes);
+    let (end, frac_len, frac) = match bytes.get(int_len) {
+        Some(b'.') => {
+            let (frac_len, frac) = leading_digits(&bytes[int_len + 1..]);
+            (int_len + 1 + frac_len, frac_len, frac)
+        }
+        _ => (int_len, 0, Some(0)),
     };
-    let int_end = digits(0);
-    let (frac_start, end) = match bytes.get(int_end) {
-        Some(b'.') => (int_end + 1, digits(int_end + 1)),
-        _ => (int_end, int_end),
-    };
-    let frac_len = end - frac_start;
-    if end != bytes.len() || (int_end == 0 && frac_len == 0) || frac_len > 9 {
+    if end != bytes.len() || (int_len == 0 && frac_len == 0) || frac_len > 9 {
         return None;
     }
-    // Plain digits from here on: only the whole part can overflow.
-    let value = |digits: &[u8]| {
-        digits.iter().try_fold(0u64, |v, d| {
-            v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-        })
-    };
-    let Some(whole) = value(&bytes[..int_end]) else {
+    let Some(whole) = whole else {
         return Some(None);
     };
-    let frac_ns = value(&bytes[frac_start..end])? * 10u64.pow(9 - frac_len as u32);
+    // At most nine digits: no overflow.
+    let frac_ns = frac? * 10u64.pow(9 - frac_len as u32);
     Some(
         whole
             .checked_mul(1_000_000_000)
@@ -175,6 +166,24 @@ fn exact_decimal_ns(cell: &str) -> Option<Option<Nanos>> {
             .filter(|&ns| ns < Nanos::HORIZON.0)
             .map(Nanos),
     )
+}
+
+/// The number of ASCII digits `bytes` starts with, and their value (`None` if it overflows).
+fn leading_digits(bytes: &[u8]) -> (usize, Option<u64>) {
+    let len = bytes
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(bytes.len());
+    let digits = &bytes[..len];
+    let value = if len <= 19 {
+        // Below 10^19: fits, so no checks in the loop.
+        Some(digits.iter().fold(0, |v, d| v * 10 + u64::from(d - b'0')))
+    } else {
+        digits.iter().try_fold(0u64, |v, d| {
+            v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+    };
+    (len, value)
 }
 
 /// The lines of `text` that hold a record, with their 1-based line numbers: every line but
@@ -191,7 +200,7 @@ fn record_lines(text: &str) -> impl Iterator<Item = (u64, &str)> {
     std::iter::from_fn(move || {
         loop {
             let t = rest?;
-            let (line, after) = match t.bytes().position(|b| b == b'\n') {
+            let (line, after) = match memchr::memchr(b'\n', t.as_bytes()) {
                 Some(end) => (&t[..end], Some(&t[end + 1..])),
                 None => (t, None),
             };
@@ -273,6 +282,9 @@ enum Cells<'a> {
 
 impl<'a> Cells<'a> {
     fn read(raw: &'a str, source: &str, line: u64) -> Result<Cells<'a>> {
+        if memchr::memchr(b'"', raw.as_bytes()).is_some() {
+            return csv_record(raw, source, line).map(Cells::Quoted);
+        }
         let mut cells = [""; ACCEPTED.len()];
         let mut count = 0;
         let mut start = 0;
@@ -283,13 +295,9 @@ impl<'a> Cells<'a> {
             count += 1;
         };
         for (i, b) in raw.bytes().enumerate() {
-            match b {
-                b',' => {
-                    push(start, i);
-                    start = i + 1;
-                }
-                b'"' => return csv_record(raw, source, line).map(Cells::Quoted),
-                _ => {}
+            if b == b',' {
+                push(start, i);
+                start = i + 1;
             }
         }
         push(start, raw.len());
