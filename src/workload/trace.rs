@@ -28,7 +28,6 @@
 //! forms (`1e3`, more than 9 decimals) go through `f64` and are rounded to the nanosecond.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::error::{Error, InputError, Result};
@@ -143,24 +142,23 @@ fn parse_secs(cell: &str) -> std::result::Result<Nanos, String> {
 /// nine fractional digits; `Some(None)` if it has that form but overflows; `None` for any
 /// other form (left to the `f64` path).
 fn exact_decimal_ns(cell: &str) -> Option<Option<Nanos>> {
-    let (int, frac) = cell.split_once('.').unwrap_or((cell, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) || frac.len() > 9 {
+    let bytes = cell.as_bytes();
+    let (int_len, whole) = leading_digits(bytes);
+    let (end, frac_len, frac) = match bytes.get(int_len) {
+        Some(b'.') => {
+            let (frac_len, frac) = leading_digits(&bytes[int_len + 1..]);
+            (int_len + 1 + frac_len, frac_len, frac)
+        }
+        _ => (int_len, 0, Some(0)),
+    };
+    if end != bytes.len() || (int_len == 0 && frac_len == 0) || frac_len > 9 {
         return None;
     }
-    let whole: u64 = if int.is_empty() {
-        0
-    } else {
-        match int.parse::<u64>() {
-            Ok(v) => v,
-            Err(_) => return Some(None),
-        }
+    let Some(whole) = whole else {
+        return Some(None);
     };
-    let frac_ns: u64 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse::<u64>().ok()? * 10u64.pow(9 - frac.len() as u32)
-    };
+    // At most nine digits: no overflow.
+    let frac_ns = frac? * 10u64.pow(9 - frac_len as u32);
     Some(
         whole
             .checked_mul(1_000_000_000)
@@ -170,40 +168,198 @@ fn exact_decimal_ns(cell: &str) -> Option<Option<Nanos>> {
     )
 }
 
-/// The CSV records of `text` with their 1-based line numbers, skipping blank lines and lines
-/// starting with `#`.
+/// The number of ASCII digits `bytes` starts with, and their value (`None` if it overflows).
+fn leading_digits(bytes: &[u8]) -> (usize, Option<u64>) {
+    let len = bytes
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(bytes.len());
+    let digits = &bytes[..len];
+    let value = if len <= 19 {
+        // Below 10^19: fits, so no checks in the loop.
+        Some(digits.iter().fold(0, |v, d| v * 10 + u64::from(d - b'0')))
+    } else {
+        digits.iter().try_fold(0u64, |v, d| {
+            v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+    };
+    (len, value)
+}
+
+/// The lines of `text` that hold a record, with their 1-based line numbers: every line but
+/// blank ones and those starting with `#`. Lines are returned as they are (a CRLF line keeps
+/// its `\r`; cells are trimmed later).
 ///
-/// Lines are split here and each is parsed as one CSV record, rather than letting the `csv`
+/// Lines are split here and each is read as one CSV record, rather than letting the `csv`
 /// reader see the whole text, because the reader's own line positions are wrong after blank
 /// lines and CRLF endings, and line numbers are what make an error actionable. The cost is
 /// that a quoted field cannot span lines, which no column of this format needs.
-fn records<'a>(
-    text: &'a str,
-    source: &'a str,
-) -> impl Iterator<Item = Result<(u64, csv::StringRecord)>> + 'a {
-    text.split('\n').enumerate().filter_map(move |(i, raw)| {
-        let line = i as u64 + 1;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            return None;
+fn record_lines(text: &str) -> impl Iterator<Item = (u64, &str)> {
+    let mut rest = Some(text);
+    let mut number = 0;
+    std::iter::from_fn(move || {
+        loop {
+            let t = rest?;
+            let (line, after) = match memchr::memchr(b'\n', t.as_bytes()) {
+                Some(end) => (&t[..end], Some(&t[end + 1..])),
+                None => (t, None),
+            };
+            rest = after;
+            number += 1;
+            let holds_a_record = match line.as_bytes().first() {
+                // The common case, decided without trimming: an ASCII character that is not
+                // whitespace (nor a control character) starts the trimmed line too.
+                Some(&b) if b > b' ' && b.is_ascii() => b != b'#',
+                _ => {
+                    let trimmed = line.trim();
+                    !trimmed.is_empty() && !trimmed.starts_with('#')
+                }
+            };
+            if holds_a_record {
+                return Some((number, line));
+            }
         }
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_reader(raw.as_bytes());
-        let record = match reader.records().next() {
-            Some(Ok(r)) => Ok((line, r)),
-            Some(Err(e)) => Err(InputError::new(source, format!("cannot read the CSV: {e}"))
-                .line(line)
-                .into()),
-            None => Err(InputError::new(source, "cannot read the CSV line")
-                .line(line)
-                .into()),
-        };
-        Some(record)
     })
+}
+
+/// The number of `\n` in `text`, for sizing a vector of rows. Counted per block of 128
+/// bytes in a `u8` (which cannot overflow there) because that compiles to a few vector
+/// instructions per 16 bytes, where a plain count widens each byte to a `usize` first.
+pub(crate) fn count_newlines(text: &str) -> usize {
+    text.as_bytes()
+        .chunks(128)
+        .map(|block| usize::from(block.iter().map(|&b| u8::from(b == b'\n')).sum::<u8>()))
+        .sum()
+}
+
+/// `cell` without leading and trailing whitespace (Unicode's definition, as `str::trim` and
+/// the `csv` crate use), checking its two ends before doing any work.
+fn trim_cell(cell: &str) -> &str {
+    let plain = |b: Option<&u8>| b.is_some_and(|&b| b > b' ' && b.is_ascii());
+    if plain(cell.as_bytes().first()) && plain(cell.as_bytes().last()) {
+        cell
+    } else {
+        cell.trim()
+    }
+}
+
+/// One line read by the `csv` crate as a record, cells trimmed: the header, and rows with
+/// quotes.
+fn csv_record(raw: &str, source: &str, line: u64) -> Result<csv::StringRecord> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_reader(raw.as_bytes());
+    match reader.records().next() {
+        Some(Ok(r)) => Ok(r),
+        Some(Err(e)) => Err(InputError::new(source, format!("cannot read the CSV: {e}"))
+            .line(line)
+            .into()),
+        None => Err(InputError::new(source, "cannot read the CSV line")
+            .line(line)
+            .into()),
+    }
+}
+
+/// The cells of one row.
+///
+/// A line without `"` has no quoting, so its cells are exactly the trimmed pieces between
+/// commas, as the `csv` crate would read them: those are kept as slices of the text (no
+/// allocation), which is what makes reading a million-row trace take a fraction of a second.
+/// Lines with quotes go through the `csv` crate.
+enum Cells<'a> {
+    Plain {
+        /// The first cells; a valid header has at most this many columns, so a row with more
+        /// is refused by its count before any cell beyond them is read.
+        cells: [&'a str; ACCEPTED.len()],
+        /// The number of cells in the line.
+        count: usize,
+    },
+    Quoted(csv::StringRecord),
+}
+
+impl<'a> Cells<'a> {
+    fn read(raw: &'a str, source: &str, line: u64) -> Result<Cells<'a>> {
+        if memchr::memchr(b'"', raw.as_bytes()).is_some() {
+            return csv_record(raw, source, line).map(Cells::Quoted);
+        }
+        let mut cells = [""; ACCEPTED.len()];
+        let mut count = 0;
+        let mut start = 0;
+        let mut push = |start: usize, end: usize| {
+            if let Some(slot) = cells.get_mut(count) {
+                *slot = trim_cell(&raw[start..end]);
+            }
+            count += 1;
+        };
+        for (i, b) in raw.bytes().enumerate() {
+            if b == b',' {
+                push(start, i);
+                start = i + 1;
+            }
+        }
+        push(start, raw.len());
+        Ok(Cells::Plain { cells, count })
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Cells::Plain { count, .. } => *count,
+            Cells::Quoted(r) => r.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> &str {
+        match self {
+            Cells::Plain { cells, .. } => cells.get(i).copied().unwrap_or(""),
+            Cells::Quoted(r) => r.get(i).unwrap_or(""),
+        }
+    }
+}
+
+/// Duplicate id detection.
+///
+/// While ids only increase (generated traces, and every trace without an `id` column) no id
+/// can repeat, and nothing is stored. At the first id that is not greater than the one before,
+/// a map from id to line is built from the rows read so far, and every later id is checked
+/// against it.
+enum SeenIds {
+    Increasing { last: Option<u64> },
+    Lines(HashMap<u64, u64>),
+}
+
+impl SeenIds {
+    /// Records `label` on `line`; `Err(first_line)` if it was already used. `earlier` are the
+    /// rows read before this one, in file order; `text` is the trace, re-read for their lines
+    /// when the map is first needed.
+    fn insert(
+        &mut self,
+        label: u64,
+        line: u64,
+        earlier: &[Request],
+        text: &str,
+    ) -> std::result::Result<(), u64> {
+        if let SeenIds::Increasing { last } = self {
+            if last.is_none_or(|l| label > l) {
+                *last = Some(label);
+                return Ok(());
+            }
+            // The first row is the header; each later record line is one of `earlier`.
+            let lines = record_lines(text).skip(1).map(|(n, _)| n);
+            let mut map = HashMap::with_capacity(earlier.len() + 1);
+            map.extend(earlier.iter().map(|r| r.label).zip(lines));
+            *self = SeenIds::Lines(map);
+        }
+        match self {
+            SeenIds::Lines(map) => match map.insert(label, line) {
+                Some(first) => Err(first),
+                None => Ok(()),
+            },
+            SeenIds::Increasing { .. } => unreachable!("switched to the map above"),
+        }
+    }
 }
 
 /// Parses trace CSV text. `source` names the file in errors. Rows without `slo_s` (or a trace
@@ -229,18 +385,25 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
             .into()
     };
 
-    let mut records = records(text, source);
-    let (header_line, header) = match records.next() {
-        None => return Err(no_requests()),
-        Some(r) => r?,
+    let mut lines = record_lines(text);
+    let Some((header_line, header)) = lines.next() else {
+        return Err(no_requests());
     };
-    let cols = read_header(&header, source, header_line)?;
+    let cols = read_header(
+        &csv_record(header, source, header_line)?,
+        source,
+        header_line,
+    )?;
 
-    let mut requests: Vec<Request> = Vec::new();
-    let mut ids: HashMap<u64, u64> = HashMap::new();
+    // Room for every row of a valid trace, without growing: each row follows a newline, and
+    // has `count - 1` commas and at least `count - 1` non-empty cells (only slo_s may be
+    // empty), so the bound stays within a few times the text's size whatever the text.
+    let most_rows = count_newlines(text).min((text.len() + 1) / (2 * cols.count - 1));
+    let mut requests: Vec<Request> = Vec::with_capacity(most_rows);
+    let mut ids = SeenIds::Increasing { last: None };
     let mut previous: Option<(Nanos, u64)> = None;
-    for (row, record) in records.enumerate() {
-        let (line, record) = record?;
+    for (row, (line, raw)) in lines.enumerate() {
+        let record = Cells::read(raw, source, line)?;
         let err = |field: &str, msg: String| -> Error {
             InputError::new(source, msg).line(line).field(field).into()
         };
@@ -256,7 +419,7 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
             .line(line)
             .into());
         }
-        let cell = |i: usize| record.get(i).unwrap_or("");
+        let cell = |i: usize| record.get(i);
 
         let label = match cols.id {
             None => row as u64,
@@ -267,7 +430,7 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
                 )
             })?,
         };
-        if let Some(first) = ids.insert(label, line) {
+        if let Err(first) = ids.insert(label, line, &requests, text) {
             return Err(InputError::new(
                 source,
                 format!("id {label} is already used on line {first}; expected unique ids"),
@@ -423,25 +586,47 @@ pub fn load_trace(path: &Path, slo: Option<&SloDefaults>) -> Result<Workload> {
 /// Renders a workload as trace CSV (with `slo_s`), byte-identical for identical workloads.
 ///
 /// One row per request in id (= arrival) order; `id` is the request's label; times are exact
-/// decimal seconds, so [`parse_trace`] gives back the identical workload.
+/// decimal seconds (as [`Nanos::secs_string`] writes them), so [`parse_trace`] gives back the
+/// identical workload. Numbers are written digit by digit into one buffer: formatting each
+/// through `format!` would cost more than reading the trace back.
 pub fn to_csv(workload: &Workload) -> String {
-    let mut out = String::with_capacity(48 * (workload.len() + 1));
-    out.push_str(TRACE_HEADER);
-    out.push('\n');
+    let mut out = Vec::with_capacity(48 * (workload.len() + 1));
+    out.extend_from_slice(TRACE_HEADER.as_bytes());
+    out.push(b'\n');
     for r in &workload.requests {
-        // Writing to a String cannot fail.
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{}",
-            r.label,
-            r.arrival.secs_string(),
-            r.resolution.width,
-            r.resolution.height,
-            r.steps,
-            r.slo().secs_string()
-        );
+        push_digits(&mut out, r.label, 1);
+        out.push(b',');
+        push_secs(&mut out, r.arrival);
+        out.push(b',');
+        push_digits(&mut out, r.resolution.width.into(), 1);
+        out.push(b',');
+        push_digits(&mut out, r.resolution.height.into(), 1);
+        out.push(b',');
+        push_digits(&mut out, r.steps.into(), 1);
+        out.push(b',');
+        push_secs(&mut out, r.slo());
+        out.push(b'\n');
     }
-    out
+    String::from_utf8(out).expect("the header, digits, dots, commas and newlines are ASCII")
+}
+
+/// Appends `value` in decimal, zero-padded to at least `width` digits.
+fn push_digits(out: &mut Vec<u8>, mut value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    while value > 0 || start > digits.len() - width.max(1) {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// Appends `t` as [`Nanos::secs_string`] writes it: whole seconds, a dot, nine digits.
+fn push_secs(out: &mut Vec<u8>, t: Nanos) {
+    push_digits(out, t.0 / 1_000_000_000, 1);
+    out.push(b'.');
+    push_digits(out, t.0 % 1_000_000_000, 9);
 }
 
 /// Writes [`to_csv`] of `workload` to `path`.
@@ -455,6 +640,7 @@ mod tests {
     use crate::workload::arrival::ArrivalProcess;
     use crate::workload::generate::{WorkloadSpec, generate};
     use crate::workload::mix::Mix;
+    use proptest::prelude::*;
 
     fn paper_defaults() -> SloDefaults {
         SloDefaults {
@@ -736,6 +922,184 @@ mod tests {
         let text = format!("{HEADER}18446744073709551615,0.000000001,1024,768,1,0.000000007\n");
         let w = parse_trace(&text, "t.csv", None).unwrap();
         assert_eq!(to_csv(&w), text);
+    }
+
+    /// Lines without quotes are split here; the `csv` crate reads the same cells from them.
+    #[test]
+    fn plain_lines_split_as_the_csv_crate_reads_them() {
+        let lines = [
+            "1,2,3",
+            " 1 , 2 ,3 ",
+            "1,2,3\r",
+            "\t1\t,,3",
+            ",",
+            "a,\u{a0}b\u{3000},c\u{2003}",
+            "x\u{feff},y",
+            "1,2,3,4,5,6,7,8,9",
+            "é,ü , ß",
+            "\u{b}1\u{c},2",
+        ];
+        for raw in lines {
+            let csv = csv_record(raw, "t.csv", 1).unwrap();
+            match Cells::read(raw, "t.csv", 1).unwrap() {
+                Cells::Plain { cells, count } => {
+                    assert_eq!(count, csv.len(), "{raw:?}");
+                    for (i, cell) in cells.iter().enumerate().take(count) {
+                        assert_eq!(*cell, &csv[i], "{raw:?} cell {i}");
+                    }
+                }
+                Cells::Quoted(_) => panic!("{raw:?} has no quotes"),
+            }
+        }
+        assert!(matches!(
+            Cells::read("\"1\",2", "t.csv", 1).unwrap(),
+            Cells::Quoted(_)
+        ));
+    }
+
+    /// [`exact_decimal_ns`] written the obvious way: split at the dot, check, parse each part.
+    fn reference_exact_decimal_ns(cell: &str) -> Option<Option<Nanos>> {
+        let (int, frac) = cell.split_once('.').unwrap_or((cell, ""));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) || frac.len() > 9 {
+            return None;
+        }
+        let whole = if int.is_empty() {
+            Ok(0)
+        } else {
+            int.parse::<u64>()
+        };
+        let Ok(whole) = whole else {
+            return Some(None);
+        };
+        let frac_ns = if frac.is_empty() {
+            0
+        } else {
+            frac.parse::<u64>().ok()? * 10u64.pow(9 - frac.len() as u32)
+        };
+        Some(
+            whole
+                .checked_mul(1_000_000_000)
+                .and_then(|ns| ns.checked_add(frac_ns))
+                .filter(|&ns| ns < Nanos::HORIZON.0)
+                .map(Nanos),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn plain_split_matches_the_csv_crate(raw in "[0-9a,. \t\r\u{a0}\u{3000}é#]{0,40}") {
+            // Blank lines are skipped before any splitting.
+            prop_assume!(!raw.trim().is_empty());
+            let csv = csv_record(&raw, "t.csv", 1).unwrap();
+            let cells = Cells::read(&raw, "t.csv", 1).unwrap();
+            prop_assert_eq!(cells.len(), csv.len());
+            for (i, cell) in csv.iter().enumerate().take(ACCEPTED.len()) {
+                prop_assert_eq!(cells.get(i), cell);
+            }
+        }
+
+        #[test]
+        fn record_lines_are_the_non_blank_non_comment_lines(
+            text in "[0a#, \t\r\n\u{a0}\u{3000}]{0,60}"
+        ) {
+            let expected: Vec<(u64, &str)> = text
+                .split('\n')
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty() && !l.trim().starts_with('#'))
+                .map(|(i, l)| (i as u64 + 1, l))
+                .collect();
+            prop_assert_eq!(record_lines(&text).collect::<Vec<_>>(), expected);
+        }
+
+        #[test]
+        fn exact_decimals_match_splitting_at_the_dot(cell in "[0-9.]{0,24}|[0-9]{0,3}[.e+-][0-9]{0,3}") {
+            prop_assert_eq!(exact_decimal_ns(&cell), reference_exact_decimal_ns(&cell));
+        }
+
+        #[test]
+        fn written_seconds_match_secs_string(ns in 0..Nanos::HORIZON.0, small in 0u64..2_000_000_000) {
+            for t in [Nanos(ns), Nanos(small)] {
+                let mut out = Vec::new();
+                push_secs(&mut out, t);
+                prop_assert_eq!(String::from_utf8(out).unwrap(), t.secs_string());
+            }
+        }
+
+        #[test]
+        fn newlines_are_counted(text in "[a\n]{0,600}") {
+            prop_assert_eq!(count_newlines(&text), text.matches('\n').count());
+        }
+    }
+
+    /// Rows with quotes (read by the `csv` crate) and without (split here) give the same
+    /// requests, whatever the spacing, line endings and comments around them.
+    #[test]
+    fn quoted_and_plain_rows_read_alike() {
+        let plain =
+            format!("{HEADER}1,0.5,256,256,28,1.5\n2,1.25,1024,768,50,4\n3,2,512,512,20,\n");
+        let mixed = "\u{feff}ID , Arrival_s,width,height,steps,slo_s\r\n\
+                     # quoted cells\r\n\
+                     \"1\",\" 0.5 \",\"256\",256,28,\"1.5\"\r\n\
+                     \r\n\
+                     2 ,1.25 , 1024,768 ,50,4 \r\n\
+                     \t# indented comment\n\
+                     \"3\", 2,512,\"512\",20,\"\"\n";
+        let d = paper_defaults();
+        assert_eq!(
+            parse_trace(mixed, "t.csv", Some(&d)).unwrap(),
+            parse_trace(&plain, "t.csv", Some(&d)).unwrap()
+        );
+        // Errors in quoted rows name their line too; the field count includes quoted cells.
+        let e = input_err(
+            &format!("{HEADER}1,0,256,256,28,1\n\n\"2\",\"x\",256,256,28,1\n"),
+            None,
+        );
+        assert_eq!((e.line, e.field.as_deref()), (Some(4), Some("arrival_s")));
+        let e = input_err(&format!("{HEADER}\"1\",0,256,256,28,1,\"\"\n"), None);
+        assert_eq!(e.message, "expected 6 fields (as in the header), found 7");
+    }
+
+    #[test]
+    fn repeated_ids_are_found_after_increasing_ones() {
+        // Increasing ids, then one repeating an id three rows back (lines 2 to 7, with a
+        // comment and a blank line in between).
+        let text = format!(
+            "{HEADER}10,0,256,256,28,1\n20,0,256,256,28,1\n# c\n\n30,1,256,256,28,1\n20,2,256,256,28,1\n"
+        );
+        let e = input_err(&text, None);
+        assert_eq!((e.line, e.field.as_deref()), (Some(7), Some("id")));
+        assert_eq!(
+            e.message,
+            "id 20 is already used on line 3; expected unique ids"
+        );
+        // Ids out of order but unique are fine; a later repeat is found against the earlier
+        // ones and the later ones alike.
+        let unique = format!(
+            "{HEADER}5,0,256,256,28,1\n3,0,256,256,28,1\n9,1,256,256,28,1\n4,1,256,256,28,1\n"
+        );
+        let w = parse_trace(&unique, "t.csv", None).unwrap();
+        assert_eq!(
+            w.requests.iter().map(|r| r.label).collect::<Vec<_>>(),
+            vec![5, 3, 9, 4]
+        );
+        for (repeat, first_line) in [(5, 2), (3, 3), (9, 4), (4, 5)] {
+            let e = input_err(&format!("{unique}{repeat},2,256,256,28,1\n"), None);
+            assert_eq!(e.line, Some(6));
+            assert!(
+                e.message.contains(&format!(
+                    "id {repeat} is already used on line {first_line};"
+                )),
+                "{}",
+                e.message
+            );
+        }
+        // The first id not above the previous one can itself be the repeat.
+        let e = input_err(
+            &format!("{HEADER}7,0,256,256,28,1\n7,0,256,256,28,1\n"),
+            None,
+        );
+        assert_eq!((e.line, e.message.contains("line 2")), (Some(3), true));
     }
 
     #[test]
