@@ -94,7 +94,7 @@ pub struct Summary {
     /// Fraction of all requests that met their deadline.
     pub slo_attainment: f64,
     /// An upper bound on the attainment any policy could reach on this workload and cluster
-    /// (see `bound.rs`); `None` when not computed.
+    /// (see `bound.rs`); every run sets it, `None` only in a summary built outside one.
     pub slo_attainment_bound: Option<f64>,
     pub latency: LatencyStats,
     /// GPU time allocated to steps (degree x duration), seconds.

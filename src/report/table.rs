@@ -61,7 +61,7 @@ pub fn metric_cells(m: &Summary) -> String {
     )
 }
 
-/// The upper-bound cell: empty when the workload was too large to bound.
+/// The upper-bound cell: empty for a summary without one (built outside a run).
 pub fn bound_cell(m: &Summary) -> String {
     m.slo_attainment_bound
         .map(|b| format!("{b:.6}"))
