@@ -51,7 +51,7 @@ done
 if command -v python3 >/dev/null && [ -f scripts/fcfs_reference.py ]; then
     for p in rssp xdit-sp8; do
         /usr/bin/time -f "%e %M" -o "$WORK/py.log" python3 scripts/fcfs_reference.py \
-            --trace "$TRACE" --profile "$PROFILE" --gpus 1024 --policy "$p" >"$WORK/py.out" 2>&1 || true
+            --trace "$TRACE" --profile "$PROFILE" --gpus 1024 -p "$p" >"$WORK/py.out" 2>&1 || true
         read -r wall kb <"$WORK/py.log"
         printf '| Python reference, 1M-row trace, 1,024 GPUs, %s | %s s | %d MiB | %s |\n' \
             "$p" "$wall" "$((kb / 1024))" "$(tail -1 "$WORK/py.out")"
