@@ -63,9 +63,10 @@ pub struct TimelineWriter<W: Write> {
     last_end: Nanos,
     /// Per request label: the node and first GPU of its latest work shown.
     last_gpu: HashMap<u64, (u32, u32)>,
-    /// Scratch text of the current work's events.
-    name: String,
-    requests: String,
+    /// Scratch text of the current work's events: what comes before the GPU (`tid`) and
+    /// after it, the same on every GPU of the work, and the events themselves.
+    head: String,
+    tail: String,
     event: String,
 }
 
@@ -94,8 +95,8 @@ impl<W: Write> TimelineWriter<W> {
             cut_at: None,
             last_end: Nanos::ZERO,
             last_gpu: HashMap::new(),
-            name: String::new(),
-            requests: String::new(),
+            head: String::new(),
+            tail: String::new(),
             event: String::new(),
         };
         for g in 0..gpus {
@@ -132,8 +133,7 @@ impl<W: Write> TimelineWriter<W> {
         }
         self.shown += 1;
         self.last_end = self.last_end.max(w.end);
-        // The part of the event after `tid`, the same on every GPU of the work.
-        let tail = &mut self.requests;
+        let tail = &mut self.tail;
         tail.clear();
         tail.push_str(",\"ts\":");
         push_us(tail, w.start);
@@ -153,8 +153,7 @@ impl<W: Write> TimelineWriter<W> {
         tail.push_str(",\"remap\":");
         tail.push_str(if w.remap { "true" } else { "false" });
         tail.push_str("}}");
-        // The part before `tid`.
-        let head = &mut self.name;
+        let head = &mut self.head;
         head.clear();
         head.push_str("{\"ph\":\"X\",\"name\":\"");
         for (i, r) in w.requests.iter().enumerate() {
@@ -179,9 +178,9 @@ impl<W: Write> TimelineWriter<W> {
                 event.push(',');
             }
             self.first = false;
-            event.push_str(&self.name);
+            event.push_str(&self.head);
             push_uint(&mut event, u64::from(g));
-            event.push_str(&self.requests);
+            event.push_str(&self.tail);
         }
         self.out.write_all(event.as_bytes())?;
         self.event = event;
