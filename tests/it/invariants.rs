@@ -1,6 +1,7 @@
 //! Property tests: every policy (baselines, TetriServe and its ablations), on random
 //! workloads and clusters, yields records that pass the invariant checker, and the same
-//! inputs give identical records, and none meets more deadlines than the upper bound allows.
+//! inputs give identical records, and none meets more deadlines than the upper bound allows,
+//! on NVSwitch and NVLink-pair clusters of one or more nodes, with and without overheads.
 
 use proptest::prelude::*;
 use tetriserve::bound::upper_bound;
@@ -200,5 +201,90 @@ fn the_checker_notices_each_kind_of_broken_schedule() {
             errors.iter().any(|e| e.contains(needle)),
             "{name}: expected an error containing `{needle}`, got {errors:?}"
         );
+    }
+}
+
+fn cluster_strategy() -> impl Strategy<Value = tetriserve::cluster::Cluster> {
+    (1u32..3, 1u32..4, any::<bool>()).prop_map(|(nodes, per_log2, pairs)| {
+        let topology = if pairs {
+            tetriserve::cluster::Topology::NvlinkPairs
+        } else {
+            tetriserve::cluster::Topology::NvSwitch
+        };
+        tetriserve::cluster::Cluster::new("tiny", nodes, 1 << per_log2, topology).unwrap()
+    })
+}
+
+fn overheads_strategy() -> impl Strategy<Value = tetriserve::cost::Overheads> {
+    (
+        0u64..40,
+        0u64..20,
+        0u32..50,
+        0u64..60,
+        any::<bool>(),
+        0u64..25,
+    )
+        .prop_map(|(text, vae, remap_pct, setup, on_regroup, dispatch)| {
+            tetriserve::cost::Overheads {
+                text_encoder: ms(text),
+                vae_decode_per_1k_tokens: ms(vae),
+                remap_fraction: f64::from(remap_pct) / 100.0,
+                group_setup: ms(setup),
+                group_setup_on_regroup: on_regroup,
+                dispatch: ms(dispatch),
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The same properties on NVLink-pair and multi-node clusters with every overhead nonzero,
+    /// which policies plan with: each work lasts at least its steps on its GPU set's link and at
+    /// most that plus every overhead it can be charged; nobody beats the bound; runs repeat.
+    #[test]
+    fn every_policy_keeps_the_invariants_with_overheads_on_any_topology(
+        workload in workload_strategy(),
+        c in cluster_strategy(),
+        overheads in overheads_strategy(),
+    ) {
+        let costs = costs(&workload, &c);
+        let bound = upper_bound(&workload, &costs, c.total_gpus(), c.max_degree());
+        let mut kinds = PolicyKind::all_for(&c);
+        kinds.extend(PolicyKind::ablation());
+        kinds.extend(PolicyKind::extensions());
+        for kind in kinds {
+            if kind == PolicyKind::Rssp && c.gpus_per_node < 2 {
+                continue; // the test's RSSP map sends 512 px to SP 2
+            }
+            let run = run_kind_with(kind, &workload, &c, overheads.clone()).unwrap();
+            let errors = check_run(&run, &workload, None);
+            prop_assert!(errors.is_empty(), "{kind}: {errors:#?}");
+            for w in &run.works {
+                let class = costs.class_of(w.resolution).unwrap();
+                let batch = w.requests.len() as u32;
+                let step = costs.get(class, w.gpus.len(), batch, c.link_of(w.gpus)).unwrap();
+                let steps = step.times(u64::from(w.steps));
+                let vae = overheads.vae_decode(w.resolution);
+                let most = steps.0
+                    + overheads.text_encoder.0 * u64::from(batch)
+                    + vae.0 * u64::from(batch)
+                    + (step.0 as f64 * overheads.remap_fraction).ceil() as u64
+                    + 1
+                    + overheads.group_setup.0
+                    + overheads.dispatch.0;
+                let took = w.end.0 - w.start.0;
+                prop_assert!(
+                    took >= steps.0 && took <= most,
+                    "{kind}: a work of {} steps at SP{} took {took} ns, outside [{}, {most}]",
+                    w.steps, w.gpus.len(), steps.0
+                );
+            }
+            let met = run.requests.iter().filter(|r| r.outcome == Outcome::Met).count();
+            prop_assert!(met <= bound.met, "{kind}: met {met} > bound {}", bound.met);
+            let again = run_kind_with(kind, &workload, &c, overheads.clone()).unwrap();
+            prop_assert_eq!(&again.requests, &run.requests);
+            prop_assert_eq!(&again.works, &run.works);
+        }
     }
 }

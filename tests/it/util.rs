@@ -77,6 +77,24 @@ pub fn run_kind(kind: PolicyKind, workload: &Workload, cluster: &Cluster) -> Res
     run_policy(policy.as_mut(), workload, cluster, &costs)
 }
 
+/// [`run_kind`] with `overheads` charged by the executor and planned for by the policy.
+pub fn run_kind_with(
+    kind: PolicyKind,
+    workload: &Workload,
+    cluster: &Cluster,
+    overheads: Overheads,
+) -> Result<RunRecords> {
+    let costs = costs(workload, cluster);
+    let config = PolicyConfig {
+        rssp_degrees: vec![(SMALL, 1), (LARGE, 2)],
+        overheads: overheads.clone(),
+        ..PolicyConfig::default()
+    };
+    let mut policy = policy::build(kind, cluster, &costs, &config)?;
+    let mut exec = SimExecutor::new(&costs, overheads);
+    engine::run(workload, cluster, &costs, policy.as_mut(), &mut exec)
+}
+
 pub fn run_policy(
     policy: &mut dyn Policy,
     workload: &Workload,
