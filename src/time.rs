@@ -75,6 +75,14 @@ impl Nanos {
     }
 
     /// `self * k`, saturating (a duration of `k` equal steps).
+    ///
+    /// Saturation is safe only where the result is *compared* with a time of the run: every
+    /// such time lies below [`Nanos::HORIZON`] < `u64::MAX`, so a saturated product (or sum,
+    /// see `Add`) compares with it exactly as the true value would. That is how policies use
+    /// it (e.g. "does now + 28 steps pass the deadline?"). A value that *becomes* a time of the
+    /// run (a work's end, a wake-up) goes through [`checked_times`](Nanos::checked_times) /
+    /// [`checked_add`](Nanos::checked_add) in the engine and executors, and fails past the
+    /// horizon instead.
     pub fn times(self, k: u64) -> Nanos {
         Nanos(self.0.saturating_mul(k))
     }
@@ -120,6 +128,8 @@ pub fn push_uint(out: &mut String, mut v: u64) {
 
 impl Add for Nanos {
     type Output = Nanos;
+    /// Saturating, for comparisons against times of the run (see [`Nanos::times`]); the
+    /// engine computes the run's own instants with `checked_add`.
     fn add(self, rhs: Nanos) -> Nanos {
         self.saturating_add(rhs)
     }
@@ -148,6 +158,29 @@ impl fmt::Display for Nanos {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Saturated sums and products compare with any time below the horizon as the true
+    /// (unbounded) values would: the property policies rely on when they use `+` and `times`.
+    #[test]
+    fn saturated_results_compare_exactly_with_times_below_the_horizon() {
+        let deadline = Nanos(Nanos::HORIZON.0 - 1);
+        let mut below = 0;
+        for step in [Nanos(1_000), Nanos(1 << 40), Nanos(u64::MAX / 3)] {
+            for k in [1u64, 3, 4, 1 << 21, 1 << 40, u64::MAX] {
+                let exact = u128::from(step.0) * u128::from(k);
+                assert_eq!(step.times(k) > deadline, exact > u128::from(deadline.0));
+                let sum = u128::from(step.0) + exact;
+                assert_eq!(
+                    step + step.times(k) > deadline,
+                    sum > u128::from(deadline.0)
+                );
+                below += usize::from(sum <= u128::from(deadline.0));
+            }
+        }
+        assert!(below > 0, "some cases must fit below the horizon");
+        assert_eq!(Nanos(5).times(3), Nanos(15));
+        assert_eq!(Nanos(u64::MAX / 3).checked_times(4), None);
+    }
 
     #[test]
     fn seconds_round_trip_to_nearest_nanosecond() {
