@@ -302,8 +302,8 @@ mod tests {
             .iter()
             .map(|r| (r.arrival.0, r.deadline.0))
             .collect();
-        // Gaps 2, 4, 9 from the first arrival (5) become 1, 2, 4.5 -> 5 (nearest, half up).
-        assert_eq!(times, vec![(5, 105), (6, 106), (8, 108), (10, 110)]);
+        // Offsets 2, 6, 15 from the first arrival (5) become 1, 3, 7.5 -> 8 (nearest, half up).
+        assert_eq!(times, vec![(5, 105), (6, 106), (8, 108), (13, 113)]);
         let slower = at(&[0, 1_000_000_000], 7).time_scaled(0.25).unwrap();
         assert_eq!(slower.requests[1].arrival, Nanos(4_000_000_000));
         assert_eq!(slower.requests[1].slo(), Nanos(7));
@@ -320,8 +320,8 @@ mod tests {
             let e = w.time_scaled(f).unwrap_err().to_string();
             assert!(e.contains("not a positive rate factor"), "{f}: {e}");
         }
-        // 2^40 ns / 1e-6 = 2^40 x 10^6 ns, beyond the 2^62 ns horizon.
-        let e = w.time_scaled(1e-6).unwrap_err().to_string();
+        // 2^40 ns / 1e-7 = 2^40 x 10^7 ns (about 1.1e19), beyond the 2^62 ns horizon.
+        let e = w.time_scaled(1e-7).unwrap_err().to_string();
         assert!(e.contains("beyond the simulator's horizon"), "{e}");
         assert!(e.contains("request 1"), "{e}");
     }
