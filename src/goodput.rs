@@ -49,7 +49,7 @@ pub fn log_rate_per_min(w: &Workload) -> Option<f64> {
     (w.len() >= 2 && span > 0.0).then(|| (w.len() - 1) as f64 / span * 60.0)
 }
 
-/// The runs of one point of a search, pooled.
+/// The runs of one point of a search (one per seed, or the one replay of a log).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Measure {
     /// Mean SLO attainment over the runs.
@@ -58,27 +58,32 @@ pub struct Measure {
     /// Summed over the runs.
     pub requests: usize,
     pub met: usize,
+    /// Per run: the mean over the runs.
     pub gpu_hours_busy: f64,
     pub gpu_hours_provisioned: f64,
-    /// Dollars and energy of the summed GPU-hours, per met image of all the runs.
+    /// Dollars and energy per run (means), and per met image pooled over the runs (all the
+    /// runs' dollars over all their met images).
     pub cost: CostSummary,
 }
 
 impl Measure {
-    /// Pools the summaries of one point, priced with `cluster`'s operating cost.
+    /// Pools the summaries of one point, priced with `op`.
     fn of(summaries: &[Summary], op: &crate::cluster::OperatingCost) -> Measure {
         let n = summaries.len().max(1) as f64;
         let sum = |f: fn(&Summary) -> f64| summaries.iter().map(f).sum::<f64>();
         let (busy, provisioned) = (sum(|s| s.gpu_hours_busy), sum(|s| s.gpu_hours_provisioned));
         let met = summaries.iter().map(|s| s.met).sum();
+        let mut cost = CostSummary::of(op, busy, provisioned, met);
+        cost.usd = cost.usd.map(|x| x / n);
+        cost.energy_wh = cost.energy_wh.map(|x| x / n);
         Measure {
             slo_attainment: sum(|s| s.slo_attainment) / n,
             runs: summaries.len(),
             requests: summaries.iter().map(|s| s.requests).sum(),
             met,
-            gpu_hours_busy: busy,
-            gpu_hours_provisioned: provisioned,
-            cost: CostSummary::of(op, busy, provisioned, met),
+            gpu_hours_busy: busy / n,
+            gpu_hours_provisioned: provisioned / n,
+            cost,
         }
     }
 }
@@ -478,6 +483,7 @@ fn load_fields(planner: &Planner) -> (Vec<(&'static str, Value)>, String) {
                     ("load", Value::Text("generated".into())),
                     ("log_rate_per_min", Value::None),
                     ("seeds", Value::Text(list.join(";"))),
+                    ("runs_per_point", Value::Count(seeds.len() as u64)),
                 ],
                 format!("seeds {}", list.join(",")),
             )
@@ -489,6 +495,7 @@ fn load_fields(planner: &Planner) -> (Vec<(&'static str, Value)>, String) {
                 ("load", Value::Text(format!("log:{}", path.display()))),
                 ("log_rate_per_min", Value::Number(*rate_per_min)),
                 ("seeds", Value::None),
+                ("runs_per_point", Value::Count(1)),
             ],
             format!("log {} at {:.2} req/min", path.display(), rate_per_min),
         ),
@@ -541,7 +548,7 @@ fn measure_fields<T>(prefix: &'static str, m: Option<&(T, Measure)>) -> Vec<(&'s
 /// The cost of a measure, for people.
 fn cost_phrase(m: &Measure) -> String {
     let mut s = format!(
-        "{:.3} busy / {:.3} provisioned GPU-h",
+        "{:.3} busy / {:.3} provisioned GPU-h per run",
         m.gpu_hours_busy, m.gpu_hours_provisioned
     );
     if let Some(usd) = m.cost.usd_per_1k_met_images {

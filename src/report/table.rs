@@ -12,7 +12,7 @@ pub fn comparison_table(summaries: &[Summary]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>9} {:>8} {:>11}",
+        "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>6} {:>9} {:>8} {:>11}",
         "policy",
         "SLO att.",
         "met",
