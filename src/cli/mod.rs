@@ -497,6 +497,7 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
             (s.cv.is_some(), "--cv"),
             (s.requests.is_some(), "--requests"),
             (s.mix.is_some(), "--mix"),
+            (s.steps.is_some(), "--steps"),
             (args.min_rate.is_some(), "--min-rate"),
             (args.max_rate.is_some(), "--max-rate"),
         ] {

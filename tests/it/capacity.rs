@@ -328,6 +328,10 @@ fn flags_that_do_not_act_are_refused() {
             "--seeds shapes a generated workload",
         ),
         (
+            vec!["-s", s, "--steps", "8"],
+            "--steps shapes a generated workload",
+        ),
+        (
             vec!["-s", s, "--time-scale", "2"],
             "--time-scale belongs to --min-gpus",
         ),
