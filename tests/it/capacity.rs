@@ -93,6 +93,37 @@ fn the_rate_search_finds_the_scale_where_a_log_starts_to_queue() {
 }
 
 #[test]
+fn the_rate_search_on_a_generated_load_finds_where_constant_arrivals_queue() {
+    // The same service (1 s on SP 8, SLO 1 s) with arrivals generated at a constant rate:
+    // gaps of 60 / rate seconds, so nothing waits up to 60 req/min.
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(
+        dir.path(),
+        "nodes = 1\ngpus_per_node = 8",
+        &constant_log(2, 1, 1.0),
+    );
+    let raw = RawScenario::parse(
+        "[workload]\narrival = \"constant\"\nrequests = 8\nmix = \"homogeneous:256\"\nsteps = 10\n[slo]\nscale = 1.0\nbases_s = { \"256x256\" = 1.0 }\n",
+        "generated.toml",
+        dir.path(),
+    )
+    .unwrap()
+    .or(RawScenario::load(&s).unwrap())
+    .or(RawScenario::default_scenario());
+    let mut raw = raw;
+    raw.workload.trace = None;
+    let p = Planner::new(raw, "generated.toml", "xdit-sp8", vec![1, 2]).unwrap();
+    let r = rate_search(&p, 0.9, (10.0, 120.0), 0.1, None).unwrap();
+    let (good, at) = r.best.unwrap();
+    let (bad, _) = r.missed.unwrap();
+    assert!(
+        good <= 60.0 && 60.0 < bad && bad - good <= 0.1,
+        "{good} {bad}"
+    );
+    assert_eq!((at.runs, at.requests, at.met), (2, 16, 16));
+}
+
+#[test]
 fn the_fewest_gpus_match_brute_force_and_the_queueing_bound() {
     // Nodes of one GPU, SP 1: each request takes 10 x 250 ms = 2.5 s and must finish within
     // 2.5 s, one arrives every second: no request may wait, so ceil(2.5 / 1) = 3 GPUs are
