@@ -12,8 +12,8 @@
 //! curve that is not monotone can make bisection stop at any crossing of the target.
 //!
 //! Every point measured carries its cost ([`Measure`]): busy and provisioned GPU-hours, dollars
-//! per 1,000 met images and watt-hours per met image, pooled over the runs at that point
-//! (`metrics::summary` defines them). Reports come as one line for people, or one JSON object
+//! and energy per run (means over the seeds), and dollars per 1,000 met images and watt-hours
+//! per met image pooled over the runs (`metrics::summary` defines them). Reports come as one line for people, or one JSON object
 //! or CSV row with every field ([`Report`]).
 
 mod report;
