@@ -71,6 +71,12 @@ pub struct RawCluster {
     pub nodes: Option<u32>,
     pub gpus_per_node: Option<u32>,
     pub topology: Option<String>,
+    /// US dollars per GPU-hour (default: the built-in assumption for `gpu`).
+    pub gpu_price_per_hour: Option<f64>,
+    /// Watts drawn by a busy GPU (default: the board power of `gpu`).
+    pub gpu_power_w: Option<f64>,
+    /// Watts drawn by an idle GPU (default 0: idle energy not modelled).
+    pub gpu_idle_power_w: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -298,10 +304,17 @@ impl RawScenario {
         // topology default to that source's rather than to the base's hardware.
         let own_cost = self.cost.profile.is_some() || self.cost.analytic.is_some();
         let cost = if own_cost { self.cost } else { base.cost };
-        let (base_gpu, base_topology) = if own_cost {
-            (None, None)
+        // The base's price and power describe the base's GPU, so they go with it.
+        let (base_gpu, base_topology, base_price, base_power, base_idle) = if own_cost {
+            (None, None, None, None, None)
         } else {
-            (base.cluster.gpu, base.cluster.topology)
+            (
+                base.cluster.gpu,
+                base.cluster.topology,
+                base.cluster.gpu_price_per_hour,
+                base.cluster.gpu_power_w,
+                base.cluster.gpu_idle_power_w,
+            )
         };
         RawScenario {
             sweep: self.sweep.or(base.sweep),
@@ -313,6 +326,9 @@ impl RawScenario {
                 nodes: self.cluster.nodes.or(base.cluster.nodes),
                 gpus_per_node: self.cluster.gpus_per_node.or(base.cluster.gpus_per_node),
                 topology: self.cluster.topology.or(base_topology),
+                gpu_price_per_hour: self.cluster.gpu_price_per_hour.or(base_price),
+                gpu_power_w: self.cluster.gpu_power_w.or(base_power),
+                gpu_idle_power_w: self.cluster.gpu_idle_power_w.or(base_idle),
             },
             cost,
             overheads: RawOverheads {
@@ -602,6 +618,32 @@ impl Scenario {
             },
             other => other,
         })?;
+        let mut cluster = cluster;
+        let amount = |field: &str, v: Option<f64>, unit: &str| -> Result<Option<f64>> {
+            match v {
+                Some(x) if !(x.is_finite() && x >= 0.0) => Err(Error::Input(
+                    InputError::new(
+                        source,
+                        format!("expected a non-negative number of {unit}, got {x}"),
+                    )
+                    .field(field)
+                    .hint("leave the key out to use the built-in assumption for the GPU type"),
+                )),
+                other => Ok(other),
+            }
+        };
+        let defaults = cluster.operating;
+        cluster.operating = crate::cluster::OperatingCost {
+            price_per_hour: amount(
+                "cluster.gpu_price_per_hour",
+                c.gpu_price_per_hour,
+                "US dollars per GPU-hour",
+            )?
+            .or(defaults.price_per_hour),
+            power_w: amount("cluster.gpu_power_w", c.gpu_power_w, "watts")?.or(defaults.power_w),
+            idle_power_w: amount("cluster.gpu_idle_power_w", c.gpu_idle_power_w, "watts")?
+                .unwrap_or(defaults.idle_power_w),
+        };
 
         let o = &raw.overheads;
         let ms = |field: &str, v: Option<f64>| -> Result<Nanos> {

@@ -98,6 +98,17 @@ pub fn simulate_into<O: Outputs>(scenario: &Scenario, outputs: &mut O) -> Result
     run_policies(scenario, &workload, &costs, &mut executor, outputs)
 }
 
+/// The summaries of every policy of the scenario on `workload` in place of the scenario's own
+/// (a log rescaled in memory, say), in simulation; works are counted, not kept. What capacity
+/// planning (`crate::goodput`) runs at each point of its searches.
+pub fn summarise_workload(scenario: &Scenario, workload: &Workload) -> Result<Vec<Summary>> {
+    let costs = resolve_costs(scenario, workload)?;
+    let mut executor = SimExecutor::new(&costs, scenario.overheads.clone());
+    let mut outputs = Streamed::new(None, None, false);
+    run_policies(scenario, workload, &costs, &mut executor, &mut outputs)?;
+    outputs.commit()
+}
+
 /// Where the records of each policy's run go: a sink for its works while it runs, then the
 /// run's request records and summary when it is over.
 pub trait Outputs {
@@ -304,6 +315,7 @@ fn run_policies<O: Outputs>(
         let summarise = |records: RunRecords, executor: &dyn Executor| {
             let mut summary = Summary::with_totals(&records, &totals);
             summary.slo_attainment_bound = Some(bound);
+            summary.price(&scenario.cluster.operating);
             summary.executor = executor.describe();
             PolicyRun { records, summary }
         };

@@ -1,6 +1,6 @@
 //! Sweeps: a grid of runs (policies x mixes x rates x SLO scales x seeds x round
 //! granularities) from a scenario's `[sweep]` table, run in parallel, one `results.csv` row per
-//! run; and the goodput search (the highest rate that still meets a target attainment).
+//! run.
 //!
 //! Every point is an independent run: the scenario with that point's values, one policy. Its
 //! workload depends only on the scenario, mix, rate, scale and seed, so every policy at a point
@@ -497,51 +497,6 @@ fn sanitize(key: &str) -> String {
             }
         })
         .collect()
-}
-
-/// Goodput: the highest arrival rate (req/min) at which `policy`'s mean SLO attainment over
-/// `seeds` is at least `target`, by bisection between `lo` and `hi` to `tolerance` req/min.
-/// Assumes attainment falls as the rate rises (checked at the ends).
-pub fn goodput(
-    raw: &RawScenario,
-    source: &str,
-    policy: &str,
-    target: f64,
-    seeds: &[u64],
-    (lo, hi): (f64, f64),
-    tolerance: f64,
-) -> Result<Option<f64>> {
-    let attainment = |rate: f64| -> Result<f64> {
-        let mut sum = 0.0;
-        for &seed in seeds {
-            let mut r = raw.clone();
-            r.apply(&Overrides {
-                policies: vec![policy.to_string()],
-                rate_per_min: Some(rate),
-                seed: Some(seed),
-                ..Overrides::default()
-            })?;
-            let s = Scenario::from_raw(r, source)?;
-            sum += simulate(&s)?.remove(0).summary.slo_attainment;
-        }
-        Ok(sum / seeds.len().max(1) as f64)
-    };
-    if attainment(lo)? < target {
-        return Ok(None);
-    }
-    if attainment(hi)? >= target {
-        return Ok(Some(hi));
-    }
-    let (mut good, mut bad) = (lo, hi);
-    while bad - good > tolerance {
-        let mid = (good + bad) / 2.0;
-        if attainment(mid)? >= target {
-            good = mid
-        } else {
-            bad = mid
-        }
-    }
-    Ok(Some(good))
 }
 
 /// Mean and the half-width of a 95% confidence interval (Student's t) of `v`.

@@ -90,9 +90,10 @@ pub enum Command {
         #[arg(short, long)]
         out: PathBuf,
     },
-    /// Find the highest arrival rate that still meets a target SLO attainment.
+    /// Capacity planning: the highest arrival rate (or scale of a log's rate) that still meets
+    /// a target SLO attainment, or with --min-gpus the fewest GPUs that do; with the cost.
     #[command(
-        after_help = "Example:\n  tetriserve goodput --policy tetriserve --target 0.9 --seeds 1,2,3"
+        after_help = "Examples:\n  tetriserve goodput --policy tetriserve --target 0.9 --seeds 1,2,3\n  tetriserve goodput --policy tetriserve --trace my-log.csv --format json\n  tetriserve goodput --policy tetriserve --min-gpus --rate 12\n  tetriserve goodput --policy rssp --min-gpus --trace my-log.csv --time-scale 2"
     )]
     Goodput(GoodputArgs),
     /// Paired comparison of two policies over the seeds of sweep results: mean gain in SLO
@@ -185,20 +186,58 @@ pub struct GoodputArgs {
     /// The policy to measure.
     #[arg(short, long = "policy")]
     pub policy: String,
+    /// Plan from this log (trace CSV) instead of a generated workload: search how many times
+    /// its rate the cluster holds (arrival gaps divided by the scale, SLOs kept).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     /// Target SLO attainment (0..1).
     #[arg(long, default_value_t = 0.9)]
     pub target: f64,
-    /// Seeds averaged at each rate, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
-    pub seeds: Vec<u64>,
-    /// Search range, requests per minute.
-    #[arg(long, default_value_t = 1.0)]
-    pub min_rate: f64,
-    #[arg(long, default_value_t = 120.0)]
-    pub max_rate: f64,
-    /// Stop when the bracket is narrower than this (req/min).
-    #[arg(long, default_value_t = 0.1)]
-    pub tolerance: f64,
+    /// Generated workloads: seeds averaged at each point, comma-separated (default 1,2,3).
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
+    /// Generated workloads: lowest rate searched, requests per minute (default 1).
+    #[arg(long)]
+    pub min_rate: Option<f64>,
+    /// Generated workloads: highest rate searched, requests per minute (default 120).
+    #[arg(long)]
+    pub max_rate: Option<f64>,
+    /// With --trace: lowest scale of the log's rate searched (default 0.1).
+    #[arg(long)]
+    pub min_scale: Option<f64>,
+    /// With --trace: highest scale of the log's rate searched (default 20).
+    #[arg(long)]
+    pub max_scale: Option<f64>,
+    /// Stop when the bracket is narrower than this many requests per minute (default 0.1).
+    #[arg(long, value_name = "REQ_PER_MIN")]
+    pub tolerance: Option<f64>,
+    /// GPUs of the cluster the rate search runs on (default: the scenario's).
+    #[arg(long)]
+    pub gpus: Option<u32>,
+    /// Instead of the rate: the fewest GPUs (powers of two below the node size, then whole
+    /// nodes) that meet --target at --rate, or at the log's rate times --time-scale.
+    #[arg(long)]
+    pub min_gpus: bool,
+    /// With --min-gpus: the largest cluster tried (default 64).
+    #[arg(long)]
+    pub max_gpus: Option<u32>,
+    /// With --min-gpus and a log: replay it at this many times its rate (default 1).
+    #[arg(long, value_name = "F")]
+    pub time_scale: Option<f64>,
+    /// What to print on stdout: a line for people, or one JSON object / CSV row with every field.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+/// How `goodput` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// One line for people.
+    Table,
+    /// One JSON object with every field.
+    Json,
+    /// A header and one row with every field.
+    Csv,
 }
 
 #[derive(Debug, Args)]

@@ -455,62 +455,170 @@ fn run_plot(results: &std::path::Path, x: &str, out: &std::path::Path) -> Result
 }
 
 fn run_goodput(args: GoodputArgs) -> Result<()> {
+    use crate::goodput::{Load, Planner, gpu_report, gpu_search, rate_report, rate_search};
+    let refuse = |flag: &str, why: &str, hint: &str| -> Result<()> {
+        Err(Error::config_hint(format!("{flag} {why}"), hint))
+    };
+    if !(0.0..=1.0).contains(&args.target) {
+        return refuse(
+            "--target",
+            &format!("is {}, not an attainment between 0 and 1", args.target),
+            "e.g. --target 0.9",
+        );
+    }
+    if let Some(seeds) = &args.seeds
+        && let Some(s) = seeds
+            .iter()
+            .find(|s| seeds.iter().filter(|t| t == s).count() > 1)
+    {
+        return refuse(
+            "--seeds",
+            &format!("lists seed {s} more than once; a repeated seed is the same run"),
+            "list distinct seeds, e.g. --seeds 1,2,3",
+        );
+    }
     let (mut raw, source) =
         crate::scenario::RawScenario::load_merged(args.scenario.scenario.as_deref())?;
-    raw.apply(&args.scenario.overrides())?;
-    let gpus = Scenario::from_raw(raw.clone(), &source)?
-        .cluster
-        .total_gpus();
-    if !(0.0..=1.0).contains(&args.target)
-        || args.seeds.is_empty()
-        || !(args.min_rate > 0.0 && args.min_rate < args.max_rate)
-    {
-        return Err(Error::config(
-            "goodput needs 0 <= --target <= 1, at least one seed, and 0 < --min-rate < --max-rate",
-        ));
-    }
-    if let Some(s) = args
-        .seeds
-        .iter()
-        .find(|s| args.seeds.iter().filter(|t| t == s).count() > 1)
-    {
-        return Err(Error::config_hint(
-            format!("--seeds lists seed {s} more than once; a repeated seed is the same run"),
-            "list distinct seeds, e.g. --seeds 1,2,3",
-        ));
-    }
-    let g = crate::sweep::goodput(
-        &raw,
-        &source,
-        &args.policy,
-        args.target,
-        &args.seeds,
-        (args.min_rate, args.max_rate),
-        args.tolerance.max(1e-3),
-    )?;
-    match g {
-        None => println!(
-            "{}: below {:.0}% attainment even at {} req/min",
-            args.policy,
-            args.target * 100.0,
-            args.min_rate
-        ),
-        Some(r) => println!(
-            "{}: goodput {:.2} req/min at {:.0}% SLO attainment ({:.3} req/min per GPU, {} GPUs, seeds {:?}){}",
-            args.policy,
-            r,
-            args.target * 100.0,
-            r / f64::from(gpus),
-            gpus,
-            args.seeds,
-            if r >= args.max_rate {
-                " -- at the top of the search range; raise --max-rate"
-            } else {
-                ""
+    let mut overrides = args.scenario.overrides();
+    overrides.trace = args.trace.clone();
+    raw.apply(&overrides)?;
+    let seeds = args.seeds.clone().unwrap_or_else(|| vec![1, 2, 3]);
+    let planner = Planner::new(raw, &source, &args.policy, seeds)?;
+    let log = matches!(planner.load, Load::Log { .. });
+
+    // Every flag acts in the mode given, or is refused.
+    let s = &args.scenario;
+    if log {
+        for (set, flag) in [
+            (args.seeds.is_some(), "--seeds"),
+            (s.seed.is_some(), "--seed"),
+            (s.rate.is_some(), "--rate"),
+            (s.arrival.is_some(), "--arrival"),
+            (s.cv.is_some(), "--cv"),
+            (s.requests.is_some(), "--requests"),
+            (s.mix.is_some(), "--mix"),
+            (s.steps.is_some(), "--steps"),
+            (args.min_rate.is_some(), "--min-rate"),
+            (args.max_rate.is_some(), "--max-rate"),
+        ] {
+            if set {
+                return refuse(
+                    flag,
+                    "shapes a generated workload, and this plan replays a log",
+                    "scale the log with --min-scale/--max-scale (or --time-scale with --min-gpus), or drop --trace",
+                );
             }
-        ),
+        }
+    } else {
+        for (set, flag) in [
+            (args.min_scale.is_some(), "--min-scale"),
+            (args.max_scale.is_some(), "--max-scale"),
+            (args.time_scale.is_some(), "--time-scale"),
+        ] {
+            if set {
+                return refuse(
+                    flag,
+                    "scales a log's rate, and no log was given",
+                    "add --trace LOG, or use --rate / --min-rate / --max-rate for a generated workload",
+                );
+            }
+        }
     }
-    Ok(())
+    if args.min_gpus {
+        for (set, flag) in [
+            (args.min_rate.is_some(), "--min-rate"),
+            (args.max_rate.is_some(), "--max-rate"),
+            (args.min_scale.is_some(), "--min-scale"),
+            (args.max_scale.is_some(), "--max-scale"),
+            (args.tolerance.is_some(), "--tolerance"),
+            (args.gpus.is_some(), "--gpus"),
+        ] {
+            if set {
+                return refuse(
+                    flag,
+                    "belongs to the rate search, and --min-gpus searches GPUs at one load",
+                    "give the load with --rate (or --time-scale for a log), and the largest cluster with --max-gpus",
+                );
+            }
+        }
+    } else {
+        for (set, flag) in [
+            (args.max_gpus.is_some(), "--max-gpus"),
+            (args.time_scale.is_some(), "--time-scale"),
+        ] {
+            if set {
+                return refuse(
+                    flag,
+                    "belongs to --min-gpus; the rate search chooses the load itself",
+                    "add --min-gpus, or drop it",
+                );
+            }
+        }
+        if s.rate.is_some() {
+            return refuse(
+                "--rate",
+                "is what the rate search chooses",
+                "bound it with --min-rate and --max-rate, or add --min-gpus to search GPUs at that rate",
+            );
+        }
+    }
+
+    let report = if args.min_gpus {
+        let x = planner.own_point(args.time_scale)?;
+        if !(x.is_finite() && x > 0.0) {
+            return refuse(
+                "--time-scale",
+                &format!("is {x}, not a positive factor"),
+                "e.g. --time-scale 2 for twice the log's rate",
+            );
+        }
+        let max_gpus = args.max_gpus.unwrap_or(64);
+        let candidates = planner.gpu_candidates(max_gpus)?;
+        let r = gpu_search(&planner, args.target, x, candidates)?;
+        gpu_report(&planner, args.target, x, &r)
+    } else {
+        let (lo, hi, flags) = match &planner.load {
+            Load::Log { .. } => (
+                args.min_scale.unwrap_or(0.1),
+                args.max_scale.unwrap_or(20.0),
+                "--min-scale < --max-scale",
+            ),
+            Load::Generated { .. } => (
+                args.min_rate.unwrap_or(1.0),
+                args.max_rate.unwrap_or(120.0),
+                "--min-rate < --max-rate",
+            ),
+        };
+        if !(lo > 0.0 && lo < hi && hi.is_finite()) {
+            return refuse(
+                "the search range",
+                &format!("[{lo}, {hi}] is not 0 < low < high"),
+                &format!("give 0 < {flags}"),
+            );
+        }
+        let tolerance = args.tolerance.unwrap_or(0.1);
+        if !(tolerance.is_finite() && tolerance > 0.0) {
+            return refuse(
+                "--tolerance",
+                &format!("is {tolerance}, not a positive rate"),
+                "e.g. --tolerance 0.1 (requests per minute)",
+            );
+        }
+        // The tolerance is in requests per minute; a log's search runs on its scale.
+        let step = planner.rate_at(1.0);
+        let r = rate_search(&planner, args.target, (lo, hi), tolerance / step, args.gpus)?;
+        let gpus = match args.gpus {
+            Some(g) => g,
+            None => planner.gpus()?,
+        };
+        rate_report(&planner, args.target, gpus, (lo, hi), &r)
+    };
+    let text = match args.format {
+        ReportFormat::Table => format!("{}\n", report.line),
+        ReportFormat::Json => report.to_json(),
+        ReportFormat::Csv => report.to_csv(),
+    };
+    print_stdout(&text)
 }
 
 /// Writes `comparison.csv` and every run's files under `out/<policy>/`.

@@ -4,10 +4,13 @@
 //! nodes (Ulysses all-to-alls need NVLink-class bandwidth), so a [`GpuSet`] is one node plus a
 //! bit mask of that node's GPUs: any k-subset, not only aligned blocks (the paper warms groups
 //! such as `[0,2,3,4]`). Whether a set crosses PCIe depends on the node's [`Topology`].
+//! What the GPUs cost to run (price, power) is [`OperatingCost`], used only by the reports.
 
 mod gpu_set;
+mod operating;
 
 pub use gpu_set::{FreeGpus, GpuSet};
+pub use operating::OperatingCost;
 
 use std::fmt;
 use std::str::FromStr;
@@ -93,6 +96,9 @@ pub struct Cluster {
     pub nodes: u32,
     pub gpus_per_node: u32,
     pub topology: Topology,
+    /// Price and power of one GPU (the built-in assumption for `gpu` unless the scenario
+    /// sets it); only reports read it.
+    pub operating: OperatingCost,
 }
 
 impl Cluster {
@@ -121,8 +127,10 @@ impl Cluster {
                 "topology nvlink-pairs needs an even number of GPUs per node, got {gpus_per_node}"
             )));
         }
+        let gpu = gpu.into();
         Ok(Cluster {
-            gpu: gpu.into(),
+            operating: OperatingCost::default_for(&gpu),
+            gpu,
             nodes,
             gpus_per_node,
             topology,

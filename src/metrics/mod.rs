@@ -9,7 +9,7 @@ pub mod invariants;
 mod summary;
 
 pub use summary::{
-    LatencyStats, NodeSummary, ResolutionSummary, SchedulerStats, Summary, WorkTotals,
+    CostSummary, LatencyStats, NodeSummary, ResolutionSummary, SchedulerStats, Summary, WorkTotals,
 };
 
 use crate::cluster::GpuSet;

@@ -1,15 +1,24 @@
-//! Summary statistics of a run: SLO attainment, latency percentiles, GPU time, utilisation.
+//! Summary statistics of a run: SLO attainment, latency percentiles, GPU time, utilisation,
+//! and what the run cost (dollars and energy, from the cluster's [`OperatingCost`]).
 //!
 //! Conventions (also in README.md):
 //! - SLO attainment = met / all requests; dropped and late requests are both failures.
 //! - Latency statistics cover completed requests only (met or missed), as the paper's CDFs do.
 //! - Percentiles use the nearest-rank method: p-th percentile = the `ceil(p/100 * n)`-th
 //!   smallest value. No interpolation, so every reported latency is one a request really had.
+//! - GPU time comes in two kinds. *Busy* GPU-hours: degree x duration summed over works, the
+//!   time GPUs computed. *Provisioned* GPU-hours: every GPU of the cluster from time 0 to the
+//!   makespan (the last request's end), the time GPUs were held; utilisation is their ratio.
+//! - Dollars are charged on provisioned time (a cluster is paid for whether busy or not);
+//!   energy is busy time at the GPU's board power plus the rest of provisioned time at its
+//!   idle power (0 W unless the scenario sets it). Both are divided by *met* images: an image
+//!   delivered late earns nothing, so misses raise the price of the ones that count.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::cluster::OperatingCost;
 use crate::metrics::{Outcome, RunRecords, WorkRecord};
 use crate::time::Nanos;
 
@@ -80,6 +89,43 @@ pub struct SchedulerStats {
     pub max_us: f64,
 }
 
+/// What a run cost, at the cluster's assumed price and power (figures are `None` where the
+/// price or power is unknown, or, per image, where no image met its deadline).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CostSummary {
+    /// The assumptions used: US dollars per GPU-hour, watts busy and idle.
+    pub gpu_price_per_hour: Option<f64>,
+    pub gpu_power_w: Option<f64>,
+    pub gpu_idle_power_w: f64,
+    /// Provisioned GPU-hours x price, US dollars.
+    pub usd: Option<f64>,
+    /// `usd` per 1,000 images that met their deadline.
+    pub usd_per_1k_met_images: Option<f64>,
+    /// Busy GPU-hours x board power + idle provisioned GPU-hours x idle power, watt-hours.
+    pub energy_wh: Option<f64>,
+    /// `energy_wh` per image that met its deadline.
+    pub wh_per_met_image: Option<f64>,
+}
+
+impl CostSummary {
+    /// The cost of `busy` and `provisioned` GPU-hours that delivered `met` images in time.
+    pub fn of(op: &OperatingCost, busy_h: f64, provisioned_h: f64, met: usize) -> CostSummary {
+        let usd = op.price_per_hour.map(|p| p * provisioned_h);
+        let idle_h = (provisioned_h - busy_h).max(0.0);
+        let energy_wh = op.power_w.map(|w| w * busy_h + op.idle_power_w * idle_h);
+        let per_met = |x: Option<f64>, k: f64| x.filter(|_| met > 0).map(|x| x * k / met as f64);
+        CostSummary {
+            gpu_price_per_hour: op.price_per_hour,
+            gpu_power_w: op.power_w,
+            gpu_idle_power_w: op.idle_power_w,
+            usd,
+            usd_per_1k_met_images: per_met(usd, 1000.0),
+            energy_wh,
+            wh_per_met_image: per_met(energy_wh, 1.0),
+        }
+    }
+}
+
 /// What `summary.json` holds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Summary {
@@ -97,15 +143,21 @@ pub struct Summary {
     /// (see `bound.rs`); every run sets it, `None` only in a summary built outside one.
     pub slo_attainment_bound: Option<f64>,
     pub latency: LatencyStats,
-    /// GPU time allocated to steps (degree x duration), seconds.
+    /// Busy GPU time: degree x duration summed over works, seconds.
     pub gpu_seconds: f64,
-    pub gpu_hours: f64,
-    /// Busy GPU time / (GPUs x makespan).
+    /// The same, in hours.
+    pub gpu_hours_busy: f64,
+    /// Provisioned GPU time: the cluster's GPUs x the makespan, hours.
+    pub gpu_hours_provisioned: f64,
+    /// Busy GPU time / provisioned GPU time.
     pub utilization: f64,
     /// Time of the last request's end, seconds.
     pub makespan_s: f64,
     /// Mean SP degree over dispatched step-time (weighted by steps).
     pub mean_degree: f64,
+    /// Dollars and energy at the cluster's assumed price and power ([`Summary::price`]; all
+    /// `None` in a summary built outside a run).
+    pub cost: CostSummary,
     /// Events the engine handled (arrivals, completions, timers) and works dispatched.
     pub events: u64,
     pub works: usize,
@@ -243,7 +295,8 @@ impl Summary {
             slo_attainment_bound: None,
             latency: LatencyStats::from_nanos(latencies),
             gpu_seconds: gpu_ns as f64 / 1e9,
-            gpu_hours: gpu_ns as f64 / 1e9 / 3600.0,
+            gpu_hours_busy: gpu_ns as f64 / NS_PER_HOUR,
+            gpu_hours_provisioned: capacity as f64 / NS_PER_HOUR,
             utilization: if capacity == 0 {
                 0.0
             } else {
@@ -255,6 +308,7 @@ impl Summary {
             } else {
                 deg_steps as f64 / steps as f64
             },
+            cost: CostSummary::default(),
             per_resolution,
             per_node,
             events: run.events,
@@ -264,6 +318,20 @@ impl Summary {
         }
     }
 }
+
+impl Summary {
+    /// Fills in [`Summary::cost`] for GPUs of the given price and power.
+    pub fn price(&mut self, op: &OperatingCost) {
+        self.cost = CostSummary::of(
+            op,
+            self.gpu_hours_busy,
+            self.gpu_hours_provisioned,
+            self.met,
+        );
+    }
+}
+
+const NS_PER_HOUR: f64 = 3600.0 * 1e9;
 
 fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
@@ -289,6 +357,28 @@ fn scheduler_stats(samples: &[u64]) -> SchedulerStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cost_charges_provisioned_dollars_and_busy_energy_per_met_image() {
+        let op = OperatingCost {
+            price_per_hour: Some(2.0),
+            power_w: Some(500.0),
+            idle_power_w: 100.0,
+        };
+        // 3 busy of 8 provisioned GPU-hours, 4 met images: $16, 3 x 500 + 5 x 100 = 2000 Wh.
+        let c = CostSummary::of(&op, 3.0, 8.0, 4);
+        assert_eq!(c.usd, Some(16.0));
+        assert_eq!(c.usd_per_1k_met_images, Some(4000.0));
+        assert_eq!(c.energy_wh, Some(2000.0));
+        assert_eq!(c.wh_per_met_image, Some(500.0));
+        let none_met = CostSummary::of(&op, 3.0, 8.0, 0);
+        assert_eq!(
+            (none_met.usd, none_met.usd_per_1k_met_images),
+            (Some(16.0), None)
+        );
+        let unknown = CostSummary::of(&OperatingCost::default(), 3.0, 8.0, 4);
+        assert_eq!((unknown.usd, unknown.energy_wh), (None, None));
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

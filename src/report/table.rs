@@ -1,4 +1,7 @@
 //! The policy comparison: a human table for the terminal and a CSV for tools.
+//!
+//! GPU time appears twice: busy (what the GPUs computed) and provisioned (the cluster held for
+//! the run's makespan); dollars follow provisioned time, energy busy time (`metrics::summary`).
 
 use std::fmt::Write as _;
 
@@ -9,22 +12,36 @@ pub fn comparison_table(summaries: &[Summary]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>11}",
-        "policy", "SLO att.", "met", "missed", "p50 lat", "p99 lat", "GPU-h", "util", "decide p99"
+        "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>6} {:>9} {:>8} {:>11}",
+        "policy",
+        "SLO att.",
+        "met",
+        "missed",
+        "p50 lat",
+        "p99 lat",
+        "busy GPU-h",
+        "prov GPU-h",
+        "util",
+        "$/1k met",
+        "Wh/met",
+        "decide p99"
     );
     let bound = summaries.iter().find_map(|m| m.slo_attainment_bound);
     for m in summaries {
         let _ = writeln!(
             s,
-            "{:<16} {:>8.1}% {:>9} {:>9} {:>8.2}s {:>8.2}s {:>9.3} {:>5.0}% {:>9.1}us",
+            "{:<16} {:>8.1}% {:>9} {:>9} {:>8.2}s {:>8.2}s {:>10.3} {:>10.3} {:>5.0}% {:>9} {:>8} {:>9.1}us",
             m.policy,
             100.0 * m.slo_attainment,
             format!("{}/{}", m.met, m.requests),
             m.missed + m.dropped,
             m.latency.p50_s,
             m.latency.p99_s,
-            m.gpu_hours,
+            m.gpu_hours_busy,
+            m.gpu_hours_provisioned,
             100.0 * m.utilization,
+            shown(m.cost.usd_per_1k_met_images, 2),
+            shown(m.cost.wh_per_met_image, 1),
             m.scheduler.p99_us
         );
     }
@@ -37,6 +54,29 @@ pub fn comparison_table(summaries: &[Summary]) -> String {
         );
     }
     s
+}
+
+/// A figure with `digits` decimals, or `-` where it is unknown.
+fn shown(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "-".to_string(), |x| format!("{x:.digits$}"))
+}
+
+/// The cost columns of `comparison.csv` (not of sweep `results.csv`).
+const COST_COLUMNS: &str =
+    "gpu_hours_busy,gpu_hours_provisioned,usd,usd_per_1k_met_images,energy_wh,wh_per_met_image";
+
+/// The cells of [`COST_COLUMNS`] for one summary; unknown figures are empty cells.
+fn cost_cells(m: &Summary) -> String {
+    let cell = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
+    format!(
+        "{:.6},{:.6},{},{},{},{}",
+        m.gpu_hours_busy,
+        m.gpu_hours_provisioned,
+        cell(m.cost.usd),
+        cell(m.cost.usd_per_1k_met_images),
+        cell(m.cost.energy_wh),
+        cell(m.cost.wh_per_met_image),
+    )
 }
 
 /// The summary metric columns shared by `comparison.csv` and sweep `results.csv`.
@@ -70,9 +110,16 @@ pub fn bound_cell(m: &Summary) -> String {
 
 /// `comparison.csv`: the deterministic columns of each summary (no wall-clock figures).
 pub fn comparison_csv(summaries: &[Summary]) -> String {
-    let mut s = format!("policy,{METRIC_COLUMNS},slo_attainment_bound\n");
+    let mut s = format!("policy,{METRIC_COLUMNS},slo_attainment_bound,{COST_COLUMNS}\n");
     for m in summaries {
-        let _ = writeln!(s, "{},{},{}", m.policy, metric_cells(m), bound_cell(m));
+        let _ = writeln!(
+            s,
+            "{},{},{},{}",
+            m.policy,
+            metric_cells(m),
+            bound_cell(m),
+            cost_cells(m)
+        );
     }
     s
 }

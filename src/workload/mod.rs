@@ -8,6 +8,9 @@
 //! - [`mix`]: resolution mixes (Uniform, Skewed, homogeneous, custom weights).
 //! - [`generate`]: seeded generation of a workload from a [`generate::WorkloadSpec`].
 //! - [`trace`]: the trace CSV format, read and written.
+//!
+//! [`Workload::time_scaled`] replays a workload at another rate (a log at F times its rate),
+//! in integer nanoseconds, so that a trace is read once and rescaled in memory.
 
 pub mod arrival;
 pub mod generate;
@@ -150,6 +153,55 @@ impl Workload {
         self.requests.is_empty()
     }
 
+    /// The same requests at `factor` times the rate: every gap between arrivals divided by
+    /// `factor` (the first arrival stays where it is), every SLO (deadline - arrival) kept.
+    ///
+    /// The factor is rounded to a billionth and the division done on integers (nanoseconds x
+    /// 10^9 / (factor x 10^9), to the nearest nanosecond), so a rescaled trace is the same on
+    /// every machine. Factors that are not positive and finite, and arrivals or deadlines that
+    /// would pass [`Nanos::HORIZON`], are refused. Order and ids are kept: dividing the gaps
+    /// by one positive number cannot reorder arrivals.
+    pub fn time_scaled(&self, factor: f64) -> crate::error::Result<Workload> {
+        const UNIT: f64 = 1e9;
+        let scaled = (factor * UNIT).round();
+        if !(factor.is_finite() && scaled >= 1.0 && scaled < u64::MAX as f64) {
+            return Err(crate::error::Error::config_hint(
+                format!("time scale {factor} is not a positive rate factor"),
+                "give a positive number such as 2.0 (twice the rate) or 0.5 (half the rate), at least 1e-9",
+            ));
+        }
+        let divisor = scaled as u128;
+        let Some(first) = self.requests.first().map(|r| r.arrival) else {
+            return Ok(self.clone());
+        };
+        let mut requests = Vec::with_capacity(self.requests.len());
+        for r in &self.requests {
+            let offset = u128::from((r.arrival - first).0) * UNIT as u128;
+            // Round to the nearest nanosecond: (offset + divisor / 2) / divisor.
+            let gap = (offset + divisor / 2) / divisor;
+            let arrival = u64::try_from(gap)
+                .ok()
+                .and_then(|g| first.checked_add(Nanos(g)));
+            let deadline = arrival.and_then(|a| a.checked_add(r.slo()));
+            let (Some(arrival), Some(deadline)) = (arrival, deadline) else {
+                return Err(crate::error::Error::config_hint(
+                    format!(
+                        "at time scale {factor}, request {} (arrival {} s) would arrive or be due beyond the simulator's horizon (2^62 ns, about 146 years)",
+                        r.label,
+                        r.arrival.as_secs()
+                    ),
+                    "use a larger time scale, or a trace with shorter gaps and SLOs",
+                ));
+            };
+            requests.push(Request {
+                arrival,
+                deadline,
+                ..r.clone()
+            });
+        }
+        Ok(Workload { requests })
+    }
+
     /// Distinct resolutions, sorted by token count then width.
     pub fn resolutions(&self) -> Vec<Resolution> {
         let mut v: Vec<Resolution> = self.requests.iter().map(|r| r.resolution).collect();
@@ -223,6 +275,55 @@ mod tests {
         );
         assert!("0x16".parse::<Resolution>().is_err());
         assert!("abc".parse::<Resolution>().is_err());
+    }
+
+    fn at(arrivals_ns: &[u64], slo_ns: u64) -> Workload {
+        Workload::from_requests(
+            arrivals_ns
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| Request {
+                    id: RequestId(0),
+                    label: i as u64,
+                    arrival: Nanos(t),
+                    resolution: Resolution::square(256),
+                    steps: 1,
+                    deadline: Nanos(t + slo_ns),
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn time_scaling_divides_gaps_and_keeps_slos() {
+        let w = at(&[5, 7, 11, 20], 100).time_scaled(2.0).unwrap();
+        let times: Vec<(u64, u64)> = w
+            .requests
+            .iter()
+            .map(|r| (r.arrival.0, r.deadline.0))
+            .collect();
+        // Offsets 2, 6, 15 from the first arrival (5) become 1, 3, 7.5 -> 8 (nearest, half up).
+        assert_eq!(times, vec![(5, 105), (6, 106), (8, 108), (13, 113)]);
+        let slower = at(&[0, 1_000_000_000], 7).time_scaled(0.25).unwrap();
+        assert_eq!(slower.requests[1].arrival, Nanos(4_000_000_000));
+        assert_eq!(slower.requests[1].slo(), Nanos(7));
+        // A factor of one changes nothing; an empty workload stays empty.
+        let w = at(&[3, 9, 9, 40], 11);
+        assert_eq!(w.time_scaled(1.0).unwrap(), w);
+        assert!(Workload::default().time_scaled(3.0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn time_scaling_refuses_bad_factors_and_unrepresentable_times() {
+        let w = at(&[0, 1 << 40], 1);
+        for f in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-12] {
+            let e = w.time_scaled(f).unwrap_err().to_string();
+            assert!(e.contains("not a positive rate factor"), "{f}: {e}");
+        }
+        // 2^40 ns / 1e-7 = 2^40 x 10^7 ns (about 1.1e19), beyond the 2^62 ns horizon.
+        let e = w.time_scaled(1e-7).unwrap_err().to_string();
+        assert!(e.contains("beyond the simulator's horizon"), "{e}");
+        assert!(e.contains("request 1"), "{e}");
     }
 
     #[test]

@@ -33,3 +33,5 @@ mod tidy;
 mod causality;
 // Overload: TetriServe's late backlog against a from-scratch reference at every decision.
 mod overload;
+// Capacity planning: a log's rate scaled, the fewest GPUs against brute force, cost by hand.
+mod capacity;

@@ -1,0 +1,412 @@
+//! Capacity planning: the most load a cluster holds at a target SLO attainment (goodput), the
+//! fewest GPUs that hold a given load, and what either costs.
+//!
+//! The load is either the scenario's generated workload at a rate (requests per minute, the
+//! mean over seeds) or a log replayed at `F` times its own rate ([`Workload::time_scaled`]:
+//! arrival gaps divided by `F`, SLOs kept). A log is read once and rescaled in memory.
+//!
+//! Both searches rest on an assumption the simulator does not guarantee: attainment falls as
+//! the load rises ([`rate_search`], bisection on the rate or the scale) and rises with the GPUs
+//! ([`gpu_search`], bisection over the cluster sizes the nodes allow). Each search measures the
+//! ends of its range first and says when the answer lies at one of them; between the ends, a
+//! curve that is not monotone can make bisection stop at any crossing of the target.
+//!
+//! Every point measured carries its cost ([`Measure`]): busy and provisioned GPU-hours, dollars
+//! and energy per run (means over the seeds), and dollars per 1,000 met images and watt-hours
+//! per met image pooled over the runs (`metrics::summary` defines them). Reports come as one line for people, or one JSON object
+//! or CSV row with every field ([`Report`]).
+
+mod report;
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::metrics::{CostSummary, Summary};
+use crate::policy::PolicyKind;
+use crate::scenario::{Overrides, RawScenario, Scenario, WorkloadSource};
+use crate::simulate::summarise_workload;
+use crate::workload::Workload;
+
+pub use report::{Report, Value, gpu_report, rate_report};
+
+/// What a point of a search serves.
+#[derive(Clone, Debug)]
+pub enum Load {
+    /// The scenario's generator; each point is the mean over these seeds.
+    Generated { seeds: Vec<u64> },
+    /// A log, read once; points replay it at a scale factor.
+    Log {
+        path: PathBuf,
+        workload: Workload,
+        /// The log's own rate: (requests - 1) / (last arrival - first arrival), per minute.
+        rate_per_min: f64,
+    },
+}
+
+/// The rate of a log, requests per minute: (n - 1) arrivals over the span from the first to the
+/// last, so that a log with gaps of `g` seconds has a rate of `60 / g`. A log of fewer than two
+/// requests, or whose requests all arrive at once, has no rate to scale.
+pub fn log_rate_per_min(w: &Workload) -> Option<f64> {
+    let first = w.requests.first()?.arrival;
+    let last = w.requests.last()?.arrival;
+    let span = (last - first).as_secs();
+    (w.len() >= 2 && span > 0.0).then(|| (w.len() - 1) as f64 / span * 60.0)
+}
+
+/// The runs of one point of a search (one per seed, or the one replay of a log).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measure {
+    /// Mean SLO attainment over the runs.
+    pub slo_attainment: f64,
+    pub runs: usize,
+    /// Summed over the runs.
+    pub requests: usize,
+    pub met: usize,
+    /// Per run: the mean over the runs.
+    pub gpu_hours_busy: f64,
+    pub gpu_hours_provisioned: f64,
+    /// Dollars and energy per run (means), and per met image pooled over the runs (all the
+    /// runs' dollars over all their met images).
+    pub cost: CostSummary,
+}
+
+impl Measure {
+    /// Pools the summaries of one point, priced with `op`.
+    fn of(summaries: &[Summary], op: &crate::cluster::OperatingCost) -> Measure {
+        let n = summaries.len().max(1) as f64;
+        let sum = |f: fn(&Summary) -> f64| summaries.iter().map(f).sum::<f64>();
+        let (busy, provisioned) = (sum(|s| s.gpu_hours_busy), sum(|s| s.gpu_hours_provisioned));
+        let met = summaries.iter().map(|s| s.met).sum();
+        let mut cost = CostSummary::of(op, busy, provisioned, met);
+        cost.usd = cost.usd.map(|x| x / n);
+        cost.energy_wh = cost.energy_wh.map(|x| x / n);
+        Measure {
+            slo_attainment: sum(|s| s.slo_attainment) / n,
+            runs: summaries.len(),
+            requests: summaries.iter().map(|s| s.requests).sum(),
+            met,
+            gpu_hours_busy: busy / n,
+            gpu_hours_provisioned: provisioned / n,
+            cost,
+        }
+    }
+}
+
+/// A policy, a scenario and a load: what the searches measure at each point.
+pub struct Planner {
+    raw: RawScenario,
+    source: String,
+    policy: String,
+    pub load: Load,
+}
+
+impl Planner {
+    /// A planner for `policy` on the scenario `raw` (merged and overridden already). A scenario
+    /// replaying a trace is planned from that log, read here once; otherwise from its
+    /// generator over `seeds`.
+    pub fn new(mut raw: RawScenario, source: &str, policy: &str, seeds: Vec<u64>) -> Result<Self> {
+        raw.apply(&Overrides {
+            policies: vec![policy.to_string()],
+            ..Overrides::default()
+        })?;
+        let scenario = Scenario::from_raw(raw.clone(), source)?;
+        if scenario.policies.len() != 1 {
+            return Err(Error::config_hint(
+                format!(
+                    "`{policy}` names {} policies; capacity is planned for one",
+                    scenario.policies.len()
+                ),
+                "name one policy, e.g. --policy tetriserve",
+            ));
+        }
+        let load = match &scenario.workload {
+            WorkloadSource::Synthetic(_) => {
+                if seeds.is_empty() {
+                    return Err(Error::config_hint(
+                        "no seeds to average over",
+                        "e.g. --seeds 1,2,3",
+                    ));
+                }
+                Load::Generated { seeds }
+            }
+            WorkloadSource::Trace { path, .. } => {
+                let workload = scenario.load_workload()?;
+                let rate_per_min = log_rate_per_min(&workload).ok_or_else(|| {
+                    Error::config_hint(
+                        format!(
+                            "{}: the log needs at least two requests arriving at different times to have a rate to scale",
+                            path.display()
+                        ),
+                        "plan from a longer log, or from a generated workload (drop --trace)",
+                    )
+                })?;
+                Load::Log {
+                    path: path.clone(),
+                    workload,
+                    rate_per_min,
+                }
+            }
+        };
+        Ok(Planner {
+            raw,
+            source: source.to_string(),
+            policy: policy.to_string(),
+            load,
+        })
+    }
+
+    /// The validated scenario with `gpus` GPUs (the scenario's own if `None`) and, for a
+    /// generated load, `rate` and `seed`.
+    fn scenario(
+        &self,
+        gpus: Option<u32>,
+        rate: Option<f64>,
+        seed: Option<u64>,
+    ) -> Result<Scenario> {
+        let mut raw = self.raw.clone();
+        raw.apply(&Overrides {
+            gpus,
+            rate_per_min: rate,
+            seed,
+            ..Overrides::default()
+        })?;
+        Scenario::from_raw(raw, &self.source)
+    }
+
+    /// GPUs of the scenario as given.
+    pub fn gpus(&self) -> Result<u32> {
+        Ok(self.scenario(None, None, None)?.cluster.total_gpus())
+    }
+
+    /// Measures the load at `x` (a rate in requests per minute for a generated load; the scale
+    /// factor for a log) on `gpus` GPUs (the scenario's own if `None`).
+    pub fn measure(&self, x: f64, gpus: Option<u32>) -> Result<Measure> {
+        match &self.load {
+            Load::Generated { seeds } => {
+                let mut summaries = Vec::with_capacity(seeds.len());
+                let mut op = None;
+                for &seed in seeds {
+                    let s = self.scenario(gpus, Some(x), Some(seed))?;
+                    summaries.extend(summarise_workload(&s, &s.load_workload()?)?);
+                    op = Some(s.cluster.operating);
+                }
+                Ok(Measure::of(&summaries, &op.unwrap_or_default()))
+            }
+            Load::Log { workload, .. } => {
+                let s = self.scenario(gpus, None, None)?;
+                let summaries = summarise_workload(&s, &workload.time_scaled(x)?)?;
+                Ok(Measure::of(&summaries, &s.cluster.operating))
+            }
+        }
+    }
+
+    /// The point of the load as given: the scenario's rate for a generated load, the log at
+    /// `time_scale` (default 1) times its rate.
+    pub fn own_point(&self, time_scale: Option<f64>) -> Result<f64> {
+        match &self.load {
+            Load::Log { .. } => Ok(time_scale.unwrap_or(1.0)),
+            Load::Generated { .. } => match self.scenario(None, None, None)?.workload {
+                WorkloadSource::Synthetic(w) => Ok(w.arrival.mean_rate_per_s() * 60.0),
+                WorkloadSource::Trace { .. } => Err(Error::config(
+                    "the scenario replays a trace but the plan was made for a generated load",
+                )),
+            },
+        }
+    }
+
+    /// The rate in requests per minute of a point `x` of [`Planner::measure`].
+    pub fn rate_at(&self, x: f64) -> f64 {
+        match &self.load {
+            Load::Generated { .. } => x,
+            Load::Log { rate_per_min, .. } => x * rate_per_min,
+        }
+    }
+
+    /// The GPU counts a search may try, up to `max_gpus`: powers of two below the node size
+    /// (one partial node), then whole nodes. Sizes the policy cannot run on (a fixed degree
+    /// larger than the node) or the cluster cannot have (odd nodes of NVLink pairs) are left out.
+    pub fn gpu_candidates(&self, max_gpus: u32) -> Result<Vec<u32>> {
+        let per_node = self.scenario(None, None, None)?.cluster.gpus_per_node;
+        let need = match self.policy.parse::<PolicyKind>() {
+            Ok(PolicyKind::XditSp(k)) => k,
+            _ => 1,
+        };
+        let mut sizes: Vec<u32> = (0..32)
+            .map(|i| 1u32 << i)
+            .take_while(|&g| g < per_node)
+            .collect();
+        sizes.extend(
+            (1..)
+                .map(|n| n * per_node)
+                .take_while(|&g| g <= max_gpus.max(per_node)),
+        );
+        sizes.retain(|&g| g <= max_gpus && g.min(per_node) >= need);
+        sizes.retain(|&g| self.scenario(Some(g), None, None).is_ok());
+        Ok(sizes)
+    }
+}
+
+/// How a search ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The target is met at the answer and missed one step beyond it.
+    Found,
+    /// Met even at the top of the range: the answer is at least the top.
+    AtTop,
+    /// Missed even at the bottom of the range: there is no answer in it.
+    BelowRange,
+}
+
+impl Outcome {
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Found => "found",
+            Outcome::AtTop => "at-top-of-range",
+            Outcome::BelowRange => "below-range",
+        }
+    }
+}
+
+/// The result of [`rate_search`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateSearch {
+    pub outcome: Outcome,
+    /// The highest point (rate or scale) found to meet the target, and its measure.
+    pub best: Option<(f64, Measure)>,
+    /// The lowest point found to miss it (the bracket's other side), and its measure.
+    pub missed: Option<(f64, Measure)>,
+    pub points: usize,
+}
+
+/// Bisects `[lo, hi]` (rates or scales, as [`Planner::measure`] takes them) for the highest
+/// point whose attainment is at least `target`, until the bracket is narrower than
+/// `tolerance` in the same unit. Measures both ends first.
+pub fn rate_search(
+    planner: &Planner,
+    target: f64,
+    (lo, hi): (f64, f64),
+    tolerance: f64,
+    gpus: Option<u32>,
+) -> Result<RateSearch> {
+    let mut points = 0;
+    let mut at = |x: f64| {
+        points += 1;
+        planner.measure(x, gpus)
+    };
+    let low = at(lo)?;
+    if low.slo_attainment < target {
+        return Ok(RateSearch {
+            outcome: Outcome::BelowRange,
+            best: None,
+            missed: Some((lo, low)),
+            points,
+        });
+    }
+    let high = at(hi)?;
+    if high.slo_attainment >= target {
+        return Ok(RateSearch {
+            outcome: Outcome::AtTop,
+            best: Some((hi, high)),
+            missed: None,
+            points,
+        });
+    }
+    let (mut good, mut bad) = ((lo, low), (hi, high));
+    while bad.0 - good.0 > tolerance {
+        let mid = (good.0 + bad.0) / 2.0;
+        let m = at(mid)?;
+        if m.slo_attainment >= target {
+            good = (mid, m);
+        } else {
+            bad = (mid, m);
+        }
+    }
+    Ok(RateSearch {
+        outcome: Outcome::Found,
+        best: Some(good),
+        missed: Some(bad),
+        points,
+    })
+}
+
+/// The result of [`gpu_search`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuSearch {
+    pub outcome: Outcome,
+    /// The fewest GPUs found to meet the target, and the measure there.
+    pub best: Option<(u32, Measure)>,
+    /// One step below: the largest size that misses it (none when the answer is the
+    /// smallest size, or there is none), and the measure there.
+    pub below: Option<(u32, Measure)>,
+    /// The sizes searched, ascending.
+    pub candidates: Vec<u32>,
+    pub points: usize,
+}
+
+/// The fewest of `candidates` GPUs (ascending) at which the load at `x` meets `target`:
+/// both ends measured first, then bisection on the assumption that attainment rises with GPUs.
+pub fn gpu_search(
+    planner: &Planner,
+    target: f64,
+    x: f64,
+    candidates: Vec<u32>,
+) -> Result<GpuSearch> {
+    let (Some(&first), Some(&last)) = (candidates.first(), candidates.last()) else {
+        return Err(Error::config_hint(
+            "no cluster size fits the policy, the node size and --max-gpus",
+            "raise --max-gpus, or choose a policy whose degree fits the nodes",
+        ));
+    };
+    let mut points = 0;
+    let mut at = |g: u32| {
+        points += 1;
+        planner.measure(x, Some(g))
+    };
+    let top = at(last)?;
+    if top.slo_attainment < target {
+        return Ok(GpuSearch {
+            outcome: Outcome::BelowRange,
+            best: None,
+            below: Some((last, top)),
+            candidates,
+            points,
+        });
+    }
+    if candidates.len() == 1 {
+        return Ok(GpuSearch {
+            outcome: Outcome::Found,
+            best: Some((last, top)),
+            below: None,
+            candidates,
+            points,
+        });
+    }
+    let bottom = at(first)?;
+    if bottom.slo_attainment >= target {
+        return Ok(GpuSearch {
+            outcome: Outcome::Found,
+            best: Some((first, bottom)),
+            below: None,
+            candidates,
+            points,
+        });
+    }
+    // Invariant: candidates[lo] misses, candidates[hi] meets.
+    let (mut lo, mut hi) = ((0, bottom), (candidates.len() - 1, top));
+    while hi.0 - lo.0 > 1 {
+        let mid = (lo.0 + hi.0) / 2;
+        let m = at(candidates[mid])?;
+        if m.slo_attainment >= target {
+            hi = (mid, m);
+        } else {
+            lo = (mid, m);
+        }
+    }
+    Ok(GpuSearch {
+        outcome: Outcome::Found,
+        best: Some((candidates[hi.0], hi.1)),
+        below: Some((candidates[lo.0], lo.1)),
+        candidates,
+        points,
+    })
+}

@@ -1,0 +1,295 @@
+//! The reports of capacity planning's searches: one ordered list of named fields (the search,
+//! the load, the answer, attainment and cost there and one step below), printed as a sentence
+//! for people, one JSON object or one CSV header and row. The three share the fields, so a
+//! tool reading the JSON and a spreadsheet reading the CSV see the same figures.
+
+use super::{GpuSearch, Load, Measure, Outcome, Planner, RateSearch};
+
+/// A search's report: one ordered list of named fields, printed as a line for people, one
+/// JSON object or one CSV row (the same fields in all three).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub fields: Vec<(&'static str, Value)>,
+    /// The sentence for people.
+    pub line: String,
+}
+
+/// A field of a [`Report`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Text(String),
+    Number(f64),
+    Count(u64),
+    None,
+}
+
+impl Value {
+    fn opt(v: Option<f64>) -> Value {
+        v.map_or(Value::None, Value::Number)
+    }
+
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Value::Text(s) => serde_json::Value::from(s.as_str()),
+            Value::Number(x) => serde_json::Number::from_f64(*x)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
+            Value::Count(n) => serde_json::Value::from(*n),
+            Value::None => serde_json::Value::Null,
+        }
+    }
+
+    fn cell(&self) -> String {
+        match self {
+            Value::Text(s) if s.contains([',', '"', '\n']) => {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            }
+            Value::Text(s) => s.clone(),
+            Value::Number(x) => format!("{x}"),
+            Value::Count(n) => n.to_string(),
+            Value::None => String::new(),
+        }
+    }
+}
+
+impl Report {
+    /// One JSON object, fields in report order.
+    pub fn to_json(&self) -> String {
+        let mut s = String::from("{\n");
+        for (i, (k, v)) in self.fields.iter().enumerate() {
+            let sep = if i + 1 < self.fields.len() { "," } else { "" };
+            s.push_str(&format!("  \"{k}\": {}{sep}\n", v.json()));
+        }
+        s.push_str("}\n");
+        s
+    }
+
+    /// A header and one row; empty cells for figures that do not apply.
+    pub fn to_csv(&self) -> String {
+        let names: Vec<&str> = self.fields.iter().map(|(k, _)| *k).collect();
+        let cells: Vec<String> = self.fields.iter().map(|(_, v)| v.cell()).collect();
+        format!("{}\n{}\n", names.join(","), cells.join(","))
+    }
+}
+
+/// The load's fields and a phrase for people.
+fn load_fields(planner: &Planner) -> (Vec<(&'static str, Value)>, String) {
+    match &planner.load {
+        Load::Generated { seeds } => {
+            let list: Vec<String> = seeds.iter().map(u64::to_string).collect();
+            (
+                vec![
+                    ("load", Value::Text("generated".into())),
+                    ("log_rate_per_min", Value::None),
+                    ("seeds", Value::Text(list.join(";"))),
+                    ("runs_per_point", Value::Count(seeds.len() as u64)),
+                ],
+                format!("seeds {}", list.join(",")),
+            )
+        }
+        Load::Log {
+            path, rate_per_min, ..
+        } => (
+            vec![
+                ("load", Value::Text(format!("log:{}", path.display()))),
+                ("log_rate_per_min", Value::Number(*rate_per_min)),
+                ("seeds", Value::None),
+                ("runs_per_point", Value::Count(1)),
+            ],
+            format!("log {} at {:.2} req/min", path.display(), rate_per_min),
+        ),
+    }
+}
+
+/// The fields of a measure, each name prefixed (`at_`, `below_`); `None` gives empty fields.
+fn measure_fields<T>(prefix: &'static str, m: Option<&(T, Measure)>) -> Vec<(&'static str, Value)> {
+    let names: [&'static str; 9] = match prefix {
+        "at" => [
+            "slo_attainment",
+            "requests",
+            "met",
+            "gpu_hours_busy",
+            "gpu_hours_provisioned",
+            "usd",
+            "usd_per_1k_met_images",
+            "energy_wh",
+            "wh_per_met_image",
+        ],
+        _ => [
+            "below_slo_attainment",
+            "below_requests",
+            "below_met",
+            "below_gpu_hours_busy",
+            "below_gpu_hours_provisioned",
+            "below_usd",
+            "below_usd_per_1k_met_images",
+            "below_energy_wh",
+            "below_wh_per_met_image",
+        ],
+    };
+    let values = match m {
+        None => vec![Value::None; 9],
+        Some((_, m)) => vec![
+            Value::Number(m.slo_attainment),
+            Value::Count(m.requests as u64),
+            Value::Count(m.met as u64),
+            Value::Number(m.gpu_hours_busy),
+            Value::Number(m.gpu_hours_provisioned),
+            Value::opt(m.cost.usd),
+            Value::opt(m.cost.usd_per_1k_met_images),
+            Value::opt(m.cost.energy_wh),
+            Value::opt(m.cost.wh_per_met_image),
+        ],
+    };
+    names.into_iter().zip(values).collect()
+}
+
+/// The cost of a measure, for people.
+fn cost_phrase(m: &Measure) -> String {
+    let mut s = format!(
+        "{:.3} busy / {:.3} provisioned GPU-h per run",
+        m.gpu_hours_busy, m.gpu_hours_provisioned
+    );
+    if let Some(usd) = m.cost.usd_per_1k_met_images {
+        s.push_str(&format!(", ${usd:.2} per 1,000 met images"));
+    }
+    if let Some(wh) = m.cost.wh_per_met_image {
+        s.push_str(&format!(", {wh:.1} Wh per met image"));
+    }
+    s
+}
+
+/// The report of a [`rate_search`] with `planner` on `gpus` GPUs.
+pub fn rate_report(
+    planner: &Planner,
+    target: f64,
+    gpus: u32,
+    range: (f64, f64),
+    r: &RateSearch,
+) -> Report {
+    let (load, load_phrase) = load_fields(planner);
+    let log = matches!(planner.load, Load::Log { .. });
+    let (rate, scale) = match &r.best {
+        None => (None, None),
+        Some((x, _)) => (Some(planner.rate_at(*x)), log.then_some(*x)),
+    };
+    let mut fields = vec![
+        ("search", Value::Text("rate".into())),
+        ("policy", Value::Text(planner.policy.clone())),
+        ("target", Value::Number(target)),
+        ("gpus", Value::Count(u64::from(gpus))),
+    ];
+    fields.extend(load);
+    fields.extend([
+        ("outcome", Value::Text(r.outcome.name().into())),
+        ("goodput_rate_per_min", Value::opt(rate)),
+        ("goodput_scale", Value::opt(scale)),
+        (
+            "rate_per_min_per_gpu",
+            Value::opt(rate.map(|r| r / f64::from(gpus))),
+        ),
+        ("range_min", Value::Number(range.0)),
+        ("range_max", Value::Number(range.1)),
+        ("points", Value::Count(r.points as u64)),
+    ]);
+    fields.extend(measure_fields("at", r.best.as_ref()));
+    let who = format!("{} on {gpus} GPUs", planner.policy);
+    let pct = target * 100.0;
+    let line = match (&r.best, r.outcome) {
+        (None, _) => match &planner.load {
+            Load::Log { .. } => format!(
+                "{who}: below {pct:.0}% SLO attainment even at {}x the log's rate ({load_phrase})",
+                range.0
+            ),
+            Load::Generated { .. } => format!(
+                "{who}: below {pct:.0}% SLO attainment even at {} req/min ({load_phrase})",
+                range.0
+            ),
+        },
+        (Some((x, m)), outcome) => {
+            let held = match &planner.load {
+                Load::Log { .. } => format!(
+                    "holds {x:.2}x the log's rate ({:.1} req/min)",
+                    planner.rate_at(*x)
+                ),
+                Load::Generated { .. } => format!("goodput {x:.2} req/min"),
+            };
+            let top = if outcome == Outcome::AtTop {
+                "; at the top of the search range, raise it to look further"
+            } else {
+                ""
+            };
+            format!(
+                "{who}: {held} at {pct:.0}% SLO attainment ({:.1}% there; {load_phrase}); {}{top}",
+                m.slo_attainment * 100.0,
+                cost_phrase(m)
+            )
+        }
+    };
+    Report { fields, line }
+}
+
+/// The report of a [`gpu_search`] for the load at `x`.
+pub fn gpu_report(planner: &Planner, target: f64, x: f64, r: &GpuSearch) -> Report {
+    let (load, load_phrase) = load_fields(planner);
+    let log = matches!(planner.load, Load::Log { .. });
+    let sizes: Vec<String> = r.candidates.iter().map(u32::to_string).collect();
+    let mut fields = vec![
+        ("search", Value::Text("gpus".into())),
+        ("policy", Value::Text(planner.policy.clone())),
+        ("target", Value::Number(target)),
+    ];
+    fields.extend(load);
+    fields.extend([
+        ("rate_per_min", Value::Number(planner.rate_at(x))),
+        ("scale", if log { Value::Number(x) } else { Value::None }),
+        ("outcome", Value::Text(r.outcome.name().into())),
+        (
+            "gpus",
+            r.best
+                .as_ref()
+                .map_or(Value::None, |(g, _)| Value::Count(u64::from(*g))),
+        ),
+        (
+            "below_gpus",
+            r.below
+                .as_ref()
+                .map_or(Value::None, |(g, _)| Value::Count(u64::from(*g))),
+        ),
+        ("candidates", Value::Text(sizes.join(";"))),
+        ("points", Value::Count(r.points as u64)),
+    ]);
+    fields.extend(measure_fields("at", r.best.as_ref()));
+    fields.extend(measure_fields("below", r.below.as_ref()));
+    let load_at = if log {
+        format!(
+            "{x}x the log's rate ({:.1} req/min; {load_phrase})",
+            planner.rate_at(x)
+        )
+    } else {
+        format!("{x} req/min ({load_phrase})")
+    };
+    let pct = target * 100.0;
+    let largest = r.candidates.last().copied().unwrap_or(0);
+    let line = match (&r.best, &r.below) {
+        (None, below) => format!(
+            "{}: below {pct:.0}% SLO attainment at {load_at} even on {largest} GPUs ({:.1}% there); raise --max-gpus",
+            planner.policy,
+            below
+                .as_ref()
+                .map_or(0.0, |(_, m)| m.slo_attainment * 100.0)
+        ),
+        (Some((g, m)), below) => {
+            let step = match below {
+                Some((b, bm)) => format!("{:.1}% on {b} GPUs", bm.slo_attainment * 100.0),
+                None => "the smallest size tried".to_string(),
+            };
+            format!(
+                "{}: {g} GPUs hold {load_at} at {pct:.0}% SLO attainment ({:.1}% there, {step}); {}",
+                planner.policy,
+                m.slo_attainment * 100.0,
+                cost_phrase(m)
+            )
+        }
+    };
+    Report { fields, line }
+}

@@ -1,0 +1,388 @@
+//! Capacity planning: the rate search on a log's scale, the fewest-GPU search against brute
+//! force, the cost columns by hand, and the machine-readable reports read back.
+//!
+//! Every case runs on a profile written here with round step times, so that when requests
+//! start to queue, and what each run costs, can be worked out on paper.
+
+use std::path::Path;
+use std::process::Command;
+
+use tetriserve::goodput::{Outcome, Planner, gpu_search, rate_search};
+use tetriserve::scenario::{Overrides, RawScenario, Scenario};
+
+/// 256 px steps: 250 ms at SP 1, 100 ms at SP 8 (batches cost proportionally more).
+const PROFILE: &str = "model,gpu,width,height,sp_degree,batch,step_ms,std_ms,source,link
+flux1-dev,h100,256,256,1,1,250,,test,nvlink
+flux1-dev,h100,256,256,1,2,500,,test,nvlink
+flux1-dev,h100,256,256,1,4,1000,,test,nvlink
+flux1-dev,h100,256,256,2,1,200,,test,nvlink
+flux1-dev,h100,256,256,2,2,400,,test,nvlink
+flux1-dev,h100,256,256,2,4,800,,test,nvlink
+flux1-dev,h100,256,256,4,1,150,,test,nvlink
+flux1-dev,h100,256,256,4,2,300,,test,nvlink
+flux1-dev,h100,256,256,4,4,600,,test,nvlink
+flux1-dev,h100,256,256,8,1,100,,test,nvlink
+flux1-dev,h100,256,256,8,2,200,,test,nvlink
+flux1-dev,h100,256,256,8,4,400,,test,nvlink
+";
+
+/// A log of `n` 256 px requests of 10 steps, one every `gap_s` seconds from 0, each with an
+/// SLO of `slo_s`.
+fn constant_log(n: usize, gap_s: u32, slo_s: f64) -> String {
+    let mut s = String::from("id,arrival_s,width,height,steps,slo_s\n");
+    for i in 0..n {
+        s.push_str(&format!("{i},{},256,256,10,{slo_s}\n", i as u32 * gap_s));
+    }
+    s
+}
+
+/// Writes the profile, a log and a scenario (`cluster` is the body of its `[cluster]` table)
+/// into `dir`; returns the scenario's path.
+fn setup(dir: &Path, cluster: &str, log: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("profile.csv"), PROFILE).unwrap();
+    std::fs::write(dir.join("log.csv"), log).unwrap();
+    let toml = format!(
+        "name = \"capacity\"\n[cluster]\n{cluster}\n[cost]\nprofile = \"profile.csv\"\n[overheads]\nremap_fraction = 0.0\n[workload]\ntrace = \"log.csv\"\n"
+    );
+    let path = dir.join("s.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+fn planner(scenario: &Path, policy: &str) -> Planner {
+    let raw = RawScenario::load(scenario)
+        .unwrap()
+        .or(RawScenario::default_scenario());
+    Planner::new(raw, &scenario.display().to_string(), policy, vec![]).unwrap()
+}
+
+#[test]
+fn the_rate_search_finds_the_scale_where_a_log_starts_to_queue() {
+    // One SP-8 group serves each request in 10 x 100 ms = 1 s, and each SLO is exactly 1 s.
+    // Requests every 2 s (30 req/min) never wait up to scale 2 (gaps of 1 s); beyond it every
+    // request after the first waits and misses: attainment 1/10.
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(
+        dir.path(),
+        "nodes = 1\ngpus_per_node = 8",
+        &constant_log(10, 2, 1.0),
+    );
+    let p = planner(&s, "xdit-sp8");
+    assert_eq!(p.rate_at(1.0), 30.0, "9 gaps in 18 s");
+    assert_eq!(p.measure(2.0, None).unwrap().slo_attainment, 1.0);
+    assert_eq!(p.measure(2.01, None).unwrap().slo_attainment, 0.1);
+
+    let tolerance = 0.001;
+    let r = rate_search(&p, 0.9, (0.5, 8.0), tolerance, None).unwrap();
+    assert_eq!(r.outcome, Outcome::Found);
+    let (good, at) = r.best.unwrap();
+    let (bad, miss) = r.missed.unwrap();
+    assert!(
+        good <= 2.0 && 2.0 < bad && bad - good <= tolerance,
+        "{good} {bad}"
+    );
+    assert_eq!((at.slo_attainment, at.met, at.requests), (1.0, 10, 10));
+    assert_eq!(miss.slo_attainment, 0.1);
+
+    // The ends are checked: the whole range above or below the threshold says so.
+    let above = rate_search(&p, 0.9, (2.5, 8.0), tolerance, None).unwrap();
+    assert_eq!((above.outcome, above.best), (Outcome::BelowRange, None));
+    let below = rate_search(&p, 0.9, (0.5, 1.5), tolerance, None).unwrap();
+    assert_eq!(below.outcome, Outcome::AtTop);
+    assert_eq!(below.best.unwrap().0, 1.5);
+}
+
+#[test]
+fn the_rate_search_on_a_generated_load_finds_where_constant_arrivals_queue() {
+    // The same service (1 s on SP 8, SLO 1 s) with arrivals generated at a constant rate:
+    // gaps of 60 / rate seconds, so nothing waits up to 60 req/min.
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(
+        dir.path(),
+        "nodes = 1\ngpus_per_node = 8",
+        &constant_log(2, 1, 1.0),
+    );
+    let raw = RawScenario::parse(
+        "[workload]\narrival = \"constant\"\nrequests = 8\nmix = \"homogeneous:256\"\nsteps = 10\n[slo]\nscale = 1.0\nbases_s = { \"256x256\" = 1.0 }\n",
+        "generated.toml",
+        dir.path(),
+    )
+    .unwrap()
+    .or(RawScenario::load(&s).unwrap())
+    .or(RawScenario::default_scenario());
+    let mut raw = raw;
+    raw.workload.trace = None;
+    let p = Planner::new(raw, "generated.toml", "xdit-sp8", vec![1, 2]).unwrap();
+    let r = rate_search(&p, 0.9, (10.0, 120.0), 0.1, None).unwrap();
+    let (good, at) = r.best.unwrap();
+    let (bad, _) = r.missed.unwrap();
+    assert!(
+        good <= 60.0 && 60.0 < bad && bad - good <= 0.1,
+        "{good} {bad}"
+    );
+    assert_eq!((at.runs, at.requests, at.met), (2, 16, 16));
+}
+
+#[test]
+fn the_fewest_gpus_match_brute_force_and_the_queueing_bound() {
+    // Nodes of one GPU, SP 1: each request takes 10 x 250 ms = 2.5 s and must finish within
+    // 2.5 s, one arrives every second: no request may wait, so ceil(2.5 / 1) = 3 GPUs are
+    // needed; on 2 the third request already waits.
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(
+        dir.path(),
+        "nodes = 1\ngpus_per_node = 1",
+        &constant_log(12, 1, 2.5),
+    );
+    let p = planner(&s, "xdit-sp1");
+    let candidates = p.gpu_candidates(6).unwrap();
+    assert_eq!(candidates, vec![1, 2, 3, 4, 5, 6], "whole nodes of one GPU");
+    let brute: Vec<(u32, f64)> = candidates
+        .iter()
+        .map(|&g| (g, p.measure(1.0, Some(g)).unwrap().slo_attainment))
+        .collect();
+    assert!(
+        brute.windows(2).all(|w| w[0].1 <= w[1].1),
+        "attainment rises with GPUs here: {brute:?}"
+    );
+    let first = brute.iter().find(|(_, a)| *a >= 0.9).unwrap();
+    assert_eq!(first.0, 3, "{brute:?}");
+
+    let r = gpu_search(&p, 0.9, 1.0, candidates.clone()).unwrap();
+    assert_eq!(r.outcome, Outcome::Found);
+    let (gpus, at) = r.best.unwrap();
+    let (below, below_at) = r.below.unwrap();
+    assert_eq!((gpus, below), (3, 2));
+    assert_eq!(at.slo_attainment, 1.0);
+    assert_eq!(below_at.slo_attainment, brute[1].1);
+    assert!(r.points < candidates.len(), "bisection, not a scan");
+
+    // A target no size reaches, and one the smallest already meets.
+    let none = gpu_search(&p, 0.9, 1.0, vec![1, 2]).unwrap();
+    assert_eq!((none.outcome, none.best), (Outcome::BelowRange, None));
+    let easy = gpu_search(&p, 0.0, 1.0, candidates).unwrap();
+    assert_eq!((easy.best.unwrap().0, easy.below), (1, None));
+}
+
+#[test]
+fn fixed_degrees_and_node_sizes_shape_the_candidates() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(
+        dir.path(),
+        "nodes = 1\ngpus_per_node = 8",
+        &constant_log(4, 2, 1.0),
+    );
+    assert_eq!(
+        planner(&s, "tetriserve").gpu_candidates(32).unwrap(),
+        vec![1, 2, 4, 8, 16, 24, 32]
+    );
+    assert_eq!(
+        planner(&s, "xdit-sp4").gpu_candidates(20).unwrap(),
+        vec![4, 8, 16],
+        "SP 4 needs four GPUs in a node"
+    );
+}
+
+#[test]
+fn cost_columns_follow_provisioned_dollars_and_busy_energy() {
+    // Ten requests every 2 s, each 1 s on all 8 GPUs (SP 8). Busy: 10 x 8 x 1 s = 80 GPU-s.
+    // Makespan 19 s, provisioned 8 x 19 = 152 GPU-s. At $2/GPU-h: 152 / 3600 x 2 = $0.08444,
+    // $8.444 per 1,000 met. Energy: 80 GPU-s at 500 W + 72 idle GPU-s at 50 W
+    // = (40000 + 3600) / 3600 = 12.111 Wh, 1.2111 Wh per met image.
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(
+        dir.path(),
+        "nodes = 1\ngpus_per_node = 8\ngpu_price_per_hour = 2.0\ngpu_power_w = 500.0\ngpu_idle_power_w = 50.0",
+        &constant_log(10, 2, 1.0),
+    );
+    let scenario = Scenario::load(
+        Some(&s),
+        &Overrides {
+            policies: vec!["xdit-sp8".into()],
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    let m = tetriserve::simulate::simulate(&scenario)
+        .unwrap()
+        .remove(0)
+        .summary;
+    let close = |got: Option<f64>, want: f64| {
+        let got = got.unwrap();
+        assert!((got - want).abs() < 1e-9, "expected {want}, got {got}");
+    };
+    close(Some(m.gpu_hours_busy), 80.0 / 3600.0);
+    close(Some(m.gpu_hours_provisioned), 152.0 / 3600.0);
+    close(m.cost.usd, 152.0 / 3600.0 * 2.0);
+    close(
+        m.cost.usd_per_1k_met_images,
+        152.0 / 3600.0 * 2.0 / 10.0 * 1000.0,
+    );
+    close(m.cost.energy_wh, (80.0 * 500.0 + 72.0 * 50.0) / 3600.0);
+    close(
+        m.cost.wh_per_met_image,
+        (80.0 * 500.0 + 72.0 * 50.0) / 3600.0 / 10.0,
+    );
+
+    // The comparison CSV carries the same figures under named columns.
+    let csv = tetriserve::report::comparison_csv(std::slice::from_ref(&m));
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let row = rows.records().next().unwrap().unwrap();
+    let cell = |name: &str| -> f64 {
+        let i = header.iter().position(|h| h == name).unwrap();
+        row[i].parse().unwrap()
+    };
+    assert!((cell("usd_per_1k_met_images") - 8.444444).abs() < 1e-6);
+    assert!((cell("gpu_hours_provisioned") - 152.0 / 3600.0).abs() < 1e-6);
+    assert!((cell("wh_per_met_image") - 1.211111).abs() < 1e-6);
+}
+
+#[test]
+fn built_in_prices_follow_the_gpu_and_bad_ones_are_refused() {
+    let h100 = Scenario::load(None, &Overrides::default()).unwrap();
+    assert_eq!(h100.cluster.operating.price_per_hour, Some(3.0));
+    let a40 = Scenario::load(
+        None,
+        &Overrides {
+            profile: Some("a40-sd3-medium".into()),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(a40.cluster.operating.power_w, Some(300.0));
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("s.toml");
+    std::fs::write(&s, "[cluster]\ngpu_price_per_hour = -1.0\n").unwrap();
+    let e = Scenario::load(Some(&s), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cluster.gpu_price_per_hour"), "{e}");
+    assert!(e.contains("non-negative"), "{e}");
+}
+
+fn goodput(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tetriserve"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("goodput")
+        .args(args)
+        .output()
+        .expect("runs the binary")
+}
+
+#[test]
+fn json_and_csv_reports_read_back_with_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(
+        dir.path(),
+        "nodes = 1\ngpus_per_node = 8",
+        &constant_log(10, 2, 1.0),
+    );
+    let s = s.to_str().unwrap();
+    let base = [
+        "-s",
+        s,
+        "-p",
+        "xdit-sp8",
+        "--min-scale",
+        "0.5",
+        "--max-scale",
+        "8",
+    ];
+    let o = goodput(&[&base[..], &["--format", "json"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["search"], "rate");
+    assert_eq!(json["outcome"], "found");
+    assert_eq!(json["log_rate_per_min"], 30.0);
+    let scale = json["goodput_scale"].as_f64().unwrap();
+    assert!(scale <= 2.0 && scale > 1.99, "{scale}");
+    assert_eq!(json["goodput_rate_per_min"].as_f64().unwrap(), scale * 30.0);
+    assert_eq!(json["met"], 10);
+
+    let o = goodput(&[&base[..], &["--format", "csv"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut rows = csv::Reader::from_reader(&o.stdout[..]);
+    let header: Vec<String> = rows.headers().unwrap().iter().map(String::from).collect();
+    let row = rows.records().next().unwrap().unwrap();
+    assert!(rows.records().next().is_none(), "one row");
+    let keys: Vec<String> = json.as_object().unwrap().keys().cloned().collect();
+    let mut sorted = header.clone();
+    sorted.sort();
+    let mut keys_sorted = keys.clone();
+    keys_sorted.sort();
+    assert_eq!(sorted, keys_sorted, "the same fields in JSON and CSV");
+    let i = header.iter().position(|h| h == "goodput_scale").unwrap();
+    assert_eq!(row[i].parse::<f64>().unwrap(), scale);
+
+    // The human line names the scale and the rate.
+    let o = goodput(&base);
+    let line = String::from_utf8_lossy(&o.stdout);
+    assert!(line.contains("x the log's rate ("), "{line}");
+    assert!(line.contains("per 1,000 met images"), "{line}");
+
+    // The fewest-GPU search, as JSON: SP 8 needs the whole node.
+    let o = goodput(&[
+        "-s",
+        s,
+        "-p",
+        "xdit-sp8",
+        "--min-gpus",
+        "--max-gpus",
+        "16",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (json["search"].as_str(), json["gpus"].as_u64()),
+        (Some("gpus"), Some(8))
+    );
+    assert_eq!(json["candidates"], "8;16");
+    assert_eq!(json["below_gpus"], serde_json::Value::Null);
+}
+
+#[test]
+fn flags_that_do_not_act_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(
+        dir.path(),
+        "nodes = 1\ngpus_per_node = 8",
+        &constant_log(4, 2, 1.0),
+    );
+    let s = s.to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec!["-s", s, "--seeds", "1,2"],
+            "--seeds shapes a generated workload",
+        ),
+        (
+            vec!["-s", s, "--steps", "8"],
+            "--steps shapes a generated workload",
+        ),
+        (
+            vec!["-s", s, "--time-scale", "2"],
+            "--time-scale belongs to --min-gpus",
+        ),
+        (
+            vec!["-s", s, "--min-gpus", "--min-scale", "1"],
+            "--min-scale belongs to the rate search",
+        ),
+        (
+            vec!["--rate", "6"],
+            "--rate is what the rate search chooses",
+        ),
+        (vec!["--max-scale", "3"], "no log was given"),
+        (
+            vec!["-s", s, "--min-scale", "4", "--max-scale", "2"],
+            "not 0 < low < high",
+        ),
+    ] {
+        let o = goodput(&[&["-p", "xdit-sp8"][..], &args].concat());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
