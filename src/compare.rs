@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::error::{Error, InputError, Result};
-use crate::sweep::results::{self, ResultRow, Resolutions};
+use crate::sweep::results::{self, Resolutions, ResultRow};
 use crate::sweep::{csv_field, mean_ci95};
 
 /// One grid point of the comparison.
@@ -61,7 +61,13 @@ pub struct Comparison {
 type PointKey = [String; 9];
 
 fn point_key(r: &ResultRow) -> PointKey {
-    let num = |v: f64| if v.is_nan() { String::new() } else { format!("{v}") };
+    let num = |v: f64| {
+        if v.is_nan() {
+            String::new()
+        } else {
+            format!("{v}")
+        }
+    };
     [
         r.scenario.clone(),
         r.profile.clone(),
@@ -330,7 +336,10 @@ mod tests {
         let met = (a * 100.0).round() as usize;
         ResultRow {
             index: 0,
-            digest: format!("{:016x}", crate::sweep::digest::fnv1a64(format!("{mix}{scale}{seed}{policy}").as_bytes())),
+            digest: format!(
+                "{:016x}",
+                crate::sweep::digest::fnv1a64(format!("{mix}{scale}{seed}{policy}").as_bytes())
+            ),
             scenario: "s".into(),
             policy: policy.into(),
             mix: mix.into(),
@@ -456,15 +465,21 @@ mod tests {
             attainment: met as f64 / requests as f64,
         };
         let mut a = row("u", 1.0, 1, "a", 0.5);
-        a.per_resolution = [("256x256".into(), cell(40, 40)), ("2048x2048".into(), cell(60, 10))]
-            .into_iter()
-            .collect();
+        a.per_resolution = [
+            ("256x256".into(), cell(40, 40)),
+            ("2048x2048".into(), cell(60, 10)),
+        ]
+        .into_iter()
+        .collect();
         a.met = 50;
         a.missed = 50;
         let mut b = row("u", 1.0, 1, "b", 0.5);
-        b.per_resolution = [("256x256".into(), cell(40, 20)), ("2048x2048".into(), cell(60, 30))]
-            .into_iter()
-            .collect();
+        b.per_resolution = [
+            ("256x256".into(), cell(40, 20)),
+            ("2048x2048".into(), cell(60, 30)),
+        ]
+        .into_iter()
+        .collect();
         b.met = 50;
         b.missed = 50;
         let p = write(dir.path(), "results.csv", &[a, b]);
@@ -476,7 +491,9 @@ mod tests {
         assert!(compare(&[&p], "a", "b", Some("512x512")).is_err());
         // Without the resolution file, a resolution cannot be compared.
         std::fs::remove_file(dir.path().join("results-by-resolution.csv")).unwrap();
-        let e = compare(&[&p], "a", "b", Some("256x256")).unwrap_err().to_string();
+        let e = compare(&[&p], "a", "b", Some("256x256"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("results-by-resolution.csv: missing"), "{e}");
         assert!(compare(&[&p], "a", "b", None).is_ok());
     }
@@ -490,7 +507,9 @@ mod tests {
             e.contains("`zz`") && e.contains("the results hold: a"),
             "{e}"
         );
-        let text = std::fs::read_to_string(&f).unwrap().replace(",0.500000,", ",half,");
+        let text = std::fs::read_to_string(&f)
+            .unwrap()
+            .replace(",0.500000,", ",half,");
         let g = dir.path().join("g.csv");
         std::fs::write(&g, text).unwrap();
         let e = compare(&[&g], "a", "b", None).unwrap_err().to_string();

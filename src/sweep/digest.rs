@@ -59,11 +59,11 @@ impl FileDigests {
         if let Some(d) = self.seen.get(value) {
             return Ok(Some(d.clone()));
         }
-        let d = if let Some(text) = builtin
-            .then(|| ProfileTable::builtin_text(value))
-            .flatten()
-        {
-            format!("builtin {value} (fnv1a64 {:016x})", fnv1a64(text.as_bytes()))
+        let d = if let Some(text) = builtin.then(|| ProfileTable::builtin_text(value)).flatten() {
+            format!(
+                "builtin {value} (fnv1a64 {:016x})",
+                fnv1a64(text.as_bytes())
+            )
         } else if Path::new(value).is_file() {
             let bytes = std::fs::read(value).map_err(|e| Error::io(Path::new(value), e))?;
             let name = Path::new(value)
@@ -185,9 +185,12 @@ impl Manifest {
         let text = crate::error::read_text(path, crate::error::limits::SMALL_BYTES, "manifest")?;
         serde_json::from_str(&text).map(Some).map_err(|e| {
             Error::Input(
-                InputError::new(path.display().to_string(), format!("unreadable manifest: {e}"))
-                    .line(e.line() as u64)
-                    .hint("it is written by `tetriserve sweep`; delete it and run with --rerun"),
+                InputError::new(
+                    path.display().to_string(),
+                    format!("unreadable manifest: {e}"),
+                )
+                .line(e.line() as u64)
+                .hint("it is written by `tetriserve sweep`; delete it and run with --rerun"),
             )
         })
     }
@@ -232,7 +235,10 @@ mod tests {
         // The description changes no result, hence no digest.
         raw.cluster.nodes = a["cluster.nodes"].parse().ok();
         raw.slo.bases_s.insert("1024x1024".into(), 3.0);
-        assert_eq!(digest(&resolve(&raw, false, &mut files).unwrap()), digest(&a));
+        assert_eq!(
+            digest(&resolve(&raw, false, &mut files).unwrap()),
+            digest(&a)
+        );
         assert_eq!(digest(&a).len(), 16);
     }
 

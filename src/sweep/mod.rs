@@ -241,9 +241,7 @@ impl Grid {
         points = expand(points, &values(cvs), |p, v| p.cv = v);
         points = expand(points, &values(rates_per_min), |p, v| p.rate_per_min = v);
         points = expand(points, &values(slo_scales), |p, v| p.slo_scale = v);
-        points = expand(points, &values(granularity_steps), |p, v| {
-            p.granularity = v
-        });
+        points = expand(points, &values(granularity_steps), |p, v| p.granularity = v);
         points = expand(points, &values(seeds), |p, v| p.seed = v);
         let names: Vec<Option<String>> = policies.iter().cloned().map(Some).collect();
         points = expand(points, &names, |p, v| p.policy = v.unwrap_or_default());
@@ -396,7 +394,10 @@ fn stored_rows(
         }
     }
     if partial.exists() {
-        from(results::read(partial, results::Resolutions::DropIncomplete)?);
+        from(results::read(
+            partial,
+            results::Resolutions::DropIncomplete,
+        )?);
     }
     let stale: Vec<&ResultRow> = stored
         .values()

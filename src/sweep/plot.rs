@@ -25,28 +25,68 @@ struct Dim {
 
 fn dims() -> Vec<Dim> {
     fn f(v: f64) -> String {
-        if v.is_nan() { String::new() } else { format!("{v}") }
+        if v.is_nan() {
+            String::new()
+        } else {
+            format!("{v}")
+        }
     }
     vec![
-        Dim { name: "scenario", text: |r| r.scenario.clone(), num: None },
-        Dim { name: "profile", text: |r| r.profile.clone(), num: None },
-        Dim { name: "gpus", text: |r| r.gpus.to_string(), num: Some(|r| f64::from(r.gpus)) },
-        Dim { name: "nodes", text: |r| r.nodes.to_string(), num: Some(|r| f64::from(r.nodes)) },
+        Dim {
+            name: "scenario",
+            text: |r| r.scenario.clone(),
+            num: None,
+        },
+        Dim {
+            name: "profile",
+            text: |r| r.profile.clone(),
+            num: None,
+        },
+        Dim {
+            name: "gpus",
+            text: |r| r.gpus.to_string(),
+            num: Some(|r| f64::from(r.gpus)),
+        },
+        Dim {
+            name: "nodes",
+            text: |r| r.nodes.to_string(),
+            num: Some(|r| f64::from(r.nodes)),
+        },
         Dim {
             name: "gpus_per_node",
             text: |r| r.gpus_per_node.to_string(),
             num: Some(|r| f64::from(r.gpus_per_node)),
         },
-        Dim { name: "steps", text: |r| r.steps.to_string(), num: Some(|r| f64::from(r.steps)) },
-        Dim { name: "mix", text: |r| r.mix.clone(), num: None },
-        Dim { name: "arrival", text: |r| r.arrival.clone(), num: None },
+        Dim {
+            name: "steps",
+            text: |r| r.steps.to_string(),
+            num: Some(|r| f64::from(r.steps)),
+        },
+        Dim {
+            name: "mix",
+            text: |r| r.mix.clone(),
+            num: None,
+        },
+        Dim {
+            name: "arrival",
+            text: |r| r.arrival.clone(),
+            num: None,
+        },
         Dim {
             name: "cv",
             text: |r| r.cv.map(f).unwrap_or_default(),
             num: Some(|r| r.cv.unwrap_or(f64::NAN)),
         },
-        Dim { name: "rate_per_min", text: |r| f(r.rate), num: Some(|r| r.rate) },
-        Dim { name: "slo_scale", text: |r| f(r.scale), num: Some(|r| r.scale) },
+        Dim {
+            name: "rate_per_min",
+            text: |r| f(r.rate),
+            num: Some(|r| r.rate),
+        },
+        Dim {
+            name: "slo_scale",
+            text: |r| f(r.scale),
+            num: Some(|r| r.scale),
+        },
         Dim {
             name: "granularity",
             text: |r| r.granularity.clone(),
@@ -163,19 +203,15 @@ pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Ve
     // Refuse averaging over anything but seeds.
     let mut groups: BTreeMap<(String, String), Vec<&ResultRow>> = BTreeMap::new();
     for r in &rows {
-        groups
-            .entry((label(r), (xd.text)(r)))
-            .or_default()
-            .push(r);
+        groups.entry((label(r), (xd.text)(r))).or_default().push(r);
     }
-    for d in all.iter().filter(|d| d.name != x && !(by_mix && d.name == "mix")) {
-        let hidden = groups.values().any(|g| {
-            g.iter()
-                .map(|r| (d.text)(r))
-                .collect::<BTreeSet<_>>()
-                .len()
-                > 1
-        });
+    for d in all
+        .iter()
+        .filter(|d| d.name != x && !(by_mix && d.name == "mix"))
+    {
+        let hidden = groups
+            .values()
+            .any(|g| g.iter().map(|r| (d.text)(r)).collect::<BTreeSet<_>>().len() > 1);
         if hidden {
             let list: BTreeSet<String> = rows.iter().map(|r| (d.text)(r)).collect();
             let list: Vec<String> = list.into_iter().collect();
@@ -224,9 +260,7 @@ pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Ve
             "upper bound".to_string()
         }
     };
-    let numeric = xd
-        .num
-        .filter(|num| rows.iter().all(|r| num(r).is_finite()));
+    let numeric = xd.num.filter(|num| rows.iter().all(|r| num(r).is_finite()));
     if let Some(num) = numeric {
         let clamp = |v: f64| {
             if y == Metric::Attainment {

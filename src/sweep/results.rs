@@ -476,7 +476,10 @@ fn read_resolutions(path: &Path, how: Resolutions) -> Result<Cells> {
             attainment: f.num("slo_attainment", &fraction, "a fraction from 0 to 1")?,
         };
         if cell.met > cell.requests {
-            return Err(f.bad("met", format!("{} met of {} requests", cell.met, cell.requests)));
+            return Err(f.bad(
+                "met",
+                format!("{} met of {} requests", cell.met, cell.requests),
+            ));
         }
         let res = f.text("resolution")?.to_string();
         let entry = cells
@@ -647,22 +650,19 @@ mod tests {
             utilization: 0.5,
             mean_degree: 2.25,
             bound: 0.9,
-            per_resolution: [
-                ("256x256", 6, 5, 5.0 / 6.0),
-                ("512x512", 4, 2, 0.5),
-            ]
-            .into_iter()
-            .map(|(k, requests, met, a)| {
-                (
-                    k.to_string(),
-                    ResolutionCell {
-                        requests,
-                        met,
-                        attainment: a,
-                    },
-                )
-            })
-            .collect(),
+            per_resolution: [("256x256", 6, 5, 5.0 / 6.0), ("512x512", 4, 2, 0.5)]
+                .into_iter()
+                .map(|(k, requests, met, a)| {
+                    (
+                        k.to_string(),
+                        ResolutionCell {
+                            requests,
+                            met,
+                            attainment: a,
+                        },
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -680,7 +680,10 @@ mod tests {
         let text = std::fs::read_to_string(&p).unwrap();
         let res = std::fs::read_to_string(dir.path().join("results-by-resolution.csv")).unwrap();
         assert_eq!(res.lines().count(), 1 + 4);
-        assert!(res.contains("3,0123456789abcdef,tetriserve,256x256,6,5,0.833333\n"), "{res}");
+        assert!(
+            res.contains("3,0123456789abcdef,tetriserve,256x256,6,5,0.833333\n"),
+            "{res}"
+        );
         let back = read_results(&p).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[0].mix, "custom:256=1,512=1");
@@ -699,18 +702,29 @@ mod tests {
         let broken = text.replace(",0.700000,", ",1.700000,");
         std::fs::write(&p, broken).unwrap();
         let e = read_results(&p).unwrap_err().to_string();
-        assert!(e.contains("results.csv:2: field `slo_attainment`: expected a fraction"), "{e}");
+        assert!(
+            e.contains("results.csv:2: field `slo_attainment`: expected a fraction"),
+            "{e}"
+        );
         // Resolutions that do not add up to the row.
         write_results(&p, &[row()]).unwrap();
         let rp = dir.path().join("results-by-resolution.csv");
-        let res = std::fs::read_to_string(&rp).unwrap().replace(",4,2,", ",4,1,");
+        let res = std::fs::read_to_string(&rp)
+            .unwrap()
+            .replace(",4,2,", ",4,1,");
         std::fs::write(&rp, res).unwrap();
         let e = read_results(&p).unwrap_err().to_string();
-        assert!(e.contains("results-by-resolution.csv:2") && e.contains("6 met of 10"), "{e}");
+        assert!(
+            e.contains("results-by-resolution.csv:2") && e.contains("6 met of 10"),
+            "{e}"
+        );
         // An old file without digests.
         std::fs::write(&p, "index,key,policy\n0,a,b\n").unwrap();
         let e = read_results(&p).unwrap_err().to_string();
-        assert!(e.contains("no column `digest`") && e.contains("--rerun"), "{e}");
+        assert!(
+            e.contains("no column `digest`") && e.contains("--rerun"),
+            "{e}"
+        );
     }
 
     #[test]

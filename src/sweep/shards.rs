@@ -134,13 +134,21 @@ pub fn merge(dir: &Path) -> Result<(PathBuf, usize)> {
     shards.sort();
     let names = |v: &[&ShardFile]| {
         v.iter()
-            .map(|(_, p)| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+            .map(|(_, p)| {
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
     if shards.is_empty() {
         return Err(Error::config_hint(
-            format!("no shard results (results.shard-I-of-N.csv) in {}", dir.display()),
+            format!(
+                "no shard results (results.shard-I-of-N.csv) in {}",
+                dir.display()
+            ),
             "run `tetriserve sweep --shard I/N --out DIR` (or --shard auto in a job array) for every I first",
         ));
     }
@@ -193,11 +201,10 @@ pub fn merge(dir: &Path) -> Result<(PathBuf, usize)> {
         let partial = partial_path(p);
         if partial.exists() {
             return Err(Error::config_hint(
+                format!("shard {i}/{n} did not finish: {} exists", partial.display()),
                 format!(
-                    "shard {i}/{n} did not finish: {} exists",
-                    partial.display()
+                    "run `tetriserve sweep --shard {i}/{n}` again into the same --out (it resumes)"
                 ),
-                format!("run `tetriserve sweep --shard {i}/{n}` again into the same --out (it resumes)"),
             ));
         }
     }
@@ -207,7 +214,11 @@ pub fn merge(dir: &Path) -> Result<(PathBuf, usize)> {
         let mp = Manifest::path_of(p);
         let m = Manifest::read(&mp)?.ok_or_else(|| {
             Error::config_hint(
-                format!("{} is missing, so {} cannot be checked against the other shards", mp.display(), p.display()),
+                format!(
+                    "{} is missing, so {} cannot be checked against the other shards",
+                    mp.display(),
+                    p.display()
+                ),
                 "run that shard again with --rerun",
             )
         })?;
@@ -280,7 +291,11 @@ mod tests {
     use super::*;
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
@@ -292,7 +307,10 @@ mod tests {
             ("SLURM_ARRAY_TASK_COUNT", "4"),
         ]);
         assert_eq!(Shard::parse("auto", &slurm).unwrap(), (2, 4));
-        let count_only = env(&[("SLURM_ARRAY_TASK_ID", "0"), ("SLURM_ARRAY_TASK_COUNT", "2")]);
+        let count_only = env(&[
+            ("SLURM_ARRAY_TASK_ID", "0"),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+        ]);
         assert_eq!(Shard::parse("auto", &count_only).unwrap(), (0, 2));
         let k8s = env(&[("JOB_COMPLETION_INDEX", "1"), ("TETRISERVE_SHARDS", "3")]);
         assert_eq!(Shard::parse("auto", &k8s).unwrap(), (1, 3));
@@ -302,7 +320,10 @@ mod tests {
     #[test]
     fn auto_outside_an_array_or_on_a_strided_one_is_refused() {
         let e = Shard::parse("auto", &env(&[])).unwrap_err().to_string();
-        assert!(e.contains("no job array found") && e.contains("--shard I/N"), "{e}");
+        assert!(
+            e.contains("no job array found") && e.contains("--shard I/N"),
+            "{e}"
+        );
         let strided = env(&[
             ("SLURM_ARRAY_TASK_ID", "2"),
             ("SLURM_ARRAY_TASK_MIN", "0"),

@@ -67,10 +67,7 @@ fn rows_match_individual_runs() {
             format!("{:.6}", alone.latency.p99_s)
         );
         // Every grid coordinate is a column.
-        assert_eq!(
-            (r.gpus, r.nodes, r.gpus_per_node, r.steps),
-            (8, 1, 8, 28)
-        );
+        assert_eq!((r.gpus, r.nodes, r.gpus_per_node, r.steps), (8, 1, 8, 28));
         assert_eq!((r.arrival.as_str(), r.cv), ("poisson", None));
         assert_eq!(r.profile, "h100-flux1-dev");
         // The long per-resolution rows add up to the run.
@@ -100,7 +97,11 @@ fn results_do_not_depend_on_threads_or_shards() {
     }
     let (merged, rows) = merge(sharded.path()).unwrap();
     assert_eq!(rows, 8);
-    for name in ["results.csv", "results-by-resolution.csv", "results.manifest.json"] {
+    for name in [
+        "results.csv",
+        "results-by-resolution.csv",
+        "results.manifest.json",
+    ] {
         let text = read(&one.path().join(name));
         assert_eq!(text, read(&two.path().join(name)), "{name}: 1 vs 2 threads");
         assert_eq!(
@@ -136,7 +137,11 @@ fn an_interrupted_sweep_resumes_from_its_partial_results() {
     assert_eq!((resumed.ran, resumed.reused), (5, 3));
     assert_eq!(read_results(&resumed.results).unwrap(), rows);
     assert!(!dir.path().join("results.partial.csv").exists());
-    assert!(!dir.path().join("results-by-resolution.partial.csv").exists());
+    assert!(
+        !dir.path()
+            .join("results-by-resolution.partial.csv")
+            .exists()
+    );
 }
 
 #[test]
@@ -192,7 +197,11 @@ fn results_of_another_scenario_are_refused_naming_what_changed() {
     ] {
         assert!(e.contains(needle), "{needle}: {e}");
     }
-    assert_eq!(read(&dir.path().join("results.csv")), before, "left as it was");
+    assert_eq!(
+        read(&dir.path().join("results.csv")),
+        before,
+        "left as it was"
+    );
     // --rerun replaces them: every row from the new scenario, no index twice.
     let rerun = SweepOptions {
         rerun: true,
@@ -205,10 +214,10 @@ fn results_of_another_scenario_are_refused_naming_what_changed() {
     assert_eq!(indices, (0..8).collect::<Vec<_>>());
     assert!(rows.iter().all(|r| (r.nodes, r.gpus_per_node) == (2, 4)));
     // A changed mix is another scenario too.
-    let mix = grid_of(&format!("{SCENARIO}[workload]\nmix = \"skewed\"\n").replace(
-        "[workload]\nrequests = 40\n",
-        "",
-    ));
+    let mix = grid_of(
+        &format!("{SCENARIO}[workload]\nmix = \"skewed\"\n")
+            .replace("[workload]\nrequests = 40\n", ""),
+    );
     let e = run(&mix, dir.path(), &opts(2, None), &|_, _| {})
         .unwrap_err()
         .to_string();
@@ -258,7 +267,9 @@ fn an_edited_profile_file_is_another_scenario() {
     let rows = read_results(&out.join("results.csv")).unwrap();
     assert!(rows.iter().all(|r| r.profile == "mine.csv"));
     assert_eq!(
-        run(&load(), &out, &opts(1, None), &|_, _| {}).unwrap().reused,
+        run(&load(), &out, &opts(1, None), &|_, _| {})
+            .unwrap()
+            .reused,
         2
     );
     std::fs::write(&profile, text.replacen("30.5596", "31.5596", 1)).unwrap();
@@ -328,7 +339,10 @@ fn merge_refuses_incomplete_overlapping_or_mixed_shards() {
     let rows: Vec<ResultRow> = results::read(&p, results::Resolutions::Required).unwrap();
     results::write_results(&p, &rows[..rows.len() - 1]).unwrap();
     let e = merge(third.path()).unwrap_err().to_string();
-    assert!(e.contains("holds 3 row(s), but shard 1/2 of a 8-point grid has 4"), "{e}");
+    assert!(
+        e.contains("holds 3 row(s), but shard 1/2 of a 8-point grid has 4"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -363,13 +377,90 @@ fn new_dimensions_expand_and_are_columns() {
         Grid::new(raw, "g.toml").err().unwrap().to_string()
     };
     let e = refused("[sweep]\ncvs = [2.0]\n");
-    assert!(e.contains("field `sweep.cvs`") && e.contains("arrival = \\\"gamma\\\"") || e.contains("arrival = \"gamma\""), "{e}");
+    assert!(
+        e.contains("field `sweep.cvs`") && e.contains("arrival = \\\"gamma\\\"")
+            || e.contains("arrival = \"gamma\""),
+        "{e}"
+    );
     let e = refused("[sweep]\ngpus = [12]\n");
     assert!(e.contains("field `sweep.gpus`: 12 GPUs"), "{e}");
     let e = refused("[sweep]\nsteps = [10, 10]\n");
-    assert!(e.contains("field `sweep.steps`: lists 10 more than once"), "{e}");
+    assert!(
+        e.contains("field `sweep.steps`: lists 10 more than once"),
+        "{e}"
+    );
     let e = refused("[sweep]\nprofiles = []\n");
     assert!(e.contains("field `sweep.profiles`: is empty"), "{e}");
     let e = refused("[sweep]\nprofiles = [\"nope\"]\n");
-    assert!(e.contains("`nope` is neither a built-in profile") && e.contains("grid point"), "{e}");
+    assert!(
+        e.contains("`nope` is neither a built-in profile") && e.contains("grid point"),
+        "{e}"
+    );
+}
+
+#[test]
+fn results_plot_against_any_dimension_into_a_directory() {
+    use tetriserve::sweep::plot::{Metric, plot_results};
+    let g = grid_of(
+        "[workload]\nrequests = 20\n[sweep]\npolicies = [\"xdit-sp4\", \"rssp\"]\ngpus = [4, 8]\nseeds = [1, 2]\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(&g, &dir.path().join("sweep"), &opts(2, None), &|_, _| {}).unwrap();
+    let out = dir.path().join("charts");
+    // GPUs on x: nodes and GPUs per node follow from it, so nothing is averaged.
+    let files = plot_results(&r.results, "gpus", Metric::Attainment, &out).unwrap();
+    assert_eq!(
+        files,
+        vec![
+            out.join("attainment-vs-gpus.png"),
+            out.join("attainment-vs-gpus.svg")
+        ]
+    );
+    let svg = read(&files[1]);
+    assert!(
+        svg.contains("SLO attainment (%)") && svg.contains("upper bound"),
+        "percent axis, dashed bound"
+    );
+    let files = plot_results(&r.results, "gpus", Metric::LatencyP99, &out).unwrap();
+    assert!(read(&files[1]).contains("latency p99 (s)"));
+    assert!(
+        out.join("attainment-vs-gpus.svg").exists(),
+        "both charts kept"
+    );
+    // Against anything else, the GPU counts would be averaged: refused, naming them.
+    let e = plot_results(&r.results, "steps", Metric::Attainment, &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("2 values of gpus (4, 8)") && e.contains("--x gpus"),
+        "{e}"
+    );
+    // --out must be a directory.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let e = plot_results(&r.results, "gpus", Metric::Attainment, &file)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is not a directory"), "{e}");
+    let e = plot_results(&r.results, "colour", Metric::Attainment, &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--x `colour`") && e.contains("rate_per_min"),
+        "{e}"
+    );
+    assert!(Metric::parse("p99").is_err());
+}
+
+#[test]
+fn a_categorical_dimension_plots_as_bars() {
+    use tetriserve::sweep::plot::{Metric, plot_results};
+    let g = grid_of(
+        "[workload]\nrequests = 20\n[sweep]\npolicies = [\"rssp\"]\nmixes = [\"uniform\", \"skewed\"]\nseeds = [1, 2]\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(&g, &dir.path().join("sweep"), &opts(2, None), &|_, _| {}).unwrap();
+    let files = plot_results(&r.results, "mix", Metric::GpuHours, &dir.path().join("c")).unwrap();
+    let svg = read(&files[1]);
+    assert!(svg.contains("uniform") && svg.contains("skewed") && svg.contains("GPU-hours"));
 }
