@@ -88,10 +88,10 @@ pub enum Command {
         /// nodes, gpus_per_node, steps, profile, mix, arrival).
         #[arg(long, default_value = "slo_scale")]
         x: String,
-        /// The y metric: attainment (percent, with the upper bound dashed), latency_p50,
-        /// latency_p90, latency_p99 (seconds) or gpu_hours.
-        #[arg(long, default_value = "attainment")]
-        y: String,
+        /// The y metric: attainment (the default; percent, with the upper bound dashed),
+        /// latency_p50, latency_p90, latency_p99 (seconds) or gpu_hours.
+        #[arg(long)]
+        y: Option<String>,
         /// Output directory (created); results charts are named after what they show, e.g.
         /// DIR/attainment-vs-slo_scale.png and .svg.
         #[arg(short, long)]

@@ -89,6 +89,12 @@ pub fn run(cli: Cli) -> Result<()> {
             y,
             out,
         } => {
+            if !run.is_empty() && y.is_some() {
+                return Err(Error::config_hint(
+                    "--y chooses the metric of a sweep's results chart; --run draws fixed charts",
+                    "drop --y, or give a results.csv instead of --run",
+                ));
+            }
             if !run.is_empty() {
                 let runs = run
                     .iter()
@@ -104,7 +110,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let results = results.as_deref().expect("clap requires results or --run");
-            let y = crate::sweep::plot::Metric::parse(&y)?;
+            let y = crate::sweep::plot::Metric::parse(y.as_deref().unwrap_or("attainment"))?;
             let files = crate::sweep::plot::plot_results(results, &x, y, &out)?;
             for f in files {
                 eprintln!("wrote {}", f.display());
