@@ -249,7 +249,22 @@ impl Grid {
         for (i, p) in points.iter_mut().enumerate() {
             p.index = i;
             let raw_p = point_raw(&raw, p, source)?;
-            Scenario::from_raw(raw_p.clone(), source).map_err(|e| at_point(e, p))?;
+            let s = Scenario::from_raw(raw_p.clone(), source).map_err(|e| at_point(e, p))?;
+            // Refused here rather than when the point's turn comes, after hours of other runs.
+            if let Some(PolicyKind::XditSp(k)) = s.policies.first()
+                && *k > s.cluster.gpus_per_node
+            {
+                return Err(at_point(
+                    Error::config_hint(
+                        format!(
+                            "{source}: policy xdit-sp{k} needs {k} GPUs in one node, but nodes have {}",
+                            s.cluster.gpus_per_node
+                        ),
+                        "leave it out of sweep.policies, or give sweep.gpus values that fill whole nodes",
+                    ),
+                    p,
+                ));
+            }
             p.digest = digest::digest(&digest::resolve(&raw_p, false, &mut files)?);
         }
         let resolved = digest::resolve(&raw, true, &mut files)?;

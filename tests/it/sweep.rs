@@ -378,8 +378,7 @@ fn new_dimensions_expand_and_are_columns() {
     };
     let e = refused("[sweep]\ncvs = [2.0]\n");
     assert!(
-        e.contains("field `sweep.cvs`") && e.contains("arrival = \\\"gamma\\\"")
-            || e.contains("arrival = \"gamma\""),
+        e.contains("field `sweep.cvs`") && e.contains("arrival = \"gamma\""),
         "{e}"
     );
     let e = refused("[sweep]\ngpus = [12]\n");
@@ -391,6 +390,11 @@ fn new_dimensions_expand_and_are_columns() {
     );
     let e = refused("[sweep]\nprofiles = []\n");
     assert!(e.contains("field `sweep.profiles`: is empty"), "{e}");
+    let e = refused("[sweep]\npolicies = [\"xdit-sp8\"]\ngpus = [8, 4]\n");
+    assert!(
+        e.contains("xdit-sp8 needs 8 GPUs in one node, but nodes have 4 (grid point policy=xdit-sp8, gpus=4)"),
+        "{e}"
+    );
     let e = refused("[sweep]\nprofiles = [\"nope\"]\n");
     assert!(
         e.contains("`nope` is neither a built-in profile") && e.contains("grid point"),
