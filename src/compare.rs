@@ -1,7 +1,7 @@
 //! Paired comparison of two policies over seeds: is one really better, or is it noise?
 //!
 //! Sweeps run every policy on the same arrivals for a given seed (common random numbers), so
-//! the right test is paired: per grid point (scenario, mix, rate, SLO scale, granularity),
+//! the right test is paired: per grid point (every grid dimension but the seed and policy),
 //! the gain is `attainment(policy) - attainment(baseline)` seed by seed, and its mean comes
 //! with a Student-t 95% confidence interval over the seeds. Across points, the per-seed gains
 //! are first averaged over the points (points share their seeds, so they are not
@@ -12,13 +12,19 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::error::{Error, InputError, Result};
+use crate::sweep::results::{self, Resolutions, ResultRow};
 use crate::sweep::{csv_field, mean_ci95};
 
 /// One grid point of the comparison.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PointGain {
     pub scenario: String,
+    pub profile: String,
+    pub gpus: String,
+    pub steps: String,
     pub mix: String,
+    /// Coefficient of variation of gamma arrivals, empty for other arrivals.
+    pub cv: String,
     pub rate_per_min: String,
     pub slo_scale: String,
     pub granularity: String,
@@ -51,7 +57,29 @@ pub struct Comparison {
     pub seeds: usize,
 }
 
-type PointKey = (String, String, String, String, String);
+/// scenario, profile, gpus, steps, mix, cv, rate, SLO scale, granularity.
+type PointKey = [String; 9];
+
+fn point_key(r: &ResultRow) -> PointKey {
+    let num = |v: f64| {
+        if v.is_nan() {
+            String::new()
+        } else {
+            format!("{v}")
+        }
+    };
+    [
+        r.scenario.clone(),
+        r.profile.clone(),
+        r.gpus.to_string(),
+        r.steps.to_string(),
+        r.mix.clone(),
+        r.cv.map(num).unwrap_or_default(),
+        num(r.rate),
+        num(r.scale),
+        r.granularity.clone(),
+    ]
+}
 
 /// Compares `policy` with `baseline` over the rows of sweep results files: overall SLO
 /// attainment, or with `resolution` (e.g. `2048x2048`) that resolution's attainment. Points
@@ -73,96 +101,51 @@ pub fn compare(
     let mut table: BTreeMap<PointKey, BTreeMap<String, [Option<f64>; 2]>> = BTreeMap::new();
     let mut policies_seen = std::collections::BTreeSet::new();
     for path in files {
-        let text =
-            crate::error::read_text(path, crate::error::limits::SMALL_BYTES, "results file")?;
-        let mut reader = csv::Reader::from_reader(text.as_bytes());
         let source = path.display().to_string();
-        let headers = reader
-            .headers()
-            .map_err(|e| Error::Input(InputError::new(&source, format!("unreadable header: {e}"))))?
-            .clone();
-        let col = |name: &str| {
-            headers.iter().position(|h| h == name).ok_or_else(|| {
-                Error::Input(
-                    InputError::new(&source, format!("no column `{name}`"))
-                        .line(1)
-                        .hint("give the results.csv of `tetriserve sweep`"),
-                )
-            })
+        let how = if resolution.is_some() {
+            Resolutions::Required
+        } else {
+            Resolutions::IfPresent
         };
-        let cols = [
-            "scenario",
-            "mix",
-            "rate_per_min",
-            "slo_scale",
-            "granularity",
-            "seed",
-            "policy",
-            if resolution.is_some() {
-                "per_resolution"
-            } else {
-                "slo_attainment"
-            },
-        ]
-        .map(col);
-        let mut c = [0usize; 8];
-        for (i, r) in cols.into_iter().enumerate() {
-            c[i] = r?;
+        let rows = results::read(path, how)?;
+        if rows.is_empty() {
+            return Err(Error::Input(
+                InputError::new(&source, "the results file has a header but no rows")
+                    .hint("run `tetriserve sweep` to fill it"),
+            ));
         }
-        for (i, rec) in reader.records().enumerate() {
+        for (i, r) in rows.iter().enumerate() {
             let line = i as u64 + 2;
-            let bad = |m: String| Error::Input(InputError::new(&source, m).line(line));
-            let rec = rec.map_err(|e| bad(format!("unreadable row: {e}")))?;
-            let get = |k: usize| rec.get(c[k]).unwrap_or("").to_string();
-            let name = get(6);
-            policies_seen.insert(name.clone());
-            let slot = if name == baseline {
+            policies_seen.insert(r.policy.clone());
+            let slot = if r.policy == baseline {
                 0
-            } else if name == policy {
+            } else if r.policy == policy {
                 1
             } else {
                 continue;
             };
-            let field = get(7);
-            let text = match resolution {
-                None => Some(field.as_str()),
-                // `256x256=1.000000;512x512=0.986667;...`; a resolution the run did not have
-                // leaves the point out.
-                Some(res) => field.split(';').find_map(|kv| {
-                    kv.split_once('=')
-                        .filter(|(k, _)| *k == res)
-                        .map(|(_, v)| v)
-                }),
+            let value = match resolution {
+                None => r.attainment,
+                // A resolution the run did not have leaves the point out.
+                Some(res) => match r.per_resolution.get(res) {
+                    Some(c) => c.attainment,
+                    None => continue,
+                },
             };
-            let Some(text) = text else { continue };
-            let value: f64 = text
-                .parse()
-                .ok()
-                .filter(|v: &f64| (0.0..=1.0).contains(v))
-                .ok_or_else(|| {
-                    Error::Input(
-                        InputError::new(
-                            &source,
-                            format!("expected an attainment from 0 to 1, got `{text}`"),
-                        )
-                        .line(line)
-                        .field(if resolution.is_some() {
-                            "per_resolution"
-                        } else {
-                            "slo_attainment"
-                        }),
-                    )
-                })?;
-            let key = (get(0), get(1), get(2), get(3), get(4));
+            let key = point_key(r);
             if !table.contains_key(&key) {
                 order.push(key.clone());
             }
-            let cell = &mut table.entry(key).or_default().entry(get(5)).or_default()[slot];
+            let cell = &mut table
+                .entry(key)
+                .or_default()
+                .entry(r.seed.to_string())
+                .or_default()[slot];
             if cell.is_some() {
                 return Err(Error::Input(
                     InputError::new(
                         &source,
-                        format!("a second row for {name} at this grid point and seed"),
+                        format!("a second row for {} at this grid point and seed", r.policy),
                     )
                     .line(line)
                     .hint("give each sweep's results once (a merged results.csv holds its shards)"),
@@ -186,7 +169,17 @@ pub fn compare(
     let mut per_seed: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for key in order {
         let seeds = &table[&key];
-        let (scenario, mix, rate_per_min, slo_scale, granularity) = key;
+        let [
+            scenario,
+            profile,
+            gpus,
+            steps,
+            mix,
+            cv,
+            rate_per_min,
+            slo_scale,
+            granularity,
+        ] = key;
         let pairs: Vec<(&String, f64, f64)> = seeds
             .iter()
             .filter_map(|(s, [b, p])| Some((s, (*b)?, (*p)?)))
@@ -202,7 +195,11 @@ pub fn compare(
         let n = pairs.len() as f64;
         points.push(PointGain {
             scenario,
+            profile,
+            gpus,
+            steps,
             mix,
+            cv,
             rate_per_min,
             slo_scale,
             granularity,
@@ -251,15 +248,19 @@ impl Comparison {
     /// A Markdown table, one row per point, then the overall line.
     pub fn to_markdown(&self) -> String {
         let mut s = format!(
-            "{} (%) of {} against {}, paired by seed:\n\n| scenario | mix | rate/min | SLO scale | g | seeds | {} | {} | gain (pp, 95% CI) | w/t/l |\n|---|---|---|---|---|---|---|---|---|---|\n",
+            "{} (%) of {} against {}, paired by seed:\n\n| scenario | profile | GPUs | steps | mix | cv | rate/min | SLO scale | g | seeds | {} | {} | gain (pp, 95% CI) | w/t/l |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
             self.metric, self.policy, self.baseline, self.baseline, self.policy
         );
         for p in &self.points {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:+.2} {} | {}/{}/{} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:+.2} {} | {}/{}/{} |",
                 p.scenario,
+                p.profile,
+                p.gpus,
+                p.steps,
                 p.mix,
+                p.cv,
                 p.rate_per_min,
                 p.slo_scale,
                 p.granularity,
@@ -290,17 +291,21 @@ impl Comparison {
     /// CSV, one row per point.
     pub fn to_csv(&self) -> String {
         let mut s = String::from(
-            "scenario,mix,rate_per_min,slo_scale,granularity,seeds,baseline,policy,baseline_attainment_pct,policy_attainment_pct,gain_pp,ci95_pp,wins,ties,losses\n",
+            "scenario,profile,gpus,steps,mix,cv,rate_per_min,slo_scale,granularity,seeds,baseline,policy,baseline_attainment_pct,policy_attainment_pct,gain_pp,ci95_pp,wins,ties,losses\n",
         );
         for p in &self.points {
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{},{},{},{}",
                 csv_field(&p.scenario),
+                csv_field(&p.profile),
+                p.gpus,
+                p.steps,
                 csv_field(&p.mix),
+                p.cv,
                 p.rate_per_min,
                 p.slo_scale,
-                p.granularity,
+                csv_field(&p.granularity),
                 p.seeds,
                 csv_field(&self.baseline),
                 csv_field(&self.policy),
@@ -324,13 +329,68 @@ impl Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sweep::results::{ResolutionCell, write_results};
 
-    const HEAD: &str =
-        "scenario,mix,rate_per_min,slo_scale,granularity,seed,policy,slo_attainment\n";
+    /// A results row: `policy` at SLO scale `scale` and `seed`, attaining `a` of 100 requests.
+    fn row(mix: &str, scale: f64, seed: u64, policy: &str, a: f64) -> ResultRow {
+        let met = (a * 100.0).round() as usize;
+        ResultRow {
+            index: 0,
+            digest: format!(
+                "{:016x}",
+                crate::sweep::digest::fnv1a64(format!("{mix}{scale}{seed}{policy}").as_bytes())
+            ),
+            scenario: "s".into(),
+            policy: policy.into(),
+            mix: mix.into(),
+            arrival: "poisson".into(),
+            cv: None,
+            rate: 12.0,
+            scale,
+            seed,
+            granularity: "5".into(),
+            steps: 28,
+            gpus: 8,
+            nodes: 1,
+            gpus_per_node: 8,
+            profile: "h100-flux1-dev".into(),
+            requests: 100,
+            met,
+            missed: 100 - met,
+            dropped: 0,
+            attainment: a,
+            latency_mean: 1.0,
+            latency_p50: 1.0,
+            latency_p90: 1.0,
+            latency_p99: 1.0,
+            gpu_seconds: 1.0,
+            utilization: 0.5,
+            mean_degree: 1.0,
+            bound: f64::NAN,
+            per_resolution: [(
+                "256x256".to_string(),
+                ResolutionCell {
+                    requests: 100,
+                    met,
+                    attainment: a,
+                },
+            )]
+            .into_iter()
+            .collect(),
+        }
+    }
 
-    fn write(dir: &Path, name: &str, rows: &str) -> std::path::PathBuf {
+    fn write(dir: &Path, name: &str, rows: &[ResultRow]) -> std::path::PathBuf {
         let p = dir.join(name);
-        std::fs::write(&p, format!("{HEAD}{rows}")).unwrap();
+        let rows: Vec<ResultRow> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ResultRow {
+                index: i,
+                ..r.clone()
+            })
+            .collect();
+        write_results(&p, &rows).unwrap();
         p
     }
 
@@ -338,15 +398,22 @@ mod tests {
     fn gains_are_paired_by_seed_per_point() {
         let dir = tempfile::tempdir().unwrap();
         // Point 1.0: gains 2, 4 (seed 3 lacks the policy and is left out). Point 1.5: 0, 0.
+        let u = "uniform";
         let f = write(
             dir.path(),
-            "r.csv",
-            "s,uniform,12,1,5,1,a,0.50\ns,uniform,12,1,5,1,b,0.52\n\
-             s,uniform,12,1,5,2,a,0.60\ns,uniform,12,1,5,2,b,0.64\n\
-             s,uniform,12,1,5,3,a,0.10\n\
-             s,uniform,12,1.5,5,1,a,0.90\ns,uniform,12,1.5,5,1,b,0.90\n\
-             s,uniform,12,1.5,5,2,a,0.80\ns,uniform,12,1.5,5,2,b,0.80\n\
-             s,uniform,12,1.5,5,2,c,0.10\n",
+            "results.csv",
+            &[
+                row(u, 1.0, 1, "a", 0.50),
+                row(u, 1.0, 1, "b", 0.52),
+                row(u, 1.0, 2, "a", 0.60),
+                row(u, 1.0, 2, "b", 0.64),
+                row(u, 1.0, 3, "a", 0.10),
+                row(u, 1.5, 1, "a", 0.90),
+                row(u, 1.5, 1, "b", 0.90),
+                row(u, 1.5, 2, "a", 0.80),
+                row(u, 1.5, 2, "b", 0.80),
+                row(u, 1.5, 2, "c", 0.10),
+            ],
         );
         let c = compare(&[&f], "a", "b", None).unwrap();
         assert_eq!(c.points.len(), 2);
@@ -368,10 +435,11 @@ mod tests {
     #[test]
     fn one_seed_has_no_interval_and_commas_are_quoted() {
         let dir = tempfile::tempdir().unwrap();
+        let m = "custom:256=1,512=1";
         let f = write(
             dir.path(),
-            "r.csv",
-            "s,\"custom:256=1,512=1\",12,1,5,1,a,0.5\ns,\"custom:256=1,512=1\",12,1,5,1,b,0.6\n",
+            "results.csv",
+            &[row(m, 1.0, 1, "a", 0.5), row(m, 1.0, 1, "b", 0.6)],
         );
         let c = compare(&[&f], "a", "b", None).unwrap();
         assert!(
@@ -381,41 +449,69 @@ mod tests {
         );
         let csv = c.to_csv();
         let mut rows = csv::Reader::from_reader(csv.as_bytes());
-        let header = rows.headers().unwrap().len();
+        let header = rows.headers().unwrap().clone();
         let row = rows.records().next().unwrap().unwrap();
-        assert_eq!(row.len(), header);
-        assert_eq!(&row[1], "custom:256=1,512=1");
+        assert_eq!(row.len(), header.len());
+        let mix = header.iter().position(|h| h == "mix").unwrap();
+        assert_eq!(&row[mix], m);
     }
 
     #[test]
     fn one_resolution_can_be_compared() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("r.csv");
-        std::fs::write(
-            &p,
-            "scenario,mix,rate_per_min,slo_scale,granularity,seed,policy,per_resolution\n\
-             s,u,12,1,5,1,a,256x256=1.0;2048x2048=0.25\n\
-             s,u,12,1,5,1,b,256x256=0.5;2048x2048=0.75\n",
-        )
-        .unwrap();
+        let cell = |requests, met| ResolutionCell {
+            requests,
+            met,
+            attainment: met as f64 / requests as f64,
+        };
+        let mut a = row("u", 1.0, 1, "a", 0.5);
+        a.per_resolution = [
+            ("256x256".into(), cell(40, 40)),
+            ("2048x2048".into(), cell(60, 10)),
+        ]
+        .into_iter()
+        .collect();
+        a.met = 50;
+        a.missed = 50;
+        let mut b = row("u", 1.0, 1, "b", 0.5);
+        b.per_resolution = [
+            ("256x256".into(), cell(40, 20)),
+            ("2048x2048".into(), cell(60, 30)),
+        ]
+        .into_iter()
+        .collect();
+        b.met = 50;
+        b.missed = 50;
+        let p = write(dir.path(), "results.csv", &[a, b]);
         let big = compare(&[&p], "a", "b", Some("2048x2048")).unwrap();
-        assert_eq!(big.points[0].gain, 50.0);
+        assert!((big.points[0].gain - 100.0 * (30.0 - 10.0) / 60.0).abs() < 1e-3);
         assert_eq!(big.metric, "2048x2048 attainment");
         let small = compare(&[&p], "a", "b", Some("256x256")).unwrap();
         assert_eq!(small.points[0].gain, -50.0);
         assert!(compare(&[&p], "a", "b", Some("512x512")).is_err());
+        // Without the resolution file, a resolution cannot be compared.
+        std::fs::remove_file(dir.path().join("results-by-resolution.csv")).unwrap();
+        let e = compare(&[&p], "a", "b", Some("256x256"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("results-by-resolution.csv: missing"), "{e}");
+        assert!(compare(&[&p], "a", "b", None).is_ok());
     }
 
     #[test]
     fn unknown_policies_and_bad_rows_are_named() {
         let dir = tempfile::tempdir().unwrap();
-        let f = write(dir.path(), "r.csv", "s,u,12,1,5,1,a,0.5\n");
+        let f = write(dir.path(), "results.csv", &[row("u", 1.0, 1, "a", 0.5)]);
         let e = compare(&[&f], "a", "zz", None).unwrap_err().to_string();
         assert!(
             e.contains("`zz`") && e.contains("the results hold: a"),
             "{e}"
         );
-        let g = write(dir.path(), "g.csv", "s,u,12,1,5,1,a,half\n");
+        let text = std::fs::read_to_string(&f)
+            .unwrap()
+            .replace(",0.500000,", ",half,");
+        let g = dir.path().join("g.csv");
+        std::fs::write(&g, text).unwrap();
         let e = compare(&[&g], "a", "b", None).unwrap_err().to_string();
         assert!(e.contains("g.csv:2: field `slo_attainment`"), "{e}");
         let e = compare(&[&f], "a", "a", None).unwrap_err().to_string();
@@ -423,8 +519,8 @@ mod tests {
         let e = compare(&[&f, &f], "a", "zz", None).unwrap_err().to_string();
         assert!(e.contains("a second row for a"), "{e}");
         let h = dir.path().join("h.csv");
-        std::fs::write(&h, "policy,seed\na,1\n").unwrap();
+        std::fs::write(&h, "policy,seed,digest\na,1,x\n").unwrap();
         let e = compare(&[&h], "a", "b", None).unwrap_err().to_string();
-        assert!(e.contains("no column `scenario`"), "{e}");
+        assert!(e.contains("no column `index`"), "{e}");
     }
 }

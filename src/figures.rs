@@ -19,118 +19,8 @@ use crate::scenario::{Overrides, RawScenario, Scenario};
 use crate::simulate::simulate;
 use crate::sweep::{Grid, SweepOptions, mean_ci95};
 
-/// One row of a sweep's results, parsed.
-#[derive(Clone, Debug)]
-pub struct ResultRow {
-    pub scenario: String,
-    pub policy: String,
-    pub mix: String,
-    pub rate: f64,
-    pub scale: f64,
-    pub seed: u64,
-    pub granularity: String,
-    pub attainment: f64,
-    pub latency_mean: f64,
-    pub per_resolution: BTreeMap<String, f64>,
-    /// The upper bound on attainment for this run's workload (NaN if absent).
-    pub bound: f64,
-}
-
-/// Reads a `results.csv`.
-pub fn read_results(path: &Path) -> Result<Vec<ResultRow>> {
-    let text = crate::error::read_text(path, crate::error::limits::SMALL_BYTES, "results file")?;
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let header = reader
-        .headers()
-        .map_err(|e| Error::config(format!("{}: {e}", path.display())))?
-        .clone();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| Error::config(format!("{}: no column `{name}`", path.display())))
-    };
-    let (cp, cm, cr, cs, cseed, cg, ca, cl, cres) = (
-        col("policy")?,
-        col("mix")?,
-        col("rate_per_min")?,
-        col("slo_scale")?,
-        col("seed")?,
-        col("granularity")?,
-        col("slo_attainment")?,
-        col("latency_mean_s")?,
-        col("per_resolution")?,
-    );
-    let cb = header.iter().position(|h| h == "attainment_bound");
-    let cscen = header.iter().position(|h| h == "scenario");
-    let mut rows = Vec::new();
-    let source = path.display().to_string();
-    for (i, rec) in reader.records().enumerate() {
-        let line = i as u64 + 2;
-        let r = rec.map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
-        let num = |i: usize| {
-            r.get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(f64::NAN)
-        };
-        // Values outside their domain are refused, never drawn clamped or averaged as NaN.
-        let checked = |i: usize, field: &str, ok: &dyn Fn(f64) -> bool, what: &str| {
-            let v = num(i);
-            if ok(v) {
-                Ok(v)
-            } else {
-                Err(Error::Input(
-                    crate::error::InputError::new(
-                        &source,
-                        format!("expected {what}, got `{}`", r.get(i).unwrap_or("")),
-                    )
-                    .line(line)
-                    .field(field),
-                ))
-            }
-        };
-        let fraction = |v: f64| (0.0..=1.0).contains(&v);
-        let positive = |v: f64| v.is_finite() && v > 0.0;
-        let attainment = checked(ca, "slo_attainment", &fraction, "a fraction from 0 to 1")?;
-        let rate = checked(cr, "rate_per_min", &positive, "a positive rate")?;
-        let scale = checked(cs, "slo_scale", &positive, "a positive SLO scale")?;
-        let bound = match cb {
-            Some(i) if !r.get(i).unwrap_or("").is_empty() => {
-                checked(i, "attainment_bound", &fraction, "a fraction from 0 to 1")?
-            }
-            _ => f64::NAN,
-        };
-        let per_resolution = r
-            .get(cres)
-            .unwrap_or("")
-            .split(';')
-            .filter_map(|kv| {
-                kv.split_once('=')
-                    .and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
-            })
-            .collect();
-        rows.push(ResultRow {
-            scenario: cscen.and_then(|i| r.get(i)).unwrap_or("").to_string(),
-            policy: r[cp].to_string(),
-            mix: r[cm].to_string(),
-            rate,
-            scale,
-            seed: r[cseed].parse().unwrap_or(0),
-            granularity: r[cg].to_string(),
-            attainment,
-            latency_mean: num(cl),
-            per_resolution,
-            bound,
-        });
-    }
-    if rows.is_empty() {
-        return Err(Error::Input(crate::error::InputError::new(
-            &source,
-            "the results file has a header but no rows",
-        )));
-    }
-    Ok(rows)
-}
+/// A sweep's results rows and their reader live with the sweep that writes them.
+pub use crate::sweep::results::{ResultRow, read_results};
 
 /// Series of mean +- 95% CI of `y` against `x`, one per `series` key, in first-seen order.
 fn series_of(
@@ -248,7 +138,7 @@ fn per_resolution_bars(rows: &[&ResultRow], policies: &[String]) -> Vec<Vec<f64>
                     let v: Vec<f64> = rows
                         .iter()
                         .filter(|r| &r.policy == p)
-                        .filter_map(|r| r.per_resolution.get(*res).copied())
+                        .filter_map(|r| r.per_resolution.get(*res).map(|c| c.attainment))
                         .collect();
                     if v.is_empty() {
                         f64::NAN

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cluster::{Cluster, Topology};
 use crate::cost::analytic::Analytic;
@@ -31,7 +31,7 @@ pub const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.toml");
 const DEFAULT_SOURCE: &str = "<embedded scenarios/default.toml>";
 
 /// A scenario file as written: every key optional.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawScenario {
     pub name: Option<String>,
@@ -53,7 +53,7 @@ pub struct RawScenario {
     pub sweep: Option<RawSweep>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RawSweep {
     pub policies: Option<Vec<String>>,
@@ -62,9 +62,17 @@ pub struct RawSweep {
     pub slo_scales: Option<Vec<f64>>,
     pub seeds: Option<Vec<u64>>,
     pub granularity_steps: Option<Vec<u32>>,
+    /// Coefficients of variation of gamma arrivals (`[workload] arrival = "gamma"`).
+    pub cvs: Option<Vec<f64>>,
+    /// Total GPUs of the cluster (split as `--gpus` splits them).
+    pub gpus: Option<Vec<u32>>,
+    /// Denoising steps per request.
+    pub steps: Option<Vec<u32>>,
+    /// Cost profiles: built-in names or CSV paths (relative to the scenario file).
+    pub profiles: Option<Vec<String>>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCluster {
     pub gpu: Option<String>,
@@ -79,7 +87,7 @@ pub struct RawCluster {
     pub gpu_idle_power_w: Option<f64>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCost {
     /// Built-in profile name or CSV path.
@@ -88,14 +96,14 @@ pub struct RawCost {
     pub analytic: Option<RawAnalytic>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAnalytic {
     pub model: String,
     pub gpu: String,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOverheads {
     pub text_encoder_ms: Option<f64>,
@@ -106,7 +114,7 @@ pub struct RawOverheads {
     pub dispatch_ms: Option<f64>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWorkload {
     /// Replay this trace instead of generating requests.
@@ -126,7 +134,7 @@ pub struct RawWorkload {
     pub steps: Option<u32>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSlo {
     pub scale: Option<f64>,
@@ -134,7 +142,7 @@ pub struct RawSlo {
     pub bases_s: BTreeMap<String, f64>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {
     pub run: Option<Vec<String>>,
@@ -144,7 +152,7 @@ pub struct RawPolicy {
     pub tetriserve: RawTetriserve,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTetriserve {
     /// Round length in steps of the reference request (default 5).
@@ -173,7 +181,7 @@ pub struct RawTetriserve {
     pub shed_drop: Option<bool>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRssp {
     #[serde(default)]
@@ -258,6 +266,13 @@ impl RawScenario {
         };
         anchor(&mut raw.cost.profile);
         anchor(&mut raw.workload.trace);
+        if let Some(profiles) = raw.sweep.as_mut().and_then(|s| s.profiles.as_mut()) {
+            for p in profiles {
+                let mut slot = Some(std::mem::take(p));
+                anchor(&mut slot);
+                *p = slot.unwrap_or_default();
+            }
+        }
         Ok(raw)
     }
 

@@ -47,10 +47,11 @@ pub enum Command {
     GpuCheck,
     /// Run a scenario's `[sweep]` grid in parallel into DIR/results.csv (resumable).
     #[command(
-        after_help = "Examples:\n  tetriserve sweep -s scenarios/paper/fig7-uniform.toml --out runs/fig7\n  tetriserve sweep -s big.toml --out runs/big --shard 3/16   # one slice of a job array\n  tetriserve merge runs/big"
+        after_help = "Examples:\n  tetriserve sweep -s scenarios/paper/fig7-uniform.toml --out runs/fig7\n  tetriserve sweep -s big.toml --out runs/big --shard 3/16   # one slice of sixteen\n  tetriserve sweep -s big.toml --out /shared/big --shard auto  # inside a Slurm array or Kubernetes Indexed Job\n  tetriserve merge runs/big\n\nA point whose results exist in --out for the same scenario digest is reused; results made from\nanother scenario are refused, naming what changed (--rerun replaces them). docs/job-array.md\nhas the batch-system recipe."
     )]
     Sweep(SweepArgs),
-    /// Join the results of a sharded sweep into DIR/results.csv.
+    /// Join the results of a sharded sweep into DIR/results.csv: every shard of one slicing
+    /// present and finished, all made from the same scenario (refused otherwise, naming the files).
     Merge {
         /// The sweep's output directory.
         dir: PathBuf,
@@ -68,7 +69,7 @@ pub enum Command {
     /// Plot a sweep's results.csv (SLO attainment against one coordinate, one line per
     /// policy), or run directories (latency CDF, attainment and SP degree over time, GPU timelines).
     #[command(
-        after_help = "Examples:\n  tetriserve plot runs/fig7/results.csv --x slo_scale --out plots/mine\n  tetriserve simulate --out runs/one\n  tetriserve plot --run runs/one/rssp --run runs/one/tetriserve --out plots/one"
+        after_help = "Examples:\n  tetriserve plot runs/fig7/results.csv --x slo_scale --out plots/mine\n  tetriserve plot runs/fig7/results.csv --x rate_per_min --y latency_p99 --out plots/mine\n  tetriserve simulate --out runs/one\n  tetriserve plot --run runs/one/rssp --run runs/one/tetriserve --out plots/one"
     )]
     Plot {
         /// A sweep's results.csv.
@@ -83,10 +84,16 @@ pub enum Command {
         /// With --run: how many seconds of each run the timelines show.
         #[arg(long, default_value_t = 180.0)]
         horizon: f64,
-        /// The x coordinate: slo_scale, rate_per_min or granularity.
+        /// The x coordinate: any grid dimension (slo_scale, rate_per_min, granularity, cv, gpus,
+        /// nodes, gpus_per_node, steps, profile, mix, arrival).
         #[arg(long, default_value = "slo_scale")]
         x: String,
-        /// Output path without extension (PNG and SVG are written).
+        /// The y metric: attainment (the default; percent, with the upper bound dashed),
+        /// latency_p50, latency_p90, latency_p99 (seconds) or gpu_hours.
+        #[arg(long)]
+        y: Option<String>,
+        /// Output directory (created); results charts are named after what they show, e.g.
+        /// DIR/attainment-vs-slo_scale.png and .svg.
         #[arg(short, long)]
         out: PathBuf,
     },
@@ -165,13 +172,15 @@ pub struct SweepArgs {
     /// Output directory (results.csv; with --runs, runs/<point>/).
     #[arg(short, long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Run only slice I of N (0-based): points whose index is I modulo N.
-    #[arg(long, value_name = "I/N")]
+    /// Run only slice I of N (0-based): points whose index is I modulo N. `auto` takes I and N
+    /// from a job array ($SLURM_ARRAY_TASK_ID/_COUNT, or $JOB_COMPLETION_INDEX with
+    /// $TETRISERVE_SHARDS).
+    #[arg(long, value_name = "I/N|auto")]
     pub shard: Option<String>,
     /// Also write every run's directory (requests.csv, works.csv, summary.json).
     #[arg(long)]
     pub runs: bool,
-    /// Run every point again, even those with results.
+    /// Run every point again, replacing the results in --out (also those made from another scenario).
     #[arg(long)]
     pub rerun: bool,
     /// Worker threads (default: all cores).

@@ -39,7 +39,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sweep(args) => run_sweep(args),
         Command::Merge { dir } => {
             let (path, rows) = crate::sweep::merge(&dir)?;
-            eprintln!("merged {rows} rows into {}", path.display());
+            eprintln!(
+                "merged {rows} rows into {} (and {})",
+                path.display(),
+                crate::sweep::results::by_resolution_path(&path).display()
+            );
             Ok(())
         }
         Command::Goodput(args) => run_goodput(args),
@@ -82,8 +86,15 @@ pub fn run(cli: Cli) -> Result<()> {
             window,
             horizon,
             x,
+            y,
             out,
         } => {
+            if !run.is_empty() && y.is_some() {
+                return Err(Error::config_hint(
+                    "--y chooses the metric of a sweep's results chart; --run draws fixed charts",
+                    "drop --y, or give a results.csv instead of --run",
+                ));
+            }
             if !run.is_empty() {
                 let runs = run
                     .iter()
@@ -98,11 +109,13 @@ pub fn run(cli: Cli) -> Result<()> {
                 );
                 return Ok(());
             }
-            run_plot(
-                results.as_deref().expect("clap requires results or --run"),
-                &x,
-                &out,
-            )
+            let results = results.as_deref().expect("clap requires results or --run");
+            let y = crate::sweep::plot::Metric::parse(y.as_deref().unwrap_or("attainment"))?;
+            let files = crate::sweep::plot::plot_results(results, &x, y, &out)?;
+            for f in files {
+                eprintln!("wrote {}", f.display());
+            }
+            Ok(())
         }
         Command::GpuCheck => run_gpu_check(),
         Command::Policies => {
@@ -305,23 +318,7 @@ fn run_trace_import(
 fn run_sweep(args: SweepArgs) -> Result<()> {
     let shard = match &args.shard {
         None => None,
-        Some(s) => {
-            let parsed = s.split_once('/').and_then(|(i, n)| {
-                Some((
-                    i.trim().parse::<usize>().ok()?,
-                    n.trim().parse::<usize>().ok()?,
-                ))
-            });
-            match parsed {
-                Some((i, n)) if n > 0 && i < n => Some((i, n)),
-                _ => {
-                    return Err(Error::config_hint(
-                        format!("--shard `{s}` is not I/N with 0 <= I < N"),
-                        "e.g. --shard 0/4 for the first of four slices",
-                    ));
-                }
-            }
-        }
+        Some(s) => Some(crate::sweep::Shard::parse(s, &|k| std::env::var(k).ok())?),
     };
     let (raw, source) = crate::scenario::RawScenario::load_merged(args.scenario.as_deref())?;
     let grid = crate::sweep::Grid::new(raw, &source)?;
@@ -352,105 +349,11 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     eprintln!(
-        "{} run(s), {} already done: {}",
+        "{} reused (same scenario digest), {} run: {}",
+        report.reused,
         report.ran,
-        report.skipped,
         report.results.display()
     );
-    Ok(())
-}
-
-fn run_plot(results: &std::path::Path, x: &str, out: &std::path::Path) -> Result<()> {
-    use crate::figures::{ResultRow, read_results};
-    let rows = read_results(results)?;
-    let xf: fn(&ResultRow) -> f64 = match x {
-        "slo_scale" => |r| r.scale,
-        "rate_per_min" => |r| r.rate,
-        "granularity" => |r| r.granularity.parse().unwrap_or(f64::NAN),
-        other => {
-            return Err(Error::config(format!(
-                "--x `{other}`: expected slo_scale, rate_per_min or granularity"
-            )));
-        }
-    };
-    // Every other grid dimension must hold one value: points are never averaged over a rate,
-    // scale, granularity or scenario silently (mixes become separate lines).
-    let distinct = |f: &dyn Fn(&ResultRow) -> String| {
-        rows.iter()
-            .map(f)
-            .collect::<std::collections::BTreeSet<String>>()
-    };
-    for (name, values) in [
-        ("rate_per_min", distinct(&|r| r.rate.to_string())),
-        ("slo_scale", distinct(&|r| r.scale.to_string())),
-        ("granularity", distinct(&|r| r.granularity.clone())),
-        ("scenario", distinct(&|r| r.scenario.clone())),
-    ] {
-        if name != x && values.len() > 1 {
-            let list: Vec<String> = values.into_iter().collect();
-            return Err(Error::config_hint(
-                format!(
-                    "{} has {} values of {name} ({}); a chart against {x} would average over them",
-                    results.display(),
-                    list.len(),
-                    list.join(", ")
-                ),
-                if name == "scenario" {
-                    "keep the rows of one scenario in a copy of the file".to_string()
-                } else {
-                    format!(
-                        "plot against it (--x {name}), or keep the rows of one {name} in a copy of the file"
-                    )
-                },
-            ));
-        }
-    }
-    let mut series: Vec<crate::report::plot::Series> = Vec::new();
-    let mixes: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.mix.as_str()).collect();
-    for r in &rows {
-        let label = if mixes.len() > 1 {
-            format!("{} ({})", r.policy, r.mix)
-        } else {
-            r.policy.clone()
-        };
-        if !series.iter().any(|s| s.label == label) {
-            series.push(crate::report::plot::Series {
-                label,
-                points: Vec::new(),
-                dashed: false,
-            });
-        }
-    }
-    for s in &mut series {
-        let mut by_x: std::collections::BTreeMap<u64, Vec<f64>> = std::collections::BTreeMap::new();
-        for r in rows.iter().filter(|r| {
-            let label = if mixes.len() > 1 {
-                format!("{} ({})", r.policy, r.mix)
-            } else {
-                r.policy.clone()
-            };
-            label == s.label
-        }) {
-            by_x.entry(xf(r).to_bits()).or_default().push(r.attainment);
-        }
-        s.points = by_x
-            .into_iter()
-            .map(|(xb, v)| {
-                let (m, h) = crate::sweep::mean_ci95(&v);
-                (f64::from_bits(xb), m, (m - h).max(0.0), (m + h).min(1.0))
-            })
-            .collect();
-        s.points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
-    let frame = crate::report::plot::Frame {
-        title: format!("SLO attainment ({})", results.display()),
-        x_label: x.replace('_', " "),
-        y_label: "SLO attainment".into(),
-        y_range: Some((0.0, 1.0)),
-        y_log2: false,
-    };
-    crate::report::plot::line_chart(out, &frame, &series)?;
-    eprintln!("wrote {}.png and {}.svg", out.display(), out.display());
     Ok(())
 }
 

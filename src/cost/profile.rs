@@ -154,6 +154,12 @@ impl ProfileTable {
         Some(table)
     }
 
+    /// The CSV text of a built-in profile, by name: what a sweep's scenario digest hashes,
+    /// so that results made with an older embedded table are not taken for current ones.
+    pub fn builtin_text(name: &str) -> Option<&'static str> {
+        BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
+
     /// Names of the built-in profiles.
     pub fn builtin_names() -> &'static [&'static str] {
         &["h100-flux1-dev", "a40-sd3-medium"]

@@ -351,8 +351,10 @@ fn plots_from_a_run_directory_and_from_sweep_results() {
         chart.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let svg = std::fs::read_to_string(chart.with_extension("svg")).unwrap();
+    // --out is a directory; the chart is named after what it shows.
+    let svg = std::fs::read_to_string(chart.join("attainment-vs-slo_scale.svg")).unwrap();
     assert!(svg.contains("tetriserve") && svg.contains("xdit-sp8"));
+    assert!(chart.join("attainment-vs-slo_scale.png").exists());
 }
 
 #[test]

@@ -15,6 +15,8 @@ mod tetriserve;
 mod scenarios;
 // Sweeps: rows match single runs; threads, shards and resumption change nothing.
 mod sweep;
+// Sweeps as job arrays (Slurm, Kubernetes Indexed Jobs): shards merged equal one sweep.
+mod job_array;
 // The upper bound on attainment: never below exhaustive search or any policy.
 mod bound;
 // Every class of bad input: a clean error naming file, line and field.

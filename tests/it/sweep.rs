@@ -1,19 +1,25 @@
 //! Sweeps end to end: every row equals the individual run, results do not depend on the
-//! thread count or on sharding, and an existing result is not run again.
+//! thread count or on sharding, a result is reused only for the scenario that made it, and
+//! `merge` joins only one complete, consistent set of shards.
 
 use std::path::Path;
 
 use tetriserve::scenario::{Overrides, RawScenario, Scenario};
 use tetriserve::simulate::simulate;
-use tetriserve::sweep::{Grid, SweepOptions, merge, read_rows, run};
+use tetriserve::sweep::results::{self, ResultRow};
+use tetriserve::sweep::{Grid, SweepOptions, merge, read_results, run};
 
 const SCENARIO: &str = "name = \"it-sweep\"\n[workload]\nrequests = 40\n[sweep]\npolicies = [\"xdit-sp4\", \"tetriserve\"]\nslo_scales = [1.0, 1.5]\nseeds = [3, 4]\n";
 
-fn grid() -> Grid {
-    let raw = RawScenario::parse(SCENARIO, "it-sweep.toml", Path::new("."))
+fn grid_of(text: &str) -> Grid {
+    let raw = RawScenario::parse(text, "it-sweep.toml", Path::new("."))
         .unwrap()
         .or(RawScenario::default_scenario());
     Grid::new(raw, "it-sweep.toml").unwrap()
+}
+
+fn grid() -> Grid {
+    grid_of(SCENARIO)
 }
 
 fn opts(jobs: usize, shard: Option<(usize, usize)>) -> SweepOptions {
@@ -25,26 +31,25 @@ fn opts(jobs: usize, shard: Option<(usize, usize)>) -> SweepOptions {
     }
 }
 
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap()
+}
+
 #[test]
 fn rows_match_individual_runs() {
     let dir = tempfile::tempdir().unwrap();
     let g = grid();
     assert_eq!(g.points.len(), 8);
     let report = run(&g, dir.path(), &opts(2, None), &|_, _| {}).unwrap();
-    assert_eq!((report.ran, report.skipped), (8, 0));
-    let text = std::fs::read_to_string(&report.results).unwrap();
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let header = reader.headers().unwrap().clone();
-    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!((report.ran, report.reused), (8, 0));
+    let rows = read_results(&report.results).unwrap();
     assert_eq!(rows.len(), 8);
-    for r in &rows {
-        let scale: f64 = r[col("slo_scale")].parse().unwrap();
-        let seed: u64 = r[col("seed")].parse().unwrap();
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r.index, i);
         let o = Overrides {
-            policies: vec![r[col("policy")].to_string()],
-            slo_scale: Some(scale),
-            seed: Some(seed),
+            policies: vec![r.policy.clone()],
+            slo_scale: Some(r.scale),
+            seed: Some(r.seed),
             requests: Some(40),
             ..Overrides::default()
         };
@@ -52,20 +57,31 @@ fn rows_match_individual_runs() {
             .unwrap()
             .remove(0)
             .summary;
-        assert_eq!(r[col("met")].parse::<usize>().unwrap(), alone.met, "{r:?}");
+        assert_eq!(r.met, alone.met, "{r:?}");
         assert_eq!(
-            r[col("slo_attainment")],
+            format!("{:.6}", r.attainment),
             format!("{:.6}", alone.slo_attainment)
         );
         assert_eq!(
-            r[col("latency_p99_s")],
+            format!("{:.6}", r.latency_p99),
             format!("{:.6}", alone.latency.p99_s)
         );
+        // Every grid coordinate is a column.
+        assert_eq!((r.gpus, r.nodes, r.gpus_per_node, r.steps), (8, 1, 8, 28));
+        assert_eq!((r.arrival.as_str(), r.cv), ("poisson", None));
+        assert_eq!(r.profile, "h100-flux1-dev");
+        // The long per-resolution rows add up to the run.
+        let n: usize = r.per_resolution.values().map(|c| c.requests).sum();
+        assert_eq!(n, 40);
+        for (k, c) in &r.per_resolution {
+            assert_eq!(c.met, alone.per_resolution[k].met, "{k}");
+        }
     }
-    // Run again: nothing to do.
+    // Run again: nothing to do, nothing changes.
+    let text = read(&report.results);
     let again = run(&g, dir.path(), &opts(2, None), &|_, _| {}).unwrap();
-    assert_eq!((again.ran, again.skipped), (0, 8));
-    assert_eq!(std::fs::read_to_string(&again.results).unwrap(), text);
+    assert_eq!((again.ran, again.reused), (0, 8));
+    assert_eq!(read(&again.results), text);
 }
 
 #[test]
@@ -81,17 +97,21 @@ fn results_do_not_depend_on_threads_or_shards() {
     }
     let (merged, rows) = merge(sharded.path()).unwrap();
     assert_eq!(rows, 8);
-    let text = std::fs::read_to_string(&a.results).unwrap();
-    assert_eq!(
-        text,
-        std::fs::read_to_string(&b.results).unwrap(),
-        "1 vs 2 threads"
-    );
-    assert_eq!(
-        text,
-        std::fs::read_to_string(&merged).unwrap(),
-        "sharded and merged"
-    );
+    for name in [
+        "results.csv",
+        "results-by-resolution.csv",
+        "results.manifest.json",
+    ] {
+        let text = read(&one.path().join(name));
+        assert_eq!(text, read(&two.path().join(name)), "{name}: 1 vs 2 threads");
+        assert_eq!(
+            text,
+            read(&sharded.path().join(name)),
+            "{name}: sharded and merged"
+        );
+    }
+    assert_eq!(read(&a.results), read(&b.results));
+    assert_eq!(merged, sharded.path().join("results.csv"));
 }
 
 #[test]
@@ -99,20 +119,29 @@ fn an_interrupted_sweep_resumes_from_its_partial_results() {
     let g = grid();
     let dir = tempfile::tempdir().unwrap();
     let full = run(&g, dir.path(), &opts(1, None), &|_, _| {}).unwrap();
-    let rows = read_rows(&full.results).unwrap();
-    // Pretend the process died after three runs: only a partial file with three rows remains.
-    let text = std::fs::read_to_string(&full.results).unwrap();
+    let rows = read_results(&full.results).unwrap();
+    // Pretend the process died after three runs: only partial files with three rows remain
+    // (and the resolution rows of a fourth point, written just before it died).
+    let text = read(&full.results);
     let partial: Vec<&str> = text.lines().take(4).collect();
+    let res = read(&dir.path().join("results-by-resolution.csv"));
     std::fs::remove_file(&full.results).unwrap();
+    std::fs::remove_file(dir.path().join("results-by-resolution.csv")).unwrap();
     std::fs::write(
         dir.path().join("results.partial.csv"),
         partial.join("\n") + "\n",
     )
     .unwrap();
+    std::fs::write(dir.path().join("results-by-resolution.partial.csv"), res).unwrap();
     let resumed = run(&g, dir.path(), &opts(1, None), &|_, _| {}).unwrap();
-    assert_eq!((resumed.ran, resumed.skipped), (5, 3));
-    assert_eq!(read_rows(&resumed.results).unwrap(), rows);
+    assert_eq!((resumed.ran, resumed.reused), (5, 3));
+    assert_eq!(read_results(&resumed.results).unwrap(), rows);
     assert!(!dir.path().join("results.partial.csv").exists());
+    assert!(
+        !dir.path()
+            .join("results-by-resolution.partial.csv")
+            .exists()
+    );
 }
 
 #[test]
@@ -122,17 +151,320 @@ fn a_row_cut_short_at_the_end_of_the_partial_results_is_dropped_and_rerun() {
     let g = grid();
     let dir = tempfile::tempdir().unwrap();
     let full = run(&g, dir.path(), &opts(1, None), &|_, _| {}).unwrap();
-    let rows = read_rows(&full.results).unwrap();
-    let text = std::fs::read_to_string(&full.results).unwrap();
+    let rows = read_results(&full.results).unwrap();
+    let text = read(&full.results);
     let lines: Vec<&str> = text.lines().collect();
     let torn = &lines[4][..lines[4].len() / 2];
+    let res_path = dir.path().join("results-by-resolution.csv");
+    let res = read(&res_path);
     std::fs::remove_file(&full.results).unwrap();
+    std::fs::remove_file(&res_path).unwrap();
     std::fs::write(
         dir.path().join("results.partial.csv"),
         lines[..4].join("\n") + "\n" + torn,
     )
     .unwrap();
+    // The resolution file torn too, mid-row.
+    std::fs::write(
+        dir.path().join("results-by-resolution.partial.csv"),
+        &res[..res.len() - 3],
+    )
+    .unwrap();
     let resumed = run(&g, dir.path(), &opts(1, None), &|_, _| {}).unwrap();
-    assert_eq!((resumed.ran, resumed.skipped), (5, 3));
-    assert_eq!(read_rows(&resumed.results).unwrap(), rows);
+    assert_eq!((resumed.ran, resumed.reused), (5, 3));
+    assert_eq!(read_results(&resumed.results).unwrap(), rows);
+}
+
+#[test]
+fn results_of_another_scenario_are_refused_naming_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    run(&grid(), dir.path(), &opts(2, None), &|_, _| {}).unwrap();
+    let before = read(&dir.path().join("results.csv"));
+    // One node instead of the default's, and another SLO base for 1024x1024.
+    let changed = grid_of(&format!(
+        "{SCENARIO}[cluster]\nnodes = 2\ngpus_per_node = 4\n[slo]\nbases_s = {{ \"1024x1024\" = 4.0 }}\n"
+    ));
+    let e = run(&changed, dir.path(), &opts(2, None), &|_, _| {})
+        .unwrap_err()
+        .to_string();
+    for needle in [
+        "holds 8 result(s) made from a different scenario than it-sweep.toml",
+        "cluster.nodes: 1 -> 2",
+        "cluster.gpus_per_node: 8 -> 4",
+        "slo.bases_s.1024x1024: 3.0 -> 4.0",
+        "--rerun",
+        "another --out",
+    ] {
+        assert!(e.contains(needle), "{needle}: {e}");
+    }
+    assert_eq!(
+        read(&dir.path().join("results.csv")),
+        before,
+        "left as it was"
+    );
+    // --rerun replaces them: every row from the new scenario, no index twice.
+    let rerun = SweepOptions {
+        rerun: true,
+        ..opts(2, None)
+    };
+    let r = run(&changed, dir.path(), &rerun, &|_, _| {}).unwrap();
+    assert_eq!((r.ran, r.reused), (8, 0));
+    let rows = read_results(&r.results).unwrap();
+    let indices: Vec<usize> = rows.iter().map(|r| r.index).collect();
+    assert_eq!(indices, (0..8).collect::<Vec<_>>());
+    assert!(rows.iter().all(|r| (r.nodes, r.gpus_per_node) == (2, 4)));
+    // A changed mix is another scenario too.
+    let mix = grid_of(
+        &format!("{SCENARIO}[workload]\nmix = \"skewed\"\n")
+            .replace("[workload]\nrequests = 40\n", ""),
+    );
+    let e = run(&mix, dir.path(), &opts(2, None), &|_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("workload.mix"), "{e}");
+}
+
+#[test]
+fn a_grown_grid_reuses_its_points_and_reindexes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    run(&grid(), dir.path(), &opts(2, None), &|_, _| {}).unwrap();
+    // One more seed: its points interleave with the old ones in grid order.
+    let grown = grid_of(&SCENARIO.replace("seeds = [3, 4]", "seeds = [3, 4, 5]"));
+    let r = run(&grown, dir.path(), &opts(2, None), &|_, _| {}).unwrap();
+    assert_eq!((r.ran, r.reused), (4, 8));
+    let fresh = tempfile::tempdir().unwrap();
+    let f = run(&grown, fresh.path(), &opts(2, None), &|_, _| {}).unwrap();
+    assert_eq!(read(&r.results), read(&f.results));
+    assert_eq!(
+        read(&dir.path().join("results-by-resolution.csv")),
+        read(&fresh.path().join("results-by-resolution.csv"))
+    );
+    // A shrunk grid would leave rows of points it no longer has: refused, naming the list.
+    let e = run(&grid(), dir.path(), &opts(2, None), &|_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sweep.seeds: [3,4,5] -> [3,4]"), "{e}");
+}
+
+#[test]
+fn an_edited_profile_file_is_another_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("mine.csv");
+    let text = read(Path::new("profiles/h100-flux1-dev.csv"));
+    std::fs::write(&profile, &text).unwrap();
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(
+        &scenario,
+        "[workload]\nrequests = 20\n[cost]\nprofile = \"mine.csv\"\n[sweep]\npolicies = [\"rssp\"]\nseeds = [1, 2]\n",
+    )
+    .unwrap();
+    let load = || {
+        let (raw, source) = RawScenario::load_merged(Some(&scenario)).unwrap();
+        Grid::new(raw, &source).unwrap()
+    };
+    let out = dir.path().join("out");
+    run(&load(), &out, &opts(1, None), &|_, _| {}).unwrap();
+    let rows = read_results(&out.join("results.csv")).unwrap();
+    assert!(rows.iter().all(|r| r.profile == "mine.csv"));
+    assert_eq!(
+        run(&load(), &out, &opts(1, None), &|_, _| {})
+            .unwrap()
+            .reused,
+        2
+    );
+    std::fs::write(&profile, text.replacen("30.5596", "31.5596", 1)).unwrap();
+    let e = run(&load(), &out, &opts(1, None), &|_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cost.profile: \"mine.csv (fnv1a64 "), "{e}");
+}
+
+#[test]
+fn results_without_digests_are_refused_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("results.csv"),
+        "index,key,scenario,policy\n0,a|b,s,rssp\n",
+    )
+    .unwrap();
+    let e = run(&grid(), dir.path(), &opts(1, None), &|_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no column `digest`") && e.contains("--rerun"),
+        "{e}"
+    );
+}
+
+#[test]
+fn merge_refuses_incomplete_overlapping_or_mixed_shards() {
+    let g = grid();
+    let dir = tempfile::tempdir().unwrap();
+    run(&g, dir.path(), &opts(2, Some((0, 2))), &|_, _| {}).unwrap();
+    let e = merge(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("1 of 2 shards present; missing results.shard-1-of-2.csv"),
+        "{e}"
+    );
+    for i in [1, 2] {
+        run(&g, dir.path(), &opts(2, Some((i, 3))), &|_, _| {}).unwrap();
+    }
+    let e = merge(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("of 2: results.shard-0-of-2.csv; of 3: results.shard-1-of-3.csv, results.shard-2-of-3.csv"),
+        "{e}"
+    );
+    // Two shards of different scenarios.
+    let other = tempfile::tempdir().unwrap();
+    run(&g, other.path(), &opts(2, Some((0, 2))), &|_, _| {}).unwrap();
+    let changed = grid_of(&format!("{SCENARIO}[overheads]\ntext_encoder_ms = 9.0\n"));
+    run(&changed, other.path(), &opts(2, Some((1, 2))), &|_, _| {}).unwrap();
+    let e = merge(other.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("results.shard-1-of-2.csv were made from different scenarios")
+            && e.contains("overheads.text_encoder_ms:"),
+        "{e}"
+    );
+    // A shard whose run did not finish.
+    let third = tempfile::tempdir().unwrap();
+    for i in 0..2 {
+        run(&g, third.path(), &opts(2, Some((i, 2))), &|_, _| {}).unwrap();
+    }
+    std::fs::write(third.path().join("results.shard-1-of-2.partial.csv"), "").unwrap();
+    let e = merge(third.path()).unwrap_err().to_string();
+    assert!(e.contains("shard 1/2 did not finish"), "{e}");
+    std::fs::remove_file(third.path().join("results.shard-1-of-2.partial.csv")).unwrap();
+    // A shard file with a row missing.
+    let p = third.path().join("results.shard-1-of-2.csv");
+    let rows: Vec<ResultRow> = results::read(&p, results::Resolutions::Required).unwrap();
+    results::write_results(&p, &rows[..rows.len() - 1]).unwrap();
+    let e = merge(third.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("holds 3 row(s), but shard 1/2 of a 8-point grid has 4"),
+        "{e}"
+    );
+}
+
+#[test]
+fn new_dimensions_expand_and_are_columns() {
+    let g = grid_of(
+        "[workload]\nrequests = 20\narrival = \"gamma\"\ncv = 1.0\n[sweep]\npolicies = [\"rssp\"]\ngpus = [4, 16]\nsteps = [20]\ncvs = [1.0, 3.0]\nprofiles = [\"h100-flux1-dev\"]\n",
+    );
+    assert_eq!(g.points.len(), 4);
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(&g, dir.path(), &opts(2, None), &|_, _| {}).unwrap();
+    let rows = read_results(&r.results).unwrap();
+    let coords: Vec<(u32, u32, u32, Option<f64>, u32)> = rows
+        .iter()
+        .map(|r| (r.gpus, r.nodes, r.gpus_per_node, r.cv, r.steps))
+        .collect();
+    assert_eq!(
+        coords,
+        vec![
+            (4, 1, 4, Some(1.0), 20),
+            (4, 1, 4, Some(3.0), 20),
+            (16, 2, 8, Some(1.0), 20),
+            (16, 2, 8, Some(3.0), 20),
+        ]
+    );
+    let digests: std::collections::BTreeSet<&str> =
+        g.points.iter().map(|p| p.digest.as_str()).collect();
+    assert_eq!(digests.len(), 4);
+    let refused = |text: &str| {
+        let raw = RawScenario::parse(text, "g.toml", Path::new("."))
+            .unwrap()
+            .or(RawScenario::default_scenario());
+        Grid::new(raw, "g.toml").err().unwrap().to_string()
+    };
+    let e = refused("[sweep]\ncvs = [2.0]\n");
+    assert!(
+        e.contains("field `sweep.cvs`") && e.contains("arrival = \"gamma\""),
+        "{e}"
+    );
+    let e = refused("[sweep]\ngpus = [12]\n");
+    assert!(e.contains("field `sweep.gpus`: 12 GPUs"), "{e}");
+    let e = refused("[sweep]\nsteps = [10, 10]\n");
+    assert!(
+        e.contains("field `sweep.steps`: lists 10 more than once"),
+        "{e}"
+    );
+    let e = refused("[sweep]\nprofiles = []\n");
+    assert!(e.contains("field `sweep.profiles`: is empty"), "{e}");
+    let e = refused("[sweep]\npolicies = [\"xdit-sp8\"]\ngpus = [8, 4]\n");
+    assert!(
+        e.contains("xdit-sp8 needs 8 GPUs in one node, but nodes have 4 (grid point policy=xdit-sp8, gpus=4)"),
+        "{e}"
+    );
+    let e = refused("[sweep]\nprofiles = [\"nope\"]\n");
+    assert!(
+        e.contains("`nope` is neither a built-in profile") && e.contains("grid point"),
+        "{e}"
+    );
+}
+
+#[test]
+fn results_plot_against_any_dimension_into_a_directory() {
+    use tetriserve::sweep::plot::{Metric, plot_results};
+    let g = grid_of(
+        "[workload]\nrequests = 20\n[sweep]\npolicies = [\"xdit-sp4\", \"rssp\"]\ngpus = [4, 8]\nseeds = [1, 2]\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(&g, &dir.path().join("sweep"), &opts(2, None), &|_, _| {}).unwrap();
+    let out = dir.path().join("charts");
+    // GPUs on x: nodes and GPUs per node follow from it, so nothing is averaged.
+    let files = plot_results(&r.results, "gpus", Metric::Attainment, &out).unwrap();
+    assert_eq!(
+        files,
+        vec![
+            out.join("attainment-vs-gpus.png"),
+            out.join("attainment-vs-gpus.svg")
+        ]
+    );
+    let svg = read(&files[1]);
+    assert!(
+        svg.contains("SLO attainment (%)") && svg.contains("upper bound"),
+        "percent axis, dashed bound"
+    );
+    let files = plot_results(&r.results, "gpus", Metric::LatencyP99, &out).unwrap();
+    assert!(read(&files[1]).contains("latency p99 (s)"));
+    assert!(
+        out.join("attainment-vs-gpus.svg").exists(),
+        "both charts kept"
+    );
+    // Against anything else, the GPU counts would be averaged: refused, naming them.
+    let e = plot_results(&r.results, "steps", Metric::Attainment, &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("2 values of gpus (4, 8)") && e.contains("--x gpus"),
+        "{e}"
+    );
+    // --out must be a directory.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let e = plot_results(&r.results, "gpus", Metric::Attainment, &file)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is not a directory"), "{e}");
+    let e = plot_results(&r.results, "colour", Metric::Attainment, &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--x `colour`") && e.contains("rate_per_min"),
+        "{e}"
+    );
+    assert!(Metric::parse("p99").is_err());
+}
+
+#[test]
+fn a_categorical_dimension_plots_as_bars() {
+    use tetriserve::sweep::plot::{Metric, plot_results};
+    let g = grid_of(
+        "[workload]\nrequests = 20\n[sweep]\npolicies = [\"rssp\"]\nmixes = [\"uniform\", \"skewed\"]\nseeds = [1, 2]\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(&g, &dir.path().join("sweep"), &opts(2, None), &|_, _| {}).unwrap();
+    let files = plot_results(&r.results, "mix", Metric::GpuHours, &dir.path().join("c")).unwrap();
+    let svg = read(&files[1]);
+    assert!(svg.contains("uniform") && svg.contains("skewed") && svg.contains("GPU-hours"));
 }

@@ -1,0 +1,632 @@
+//! Sweeps: a grid of runs from a scenario's `[sweep]` table (policies x profiles x GPUs x steps
+//! x mixes x CVs x rates x SLO scales x round granularities x seeds), run in parallel, one
+//! `results.csv` row per run.
+//!
+//! Every point is an independent run: the scenario with that point's values, one policy. Its
+//! workload depends only on the scenario and the point's workload values, so every policy at a
+//! point replays the same trace. Each point is keyed by the digest of its fully resolved
+//! scenario (`digest.rs`), so a result is reused only for exactly the scenario that made it.
+//! Rows are written in grid order whatever the thread count, and appended to
+//! `results.partial.csv` as they finish, so that an interrupted sweep resumes where it stopped.
+//! `--shard i/n` (or `auto` under a batch system's job array, `shards.rs`) runs every n-th
+//! point; `merge` joins the shards' files. The file formats are in `results.rs`; `plot.rs` draws
+//! a results file against any grid dimension.
+
+pub mod digest;
+pub mod plot;
+pub mod results;
+pub mod shards;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, InputError, Result};
+use crate::policy::PolicyKind;
+use crate::scenario::{Overrides, RawScenario, RawSweep, Scenario};
+use crate::simulate::simulate;
+use digest::{FileDigests, Manifest, Resolved};
+pub use results::{ResultRow, csv_field, read_results};
+pub use shards::{Shard, merge};
+
+/// One run of the grid: a policy and the values of the dimensions the grid varies (`None`:
+/// the scenario's own value).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    /// Position in grid order.
+    pub index: usize,
+    pub policy: String,
+    pub profile: Option<String>,
+    pub gpus: Option<u32>,
+    pub steps: Option<u32>,
+    pub mix: Option<String>,
+    pub cv: Option<f64>,
+    pub rate_per_min: Option<f64>,
+    pub slo_scale: Option<f64>,
+    pub granularity: Option<u32>,
+    pub seed: Option<u64>,
+    /// The digest of the point's resolved scenario (`digest.rs`).
+    pub digest: String,
+}
+
+impl Point {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            policies: vec![self.policy.clone()],
+            profile: self.profile.clone(),
+            gpus: self.gpus,
+            steps: self.steps,
+            mix: self.mix.clone(),
+            cv: self.cv,
+            rate_per_min: self.rate_per_min,
+            slo_scale: self.slo_scale,
+            granularity_steps: self.granularity,
+            seed: self.seed,
+            ..Overrides::default()
+        }
+    }
+
+    /// The point's values, for messages: `policy=rssp, gpus=8, seed=2`.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![format!("policy={}", self.policy)];
+        let mut add = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                parts.push(format!("{k}={v}"));
+            }
+        };
+        add("profile", self.profile.clone());
+        add("gpus", self.gpus.map(|v| v.to_string()));
+        add("steps", self.steps.map(|v| v.to_string()));
+        add("mix", self.mix.clone());
+        add("cv", self.cv.map(|v| v.to_string()));
+        add("rate_per_min", self.rate_per_min.map(|v| v.to_string()));
+        add("slo_scale", self.slo_scale.map(|v| v.to_string()));
+        add("granularity", self.granularity.map(|v| v.to_string()));
+        add("seed", self.seed.map(|v| v.to_string()));
+        parts.join(", ")
+    }
+}
+
+/// A scenario and its grid.
+pub struct Grid {
+    pub name: String,
+    pub raw: RawScenario,
+    pub source: String,
+    pub points: Vec<Point>,
+    /// The resolved scenario with its `[sweep]` table: what the manifest records.
+    pub resolved: Resolved,
+}
+
+/// `Some(why)` when a grid list is empty or repeats a value.
+fn refused<T: PartialEq + std::fmt::Debug>(v: &Option<Vec<T>>) -> Option<String> {
+    let v = v.as_ref()?;
+    if v.is_empty() {
+        return Some("is empty: the grid would be empty".into());
+    }
+    v.iter()
+        .find(|x| v.iter().filter(|y| y == x).count() > 1)
+        .map(|x| format!("lists {x:?} more than once; a repeated value is the same point"))
+}
+
+/// The values of one dimension: the listed ones, or the scenario's own (`None`).
+fn values<T: Clone>(v: &Option<Vec<T>>) -> Vec<Option<T>> {
+    v.as_ref()
+        .map(|v| v.iter().cloned().map(Some).collect())
+        .unwrap_or_else(|| vec![None])
+}
+
+impl Grid {
+    /// The grid of a scenario (file merged onto the default). Without a `[sweep]` table the
+    /// grid is the scenario's policies at its own values. Every point's scenario is validated
+    /// and digested here, before anything runs.
+    pub fn new(raw: RawScenario, source: &str) -> Result<Grid> {
+        let sweep = raw.sweep.clone().unwrap_or_default();
+        // Validate the base scenario once, and expand `all` / `ablation` into names.
+        let base = Scenario::from_raw(raw.clone(), source)?;
+        let policies: Vec<String> = match &sweep.policies {
+            None => base.policies.iter().map(PolicyKind::to_string).collect(),
+            Some(names) => {
+                let mut raw1 = raw.clone();
+                raw1.policy.run = Some(names.clone());
+                Scenario::from_raw(raw1, source)?
+                    .policies
+                    .iter()
+                    .map(PolicyKind::to_string)
+                    .collect()
+            }
+        };
+        // An empty list would make an empty grid, and a repeated value the same point twice.
+        let bad = |key: &str, why: &str| {
+            Error::Input(InputError::new(source, why.to_string()).field(format!("sweep.{key}")))
+        };
+        if policies.is_empty() {
+            return Err(bad("policies", "lists no policy: the grid would be empty"));
+        }
+        let RawSweep {
+            policies: _,
+            mixes,
+            rates_per_min,
+            slo_scales,
+            seeds,
+            granularity_steps,
+            cvs,
+            gpus,
+            steps,
+            profiles,
+        } = &sweep;
+        for (key, why) in [
+            ("profiles", refused(profiles)),
+            ("gpus", refused(gpus)),
+            ("steps", refused(steps)),
+            ("mixes", refused(mixes)),
+            ("cvs", refused(cvs)),
+            ("rates_per_min", refused(rates_per_min)),
+            ("slo_scales", refused(slo_scales)),
+            ("granularity_steps", refused(granularity_steps)),
+            ("seeds", refused(seeds)),
+        ] {
+            if let Some(why) = why {
+                return Err(bad(key, &why));
+            }
+        }
+        if let Some(p) = policies
+            .iter()
+            .find(|p| policies.iter().filter(|q| q == p).count() > 1)
+        {
+            return Err(bad("policies", &format!("lists {p} more than once")));
+        }
+        // A dimension the scenario would ignore is refused rather than swept as a no-op.
+        let arrival = raw.workload.arrival.as_deref().unwrap_or("poisson");
+        if cvs.is_some() && (arrival != "gamma" || raw.workload.trace.is_some()) {
+            return Err(Error::Input(
+                InputError::new(
+                    source,
+                    format!("the coefficient of variation applies to gamma arrivals, and this scenario's arrivals are `{arrival}`{}", if raw.workload.trace.is_some() { " (replayed from a trace)" } else { "" }),
+                )
+                .field("sweep.cvs")
+                .hint("set [workload] arrival = \"gamma\" (and no trace), or remove `cvs`"),
+            ));
+        }
+        if raw.workload.trace.is_some() {
+            for (key, set) in [
+                ("mixes", mixes.is_some()),
+                ("rates_per_min", rates_per_min.is_some()),
+            ] {
+                if set {
+                    return Err(bad(
+                        key,
+                        "a replayed trace has its own arrivals and resolutions; this dimension would change nothing",
+                    ));
+                }
+            }
+        }
+        // Outer dimensions first; within a point, the policies last, so that the runs that
+        // share a workload are neighbours.
+        let mut points = vec![Point {
+            index: 0,
+            policy: String::new(),
+            profile: None,
+            gpus: None,
+            steps: None,
+            mix: None,
+            cv: None,
+            rate_per_min: None,
+            slo_scale: None,
+            granularity: None,
+            seed: None,
+            digest: String::new(),
+        }];
+        fn expand<T: Clone>(
+            points: Vec<Point>,
+            vals: &[Option<T>],
+            set: impl Fn(&mut Point, Option<T>),
+        ) -> Vec<Point> {
+            let mut out = Vec::with_capacity(points.len() * vals.len());
+            for p in points {
+                for v in vals {
+                    let mut q = p.clone();
+                    set(&mut q, v.clone());
+                    out.push(q);
+                }
+            }
+            out
+        }
+        points = expand(points, &values(profiles), |p, v| p.profile = v);
+        points = expand(points, &values(gpus), |p, v| p.gpus = v);
+        points = expand(points, &values(steps), |p, v| p.steps = v);
+        points = expand(points, &values(mixes), |p, v| p.mix = v);
+        points = expand(points, &values(cvs), |p, v| p.cv = v);
+        points = expand(points, &values(rates_per_min), |p, v| p.rate_per_min = v);
+        points = expand(points, &values(slo_scales), |p, v| p.slo_scale = v);
+        points = expand(points, &values(granularity_steps), |p, v| p.granularity = v);
+        points = expand(points, &values(seeds), |p, v| p.seed = v);
+        let names: Vec<Option<String>> = policies.iter().cloned().map(Some).collect();
+        points = expand(points, &names, |p, v| p.policy = v.unwrap_or_default());
+        let mut files = FileDigests::default();
+        for (i, p) in points.iter_mut().enumerate() {
+            p.index = i;
+            let raw_p = point_raw(&raw, p, source)?;
+            let s = Scenario::from_raw(raw_p.clone(), source).map_err(|e| at_point(e, p))?;
+            // Refused here rather than when the point's turn comes, after hours of other runs.
+            if let Some(PolicyKind::XditSp(k)) = s.policies.first()
+                && *k > s.cluster.gpus_per_node
+            {
+                return Err(at_point(
+                    Error::config_hint(
+                        format!(
+                            "{source}: policy xdit-sp{k} needs {k} GPUs in one node, but nodes have {}",
+                            s.cluster.gpus_per_node
+                        ),
+                        "leave it out of sweep.policies, or give sweep.gpus values that fill whole nodes",
+                    ),
+                    p,
+                ));
+            }
+            p.digest = digest::digest(&digest::resolve(&raw_p, false, &mut files)?);
+        }
+        let resolved = digest::resolve(&raw, true, &mut files)?;
+        Ok(Grid {
+            name: base.name,
+            raw,
+            source: source.to_string(),
+            points,
+            resolved,
+        })
+    }
+
+    /// The validated scenario of one point.
+    pub fn scenario(&self, p: &Point) -> Result<Scenario> {
+        Scenario::from_raw(point_raw(&self.raw, p, &self.source)?, &self.source)
+            .map_err(|e| at_point(e, p))
+    }
+
+    /// The digest of the whole grid (scenario and `[sweep]` table).
+    pub fn digest(&self) -> String {
+        digest::digest(&self.resolved)
+    }
+
+    /// The manifest of the results of this grid (or of one shard of it).
+    pub fn manifest(&self, shard: Option<(usize, usize)>) -> Manifest {
+        Manifest {
+            scenario: self.name.clone(),
+            grid: self.digest(),
+            points: self.points.len(),
+            shard,
+            resolved: self.resolved.clone(),
+        }
+    }
+}
+
+/// The raw scenario of one point: the grid's with the point's values applied.
+fn point_raw(raw: &RawScenario, p: &Point, source: &str) -> Result<RawScenario> {
+    let mut r = raw.clone();
+    r.apply(&p.overrides()).map_err(|e| match (e, p.gpus) {
+        (Error::Config { message, .. }, Some(g)) => Error::Input(
+            InputError::new(source, format!("{g} GPUs: {message}"))
+                .field("sweep.gpus")
+                .hint("each value is the total GPUs: at most one node, or a multiple of [cluster] gpus_per_node"),
+        ),
+        (e, _) => e,
+    })?;
+    Ok(r)
+}
+
+/// An error of one point's scenario, saying which point.
+fn at_point(e: Error, p: &Point) -> Error {
+    match e {
+        Error::Input(mut ie) => {
+            ie.message = format!("{} (grid point {})", ie.message, p.describe());
+            Error::Input(ie)
+        }
+        Error::Config { message, hint } => Error::Config {
+            message: format!("{message} (grid point {})", p.describe()),
+            hint,
+        },
+        other => other,
+    }
+}
+
+/// How to run a sweep.
+#[derive(Clone, Debug, Default)]
+pub struct SweepOptions {
+    /// `(i, n)`: run the points whose index is `i` modulo `n`.
+    pub shard: Option<(usize, usize)>,
+    /// Also write each run's directory under `out/runs/`.
+    pub write_runs: bool,
+    /// Run every point again, replacing the results there are.
+    pub rerun: bool,
+    /// Worker threads (default: all cores).
+    pub jobs: Option<usize>,
+}
+
+/// What a sweep did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepReport {
+    pub results: PathBuf,
+    /// Points run now.
+    pub ran: usize,
+    /// Points whose results were reused: same scenario digest.
+    pub reused: usize,
+}
+
+/// The results file a sweep (or shard) writes in `out`.
+pub fn results_path(out: &Path, shard: Option<(usize, usize)>) -> PathBuf {
+    match shard {
+        None => out.join("results.csv"),
+        Some((i, n)) => out.join(format!("results.shard-{i}-of-{n}.csv")),
+    }
+}
+
+/// The file a sweep appends rows to as runs finish: `results.partial.csv`.
+pub fn partial_path(results: &Path) -> PathBuf {
+    results.with_extension("partial.csv")
+}
+
+/// Drops a torn last row from the partial results at `path` (a run killed mid-write, a full
+/// disk): everything after the last newline. Returns whether a row was dropped; its point
+/// then simply runs again. Only the tail can be torn, since rows are appended whole.
+pub fn drop_torn_tail(path: &Path) -> Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let text = crate::error::read_text(path, crate::error::limits::SMALL_BYTES, "results file")?;
+    if text.is_empty() || text.ends_with('\n') {
+        return Ok(false);
+    }
+    let keep = text.rfind('\n').map_or(0, |i| i + 1);
+    let tmp = path.with_extension("csv.tmp");
+    std::fs::write(&tmp, &text[..keep]).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    Ok(true)
+}
+
+/// The rows already in `out` for this sweep (its results file, then its partial file), by
+/// digest; refuses rows made from another scenario, naming what changed.
+fn stored_rows(
+    grid: &Grid,
+    results: &Path,
+    partial: &Path,
+    mine: &BTreeSet<&str>,
+) -> Result<BTreeMap<String, ResultRow>> {
+    let mut stored: BTreeMap<String, ResultRow> = BTreeMap::new();
+    let mut from = |rows: Vec<ResultRow>| {
+        for r in rows {
+            stored.entry(r.digest.clone()).or_insert(r);
+        }
+    };
+    if results.exists() {
+        from(results::read(results, results::Resolutions::Required)?);
+    }
+    for p in [partial.to_path_buf(), results::by_resolution_path(partial)] {
+        if drop_torn_tail(&p)? {
+            eprintln!(
+                "warning: {}: dropped a row cut short by an earlier interrupted run; its point runs again",
+                p.display()
+            );
+        }
+    }
+    if partial.exists() {
+        from(results::read(
+            partial,
+            results::Resolutions::DropIncomplete,
+        )?);
+    }
+    let stale: Vec<&ResultRow> = stored
+        .values()
+        .filter(|r| !mine.contains(r.digest.as_str()))
+        .collect();
+    if stale.is_empty() {
+        return Ok(stored);
+    }
+    let manifest_path = Manifest::path_of(results);
+    let changes = match Manifest::read(&manifest_path)? {
+        Some(m) => {
+            let d = digest::diff(&m.resolved, &grid.resolved);
+            if d.is_empty() {
+                "  (the scenario's keys are the same: a profile or trace file it reads, or the default scenario of this tetriserve, changed)".to_string()
+            } else {
+                d.iter()
+                    .map(|l| format!("  {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        }
+        None => format!(
+            "  (what changed cannot be named: {} is missing)",
+            manifest_path.display()
+        ),
+    };
+    Err(Error::config_hint(
+        format!(
+            "{} holds {} result(s) made from a different scenario than {}; what changed:\n{changes}",
+            results.parent().unwrap_or(Path::new(".")).display(),
+            stale.len(),
+            grid.source
+        ),
+        "run with --rerun to run every point again (replacing those results), or give another --out",
+    ))
+}
+
+/// Runs the grid into `out`. A point whose results exist for the same scenario digest is
+/// reused unless `rerun`; results made from another scenario are refused (see
+/// [`SweepOptions::rerun`]). `progress` is called after each run with (done, total).
+pub fn run(
+    grid: &Grid,
+    out: &Path,
+    opts: &SweepOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<SweepReport> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let results = results_path(out, opts.shard);
+    let partial = partial_path(&results);
+    let partial_res = results::by_resolution_path(&partial);
+    let mine: Vec<&Point> = grid
+        .points
+        .iter()
+        .filter(|p| opts.shard.is_none_or(|(i, n)| p.index % n == i))
+        .collect();
+    let digests: BTreeSet<&str> = mine.iter().map(|p| p.digest.as_str()).collect();
+    let mut done = if opts.rerun {
+        for p in [&partial, &partial_res] {
+            if p.exists() {
+                std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+            }
+        }
+        BTreeMap::new()
+    } else {
+        stored_rows(grid, &results, &partial, &digests)?
+    };
+    grid.manifest(opts.shard)
+        .write(&Manifest::path_of(&results))?;
+    // Points of this shard whose results are missing, with their scenarios.
+    let mut todo = Vec::new();
+    let mut reused = 0;
+    for p in &mine {
+        if let Some(r) = done.get_mut(&p.digest) {
+            // The grid may have grown around the point: its row takes the point's index now.
+            r.index = p.index;
+            reused += 1;
+        } else {
+            todo.push(((*p).clone(), grid.scenario(p)?));
+        }
+    }
+    let files = {
+        let open = |path: &Path, header: &str| -> Result<std::fs::File> {
+            use std::io::Write as _;
+            let exists = path.exists();
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+            if !exists {
+                writeln!(f, "{header}").map_err(|e| Error::io(path, e))?;
+            }
+            Ok(f)
+        };
+        Mutex::new((
+            open(&partial, results::HEADER)?,
+            open(&partial_res, results::RESOLUTION_HEADER)?,
+        ))
+    };
+    let total = todo.len();
+    let finished = Mutex::new(0usize);
+    let run_one = |(p, scenario): &(Point, Scenario)| -> Result<ResultRow> {
+        use std::io::Write as _;
+        let runs = simulate(scenario)?;
+        let r = runs
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::config("a sweep point ran no policy"))?;
+        let row = ResultRow::of(p.index, &p.digest, scenario, &p.policy, &r.summary);
+        if opts.write_runs {
+            let dir = out
+                .join("runs")
+                .join(format!("{:05}-{}-{}", p.index, p.policy, p.digest));
+            crate::report::write_dir(
+                &dir,
+                &crate::report::run_files(&r.records, &r.summary, None),
+                true,
+            )?;
+        }
+        {
+            // The resolutions first: a row whose resolutions are missing is dropped on resume.
+            let mut f = files.lock().expect("no panics while holding the lock");
+            f.1.write_all(row.resolution_lines().as_bytes())
+                .and_then(|_| f.1.flush())
+                .map_err(|e| Error::io(&partial_res, e))?;
+            writeln!(f.0, "{}", row.line())
+                .and_then(|_| f.0.flush())
+                .map_err(|e| Error::io(&partial, e))?;
+        }
+        let mut n = finished.lock().expect("no panics while holding the lock");
+        *n += 1;
+        progress(*n, total);
+        Ok(row)
+    };
+    let new_rows: Vec<Result<ResultRow>> = match opts.jobs {
+        Some(j) => rayon::ThreadPoolBuilder::new()
+            .num_threads(j.max(1))
+            .build()
+            .map_err(|e| Error::config(format!("starting {j} threads: {e}")))?
+            .install(|| todo.par_iter().map(run_one).collect()),
+        None => todo.par_iter().map(run_one).collect(),
+    };
+    for r in new_rows {
+        let r = r?;
+        done.insert(r.digest.clone(), r);
+    }
+    let mut rows: Vec<ResultRow> = done.into_values().collect();
+    rows.sort_by_key(|r| r.index);
+    results::write_results(&results, &rows)?;
+    drop(files);
+    for p in [&partial, &partial_res] {
+        std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+    }
+    Ok(SweepReport {
+        results,
+        ran: total,
+        reused,
+    })
+}
+
+/// Mean and the half-width of a 95% confidence interval (Student's t) of `v`.
+pub fn mean_ci95(v: &[f64]) -> (f64, f64) {
+    let n = v.len();
+    if n == 0 {
+        return (f64::NAN, 0.0);
+    }
+    let mean = v.iter().sum::<f64>() / n as f64;
+    if n == 1 {
+        return (mean, 0.0);
+    }
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    // Two-sided 97.5% quantiles of Student's t for 1..=30 degrees of freedom, then normal.
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    let t = T.get(n - 2).copied().unwrap_or(1.96);
+    (mean, t * (var / n as f64).sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confidence_intervals_use_student_t() {
+        assert_eq!(mean_ci95(&[2.0]), (2.0, 0.0));
+        // Two values 1 and 3: mean 2, sd sqrt(2), half-width 12.706 * sqrt(2) / sqrt(2).
+        let (m, h) = mean_ci95(&[1.0, 3.0]);
+        assert_eq!(m, 2.0);
+        assert!((h - 12.706).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_grid_expands_every_axis_in_order() {
+        let text = "[sweep]\npolicies = [\"xdit-sp8\", \"rssp\"]\nslo_scales = [1.0, 1.5]\nseeds = [1, 2]\n";
+        let raw = RawScenario::parse(text, "s.toml", Path::new("."))
+            .unwrap()
+            .or(RawScenario::default_scenario());
+        let g = Grid::new(raw, "s.toml").unwrap();
+        assert_eq!(g.points.len(), 8);
+        let first: Vec<(String, Option<f64>, Option<u64>)> = g.points[..4]
+            .iter()
+            .map(|p| (p.policy.clone(), p.slo_scale, p.seed))
+            .collect();
+        assert_eq!(
+            first,
+            vec![
+                ("xdit-sp8".into(), Some(1.0), Some(1)),
+                ("rssp".into(), Some(1.0), Some(1)),
+                ("xdit-sp8".into(), Some(1.0), Some(2)),
+                ("rssp".into(), Some(1.0), Some(2))
+            ]
+        );
+        assert!(g.points.iter().enumerate().all(|(i, p)| p.index == i));
+    }
+}

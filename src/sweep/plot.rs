@@ -1,0 +1,388 @@
+//! `tetriserve plot RESULTS`: one chart of a sweep's results, a metric against any grid
+//! dimension, one line per policy (and per mix when there are several), mean and 95%
+//! confidence interval over the seeds.
+//!
+//! A chart averages only over seeds. Any other dimension that takes more than one value among
+//! the rows of one line at one x is refused, naming it, rather than averaged silently; a
+//! dimension that follows from x (the nodes of a GPU count) is not. Numeric dimensions draw
+//! lines; categorical ones (profile, mix, arrival) grouped bars.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use super::mean_ci95;
+use super::results::{ResultRow, read_results};
+use crate::error::{Error, Result};
+use crate::report::plot::{Frame, Series, grouped_bars, line_chart};
+
+/// A grid dimension as a column: its name, its value as text (for grouping and messages),
+/// and its value as a number when it has one.
+struct Dim {
+    name: &'static str,
+    text: fn(&ResultRow) -> String,
+    num: Option<fn(&ResultRow) -> f64>,
+}
+
+fn dims() -> Vec<Dim> {
+    fn f(v: f64) -> String {
+        if v.is_nan() {
+            String::new()
+        } else {
+            format!("{v}")
+        }
+    }
+    vec![
+        Dim {
+            name: "scenario",
+            text: |r| r.scenario.clone(),
+            num: None,
+        },
+        Dim {
+            name: "profile",
+            text: |r| r.profile.clone(),
+            num: None,
+        },
+        Dim {
+            name: "gpus",
+            text: |r| r.gpus.to_string(),
+            num: Some(|r| f64::from(r.gpus)),
+        },
+        Dim {
+            name: "nodes",
+            text: |r| r.nodes.to_string(),
+            num: Some(|r| f64::from(r.nodes)),
+        },
+        Dim {
+            name: "gpus_per_node",
+            text: |r| r.gpus_per_node.to_string(),
+            num: Some(|r| f64::from(r.gpus_per_node)),
+        },
+        Dim {
+            name: "steps",
+            text: |r| r.steps.to_string(),
+            num: Some(|r| f64::from(r.steps)),
+        },
+        Dim {
+            name: "mix",
+            text: |r| r.mix.clone(),
+            num: None,
+        },
+        Dim {
+            name: "arrival",
+            text: |r| r.arrival.clone(),
+            num: None,
+        },
+        Dim {
+            name: "cv",
+            text: |r| r.cv.map(f).unwrap_or_default(),
+            num: Some(|r| r.cv.unwrap_or(f64::NAN)),
+        },
+        Dim {
+            name: "rate_per_min",
+            text: |r| f(r.rate),
+            num: Some(|r| r.rate),
+        },
+        Dim {
+            name: "slo_scale",
+            text: |r| f(r.scale),
+            num: Some(|r| r.scale),
+        },
+        Dim {
+            name: "granularity",
+            text: |r| r.granularity.clone(),
+            num: Some(|r| r.granularity.parse().unwrap_or(f64::NAN)),
+        },
+    ]
+}
+
+/// What a chart shows on its y axis.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Metric {
+    Attainment,
+    LatencyP50,
+    LatencyP90,
+    LatencyP99,
+    GpuHours,
+}
+
+impl Metric {
+    pub const NAMES: &'static str = "attainment, latency_p50, latency_p90, latency_p99, gpu_hours";
+
+    pub fn parse(s: &str) -> Result<Metric> {
+        Ok(match s {
+            "attainment" => Metric::Attainment,
+            "latency_p50" => Metric::LatencyP50,
+            "latency_p90" => Metric::LatencyP90,
+            "latency_p99" => Metric::LatencyP99,
+            "gpu_hours" => Metric::GpuHours,
+            other => {
+                return Err(Error::config_hint(
+                    format!("--y `{other}` is not a metric of sweep results"),
+                    format!("expected one of {}", Metric::NAMES),
+                ));
+            }
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Metric::Attainment => "attainment",
+            Metric::LatencyP50 => "latency_p50",
+            Metric::LatencyP90 => "latency_p90",
+            Metric::LatencyP99 => "latency_p99",
+            Metric::GpuHours => "gpu_hours",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Metric::Attainment => "SLO attainment (%)",
+            Metric::LatencyP50 => "latency p50 (s)",
+            Metric::LatencyP90 => "latency p90 (s)",
+            Metric::LatencyP99 => "latency p99 (s)",
+            Metric::GpuHours => "GPU-hours",
+        }
+    }
+
+    fn of(self, r: &ResultRow) -> f64 {
+        match self {
+            Metric::Attainment => 100.0 * r.attainment,
+            Metric::LatencyP50 => r.latency_p50,
+            Metric::LatencyP90 => r.latency_p90,
+            Metric::LatencyP99 => r.latency_p99,
+            Metric::GpuHours => r.gpu_seconds / 3600.0,
+        }
+    }
+}
+
+/// The dimensions `--x` accepts.
+pub fn x_names() -> String {
+    dims()
+        .iter()
+        .filter(|d| d.name != "scenario")
+        .map(|d| d.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Makes `out` a directory for charts: created if missing, refused if it is something else.
+pub fn output_dir(out: &Path) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        return Err(Error::config_hint(
+            format!("--out {} exists and is not a directory", out.display()),
+            "--out names a directory the charts are written into; give another path",
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))
+}
+
+/// Draws `y` against `x` from the results file `results` into the directory `out`, as
+/// `<y>-vs-<x>.png` and `.svg`; returns the files written.
+pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Vec<PathBuf>> {
+    let all = dims();
+    let xd = all
+        .iter()
+        .find(|d| d.name == x && d.name != "scenario")
+        .ok_or_else(|| {
+            Error::config_hint(
+                format!("--x `{x}` is not a grid dimension"),
+                format!("expected one of {}", x_names()),
+            )
+        })?;
+    let rows = read_results(results)?;
+    // Lines: one per policy, and per mix when the file has several (unless x is the mix).
+    let mixes: BTreeSet<&str> = rows.iter().map(|r| r.mix.as_str()).collect();
+    let by_mix = mixes.len() > 1 && x != "mix";
+    let label = |r: &ResultRow| {
+        if by_mix {
+            format!("{} ({})", r.policy, r.mix)
+        } else {
+            r.policy.clone()
+        }
+    };
+    // Refuse averaging over anything but seeds.
+    let mut groups: BTreeMap<(String, String), Vec<&ResultRow>> = BTreeMap::new();
+    for r in &rows {
+        groups.entry((label(r), (xd.text)(r))).or_default().push(r);
+    }
+    for d in all
+        .iter()
+        .filter(|d| d.name != x && !(by_mix && d.name == "mix"))
+    {
+        let hidden = groups
+            .values()
+            .any(|g| g.iter().map(|r| (d.text)(r)).collect::<BTreeSet<_>>().len() > 1);
+        if hidden {
+            let list: BTreeSet<String> = rows.iter().map(|r| (d.text)(r)).collect();
+            let list: Vec<String> = list.into_iter().collect();
+            return Err(Error::config_hint(
+                format!(
+                    "{} has {} values of {} ({}); a chart against {x} would average over them",
+                    results.display(),
+                    list.len(),
+                    d.name,
+                    list.join(", ")
+                ),
+                if d.name == "scenario" {
+                    "keep the rows of one scenario in a copy of the file".to_string()
+                } else {
+                    format!(
+                        "plot against it (--x {}), or keep the rows of one {} in a copy of the file",
+                        d.name, d.name
+                    )
+                },
+            ));
+        }
+    }
+    output_dir(out)?;
+    let base = out.join(format!("{}-vs-{x}", y.name()));
+    let title = format!("{} vs {x} ({})", y.label(), results.display());
+    let frame = Frame {
+        title,
+        x_label: x.replace('_', " "),
+        y_label: y.label().into(),
+        y_range: (y == Metric::Attainment).then_some((0.0, 100.0)),
+        y_log2: false,
+    };
+    let mut order: Vec<String> = Vec::new();
+    for r in &rows {
+        let l = label(r);
+        if !order.contains(&l) {
+            order.push(l);
+        }
+    }
+    // The upper bound: one per workload, i.e. per (mix line, x, seed), the same for every
+    // policy there.
+    let bound_key = |r: &ResultRow| {
+        if by_mix {
+            format!("upper bound ({})", r.mix)
+        } else {
+            "upper bound".to_string()
+        }
+    };
+    let numeric = xd.num.filter(|num| rows.iter().all(|r| num(r).is_finite()));
+    if let Some(num) = numeric {
+        let clamp = |v: f64| {
+            if y == Metric::Attainment {
+                v.clamp(0.0, 100.0)
+            } else {
+                v.max(0.0)
+            }
+        };
+        let mut series: Vec<Series> = order
+            .iter()
+            .map(|l| {
+                let mut by_x: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+                for r in rows.iter().filter(|r| label(r) == *l) {
+                    by_x.entry(num(r).to_bits()).or_default().push(y.of(r));
+                }
+                let mut points: Vec<(f64, f64, f64, f64)> = by_x
+                    .into_iter()
+                    .map(|(xb, v)| {
+                        let (m, h) = mean_ci95(&v);
+                        (f64::from_bits(xb), m, clamp(m - h), clamp(m + h))
+                    })
+                    .collect();
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                Series {
+                    label: l.clone(),
+                    points,
+                    dashed: false,
+                }
+            })
+            .collect();
+        if y == Metric::Attainment {
+            let mut per: BTreeMap<String, BTreeMap<(u64, u64), f64>> = BTreeMap::new();
+            for r in rows.iter().filter(|r| r.bound.is_finite()) {
+                per.entry(bound_key(r))
+                    .or_default()
+                    .insert((num(r).to_bits(), r.seed), 100.0 * r.bound);
+            }
+            for (l, m) in per {
+                let mut by_x: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+                for ((xb, _), b) in m {
+                    by_x.entry(xb).or_default().push(b);
+                }
+                let mut points: Vec<(f64, f64, f64, f64)> = by_x
+                    .into_iter()
+                    .map(|(xb, v)| {
+                        let m = v.iter().sum::<f64>() / v.len() as f64;
+                        (f64::from_bits(xb), m, m, m)
+                    })
+                    .collect();
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                series.push(Series {
+                    label: l,
+                    points,
+                    dashed: true,
+                });
+            }
+        }
+        line_chart(&base, &frame, &series)?;
+    } else {
+        if xd.num.is_some() && xd.name != "granularity" {
+            let r = rows
+                .iter()
+                .find(|r| !xd.num.is_some_and(|n| n(r).is_finite()))
+                .expect("a row without a number");
+            return Err(Error::config_hint(
+                format!(
+                    "{}: the row of point {} ({}) has no {x} (its arrivals are {})",
+                    results.display(),
+                    r.index,
+                    r.policy,
+                    r.arrival
+                ),
+                "plot against a dimension every row has",
+            ));
+        }
+        // Categories in first-seen order (the grid's).
+        let mut cats: Vec<String> = Vec::new();
+        for r in &rows {
+            let c = (xd.text)(r);
+            if !cats.contains(&c) {
+                cats.push(c);
+            }
+        }
+        let mean = |v: Vec<f64>| {
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                v.iter().sum::<f64>() / v.len() as f64
+            }
+        };
+        let mut names = order.clone();
+        let mut values: Vec<Vec<f64>> = order
+            .iter()
+            .map(|l| {
+                cats.iter()
+                    .map(|c| {
+                        mean(
+                            rows.iter()
+                                .filter(|r| label(r) == *l && (xd.text)(r) == *c)
+                                .map(|r| y.of(r))
+                                .collect(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        if y == Metric::Attainment && !by_mix && rows.iter().all(|r| r.bound.is_finite()) {
+            names.push("upper bound".into());
+            values.push(
+                cats.iter()
+                    .map(|c| {
+                        let per_seed: BTreeMap<u64, f64> = rows
+                            .iter()
+                            .filter(|r| (xd.text)(r) == *c)
+                            .map(|r| (r.seed, 100.0 * r.bound))
+                            .collect();
+                        mean(per_seed.into_values().collect())
+                    })
+                    .collect(),
+            );
+        }
+        grouped_bars(&base, &frame, &cats, &names, &values)?;
+    }
+    Ok(vec![base.with_extension("png"), base.with_extension("svg")])
+}
