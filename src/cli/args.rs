@@ -345,7 +345,7 @@ pub struct SloArgs {
 #[command(next_help_heading = "TetriServe tuning")]
 pub struct TetriserveArgs {
     /// Round length in steps of the reference request (default 5).
-    #[arg(long, value_name = "STEPS", conflicts_with = "tau_ms")]
+    #[arg(long, value_name = "STEPS")]
     pub granularity: Option<u32>,
     /// Fixed round length in milliseconds (instead of --granularity).
     #[arg(long, value_name = "MS")]

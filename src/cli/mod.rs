@@ -656,7 +656,9 @@ fn arrival_name(a: &ArrivalProcess) -> String {
         ArrivalProcess::Poisson { .. } => "Poisson".into(),
         ArrivalProcess::Gamma { cv, .. } => format!("Gamma (CV {cv})"),
         ArrivalProcess::Constant { .. } => "constant-rate".into(),
-        ArrivalProcess::OnOff { on, off, .. } => format!("on/off ({on} on, {off} off)"),
+        ArrivalProcess::OnOff { on, off, .. } => {
+            format!("on/off ({} s on, {} s off)", on.as_secs(), off.as_secs())
+        }
     }
 }
 
