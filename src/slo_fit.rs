@@ -30,7 +30,7 @@ pub fn warnings(
 ) -> Vec<String> {
     let mut out = Vec::new();
     let steps = u64::from(config.steps);
-    let hint = "the SLO bases ([slo] bases_s) are the scenario's, not the profile's: set ones that fit this hardware in a scenario file, or loosen them with --slo-scale (scenarios/a40-sd3-medium.toml sets up the a40 node and its RSSP degrees)";
+    let hint = "the SLO bases ([slo] bases_s) are the scenario's, not the profile's: set ones that fit this hardware in a scenario file, or loosen them with --slo-scale (scenarios/a40-sd3-medium.toml sets up the a40 node)";
     for (res, base) in config.slo_bases.iter() {
         let Ok(times) = StepTimes::resolve(model, &[res], cluster, &[1]) else {
             continue;

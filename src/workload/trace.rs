@@ -809,8 +809,9 @@ mod tests {
             bases: SloBases::paper(),
             scale: 1e300,
         };
-        let e = input_err(&text, Some(&huge));
-        assert_eq!((e.line, e.field.as_deref()), (Some(3), Some("slo_s")));
+        let e = input_err(&format!("{HEADER}1,1,256,256,28,0.75\n"), Some(&huge));
+        assert_eq!((e.line, e.field.as_deref()), (Some(2), Some("slo_s")));
+        assert!(e.message.contains("at SLO scale"), "{}", e.message);
     }
 
     #[test]
