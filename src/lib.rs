@@ -21,6 +21,7 @@ pub mod real;
 pub mod report;
 pub mod scenario;
 pub mod simulate;
+pub mod slo_fit;
 pub mod suggest;
 pub mod sweep;
 pub mod time;

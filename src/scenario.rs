@@ -132,6 +132,8 @@ pub struct RawWorkload {
     /// `stratified` or `iid`.
     pub sampling: Option<String>,
     pub steps: Option<u32>,
+    /// Replay `trace` at this many times its rate (arrival times divided by it).
+    pub time_scale: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -199,8 +201,11 @@ pub struct Overrides {
     pub mix: Option<String>,
     pub arrival: Option<String>,
     pub cv: Option<f64>,
+    pub on_s: Option<f64>,
+    pub off_s: Option<f64>,
     pub steps: Option<u32>,
     pub trace: Option<PathBuf>,
+    pub time_scale: Option<f64>,
     pub profile: Option<String>,
     pub gpus: Option<u32>,
     pub nodes: Option<u32>,
@@ -208,6 +213,240 @@ pub struct Overrides {
     pub granularity_steps: Option<u32>,
     pub tau_ms: Option<f64>,
     pub tie_break: Option<String>,
+}
+
+/// One flag an [`Overrides`] sets: its name, the scenario key it replaces and its value as
+/// typed, so that messages can name the flag rather than the key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Given {
+    pub flag: &'static str,
+    pub key: &'static str,
+    pub value: String,
+    /// A flag that shapes a generated workload, refused beside a trace.
+    pub generation: bool,
+}
+
+impl Overrides {
+    /// The flags these overrides set, in a fixed order.
+    pub fn given(&self) -> Vec<Given> {
+        fn one<T: std::fmt::Display>(
+            out: &mut Vec<Given>,
+            flag: &'static str,
+            key: &'static str,
+            value: &Option<T>,
+            generation: bool,
+        ) {
+            if let Some(v) = value {
+                out.push(Given {
+                    flag,
+                    key,
+                    value: v.to_string(),
+                    generation,
+                });
+            }
+        }
+        let mut out = Vec::new();
+        if !self.policies.is_empty() {
+            out.push(Given {
+                flag: "--policy",
+                key: "policy.run",
+                value: self.policies.join(","),
+                generation: false,
+            });
+        }
+        let trace = self.trace.as_ref().map(|p| p.display().to_string());
+        one(&mut out, "--trace", "workload.trace", &trace, false);
+        one(
+            &mut out,
+            "--time-scale",
+            "workload.time_scale",
+            &self.time_scale,
+            false,
+        );
+        one(&mut out, "--profile", "cost.profile", &self.profile, false);
+        one(&mut out, "--gpus", "cluster", &self.gpus, false);
+        one(&mut out, "--nodes", "cluster.nodes", &self.nodes, false);
+        one(
+            &mut out,
+            "--gpus-per-node",
+            "cluster.gpus_per_node",
+            &self.gpus_per_node,
+            false,
+        );
+        one(&mut out, "--seed", "seed", &self.seed, true);
+        one(
+            &mut out,
+            "--rate",
+            "workload.rate_per_min",
+            &self.rate_per_min,
+            true,
+        );
+        one(
+            &mut out,
+            "--arrival",
+            "workload.arrival",
+            &self.arrival,
+            true,
+        );
+        one(&mut out, "--cv", "workload.cv", &self.cv, true);
+        one(&mut out, "--on-s", "workload.on_s", &self.on_s, true);
+        one(&mut out, "--off-s", "workload.off_s", &self.off_s, true);
+        one(
+            &mut out,
+            "--requests",
+            "workload.requests",
+            &self.requests,
+            true,
+        );
+        one(&mut out, "--mix", "workload.mix", &self.mix, true);
+        one(&mut out, "--steps", "workload.steps", &self.steps, true);
+        one(&mut out, "--slo-scale", "slo.scale", &self.slo_scale, false);
+        one(
+            &mut out,
+            "--granularity",
+            "policy.tetriserve.granularity_steps",
+            &self.granularity_steps,
+            false,
+        );
+        one(
+            &mut out,
+            "--tau-ms",
+            "policy.tetriserve.tau_ms",
+            &self.tau_ms,
+            false,
+        );
+        one(
+            &mut out,
+            "--tie-break",
+            "policy.tetriserve.tie_break",
+            &self.tie_break,
+            false,
+        );
+        out
+    }
+
+    /// `e` restated against the flag that set its key, when one did: a bad `--policy` is the
+    /// flag's fault, not the embedded default scenario's.
+    pub fn blame(&self, e: Error) -> Error {
+        let Error::Input(ie) = &e else {
+            return e;
+        };
+        let Some(field) = ie.field.as_deref() else {
+            return e;
+        };
+        match self.given().into_iter().find(|g| g.key == field) {
+            Some(g) => Error::Config {
+                message: format!("{} `{}`: {}", g.flag, g.value, ie.message),
+                hint: ie.hint.clone(),
+            },
+            None => e,
+        }
+    }
+
+    /// Refuses flags that the merged scenario `raw` gives nothing to act on.
+    fn check_against(&self, raw: &RawScenario) -> Result<()> {
+        let given = self.given();
+        if let Some(trace) = &raw.workload.trace {
+            let generation: Vec<String> = given
+                .iter()
+                .filter(|g| g.generation)
+                .map(|g| format!("{} {}", g.flag, g.value))
+                .collect();
+            if !generation.is_empty() {
+                let from = if self.trace.is_some() {
+                    "--trace"
+                } else {
+                    "the scenario's workload.trace"
+                };
+                return Err(Error::config_hint(
+                    format!(
+                        "{} shape(s) a generated workload, but {from} replays {trace}, whose rows fix every request's arrival, resolution and steps",
+                        generation.join(" ")
+                    ),
+                    "drop them; to replay the trace faster use --time-scale F, to loosen its deadlines --slo-scale S; or drop the trace to generate requests",
+                ));
+            }
+        } else if let Some(f) = self.time_scale {
+            return Err(Error::config_hint(
+                format!("--time-scale {f} replays a trace faster or slower, and there is no trace"),
+                "add --trace FILE (or workload.trace in the scenario), or drop --time-scale",
+            ));
+        }
+        let arrival = raw.workload.arrival.as_deref().unwrap_or("poisson");
+        for (flag, value, needs) in [
+            ("--cv", self.cv, "gamma"),
+            ("--on-s", self.on_s, "on-off"),
+            ("--off-s", self.off_s, "on-off"),
+        ] {
+            if let Some(v) = value
+                && arrival != needs
+            {
+                return Err(Error::config_hint(
+                    format!("{flag} {v} shapes {needs} arrivals, and the arrivals are {arrival}"),
+                    format!("add --arrival {needs}, or drop {flag}"),
+                ));
+            }
+        }
+        if let (Some(g), Some(t)) = (self.granularity_steps, self.tau_ms) {
+            return Err(Error::config_hint(
+                format!("--granularity {g} and --tau-ms {t} both set TetriServe's round length"),
+                "give one of them",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses TetriServe tuning when no TetriServe variant runs.
+    fn check_policies(&self, scenario: &Scenario) -> Result<()> {
+        if scenario
+            .policies
+            .iter()
+            .any(|p| matches!(p, PolicyKind::Tetriserve(_)))
+        {
+            return Ok(());
+        }
+        let tuning: Vec<String> = self
+            .given()
+            .iter()
+            .filter(|g| g.key.starts_with("policy.tetriserve."))
+            .map(|g| format!("{} {}", g.flag, g.value))
+            .collect();
+        if tuning.is_empty() {
+            return Ok(());
+        }
+        let run: Vec<String> = scenario
+            .policies
+            .iter()
+            .map(PolicyKind::to_string)
+            .collect();
+        Err(Error::config_hint(
+            format!(
+                "{} tune(s) TetriServe, and no TetriServe policy runs ({})",
+                tuning.join(" "),
+                run.join(", ")
+            ),
+            "add --policy tetriserve, or drop them",
+        ))
+    }
+
+    /// The flags, as typed, for a description of what runs (`--mix skewed --gpus 4`).
+    pub fn summary(&self) -> String {
+        self.given()
+            .iter()
+            .map(|g| {
+                if g.flag == "--policy" {
+                    self.policies
+                        .iter()
+                        .map(|p| format!("--policy {p}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                } else {
+                    format!("{} {}", g.flag, g.value)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 /// Where a run's cost model comes from.
@@ -238,6 +477,11 @@ pub struct Scenario {
     pub policy_config: PolicyConfig,
     /// Things the user should know that do not stop the run (printed on stderr).
     pub warnings: Vec<String>,
+    /// What this scenario was made from, for people: the file (or the built-in default) and
+    /// the flags that changed it.
+    pub origin: String,
+    /// A trace workload is replayed at this many times its rate (1 for generated workloads).
+    pub time_scale: f64,
 }
 
 impl RawScenario {
@@ -380,6 +624,7 @@ impl RawScenario {
                 mix: self.workload.mix.or(base.workload.mix),
                 sampling: self.workload.sampling.or(base.workload.sampling),
                 steps: self.workload.steps.or(base.workload.steps),
+                time_scale: self.workload.time_scale.or(base.workload.time_scale),
             },
             slo: RawSlo {
                 scale: self.slo.scale.or(base.slo.scale),
@@ -454,7 +699,9 @@ impl RawScenario {
         }
     }
 
-    /// Applies command-line overrides; fails only on an inconsistent `--gpus/--nodes/--gpus-per-node`.
+    /// Applies command-line overrides; fails on an inconsistent `--gpus/--nodes/--gpus-per-node`
+    /// and on a flag the scenario gives nothing to act on (a generation flag beside a trace,
+    /// `--cv` without gamma arrivals, `--time-scale` without a trace).
     pub fn apply(&mut self, o: &Overrides) -> Result<()> {
         if !o.policies.is_empty() {
             self.policy.run = Some(o.policies.clone());
@@ -466,7 +713,10 @@ impl RawScenario {
         set(&mut self.workload.mix, o.mix.clone());
         set(&mut self.workload.arrival, o.arrival.clone());
         set(&mut self.workload.cv, o.cv);
+        set(&mut self.workload.on_s, o.on_s);
+        set(&mut self.workload.off_s, o.off_s);
         set(&mut self.workload.steps, o.steps);
+        set(&mut self.workload.time_scale, o.time_scale);
         if o.granularity_steps.is_some() {
             // A granularity on the command line replaces a fixed round length from the file.
             self.policy.tetriserve.tau_ms = None;
@@ -531,7 +781,7 @@ impl RawScenario {
                 set(&mut self.cluster.gpus_per_node, p);
             }
         }
-        Ok(())
+        o.check_against(self)
     }
 }
 
@@ -576,10 +826,13 @@ impl Scenario {
             }
             (Some(a), _) => CostSource::Analytic(Analytic::preset(&a.model, &a.gpu)?),
             (None, Some(p)) => CostSource::Profile(load_profile(p).map_err(|e| match e {
-                Error::Config { message, hint } => Error::Config {
-                    message: format!("{source}: field `cost.profile`: {message}"),
-                    hint,
-                },
+                Error::Config { message, hint } => {
+                    let e = InputError::new(source, message).field("cost.profile");
+                    Error::Input(match hint {
+                        Some(h) => e.hint(h),
+                        None => e,
+                    })
+                }
                 other => other,
             })?),
             (None, None) => {
@@ -725,6 +978,15 @@ impl Scenario {
         if steps == 0 {
             return Err(bad("workload.steps", "must be at least 1".into()));
         }
+        let time_scale = w.time_scale.unwrap_or(1.0);
+        if !(time_scale.is_finite() && time_scale > 0.0) {
+            return Err(bad(
+                "workload.time_scale",
+                format!(
+                    "expected a positive number (2 replays the trace twice as fast), got {time_scale}"
+                ),
+            ));
+        }
         let workload = match &w.trace {
             Some(path) => WorkloadSource::Trace {
                 path: PathBuf::from(path),
@@ -753,7 +1015,7 @@ impl Scenario {
                     "constant" => ArrivalProcess::Constant { rate_per_s },
                     "on-off" => {
                         let secs = |field: &str, v: Option<f64>| {
-                            v.and_then(Nanos::try_from_secs).filter(|n| *n > Nanos::ZERO).ok_or_else(|| bad(field, "on-off arrivals need positive `on_s` and `off_s` (seconds)".into()))
+                            v.and_then(Nanos::try_from_secs).filter(|n| *n > Nanos::ZERO).ok_or_else(|| bad(field, "on-off arrivals need positive `on_s` and `off_s` (seconds; --on-s and --off-s)".into()))
                         };
                         ArrivalProcess::OnOff { rate_per_s, on: secs("workload.on_s", w.on_s)?, off: secs("workload.off_s", w.off_s)? }
                     }
@@ -822,7 +1084,34 @@ impl Scenario {
             rssp_degrees.push((res, d));
         }
 
+        let policy_config = PolicyConfig {
+            rssp_degrees,
+            slo_bases,
+            steps,
+            tetriserve: tetriserve_config(&raw.policy.tetriserve, source)?,
+            overheads: overheads.clone(),
+        };
+        let cost_model: &dyn CostModel = match &cost {
+            CostSource::Profile(p) => p,
+            CostSource::Analytic(a) => a,
+        };
+        warnings.extend(crate::slo_fit::warnings(
+            cost_model,
+            &cluster,
+            &policy_config,
+            scale,
+            policies.contains(&PolicyKind::Rssp),
+        ));
         Ok(Scenario {
+            origin: {
+                let name = raw.name.as_deref().unwrap_or("unnamed");
+                if source == DEFAULT_SOURCE {
+                    format!("the built-in default scenario `{name}`")
+                } else {
+                    format!("scenario `{name}` from {source}")
+                }
+            },
+            time_scale,
             name: raw.name.clone().unwrap_or_else(|| "unnamed".into()),
             description: raw.description.clone().unwrap_or_default(),
             seed,
@@ -831,23 +1120,25 @@ impl Scenario {
             overheads: overheads.clone(),
             workload,
             policies,
-            policy_config: PolicyConfig {
-                rssp_degrees,
-                slo_bases,
-                steps,
-                tetriserve: tetriserve_config(&raw.policy.tetriserve, source)?,
-                overheads: overheads.clone(),
-            },
+            policy_config,
             warnings,
         })
     }
 
     /// Loads a scenario file (or the default when `path` is `None`), merges it onto the
     /// default scenario, applies overrides and validates.
+    ///
+    /// An error in a key a flag set names the flag; a flag with nothing to act on is refused.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Scenario> {
         let (mut raw, source) = RawScenario::load_merged(path)?;
         raw.apply(overrides)?;
-        Scenario::from_raw(raw, &source)
+        let mut scenario = Scenario::from_raw(raw, &source).map_err(|e| overrides.blame(e))?;
+        overrides.check_policies(&scenario)?;
+        let flags = overrides.summary();
+        if !flags.is_empty() {
+            scenario.origin = format!("{}, overridden by {flags}", scenario.origin);
+        }
+        Ok(scenario)
     }
 
     /// The model the costs describe (`flux1-dev`, `sd3-medium`): what `--real` builds.
@@ -870,7 +1161,17 @@ impl Scenario {
         match &self.workload {
             WorkloadSource::Synthetic(spec) => crate::workload::generate::generate(spec),
             WorkloadSource::Trace { path, slo } => {
-                crate::workload::trace::load_trace(path, Some(slo))
+                let w = crate::workload::trace::load_trace(path, Some(slo))?;
+                crate::workload::trace::time_scaled(w, self.time_scale).map_err(|e| {
+                    Error::config_hint(
+                        format!(
+                            "--time-scale {} on {}: {e}",
+                            self.time_scale,
+                            path.display()
+                        ),
+                        "choose a larger time scale (arrival times are divided by it)",
+                    )
+                })
             }
         }
     }
@@ -990,6 +1291,110 @@ mod tests {
             .to_string();
         assert!(err.starts_with("s.toml:2"), "{err}");
         assert!(err.contains("did you mean `rate_per_min`?"), "{err}");
+    }
+
+    /// The keys a `Raw*` struct accepts, read from serde's refusal of an unknown one
+    /// ("unknown field `x`, expected one of `a`, `b`"), so that no list here can go stale.
+    fn keys_of<T: serde::de::DeserializeOwned + std::fmt::Debug>() -> Vec<String> {
+        let message = toml::from_str::<T>("no_such_key = 0")
+            .unwrap_err()
+            .message()
+            .to_string();
+        let (_, expected) = message
+            .split_once("expected")
+            .unwrap_or_else(|| panic!("not an unknown-field message: {message}"));
+        expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_scenario_key_is_documented_in_default_toml() {
+        let text = DEFAULT_SCENARIO;
+        // A key is documented when the file sets it (`key =`, maybe commented out as an
+        // example) or opens it as a table (`[key]`, `[policy.key]`).
+        let documented = |key: &str| {
+            let set = text.match_indices(&format!("{key} =")).any(|(i, _)| {
+                i == 0 || matches!(text.as_bytes()[i - 1], b' ' | b'\n' | b'#' | b'{')
+            });
+            let table = text.contains(&format!("[{key}]")) || text.contains(&format!(".{key}]"));
+            set || table
+        };
+        let sections = [
+            ("top level", keys_of::<RawScenario>()),
+            ("[cluster]", keys_of::<RawCluster>()),
+            ("[cost]", keys_of::<RawCost>()),
+            ("[cost] analytic", keys_of::<RawAnalytic>()),
+            ("[overheads]", keys_of::<RawOverheads>()),
+            ("[workload]", keys_of::<RawWorkload>()),
+            ("[slo]", keys_of::<RawSlo>()),
+            ("[policy]", keys_of::<RawPolicy>()),
+            ("[policy.rssp]", keys_of::<RawRssp>()),
+            ("[policy.tetriserve]", keys_of::<RawTetriserve>()),
+        ];
+        let mut missing = Vec::new();
+        for (section, keys) in &sections {
+            assert!(
+                keys.len() >= 2 || *section == "[policy.rssp]",
+                "{section}: {keys:?}"
+            );
+            // `[sweep]` has its own section, documented with the sweep grids.
+            for key in keys.iter().filter(|k| *k != "sweep") {
+                if !documented(key) {
+                    missing.push(format!("{section} {key}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "scenarios/default.toml does not document: {missing:?}"
+        );
+        // The keys the file sets all parse, and every optional one it sets is used.
+        let raw = RawScenario::default_scenario();
+        assert_eq!(raw.workload.time_scale, Some(1.0));
+        assert!(raw.workload.trace.is_none() && raw.workload.cv.is_none());
+    }
+
+    #[test]
+    fn a_bad_value_from_a_flag_names_the_flag() {
+        let load = |o: Overrides| Scenario::load(None, &o).unwrap_err().to_string();
+        let e = load(Overrides {
+            policies: vec!["rsp".into()],
+            ..Overrides::default()
+        });
+        assert!(e.starts_with("--policy `rsp`: unknown policy `rsp`"), "{e}");
+        assert!(e.contains("did you mean `rssp`"), "{e}");
+        assert!(!e.contains("embedded"), "{e}");
+        let e = load(Overrides {
+            rate_per_min: Some(-1.0),
+            ..Overrides::default()
+        });
+        assert!(
+            e.starts_with("--rate `-1`: expected a positive number"),
+            "{e}"
+        );
+        let e = load(Overrides {
+            profile: Some("no-such-profile".into()),
+            ..Overrides::default()
+        });
+        assert!(e.starts_with("--profile `no-such-profile`: "), "{e}");
+        assert!(e.contains("built-in profiles"), "{e}");
+        // The same key set by the file names the file.
+        let raw = RawScenario::parse(
+            "[workload]\nrate_per_min = -1.0\n",
+            "s.toml",
+            Path::new("."),
+        )
+        .unwrap()
+        .or(RawScenario::default_scenario());
+        let e = Scenario::from_raw(raw, "s.toml").unwrap_err().to_string();
+        assert!(
+            e.starts_with("s.toml: field `workload.rate_per_min`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -2,6 +2,12 @@
 //!
 //! Only parsing lives here; what a command does is in `cli/mod.rs` (simulation, traces,
 //! sweeps, plots) and `cli/backend.rs` (commands that build the real backend).
+//!
+//! The flags that adjust a scenario come in groups (scenario file, workload generation,
+//! deadlines, TetriServe tuning, trace replay, cluster and costs), each a flattened struct
+//! with its own help heading, so that a command shows only the groups it acts on; each group
+//! adds its values to [`Overrides`], which checks the combinations that depend on the
+//! scenario (a generation flag beside a trace, `--cv` without gamma arrivals).
 
 use std::path::PathBuf;
 
@@ -278,18 +284,22 @@ pub struct ProfileArgs {
 pub enum TraceCommand {
     /// Generate a synthetic trace CSV from a scenario's workload settings.
     #[command(
-        after_help = "Example:\n  tetriserve trace generate --mix skewed --rate 18 --requests 500 --seed 3 -o traces/skewed-18.csv"
+        after_help = "The trace's slo_s column holds each request's SLO at the chosen --slo-scale; replaying it with `simulate --trace` at the default scale 1 keeps those deadlines.\n\nExample:\n  tetriserve trace generate --mix skewed --rate 18 --requests 500 --seed 3 -o traces/skewed-18.csv"
     )]
     Generate {
         #[command(flatten)]
-        scenario: ScenarioArgs,
+        file: ScenarioFileArgs,
+        #[command(flatten)]
+        workload: WorkloadArgs,
+        #[command(flatten)]
+        slo: SloArgs,
         /// Output file (default: stdout).
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
     /// Convert another tool's trace (vLLM-Omni DiT benchmark JSONL, Alibaba GenAI CSV) to trace CSV.
     #[command(
-        after_help = "Resolutions missing from the trace come from --mix (with --seed); SLOs missing from it from the scenario (--slo-scale).\n\nExamples:\n  tetriserve trace import traces/samples/vllm-omni-dit.jsonl --format vllm-omni -o dit.csv\n  tetriserve trace import traces/samples/alibaba-genai.csv --format alibaba-genai --mix skewed --time-scale 4 -o genai.csv\n  tetriserve simulate --trace genai.csv"
+        after_help = "Resolutions missing from the trace are drawn from --mix (with --seed); step counts missing from it are --steps. slo_s is written only where the trace gives an SLO: the other rows get their deadline when replayed (`simulate --trace`: --slo-scale x the scenario's base for the resolution).\n\nExamples:\n  tetriserve trace import traces/samples/vllm-omni-dit.jsonl --format vllm-omni -o dit.csv\n  tetriserve trace import traces/samples/alibaba-genai.csv --format alibaba-genai --mix skewed --time-scale 4 -o genai.csv\n  tetriserve simulate --trace genai.csv --slo-scale 1.5"
     )]
     Import {
         /// The trace to read.
@@ -301,31 +311,47 @@ pub enum TraceCommand {
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
         #[command(flatten)]
-        scenario: ScenarioArgs,
+        file: ScenarioFileArgs,
+        #[command(flatten)]
+        fill: ImportFillArgs,
         /// Output file (default: stdout).
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
 }
 
-/// Flags that select and adjust a scenario (shared by `simulate` and `trace generate`).
-#[derive(Debug, Args, Default)]
-pub struct ScenarioArgs {
+/// `--scenario`: the file every command that reads a scenario starts from.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ScenarioFileArgs {
     /// Scenario TOML file; keys it leaves out come from the built-in default scenario.
     #[arg(short, long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
+}
+
+/// Flags that shape a generated workload (`[workload]` and `seed` of a scenario).
+///
+/// They are refused beside a trace (`--trace` or `workload.trace`), which fixes every request.
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Workload generation (refused with a trace)")]
+pub struct WorkloadArgs {
     /// Random seed for arrivals and resolutions (identical across policies).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Mean arrival rate, requests per minute.
     #[arg(long, value_name = "REQ_PER_MIN")]
     pub rate: Option<f64>,
-    /// Arrival process: poisson, gamma, constant, on-off.
+    /// Arrival process: poisson, gamma (with --cv), constant, on-off (with --on-s, --off-s).
     #[arg(long)]
     pub arrival: Option<String>,
-    /// Coefficient of variation of inter-arrival gaps (gamma arrivals).
+    /// Coefficient of variation of inter-arrival gaps (gamma arrivals; 1 = Poisson, 2-4 = bursty).
     #[arg(long)]
     pub cv: Option<f64>,
+    /// Length of each burst, seconds (on-off arrivals: requests arrive at the rate only then).
+    #[arg(long, value_name = "SECONDS")]
+    pub on_s: Option<f64>,
+    /// Length of each silence between bursts, seconds (on-off arrivals).
+    #[arg(long, value_name = "SECONDS")]
+    pub off_s: Option<f64>,
     /// Number of requests to generate.
     #[arg(long)]
     pub requests: Option<usize>,
@@ -335,31 +361,68 @@ pub struct ScenarioArgs {
     /// Denoising steps per request.
     #[arg(long)]
     pub steps: Option<u32>,
-    /// Deadline = arrival + SCALE x per-resolution base SLO.
+}
+
+/// What `trace import` fills in where the imported trace is silent.
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Filling gaps in the trace")]
+pub struct ImportFillArgs {
+    /// Seed for the resolutions drawn from --mix.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Resolution mix for rows without a resolution (see `simulate --help`).
+    #[arg(long)]
+    pub mix: Option<String>,
+    /// Denoising steps for rows without a step count.
+    #[arg(long)]
+    pub steps: Option<u32>,
+}
+
+/// Deadlines (`[slo]` of a scenario).
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Deadlines")]
+pub struct SloArgs {
+    /// Deadline = arrival + SCALE x the request's SLO at scale 1: a trace row's slo_s, else the
+    /// scenario's base for its resolution ([slo] bases_s).
     #[arg(long, value_name = "SCALE")]
     pub slo_scale: Option<f64>,
-    /// TetriServe round length in steps of the reference request (default 5).
+}
+
+/// TetriServe's tuning (`[policy.tetriserve]`); refused when no TetriServe policy runs.
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "TetriServe tuning")]
+pub struct TetriserveArgs {
+    /// Round length in steps of the reference request (default 5).
     #[arg(long, value_name = "STEPS")]
     pub granularity: Option<u32>,
-    /// TetriServe fixed round length in milliseconds (instead of --granularity).
+    /// Fixed round length in milliseconds (instead of --granularity).
     #[arg(long, value_name = "MS")]
     pub tau_ms: Option<f64>,
-    /// TetriServe tie-break among packings with as many survivors: work or none.
+    /// Tie-break among packings with as many survivors: work or none.
     #[arg(long, value_name = "RULE")]
     pub tie_break: Option<String>,
 }
 
-#[derive(Debug, Args)]
-pub struct SimulateArgs {
-    #[command(flatten)]
-    pub scenario: ScenarioArgs,
-    /// Policy to run (repeatable; `all` for every policy the cluster supports).
-    #[arg(short, long = "policy", value_name = "POLICY")]
-    pub policies: Vec<String>,
+/// A trace to replay instead of a generated workload.
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Trace replay")]
+pub struct TraceArgs {
     /// Replay this trace CSV instead of generating requests.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
-    /// Cost profile: a built-in name (h100-flux1-dev, a40-sd3-medium) or a CSV file.
+    /// Replay the trace at F times its rate: arrival times divided by F (SLOs unchanged), as
+    /// `trace import --time-scale` does.
+    #[arg(long, value_name = "F")]
+    pub time_scale: Option<f64>,
+}
+
+/// The cluster and its costs (`[cluster]` and `[cost]` of a scenario).
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Cluster and costs")]
+pub struct ClusterArgs {
+    /// Cost profile: a built-in name (h100-flux1-dev, a40-sd3-medium) or a CSV file. Only the
+    /// costs change: SLO bases and RSSP degrees stay the scenario's (scenarios/a40-sd3-medium.toml
+    /// fits the a40 profile).
     #[arg(long, value_name = "NAME|FILE")]
     pub profile: Option<String>,
     /// Total GPUs (one node if it fits the node size, else nodes of --gpus-per-node).
@@ -371,6 +434,34 @@ pub struct SimulateArgs {
     /// GPUs per node.
     #[arg(long)]
     pub gpus_per_node: Option<u32>,
+}
+
+/// Every flag that adjusts a scenario's workload, deadlines and TetriServe tuning, with the
+/// scenario file: what `simulate`, `validate` and `goodput` share.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ScenarioArgs {
+    /// Scenario TOML file; keys it leaves out come from the built-in default scenario.
+    #[arg(short, long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    #[command(flatten)]
+    pub slo: SloArgs,
+    #[command(flatten)]
+    pub tetriserve: TetriserveArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Policy to run (repeatable; `all` for every policy the cluster supports).
+    #[arg(short, long = "policy", value_name = "POLICY")]
+    pub policies: Vec<String>,
+    #[command(flatten)]
+    pub trace: TraceArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Write each policy's requests.csv, summary.json and timeline.json under `DIR/<policy>/`.
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -388,6 +479,10 @@ pub struct SimulateArgs {
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Also show each policy's SLO attainment per resolution (table: a second table; csv: one
+    /// `slo_attainment_<WxH>` column per resolution; JSON always holds `per_resolution`).
+    #[arg(long)]
+    pub by_resolution: bool,
     /// Run for real instead of simulating: one node of --gpus slots (local GPUs, lanes of one
     /// GPU, or CPU rank threads with --device cpu) runs the DiT (seeded random weights) under
     /// the same policies; times are measured.
@@ -444,21 +539,65 @@ pub enum Format {
 }
 
 impl ScenarioArgs {
-    pub(super) fn overrides(&self) -> Overrides {
-        Overrides {
-            seed: self.seed,
-            rate_per_min: self.rate,
-            arrival: self.arrival.clone(),
-            cv: self.cv,
-            requests: self.requests,
-            mix: self.mix.clone(),
-            steps: self.steps,
-            slo_scale: self.slo_scale,
-            granularity_steps: self.granularity,
-            tau_ms: self.tau_ms,
-            tie_break: self.tie_break.clone(),
-            ..Overrides::default()
-        }
+    /// The overrides of every group, for [`crate::scenario::Scenario::load`].
+    pub fn overrides(&self) -> Overrides {
+        let mut o = Overrides::default();
+        self.workload.add_to(&mut o);
+        self.slo.add_to(&mut o);
+        self.tetriserve.add_to(&mut o);
+        o
+    }
+}
+
+impl WorkloadArgs {
+    pub fn add_to(&self, o: &mut Overrides) {
+        o.seed = self.seed;
+        o.rate_per_min = self.rate;
+        o.arrival = self.arrival.clone();
+        o.cv = self.cv;
+        o.on_s = self.on_s;
+        o.off_s = self.off_s;
+        o.requests = self.requests;
+        o.mix = self.mix.clone();
+        o.steps = self.steps;
+    }
+}
+
+impl ImportFillArgs {
+    pub fn add_to(&self, o: &mut Overrides) {
+        o.seed = self.seed;
+        o.mix = self.mix.clone();
+        o.steps = self.steps;
+    }
+}
+
+impl SloArgs {
+    pub fn add_to(&self, o: &mut Overrides) {
+        o.slo_scale = self.slo_scale;
+    }
+}
+
+impl TetriserveArgs {
+    pub fn add_to(&self, o: &mut Overrides) {
+        o.granularity_steps = self.granularity;
+        o.tau_ms = self.tau_ms;
+        o.tie_break = self.tie_break.clone();
+    }
+}
+
+impl TraceArgs {
+    pub fn add_to(&self, o: &mut Overrides) {
+        o.trace = self.trace.clone();
+        o.time_scale = self.time_scale;
+    }
+}
+
+impl ClusterArgs {
+    pub fn add_to(&self, o: &mut Overrides) {
+        o.profile = self.profile.clone();
+        o.gpus = self.gpus;
+        o.nodes = self.nodes;
+        o.gpus_per_node = self.gpus_per_node;
     }
 }
 

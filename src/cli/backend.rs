@@ -191,6 +191,19 @@ pub(super) fn run_validate(args: ValidateArgs) -> Result<()> {
                 "drop them, or drop --compare to run",
             ));
         }
+        let mut given = args.scenario.overrides().summary();
+        if let Some(file) = &args.scenario.scenario {
+            given = format!("--scenario {} {given}", file.display());
+        }
+        if !given.trim().is_empty() {
+            return Err(Error::config_hint(
+                format!(
+                    "--compare reads two run directories; {} choose(s) what to run",
+                    given.trim()
+                ),
+                "drop them, or drop --compare to run",
+            ));
+        }
         args.backend
             .refuse_unless_real("--compare runs nothing: drop them")?;
     } else if args.profile.is_some() {

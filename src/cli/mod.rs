@@ -25,16 +25,25 @@ use backend::{real_node, run_gpu_check, run_profile, run_validate};
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Simulate(args) => run_simulate(args),
-        Command::Trace(TraceCommand::Generate { scenario, output }) => {
-            run_trace_generate(scenario, output)
+        Command::Trace(TraceCommand::Generate {
+            file,
+            workload,
+            slo,
+            output,
+        }) => {
+            let mut o = crate::scenario::Overrides::default();
+            workload.add_to(&mut o);
+            slo.add_to(&mut o);
+            run_trace_generate(&file, &o, output)
         }
         Command::Trace(TraceCommand::Import {
             input,
             format,
             time_scale,
-            scenario,
+            file,
+            fill,
             output,
-        }) => run_trace_import(&input, format, time_scale, scenario, output),
+        }) => run_trace_import(&input, format, time_scale, &file, &fill, output),
         Command::Profile(args) => run_profile(args),
         Command::Sweep(args) => run_sweep(args),
         Command::Merge { dir } => {
@@ -170,18 +179,21 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
         args.timeline_works
             .unwrap_or(crate::report::TimelineLimit::DEFAULT)
     });
+    if args.by_resolution && args.format == Format::Json {
+        return Err(Error::config_hint(
+            "--by-resolution adds columns to the table or CSV; --format json always holds each policy's `per_resolution`",
+            "drop --by-resolution, or use --format table or csv",
+        ));
+    }
     let mut overrides = args.scenario.overrides();
     overrides.policies = args.policies.clone();
-    overrides.trace = args.trace.clone();
-    overrides.profile = args.profile.clone();
-    overrides.gpus = args.gpus;
-    overrides.nodes = args.nodes;
-    overrides.gpus_per_node = args.gpus_per_node;
+    args.trace.add_to(&mut overrides);
+    args.cluster.add_to(&mut overrides);
     if !args.real {
         args.backend
             .refuse_unless_real("add --real, or drop them to simulate")?;
     }
-    if args.real && (args.nodes.is_some() || args.gpus_per_node.is_some()) {
+    if args.real && (args.cluster.nodes.is_some() || args.cluster.gpus_per_node.is_some()) {
         return Err(Error::config_hint(
             "--real runs one node",
             "use --gpus N for its number of slots (GPUs, lanes or CPU threads)",
@@ -194,7 +206,7 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
         }
         let (mut exec, scenario) = real_node(
             &args.backend,
-            args.gpus,
+            args.cluster.gpus,
             args.scenario.scenario.as_deref(),
             overrides,
         )?;
@@ -234,7 +246,7 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
         if let Some(out) = &args.out {
             eprintln!("wrote {}", out.display());
         }
-        return print_summaries(&summaries, args.format);
+        return print_summaries(&summaries, args.format, args.by_resolution);
     };
     let summaries: Vec<Summary> = runs.iter().map(|r| r.summary.clone()).collect();
 
@@ -242,13 +254,20 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
         write_runs(out, &runs, timeline, args.force)?;
         eprintln!("wrote {}", out.display());
     }
-    print_summaries(&summaries, args.format)
+    print_summaries(&summaries, args.format, args.by_resolution)
 }
 
-/// The comparison of `summaries` on stdout, in `format`.
-fn print_summaries(summaries: &[Summary], format: Format) -> Result<()> {
+/// The comparison of `summaries` on stdout, in `format`; `by_resolution` adds each policy's
+/// attainment per resolution.
+fn print_summaries(summaries: &[Summary], format: Format, by_resolution: bool) -> Result<()> {
     let text = match format {
+        Format::Table if by_resolution => format!(
+            "{}\n{}",
+            report::comparison_table(summaries),
+            report::resolution_table(summaries)
+        ),
         Format::Table => report::comparison_table(summaries),
+        Format::Csv if by_resolution => report::comparison_csv_by_resolution(summaries),
         Format::Csv => report::comparison_csv(summaries),
         Format::Json => {
             let mut s = serde_json::to_string_pretty(summaries).expect("summaries serialise");
@@ -259,8 +278,21 @@ fn print_summaries(summaries: &[Summary], format: Format) -> Result<()> {
     print_stdout(&text)
 }
 
-fn run_trace_generate(args: ScenarioArgs, output: Option<PathBuf>) -> Result<()> {
-    let scenario = Scenario::load(args.scenario.as_deref(), &args.overrides())?;
+fn run_trace_generate(
+    file: &ScenarioFileArgs,
+    overrides: &crate::scenario::Overrides,
+    output: Option<PathBuf>,
+) -> Result<()> {
+    let scenario = Scenario::load(file.scenario.as_deref(), overrides)?;
+    if let WorkloadSource::Trace { path, .. } = &scenario.workload {
+        return Err(Error::config_hint(
+            format!(
+                "the scenario replays the trace {}; there is nothing to generate",
+                path.display()
+            ),
+            "use a scenario without `workload.trace` (or none)",
+        ));
+    }
     let workload = scenario.load_workload()?;
     write_trace(&workload, output)
 }
@@ -282,17 +314,29 @@ fn run_trace_import(
     input: &Path,
     format: crate::workload::import::Format,
     time_scale: f64,
-    args: ScenarioArgs,
+    file: &ScenarioFileArgs,
+    fill: &ImportFillArgs,
     output: Option<PathBuf>,
 ) -> Result<()> {
-    use crate::scenario::WorkloadSource;
-    use crate::workload::import::{ImportOptions, import};
-    let scenario = Scenario::load(args.scenario.as_deref(), &args.overrides())?;
+    use crate::workload::import::{Format as TraceFormat, ImportOptions, import_rows};
+    if format == TraceFormat::VllmOmni
+        && let Some(steps) = fill.steps
+    {
+        return Err(Error::config_hint(
+            format!(
+                "--steps {steps} fills rows without a step count, and every vllm-omni row has one (num_inference_steps)"
+            ),
+            "drop --steps",
+        ));
+    }
+    let mut overrides = crate::scenario::Overrides::default();
+    fill.add_to(&mut overrides);
+    let scenario = Scenario::load(file.scenario.as_deref(), &overrides)?;
     let spec = match scenario.workload {
         WorkloadSource::Synthetic(spec) => spec,
         WorkloadSource::Trace { .. } => {
             return Err(Error::config_hint(
-                "the scenario replays a trace; importing needs its mix, steps and SLOs",
+                "the scenario replays a trace; importing needs its mix and steps",
                 "use a scenario without `workload.trace` (or none)",
             ));
         }
@@ -311,8 +355,43 @@ fn run_trace_import(
             scale: spec.slo_scale,
         },
     };
-    let workload = import(&text, &input.display().to_string(), &opts)?;
-    write_trace(&workload, output)
+    let imported = import_rows(&text, &input.display().to_string(), &opts)?;
+    if !imported.drew_resolutions {
+        for (flag, set) in [
+            ("--mix", fill.mix.is_some()),
+            ("--seed", fill.seed.is_some()),
+        ] {
+            if set {
+                return Err(Error::config_hint(
+                    format!(
+                        "{flag} draws resolutions for rows without one, and every row of {} has its resolution",
+                        input.display()
+                    ),
+                    format!("drop {flag}"),
+                ));
+            }
+        }
+    }
+    let csv = crate::workload::trace::rows_to_csv(&imported.rows);
+    let without_slo = imported.rows.iter().filter(|r| r.slo.is_none()).count();
+    if without_slo > 0 {
+        eprintln!(
+            "{without_slo} of {} requests have no SLO in the trace: their slo_s is left empty, and a replay gives them --slo-scale x the scenario's base for their resolution",
+            imported.rows.len()
+        );
+    }
+    match output {
+        Some(path) => {
+            crate::report::write_file_atomic(&path, csv.as_bytes())?;
+            eprintln!(
+                "wrote {} requests to {}",
+                imported.rows.len(),
+                path.display()
+            );
+            Ok(())
+        }
+        None => print_stdout(&csv),
+    }
 }
 
 fn run_sweep(args: SweepArgs) -> Result<()> {
@@ -384,9 +463,10 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
         crate::scenario::RawScenario::load_merged(args.scenario.scenario.as_deref())?;
     let mut overrides = args.scenario.overrides();
     overrides.trace = args.trace.clone();
-    raw.apply(&overrides)?;
+    raw.apply(&overrides).map_err(|e| overrides.blame(e))?;
     let seeds = args.seeds.clone().unwrap_or_else(|| vec![1, 2, 3]);
-    let planner = Planner::new(raw, &source, &args.policy, seeds)?;
+    let planner =
+        Planner::new(raw, &source, &args.policy, seeds).map_err(|e| overrides.blame(e))?;
     let log = matches!(planner.load, Load::Log { .. });
 
     // Every flag acts in the mode given, or is refused.
@@ -394,13 +474,15 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
     if log {
         for (set, flag) in [
             (args.seeds.is_some(), "--seeds"),
-            (s.seed.is_some(), "--seed"),
-            (s.rate.is_some(), "--rate"),
-            (s.arrival.is_some(), "--arrival"),
-            (s.cv.is_some(), "--cv"),
-            (s.requests.is_some(), "--requests"),
-            (s.mix.is_some(), "--mix"),
-            (s.steps.is_some(), "--steps"),
+            (s.workload.seed.is_some(), "--seed"),
+            (s.workload.rate.is_some(), "--rate"),
+            (s.workload.arrival.is_some(), "--arrival"),
+            (s.workload.cv.is_some(), "--cv"),
+            (s.workload.on_s.is_some(), "--on-s"),
+            (s.workload.off_s.is_some(), "--off-s"),
+            (s.workload.requests.is_some(), "--requests"),
+            (s.workload.mix.is_some(), "--mix"),
+            (s.workload.steps.is_some(), "--steps"),
             (args.min_rate.is_some(), "--min-rate"),
             (args.max_rate.is_some(), "--max-rate"),
         ] {
@@ -457,7 +539,7 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
                 );
             }
         }
-        if s.rate.is_some() {
+        if s.workload.rate.is_some() {
             return refuse(
                 "--rate",
                 "is what the rate search chooses",
@@ -544,7 +626,8 @@ fn write_runs(
     report::write_dir(out, &files, force)
 }
 
-/// A one-paragraph description of what is about to run.
+/// A one-paragraph description of what is about to run: where the scenario came from (its
+/// file or the built-in default, and the flags that changed it), then what it resolved to.
 pub fn describe(s: &Scenario) -> String {
     let workload = match &s.workload {
         WorkloadSource::Synthetic(w) => format!(
@@ -558,15 +641,20 @@ pub fn describe(s: &Scenario) -> String {
             w.seed
         ),
         WorkloadSource::Trace { path, slo } => format!(
-            "trace {} (SLO scale {} where rows give no slo_s)",
+            "trace {}{}, deadline = arrival + {} x (the row's slo_s, or the base for its resolution)",
             path.display(),
+            if s.time_scale == 1.0 {
+                String::new()
+            } else {
+                format!(" at {}x its rate", s.time_scale)
+            },
             slo.scale
         ),
     };
     let policies: Vec<String> = s.policies.iter().map(PolicyKind::to_string).collect();
     format!(
-        "scenario {}: {} node(s) x {} {} ({}), cost: {}\n  workload: {}\n  policies: {}",
-        s.name,
+        "running {}\n  cluster: {} node(s) x {} {} ({}), cost: {}\n  workload: {}\n  policies: {}",
+        s.origin,
         s.cluster.nodes,
         s.cluster.gpus_per_node,
         s.cluster.gpu,
@@ -582,7 +670,9 @@ fn arrival_name(a: &ArrivalProcess) -> String {
         ArrivalProcess::Poisson { .. } => "Poisson".into(),
         ArrivalProcess::Gamma { cv, .. } => format!("Gamma (CV {cv})"),
         ArrivalProcess::Constant { .. } => "constant-rate".into(),
-        ArrivalProcess::OnOff { on, off, .. } => format!("on/off ({on} on, {off} off)"),
+        ArrivalProcess::OnOff { on, off, .. } => {
+            format!("on/off ({} s on, {} s off)", on.as_secs(), off.as_secs())
+        }
     }
 }
 

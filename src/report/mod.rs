@@ -13,7 +13,10 @@ mod timeline;
 
 pub use progress::RunProgress;
 pub use stream::{RunWriter, Staging};
-pub use table::{bound_cell, comparison_csv, comparison_table, metric_cells};
+pub use table::{
+    bound_cell, comparison_csv, comparison_csv_by_resolution, comparison_table, metric_cells,
+    resolution_table,
+};
 pub use timeline::{TimelineLimit, TimelineWriter, timeline_json, timeline_limited};
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
-//! The policy comparison: a human table for the terminal and a CSV for tools.
+//! The policy comparison: a human table for the terminal and a CSV for tools, each optionally
+//! with every policy's attainment per resolution.
 //!
 //! GPU time appears twice: busy (what the GPUs computed) and provisioned (the cluster held for
 //! the run's makespan); dollars follow provisioned time, energy busy time (`metrics::summary`).
@@ -77,6 +78,82 @@ fn cost_cells(m: &Summary) -> String {
         cell(m.cost.energy_wh),
         cell(m.cost.wh_per_met_image),
     )
+}
+
+/// The resolutions of `summaries`' per-resolution attainment, smallest image first.
+fn resolutions(summaries: &[Summary]) -> Vec<&str> {
+    let mut keys: Vec<&str> = summaries
+        .iter()
+        .flat_map(|m| m.per_resolution.keys().map(String::as_str))
+        .collect();
+    let order = |k: &str| {
+        k.parse::<crate::workload::Resolution>()
+            .map(|r| (r.tokens(), r.width, r.height))
+            .unwrap_or((u64::MAX, 0, 0))
+    };
+    keys.sort_by(|a, b| order(a).cmp(&order(b)).then(a.cmp(b)));
+    keys.dedup();
+    keys
+}
+
+/// Each policy's SLO attainment per resolution (`simulate --by-resolution`): one column per
+/// resolution, `att% (met/requests)`; `-` where a policy saw no request of it.
+pub fn resolution_table(summaries: &[Summary]) -> String {
+    let keys = resolutions(summaries);
+    let mut s = String::new();
+    let _ = write!(s, "{:<16}", "SLO att. by res");
+    for k in &keys {
+        let _ = write!(s, " {k:>20}");
+    }
+    s.push('\n');
+    for m in summaries {
+        let _ = write!(s, "{:<16}", m.policy);
+        for k in &keys {
+            let cell = match m.per_resolution.get(*k) {
+                Some(r) => format!(
+                    "{:.1}% ({}/{})",
+                    100.0 * r.slo_attainment,
+                    r.met,
+                    r.requests
+                ),
+                None => "-".to_string(),
+            };
+            let _ = write!(s, " {cell:>20}");
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// [`comparison_csv`] with one `slo_attainment_<WxH>` column per resolution (empty where a
+/// policy saw no request of it).
+pub fn comparison_csv_by_resolution(summaries: &[Summary]) -> String {
+    let keys = resolutions(summaries);
+    let mut s = format!("policy,{METRIC_COLUMNS},slo_attainment_bound,{COST_COLUMNS}");
+    for k in &keys {
+        let _ = write!(s, ",slo_attainment_{k}");
+    }
+    s.push('\n');
+    for m in summaries {
+        let _ = write!(
+            s,
+            "{},{},{},{}",
+            m.policy,
+            metric_cells(m),
+            bound_cell(m),
+            cost_cells(m)
+        );
+        for k in &keys {
+            match m.per_resolution.get(*k) {
+                Some(r) => {
+                    let _ = write!(s, ",{:.6}", r.slo_attainment);
+                }
+                None => s.push(','),
+            }
+        }
+        s.push('\n');
+    }
+    s
 }
 
 /// The summary metric columns shared by `comparison.csv` and sweep `results.csv`.

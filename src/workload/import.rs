@@ -15,8 +15,10 @@
 //!
 //! Arrivals are made relative to the first one and divided by `time_scale` (2.0 replays the
 //! trace at twice its rate). Rows are sorted by arrival (stable, so equal times keep file
-//! order): production exports are often grouped by worker, not by time. A request without an
-//! SLO gets the scenario's `scale x base(resolution)`.
+//! order): production exports are often grouped by worker, not by time. [`import_rows`] keeps
+//! a request without an SLO without one (what `trace import` writes: an empty `slo_s` cell,
+//! whose deadline the scenario of the replay gives); [`import`] gives it the scenario's
+//! `scale x base(resolution)`.
 
 use rayon::prelude::*;
 
@@ -24,7 +26,7 @@ use crate::error::{InputError, Result};
 use crate::time::Nanos;
 use crate::workload::generate::stream_rng;
 use crate::workload::mix::{Mix, Sampling};
-use crate::workload::trace::{SloDefaults, count_newlines};
+use crate::workload::trace::{SloDefaults, TraceRow, count_newlines};
 use crate::workload::{Request, RequestId, Resolution, Workload};
 
 /// A trace format this module reads.
@@ -59,8 +61,18 @@ pub struct ImportOptions {
     pub seed: u64,
     /// Steps for rows without a step count.
     pub steps: u32,
-    /// Deadlines for rows without an SLO.
+    /// Deadlines for rows without an SLO ([`import`] only).
     pub slo: SloDefaults,
+}
+
+/// What [`import_rows`] read: one trace row per request, in arrival order.
+#[derive(Clone, Debug)]
+pub struct Imported {
+    pub rows: Vec<TraceRow>,
+    /// The line of the source each row came from.
+    pub lines: Vec<u64>,
+    /// Whether any row took its resolution from the mix (else the mix and seed are unused).
+    pub drew_resolutions: bool,
 }
 
 /// One parsed row before arrivals are rebased and resolutions assigned.
@@ -72,8 +84,52 @@ struct Row {
     slo_s: Option<f64>,
 }
 
-/// Reads `text` (from `source`, for messages) in `opts.format`.
+/// Reads `text` (from `source`, for messages) in `opts.format`; a row without an SLO gets
+/// `opts.slo`'s `scale x base(resolution)`.
 pub fn import(text: &str, source: &str, opts: &ImportOptions) -> Result<Workload> {
+    let imported = import_rows(text, source, opts)?;
+    let horizon_hint = "times must lie within the simulator's horizon (2^62 ns, about 146 years) after the first request";
+    let mut requests = Vec::with_capacity(imported.rows.len());
+    for (r, &line) in imported.rows.into_iter().zip(&imported.lines) {
+        let slo = match r.slo {
+            Some(slo) => slo,
+            None => {
+                opts.slo
+                    .bases
+                    .scaled(r.resolution, opts.slo.scale)
+                    .ok_or_else(|| {
+                        InputError::new(
+                    source,
+                    format!(
+                        "no SLO for {} (the row has none and the scenario has no base for it)",
+                        r.resolution
+                    ),
+                )
+                .line(line)
+                .hint("add slo_ms to the row, or an SLO base for this resolution to the scenario")
+                    })?
+            }
+        };
+        requests.push(Request {
+            id: RequestId(0),
+            label: r.label,
+            arrival: r.arrival,
+            resolution: r.resolution,
+            steps: r.steps,
+            deadline: r.arrival.checked_add(slo).ok_or_else(|| {
+                InputError::new(source, "arrival + SLO lies beyond the simulator's horizon")
+                    .line(line)
+                    .field("slo")
+                    .hint(horizon_hint)
+            })?,
+        });
+    }
+    Ok(Workload::from_requests(requests))
+}
+
+/// Reads `text` (from `source`, for messages) in `opts.format` into trace rows, keeping a row
+/// without an SLO without one.
+pub fn import_rows(text: &str, source: &str, opts: &ImportOptions) -> Result<Imported> {
     if !(opts.time_scale.is_finite() && opts.time_scale > 0.0) {
         return Err(
             InputError::new(source, "the time scale must be a positive number")
@@ -90,7 +146,8 @@ pub fn import(text: &str, source: &str, opts: &ImportOptions) -> Result<Workload
     }
     rows.sort_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s));
     let first = rows[0].arrival_s;
-    let mut drawn = if rows.iter().any(|r| r.resolution.is_none()) {
+    let drew_resolutions = rows.iter().any(|r| r.resolution.is_none());
+    let mut drawn = if drew_resolutions {
         let mut rng = stream_rng(opts.seed, "import-resolutions");
         opts.mix
             .sample(rows.len(), opts.sampling, &mut rng)
@@ -98,7 +155,8 @@ pub fn import(text: &str, source: &str, opts: &ImportOptions) -> Result<Workload
     } else {
         Vec::new().into_iter()
     };
-    let mut requests = Vec::with_capacity(rows.len());
+    let mut out = Vec::with_capacity(rows.len());
+    let mut lines = Vec::with_capacity(rows.len());
     for (i, r) in rows.into_iter().enumerate() {
         let resolution = match r.resolution {
             Some(res) => res,
@@ -122,43 +180,44 @@ pub fn import(text: &str, source: &str, opts: &ImportOptions) -> Result<Workload
                 .hint(horizon_hint)
             })?;
         let slo = match r.slo_s {
-            Some(s) => Nanos::try_from_secs(s)
-                .filter(|t| *t > Nanos::ZERO)
-                .ok_or_else(|| {
-                    InputError::new(
-                        source,
-                        format!("an SLO of {s} s is not a positive time the simulator can hold"),
-                    )
-                    .line(r.line)
-                    .field("slo")
-                    .hint("SLOs must be at least 1 ns and below the horizon of about 146 years")
-                })?,
-            None => opts.slo.bases.scaled(resolution, opts.slo.scale).ok_or_else(|| {
-                InputError::new(
-                    source,
-                    format!(
-                        "no SLO for {resolution} (the row has none and the scenario has no base for it)"
-                    ),
-                )
-                .line(r.line)
-                .hint("add slo_ms to the row, or an SLO base for this resolution to the scenario")
-            })?,
+            Some(s) => {
+                let slo = Nanos::try_from_secs(s)
+                    .filter(|t| *t > Nanos::ZERO)
+                    .ok_or_else(|| {
+                        InputError::new(
+                            source,
+                            format!(
+                                "an SLO of {s} s is not a positive time the simulator can hold"
+                            ),
+                        )
+                        .line(r.line)
+                        .field("slo")
+                        .hint("SLOs must be at least 1 ns and below the horizon of about 146 years")
+                    })?;
+                arrival.checked_add(slo).ok_or_else(|| {
+                    InputError::new(source, "arrival + SLO lies beyond the simulator's horizon")
+                        .line(r.line)
+                        .field("slo")
+                        .hint(horizon_hint)
+                })?;
+                Some(slo)
+            }
+            None => None,
         };
-        requests.push(Request {
-            id: RequestId(0),
+        lines.push(r.line);
+        out.push(TraceRow {
             label: i as u64,
             arrival,
             resolution,
             steps: r.steps,
-            deadline: arrival.checked_add(slo).ok_or_else(|| {
-                InputError::new(source, "arrival + SLO lies beyond the simulator's horizon")
-                    .line(r.line)
-                    .field("slo")
-                    .hint(horizon_hint)
-            })?,
+            slo,
         });
     }
-    Ok(Workload::from_requests(requests))
+    Ok(Imported {
+        rows: out,
+        lines,
+        drew_resolutions,
+    })
 }
 
 /// The bytes of text in one block of [`vllm_omni_rows`] (about 7,000 lines like the sample's).

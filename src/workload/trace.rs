@@ -11,9 +11,13 @@
 //!   default: the 0-based row index; must be unique) and `slo_s` (seconds from arrival to
 //!   deadline, > 0). Column names are matched case-insensitively; any other column is an error,
 //!   so that a misspelt `slo_s` is not silently ignored.
-//! - A row with no `slo_s` (column absent or cell empty) takes `scale * base(resolution)` from
-//!   the [`SloDefaults`] the caller passes (the scenario's SLO settings); with neither, the
-//!   row is an error. A request finishing exactly at `arrival + slo_s` meets its deadline.
+//! - A row's `slo_s` is its SLO at scale 1: with [`SloDefaults`] (the scenario's SLO settings,
+//!   `--slo-scale`), the deadline is `arrival + scale * slo_s`, so a scale loosens or tightens
+//!   every request of a trace alike. A row with no `slo_s` (column absent or cell empty) takes
+//!   `scale * base(resolution)`; with neither, the row is an error. Without defaults the scale
+//!   is 1. A request finishing exactly at its deadline meets it.
+//! - [`time_scaled`] replays a trace faster or slower (`simulate --trace --time-scale`):
+//!   arrival times divided by a factor, SLOs unchanged.
 //! - Cells are trimmed; a UTF-8 byte-order mark, CRLF line endings, blank lines and lines
 //!   starting with `#` are tolerated. Each record is one line (CSV quoting works, but a quoted
 //!   field cannot span lines; no column needs that).
@@ -510,7 +514,18 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
                         format!("expected a number of seconds greater than 0, got `{c}`"),
                     ));
                 }
-                v
+                match slo {
+                    Some(d) => scale_slo(v, d.scale).ok_or_else(|| {
+                        err(
+                            "slo_s",
+                            format!(
+                                "slo_s {c} at SLO scale {} is not a positive time below the simulator's horizon (2^62 ns, about 146 years)",
+                                d.scale
+                            ),
+                        )
+                    })?,
+                    None => v,
+                }
             }
             (None, None) => {
                 let why = if cols.slo.is_some() {
@@ -584,6 +599,96 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
     Ok(Workload { requests })
 }
 
+/// `slo` at `scale` (exactly `slo` at scale 1), or `None` when that rounds to 0 ns or passes
+/// the horizon.
+fn scale_slo(slo: Nanos, scale: f64) -> Option<Nanos> {
+    if scale == 1.0 {
+        return Some(slo);
+    }
+    Nanos::try_from_secs(slo.as_secs() * scale).filter(|t| *t > Nanos::ZERO)
+}
+
+/// `workload` replayed at `factor` times its rate: every arrival time divided by `factor`
+/// (rounded to the nanosecond), every request keeping its SLO (the time from arrival to
+/// deadline). Arrival order is kept. Refuses a factor that is not a positive finite number,
+/// and one that carries an arrival or a deadline past the horizon, naming the request.
+pub fn time_scaled(mut workload: Workload, factor: f64) -> std::result::Result<Workload, String> {
+    if !(factor.is_finite() && factor > 0.0) {
+        return Err(format!(
+            "expected a positive number (2 replays the trace twice as fast), got {factor}"
+        ));
+    }
+    if factor == 1.0 {
+        return Ok(workload);
+    }
+    for r in &mut workload.requests {
+        let slo = r.slo();
+        let beyond = || {
+            format!(
+                "request id {} (arriving at {} s) would arrive or be due beyond the simulator's horizon (2^62 ns, about 146 years) at {factor}x",
+                r.label,
+                r.arrival.secs_string()
+            )
+        };
+        let scaled = (r.arrival.0 as f64 / factor).round();
+        if !(scaled.is_finite() && scaled < Nanos::HORIZON.0 as f64) {
+            return Err(beyond());
+        }
+        let arrival = Nanos(scaled as u64);
+        let deadline = arrival.checked_add(slo).ok_or_else(beyond)?;
+        r.arrival = arrival;
+        r.deadline = deadline;
+    }
+    Ok(workload)
+}
+
+/// One row of trace CSV as [`rows_to_csv`] writes it; `slo: None` leaves the `slo_s` cell
+/// empty, so that the reader takes the request's deadline from the scenario it is replayed in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceRow {
+    pub label: u64,
+    pub arrival: Nanos,
+    pub resolution: Resolution,
+    pub steps: u32,
+    pub slo: Option<Nanos>,
+}
+
+/// Renders rows (in arrival order) as trace CSV, as [`to_csv`] does a workload.
+pub fn rows_to_csv(rows: &[TraceRow]) -> String {
+    let mut out = Vec::with_capacity(48 * (rows.len() + 1));
+    out.extend_from_slice(TRACE_HEADER.as_bytes());
+    out.push(b'\n');
+    for r in rows {
+        push_row(&mut out, r.label, r.arrival, r.resolution, r.steps, r.slo);
+    }
+    String::from_utf8(out).expect("the header, digits, dots, commas and newlines are ASCII")
+}
+
+/// Appends one row: `id,arrival_s,width,height,steps,slo_s` and a newline.
+fn push_row(
+    out: &mut Vec<u8>,
+    label: u64,
+    arrival: Nanos,
+    resolution: Resolution,
+    steps: u32,
+    slo: Option<Nanos>,
+) {
+    push_digits(out, label, 1);
+    out.push(b',');
+    push_secs(out, arrival);
+    out.push(b',');
+    push_digits(out, resolution.width.into(), 1);
+    out.push(b',');
+    push_digits(out, resolution.height.into(), 1);
+    out.push(b',');
+    push_digits(out, steps.into(), 1);
+    out.push(b',');
+    if let Some(slo) = slo {
+        push_secs(out, slo);
+    }
+    out.push(b'\n');
+}
+
 /// Reads a trace file.
 pub fn load_trace(path: &Path, slo: Option<&SloDefaults>) -> Result<Workload> {
     let text = crate::error::read_text(path, crate::error::limits::TRACE_BYTES, "trace")?;
@@ -601,18 +706,14 @@ pub fn to_csv(workload: &Workload) -> String {
     out.extend_from_slice(TRACE_HEADER.as_bytes());
     out.push(b'\n');
     for r in &workload.requests {
-        push_digits(&mut out, r.label, 1);
-        out.push(b',');
-        push_secs(&mut out, r.arrival);
-        out.push(b',');
-        push_digits(&mut out, r.resolution.width.into(), 1);
-        out.push(b',');
-        push_digits(&mut out, r.resolution.height.into(), 1);
-        out.push(b',');
-        push_digits(&mut out, r.steps.into(), 1);
-        out.push(b',');
-        push_secs(&mut out, r.slo());
-        out.push(b'\n');
+        push_row(
+            &mut out,
+            r.label,
+            r.arrival,
+            r.resolution,
+            r.steps,
+            Some(r.slo()),
+        );
     }
     String::from_utf8(out).expect("the header, digits, dots, commas and newlines are ASCII")
 }
@@ -690,15 +791,72 @@ mod tests {
     }
 
     #[test]
-    fn empty_slo_cells_use_scaled_defaults() {
+    fn the_scale_multiplies_slo_s_and_the_bases_of_empty_cells_alike() {
         let text = format!("{HEADER}0,0,1024,1024,28,\n1,1,256,256,28,0.75\n");
         let d = SloDefaults {
             bases: SloBases::paper(),
             scale: 1.5,
         };
         let w = parse_trace(&text, "t.csv", Some(&d)).unwrap();
+        // 1024 px has no slo_s: 1.5 x its base of 3 s; 256 px: 1.5 x its slo_s of 0.75 s.
         assert_eq!(w.requests[0].slo(), Nanos::from_secs(4.5));
-        assert_eq!(w.requests[1].slo(), Nanos::from_secs(0.75));
+        assert_eq!(w.requests[1].slo(), Nanos(1_125_000_000));
+        // Scale 1 (and no defaults) keep slo_s exactly.
+        let one = parse_trace(&text, "t.csv", Some(&paper_defaults())).unwrap();
+        assert_eq!(one.requests[1].slo(), Nanos(750_000_000));
+        // A scale that carries slo_s past the horizon is refused, naming the row.
+        let huge = SloDefaults {
+            bases: SloBases::paper(),
+            scale: 1e300,
+        };
+        let e = input_err(&format!("{HEADER}1,1,256,256,28,0.75\n"), Some(&huge));
+        assert_eq!((e.line, e.field.as_deref()), (Some(2), Some("slo_s")));
+        assert!(e.message.contains("at SLO scale"), "{}", e.message);
+    }
+
+    #[test]
+    fn time_scaling_divides_arrivals_and_keeps_slos() {
+        let text = format!("{HEADER}0,1,256,256,28,2\n1,3,512,512,28,2.5\n");
+        let w = parse_trace(&text, "t.csv", None).unwrap();
+        let fast = time_scaled(w.clone(), 2.0).unwrap();
+        assert_eq!(fast.requests[0].arrival, Nanos(500_000_000));
+        assert_eq!(fast.requests[1].arrival, Nanos(1_500_000_000));
+        assert_eq!(fast.requests[0].slo(), Nanos::from_secs(2.0));
+        assert_eq!(fast.requests[1].slo(), Nanos::from_secs(2.5));
+        assert_eq!(time_scaled(w.clone(), 1.0).unwrap(), w);
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(time_scaled(w.clone(), bad).is_err(), "{bad}");
+        }
+        let e = time_scaled(w, 1e-300).unwrap_err();
+        assert!(e.contains("request id 0") && e.contains("horizon"), "{e}");
+    }
+
+    #[test]
+    fn rows_without_an_slo_are_written_with_an_empty_cell_and_read_back_from_the_defaults() {
+        let rows = [
+            TraceRow {
+                label: 4,
+                arrival: Nanos(250_000_000),
+                resolution: Resolution::square(512),
+                steps: 20,
+                slo: None,
+            },
+            TraceRow {
+                label: 9,
+                arrival: Nanos(1_000_000_000),
+                resolution: Resolution::square(256),
+                steps: 28,
+                slo: Some(Nanos(1_200_000_000)),
+            },
+        ];
+        let csv = rows_to_csv(&rows);
+        assert_eq!(
+            csv,
+            format!("{HEADER}4,0.250000000,512,512,20,\n9,1.000000000,256,256,28,1.200000000\n")
+        );
+        let w = parse_trace(&csv, "t.csv", Some(&paper_defaults())).unwrap();
+        assert_eq!(w.requests[0].slo(), Nanos::from_secs(2.0), "512 px base");
+        assert_eq!(w.requests[1].slo(), Nanos(1_200_000_000));
     }
 
     #[test]

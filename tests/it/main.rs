@@ -4,6 +4,8 @@ mod util;
 
 // The binary: default run, bad input, output directories, determinism.
 mod cli;
+// Flags: each acts or is refused naming it; help per command; trace SLO and time scales.
+mod flags;
 
 // Schedules of the baseline policies worked out by hand.
 mod baselines;
