@@ -360,7 +360,7 @@ fn flags_that_do_not_act_are_refused() {
         ),
         (
             vec!["-s", s, "--steps", "8"],
-            "--steps shapes a generated workload",
+            "--steps 8 shape(s) a generated workload",
         ),
         (
             vec!["-s", s, "--time-scale", "2"],
