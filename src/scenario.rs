@@ -1162,14 +1162,10 @@ impl Scenario {
             WorkloadSource::Synthetic(spec) => crate::workload::generate::generate(spec),
             WorkloadSource::Trace { path, slo } => {
                 let w = crate::workload::trace::load_trace(path, Some(slo))?;
-                crate::workload::trace::time_scaled(w, self.time_scale).map_err(|e| {
+                w.time_scaled(self.time_scale).map_err(|e| {
                     Error::config_hint(
-                        format!(
-                            "--time-scale {} on {}: {e}",
-                            self.time_scale,
-                            path.display()
-                        ),
-                        "choose a larger time scale (arrival times are divided by it)",
+                        format!("--time-scale {} on {}: {e}", self.time_scale, path.display()),
+                        "choose a larger time scale (the gaps between arrivals are divided by it), at least 1e-9",
                     )
                 })
             }

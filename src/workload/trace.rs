@@ -16,8 +16,9 @@
 //!   every request of a trace alike. A row with no `slo_s` (column absent or cell empty) takes
 //!   `scale * base(resolution)`; with neither, the row is an error. Without defaults the scale
 //!   is 1. A request finishing exactly at its deadline meets it.
-//! - [`time_scaled`] replays a trace faster or slower (`simulate --trace --time-scale`):
-//!   arrival times divided by a factor, SLOs unchanged.
+//! - A trace is replayed faster or slower (`simulate --trace --time-scale`) by
+//!   [`Workload::time_scaled`] after reading: gaps between arrivals divided by a factor, SLOs
+//!   unchanged.
 //! - Cells are trimmed; a UTF-8 byte-order mark, CRLF line endings, blank lines and lines
 //!   starting with `#` are tolerated. Each record is one line (CSV quoting works, but a quoted
 //!   field cannot span lines; no column needs that).
@@ -608,40 +609,6 @@ fn scale_slo(slo: Nanos, scale: f64) -> Option<Nanos> {
     Nanos::try_from_secs(slo.as_secs() * scale).filter(|t| *t > Nanos::ZERO)
 }
 
-/// `workload` replayed at `factor` times its rate: every arrival time divided by `factor`
-/// (rounded to the nanosecond), every request keeping its SLO (the time from arrival to
-/// deadline). Arrival order is kept. Refuses a factor that is not a positive finite number,
-/// and one that carries an arrival or a deadline past the horizon, naming the request.
-pub fn time_scaled(mut workload: Workload, factor: f64) -> std::result::Result<Workload, String> {
-    if !(factor.is_finite() && factor > 0.0) {
-        return Err(format!(
-            "expected a positive number (2 replays the trace twice as fast), got {factor}"
-        ));
-    }
-    if factor == 1.0 {
-        return Ok(workload);
-    }
-    for r in &mut workload.requests {
-        let slo = r.slo();
-        let beyond = || {
-            format!(
-                "request id {} (arriving at {} s) would arrive or be due beyond the simulator's horizon (2^62 ns, about 146 years) at {factor}x",
-                r.label,
-                r.arrival.secs_string()
-            )
-        };
-        let scaled = (r.arrival.0 as f64 / factor).round();
-        if !(scaled.is_finite() && scaled < Nanos::HORIZON.0 as f64) {
-            return Err(beyond());
-        }
-        let arrival = Nanos(scaled as u64);
-        let deadline = arrival.checked_add(slo).ok_or_else(beyond)?;
-        r.arrival = arrival;
-        r.deadline = deadline;
-    }
-    Ok(workload)
-}
-
 /// One row of trace CSV as [`rows_to_csv`] writes it; `slo: None` leaves the `slo_s` cell
 /// empty, so that the reader takes the request's deadline from the scenario it is replayed in.
 #[derive(Clone, Debug, PartialEq)]
@@ -812,23 +779,6 @@ mod tests {
         let e = input_err(&format!("{HEADER}1,1,256,256,28,0.75\n"), Some(&huge));
         assert_eq!((e.line, e.field.as_deref()), (Some(2), Some("slo_s")));
         assert!(e.message.contains("at SLO scale"), "{}", e.message);
-    }
-
-    #[test]
-    fn time_scaling_divides_arrivals_and_keeps_slos() {
-        let text = format!("{HEADER}0,1,256,256,28,2\n1,3,512,512,28,2.5\n");
-        let w = parse_trace(&text, "t.csv", None).unwrap();
-        let fast = time_scaled(w.clone(), 2.0).unwrap();
-        assert_eq!(fast.requests[0].arrival, Nanos(500_000_000));
-        assert_eq!(fast.requests[1].arrival, Nanos(1_500_000_000));
-        assert_eq!(fast.requests[0].slo(), Nanos::from_secs(2.0));
-        assert_eq!(fast.requests[1].slo(), Nanos::from_secs(2.5));
-        assert_eq!(time_scaled(w.clone(), 1.0).unwrap(), w);
-        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert!(time_scaled(w.clone(), bad).is_err(), "{bad}");
-        }
-        let e = time_scaled(w, 1e-300).unwrap_err();
-        assert!(e.contains("request id 0") && e.contains("horizon"), "{e}");
     }
 
     #[test]

@@ -132,7 +132,18 @@ fn time_scale_replays_a_trace_faster() {
         assert!(e.contains("--time-scale"), "{bad}: {e}");
     }
     let e = refused(&["simulate", "--trace", &trace, "--time-scale", "1e-300"]);
-    assert!(e.contains("--time-scale") && e.contains("horizon"), "{e}");
+    assert!(
+        e.contains("--time-scale") && e.contains("at least 1e-9"),
+        "{e}"
+    );
+    // Gaps that a slow replay carries past the horizon are refused, naming the request.
+    let far = write(
+        &dir,
+        "far.csv",
+        "id,arrival_s,width,height,steps,slo_s\n0,0,256,256,28,2\n1,100,256,256,28,2\n",
+    );
+    let e = refused(&["simulate", "--trace", &far, "--time-scale", "1e-9"]);
+    assert!(e.contains("request 1") && e.contains("horizon"), "{e}");
     let e = refused(&["simulate", "--time-scale", "2"]);
     assert!(
         e.contains("--time-scale 2") && e.contains("no trace"),
