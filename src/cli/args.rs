@@ -47,7 +47,7 @@ pub enum Command {
     GpuCheck,
     /// Run a scenario's `[sweep]` grid in parallel into DIR/results.csv (resumable).
     #[command(
-        after_help = "Examples:\n  tetriserve sweep -s scenarios/paper/fig7-uniform.toml --out runs/fig7\n  tetriserve sweep -s big.toml --out runs/big --shard 3/16   # one slice of a job array\n  tetriserve merge runs/big"
+        after_help = "Examples:\n  tetriserve sweep -s scenarios/paper/fig07-uniform.toml --out runs/fig7\n  tetriserve sweep -s big.toml --out runs/big --shard 3/16   # one slice of a job array\n  tetriserve merge runs/big"
     )]
     Sweep(SweepArgs),
     /// Join the results of a sharded sweep into DIR/results.csv.
@@ -86,7 +86,8 @@ pub enum Command {
         /// The x coordinate: slo_scale, rate_per_min or granularity.
         #[arg(long, default_value = "slo_scale")]
         x: String,
-        /// Output path without extension (PNG and SVG are written).
+        /// Output directory (created if missing); each chart is written into it as PNG and
+        /// SVG, named after what it shows.
         #[arg(short, long)]
         out: PathBuf,
     },
@@ -98,7 +99,7 @@ pub enum Command {
     /// Paired comparison of two policies over the seeds of sweep results: mean gain in SLO
     /// attainment per grid point with a 95% confidence interval, wins/ties/losses.
     #[command(
-        after_help = "Example:\n  tetriserve sweep -s scenarios/beyond/shed-bursty.toml --out runs/shed\n  tetriserve compare runs/shed/results.csv --baseline tetriserve --policy tetriserve-shed"
+        after_help = "Example:\n  tetriserve sweep -s scenarios/beyond/shed-bursty-cv3.toml --out runs/shed\n  tetriserve compare runs/shed/results.csv --baseline tetriserve --policy tetriserve-shed"
     )]
     Compare {
         /// Sweep results.csv files (rows of other policies are ignored).

@@ -33,3 +33,5 @@ mod tidy;
 mod causality;
 // Overload: TetriServe's late backlog against a from-scratch reference at every decision.
 mod overload;
+// Every repository path the docs and the help texts name exists.
+mod pointers;
