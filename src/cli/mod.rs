@@ -119,7 +119,12 @@ fn policy_listing() -> String {
         .iter()
         .map(|p| (p.name, p.description))
         .chain(PolicyKind::groups().iter().copied());
-    let width = PolicyKind::names().iter().map(|n| n.len()).max().unwrap_or(0) + 2;
+    let width = PolicyKind::names()
+        .iter()
+        .map(|n| n.len())
+        .max()
+        .unwrap_or(0)
+        + 2;
     let mut out = String::new();
     for (name, description) in rows {
         let mut line = format!("{name:width$}");

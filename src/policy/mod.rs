@@ -371,7 +371,11 @@ mod tests {
                 p.name,
                 p.colour
             );
-            assert_ne!(p.colour, 7, "{}: slot 7 (black) is the upper bound's", p.name);
+            assert_ne!(
+                p.colour, 7,
+                "{}: slot 7 (black) is the upper bound's",
+                p.name
+            );
             assert_eq!(p.kind.to_string(), p.name);
             assert_eq!(p.name.parse::<PolicyKind>(), Ok(p.kind));
         }

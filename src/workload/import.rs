@@ -239,12 +239,7 @@ impl Syntax {
 }
 
 /// The rows of `text`, whose first line is line `first_line` of the file.
-fn vllm_omni_block(
-    text: &str,
-    first_line: u64,
-    source: &str,
-    syntax: Syntax,
-) -> Result<Vec<Row>> {
+fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) -> Result<Vec<Row>> {
     // A row per line at most, and a valid line names width, height, num_inference_steps and
     // an arrival: more than 48 bytes.
     let mut rows = Vec::with_capacity((count_newlines(text) + 1).min(text.len() / 48 + 1));
@@ -631,10 +626,10 @@ mod repr {
                     b'(' => b')',
                     _ => b'}',
                 }),
-                close @ (b']' | b')' | b'}') => {
-                    if depth.pop() != Some(close) {
-                        return Err(format!("unbalanced `{}`", char::from(close)));
-                    }
+                // The guard pops the bracket a closer ends; a mismatch is refused here, a
+                // match falls through to the no-op arm below.
+                close @ (b']' | b')' | b'}') if depth.pop() != Some(close) => {
+                    return Err(format!("unbalanced `{}`", char::from(close)));
                 }
                 b',' if depth.is_empty() => break,
                 _ => {}

@@ -46,7 +46,10 @@ fn named_paths(text: &str) -> Vec<(usize, String)> {
         let mut i = 0;
         while i < line.len() {
             let rest = &line[i..];
-            let boundary = line[..i].chars().next_back().is_none_or(|c| !is_path_char(c));
+            let boundary = line[..i]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !is_path_char(c));
             let Some(dir) = REPO_DIRS.iter().find(|d| rest.starts_with(**d)) else {
                 i += rest.chars().next().map_or(1, char::len_utf8);
                 continue;
