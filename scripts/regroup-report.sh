@@ -7,10 +7,11 @@
 # (a request moving onto another multi-GPU set; no cache). About 20 s on 2 cores.
 #
 # Usage: scripts/regroup-report.sh
+# Runs target/release/tetriserve when it is newer than the sources, else builds it first
+# (scripts/release-bin.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-bin=target/release/tetriserve
+source scripts/release-bin.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 policies="tetriserve-dp tetriserve-dp-pp tetriserve"

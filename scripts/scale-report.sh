@@ -3,7 +3,7 @@
 #
 # Usage: scripts/scale-report.sh [WORKDIR]   (default: a temporary directory, removed after)
 #
-# Builds the release binary, generates a 1,000,000-row trace (4,800 req/min, Uniform, 28 steps,
+# Generates a 1,000,000-row trace (4,800 req/min, Uniform, 28 steps,
 # seed 1), then times with /usr/bin/time (wall seconds, peak RSS):
 #   - simulate --trace on 1,024 GPUs for rssp, xdit-sp8 and tetriserve, without and with --out;
 #   - tetriserve on 8 GPUs at 60 req/min (sustained overload) for 5k..100k requests;
@@ -11,10 +11,12 @@
 #   - the plain Python reference simulator (scripts/fcfs_reference.py) on the same trace, if
 #     python3 is present, for the speed ratio.
 # Prints one markdown table row per run. Takes about 5 minutes on 2 cores.
+# Runs target/release/tetriserve when it is newer than the sources, else builds it first
+# (scripts/release-bin.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-BIN=target/release/tetriserve
+source scripts/release-bin.sh
+BIN=$bin
 WORK=${1:-$(mktemp -d)}
 [ -n "${1:-}" ] || trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK"

@@ -6,10 +6,11 @@
 # estimated profiles; about a minute on 2 cores.
 #
 # Usage: scripts/shed-report.sh [OUT_DIR]   (sweep results are kept there; default: a temp dir)
+# Runs target/release/tetriserve when it is newer than the sources, else builds it first
+# (scripts/release-bin.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-bin=target/release/tetriserve
+source scripts/release-bin.sh
 out=${1:-$(mktemp -d)}
 mkdir -p "$out"
 

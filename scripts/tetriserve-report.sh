@@ -5,10 +5,11 @@
 # round granularity, remap cost, and scheduler decision times.
 #
 # Usage: scripts/tetriserve-report.sh [extra simulate flags...]   (e.g. --seed 7)
+# Runs target/release/tetriserve when it is newer than the sources, else builds it first
+# (scripts/release-bin.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-bin=target/release/tetriserve
+source scripts/release-bin.sh
 extra=("$@")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::metrics::{Outcome, RunRecords};
-use crate::report::plot::{Frame, GanttBox, Series, cdf_chart, gantt, grouped_bars, line_chart};
+use crate::report::plot::{
+    BOUND_LABEL, Frame, GanttBox, Series, cdf_chart, gantt, grouped_bars, line_chart, with_ext,
+};
 use crate::scenario::{Overrides, RawScenario, Scenario};
 use crate::simulate::simulate;
 use crate::sweep::{Grid, SweepOptions, mean_ci95};
@@ -22,12 +24,20 @@ use crate::sweep::{Grid, SweepOptions, mean_ci95};
 /// A sweep's results rows and their reader live with the sweep that writes them.
 pub use crate::sweep::results::{ResultRow, read_results};
 
-/// Series of mean +- 95% CI of `y` against `x`, one per `series` key, in first-seen order.
-fn series_of(
+/// A chart point: (x, mean, low, high).
+type Point = (f64, f64, f64, f64);
+
+/// SLO attainment in percent, the unit of every chart and table.
+fn percent(fraction: f64) -> f64 {
+    100.0 * fraction
+}
+
+/// Series of mean +- 95% CI of the attainment (in percent) against `x`, one per `series`
+/// key, in first-seen order.
+fn attainment_series(
     rows: &[&ResultRow],
     x: impl Fn(&ResultRow) -> f64,
     key: impl Fn(&ResultRow) -> String,
-    y: impl Fn(&ResultRow) -> f64,
 ) -> Vec<Series> {
     let mut order: Vec<String> = Vec::new();
     let mut groups: BTreeMap<(String, u64), Vec<f64>> = BTreeMap::new();
@@ -36,17 +46,20 @@ fn series_of(
         if !order.contains(&k) {
             order.push(k.clone());
         }
-        groups.entry((k, x(r).to_bits())).or_default().push(y(r));
+        groups
+            .entry((k, x(r).to_bits()))
+            .or_default()
+            .push(percent(r.attainment));
     }
     order
         .into_iter()
         .map(|k| {
-            let mut points: Vec<(f64, f64, f64, f64)> = groups
+            let mut points: Vec<Point> = groups
                 .iter()
                 .filter(|((s, _), _)| *s == k)
                 .map(|((_, xb), v)| {
                     let (m, h) = mean_ci95(v);
-                    (f64::from_bits(*xb), m, (m - h).max(0.0), (m + h).min(1.0))
+                    (f64::from_bits(*xb), m, (m - h).max(0.0), (m + h).min(100.0))
                 })
                 .collect();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -59,8 +72,15 @@ fn series_of(
         .collect()
 }
 
-/// The dashed "upper bound" line: the mean over seeds of each x's bound (one per workload, so
-/// the same for every policy at a point).
+/// One line per policy against `x`, plus the dashed upper bound when the rows carry one.
+fn policy_lines(rows: &[&ResultRow], x: impl Fn(&ResultRow) -> f64 + Copy) -> Vec<Series> {
+    let mut s = attainment_series(rows, x, |r| r.policy.clone());
+    s.extend(bound_series(rows, x));
+    s
+}
+
+/// The dashed "upper bound" line (percent): the mean over seeds of each x's bound (one per
+/// workload, so the same for every policy at a point).
 fn bound_series(rows: &[&ResultRow], x: impl Fn(&ResultRow) -> f64) -> Option<Series> {
     // One value per (x, seed): every policy at that point replays the same workload.
     let mut per_seed: BTreeMap<(u64, u64), f64> = BTreeMap::new();
@@ -69,7 +89,7 @@ fn bound_series(rows: &[&ResultRow], x: impl Fn(&ResultRow) -> f64) -> Option<Se
     }
     let mut by_x: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
     for ((xb, _), b) in per_seed {
-        by_x.entry(xb).or_default().push(b);
+        by_x.entry(xb).or_default().push(percent(b));
     }
     if by_x.is_empty() {
         return None;
@@ -83,20 +103,10 @@ fn bound_series(rows: &[&ResultRow], x: impl Fn(&ResultRow) -> f64) -> Option<Se
         .collect();
     points.sort_by(|a, b| a.0.total_cmp(&b.0));
     Some(Series {
-        label: "upper bound".into(),
+        label: BOUND_LABEL.into(),
         points,
         dashed: true,
     })
-}
-
-/// `s` with the upper-bound line appended (when the rows carry one).
-fn with_bound(
-    mut s: Vec<Series>,
-    rows: &[&ResultRow],
-    x: impl Fn(&ResultRow) -> f64,
-) -> Vec<Series> {
-    s.extend(bound_series(rows, x));
-    s
 }
 
 /// Each run's policy and the latencies (seconds) of its finished requests, for a CDF.
@@ -125,30 +135,56 @@ fn frame(title: &str, x: &str, y: &str, y_range: Option<(f64, f64)>) -> Frame {
     }
 }
 
+/// The y axis of every attainment chart: percent, 0 to 100.
+const ATTAINMENT: &str = "SLO attainment (%)";
+const FULL_RANGE: Option<(f64, f64)> = Some((0.0, 100.0));
+
 const RESOLUTIONS: [&str; 4] = ["256x256", "512x512", "1024x1024", "2048x2048"];
 
-/// Mean per-resolution attainment: `values[policy][resolution]`.
-fn per_resolution_bars(rows: &[&ResultRow], policies: &[String]) -> Vec<Vec<f64>> {
-    policies
-        .iter()
-        .map(|p| {
-            RESOLUTIONS
+/// Bars: the mean and the 95% CI half-width over seeds, `[series][group]`.
+struct BarValues {
+    mean: Vec<Vec<f64>>,
+    ci: Vec<Vec<f64>>,
+}
+
+/// Mean +- CI (in percent) of `value` over the rows each (series, group) pair selects; NaN
+/// where no row (or no value) is selected.
+fn bar_values(
+    rows: &[&ResultRow],
+    series: &[String],
+    groups: usize,
+    select: impl Fn(&ResultRow, &str, usize) -> bool,
+    value: impl Fn(&ResultRow, usize) -> Option<f64>,
+) -> BarValues {
+    let (mut mean, mut ci) = (Vec::new(), Vec::new());
+    for p in series {
+        let (mut m_row, mut c_row) = (Vec::new(), Vec::new());
+        for g in 0..groups {
+            let v: Vec<f64> = rows
                 .iter()
-                .map(|res| {
-                    let v: Vec<f64> = rows
-                        .iter()
-                        .filter(|r| &r.policy == p)
-                        .filter_map(|r| r.per_resolution.get(*res).map(|c| c.attainment))
-                        .collect();
-                    if v.is_empty() {
-                        f64::NAN
-                    } else {
-                        v.iter().sum::<f64>() / v.len() as f64
-                    }
-                })
-                .collect()
-        })
-        .collect()
+                .filter(|r| select(r, p, g))
+                .filter_map(|r| value(r, g))
+                .map(percent)
+                .collect();
+            let (m, h) = mean_ci95(&v);
+            m_row.push(m);
+            c_row.push(h);
+        }
+        mean.push(m_row);
+        ci.push(c_row);
+    }
+    BarValues { mean, ci }
+}
+
+/// Per-resolution attainment of each policy (percent, mean +- CI over seeds).
+fn per_resolution_bars(rows: &[&ResultRow], policies: &[String]) -> BarValues {
+    bar_values(
+        rows,
+        policies,
+        RESOLUTIONS.len(),
+        |r, p, _| r.policy == p,
+        |r, g| r.per_resolution.get(RESOLUTIONS[g]).map(|c| c.attainment),
+    )
 }
 
 fn policies_in(rows: &[&ResultRow]) -> Vec<String> {
@@ -161,30 +197,9 @@ fn policies_in(rows: &[&ResultRow]) -> Vec<String> {
     v
 }
 
-/// Runs the grid of `scenarios/paper/<name>.toml` into `<out>/data/<name>/results.csv`.
-fn sweep(root: &Path, out: &Path, name: &str) -> Result<Vec<ResultRow>> {
-    sweep_in(root, out, "paper", name)
-}
-
-/// Runs the grid of `scenarios/<dir>/<name>.toml` into `<out>/data/<name>/results.csv`.
-fn sweep_in(root: &Path, out: &Path, dir: &str, name: &str) -> Result<Vec<ResultRow>> {
-    let path = root
-        .join("scenarios")
-        .join(dir)
-        .join(format!("{name}.toml"));
-    let (raw, source) = RawScenario::load_merged(Some(&path))?;
-    let grid = Grid::new(raw, &source)?;
-    let dir = out.join("data").join(name);
-    let opts = SweepOptions {
-        rerun: true,
-        ..SweepOptions::default()
-    };
-    let report = crate::sweep::run(&grid, &dir, &opts, &|_, _| {})?;
-    read_results(&report.results)
-}
-
-/// The mean attainment table of a sweep, as Markdown: rows = x values, columns = series.
-fn table(title: &str, x_name: &str, series: &[Series], percent: bool) -> String {
+/// The mean attainment table of a sweep, as Markdown: rows = x values, columns = series
+/// (points in percent, shown as mean ± CI half-width).
+fn table(title: &str, x_name: &str, series: &[Series]) -> String {
     let mut xs: Vec<f64> = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.0))
@@ -204,16 +219,8 @@ fn table(title: &str, x_name: &str, series: &[Series], percent: bool) -> String 
         let _ = write!(s, "| {x} |");
         for se in series {
             match se.points.iter().find(|p| p.0 == x) {
-                Some(p) if percent => {
-                    let _ = write!(
-                        s,
-                        " {:.1} ± {:.1} |",
-                        100.0 * p.1,
-                        100.0 * (p.3 - p.1).max(p.1 - p.2)
-                    );
-                }
                 Some(p) => {
-                    let _ = write!(s, " {:.2} |", p.1);
+                    let _ = write!(s, " {:.1} ± {:.1} |", p.1, (p.3 - p.1).max(p.1 - p.2));
                 }
                 None => s.push_str(" |"),
             }
@@ -223,10 +230,88 @@ fn table(title: &str, x_name: &str, series: &[Series], percent: bool) -> String 
     s
 }
 
-/// Lists the two files a chart at `base` was drawn to.
-fn emit(base: &Path, files: &mut Vec<PathBuf>) {
-    files.push(base.with_extension("png"));
-    files.push(base.with_extension("svg"));
+/// Where the figures go and what has been written so far: the chart files (each base once,
+/// PNG and SVG) and the Markdown of `README.md`.
+struct Out<'a> {
+    /// The directory holding `scenarios/`.
+    root: &'a Path,
+    dir: &'a Path,
+    files: Vec<PathBuf>,
+    md: String,
+}
+
+impl Out<'_> {
+    /// The base path (no extension) of the chart called `name`.
+    fn base(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Lists the two files a chart at `base` was drawn to. The extension is appended, never
+    /// substituted: `...-1.0x` keeps its `.0x`.
+    fn drawn(&mut self, base: &Path) {
+        self.files.push(with_ext(base, "png"));
+        self.files.push(with_ext(base, "svg"));
+    }
+
+    /// Draws `s` (SLO attainment in percent against `labels.x`) as chart `name`, lists both
+    /// files and appends the mean-and-CI table to the README.
+    fn attainment(&mut self, name: &str, labels: &Labels<'_>, s: &[Series]) -> Result<()> {
+        let base = self.base(name);
+        line_chart(
+            &base,
+            &frame(labels.title, labels.x, ATTAINMENT, FULL_RANGE),
+            s,
+        )?;
+        self.drawn(&base);
+        self.md.push_str(&table(labels.table, labels.table_x, s));
+        Ok(())
+    }
+
+    /// Draws grouped bars with error bars as chart `name`: attainment in percent, 0 to 100.
+    fn bars(
+        &mut self,
+        name: &str,
+        title: &str,
+        x: &str,
+        groups: &[String],
+        series: &[String],
+        v: &BarValues,
+    ) -> Result<()> {
+        let base = self.base(name);
+        grouped_bars(
+            &base,
+            &frame(title, x, ATTAINMENT, FULL_RANGE),
+            groups,
+            series,
+            &v.mean,
+            Some(&v.ci),
+        )?;
+        self.drawn(&base);
+        Ok(())
+    }
+
+    /// Runs the grid of `scenarios/<scenario>.toml` into `<out>/data/<name>/results.csv`,
+    /// where `name` is the scenario's file name.
+    fn sweep(&self, scenario: &str) -> Result<Vec<ResultRow>> {
+        let path = self.root.join("scenarios").join(format!("{scenario}.toml"));
+        let (raw, source) = RawScenario::load_merged(Some(&path))?;
+        let grid = Grid::new(raw, &source)?;
+        let name = scenario.rsplit('/').next().unwrap_or(scenario);
+        let dir = self.dir.join("data").join(name);
+        let opts = SweepOptions {
+            rerun: true,
+            ..SweepOptions::default()
+        };
+        let report = crate::sweep::run(&grid, &dir, &opts, &|_, _| {})?;
+        read_results(&report.results)
+    }
+
+    /// One seed of `scenarios/<scenario>.toml`, every policy it names, in memory.
+    fn runs(&self, scenario: &str, o: &Overrides) -> Result<Vec<RunRecords>> {
+        let path = self.root.join("scenarios").join(format!("{scenario}.toml"));
+        let s = Scenario::load(Some(&path), o)?;
+        Ok(simulate(&s)?.into_iter().map(|r| r.records).collect())
+    }
 }
 
 /// What an attainment line chart and its table are called.
@@ -237,36 +322,433 @@ struct Labels<'a> {
     table_x: &'a str,
 }
 
-/// Draws `s` (SLO attainment against `labels.x`) to `base`.{png,svg}, lists both files and
-/// appends the mean-and-CI table to `md`.
-fn attainment_figure(
-    base: &Path,
-    labels: &Labels<'_>,
-    s: &[Series],
-    files: &mut Vec<PathBuf>,
-    md: &mut String,
-) -> Result<()> {
-    line_chart(
-        base,
-        &frame(labels.title, labels.x, "SLO attainment", Some((0.0, 1.0))),
-        s,
+/// One entry of the figure table: the scenarios it reads (under `scenarios/`, without
+/// `.toml`), whether their grids are swept (else the figure replays single seeds of them),
+/// and the function that draws it from the sweeps' rows.
+struct FigureDef {
+    name: &'static str,
+    scenarios: &'static [&'static str],
+    sweep: bool,
+    draw: fn(&mut Out<'_>, &FigureDef, &[ResultRow]) -> Result<()>,
+}
+
+/// Every figure `tetriserve figures` draws, in the order of the paper (README.md follows it).
+const FIGURES: &[FigureDef] = &[
+    FigureDef {
+        name: "Fig. 4: fixed SP against rate and per resolution",
+        scenarios: &["paper/fig04-motivation"],
+        sweep: true,
+        draw: fig04,
+    },
+    FigureDef {
+        name: "Fig. 7: every policy against SLO scale, Uniform",
+        scenarios: &["paper/fig07-uniform"],
+        sweep: true,
+        draw: fig07_08,
+    },
+    FigureDef {
+        name: "Fig. 8: every policy against SLO scale, Skewed",
+        scenarios: &["paper/fig08-skewed"],
+        sweep: true,
+        draw: fig07_08,
+    },
+    FigureDef {
+        name: "Figs. 9-11 and the GPU timeline: one seed of Fig. 7's scenario",
+        scenarios: &["paper/fig07-uniform"],
+        sweep: false,
+        draw: fig09_11,
+    },
+    FigureDef {
+        name: "Fig. 12: SD3 on 4x A40",
+        scenarios: &["paper/fig12-sd3-a40"],
+        sweep: true,
+        draw: fig12,
+    },
+    FigureDef {
+        name: "Fig. 13: against arrival rate",
+        scenarios: &["paper/fig13-rate"],
+        sweep: true,
+        draw: fig13,
+    },
+    FigureDef {
+        name: "Fig. 14: homogeneous workloads",
+        scenarios: &["paper/fig14-homogeneous"],
+        sweep: true,
+        draw: fig14,
+    },
+    FigureDef {
+        name: "Fig. 15: round granularity",
+        scenarios: &["paper/fig15-granularity"],
+        sweep: true,
+        draw: fig15,
+    },
+    FigureDef {
+        name: "Table 5: ablation",
+        scenarios: &["paper/table5-ablation"],
+        sweep: true,
+        draw: table5,
+    },
+    FigureDef {
+        name: "Beyond the paper: overload shedding against burstiness (docs/shedding.md)",
+        scenarios: &[
+            "beyond/shed-slo",
+            "beyond/shed-bursty-cv2",
+            "beyond/shed-bursty-cv3",
+            "beyond/shed-bursty-cv4",
+        ],
+        sweep: true,
+        draw: beyond_shedding,
+    },
+];
+
+/// Regenerates every figure into `out` (PNG + SVG each) and `out/README.md`; `root` is the
+/// directory holding `scenarios/`. Returns the files written.
+pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mut o = Out {
+        root,
+        dir: out,
+        files: Vec::new(),
+        md: String::from(
+            "# Figures\n\nThe paper's FLUX.1-dev / 8x H100 evaluation (and its SD3 / 4x A40 one), reproduced in **simulation** with the shipped cost profiles, which are calibrated estimates, not measurements.\nRegenerate everything with `cargo run --release -- figures --out plots`.\nEach point is the mean over 5 seeds (300 requests each) with a 95% confidence interval (Student's t; shaded bands on lines, error bars on bars); attainments are in percent; the raw rows are in `data/<figure>/results.csv`.\n",
+        ),
+    };
+    for f in FIGURES {
+        let start = std::time::Instant::now();
+        let mut rows = Vec::new();
+        if f.sweep {
+            for s in f.scenarios {
+                rows.extend(o.sweep(s)?);
+            }
+        }
+        (f.draw)(&mut o, f, &rows)?;
+        eprintln!("{:>6.1} s  {}", start.elapsed().as_secs_f64(), f.name);
+    }
+    o.md.push_str("\n## Files\n\n");
+    for f in o
+        .files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "png"))
+    {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let _ = writeln!(o.md, "- [{name}]({name})");
+    }
+    let readme = out.join("README.md");
+    std::fs::write(&readme, &o.md).map_err(|e| Error::io(&readme, e))?;
+    o.files.push(readme);
+    Ok(o.files)
+}
+
+/// Fig. 4: fixed SP against rate, and per resolution at 12 req/min.
+fn fig04(o: &mut Out<'_>, _: &FigureDef, rows: &[ResultRow]) -> Result<()> {
+    let r: Vec<&ResultRow> = rows.iter().collect();
+    o.attainment(
+        "fig04a-fixed-sp-vs-rate",
+        &Labels {
+            title: "Fixed SP alone (Uniform, SLO 1.0x)",
+            x: "arrival rate (req/min)",
+            table: "Fig. 4a: SLO attainment (%) of fixed SP, Uniform, SLO 1.0x",
+            table_x: "req/min",
+        },
+        &policy_lines(&r, |r| r.rate),
     )?;
-    emit(base, files);
-    md.push_str(&table(labels.table, labels.table_x, s, true));
+    let at12: Vec<&ResultRow> = rows.iter().filter(|r| r.rate == 12.0).collect();
+    let pols = policies_in(&at12);
+    o.bars(
+        "fig04b-fixed-sp-per-resolution",
+        "Fixed SP per resolution (12 req/min, SLO 1.0x)",
+        "resolution",
+        &RESOLUTIONS.map(String::from),
+        &pols,
+        &per_resolution_bars(&at12, &pols),
+    )
+}
+
+/// Figs. 7 and 8: every policy against SLO scale; per resolution at 1.0x and 1.5x.
+fn fig07_08(o: &mut Out<'_>, def: &FigureDef, rows: &[ResultRow]) -> Result<()> {
+    let (fig, mix) = if def.scenarios[0].ends_with("uniform") {
+        ("fig07", "Uniform")
+    } else {
+        ("fig08", "Skewed")
+    };
+    let r: Vec<&ResultRow> = rows.iter().collect();
+    o.attainment(
+        &format!("{fig}-slo-vs-scale-{}", mix.to_lowercase()),
+        &Labels {
+            title: &format!("SLO attainment vs SLO scale ({mix}, 12 req/min)"),
+            x: "SLO scale",
+            table: &format!(
+                "Fig. {}: SLO attainment (%), {mix}, 12 req/min",
+                fig.trim_start_matches("fig0")
+            ),
+            table_x: "SLO scale",
+        },
+        &policy_lines(&r, |r| r.scale),
+    )?;
+    for scale in [1.0, 1.5] {
+        let at: Vec<&ResultRow> = rows.iter().filter(|r| r.scale == scale).collect();
+        let pols = policies_in(&at);
+        o.bars(
+            &format!("{fig}-per-resolution-{}-{scale:.1}x", mix.to_lowercase()),
+            &format!("Per resolution ({mix}, 12 req/min, SLO {scale:.1}x)"),
+            "resolution",
+            &RESOLUTIONS.map(String::from),
+            &pols,
+            &per_resolution_bars(&at, &pols),
+        )?;
+    }
     Ok(())
 }
 
-/// One seed of a scenario, every policy it names, in memory.
-fn runs_of(root: &Path, name: &str, o: &Overrides) -> Result<Vec<RunRecords>> {
-    let path = root.join("scenarios/paper").join(format!("{name}.toml"));
-    let s = Scenario::load(Some(&path), o)?;
-    Ok(simulate(&s)?.into_iter().map(|r| r.records).collect())
+/// Figs. 9-11 and the timeline: one seed of Fig. 7's scenario.
+fn fig09_11(o: &mut Out<'_>, def: &FigureDef, _: &[ResultRow]) -> Result<()> {
+    let scenario = def.scenarios[0];
+    let seed = |scale: f64| Overrides {
+        slo_scale: Some(scale),
+        seed: Some(1),
+        ..Overrides::default()
+    };
+    let runs = o.runs(scenario, &seed(1.0))?;
+    let base = o.base("fig09-latency-cdf");
+    cdf_chart(
+        &base,
+        &frame(
+            "Latency of completed requests (Uniform, 12 req/min, SLO 1.0x, seed 1)",
+            "end-to-end latency (s, log scale)",
+            "fraction of requests",
+            None,
+        ),
+        &latency_samples(&runs),
+    )?;
+    o.drawn(&base);
+    let runs = o.runs(scenario, &seed(1.5))?;
+    let (att_s, deg_s) = over_time_series(&runs, 60.0);
+    let base = o.base("fig10-slo-over-time");
+    line_chart(
+        &base,
+        &frame(
+            "SLO attainment over time (Uniform, 12 req/min, SLO 1.5x, 1-min windows)",
+            "time (min)",
+            "SLO attainment of arrivals (%)",
+            FULL_RANGE,
+        ),
+        &att_s,
+    )?;
+    o.drawn(&base);
+    let base = o.base("fig11-degree-over-time");
+    let mut f = frame(
+        "Mean SP degree over time (time-weighted, 1-min windows)",
+        "time (min)",
+        "mean SP degree",
+        Some((1.0, 8.0)),
+    );
+    f.y_log2 = true;
+    line_chart(&base, &f, &deg_s)?;
+    o.drawn(&base);
+    if let Some(ts) = runs.iter().find(|r| r.policy == "tetriserve") {
+        let (classes, boxes) = gantt_boxes(ts, 180.0);
+        let base = o.base("timeline-tetriserve");
+        gantt(
+            &base,
+            &frame(
+                "TetriServe GPU timeline, first 3 minutes (Uniform, 12 req/min, SLO 1.5x)",
+                "time (s)",
+                "GPU",
+                None,
+            ),
+            ts.gpus,
+            &classes,
+            &boxes,
+        )?;
+        o.drawn(&base);
+    }
+    Ok(())
 }
 
-/// A chart point: (x, mean, low, high).
-type Point = (f64, f64, f64, f64);
+/// Fig. 12: SD3 on 4x A40, both mixes.
+fn fig12(o: &mut Out<'_>, _: &FigureDef, rows: &[ResultRow]) -> Result<()> {
+    for (mix, name) in [("uniform", "Uniform"), ("skewed", "Skewed")] {
+        let r: Vec<&ResultRow> = rows.iter().filter(|r| r.mix.starts_with(mix)).collect();
+        o.attainment(
+            &format!("fig12-sd3-a40-{mix}"),
+            &Labels {
+                title: &format!("SD3-Medium on 4x A40 ({name}, 12 req/min)"),
+                x: "SLO scale",
+                table: &format!("Fig. 12: SLO attainment (%), SD3-Medium on 4x A40, {name}"),
+                table_x: "SLO scale",
+            },
+            &policy_lines(&r, |r| r.scale),
+        )?;
+    }
+    Ok(())
+}
 
-/// Attainment (of requests arriving in each window) and time-weighted mean SP degree, per window.
+/// Fig. 13: against arrival rate.
+fn fig13(o: &mut Out<'_>, _: &FigureDef, rows: &[ResultRow]) -> Result<()> {
+    let r: Vec<&ResultRow> = rows.iter().collect();
+    o.attainment(
+        "fig13-slo-vs-rate",
+        &Labels {
+            title: "SLO attainment vs arrival rate (Uniform, SLO 1.0x)",
+            x: "arrival rate (req/min)",
+            table: "Fig. 13: SLO attainment (%), Uniform, SLO 1.0x",
+            table_x: "req/min",
+        },
+        &policy_lines(&r, |r| r.rate),
+    )
+}
+
+/// Fig. 14: one resolution at a time.
+fn fig14(o: &mut Out<'_>, _: &FigureDef, rows: &[ResultRow]) -> Result<()> {
+    let r: Vec<&ResultRow> = rows.iter().collect();
+    let pols = policies_in(&r);
+    let v = bar_values(
+        &r,
+        &pols,
+        RESOLUTIONS.len(),
+        |r, p, g| r.policy == p && r.mix.ends_with(RESOLUTIONS[g]),
+        |r, _| Some(r.attainment),
+    );
+    o.bars(
+        "fig14-homogeneous",
+        "One resolution at a time (12 req/min, SLO 1.5x)",
+        "workload",
+        &RESOLUTIONS.map(String::from),
+        &pols,
+        &v,
+    )
+}
+
+/// Fig. 15: TetriServe's round granularity, one line per rate.
+fn fig15(o: &mut Out<'_>, _: &FigureDef, rows: &[ResultRow]) -> Result<()> {
+    let r: Vec<&ResultRow> = rows.iter().collect();
+    o.attainment(
+        "fig15-granularity",
+        &Labels {
+            title: "TetriServe round granularity (Uniform, SLO 1.0x)",
+            x: "steps of the reference request per round",
+            table: "Fig. 15: TetriServe SLO attainment (%) by round granularity",
+            table_x: "granularity",
+        },
+        &attainment_series(
+            &r,
+            |r| r.granularity.parse().unwrap_or(f64::NAN),
+            |r| format!("{} req/min", r.rate),
+        ),
+    )
+}
+
+/// Table 5: the ablation, as bars and as a table of attainment and mean latency.
+fn table5(o: &mut Out<'_>, _: &FigureDef, rows: &[ResultRow]) -> Result<()> {
+    let settings = [
+        ("uniform", 1.0),
+        ("uniform", 1.5),
+        ("skewed", 1.0),
+        ("skewed", 1.5),
+    ];
+    let groups: Vec<String> = settings
+        .iter()
+        .map(|(m, s)| {
+            format!(
+                "{} {s:.1}x",
+                if *m == "uniform" { "Uniform" } else { "Skewed" }
+            )
+        })
+        .collect();
+    let variants = ["tetriserve-dp", "tetriserve-dp-pp", "tetriserve"].map(String::from);
+    let selected = |r: &ResultRow, p: &str, g: usize| {
+        let (m, s) = settings[g];
+        r.policy == p && r.mix.starts_with(m) && r.scale == s
+    };
+    let r: Vec<&ResultRow> = rows.iter().collect();
+    let v = bar_values(&r, &variants, settings.len(), selected, |r, _| {
+        Some(r.attainment)
+    });
+    o.bars(
+        "table5-ablation",
+        "Ablation (12 req/min)",
+        "workload and SLO scale",
+        &groups,
+        &variants,
+        &v,
+    )?;
+    let mean_latency = |p: &str, g: usize| {
+        let l: Vec<f64> = rows
+            .iter()
+            .filter(|r| selected(r, p, g))
+            .map(|r| r.latency_mean)
+            .collect();
+        l.iter().sum::<f64>() / l.len().max(1) as f64
+    };
+    o.md.push_str("\n### Table 5: ablation, SLO attainment (%) / mean latency of completed requests (s)\n\n| variant |");
+    for g in &groups {
+        let _ = write!(o.md, " {g} |");
+    }
+    o.md.push_str("\n|---|---|---|---|---|\n");
+    for (i, p) in variants.iter().enumerate() {
+        let _ = write!(o.md, "| {p} |");
+        for g in 0..settings.len() {
+            let _ = write!(o.md, " {:.1} / {:.2} |", v.mean[i][g], mean_latency(p, g));
+        }
+        o.md.push('\n');
+    }
+    Ok(())
+}
+
+/// Beyond the paper: overload shedding as arrivals get burstier (docs/shedding.md).
+fn beyond_shedding(o: &mut Out<'_>, _: &FigureDef, rows: &[ResultRow]) -> Result<()> {
+    // Inter-arrival CV: 1 for the Poisson grid, else the number ending the scenario's name.
+    let cv = |r: &ResultRow| {
+        r.scenario
+            .rsplit_once("-cv")
+            .and_then(|(_, v)| v.parse::<f64>().ok())
+            .unwrap_or(1.0)
+    };
+    for (mix, name) in [("uniform", "Uniform"), ("skewed", "Skewed")] {
+        let r: Vec<&ResultRow> = rows
+            .iter()
+            .filter(|r| r.mix.starts_with(mix) && r.rate == 12.0 && r.scale == 1.5)
+            .collect();
+        o.attainment(
+            &format!("beyond-shedding-vs-burstiness-{mix}"),
+            &Labels {
+                title: &format!("Overload shedding vs burstiness ({name}, 12 req/min, SLO 1.5x)"),
+                x: "coefficient of variation of inter-arrival gaps (1 = Poisson)",
+                table: &format!(
+                    "Beyond the paper: tetriserve-shed vs tetriserve (%), {name}, 12 req/min, SLO 1.5x, by inter-arrival CV"
+                ),
+                table_x: "CV",
+            },
+            &policy_lines(&r, cv),
+        )?;
+    }
+    Ok(())
+}
+
+/// Attainment (percent) and mean SP degree over time, one series per run.
+fn over_time_series(runs: &[RunRecords], window: f64) -> (Vec<Series>, Vec<Series>) {
+    let (mut att_s, mut deg_s) = (Vec::new(), Vec::new());
+    for r in runs {
+        let (a, d) = over_time(r, window);
+        att_s.push(Series {
+            label: r.policy.clone(),
+            points: a,
+            dashed: false,
+        });
+        deg_s.push(Series {
+            label: r.policy.clone(),
+            points: d,
+            dashed: false,
+        });
+    }
+    (att_s, deg_s)
+}
+
+/// Attainment in percent (of requests arriving in each window) and time-weighted mean SP
+/// degree, per window.
 fn over_time(run: &RunRecords, window: f64) -> (Vec<Point>, Vec<Point>) {
     let end = run.makespan().as_secs();
     let n = (end / window).ceil().max(1.0) as usize;
@@ -296,7 +778,7 @@ fn over_time(run: &RunRecords, window: f64) -> (Vec<Point>, Vec<Point>) {
         .enumerate()
         .filter(|(_, m)| m.1 > 0)
         .map(|(i, m)| {
-            let v = m.0 as f64 / m.1 as f64;
+            let v = 100.0 * m.0 as f64 / m.1 as f64;
             (minutes(i), v, v, v)
         });
     let d = deg
@@ -363,61 +845,50 @@ pub fn gantt_boxes(run: &RunRecords, horizon: f64) -> (Vec<String>, Vec<GanttBox
     (classes, boxes)
 }
 
-/// Charts of finished runs (one per policy, same workload): `<base>-latency-cdf`,
-/// `<base>-slo-over-time`, `<base>-degree-over-time`, and `<base>-timeline-<policy>` of each
-/// run's first `horizon` seconds. Returns the bases written.
+/// Charts of finished runs (one per policy, same workload), written into the directory `dir`
+/// (created if missing; charts of the same names are replaced): `latency-cdf`,
+/// `slo-over-time`, `degree-over-time`, and `timeline-<policy>` of each run's first `horizon`
+/// seconds, each as PNG and SVG. Returns the chart bases (paths without extension) written.
 pub fn plot_runs(
     runs: &[RunRecords],
-    base: &Path,
+    dir: &Path,
     window: f64,
     horizon: f64,
 ) -> Result<Vec<PathBuf>> {
-    let name = |suffix: &str| {
-        let mut p = base.as_os_str().to_owned();
-        p.push(suffix);
-        PathBuf::from(p)
-    };
+    if dir.is_file() {
+        return Err(Error::config_hint(
+            format!("{} is a file; plot --out names a directory", dir.display()),
+            "pass a directory (created if missing), e.g. --out plots/one",
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut written = Vec::new();
-    let samples = latency_samples(runs);
-    let b = name("-latency-cdf");
+    let b = dir.join("latency-cdf");
     cdf_chart(
         &b,
         &frame(
             "Latency of completed requests",
-            "end-to-end latency (s)",
+            "end-to-end latency (s, log scale)",
             "fraction of requests",
             None,
         ),
-        &samples,
+        &latency_samples(runs),
     )?;
     written.push(b);
-    let (mut att_s, mut deg_s) = (Vec::new(), Vec::new());
-    for r in runs {
-        let (a, d) = over_time(r, window);
-        att_s.push(Series {
-            label: r.policy.clone(),
-            points: a,
-            dashed: false,
-        });
-        deg_s.push(Series {
-            label: r.policy.clone(),
-            points: d,
-            dashed: false,
-        });
-    }
-    let b = name("-slo-over-time");
+    let (att_s, deg_s) = over_time_series(runs, window);
+    let b = dir.join("slo-over-time");
     line_chart(
         &b,
         &frame(
             &format!("SLO attainment over time ({window:.0} s windows)"),
             "time (min)",
-            "SLO attainment of arrivals",
-            Some((0.0, 1.0)),
+            "SLO attainment of arrivals (%)",
+            FULL_RANGE,
         ),
         &att_s,
     )?;
     written.push(b);
-    let b = name("-degree-over-time");
+    let b = dir.join("degree-over-time");
     let max_degree = runs
         .iter()
         .map(|r| r.gpus_per_node)
@@ -435,7 +906,7 @@ pub fn plot_runs(
     written.push(b);
     for r in runs {
         let (classes, boxes) = gantt_boxes(r, horizon);
-        let b = name(&format!("-timeline-{}", r.policy));
+        let b = dir.join(format!("timeline-{}", r.policy));
         gantt(
             &b,
             &frame(
@@ -561,430 +1032,74 @@ pub fn load_run(dir: &Path) -> Result<RunRecords> {
     })
 }
 
-/// Regenerates every figure into `out` (PNG + SVG each) and `out/README.md`; `root` is the
-/// directory holding `scenarios/`. Returns the files written.
-pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let mut files = Vec::new();
-    let mut md = String::from(
-        "# Figures\n\nThe paper's FLUX.1-dev / 8x H100 evaluation (and its SD3 / 4x A40 one), reproduced in **simulation** with the shipped cost profiles, which are calibrated estimates, not measurements.\nRegenerate everything with `cargo run --release -- figures --out plots`.\nEach point is the mean over 5 seeds (300 requests each) with a 95% confidence interval (Student's t); the raw rows are in `data/<figure>/results.csv`.\n",
-    );
-    let att = Some((0.0, 1.0));
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    // Fig. 4: fixed SP against rate, and per resolution at 12 req/min.
-    let rows = sweep(root, out, "fig04-motivation")?;
-    let r: Vec<&ResultRow> = rows.iter().collect();
-    let s = with_bound(
-        series_of(&r, |r| r.rate, |r| r.policy.clone(), |r| r.attainment),
-        &r,
-        |r| r.rate,
-    );
-    let base = out.join("fig04a-fixed-sp-vs-rate");
-    attainment_figure(
-        &base,
-        &Labels {
-            title: "Fixed SP alone (Uniform, SLO 1.0x)",
-            x: "arrival rate (req/min)",
-            table: "Fig. 4a: SLO attainment (%) of fixed SP, Uniform, SLO 1.0x",
-            table_x: "req/min",
-        },
-        &s,
-        &mut files,
-        &mut md,
-    )?;
-    let at12: Vec<&ResultRow> = rows.iter().filter(|r| r.rate == 12.0).collect();
-    let pols = policies_in(&at12);
-    let base = out.join("fig04b-fixed-sp-per-resolution");
-    grouped_bars(
-        &base,
-        &frame(
-            "Fixed SP per resolution (12 req/min, SLO 1.0x)",
-            "resolution",
-            "SLO attainment",
-            None,
-        ),
-        &RESOLUTIONS.map(String::from),
-        &pols,
-        &per_resolution_bars(&at12, &pols),
-    )?;
-    emit(&base, &mut files);
-
-    // Figs. 7 and 8: every policy against SLO scale, both mixes; per resolution at 1.0x.
-    for (name, mix, fig) in [
-        ("fig07-uniform", "Uniform", "fig07"),
-        ("fig08-skewed", "Skewed", "fig08"),
-    ] {
-        let rows = sweep(root, out, name)?;
-        let r: Vec<&ResultRow> = rows.iter().collect();
-        let s = with_bound(
-            series_of(&r, |r| r.scale, |r| r.policy.clone(), |r| r.attainment),
-            &r,
-            |r| r.scale,
-        );
-        let base = out.join(format!("{fig}-slo-vs-scale-{}", mix.to_lowercase()));
-        attainment_figure(
-            &base,
-            &Labels {
-                title: &format!("SLO attainment vs SLO scale ({mix}, 12 req/min)"),
-                x: "SLO scale",
-                table: &format!(
-                    "{} SLO attainment (%), {mix}, 12 req/min",
-                    if fig == "fig07" { "Fig. 7:" } else { "Fig. 8:" }
-                ),
-                table_x: "SLO scale",
-            },
-            &s,
-            &mut files,
-            &mut md,
-        )?;
-        for scale in [1.0, 1.5] {
-            let at: Vec<&ResultRow> = rows.iter().filter(|r| r.scale == scale).collect();
-            let pols = policies_in(&at);
-            let base = out.join(format!(
-                "{fig}-per-resolution-{}-{}",
-                mix.to_lowercase(),
-                if scale == 1.0 { "1.0x" } else { "1.5x" }
-            ));
-            grouped_bars(
-                &base,
-                &frame(
-                    &format!("Per resolution ({mix}, SLO {scale:.1}x)"),
-                    "resolution",
-                    "SLO attainment",
-                    None,
-                ),
-                &RESOLUTIONS.map(String::from),
-                &pols,
-                &per_resolution_bars(&at, &pols),
-            )?;
-            emit(&base, &mut files);
-        }
-    }
-
-    // Figs. 9-11 and the timeline: one seed of Fig. 7's scenario.
-    let runs = runs_of(
-        root,
-        "fig07-uniform",
-        &Overrides {
-            slo_scale: Some(1.0),
-            seed: Some(1),
-            ..Overrides::default()
-        },
-    )?;
-    let samples = latency_samples(&runs);
-    let base = out.join("fig09-latency-cdf");
-    cdf_chart(
-        &base,
-        &frame(
-            "Latency of completed requests (Uniform, SLO 1.0x, seed 1)",
-            "end-to-end latency (s)",
-            "fraction of requests",
-            None,
-        ),
-        &samples,
-    )?;
-    emit(&base, &mut files);
-    let runs = runs_of(
-        root,
-        "fig07-uniform",
-        &Overrides {
-            slo_scale: Some(1.5),
-            seed: Some(1),
-            ..Overrides::default()
-        },
-    )?;
-    let (mut att_s, mut deg_s) = (Vec::new(), Vec::new());
-    for r in &runs {
-        let (a, d) = over_time(r, 60.0);
-        att_s.push(Series {
-            label: r.policy.clone(),
-            points: a,
-            dashed: false,
-        });
-        deg_s.push(Series {
-            label: r.policy.clone(),
-            points: d,
-            dashed: false,
-        });
-    }
-    let base = out.join("fig10-slo-over-time");
-    line_chart(
-        &base,
-        &frame(
-            "SLO attainment over time (Uniform, 12 req/min, SLO 1.5x, 1-min windows)",
-            "time (min)",
-            "SLO attainment of arrivals",
-            att,
-        ),
-        &att_s,
-    )?;
-    emit(&base, &mut files);
-    let base = out.join("fig11-degree-over-time");
-    let mut f = frame(
-        "Mean SP degree over time (time-weighted, 1-min windows)",
-        "time (min)",
-        "mean SP degree",
-        Some((1.0, 8.0)),
-    );
-    f.y_log2 = true;
-    line_chart(&base, &f, &deg_s)?;
-    emit(&base, &mut files);
-    if let Some(ts) = runs.iter().find(|r| r.policy == "tetriserve") {
-        let (classes, boxes) = gantt_boxes(ts, 180.0);
-        let base = out.join("timeline-tetriserve");
-        gantt(
-            &base,
-            &frame(
-                "TetriServe GPU timeline, first 3 minutes (Uniform, 12 req/min, SLO 1.5x)",
-                "time (s)",
-                "GPU",
-                None,
-            ),
-            ts.gpus,
-            &classes,
-            &boxes,
-        )?;
-        emit(&base, &mut files);
-    }
-
-    // Fig. 12: SD3 on 4x A40, both mixes.
-    let rows = sweep(root, out, "fig12-sd3-a40")?;
-    for mix in ["uniform", "skewed"] {
-        let r: Vec<&ResultRow> = rows.iter().filter(|r| r.mix.starts_with(mix)).collect();
-        let s = with_bound(
-            series_of(&r, |r| r.scale, |r| r.policy.clone(), |r| r.attainment),
-            &r,
-            |r| r.scale,
-        );
-        let base = out.join(format!("fig12-sd3-a40-{mix}"));
-        attainment_figure(
-            &base,
-            &Labels {
-                title: &format!("SD3-Medium on 4x A40 ({mix}, 12 req/min)"),
-                x: "SLO scale",
-                table: &format!("Fig. 12: SLO attainment (%), SD3-Medium on 4x A40, {mix}"),
-                table_x: "SLO scale",
-            },
-            &s,
-            &mut files,
-            &mut md,
-        )?;
-    }
-
-    // Fig. 13: against arrival rate.
-    let rows = sweep(root, out, "fig13-rate")?;
-    let r: Vec<&ResultRow> = rows.iter().collect();
-    let s = with_bound(
-        series_of(&r, |r| r.rate, |r| r.policy.clone(), |r| r.attainment),
-        &r,
-        |r| r.rate,
-    );
-    let base = out.join("fig13-slo-vs-rate");
-    attainment_figure(
-        &base,
-        &Labels {
-            title: "SLO attainment vs arrival rate (Uniform, SLO 1.0x)",
-            x: "arrival rate (req/min)",
-            table: "Fig. 13: SLO attainment (%), Uniform, SLO 1.0x",
-            table_x: "req/min",
-        },
-        &s,
-        &mut files,
-        &mut md,
-    )?;
-
-    // Fig. 14: homogeneous workloads.
-    let rows = sweep(root, out, "fig14-homogeneous")?;
-    let r: Vec<&ResultRow> = rows.iter().collect();
-    let pols = policies_in(&r);
-    let values: Vec<Vec<f64>> = pols
-        .iter()
-        .map(|p| {
-            RESOLUTIONS
-                .iter()
-                .map(|res| {
-                    let v: Vec<f64> = rows
-                        .iter()
-                        .filter(|r| &r.policy == p && r.mix.ends_with(res))
-                        .map(|r| r.attainment)
-                        .collect();
-                    if v.is_empty() {
-                        f64::NAN
-                    } else {
-                        v.iter().sum::<f64>() / v.len() as f64
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    let base = out.join("fig14-homogeneous");
-    grouped_bars(
-        &base,
-        &frame(
-            "One resolution at a time (12 req/min, SLO 1.5x)",
-            "workload",
-            "SLO attainment",
-            None,
-        ),
-        &RESOLUTIONS.map(String::from),
-        &pols,
-        &values,
-    )?;
-    emit(&base, &mut files);
-
-    // Fig. 15: round granularity.
-    let rows = sweep(root, out, "fig15-granularity")?;
-    let r: Vec<&ResultRow> = rows.iter().collect();
-    let s = series_of(
-        &r,
-        |r| r.granularity.parse().unwrap_or(f64::NAN),
-        |r| format!("{} req/min", r.rate),
-        |r| r.attainment,
-    );
-    let base = out.join("fig15-granularity");
-    attainment_figure(
-        &base,
-        &Labels {
-            title: "TetriServe round granularity (Uniform, SLO 1.0x)",
-            x: "steps of the reference request per round",
-            table: "Fig. 15: TetriServe SLO attainment (%) by round granularity",
-            table_x: "granularity",
-        },
-        &s,
-        &mut files,
-        &mut md,
-    )?;
-
-    // Table 5: ablation.
-    let rows = sweep(root, out, "table5-ablation")?;
-    let settings = [
-        ("uniform", 1.0),
-        ("uniform", 1.5),
-        ("skewed", 1.0),
-        ("skewed", 1.5),
-    ];
-    let groups: Vec<String> = settings
-        .iter()
-        .map(|(m, s)| {
-            format!(
-                "{} {s:.1}x",
-                if *m == "uniform" { "Uniform" } else { "Skewed" }
-            )
-        })
-        .collect();
-    let variants = ["tetriserve-dp", "tetriserve-dp-pp", "tetriserve"];
-    let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let cell = |p: &str, m: &str, s: f64, f: &dyn Fn(&ResultRow) -> f64| {
-        mean(
-            rows.iter()
-                .filter(|r| r.policy == p && r.mix.starts_with(m) && r.scale == s)
-                .map(f)
-                .collect(),
-        )
-    };
-    let values: Vec<Vec<f64>> = variants
-        .iter()
-        .map(|p| {
-            settings
-                .iter()
-                .map(|(m, s)| cell(p, m, *s, &|r| r.attainment))
-                .collect()
-        })
-        .collect();
-    let base = out.join("table5-ablation");
-    grouped_bars(
-        &base,
-        &frame(
-            "Ablation (12 req/min)",
-            "workload and SLO scale",
-            "SLO attainment",
-            None,
-        ),
-        &groups,
-        &variants.map(String::from),
-        &values,
-    )?;
-    emit(&base, &mut files);
-    md.push_str("\n### Table 5: ablation, SLO attainment (%) / mean latency of completed requests (s)\n\n| variant |");
-    for g in &groups {
-        let _ = write!(md, " {g} |");
-    }
-    md.push_str("\n|---|---|---|---|---|\n");
-    for p in variants {
-        let _ = write!(md, "| {p} |");
-        for (m, s) in settings {
-            let _ = write!(
-                md,
-                " {:.1} / {:.2} |",
-                100.0 * cell(p, m, s, &|r| r.attainment),
-                cell(p, m, s, &|r| r.latency_mean)
-            );
-        }
-        md.push('\n');
-    }
-
-    // Beyond the paper: overload shedding as arrivals get burstier (docs/shedding.md).
-    let mut rows: Vec<ResultRow> = sweep_in(root, out, "beyond", "shed-slo")?;
-    for cv in [2, 3, 4] {
-        rows.extend(sweep_in(
-            root,
-            out,
-            "beyond",
-            &format!("shed-bursty-cv{cv}"),
-        )?);
-    }
-    // Inter-arrival CV: 1 for the Poisson grid, else the number ending the scenario's name.
-    let cv = |r: &ResultRow| {
-        r.scenario
-            .rsplit_once("-cv")
-            .and_then(|(_, v)| v.parse::<f64>().ok())
-            .unwrap_or(1.0)
-    };
-    for mix in ["uniform", "skewed"] {
-        let r: Vec<&ResultRow> = rows
+    #[test]
+    fn run_charts_go_into_a_directory_and_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("charts");
+        std::fs::write(&file, "x").unwrap();
+        let err = plot_runs(&[], &file, 60.0, 180.0).unwrap_err().to_string();
+        assert!(err.contains("plot --out names a directory"), "{err}");
+        let out = dir.path().join("new/charts");
+        let written = plot_runs(&[], &out, 60.0, 180.0).unwrap();
+        let names: Vec<String> = written
             .iter()
-            .filter(|r| r.mix.starts_with(mix) && r.rate == 12.0 && r.scale == 1.5)
+            .map(|b| b.strip_prefix(&out).unwrap().display().to_string())
             .collect();
-        let s = with_bound(
-            series_of(&r, cv, |r| r.policy.clone(), |r| r.attainment),
-            &r,
-            cv,
-        );
-        let name = if mix == "uniform" {
-            "Uniform"
-        } else {
-            "Skewed"
-        };
-        let base = out.join(format!("beyond-shedding-vs-burstiness-{mix}"));
-        attainment_figure(
-            &base,
-            &Labels {
-                title: &format!("Overload shedding vs burstiness ({name}, 12 req/min, SLO 1.5x)"),
-                x: "coefficient of variation of inter-arrival gaps (1 = Poisson)",
-                table: &format!(
-                    "Beyond the paper: tetriserve-shed vs tetriserve (%), {name}, 12 req/min, SLO 1.5x, by inter-arrival CV"
-                ),
-                table_x: "CV",
-            },
-            &s,
-            &mut files,
-            &mut md,
-        )?;
+        assert_eq!(names, ["latency-cdf", "slo-over-time", "degree-over-time"]);
+        assert!(out.join("latency-cdf.png").is_file());
+        assert!(out.join("degree-over-time.svg").is_file());
     }
 
-    md.push_str("\n## Files\n\n");
-    for f in files
-        .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "png"))
-    {
-        let name = f
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let _ = writeln!(md, "- [{name}]({name})");
+    #[test]
+    fn the_figure_table_names_existing_scenarios_once_per_figure() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut names = std::collections::BTreeSet::new();
+        for f in FIGURES {
+            assert!(names.insert(f.name), "{} twice", f.name);
+            assert!(!f.scenarios.is_empty(), "{}", f.name);
+            for s in f.scenarios {
+                let p = root.join("scenarios").join(format!("{s}.toml"));
+                assert!(p.is_file(), "{}: no {}", f.name, p.display());
+            }
+        }
     }
-    let readme = out.join("README.md");
-    std::fs::write(&readme, md).map_err(|e| Error::io(&readme, e))?;
-    files.push(readme);
-    Ok(files)
+
+    #[test]
+    fn attainment_is_charted_in_percent_with_its_interval() {
+        let row = |seed: u64, attainment: f64| ResultRow {
+            scenario: "s".into(),
+            policy: "tetriserve".into(),
+            mix: "uniform".into(),
+            rate: 12.0,
+            scale: 1.0,
+            seed,
+            granularity: "5".into(),
+            attainment,
+            latency_mean: 1.0,
+            bound: 1.0,
+            ..ResultRow::default()
+        };
+        let rows = [row(1, 0.75), row(2, 1.0)];
+        let r: Vec<&ResultRow> = rows.iter().collect();
+        let s = policy_lines(&r, |r| r.rate);
+        assert_eq!(s.len(), 2, "the policy and the bound");
+        // Mean 87.5%; t(1) = 12.706 times the standard error of 12.5 points, clamped to
+        // [0, 100].
+        assert_eq!(s[0].points, [(12.0, 87.5, 0.0, 100.0)]);
+        assert_eq!(s[1].label, BOUND_LABEL);
+        assert_eq!(s[1].points, [(12.0, 100.0, 100.0, 100.0)]);
+        let v = bar_values(
+            &r,
+            &["tetriserve".into()],
+            1,
+            |r, p, _| r.policy == p,
+            |r, _| Some(r.attainment),
+        );
+        assert_eq!(v.mean, [[87.5]]);
+        assert!((v.ci[0][0] - 12.706 * 12.5).abs() < 1e-9, "{:?}", v.ci);
+    }
 }

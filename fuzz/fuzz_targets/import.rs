@@ -9,8 +9,8 @@ use tetriserve::workload::mix::{Sampling, parse_mix};
 use tetriserve::workload::trace::{SloDefaults, parse_trace, to_csv};
 use tetriserve::workload::SloBases;
 
-/// Format names tried in turn by the first byte; names this build does not know are skipped.
-const FORMATS: [&str; 3] = ["vllm-omni", "alibaba-genai", "vllm-omni-txt"];
+/// Format names picked by the first byte (`vllm-omni` reads both its JSONL and `.txt` forms).
+const FORMATS: [&str; 2] = ["vllm-omni", "alibaba-genai"];
 /// Time scales, extremes included: the importer must refuse what it cannot represent.
 const SCALES: [f64; 6] = [1.0, 4.0, 0.25, 1e-300, 1e300, 1e-9];
 

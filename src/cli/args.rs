@@ -53,7 +53,7 @@ pub enum Command {
     GpuCheck,
     /// Run a scenario's `[sweep]` grid in parallel into DIR/results.csv (resumable).
     #[command(
-        after_help = "Examples:\n  tetriserve sweep -s scenarios/paper/fig7-uniform.toml --out runs/fig7\n  tetriserve sweep -s big.toml --out runs/big --shard 3/16   # one slice of sixteen\n  tetriserve sweep -s big.toml --out /shared/big --shard auto  # inside a Slurm array or Kubernetes Indexed Job\n  tetriserve merge runs/big\n\nA point whose results exist in --out for the same scenario digest is reused; results made from\nanother scenario are refused, naming what changed (--rerun replaces them). docs/job-array.md\nhas the batch-system recipe."
+        after_help = "Examples:\n  tetriserve sweep -s scenarios/paper/fig07-uniform.toml --out runs/fig7\n  tetriserve sweep -s big.toml --out runs/big --shard 3/16   # one slice of sixteen\n  tetriserve sweep -s big.toml --out /shared/big --shard auto  # inside a Slurm array or Kubernetes Indexed Job\n  tetriserve merge runs/big\n\nA point whose results exist in --out for the same scenario digest is reused; results made from\nanother scenario are refused, naming what changed (--rerun replaces them). docs/job-array.md\nhas the batch-system recipe."
     )]
     Sweep(SweepArgs),
     /// Join the results of a sharded sweep into DIR/results.csv: every shard of one slicing
@@ -98,8 +98,8 @@ pub enum Command {
         /// latency_p50, latency_p90, latency_p99 (seconds) or gpu_hours.
         #[arg(long)]
         y: Option<String>,
-        /// Output directory (created); results charts are named after what they show, e.g.
-        /// DIR/attainment-vs-slo_scale.png and .svg.
+        /// Output directory (created if missing); each chart is written into it as PNG and SVG,
+        /// named after what it shows (e.g. DIR/attainment-vs-slo_scale.png, DIR/latency-cdf.png).
         #[arg(short, long)]
         out: PathBuf,
     },
@@ -112,7 +112,7 @@ pub enum Command {
     /// Paired comparison of two policies over the seeds of sweep results: mean gain in SLO
     /// attainment per grid point with a 95% confidence interval, wins/ties/losses.
     #[command(
-        after_help = "Example:\n  tetriserve sweep -s scenarios/beyond/shed-bursty.toml --out runs/shed\n  tetriserve compare runs/shed/results.csv --baseline tetriserve --policy tetriserve-shed"
+        after_help = "Example:\n  tetriserve sweep -s scenarios/beyond/shed-bursty-cv3.toml --out runs/shed\n  tetriserve compare runs/shed/results.csv --baseline tetriserve --policy tetriserve-shed"
     )]
     Compare {
         /// Sweep results.csv files (rows of other policies are ignored).

@@ -112,7 +112,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 let written =
                     crate::figures::plot_runs(&runs, &out, window.max(1.0), horizon.max(1.0))?;
                 eprintln!(
-                    "wrote {} charts (PNG + SVG) next to {}",
+                    "wrote {} charts (PNG + SVG) into {}/",
                     written.len(),
                     out.display()
                 );
@@ -128,29 +128,59 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::GpuCheck => run_gpu_check(),
         Command::Policies => {
-            println!(
-                "xdit-sp1, xdit-sp2, xdit-sp4, xdit-sp8  fixed SP degree, static groups, FCFS, non-preemptive (xDiT)"
-            );
-            println!(
-                "rssp                                    resolution-specific fixed degree, FCFS, any free k-subset"
-            );
-            println!(
-                "tetriserve                              the paper's scheduler: step-level SP degrees per round, DP packing,\n                                        placement preservation, elastic scale-up"
-            );
-            println!(
-                "tetriserve-dp, tetriserve-dp-pp         ablations: DP packing only; DP + placement preservation"
-            );
-            println!(
-                "tetriserve-shed                         tetriserve + overload shedding (beyond the paper): when a node's\n                                        GPU-seconds cannot cover every deadline, serve the most expensive\n                                        requests best-effort instead"
-            );
-            println!(
-                "all                                     the baselines and tetriserve (what the paper compares)"
-            );
-            println!(
-                "ablation                                tetriserve-dp, tetriserve-dp-pp, tetriserve"
-            );
+            print!("{}", policy_listing());
             Ok(())
         }
+    }
+}
+
+/// What `tetriserve policies` prints: every registered policy and every group name with its
+/// one-line description, wrapped under a name column.
+fn policy_listing() -> String {
+    let rows = PolicyKind::all()
+        .iter()
+        .map(|p| (p.name, p.description))
+        .chain(PolicyKind::groups().iter().copied());
+    let width = PolicyKind::names()
+        .iter()
+        .map(|n| n.len())
+        .max()
+        .unwrap_or(0)
+        + 2;
+    let mut out = String::new();
+    for (name, description) in rows {
+        let mut line = format!("{name:width$}");
+        for word in description.split_whitespace() {
+            if line.len() + 1 + word.len() > 100 && line.trim_end().len() > width {
+                out.push_str(line.trim_end());
+                out.push('\n');
+                line = " ".repeat(width);
+            } else if line.len() > width {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod policy_listing_tests {
+    use super::*;
+
+    #[test]
+    fn the_listing_names_every_registered_policy_and_group_once() {
+        let text = policy_listing();
+        let heads: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with(' '))
+            .map(|l| l.split_whitespace().next().unwrap_or(""))
+            .collect();
+        assert_eq!(heads, PolicyKind::names(), "{text}");
+        assert!(text.lines().all(|l| l.len() <= 100), "{text}");
+        assert!(text.contains("overload shedding"), "{text}");
     }
 }
 

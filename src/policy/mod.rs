@@ -6,7 +6,8 @@
 //! `now` and the state, and answers with dispatches ("run request r for q steps on GPU set G"),
 //! timers and drops. That is what lets `--real` run the very same scheduler code.
 //!
-//! Adding a policy: one file here, one [`PolicyKind`] variant, one arm in [`build`].
+//! Adding a policy: one file here, one [`PolicyKind`] variant, one row in the registry
+//! ([`PolicyKind::all`]: name, description, chart colour), one arm in [`build`].
 
 mod fixed_sp;
 mod rssp;
@@ -107,7 +108,104 @@ pub enum PolicyKind {
     Tetriserve(Variant),
 }
 
+/// One registered policy: its command-line name, what it does (one line, for
+/// `tetriserve policies`), and its colour slot in charts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyInfo {
+    pub kind: PolicyKind,
+    pub name: &'static str,
+    pub description: &'static str,
+    /// Index into the chart palette (`report::plot`): fixed per policy, so one policy has one
+    /// colour in every chart whatever else the chart shows. Slot 7 (black) is the upper bound's.
+    pub colour: usize,
+}
+
+/// The registry: every named policy, in the order listings and charts show them. Adding a
+/// policy means one row here (and its arm in [`build`]); the `policies` command, the names
+/// accepted on the command line and the chart colours all come from this table.
+const REGISTRY: [PolicyInfo; 9] = [
+    PolicyInfo {
+        kind: PolicyKind::XditSp(1),
+        name: "xdit-sp1",
+        description: "xDiT, fixed SP degree 1: static groups, FCFS, non-preemptive",
+        colour: 0,
+    },
+    PolicyInfo {
+        kind: PolicyKind::XditSp(2),
+        name: "xdit-sp2",
+        description: "xDiT, fixed SP degree 2: static groups, FCFS, non-preemptive",
+        colour: 1,
+    },
+    PolicyInfo {
+        kind: PolicyKind::XditSp(4),
+        name: "xdit-sp4",
+        description: "xDiT, fixed SP degree 4: static groups, FCFS, non-preemptive",
+        colour: 2,
+    },
+    PolicyInfo {
+        kind: PolicyKind::XditSp(8),
+        name: "xdit-sp8",
+        description: "xDiT, fixed SP degree 8: static groups, FCFS, non-preemptive",
+        colour: 3,
+    },
+    PolicyInfo {
+        kind: PolicyKind::Rssp,
+        name: "rssp",
+        description: "resolution-specific fixed degree, FCFS, any free k-subset",
+        colour: 4,
+    },
+    PolicyInfo {
+        kind: PolicyKind::Tetriserve(Variant::FULL),
+        name: "tetriserve",
+        description: "the paper's scheduler: step-level SP degrees per round, DP packing, placement preservation, elastic scale-up",
+        colour: 5,
+    },
+    PolicyInfo {
+        kind: PolicyKind::Tetriserve(Variant::DP_ONLY),
+        name: "tetriserve-dp",
+        description: "ablation: TetriServe's DP packing only",
+        colour: 8,
+    },
+    PolicyInfo {
+        kind: PolicyKind::Tetriserve(Variant::DP_PP),
+        name: "tetriserve-dp-pp",
+        description: "ablation: DP packing + placement preservation",
+        colour: 6,
+    },
+    PolicyInfo {
+        kind: PolicyKind::Tetriserve(Variant::SHED),
+        name: "tetriserve-shed",
+        description: "tetriserve + overload shedding (beyond the paper): when a node's GPU-seconds cannot cover every deadline, serve the most expensive requests best-effort instead",
+        colour: 9,
+    },
+];
+
+/// Names that select several policies at once, with what they select.
+const GROUPS: [(&str, &str); 2] = [
+    (
+        "all",
+        "the baselines and tetriserve (what the paper compares)",
+    ),
+    ("ablation", "tetriserve-dp, tetriserve-dp-pp, tetriserve"),
+];
+
 impl PolicyKind {
+    /// The registry: every named policy with its description and colour slot.
+    pub fn all() -> &'static [PolicyInfo] {
+        &REGISTRY
+    }
+
+    /// The policy groups accepted where a list of policies is (`all`, `ablation`), with what
+    /// they select.
+    pub fn groups() -> &'static [(&'static str, &'static str)] {
+        &GROUPS
+    }
+
+    /// The registry row of the policy named `name`, if it is registered.
+    pub fn info(name: &str) -> Option<&'static PolicyInfo> {
+        REGISTRY.iter().find(|p| p.name == name)
+    }
+
     /// Every policy that can run on `cluster` (fixed degrees beyond the node size are left out).
     pub fn all_for(cluster: &Cluster) -> Vec<PolicyKind> {
         let mut v: Vec<PolicyKind> = [1, 2, 4, 8]
@@ -134,21 +232,14 @@ impl PolicyKind {
         vec![PolicyKind::Tetriserve(Variant::SHED)]
     }
 
-    /// Names accepted by [`FromStr`], for help texts and suggestions.
-    pub fn names() -> &'static [&'static str] {
-        &[
-            "xdit-sp1",
-            "xdit-sp2",
-            "xdit-sp4",
-            "xdit-sp8",
-            "rssp",
-            "tetriserve",
-            "tetriserve-dp",
-            "tetriserve-dp-pp",
-            "tetriserve-shed",
-            "all",
-            "ablation",
-        ]
+    /// Names accepted by [`FromStr`] (the registry's, then the groups'), for help texts and
+    /// suggestions.
+    pub fn names() -> Vec<&'static str> {
+        REGISTRY
+            .iter()
+            .map(|p| p.name)
+            .chain(GROUPS.iter().map(|g| g.0))
+            .collect()
     }
 }
 
@@ -172,18 +263,15 @@ impl FromStr for PolicyKind {
         {
             return Ok(PolicyKind::XditSp(k));
         }
-        match s {
-            "rssp" => Ok(PolicyKind::Rssp),
-            "tetriserve" => Ok(PolicyKind::Tetriserve(Variant::FULL)),
-            "tetriserve-dp" => Ok(PolicyKind::Tetriserve(Variant::DP_ONLY)),
-            "tetriserve-dp-pp" => Ok(PolicyKind::Tetriserve(Variant::DP_PP)),
-            "tetriserve-shed" => Ok(PolicyKind::Tetriserve(Variant::SHED)),
-            _ => {
+        match PolicyKind::info(s) {
+            Some(p) => Ok(p.kind),
+            None => {
+                let names = PolicyKind::names();
                 let mut msg = format!(
                     "unknown policy `{s}`; expected one of: {}",
-                    PolicyKind::names().join(", ")
+                    names.join(", ")
                 );
-                if let Some(near) = crate::suggest::closest(s, PolicyKind::names()) {
+                if let Some(near) = crate::suggest::closest(s, &names) {
                     msg.push_str(&format!(" (did you mean `{near}`?)"));
                 }
                 Err(msg)
@@ -259,5 +347,61 @@ pub fn build(
                 config.overheads.clone(),
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registered_policy_has_a_description_a_distinct_colour_and_round_trips() {
+        let all = PolicyKind::all();
+        let mut colours = std::collections::BTreeSet::new();
+        for p in all {
+            assert!(
+                p.description.len() > 10,
+                "{} has no description: {:?}",
+                p.name,
+                p.description
+            );
+            assert!(
+                colours.insert(p.colour),
+                "{} shares colour slot {} with another policy",
+                p.name,
+                p.colour
+            );
+            assert_ne!(
+                p.colour, 7,
+                "{}: slot 7 (black) is the upper bound's",
+                p.name
+            );
+            assert_eq!(p.kind.to_string(), p.name);
+            assert_eq!(p.name.parse::<PolicyKind>(), Ok(p.kind));
+        }
+        // What the scenario names `all` and `ablation` select is registered too.
+        let cluster = Cluster::new("h100", 1, 8, crate::cluster::Topology::NvSwitch).unwrap();
+        for k in PolicyKind::all_for(&cluster)
+            .into_iter()
+            .chain(PolicyKind::ablation())
+            .chain(PolicyKind::extensions())
+        {
+            assert!(
+                all.iter().any(|p| p.kind == k),
+                "{k} is selectable but not registered"
+            );
+        }
+        let names = PolicyKind::names();
+        assert_eq!(names.len(), all.len() + PolicyKind::groups().len());
+        assert!(names.contains(&"ablation"));
+    }
+
+    #[test]
+    fn unknown_policy_names_are_refused_with_a_suggestion() {
+        let err = "tetriserve-shd".parse::<PolicyKind>().unwrap_err();
+        assert!(err.contains("did you mean `tetriserve-shed`"), "{err}");
+        assert!(err.contains("xdit-sp1, xdit-sp2"), "{err}");
+        // Degrees beyond the registry still parse (a 16-GPU node).
+        assert_eq!("xdit-sp16".parse(), Ok(PolicyKind::XditSp(16)));
     }
 }

@@ -5,8 +5,10 @@
 //! output is the same on a machine without any system fonts (CI, a GPU node). Colours follow
 //! the Okabe-Ito palette, which stays distinguishable for colour-blind readers, and line
 //! series also get a distinct marker shape so that a grey-scale print still tells them apart.
-//! Legends are placed where they hide no data: a free corner if there is one, otherwise above
-//! the data after growing the y range.
+//! Legends never hide data: they go to a spot of the plot that no data reaches (checked
+//! against the drawn lines, bands and bars), or else to a strip right of the plot. Latency
+//! CDFs have a logarithmic x axis; bars carry error bars when given, and a bar too short to
+//! see is drawn as a mark on the baseline with its value written above it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::{Error, Result};
+use crate::policy::PolicyKind;
 
 /// One line of a line chart: points `(x, mean, low, high)`; `low`/`high` bound a shaded
 /// confidence band (equal to `mean` when there is none).
@@ -62,12 +65,15 @@ pub fn line_chart(base: &Path, frame: &Frame, series: &[Series]) -> Result<()> {
 
 /// Writes `<base>.png` and `<base>.svg`: for each group (x tick, e.g. a resolution) one bar per
 /// series (e.g. a policy), with values in `values[series][group]`.
+/// `ci`, when given, holds the half-width of each bar's error bar (same shape as `values`):
+/// a 95% confidence interval over seeds, say.
 pub fn grouped_bars(
     base: &Path,
     frame: &Frame,
     groups: &[String],
     series: &[String],
     values: &[Vec<f64>],
+    ci: Option<&[Vec<f64>]>,
 ) -> Result<()> {
     // A shape mismatch is a bug in the caller; say which row is wrong instead of guessing.
     if values.len() != series.len() {
@@ -91,6 +97,14 @@ pub fn grouped_bars(
             groups.len()
         )));
     }
+    if let Some(ci) = ci
+        && (ci.len() != values.len() || ci.iter().zip(values).any(|(c, v)| c.len() != v.len()))
+    {
+        return Err(Error::config(format!(
+            "chart `{}`: the error bars do not have the shape of the values",
+            frame.title
+        )));
+    }
     write_both(
         base,
         &BarsFig {
@@ -98,6 +112,7 @@ pub fn grouped_bars(
             groups,
             series,
             values,
+            ci,
         },
     )
 }
@@ -152,9 +167,11 @@ const MARKER_R: i32 = 5;
 /// pixel: the borders would be invisible anyway, and the SVG stays a few megabytes.
 const GANTT_DENSE: usize = 20_000;
 
-/// Okabe-Ito: distinguishable under the common colour-vision deficiencies. Series `i` always
-/// gets `PALETTE[i % 8]`, so one policy has one colour in every chart of a report.
-const PALETTE: [RGBColor; 8] = [
+/// Okabe-Ito (the first eight: distinguishable under the common colour-vision deficiencies),
+/// then Paul Tol's wine and green for policies beyond eight. A policy's slot comes from the
+/// policy registry ([`PolicyKind::all`]), so one policy has one colour in every chart; slot 7
+/// (black) is the upper bound's.
+const PALETTE: [RGBColor; 10] = [
     RGBColor(0x00, 0x72, 0xB2),
     RGBColor(0xE6, 0x9F, 0x00),
     RGBColor(0x00, 0x9E, 0x73),
@@ -163,27 +180,23 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(0x56, 0xB4, 0xE9),
     RGBColor(0xF0, 0xE4, 0x42),
     RGBColor(0x00, 0x00, 0x00),
+    RGBColor(0x88, 0x22, 0x55),
+    RGBColor(0x11, 0x77, 0x33),
 ];
 const GRID: RGBColor = RGBColor(0xDD, 0xDD, 0xDD);
 const MISS: RGBColor = RGBColor(0xD0, 0x00, 0x00);
 
-/// The palette slot of a series: the policies of this project keep one colour (and marker)
-/// in every chart whatever else the chart shows; other labels use their position.
+/// The label of the dashed upper-bound line, drawn in black.
+pub const BOUND_LABEL: &str = "upper bound";
+
+/// The palette slot of a series: a registered policy (also `policy (mix)`) keeps its
+/// registry colour, the upper bound is black, other labels use their position.
 fn slot(label: &str, position: usize) -> usize {
-    match label {
-        "xdit-sp1" => 0,
-        "xdit-sp2" => 1,
-        "xdit-sp4" => 2,
-        "xdit-sp8" => 3,
-        "rssp" => 4,
-        "tetriserve" => 5,
-        "tetriserve-dp-pp" => 6,
-        "tetriserve-dp" => 7,
-        // Shown with tetriserve, rarely with the baselines: vermillion against its sky blue.
-        "tetriserve-shed" => 3,
-        // Black, dashed: never confused with a policy in the charts that show it.
-        "upper bound" => 7,
-        _ => position,
+    let name = label.split(" (").next().unwrap_or(label);
+    match PolicyKind::info(name) {
+        Some(p) => p.colour,
+        None if label == BOUND_LABEL => 7,
+        None => position,
     }
 }
 
@@ -236,7 +249,7 @@ fn fonts() -> Result<()> {
 }
 
 /// `<base>.<ext>`, appending rather than replacing, so that `p99.5` keeps its `.5`.
-fn with_ext(base: &Path, ext: &str) -> PathBuf {
+pub fn with_ext(base: &Path, ext: &str) -> PathBuf {
     let mut s = base.as_os_str().to_owned();
     s.push(".");
     s.push(ext);
@@ -342,13 +355,15 @@ fn finite_min_max(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Legend placement
+// Legends
 
 /// Estimated pixel size of the plotting area (image minus title, margins and label areas),
 /// used to place the legend before the chart is laid out. An error of a few pixels only
 /// shifts the safety padding.
 const PLOT_W: f64 = (SIZE.0 - MARGIN - MARGIN_RIGHT - Y_LABEL_AREA) as f64;
 const PLOT_H: f64 = SIZE.1 as f64 - 2.0 * MARGIN as f64 - X_LABEL_AREA as f64 - TITLE_PX - 12.0;
+/// Height of one legend row.
+const LEGEND_ROW: f64 = 26.0;
 
 /// Pixel size of a legend box listing `labels`.
 fn legend_size(labels: &[&str]) -> (f64, f64) {
@@ -362,61 +377,72 @@ fn legend_size(labels: &[&str]) -> (f64, f64) {
         })
         .fold(0.0, f64::max);
     let w = text_w + f64::from(LEGEND_ICON + 2 * LEGEND_MARGIN);
-    let h = labels.len() as f64 * LEGEND_PX + f64::from(2 * LEGEND_MARGIN);
+    let h = labels.len() as f64 * LEGEND_ROW + f64::from(2 * LEGEND_MARGIN);
     (w, h)
 }
 
-/// Where the legend goes, and how much of the plot height (a fraction) to keep free of data
-/// at the top for it when no corner was free.
-struct LegendPlan {
-    pos: SeriesLabelPosition,
-    headroom: f64,
+/// Where a legend goes: inside the plot at a spot that hides no data (horizontal anchor:
+/// 0 left, 1 middle, 2 right; top or bottom), or in a strip right of the plot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Placement {
+    Inside { across: u8, top: bool },
+    Outside,
 }
 
-/// Picks the legend position that covers the fewest data samples. `samples` are data points
-/// in plot-normalised coordinates (x right, y up, both in [0, 1]). When every position hides
-/// something and the y range may grow, reserve a strip at the top instead.
-fn plan_legend(samples: &[(f64, f64)], labels: &[&str], may_grow: bool) -> LegendPlan {
-    use SeriesLabelPosition::*;
+/// Picks a corner (or the middle of the top or bottom edge) of the plot where the legend
+/// covers none of `samples` (data in plot-normalised coordinates: x right, y up, both in
+/// [0, 1]), with a margin of a few pixels; when every spot would hide data, the legend goes
+/// outside the plot. A legend therefore never covers data.
+fn plan_legend(samples: &[(f64, f64)], labels: &[&str]) -> Placement {
     let (w, h) = legend_size(labels);
-    let (fw, fh) = ((w + 5.0) / PLOT_W, (h + 5.0) / PLOT_H);
+    let (fw, fh) = ((w + 10.0) / PLOT_W, (h + 10.0) / PLOT_H);
     let pad = (10.0 / PLOT_W, 10.0 / PLOT_H);
-    let mid_x = (0.5 - fw / 2.0, 0.5 + fw / 2.0);
-    let candidates = [
-        (UpperRight, (1.0 - fw, 1.0), (1.0 - fh, 1.0)),
-        (UpperLeft, (0.0, fw), (1.0 - fh, 1.0)),
-        (LowerRight, (1.0 - fw, 1.0), (0.0, fh)),
-        (LowerLeft, (0.0, fw), (0.0, fh)),
-        (UpperMiddle, mid_x, (1.0 - fh, 1.0)),
-        (LowerMiddle, mid_x, (0.0, fh)),
+    let spots = [
+        (2u8, true),
+        (0, true),
+        (2, false),
+        (0, false),
+        (1, true),
+        (1, false),
     ];
-    let hidden = |(x0, x1): (f64, f64), (y0, y1): (f64, f64)| {
-        samples
-            .iter()
-            .filter(|(x, y)| {
-                *x >= x0 - pad.0 && *x <= x1 + pad.0 && *y >= y0 - pad.1 && *y <= y1 + pad.1
-            })
-            .count()
-    };
-    let mut best = (usize::MAX, UpperRight);
-    for (pos, xs, ys) in candidates {
-        let n = hidden(xs, ys);
-        if n < best.0 {
-            best = (n, pos);
-        }
-    }
-    // Growing the range by more than this squashes the data too much; a semi-opaque legend
-    // over a few points is the lesser evil.
-    if best.0 > 0 && may_grow && fh + pad.1 < 0.4 {
-        return LegendPlan {
-            pos: UpperRight,
-            headroom: fh + 2.0 * pad.1,
+    let free = |(across, top): (u8, bool)| {
+        let x0 = match across {
+            0 => 0.0,
+            1 => 0.5 - fw / 2.0,
+            _ => 1.0 - fw,
         };
+        let (y0, y1) = if top { (1.0 - fh, 1.0) } else { (0.0, fh) };
+        let (x1, x0) = (x0 + fw + pad.0, x0 - pad.0);
+        let (y0, y1) = (y0 - pad.1, y1 + pad.1);
+        !samples
+            .iter()
+            .any(|&(x, y)| x >= x0 && x <= x1 && y >= y0 && y <= y1)
+    };
+    spots
+        .into_iter()
+        .find(|&s| free(s))
+        .map_or(Placement::Outside, |(across, top)| Placement::Inside {
+            across,
+            top,
+        })
+}
+
+/// The areas a chart and its legend get: the whole image, or the image less a strip on the
+/// right that holds the legend.
+fn split_for_legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    placement: Placement,
+    labels: &[&str],
+) -> DrawingArea<DB, Shift> {
+    match placement {
+        Placement::Inside { .. } => root.clone(),
+        Placement::Outside => root.split_horizontally(SIZE.0 - legend_strip(labels)).0,
     }
-    LegendPlan {
-        pos: best.1,
-        headroom: 0.0,
-    }
+}
+
+/// Width of the strip an outside legend takes.
+fn legend_strip(labels: &[&str]) -> u32 {
+    (legend_size(labels).0.ceil() as u32 + MARGIN).clamp(120, 420)
 }
 
 /// Samples a polyline every few pixels (normalised coordinates) so that a legend placed over a
@@ -438,20 +464,98 @@ fn sample_polyline(points: &[(f64, f64)], out: &mut Vec<(f64, f64)>) {
     }
 }
 
-/// Draws the legend collected from the series' `.label(...)` calls.
-fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
-    chart: &mut ChartContext<'a, DB, CT>,
-    pos: SeriesLabelPosition,
+/// What a legend entry shows before its label.
+#[derive(Clone, Copy, Debug)]
+enum Icon {
+    /// A line sample with the series' marker.
+    Line { dashed: bool, shape: usize },
+    /// A filled box (bars, timeline classes).
+    Swatch,
+    /// The deadline-miss marker of the timeline.
+    Miss,
+}
+
+/// One row of a legend.
+struct Entry<'a> {
+    label: &'a str,
+    colour: RGBColor,
+    icon: Icon,
+}
+
+/// Draws a framed legend for `entries` on `root` (absolute pixels): inside the plotting area
+/// `plot` (pixel ranges) at the spot `placement` names, or right of it.
+fn draw_legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    plot: (std::ops::Range<i32>, std::ops::Range<i32>),
+    placement: Placement,
+    entries: &[Entry<'_>],
 ) -> Drawn {
-    chart
-        .configure_series_labels()
-        .position(pos)
-        .margin(LEGEND_MARGIN)
-        .legend_area_size(LEGEND_ICON)
-        .label_font((FONT, LEGEND_PX))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.5))
-        .draw()?;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let labels: Vec<&str> = entries.iter().map(|e| e.label).collect();
+    let (w, h) = legend_size(&labels);
+    let (w, h) = (w.ceil() as i32, h.ceil() as i32);
+    let (xs, ys) = plot;
+    let inset = 8;
+    let (x, y) = match placement {
+        Placement::Outside => (xs.end + MARGIN as i32, ys.start),
+        Placement::Inside { across, top } => (
+            match across {
+                0 => xs.start + inset,
+                1 => (xs.start + xs.end - w) / 2,
+                _ => xs.end - w - inset,
+            },
+            if top {
+                ys.start + inset
+            } else {
+                ys.end - h - inset
+            },
+        ),
+    };
+    root.draw(&Rectangle::new([(x, y), (x + w, y + h)], WHITE.filled()))?;
+    root.draw(&Rectangle::new([(x, y), (x + w, y + h)], BLACK.mix(0.5)))?;
+    let text =
+        TextStyle::from((FONT, LEGEND_PX).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    for (k, e) in entries.iter().enumerate() {
+        let cy = y + LEGEND_MARGIN as i32 + (k as f64 * LEGEND_ROW + LEGEND_ROW / 2.0) as i32;
+        let ix = x + LEGEND_MARGIN as i32;
+        let c = e.colour;
+        match e.icon {
+            Icon::Swatch => {
+                let corners = [(ix + 4, cy - 8), (ix + 34, cy + 8)];
+                root.draw(&Rectangle::new(corners, c.filled()))?;
+                root.draw(&Rectangle::new(corners, darker(c).stroke_width(1)))?;
+            }
+            Icon::Line { dashed, shape } => {
+                let half = (LEGEND_ICON as i32 - 12) / 2;
+                let cx = ix + half;
+                let style = c.stroke_width(LINE_WIDTH);
+                for piece in icon_pieces(half, dashed) {
+                    let at: Vec<(i32, i32)> =
+                        piece.iter().map(|&(px, py)| (cx + px, cy + py)).collect();
+                    root.draw(&PathElement::new(at, style))?;
+                }
+                let marker: Vec<(i32, i32)> = marker_shape(shape)
+                    .iter()
+                    .map(|&(px, py)| (cx + px, cy + py))
+                    .collect();
+                root.draw(&Polygon::new(marker, c.filled()))?;
+            }
+            Icon::Miss => {
+                let mx = ix + 18;
+                root.draw(&PathElement::new(
+                    vec![(mx, cy - 8), (mx, cy + 8)],
+                    BLACK.stroke_width(2),
+                ))?;
+                root.draw(&Polygon::new(
+                    vec![(mx - 6, cy - 8), (mx + 6, cy - 8), (mx, cy)],
+                    MISS.filled(),
+                ))?;
+            }
+        }
+        root.draw_text(e.label, &text, (ix + LEGEND_ICON as i32, cy))?;
+    }
     Ok(())
 }
 
@@ -520,6 +624,17 @@ fn clean_points(s: &Series, log: bool) -> Vec<(f64, f64, f64, f64)> {
     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
     pts
 }
+/// The legend entry of a line series drawn with palette slot `slot`.
+fn line_entry(label: &str, slot: usize, dashed: bool) -> Entry<'_> {
+    Entry {
+        label,
+        colour: color(slot),
+        icon: Icon::Line {
+            dashed,
+            shape: slot,
+        },
+    }
+}
 
 impl Figure for LineFig<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
@@ -530,8 +645,8 @@ impl Figure for LineFig<'_> {
         let all = || data.iter().flatten();
         let (x0, x1) = finite_min_max(all().map(|p| p.0)).unwrap_or((0.0, 1.0));
         let (x0, x1) = pad_range(x0, x1, 0.03);
-        // Work in "axis units": log2(y) on a log axis, so that padding and legend headroom
-        // are proportional to what the reader sees.
+        // Work in "axis units": log2(y) on a log axis, so that padding is proportional to
+        // what the reader sees.
         let to_axis = |v: f64| if log { v.log2() } else { v };
         let from_axis = |v: f64| if log { v.exp2() } else { v };
         let (mut y0, mut y1) = match self.frame.y_range {
@@ -548,6 +663,9 @@ impl Figure for LineFig<'_> {
                 }
             }
         };
+        if y1 <= y0 {
+            (y0, y1) = pad_range(y0, y0, 0.0);
+        }
 
         let norm = |x: f64, y: f64| ((x - x0) / (x1 - x0), (to_axis(y) - y0) / (y1 - y0));
         let mut samples = Vec::new();
@@ -562,14 +680,17 @@ impl Figure for LineFig<'_> {
             }
         }
         let labels: Vec<&str> = self.series.iter().map(|s| s.label.as_str()).collect();
-        let plan = plan_legend(&samples, &labels, self.frame.y_range.is_none());
-        y1 = y0 + (y1 - y0) / (1.0 - plan.headroom);
-        if y1 <= y0 {
-            (y0, y1) = pad_range(y0, y0, 0.0);
-        }
+        let placement = plan_legend(&samples, &labels);
+        let area = split_for_legend(root, placement, &labels);
+        let entries: Vec<Entry<'_>> = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| line_entry(&s.label, slot(&s.label, i), s.dashed))
+            .collect();
 
-        let mut b = builder(root, self.frame);
-        if log {
+        let mut b = builder(&area, self.frame);
+        let plot = if log {
             let (lo, hi) = (from_axis(y0), from_axis(y1));
             let mut chart = b.build_cartesian_2d(x0..x1, (lo..hi).log_scale().base(2.0))?;
             let powers = (hi.log2().floor() - lo.log2().ceil() + 1.0).max(1.0) as usize;
@@ -580,7 +701,8 @@ impl Figure for LineFig<'_> {
                 .y_labels(powers)
                 .y_label_formatter(&ylabel)
                 .draw()?;
-            draw_lines(&mut chart, self.series, &data, plan.pos)
+            draw_lines(&mut chart, self.series, &data)?;
+            chart.plotting_area().get_pixel_range()
         } else {
             let mut chart = b.build_cartesian_2d(x0..x1, y0..y1)?;
             let mut mesh = chart.configure_mesh();
@@ -588,17 +710,18 @@ impl Figure for LineFig<'_> {
             mesh.x_label_formatter(&tick)
                 .y_label_formatter(&tick)
                 .draw()?;
-            draw_lines(&mut chart, self.series, &data, plan.pos)
-        }
+            draw_lines(&mut chart, self.series, &data)?;
+            chart.plotting_area().get_pixel_range()
+        };
+        draw_legend(root, plot, placement, &entries)
     }
 }
 
-/// Bands first (so lines stay on top of every band), then lines with markers, then the legend.
+/// Bands first (so lines stay on top of every band), then lines with markers.
 fn draw_lines<'a, DB: DrawingBackend + 'a, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
     series: &[Series],
     data: &[Vec<(f64, f64, f64, f64)>],
-    legend: SeriesLabelPosition,
 ) -> Drawn
 where
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
@@ -619,20 +742,11 @@ where
         let c = color(i);
         let style = c.stroke_width(LINE_WIDTH);
         let line = pts.iter().map(|p| (p.0, p.1));
-        let anno = if s.dashed {
-            chart.draw_series(DashedLineSeries::new(line, 12, 7, style))?
+        if s.dashed {
+            chart.draw_series(DashedLineSeries::new(line, 12, 7, style))?;
         } else {
-            chart.draw_series(LineSeries::new(line, style))?
-        };
-        let pieces = icon_pieces((LEGEND_ICON as i32 - 12) / 2, s.dashed);
-        anno.label(s.label.as_str()).legend(move |(x, y)| {
-            let [a, b, m] = pieces.clone();
-            EmptyElement::at((x + (LEGEND_ICON as i32 - 12) / 2, y))
-                + PathElement::new(a, style)
-                + PathElement::new(b, style)
-                + PathElement::new(m, style)
-                + Polygon::new(marker_shape(i), c.filled())
-        });
+            chart.draw_series(LineSeries::new(line, style))?;
+        }
         // Markers on every point up to ~40 per series; beyond that they merge into a blob.
         let every = pts.len().div_ceil(40).max(1);
         chart.draw_series(
@@ -640,9 +754,6 @@ where
                 .step_by(every)
                 .map(|p| EmptyElement::at((p.0, p.1)) + Polygon::new(marker_shape(i), c.filled())),
         )?;
-    }
-    if !series.is_empty() {
-        draw_legend(chart, legend)?;
     }
     Ok(())
 }
@@ -655,10 +766,15 @@ struct BarsFig<'a> {
     groups: &'a [String],
     series: &'a [String],
     values: &'a [Vec<f64>],
+    /// Half-widths of the error bars, same shape as `values`, when there are several samples.
+    ci: Option<&'a [Vec<f64>]>,
 }
 
 /// Fraction of a group's width covered by its bars; the rest separates groups.
 const GROUP_FILL: f64 = 0.8;
+/// Bars shorter than this many pixels get a visible mark at the baseline and their value
+/// written above it, so that a zero reads as "measured zero", not as "missing".
+const THIN_BAR_PX: i32 = 3;
 
 impl BarsFig<'_> {
     /// x extent of bar `s` in group `g` (group `g` spans `[g, g + 1]`).
@@ -667,6 +783,14 @@ impl BarsFig<'_> {
         let left = g as f64 + (1.0 - GROUP_FILL) / 2.0 + s as f64 * w;
         (left + 0.04 * w, left + 0.96 * w)
     }
+
+    /// The error bar half-width of bar `s` in group `g` (0 when there is none).
+    fn half(&self, s: usize, g: usize) -> f64 {
+        self.ci
+            .and_then(|c| c.get(s)?.get(g).copied())
+            .filter(|h| h.is_finite() && *h > 0.0)
+            .unwrap_or(0.0)
+    }
 }
 
 impl Figure for BarsFig<'_> {
@@ -674,8 +798,12 @@ impl Figure for BarsFig<'_> {
         root.fill(&WHITE)?;
         let n = self.groups.len().max(1);
         let (x0, x1) = (0.0, n as f64);
-        let (vmin, vmax) =
-            finite_min_max(self.values.iter().flatten().copied()).unwrap_or((0.0, 1.0));
+        let ends = self.values.iter().enumerate().flat_map(|(s, row)| {
+            row.iter()
+                .enumerate()
+                .flat_map(move |(g, v)| [v - self.half(s, g), v + self.half(s, g)])
+        });
+        let (vmin, vmax) = finite_min_max(ends).unwrap_or((0.0, 1.0));
         let (y0, mut y1) = match self.frame.y_range {
             Some(r) => r,
             None => {
@@ -687,13 +815,16 @@ impl Figure for BarsFig<'_> {
         if y1 <= y0 {
             y1 = y0 + 1.0;
         }
-        // Bars count as occupied from the baseline to their top.
+        // Bars count as occupied from the baseline to the top of their error bar.
         let base = 0.0f64.clamp(y0, y1);
         let mut samples = Vec::new();
         for (s, row) in self.values.iter().enumerate() {
             for (g, v) in row.iter().enumerate().filter(|(_, v)| v.is_finite()) {
                 let (l, r) = self.bar_x(g, s);
-                let (b, t) = (base.min(*v), base.max(*v));
+                let h = self.half(s, g);
+                // A thin bar still shows its value label above the baseline.
+                let top = (v + h).max(base + 0.06 * (y1 - y0));
+                let (b, t) = (base.min(v - h), base.max(top));
                 for k in 0..=8 {
                     let x = (l + (r - l) * k as f64 / 8.0 - x0) / (x1 - x0);
                     let steps = 40;
@@ -705,18 +836,22 @@ impl Figure for BarsFig<'_> {
             }
         }
         let labels: Vec<&str> = self.series.iter().map(String::as_str).collect();
-        let plan = plan_legend(&samples, &labels, self.frame.y_range.is_none());
-        let y1 = y0 + (y1 - y0) / (1.0 - plan.headroom);
+        let placement = plan_legend(&samples, &labels);
+        let area = split_for_legend(root, placement, &labels);
+        let plot_w = match placement {
+            Placement::Outside => PLOT_W - f64::from(legend_strip(&labels)),
+            Placement::Inside { .. } => PLOT_W,
+        };
 
         // Long group names are wrapped onto two lines and shrunk before they would run into
         // the neighbouring group's name; a second line gets its own room above the x label.
-        let (size, lines) = group_labels(self.groups, 0.95 * PLOT_W / n as f64);
+        let (size, lines) = group_labels(self.groups, 0.95 * plot_w / n as f64);
         let extra = if lines.iter().any(|l| l.len() > 1) {
             size.ceil() as u32
         } else {
             0
         };
-        let mut b = builder(root, self.frame);
+        let mut b = builder(&area, self.frame);
         b.x_label_area_size(X_LABEL_AREA + extra);
         let mut chart = b.build_cartesian_2d(x0..x1, y0..y1)?;
         let mut mesh = chart.configure_mesh();
@@ -727,21 +862,60 @@ impl Figure for BarsFig<'_> {
             .y_label_formatter(&tick)
             .draw()?;
 
+        let value_style =
+            TextStyle::from((FONT, 16.0).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
+        let mut entries = Vec::new();
         for (s, (name, row)) in self.series.iter().zip(self.values).enumerate() {
             let c = color(slot(name, s));
-            let mut drawn = Vec::new();
+            entries.push(Entry {
+                label: name,
+                colour: c,
+                icon: Icon::Swatch,
+            });
             for (g, v) in row.iter().enumerate().filter(|(_, v)| v.is_finite()) {
                 let (l, r) = self.bar_x(g, s);
-                let corners = [(l, base.min(*v)), (r, base.max(*v))];
-                drawn.push(Rectangle::new(corners, c.filled()));
-                drawn.push(Rectangle::new(corners, darker(c).stroke_width(1)));
+                let v = v.clamp(y0, y1);
+                let corners = [(l, base.min(v)), (r, base.max(v))];
+                let (_, py0) = chart.backend_coord(&(l, base));
+                let (_, py1) = chart.backend_coord(&(l, v));
+                if (py0 - py1).abs() < THIN_BAR_PX {
+                    // A mark at the baseline in the bar's colour, and the value above it.
+                    let (px_l, _) = chart.backend_coord(&(l, base));
+                    let (px_r, _) = chart.backend_coord(&(r, base));
+                    root.draw(&Rectangle::new(
+                        [(px_l, py0 - THIN_BAR_PX), (px_r, py0)],
+                        darker(c).filled(),
+                    ))?;
+                    root.draw_text(
+                        &tick(&v),
+                        &value_style,
+                        ((px_l + px_r) / 2, py0 - THIN_BAR_PX - 3),
+                    )?;
+                } else {
+                    chart.draw_series([
+                        Rectangle::new(corners, c.filled()),
+                        Rectangle::new(corners, darker(c).stroke_width(1)),
+                    ])?;
+                }
             }
-            chart
-                .draw_series(drawn)?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x + 4, y - 8), (x + 32, y + 8)], c.filled())
-                });
+        }
+        // Error bars over every bar, so no bar hides a neighbour's whisker.
+        for (s, row) in self.values.iter().enumerate() {
+            for (g, v) in row.iter().enumerate().filter(|(_, v)| v.is_finite()) {
+                let h = self.half(s, g);
+                if h <= 0.0 {
+                    continue;
+                }
+                let (l, r) = self.bar_x(g, s);
+                let (mid, cap) = ((l + r) / 2.0, (r - l) * 0.25);
+                let (lo, hi) = ((v - h).max(y0), (v + h).min(y1));
+                let style = BLACK.mix(0.85).stroke_width(2);
+                chart.draw_series([
+                    PathElement::new(vec![(mid, lo), (mid, hi)], style),
+                    PathElement::new(vec![(mid - cap, lo), (mid + cap, lo)], style),
+                    PathElement::new(vec![(mid - cap, hi), (mid + cap, hi)], style),
+                ])?;
+            }
         }
 
         // Group names centred under each group (laid out before the chart, see above).
@@ -753,11 +927,12 @@ impl Figure for BarsFig<'_> {
                 root.draw_text(line, &style, (x, y + 12 + (k as f64 * size) as i32))?;
             }
         }
-
-        if !self.series.is_empty() {
-            draw_legend(&mut chart, plan.pos)?;
-        }
-        Ok(())
+        draw_legend(
+            root,
+            chart.plotting_area().get_pixel_range(),
+            placement,
+            &entries,
+        )
     }
 }
 
@@ -838,6 +1013,30 @@ fn cdf_steps(v: &[f64]) -> Vec<(f64, f64)> {
     }
     out
 }
+/// Tick values of a logarithmic axis over `[lo, hi]`: 1, 2 and 5 times each power of ten, or
+/// only the powers when the range spans more than three decades (the labels would collide).
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo > 0.0 && hi > lo) {
+        return Vec::new();
+    }
+    let mults: &[f64] = if hi / lo > 1e3 {
+        &[1.0]
+    } else {
+        &[1.0, 2.0, 5.0]
+    };
+    let mut out = Vec::new();
+    let mut p = 10f64.powi(lo.log10().floor() as i32);
+    while p <= hi {
+        for m in mults {
+            let v = p * m;
+            if v >= lo && v <= hi {
+                out.push(v);
+            }
+        }
+        p *= 10.0;
+    }
+    out
+}
 
 impl Figure for CdfFig<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
@@ -857,71 +1056,120 @@ impl Figure for CdfFig<'_> {
             .collect();
         let (lo, hi) =
             finite_min_max(sets.iter().flat_map(|s| s.2.iter().copied())).unwrap_or((0.0, 1.0));
-        let x0 = lo.min(0.0);
-        let x1 = if hi > x0 {
-            hi + 0.05 * (hi - x0)
+        // Latencies span orders of magnitude (a 256 px image next to a queued 2048 px one):
+        // a logarithmic x axis shows both ends; it needs positive samples.
+        let log = lo > 0.0 && hi > lo;
+        let (x0, x1) = if log {
+            let pad = (hi / lo).powf(0.03);
+            (lo / pad, hi * pad)
         } else {
-            x0 + 1.0
+            let x0 = lo.min(0.0);
+            (
+                x0,
+                if hi > x0 {
+                    hi + 0.05 * (hi - x0)
+                } else {
+                    x0 + 1.0
+                },
+            )
         };
+        let to_axis = |x: f64| if log { x.log10() } else { x };
         let (y0, y1) = (0.0, 1.03);
         let lines: Vec<Vec<(f64, f64)>> = sets.iter().map(|s| cdf_steps(&s.2)).collect();
 
         let mut samples = Vec::new();
+        let (a0, a1) = (to_axis(x0), to_axis(x1));
         for line in &lines {
             let norm: Vec<_> = line
                 .iter()
-                .map(|&(x, y)| ((x - x0) / (x1 - x0), (y - y0) / (y1 - y0)))
+                .map(|&(x, y)| ((to_axis(x) - a0) / (a1 - a0), (y - y0) / (y1 - y0)))
                 .collect();
             sample_polyline(&norm, &mut samples);
         }
         let labels: Vec<&str> = sets.iter().map(|s| s.1).collect();
-        let plan = plan_legend(&samples, &labels, false);
+        let placement = plan_legend(&samples, &labels);
+        let area = split_for_legend(root, placement, &labels);
+        let entries: Vec<Entry<'_>> = sets
+            .iter()
+            .map(|(i, label, _)| line_entry(label, slot(label, *i), false))
+            .collect();
 
-        let mut b = builder(root, self.frame);
-        let mut chart = b.build_cartesian_2d(x0..x1, y0..y1)?;
-        let mut mesh = chart.configure_mesh();
-        style_mesh(&mut mesh, self.frame);
-        if self.frame.y_label.is_empty() {
-            mesh.y_desc("fraction of samples");
-        }
-        mesh.x_label_formatter(&tick)
-            .y_label_formatter(&tick)
-            .draw()?;
-
-        for ((i, label, v), line) in sets.iter().zip(&lines) {
-            let i = slot(label, *i);
-            let c = color(i);
-            chart
-                .draw_series(LineSeries::new(
-                    line.iter().copied(),
-                    c.stroke_width(LINE_WIDTH),
-                ))?
-                .label(*label)
-                .legend(move |(x, y)| {
-                    let style = c.stroke_width(LINE_WIDTH);
-                    let [a, b, m] = icon_pieces((LEGEND_ICON as i32 - 12) / 2, false);
-                    EmptyElement::at((x + (LEGEND_ICON as i32 - 12) / 2, y))
-                        + PathElement::new(a, style)
-                        + PathElement::new(b, style)
-                        + PathElement::new(m, style)
-                        + Polygon::new(marker_shape(i), c.filled())
-                });
-            // Markers at the deciles: enough to tell lines apart in grey-scale, few enough not
-            // to hide the steps.
-            let n = v.len();
-            let deciles = (1..=9).map(|d| {
-                let k = ((d * n).div_ceil(10)).clamp(1, n);
-                (v[k - 1], k as f64 / n as f64)
-            });
+        let mut b = builder(&area, self.frame);
+        let plot = if log {
+            let mut chart = b.build_cartesian_2d((x0..x1).log_scale(), y0..y1)?;
+            let mut mesh = chart.configure_mesh();
+            style_mesh(&mut mesh, self.frame);
+            if self.frame.y_label.is_empty() {
+                mesh.y_desc("fraction of samples");
+            }
+            // x ticks at 1-2-5 steps are drawn by hand: plotters' log ticks are either the
+            // powers of ten alone or every integer multiple, which crowds the labels.
+            let none = |_: &f64| String::new();
+            mesh.disable_x_mesh()
+                .x_labels(0)
+                .x_label_formatter(&none)
+                .y_label_formatter(&tick)
+                .draw()?;
+            let ticks = log_ticks(x0, x1);
             chart.draw_series(
-                deciles.map(|p| EmptyElement::at(p) + Polygon::new(marker_shape(i), c.filled())),
+                ticks
+                    .iter()
+                    .map(|&t| PathElement::new(vec![(t, y0), (t, y1)], GRID.stroke_width(1))),
             )?;
-        }
-        if !sets.is_empty() {
-            draw_legend(&mut chart, plan.pos)?;
-        }
-        Ok(())
+            let style =
+                TextStyle::from((FONT, TICK_PX).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+            for t in &ticks {
+                let (x, y) = chart.backend_coord(&(*t, y0));
+                root.draw(&PathElement::new(vec![(x, y), (x, y + 6)], BLACK))?;
+                root.draw_text(&tick(t), &style, (x, y + 9))?;
+            }
+            draw_cdf_lines(&mut chart, &sets, &lines)?;
+            chart.plotting_area().get_pixel_range()
+        } else {
+            let mut chart = b.build_cartesian_2d(x0..x1, y0..y1)?;
+            let mut mesh = chart.configure_mesh();
+            style_mesh(&mut mesh, self.frame);
+            if self.frame.y_label.is_empty() {
+                mesh.y_desc("fraction of samples");
+            }
+            mesh.x_label_formatter(&tick)
+                .y_label_formatter(&tick)
+                .draw()?;
+            draw_cdf_lines(&mut chart, &sets, &lines)?;
+            chart.plotting_area().get_pixel_range()
+        };
+        draw_legend(root, plot, placement, &entries)
     }
+}
+
+/// The step line of every sample set, with markers at its deciles.
+fn draw_cdf_lines<'a, DB: DrawingBackend + 'a, X>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, RangedCoordf64>>,
+    sets: &[(usize, &str, Vec<f64>)],
+    lines: &[Vec<(f64, f64)>],
+) -> Drawn
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    for ((i, label, v), line) in sets.iter().zip(lines) {
+        let i = slot(label, *i);
+        let c = color(i);
+        chart.draw_series(LineSeries::new(
+            line.iter().copied(),
+            c.stroke_width(LINE_WIDTH),
+        ))?;
+        // Markers at the deciles: enough to tell lines apart in grey-scale, few enough not
+        // to hide the steps.
+        let n = v.len();
+        let deciles = (1..=9).map(|d| {
+            let k = ((d * n).div_ceil(10)).clamp(1, n);
+            (v[k - 1], k as f64 / n as f64)
+        });
+        chart.draw_series(
+            deciles.map(|p| EmptyElement::at(p) + Polygon::new(marker_shape(i), c.filled())),
+        )?;
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -967,9 +1215,7 @@ impl Figure for GanttFig<'_> {
         // free corner inside the plot.
         let mut entries: Vec<&str> = self.classes.iter().map(String::as_str).collect();
         entries.push(MISS_LABEL);
-        let (lw, lh) = legend_size(&entries);
-        let strip = (lw.ceil() as u32 + 2 * MARGIN).clamp(150, 420);
-        let (main, side) = root.split_horizontally(SIZE.0 - strip);
+        let (main, _) = root.split_horizontally(SIZE.0 - legend_strip(&entries));
 
         // A box on a GPU beyond `gpus` still gets a row rather than vanishing.
         let rows = self
@@ -1094,42 +1340,26 @@ impl Figure for GanttFig<'_> {
             root.draw_text(&format!("GPU {gpu}"), &style, (left - 10, y))?;
         }
 
-        // Legend: a framed list of class swatches and the miss marker, aligned with the plot.
-        let (x, _) = side.get_base_pixel();
-        let y = top;
-        let w = lw.ceil() as i32;
-        let h = lh.ceil() as i32;
-        root.draw(&Rectangle::new([(x, y), (x + w, y + h)], WHITE.filled()))?;
-        root.draw(&Rectangle::new([(x, y), (x + w, y + h)], BLACK.mix(0.5)))?;
-        let text =
-            TextStyle::from((FONT, LEGEND_PX).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
-        for (k, name) in entries.iter().enumerate() {
-            let cy = y + LEGEND_MARGIN as i32 + (k as f64 * LEGEND_PX + LEGEND_PX / 2.0) as i32;
-            let ix = x + LEGEND_MARGIN as i32;
-            if k < self.classes.len() {
-                let c = color(k);
-                root.draw(&Rectangle::new(
-                    [(ix + 4, cy - 7), (ix + 32, cy + 7)],
-                    c.filled(),
-                ))?;
-                root.draw(&Rectangle::new(
-                    [(ix + 4, cy - 7), (ix + 32, cy + 7)],
-                    darker(c).stroke_width(1),
-                ))?;
-            } else {
-                let mx = ix + 18;
-                root.draw(&PathElement::new(
-                    vec![(mx, cy - 8), (mx, cy + 8)],
-                    BLACK.stroke_width(2),
-                ))?;
-                root.draw(&Polygon::new(
-                    vec![(mx - 6, cy - 8), (mx + 6, cy - 8), (mx, cy)],
-                    MISS.filled(),
-                ))?;
-            }
-            root.draw_text(name, &text, (ix + LEGEND_ICON as i32, cy))?;
-        }
-        Ok(())
+        // Legend: class swatches and the miss marker, in the strip right of the plot.
+        let legend: Vec<Entry<'_>> = entries
+            .iter()
+            .enumerate()
+            .map(|(k, name)| Entry {
+                label: name,
+                colour: color(k),
+                icon: if k < self.classes.len() {
+                    Icon::Swatch
+                } else {
+                    Icon::Miss
+                },
+            })
+            .collect();
+        draw_legend(
+            root,
+            chart.plotting_area().get_pixel_range(),
+            Placement::Outside,
+            &legend,
+        )
     }
 }
 
@@ -1247,6 +1477,7 @@ mod tests {
             &groups,
             &series,
             &values,
+            None,
         )
         .unwrap();
         check(
@@ -1272,6 +1503,7 @@ mod tests {
             &groups,
             &series,
             &[vec![1.0]],
+            None,
         )
         .unwrap_err();
         assert!(err.to_string().contains("1 values for 2 groups"), "{err}");
@@ -1363,9 +1595,9 @@ mod tests {
         log.y_log2 = true;
         log.y_range = Some((0.0, 8.0));
         line_chart(&d.join("flat_log"), &log, &[flat]).unwrap();
-        grouped_bars(&d.join("empty_bars"), &f, &[], &[], &[]).unwrap();
+        grouped_bars(&d.join("empty_bars"), &f, &[], &[], &[], None).unwrap();
         let g = vec!["a".to_string()];
-        grouped_bars(&d.join("nan_bars"), &f, &g, &g, &[vec![f64::NAN]]).unwrap();
+        grouped_bars(&d.join("nan_bars"), &f, &g, &g, &[vec![f64::NAN]], None).unwrap();
         cdf_chart(&d.join("empty_cdf"), &f, &[("none".to_string(), vec![])]).unwrap();
         cdf_chart(&d.join("one_cdf"), &f, &[("one".to_string(), vec![2.0])]).unwrap();
         gantt(&d.join("empty_gantt"), &f, 0, &[], &[]).unwrap();

@@ -1,6 +1,8 @@
 //! `timeline.json`: the run as a Chrome trace (open it in Perfetto or chrome://tracing).
 //!
-//! One process per node, one thread (track) per GPU. Every work becomes one complete ("X")
+//! One process per node, one thread (track) per GPU, both named by metadata events
+//! (`process_name` "node 1", `thread_name` "GPU 9 (node 1, GPU 1 of the node)") and sorted
+//! by number. Every work becomes one complete ("X")
 //! slice on each of its GPUs, named after its request(s) and coloured by resolution through
 //! the category. A request that missed its deadline gets an instant marker at its finish.
 //!
@@ -99,12 +101,21 @@ impl<W: Write> TimelineWriter<W> {
             tail: String::new(),
             event: String::new(),
         };
-        for g in 0..gpus {
+        // Names and sort order of the tracks: a process per node, a thread per GPU named by
+        // its global number and its place in the node, so a trace viewer lists them in order.
+        for node in 0..gpus.div_ceil(per_node) {
             w.sep()?;
             write!(
                 w.out,
-                "{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{},\"tid\":{g},\"args\":{{\"name\":\"GPU {g}\"}}}}",
-                g / per_node
+                "{{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":{node},\"args\":{{\"name\":\"node {node}\"}}}},{{\"ph\":\"M\",\"name\":\"process_sort_index\",\"pid\":{node},\"args\":{{\"sort_index\":{node}}}}}"
+            )?;
+        }
+        for g in 0..gpus {
+            let (node, local) = (g / per_node, g % per_node);
+            w.sep()?;
+            write!(
+                w.out,
+                "{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{node},\"tid\":{g},\"args\":{{\"name\":\"GPU {g} (node {node}, GPU {local} of the node)\"}}}},{{\"ph\":\"M\",\"name\":\"thread_sort_index\",\"pid\":{node},\"tid\":{g},\"args\":{{\"sort_index\":{g}}}}}"
             )?;
         }
         Ok(w)
@@ -249,4 +260,45 @@ pub fn timeline_limited(run: &RunRecords, limit: TimelineLimit) -> String {
         .finish(&run.requests)
         .expect("writing to memory cannot fail");
     String::from_utf8(bytes).expect("the timeline is UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracks_are_named_after_their_node_and_gpu() {
+        let w = TimelineWriter::new(Vec::new(), "p", 4, 2, TimelineLimit::All).unwrap();
+        let (bytes, _, _) = w.finish(&[]).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).expect("valid JSON");
+        let events = json["traceEvents"].as_array().unwrap();
+        let named = |kind: &str| -> Vec<(u64, Option<u64>, String)> {
+            events
+                .iter()
+                .filter(|e| e["ph"] == "M" && e["name"] == kind)
+                .map(|e| {
+                    (
+                        e["pid"].as_u64().unwrap(),
+                        e["tid"].as_u64(),
+                        e["args"]["name"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            named("process_name"),
+            [(0, None, "node 0".into()), (1, None, "node 1".into())]
+        );
+        let threads = named("thread_name");
+        assert_eq!(threads.len(), 4);
+        assert_eq!(
+            threads[3],
+            (1, Some(3), "GPU 3 (node 1, GPU 1 of the node)".into())
+        );
+        let sorted = events
+            .iter()
+            .filter(|e| e["name"] == "thread_sort_index")
+            .count();
+        assert_eq!(sorted, 4);
+    }
 }

@@ -344,45 +344,41 @@ pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Ve
                 cats.push(c);
             }
         }
-        let mean = |v: Vec<f64>| {
-            if v.is_empty() {
-                f64::NAN
-            } else {
-                v.iter().sum::<f64>() / v.len() as f64
-            }
-        };
+        // Mean and 95% CI half-width over the seeds of each bar.
         let mut names = order.clone();
-        let mut values: Vec<Vec<f64>> = order
-            .iter()
-            .map(|l| {
-                cats.iter()
-                    .map(|c| {
-                        mean(
-                            rows.iter()
-                                .filter(|r| label(r) == *l && (xd.text)(r) == *c)
-                                .map(|r| y.of(r))
-                                .collect(),
-                        )
-                    })
-                    .collect()
-            })
-            .collect();
+        let (mut values, mut cis): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (Vec::new(), Vec::new());
+        for l in &order {
+            let (m, h): (Vec<f64>, Vec<f64>) = cats
+                .iter()
+                .map(|c| {
+                    let v: Vec<f64> = rows
+                        .iter()
+                        .filter(|r| label(r) == *l && (xd.text)(r) == *c)
+                        .map(|r| y.of(r))
+                        .collect();
+                    crate::sweep::mean_ci95(&v)
+                })
+                .unzip();
+            values.push(m);
+            cis.push(h);
+        }
         if y == Metric::Attainment && !by_mix && rows.iter().all(|r| r.bound.is_finite()) {
             names.push("upper bound".into());
-            values.push(
-                cats.iter()
-                    .map(|c| {
-                        let per_seed: BTreeMap<u64, f64> = rows
-                            .iter()
-                            .filter(|r| (xd.text)(r) == *c)
-                            .map(|r| (r.seed, 100.0 * r.bound))
-                            .collect();
-                        mean(per_seed.into_values().collect())
-                    })
-                    .collect(),
-            );
+            let (m, h): (Vec<f64>, Vec<f64>) = cats
+                .iter()
+                .map(|c| {
+                    let per_seed: BTreeMap<u64, f64> = rows
+                        .iter()
+                        .filter(|r| (xd.text)(r) == *c)
+                        .map(|r| (r.seed, 100.0 * r.bound))
+                        .collect();
+                    crate::sweep::mean_ci95(&per_seed.into_values().collect::<Vec<_>>())
+                })
+                .unzip();
+            values.push(m);
+            cis.push(h);
         }
-        grouped_bars(&base, &frame, &cats, &names, &values)?;
+        grouped_bars(&base, &frame, &cats, &names, &values, Some(&cis))?;
     }
     Ok(vec![base.with_extension("png"), base.with_extension("svg")])
 }

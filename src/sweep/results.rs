@@ -43,7 +43,7 @@ pub struct ResolutionCell {
 
 /// One row of `results.csv` (one run of one policy at one grid point), with its resolutions.
 /// Field names follow the columns, shortened where the column carries a unit.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResultRow {
     /// Position in grid order.
     pub index: usize,

@@ -3,10 +3,17 @@
 //! Two formats are read, both leniently in what they ignore and strictly in what they need:
 //!
 //! - **`vllm-omni`**: the heterogeneous DiT trace replayed by vLLM-Omni's diffusion serving
-//!   benchmark (`--dataset trace`): one JSON object per line with `width`, `height`,
-//!   `num_inference_steps`, optional `slo_ms`, and an arrival time in seconds (`arrival`,
-//!   `arrival_s` or `timestamp`). Other keys (`prompt`, `seed`, `fps`, `num_frames`) are
-//!   ignored; video requests (`num_frames` > 1) are refused, this simulator serves images.
+//!   benchmark (`--dataset trace`), in either of its two forms, told apart by the first
+//!   request line: one JSON object per line (`.jsonl`), or one `Request(width=1024,
+//!   height=1024, num_inference_steps=28, timestamp=0.5, ...)` per line (`.txt`, the form of
+//!   the benchmark's default traces `sd3_trace.txt` and `cogvideox_trace.txt`: Python keyword
+//!   arguments with literal values, as the loader `TraceDataset._parse_trace_file` in
+//!   `benchmarks/diffusion/diffusion_benchmark_serving.py` of vLLM-Omni reads them with
+//!   `ast.literal_eval`). Both need `width`, `height`, `num_inference_steps`, and an arrival
+//!   time in seconds (`arrival`, `arrival_s` or `timestamp`), and may give `slo_ms`. Other keys
+//!   (`prompt`, `seed`, `fps`, `request_id`, `image_paths`, ...) are ignored; video requests
+//!   (`num_frames` > 1) are refused, this simulator serves images. Where vLLM-Omni's loader
+//!   skips a line it cannot read, this one refuses it, naming the line.
 //! - **`alibaba-genai`**: a CSV export of a GenAI serving trace with one row per request: an
 //!   arrival timestamp in seconds (`timestamp`, `arrival_time`, `submit_time` or `time`) and,
 //!   when present, the step count (`num_inference_steps`, `steps` or `inference_steps`; else the
@@ -228,6 +235,7 @@ const BLOCK_BYTES: usize = 1 << 20;
 /// its lines from the newlines before it, and joined in file order. The error reported is the
 /// first in the file, as when reading line by line.
 fn vllm_omni_rows(text: &str, source: &str, block_bytes: usize) -> Result<Vec<Row>> {
+    let syntax = Syntax::of(text);
     let blocks = line_blocks(text, block_bytes);
     let newlines: Vec<usize> = blocks.par_iter().map(|b| count_newlines(b)).collect();
     let first_lines = newlines.iter().scan(1u64, |next, n| {
@@ -238,7 +246,7 @@ fn vllm_omni_rows(text: &str, source: &str, block_bytes: usize) -> Result<Vec<Ro
     let blocks: Vec<(&str, u64)> = blocks.iter().copied().zip(first_lines).collect();
     let parsed: Vec<Result<Vec<Row>>> = blocks
         .par_iter()
-        .map(|&(block, first_line)| vllm_omni_block(block, first_line, source))
+        .map(|&(block, first_line)| vllm_omni_block(block, first_line, source, syntax))
         .collect();
     let mut rows = Vec::with_capacity(parsed.iter().map(|b| b.as_ref().map_or(0, Vec::len)).sum());
     for block in parsed {
@@ -265,8 +273,32 @@ fn line_blocks(text: &str, size: usize) -> Vec<&str> {
     blocks
 }
 
+/// How a vllm-omni trace writes its requests: one JSON object per line (the `.jsonl` form of
+/// the benchmark's custom dataset), or one `Request(key=value, ...)` per line (the `.txt`
+/// form of its trace dataset, read by [`repr`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Syntax {
+    Json,
+    Repr,
+}
+
+impl Syntax {
+    /// The first request line decides for the whole file, as in vLLM-Omni's loader: a line
+    /// starting `Request(` means the `.txt` form. Blank and `#` lines are skipped.
+    fn of(text: &str) -> Syntax {
+        let first = text
+            .lines()
+            .map(|l| l.trim().trim_start_matches('\u{feff}'))
+            .find(|l| !l.is_empty() && !l.starts_with('#'));
+        match first {
+            Some(l) if l.starts_with("Request(") => Syntax::Repr,
+            _ => Syntax::Json,
+        }
+    }
+}
+
 /// The rows of `text`, whose first line is line `first_line` of the file.
-fn vllm_omni_block(text: &str, first_line: u64, source: &str) -> Result<Vec<Row>> {
+fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) -> Result<Vec<Row>> {
     // A row per line at most, and a valid line names width, height, num_inference_steps and
     // an arrival: more than 48 bytes.
     let mut rows = Vec::with_capacity((count_newlines(text) + 1).min(text.len() / 48 + 1));
@@ -277,17 +309,28 @@ fn vllm_omni_block(text: &str, first_line: u64, source: &str) -> Result<Vec<Row>
             continue;
         }
         let err = |field: &str, msg: String| InputError::new(source, msg).line(n).field(field);
-        let obj = match serde_json::from_str(line).map_err(|e| {
-            InputError::new(source, format!("not a JSON object: {e}"))
-                .line(n)
-                .hint("vllm-omni traces have one JSON object per line")
-        })? {
-            json::Line::Object(obj) => obj,
-            json::Line::NotObject => {
-                return Err(InputError::new(source, "expected a JSON object")
+        let obj = match syntax {
+            Syntax::Json => match serde_json::from_str(line).map_err(|e| {
+                InputError::new(source, format!("not a JSON object: {e}"))
                     .line(n)
-                    .into());
-            }
+                    .hint("vllm-omni traces have one JSON object per line")
+            })? {
+                json::Line::Object(obj) => obj,
+                json::Line::NotObject => {
+                    return Err(InputError::new(source, "expected a JSON object")
+                        .line(n)
+                        .into());
+                }
+            },
+            Syntax::Repr => repr::parse(line).map_err(|e| {
+                let mut err = InputError::new(source, e.message).line(n).hint(
+                    "this trace's first request is `Request(width=..., height=..., ...)`, so every request line must be one (Python keyword syntax)",
+                );
+                if let Some(key) = e.key {
+                    err = err.field(&key);
+                }
+                err
+            })?,
         };
         let uint = |key: &str, value: Option<json::Value>| -> Result<u32> {
             let x = value
@@ -534,6 +577,172 @@ mod json {
         fn visit_unit<E>(self) -> Result<Value, E> {
             Ok(Value::Null)
         }
+    }
+}
+
+/// Reading one `Request(key=value, ...)` line of a vllm-omni `.txt` trace into the same
+/// [`json::Object`] a JSON line gives, so both forms go through the same checks.
+///
+/// Values are Python literals, as `ast.literal_eval` reads them: numbers (with `_` digit
+/// separators), strings in single or double quotes with backslash escapes, `None`, `True`,
+/// `False`, and bracketed lists, tuples, dicts and sets (skipped whole). Keys the importer
+/// reads keep numbers; `None` is a missing value, as `null` is in JSON.
+mod repr {
+    use super::json::{Object, Value};
+
+    /// Why a line was refused, and the key it was refused at (if any).
+    pub struct ReprError {
+        pub message: String,
+        pub key: Option<String>,
+    }
+
+    fn error(message: impl Into<String>, key: Option<&str>) -> ReprError {
+        ReprError {
+            message: message.into(),
+            key: key.map(str::to_string),
+        }
+    }
+
+    /// The keys of one `Request(...)` line, or why it is not one.
+    pub fn parse(line: &str) -> Result<Object, ReprError> {
+        let inner = line
+            .strip_prefix("Request(")
+            .and_then(|l| l.strip_suffix(')'))
+            .ok_or_else(|| error("expected `Request(key=value, ...)`", None))?;
+        let mut obj = Object::default();
+        let mut seen: Vec<&str> = Vec::new();
+        let mut rest = inner.trim_start();
+        while !rest.is_empty() {
+            let key_len = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            let key = &rest[..key_len];
+            let after = rest[key_len..].trim_start();
+            let Some(after) = after.strip_prefix('=').filter(|_| !key.is_empty()) else {
+                return Err(error(
+                    format!("expected `key=value`, found `{}`", clip(rest)),
+                    None,
+                ));
+            };
+            if key.starts_with(|c: char| c.is_ascii_digit()) {
+                return Err(error(format!("`{key}` is not a key name"), Some(key)));
+            }
+            if seen.contains(&key) {
+                // Python refuses a repeated keyword argument; so does this reader.
+                return Err(error(format!("`{key}` is given twice"), Some(key)));
+            }
+            seen.push(key);
+            let after = after.trim_start();
+            let len = literal_len(after).map_err(|m| error(m, Some(key)))?;
+            let value = value_of(&after[..len]).map_err(|m| error(m, Some(key)))?;
+            if let Some(slot) = field(&mut obj, key) {
+                *slot = Some(value);
+            }
+            rest = after[len..].trim_start();
+            if let Some(r) = rest.strip_prefix(',') {
+                rest = r.trim_start();
+            } else if !rest.is_empty() {
+                return Err(error(
+                    format!("expected `,` after `{key}`, found `{}`", clip(rest)),
+                    Some(key),
+                ));
+            }
+        }
+        Ok(obj)
+    }
+
+    /// The start of `s`, for messages.
+    fn clip(s: &str) -> String {
+        s.chars().take(24).collect()
+    }
+
+    /// Where the importer keeps the value of `key`, if it reads that key.
+    fn field<'a>(obj: &'a mut Object, key: &str) -> Option<&'a mut Option<Value>> {
+        Some(match key {
+            "width" => &mut obj.width,
+            "height" => &mut obj.height,
+            "num_inference_steps" => &mut obj.num_inference_steps,
+            "num_frames" => &mut obj.num_frames,
+            "arrival" => &mut obj.arrival,
+            "arrival_s" => &mut obj.arrival_s,
+            "timestamp" => &mut obj.timestamp,
+            "slo_ms" => &mut obj.slo_ms,
+            _ => return None,
+        })
+    }
+
+    /// The length in bytes of the literal at the start of `s` (which ends at a `,` or the
+    /// end outside brackets and quotes).
+    fn literal_len(s: &str) -> Result<usize, String> {
+        let bytes = s.as_bytes();
+        let mut depth: Vec<u8> = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                q @ (b'\'' | b'"') => i = string_end(bytes, i, q)?,
+                open @ (b'[' | b'(' | b'{') => depth.push(match open {
+                    b'[' => b']',
+                    b'(' => b')',
+                    _ => b'}',
+                }),
+                // The guard pops the bracket a closer ends; a mismatch is refused here, a
+                // match falls through to the no-op arm below.
+                close @ (b']' | b')' | b'}') if depth.pop() != Some(close) => {
+                    return Err(format!("unbalanced `{}`", char::from(close)));
+                }
+                b',' if depth.is_empty() => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        if let Some(close) = depth.last() {
+            return Err(format!("missing `{}`", char::from(*close)));
+        }
+        let len = s[..i].trim_end().len();
+        if len == 0 {
+            return Err("a key without a value".to_string());
+        }
+        Ok(len)
+    }
+
+    /// The index of the quote closing the string that opens at `start` with `quote`.
+    fn string_end(bytes: &[u8], start: usize, quote: u8) -> Result<usize, String> {
+        let mut i = start + 1;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' => i += 2,
+                b if b == quote => return Ok(i),
+                _ => i += 1,
+            }
+        }
+        Err("a string without its closing quote".to_string())
+    }
+
+    /// The value of one literal: a number, `None`, or anything else Python reads as a literal.
+    fn value_of(lit: &str) -> Result<Value, String> {
+        match lit {
+            "None" => return Ok(Value::Null),
+            "True" | "False" => return Ok(Value::Other),
+            _ => {}
+        }
+        let first = lit.as_bytes()[0];
+        if matches!(first, b'\'' | b'"' | b'[' | b'(' | b'{') {
+            // A string ends at its closing quote; anything after it (`'a' 'b'` aside) is not
+            // one literal.
+            return Ok(Value::Other);
+        }
+        if first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.') {
+            let digits: String = lit.chars().filter(|c| *c != '_').collect();
+            // Rust also reads `inf` and `nan`, which are not Python literals; a leading sign
+            // or digit rules them out except after a sign.
+            let body = digits.trim_start_matches(['-', '+']);
+            if body.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+                && let Ok(x) = digits.parse::<f64>()
+            {
+                return Ok(Value::Number(x));
+            }
+        }
+        Err(format!("`{lit}` is not a Python literal"))
     }
 }
 
@@ -827,6 +1036,96 @@ mod tests {
                 "{block_bytes}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn vllm_omni_txt_sample_imports_as_its_jsonl_twin() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/samples");
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        let o = opts(Format::VllmOmni, 1.0);
+        let jsonl = import(&read("vllm-omni-dit.jsonl"), "a.jsonl", &o).unwrap();
+        let txt = import(&read("vllm-omni-dit.txt"), "a.txt", &o).unwrap();
+        assert_eq!(txt.requests.len(), 24);
+        assert_eq!(txt.requests, jsonl.requests);
+        // The first request (t = 4.876 s) carries slo_ms=3000.0; the second slo_ms=None.
+        assert_eq!(txt.requests[0].slo(), Nanos::from_millis(3000.0));
+        assert!((txt.requests[1].arrival.as_secs() - (14.05 - 4.876)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn vllm_omni_txt_values_are_python_literals() {
+        let text = "\n# made up\nRequest(prompt='a, (tricky) \\'one\\'', width=1_024, height=1024, num_inference_steps=28, timestamp=2.5e0, slo_ms=None, image_paths=['x.png', \"y,z\"], extra={'k': (1, 2)}, ok=True)\nRequest(prompt=\"b\", width=512, height=512, num_inference_steps=20, timestamp=3, slo_ms=1500)\n";
+        let w = import(text, "t.txt", &opts(Format::VllmOmni, 1.0)).unwrap();
+        let r = &w.requests;
+        assert_eq!(r[0].resolution, Resolution::square(1024));
+        assert_eq!(r[0].steps, 28);
+        assert_eq!(
+            r[0].slo(),
+            SloBases::paper().scaled(r[0].resolution, 1.0).unwrap()
+        );
+        assert_eq!(r[1].arrival, Nanos::from_millis(500.0));
+        assert_eq!(r[1].slo(), Nanos::from_millis(1500.0));
+    }
+
+    #[test]
+    fn vllm_omni_txt_errors_name_the_line_and_field() {
+        let good = "Request(width=512, height=512, num_inference_steps=4, timestamp=0)\n";
+        let err = |second: &str| {
+            import(
+                &format!("{good}{second}\n"),
+                "t.txt",
+                &opts(Format::VllmOmni, 1.0),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        for (line, expect) in [
+            (
+                "Request(width=512, height=512, timestamp=1)",
+                "num_inference_steps",
+            ),
+            (
+                "Request(width=abc, height=512, num_inference_steps=4, timestamp=1)",
+                "`abc` is not a Python literal",
+            ),
+            (
+                "Request(width=512, width=256, height=512, num_inference_steps=4, timestamp=1)",
+                "`width` is given twice",
+            ),
+            (
+                "Request(width=512, height=512, num_inference_steps=4, timestamp=1, prompt='open)",
+                "closing quote",
+            ),
+            (
+                "Request(width=512 height=512, num_inference_steps=4, timestamp=1)",
+                "`512 height=512` is not a Python literal",
+            ),
+            (
+                "Request(width=512, height=512, num_inference_steps=4, timestamp=1, num_frames=49)",
+                "video",
+            ),
+            (
+                "Request(width=512, height=512, num_inference_steps=4)",
+                "no arrival time",
+            ),
+            (
+                "{\"width\": 512, \"height\": 512, \"num_inference_steps\": 4, \"timestamp\": 1}",
+                "expected `Request(key=value, ...)`",
+            ),
+            (
+                "Request(width=512, height=512, num_inference_steps=4, timestamp=inf)",
+                "`inf` is not a Python literal",
+            ),
+        ] {
+            let e = err(line);
+            assert!(e.contains("t.txt:2"), "{line}: {e}");
+            assert!(e.contains(expect), "{line}: expected `{expect}` in {e}");
+        }
+        // The field is named where one is at fault.
+        let e = err("Request(width=512, height=[1, 2, num_inference_steps=4, timestamp=1)");
+        assert!(e.contains("height") && e.contains("missing `]`"), "{e}");
+        let e = err("Request(width=512, height=512, num_inference_steps=0, timestamp=1)");
+        assert!(e.contains("num_inference_steps"), "{e}");
     }
 
     #[test]

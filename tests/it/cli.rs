@@ -316,19 +316,20 @@ fn plots_from_a_run_directory_and_from_sweep_results() {
         base.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // --out is a directory, created, holding one file per chart named after what it shows.
     for f in [
-        "run-latency-cdf.png",
-        "run-slo-over-time.svg",
-        "run-degree-over-time.png",
-        "run-timeline-tetriserve.png",
+        "latency-cdf.png",
+        "slo-over-time.svg",
+        "degree-over-time.png",
+        "timeline-tetriserve.png",
     ] {
-        let p = dir.path().join("charts").join(f);
+        let p = base.join(f);
         assert!(
             p.metadata().map(|m| m.len() > 1000).unwrap_or(false),
             "missing or empty {f}"
         );
     }
-    let svg = std::fs::read_to_string(dir.path().join("charts/run-timeline-rssp.svg")).unwrap();
+    let svg = std::fs::read_to_string(base.join("timeline-rssp.svg")).unwrap();
     assert!(svg.contains("rssp GPU timeline"));
 
     let sweep = dir.path().join("sweep");

@@ -39,3 +39,5 @@ mod causality;
 mod overload;
 // Capacity planning: a log's rate scaled, the fewest GPUs against brute force, cost by hand.
 mod capacity;
+// Every repository path the docs and the help texts name exists.
+mod pointers;
