@@ -134,6 +134,10 @@ pub fn import(text: &str, source: &str, opts: &ImportOptions) -> Result<Workload
     Ok(Workload::from_requests(requests))
 }
 
+/// Arrival values in this range of seconds (year 5139 onwards as a Unix time) are taken for
+/// Unix times in milliseconds (about 1.7e12 today, 1e14 in the year 5138).
+const EPOCH_MS: std::ops::Range<f64> = 1e11..1e14;
+
 /// Reads `text` (from `source`, for messages) in `opts.format` into trace rows, keeping a row
 /// without an SLO without one.
 pub fn import_rows(text: &str, source: &str, opts: &ImportOptions) -> Result<Imported> {
@@ -153,6 +157,26 @@ pub fn import_rows(text: &str, source: &str, opts: &ImportOptions) -> Result<Imp
     }
     rows.sort_by(|a, b| a.arrival_s.total_cmp(&b.arrival_s));
     let first = rows[0].arrival_s;
+    // Arrivals are seconds. A log of Unix epochs in milliseconds (about 1.7e12 today) read as
+    // seconds would stretch every gap a thousandfold and still import; refuse numbers that are
+    // only plausible as milliseconds (seconds past the year 5000), unless the time scale
+    // already divides by at least a thousand.
+    if let Some(r) = rows.iter().find(|r| EPOCH_MS.contains(&r.arrival_s))
+        && opts.time_scale < 1000.0
+    {
+        return Err(InputError::new(
+            source,
+            format!(
+                "the arrival {} is {:.0} years in seconds: it looks like a Unix time in milliseconds",
+                r.arrival_s,
+                r.arrival_s / (365.25 * 86_400.0)
+            ),
+        )
+        .line(r.line)
+        .field("arrival")
+        .hint("arrival times are seconds; for milliseconds add --time-scale 1000 (gaps divided by 1000), times any replay speed-up")
+        .into());
+    }
     let drew_resolutions = rows.iter().any(|r| r.resolution.is_none());
     let mut drawn = if drew_resolutions {
         let mut rng = stream_rng(opts.seed, "import-resolutions");
@@ -343,14 +367,26 @@ fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) ->
             }
             Ok(x as u32)
         };
-        if let Some(f) = obj.num_frames.and_then(json::Value::number)
-            && f > 1.0
-        {
-            return Err(err(
-                "num_frames",
-                format!("a video request ({f} frames); this simulator serves images"),
-            )
-            .into());
+        match obj.num_frames {
+            None | Some(json::Value::Null) => {}
+            Some(v) => match v.number() {
+                Some(f) if f > 1.0 => {
+                    return Err(err(
+                        "num_frames",
+                        format!("a video request ({f} frames); this simulator serves images"),
+                    )
+                    .into());
+                }
+                Some(_) => {}
+                // A string such as "49" is not absent: it may be a video.
+                None => {
+                    return Err(err(
+                        "num_frames",
+                        "`num_frames` must be a number (1, or absent, for an image)".into(),
+                    )
+                    .into());
+                }
+            },
         }
         let resolution = Resolution {
             width: uint("width", obj.width)?,
@@ -1226,5 +1262,48 @@ mod tests {
         assert!(e.to_string().contains("horizon"), "{e}");
         // An ordinary one still reads.
         assert_eq!(import(&text, "t.jsonl", &v).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn millisecond_epochs_and_non_numeric_frames_are_refused_not_misread() {
+        let row = |arrival: &str, extra: &str| {
+            format!(
+                r#"{{"width": 512, "height": 512, "num_inference_steps": 20, "arrival": {arrival}{extra}}}"#
+            )
+        };
+        // Unix times in milliseconds, 1.5 s apart: read as seconds they would be 25 min apart.
+        let text = format!(
+            "{}\n{}\n",
+            row("1764460800000", ""),
+            row("1764460801500", "")
+        );
+        let e = import(&text, "t.jsonl", &opts(Format::VllmOmni, 1.0)).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("t.jsonl:1") && msg.contains("milliseconds"),
+            "{msg}"
+        );
+        assert!(msg.contains("--time-scale 1000"), "{msg}");
+        // With the time scale dividing by a thousand they are read as milliseconds.
+        let w = import(&text, "t.jsonl", &opts(Format::VllmOmni, 1000.0)).unwrap();
+        assert_eq!(w.requests[1].arrival, Nanos::from_millis(1500.0));
+        // Unix times in seconds are fine.
+        let secs = format!("{}\n{}\n", row("1764460800", ""), row("1764460801.5", ""));
+        let w = import(&secs, "t.jsonl", &opts(Format::VllmOmni, 1.0)).unwrap();
+        assert_eq!(w.requests[1].arrival, Nanos::from_millis(1500.0));
+        // The same check in the Alibaba CSV.
+        let csv = "timestamp\n1764460800000\n1764460801500\n";
+        let e = import(csv, "g.csv", &opts(Format::AlibabaGenai, 1.0)).unwrap_err();
+        assert!(e.to_string().contains("g.csv:2"), "{e}");
+        // num_frames as a string is not taken for absent.
+        let e = import(
+            &row("0", r#", "num_frames": "49""#),
+            "t.jsonl",
+            &opts(Format::VllmOmni, 1.0),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("num_frames"), "{e}");
+        let ok = row("0", r#", "num_frames": 1"#);
+        assert!(import(&ok, "t.jsonl", &opts(Format::VllmOmni, 1.0)).is_ok());
     }
 }
