@@ -128,9 +128,13 @@ pub fn resolution_table(summaries: &[Summary]) -> String {
 /// [`comparison_csv`] with one `slo_attainment_<WxH>` column per resolution (empty where a
 /// policy saw no request of it).
 pub fn comparison_csv_by_resolution(summaries: &[Summary]) -> String {
-    let keys = resolutions(summaries);
+    csv_with_resolutions(summaries, &resolutions(summaries))
+}
+
+/// `comparison.csv`'s columns, then one `slo_attainment_<WxH>` column per key of `keys`.
+fn csv_with_resolutions(summaries: &[Summary], keys: &[&str]) -> String {
     let mut s = format!("policy,{METRIC_COLUMNS},slo_attainment_bound,{COST_COLUMNS}");
-    for k in &keys {
+    for k in keys {
         let _ = write!(s, ",slo_attainment_{k}");
     }
     s.push('\n');
@@ -143,7 +147,7 @@ pub fn comparison_csv_by_resolution(summaries: &[Summary]) -> String {
             bound_cell(m),
             cost_cells(m)
         );
-        for k in &keys {
+        for k in keys {
             match m.per_resolution.get(*k) {
                 Some(r) => {
                     let _ = write!(s, ",{:.6}", r.slo_attainment);
@@ -187,16 +191,5 @@ pub fn bound_cell(m: &Summary) -> String {
 
 /// `comparison.csv`: the deterministic columns of each summary (no wall-clock figures).
 pub fn comparison_csv(summaries: &[Summary]) -> String {
-    let mut s = format!("policy,{METRIC_COLUMNS},slo_attainment_bound,{COST_COLUMNS}\n");
-    for m in summaries {
-        let _ = writeln!(
-            s,
-            "{},{},{},{}",
-            m.policy,
-            metric_cells(m),
-            bound_cell(m),
-            cost_cells(m)
-        );
-    }
-    s
+    csv_with_resolutions(summaries, &[])
 }

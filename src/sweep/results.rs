@@ -352,17 +352,7 @@ pub fn read(path: &Path, resolutions: Resolutions) -> Result<Vec<ResultRow>> {
     }
     let cols = Columns::new(&header, HEADER, &source)?;
     let mut rows = Vec::new();
-    for (i, rec) in reader.records().enumerate() {
-        let line = i as u64 + 2;
-        let rec = rec.map_err(|e| {
-            Error::Input(InputError::new(&source, format!("unreadable row: {e}")).line(line))
-        })?;
-        let f = Fields {
-            rec: &rec,
-            cols: &cols,
-            source: &source,
-            line,
-        };
+    for_each_record(&mut reader, &cols, &source, |f| {
         let fraction = |v: f64| (0.0..=1.0).contains(&v);
         let non_negative = |v: f64| v.is_finite() && v >= 0.0;
         let positive = |v: f64| v.is_finite() && v > 0.0;
@@ -424,7 +414,8 @@ pub fn read(path: &Path, resolutions: Resolutions) -> Result<Vec<ResultRow>> {
                 ),
             ));
         }
-    }
+        Ok(())
+    })?;
     let res_path = by_resolution_path(path);
     if resolutions == Resolutions::IfPresent && !res_path.exists() {
         return Ok(rows);
@@ -458,17 +449,7 @@ fn read_resolutions(path: &Path, how: Resolutions) -> Result<Cells> {
         .clone();
     let cols = Columns::new(&header, RESOLUTION_HEADER, &source)?;
     let mut cells = Cells::new();
-    for (i, rec) in reader.records().enumerate() {
-        let line = i as u64 + 2;
-        let rec = rec.map_err(|e| {
-            Error::Input(InputError::new(&source, format!("unreadable row: {e}")).line(line))
-        })?;
-        let f = Fields {
-            rec: &rec,
-            cols: &cols,
-            source: &source,
-            line,
-        };
+    for_each_record(&mut reader, &cols, &source, |f| {
         let fraction = |v: f64| (0.0..=1.0).contains(&v);
         let cell = ResolutionCell {
             requests: f.int("requests")?,
@@ -484,17 +465,18 @@ fn read_resolutions(path: &Path, how: Resolutions) -> Result<Cells> {
         let res = f.text("resolution")?.to_string();
         let entry = cells
             .entry((f.text("digest")?.to_string(), f.text("policy")?.to_string()))
-            .or_insert((line, BTreeMap::new()));
+            .or_insert((f.line, BTreeMap::new()));
         if entry.1.contains_key(&res) {
             if how != Resolutions::DropIncomplete {
                 return Err(f.bad("resolution", format!("a second row for {res} of this run")));
             }
             // A partial file: the run stopped after some of a point's rows, and the point ran
             // again; its later rows replace the earlier ones.
-            *entry = (line, BTreeMap::new());
+            *entry = (f.line, BTreeMap::new());
         }
         entry.1.insert(res, cell);
-    }
+        Ok(())
+    })?;
     Ok(cells)
 }
 
@@ -575,6 +557,28 @@ impl Columns {
 }
 
 /// One record's fields, parsed with errors naming the file, line and column.
+/// Calls `row` with the fields of every record after the header (lines numbered from 2).
+fn for_each_record(
+    reader: &mut csv::Reader<&[u8]>,
+    cols: &Columns,
+    source: &str,
+    mut row: impl FnMut(&Fields) -> Result<()>,
+) -> Result<()> {
+    for (i, rec) in reader.records().enumerate() {
+        let line = i as u64 + 2;
+        let rec = rec.map_err(|e| {
+            Error::Input(InputError::new(source, format!("unreadable row: {e}")).line(line))
+        })?;
+        row(&Fields {
+            rec: &rec,
+            cols,
+            source,
+            line,
+        })?;
+    }
+    Ok(())
+}
+
 struct Fields<'a> {
     rec: &'a csv::StringRecord,
     cols: &'a Columns,
