@@ -2,7 +2,8 @@
 //! request (as Vidur's and LLMServingSim's validations do).
 //!
 //! `tetriserve validate` measures a profile on the local GPU, runs the trace with `--real`,
-//! simulates it with that profile on the same cluster, and hands both runs to [`compare`].
+//! simulates it with that profile on the same cluster, and hands both runs to [`compare`]
+//! ([`study`]: given the real node as an [`Executor`], everything after measuring it).
 //! `tetriserve validate --compare REAL_DIR SIM_DIR` compares two run directories written
 //! earlier (`simulate --out`), so the analysis also runs where there is no GPU.
 //!
@@ -12,9 +13,12 @@
 //! the cost the simulator would need to charge to close the gap.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
+use crate::engine::Executor;
 use crate::error::{Error, Result};
 use crate::metrics::{Outcome, RequestRecord, RunRecords, WorkRecord};
+use crate::scenario::Scenario;
 use crate::time::Nanos;
 use crate::workload::Resolution;
 
@@ -302,6 +306,82 @@ impl Validation {
         }
         s
     }
+}
+
+/// A real run set against its simulations: what `tetriserve validate` reports.
+pub struct Study {
+    /// The real run against its simulation with the measured profile and per-work overhead.
+    pub validation: Validation,
+    /// The same simulation charging steps only, to show what the per-work overhead explains.
+    pub without_overhead: Validation,
+    /// Every run's files, under `real/`, `sim/` and `sim-no-overhead/`.
+    pub files: Vec<(PathBuf, Vec<u8>)>,
+    /// The real executor's description.
+    pub executor: String,
+}
+
+/// Runs `scenario`'s first policy on `executor` (the real node, which the scenario's profile
+/// and per-work overhead describe), then simulates the same scenario, so that both runs plan
+/// identically, and once more without the per-work overhead; compares each simulation with
+/// the real run.
+pub fn study(scenario: &Scenario, executor: &mut dyn Executor) -> Result<Study> {
+    let real = crate::simulate::run_with(scenario, executor)
+        .map_err(|f| f.error)?
+        .remove(0);
+    let sim = crate::simulate::simulate(scenario)?.remove(0);
+    let mut bare = scenario.clone();
+    bare.overheads.dispatch = Nanos::ZERO;
+    let sim_bare = crate::simulate::simulate(&bare)?.remove(0);
+    let mut files = Vec::new();
+    for (name, run) in [
+        ("real", &real),
+        ("sim", &sim),
+        ("sim-no-overhead", &sim_bare),
+    ] {
+        for (file, bytes) in crate::report::run_files(&run.records, &run.summary, None) {
+            files.push((PathBuf::from(name).join(file), bytes));
+        }
+    }
+    let profile = match &scenario.cost {
+        crate::scenario::CostSource::Profile(p) => Some(p),
+        crate::scenario::CostSource::Analytic(_) => None,
+    };
+    let lookup = |res, k, b| step_ms(profile, res, k, b);
+    Ok(Study {
+        validation: compare(&real.records, &sim.records, lookup)?,
+        without_overhead: compare(&real.records, &sim_bare.records, lookup)?,
+        files,
+        executor: real.summary.executor.clone().unwrap_or_else(|| "?".into()),
+    })
+}
+
+/// `validation.md`: the comparison, and the one without the per-work overhead when there is one.
+pub fn report(validation: &Validation, without_overhead: Option<&Validation>) -> String {
+    let mut text = format!(
+        "## Simulated with the measured profile and per-work overhead\n\n{}",
+        validation.to_markdown()
+    );
+    if let Some(w) = without_overhead {
+        text.push_str(&format!(
+            "\n## Without the per-work overhead\n\nThe same simulation charging steps only (`overheads.dispatch_ms = 0`; the real run's plans are unchanged):\n\n{}",
+            w.to_markdown()
+        ));
+    }
+    text
+}
+
+/// The profiled step time in milliseconds, if `profile` covers it.
+pub fn step_ms(
+    profile: Option<&crate::cost::profile::ProfileTable>,
+    res: Resolution,
+    degree: u32,
+    batch: u32,
+) -> Option<f64> {
+    use crate::cost::CostModel;
+    let t = profile?
+        .step_time(res, degree, batch, crate::cluster::Link::NvLink)
+        .ok()?;
+    Some(t.0 as f64 / 1e6)
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use super::{BackendArgs, DeviceArg, ProfileArgs, ValidateArgs, describe, print_s
 use crate::error::{Error, Result};
 use crate::report;
 use crate::scenario::{Overrides, Scenario};
-use crate::simulate::simulate;
 use crate::workload::Resolution;
 
 pub(super) fn run_profile(args: ProfileArgs) -> Result<()> {
@@ -67,114 +66,7 @@ pub(super) fn run_profile(args: ProfileArgs) -> Result<()> {
 }
 
 pub(super) fn run_gpu_check() -> Result<()> {
-    let probe = crate::real::device::probe()?;
-    println!(
-        "devices: {} ({}, compute capability {}.{})",
-        probe.devices, probe.name, probe.capability.0, probe.capability.1
-    );
-    let dev = crate::real::gpu::GpuDevice::open(0)?;
-    let checks = crate::real::profile::numerics(&dev)?;
-    println!("| case | relative error vs CPU reference |");
-    println!("|---|---|");
-    let mut worst = 0.0f64;
-    for c in &checks {
-        println!("| {} | {:.2e} |", c.case, c.relative_error);
-        worst = worst.max(c.relative_error);
-    }
-    if worst > 0.05 || !worst.is_finite() {
-        return Err(Error::Executor(format!(
-            "GPU output differs from the CPU reference: worst relative error {worst:.3e} > 5e-2"
-        )));
-    }
-    println!("numerics: ok (worst {worst:.2e}, bf16 tolerance 5e-2)");
-
-    println!(
-        "\nLane transport on one GPU (k lanes = k threads, each a stream; the all-to-alls as device copies ordered by events): two exchanges back to back, every element checked against the host all-to-all:"
-    );
-    println!("| lanes | layouts | exchanges | elements checked | mismatches |");
-    println!("|---|---|---|---|---|");
-    let mut bad = 0usize;
-    for k in [2, 4, 8] {
-        let c = crate::real::profile::lane_exchange_check(&dev, k)?;
-        println!(
-            "| {} | {} | {} | {} | {} |",
-            c.ranks,
-            c.cases.join("; "),
-            c.exchanges,
-            c.elements,
-            c.mismatches
-        );
-        bad += c.mismatches;
-    }
-    if bad > 0 {
-        return Err(Error::Executor(format!(
-            "the lane transport delivered {bad} wrong element(s)"
-        )));
-    }
-    println!("lane exchanges: ok");
-
-    println!("\nUlysses SP on GPU lanes (a k-lane group runs the step; velocities reassembled):");
-    let sp = crate::real::profile::ulysses_numerics(&dev)?;
-    println!(
-        "| case | ranks | relative error vs plain step (GPU) | vs CPU reference on the same ranks |"
-    );
-    println!("|---|---|---|---|");
-    let mut worst_sp = 0.0f64;
-    for c in &sp {
-        println!(
-            "| {} | {} | {:.2e} | {:.2e} |",
-            c.case, c.ranks, c.vs_plain, c.vs_cpu
-        );
-        worst_sp = worst_sp.max(c.vs_plain).max(c.vs_cpu);
-    }
-    if worst_sp > 0.05 || !worst_sp.is_finite() {
-        return Err(Error::Executor(format!(
-            "a Ulysses step on lanes differs from the plain one: worst relative error {worst_sp:.3e} > 5e-2"
-        )));
-    }
-    println!("ulysses: ok (worst {worst_sp:.2e}, bf16 tolerance 5e-2)");
-    drop(dev);
-
-    // Degree changes move a request's latent; the simulator charges a fraction of a step.
-    let gpu = crate::real::device::Gpu::open(0)?;
-    let shipped = crate::cost::profile::ProfileTable::builtin("h100-flux1-dev")
-        .ok_or_else(|| Error::config("the built-in H100 profile is missing"))?;
-    let remap = crate::cost::Overheads::default().remap_fraction;
-    let resolutions: Vec<crate::workload::Resolution> = [256, 512, 1024, 2048]
-        .into_iter()
-        .map(crate::workload::Resolution::square)
-        .collect();
-    println!(
-        "\nLatent hand-off (a degree change moves the latent; median of 5):\n| resolution | latent MB | via host, ms | device copy, ms | simulator charges, ms ({:.2}% of an SP1 step, shipped H100 profile) |\n|---|---|---|---|---|",
-        100.0 * remap
-    );
-    for h in crate::real::profile::hand_off(&gpu, &resolutions)? {
-        use crate::cost::CostModel;
-        let step = shipped
-            .step_time(h.res, 1, 1, crate::cluster::Link::NvLink)
-            .map(|t| t.0 as f64 / 1e6)
-            .unwrap_or(f64::NAN);
-        println!(
-            "| {} | {:.2} | {:.3} | {:.3} | {:.3} |",
-            h.res,
-            h.bytes as f64 / 1e6,
-            h.host_ms,
-            h.device_ms,
-            remap * step
-        );
-    }
-    drop(gpu);
-
-    if probe.devices >= 2 {
-        let t = crate::real::nccl::self_test(probe.devices)?;
-        println!(
-            "\nNCCL on {} of {} devices: communicators created in {:.1} ms; Ulysses q/k/v all-to-all of FLUX.1-dev at 1024 px ({:.1} MB sent per rank) verified, {:.3} ms; 2048 px latent device 0 -> 1 ({:.1} MB) {:.3} ms",
-            t.ranks, t.devices, t.create_ms, t.exchange_mb, t.exchange_ms, t.latent_mb, t.latent_ms
-        );
-    } else {
-        println!("\nNCCL: not run (one device; the multi-GPU Ulysses exchange needs two or more)");
-    }
-    Ok(())
+    crate::real::check::gpu_check(&mut std::io::stdout().lock())
 }
 
 pub(super) fn run_validate(args: ValidateArgs) -> Result<()> {
@@ -183,7 +75,6 @@ pub(super) fn run_validate(args: ValidateArgs) -> Result<()> {
         report::check_out_dir(out, args.force)?;
     }
     let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
-    let mut extra_text = String::new();
     if args.compare.is_some() {
         if args.gpus.is_some() || args.trace.is_some() {
             return Err(Error::config_hint(
@@ -212,7 +103,7 @@ pub(super) fn run_validate(args: ValidateArgs) -> Result<()> {
             "drop --profile (the measured one is written as profile.csv with --out)",
         ));
     }
-    let validation = if let Some(dirs) = &args.compare {
+    let (validation, without) = if let Some(dirs) = &args.compare {
         let real = crate::figures::load_run(&dirs[0])?;
         let sim = crate::figures::load_run(&dirs[1])?;
         let profile = args
@@ -220,15 +111,16 @@ pub(super) fn run_validate(args: ValidateArgs) -> Result<()> {
             .as_deref()
             .map(crate::scenario::load_profile)
             .transpose()?;
-        compare(&real, &sim, |res, k, b| {
-            step_ms(profile.as_ref(), res, k, b)
-        })?
+        let v = compare(&real, &sim, |res, k, b| {
+            crate::validate::step_ms(profile.as_ref(), res, k, b)
+        })?;
+        (v, None)
     } else {
         let mut overrides = args.scenario.overrides();
         overrides.policies = vec![args.policy.clone()];
         overrides.trace = args.trace.clone();
-        // 1. The node, and a profile of it measured through the executor itself (every degree
-        //    the node offers, the trace's resolutions), with its per-work overhead.
+        // The node, and a profile of it measured through the executor itself (every degree
+        // the node offers, the trace's resolutions), with its per-work overhead.
         let (mut exec, scenario, node) = real_node_profiled(
             &args.backend,
             args.gpus,
@@ -239,52 +131,20 @@ pub(super) fn run_validate(args: ValidateArgs) -> Result<()> {
         let node = node.expect("validate always measures the node");
         files.push((PathBuf::from("profile.csv"), node.csv.clone().into_bytes()));
         eprintln!("{}", describe(&scenario));
-        // 2. The real run (planned with the measured profile and per-work overhead).
-        let real = crate::simulate::run_with(&scenario, &mut exec)
-            .map_err(|f| f.error)?
-            .remove(0);
+        let study = crate::validate::study(&scenario, &mut exec)?;
         drop(exec);
-        // 3. Its simulation with the same profile, overhead and policy configuration, so
-        //    both runs plan identically; 4. the same without the per-work overhead, to show
-        //    what that one cost explains.
-        let sim = simulate(&scenario)?.remove(0);
-        let mut bare = scenario.clone();
-        bare.overheads.dispatch = crate::time::Nanos::ZERO;
-        let sim_bare = simulate(&bare)?.remove(0);
-        for (name, run) in [
-            ("real", &real),
-            ("sim", &sim),
-            ("sim-no-overhead", &sim_bare),
-        ] {
-            for (file, bytes) in report::run_files(&run.records, &run.summary, None) {
-                files.push((PathBuf::from(name).join(file), bytes));
-            }
-        }
-        let profile = match &scenario.cost {
-            crate::scenario::CostSource::Profile(p) => Some(p),
-            crate::scenario::CostSource::Analytic(_) => None,
-        };
-        let lookup = |res, k, b| step_ms(profile, res, k, b);
-        let without = compare(&real.records, &sim_bare.records, lookup)?;
-        extra_text = format!(
-            "\n## Without the per-work overhead\n\nThe same simulation charging steps only (`overheads.dispatch_ms = 0`; the real run's plans are unchanged):\n\n{}",
-            without.to_markdown()
-        );
-        let v = compare(&real.records, &sim.records, lookup)?;
+        files.extend(study.files);
         eprintln!(
             "validate: {} on {}: mean latency error {:.1}%, same verdict {:.1}% (per-work overhead {:.3} ms, measured before the run)",
             scenario.policies[0],
-            real.summary.executor.as_deref().unwrap_or("?"),
-            100.0 * v.mean_error,
-            100.0 * v.same_verdict,
+            study.executor,
+            100.0 * study.validation.mean_error,
+            100.0 * study.validation.same_verdict,
             node.dispatch_ms
         );
-        v
+        (study.validation, Some(study.without_overhead))
     };
-    let text = format!(
-        "## Simulated with the measured profile and per-work overhead\n\n{}{extra_text}",
-        validation.to_markdown()
-    );
+    let text = crate::validate::report(&validation, without.as_ref());
     if let Some(out) = &args.out {
         files.push((PathBuf::from("validation.md"), text.clone().into_bytes()));
         files.push((
@@ -412,20 +272,6 @@ fn real_node_profiled(
     scenario.overheads.dispatch = dispatch;
     scenario.policy_config.overheads.dispatch = dispatch;
     Ok((exec, scenario, Some(NodeProfile { csv, dispatch_ms })))
-}
-
-/// The profiled step time in milliseconds, if `profile` covers it.
-fn step_ms(
-    profile: Option<&crate::cost::profile::ProfileTable>,
-    res: crate::workload::Resolution,
-    degree: u32,
-    batch: u32,
-) -> Option<f64> {
-    use crate::cost::CostModel;
-    let t = profile?
-        .step_time(res, degree, batch, crate::cluster::Link::NvLink)
-        .ok()?;
-    Some(t.0 as f64 / 1e6)
 }
 
 /// A fresh private directory under the system's temporary directory.

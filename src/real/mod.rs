@@ -21,6 +21,7 @@
 //! - [`profile`]: measuring a profile CSV on the local GPU.
 
 pub mod calibrate;
+pub mod check;
 pub mod config;
 pub mod cpu;
 pub mod device;
