@@ -1,4 +1,4 @@
-//! Every shipped scenario loads, validates and runs.
+//! Every shipped scenario loads, validates and runs; the top-level ones fit their hardware.
 
 use std::path::Path;
 
@@ -22,6 +22,14 @@ fn every_shipped_scenario_runs() {
         let scenario = Scenario::load(Some(&path), &overrides)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(!scenario.policies.is_empty());
+        // The recipes a user starts from fit their hardware: no SLO a lone request cannot
+        // meet on the scenario's own profile, no RSSP degree that misses its SLO.
+        assert!(
+            scenario.warnings.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            scenario.warnings
+        );
         let runs = simulate(&scenario).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for r in runs {
             assert_eq!(r.summary.requests, 30, "{}", path.display());
