@@ -79,24 +79,25 @@ pub enum Command {
     )]
     Plot {
         /// A sweep's results.csv.
-        #[arg(required_unless_present = "run")]
+        #[arg(required_unless_present = "run", conflicts_with = "run")]
         results: Option<PathBuf>,
         /// Instead: a run directory of `simulate --out DIR` (DIR/<policy>); repeatable.
         #[arg(long, value_name = "DIR")]
         run: Vec<PathBuf>,
-        /// With --run: window of the over-time charts, seconds.
-        #[arg(long, default_value_t = 60.0)]
-        window: f64,
-        /// With --run: how many seconds of each run the timelines show.
-        #[arg(long, default_value_t = 180.0)]
-        horizon: f64,
-        /// The x coordinate: any grid dimension (slo_scale, rate_per_min, granularity, cv, gpus,
-        /// nodes, gpus_per_node, steps, profile, mix, arrival).
-        #[arg(long, default_value = "slo_scale")]
-        x: String,
-        /// The y metric: attainment (the default; percent, with the upper bound dashed),
-        /// latency_p50, latency_p90, latency_p99 (seconds) or gpu_hours.
-        #[arg(long)]
+        /// With --run: window of the over-time charts, seconds (default 60).
+        #[arg(long, value_name = "SECONDS")]
+        window: Option<f64>,
+        /// With --run: how many seconds of each run the timelines show (default 180).
+        #[arg(long, value_name = "SECONDS")]
+        horizon: Option<f64>,
+        /// With a results.csv: the x coordinate, any grid dimension (slo_scale, the default;
+        /// rate_per_min, granularity, cv, gpus, nodes, gpus_per_node, steps, profile, mix,
+        /// arrival).
+        #[arg(long, conflicts_with = "run")]
+        x: Option<String>,
+        /// With a results.csv: the y metric, attainment (the default; percent, with the upper
+        /// bound dashed), latency_p50, latency_p90, latency_p99 (seconds) or gpu_hours.
+        #[arg(long, conflicts_with = "run")]
         y: Option<String>,
         /// Output directory (created if missing); each chart is written into it as PNG and SVG,
         /// named after what it shows (e.g. DIR/attainment-vs-slo_scale.png, DIR/latency-cdf.png).

@@ -98,19 +98,37 @@ pub fn run(cli: Cli) -> Result<()> {
             y,
             out,
         } => {
-            if !run.is_empty() && y.is_some() {
-                return Err(Error::config_hint(
-                    "--y chooses the metric of a sweep's results chart; --run draws fixed charts",
-                    "drop --y, or give a results.csv instead of --run",
-                ));
-            }
-            if !run.is_empty() {
+            if run.is_empty() {
+                for (set, flag) in [
+                    (window.is_some(), "--window"),
+                    (horizon.is_some(), "--horizon"),
+                ] {
+                    if set {
+                        return Err(Error::config_hint(
+                            format!(
+                                "{flag} shapes the charts of run directories (--run), and a results.csv was given"
+                            ),
+                            "drop it, or plot run directories with --run DIR",
+                        ));
+                    }
+                }
+            } else {
+                let seconds = |v: Option<f64>, default: f64, flag: &str| -> Result<f64> {
+                    match v.unwrap_or(default) {
+                        s if s.is_finite() && s > 0.0 => Ok(s),
+                        s => Err(Error::config_hint(
+                            format!("{flag} {s}: expected a positive number of seconds"),
+                            format!("e.g. {flag} {default}"),
+                        )),
+                    }
+                };
+                let window = seconds(window, 60.0, "--window")?;
+                let horizon = seconds(horizon, 180.0, "--horizon")?;
                 let runs = run
                     .iter()
                     .map(|d| crate::figures::load_run(d))
                     .collect::<Result<Vec<_>>>()?;
-                let written =
-                    crate::figures::plot_runs(&runs, &out, window.max(1.0), horizon.max(1.0))?;
+                let written = crate::figures::plot_runs(&runs, &out, window, horizon)?;
                 eprintln!(
                     "wrote {} charts (PNG + SVG) into {}/",
                     written.len(),
@@ -120,7 +138,8 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let results = results.as_deref().expect("clap requires results or --run");
             let y = crate::sweep::plot::Metric::parse(y.as_deref().unwrap_or("attainment"))?;
-            let files = crate::sweep::plot::plot_results(results, &x, y, &out)?;
+            let x = x.as_deref().unwrap_or("slo_scale");
+            let files = crate::sweep::plot::plot_results(results, x, y, &out)?;
             for f in files {
                 eprintln!("wrote {}", f.display());
             }

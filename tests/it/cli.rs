@@ -356,6 +356,47 @@ fn plots_from_a_run_directory_and_from_sweep_results() {
     let svg = std::fs::read_to_string(chart.join("attainment-vs-slo_scale.svg")).unwrap();
     assert!(svg.contains("tetriserve") && svg.contains("xdit-sp8"));
     assert!(chart.join("attainment-vs-slo_scale.png").exists());
+
+    // Each mode's flags act only in that mode, and nothing is clamped silently.
+    let results = sweep.join("results.csv");
+    let (a, results) = (a.to_str().unwrap(), results.to_str().unwrap());
+    let o_dir = chart.to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec!["plot", results, "--window", "30", "--out", o_dir],
+            "--window",
+        ),
+        (
+            vec!["plot", results, "--horizon", "30", "--out", o_dir],
+            "--horizon",
+        ),
+        (
+            vec!["plot", "--run", a, "--x", "rate_per_min", "--out", o_dir],
+            "--x",
+        ),
+        (
+            vec!["plot", "--run", a, "--y", "latency_p99", "--out", o_dir],
+            "--y",
+        ),
+        (vec!["plot", results, "--run", a, "--out", o_dir], "--run"),
+        (
+            vec!["plot", "--run", a, "--window", "0", "--out", o_dir],
+            "--window 0",
+        ),
+        (
+            vec!["plot", "--run", a, "--horizon=-5", "--out", o_dir],
+            "--horizon -5",
+        ),
+    ] {
+        let o = run(&args);
+        // 1 for a refusal of ours, 2 for clap's usage errors (flags that conflict).
+        assert!(
+            matches!(o.status.code(), Some(1 | 2)),
+            "{args:?}: {:?}",
+            o.status
+        );
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
 }
 
 #[test]
