@@ -226,6 +226,14 @@ impl Planner {
     /// (one partial node), then whole nodes. Sizes the policy cannot run on (a fixed degree
     /// larger than the node) or the cluster cannot have (odd nodes of NVLink pairs) are left out.
     pub fn gpu_candidates(&self, max_gpus: u32) -> Result<Vec<u32>> {
+        if max_gpus > MAX_SEARCH_GPUS {
+            return Err(Error::config_hint(
+                format!(
+                    "--max-gpus {max_gpus} is more than the {MAX_SEARCH_GPUS} GPUs the search covers"
+                ),
+                format!("give --max-gpus {MAX_SEARCH_GPUS} or less"),
+            ));
+        }
         let per_node = self.scenario(None, None, None)?.cluster.gpus_per_node;
         let need = match self.policy.parse::<PolicyKind>() {
             Ok(PolicyKind::XditSp(k)) => k,
@@ -245,6 +253,10 @@ impl Planner {
         Ok(sizes)
     }
 }
+
+/// The largest cluster `--min-gpus` tries: every whole-node size up to it is a candidate, each
+/// checked against the scenario, so the bound keeps the search's set-up short.
+pub const MAX_SEARCH_GPUS: u32 = 16_384;
 
 /// How a search ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -314,6 +326,11 @@ pub fn rate_search(
     let (mut good, mut bad) = ((lo, low), (hi, high));
     while bad.0 - good.0 > tolerance {
         let mid = (good.0 + bad.0) / 2.0;
+        if mid <= good.0 || mid >= bad.0 {
+            // Adjacent floats: no tolerance smaller than this can be reached, so the search
+            // ends after at most about 60 halvings whatever --tolerance says.
+            break;
+        }
         let m = at(mid)?;
         if m.slo_attainment >= target {
             good = (mid, m);

@@ -121,6 +121,19 @@ fn the_rate_search_on_a_generated_load_finds_where_constant_arrivals_queue() {
         "{good} {bad}"
     );
     assert_eq!((at.runs, at.requests, at.met), (2, 16, 16));
+    // A tolerance below what floats can resolve ends at adjacent rates, not in an endless loop.
+    let fine = rate_search(&p, 0.9, (10.0, 120.0), 1e-300, None).unwrap();
+    let (good, _) = fine.best.unwrap();
+    let (bad, _) = fine.missed.unwrap();
+    // (Gaps are whole nanoseconds, so rates a few billionths above 60 still give 1 s gaps.)
+    assert!(
+        (good - 60.0).abs() < 1e-6 && good < bad && bad - good < 1e-12,
+        "{good} {bad}"
+    );
+    assert!(fine.points < 70, "{} points", fine.points);
+    // The GPU search covers a bounded range.
+    let e = p.gpu_candidates(u32::MAX).unwrap_err().to_string();
+    assert!(e.contains("--max-gpus") && e.contains("16384"), "{e}");
 }
 
 #[test]
