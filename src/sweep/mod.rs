@@ -338,6 +338,7 @@ pub struct SweepOptions {
     /// Run every point again, replacing the results there are.
     pub rerun: bool,
     /// Worker threads (default: all cores).
+    /// Worker threads, 1 to [`MAX_JOBS`] (default: rayon's, one per core).
     pub jobs: Option<usize>,
 }
 
@@ -449,6 +450,10 @@ fn stored_rows(
     ))
 }
 
+/// The most worker threads a sweep starts (`--jobs`): each runs one simulation at a time, so
+/// more threads than points or cores only cost memory.
+pub const MAX_JOBS: usize = 1024;
+
 /// Runs the grid into `out`. A point whose results exist for the same scenario digest is
 /// reused unless `rerun`; results made from another scenario are refused (see
 /// [`SweepOptions::rerun`]). `progress` is called after each run with (done, total).
@@ -458,6 +463,14 @@ pub fn run(
     opts: &SweepOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<SweepReport> {
+    if let Some(j) = opts.jobs
+        && !(1..=MAX_JOBS).contains(&j)
+    {
+        return Err(Error::config_hint(
+            format!("--jobs {j}: expected 1 to {MAX_JOBS} worker threads"),
+            "leave it out for one thread per core",
+        ));
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let results = results_path(out, opts.shard);
     let partial = partial_path(&results);
@@ -548,7 +561,7 @@ pub fn run(
     };
     let new_rows: Vec<Result<ResultRow>> = match opts.jobs {
         Some(j) => rayon::ThreadPoolBuilder::new()
-            .num_threads(j.max(1))
+            .num_threads(j)
             .build()
             .map_err(|e| Error::config(format!("starting {j} threads: {e}")))?
             .install(|| todo.par_iter().map(run_one).collect()),

@@ -927,3 +927,27 @@ fn grids_with_repeated_or_no_values_are_refused() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("more than once"), "{}", stderr(&o));
 }
+
+#[test]
+fn sweep_threads_are_bounded_and_zero_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    for jobs in ["0", "100000000"] {
+        let o = run(&[
+            "sweep",
+            "-s",
+            &data("small.toml"),
+            "--out",
+            out.to_str().unwrap(),
+            "--jobs",
+            jobs,
+        ]);
+        assert_eq!(o.status.code(), Some(1), "--jobs {jobs}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("--jobs {jobs}: expected 1 to 1024")),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!out.exists(), "--jobs {jobs} left {}", out.display());
+    }
+}
