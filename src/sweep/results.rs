@@ -333,13 +333,7 @@ pub enum Resolutions {
 pub fn read(path: &Path, resolutions: Resolutions) -> Result<Vec<ResultRow>> {
     let source = path.display().to_string();
     let text = crate::error::read_text(path, crate::error::limits::SMALL_BYTES, "results file")?;
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let header = reader
-        .headers()
-        .map_err(|e| {
-            Error::Input(InputError::new(&source, format!("unreadable header: {e}")).line(1))
-        })?
-        .clone();
+    let (mut reader, header) = csv_reader(&text, &source)?;
     if !header.iter().any(|h| h == "digest") {
         return Err(Error::Input(
             InputError::new(
@@ -440,13 +434,7 @@ fn read_resolutions(path: &Path, how: Resolutions) -> Result<Cells> {
         ));
     }
     let text = crate::error::read_text(path, crate::error::limits::SMALL_BYTES, "results file")?;
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let header = reader
-        .headers()
-        .map_err(|e| {
-            Error::Input(InputError::new(&source, format!("unreadable header: {e}")).line(1))
-        })?
-        .clone();
+    let (mut reader, header) = csv_reader(&text, &source)?;
     let cols = Columns::new(&header, RESOLUTION_HEADER, &source)?;
     let mut cells = Cells::new();
     for_each_record(&mut reader, &cols, &source, |f| {
@@ -557,6 +545,21 @@ impl Columns {
 }
 
 /// One record's fields, parsed with errors naming the file, line and column.
+/// A CSV reader over `text` and its header row.
+fn csv_reader<'t>(
+    text: &'t str,
+    source: &str,
+) -> Result<(csv::Reader<&'t [u8]>, csv::StringRecord)> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader
+        .headers()
+        .map_err(|e| {
+            Error::Input(InputError::new(source, format!("unreadable header: {e}")).line(1))
+        })?
+        .clone();
+    Ok((reader, header))
+}
+
 /// Calls `row` with the fields of every record after the header (lines numbered from 2).
 fn for_each_record(
     reader: &mut csv::Reader<&[u8]>,
