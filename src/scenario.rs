@@ -1176,7 +1176,10 @@ impl Scenario {
 /// The longest round, in steps of the reference request (`--granularity`).
 pub const MAX_GRANULARITY: u32 = 1_000;
 
+/// TetriServe's configuration from a scenario's keys; a key left out takes
+/// `TetriserveConfig::default()`, the one source of the defaults.
 fn tetriserve_config(raw: &RawTetriserve, source: &str) -> Result<TetriserveConfig> {
+    let defaults = TetriserveConfig::default();
     let bad =
         |field: &str, message: String| Error::Input(InputError::new(source, message).field(field));
     let round = match (raw.tau_ms, raw.granularity_steps) {
@@ -1204,12 +1207,14 @@ fn tetriserve_config(raw: &RawTetriserve, source: &str) -> Result<TetriserveConf
                 ),
             ));
         }
-        (None, g) => RoundLength::Steps(g.unwrap_or(5)),
+        (None, Some(g)) => RoundLength::Steps(g),
+        (None, None) => defaults.round,
     };
-    let tie_break = match raw.tie_break.as_deref().unwrap_or("none") {
-        "work" => TieBreak::Work,
-        "none" => TieBreak::None,
-        other => {
+    let tie_break = match raw.tie_break.as_deref() {
+        None => defaults.tie_break,
+        Some("work") => TieBreak::Work,
+        Some("none") => TieBreak::None,
+        Some(other) => {
             return Err(bad(
                 "policy.tetriserve.tie_break",
                 format!("unknown tie-break `{other}`; expected `work` or `none`"),
@@ -1217,7 +1222,7 @@ fn tetriserve_config(raw: &RawTetriserve, source: &str) -> Result<TetriserveConf
         }
     };
     let drop_late_after = match raw.drop_late_after_s {
-        None => None,
+        None => defaults.drop_late_after,
         Some(s) => Some(Nanos::try_from_secs(s).ok_or_else(|| {
             bad(
                 "policy.tetriserve.drop_late_after_s",
@@ -1225,17 +1230,18 @@ fn tetriserve_config(raw: &RawTetriserve, source: &str) -> Result<TetriserveConf
             )
         })?),
     };
-    let rule = match raw.shed_rule.as_deref().unwrap_or("largest-work") {
-        "largest-work" => ShedRule::LargestWork,
-        "latest-deadline" => ShedRule::LatestDeadline,
-        other => {
+    let rule = match raw.shed_rule.as_deref() {
+        None => defaults.shed.rule,
+        Some("largest-work") => ShedRule::LargestWork,
+        Some("latest-deadline") => ShedRule::LatestDeadline,
+        Some(other) => {
             return Err(bad(
                 "policy.tetriserve.shed_rule",
                 format!("unknown rule `{other}`; expected `largest-work` or `latest-deadline`"),
             ));
         }
     };
-    let capacity = raw.shed_capacity.unwrap_or(1.0);
+    let capacity = raw.shed_capacity.unwrap_or(defaults.shed.capacity);
     if !(capacity.is_finite() && capacity > 0.0) {
         return Err(bad(
             "policy.tetriserve.shed_capacity",
@@ -1246,15 +1252,15 @@ fn tetriserve_config(raw: &RawTetriserve, source: &str) -> Result<TetriserveConf
         round,
         tie_break,
         drop_late_after,
-        round_aware_plans: raw.round_aware_plans.unwrap_or(true),
-        fill_rounds: raw.fill_rounds.unwrap_or(true),
-        backfill: raw.backfill.unwrap_or(true),
-        batching: raw.batching.unwrap_or(false),
-        snap_rounds: raw.snap_rounds.unwrap_or(true),
+        round_aware_plans: raw.round_aware_plans.unwrap_or(defaults.round_aware_plans),
+        fill_rounds: raw.fill_rounds.unwrap_or(defaults.fill_rounds),
+        backfill: raw.backfill.unwrap_or(defaults.backfill),
+        batching: raw.batching.unwrap_or(defaults.batching),
+        snap_rounds: raw.snap_rounds.unwrap_or(defaults.snap_rounds),
         shed: ShedConfig {
             rule,
             capacity,
-            drop: raw.shed_drop.unwrap_or(false),
+            drop: raw.shed_drop.unwrap_or(defaults.shed.drop),
         },
     })
 }
@@ -1287,6 +1293,21 @@ mod tests {
             .to_string();
         assert!(err.starts_with("s.toml:2"), "{err}");
         assert!(err.contains("did you mean `rate_per_min`?"), "{err}");
+    }
+
+    /// TetriServe's defaults have one source, `TetriserveConfig::default()`: a file that leaves
+    /// every `[policy.tetriserve]` key out gets exactly it, and `scenarios/default.toml`, which
+    /// spells the defaults out for users, must agree with it.
+    #[test]
+    fn tetriserve_defaults_have_one_source() {
+        let empty = tetriserve_config(&RawTetriserve::default(), "empty.toml").unwrap();
+        assert_eq!(empty, TetriserveConfig::default());
+        let shipped = Scenario::from_raw(RawScenario::default_scenario(), "default.toml").unwrap();
+        assert_eq!(
+            shipped.policy_config.tetriserve,
+            TetriserveConfig::default(),
+            "scenarios/default.toml's [policy.tetriserve] disagrees with TetriserveConfig::default()"
+        );
     }
 
     /// The keys a `Raw*` struct accepts, read from serde's refusal of an unknown one

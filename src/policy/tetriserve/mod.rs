@@ -44,15 +44,20 @@
 //! GPU-seconds per step, kept up to date from completions and drops; ties to the lowest
 //! index); every node then runs its own rounds.
 //!
-//! `config.rs` holds [`TetriserveConfig`] and [`Variant`], with every choice the paper leaves
-//! open.
+//! Files: `config.rs` holds [`TetriserveConfig`] and [`Variant`], with every choice the paper
+//! leaves open (the one source of their defaults); `table.rs` the step-time tables and the
+//! round length; `assign.rs` node assignment; `conservation.rs` work conservation (steps 4);
+//! this file the rounds themselves (units, batching, packing, best-effort service, dispatch).
 
+mod assign;
 mod backlog;
 mod config;
+mod conservation;
 mod packing;
 mod placement;
 mod plan;
 mod shedding;
+mod table;
 
 pub use config::{RoundLength, ShedConfig, ShedRule, TetriserveConfig, TieBreak, Variant};
 pub use packing::{Group, Packer, Value};
@@ -60,7 +65,7 @@ pub use plan::{Part, Plan, min_gpu_plan};
 
 use std::collections::HashSet;
 
-use crate::cluster::{Cluster, GpuSet, Link};
+use crate::cluster::{Cluster, GpuSet};
 use crate::cost::{Overheads, ResClass, StepTimes};
 use crate::policy::{Batch, Decision, Dispatch, Phase, Policy, RequestState, View};
 use crate::time::Nanos;
@@ -68,12 +73,10 @@ use crate::workload::RequestId;
 
 use backlog::{Backlog, late_key};
 use placement::Placer;
+use table::{BATCH_SIZES, Table};
 
 /// Allocation options of a unit in a round: (degree, steps), `(0, 0)` where unused.
 type Options = [(u32, u32); 2];
-
-/// Batch sizes a unit may have (the profiles' batch entries).
-const BATCH_SIZES: [u32; 3] = [1, 2, 4];
 
 /// A unit of one round: a request, or requests batched together, and its options.
 #[derive(Clone, Copy, Debug)]
@@ -82,81 +85,6 @@ struct Candidate {
     class: ResClass,
     /// Allocation options in the order pushed into the packing group.
     options: Options,
-}
-
-/// Step times of one (resolution class, batch size) at every degree of a node.
-#[derive(Clone, Debug)]
-struct Table {
-    /// (degree, step time over NVLink), ascending degree.
-    times: Vec<(u32, Nanos)>,
-    /// (degree, time per step as plans see it): `times`, or with `round_aware_plans` the
-    /// round-quantised time `tau / floor(tau / T)`.
-    plan_times: Vec<(u32, Nanos)>,
-    /// Per log2 degree: the step time when the set crosses PCIe.
-    pcie: Vec<Nanos>,
-    fastest: Nanos,
-}
-
-impl Table {
-    fn new(
-        cluster: &Cluster,
-        costs: &StepTimes,
-        class: ResClass,
-        batch: u32,
-        tau: Nanos,
-        round_aware: bool,
-    ) -> Option<Table> {
-        let times: Vec<(u32, Nanos)> = cluster
-            .degrees()
-            .map(|k| costs.get(class, k, batch, Link::NvLink).map(|t| (k, t)))
-            .collect::<Option<_>>()?;
-        let pcie = cluster
-            .degrees()
-            .map(|k| {
-                costs
-                    .get(class, k, batch, Link::Pcie)
-                    .unwrap_or(times[k.trailing_zeros() as usize].1)
-            })
-            .collect();
-        // A unit at degree k advances floor(tau / T(k)) steps per round, so inside rounds a
-        // step effectively costs tau / floor(tau / T(k)): more than T(k) whenever T(k) does
-        // not divide tau. Planning with the nominal T(k) would promise progress that rounds
-        // cannot deliver (the request falls behind and turns late); planning with the
-        // effective time keeps the plan honest. Steps longer than a round keep T(k).
-        let plan_times = times
-            .iter()
-            .map(|&(k, x)| {
-                let per_round = tau.0 / x.0.max(1);
-                (
-                    k,
-                    if round_aware && per_round > 0 {
-                        Nanos(tau.0 / per_round)
-                    } else {
-                        x
-                    },
-                )
-            })
-            .collect();
-        let fastest = times.iter().map(|&(_, x)| x).min()?;
-        Some(Table {
-            times,
-            plan_times,
-            pcie,
-            fastest,
-        })
-    }
-
-    fn step(&self, degree: u32) -> Nanos {
-        self.times[degree.trailing_zeros() as usize].1
-    }
-
-    /// Step time on exactly the set `gpus` (its link included).
-    fn step_on(&self, cluster: &Cluster, gpus: GpuSet) -> Nanos {
-        match cluster.link_of(gpus) {
-            Link::NvLink => self.step(gpus.len()),
-            Link::Pcie => self.pcie[gpus.len().trailing_zeros() as usize],
-        }
-    }
 }
 
 /// The TetriServe policy.
@@ -215,29 +143,7 @@ impl Tetriserve {
     ) -> Tetriserve {
         let classes = costs.classes().len();
         let class = |c: usize| ResClass(c as u16);
-        let tau = match config.round {
-            RoundLength::Fixed(t) => t,
-            RoundLength::Steps(g) => {
-                // The menu's largest class (classes are sorted by token count) at the largest
-                // degree: from the service's menu only, so that no decision depends on which
-                // resolutions arrive later.
-                let reference = costs
-                    .menu()
-                    .last()
-                    .map_or(Nanos(1), |c| costs.step(c, cluster.max_degree()));
-                let tau = reference.times(u64::from(g.max(1)));
-                if config.snap_rounds {
-                    let steps: Vec<Nanos> = costs
-                        .menu()
-                        .flat_map(|c| cluster.degrees().map(move |k| costs.step(c, k)))
-                        .collect();
-                    snap_round(tau, reference, &steps)
-                } else {
-                    tau
-                }
-            }
-        }
-        .max(Nanos(1));
+        let tau = table::round_length(&config, cluster, costs);
         let tables: Vec<[Option<Table>; 3]> = (0..classes)
             .map(|c| {
                 BATCH_SIZES
@@ -315,72 +221,6 @@ impl Tetriserve {
             .as_ref()
             .expect("units only take resolved batch sizes")
     }
-
-    /// Takes in what happened since the last call: assigns each arrival to the node with the
-    /// least outstanding work (sum over its requests of remaining steps x cheapest GPU-time per
-    /// step), and adds arrivals and requests back from a work to their node's backlog.
-    ///
-    /// Node loads are kept up to date from completions and drops rather than summed over the
-    /// active requests at each arrival: O(arrivals x nodes + completions) per call.
-    fn take_in(&mut self, view: &View<'_>) {
-        if view.now < self.clock {
-            // Lateness found earlier may not hold at an earlier time: judge everyone afresh.
-            self.backlogs.iter_mut().for_each(Backlog::reopen);
-        }
-        self.clock = view.now;
-        let multi = self.cluster.nodes > 1;
-        if let Some(max) = view.arrived.iter().map(|id| id.index()).max()
-            && self.node_of.len() <= max
-        {
-            self.node_of.resize(max + 1, 0);
-            if multi {
-                self.counted.resize(max + 1, 0);
-            }
-        }
-        let work = |steps: u32, id: RequestId| {
-            u128::from(steps) * self.cheapest[view.request(id).class.index()]
-        };
-        for &id in view.completed {
-            let Some(&node) = self.node_of.get(id.index()) else {
-                continue; // never seen arriving: not this policy's
-            };
-            let node = node as usize;
-            if multi {
-                let left = view.request(id).remaining_steps();
-                self.load[node] -= work(self.counted[id.index()] - left, id);
-                self.counted[id.index()] = left;
-            }
-            if view.request(id).phase == Phase::Waiting {
-                self.backlogs[node].add(id);
-            }
-        }
-        for &id in view.arrived {
-            let node = if multi {
-                let node = (0..self.cluster.nodes)
-                    .min_by_key(|&n| (self.load[n as usize], n))
-                    .unwrap_or(0);
-                let left = view.request(id).remaining_steps();
-                self.load[node as usize] += work(left, id);
-                self.counted[id.index()] = left;
-                node
-            } else {
-                0
-            };
-            self.node_of[id.index()] = node;
-            self.backlogs[node as usize].add(id);
-        }
-    }
-
-    /// `id` is dropped: it no longer loads its node.
-    fn forget(&mut self, view: &View<'_>, id: RequestId) {
-        if self.cluster.nodes > 1 {
-            let steps = std::mem::take(&mut self.counted[id.index()]);
-            let node = self.node_of[id.index()] as usize;
-            self.load[node] -= u128::from(steps) * self.cheapest[view.request(id).class.index()];
-        }
-    }
-
-    /// The most steps that fit in `budget`, given the step time and the fixed costs of the
     /// work: `extra` always, `vae` if it would include the last step.
     fn steps_within(budget: Nanos, step: Nanos, extra: Nanos, vae: Nanos, remaining: u32) -> u32 {
         if budget <= extra || step == Nanos::ZERO {
@@ -810,89 +650,6 @@ impl Tetriserve {
         }
     }
 
-    /// Work conservation, first half: units the packing left waiting start on idle GPUs,
-    /// earliest deadline first, at the cheapest degree of their plan that is idle (else at
-    /// the widest idle degree no wider than their plan that runs a step in the window); the
-    /// scale-up then hands out what is left.
-    fn start_unselected(&mut self, view: &View<'_>, window: Nanos) {
-        let mut waiting = std::mem::take(&mut self.unselected);
-        waiting.clear();
-        waiting.extend(
-            self.candidates
-                .iter()
-                .zip(&self.choice)
-                .filter(|&(_, &o)| o == 0)
-                .map(|(c, _)| {
-                    (
-                        view.request(c.batch.ids()[0]).deadline(),
-                        c.batch.ids()[0],
-                        *c,
-                    )
-                }),
-        );
-        waiting.sort_by_key(|&(d, id, _)| (d, id));
-        for &(_, _, c) in &waiting {
-            let idle = self.placer.idle();
-            let planned = c
-                .options
-                .iter()
-                .filter(|&&(k, q)| k > 0 && q > 0 && k <= idle)
-                .map(|&(k, _)| k)
-                .min();
-            let widest = c.options.iter().map(|&(k, _)| k).max().unwrap_or(1).max(1);
-            let fallback = || {
-                self.table(c.class, c.batch.len())
-                    .times
-                    .iter()
-                    .rev()
-                    .find(|&&(k, t)| k <= idle && k <= widest && t <= window)
-                    .map(|&(k, _)| k)
-            };
-            if let Some(k) = planned.or_else(fallback) {
-                self.placer
-                    .want(c.batch, k, Self::prev_set(view, c.batch), false);
-                self.placer
-                    .place(&self.cluster, self.variant.placement_preservation);
-            }
-        }
-        self.unselected = waiting;
-    }
-
-    /// Work-conserving elastic scale-up of placed units (`late` ones only after the others):
-    /// doubling the degree of the unit whose remaining time drops the most, while GPUs idle.
-    fn scale_up(&mut self, view: &View<'_>, late: bool) {
-        loop {
-            let idle = self.placer.idle();
-            let mut best: Option<(u128, Nanos, usize)> = None;
-            for (i, p) in self.placer.placed().iter().enumerate() {
-                let k = p.gpus.len();
-                if p.late != late || 2 * k > self.cluster.gpus_per_node || k > idle {
-                    continue;
-                }
-                let s = view.request(p.batch.ids()[0]);
-                let Some(grown) = self.placer.grown(i, &self.cluster) else {
-                    continue;
-                };
-                let table = self.table(s.class, p.batch.len());
-                let (t_now, t_big) = (
-                    table.step_on(&self.cluster, p.gpus),
-                    table.step_on(&self.cluster, grown),
-                );
-                if t_big >= t_now {
-                    continue;
-                }
-                let benefit = u128::from(s.remaining_steps()) * u128::from((t_now - t_big).0);
-                if best.is_none_or(|(b, d, j)| {
-                    benefit > b || (benefit == b && (s.deadline(), i) < (d, j))
-                }) {
-                    best = Some((benefit, s.deadline(), i));
-                }
-            }
-            let Some((_, _, i)) = best else { return };
-            self.placer.grow(i, &self.cluster);
-        }
-    }
-
     /// Turns placements into dispatches, with the steps that fit the window on the actual set.
     fn emit(&mut self, view: &View<'_>, window: Nanos, out: &mut Vec<Decision>) {
         for p in self.placer.placed() {
@@ -919,51 +676,6 @@ impl Tetriserve {
         }
     }
 }
-
-/// The round length in `tau..=1.5 tau` that wastes the least time to whole-step quantisation:
-/// a unit at step time `T` idles `tau mod T` of every round. Never shorter than `tau`, and
-/// the reference step (`reference`, of which `tau` holds `g`) may idle at most 5% of a round,
-/// so the most demanding request keeps its pace. Candidates are the multiples of every step
-/// time in range; the score is the mean idle fraction over the step times that fit a round;
-/// ties go to the candidate closest to `tau`.
-fn snap_round(tau: Nanos, reference: Nanos, steps: &[Nanos]) -> Nanos {
-    let (lo, hi) = (tau.0, tau.0 + tau.0 / 2);
-    let waste = |t: u64| -> f64 {
-        let fitting: Vec<u64> = steps
-            .iter()
-            .map(|s| s.0)
-            .filter(|&s| s > 0 && s <= t)
-            .collect();
-        if fitting.is_empty() {
-            return 1.0;
-        }
-        fitting
-            .iter()
-            .map(|&s| (t % s) as f64 / t as f64)
-            .sum::<f64>()
-            / fitting.len() as f64
-    };
-    let keeps_pace = |t: u64| reference.0 == 0 || (t % reference.0) * 20 <= t;
-    let mut best = (waste(tau.0), 0u64, tau.0);
-    for &s in steps {
-        if s.0 == 0 {
-            continue;
-        }
-        let mut m = lo.div_ceil(s.0);
-        while m * s.0 <= hi {
-            let t = m * s.0;
-            let key = (waste(t), t.abs_diff(tau.0), t);
-            if keeps_pace(t)
-                && (key.0 < best.0 || (key.0 == best.0 && (key.1, key.2) < (best.1, best.2)))
-            {
-                best = key;
-            }
-            m += 1;
-        }
-    }
-    Nanos(best.2)
-}
-
 impl Policy for Tetriserve {
     fn name(&self) -> &str {
         self.variant.name()
@@ -1006,29 +718,6 @@ mod tests {
 
     fn ms(v: u64) -> Nanos {
         Nanos(v * 1_000_000)
-    }
-
-    #[test]
-    fn snapped_rounds_hold_whole_steps() {
-        // One step time of 30 ms: 121 ms wastes 1 ms per round; 150 ms (5 steps) wastes none
-        // and is the closest such length that is not shorter.
-        assert_eq!(snap_round(ms(121), Nanos::ZERO, &[ms(30)]), ms(150));
-        assert_eq!(snap_round(ms(119), Nanos::ZERO, &[ms(30)]), ms(120));
-        // Already aligned: unchanged.
-        assert_eq!(snap_round(ms(150), ms(30), &[ms(30), ms(50)]), ms(150));
-        // 100 and 40 ms: 200 ms holds both exactly, and is within +50% of 140 ms...
-        assert_eq!(
-            snap_round(ms(140), Nanos::ZERO, &[ms(100), ms(40)]),
-            ms(200)
-        );
-        // ...unless the reference step of 140 ms would idle 60 of every 200 ms.
-        assert_eq!(
-            snap_round(ms(140), ms(140), &[ms(100), ms(40), ms(140)]),
-            ms(140)
-        );
-        // A 24 ms reference at 5 steps (120 ms) and a 31 ms step: 124 ms holds four 31 ms
-        // steps and idles only 4 ms (3%) of the reference.
-        assert_eq!(snap_round(ms(120), ms(24), &[ms(24), ms(31)]), ms(124));
     }
 
     #[test]
