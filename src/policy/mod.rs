@@ -11,11 +11,13 @@
 
 mod fixed_sp;
 mod rssp;
+mod stepwise;
 pub mod tetriserve;
 mod view;
 
 pub use fixed_sp::FixedSp;
 pub use rssp::Rssp;
+pub use stepwise::Stepwise;
 pub use tetriserve::{Tetriserve, TetriserveConfig, Variant};
 pub use view::{Phase, RequestState, View};
 
@@ -106,6 +108,9 @@ pub enum PolicyKind {
     Rssp,
     /// TetriServe with the given mechanisms on (the ablation rows of the paper's Table 5).
     Tetriserve(Variant),
+    /// Beyond the paper: step-level SP re-planned at every request's step boundary, with
+    /// one-step (revocable) grants.
+    Stepwise,
 }
 
 /// One registered policy: its command-line name, what it does (one line, for
@@ -123,7 +128,7 @@ pub struct PolicyInfo {
 /// The registry: every named policy, in the order listings and charts show them. Adding a
 /// policy means one row here (and its arm in [`build`]); the `policies` command, the names
 /// accepted on the command line and the chart colours all come from this table.
-const REGISTRY: [PolicyInfo; 9] = [
+const REGISTRY: [PolicyInfo; 10] = [
     PolicyInfo {
         kind: PolicyKind::XditSp(1),
         name: "xdit-sp1",
@@ -178,6 +183,12 @@ const REGISTRY: [PolicyInfo; 9] = [
         description: "tetriserve + overload shedding (beyond the paper): when a node's GPU-seconds cannot cover every deadline, serve the most expensive requests best-effort instead",
         colour: 9,
     },
+    PolicyInfo {
+        kind: PolicyKind::Stepwise,
+        name: "stepwise",
+        description: "beyond the paper: every request re-planned at each of its own step boundaries at the narrowest degree that meets its deadline, EDF with overload admission; GPUs granted one step at a time and reclaimed at the holder's next step",
+        colour: 10,
+    },
 ];
 
 /// Names that select several policies at once, with what they select.
@@ -229,7 +240,7 @@ impl PolicyKind {
 
     /// Policies beyond the paper.
     pub fn extensions() -> Vec<PolicyKind> {
-        vec![PolicyKind::Tetriserve(Variant::SHED)]
+        vec![PolicyKind::Tetriserve(Variant::SHED), PolicyKind::Stepwise]
     }
 
     /// Names accepted by [`FromStr`] (the registry's, then the groups'), for help texts and
@@ -249,6 +260,7 @@ impl fmt::Display for PolicyKind {
             PolicyKind::XditSp(k) => write!(f, "xdit-sp{k}"),
             PolicyKind::Rssp => f.write_str("rssp"),
             PolicyKind::Tetriserve(v) => f.write_str(v.name()),
+            PolicyKind::Stepwise => f.write_str("stepwise"),
         }
     }
 }
@@ -331,6 +343,7 @@ pub fn build(
             Ok(Box::new(FixedSp::new(k, cluster)))
         }
         PolicyKind::Rssp => Ok(Box::new(Rssp::new(cluster, costs, config)?)),
+        PolicyKind::Stepwise => Ok(Box::new(Stepwise::new(cluster, costs, config.overheads.clone()))),
         PolicyKind::Tetriserve(v) => {
             if let tetriserve::RoundLength::Fixed(t) = config.tetriserve.round
                 && t == Nanos::ZERO

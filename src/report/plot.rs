@@ -168,10 +168,10 @@ const MARKER_R: i32 = 5;
 const GANTT_DENSE: usize = 20_000;
 
 /// Okabe-Ito (the first eight: distinguishable under the common colour-vision deficiencies),
-/// then Paul Tol's wine and green for policies beyond eight. A policy's slot comes from the
+/// then Paul Tol's wine, green and indigo for policies beyond eight. A policy's slot comes from the
 /// policy registry ([`PolicyKind::all`]), so one policy has one colour in every chart; slot 7
 /// (black) is the upper bound's.
-const PALETTE: [RGBColor; 10] = [
+const PALETTE: [RGBColor; 11] = [
     RGBColor(0x00, 0x72, 0xB2),
     RGBColor(0xE6, 0x9F, 0x00),
     RGBColor(0x00, 0x9E, 0x73),
@@ -182,6 +182,7 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(0x00, 0x00, 0x00),
     RGBColor(0x88, 0x22, 0x55),
     RGBColor(0x11, 0x77, 0x33),
+    RGBColor(0x33, 0x22, 0x88),
 ];
 const GRID: RGBColor = RGBColor(0xDD, 0xDD, 0xDD);
 const MISS: RGBColor = RGBColor(0xD0, 0x00, 0x00);

@@ -54,9 +54,9 @@ mod backlog;
 mod config;
 mod conservation;
 mod packing;
-mod placement;
+pub(in crate::policy) mod placement;
 mod plan;
-mod shedding;
+pub(in crate::policy) mod shedding;
 mod table;
 
 pub use config::{RoundLength, ShedConfig, ShedRule, TetriserveConfig, TieBreak, Variant};

@@ -1,0 +1,520 @@
+//! `stepwise` (beyond the paper): step-level sequence parallelism re-planned at every
+//! request's own step boundary, with GPUs granted one step at a time.
+//!
+//! TetriServe plans in rounds: GPUs granted at a boundary are held for the whole round, an
+//! arrival waits for the next boundary, and every step time is quantised to the round. Three
+//! losses follow (docs/tetriserve-results.md, "Where TetriServe loses"): idle tails of rounds
+//! whose length whole steps do not fill; hopeless work holding wide sets for a whole round
+//! while requests with slack wait; and per-request plans that all start narrow in a burst and
+//! all need more GPUs at once later. This policy keeps TetriServe's ingredients (the
+//! minimal-GPU-time plan, placement preservation, work conservation, overload shedding) and
+//! drops the round:
+//!
+//! - **Grants are one step long.** Every dispatch runs one denoising step, so a request is
+//!   re-planned at each of its own step boundaries, at its own rhythm; a GPU lent to anyone
+//!   returns to the pool when that step ends. An arrival waits for at most one step of the
+//!   GPUs' holders, never a round.
+//! - **Each request runs at the narrowest degree that meets its deadline from now on** (its
+//!   *need*): running every remaining step there is on time, so the request never counts on
+//!   GPUs it may not get later. As it runs ahead of schedule, its need drops. Over a request's
+//!   life this is the minimal-GPU-time plan of `tetriserve/plan.rs`, wide parts first.
+//! - **Earliest deadline first, with admission.** A node's requests that can still make it
+//!   pass the fluid overload test of `tetriserve/shedding.rs` (Moore-Hodgson on the node's
+//!   GPU-seconds); the admitted ones claim their need in deadline order, counting the GPUs
+//!   that running requests will need again after their current step. A request whose need is
+//!   not idle now is *blocked*: the idle GPUs are reserved for it, and others may use them only
+//!   for a step that ends before the blocked request could start anyway (EASY backfilling).
+//! - **Work conservation, revocable.** GPUs nobody needs go to shed requests (deadline order),
+//!   then to late ones (fewest remaining steps first, one GPU each), then double the degree of
+//!   this instant's grants where a step really gets faster, largest saving first. All of it
+//!   is reclaimed at the holder's next step boundary when someone with a deadline needs it.
+//!
+//! Requests that can no longer meet their deadline (even alone at the fastest degree) are
+//! *late*: they are kept in a heap per node and read only as far as idle GPUs reach, so that a
+//! growing backlog under overload costs O(log n) per served request, not a scan. Multi-node:
+//! each arrival goes for good to the node with the least outstanding work (remaining steps x
+//! cheapest GPU-time per step of its live requests).
+//!
+//! The policy is causal: it reads only arrived requests and the cost table.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+
+use crate::cluster::{Cluster, GpuSet, Link};
+use crate::cost::{Overheads, ResClass, StepTimes};
+use crate::policy::tetriserve::placement::Placer;
+use crate::policy::tetriserve::shedding::{self, Job};
+use crate::policy::tetriserve::{Plan, min_gpu_plan};
+use crate::policy::{Batch, Decision, Dispatch, Phase, Policy, RequestState, View};
+use crate::time::Nanos;
+use crate::workload::RequestId;
+
+/// One live request of a node, as one decision sees it.
+#[derive(Clone, Copy, Debug)]
+struct Live {
+    id: RequestId,
+    class: ResClass,
+    deadline: Nanos,
+    steps: u32,
+    /// Waiting now (a candidate for a grant), or running until its step ends.
+    waiting: bool,
+    /// The narrowest degree that meets the deadline with every remaining step there.
+    need: u32,
+    /// GPUs it holds now (running) or 0.
+    holds: u32,
+    /// Least GPU-nanoseconds it needs before its deadline (for admission).
+    work: u128,
+    shed: bool,
+}
+
+/// The stepwise policy (see the module docs).
+pub struct Stepwise {
+    cluster: Cluster,
+    overheads: Overheads,
+    /// Per class: (degree, step time over NVLink), ascending degree.
+    times: Vec<Vec<(u32, Nanos)>>,
+    /// Per class, per log2 degree: the step time when a set crosses PCIe.
+    pcie: Vec<Vec<Nanos>>,
+    /// Per class: the fastest step time, and the cheapest GPU-time per step.
+    fastest: Vec<Nanos>,
+    cheapest: Vec<u128>,
+    node_of: Vec<u32>,
+    /// Per request: when the step it runs is expected to end (a plan, not a measurement).
+    busy_until: Vec<Nanos>,
+    late: Vec<bool>,
+    /// Per node: its requests that can still make it, waiting or running, in arrival order.
+    live: Vec<Vec<RequestId>>,
+    /// Per node: its late waiting requests, fewest remaining steps first.
+    late_heap: Vec<BinaryHeap<Reverse<(u32, RequestId)>>>,
+    used_groups: HashSet<GpuSet>,
+    placer: Placer,
+    entries: Vec<Live>,
+    order: Vec<usize>,
+    touched: Vec<bool>,
+}
+
+impl Stepwise {
+    pub fn new(cluster: &Cluster, costs: &StepTimes, overheads: Overheads) -> Stepwise {
+        let classes = costs.classes().len();
+        let class = |c: usize| ResClass(c as u16);
+        let times: Vec<Vec<(u32, Nanos)>> = (0..classes)
+            .map(|c| {
+                cluster
+                    .degrees()
+                    .map(|k| (k, costs.step(class(c), k)))
+                    .collect()
+            })
+            .collect();
+        let pcie = (0..classes)
+            .map(|c| {
+                cluster
+                    .degrees()
+                    .map(|k| {
+                        costs
+                            .get(class(c), k, 1, Link::Pcie)
+                            .unwrap_or_else(|| costs.step(class(c), k))
+                    })
+                    .collect()
+            })
+            .collect();
+        let fastest = times
+            .iter()
+            .map(|t| t.iter().map(|&(_, x)| x).min().expect("degree 1"))
+            .collect();
+        let cheapest = times
+            .iter()
+            .map(|t| {
+                t.iter()
+                    .map(|&(k, x)| u128::from(k) * u128::from(x.0))
+                    .min()
+                    .expect("degree 1")
+            })
+            .collect();
+        Stepwise {
+            cluster: cluster.clone(),
+            overheads,
+            times,
+            pcie,
+            fastest,
+            cheapest,
+            node_of: Vec::new(),
+            busy_until: Vec::new(),
+            late: Vec::new(),
+            live: vec![Vec::new(); cluster.nodes as usize],
+            late_heap: vec![BinaryHeap::new(); cluster.nodes as usize],
+            used_groups: HashSet::new(),
+            placer: Placer::default(),
+            entries: Vec::new(),
+            order: Vec::new(),
+            touched: Vec::new(),
+        }
+    }
+
+    fn step(&self, class: ResClass, degree: u32) -> Nanos {
+        self.times[class.index()][degree.trailing_zeros() as usize].1
+    }
+
+    /// Step time on exactly the set `gpus` (its link included).
+    fn step_on(&self, class: ResClass, gpus: GpuSet) -> Nanos {
+        match self.cluster.link_of(gpus) {
+            Link::NvLink => self.step(class, gpus.len()),
+            Link::Pcie => self.pcie[class.index()][gpus.len().trailing_zeros() as usize],
+        }
+    }
+
+    /// Costs outside the steps that a request starting a work now must still pay before its
+    /// deadline: the text encoder if it has not started, and the VAE decode at the end.
+    fn fixed_costs(&self, s: &RequestState) -> Nanos {
+        let mut fixed = self.overheads.vae_decode(s.request.resolution);
+        if s.steps_done == 0 {
+            fixed += self.overheads.text_encoder;
+        }
+        fixed + self.overheads.dispatch
+    }
+
+    /// Costs the executor charges a one-step work of `s` on `gpus` now: dispatch, text
+    /// encoder, hand-off, group set-up, and the VAE decode if it is the last step.
+    fn work_cost(&self, s: &RequestState, gpus: GpuSet, step: Nanos) -> Nanos {
+        let mut extra = self.overheads.dispatch;
+        if s.steps_done == 0 {
+            extra += self.overheads.text_encoder;
+        }
+        let moved = s.gpus.is_some_and(|p| p != gpus);
+        if moved {
+            extra += Nanos((step.0 as f64 * self.overheads.remap_fraction).ceil() as u64);
+        }
+        if gpus.len() > 1
+            && self.overheads.group_setup > Nanos::ZERO
+            && (!self.used_groups.contains(&gpus) || self.overheads.group_setup_on_regroup && moved)
+        {
+            extra += self.overheads.group_setup;
+        }
+        if s.remaining_steps() == 1 {
+            extra += self.overheads.vae_decode(s.request.resolution);
+        }
+        extra
+    }
+
+    /// Takes in arrivals (assigned to the least-loaded node) and completions (late requests
+    /// back to their node's heap); marks the nodes where something happened.
+    fn take_in(&mut self, view: &View<'_>) {
+        self.touched.clear();
+        self.touched.resize(self.cluster.nodes as usize, false);
+        if let Some(max) = view.arrived.iter().map(|id| id.index()).max()
+            && self.node_of.len() <= max
+        {
+            self.node_of.resize(max + 1, 0);
+            self.busy_until.resize(max + 1, Nanos::ZERO);
+            self.late.resize(max + 1, false);
+        }
+        for &id in view.completed {
+            let Some(&node) = self.node_of.get(id.index()) else {
+                continue;
+            };
+            self.touched[node as usize] = true;
+            let s = view.request(id);
+            if self.late[id.index()] && s.phase == Phase::Waiting {
+                self.late_heap[node as usize].push(Reverse((s.remaining_steps(), id)));
+            }
+        }
+        for &id in view.arrived {
+            let node = if self.cluster.nodes > 1 {
+                (0..self.cluster.nodes)
+                    .min_by_key(|&n| (self.outstanding(view, n), n))
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            self.node_of[id.index()] = node;
+            self.live[node as usize].push(id);
+            self.touched[node as usize] = true;
+        }
+    }
+
+    /// A node's outstanding work: remaining steps x cheapest GPU-time per step, over its live
+    /// requests (late ones are served only with leftovers and do not count).
+    fn outstanding(&self, view: &View<'_>, node: u32) -> u128 {
+        self.live[node as usize]
+            .iter()
+            .map(|&id| {
+                let s = view.request(id);
+                u128::from(s.remaining_steps()) * self.cheapest[s.class.index()]
+            })
+            .sum()
+    }
+
+    /// Re-plans one node: classifies its live requests, admits, grants one-step works.
+    fn plan_node(&mut self, view: &View<'_>, node: u32, out: &mut Vec<Decision>) {
+        let now = view.now;
+        let gpus = self.cluster.gpus_per_node;
+        // 1. Live requests: drop the ended, move the hopeless to the late heap, price the rest.
+        let mut live = std::mem::take(&mut self.live[node as usize]);
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.clear();
+        live.retain(|&id| {
+            let s = view.request(id);
+            let waiting = match s.phase {
+                Phase::Waiting => true,
+                Phase::Running => false,
+                _ => return false,
+            };
+            let ready = if waiting {
+                now
+            } else {
+                self.busy_until[id.index()].max(now)
+            };
+            let fixed = self.fixed_costs(s);
+            let steps = s.remaining_steps();
+            let class = s.class;
+            let times = &self.times[class.index()];
+            let finish = |t: Nanos| {
+                t.checked_times(u64::from(steps))
+                    .and_then(|x| x.checked_add(fixed))
+                    .and_then(|x| x.checked_add(ready))
+            };
+            let on_time = |t: Nanos| finish(t).is_some_and(|end| end <= s.deadline());
+            if !on_time(self.fastest[class.index()]) {
+                self.late[id.index()] = true;
+                if waiting {
+                    self.late_heap[node as usize].push(Reverse((steps, id)));
+                }
+                return false;
+            }
+            let need = times
+                .iter()
+                .find(|&&(_, t)| on_time(t))
+                .map_or(gpus, |&(k, _)| k);
+            let budget = s.deadline() - ready - fixed;
+            let plan: Plan = min_gpu_plan(times, steps, budget);
+            entries.push(Live {
+                id,
+                class,
+                deadline: s.deadline(),
+                steps,
+                waiting,
+                need,
+                holds: if waiting { 0 } else { s.gpus.map_or(0, |g| g.len()) },
+                work: plan.gpu_time(times),
+                shed: false,
+            });
+            true
+        });
+        self.live[node as usize] = live;
+        // 2. Admission: the fluid overload test sheds the largest works first.
+        let jobs: Vec<Job> = entries
+            .iter()
+            .map(|e| Job {
+                deadline: e.deadline,
+                work: e.work,
+                key: Some(e.work),
+            })
+            .collect();
+        for i in shedding::shed(&jobs, now, gpus, 1.0) {
+            entries[i].shed = true;
+        }
+        // 3. Admitted requests claim their need in deadline order; the waiting ones get a grant
+        //    if it is idle now, or block (reserving the idle GPUs) until it will be.
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        order.extend(0..entries.len());
+        order.sort_unstable_by_key(|&i| (entries[i].shed, entries[i].deadline, entries[i].id));
+        self.placer.start(node, view.free.node_mask(node));
+        let mut claimable = gpus;
+        // A blocked request: when it could start, and how many idle GPUs wait for it.
+        let mut block: Option<(Nanos, u32)> = None;
+        for &i in &order {
+            let e = entries[i];
+            let claim = if e.shed {
+                1
+            } else {
+                let c = if e.need <= claimable {
+                    e.need
+                } else {
+                    pow2_floor(claimable)
+                };
+                claimable -= c;
+                c
+            };
+            if !e.waiting || claim == 0 {
+                continue;
+            }
+            let usable = |this: &Stepwise, k: u32, idle: u32| -> u32 {
+                match block {
+                    Some((start, reserved)) => {
+                        let end = now + this.step(e.class, k.max(1));
+                        if end <= start {
+                            idle
+                        } else {
+                            idle.saturating_sub(reserved)
+                        }
+                    }
+                    None => idle,
+                }
+            };
+            let idle = self.placer.idle();
+            let d = pow2_floor(usable(self, claim, idle).min(claim));
+            let prev = view.request(e.id).gpus;
+            if d >= 1 && (e.shed || d >= claim) {
+                let before = self.placer.placed().len();
+                self.placer.want(Batch::one(e.id), d, prev, e.shed);
+                self.placer.place(&self.cluster, true);
+                if self.placer.placed().len() > before {
+                    continue;
+                }
+            }
+            if block.is_none() && !e.shed {
+                block = Some((self.ready_time(view, node, &entries, claim), idle.min(claim)));
+            }
+        }
+        // 4. Late requests: one leftover GPU each, fewest remaining steps first.
+        let mut heap = std::mem::take(&mut self.late_heap[node as usize]);
+        let mut skipped = Vec::new();
+        while self.placer.idle() > 0 {
+            let Some(Reverse((steps, id))) = heap.pop() else {
+                break;
+            };
+            let s = view.request(id);
+            if s.phase != Phase::Waiting || s.remaining_steps() != steps {
+                continue; // stale entry: it ended, or was pushed again with fewer steps
+            }
+            let idle = self.placer.idle();
+            let usable = match block {
+                Some((start, reserved)) if now + self.step(s.class, 1) > start => {
+                    idle.saturating_sub(reserved)
+                }
+                _ => idle,
+            };
+            if usable == 0 {
+                skipped.push(Reverse((steps, id)));
+                break;
+            }
+            self.placer.want(Batch::one(id), 1, s.gpus, true);
+            self.placer.place(&self.cluster, true);
+        }
+        heap.extend(skipped);
+        self.late_heap[node as usize] = heap;
+        // 5. Work conservation: double this instant's grants where a step gets faster.
+        self.scale_up(view, block, now);
+        // 6. One-step works.
+        for p in self.placer.placed() {
+            let id = p.batch.ids()[0];
+            let s = view.request(id);
+            let step = self.step_on(s.class, p.gpus);
+            let end = now + self.work_cost(s, p.gpus, step) + step;
+            self.busy_until[id.index()] = end;
+            if self.overheads.group_setup > Nanos::ZERO {
+                self.used_groups.insert(p.gpus);
+            }
+            out.push(Decision::Dispatch(Dispatch {
+                batch: p.batch,
+                steps: 1,
+                gpus: p.gpus,
+            }));
+        }
+        self.entries = entries;
+        self.order = order;
+    }
+
+    /// When `need` GPUs of `node` will be idle: now if they are, else the end of the running
+    /// step that frees the last of them (expected ends, earliest first).
+    fn ready_time(&self, view: &View<'_>, node: u32, entries: &[Live], need: u32) -> Nanos {
+        let mut have = self.placer.idle();
+        if have >= need {
+            return view.now;
+        }
+        let mut ends: Vec<(Nanos, u32)> = entries
+            .iter()
+            .filter(|e| !e.waiting && e.holds > 0)
+            .map(|e| (self.busy_until[e.id.index()], e.holds))
+            .collect();
+        // Late requests run too; their GPUs come back as well.
+        ends.extend(view.active.iter().filter_map(|&id| {
+            let s = view.request(id);
+            (s.phase == Phase::Running
+                && self.late.get(id.index()) == Some(&true)
+                && self.node_of[id.index()] == node)
+                .then(|| (self.busy_until[id.index()], s.gpus.map_or(0, |g| g.len())))
+        }));
+        ends.sort_unstable();
+        for (end, k) in ends {
+            have += k;
+            if have >= need {
+                return end.max(view.now);
+            }
+        }
+        Nanos::MAX
+    }
+
+    /// Doubles the degree of this instant's grants while idle GPUs remain, the largest saving
+    /// of remaining time first (requests with a deadline before late ones), within what a
+    /// blocked request leaves usable.
+    fn scale_up(&mut self, view: &View<'_>, block: Option<(Nanos, u32)>, now: Nanos) {
+        loop {
+            let idle = self.placer.idle();
+            let mut best: Option<(bool, u128, Nanos, usize)> = None;
+            for (i, p) in self.placer.placed().iter().enumerate() {
+                let k = p.gpus.len();
+                if 2 * k > self.cluster.gpus_per_node {
+                    continue;
+                }
+                let s = view.request(p.batch.ids()[0]);
+                let Some(grown) = self.placer.grown(i, &self.cluster) else {
+                    continue;
+                };
+                let (t_now, t_big) = (self.step_on(s.class, p.gpus), self.step_on(s.class, grown));
+                if t_big >= t_now {
+                    continue;
+                }
+                let usable = match block {
+                    Some((start, reserved)) if now + t_big > start => {
+                        idle.saturating_sub(reserved)
+                    }
+                    _ => idle,
+                };
+                if usable < k {
+                    continue;
+                }
+                let benefit = u128::from(s.remaining_steps()) * u128::from((t_now - t_big).0);
+                let key = (!p.late, benefit, Nanos(u64::MAX - s.deadline().0), i);
+                if best.is_none_or(|b| (key.0, key.1, key.2) > (b.0, b.1, b.2)) {
+                    best = Some(key);
+                }
+            }
+            let Some((_, _, _, i)) = best else { return };
+            self.placer.grow(i, &self.cluster);
+        }
+    }
+}
+
+/// The largest power of two not above `n` (0 for 0).
+fn pow2_floor(n: u32) -> u32 {
+    if n == 0 { 0 } else { 1 << (31 - n.leading_zeros()) }
+}
+
+impl Policy for Stepwise {
+    fn name(&self) -> &str {
+        "stepwise"
+    }
+
+    fn decide(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
+        self.take_in(view);
+        for node in 0..self.cluster.nodes {
+            if self.touched[node as usize] && view.free.node_mask(node) != 0 {
+                self.plan_node(view, node, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn powers_of_two_round_down() {
+        assert_eq!(
+            [0, 1, 2, 3, 4, 7, 8, 9].map(pow2_floor),
+            [0, 1, 2, 2, 4, 4, 8, 8]
+        );
+    }
+}
