@@ -343,7 +343,11 @@ pub fn build(
             Ok(Box::new(FixedSp::new(k, cluster)))
         }
         PolicyKind::Rssp => Ok(Box::new(Rssp::new(cluster, costs, config)?)),
-        PolicyKind::Stepwise => Ok(Box::new(Stepwise::new(cluster, costs, config.overheads.clone()))),
+        PolicyKind::Stepwise => Ok(Box::new(Stepwise::new(
+            cluster,
+            costs,
+            config.overheads.clone(),
+        ))),
         PolicyKind::Tetriserve(v) => {
             if let tetriserve::RoundLength::Fixed(t) = config.tetriserve.round
                 && t == Nanos::ZERO

@@ -55,7 +55,6 @@ struct Live {
     id: RequestId,
     class: ResClass,
     deadline: Nanos,
-    steps: u32,
     /// Waiting now (a candidate for a grant), or running until its step ends.
     waiting: bool,
     /// The narrowest degree that meets the deadline with every remaining step there.
@@ -290,10 +289,13 @@ impl Stepwise {
                 id,
                 class,
                 deadline: s.deadline(),
-                steps,
                 waiting,
                 need,
-                holds: if waiting { 0 } else { s.gpus.map_or(0, |g| g.len()) },
+                holds: if waiting {
+                    0
+                } else {
+                    s.gpus.map_or(0, |g| g.len())
+                },
                 work: plan.gpu_time(times),
                 shed: false,
             });
@@ -325,7 +327,10 @@ impl Stepwise {
         for &i in &order {
             let e = entries[i];
             let claim = if e.shed {
-                1
+                // A shed request gets its need only from what the admitted ones leave.
+                let c = if e.need <= claimable { e.need } else { 0 };
+                claimable -= c;
+                c
             } else {
                 let c = if e.need <= claimable {
                     e.need
@@ -363,13 +368,20 @@ impl Stepwise {
                 }
             }
             if block.is_none() && !e.shed {
-                block = Some((self.ready_time(view, node, &entries, claim), idle.min(claim)));
+                block = Some((
+                    self.ready_time(view, node, &entries, claim),
+                    idle.min(claim),
+                ));
             }
         }
         // 4. Late requests: one leftover GPU each, fewest remaining steps first.
         let mut heap = std::mem::take(&mut self.late_heap[node as usize]);
         let mut skipped = Vec::new();
-        while self.placer.idle() > 0 {
+        //    Only while no admitted request lives on the node: a late step holds its GPU for
+        //    a whole step, and an admitted request that needs more GPUs at its next boundary
+        //    (or an arrival) must not wait for work that cannot count.
+        let serve_late = entries.iter().all(|e| e.shed);
+        while serve_late && self.placer.idle() > 0 {
             let Some(Reverse((steps, id))) = heap.pop() else {
                 break;
             };
@@ -466,9 +478,7 @@ impl Stepwise {
                     continue;
                 }
                 let usable = match block {
-                    Some((start, reserved)) if now + t_big > start => {
-                        idle.saturating_sub(reserved)
-                    }
+                    Some((start, reserved)) if now + t_big > start => idle.saturating_sub(reserved),
                     _ => idle,
                 };
                 if usable < k {
@@ -488,7 +498,11 @@ impl Stepwise {
 
 /// The largest power of two not above `n` (0 for 0).
 fn pow2_floor(n: u32) -> u32 {
-    if n == 0 { 0 } else { 1 << (31 - n.leading_zeros()) }
+    if n == 0 {
+        0
+    } else {
+        1 << (31 - n.leading_zeros())
+    }
 }
 
 impl Policy for Stepwise {
