@@ -85,6 +85,8 @@ pub struct Stepwise {
     live: Vec<Vec<RequestId>>,
     /// Per node: its late waiting requests, fewest remaining steps first.
     late_heap: Vec<BinaryHeap<Reverse<(u32, RequestId)>>>,
+    /// Per node: its late requests running now (at most one per GPU).
+    late_running: Vec<Vec<RequestId>>,
     used_groups: HashSet<GpuSet>,
     placer: Placer,
     entries: Vec<Live>,
@@ -141,6 +143,7 @@ impl Stepwise {
             late: Vec::new(),
             live: vec![Vec::new(); cluster.nodes as usize],
             late_heap: vec![BinaryHeap::new(); cluster.nodes as usize],
+            late_running: vec![Vec::new(); cluster.nodes as usize],
             used_groups: HashSet::new(),
             placer: Placer::default(),
             entries: Vec::new(),
@@ -212,6 +215,10 @@ impl Stepwise {
             };
             self.touched[node as usize] = true;
             let s = view.request(id);
+            let running = &mut self.late_running[node as usize];
+            if let Some(i) = running.iter().position(|&r| r == id) {
+                running.swap_remove(i);
+            }
             if self.late[id.index()] && s.phase == Phase::Waiting {
                 self.late_heap[node as usize].push(Reverse((s.remaining_steps(), id)));
             }
@@ -417,6 +424,9 @@ impl Stepwise {
             if self.overheads.group_setup > Nanos::ZERO {
                 self.used_groups.insert(p.gpus);
             }
+            if self.late[id.index()] {
+                self.late_running[node as usize].push(id);
+            }
             out.push(Decision::Dispatch(Dispatch {
                 batch: p.batch,
                 steps: 1,
@@ -440,12 +450,9 @@ impl Stepwise {
             .map(|e| (self.busy_until[e.id.index()], e.holds))
             .collect();
         // Late requests run too; their GPUs come back as well.
-        ends.extend(view.active.iter().filter_map(|&id| {
-            let s = view.request(id);
-            (s.phase == Phase::Running
-                && self.late.get(id.index()) == Some(&true)
-                && self.node_of[id.index()] == node)
-                .then(|| (self.busy_until[id.index()], s.gpus.map_or(0, |g| g.len())))
+        ends.extend(self.late_running[node as usize].iter().map(|&id| {
+            let k = view.request(id).gpus.map_or(0, |g| g.len());
+            (self.busy_until[id.index()], k)
         }));
         ends.sort_unstable();
         for (end, k) in ends {

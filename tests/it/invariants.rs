@@ -59,8 +59,12 @@ proptest! {
             prop_assert!(met <= bound.met, "{kind}: met {met} > bound {}", bound.met);
             // Nobody drops by default; baselines never preempt: one work per request.
             prop_assert!(run.requests.iter().all(|r| r.outcome != Outcome::Dropped));
-            if !matches!(kind, PolicyKind::Tetriserve(_)) {
+            if matches!(kind, PolicyKind::XditSp(_) | PolicyKind::Rssp) {
                 prop_assert_eq!(run.works.len(), workload.len());
+            }
+            // stepwise grants one step at a time.
+            if kind == PolicyKind::Stepwise {
+                prop_assert!(run.works.iter().all(|w| w.steps == 1));
             }
             // Determinism: a second run gives identical records.
             let again = run_kind(kind, &workload, &c).unwrap();

@@ -12,6 +12,7 @@ mod baselines;
 // The paper's Figure 1 example.
 mod figure1;
 // TetriServe options: batching, dropping, nodes.
+mod stepwise;
 mod tetriserve;
 // Every shipped scenario loads and runs.
 mod scenarios;

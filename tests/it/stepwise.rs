@@ -1,0 +1,84 @@
+//! `stepwise`: hand-computed schedules of its one-step grants (a lent GPU reclaimed at the
+//! holder's next step boundary, a request running at the narrowest degree that meets its
+//! deadline and narrowing once ahead, late work deferred while a request with a deadline lives
+//! on the node), all under the invariant checker.
+
+use tetriserve::metrics::invariants::check_run;
+use tetriserve::metrics::{RunRecords, WorkRecord};
+use tetriserve::policy::PolicyKind;
+use tetriserve::workload::Workload;
+
+use crate::util::{LARGE, SMALL, cluster, req, run_kind};
+
+/// (start ms, end ms, degree) of each work of request `label`, in order.
+fn works_of(run: &RunRecords, label: u64) -> Vec<(u64, u64, u32)> {
+    run.works
+        .iter()
+        .filter(|w: &&WorkRecord| w.requests == [label])
+        .map(|w| (w.start.0 / 1_000_000, w.end.0 / 1_000_000, w.gpus.len()))
+        .collect()
+}
+
+fn run(workload: &Workload, gpus: u32) -> RunRecords {
+    let cluster = cluster(gpus);
+    let run = run_kind(PolicyKind::Stepwise, workload, &cluster).unwrap();
+    let errors = check_run(&run, workload, None);
+    assert!(errors.is_empty(), "{errors:?}");
+    run
+}
+
+#[test]
+fn a_lent_gpu_returns_at_the_holders_next_step() {
+    // Tiny costs: 512 px steps take 300 ms on 1 GPU, 160 on 2; 256 px 100 ms on 1 GPU.
+    // A (512 px, 4 steps, far deadline) is alone at t = 0: it needs 1 GPU and is lent the
+    // second. B (256 px, 2 steps, due at 1,050 ms) arrives at 50 ms and waits only for A's
+    // step to end at 160 ms; there B (earlier deadline) and A get one GPU each. When B is done
+    // at 360 ms, A's step on one GPU runs until 460 ms, after which A is lent both again.
+    let w = Workload::from_requests(vec![
+        req(0, 0, LARGE, 4, 10_000),
+        req(1, 50, SMALL, 2, 1_000),
+    ]);
+    let run = run(&w, 2);
+    assert_eq!(works_of(&run, 1), vec![(160, 260, 1), (260, 360, 1)]);
+    assert_eq!(
+        works_of(&run, 0),
+        vec![(0, 160, 2), (160, 460, 1), (460, 620, 2), (620, 780, 2)]
+    );
+}
+
+#[test]
+fn a_request_runs_at_its_need_and_narrows_once_ahead() {
+    // R1 (256 px, 4 steps, due at 330 ms) cannot make it on one GPU (4 x 100 ms) but can on
+    // two (4 x 60): it takes both. After two steps (120 ms) two steps on one GPU (200 ms) fit
+    // the 210 ms left, so it narrows to one GPU and R2 (due late) starts on the other.
+    let w = Workload::from_requests(vec![req(0, 0, SMALL, 4, 330), req(1, 0, SMALL, 10, 5_000)]);
+    let run = run(&w, 2);
+    assert_eq!(
+        works_of(&run, 0),
+        vec![(0, 60, 2), (60, 120, 2), (120, 220, 1), (220, 320, 1)]
+    );
+    assert_eq!(works_of(&run, 1)[0], (120, 220, 1));
+    assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
+}
+
+#[test]
+fn late_work_waits_while_a_request_with_a_deadline_lives_on_the_node() {
+    // L (512 px, 3 steps, due at 500 ms) cannot make it even alone (3 x 300 ms on the one
+    // GPU); A (256 px, 2 steps, due at 1,000 ms) can. A runs first; L runs best effort after.
+    let w = Workload::from_requests(vec![req(0, 0, LARGE, 3, 500), req(1, 0, SMALL, 2, 1_000)]);
+    let run = run(&w, 1);
+    assert_eq!(works_of(&run, 1), vec![(0, 100, 1), (100, 200, 1)]);
+    assert_eq!(
+        works_of(&run, 0),
+        vec![(200, 500, 1), (500, 800, 1), (800, 1_100, 1)]
+    );
+    let outcome = |label: u64| {
+        run.requests
+            .iter()
+            .find(|r| r.id == label)
+            .unwrap()
+            .outcome
+            .as_str()
+    };
+    assert_eq!((outcome(0), outcome(1)), ("missed", "met"));
+}
