@@ -3,7 +3,7 @@
 //!
 //! TetriServe plans in rounds: GPUs granted at a boundary are held for the whole round, an
 //! arrival waits for the next boundary, and every step time is quantised to the round. Three
-//! losses follow (docs/tetriserve-results.md, "Where TetriServe loses"): idle tails of rounds
+//! losses follow (docs/stepwise.md, "Where TetriServe loses"): idle tails of rounds
 //! whose length whole steps do not fill; hopeless work holding wide sets for a whole round
 //! while requests with slack wait; and per-request plans that all start narrow in a burst and
 //! all need more GPUs at once later. This policy keeps TetriServe's ingredients (the
@@ -24,10 +24,12 @@
 //!   that running requests will need again after their current step. A request whose need is
 //!   not idle now is *blocked*: the idle GPUs are reserved for it, and others may use them only
 //!   for a step that ends before the blocked request could start anyway (EASY backfilling).
-//! - **Work conservation, revocable.** GPUs nobody needs go to shed requests (deadline order),
-//!   then to late ones (fewest remaining steps first, one GPU each), then double the degree of
-//!   this instant's grants where a step really gets faster, largest saving first. All of it
-//!   is reclaimed at the holder's next step boundary when someone with a deadline needs it.
+//! - **Work conservation, revocable.** Shed requests get their need only from GPUs the
+//!   admitted ones leave (deadline order); late ones run only while no admitted request lives
+//!   on the node (one GPU each, fewest remaining steps first), since a late step holds its GPU
+//!   for a whole step that cannot count; then this instant's grants double their degree where
+//!   a step really gets faster, largest saving first. All of it is reclaimed at the holder's
+//!   next step boundary when someone with a deadline needs it.
 //!
 //! Requests that can no longer meet their deadline (even alone at the fastest degree) are
 //! *late*: they are kept in a heap per node and read only as far as idle GPUs reach, so that a
