@@ -992,6 +992,12 @@ pub fn load_run(dir: &Path) -> Result<RunRecords> {
             degrees_used: 0,
             remaps: num(13).unwrap_or(0) as u32,
             node: get(14).parse().ok(),
+            saved: crate::metrics::StepsSaved {
+                prompt: num(15),
+                cache_hit: get(16) == "true",
+                cached_steps: num(17).unwrap_or(0) as u32,
+                skipped_steps: num(18).unwrap_or(0) as u32,
+            },
         });
     }
     let text = read("works.csv")?;
