@@ -23,9 +23,9 @@ use crate::time::Nanos;
 use crate::workload::arrival::ArrivalProcess;
 use crate::workload::cache::CacheSpec;
 use crate::workload::generate::WorkloadSpec;
+use crate::workload::mix::{Sampling, parse_mix};
 use crate::workload::prompt::Popularity;
 use crate::workload::skipping::SkipSpec;
-use crate::workload::mix::{Sampling, parse_mix};
 use crate::workload::trace::SloDefaults;
 use crate::workload::{Resolution, SloBases, Workload};
 
@@ -670,7 +670,11 @@ impl RawScenario {
                 time_scale: self.workload.time_scale.or(base.workload.time_scale),
                 cache: RawCache {
                     enabled: self.workload.cache.enabled.or(base.workload.cache.enabled),
-                    capacity: self.workload.cache.capacity.or(base.workload.cache.capacity),
+                    capacity: self
+                        .workload
+                        .cache
+                        .capacity
+                        .or(base.workload.cache.capacity),
                     warmup_requests: self
                         .workload
                         .cache
@@ -1274,10 +1278,7 @@ impl Scenario {
 }
 
 /// `[workload.cache]` and `[workload.skipping]`, validated (each `None` when off).
-fn savings_config(
-    w: &RawWorkload,
-    source: &str,
-) -> Result<(Option<CacheSpec>, Option<SkipSpec>)> {
+fn savings_config(w: &RawWorkload, source: &str) -> Result<(Option<CacheSpec>, Option<SkipSpec>)> {
     let bad =
         |field: &str, message: String| Error::Input(InputError::new(source, message).field(field));
     let c = &w.cache;

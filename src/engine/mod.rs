@@ -25,8 +25,7 @@ use crate::cluster::{Cluster, GpuSet};
 use crate::cost::StepTimes;
 use crate::error::{Error, Result};
 use crate::metrics::{
-    DecisionTimes, Outcome, Progress, RecordSink, RequestRecord, RunRecords, StepsSaved,
-    WorkRecord,
+    DecisionTimes, Outcome, Progress, RecordSink, RequestRecord, RunRecords, StepsSaved, WorkRecord,
 };
 use crate::policy::{Decision, Dispatch, Phase, Policy, RequestState, View};
 use crate::time::Nanos;

@@ -29,9 +29,9 @@ use std::collections::{BTreeMap, HashMap};
 use rand::RngExt;
 
 use crate::error::{Error, Result};
+use crate::workload::Workload;
 use crate::workload::generate::stream_rng;
 use crate::workload::prompt::{Popularity, PromptKey};
-use crate::workload::Workload;
 
 /// A validated approximate cache.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,7 +70,11 @@ impl CacheSpec {
                     .into(),
             ));
         }
-        if let Some(k) = self.skip_steps.iter().find(|&&k| k == 0 || k > crate::workload::MAX_STEPS) {
+        if let Some(k) = self
+            .skip_steps
+            .iter()
+            .find(|&&k| k == 0 || k > crate::workload::MAX_STEPS)
+        {
             return Err((
                 "workload.cache.skip_steps",
                 format!(
@@ -230,7 +234,10 @@ mod tests {
     #[test]
     fn a_cache_of_one_hits_only_repeats() {
         let mut c = Lru::new(1);
-        let hits: Vec<bool> = [5, 5, 6, 5, 5].iter().map(|&x| c.access(PromptKey(x))).collect();
+        let hits: Vec<bool> = [5, 5, 6, 5, 5]
+            .iter()
+            .map(|&x| c.access(PromptKey(x)))
+            .collect();
         assert_eq!(hits, vec![false, true, false, false, true]);
     }
 }

@@ -113,18 +113,40 @@ mod tests {
         }
         // s = 0 is uniform; one prompt is always key 0.
         let one = Popularity::Zipf { s: 2.0, prompts: 1 }.sampler().unwrap();
-        assert!(one.keys(100, &mut stream_rng(1, "p")).iter().all(|k| k.0 == 0));
+        assert!(
+            one.keys(100, &mut stream_rng(1, "p"))
+                .iter()
+                .all(|k| k.0 == 0)
+        );
         assert!(Popularity::None.sampler().is_none());
     }
 
     #[test]
     fn bad_laws_name_their_key() {
         let key = |p: Popularity| p.validate_keyed().unwrap_err().0;
-        assert_eq!(key(Popularity::Zipf { s: -1.0, prompts: 5 }), "workload.cache.zipf_s");
-        assert_eq!(key(Popularity::Zipf { s: f64::NAN, prompts: 5 }), "workload.cache.zipf_s");
-        assert_eq!(key(Popularity::Zipf { s: 1.0, prompts: 0 }), "workload.cache.prompts");
         assert_eq!(
-            key(Popularity::Zipf { s: 1.0, prompts: MAX_PROMPTS + 1 }),
+            key(Popularity::Zipf {
+                s: -1.0,
+                prompts: 5
+            }),
+            "workload.cache.zipf_s"
+        );
+        assert_eq!(
+            key(Popularity::Zipf {
+                s: f64::NAN,
+                prompts: 5
+            }),
+            "workload.cache.zipf_s"
+        );
+        assert_eq!(
+            key(Popularity::Zipf { s: 1.0, prompts: 0 }),
+            "workload.cache.prompts"
+        );
+        assert_eq!(
+            key(Popularity::Zipf {
+                s: 1.0,
+                prompts: MAX_PROMPTS + 1
+            }),
             "workload.cache.prompts"
         );
     }

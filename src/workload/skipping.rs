@@ -169,7 +169,11 @@ mod tests {
         let k = SkipSpec { keep_first: 5, ..s };
         assert_eq!(k.expected_to_run(2, 13), 10);
         for bad in [1.0, -0.1, f64::NAN] {
-            assert!(SkipSpec::from_probability(bad).unwrap_err().contains("[0, 1)"));
+            assert!(
+                SkipSpec::from_probability(bad)
+                    .unwrap_err()
+                    .contains("[0, 1)")
+            );
         }
     }
 }
