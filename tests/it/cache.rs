@@ -264,7 +264,7 @@ fn run_skipping(kind: PolicyKind, w: &Workload, c: &tetriserve::cluster::Cluster
 }
 
 /// What a work should last: its computed steps (a step skipped by every request of the batch
-/// is free) at its degree. Labels are request indices here.
+/// is free) at its degree.
 fn expected<'a>(
     w: &'a Workload,
     costs: &'a StepTimes,
@@ -273,9 +273,8 @@ fn expected<'a>(
         let computed = (work.first_step..work.first_step + work.steps)
             .filter(|&s| {
                 work.requests.iter().any(|&l| {
-                    !w.savings_of(tetriserve::workload::RequestId(l as u32))
-                        .skips
-                        .is_skipped(s)
+                    let id = w.requests.iter().find(|r| r.label == l).unwrap().id;
+                    !w.savings_of(id).skips.is_skipped(s)
                 })
             })
             .count() as u64;
