@@ -405,3 +405,72 @@ fn bad_cache_and_skipping_keys_are_refused_by_name() {
         .to_string();
     assert!(e.contains("cache.toml:") && e.contains("enable"), "{e}");
 }
+
+/// The real executor on the CPU backend: a cache hit starts from its prompt's stored latent
+/// and makes `N - k` model calls; a skipped step makes none and leaves the latent as it was.
+#[test]
+fn the_real_executor_starts_hits_from_the_stored_latent_and_skips_model_calls() {
+    use tetriserve::real::config::DitConfig;
+    use tetriserve::real::executor::{RealExecutor, prompt_latent, request_seed};
+    use tetriserve::real::reference::{CpuDit, CpuInputs};
+
+    // Request 0 misses prompt 7 (6 steps); request 1 hits it and skips k = 2 (4 steps left);
+    // request 2 has no prompt and skips its steps 2 and 3 at run time.
+    let mut w = keyed(&[Some(7), Some(7), None], 6);
+    cache(4, 0, Popularity::None, &[2])
+        .apply(&mut w, 1)
+        .unwrap();
+    w.savings[2].skips = SkipMask::of(&[2, 3]);
+    assert_eq!(hits(&w), vec![false, true, false]);
+    let c = cluster(2);
+    let costs = costs(&w, &c);
+    let mut policy =
+        policy::build(PolicyKind::XditSp(1), &c, &costs, &PolicyConfig::default()).unwrap();
+    let cfg = DitConfig::tiny().on_cpu();
+    let mut exec = RealExecutor::cpu(cfg.clone(), 2, None).unwrap();
+    exec.keep_final_latents();
+    exec.reset(&w, &[1]).unwrap();
+    let run = engine::run(&w, &c, &costs, policy.as_mut(), &mut exec).unwrap();
+    assert!(run.requests.iter().all(|r| r.outcome != Outcome::Dropped));
+    assert_eq!(run.requests[2].saved.skipped_steps, 2);
+    assert_eq!(exec.model_calls(), 6 + 4 + 4);
+
+    let model = CpuDit::new(cfg.clone(), 1);
+    let reference = |label: u64, start: Option<Vec<f32>>, steps: u32, skipped: &[u32]| {
+        let mut x = CpuInputs::seeded(&cfg, SMALL, request_seed(label));
+        if let Some(l) = start {
+            x.latent = l;
+        }
+        for s in 0..steps {
+            if !skipped.contains(&s) {
+                model.step(&mut x, SMALL, 1.0 / steps as f32);
+            }
+        }
+        x.latent
+    };
+    let want = [
+        reference(0, None, 6, &[]),
+        reference(1, Some(prompt_latent(&cfg, SMALL, 7)), 4, &[]),
+        reference(2, None, 6, &[2, 3]),
+    ];
+    let finals = exec.final_latents();
+    assert_eq!(finals.len(), 3);
+    for ((label, got), want) in finals.iter().zip(&want) {
+        let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let err = got
+            .iter()
+            .zip(want)
+            .fold(0f32, |a, (g, w)| a.max((g - w).abs()))
+            / scale;
+        assert!(err < 1e-5, "request {label}: relative error {err}");
+    }
+    // The hit did not start from its own noise.
+    let own = reference(1, None, 4, &[]);
+    assert!(
+        finals[1]
+            .1
+            .iter()
+            .zip(&own)
+            .any(|(a, b)| (a - b).abs() > 1e-3)
+    );
+}
