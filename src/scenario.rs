@@ -1285,7 +1285,7 @@ fn savings_config(w: &RawWorkload, source: &str) -> Result<(Option<CacheSpec>, O
     let cache = if c.enabled.unwrap_or(false) {
         let popularity = match c.popularity.as_deref().unwrap_or("zipf") {
             "zipf" => Popularity::Zipf {
-                s: c.zipf_s.unwrap_or(0.8),
+                s: c.zipf_s.unwrap_or(1.0),
                 prompts: c.prompts.unwrap_or(10_000),
             },
             "none" => Popularity::None,
