@@ -474,3 +474,73 @@ fn the_real_executor_starts_hits_from_the_stored_latent_and_skips_model_calls() 
             .any(|(a, b)| (a - b).abs() > 1e-3)
     );
 }
+
+/// Records what the view says of each request's remaining steps, dispatching each request
+/// whole on GPU 0 when it is free.
+struct Observer {
+    seen: Vec<(u64, u32, u32)>,
+}
+
+impl tetriserve::policy::Policy for Observer {
+    fn name(&self) -> &str {
+        "observer"
+    }
+
+    fn decide(
+        &mut self,
+        view: &tetriserve::policy::View<'_>,
+        out: &mut Vec<tetriserve::policy::Decision>,
+    ) {
+        use tetriserve::cluster::GpuSet;
+        use tetriserve::policy::{Batch, Decision, Dispatch};
+        for &id in view.arrived {
+            let s = view.request(id);
+            self.seen.push((
+                s.request.label,
+                s.remaining_steps(),
+                view.expected_remaining_steps(id),
+            ));
+        }
+        let gpu = GpuSet::new(0, 1);
+        if let Some(s) = view.waiting().next()
+            && view.free.is_free(gpu)
+        {
+            out.push(Decision::Dispatch(Dispatch {
+                batch: Batch::one(s.request.id),
+                steps: s.remaining_steps(),
+                gpus: gpu,
+            }));
+        }
+    }
+}
+
+#[test]
+fn policies_see_the_nominal_and_the_expected_step_counts_never_the_mask() {
+    // 50 steps at skip probability 0.3: 49 skippable -> 14 expected skipped, 36 to run,
+    // whatever the drawn mask skips.
+    let mut w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 50, 60_000),
+        req(1, 10, SMALL, 50, 60_000),
+    ]);
+    SkipSpec::from_probability(0.3)
+        .unwrap()
+        .apply(&mut w, 9)
+        .unwrap();
+    let drawn: Vec<u32> = w.savings.iter().map(|s| s.skips.count(0, 50)).collect();
+    let c = cluster(1);
+    let costs = costs(&w, &c);
+    let mut observer = Observer { seen: Vec::new() };
+    let mut exec = SimExecutor::new(&costs, Overheads::default());
+    exec.reset(&w, &[1]).unwrap();
+    let run = engine::run(&w, &c, &costs, &mut observer, &mut exec).unwrap();
+    assert_eq!(observer.seen, vec![(0, 50, 36), (1, 50, 36)]);
+    let recorded: Vec<u32> = run.requests.iter().map(|r| r.saved.skipped_steps).collect();
+    assert_eq!(recorded, drawn);
+    assert!(drawn.iter().all(|&d| d > 0));
+    // Without skipping the expected count is the nominal one.
+    let plain = Workload::from_requests(vec![req(0, 0, SMALL, 50, 60_000)]);
+    let mut observer = Observer { seen: Vec::new() };
+    let mut exec = SimExecutor::new(&costs, Overheads::default());
+    engine::run(&plain, &c, &costs, &mut observer, &mut exec).unwrap();
+    assert_eq!(observer.seen, vec![(0, 50, 50)]);
+}
