@@ -386,9 +386,13 @@ impl Overrides {
     fn check_against(&self, raw: &RawScenario) -> Result<()> {
         let given = self.given();
         if let Some(trace) = &raw.workload.trace {
+            // The seed also draws the cache's warm-up and k, and the skip masks: with either
+            // on, `--seed` acts on a trace too.
+            let seeded = raw.workload.cache.enabled == Some(true)
+                || raw.workload.skipping.probability.is_some_and(|p| p > 0.0);
             let generation: Vec<String> = given
                 .iter()
-                .filter(|g| g.generation)
+                .filter(|g| g.generation && !(seeded && g.flag == "--seed"))
                 .map(|g| format!("{} {}", g.flag, g.value))
                 .collect();
             if !generation.is_empty() {

@@ -544,3 +544,32 @@ fn policies_see_the_nominal_and_the_expected_step_counts_never_the_mask() {
     engine::run(&plain, &c, &costs, &mut observer, &mut exec).unwrap();
     assert_eq!(observer.seen, vec![(0, 50, 50)]);
 }
+
+#[test]
+fn seed_acts_on_a_trace_only_when_caching_or_skipping_draws_from_it() {
+    use tetriserve::scenario::Overrides;
+    let dir = std::env::temp_dir().join(format!("tetriserve-cache-seed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = load(&scenario_text(CACHE_ON)).unwrap();
+    let trace = dir.join("t.csv");
+    std::fs::write(&trace, to_csv(&s.load_workload().unwrap())).unwrap();
+    let file = dir.join("s.toml");
+    let with = |extra: &str| {
+        std::fs::write(&file, scenario_text(extra)).unwrap();
+        Scenario::load(
+            Some(&file),
+            &Overrides {
+                trace: Some(trace.clone()),
+                seed: Some(3),
+                ..Overrides::default()
+            },
+        )
+    };
+    // With the cache, the same seed replays the trace to the generated workload's hits.
+    let replay = with(CACHE_ON).unwrap().load_workload().unwrap();
+    assert_eq!(replay.requests, s.load_workload().unwrap().requests);
+    assert!(with(SKIPS_ON).is_ok());
+    let e = with("").unwrap_err().to_string();
+    assert!(e.contains("--seed 3"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
