@@ -306,6 +306,27 @@ impl Out<'_> {
         read_results(&report.results)
     }
 
+    /// [`Out::sweep`] of `scenarios/<scenario>.toml` changed by `edit`, into
+    /// `<out>/data/<name>/results.csv`: a grid and its variant read the identical requests.
+    fn sweep_edited(
+        &self,
+        scenario: &str,
+        name: &str,
+        edit: impl FnOnce(&mut RawScenario),
+    ) -> Result<Vec<ResultRow>> {
+        let path = self.root.join("scenarios").join(format!("{scenario}.toml"));
+        let (mut raw, source) = RawScenario::load_merged(Some(&path))?;
+        edit(&mut raw);
+        let grid = Grid::new(raw, &source)?;
+        let opts = SweepOptions {
+            rerun: true,
+            ..SweepOptions::default()
+        };
+        let report =
+            crate::sweep::run(&grid, &self.dir.join("data").join(name), &opts, &|_, _| {})?;
+        read_results(&report.results)
+    }
+
     /// One seed of `scenarios/<scenario>.toml`, every policy it names, in memory.
     fn runs(&self, scenario: &str, o: &Overrides) -> Result<Vec<RunRecords>> {
         let path = self.root.join("scenarios").join(format!("{scenario}.toml"));
@@ -387,6 +408,12 @@ const FIGURES: &[FigureDef] = &[
         scenarios: &["paper/table5-ablation"],
         sweep: true,
         draw: table5,
+    },
+    FigureDef {
+        name: "Table 3: approximate caching (Nirvana), 50 steps",
+        scenarios: &["paper/table3-nirvana"],
+        sweep: false,
+        draw: table3,
     },
     FigureDef {
         name: "Beyond the paper: overload shedding against burstiness (docs/shedding.md)",
@@ -698,6 +725,57 @@ fn table5(o: &mut Out<'_>, _: &FigureDef, rows: &[ResultRow]) -> Result<()> {
     Ok(())
 }
 
+/// Table 3: RSSP and TetriServe with and without approximate caching (Nirvana), both mixes,
+/// 12 req/min, SLO 1.0x, 50 steps. The scenario is the run with the cache; the same grid with
+/// the cache off gives the other two columns, on the identical requests.
+fn table3(o: &mut Out<'_>, def: &FigureDef, _: &[ResultRow]) -> Result<()> {
+    let scenario = def.scenarios[0];
+    let mut rows = o.sweep_edited(scenario, "table3-no-cache", |raw| {
+        raw.workload.cache.enabled = Some(false);
+    })?;
+    let cached = o.sweep(scenario)?;
+    let with = |p: &str| format!("{p} + Nirvana");
+    rows.extend(cached.into_iter().map(|r| ResultRow {
+        policy: with(&r.policy),
+        ..r
+    }));
+    let series: Vec<String> = ["rssp", "tetriserve"]
+        .into_iter()
+        .map(String::from)
+        .chain(["rssp", "tetriserve"].map(with))
+        .collect();
+    let mixes = [("uniform", "Uniform"), ("skewed", "Skewed")];
+    let r: Vec<&ResultRow> = rows.iter().collect();
+    let v = bar_values(
+        &r,
+        &series,
+        mixes.len(),
+        |r, p, g| r.policy == p && r.mix.starts_with(mixes[g].0),
+        |r, _| Some(r.attainment),
+    );
+    o.bars(
+        "table3-nirvana",
+        "Approximate caching (12 req/min, SLO 1.0x, 50 steps)",
+        "workload",
+        &mixes.map(|(_, n)| n.to_string()),
+        &series,
+        &v,
+    )?;
+    o.md.push_str("\n### Table 3: SLO attainment (%) with approximate caching (Nirvana), 12 req/min, SLO 1.0x, 50 steps\n\n| workload |");
+    for s in &series {
+        let _ = write!(o.md, " {s} |");
+    }
+    o.md.push_str("\n|---|---|---|---|---|\n");
+    for (g, (_, name)) in mixes.iter().enumerate() {
+        let _ = write!(o.md, "| {name} |");
+        for i in 0..series.len() {
+            let _ = write!(o.md, " {:.1} ± {:.1} |", v.mean[i][g], v.ci[i][g]);
+        }
+        o.md.push('\n');
+    }
+    Ok(())
+}
+
 /// Beyond the paper: overload shedding as arrivals get burstier (docs/shedding.md).
 fn beyond_shedding(o: &mut Out<'_>, _: &FigureDef, rows: &[ResultRow]) -> Result<()> {
     // Inter-arrival CV: 1 for the Poisson grid, else the number ending the scenario's name.
@@ -992,6 +1070,12 @@ pub fn load_run(dir: &Path) -> Result<RunRecords> {
             degrees_used: 0,
             remaps: num(13).unwrap_or(0) as u32,
             node: get(14).parse().ok(),
+            saved: crate::metrics::StepsSaved {
+                prompt: num(15),
+                cache_hit: get(16) == "true",
+                cached_steps: num(17).unwrap_or(0) as u32,
+                skipped_steps: num(18).unwrap_or(0) as u32,
+            },
         });
     }
     let text = read("works.csv")?;

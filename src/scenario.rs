@@ -21,8 +21,11 @@ use crate::policy::tetriserve::{RoundLength, ShedConfig, ShedRule, TieBreak};
 use crate::policy::{PolicyConfig, PolicyKind, TetriserveConfig};
 use crate::time::Nanos;
 use crate::workload::arrival::ArrivalProcess;
+use crate::workload::cache::CacheSpec;
 use crate::workload::generate::WorkloadSpec;
 use crate::workload::mix::{Sampling, parse_mix};
+use crate::workload::prompt::Popularity;
+use crate::workload::skipping::SkipSpec;
 use crate::workload::trace::SloDefaults;
 use crate::workload::{Resolution, SloBases, Workload};
 
@@ -134,6 +137,42 @@ pub struct RawWorkload {
     pub steps: Option<u32>,
     /// Replay `trace` at this many times its rate (arrival times divided by it).
     pub time_scale: Option<f64>,
+    /// Approximate caching (Nirvana): `[workload.cache]`.
+    #[serde(default)]
+    pub cache: RawCache,
+    /// Run-time step skipping: `[workload.skipping]`.
+    #[serde(default)]
+    pub skipping: RawSkipping,
+}
+
+/// `[workload.cache]`: an approximate cache that lets requests with a cached prompt skip
+/// their first steps (`workload/cache.rs`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub enabled: Option<bool>,
+    /// Entries (prompts) the cache holds.
+    pub capacity: Option<usize>,
+    /// Prompts inserted before the measured run.
+    pub warmup_requests: Option<usize>,
+    /// `zipf` or `none` (generated requests carry no prompt).
+    pub popularity: Option<String>,
+    pub zipf_s: Option<f64>,
+    /// Catalogue size of the Zipf law.
+    pub prompts: Option<u64>,
+    /// Steps a hit skips, and their weights.
+    pub skip_steps: Option<Vec<u32>>,
+    pub skip_weights: Option<Vec<f64>>,
+}
+
+/// `[workload.skipping]`: run-time step skipping (`workload/skipping.rs`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawSkipping {
+    /// Chance that a step after a request's first `keep_first_steps` is skipped (0: off).
+    pub probability: Option<f64>,
+    /// Steps at the start of every request that always compute (default 1).
+    pub keep_first_steps: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -347,9 +386,13 @@ impl Overrides {
     fn check_against(&self, raw: &RawScenario) -> Result<()> {
         let given = self.given();
         if let Some(trace) = &raw.workload.trace {
+            // The seed also draws the cache's warm-up and k, and the skip masks: with either
+            // on, `--seed` acts on a trace too.
+            let seeded = raw.workload.cache.enabled == Some(true)
+                || raw.workload.skipping.probability.is_some_and(|p| p > 0.0);
             let generation: Vec<String> = given
                 .iter()
-                .filter(|g| g.generation)
+                .filter(|g| g.generation && !(seeded && g.flag == "--seed"))
                 .map(|g| format!("{} {}", g.flag, g.value))
                 .collect();
             if !generation.is_empty() {
@@ -482,6 +525,10 @@ pub struct Scenario {
     pub origin: String,
     /// A trace workload is replayed at this many times its rate (1 for generated workloads).
     pub time_scale: f64,
+    /// Approximate caching, applied while the workload is materialised (`None`: off).
+    pub cache: Option<CacheSpec>,
+    /// Run-time step skipping (`None`: off).
+    pub skipping: Option<SkipSpec>,
 }
 
 impl RawScenario {
@@ -625,6 +672,48 @@ impl RawScenario {
                 sampling: self.workload.sampling.or(base.workload.sampling),
                 steps: self.workload.steps.or(base.workload.steps),
                 time_scale: self.workload.time_scale.or(base.workload.time_scale),
+                cache: RawCache {
+                    enabled: self.workload.cache.enabled.or(base.workload.cache.enabled),
+                    capacity: self
+                        .workload
+                        .cache
+                        .capacity
+                        .or(base.workload.cache.capacity),
+                    warmup_requests: self
+                        .workload
+                        .cache
+                        .warmup_requests
+                        .or(base.workload.cache.warmup_requests),
+                    popularity: self
+                        .workload
+                        .cache
+                        .popularity
+                        .or(base.workload.cache.popularity),
+                    zipf_s: self.workload.cache.zipf_s.or(base.workload.cache.zipf_s),
+                    prompts: self.workload.cache.prompts.or(base.workload.cache.prompts),
+                    skip_steps: self
+                        .workload
+                        .cache
+                        .skip_steps
+                        .or(base.workload.cache.skip_steps),
+                    skip_weights: self
+                        .workload
+                        .cache
+                        .skip_weights
+                        .or(base.workload.cache.skip_weights),
+                },
+                skipping: RawSkipping {
+                    probability: self
+                        .workload
+                        .skipping
+                        .probability
+                        .or(base.workload.skipping.probability),
+                    keep_first_steps: self
+                        .workload
+                        .skipping
+                        .keep_first_steps
+                        .or(base.workload.skipping.keep_first_steps),
+                },
             },
             slo: RawSlo {
                 scale: self.slo.scale.or(base.slo.scale),
@@ -1051,6 +1140,8 @@ impl Scenario {
             }
         };
 
+        let (cache, skipping) = savings_config(&raw.workload, source)?;
+
         let names = raw.policy.run.clone().unwrap_or_else(|| vec!["all".into()]);
         let mut policies = Vec::new();
         for n in &names {
@@ -1112,6 +1203,8 @@ impl Scenario {
                 }
             },
             time_scale,
+            cache,
+            skipping,
             name: raw.name.clone().unwrap_or_else(|| "unnamed".into()),
             description: raw.description.clone().unwrap_or_default(),
             seed,
@@ -1156,10 +1249,18 @@ impl Scenario {
         }
     }
 
-    /// Materialises the workload (generated from the seed, or read from the trace).
+    /// Materialises the workload (generated from the seed, or read from the trace), then
+    /// runs the approximate cache over it and draws the step-skipping masks, so that every
+    /// policy replays the identical, already reduced requests.
     pub fn load_workload(&self) -> Result<Workload> {
-        match &self.workload {
-            WorkloadSource::Synthetic(spec) => crate::workload::generate::generate(spec),
+        let mut w = match &self.workload {
+            WorkloadSource::Synthetic(spec) => {
+                let mut w = crate::workload::generate::generate(spec)?;
+                if let Some(c) = &self.cache {
+                    crate::workload::cache::assign_prompts(&mut w, &c.popularity, self.seed);
+                }
+                w
+            }
             WorkloadSource::Trace { path, slo } => {
                 let w = crate::workload::trace::load_trace(path, Some(slo))?;
                 w.time_scaled(self.time_scale).map_err(|e| {
@@ -1167,10 +1268,86 @@ impl Scenario {
                         format!("--time-scale {} on {}: {e}", self.time_scale, path.display()),
                         "choose a larger time scale (the gaps between arrivals are divided by it), at least 1e-9",
                     )
-                })
+                })?
             }
+        };
+        if let Some(c) = &self.cache {
+            c.apply(&mut w, self.seed)?;
         }
+        if let Some(s) = &self.skipping {
+            s.apply(&mut w, self.seed)?;
+        }
+        Ok(w)
     }
+}
+
+/// `[workload.cache]` and `[workload.skipping]`, validated (each `None` when off).
+fn savings_config(w: &RawWorkload, source: &str) -> Result<(Option<CacheSpec>, Option<SkipSpec>)> {
+    let bad =
+        |field: &str, message: String| Error::Input(InputError::new(source, message).field(field));
+    let c = &w.cache;
+    let cache = if c.enabled.unwrap_or(false) {
+        let popularity = match c.popularity.as_deref().unwrap_or("zipf") {
+            "zipf" => Popularity::Zipf {
+                s: c.zipf_s.unwrap_or(1.0),
+                prompts: c.prompts.unwrap_or(10_000),
+            },
+            "none" => Popularity::None,
+            other => {
+                return Err(Error::Input(
+                    InputError::new(
+                        source,
+                        format!("unknown popularity law `{other}`; expected zipf or none"),
+                    )
+                    .field("workload.cache.popularity")
+                    .hint("`zipf` draws prompts by Zipf's law (zipf_s, prompts); `none` gives generated requests no prompt"),
+                ));
+            }
+        };
+        let (steps, weights) = CacheSpec::nirvana_steps();
+        let weights = match (&c.skip_steps, &c.skip_weights) {
+            (_, Some(w)) => w.clone(),
+            (Some(s), None) => vec![1.0; s.len()],
+            (None, None) => weights,
+        };
+        let spec = CacheSpec {
+            capacity: c.capacity.unwrap_or(1_000),
+            warmup: c.warmup_requests.unwrap_or(10_000),
+            popularity,
+            skip_steps: c.skip_steps.clone().unwrap_or(steps),
+            skip_weights: weights,
+        };
+        spec.validate_keyed().map_err(|(key, m)| bad(key, m))?;
+        if w.trace.is_none() && spec.popularity == Popularity::None {
+            return Err(Error::Input(
+                InputError::new(
+                    source,
+                    "the cache is enabled but generated requests carry no prompt (popularity = \"none\"), so nothing could ever hit",
+                )
+                .field("workload.cache.popularity")
+                .hint("set popularity = \"zipf\", or enabled = false"),
+            ));
+        }
+        Some(spec)
+    } else {
+        None
+    };
+    let p = w.skipping.probability.unwrap_or(0.0);
+    let mut skip =
+        SkipSpec::from_probability(p).map_err(|m| bad("workload.skipping.probability", m))?;
+    skip.keep_first = w.skipping.keep_first_steps.unwrap_or(1);
+    if skip.keep_first == 0 {
+        return Err(Error::Input(
+            InputError::new(
+                source,
+                "keep_first_steps = 0: a request's first step has no earlier output to reuse, so it always computes",
+            )
+            .field("workload.skipping.keep_first_steps")
+            .hint("set it to 1 (the default) or more"),
+        ));
+    }
+    let skipping = (skip.probability_ppm > 0).then_some(skip);
+    Ok((cache, skipping))
 }
 
 /// The longest round, in steps of the reference request (`--granularity`).
@@ -1347,6 +1524,8 @@ mod tests {
             ("[cost] analytic", keys_of::<RawAnalytic>()),
             ("[overheads]", keys_of::<RawOverheads>()),
             ("[workload]", keys_of::<RawWorkload>()),
+            ("[workload.cache]", keys_of::<RawCache>()),
+            ("[workload.skipping]", keys_of::<RawSkipping>()),
             ("[slo]", keys_of::<RawSlo>()),
             ("[policy]", keys_of::<RawPolicy>()),
             ("[policy.rssp]", keys_of::<RawRssp>()),

@@ -71,10 +71,12 @@ pub fn resolve_costs(scenario: &Scenario, workload: &Workload) -> Result<StepTim
 }
 
 /// The upper bound on attainment for the scenario's workload ([`crate::bound`]; near-linear in
-/// the requests, computed for every run).
+/// the requests, computed for every run). With run-time step skipping it is computed on the
+/// steps that will really compute ([`Workload::with_realised_steps`]): the bound is offline
+/// and may know them.
 pub fn attainment_bound(scenario: &Scenario, workload: &Workload, costs: &StepTimes) -> f64 {
     crate::bound::upper_bound(
-        workload,
+        &workload.with_realised_steps(),
         costs,
         scenario.cluster.total_gpus(),
         scenario.cluster.max_degree(),

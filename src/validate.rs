@@ -415,6 +415,7 @@ mod tests {
             degrees_used: 1,
             remaps: 0,
             node: Some(0),
+            saved: Default::default(),
         }
     }
 

@@ -12,6 +12,7 @@ use crate::engine::event::WorkId;
 use crate::error::{Error, Result};
 use crate::policy::Dispatch;
 use crate::time::Nanos;
+use crate::workload::skipping::SkipMask;
 use crate::workload::{Resolution, Workload};
 
 /// Work handed to an executor: a dispatch plus what the engine knows about its context.
@@ -95,14 +96,44 @@ pub trait Executor {
 /// moved GPU sets, plus the group set-up cost the first time a GPU set is used (or, with
 /// `group_setup_on_regroup`, whenever the request moved onto it), plus the per-work dispatch
 /// cost.
+///
+/// With run-time step skipping, a step skipped by every request of the batch costs 0 ns (a
+/// batched step computes if any of its requests computes it, at the batch's step time: the
+/// cost table has no entry for the smaller batch, and the forward runs for the batch anyway),
+/// so `q` is the work's computed steps. The skip masks come from the workload at
+/// [`Executor::reset`]; policies never see them.
 pub struct SimExecutor<'a> {
     costs: &'a StepTimes,
     overheads: Overheads,
+    /// Per request id, the steps skipped at run time (empty: none is).
+    skips: Vec<SkipMask>,
 }
 
 impl<'a> SimExecutor<'a> {
     pub fn new(costs: &'a StepTimes, overheads: Overheads) -> SimExecutor<'a> {
-        SimExecutor { costs, overheads }
+        SimExecutor {
+            costs,
+            overheads,
+            skips: Vec::new(),
+        }
+    }
+
+    /// Of the work's steps, those that compute: a step is skipped only when every request of
+    /// the batch skips it.
+    pub fn computed_steps(&self, work: &Work) -> u32 {
+        let d = &work.dispatch;
+        if self.skips.is_empty() {
+            return d.steps;
+        }
+        let mask = |id: crate::workload::RequestId| self.skips.get(id.index());
+        (work.steps_before..work.steps_before + d.steps)
+            .filter(|&step| {
+                d.batch
+                    .ids()
+                    .iter()
+                    .any(|&id| !mask(id).is_some_and(|m| m.is_skipped(step)))
+            })
+            .count() as u32
     }
 
     /// The simulated duration of `work` (see the type's docs).
@@ -139,7 +170,9 @@ impl<'a> SimExecutor<'a> {
         if k > 1 && (work.new_group || self.overheads.group_setup_on_regroup && work.remap) {
             parts.push(self.overheads.group_setup);
         }
-        let steps = step.checked_times(u64::from(d.steps)).ok_or_else(beyond)?;
+        let steps = step
+            .checked_times(u64::from(self.computed_steps(work)))
+            .ok_or_else(beyond)?;
         parts
             .into_iter()
             .try_fold(steps, |t, p| t.checked_add(p))
@@ -148,6 +181,15 @@ impl<'a> SimExecutor<'a> {
 }
 
 impl Executor for SimExecutor<'_> {
+    fn reset(&mut self, workload: &Workload, _batches: &[u32]) -> Result<()> {
+        self.skips = if workload.savings.iter().any(|s| !s.skips.is_empty()) {
+            workload.savings.iter().map(|s| s.skips.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(())
+    }
+
     fn launch(&mut self, now: Nanos, work: &Work) -> Result<Launch> {
         let end = now.checked_add(self.duration(work)?).ok_or_else(|| {
             Error::Cost(format!(

@@ -25,7 +25,7 @@ use crate::cluster::{Cluster, GpuSet};
 use crate::cost::StepTimes;
 use crate::error::{Error, Result};
 use crate::metrics::{
-    DecisionTimes, Outcome, Progress, RecordSink, RequestRecord, RunRecords, WorkRecord,
+    DecisionTimes, Outcome, Progress, RecordSink, RequestRecord, RunRecords, StepsSaved, WorkRecord,
 };
 use crate::policy::{Decision, Dispatch, Phase, Policy, RequestState, View};
 use crate::time::Nanos;
@@ -117,6 +117,9 @@ impl Active {
 
 struct Engine<'a> {
     sink: &'a mut dyn RecordSink,
+    /// The workload, for what caching and skipping saved each request (its records); the
+    /// skip masks never reach the policy.
+    workload: &'a Workload,
     cluster: &'a Cluster,
     costs: &'a StepTimes,
     states: Vec<RequestState>,
@@ -159,7 +162,7 @@ struct RecordAcc {
 
 impl<'a> Engine<'a> {
     fn new(
-        workload: &Workload,
+        workload: &'a Workload,
         cluster: &'a Cluster,
         costs: &'a StepTimes,
         sink: &'a mut dyn RecordSink,
@@ -187,6 +190,7 @@ impl<'a> Engine<'a> {
         let queue = EventQueue::with_sorted(arrivals);
         Ok(Engine {
             sink,
+            workload,
             cluster,
             costs,
             free: cluster.all_free(),
@@ -260,6 +264,7 @@ impl<'a> Engine<'a> {
                     completed: &self.completed,
                     timer: self.timer_fired,
                     states: &self.states,
+                    skipping: self.workload.skipping,
                 };
                 let t0 = Instant::now();
                 policy.decide(&view, &mut decisions);
@@ -578,6 +583,7 @@ impl<'a> Engine<'a> {
             .zip(&self.records)
             .map(|(s, acc)| {
                 let r = &s.request;
+                let saved = self.workload.savings_of(r.id);
                 RequestRecord {
                     id: r.label,
                     arrival: r.arrival,
@@ -592,6 +598,12 @@ impl<'a> Engine<'a> {
                     degrees_used: acc.degrees_used,
                     remaps: acc.remaps,
                     node: acc.node,
+                    saved: StepsSaved {
+                        prompt: saved.prompt.map(|p| p.0),
+                        cache_hit: saved.cache_hit,
+                        cached_steps: saved.cached_steps,
+                        skipped_steps: saved.skips.count(0, s.steps_done),
+                    },
                 }
             })
             .collect();

@@ -16,7 +16,10 @@ use crate::workload::Workload;
 ///   cluster; a work carries known requests, all of its resolution;
 /// - a request's works never overlap, run its steps in order, and none starts before arrival;
 /// - a finished request did all its steps; met iff it finished at or before its deadline;
-/// - `duration` (when given) says what each work should have lasted, and it did.
+/// - `duration` (when given) says what each work should have lasted, and it did;
+/// - what caching and skipping saved a request (its `saved`) is what its workload entry says:
+///   the same prompt, cache hit and cached steps, and exactly the skipped steps of its mask
+///   among the steps it did. Skipped steps are still steps: in order, counted, on booked GPUs.
 pub fn check_run(
     run: &RunRecords,
     workload: &Workload,
@@ -40,6 +43,31 @@ pub fn check_run(
             errors.push(format!(
                 "record of request {} does not match the request",
                 q.label
+            ));
+        }
+        let saved = workload.savings_of(q.id);
+        let want = (
+            saved.prompt.map(|p| p.0),
+            saved.cache_hit,
+            saved.cached_steps,
+            saved.skips.count(0, r.steps_done),
+        );
+        let got = (
+            r.saved.prompt,
+            r.saved.cache_hit,
+            r.saved.cached_steps,
+            r.saved.skipped_steps,
+        );
+        if want != got {
+            errors.push(format!(
+                "request {}: saved (prompt, hit, cached, skipped) {got:?}, but its workload says {want:?}",
+                q.label
+            ));
+        }
+        if r.saved.skipped_steps > r.steps_done {
+            errors.push(format!(
+                "request {}: {} steps skipped of {} done",
+                q.label, r.saved.skipped_steps, r.steps_done
             ));
         }
     }

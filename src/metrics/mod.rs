@@ -9,7 +9,8 @@ pub mod invariants;
 mod summary;
 
 pub use summary::{
-    CostSummary, LatencyStats, NodeSummary, ResolutionSummary, SchedulerStats, Summary, WorkTotals,
+    CostSummary, LatencyStats, NodeSummary, ResolutionSummary, SavingsSummary, SchedulerStats,
+    Summary, WorkTotals,
 };
 
 use crate::cluster::GpuSet;
@@ -61,6 +62,22 @@ pub struct RequestRecord {
     pub remaps: u32,
     /// The node its last steps ran on (`None` if it never ran).
     pub node: Option<u32>,
+    /// What approximate caching and step skipping saved it.
+    pub saved: StepsSaved,
+}
+
+/// What approximate caching and run-time step skipping saved one request (all zero when
+/// neither is on).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepsSaved {
+    /// The prompt key it carried (`prompt_id`).
+    pub prompt: Option<u64>,
+    /// It hit the approximate cache.
+    pub cache_hit: bool,
+    /// Steps the cache saved: `steps` is what it had to run after them.
+    pub cached_steps: u32,
+    /// Of the steps it did, how many were skipped at run time (cost no compute).
+    pub skipped_steps: u32,
 }
 
 impl RequestRecord {

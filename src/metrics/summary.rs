@@ -171,6 +171,9 @@ pub struct Summary {
     /// whether its slots were emulated on one device, so timings are not those of D devices).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub executor: Option<String>,
+    /// What caching and step skipping saved; absent when neither is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub savings: Option<SavingsSummary>,
 }
 
 /// What a summary needs of a run's works, accumulated one work at a time, so that a run whose
@@ -315,7 +318,43 @@ impl Summary {
             works: totals.works,
             scheduler: scheduler_stats(&run.decisions.samples),
             executor: None,
+            savings: SavingsSummary::of(run),
         }
+    }
+}
+
+/// What approximate caching and run-time step skipping saved over a run (absent from
+/// `summary.json` when the workload has neither prompt keys nor skipped steps).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SavingsSummary {
+    /// Requests that carried a prompt key, and those of them that hit the cache.
+    pub requests_with_prompt: usize,
+    pub cache_hits: usize,
+    /// `cache_hits` / all requests.
+    pub cache_hit_rate: f64,
+    /// Steps the cache saved, in all.
+    pub cached_steps: u64,
+    /// Steps skipped at run time, of those done.
+    pub skipped_steps: u64,
+    /// Steps done (dispatched), skipped ones included.
+    pub steps_done: u64,
+}
+
+impl SavingsSummary {
+    fn of(run: &RunRecords) -> Option<SavingsSummary> {
+        let mut s = SavingsSummary::default();
+        for r in &run.requests {
+            s.requests_with_prompt += usize::from(r.saved.prompt.is_some());
+            s.cache_hits += usize::from(r.saved.cache_hit);
+            s.cached_steps += u64::from(r.saved.cached_steps);
+            s.skipped_steps += u64::from(r.saved.skipped_steps);
+            s.steps_done += u64::from(r.steps_done);
+        }
+        if s.requests_with_prompt == 0 && s.cache_hits == 0 && s.skipped_steps == 0 {
+            return None;
+        }
+        s.cache_hit_rate = ratio(s.cache_hits, run.requests.len());
+        Some(s)
     }
 }
 

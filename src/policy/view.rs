@@ -77,6 +77,8 @@ pub struct View<'a> {
     /// Whether a timer the policy asked for fired at this instant.
     pub timer: bool,
     pub(crate) states: &'a [RequestState],
+    /// The law of run-time step skipping, when steps are skipped (never which steps are).
+    pub(crate) skipping: Option<crate::workload::skipping::SkipSpec>,
 }
 
 impl<'a> View<'a> {
@@ -104,11 +106,32 @@ impl<'a> View<'a> {
             completed,
             timer,
             states,
+            skipping: None,
         }
+    }
+
+    /// The view with run-time step skipping drawn from `law` (tests and benchmarks that build
+    /// their own views; the engine sets it from the workload).
+    pub fn with_skipping(mut self, law: Option<crate::workload::skipping::SkipSpec>) -> View<'a> {
+        self.skipping = law;
+        self
     }
 
     pub fn request(&self, id: RequestId) -> &'a RequestState {
         &self.states[id.index()]
+    }
+
+    /// How many of request `id`'s remaining steps are expected to compute: its remaining steps
+    /// without run-time skipping; with it, those less the expected share of skippable ones
+    /// (rounded towards more work). A policy may plan with this instead of
+    /// [`RequestState::remaining_steps`]; it must still dispatch steps by the nominal count
+    /// (which steps will be skipped is known only as they run).
+    pub fn expected_remaining_steps(&self, id: RequestId) -> u32 {
+        let s = &self.states[id.index()];
+        match self.skipping {
+            None => s.remaining_steps(),
+            Some(law) => law.expected_to_run(s.steps_done, s.remaining_steps()),
+        }
     }
 
     /// Active requests that are waiting for GPUs, in arrival order.

@@ -19,12 +19,24 @@
 //! peer fails the same way, so no group hangs on a missing rank. (A work itself may take as
 //! long as it takes: a 2048 px image on one GPU takes minutes.)
 //!
+//! Step reduction (`docs/caching.md`): a request that hit the approximate cache starts its
+//! first work from the stored latent of its prompt key instead of from its own noise, and runs
+//! its `steps` (already `N - k`) from there. The store holds one latent per (prompt key,
+//! resolution): the latent drawn from the key's seed ([`prompt_seed`]), the same for every
+//! request of that key whatever ran before, so the images do not depend on the schedule. (A
+//! production cache would store the latent a full run of a similar prompt had at step k; the
+//! tiny model's numbers carry no image quality, so what matters here is the starting point and
+//! the number of model calls.) A step skipped at run time by every request of a work makes no
+//! model call: the latent carries over unchanged. [`model_calls`](RealExecutor::model_calls)
+//! counts the calls made.
+//!
 //! [`reset`](Executor::reset) prepares every workspace the run can need (each resolution,
 //! batch size and group size, on every slot) and runs one warm-up step per shape before the
 //! clock starts, so first-use allocation is never charged to a request.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -38,7 +50,7 @@ use crate::real::ops::Ops;
 use crate::real::transport::{HostTransport, Rendezvous, Solo, Transport};
 use crate::real::ulysses::Block;
 use crate::time::Nanos;
-use crate::workload::{Resolution, Workload};
+use crate::workload::{Resolution, Savings, Workload};
 
 /// One batch item of a rank job: the request's input seed and, unless the work starts the
 /// request, its whole latent `[Ni, C]`.
@@ -61,6 +73,10 @@ pub struct RankJob {
     pub members: Arc<Vec<usize>>,
     /// Where the group's ranks meet (host-side exchanges, aborts).
     pub group: Arc<Rendezvous>,
+    /// Per step of this work, whether it is skipped (no model call); empty: none is.
+    pub skipped: Arc<Vec<bool>>,
+    /// Model calls made, counted by rank 0 of each group (one per computed step).
+    pub calls: Arc<AtomicU64>,
 }
 
 impl RankJob {
@@ -130,13 +146,19 @@ impl<O: Ops> Runner<O> {
                     model::set_latent(ops, cfg, ws, i, l)?;
                 }
             }
-            for _ in 0..job.steps {
+            for step in 0..job.steps as usize {
+                if job.skipped.get(step).copied().unwrap_or(false) {
+                    continue; // Skipped at run time: the latent carries over, no model call.
+                }
                 // A group aborted elsewhere (another rank failed, the run is ending) stops at
                 // the next step boundary, even with no exchange to notice it (one rank).
                 if let Some(why) = job.group.aborted() {
                     return Err(Error::Executor(format!("stopped: {why}")));
                 }
                 model::step(ops, &self.weights, ws, t, job.dt())?;
+                if job.rank == 0 {
+                    job.calls.fetch_add(1, Ordering::Relaxed);
+                }
                 // On a GPU the step was only queued: wait for it, so that an abort is seen
                 // within one step rather than after the whole work.
                 ops.synchronize()?;
@@ -284,6 +306,12 @@ pub struct RealExecutor {
     failed: Option<Error>,
     /// Request labels by request index, for seeds and latents (set by `reset`).
     labels: Vec<u64>,
+    /// What caching and skipping did to each request, by request index (empty: nothing).
+    savings: Vec<Savings>,
+    /// The stored latent of each prompt key, per resolution.
+    prompt_latents: HashMap<(u64, Resolution), Arc<Vec<f32>>>,
+    /// Model calls of the current run.
+    calls: Arc<AtomicU64>,
 }
 
 /// How long a rank waits for a peer at an exchange before failing its group.
@@ -325,6 +353,9 @@ impl RealExecutor {
             next_internal: u32::MAX,
             failed: None,
             labels: Vec::new(),
+            savings: Vec::new(),
+            prompt_latents: HashMap::new(),
+            calls: Arc::new(AtomicU64::new(0)),
         };
         for _ in 0..n {
             match ready.recv() {
@@ -380,6 +411,21 @@ impl RealExecutor {
             .collect();
         v.sort_by_key(|(k, _)| *k);
         v
+    }
+
+    /// Model calls (computed steps, one per group step) since the last
+    /// [`reset`](Executor::reset): skipped steps and steps a cache hit saved make none.
+    pub fn model_calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// The stored latent of prompt `key` at `res` (see the module docs).
+    fn prompt_latent(&mut self, key: u64, res: Resolution) -> Arc<Vec<f32>> {
+        let cfg = &self.cfg;
+        self.prompt_latents
+            .entry((key, res))
+            .or_insert_with(|| Arc::new(prompt_latent(cfg, res, key)))
+            .clone()
     }
 
     /// Group sizes a dispatch can have here: powers of two up to the slots that divide the
@@ -487,6 +533,7 @@ impl RealExecutor {
                 members,
                 Vec::new(),
                 true,
+                Arc::new(Vec::new()),
             )?;
             ids.push(work);
         }
@@ -512,6 +559,7 @@ impl RealExecutor {
         members: &[usize],
         labels: Vec<u64>,
         finishes: bool,
+        skipped: Arc<Vec<bool>>,
     ) -> Result<()> {
         let ranks = members.len();
         let group = Arc::new(Rendezvous::new(ranks, self.timeout));
@@ -524,6 +572,8 @@ impl RealExecutor {
             rank: 0,
             members: Arc::new(members.to_vec()),
             group: group.clone(),
+            skipped,
+            calls: self.calls.clone(),
         };
         self.send(job, members)?;
         self.in_flight.insert(
@@ -631,6 +681,9 @@ impl Executor for RealExecutor {
         }
         self.failed = None;
         self.labels = workload.requests.iter().map(|r| r.label).collect();
+        self.savings = workload.savings.clone();
+        self.prompt_latents.clear();
+        self.calls = Arc::new(AtomicU64::new(0));
         self.start = Instant::now();
         Ok(())
     }
@@ -656,9 +709,14 @@ impl Executor for RealExecutor {
             })
             .collect();
         let mut items = Vec::with_capacity(labels.len());
-        for &l in &labels {
+        for (&l, id) in labels.iter().zip(d.batch.ids()) {
+            let hit = self
+                .savings
+                .get(id.index())
+                .filter(|s| s.cache_hit)
+                .and_then(|s| s.prompt);
             let latent = if work.steps_before == 0 {
-                None
+                hit.map(|key| self.prompt_latent(key.0, work.resolution))
             } else {
                 Some(self.latents.get(&l).cloned().ok_or_else(|| {
                     Error::Executor(format!(
@@ -672,6 +730,22 @@ impl Executor for RealExecutor {
                 latent,
             });
         }
+        // A step is skipped when every request of the batch skips it.
+        let skips = |step: u32| {
+            d.batch.ids().iter().all(|id| {
+                self.savings
+                    .get(id.index())
+                    .is_some_and(|s| s.skips.is_skipped(step))
+            })
+        };
+        let skipped: Vec<bool> = (work.steps_before..work.steps_before + d.steps)
+            .map(skips)
+            .collect();
+        let skipped = if skipped.contains(&true) {
+            skipped
+        } else {
+            Vec::new()
+        };
         self.launch_job(
             work.id,
             work.resolution,
@@ -681,6 +755,7 @@ impl Executor for RealExecutor {
             &members,
             labels,
             work.finishes_request(),
+            Arc::new(skipped),
         )?;
         Ok(Launch::Pending)
     }
@@ -765,6 +840,22 @@ impl Drop for RealExecutor {
 /// The seed of a request's random inputs.
 pub fn request_seed(label: u64) -> u64 {
     crate::real::init::splitmix(label ^ 0xD1FF_5EED)
+}
+
+/// The seed of prompt `key`'s stored latent.
+pub fn prompt_seed(key: u64) -> u64 {
+    crate::real::init::splitmix(key ^ 0xCAC4_E5EE)
+}
+
+/// The stored latent of prompt `key` at `res`, `[Ni, C]` on the host: drawn as a request's
+/// latent is (tensor 0 of the seed, bf16-rounded), from [`prompt_seed`].
+pub fn prompt_latent(cfg: &DitConfig, res: Resolution, key: u64) -> Vec<f32> {
+    use crate::real::init::{bf16_round, tensor_seed, uniform};
+    let n = cfg.image_tokens(res) * cfg.latent_channels;
+    let seed = tensor_seed(prompt_seed(key), 0);
+    (0..n)
+        .map(|i| bf16_round(uniform(seed, i as u64, 1.0)))
+        .collect()
 }
 
 fn worker(

@@ -26,7 +26,7 @@ use crate::metrics::{RequestRecord, RunRecords, Summary, WorkRecord};
 use crate::time::push_uint;
 
 /// The header of `requests.csv`.
-const REQUESTS_HEADER: &str = "id,arrival_s,width,height,steps,steps_done,deadline_s,start_s,finish_s,outcome,latency_s,gpu_seconds,degrees,remaps,node\n";
+const REQUESTS_HEADER: &str = "id,arrival_s,width,height,steps,steps_done,deadline_s,start_s,finish_s,outcome,latency_s,gpu_seconds,degrees,remaps,node,prompt_id,cache_hit,cached_steps,skipped_steps\n";
 
 /// The header of `works.csv`.
 const WORKS_HEADER: &str = "requests,resolution,node,gpus,start_s,end_s,first_step,steps,remap\n";
@@ -83,6 +83,16 @@ fn request_row(s: &mut String, r: &RequestRecord) {
     if let Some(n) = r.node {
         push_uint(s, u64::from(n));
     }
+    s.push(',');
+    if let Some(p) = r.saved.prompt {
+        push_uint(s, p);
+    }
+    s.push(',');
+    s.push_str(if r.saved.cache_hit { "true" } else { "false" });
+    s.push(',');
+    push_uint(s, u64::from(r.saved.cached_steps));
+    s.push(',');
+    push_uint(s, u64::from(r.saved.skipped_steps));
     s.push('\n');
 }
 

@@ -8,14 +8,20 @@
 //! - [`mix`]: resolution mixes (Uniform, Skewed, homogeneous, custom weights).
 //! - [`generate`]: seeded generation of a workload from a [`generate::WorkloadSpec`].
 //! - [`trace`]: the trace CSV format, read and written.
+//! - [`prompt`]: prompt keys and their popularity; [`cache`]: approximate caching (Nirvana),
+//!   which shortens requests whose prompt hits; [`skipping`]: run-time step skipping masks,
+//!   hidden from policies. Their effect on each request is its [`Savings`].
 //!
 //! [`Workload::time_scaled`] replays a workload at another rate (a log at F times its rate),
 //! in integer nanoseconds, so that a trace is read once and rescaled in memory.
 
 pub mod arrival;
+pub mod cache;
 pub mod generate;
 pub mod import;
 pub mod mix;
+pub mod prompt;
+pub mod skipping;
 pub mod trace;
 
 use std::fmt;
@@ -128,10 +134,38 @@ impl Request {
     }
 }
 
+/// What caching and step skipping did to one request's work.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Savings {
+    /// The prompt it asks for (a trace's `prompt_id`, or drawn by the generator).
+    pub prompt: Option<prompt::PromptKey>,
+    /// It hit the approximate cache.
+    pub cache_hit: bool,
+    /// Steps the cache saved (k): already taken off the request's `steps`.
+    pub cached_steps: u32,
+    /// Steps that will be skipped as it runs (indices into its `steps`): the executor's to
+    /// know, never shown to policies.
+    pub skips: skipping::SkipMask,
+}
+
+/// What a request without caching or skipping has.
+static NO_SAVINGS: Savings = Savings {
+    prompt: None,
+    cache_hit: false,
+    cached_steps: 0,
+    skips: skipping::SkipMask::EMPTY,
+};
+
 /// The requests of one run, sorted by arrival (ties keep input order); `requests[i].id == i`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Workload {
     pub requests: Vec<Request>,
+    /// Per request (`savings[i]` for `requests[i]`), or empty when no request has a prompt
+    /// key, a cache hit or skipped steps. Read it through [`Workload::savings_of`].
+    pub savings: Vec<Savings>,
+    /// The law the skip masks were drawn from, if steps are skipped at run time: what a policy
+    /// may know ahead (an expected step count), unlike the masks themselves.
+    pub skipping: Option<skipping::SkipSpec>,
 }
 
 impl Workload {
@@ -142,7 +176,48 @@ impl Workload {
         for (i, r) in requests.iter_mut().enumerate() {
             r.id = RequestId(i as u32);
         }
-        Workload { requests }
+        Workload {
+            requests,
+            savings: Vec::new(),
+            skipping: None,
+        }
+    }
+
+    /// What caching and skipping did to request `id`.
+    pub fn savings_of(&self, id: RequestId) -> &Savings {
+        self.savings.get(id.index()).unwrap_or(&NO_SAVINGS)
+    }
+
+    /// Gives every request its own [`Savings`] entry (all empty) if it has none yet.
+    pub fn ensure_savings(&mut self) {
+        if self.savings.len() != self.requests.len() {
+            self.savings = vec![Savings::default(); self.requests.len()];
+        }
+    }
+
+    /// The workload as an offline oracle sees it after the run: each request's `steps` less
+    /// the steps it will skip at run time, and no masks. What the upper bound on attainment is
+    /// computed on (`simulate::attainment_bound`): a skipped step costs nothing, so a bound on
+    /// the nominal steps would not bound a run that skipped some; the cache's reduction is
+    /// already in `steps`. The same workload when nothing is skipped.
+    pub fn with_realised_steps(&self) -> std::borrow::Cow<'_, Workload> {
+        if !self.savings.iter().any(|s| !s.skips.is_empty()) {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut w = self.clone();
+        for (r, s) in w.requests.iter_mut().zip(&mut w.savings) {
+            r.steps -= s.skips.count(0, r.steps);
+            s.skips = skipping::SkipMask::default();
+        }
+        w.skipping = None;
+        std::borrow::Cow::Owned(w)
+    }
+
+    /// Whether some request hit the cache or has skipped steps.
+    pub fn has_savings(&self) -> bool {
+        self.savings
+            .iter()
+            .any(|s| s.cache_hit || !s.skips.is_empty())
     }
 
     pub fn len(&self) -> usize {
@@ -199,7 +274,11 @@ impl Workload {
                 ..r.clone()
             });
         }
-        Ok(Workload { requests })
+        Ok(Workload {
+            requests,
+            savings: self.savings.clone(),
+            skipping: self.skipping,
+        })
     }
 
     /// Distinct resolutions, sorted by token count then width.

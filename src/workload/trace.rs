@@ -1,4 +1,4 @@
-//! The trace CSV format: `id,arrival_s,width,height,steps,slo_s`.
+//! The trace CSV format: `id,arrival_s,width,height,steps,slo_s[,prompt_id]`.
 //!
 //! Traces let a run replay exactly the requests of another run, of another tool, or of a
 //! production log, and they are how generated workloads are saved for inspection. The format
@@ -9,7 +9,8 @@
 //!   (seconds since the start of the run, >= 0), `width`, `height` (pixels, multiples of 16),
 //!   `steps` (denoising steps, >= 1). Optional: `id` (a u64 label reported in outputs;
 //!   default: the 0-based row index; must be unique) and `slo_s` (seconds from arrival to
-//!   deadline, > 0). Column names are matched case-insensitively; any other column is an error,
+//!   deadline, > 0) and `prompt_id` (a u64 naming the prompt, which an approximate cache
+//!   matches requests by; an empty cell: no prompt key). Column names are matched case-insensitively; any other column is an error,
 //!   so that a misspelt `slo_s` is not silently ignored.
 //! - A row's `slo_s` is its SLO at scale 1: with [`SloDefaults`] (the scenario's SLO settings,
 //!   `--slo-scale`), the deadline is `arrival + scale * slo_s`, so a scale loosens or tightens
@@ -27,6 +28,11 @@
 //!   broken export than an intention, and request ids in arrival order are what the rest of
 //!   the simulator reports; sorting the file is a one-line fix the user can make knowingly.
 //!
+//! - `steps` is the request's full step count: a cache hit is a property of the serving
+//!   system, applied when the trace is replayed with a cache (`workload/cache.rs`), so [`to_csv`]
+//!   writes a hit's steps before the cache shortened them, and `prompt_id` only when some
+//!   request has a key (otherwise the six columns above, as before).
+//!
 //! Seconds are read exactly: a plain decimal with at most 9 fractional digits is converted to
 //! integer nanoseconds without going through `f64`, and [`to_csv`] writes times with
 //! [`Nanos::secs_string`], so `parse_trace(to_csv(w)) == w` holds bit for bit. Other numeric
@@ -37,6 +43,7 @@ use std::path::Path;
 
 use crate::error::{Error, InputError, Result};
 use crate::time::Nanos;
+use crate::workload::prompt::PromptKey;
 use crate::workload::{Request, RequestId, Resolution, SloBases, Workload};
 
 /// Where deadlines come from when a trace row has no `slo_s`.
@@ -49,7 +56,18 @@ pub struct SloDefaults {
 /// The header [`to_csv`] writes; also the full list of accepted column names.
 pub const TRACE_HEADER: &str = "id,arrival_s,width,height,steps,slo_s";
 
-const ACCEPTED: [&str; 6] = ["id", "arrival_s", "width", "height", "steps", "slo_s"];
+const ACCEPTED: [&str; 7] = [
+    "id",
+    "arrival_s",
+    "width",
+    "height",
+    "steps",
+    "slo_s",
+    "prompt_id",
+];
+
+/// The header [`to_csv`] writes when some request carries a prompt key.
+pub const TRACE_HEADER_WITH_PROMPTS: &str = "id,arrival_s,width,height,steps,slo_s,prompt_id";
 const REQUIRED: [&str; 4] = ["arrival_s", "width", "height", "steps"];
 
 /// Column positions, by accepted name.
@@ -60,6 +78,7 @@ struct Columns {
     height: usize,
     steps: usize,
     slo: Option<usize>,
+    prompt: Option<usize>,
     count: usize,
 }
 
@@ -117,6 +136,7 @@ fn read_header(header: &csv::StringRecord, source: &str, line: u64) -> Result<Co
         height: found["height"],
         steps: found["steps"],
         slo: found.get("slo_s").copied(),
+        prompt: found.get("prompt_id").copied(),
         count: header.len(),
     })
 }
@@ -410,6 +430,7 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
     let most_rows = count_newlines(text).min((text.len() + 1) / (2 * cols.count - 1));
     let mut requests: Vec<Request> = Vec::with_capacity(most_rows);
     let mut ids = SeenIds::Increasing { last: None };
+    let mut prompts: Vec<Option<PromptKey>> = Vec::new();
     let mut previous: Option<(Nanos, u64)> = None;
     for (row, (line, raw)) in lines.enumerate() {
         let record = Cells::read(raw, source, line)?;
@@ -582,6 +603,20 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
                     .to_string(),
             )
         })?;
+        if let Some(i) = cols.prompt {
+            let c = cell(i);
+            let key = if c.is_empty() {
+                None
+            } else {
+                Some(PromptKey(c.parse::<u64>().map_err(|_| {
+                    err(
+                        "prompt_id",
+                        format!("expected a non-negative integer prompt id (or an empty cell for none), got `{c}`"),
+                    )
+                })?))
+            };
+            prompts.push(key);
+        }
         requests.push(Request {
             id: RequestId(requests.len() as u32),
             label,
@@ -594,10 +629,26 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
     if requests.is_empty() {
         return Err(no_requests());
     }
+    let mut workload = Workload {
+        requests,
+        savings: Vec::new(),
+        skipping: None,
+    };
+    if prompts.iter().any(Option::is_some) {
+        workload.ensure_savings();
+        for (s, p) in workload.savings.iter_mut().zip(prompts) {
+            s.prompt = p;
+        }
+    }
     // Arrivals were checked non-decreasing and ids given in file order: already a workload,
     // without `Workload::from_requests`'s sorting and renumbering passes.
-    debug_assert!(requests.windows(2).all(|w| w[0].arrival <= w[1].arrival));
-    Ok(Workload { requests })
+    debug_assert!(
+        workload
+            .requests
+            .windows(2)
+            .all(|w| w[0].arrival <= w[1].arrival)
+    );
+    Ok(workload)
 }
 
 /// `slo` at `scale` (exactly `slo` at scale 1), or `None` when that rounds to 0 ns or passes
@@ -627,11 +678,12 @@ pub fn rows_to_csv(rows: &[TraceRow]) -> String {
     out.push(b'\n');
     for r in rows {
         push_row(&mut out, r.label, r.arrival, r.resolution, r.steps, r.slo);
+        out.push(b'\n');
     }
     String::from_utf8(out).expect("the header, digits, dots, commas and newlines are ASCII")
 }
 
-/// Appends one row: `id,arrival_s,width,height,steps,slo_s` and a newline.
+/// Appends one row's `id,arrival_s,width,height,steps,slo_s` (no newline).
 fn push_row(
     out: &mut Vec<u8>,
     label: u64,
@@ -653,7 +705,6 @@ fn push_row(
     if let Some(slo) = slo {
         push_secs(out, slo);
     }
-    out.push(b'\n');
 }
 
 /// Reads a trace file.
@@ -664,23 +715,37 @@ pub fn load_trace(path: &Path, slo: Option<&SloDefaults>) -> Result<Workload> {
 
 /// Renders a workload as trace CSV (with `slo_s`), byte-identical for identical workloads.
 ///
-/// One row per request in id (= arrival) order; `id` is the request's label; times are exact
+/// One row per request in id (= arrival) order; `id` is the request's label; `steps` its
+/// steps before any cache hit; `prompt_id` is written when some request has a key; times are exact
 /// decimal seconds (as [`Nanos::secs_string`] writes them), so [`parse_trace`] gives back the
 /// identical workload. Numbers are written digit by digit into one buffer: formatting each
 /// through `format!` would cost more than reading the trace back.
 pub fn to_csv(workload: &Workload) -> String {
     let mut out = Vec::with_capacity(48 * (workload.len() + 1));
-    out.extend_from_slice(TRACE_HEADER.as_bytes());
+    let prompts = workload.savings.iter().any(|s| s.prompt.is_some());
+    out.extend_from_slice(if prompts {
+        TRACE_HEADER_WITH_PROMPTS.as_bytes()
+    } else {
+        TRACE_HEADER.as_bytes()
+    });
     out.push(b'\n');
     for r in &workload.requests {
+        let saved = workload.savings_of(r.id);
         push_row(
             &mut out,
             r.label,
             r.arrival,
             r.resolution,
-            r.steps,
+            r.steps + saved.cached_steps,
             Some(r.slo()),
         );
+        if prompts {
+            out.push(b',');
+            if let Some(p) = saved.prompt {
+                push_digits(&mut out, p.0, 1);
+            }
+        }
+        out.push(b'\n');
     }
     String::from_utf8(out).expect("the header, digits, dots, commas and newlines are ASCII")
 }

@@ -28,6 +28,8 @@ mod bad_input;
 mod engine;
 // Invariants over random workloads, for every baseline policy.
 mod invariants;
+// Approximate caching and run-time step skipping: hits by hand, same reduced work for all.
+mod cache;
 // The real executor on the CPU backend: degree changes, concurrent groups, failures, outputs.
 mod real_cpu;
 // Streamed output directories: identical bytes, cut timelines, nothing left by a failure.

@@ -33,14 +33,14 @@ fn secs(t: tetriserve::Nanos) -> String {
 /// `requests.csv` as it was first written, with `format!` throughout.
 fn reference_requests(run: &RunRecords) -> String {
     let mut s = String::from(
-        "id,arrival_s,width,height,steps,steps_done,deadline_s,start_s,finish_s,outcome,latency_s,gpu_seconds,degrees,remaps,node\n",
+        "id,arrival_s,width,height,steps,steps_done,deadline_s,start_s,finish_s,outcome,latency_s,gpu_seconds,degrees,remaps,node,prompt_id,cache_hit,cached_steps,skipped_steps\n",
     );
     for r in &run.requests {
         let done = r.outcome != Outcome::Dropped;
         let degrees: Vec<String> = r.degrees().iter().map(|d| d.to_string()).collect();
         writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.id,
             secs(r.arrival),
             r.resolution.width,
@@ -59,7 +59,11 @@ fn reference_requests(run: &RunRecords) -> String {
             secs(r.gpu_time),
             degrees.join(";"),
             r.remaps,
-            r.node.map(|n| n.to_string()).unwrap_or_default()
+            r.node.map(|n| n.to_string()).unwrap_or_default(),
+            r.saved.prompt.map(|p| p.to_string()).unwrap_or_default(),
+            r.saved.cache_hit,
+            r.saved.cached_steps,
+            r.saved.skipped_steps
         )
         .unwrap();
     }
