@@ -38,11 +38,12 @@ pub enum Kernel {
     FlowUpdate,
     Rope,
     Softmax,
+    SoftmaxInplace,
     Copy2d,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 10] = [
+    pub const ALL: [Kernel; 11] = [
         Kernel::FillUniform,
         Kernel::LayernormModulate,
         Kernel::BiasAdd,
@@ -52,6 +53,7 @@ impl Kernel {
         Kernel::FlowUpdate,
         Kernel::Rope,
         Kernel::Softmax,
+        Kernel::SoftmaxInplace,
         Kernel::Copy2d,
     ];
 
@@ -67,6 +69,7 @@ impl Kernel {
             Kernel::FlowUpdate => "flow_update_bf16",
             Kernel::Rope => "rope_bf16",
             Kernel::Softmax => "softmax_f32_bf16",
+            Kernel::SoftmaxInplace => "softmax_inplace_bf16",
             Kernel::Copy2d => "copy_2d_bf16",
         }
     }
@@ -79,7 +82,7 @@ impl Kernel {
             Kernel::BiasAdd | Kernel::BiasGelu | Kernel::Silu => "activation.cu",
             Kernel::GatedResidual | Kernel::FlowUpdate => "residual.cu",
             Kernel::Rope => "rope.cu",
-            Kernel::Softmax => "attention.cu",
+            Kernel::Softmax | Kernel::SoftmaxInplace => "attention.cu",
             Kernel::Copy2d => "copy.cu",
         }
     }

@@ -48,6 +48,20 @@ pub struct Linear {
     pub out: usize,
 }
 
+/// The shape of one [`Ops::attention`] call: `heads` heads of `head_dim` over `tokens`
+/// tokens, q/k/v rows of stride `ld` with blocks `cols` columns apart, output rows of stride
+/// `ldo` (strides in elements). A workspace announces the shapes its step will use, so that a
+/// backend can plan them before the step ([`Ops::reserve_attention`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttentionShape {
+    pub tokens: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+    pub ld: usize,
+    pub ldo: usize,
+    pub cols: usize,
+}
+
 /// The operations of a DiT step on one device (or one CPU rank). Calls are ordered: each sees
 /// the effects of the ones before (a GPU backend queues them on one stream).
 pub trait Ops {
@@ -125,10 +139,10 @@ pub trait Ops {
         heads: usize,
         head_dim: usize,
     ) -> Result<()>;
-    /// Reserves what [`attention`](Ops::attention) over `tokens` tokens and `heads` heads
-    /// needs, so that the first step does not allocate. Default: nothing.
-    fn reserve_attention(&mut self, tokens: usize, heads: usize) -> Result<()> {
-        let _ = (tokens, heads);
+    /// Reserves what [`attention`](Ops::attention) needs for each of `shapes` (scratch,
+    /// plans), so that the first step neither allocates nor plans. Default: nothing.
+    fn reserve_attention(&mut self, shapes: &[AttentionShape]) -> Result<()> {
+        let _ = shapes;
         Ok(())
     }
     /// Softmax attention over `tokens` tokens for `heads` heads of `head_dim`: q, k, v are the

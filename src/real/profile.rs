@@ -425,7 +425,7 @@ pub fn measure(
 ) -> Result<(Vec<Measured>, String)> {
     let key = gpu_key(&gpu.name);
     let link_model = Analytic::preset(cfg.name, if key == "h200" { "h200" } else { "h100" }).ok();
-    let dev = GpuDevice::from_gpu(gpu);
+    let dev = GpuDevice::from_gpu(gpu)?;
     let mut ops = GpuOps::new(&dev)?;
     let w = Weights::build(&mut ops, cfg.clone(), 1)?;
     let mut rows = Vec::new();
