@@ -196,10 +196,102 @@ pub fn softmax_row_mirror(row: &mut [f32]) {
     }
 }
 
+/// Token counts of `gpu-check`'s attention numerics: a multiple of 64, a ragged count, and
+/// FLUX.1-dev's 1024 px sequence (4,096 image + 512 text tokens).
+pub const CHECK_TOKENS: [usize; 3] = [128, 1137, 4608];
+
+/// The shape of `gpu-check`'s attention numerics over `tokens` tokens: 2 heads of 128 (the
+/// models' head dim), q/k/v blocks side by side, a contiguous output; small enough for the
+/// CPU reference to take seconds at 4,608 tokens.
+pub fn check_shape(tokens: usize) -> crate::real::ops::AttentionShape {
+    let cols = 2 * 128;
+    crate::real::ops::AttentionShape {
+        tokens,
+        heads: 2,
+        head_dim: 128,
+        ld: 3 * cols,
+        ldo: cols,
+        cols,
+    }
+}
+
+/// Seeded q/k/v rows for a check of `shape` (`tokens x ld` values, bf16-exact): q and k in
+/// [-2, 2) so that the softmax is far from uniform, v in [-1, 1).
+pub fn check_inputs(shape: &crate::real::ops::AttentionShape, seed: u64) -> Vec<f32> {
+    use crate::real::init::{bf16_round, uniform};
+    let ld = shape.ld;
+    (0..shape.tokens * ld)
+        .map(|i| {
+            let scale = if i % ld < 2 * shape.cols { 2.0 } else { 1.0 };
+            bf16_round(uniform(seed, i as u64, scale))
+        })
+        .collect()
+}
+
+/// The fused-softmax backend's arithmetic on the CPU (bf16 scaled scores, the kernel's
+/// softmax, bf16 probabilities, f32 P.V, bf16 output), for a check shape (`ldo` = `cols` =
+/// `heads x head_dim`). What `gpu-check` should see from the GPU up to accumulation order.
+pub fn fused_mirror(shape: &crate::real::ops::AttentionShape, qkv: &[f32]) -> Vec<f32> {
+    use crate::real::init::bf16_round;
+    let (n, d, ld, cols) = (shape.tokens, shape.head_dim, shape.ld, shape.cols);
+    let scale = 1.0 / (d as f32).sqrt();
+    let mut out = vec![0.0f32; n * shape.ldo];
+    let mut row = vec![0.0f32; n];
+    for h in 0..shape.heads {
+        for i in 0..n {
+            let q = &qkv[i * ld + h * d..i * ld + (h + 1) * d];
+            for (j, s) in row.iter_mut().enumerate() {
+                let k = &qkv[j * ld + cols + h * d..j * ld + cols + (h + 1) * d];
+                *s = bf16_round(scale * q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>());
+            }
+            softmax_row_mirror(&mut row);
+            let o = &mut out[i * shape.ldo + h * d..i * shape.ldo + (h + 1) * d];
+            for (j, p) in row.iter().enumerate() {
+                let v = &qkv[j * ld + 2 * cols + h * d..j * ld + 2 * cols + (h + 1) * d];
+                for (od, vd) in o.iter_mut().zip(v) {
+                    *od += p * vd;
+                }
+            }
+            o.iter_mut().for_each(|x| *x = bf16_round(*x));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::real::cudnn::Version;
+
+    #[test]
+    fn the_check_inputs_and_references_agree_on_the_cpu() {
+        use crate::real::ops::Ops;
+        for n in [128, 1137] {
+            let shape = check_shape(n);
+            assert!(
+                crate::real::cudnn::sdpa_graph(shape).is_ok(),
+                "cuDNN takes it"
+            );
+            let qkv = check_inputs(&shape, 3);
+            assert!(qkv.iter().all(|&x| x == crate::real::init::bf16_round(x)));
+            assert!(qkv.iter().any(|&x| x.abs() > 1.0), "q/k reach past 1");
+            // The reference step's attention and the CPU backend's op agree (f32 rounding).
+            let want = crate::real::reference::attention(&qkv, shape.ld, n, 2, 128);
+            let mut cpu = crate::real::cpu::CpuOps::new();
+            let a = cpu.alloc(qkv.len()).unwrap();
+            cpu.write(a, &qkv).unwrap();
+            let o = cpu.alloc(n * shape.ldo).unwrap();
+            cpu.attention(a, shape.ld, o, shape.ldo, n, 2, 128, shape.cols)
+                .unwrap();
+            let got = cpu.read(o, n * shape.ldo).unwrap();
+            assert!(crate::real::profile::relative_error(&got, &want) < 1e-5);
+            // The fused backend's arithmetic sits inside gpu-check's bf16 tolerance, and
+            // away from zero (the rounding is really there).
+            let fused = fused_mirror(&shape, &qkv);
+            let err = crate::real::profile::relative_error(&fused, &want);
+            assert!(err < 5e-2 && err > 1e-4, "n {n}: {err}");
+        }
+    }
 
     #[test]
     fn without_cudnn_the_fused_softmax_is_chosen_with_a_notice() {
