@@ -27,22 +27,6 @@ extern "C" __global__ void softmax_f32_bf16(const float* scores, bf16* probs, lo
 #define SOFTMAX_CACHE 8
 #define LOG2E 1.4426950408889634f
 
-__device__ __forceinline__ void unpack8(uint4 v, float* f) {
-    unsigned int w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        f[2 * i] = __uint_as_float(w[i] << 16);
-        f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-    }
-}
-
-__device__ __forceinline__ uint4 pack8(const float* f) {
-    unsigned int w[4];
-#pragma unroll
-    for (int i = 0; i < 4; i++) w[i] = (unsigned int)f2bf(f[2 * i]) | ((unsigned int)f2bf(f[2 * i + 1]) << 16);
-    return make_uint4(w[0], w[1], w[2], w[3]);
-}
-
 __device__ __forceinline__ float max8(uint4 v) {
     float f[8];
     unpack8(v, f);

@@ -544,6 +544,23 @@ impl GpuOps {
         self.bind()?;
         let xa = self.addr_mut(x, extent(rows, cols, ld))?;
         let ba = self.addr(b, cols)?;
+        if rows > 0 && crate::real::kernels::vec_fits(cols, ld, xa, ba) {
+            let vec = match k {
+                Kernel::BiasAdd => Kernel::BiasAddVec,
+                _ => Kernel::BiasGeluVec,
+            };
+            return self.launch(
+                vec,
+                rows.min(1 << 20) as u32,
+                &[
+                    A::P(xa),
+                    A::P(ba),
+                    A::I64(rows as i64),
+                    A::I32(cols as i32),
+                    A::I32(ld as i32),
+                ],
+            );
+        }
         self.elementwise(
             k,
             rows * cols,
