@@ -1062,6 +1062,31 @@ impl Ops for GpuOps {
         self.launch(Kernel::LayernormModulate, rows as u32, &args)
     }
 
+    fn residual_layernorm_modulate(
+        &self,
+        (x, y, bias, gate): (Ptr, Ptr, Ptr, Ptr),
+        (out, shift, scale): (Ptr, Ptr, Ptr),
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        if rows == 0 || cols == 0 {
+            return Ok(());
+        }
+        self.bind()?;
+        let args = [
+            A::P(self.addr_mut(x, rows * cols)?),
+            A::P(self.addr(y, rows * cols)?),
+            A::P(self.addr(bias, cols)?),
+            A::P(self.addr(gate, cols)?),
+            A::P(self.addr_mut(out, rows * cols)?),
+            A::P(self.addr(shift, cols)?),
+            A::P(self.addr(scale, cols)?),
+            A::I32(rows as i32),
+            A::I32(cols as i32),
+        ];
+        self.launch(Kernel::ResidualLayernormModulate, rows as u32, &args)
+    }
+
     fn gated_residual(
         &self,
         x: Ptr,

@@ -31,6 +31,7 @@ pub const SOURCES: &[(&str, &str)] = &[
 pub enum Kernel {
     FillUniform,
     LayernormModulate,
+    ResidualLayernormModulate,
     BiasAdd,
     BiasGelu,
     BiasAddVec,
@@ -45,9 +46,10 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 13] = [
+    pub const ALL: [Kernel; 14] = [
         Kernel::FillUniform,
         Kernel::LayernormModulate,
+        Kernel::ResidualLayernormModulate,
         Kernel::BiasAdd,
         Kernel::BiasGelu,
         Kernel::BiasAddVec,
@@ -66,6 +68,7 @@ impl Kernel {
         match self {
             Kernel::FillUniform => "fill_uniform_bf16",
             Kernel::LayernormModulate => "layernorm_modulate_bf16",
+            Kernel::ResidualLayernormModulate => "residual_layernorm_modulate_bf16",
             Kernel::BiasAdd => "bias_add_bf16",
             Kernel::BiasGelu => "bias_gelu_bf16",
             Kernel::BiasAddVec => "bias_add_vec_bf16",
@@ -84,7 +87,7 @@ impl Kernel {
     pub fn file(self) -> &'static str {
         match self {
             Kernel::FillUniform => "init.cu",
-            Kernel::LayernormModulate => "norm.cu",
+            Kernel::LayernormModulate | Kernel::ResidualLayernormModulate => "norm.cu",
             Kernel::BiasAdd
             | Kernel::BiasGelu
             | Kernel::BiasAddVec

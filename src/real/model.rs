@@ -421,8 +421,12 @@ impl<O: Ops, T: Transport<O> + ?Sized> Step<'_, O, T> {
                 let x = ws.x.at((b * r + at) * h);
                 let a = ws.attn.at((b * r + at) * h);
                 o.gemm((a, h), (l[2].w, h), (ws.y, h), len, h, h, 0.0)?;
-                o.gated_residual(x, ws.y, l[2].b, md(s, b).at(2 * h), len, h)?;
-                o.layernorm_modulate(x, ws.h, md(s, b).at(3 * h), md(s, b).at(4 * h), len, h)?;
+                o.residual_layernorm_modulate(
+                    (x, ws.y, l[2].b, md(s, b).at(2 * h)),
+                    (ws.h, md(s, b).at(3 * h), md(s, b).at(4 * h)),
+                    len,
+                    h,
+                )?;
                 o.gemm((ws.h, h), (l[3].w, m), (ws.mid, m), len, h, m, 0.0)?;
                 o.bias_gelu(ws.mid, l[3].b, len, m, m)?;
                 o.gemm((ws.mid, m), (l[4].w, h), (ws.y, h), len, m, h, 0.0)?;

@@ -116,6 +116,20 @@ pub trait Ops {
         rows: usize,
         cols: usize,
     ) -> Result<()>;
+    /// [`gated_residual`](Ops::gated_residual) on `x`, then
+    /// [`layernorm_modulate`](Ops::layernorm_modulate) of the updated `x` into `out`: the
+    /// pair every double block runs between its attention and its MLP. A backend may fuse
+    /// them (one read of the row instead of three); the default runs the two.
+    fn residual_layernorm_modulate(
+        &self,
+        (x, y, bias, gate): (Ptr, Ptr, Ptr, Ptr),
+        (out, shift, scale): (Ptr, Ptr, Ptr),
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        self.gated_residual(x, y, bias, gate, rows, cols)?;
+        self.layernorm_modulate(x, out, shift, scale, rows, cols)
+    }
     /// The flow-matching update `latent[r, c] += dt * (v[r, c] + bias[c])`.
     fn flow_update(
         &self,
