@@ -649,6 +649,14 @@ impl GpuOps {
             return Ok(p.clone());
         }
         let mut st = self.cudnn.borrow_mut();
+        // cudarc panics on a missing library: only a probed cuDNN is ever called (a stream
+        // asked for cuDNN explicitly, as gpu-check does, may lack it).
+        let status = cudnn::probe();
+        if !status.is_ready() {
+            attention::notice_once(&attention::fallback_notice(&status.describe()));
+            st.plans.insert(*shape, None);
+            return Ok(None);
+        }
         if st.handle.is_none() {
             match cudnn::Handle::new(self.stream.cu_stream()) {
                 Ok(h) => st.handle = Some(h),
