@@ -57,6 +57,8 @@ pub(super) fn run_profile(args: ProfileArgs) -> Result<()> {
             "time at least one step per configuration",
         ));
     }
+    // A bad TETRISERVE_ATTENTION is refused before any device is looked for.
+    let requested = crate::real::attention::Backend::requested()?;
     let probe = crate::real::device::probe()?;
     let total = plan.configs().len();
     eprintln!(
@@ -66,11 +68,7 @@ pub(super) fn run_profile(args: ProfileArgs) -> Result<()> {
         if args.quick { ", --quick" } else { "" }
     );
     let gpu = crate::real::device::Gpu::open(0)?;
-    let attention = crate::real::attention::choose(
-        crate::real::attention::Backend::requested()?,
-        &crate::real::cudnn::probe(),
-    )
-    .backend;
+    let attention = crate::real::attention::choose(requested, &crate::real::cudnn::probe()).backend;
     let key = gpu_key(&probe.name);
     let (out, what): (Box<dyn std::io::Write>, String) = match &args.output {
         Some(path) => (
