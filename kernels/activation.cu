@@ -35,3 +35,39 @@ extern "C" __global__ void silu_bf16(const bf16* x, bf16* y, long long n) {
         y[i] = f2bf(v / (1.0f + expf(-v)));
     }
 }
+
+// Vectorised forms of bias_add_bf16 / bias_gelu_bf16 for cols and ld multiples of 8 and
+// 16-byte aligned x and bias: rows r = blockIdx.x, blockIdx.x + gridDim.x, ...; in a row,
+// thread t takes the 16-byte vectors t, t + blockDim.x, ... No 64-bit division per element.
+// src/real/kernels.rs mirrors the partition (vec_rows_cover) and the choice (vec_fits).
+extern "C" __global__ void bias_add_vec_bf16(bf16* x, const bf16* bias, long long rows, int cols, int ld) {
+    int vecs = cols >> 3;
+    const uint4* b = (const uint4*)bias;
+    for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+        uint4* xr = (uint4*)(x + r * ld);
+        for (int v = threadIdx.x; v < vecs; v += blockDim.x) {
+            float f[8], g[8];
+            unpack8(xr[v], f);
+            unpack8(b[v], g);
+#pragma unroll
+            for (int i = 0; i < 8; i++) f[i] += g[i];
+            xr[v] = pack8(f);
+        }
+    }
+}
+
+extern "C" __global__ void bias_gelu_vec_bf16(bf16* x, const bf16* bias, long long rows, int cols, int ld) {
+    int vecs = cols >> 3;
+    const uint4* b = (const uint4*)bias;
+    for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+        uint4* xr = (uint4*)(x + r * ld);
+        for (int v = threadIdx.x; v < vecs; v += blockDim.x) {
+            float f[8], g[8];
+            unpack8(xr[v], f);
+            unpack8(b[v], g);
+#pragma unroll
+            for (int i = 0; i < 8; i++) f[i] = gelu(f[i] + g[i]);
+            xr[v] = pack8(f);
+        }
+    }
+}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check, sized for a few minutes on one H100/H200 (see README, "Real GPUs").
 #
-# 1. `tetriserve gpu-check`: the libraries, the kernels against the CPU reference, the local
+# 1. `tetriserve gpu-check`: the libraries, the kernels against the CPU reference, every
+#    attention backend (cuDNN flash, fused softmax, unfused) against the CPU reference at head
+#    dim 128 for 128 / 1,137 / 4,608 tokens and timed at FLUX.1-dev's 1024 and 2048 px, the local
 #    transport's conformance (k = 2, 4, 8 lanes on one GPU, every element checked, two
 #    exchanges back to back), a Ulysses step on lanes against the plain step and the CPU
 #    ranks, latent hand-offs, and NCCL when there are two or more devices.
@@ -9,8 +11,12 @@
 #    a table of the degrees its works ran at and of the requests that changed degree.
 # 3. `validate` on the GPU: profile the node, replay a trace for real and in simulation,
 #    compare request by request.
-# 4. With GPU_CHECK_FULL=1 only (several more minutes): the FLUX.1-dev profile at 256-2048 px
-#    and the PyTorch reference of the same step, as a speed anchor.
+# 4. Speed against PyTorch: our FLUX.1-dev step (SP1, batch 1, `profile`) and PyTorch's eager
+#    step with its fastest SDPA backend (scripts/torch_dit_step.py --sdpa-backend fastest) at
+#    256-2048 px, as one table (compare.md): ms, the ratio, effective TFLOP/s, torch/cuDNN
+#    versions, and which attention backend each side ran.
+# 5. With GPU_CHECK_FULL=1 only (several more minutes): the full FLUX.1-dev profile (batches
+#    1, 2, 4; SP 1-8 emulated).
 #
 # Needs a release binary built elsewhere (the GPU machine has no Rust): TETRISERVE_BIN,
 # default target/release/tetriserve. Every section has its own time limit and the script
@@ -41,7 +47,7 @@ export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}:/usr/local/cuda/lib64:${extra}"
   echo
 } > "$out/summary.md"
 
-log "1. gpu-check: numerics, lane conformance, Ulysses on lanes, hand-offs"
+log "1. gpu-check: numerics, attention backends, lane conformance, Ulysses on lanes, hand-offs"
 start=$(date +%s)
 timeout 180 "$bin" gpu-check 2>&1 | tee -a "$out/summary.md"
 echo "(${PIPESTATUS[0]}: $(( $(date +%s) - start )) s)" | tee -a "$out/summary.md"
@@ -76,12 +82,59 @@ timeout 240 "$bin" validate --gpus 1 --requests 10 --rate 60 --slo-scale 1.5 --p
   --mix custom:256=1,512=1,1024=1 --out "$out/validate" --force 2>&1 | tee -a "$out/summary.md"
 echo "(${PIPESTATUS[0]}: $(( $(date +%s) - start )) s)" | tee -a "$out/summary.md"
 
+log "4. speed against PyTorch: FLUX.1-dev step, SP1, batch 1, 256-2048 px"
+ours="$out/ours-sp1.csv"
+start=$(date +%s)
+timeout 200 "$bin" profile --model flux1-dev --resolutions 256,512,1024,2048 --batches 1 --degrees 1 \
+  --warmup 1 --repeats 3 -o "$ours" 2>&1 | tee "$out/ours-sp1.log" | tail -8
+echo "(ours ${PIPESTATUS[0]}: $(( $(date +%s) - start )) s)" | tee -a "$out/summary.md"
+start=$(date +%s)
+timeout 240 python3 scripts/torch_dit_step.py --resolutions 256,512,1024,2048 --batches 1 \
+  --sdpa-backend fastest > "$out/torch.csv" 2> "$out/torch.log"
+echo "(torch $?: $(( $(date +%s) - start )) s)" | tee -a "$out/summary.md"
+python3 - "$ours" "$out/torch.csv" <<'PY' 2>&1 | tee "$out/compare.md" | tee -a "$out/summary.md"
+import csv, sys
+# FLOPs per FLUX.1-dev step, batch 1 (the analytic model's FLUX preset, src/cost/analytic/presets.rs;
+# derivation in /work/shared/reference/calibration.md): weight GEMMs 2 x 6.47e9 per token, adaLN 6.4e9
+# per sample, attention 4 N^2 x 3072 over 57 blocks; N = (px/16)^2 image + 512 text tokens.
+def flops(px):
+    n = (px // 16) ** 2 + 512
+    return n * 2.0 * (2.16e9 + 4.31e9) + 2.0 * 3.2e9 + 57 * 4.0 * n * n * 3072
+ours, attention = {}, "unknown"
+try:
+    for line in open(sys.argv[1]):
+        if line.startswith("# attention:"):
+            attention = line.split(":", 1)[1].strip()
+    rows = csv.DictReader(l for l in open(sys.argv[1]) if not l.startswith("#"))
+    for r in rows:
+        if r["sp_degree"] == "1" and r["batch"] == "1":
+            ours[int(r["width"])] = float(r["step_ms"])
+except FileNotFoundError:
+    pass
+torch = {}
+try:
+    for r in csv.DictReader(open(sys.argv[2])):
+        torch[int(r["resolution"].split("x")[0])] = r
+except FileNotFoundError:
+    pass
+print(f"our attention backend: {attention}")
+print("| px | ours ms | ours TFLOP/s | PyTorch fastest eager ms | its SDPA backend | PyTorch TFLOP/s | ours / PyTorch | torch | cuDNN |")
+print("|---|---|---|---|---|---|---|---|---|")
+for px in [256, 512, 1024, 2048]:
+    o, t = ours.get(px), torch.get(px)
+    tm = float(t["torch_ms"]) if t else None
+    cell = lambda v, f: f.format(v) if v is not None else "-"
+    print("| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+        px, cell(o, "{:.1f}"), cell(o and flops(px) / (o * 1e-3) / 1e12, "{:.0f}"),
+        cell(tm, "{:.1f}"), t["sdpa_backend"] if t else "-",
+        cell(tm and flops(px) / (tm * 1e-3) / 1e12, "{:.0f}"),
+        cell(o / tm if o and tm else None, "{:.2f}"),
+        t["torch_version"] if t else "-", t["cudnn_version"] if t else "-"))
+PY
+
 if [ "${GPU_CHECK_FULL:-0}" = 1 ]; then
-  log "4a. profile flux1-dev (median of 3 steps after 1 warm-up)"
+  log "5. full profile flux1-dev (median of 3 steps after 1 warm-up)"
   prof="$out/flux1-dev-measured.csv"
   timeout 300 "$bin" profile --model flux1-dev --warmup 1 --repeats 3 -o "$prof" 2>&1 | tee "$out/profile.log" | tail -60
-  log "4b. PyTorch reference (SDPA), batch 1"
-  timeout 150 python3 scripts/torch_dit_step.py --resolutions 256,512,1024,2048 --batches 1 > "$out/torch.csv" 2> "$out/torch.log"
-  tee -a "$out/summary.md" < "$out/torch.csv"
 fi
 echo "done" | tee -a "$out/summary.md"

@@ -261,22 +261,28 @@ pub struct ProfileArgs {
     /// Model: flux1-dev, sd3-medium (or tiny).
     #[arg(long, default_value = "flux1-dev")]
     pub model: String,
-    /// Square resolutions in pixels, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "256,512,1024,2048")]
-    pub resolutions: Vec<u32>,
-    /// Batch sizes, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
-    pub batches: Vec<u32>,
-    /// SP degrees, comma-separated; degrees above 1 are emulated on one GPU (see README).
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
-    pub degrees: Vec<u32>,
-    /// Untimed steps before measuring each configuration.
-    #[arg(long, default_value_t = 2)]
-    pub warmup: usize,
-    /// Timed steps per configuration (the median is reported).
-    #[arg(long, default_value_t = 5)]
-    pub repeats: usize,
-    /// Output CSV (default: stdout).
+    /// A first profile in minutes: batch 1, SP 1 and the emulated degrees 2-8, 1 warm-up and
+    /// 3 timed steps. Flags given beside it override its values.
+    #[arg(long)]
+    pub quick: bool,
+    /// Square resolutions in pixels, comma-separated [default: 256,512,1024,2048].
+    #[arg(long, value_delimiter = ',')]
+    pub resolutions: Option<Vec<u32>>,
+    /// Batch sizes, comma-separated [default: 1,2,4; --quick: 1].
+    #[arg(long, value_delimiter = ',')]
+    pub batches: Option<Vec<u32>>,
+    /// SP degrees, comma-separated; degrees above 1 are emulated on one GPU (see README)
+    /// [default: 1,2,4,8].
+    #[arg(long, value_delimiter = ',')]
+    pub degrees: Option<Vec<u32>>,
+    /// Untimed steps before measuring each configuration [default: 2; --quick: 1].
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Timed steps per configuration (the median is reported) [default: 5; --quick: 3].
+    #[arg(long)]
+    pub repeats: Option<usize>,
+    /// Output CSV (default: stdout). Rows are written as they are measured, so an interrupted
+    /// run keeps every row it finished.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
 }

@@ -12,20 +12,23 @@ use crate::scenario::{Overrides, Scenario};
 use crate::workload::Resolution;
 
 pub(super) fn run_profile(args: ProfileArgs) -> Result<()> {
-    use crate::real::profile::{ProfilePlan, measure, to_csv};
+    use crate::real::profile::{ProfilePlan, ProfileWriter, gpu_key, measure};
     let cfg = crate::real::config::DitConfig::preset(&args.model)?;
-    let probe = crate::real::device::probe()?;
-    let resolutions = args
-        .resolutions
-        .iter()
-        .map(|&p| Resolution::square(p))
-        .collect::<Vec<_>>();
+    let preset = if args.quick {
+        ProfilePlan::quick()
+    } else {
+        ProfilePlan::full()
+    };
+    let resolutions = match &args.resolutions {
+        Some(px) => px.iter().map(|&p| Resolution::square(p)).collect(),
+        None => preset.resolutions.clone(),
+    };
     for r in &resolutions {
         r.validate()
             .map_err(|e| Error::config(format!("--resolutions: {e}")))?;
     }
-    if let Some(&bad) = args
-        .degrees
+    let degrees = args.degrees.clone().unwrap_or(preset.degrees.clone());
+    if let Some(&bad) = degrees
         .iter()
         .find(|d| !d.is_power_of_two() || **d as usize > cfg.heads)
     {
@@ -34,34 +37,85 @@ pub(super) fn run_profile(args: ProfileArgs) -> Result<()> {
             cfg.heads
         )));
     }
+    let batches = args.batches.clone().unwrap_or(preset.batches.clone());
+    if batches.contains(&0) {
+        return Err(Error::config_hint(
+            "--batches: a batch of 0 images",
+            "give batch sizes of 1 or more",
+        ));
+    }
     let plan = ProfilePlan {
         resolutions,
-        batches: args.batches.clone(),
-        degrees: args.degrees.clone(),
-        warmup: args.warmup,
-        repeats: args.repeats,
+        batches,
+        degrees,
+        warmup: args.warmup.unwrap_or(preset.warmup),
+        repeats: args.repeats.unwrap_or(preset.repeats),
     };
+    if plan.repeats == 0 {
+        return Err(Error::config_hint(
+            "--repeats 0: nothing would be timed",
+            "time at least one step per configuration",
+        ));
+    }
+    // A bad TETRISERVE_ATTENTION is refused before any device is looked for.
+    let requested = crate::real::attention::Backend::requested()?;
+    let probe = crate::real::device::probe()?;
+    let total = plan.configs().len();
     eprintln!(
-        "profiling {} on {} ({} configurations)",
+        "profiling {} on {} ({total} configurations{})",
         cfg.name,
         probe.name,
-        plan.resolutions.len() * plan.batches.len() * plan.degrees.len()
+        if args.quick { ", --quick" } else { "" }
     );
     let gpu = crate::real::device::Gpu::open(0)?;
-    let (rows, key) = measure(gpu, cfg.clone(), &plan, |r| {
+    let attention = crate::real::attention::choose(requested, &crate::real::cudnn::probe()).backend;
+    let key = gpu_key(&probe.name);
+    let (out, what): (Box<dyn std::io::Write>, String) = match &args.output {
+        Some(path) => (
+            Box::new(std::fs::File::create(path).map_err(|e| Error::io(path, e))?),
+            path.display().to_string(),
+        ),
+        None => (Box::new(std::io::stdout()), "<stdout>".into()),
+    };
+    let mut writer = ProfileWriter::new(out, &what, cfg.name, &key, &probe.name, attention)?;
+    let mut written = 0usize;
+    let result = measure(gpu, cfg.clone(), &plan, |r, p| {
+        let names: Vec<&str> = r.attention.iter().map(|b| b.name()).collect();
         eprintln!(
-            "  {} SP{} batch {}: {:.2} ms (std {:.3}) {}",
-            r.res, r.degree, r.batch, r.median_ms, r.std_ms, r.source
+            "{} {} SP{} batch {}: {:.2} ms (std {:.3}) {}, attention {}",
+            p.label(),
+            r.res,
+            r.degree,
+            r.batch,
+            r.median_ms,
+            r.std_ms,
+            r.source,
+            names.join(" + ")
         );
-    })?;
-    let csv = to_csv(cfg.name, &key, &probe.name, &rows);
-    match args.output {
-        Some(path) => {
-            std::fs::write(&path, csv).map_err(|e| Error::io(&path, e))?;
-            eprintln!("wrote {}", path.display());
+        writer.row(r)?;
+        written += 1;
+        Ok(())
+    });
+    drop(writer);
+    match (result, &args.output) {
+        (Ok(_), Some(path)) => {
+            eprintln!("wrote {} ({written} rows)", path.display());
             Ok(())
         }
-        None => print_stdout(&csv),
+        (Ok(_), None) => Ok(()),
+        (Err(e), Some(path)) if written > 0 => {
+            eprintln!(
+                "profile stopped after {written} of {total} configurations; {} keeps the rows measured",
+                path.display()
+            );
+            Err(e)
+        }
+        (Err(e), Some(path)) => {
+            // Nothing measured: no file with a header alone, which the reader would refuse.
+            let _ = std::fs::remove_file(path);
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
     }
 }
 

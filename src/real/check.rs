@@ -1,6 +1,8 @@
-//! `tetriserve gpu-check`: the local GPU probed, the kernels, lane transport and Ulysses
-//! groups checked against the CPU reference, the latent hand-off timed, and NCCL self-tested
-//! where there are two or more devices; a Markdown report written as each check finishes.
+//! `tetriserve gpu-check`: the local GPU probed, the kernels, every attention backend (cuDNN
+//! flash, fused softmax, unfused: [`attention`](super::attention)), lane transport and Ulysses
+//! groups checked against the CPU reference, each attention backend and the latent hand-off
+//! timed, and NCCL self-tested where there are two or more devices; a Markdown report written
+//! as each check finishes.
 //!
 //! A check that fails ends the report with an error; nothing here is a benchmark (those are
 //! `tetriserve profile` and `scripts/gpu-check.sh`).
@@ -45,6 +47,59 @@ pub fn gpu_check(out: &mut dyn Write) -> Result<()> {
         )));
     }
     say!(out, "numerics: ok (worst {worst:.2e}, bf16 tolerance 5e-2)");
+
+    say!(
+        out,
+        "\nAttention backends against the CPU reference (2 heads of 128, bf16 inputs; this device starts with: {}):",
+        dev.attention.backend.describe()
+    );
+    say!(
+        out,
+        "| tokens | backend asked | backend that ran | relative error |"
+    );
+    say!(out, "|---|---|---|---|");
+    let mut worst_attn = 0.0f64;
+    for c in super::profile::attention_numerics(&dev)? {
+        say!(
+            out,
+            "| {} | {} | {} | {:.2e} |",
+            c.tokens,
+            c.requested.name(),
+            c.ran.name(),
+            c.relative_error
+        );
+        worst_attn = worst_attn.max(c.relative_error);
+    }
+    if worst_attn > 0.05 || !worst_attn.is_finite() {
+        return Err(Error::Executor(format!(
+            "an attention backend differs from the CPU reference: worst relative error {worst_attn:.3e} > 5e-2"
+        )));
+    }
+    say!(
+        out,
+        "attention: ok (worst {worst_attn:.2e}, bf16 tolerance 5e-2)"
+    );
+    say!(
+        out,
+        "\nOne attention call of FLUX.1-dev (24 heads of 128, one image; median of 5, CUDA events):"
+    );
+    say!(
+        out,
+        "| px | tokens | backend asked | ran | ms | TFLOP/s (4 N^2 H) |"
+    );
+    say!(out, "|---|---|---|---|---|---|");
+    for t in super::profile::attention_timing(&dev, &[1024, 2048])? {
+        say!(
+            out,
+            "| {} | {} | {} | {} | {:.3} | {:.0} |",
+            t.px,
+            t.tokens,
+            t.requested.name(),
+            t.ran.name(),
+            t.ms,
+            t.tflops
+        );
+    }
 
     say!(
         out,

@@ -34,7 +34,9 @@
 //! first (a cheap check when it is already current).
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::ffi::c_void;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use cudarc::cublas::CudaBlas;
@@ -47,9 +49,11 @@ use cudarc::driver::{
 };
 
 use crate::error::{Error, Result};
+use crate::real::attention::{self, Backend, Choice};
+use crate::real::cudnn::{self, SdpaPlan};
 use crate::real::device::Gpu;
 use crate::real::kernels::{Kernel, Kernels};
-use crate::real::ops::{Ops, Ptr, extent};
+use crate::real::ops::{AttentionShape, Ops, Ptr, extent};
 
 /// An opened device: its context and loaded kernels. Cheap to clone.
 #[derive(Clone)]
@@ -58,6 +62,8 @@ pub struct GpuDevice {
     pub name: String,
     pub ctx: Arc<CudaContext>,
     kernels: Arc<Kernels>,
+    /// The attention backend streams of this device start with (see [`attention`]).
+    pub attention: Choice,
 }
 
 impl GpuDevice {
@@ -77,18 +83,20 @@ impl GpuDevice {
             name,
             ctx,
             kernels: Arc::new(kernels),
+            attention: attention_choice()?,
         })
     }
 
     /// The device of an opened [`Gpu`] (its context and kernels; its stream and cuBLAS handle
     /// are dropped).
-    pub fn from_gpu(gpu: Gpu) -> GpuDevice {
-        GpuDevice {
+    pub fn from_gpu(gpu: Gpu) -> Result<GpuDevice> {
+        Ok(GpuDevice {
             ordinal: gpu.ordinal,
             name: gpu.name,
             ctx: gpu.ctx,
             kernels: Arc::new(gpu.kernels),
-        }
+            attention: attention_choice()?,
+        })
     }
 
     /// Makes this device's context current on the calling thread.
@@ -104,6 +112,16 @@ impl GpuDevice {
             .synchronize()
             .map_err(|e| Error::Executor(format!("device {}: {e}", self.ordinal)))
     }
+}
+
+/// The attention backend for a device: `TETRISERVE_ATTENTION`'s request, else the best one
+/// available; a fall back from cuDNN prints its notice once.
+fn attention_choice() -> Result<Choice> {
+    let choice = attention::choose(Backend::requested()?, &cudnn::probe());
+    if let Some(n) = &choice.notice {
+        attention::notice_once(n);
+    }
+    Ok(choice)
 }
 
 /// One device allocation of the arena.
@@ -150,12 +168,27 @@ impl Drop for GpuArena {
     }
 }
 
-/// The attention scratch: f32 scores and bf16 probabilities of one chunk, `cap` elements each.
+/// The attention scratch: f32 scores and bf16 probabilities of one chunk of the unfused path,
+/// `cap` elements each; the bf16 scores of the fused-softmax path, `fused_cap` elements; the
+/// cuDNN workspace, `workspace_cap` bytes. Grow-only.
 #[derive(Default)]
 struct Scratch {
     scores: Option<CudaSlice<u8>>,
     probs: Option<CudaSlice<u8>>,
     cap: usize,
+    fused: Option<CudaSlice<u8>>,
+    fused_cap: usize,
+    workspace: Option<CudaSlice<u8>>,
+    workspace_cap: usize,
+}
+
+/// The cuDNN side of one stream: its handle and a plan per attention shape (`None`: cuDNN
+/// refused the shape, which then runs the fused-softmax path).
+#[derive(Default)]
+struct CudnnState {
+    // Declared before the handle: plans are destroyed first.
+    plans: BTreeMap<AttentionShape, Option<Rc<SdpaPlan>>>,
+    handle: Option<cudnn::Handle>,
 }
 
 /// Queries per attention chunk for `tokens` keys and `heads` heads: scores and probabilities
@@ -175,6 +208,8 @@ pub struct GpuOps {
     shared: Arc<GpuArena>,
     local: Vec<Entry>,
     scratch: RefCell<Scratch>,
+    attention: Backend,
+    cudnn: RefCell<CudnnState>,
 }
 
 const THREADS: u32 = 256;
@@ -233,6 +268,7 @@ impl GpuOps {
                 dev.ordinal
             ))
         })?;
+        let attention = dev.attention.backend;
         Ok(GpuOps {
             dev,
             stream,
@@ -240,6 +276,8 @@ impl GpuOps {
             shared,
             local: Vec::new(),
             scratch: RefCell::new(Scratch::default()),
+            attention,
+            cudnn: RefCell::new(CudnnState::default()),
         })
     }
 
@@ -458,6 +496,11 @@ impl GpuOps {
 
     /// Launches `k` with one block of [`THREADS`] per grid entry.
     fn launch(&self, k: Kernel, grid: u32, args: &[A]) -> Result<()> {
+        self.launch_block(k, grid, THREADS, args)
+    }
+
+    /// Launches `k` with `grid` blocks of `block` threads.
+    fn launch_block(&self, k: Kernel, grid: u32, block: u32, args: &[A]) -> Result<()> {
         let f = self.dev.kernels.get(k);
         let mut b = self.stream.launch_builder(f);
         for a in args {
@@ -471,7 +514,7 @@ impl GpuOps {
         }
         let cfg = LaunchConfig {
             grid_dim: (grid.max(1), 1, 1),
-            block_dim: (THREADS, 1, 1),
+            block_dim: (block, 1, 1),
             shared_mem_bytes: 0,
         };
         // SAFETY: every caller passes exactly the kernel's parameters, in order, with
@@ -501,6 +544,23 @@ impl GpuOps {
         self.bind()?;
         let xa = self.addr_mut(x, extent(rows, cols, ld))?;
         let ba = self.addr(b, cols)?;
+        if rows > 0 && crate::real::kernels::vec_fits(cols, ld, xa, ba) {
+            let vec = match k {
+                Kernel::BiasAdd => Kernel::BiasAddVec,
+                _ => Kernel::BiasGeluVec,
+            };
+            return self.launch(
+                vec,
+                rows.min(1 << 20) as u32,
+                &[
+                    A::P(xa),
+                    A::P(ba),
+                    A::I64(rows as i64),
+                    A::I32(cols as i32),
+                    A::I32(ld as i32),
+                ],
+            );
+        }
         self.elementwise(
             k,
             rows * cols,
@@ -558,6 +618,204 @@ impl GpuOps {
             )
         }
         .map_err(|e| self.err(format!("cuBLAS batched GEMM ({m}x{n}x{k}, {batch}): {e}")))
+    }
+
+    /// The attention backend this stream uses for shapes it can take.
+    pub fn attention_backend(&self) -> Backend {
+        self.attention
+    }
+
+    /// Switches this stream's attention backend (`gpu-check` runs each one against the CPU
+    /// reference). A shape cuDNN refuses still falls back to the fused softmax.
+    pub fn set_attention(&mut self, backend: Backend) {
+        self.attention = backend;
+    }
+
+    /// The backend a call of `shape` runs on this stream: cuDNN only for a shape it planned.
+    pub fn attention_backend_for(&self, shape: &AttentionShape) -> Backend {
+        match self.attention {
+            Backend::CudnnFlash => match self.cudnn.borrow().plans.get(shape) {
+                Some(Some(_)) | None => Backend::CudnnFlash,
+                Some(None) => Backend::FusedSoftmax,
+            },
+            b => b,
+        }
+    }
+
+    /// The cuDNN plan of `shape`, built (and its workspace grown) on first use; `None` when
+    /// cuDNN refuses the shape, said once on stderr.
+    fn cudnn_plan(&self, shape: &AttentionShape) -> Result<Option<Rc<SdpaPlan>>> {
+        if let Some(p) = self.cudnn.borrow().plans.get(shape) {
+            return Ok(p.clone());
+        }
+        let mut st = self.cudnn.borrow_mut();
+        // cudarc panics on a missing library: only a probed cuDNN is ever called (a stream
+        // asked for cuDNN explicitly, as gpu-check does, may lack it).
+        let status = cudnn::probe();
+        if !status.is_ready() {
+            attention::notice_once(&attention::fallback_notice(&status.describe()));
+            st.plans.insert(*shape, None);
+            return Ok(None);
+        }
+        if st.handle.is_none() {
+            match cudnn::Handle::new(self.stream.cu_stream()) {
+                Ok(h) => st.handle = Some(h),
+                Err(e) => {
+                    attention::notice_once(&attention::fallback_notice(&e));
+                    st.plans.insert(*shape, None);
+                    return Ok(None);
+                }
+            }
+        }
+        let handle = st.handle.as_ref().expect("created above");
+        let built = cudnn::sdpa_graph(*shape).and_then(|g| SdpaPlan::build(handle, g));
+        let plan = match built {
+            Ok(p) => Some(Rc::new(p)),
+            Err(why) => {
+                attention::notice_once(&attention::fallback_notice(&format!(
+                    "cuDNN refused attention over {} tokens x {} heads of {} ({why})",
+                    shape.tokens, shape.heads, shape.head_dim
+                )));
+                None
+            }
+        };
+        st.plans.insert(*shape, plan.clone());
+        drop(st);
+        if let Some(p) = &plan {
+            self.grow_workspace(p.workspace)?;
+        }
+        Ok(plan)
+    }
+
+    /// Grows the cuDNN workspace to `bytes` (never shrinks).
+    fn grow_workspace(&self, bytes: usize) -> Result<()> {
+        let mut s = self.scratch.borrow_mut();
+        if bytes == 0 || s.workspace_cap >= bytes {
+            return Ok(());
+        }
+        s.workspace = None;
+        // SAFETY: cuDNN's scratch; it writes before it reads.
+        let w = unsafe { self.stream.alloc::<u8>(bytes) }.map_err(|e| {
+            self.err(format!(
+                "allocating {} MB of cuDNN workspace: {e}",
+                bytes >> 20
+            ))
+        })?;
+        s.workspace = Some(w);
+        s.workspace_cap = bytes;
+        Ok(())
+    }
+
+    /// Grows the fused path's bf16 score scratch to `elems` (never shrinks).
+    fn grow_fused(&self, s: &mut Scratch, elems: usize) -> Result<()> {
+        if s.fused_cap >= elems {
+            return Ok(());
+        }
+        s.fused = None;
+        s.fused_cap = 0;
+        // SAFETY: every score the softmax and P.V read is written by the scores GEMM first.
+        let f = unsafe { self.stream.alloc::<u8>(BF16 * elems) }.map_err(|e| {
+            self.err(format!(
+                "allocating {} MB of attention scratch: {e}",
+                (BF16 * elems) >> 20
+            ))
+        })?;
+        s.fused = Some(f);
+        s.fused_cap = elems;
+        Ok(())
+    }
+
+    /// Attention through cuDNN's plan for `shape`; `false` when there is none (refused shape,
+    /// or addresses not 16-byte aligned), so the caller runs the fused path.
+    fn attention_cudnn(&self, shape: &AttentionShape, q: u64, o: u64) -> Result<bool> {
+        let Some(plan) = self.cudnn_plan(shape)? else {
+            return Ok(false);
+        };
+        if !q.is_multiple_of(16) || !o.is_multiple_of(16) {
+            return Ok(false);
+        }
+        let ws = {
+            let s = self.scratch.borrow();
+            match (&s.workspace, plan.workspace) {
+                (_, 0) => 0,
+                (Some(w), _) => w.device_ptr(&self.stream).0,
+                (None, _) => return Err(self.err("cuDNN workspace missing")),
+            }
+        };
+        let st = self.cudnn.borrow();
+        let handle = st
+            .handle
+            .as_ref()
+            .ok_or_else(|| self.err("cuDNN handle missing"))?;
+        // SAFETY: q and o were checked to hold the shape's extents in this arena's buffers,
+        // 16-byte aligned; the workspace holds plan.workspace bytes; the context is bound.
+        unsafe { plan.execute(handle, q, o, ws) }.map_err(|e| self.err(e))?;
+        Ok(true)
+    }
+
+    /// The fused-softmax path (see [`attention`]): per chunk of queries, bf16 scaled scores
+    /// from one strided-batched GEMM over heads (rows padded to 16 bytes), the in-place
+    /// softmax, and P.V.
+    fn attention_fused(&self, shape: &AttentionShape, q: u64, o: u64) -> Result<()> {
+        let (n, heads, d) = (shape.tokens, shape.heads, shape.head_dim);
+        let (ld, ldo, cols) = (shape.ld, shape.ldo, shape.cols);
+        let ldc = attention::padded_row(n);
+        let chunk = attention::fused_chunk(n, heads);
+        let mut s = self.scratch.borrow_mut();
+        self.grow_fused(&mut s, heads * chunk * ldc)?;
+        let scores = match &s.fused {
+            Some(f) => f.device_ptr(&self.stream).0,
+            None => return Err(self.err("attention scratch missing")),
+        };
+        let scale = 1.0 / (d as f32).sqrt();
+        let bf = cudaDataType_t::CUDA_R_16BF;
+        let (op_n, op_t) = (
+            cublasOperation_t::CUBLAS_OP_N,
+            cublasOperation_t::CUBLAS_OP_T,
+        );
+        let stride = |elems: usize| (BF16 * elems) as u64;
+        let mut start = 0;
+        while start < n {
+            let cq = chunk.min(n - start);
+            let per_head = (ldc * cq) as i64;
+            // S^T[N, cq] (column stride ldc) = scale K^T . Q per head, written in bf16.
+            self.batched_gemm(
+                op_t,
+                op_n,
+                (n, cq, d),
+                scale,
+                (q + stride(cols), ld, d as i64, bf),
+                (q + stride(start * ld), ld, d as i64, bf),
+                0.0,
+                (scores, ldc, per_head, bf),
+                heads,
+            )?;
+            let rows = heads * cq;
+            self.launch_block(
+                Kernel::SoftmaxInplace,
+                rows as u32,
+                attention::SOFTMAX_THREADS as u32,
+                &[
+                    A::P(scores),
+                    A::I64(rows as i64),
+                    A::I32(n as i32),
+                    A::I32(ldc as i32),
+                ],
+            )?;
+            self.batched_gemm(
+                op_n,
+                op_n,
+                (d, cq, n),
+                1.0,
+                (q + stride(2 * cols), ld, d as i64, bf),
+                (scores, ldc, per_head, bf),
+                0.0,
+                (o + stride(start * ldo), ldo, d as i64, bf),
+                heads,
+            )?;
+            start += cq;
+        }
+        Ok(())
     }
 
     /// Grows the attention scratch to `elems` scores and probabilities (never shrinks).
@@ -812,6 +1070,31 @@ impl Ops for GpuOps {
         self.launch(Kernel::LayernormModulate, rows as u32, &args)
     }
 
+    fn residual_layernorm_modulate(
+        &self,
+        (x, y, bias, gate): (Ptr, Ptr, Ptr, Ptr),
+        (out, shift, scale): (Ptr, Ptr, Ptr),
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        if rows == 0 || cols == 0 {
+            return Ok(());
+        }
+        self.bind()?;
+        let args = [
+            A::P(self.addr_mut(x, rows * cols)?),
+            A::P(self.addr(y, rows * cols)?),
+            A::P(self.addr(bias, cols)?),
+            A::P(self.addr(gate, cols)?),
+            A::P(self.addr_mut(out, rows * cols)?),
+            A::P(self.addr(shift, cols)?),
+            A::P(self.addr(scale, cols)?),
+            A::I32(rows as i32),
+            A::I32(cols as i32),
+        ];
+        self.launch(Kernel::ResidualLayernormModulate, rows as u32, &args)
+    }
+
     fn gated_residual(
         &self,
         x: Ptr,
@@ -881,11 +1164,27 @@ impl Ops for GpuOps {
         self.launch(Kernel::Rope, tokens as u32, &args)
     }
 
-    fn reserve_attention(&mut self, tokens: usize, heads: usize) -> Result<()> {
+    fn reserve_attention(&mut self, shapes: &[AttentionShape]) -> Result<()> {
         self.bind()?;
-        let need = heads * attention_chunk(tokens, heads) * tokens;
-        let mut s = self.scratch.borrow_mut();
-        self.grow_scratch(&mut s, need)
+        for shape in shapes {
+            let (n, heads) = (shape.tokens, shape.heads);
+            let mut backend = self.attention_backend_for(shape);
+            if backend == Backend::CudnnFlash && self.cudnn_plan(shape)?.is_none() {
+                backend = Backend::FusedSoftmax;
+            }
+            let mut s = self.scratch.borrow_mut();
+            match backend {
+                Backend::CudnnFlash => {}
+                Backend::FusedSoftmax => self.grow_fused(
+                    &mut s,
+                    heads * attention::fused_chunk(n, heads) * attention::padded_row(n),
+                )?,
+                Backend::Unfused => {
+                    self.grow_scratch(&mut s, heads * attention_chunk(n, heads) * n)?
+                }
+            }
+        }
+        Ok(())
     }
 
     fn attention(
@@ -910,6 +1209,24 @@ impl Ops for GpuOps {
             return Err(self.err(format!(
                 "{heads} heads of {d} in q/k/v blocks of {cols} columns"
             )));
+        }
+        let shape = AttentionShape {
+            tokens,
+            heads,
+            head_dim,
+            ld,
+            ldo,
+            cols,
+        };
+        match self.attention {
+            Backend::CudnnFlash => {
+                if self.attention_cudnn(&shape, q, o)? {
+                    return Ok(());
+                }
+                return self.attention_fused(&shape, q, o);
+            }
+            Backend::FusedSoftmax => return self.attention_fused(&shape, q, o),
+            Backend::Unfused => {}
         }
         let chunk = attention_chunk(n, heads);
         let mut s = self.scratch.borrow_mut();

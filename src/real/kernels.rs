@@ -31,27 +31,35 @@ pub const SOURCES: &[(&str, &str)] = &[
 pub enum Kernel {
     FillUniform,
     LayernormModulate,
+    ResidualLayernormModulate,
     BiasAdd,
     BiasGelu,
+    BiasAddVec,
+    BiasGeluVec,
     Silu,
     GatedResidual,
     FlowUpdate,
     Rope,
     Softmax,
+    SoftmaxInplace,
     Copy2d,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 10] = [
+    pub const ALL: [Kernel; 14] = [
         Kernel::FillUniform,
         Kernel::LayernormModulate,
+        Kernel::ResidualLayernormModulate,
         Kernel::BiasAdd,
         Kernel::BiasGelu,
+        Kernel::BiasAddVec,
+        Kernel::BiasGeluVec,
         Kernel::Silu,
         Kernel::GatedResidual,
         Kernel::FlowUpdate,
         Kernel::Rope,
         Kernel::Softmax,
+        Kernel::SoftmaxInplace,
         Kernel::Copy2d,
     ];
 
@@ -60,13 +68,17 @@ impl Kernel {
         match self {
             Kernel::FillUniform => "fill_uniform_bf16",
             Kernel::LayernormModulate => "layernorm_modulate_bf16",
+            Kernel::ResidualLayernormModulate => "residual_layernorm_modulate_bf16",
             Kernel::BiasAdd => "bias_add_bf16",
             Kernel::BiasGelu => "bias_gelu_bf16",
+            Kernel::BiasAddVec => "bias_add_vec_bf16",
+            Kernel::BiasGeluVec => "bias_gelu_vec_bf16",
             Kernel::Silu => "silu_bf16",
             Kernel::GatedResidual => "gated_residual_bf16",
             Kernel::FlowUpdate => "flow_update_bf16",
             Kernel::Rope => "rope_bf16",
             Kernel::Softmax => "softmax_f32_bf16",
+            Kernel::SoftmaxInplace => "softmax_inplace_bf16",
             Kernel::Copy2d => "copy_2d_bf16",
         }
     }
@@ -75,14 +87,48 @@ impl Kernel {
     pub fn file(self) -> &'static str {
         match self {
             Kernel::FillUniform => "init.cu",
-            Kernel::LayernormModulate => "norm.cu",
-            Kernel::BiasAdd | Kernel::BiasGelu | Kernel::Silu => "activation.cu",
+            Kernel::LayernormModulate | Kernel::ResidualLayernormModulate => "norm.cu",
+            Kernel::BiasAdd
+            | Kernel::BiasGelu
+            | Kernel::BiasAddVec
+            | Kernel::BiasGeluVec
+            | Kernel::Silu => "activation.cu",
             Kernel::GatedResidual | Kernel::FlowUpdate => "residual.cu",
             Kernel::Rope => "rope.cu",
-            Kernel::Softmax => "attention.cu",
+            Kernel::Softmax | Kernel::SoftmaxInplace => "attention.cu",
             Kernel::Copy2d => "copy.cu",
         }
     }
+}
+
+/// Whether the vectorised bias kernels (`bias_*_vec_bf16`) can take a `cols`-wide region of
+/// row stride `ld` at byte address `x` with its bias at `bias`: every row and the bias start
+/// 16-byte aligned and rows are whole vectors of 8 bf16.
+pub fn vec_fits(cols: usize, ld: usize, x: u64, bias: u64) -> bool {
+    cols.is_multiple_of(8)
+        && ld.is_multiple_of(8)
+        && x.is_multiple_of(16)
+        && bias.is_multiple_of(16)
+}
+
+/// The vectorised bias kernels' partition, mirrored: how many times each element of a
+/// `rows x cols` region is visited by `grid` blocks of `threads` threads (each visit being one
+/// of the 8 values of a 16-byte vector).
+pub fn vec_rows_cover(rows: usize, cols: usize, grid: usize, threads: usize) -> Vec<u8> {
+    let mut seen = vec![0u8; rows * cols];
+    let vecs = cols / 8;
+    for block in 0..grid {
+        for r in (block..rows).step_by(grid) {
+            for t in 0..threads {
+                for v in (t..vecs).step_by(threads) {
+                    for c in v * 8..v * 8 + 8 {
+                        seen[r * cols + c] += 1;
+                    }
+                }
+            }
+        }
+    }
+    seen
 }
 
 /// The full text NVRTC compiles for `file`: common helpers, then the file without its include.
@@ -188,6 +234,36 @@ mod tests {
             on_disk,
             "every .cu in kernels/ is in SOURCES (plus common.cuh)"
         );
+    }
+
+    #[test]
+    fn the_vectorised_bias_partition_covers_every_element_once() {
+        // Ragged row counts, grids smaller and larger than the rows, FLUX's widths.
+        for (rows, cols) in [
+            (1, 8),
+            (3, 24),
+            (37, 3072 / 8),
+            (513, 3 * 3072 / 8),
+            (1137, 64),
+        ] {
+            for (grid, threads) in [(1, 32), (7, 32), (2048, 256), (rows, 256)] {
+                let seen = vec_rows_cover(rows, cols, grid, threads);
+                assert!(
+                    seen.iter().all(|&s| s == 1),
+                    "{rows}x{cols}, {grid}x{threads}"
+                );
+            }
+        }
+        assert!(vec_fits(3072, 9216, 0x1000, 0x2000));
+        assert!(
+            !vec_fits(3072, 9216 + 4, 0x1000, 0x2000),
+            "rows not 16-byte aligned"
+        );
+        assert!(
+            !vec_fits(20, 24, 0x1000, 0x2000),
+            "a row is not whole vectors"
+        );
+        assert!(!vec_fits(3072, 9216, 0x1008, 0x2000), "a misaligned base");
     }
 
     /// Compiles every kernel to PTX for compute_90. Needs libnvrtc: CI installs it and sets

@@ -16,14 +16,18 @@
 //!   an exchange interface;
 //! - [`cpu`], [`gpu`]: the operations on host threads (f32) and on a CUDA stream (cuBLAS GEMMs +
 //!   the kernels, bf16);
+//! - [`attention`]: which attention a GPU runs (cuDNN flash, fused softmax, unfused) and the
+//!   fallback between them; [`cudnn`]: the cuDNN library probe and the SDPA graph and plan;
 //! - [`lanes`]: ranks as streams of one GPU; [`nccl`] ranks as GPUs;
 //! - [`executor`]: [`RealExecutor`](executor::RealExecutor), the engine's executor on GPUs;
 //! - [`profile`]: measuring a profile CSV on the local GPU.
 
+pub mod attention;
 pub mod calibrate;
 pub mod check;
 pub mod config;
 pub mod cpu;
+pub mod cudnn;
 pub mod device;
 pub mod executor;
 pub mod gpu;

@@ -17,7 +17,7 @@ use std::ops::Range;
 use crate::error::{Error, Result};
 use crate::real::config::{DitConfig, LinearSpec};
 use crate::real::init::{rope_tables, tensor_seed};
-use crate::real::ops::{Linear, Ops, Ptr};
+use crate::real::ops::{AttentionShape, Linear, Ops, Ptr};
 use crate::real::transport::Transport;
 use crate::real::ulysses::{Block, Layout};
 use crate::workload::Resolution;
@@ -147,8 +147,32 @@ impl Workspace {
             to_heads_single: layout.to_heads(3, 3 * h + m),
             to_tokens: layout.to_tokens(h),
         };
-        ops.reserve_attention(n, cfg.heads / ranks)?;
+        ops.reserve_attention(&ws.attention_shapes(cfg))?;
         Ok(ws)
+    }
+
+    /// The shapes of the attention calls of this workspace's step: one rank attends in place
+    /// in the double blocks' q/k/v rows (stride 3H) and the single blocks' (3H + M); a rank of
+    /// a group attends on its head shard, gathered into `heads_in`.
+    pub fn attention_shapes(&self, cfg: &DitConfig) -> Vec<AttentionShape> {
+        let (h, hd, n) = (cfg.hidden, cfg.head_dim(), self.layout.tokens);
+        let shape = |heads, ld, cols| AttentionShape {
+            tokens: n,
+            heads,
+            head_dim: hd,
+            ld,
+            ldo: cols,
+            cols,
+        };
+        if self.layout.ranks == 1 {
+            vec![
+                shape(cfg.heads, 3 * h, h),
+                shape(cfg.heads, 3 * h + cfg.mlp(), h),
+            ]
+        } else {
+            let w = self.layout.width();
+            vec![shape(cfg.heads / self.layout.ranks, 3 * w, w)]
+        }
     }
 
     pub fn ranks(&self) -> usize {
@@ -397,8 +421,12 @@ impl<O: Ops, T: Transport<O> + ?Sized> Step<'_, O, T> {
                 let x = ws.x.at((b * r + at) * h);
                 let a = ws.attn.at((b * r + at) * h);
                 o.gemm((a, h), (l[2].w, h), (ws.y, h), len, h, h, 0.0)?;
-                o.gated_residual(x, ws.y, l[2].b, md(s, b).at(2 * h), len, h)?;
-                o.layernorm_modulate(x, ws.h, md(s, b).at(3 * h), md(s, b).at(4 * h), len, h)?;
+                o.residual_layernorm_modulate(
+                    (x, ws.y, l[2].b, md(s, b).at(2 * h)),
+                    (ws.h, md(s, b).at(3 * h), md(s, b).at(4 * h)),
+                    len,
+                    h,
+                )?;
                 o.gemm((ws.h, h), (l[3].w, m), (ws.mid, m), len, h, m, 0.0)?;
                 o.bias_gelu(ws.mid, l[3].b, len, m, m)?;
                 o.gemm((ws.mid, m), (l[4].w, h), (ws.y, h), len, m, h, 0.0)?;

@@ -48,6 +48,20 @@ pub struct Linear {
     pub out: usize,
 }
 
+/// The shape of one [`Ops::attention`] call: `heads` heads of `head_dim` over `tokens`
+/// tokens, q/k/v rows of stride `ld` with blocks `cols` columns apart, output rows of stride
+/// `ldo` (strides in elements). A workspace announces the shapes its step will use, so that a
+/// backend can plan them before the step ([`Ops::reserve_attention`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttentionShape {
+    pub tokens: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+    pub ld: usize,
+    pub ldo: usize,
+    pub cols: usize,
+}
+
 /// The operations of a DiT step on one device (or one CPU rank). Calls are ordered: each sees
 /// the effects of the ones before (a GPU backend queues them on one stream).
 pub trait Ops {
@@ -102,6 +116,20 @@ pub trait Ops {
         rows: usize,
         cols: usize,
     ) -> Result<()>;
+    /// [`gated_residual`](Ops::gated_residual) on `x`, then
+    /// [`layernorm_modulate`](Ops::layernorm_modulate) of the updated `x` into `out`: the
+    /// pair every double block runs between its attention and its MLP. A backend may fuse
+    /// them (one read of the row instead of three); the default runs the two.
+    fn residual_layernorm_modulate(
+        &self,
+        (x, y, bias, gate): (Ptr, Ptr, Ptr, Ptr),
+        (out, shift, scale): (Ptr, Ptr, Ptr),
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
+        self.gated_residual(x, y, bias, gate, rows, cols)?;
+        self.layernorm_modulate(x, out, shift, scale, rows, cols)
+    }
     /// The flow-matching update `latent[r, c] += dt * (v[r, c] + bias[c])`.
     fn flow_update(
         &self,
@@ -125,10 +153,10 @@ pub trait Ops {
         heads: usize,
         head_dim: usize,
     ) -> Result<()>;
-    /// Reserves what [`attention`](Ops::attention) over `tokens` tokens and `heads` heads
-    /// needs, so that the first step does not allocate. Default: nothing.
-    fn reserve_attention(&mut self, tokens: usize, heads: usize) -> Result<()> {
-        let _ = (tokens, heads);
+    /// Reserves what [`attention`](Ops::attention) needs for each of `shapes` (scratch,
+    /// plans), so that the first step neither allocates nor plans. Default: nothing.
+    fn reserve_attention(&mut self, shapes: &[AttentionShape]) -> Result<()> {
+        let _ = shapes;
         Ok(())
     }
     /// Softmax attention over `tokens` tokens for `heads` heads of `head_dim`: q, k, v are the

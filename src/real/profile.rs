@@ -19,20 +19,20 @@
 //! the calibrated bandwidth and latency, see `profiles/README.md`) is added; such rows say
 //! `source = emulated-spK`.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cluster::Link;
 use crate::cost::analytic::{Analytic, PROFILE_HEADER};
 use crate::error::{Error, Result};
+use crate::real::attention::{self, Backend};
 use crate::real::config::DitConfig;
 use crate::real::device::Gpu;
 use crate::real::gpu::{GpuDevice, GpuOps};
 use crate::real::init::splitmix;
 use crate::real::lanes::LaneTransport;
 use crate::real::model::{self, Weights, Workspace};
-use crate::real::ops::{Ops, Ptr};
+use crate::real::ops::{AttentionShape, Ops, Ptr};
 use crate::real::reference::{CpuDit, CpuInputs};
 use crate::real::transport::{Rendezvous, ShareOnly, Solo, Transport};
 use crate::real::ulysses::{self, Block, Layout};
@@ -102,6 +102,121 @@ pub fn numerics(dev: &GpuDevice) -> Result<Vec<NumericsCheck>> {
         }
     }
     Ok(checks)
+}
+
+/// One attention backend against the CPU reference (see [`attention_numerics`]).
+#[derive(Clone, Debug)]
+pub struct AttentionCheck {
+    pub tokens: usize,
+    /// The backend asked for, and the one that ran the shape (cuDNN may refuse it).
+    pub requested: Backend,
+    pub ran: Backend,
+    pub relative_error: f64,
+}
+
+/// Every attention backend on the GPU against the CPU reference, at head dim 128 for the
+/// token counts of [`attention::CHECK_TOKENS`] (2 heads; seeded bf16 inputs; the output
+/// poisoned before each run).
+pub fn attention_numerics(dev: &GpuDevice) -> Result<Vec<AttentionCheck>> {
+    let mut out = Vec::new();
+    for (i, &n) in attention::CHECK_TOKENS.iter().enumerate() {
+        let shape = attention::check_shape(n);
+        let qkv = attention::check_inputs(&shape, 40 + i as u64);
+        let want = crate::real::reference::attention(&qkv, shape.ld, n, shape.heads, 128);
+        let mut ops = GpuOps::new(dev)?;
+        let a = ops.alloc(qkv.len())?;
+        ops.write(a, &qkv)?;
+        let o = ops.alloc(n * shape.ldo)?;
+        for backend in Backend::ALL {
+            ops.set_attention(backend);
+            ops.reserve_attention(&[shape])?;
+            ops.poison(o, n * shape.ldo)?;
+            ops.attention(
+                a,
+                shape.ld,
+                o,
+                shape.ldo,
+                n,
+                shape.heads,
+                shape.head_dim,
+                shape.cols,
+            )?;
+            let got = ops.read(o, n * shape.ldo)?;
+            out.push(AttentionCheck {
+                tokens: n,
+                requested: backend,
+                ran: ops.attention_backend_for(&shape),
+                relative_error: relative_error(&got, &want),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One attention backend timed at a FLUX.1-dev shape (see [`attention_timing`]).
+#[derive(Clone, Debug)]
+pub struct AttentionTime {
+    pub px: u32,
+    pub tokens: usize,
+    pub requested: Backend,
+    pub ran: Backend,
+    /// Median of 5 calls after one warm-up (CUDA events), one batch item, all 24 heads.
+    pub ms: f64,
+    /// `4 N^2 x hidden` FLOPs over that time, TFLOP/s.
+    pub tflops: f64,
+}
+
+/// Times one attention call of FLUX.1-dev (24 heads of 128, a single block's q/k/v rows of
+/// stride 3H + M) per backend at `pxs` (square, 512 text tokens).
+pub fn attention_timing(dev: &GpuDevice, pxs: &[u32]) -> Result<Vec<AttentionTime>> {
+    let cfg = DitConfig::flux1_dev();
+    let (h, m) = (cfg.hidden, cfg.mlp());
+    let mut out = Vec::new();
+    for &px in pxs {
+        let n = cfg.text_tokens + cfg.image_tokens(Resolution::square(px));
+        let shape = AttentionShape {
+            tokens: n,
+            heads: cfg.heads,
+            head_dim: cfg.head_dim(),
+            ld: 3 * h + m,
+            ldo: h,
+            cols: h,
+        };
+        let mut ops = GpuOps::new(dev)?;
+        let a = ops.alloc(n * shape.ld)?;
+        ops.fill_uniform(a, n * shape.ld, 77, 2.0)?;
+        let o = ops.alloc(n * h)?;
+        let err =
+            |e: cudarc::driver::DriverError| Error::Executor(format!("timing attention: {e}"));
+        for backend in Backend::ALL {
+            ops.set_attention(backend);
+            ops.reserve_attention(&[shape])?;
+            let call =
+                |ops: &GpuOps| ops.attention(a, shape.ld, o, h, n, shape.heads, shape.head_dim, h);
+            call(&ops)?;
+            ops.synchronize()?;
+            let mut t = Vec::new();
+            for _ in 0..5 {
+                let start = ops.record_timing_event()?;
+                call(&ops)?;
+                let end = ops.record_timing_event()?;
+                end.synchronize().map_err(err)?;
+                t.push(f64::from(start.elapsed_ms(&end).map_err(err)?));
+            }
+            t.sort_by(f64::total_cmp);
+            let ms = t[2];
+            let flops = 4.0 * (n as f64).powi(2) * h as f64;
+            out.push(AttentionTime {
+                px,
+                tokens: n,
+                requested: backend,
+                ran: ops.attention_backend_for(&shape),
+                ms,
+                tflops: flops / (ms * 1e-3) / 1e12,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// How long a lane waits for its peers in the checks below before failing.
@@ -376,6 +491,8 @@ pub struct Measured {
     pub median_ms: f64,
     pub std_ms: f64,
     pub source: String,
+    /// The attention backends that ran this row's shapes.
+    pub attention: Vec<Backend>,
 }
 
 /// What to measure.
@@ -386,6 +503,94 @@ pub struct ProfilePlan {
     pub degrees: Vec<u32>,
     pub warmup: usize,
     pub repeats: usize,
+}
+
+impl ProfilePlan {
+    /// The full default plan: 256-2048 px, batches 1, 2, 4, SP 1-8.
+    pub fn full() -> ProfilePlan {
+        ProfilePlan {
+            resolutions: [256, 512, 1024, 2048].map(Resolution::square).to_vec(),
+            batches: vec![1, 2, 4],
+            degrees: vec![1, 2, 4, 8],
+            warmup: 2,
+            repeats: 5,
+        }
+    }
+
+    /// The quick preset for a first profile (under two minutes for FLUX.1-dev on an H100-class
+    /// GPU, by the step times measured so far): batch 1 only, SP 1 and the emulated degrees,
+    /// one warm-up and three timed steps.
+    pub fn quick() -> ProfilePlan {
+        ProfilePlan {
+            batches: vec![1],
+            warmup: 1,
+            repeats: 3,
+            ..ProfilePlan::full()
+        }
+    }
+
+    /// Every configuration in measuring order: (resolution, batch, degree).
+    pub fn configs(&self) -> Vec<(Resolution, u32, u32)> {
+        let mut out = Vec::new();
+        for &res in &self.resolutions {
+            for &batch in &self.batches {
+                for &degree in &self.degrees {
+                    out.push((res, batch, degree));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A configuration's expected cost relative to the others, for the ETA: tokens through the
+/// linear layers plus attention's quadratic part (comparable at FLUX.1-dev's 1024 px), per
+/// rank's share.
+pub fn config_weight(res: Resolution, batch: u32, degree: u32) -> f64 {
+    let n = res.tokens() as f64 + 512.0;
+    f64::from(batch) * n * (1.0 + n / 4608.0) / f64::from(degree.max(1))
+}
+
+/// Where a profile run stands after `done` of `configs`, `elapsed` seconds in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    /// Seconds left, estimated from the time so far and the weights of the configurations
+    /// done and left ([`config_weight`]); `None` before the first is done.
+    pub eta_s: Option<f64>,
+}
+
+impl Progress {
+    pub fn after(configs: &[(Resolution, u32, u32)], done: usize, elapsed_s: f64) -> Progress {
+        let w = |c: &[(Resolution, u32, u32)]| -> f64 {
+            c.iter().map(|&(r, b, k)| config_weight(r, b, k)).sum()
+        };
+        let done = done.min(configs.len());
+        let (did, left) = (w(&configs[..done]), w(&configs[done..]));
+        Progress {
+            done,
+            total: configs.len(),
+            eta_s: (done > 0 && did > 0.0).then(|| elapsed_s * left / did),
+        }
+    }
+
+    /// `i/N` and the ETA, e.g. `[3/16, ETA 1m05s]`.
+    pub fn label(&self) -> String {
+        match self.eta_s {
+            Some(s) => {
+                let s = s.round() as u64;
+                format!(
+                    "[{}/{}, ETA {}m{:02}s]",
+                    self.done,
+                    self.total,
+                    s / 60,
+                    s % 60
+                )
+            }
+            None => format!("[{}/{}]", self.done, self.total),
+        }
+    }
 }
 
 /// Times `repeats` steps after `warmup` ones with CUDA events on `ops`'s stream; milliseconds
@@ -414,86 +619,182 @@ pub fn time_steps<T: Transport<GpuOps> + ?Sized>(
     Ok(times)
 }
 
-/// Measures `plan` for `cfg` on `gpu`; calls `progress` after each row. Degree 1 times the
+/// Measures `plan` for `cfg` on `gpu`; calls `progress` after each row with where the run
+/// stands (an error from it ends the run: the caller's output failed). Degree 1 times the
 /// plain step; degree `k > 1` times rank 0's share of a `k`-way step and adds the modelled
 /// all-to-all (see the module docs). Each row's workspace is freed before the next.
 pub fn measure(
     gpu: Gpu,
     cfg: DitConfig,
     plan: &ProfilePlan,
-    mut progress: impl FnMut(&Measured),
-) -> Result<(Vec<Measured>, String)> {
+    mut progress: impl FnMut(&Measured, &Progress) -> Result<()>,
+) -> Result<Vec<Measured>> {
     let key = gpu_key(&gpu.name);
     let link_model = Analytic::preset(cfg.name, if key == "h200" { "h200" } else { "h100" }).ok();
-    let dev = GpuDevice::from_gpu(gpu);
+    let dev = GpuDevice::from_gpu(gpu)?;
     let mut ops = GpuOps::new(&dev)?;
     let w = Weights::build(&mut ops, cfg.clone(), 1)?;
+    let configs = plan.configs();
+    let started = std::time::Instant::now();
     let mut rows = Vec::new();
-    for &res in &plan.resolutions {
-        for &batch in &plan.batches {
-            for &degree in &plan.degrees {
-                let k = degree.max(1) as usize;
-                let mark = ops.mark();
-                // Classifier-free guidance runs as a doubled batch.
-                let ws = Workspace::new(&mut ops, &cfg, res, batch as usize * cfg.cfg_factor, k)?;
-                for item in 0..ws.batch {
-                    model::load_inputs(&ops, &cfg, &ws, item, 100 + item as u64)?;
-                }
-                let repeats = plan.repeats.max(1);
-                let t = if k == 1 {
-                    time_steps(&ops, &w, &ws, &mut Solo, plan.warmup, repeats)
-                } else {
-                    let mut share = ShareOnly { rank: 0, ranks: k };
-                    time_steps(&ops, &w, &ws, &mut share, plan.warmup, repeats)
-                };
-                drop(ws);
-                ops.release(mark)?;
-                let mut t = t?;
-                t.sort_by(f64::total_cmp);
-                let median = t[t.len() / 2];
-                let mean = t.iter().sum::<f64>() / t.len() as f64;
-                let std =
-                    (t.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / t.len() as f64).sqrt();
-                let (comm_ms, source) = if k == 1 {
-                    (0.0, "measured".to_string())
-                } else {
-                    let comm = link_model
-                        .as_ref()
-                        .map(|m| m.breakdown(res, degree, batch, Link::NvLink).comm * 1e3)
-                        .ok_or_else(|| {
-                            Error::Executor(format!("no link model for {} on {key}", cfg.name))
-                        })?;
-                    (comm, format!("emulated-sp{degree}"))
-                };
-                let row = Measured {
-                    res,
-                    degree,
-                    batch,
-                    median_ms: median + comm_ms,
-                    std_ms: std,
-                    source,
-                };
-                progress(&row);
-                rows.push(row);
-            }
+    for (i, &(res, batch, degree)) in configs.iter().enumerate() {
+        let k = degree.max(1) as usize;
+        let mark = ops.mark();
+        // Classifier-free guidance runs as a doubled batch.
+        let ws = Workspace::new(&mut ops, &cfg, res, batch as usize * cfg.cfg_factor, k)?;
+        let mut attention: Vec<Backend> = ws
+            .attention_shapes(&cfg)
+            .iter()
+            .map(|s| ops.attention_backend_for(s))
+            .collect();
+        attention.sort();
+        attention.dedup();
+        for item in 0..ws.batch {
+            model::load_inputs(&ops, &cfg, &ws, item, 100 + item as u64)?;
         }
+        let repeats = plan.repeats.max(1);
+        let t = if k == 1 {
+            time_steps(&ops, &w, &ws, &mut Solo, plan.warmup, repeats)
+        } else {
+            let mut share = ShareOnly { rank: 0, ranks: k };
+            time_steps(&ops, &w, &ws, &mut share, plan.warmup, repeats)
+        };
+        drop(ws);
+        ops.release(mark)?;
+        let mut t = t?;
+        t.sort_by(f64::total_cmp);
+        let median = t[t.len() / 2];
+        let mean = t.iter().sum::<f64>() / t.len() as f64;
+        let std = (t.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / t.len() as f64).sqrt();
+        let (comm_ms, source) = if k == 1 {
+            (0.0, "measured".to_string())
+        } else {
+            let comm = link_model
+                .as_ref()
+                .map(|m| m.breakdown(res, degree, batch, Link::NvLink).comm * 1e3)
+                .ok_or_else(|| {
+                    Error::Executor(format!("no link model for {} on {key}", cfg.name))
+                })?;
+            (comm, format!("emulated-sp{degree}"))
+        };
+        let row = Measured {
+            res,
+            degree,
+            batch,
+            median_ms: median + comm_ms,
+            std_ms: std,
+            source,
+            attention,
+        };
+        progress(
+            &row,
+            &Progress::after(&configs, i + 1, started.elapsed().as_secs_f64()),
+        )?;
+        rows.push(row);
     }
-    Ok((rows, key))
+    Ok(rows)
 }
 
-/// The rows as a profile CSV the simulator reads.
-pub fn to_csv(model: &str, gpu: &str, device_name: &str, rows: &[Measured]) -> String {
-    let mut s = format!(
-        "# Measured by `tetriserve profile` on {device_name}: median of repeated steps (CUDA events); emulated-spK rows add a modelled all-to-all to one rank's measured share.\n{PROFILE_HEADER}\n"
-    );
-    for r in rows {
-        let _ = writeln!(
-            s,
-            "{model},{gpu},{},{},{},{},{:.4},{:.4},{},nvlink",
-            r.res.width, r.res.height, r.degree, r.batch, r.median_ms, r.std_ms, r.source
-        );
+/// Writes a measured profile row by row, flushing each, so that an interrupted run keeps what
+/// it measured in a file the profile reader accepts (a header with no rows is refused by the
+/// reader, with its message, until the first row is in). The format is the one
+/// `cost/profile/parse.rs` reads: `#` comments, [`PROFILE_HEADER`], one row per configuration.
+pub struct ProfileWriter<W: std::io::Write> {
+    out: W,
+    model: String,
+    gpu: String,
+    /// The device's attention backend: rows whose shapes ran another get a comment.
+    attention: Backend,
+    what: String,
+}
+
+impl<W: std::io::Write> ProfileWriter<W> {
+    /// Writes the header: where the numbers come from, the attention backend, the columns.
+    /// `what` names the output in errors.
+    pub fn new(
+        mut out: W,
+        what: &str,
+        model: &str,
+        gpu: &str,
+        device_name: &str,
+        attention: Backend,
+    ) -> Result<Self> {
+        let e = |err| Error::io(what, err);
+        writeln!(
+            out,
+            "# Measured by `tetriserve profile` on {device_name}: median of repeated steps (CUDA events); emulated-spK rows add a modelled all-to-all to one rank's measured share."
+        )
+        .map_err(e)?;
+        writeln!(
+            out,
+            "# attention: {} ({})",
+            attention.name(),
+            attention.describe()
+        )
+        .map_err(e)?;
+        writeln!(out, "{PROFILE_HEADER}").map_err(e)?;
+        out.flush().map_err(e)?;
+        Ok(ProfileWriter {
+            out,
+            model: model.to_string(),
+            gpu: gpu.to_string(),
+            attention,
+            what: what.to_string(),
+        })
     }
-    s
+
+    /// Appends one row (and a comment when some of its attention ran on another backend),
+    /// flushed.
+    pub fn row(&mut self, r: &Measured) -> Result<()> {
+        let e = |err| Error::io(&self.what, err);
+        if r.attention.iter().any(|&b| b != self.attention) {
+            let names: Vec<&str> = r.attention.iter().map(|b| b.name()).collect();
+            writeln!(
+                self.out,
+                "# {} SP{} batch {}: attention ran on {}",
+                r.res,
+                r.degree,
+                r.batch,
+                names.join(" + ")
+            )
+            .map_err(e)?;
+        }
+        writeln!(
+            self.out,
+            "{},{},{},{},{},{},{:.4},{:.4},{},nvlink",
+            self.model,
+            self.gpu,
+            r.res.width,
+            r.res.height,
+            r.degree,
+            r.batch,
+            r.median_ms,
+            r.std_ms,
+            r.source
+        )
+        .map_err(e)?;
+        self.out.flush().map_err(e)
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+/// The rows as a profile CSV the simulator reads (what [`ProfileWriter`] writes).
+pub fn to_csv(
+    model: &str,
+    gpu: &str,
+    device_name: &str,
+    attention: Backend,
+    rows: &[Measured],
+) -> String {
+    let mut w = ProfileWriter::new(Vec::new(), "<memory>", model, gpu, device_name, attention)
+        .expect("writing to memory");
+    for r in rows {
+        w.row(r).expect("writing to memory");
+    }
+    String::from_utf8(w.into_inner()).expect("UTF-8")
 }
 
 #[cfg(test)]
@@ -525,6 +826,7 @@ mod tests {
                 median_ms: 30.0,
                 std_ms: 0.1,
                 source: "measured".into(),
+                attention: vec![Backend::CudnnFlash],
             },
             Measured {
                 res: Resolution::square(256),
@@ -533,11 +835,133 @@ mod tests {
                 median_ms: 20.0,
                 std_ms: 0.1,
                 source: "emulated-sp2".into(),
+                attention: vec![Backend::FusedSoftmax],
             },
         ];
-        let csv = to_csv("flux1-dev", "h100", "NVIDIA H100", &rows);
+        let csv = to_csv(
+            "flux1-dev",
+            "h100",
+            "NVIDIA H100",
+            Backend::CudnnFlash,
+            &rows,
+        );
         let table = ProfileTable::parse(&csv, "<measured>").unwrap();
         assert_eq!(table.rows().len(), 2);
         assert_eq!(table.gpu(), "h100");
+        assert!(csv.contains("# attention: cudnn (cuDNN fused flash attention)"));
+        assert!(csv.contains("# 256x256 SP2 batch 1: attention ran on fused"));
+        assert!(
+            !csv.contains("SP1 batch 1: attention"),
+            "only rows that differ"
+        );
+    }
+
+    /// A writer that takes `room` bytes and then fails, like a disk that fills up.
+    struct Failing {
+        buf: Vec<u8>,
+        room: usize,
+    }
+
+    impl std::io::Write for Failing {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.buf.len() + b.len() > self.room {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.buf.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn row(px: u32, degree: u32, ms: f64) -> Measured {
+        Measured {
+            res: Resolution::square(px),
+            degree,
+            batch: 1,
+            median_ms: ms,
+            std_ms: 0.01,
+            source: if degree == 1 {
+                "measured".into()
+            } else {
+                format!("emulated-sp{degree}")
+            },
+            attention: vec![Backend::FusedSoftmax],
+        }
+    }
+
+    #[test]
+    fn an_interrupted_profile_keeps_its_rows_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.csv");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut w = ProfileWriter::new(
+            file,
+            "p.csv",
+            "flux1-dev",
+            "h200",
+            "NVIDIA H200",
+            Backend::FusedSoftmax,
+        )
+        .unwrap();
+        // Before any row: the reader refuses the file with its own message.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let e = ProfileTable::parse(&text, "p.csv").unwrap_err().to_string();
+        assert!(e.contains("no rows"), "{e}");
+        // Each row is on disk as soon as it is written (the run may die right after).
+        w.row(&row(256, 1, 30.5)).unwrap();
+        let t1 = ProfileTable::parse(&std::fs::read_to_string(&path).unwrap(), "p.csv").unwrap();
+        assert_eq!(t1.rows().len(), 1);
+        w.row(&row(256, 2, 18.25)).unwrap();
+        drop(w); // killed here: nothing is written at the end
+        let t2 = ProfileTable::parse(&std::fs::read_to_string(&path).unwrap(), "p.csv").unwrap();
+        assert_eq!(t2.rows().len(), 2);
+        assert_eq!(t2.gpu(), "h200");
+        // A failing output is an error naming it, never a panic.
+        let header = to_csv("m", "g", "d", Backend::Unfused, &[]).len();
+        let mut failing = ProfileWriter::new(
+            Failing {
+                buf: Vec::new(),
+                room: header,
+            },
+            "out.csv",
+            "m",
+            "g",
+            "d",
+            Backend::Unfused,
+        )
+        .unwrap();
+        let e = failing.row(&row(512, 1, 1.0)).unwrap_err().to_string();
+        assert!(e.contains("out.csv") && e.contains("disk full"), "{e}");
+    }
+
+    #[test]
+    fn progress_counts_and_weights_the_eta_by_configuration_cost() {
+        let plan = ProfilePlan::quick();
+        let configs = plan.configs();
+        assert_eq!(configs.len(), 16, "4 resolutions x batch 1 x SP 1-8");
+        assert!(plan.batches == [1] && plan.degrees.contains(&1) && plan.degrees.len() > 1);
+        assert_eq!(Progress::after(&configs, 0, 0.0).label(), "[0/16]");
+        // After the first (cheapest) config took 1 s, the rest (2048 px among them) take far
+        // more than 15 s: the ETA weighs what is left.
+        let p = Progress::after(&configs, 1, 1.0);
+        assert_eq!((p.done, p.total), (1, 16));
+        let eta = p.eta_s.unwrap();
+        let w = |r, b, k| config_weight(Resolution::square(r), b, k);
+        let total: f64 = configs
+            .iter()
+            .map(|&(r, b, k)| config_weight(r, b, k))
+            .sum();
+        let want = (total - w(256, 1, 1)) / w(256, 1, 1);
+        assert!((eta - want).abs() < 1e-9 && eta > 15.0, "{eta}");
+        assert_eq!(Progress::after(&configs, 16, 60.0).eta_s, Some(0.0));
+        assert_eq!(
+            Progress::after(&configs, 16, 60.0).label(),
+            "[16/16, ETA 0m00s]"
+        );
+        // Hand-computed weight: 1024 px = 4096 + 512 tokens, (1 + 1) per token, halved at SP2.
+        assert!((w(1024, 1, 2) - 4608.0).abs() < 1e-9);
+        assert_eq!(ProfilePlan::full().configs().len(), 48);
     }
 }

@@ -32,6 +32,8 @@ mod invariants;
 mod cache;
 // The real executor on the CPU backend: degree changes, concurrent groups, failures, outputs.
 mod real_cpu;
+// The GPU commands' flags on a machine without a GPU: refused by name, nothing left behind.
+mod gpu_flags;
 // Streamed output directories: identical bytes, cut timelines, nothing left by a failure.
 mod outputs;
 // The architecture's rules: module headers, forbidden dependency edges, the code map.
