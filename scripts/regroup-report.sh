@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 source scripts/release-bin.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-policies="tetriserve-dp tetriserve-dp-pp tetriserve"
+policies="tetriserve-dp tetriserve-dp-pp tetriserve tetriserve-shed stepwise"
 
 # header <first column name>: a table header, one column per policy, then pp - dp.
 header() {
