@@ -88,7 +88,11 @@ impl Instance {
                 continue;
             };
             let release = r.arrival.0.saturating_add(overheads.text_encoder.0);
-            let Some(due) = r.deadline.0.checked_sub(overheads.vae_decode(r.resolution).0) else {
+            let Some(due) = r
+                .deadline
+                .0
+                .checked_sub(overheads.vae_decode(r.resolution).0)
+            else {
                 continue;
             };
             let need = u128::from(fastest) * u128::from(r.steps);

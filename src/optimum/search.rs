@@ -13,16 +13,21 @@
 //! none below can meet every deadline.
 //!
 //! **Prunes (each a necessary condition, so the search stays complete).** A job's remaining
-//! steps at its fastest degree must fit before its deadline; for every deadline `e`, the
-//! least GPU time the jobs due by `e` still need (the fractional plan of `model`, which
-//! counts a batched step at its per-image share) must fit in the GPUs left free up to `e`;
-//! and a state (time, each job's steps left and when its step in flight ends, the steps in
-//! flight) already searched without success is not searched again.
+//! steps at its fastest degree must fit before its deadline; for every window from now (or,
+//! in sets of at most 12 jobs, from a later release) to a deadline, the steps each job cannot
+//! do outside the window even at its fastest need their least GPU time inside it (the
+//! fractional plan of `model`, which counts a batched step at its per-image share), and that
+//! must fit in the GPUs the steps in flight leave free there; and a state no better than one
+//! already searched without success (same steps left and steps in flight, at a later or equal
+//! time, none ending earlier) is not searched again.
+//!
+//! A first short pass tries the fastest degrees first, which finds tight schedules sooner;
+//! the second, complete one tries the cheapest degree that still fits first.
 //!
 //! Steps of one batch end together; a batch holds requests of one resolution with the same
 //! number of steps at the same step, the engine's rule.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use super::model::{Instance, least_gpu_time};
 
@@ -82,7 +87,12 @@ struct Search<'a> {
     set: &'a [usize],
     nodes_left: u64,
     visited: u64,
-    failed: HashSet<Vec<u64>>,
+    /// States searched without success, by their shape (steps left, steps in flight): the
+    /// time and the ends of the steps in flight of each.
+    failed: HashMap<Vec<u64>, Vec<(u64, Vec<u64>)>>,
+    failed_len: usize,
+    /// Try the fastest degrees first (the first pass) instead of the cheapest that fits.
+    fast_first: bool,
     trail: Vec<Step>,
     max_batch: u32,
 }
@@ -105,15 +115,31 @@ pub fn feasible(inst: &Instance, set: &[usize], limit: u64) -> (Verdict, u64) {
         set,
         nodes_left: limit,
         visited: 0,
-        failed: HashSet::new(),
+        failed: HashMap::new(),
+        failed_len: 0,
+        fast_first: false,
         trail: Vec::new(),
         max_batch: inst.batches.iter().copied().max().unwrap_or(1),
     };
-    let verdict = match search.explore(&state) {
+    // A first, short pass tries the fastest degrees first (it finds tight schedules sooner);
+    // the second, with the rest of the nodes, is the complete one of the module header.
+    search.fast_first = true;
+    search.nodes_left = limit / 4;
+    let mut verdict = match search.explore(&state) {
         Some(true) => Verdict::Feasible(search.trail.clone()),
         Some(false) => Verdict::Infeasible,
         None => Verdict::Unknown,
     };
+    if verdict == Verdict::Unknown {
+        search.fast_first = false;
+        search.nodes_left = limit - search.visited;
+        search.trail.clear();
+        verdict = match search.explore(&state) {
+            Some(true) => Verdict::Feasible(search.trail.clone()),
+            Some(false) => Verdict::Infeasible,
+            None => Verdict::Unknown,
+        };
+    }
     (verdict, search.visited)
 }
 
@@ -133,8 +159,11 @@ impl Search<'_> {
         if !self.may_fit(s) {
             return Some(false);
         }
-        let key = self.key(s);
-        if self.failed.contains(&key) {
+        let (shape, times) = self.key(s);
+        if self.failed.get(&shape).is_some_and(|seen| {
+            seen.iter()
+                .any(|(t, ends)| *t <= s.t && ends.iter().zip(&times).all(|(a, b)| a <= b))
+        }) {
             return Some(false);
         }
         // Idle released jobs, earliest deadline first.
@@ -146,10 +175,15 @@ impl Search<'_> {
         let mut free = s.free.clone();
         let found = self.choose(s, &idle, 0, &mut groups, &mut free)?;
         if !found {
-            if self.failed.len() > 1 << 20 {
+            if self.failed_len > 1 << 20 {
                 self.failed.clear();
+                self.failed_len = 0;
             }
-            self.failed.insert(key);
+            let seen = self.failed.entry(shape).or_default();
+            if seen.len() < 32 {
+                seen.push((s.t, times));
+                self.failed_len += 1;
+            }
         }
         Some(found)
     }
@@ -182,7 +216,12 @@ impl Search<'_> {
             .collect();
         let left = u64::from(s.left[p]);
         let fits = |step: u64| s.t.saturating_add(step.saturating_mul(left)) <= job.due;
-        degrees.sort_by_key(|&(k, step)| (!fits(step), if fits(step) { k } else { u32::MAX - k }));
+        if self.fast_first {
+            degrees.sort_by_key(|&(k, step)| (step, k));
+        } else {
+            degrees
+                .sort_by_key(|&(k, step)| (!fits(step), if fits(step) { k } else { u32::MAX - k }));
+        }
         for (k, _) in degrees {
             for node in 0..self.inst.nodes as usize {
                 if free[node] < k {
@@ -230,10 +269,7 @@ impl Search<'_> {
         let mut ends = Vec::with_capacity(groups.len());
         for g in groups {
             let class = self.job(g.members[0]).class;
-            let Some(cfg) = self
-                .inst
-                .config(class, g.degree, g.members.len() as u32)
-            else {
+            let Some(cfg) = self.inst.config(class, g.degree, g.members.len() as u32) else {
                 return Some(false);
             };
             let end = s.t.saturating_add(cfg.step);
@@ -320,36 +356,57 @@ impl Search<'_> {
         }
         dues.sort_unstable();
         dues.dedup();
+        // Windows from now, and (for small sets, the test being cubic) from each later release.
+        let mut starts = vec![s.t];
+        if self.set.len() <= 12 {
+            starts.extend(
+                (0..self.set.len())
+                    .filter(|&p| s.left[p] > 0 && self.job(p).release > s.t)
+                    .map(|p| self.job(p).release),
+            );
+            starts.sort_unstable();
+            starts.dedup();
+        }
         let gpus = self.inst.total_gpus() as f64;
-        for &e in &dues {
-            let busy: f64 = s
-                .runs
-                .iter()
-                .map(|r| f64::from(r.degree) * (r.end.min(e).saturating_sub(s.t)) as f64)
-                .sum();
-            let capacity = gpus * (e - s.t) as f64 - busy;
-            let mut need = 0.0;
-            for p in 0..self.set.len() {
-                let job = self.job(p);
-                if s.left[p] == 0 || job.due > e {
-                    continue;
+        for &from in &starts {
+            for &e in dues.iter().filter(|&&e| e > from) {
+                if !self.window_fits(s, from, e, gpus) {
+                    return false;
                 }
-                let ready = self.ready(s, p);
-                match least_gpu_time(
-                    &self.inst.configs[job.class],
-                    f64::from(s.left[p]),
-                    job.due.saturating_sub(ready) as f64,
-                ) {
-                    Some(c) => need += c,
-                    None => return false,
-                }
-            }
-            // Float slack: only a clear overload prunes.
-            if need > capacity * (1.0 + 1e-9) + 1.0 {
-                return false;
             }
         }
         true
+    }
+
+    /// The energetic test on `[from, e]`: the steps each job cannot do outside it (at its
+    /// fastest there) need their least GPU time inside, in all at most the GPUs left free.
+    fn window_fits(&self, s: &State, from: u64, e: u64, gpus: f64) -> bool {
+        let busy: f64 = s
+            .runs
+            .iter()
+            .map(|r| f64::from(r.degree) * r.end.min(e).saturating_sub(from) as f64)
+            .sum();
+        let capacity = gpus * (e - from) as f64 - busy;
+        let mut need = 0.0;
+        for p in 0..self.set.len() {
+            if s.left[p] == 0 {
+                continue;
+            }
+            let job = self.job(p);
+            let ready = self.ready(s, p);
+            let outside = from.saturating_sub(ready) + job.due.saturating_sub(e.max(ready));
+            let inside = f64::from(s.left[p]) - outside as f64 / job.fastest as f64;
+            if inside <= 1e-9 {
+                continue;
+            }
+            let wall = job.due.min(e).saturating_sub(ready.max(from));
+            match least_gpu_time(&self.inst.configs[job.class], inside, wall as f64) {
+                Some(c) => need += c,
+                None => return false,
+            }
+        }
+        // Float slack: only a clear overload prunes.
+        need <= capacity * (1.0 + 1e-9) + 1.0
     }
 
     /// When job `p`'s next step can start at the earliest.
@@ -362,18 +419,22 @@ impl Search<'_> {
         at
     }
 
-    fn key(&self, s: &State) -> Vec<u64> {
-        let mut key = Vec::with_capacity(1 + s.left.len() + 3 * s.runs.len());
-        key.push(s.t);
-        key.extend(s.left.iter().map(|&l| u64::from(l)));
-        let mut runs = s.runs.clone();
-        runs.sort();
+    /// A state's shape (steps left; each step in flight: node, degree, jobs) and its times
+    /// (now, and each step in flight's end, in the shape's order). A state whose shape failed
+    /// at an earlier time with steps ending no later fails too: every schedule from it can be
+    /// run from the earlier one, waiting where needed, since nothing is available later there.
+    fn key(&self, s: &State) -> (Vec<u64>, Vec<u64>) {
+        let mut shape = Vec::with_capacity(s.left.len() + 3 * s.runs.len());
+        shape.extend(s.left.iter().map(|&l| u64::from(l)));
+        let mut runs: Vec<&Run> = s.runs.iter().collect();
+        runs.sort_by(|a, b| a.jobs.cmp(&b.jobs));
+        let mut times = Vec::with_capacity(runs.len());
         for r in runs {
-            key.push(r.end);
-            key.push((u64::from(r.node) << 32) | u64::from(r.degree));
-            key.push(r.jobs.len() as u64);
-            key.extend(r.jobs.iter().map(|&p| p as u64));
+            shape.push((u64::from(r.node) << 32) | u64::from(r.degree));
+            shape.push(r.jobs.len() as u64);
+            shape.extend(r.jobs.iter().map(|&p| p as u64));
+            times.push(r.end);
         }
-        key
+        (shape, times)
     }
 }

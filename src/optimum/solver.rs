@@ -74,8 +74,7 @@ pub fn solve(inst: &Instance, effort: u64) -> Solution {
         let c = solve_component(inst, comp, &mut budget);
         sol.lower += c.lower;
         sol.upper += c.upper;
-        sol.met
-            .extend(c.set.iter().map(|&j| inst.jobs[j].request));
+        sol.met.extend(c.set.iter().map(|&j| inst.jobs[j].request));
         sol.schedule.extend(c.schedule.into_iter().map(|mut s| {
             for j in &mut s.jobs {
                 *j = inst.jobs[*j].request;
@@ -84,7 +83,8 @@ pub fn solve(inst: &Instance, effort: u64) -> Solution {
         }));
     }
     sol.met.sort_unstable();
-    sol.schedule.sort_by_key(|s| (s.start, s.node, s.jobs.clone()));
+    sol.schedule
+        .sort_by_key(|s| (s.start, s.node, s.jobs.clone()));
     sol.nodes = budget.used;
     sol
 }
@@ -167,7 +167,7 @@ fn solve_component(inst: &Instance, comp: &[usize], budget: &mut Budget) -> Comp
         } else {
             for_each_subset(m, size, &mut |members: &[usize]| {
                 let mask = mask_of(m, members);
-                if refuted.iter().any(|&r| mask & r == r) {
+                if refuted.iter().any(|&r| covers(mask, r)) {
                     return true;
                 }
                 if !energy.fits(mask) {
@@ -204,6 +204,11 @@ fn solve_component(inst: &Instance, comp: &[usize], budget: &mut Budget) -> Comp
     }
     best.set.sort_unstable();
     best
+}
+
+/// Whether the set `mask` holds every member of `sub`.
+fn covers(mask: u128, sub: u128) -> bool {
+    mask & sub == sub
 }
 
 fn mask_of(m: usize, members: &[usize]) -> u128 {

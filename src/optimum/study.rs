@@ -315,7 +315,10 @@ impl Study {
             ));
             for n in &names {
                 let met = r.policies.iter().find(|p| p.policy == *n).map(|p| p.met);
-                out.push_str(&format!(",{}", met.map_or(String::new(), |m| m.to_string())));
+                out.push_str(&format!(
+                    ",{}",
+                    met.map_or(String::new(), |m| m.to_string())
+                ));
             }
             out.push('\n');
         }

@@ -53,7 +53,10 @@ fn check_schedule(
             assert_eq!(r.steps, first.steps, "batch of one step count");
             assert_eq!(done[j], at, "batch at the same step");
             let ready = last_end[j].unwrap_or(r.arrival.0 + overheads.text_encoder.0);
-            assert!(s.start >= ready, "step of {j} starts before it is ready: {s:?}");
+            assert!(
+                s.start >= ready,
+                "step of {j} starts before it is ready: {s:?}"
+            );
             done[j] += 1;
             last_end[j] = Some(s.end);
         }
@@ -65,7 +68,12 @@ fn check_schedule(
             .filter(|o| o.node == s.node && o.start <= s.start && s.start < o.end)
             .map(|o| o.degree)
             .sum();
-        assert!(load <= c.gpus_per_node, "node {} over at {}", s.node, s.start);
+        assert!(
+            load <= c.gpus_per_node,
+            "node {} over at {}",
+            s.node,
+            s.start
+        );
     }
     let met: Vec<usize> = (0..w.len())
         .filter(|&j| {
@@ -77,7 +85,9 @@ fn check_schedule(
     assert_eq!(met, sol.met, "requests met by the schedule");
     assert_eq!(met.len(), sol.lower);
     assert!(
-        done.iter().enumerate().all(|(j, &d)| d == 0 || met.contains(&j)),
+        done.iter()
+            .enumerate()
+            .all(|(j, &d)| d == 0 || met.contains(&j)),
         "only met requests run"
     );
 }
@@ -194,7 +204,11 @@ fn the_text_encoder_delays_the_first_step() {
 struct BatchSlots;
 impl CostModel for BatchSlots {
     fn step_time(&self, _r: Resolution, k: u32, b: u32, _l: Link) -> Result<Nanos> {
-        let slots = if b == 1 { 2.0 } else { 3.0 * f64::from(b) / 2.0 };
+        let slots = if b == 1 {
+            2.0
+        } else {
+            3.0 * f64::from(b) / 2.0
+        };
         Ok(Nanos::from_millis(100.0 * slots / f64::from(k)))
     }
     fn describe(&self) -> String {
