@@ -4,16 +4,17 @@
 # bound.rs and what every registered policy meets, with the totals (bound looseness = bound -
 # optimum, policy loss = optimum - best policy), on the paper's default scenario (Uniform mix,
 # 12 req/min, 8 H100s, FLUX profile, SLO 1.0x) and on harder settings (SLO 0.8x; Skewed mix at
-# 24 req/min). Simulated, with the estimated profile; a few minutes on 2 cores.
+# 24 req/min). Simulated, with the estimated profile; one to a few minutes on 2 cores.
 #
-# Usage: scripts/optimum-report.sh [EFFORT]   (search nodes per window; default 20000000)
+# Usage: scripts/optimum-report.sh [EFFORT]   (search nodes per window; default 2000000, the
+# command's own default; more proves more windows and takes longer)
 # Runs target/release/tetriserve when it is newer than the sources, else builds it first
 # (scripts/release-bin.sh). Every policy of the registry runs: a policy added later joins the
 # tables when the script is run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/release-bin.sh
-effort=${1:-20000000}
+effort=${1:-2000000}
 
 # study <title> <flags...>
 study() {
