@@ -4,8 +4,9 @@
 //! the bound's looseness and how much is the policies' loss.
 //!
 //! Each policy's schedule is one of the model's (the model relaxes the simulator), so the
-//! optimum is at least the best policy's count; where the search did not prove its schedule
-//! optimal, the lower end reported is the larger of the two, and the window is marked open.
+//! optimum is at least the best policy's count: the lower end reported is the larger of the
+//! two, and a window is open (a range, not proven) while it stays below the search's proven
+//! upper bound.
 
 use serde::Serialize;
 

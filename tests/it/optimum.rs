@@ -361,3 +361,63 @@ proptest! {
         }
     }
 }
+
+fn optimum_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tetriserve"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("optimum")
+        .args(args)
+        .output()
+        .expect("runs the binary")
+}
+
+#[test]
+fn the_command_refuses_empty_windows_and_prints_every_window() {
+    for (flag, value) in [
+        ("--window", "0"),
+        ("--window", "500"),
+        ("--windows", "0"),
+        ("--effort", "0"),
+    ] {
+        let o = optimum_cli(&[flag, value]);
+        assert!(!o.status.success(), "{flag} {value} accepted");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&format!("{flag} {value}")), "{err}");
+    }
+    let args = [
+        "--requests",
+        "40",
+        "--window",
+        "5",
+        "--windows",
+        "2",
+        "--policy",
+        "rssp",
+        "--policy",
+        "tetriserve",
+        "--format",
+    ];
+    let o = optimum_cli(&[&args[..], &["csv"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "header, two windows, total:\n{out}");
+    assert!(
+        lines[0].ends_with(",met_rssp,met_tetriserve"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[3].starts_with("total,"), "{}", lines[3]);
+    for row in &lines[1..3] {
+        let v: Vec<&str> = row.split(',').collect();
+        let num = |i: usize| v[i].parse::<usize>().unwrap();
+        let (bound, low, high) = (num(9), num(10), num(11));
+        assert_eq!(num(5), 5, "requests per window: {row}");
+        assert!(low <= high && high <= bound, "{row}");
+        assert!(num(15) <= high && num(16) <= high, "{row}");
+    }
+    let o = optimum_cli(&[&args[..], &["json"]].concat());
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["totals"]["requests"], 10);
+    assert_eq!(json["rows"].as_array().unwrap().len(), 2);
+}
