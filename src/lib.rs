@@ -16,6 +16,7 @@ pub mod error;
 pub mod figures;
 pub mod goodput;
 pub mod metrics;
+pub mod optimum;
 pub mod policy;
 pub mod real;
 pub mod report;

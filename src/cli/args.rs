@@ -138,6 +138,41 @@ pub enum Command {
         after_help = "Examples:\n  tetriserve validate --requests 16 --rate 60 --slo-scale 1.5 --out runs/validate\n  tetriserve validate --compare runs/real/tetriserve runs/sim/tetriserve --profile my-profile.csv"
     )]
     Validate(ValidateArgs),
+    /// The true optimum on small windows of a scenario's workload (an exact search), beside
+    /// the upper bound and what every policy meets: how much of the gap is the bound's
+    /// looseness and how much the policies' loss.
+    #[command(
+        after_help = "Examples:\n  tetriserve optimum --window 30 --windows 4\n  tetriserve optimum --mix skewed --rate 24 --window 20 --windows 3 --format csv\n  tetriserve optimum --trace my-log.csv --gpus 4 --policy tetriserve --policy rssp\n\nWindows start at idle points (every earlier deadline has passed); docs/optimum.md has the model."
+    )]
+    Optimum(OptimumArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OptimumArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Policy to compare (repeatable; `all` for the paper's set; default: every registered
+    /// policy the cluster can run).
+    #[arg(short, long = "policy", value_name = "POLICY")]
+    pub policies: Vec<String>,
+    #[command(flatten)]
+    pub trace: TraceArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Requests per window (the exact search is meant for 20 to 40).
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub window: usize,
+    /// How many windows, one after another from the start of the workload.
+    #[arg(long, value_name = "M", default_value_t = 4)]
+    pub windows: usize,
+    /// Search nodes per window; a window whose search needs more reports its best schedule and
+    /// a proven upper bound instead of the optimum.
+    #[arg(long, value_name = "NODES", default_value_t = 2_000_000)]
+    pub effort: u64,
+    /// What to print on stdout: a Markdown table per window with totals, one JSON object, or
+    /// CSV rows (one per window, then a total row).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Args)]

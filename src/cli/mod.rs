@@ -57,6 +57,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Goodput(args) => run_goodput(args),
         Command::Validate(args) => run_validate(args),
+        Command::Optimum(args) => run_optimum(args),
         Command::Compare {
             results,
             baseline,
@@ -483,6 +484,72 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
         report.results.display()
     );
     Ok(())
+}
+
+/// `tetriserve optimum`: the windows' optima beside the bound and the policies.
+fn run_optimum(args: OptimumArgs) -> Result<()> {
+    for (bad, flag, hint) in [
+        (
+            !(1..=128).contains(&args.window),
+            "--window",
+            "e.g. --window 30 (the exact search is meant for 20 to 40 requests)",
+        ),
+        (args.windows == 0, "--windows", "e.g. --windows 4"),
+        (args.effort == 0, "--effort", "e.g. --effort 2000000"),
+    ] {
+        if bad {
+            let value = match flag {
+                "--window" => args.window.to_string(),
+                "--windows" => args.windows.to_string(),
+                _ => args.effort.to_string(),
+            };
+            return Err(Error::config_hint(
+                format!("{flag} {value}: expected a number from 1 (--window: up to 128)"),
+                hint,
+            ));
+        }
+    }
+    let mut overrides = args.scenario.overrides();
+    overrides.policies = args.policies.clone();
+    args.trace.add_to(&mut overrides);
+    args.cluster.add_to(&mut overrides);
+    let mut scenario = Scenario::load(args.scenario.scenario.as_deref(), &overrides)?;
+    if args.policies.is_empty() {
+        // Every registered policy that fits the cluster, so that a new policy joins the study.
+        let per_node = scenario.cluster.gpus_per_node;
+        scenario.policies = PolicyKind::all()
+            .iter()
+            .map(|p| p.kind)
+            .filter(|k| !matches!(k, PolicyKind::XditSp(d) if *d > per_node))
+            .collect();
+    }
+    eprintln!("{}", describe(&scenario));
+    for w in &scenario.warnings {
+        eprintln!("warning: {w}");
+    }
+    let study = crate::optimum::study(&scenario, args.window, args.windows, args.effort)?;
+    if study.rows.len() < args.windows {
+        eprintln!(
+            "note: the workload holds {} window(s) of {} requests starting at idle points, not {}",
+            study.rows.len(),
+            args.window,
+            args.windows
+        );
+    }
+    for r in &study.rows {
+        if let Some(p) = r.policies.iter().find(|p| p.met > r.optimum_high) {
+            eprintln!(
+                "warning: window {}: {} met {} requests, above the proven optimum {}; the model misses a schedule the simulator ran",
+                r.window, p.policy, p.met, r.optimum_high
+            );
+        }
+    }
+    let text = match args.format {
+        ReportFormat::Table => study.to_table(),
+        ReportFormat::Json => study.to_json(),
+        ReportFormat::Csv => study.to_csv(),
+    };
+    print_stdout(&text)
 }
 
 fn run_goodput(args: GoodputArgs) -> Result<()> {

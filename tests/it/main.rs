@@ -46,3 +46,5 @@ mod overload;
 mod capacity;
 // Every repository path the docs and the help texts name exists.
 mod pointers;
+// The exact optimum on small instances: by hand, against brute force, between policies and bound.
+mod optimum;
