@@ -272,7 +272,11 @@ impl Stepwise {
                 self.busy_until[id.index()].max(now)
             };
             let fixed = self.fixed_costs(s);
-            let steps = s.remaining_steps();
+            // Steps left after the one running now, as many as are expected to run when the
+            // executor skips steps at run time (planning only: grants are whole steps).
+            let steps = view
+                .expected_remaining_steps(id)
+                .saturating_sub(u32::from(!waiting));
             let class = s.class;
             let times = &self.times[class.index()];
             let finish = |t: Nanos| {
@@ -284,7 +288,8 @@ impl Stepwise {
             if !on_time(self.fastest[class.index()]) {
                 self.late[id.index()] = true;
                 if waiting {
-                    self.late_heap[node as usize].push(Reverse((steps, id)));
+                    // Keyed by the nominal count, which the heap checks entries against.
+                    self.late_heap[node as usize].push(Reverse((s.remaining_steps(), id)));
                 }
                 return false;
             }
