@@ -245,7 +245,11 @@ fn skipped_steps_cost_nothing_and_free_the_gpus_early() {
 }
 
 /// Runs `kind` the way `simulate` does: the executor reset with the workload (its skip masks).
-fn run_skipping(kind: PolicyKind, w: &Workload, c: &tetriserve::cluster::Cluster) -> RunRecords {
+pub fn run_skipping(
+    kind: PolicyKind,
+    w: &Workload,
+    c: &tetriserve::cluster::Cluster,
+) -> RunRecords {
     let costs = costs(w, c);
     let config = PolicyConfig {
         rssp_degrees: vec![(SMALL, 1), (LARGE, 2)],

@@ -7,6 +7,7 @@ use tetriserve::metrics::invariants::check_run;
 use tetriserve::metrics::{RunRecords, WorkRecord};
 use tetriserve::policy::PolicyKind;
 use tetriserve::workload::Workload;
+use tetriserve::workload::skipping::SkipSpec;
 
 use crate::util::{LARGE, SMALL, cluster, req, run_kind};
 
@@ -81,4 +82,28 @@ fn late_work_waits_while_a_request_with_a_deadline_lives_on_the_node() {
             .as_str()
     };
     assert_eq!((outcome(0), outcome(1)), ("missed", "met"));
+}
+
+#[test]
+fn late_work_planned_with_skipped_steps_still_runs_to_the_end() {
+    // With run-time skipping the policy plans with the steps expected to run (fewer than the
+    // nominal count). L (512 px, 12 steps, due at 600 ms) is late even so; it must still be
+    // served once A is done, and end exactly once, with every step in order.
+    let mut w =
+        Workload::from_requests(vec![req(0, 0, LARGE, 12, 600), req(1, 0, SMALL, 3, 1_000)]);
+    SkipSpec::from_probability(0.5)
+        .unwrap()
+        .apply(&mut w, 7)
+        .unwrap();
+    let c = cluster(1);
+    let run = crate::cache::run_skipping(PolicyKind::Stepwise, &w, &c);
+    let errors = check_run(&run, &w, None);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(run.requests.iter().all(|r| r.steps_done == r.steps));
+    let first_of_l = works_of(&run, 0)[0].0;
+    let last_of_a = works_of(&run, 1).last().unwrap().1;
+    assert!(
+        first_of_l >= last_of_a,
+        "late work ran while A lived: {first_of_l} < {last_of_a}"
+    );
 }
