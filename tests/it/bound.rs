@@ -10,7 +10,7 @@ use tetriserve::error::Result;
 use tetriserve::policy::PolicyKind;
 use tetriserve::workload::{Request, RequestId, Resolution, Workload};
 
-use crate::util::run_policy;
+use crate::util::{BatchSlots, exhaustive_batched, run_policy, slots_workload};
 
 /// One slot = 100 ms. A step takes 3 slots on one GPU, 2 slots on two (sublinear).
 struct Slots;
@@ -98,97 +98,16 @@ proptest! {
     }
 }
 
-/// On one GPU, a step alone takes 2 slots and a batched step of two requests 3 slots.
-struct BatchSlots;
-impl CostModel for BatchSlots {
-    fn step_time(&self, _r: Resolution, k: u32, b: u32, _l: Link) -> Result<Nanos> {
-        let slots = match b {
-            1 => 2.0,
-            2 => 3.0,
-            _ => 3.0 * f64::from(b) / 2.0,
-        };
-        Ok(Nanos::from_millis(100.0 * slots / f64::from(k)))
-    }
-    fn describe(&self) -> String {
-        "batch slots".into()
-    }
-}
-
-/// Most requests meetable on one GPU when steps run alone (2 slots) or batched in pairs of
-/// requests at the same step (3 slots), in any order: exact, by memoised search over
-/// (time, steps done per request). `reqs` are (arrival, steps, deadline) in slots.
-fn exhaustive_batched(reqs: &[(u64, u32, u64)]) -> usize {
-    use std::collections::HashMap;
-    fn best(
-        t: u64,
-        done: &mut Vec<u32>,
-        reqs: &[(u64, u32, u64)],
-        memo: &mut HashMap<(u64, Vec<u32>), usize>,
-    ) -> usize {
-        if let Some(&v) = memo.get(&(t, done.clone())) {
-            return v;
-        }
-        let n = reqs.len();
-        let mut v = 0;
-        // One request alone, or two at the same step together.
-        let mut ops: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
-        for i in 0..n {
-            for j in i + 1..n {
-                if done[i] == done[j] {
-                    ops.push(vec![i, j]);
-                }
-            }
-        }
-        for op in ops {
-            if op.iter().any(|&i| done[i] == reqs[i].1) {
-                continue;
-            }
-            let start = op.iter().map(|&i| reqs[i].0).fold(t, u64::max);
-            let end = start + if op.len() == 1 { 2 } else { 3 };
-            let mut gain = 0;
-            for &i in &op {
-                done[i] += 1;
-                if done[i] == reqs[i].1 && end <= reqs[i].2 {
-                    gain += 1;
-                }
-            }
-            v = v.max(gain + best(end, done, reqs, memo));
-            for &i in &op {
-                done[i] -= 1;
-            }
-        }
-        memo.insert((t, done.clone()), v);
-        v
-    }
-    best(0, &mut vec![0; reqs.len()], reqs, &mut HashMap::new())
-}
-
-fn slots_workload(reqs: &[(u64, u32, u64)]) -> Workload {
-    Workload::from_requests(
-        reqs.iter()
-            .enumerate()
-            .map(|(i, &(a, steps, d))| Request {
-                id: RequestId(0),
-                label: i as u64,
-                arrival: Nanos(a * 100_000_000),
-                resolution: Resolution::square(256),
-                steps,
-                deadline: Nanos(d * 100_000_000),
-            })
-            .collect(),
-    )
-}
-
 #[test]
 fn exhaustive_batched_search_by_hand() {
     // Two requests of 3 steps at 0, deadlines 8 and 9 slots. Alone one after the other they
     // end at 6 and 12; 2 batched steps then alone end at 8 and 10; 3 batched steps end both
     // at 9: one met at best.
-    assert_eq!(exhaustive_batched(&[(0, 3, 8), (0, 3, 9)]), 1);
+    assert_eq!(exhaustive_batched(&[(0, 3, 8), (0, 3, 9)], false), 1);
     // With deadlines 9 and 9, all three steps batched meet both.
-    assert_eq!(exhaustive_batched(&[(0, 3, 9), (0, 3, 9)]), 2);
+    assert_eq!(exhaustive_batched(&[(0, 3, 9), (0, 3, 9)], false), 2);
     // Alone is better for one short request.
-    assert_eq!(exhaustive_batched(&[(0, 1, 2), (5, 1, 7)]), 2);
+    assert_eq!(exhaustive_batched(&[(0, 1, 2), (5, 1, 7)], false), 2);
 }
 
 proptest! {
@@ -203,7 +122,7 @@ proptest! {
         let c = tetriserve::cluster::Cluster::new("x", 1, 1, Topology::NvSwitch).unwrap();
         let costs = StepTimes::resolve(&BatchSlots, &w.resolutions(), &c, &[1, 2]).unwrap();
         let bound = upper_bound(&w, &costs, 1, 1);
-        let best = exhaustive_batched(&reqs);
+        let best = exhaustive_batched(&reqs, false);
         prop_assert!(bound.met >= best, "bound {} < exhaustive with batching {best}", bound.met);
     }
 }

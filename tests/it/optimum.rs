@@ -7,8 +7,7 @@ use proptest::prelude::*;
 use tetriserve::Nanos;
 use tetriserve::bound::upper_bound;
 use tetriserve::cluster::{Cluster, Link, Topology};
-use tetriserve::cost::{CostModel, Overheads, StepTimes};
-use tetriserve::error::Result;
+use tetriserve::cost::{Overheads, StepTimes};
 use tetriserve::metrics::Outcome;
 use tetriserve::optimum::{Instance, Solution, solve};
 use tetriserve::policy::PolicyKind;
@@ -200,95 +199,14 @@ fn the_text_encoder_delays_the_first_step() {
     assert_eq!(sol.schedule[0].start, ms(1100).0);
 }
 
-/// One slot = 100 ms. On one GPU a step alone takes 2 slots, a batch of two 3 slots.
-struct BatchSlots;
-impl CostModel for BatchSlots {
-    fn step_time(&self, _r: Resolution, k: u32, b: u32, _l: Link) -> Result<Nanos> {
-        let slots = if b == 1 {
-            2.0
-        } else {
-            3.0 * f64::from(b) / 2.0
-        };
-        Ok(Nanos::from_millis(100.0 * slots / f64::from(k)))
-    }
-    fn describe(&self) -> String {
-        "batch slots".into()
-    }
-}
-
-/// Most requests meetable on one GPU: every order of operations (one request's step, or a
-/// pair's batched step when both have the same steps and are at the same step), each started
-/// as early as it can; memoised over (time, steps done). `reqs` are (arrival, steps, deadline)
-/// in slots. On one GPU every schedule is such an order, and starting earlier never hurts.
-fn brute_force_one_gpu(reqs: &[(u64, u32, u64)]) -> usize {
-    use std::collections::HashMap;
-    fn best(
-        t: u64,
-        done: &mut Vec<u32>,
-        reqs: &[(u64, u32, u64)],
-        memo: &mut HashMap<(u64, Vec<u32>), usize>,
-    ) -> usize {
-        if let Some(&v) = memo.get(&(t, done.clone())) {
-            return v;
-        }
-        let n = reqs.len();
-        let mut ops: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
-        for i in 0..n {
-            for j in i + 1..n {
-                if done[i] == done[j] && reqs[i].1 == reqs[j].1 {
-                    ops.push(vec![i, j]);
-                }
-            }
-        }
-        let mut v = 0;
-        for op in ops {
-            if op.iter().any(|&i| done[i] == reqs[i].1) {
-                continue;
-            }
-            let start = op.iter().map(|&i| reqs[i].0).fold(t, u64::max);
-            let end = start + if op.len() == 1 { 2 } else { 3 };
-            let mut gain = 0;
-            for &i in &op {
-                done[i] += 1;
-                if done[i] == reqs[i].1 && end <= reqs[i].2 {
-                    gain += 1;
-                }
-            }
-            v = v.max(gain + best(end, done, reqs, memo));
-            for &i in &op {
-                done[i] -= 1;
-            }
-        }
-        memo.insert((t, done.clone()), v);
-        v
-    }
-    best(0, &mut vec![0; reqs.len()], reqs, &mut HashMap::new())
-}
-
-fn slots_workload(reqs: &[(u64, u32, u64)]) -> Workload {
-    Workload::from_requests(
-        reqs.iter()
-            .enumerate()
-            .map(|(i, &(a, steps, d))| Request {
-                id: RequestId(0),
-                label: i as u64,
-                arrival: Nanos(a * 100_000_000),
-                resolution: Resolution::square(256),
-                steps,
-                deadline: Nanos(d * 100_000_000),
-            })
-            .collect(),
-    )
-}
-
 #[test]
 fn brute_force_by_hand() {
     // 3 steps each at 0, deadlines 8 and 9: alone 6 and 12, 2 batched then alone 8 and 10.
-    assert_eq!(brute_force_one_gpu(&[(0, 3, 8), (0, 3, 9)]), 1);
+    assert_eq!(exhaustive_batched(&[(0, 3, 8), (0, 3, 9)], true), 1);
     // Deadlines 9 and 9: three batched steps end both at 9.
-    assert_eq!(brute_force_one_gpu(&[(0, 3, 9), (0, 3, 9)]), 2);
+    assert_eq!(exhaustive_batched(&[(0, 3, 9), (0, 3, 9)], true), 2);
     // Different step counts never batch: 2 x 2 + 3 x 2 = 10 slots of work by 9.
-    assert_eq!(brute_force_one_gpu(&[(0, 2, 9), (0, 3, 9)]), 1);
+    assert_eq!(exhaustive_batched(&[(0, 2, 9), (0, 3, 9)], true), 1);
 }
 
 fn small_workload() -> impl Strategy<Value = (Workload, u32, u64, u64)> {
@@ -324,7 +242,7 @@ proptest! {
         let costs = StepTimes::resolve(&BatchSlots, &w.resolutions(), &c, &[1, 2]).unwrap();
         let sol = optimum(&w, &costs, &c, &none());
         prop_assert!(sol.proven());
-        prop_assert_eq!(sol.lower, brute_force_one_gpu(&reqs));
+        prop_assert_eq!(sol.lower, exhaustive_batched(&reqs, true));
     }
 }
 

@@ -116,3 +116,88 @@ pub fn schedule(run: &RunRecords) -> Vec<(u64, Option<Nanos>, Nanos, &'static st
         .map(|r| (r.id, r.start, r.end, r.outcome.as_str()))
         .collect()
 }
+
+/// On one GPU, a step alone takes 2 slots and a batched step of two requests 3 slots.
+pub struct BatchSlots;
+impl CostModel for BatchSlots {
+    fn step_time(&self, _r: Resolution, k: u32, b: u32, _l: Link) -> Result<Nanos> {
+        let slots = match b {
+            1 => 2.0,
+            2 => 3.0,
+            _ => 3.0 * f64::from(b) / 2.0,
+        };
+        Ok(Nanos::from_millis(100.0 * slots / f64::from(k)))
+    }
+    fn describe(&self) -> String {
+        "batch slots".into()
+    }
+}
+
+/// Most requests meetable on one GPU when steps run alone (2 slots) or batched in pairs of
+/// requests at the same step (3 slots), in any order, each started as early as it can: exact,
+/// by memoised search over (time, steps done per request); on one GPU every schedule is such an
+/// order, and starting earlier never hurts. `reqs` are (arrival, steps, deadline) in slots.
+/// With `same_steps`, only requests of the same step count batch (what the engine allows);
+/// without, any two at the same step do (a relaxation, for the bound).
+pub fn exhaustive_batched(reqs: &[(u64, u32, u64)], same_steps: bool) -> usize {
+    use std::collections::HashMap;
+    fn best(
+        t: u64,
+        done: &mut Vec<u32>,
+        reqs: &[(u64, u32, u64)],
+        same_steps: bool,
+        memo: &mut HashMap<(u64, Vec<u32>), usize>,
+    ) -> usize {
+        if let Some(&v) = memo.get(&(t, done.clone())) {
+            return v;
+        }
+        let n = reqs.len();
+        let mut v = 0;
+        // One request alone, or two at the same step together.
+        let mut ops: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
+        for i in 0..n {
+            for j in i + 1..n {
+                if done[i] == done[j] && (!same_steps || reqs[i].1 == reqs[j].1) {
+                    ops.push(vec![i, j]);
+                }
+            }
+        }
+        for op in ops {
+            if op.iter().any(|&i| done[i] == reqs[i].1) {
+                continue;
+            }
+            let start = op.iter().map(|&i| reqs[i].0).fold(t, u64::max);
+            let end = start + if op.len() == 1 { 2 } else { 3 };
+            let mut gain = 0;
+            for &i in &op {
+                done[i] += 1;
+                if done[i] == reqs[i].1 && end <= reqs[i].2 {
+                    gain += 1;
+                }
+            }
+            v = v.max(gain + best(end, done, reqs, same_steps, memo));
+            for &i in &op {
+                done[i] -= 1;
+            }
+        }
+        memo.insert((t, done.clone()), v);
+        v
+    }
+    best(0, &mut vec![0; reqs.len()], reqs, same_steps, &mut HashMap::new())
+}
+
+pub fn slots_workload(reqs: &[(u64, u32, u64)]) -> Workload {
+    Workload::from_requests(
+        reqs.iter()
+            .enumerate()
+            .map(|(i, &(a, steps, d))| Request {
+                id: RequestId(0),
+                label: i as u64,
+                arrival: Nanos(a * 100_000_000),
+                resolution: Resolution::square(256),
+                steps,
+                deadline: Nanos(d * 100_000_000),
+            })
+            .collect(),
+    )
+}
