@@ -8,9 +8,9 @@ use tetriserve::cluster::{Link, Topology};
 use tetriserve::cost::{CostModel, StepTimes};
 use tetriserve::error::Result;
 use tetriserve::policy::PolicyKind;
-use tetriserve::workload::{Request, RequestId, Resolution, Workload};
+use tetriserve::workload::Resolution;
 
-use crate::util::{BatchSlots, exhaustive_batched, run_policy, slots_workload};
+use crate::util::{BatchSlots, batching_pair, exhaustive_batched, run_policy, slots_workload};
 
 /// One slot = 100 ms. A step takes 3 slots on one GPU, 2 slots on two (sublinear).
 struct Slots;
@@ -134,19 +134,7 @@ fn two_small_requests_met_by_batching_some_steps_count_in_the_bound() {
     // then 8 alone each, end at 1.30 s and 1.54 s. Both are met, so the bound must say 2.
     let profile = tetriserve::scenario::load_profile("h100-flux1-dev").unwrap();
     let res = Resolution::square(256);
-    let w = Workload::from_requests(
-        [(0, 1.40), (1, 1.59)]
-            .into_iter()
-            .map(|(label, d)| Request {
-                id: RequestId(0),
-                label,
-                arrival: Nanos::ZERO,
-                resolution: res,
-                steps: 28,
-                deadline: Nanos::from_secs(d),
-            })
-            .collect(),
-    );
+    let w = batching_pair();
     let c = tetriserve::cluster::Cluster::new("h100", 1, 1, Topology::NvSwitch).unwrap();
     let costs = StepTimes::resolve(&profile, &[res], &c, &[1, 2]).unwrap();
     let alone = costs

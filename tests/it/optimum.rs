@@ -4,14 +4,13 @@
 //! checked step by step against the model's rules.
 
 use proptest::prelude::*;
-use tetriserve::Nanos;
 use tetriserve::bound::upper_bound;
 use tetriserve::cluster::{Cluster, Link, Topology};
 use tetriserve::cost::{Overheads, StepTimes};
 use tetriserve::metrics::Outcome;
 use tetriserve::optimum::{Instance, Solution, solve};
 use tetriserve::policy::PolicyKind;
-use tetriserve::workload::{Request, RequestId, Resolution, Workload};
+use tetriserve::workload::{Resolution, Workload};
 
 use crate::util::*;
 
@@ -106,19 +105,7 @@ fn two_small_requests_both_met_only_by_batching_twenty_steps() {
     // each ends them at 1.297 s and 1.541 s.
     let profile = tetriserve::scenario::load_profile("h100-flux1-dev").unwrap();
     let res = Resolution::square(256);
-    let w = Workload::from_requests(
-        [(0, 1.40), (1, 1.59)]
-            .into_iter()
-            .map(|(label, d)| Request {
-                id: RequestId(0),
-                label,
-                arrival: Nanos::ZERO,
-                resolution: res,
-                steps: 28,
-                deadline: Nanos::from_secs(d),
-            })
-            .collect(),
-    );
+    let w = batching_pair();
     let c = Cluster::new("h100", 1, 1, Topology::NvSwitch).unwrap();
     let batched = StepTimes::resolve(&profile, &[res], &c, &[1, 2]).unwrap();
     let sol = optimum(&w, &batched, &c, &none());

@@ -183,7 +183,13 @@ pub fn exhaustive_batched(reqs: &[(u64, u32, u64)], same_steps: bool) -> usize {
         memo.insert((t, done.clone()), v);
         v
     }
-    best(0, &mut vec![0; reqs.len()], reqs, same_steps, &mut HashMap::new())
+    best(
+        0,
+        &mut vec![0; reqs.len()],
+        reqs,
+        same_steps,
+        &mut HashMap::new(),
+    )
 }
 
 pub fn slots_workload(reqs: &[(u64, u32, u64)]) -> Workload {
@@ -197,6 +203,24 @@ pub fn slots_workload(reqs: &[(u64, u32, u64)]) -> Workload {
                 resolution: Resolution::square(256),
                 steps,
                 deadline: Nanos(d * 100_000_000),
+            })
+            .collect(),
+    )
+}
+
+/// Two 256 px requests of 28 steps at t = 0, due at 1.40 s and 1.59 s: on one H100 (shipped
+/// profile) both are met only by batching some of their steps (20 batched, then 8 alone each).
+pub fn batching_pair() -> Workload {
+    Workload::from_requests(
+        [(0, 1.40), (1, 1.59)]
+            .into_iter()
+            .map(|(label, d)| Request {
+                id: RequestId(0),
+                label,
+                arrival: Nanos::ZERO,
+                resolution: SMALL,
+                steps: 28,
+                deadline: Nanos::from_secs(d),
             })
             .collect(),
     )
