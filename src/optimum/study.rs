@@ -212,14 +212,18 @@ fn range(low: usize, high: usize) -> String {
 }
 
 impl Study {
-    /// A Markdown table per window, then the totals in sentences.
-    pub fn to_table(&self) -> String {
-        let names: Vec<&str> = self
-            .totals
+    /// The policies compared, in column order.
+    fn policy_names(&self) -> Vec<&str> {
+        self.totals
             .policies
             .iter()
             .map(|p| p.policy.as_str())
-            .collect();
+            .collect()
+    }
+
+    /// A Markdown table per window, then the totals in sentences.
+    pub fn to_table(&self) -> String {
+        let names = self.policy_names();
         let mut out = String::new();
         out.push_str("| window | requests | components (largest) | bound | optimum |");
         for n in &names {
@@ -282,12 +286,7 @@ impl Study {
 
     /// A header and one row per window, then a `total` row.
     pub fn to_csv(&self) -> String {
-        let names: Vec<&str> = self
-            .totals
-            .policies
-            .iter()
-            .map(|p| p.policy.as_str())
-            .collect();
+        let names = self.policy_names();
         let mut out = String::from(
             "window,first_id,last_id,start_s,end_s,requests,infeasible,components,largest_component,bound,optimum_low,optimum_high,proven,solver_met,search_nodes",
         );

@@ -42,10 +42,11 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 
-use crate::cluster::{Cluster, GpuSet, Link};
+use crate::cluster::{Cluster, GpuSet};
 use crate::cost::{Overheads, ResClass, StepTimes};
 use crate::policy::tetriserve::placement::Placer;
 use crate::policy::tetriserve::shedding::{self, Job};
+use crate::policy::tetriserve::table::Table;
 use crate::policy::tetriserve::{Plan, min_gpu_plan};
 use crate::policy::{Batch, Decision, Dispatch, Phase, Policy, RequestState, View};
 use crate::time::Nanos;
@@ -72,13 +73,8 @@ struct Live {
 pub struct Stepwise {
     cluster: Cluster,
     overheads: Overheads,
-    /// Per class: (degree, step time over NVLink), ascending degree.
-    times: Vec<Vec<(u32, Nanos)>>,
-    /// Per class, per log2 degree: the step time when a set crosses PCIe.
-    pcie: Vec<Vec<Nanos>>,
-    /// Per class: the fastest step time, and the cheapest GPU-time per step.
-    fastest: Vec<Nanos>,
-    cheapest: Vec<u128>,
+    /// Per class: step times at every degree of a node (batch 1).
+    tables: Vec<Table>,
     node_of: Vec<u32>,
     /// Per request: when the step it runs is expected to end (a plan, not a measurement).
     busy_until: Vec<Nanos>,
@@ -99,47 +95,17 @@ pub struct Stepwise {
 impl Stepwise {
     pub fn new(cluster: &Cluster, costs: &StepTimes, overheads: Overheads) -> Stepwise {
         let classes = costs.classes().len();
-        let class = |c: usize| ResClass(c as u16);
-        let times: Vec<Vec<(u32, Nanos)>> = (0..classes)
+        // Plans use the nominal step times (no rounds to quantise them to), so `tau` is moot.
+        let tables: Vec<Table> = (0..classes)
             .map(|c| {
-                cluster
-                    .degrees()
-                    .map(|k| (k, costs.step(class(c), k)))
-                    .collect()
-            })
-            .collect();
-        let pcie = (0..classes)
-            .map(|c| {
-                cluster
-                    .degrees()
-                    .map(|k| {
-                        costs
-                            .get(class(c), k, 1, Link::Pcie)
-                            .unwrap_or_else(|| costs.step(class(c), k))
-                    })
-                    .collect()
-            })
-            .collect();
-        let fastest = times
-            .iter()
-            .map(|t| t.iter().map(|&(_, x)| x).min().expect("degree 1"))
-            .collect();
-        let cheapest = times
-            .iter()
-            .map(|t| {
-                t.iter()
-                    .map(|&(k, x)| u128::from(k) * u128::from(x.0))
-                    .min()
-                    .expect("degree 1")
+                Table::new(cluster, costs, ResClass(c as u16), 1, Nanos(1), false)
+                    .expect("batch 1 is always resolved")
             })
             .collect();
         Stepwise {
             cluster: cluster.clone(),
             overheads,
-            times,
-            pcie,
-            fastest,
-            cheapest,
+            tables,
             node_of: Vec::new(),
             busy_until: Vec::new(),
             late: Vec::new(),
@@ -155,15 +121,12 @@ impl Stepwise {
     }
 
     fn step(&self, class: ResClass, degree: u32) -> Nanos {
-        self.times[class.index()][degree.trailing_zeros() as usize].1
+        self.tables[class.index()].step(degree)
     }
 
     /// Step time on exactly the set `gpus` (its link included).
     fn step_on(&self, class: ResClass, gpus: GpuSet) -> Nanos {
-        match self.cluster.link_of(gpus) {
-            Link::NvLink => self.step(class, gpus.len()),
-            Link::Pcie => self.pcie[class.index()][gpus.len().trailing_zeros() as usize],
-        }
+        self.tables[class.index()].step_on(&self.cluster, gpus)
     }
 
     /// Costs outside the steps that a request starting a work now must still pay before its
@@ -246,7 +209,7 @@ impl Stepwise {
             .iter()
             .map(|&id| {
                 let s = view.request(id);
-                u128::from(s.remaining_steps()) * self.cheapest[s.class.index()]
+                u128::from(s.remaining_steps()) * self.tables[s.class.index()].cheapest()
             })
             .sum()
     }
@@ -278,14 +241,14 @@ impl Stepwise {
                 .expected_remaining_steps(id)
                 .saturating_sub(u32::from(!waiting));
             let class = s.class;
-            let times = &self.times[class.index()];
+            let times = &self.tables[class.index()].times;
             let finish = |t: Nanos| {
                 t.checked_times(u64::from(steps))
                     .and_then(|x| x.checked_add(fixed))
                     .and_then(|x| x.checked_add(ready))
             };
             let on_time = |t: Nanos| finish(t).is_some_and(|end| end <= s.deadline());
-            if !on_time(self.fastest[class.index()]) {
+            if !on_time(self.tables[class.index()].fastest) {
                 self.late[id.index()] = true;
                 if waiting {
                     // Keyed by the nominal count, which the heap checks entries against.
@@ -357,21 +320,9 @@ impl Stepwise {
             if !e.waiting || claim == 0 {
                 continue;
             }
-            let usable = |this: &Stepwise, k: u32, idle: u32| -> u32 {
-                match block {
-                    Some((start, reserved)) => {
-                        let end = now + this.step(e.class, k.max(1));
-                        if end <= start {
-                            idle
-                        } else {
-                            idle.saturating_sub(reserved)
-                        }
-                    }
-                    None => idle,
-                }
-            };
             let idle = self.placer.idle();
-            let d = pow2_floor(usable(self, claim, idle).min(claim));
+            let end = now + self.step(e.class, claim);
+            let d = pow2_floor(usable(block, idle, end).min(claim));
             let prev = view.request(e.id).gpus;
             if d >= 1 && (e.shed || d >= claim) {
                 let before = self.placer.placed().len();
@@ -404,13 +355,7 @@ impl Stepwise {
                 continue; // stale entry: it ended, or was pushed again with fewer steps
             }
             let idle = self.placer.idle();
-            let usable = match block {
-                Some((start, reserved)) if now + self.step(s.class, 1) > start => {
-                    idle.saturating_sub(reserved)
-                }
-                _ => idle,
-            };
-            if usable == 0 {
+            if usable(block, idle, now + self.step(s.class, 1)) == 0 {
                 skipped.push(Reverse((steps, id)));
                 break;
             }
@@ -491,11 +436,7 @@ impl Stepwise {
                 if t_big >= t_now {
                     continue;
                 }
-                let usable = match block {
-                    Some((start, reserved)) if now + t_big > start => idle.saturating_sub(reserved),
-                    _ => idle,
-                };
-                if usable < k {
+                if usable(block, idle, now + t_big) < k {
                     continue;
                 }
                 let benefit = u128::from(s.remaining_steps()) * u128::from((t_now - t_big).0);
@@ -507,6 +448,15 @@ impl Stepwise {
             let Some((_, _, _, i)) = best else { return };
             self.placer.grow(i, &self.cluster);
         }
+    }
+}
+
+/// Idle GPUs a grant whose step ends at `end` may use: all of them, unless a blocked request
+/// (`block`: when it could start, and the idle GPUs reserved for it) would wait for that step.
+fn usable(block: Option<(Nanos, u32)>, idle: u32, end: Nanos) -> u32 {
+    match block {
+        Some((start, reserved)) if end > start => idle.saturating_sub(reserved),
+        _ => idle,
     }
 }
 

@@ -57,7 +57,7 @@ mod packing;
 pub(in crate::policy) mod placement;
 mod plan;
 pub(in crate::policy) mod shedding;
-mod table;
+pub(in crate::policy) mod table;
 
 pub use config::{RoundLength, ShedConfig, ShedRule, TetriserveConfig, TieBreak, Variant};
 pub use packing::{Group, Packer, Value};
@@ -153,12 +153,9 @@ impl Tetriserve {
         let cheapest = tables
             .iter()
             .map(|t| {
-                let one = t[0].as_ref().expect("batch 1 is always resolved");
-                one.times
-                    .iter()
-                    .map(|&(k, x)| u128::from(k) * u128::from(x.0))
-                    .min()
-                    .expect("degree 1")
+                t[0].as_ref()
+                    .expect("batch 1 is always resolved")
+                    .cheapest()
             })
             .collect();
         let batchable = tables

@@ -13,19 +13,28 @@ pub(super) const BATCH_SIZES: [u32; 3] = [1, 2, 4];
 
 /// Step times of one (resolution class, batch size) at every degree of a node.
 #[derive(Clone, Debug)]
-pub(super) struct Table {
+pub(in crate::policy) struct Table {
     /// (degree, step time over NVLink), ascending degree.
-    pub(super) times: Vec<(u32, Nanos)>,
+    pub(in crate::policy) times: Vec<(u32, Nanos)>,
     /// (degree, time per step as plans see it): `times`, or with `round_aware_plans` the
     /// round-quantised time `tau / floor(tau / T)`.
     pub(super) plan_times: Vec<(u32, Nanos)>,
     /// Per log2 degree: the step time when the set crosses PCIe.
     pub(super) pcie: Vec<Nanos>,
-    pub(super) fastest: Nanos,
+    pub(in crate::policy) fastest: Nanos,
 }
 
 impl Table {
-    pub(super) fn new(
+    /// The least GPU-time of one step at any degree (GPUs x step time, nanoseconds).
+    pub(in crate::policy) fn cheapest(&self) -> u128 {
+        self.times
+            .iter()
+            .map(|&(k, x)| u128::from(k) * u128::from(x.0))
+            .min()
+            .expect("degree 1")
+    }
+
+    pub(in crate::policy) fn new(
         cluster: &Cluster,
         costs: &StepTimes,
         class: ResClass,
@@ -73,12 +82,12 @@ impl Table {
         })
     }
 
-    pub(super) fn step(&self, degree: u32) -> Nanos {
+    pub(in crate::policy) fn step(&self, degree: u32) -> Nanos {
         self.times[degree.trailing_zeros() as usize].1
     }
 
     /// Step time on exactly the set `gpus` (its link included).
-    pub(super) fn step_on(&self, cluster: &Cluster, gpus: GpuSet) -> Nanos {
+    pub(in crate::policy) fn step_on(&self, cluster: &Cluster, gpus: GpuSet) -> Nanos {
         match cluster.link_of(gpus) {
             Link::NvLink => self.step(gpus.len()),
             Link::Pcie => self.pcie[gpus.len().trailing_zeros() as usize],
