@@ -183,6 +183,14 @@ impl From<InputError> for Error {
     }
 }
 
+impl Error {
+    /// A bad value of one key of a configuration file: `source: field `key`: message`. The
+    /// scenario's sections report through it, so that every key error reads the same.
+    pub fn at_key(source: &str, key: &str, message: impl Into<String>) -> Error {
+        Error::Input(InputError::new(source, message).field(key))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,7 +96,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Vec<PolicyRun>> {
 pub fn simulate_into<O: Outputs>(scenario: &Scenario, outputs: &mut O) -> Result<()> {
     let workload = scenario.load_workload()?;
     let costs = resolve_costs(scenario, &workload)?;
-    let mut executor = SimExecutor::new(&costs, scenario.overheads.clone());
+    let mut executor = SimExecutor::new(&costs, scenario.overheads().clone());
     run_policies(scenario, &workload, &costs, &mut executor, outputs)
 }
 
@@ -105,7 +105,7 @@ pub fn simulate_into<O: Outputs>(scenario: &Scenario, outputs: &mut O) -> Result
 /// planning (`crate::goodput`) runs at each point of its searches.
 pub fn summarise_workload(scenario: &Scenario, workload: &Workload) -> Result<Vec<Summary>> {
     let costs = resolve_costs(scenario, workload)?;
-    let mut executor = SimExecutor::new(&costs, scenario.overheads.clone());
+    let mut executor = SimExecutor::new(&costs, scenario.overheads().clone());
     let mut outputs = Streamed::new(None, None, false);
     run_policies(scenario, workload, &costs, &mut executor, &mut outputs)?;
     outputs.commit()

@@ -330,7 +330,7 @@ pub fn study(scenario: &Scenario, executor: &mut dyn Executor) -> Result<Study> 
         .remove(0);
     let sim = crate::simulate::simulate(scenario)?.remove(0);
     let mut bare = scenario.clone();
-    bare.overheads.dispatch = Nanos::ZERO;
+    bare.policy_config.overheads.dispatch = Nanos::ZERO;
     let sim_bare = crate::simulate::simulate(&bare)?.remove(0);
     let mut files = Vec::new();
     for (name, run) in [

@@ -323,7 +323,6 @@ fn real_node_profiled(
     let mut scenario = loaded?;
     // Plan for the measured per-work cost (the engine's real clock pays it anyway).
     let dispatch = crate::time::Nanos::from_millis(dispatch_ms);
-    scenario.overheads.dispatch = dispatch;
     scenario.policy_config.overheads.dispatch = dispatch;
     Ok((exec, scenario, Some(NodeProfile { csv, dispatch_ms })))
 }

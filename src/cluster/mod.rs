@@ -6,6 +6,7 @@
 //! such as `[0,2,3,4]`). Whether a set crosses PCIe depends on the node's [`Topology`].
 //! What the GPUs cost to run (price, power) is [`OperatingCost`], used only by the reports.
 
+pub mod config;
 mod gpu_set;
 mod operating;
 

@@ -12,6 +12,7 @@
 //! message naming the resolution; during the run, lookups are infallible array reads.
 
 pub mod analytic;
+pub mod config;
 pub mod profile;
 
 use crate::cluster::{Cluster, Link, Topology};

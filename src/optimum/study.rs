@@ -116,7 +116,7 @@ fn window_row(
     effort: u64,
 ) -> Result<WindowRow> {
     let costs = crate::simulate::resolve_costs(scenario, w)?;
-    let inst = Instance::new(w, &costs, &scenario.cluster, &scenario.overheads);
+    let inst = Instance::new(w, &costs, &scenario.cluster, scenario.overheads());
     let sol = solve(&inst, effort);
     let bound = crate::bound::upper_bound(
         w,

@@ -9,6 +9,7 @@
 //! Adding a policy: one file here, one [`PolicyKind`] variant, one row in the registry
 //! ([`PolicyKind::all`]: name, description, chart colour), one arm in [`build`].
 
+pub mod config;
 mod fixed_sp;
 mod rssp;
 mod stepwise;

@@ -17,6 +17,7 @@
 
 pub mod arrival;
 pub mod cache;
+pub mod config;
 pub mod generate;
 pub mod import;
 pub mod mix;

@@ -14,7 +14,7 @@ use tetriserve::workload::{Request, Resolution, Workload};
 fn works(scenario: &Scenario, workload: &Workload, kind: PolicyKind) -> Vec<WorkRecord> {
     let costs = resolve_costs(scenario, workload).unwrap();
     let mut p = policy::build(kind, &scenario.cluster, &costs, &scenario.policy_config).unwrap();
-    let mut exec = SimExecutor::new(&costs, scenario.overheads.clone());
+    let mut exec = SimExecutor::new(&costs, scenario.overheads().clone());
     engine::run(workload, &scenario.cluster, &costs, p.as_mut(), &mut exec)
         .unwrap()
         .works

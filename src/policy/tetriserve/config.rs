@@ -1,7 +1,11 @@
 //! TetriServe's configuration: the round length, the packing's tie-break, the refinements
 //! over the paper's Algorithm 1 and overload shedding ([`TetriserveConfig`]), and which of the
-//! paper's mechanisms are on ([`Variant`], the ablation rows).
+//! paper's mechanisms are on ([`Variant`], the ablation rows); and the scenario's
+//! `[policy.tetriserve]` section ([`TetriserveSection`]) that sets it.
 
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
 use crate::time::Nanos;
 
 /// How long a round is.
@@ -103,6 +107,132 @@ impl Default for TetriserveConfig {
             snap_rounds: true,
             shed: ShedConfig::default(),
         }
+    }
+}
+
+/// The longest round, in steps of the reference request (`--granularity`).
+pub const MAX_GRANULARITY: u32 = 1_000;
+
+/// `[policy.tetriserve]` as written: every key optional; a key left out takes
+/// [`TetriserveConfig::default`], the one source of the defaults (`scenarios/default.toml`
+/// repeats them, checked by a test).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TetriserveSection {
+    /// Round length in steps of the reference request (default 5).
+    pub granularity_steps: Option<u32>,
+    /// A fixed round length instead, milliseconds.
+    pub tau_ms: Option<f64>,
+    /// `work` (default) or `none`.
+    pub tie_break: Option<String>,
+    /// Drop requests late by more than this many seconds (default: never).
+    pub drop_late_after_s: Option<f64>,
+    /// Plan with round-quantised step times (default true).
+    pub round_aware_plans: Option<bool>,
+    /// Run as many steps as fit a round (default true) instead of the plan part's share.
+    pub fill_rounds: Option<bool>,
+    /// Plan idle GPUs for the rest of the round when work completes or requests arrive.
+    pub backfill: Option<bool>,
+    /// Batch identical small-resolution requests (default false).
+    pub batching: Option<bool>,
+    /// Move the round length to where whole steps waste the least of it (default true).
+    pub snap_rounds: Option<bool>,
+    /// `tetriserve-shed`: which unit to shed first, `largest-work` (default) or `latest-deadline`.
+    pub shed_rule: Option<String>,
+    /// `tetriserve-shed`: fraction of the node's GPU-seconds the overload test counts (default 1.0).
+    pub shed_capacity: Option<f64>,
+    /// `tetriserve-shed`: drop shed requests instead of serving them best-effort (default false).
+    pub shed_drop: Option<bool>,
+}
+
+impl TetriserveSection {
+    /// The configuration these keys describe; `source` names the file in errors.
+    pub fn build(&self, source: &str) -> Result<TetriserveConfig> {
+        let defaults = TetriserveConfig::default();
+        let bad = |field: &str, message: String| Error::at_key(source, field, message);
+        let round = match (self.tau_ms, self.granularity_steps) {
+            (Some(ms), _) => RoundLength::Fixed(
+                Nanos::try_from_secs(ms / 1e3)
+                    .filter(|t| *t > Nanos::ZERO)
+                    .ok_or_else(|| {
+                        bad(
+                            "policy.tetriserve.tau_ms",
+                            format!(
+                                "a round must last a positive number of milliseconds, got {ms}"
+                            ),
+                        )
+                    })?,
+            ),
+            (None, Some(0)) => {
+                return Err(bad(
+                    "policy.tetriserve.granularity_steps",
+                    "a round must hold at least one step".into(),
+                ));
+            }
+            (None, Some(g)) if g > MAX_GRANULARITY => {
+                return Err(bad(
+                    "policy.tetriserve.granularity_steps",
+                    format!(
+                        "a round of {g} steps is more than the {MAX_GRANULARITY} allowed (--granularity); the paper uses 5"
+                    ),
+                ));
+            }
+            (None, Some(g)) => RoundLength::Steps(g),
+            (None, None) => defaults.round,
+        };
+        let tie_break = match self.tie_break.as_deref() {
+            None => defaults.tie_break,
+            Some("work") => TieBreak::Work,
+            Some("none") => TieBreak::None,
+            Some(other) => {
+                return Err(bad(
+                    "policy.tetriserve.tie_break",
+                    format!("unknown tie-break `{other}`; expected `work` or `none`"),
+                ));
+            }
+        };
+        let drop_late_after = match self.drop_late_after_s {
+            None => defaults.drop_late_after,
+            Some(s) => Some(Nanos::try_from_secs(s).ok_or_else(|| {
+                bad(
+                    "policy.tetriserve.drop_late_after_s",
+                    format!("expected a non-negative number of seconds, got {s}"),
+                )
+            })?),
+        };
+        let rule = match self.shed_rule.as_deref() {
+            None => defaults.shed.rule,
+            Some("largest-work") => ShedRule::LargestWork,
+            Some("latest-deadline") => ShedRule::LatestDeadline,
+            Some(other) => {
+                return Err(bad(
+                    "policy.tetriserve.shed_rule",
+                    format!("unknown rule `{other}`; expected `largest-work` or `latest-deadline`"),
+                ));
+            }
+        };
+        let capacity = self.shed_capacity.unwrap_or(defaults.shed.capacity);
+        if !(capacity.is_finite() && capacity > 0.0) {
+            return Err(bad(
+                "policy.tetriserve.shed_capacity",
+                format!("expected a positive fraction such as 1.0, got {capacity}"),
+            ));
+        }
+        Ok(TetriserveConfig {
+            round,
+            tie_break,
+            drop_late_after,
+            round_aware_plans: self.round_aware_plans.unwrap_or(defaults.round_aware_plans),
+            fill_rounds: self.fill_rounds.unwrap_or(defaults.fill_rounds),
+            backfill: self.backfill.unwrap_or(defaults.backfill),
+            batching: self.batching.unwrap_or(defaults.batching),
+            snap_rounds: self.snap_rounds.unwrap_or(defaults.snap_rounds),
+            shed: ShedConfig {
+                rule,
+                capacity,
+                drop: self.shed_drop.unwrap_or(defaults.shed.drop),
+            },
+        })
     }
 }
 

@@ -59,7 +59,10 @@ mod plan;
 pub(in crate::policy) mod shedding;
 pub(in crate::policy) mod table;
 
-pub use config::{RoundLength, ShedConfig, ShedRule, TetriserveConfig, TieBreak, Variant};
+pub use config::{
+    MAX_GRANULARITY, RoundLength, ShedConfig, ShedRule, TetriserveConfig, TetriserveSection,
+    TieBreak, Variant,
+};
 pub use packing::{Group, Packer, Value};
 pub use plan::{Part, Plan, min_gpu_plan};
 
