@@ -12,6 +12,9 @@ use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::workload::Resolution;
 
+/// RSSP's degree per resolution, as [`PolicyConfig`](super::PolicyConfig) holds them.
+pub type RsspDegrees = Vec<(Resolution, u32)>;
+
 /// What runs when the scenario names no policy.
 pub const DEFAULT_RUN: &str = "all";
 
@@ -66,7 +69,7 @@ impl PolicySection {
         cluster: &Cluster,
         rssp_runs: bool,
         source: &str,
-    ) -> Result<(Vec<(Resolution, u32)>, Vec<String>)> {
+    ) -> Result<(RsspDegrees, Vec<String>)> {
         let listed = if self.rssp.degrees.is_empty() {
             Rssp::paper_degrees()
         } else {

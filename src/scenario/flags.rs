@@ -342,3 +342,69 @@ fn insert(table: &mut toml::Table, key: &str, value: toml::Value) {
         at = t;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every declared flag names a key the scenario has, with a value of the key's type: a
+    /// misspelt key in the `overrides!` table would be refused here as an unknown field.
+    #[test]
+    fn every_flag_sets_a_real_scenario_key() {
+        let all = Overrides {
+            policies: vec!["rssp".into()],
+            trace: Some("t.csv".into()),
+            time_scale: Some(2.0),
+            profile: Some("h100-flux1-dev".into()),
+            gpus: Some(16),
+            nodes: Some(2),
+            gpus_per_node: Some(8),
+            seed: Some(3),
+            rate_per_min: Some(6.0),
+            arrival: Some("gamma".into()),
+            cv: Some(2.0),
+            on_s: Some(1.0),
+            off_s: Some(1.0),
+            requests: Some(10),
+            mix: Some("uniform".into()),
+            steps: Some(20),
+            slo_scale: Some(1.5),
+            granularity_steps: Some(3),
+            tau_ms: Some(100.0),
+            tie_break: Some("work".into()),
+        };
+        let given = all.given();
+        assert_eq!(given.len(), 20, "every flag is reported");
+        for g in &given {
+            let mut layer = toml::Table::new();
+            if g.key == "cluster" {
+                continue;
+            }
+            insert(&mut layer, g.key, g.layer.clone().expect(g.flag));
+            let raw: std::result::Result<RawScenario, _> = toml::Value::Table(layer).try_into();
+            assert!(raw.is_ok(), "{} sets `{}`: {raw:?}", g.flag, g.key);
+        }
+        let layer = all.layer(&RawScenario::default()).unwrap();
+        let raw: RawScenario = toml::Value::Table(layer).try_into().unwrap();
+        assert_eq!(raw.workload.rate_per_min, Some(6.0));
+        assert_eq!(raw.policy.tetriserve.tau_ms, Some(100.0));
+        assert_eq!(
+            (raw.cluster.nodes, raw.cluster.gpus_per_node),
+            (Some(2), Some(8))
+        );
+    }
+
+    /// A value the scenario cannot hold is refused by the flag, not wrapped or panicked on.
+    #[test]
+    fn a_seed_past_toml_integers_is_refused_by_name() {
+        let o = Overrides {
+            seed: Some(u64::MAX),
+            ..Overrides::default()
+        };
+        let e = o.layer(&RawScenario::default()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--seed 18446744073709551615: too large"),
+            "{e}"
+        );
+    }
+}

@@ -125,125 +125,9 @@ impl Grid {
         let sweep = raw.sweep.clone().unwrap_or_default();
         // Validate the base scenario once, and expand `all` / `ablation` into names.
         let base = Scenario::from_raw(raw.clone(), source)?;
-        let policies: Vec<String> = match &sweep.policies {
-            None => base.policies.iter().map(PolicyKind::to_string).collect(),
-            Some(names) => {
-                let mut raw1 = raw.clone();
-                raw1.policy.run = Some(names.clone());
-                Scenario::from_raw(raw1, source)?
-                    .policies
-                    .iter()
-                    .map(PolicyKind::to_string)
-                    .collect()
-            }
-        };
-        // An empty list would make an empty grid, and a repeated value the same point twice.
-        let bad = |key: &str, why: &str| {
-            Error::Input(InputError::new(source, why.to_string()).field(format!("sweep.{key}")))
-        };
-        if policies.is_empty() {
-            return Err(bad("policies", "lists no policy: the grid would be empty"));
-        }
-        let RawSweep {
-            policies: _,
-            mixes,
-            rates_per_min,
-            slo_scales,
-            seeds,
-            granularity_steps,
-            cvs,
-            gpus,
-            steps,
-            profiles,
-        } = &sweep;
-        for (key, why) in [
-            ("profiles", refused(profiles)),
-            ("gpus", refused(gpus)),
-            ("steps", refused(steps)),
-            ("mixes", refused(mixes)),
-            ("cvs", refused(cvs)),
-            ("rates_per_min", refused(rates_per_min)),
-            ("slo_scales", refused(slo_scales)),
-            ("granularity_steps", refused(granularity_steps)),
-            ("seeds", refused(seeds)),
-        ] {
-            if let Some(why) = why {
-                return Err(bad(key, &why));
-            }
-        }
-        if let Some(p) = policies
-            .iter()
-            .find(|p| policies.iter().filter(|q| q == p).count() > 1)
-        {
-            return Err(bad("policies", &format!("lists {p} more than once")));
-        }
-        // A dimension the scenario would ignore is refused rather than swept as a no-op.
-        let arrival = raw.workload.arrival.as_deref().unwrap_or("poisson");
-        if cvs.is_some() && (arrival != "gamma" || raw.workload.trace.is_some()) {
-            return Err(Error::Input(
-                InputError::new(
-                    source,
-                    format!("the coefficient of variation applies to gamma arrivals, and this scenario's arrivals are `{arrival}`{}", if raw.workload.trace.is_some() { " (replayed from a trace)" } else { "" }),
-                )
-                .field("sweep.cvs")
-                .hint("set [workload] arrival = \"gamma\" (and no trace), or remove `cvs`"),
-            ));
-        }
-        if raw.workload.trace.is_some() {
-            for (key, set) in [
-                ("mixes", mixes.is_some()),
-                ("rates_per_min", rates_per_min.is_some()),
-            ] {
-                if set {
-                    return Err(bad(
-                        key,
-                        "a replayed trace has its own arrivals and resolutions; this dimension would change nothing",
-                    ));
-                }
-            }
-        }
-        // Outer dimensions first; within a point, the policies last, so that the runs that
-        // share a workload are neighbours.
-        let mut points = vec![Point {
-            index: 0,
-            policy: String::new(),
-            profile: None,
-            gpus: None,
-            steps: None,
-            mix: None,
-            cv: None,
-            rate_per_min: None,
-            slo_scale: None,
-            granularity: None,
-            seed: None,
-            digest: String::new(),
-        }];
-        fn expand<T: Clone>(
-            points: Vec<Point>,
-            vals: &[Option<T>],
-            set: impl Fn(&mut Point, Option<T>),
-        ) -> Vec<Point> {
-            let mut out = Vec::with_capacity(points.len() * vals.len());
-            for p in points {
-                for v in vals {
-                    let mut q = p.clone();
-                    set(&mut q, v.clone());
-                    out.push(q);
-                }
-            }
-            out
-        }
-        points = expand(points, &values(profiles), |p, v| p.profile = v);
-        points = expand(points, &values(gpus), |p, v| p.gpus = v);
-        points = expand(points, &values(steps), |p, v| p.steps = v);
-        points = expand(points, &values(mixes), |p, v| p.mix = v);
-        points = expand(points, &values(cvs), |p, v| p.cv = v);
-        points = expand(points, &values(rates_per_min), |p, v| p.rate_per_min = v);
-        points = expand(points, &values(slo_scales), |p, v| p.slo_scale = v);
-        points = expand(points, &values(granularity_steps), |p, v| p.granularity = v);
-        points = expand(points, &values(seeds), |p, v| p.seed = v);
-        let names: Vec<Option<String>> = policies.iter().cloned().map(Some).collect();
-        points = expand(points, &names, |p, v| p.policy = v.unwrap_or_default());
+        let policies = grid_policies(&raw, &sweep, &base, source)?;
+        check_dimensions(&raw, &sweep, &policies, source)?;
+        let mut points = expand_points(&sweep, &policies);
         let mut files = FileDigests::default();
         for (i, p) in points.iter_mut().enumerate() {
             p.index = i;
@@ -297,6 +181,151 @@ impl Grid {
             resolved: self.resolved.clone(),
         }
     }
+}
+
+/// The grid's policy names: `sweep.policies` (with `all` / `ablation` expanded against the
+/// scenario's cluster), else the scenario's own.
+fn grid_policies(
+    raw: &RawScenario,
+    sweep: &RawSweep,
+    base: &Scenario,
+    source: &str,
+) -> Result<Vec<String>> {
+    let kinds = match &sweep.policies {
+        None => base.policies.clone(),
+        Some(names) => {
+            let mut raw1 = raw.clone();
+            raw1.policy.run = Some(names.clone());
+            Scenario::from_raw(raw1, source)?.policies
+        }
+    };
+    Ok(kinds.iter().map(PolicyKind::to_string).collect())
+}
+
+/// An error in one `[sweep]` list.
+fn list_error(source: &str, key: &str, why: &str) -> Error {
+    Error::Input(InputError::new(source, why.to_string()).field(format!("sweep.{key}")))
+}
+
+/// Refuses a grid that would be empty, run a point twice, or sweep a dimension the scenario
+/// ignores (a no-op dimension is refused rather than swept).
+fn check_dimensions(
+    raw: &RawScenario,
+    sweep: &RawSweep,
+    policies: &[String],
+    source: &str,
+) -> Result<()> {
+    let bad = |key: &str, why: &str| list_error(source, key, why);
+    if policies.is_empty() {
+        return Err(bad("policies", "lists no policy: the grid would be empty"));
+    }
+    let RawSweep {
+        policies: _,
+        mixes,
+        rates_per_min,
+        slo_scales,
+        seeds,
+        granularity_steps,
+        cvs,
+        gpus,
+        steps,
+        profiles,
+    } = sweep;
+    for (key, why) in [
+        ("profiles", refused(profiles)),
+        ("gpus", refused(gpus)),
+        ("steps", refused(steps)),
+        ("mixes", refused(mixes)),
+        ("cvs", refused(cvs)),
+        ("rates_per_min", refused(rates_per_min)),
+        ("slo_scales", refused(slo_scales)),
+        ("granularity_steps", refused(granularity_steps)),
+        ("seeds", refused(seeds)),
+    ] {
+        if let Some(why) = why {
+            return Err(bad(key, &why));
+        }
+    }
+    if let Some(p) = policies
+        .iter()
+        .find(|p| policies.iter().filter(|q| q == p).count() > 1)
+    {
+        return Err(bad("policies", &format!("lists {p} more than once")));
+    }
+    let arrival = raw.workload.arrival_name();
+    if cvs.is_some() && (arrival != "gamma" || raw.workload.trace.is_some()) {
+        return Err(Error::Input(
+            InputError::new(
+                source,
+                format!("the coefficient of variation applies to gamma arrivals, and this scenario's arrivals are `{arrival}`{}", if raw.workload.trace.is_some() { " (replayed from a trace)" } else { "" }),
+            )
+            .field("sweep.cvs")
+            .hint("set [workload] arrival = \"gamma\" (and no trace), or remove `cvs`"),
+        ));
+    }
+    if raw.workload.trace.is_some() {
+        for (key, set) in [
+            ("mixes", mixes.is_some()),
+            ("rates_per_min", rates_per_min.is_some()),
+        ] {
+            if set {
+                return Err(bad(
+                    key,
+                    "a replayed trace has its own arrivals and resolutions; this dimension would change nothing",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every point of the grid, outer dimensions first; within a point, the policies last, so
+/// that the runs that share a workload are neighbours. Indices and digests are filled later.
+fn expand_points(sweep: &RawSweep, policies: &[String]) -> Vec<Point> {
+    fn expand<T: Clone>(
+        points: Vec<Point>,
+        vals: &[Option<T>],
+        set: impl Fn(&mut Point, Option<T>),
+    ) -> Vec<Point> {
+        let mut out = Vec::with_capacity(points.len() * vals.len());
+        for p in points {
+            for v in vals {
+                let mut q = p.clone();
+                set(&mut q, v.clone());
+                out.push(q);
+            }
+        }
+        out
+    }
+    let mut points = vec![Point {
+        index: 0,
+        policy: String::new(),
+        profile: None,
+        gpus: None,
+        steps: None,
+        mix: None,
+        cv: None,
+        rate_per_min: None,
+        slo_scale: None,
+        granularity: None,
+        seed: None,
+        digest: String::new(),
+    }];
+    points = expand(points, &values(&sweep.profiles), |p, v| p.profile = v);
+    points = expand(points, &values(&sweep.gpus), |p, v| p.gpus = v);
+    points = expand(points, &values(&sweep.steps), |p, v| p.steps = v);
+    points = expand(points, &values(&sweep.mixes), |p, v| p.mix = v);
+    points = expand(points, &values(&sweep.cvs), |p, v| p.cv = v);
+    points = expand(points, &values(&sweep.rates_per_min), |p, v| {
+        p.rate_per_min = v
+    });
+    points = expand(points, &values(&sweep.slo_scales), |p, v| p.slo_scale = v);
+    points = expand(points, &values(&sweep.granularity_steps), |p, v| {
+        p.granularity = v
+    });
+    points = expand(points, &values(&sweep.seeds), |p, v| p.seed = v);
+    let names: Vec<Option<String>> = policies.iter().cloned().map(Some).collect();
+    expand(points, &names, |p, v| p.policy = v.unwrap_or_default())
 }
 
 /// The raw scenario of one point: the grid's with the point's values applied.
