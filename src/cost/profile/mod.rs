@@ -34,11 +34,11 @@ use crate::workload::Resolution;
 const BUILTIN: [(&str, &str); 2] = [
     (
         "h100-flux1-dev",
-        include_str!("../../profiles/h100-flux1-dev.csv"),
+        include_str!("../../../profiles/h100-flux1-dev.csv"),
     ),
     (
         "a40-sd3-medium",
-        include_str!("../../profiles/a40-sd3-medium.csv"),
+        include_str!("../../../profiles/a40-sd3-medium.csv"),
     ),
 ];
 
