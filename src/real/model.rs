@@ -509,7 +509,15 @@ impl<O: Ops, T: Transport<O> + ?Sized> Step<'_, O, T> {
             o.rope(qkv, ld, cos, sin, self.rows.len(), cfg.heads, hd)?;
         }
         if lay.ranks == 1 {
-            return o.attention(qkv, ld, out, h, lay.tokens, cfg.heads, hd, h);
+            let shape = AttentionShape {
+                tokens: lay.tokens,
+                heads: cfg.heads,
+                head_dim: hd,
+                ld,
+                ldo: h,
+                cols: h,
+            };
+            return o.attention(qkv, out, &shape);
         }
         let w = lay.width();
         let to_heads = if double {
@@ -522,16 +530,15 @@ impl<O: Ops, T: Transport<O> + ?Sized> Step<'_, O, T> {
             .t
             .exchange(o, to_heads, qkv, ws.heads_in)
             .and_then(|_| {
-                o.attention(
-                    ws.heads_in,
-                    3 * w,
-                    ws.heads_out,
-                    w,
-                    lay.tokens,
+                let shape = AttentionShape {
+                    tokens: lay.tokens,
                     heads,
-                    hd,
-                    w,
-                )
+                    head_dim: hd,
+                    ld: 3 * w,
+                    ldo: w,
+                    cols: w,
+                };
+                o.attention(ws.heads_in, ws.heads_out, &shape)
             })
             .and_then(|_| self.t.exchange(o, &ws.to_tokens, ws.heads_out, out));
         if let Err(e) = &result {

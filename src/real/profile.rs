@@ -131,16 +131,7 @@ pub fn attention_numerics(dev: &GpuDevice) -> Result<Vec<AttentionCheck>> {
             ops.set_attention(backend);
             ops.reserve_attention(&[shape])?;
             ops.poison(o, n * shape.ldo)?;
-            ops.attention(
-                a,
-                shape.ld,
-                o,
-                shape.ldo,
-                n,
-                shape.heads,
-                shape.head_dim,
-                shape.cols,
-            )?;
+            ops.attention(a, o, &shape)?;
             let got = ops.read(o, n * shape.ldo)?;
             out.push(AttentionCheck {
                 tokens: n,
@@ -191,8 +182,7 @@ pub fn attention_timing(dev: &GpuDevice, pxs: &[u32]) -> Result<Vec<AttentionTim
         for backend in Backend::ALL {
             ops.set_attention(backend);
             ops.reserve_attention(&[shape])?;
-            let call =
-                |ops: &GpuOps| ops.attention(a, shape.ld, o, h, n, shape.heads, shape.head_dim, h);
+            let call = |ops: &GpuOps| ops.attention(a, o, &shape);
             call(&ops)?;
             ops.synchronize()?;
             let mut t = Vec::new();
