@@ -285,7 +285,7 @@ mod tests {
         let want: Vec<f32> = scores.iter().map(|s| (s - max).exp() / sum).collect();
         let mut got = scores.clone();
         softmax_row_mirror(&mut got);
-        let err = crate::real::profile::relative_error(&got, &want);
+        let err = crate::real::check::relative_error(&got, &want);
         // bf16 scores (8 bits of mantissa) at |s| <= 6 move exp by up to ~2%; the norm much less.
         assert!(err < 2e-2, "{err}");
         assert!(err > 0.0, "the rounding is mirrored");

@@ -300,11 +300,11 @@ mod tests {
             let o = cpu.alloc(n * shape.ldo).unwrap();
             cpu.attention(a, o, &shape).unwrap();
             let got = cpu.read(o, n * shape.ldo).unwrap();
-            assert!(crate::real::profile::relative_error(&got, &want) < 1e-5);
+            assert!(crate::real::check::relative_error(&got, &want) < 1e-5);
             // The fused backend's arithmetic sits inside gpu-check's bf16 tolerance, and
             // away from zero (the rounding is really there).
             let fused = fused_mirror(&shape, &qkv);
-            let err = crate::real::profile::relative_error(&fused, &want);
+            let err = crate::real::check::relative_error(&fused, &want);
             assert!(err < 5e-2 && err > 1e-4, "n {n}: {err}");
         }
     }
