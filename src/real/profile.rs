@@ -12,7 +12,8 @@
 //! `source = emulated-spK`.
 
 use crate::cluster::Link;
-use crate::cost::analytic::{Analytic, PROFILE_HEADER};
+use crate::cost::analytic::Analytic;
+use crate::cost::profile::{CsvRow, Precision, ProfileCsv};
 use crate::error::{Error, Result};
 use crate::real::attention::Backend;
 use crate::real::config::DitConfig;
@@ -249,12 +250,10 @@ pub fn measure(
 
 /// Writes a measured profile row by row, flushing each, so that an interrupted run keeps what
 /// it measured in a file the profile reader accepts (a header with no rows is refused by the
-/// reader, with its message, until the first row is in). The format is the one
-/// `cost/profile/parse.rs` reads: `#` comments, [`PROFILE_HEADER`], one row per configuration.
+/// reader, with its message, until the first row is in). The format is the profile module's
+/// ([`ProfileCsv`]): `#` comments, the header, one row per configuration.
 pub struct ProfileWriter<W: std::io::Write> {
-    out: W,
-    model: String,
-    gpu: String,
+    csv: ProfileCsv<W>,
     /// The device's attention backend: rows whose shapes ran another get a comment.
     attention: Backend,
     what: String,
@@ -264,7 +263,7 @@ impl<W: std::io::Write> ProfileWriter<W> {
     /// Writes the header: where the numbers come from, the attention backend, the columns.
     /// `what` names the output in errors.
     pub fn new(
-        mut out: W,
+        out: W,
         what: &str,
         model: &str,
         gpu: &str,
@@ -272,24 +271,15 @@ impl<W: std::io::Write> ProfileWriter<W> {
         attention: Backend,
     ) -> Result<Self> {
         let e = |err| Error::io(what, err);
-        writeln!(
-            out,
-            "# Measured by `tetriserve profile` on {device_name}: median of repeated steps (CUDA events); emulated-spK rows add a modelled all-to-all to one rank's measured share."
-        )
-        .map_err(e)?;
-        writeln!(
-            out,
-            "# attention: {} ({})",
-            attention.name(),
-            attention.describe()
-        )
-        .map_err(e)?;
-        writeln!(out, "{PROFILE_HEADER}").map_err(e)?;
-        out.flush().map_err(e)?;
+        let source = format!(
+            "Measured by `tetriserve profile` on {device_name}: median of repeated steps (CUDA events); emulated-spK rows add a modelled all-to-all to one rank's measured share."
+        );
+        let backend = format!("attention: {} ({})", attention.name(), attention.describe());
+        let mut csv =
+            ProfileCsv::new(out, model, gpu, Precision::Fixed4, &[&source, &backend]).map_err(e)?;
+        csv.flush().map_err(e)?;
         Ok(ProfileWriter {
-            out,
-            model: model.to_string(),
-            gpu: gpu.to_string(),
+            csv,
             attention,
             what: what.to_string(),
         })
@@ -301,35 +291,32 @@ impl<W: std::io::Write> ProfileWriter<W> {
         let e = |err| Error::io(&self.what, err);
         if r.attention.iter().any(|&b| b != self.attention) {
             let names: Vec<&str> = r.attention.iter().map(|b| b.name()).collect();
-            writeln!(
-                self.out,
-                "# {} SP{} batch {}: attention ran on {}",
-                r.res,
-                r.degree,
-                r.batch,
-                names.join(" + ")
-            )
-            .map_err(e)?;
+            self.csv
+                .comment(&format!(
+                    "{} SP{} batch {}: attention ran on {}",
+                    r.res,
+                    r.degree,
+                    r.batch,
+                    names.join(" + ")
+                ))
+                .map_err(e)?;
         }
-        writeln!(
-            self.out,
-            "{},{},{},{},{},{},{:.4},{:.4},{},nvlink",
-            self.model,
-            self.gpu,
-            r.res.width,
-            r.res.height,
-            r.degree,
-            r.batch,
-            r.median_ms,
-            r.std_ms,
-            r.source
-        )
-        .map_err(e)?;
-        self.out.flush().map_err(e)
+        self.csv
+            .row(&CsvRow {
+                res: r.res,
+                degree: r.degree,
+                batch: r.batch,
+                step_ms: r.median_ms,
+                std_ms: Some(r.std_ms),
+                source: &r.source,
+                link: Link::NvLink,
+            })
+            .map_err(e)?;
+        self.csv.flush().map_err(e)
     }
 
     pub fn into_inner(self) -> W {
-        self.out
+        self.csv.into_inner()
     }
 }
 
