@@ -21,6 +21,9 @@ use crate::real::kernels::Kernel;
 use crate::real::ops::{AttentionShape, Ops, Ptr, extent};
 
 impl GpuOps {
+    /// A bias kernel (`BiasAdd` or `BiasGelu`) over `rows` rows of `cols` at stride `ld`: its
+    /// vectorised twin (a block per row, 16-byte loads) where the rows and the bias are
+    /// aligned for it, the element-wise one otherwise.
     fn bias_kernel(
         &self,
         k: Kernel,
@@ -64,6 +67,7 @@ impl GpuOps {
     }
 }
 
+/// Host values rounded to bf16, as the device stores them.
 fn bf16_bits(data: &[f32]) -> Vec<u16> {
     data.iter()
         .map(|&x| half::bf16::from_f32(x).to_bits())
