@@ -57,6 +57,7 @@ impl Backend {
             Backend::FusedSoftmax | Backend::Unfused => None,
         }
     }
+
     /// The name used in reports and in [`ATTENTION_ENV`].
     pub fn name(self) -> &'static str {
         match self {
@@ -108,6 +109,7 @@ pub struct Choice {
 /// cuDNN probe found. Only cuDNN can be missing; the other two always run.
 pub fn choose(requested: Option<Backend>, cudnn: &Status) -> Choice {
     let backend = requested.unwrap_or(Backend::ALL[0]);
+    // Only cuDNN needs a library found at run time; without it, the next in the chain.
     match backend.fallback() {
         Some(next) if backend == Backend::CudnnFlash && !cudnn.is_ready() => Choice {
             backend: next,
