@@ -1,5 +1,5 @@
 //! `tetriserve gpu-check`: the local GPU probed, the kernels, every attention backend (cuDNN
-//! flash, fused softmax, unfused: [`attention`](super::attention)), lane transport and Ulysses
+//! flash, fused softmax, unfused: [`attention`]), lane transport and Ulysses
 //! groups checked against the CPU reference, each attention backend and the latent hand-off
 //! timed, and NCCL self-tested where there are two or more devices; a Markdown report written
 //! as each check finishes.

@@ -16,7 +16,7 @@
 //! 4. Outside the range the lookup fails: extrapolating a profiled curve is not justified.
 //!
 //! The CSV format (columns by header name, in any order) is documented in `profiles/README.md`;
-//! [`parse`] reads it and [`write`] writes it, for every part of the crate that makes a profile.
+//! `parse.rs` reads it and `write.rs` writes it, for every part of the crate that makes a profile.
 
 mod fit;
 mod parse;

@@ -1,6 +1,6 @@
 //! The cuDNN flash-attention backend: one fused SDPA kernel per call, the score matrix never
 //! reaches memory. The library, its version and the SDPA graph are
-//! [`cudnn`](crate::real::cudnn)'s; this file holds what one stream keeps: its cuDNN handle, a
+//! [`cudnn`]'s; this file holds what one stream keeps: its cuDNN handle, a
 //! plan per attention shape and the workspace the plans need.
 //!
 //! A shape cuDNN refuses at plan time is remembered as refused ([`GpuAttention::refuses`]),

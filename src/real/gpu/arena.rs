@@ -6,7 +6,7 @@
 //! Every access is checked against the entry's length and type, and writes to shared entries
 //! are refused, so a wrong [`Ptr`] is an error, never a stray write. Kept in one place so that
 //! every address an operation or an attention backend hands to the device went through
-//! [`GpuOps::resolve`].
+//! `GpuOps::resolve`.
 
 use std::sync::Arc;
 

@@ -16,13 +16,13 @@
 //!   exists allocates nothing.
 //! - Everything else is one kernel launch (`kernels/*.cu`).
 //!
-//! Memory is an arena of device allocations, addressed by [`Ptr`] (buffer, offset in
+//! Memory is an arena of device allocations, addressed by [`Ptr`](crate::real::ops::Ptr) (buffer, offset in
 //! elements), checked on every access ([`arena`]).
 //!
 //! Weights are built once per device and shared read-only by every stream on it (the lanes of
 //! [`lanes`](super::lanes)): [`GpuOps::freeze`] turns an arena into an `Arc` that keeps its
 //! allocations alive, and [`GpuOps::sharing`] starts an arena whose first buffers are those,
-//! with the same [`Ptr`]s, on a new stream with a new cuBLAS handle.
+//! with the same [`Ptr`](crate::real::ops::Ptr)s, on a new stream with a new cuBLAS handle.
 //!
 //! CUDA driver calls act on the context current on the calling thread. Worker threads are not
 //! the thread that opened the device, so every public operation binds the device's context
