@@ -273,23 +273,33 @@ impl Workspace {
     /// in the double blocks' q/k/v rows (stride 3H) and the single blocks' (3H + M); a rank of
     /// a group attends on its head shard, gathered into `heads_in`.
     pub fn attention_shapes(&self, cfg: &DitConfig) -> Vec<AttentionShape> {
-        let (h, hd, n) = (cfg.hidden, cfg.head_dim(), self.layout.tokens);
-        let shape = |heads, ld, cols| AttentionShape {
-            tokens: n,
+        let h = cfg.hidden;
+        let mut shapes = vec![
+            self.attention_shape(cfg, 3 * h),
+            self.attention_shape(cfg, 3 * h + cfg.mlp()),
+        ];
+        shapes.dedup();
+        shapes
+    }
+
+    /// The shape of this rank's attention call over q/k/v rows of stride `ld` (3H in the
+    /// double blocks, 3H + M in the single ones): one rank attends in place; a rank of a group
+    /// on its head shard, gathered into `heads_in` (stride 3w) whatever `ld` was. The step
+    /// calls attention with the shapes announced here, so a backend finds the plan it made.
+    fn attention_shape(&self, cfg: &DitConfig, ld: usize) -> AttentionShape {
+        let (heads, ld, cols) = if self.layout.ranks == 1 {
+            (cfg.heads, ld, cfg.hidden)
+        } else {
+            let w = self.layout.width();
+            (cfg.heads / self.layout.ranks, 3 * w, w)
+        };
+        AttentionShape {
+            tokens: self.layout.tokens,
             heads,
-            head_dim: hd,
+            head_dim: cfg.head_dim(),
             ld,
             ldo: cols,
             cols,
-        };
-        if self.layout.ranks == 1 {
-            vec![
-                shape(cfg.heads, 3 * h, h),
-                shape(cfg.heads, 3 * h + cfg.mlp(), h),
-            ]
-        } else {
-            let w = self.layout.width();
-            vec![shape(cfg.heads / self.layout.ranks, 3 * w, w)]
         }
     }
 
@@ -614,46 +624,26 @@ impl<O: Ops, T: Transport<O> + ?Sized> Step<'_, O, T> {
     /// over all tokens, the all-to-all back. One rank attends in place.
     fn attend(&mut self, qkv: Ptr, ld: usize, out: Ptr, double: bool) -> Result<()> {
         let (o, ws, cfg) = (self.ops, self.ws, self.cfg);
-        let (h, hd) = (cfg.hidden, cfg.head_dim());
-        let lay = ws.layout;
+        let hd = cfg.head_dim();
         let pairs = hd / 2;
         let start = self.rows.start * pairs;
         if !self.rows.is_empty() {
             let (cos, sin) = (ws.cos.at(start), ws.sin.at(start));
             o.rope(qkv, ld, cos, sin, self.rows.len(), cfg.heads, hd)?;
         }
-        if lay.ranks == 1 {
-            let shape = AttentionShape {
-                tokens: lay.tokens,
-                heads: cfg.heads,
-                head_dim: hd,
-                ld,
-                ldo: h,
-                cols: h,
-            };
+        let shape = ws.attention_shape(cfg, ld);
+        if ws.layout.ranks == 1 {
             return o.attention(qkv, out, &shape);
         }
-        let w = lay.width();
         let to_heads = if double {
             &ws.to_heads_double
         } else {
             &ws.to_heads_single
         };
-        let heads = cfg.heads / lay.ranks;
         let result = self
             .t
             .exchange(o, to_heads, qkv, ws.heads_in)
-            .and_then(|_| {
-                let shape = AttentionShape {
-                    tokens: lay.tokens,
-                    heads,
-                    head_dim: hd,
-                    ld: 3 * w,
-                    ldo: w,
-                    cols: w,
-                };
-                o.attention(ws.heads_in, ws.heads_out, &shape)
-            })
+            .and_then(|_| o.attention(ws.heads_in, ws.heads_out, &shape))
             .and_then(|_| self.t.exchange(o, &ws.to_tokens, ws.heads_out, out));
         if let Err(e) = &result {
             self.t.abort(&format!("rank {}: {e}", self.rank));
