@@ -11,10 +11,10 @@
 //! after warm-up, keeps one-off costs (allocation, first launches) out of it: those are paid
 //! before the clock starts and must not be charged to every work.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::cost::analytic::PROFILE_HEADER;
+use crate::cluster::Link;
+use crate::cost::profile::{CsvRow, Precision, profile_csv};
 use crate::error::{Error, Result};
 use crate::real::executor::RealExecutor;
 use crate::workload::Resolution;
@@ -113,19 +113,21 @@ pub fn dispatch_overhead_ms(rows: &[NodeRow]) -> f64 {
 
 /// The rows as a profile CSV (`gpu` is the key the scenario's cluster takes, e.g. `cpu`).
 pub fn to_csv(model: &str, gpu: &str, description: &str, rows: &[NodeRow]) -> String {
-    let mut s = format!(
-        "# Measured by tetriserve on the real backend's node ({description}): per-step time from works of 1 and {} steps, medians of repeats; per-work overhead median {:.3} ms.\n{PROFILE_HEADER}\n",
+    let comment = format!(
+        "Measured by tetriserve on the real backend's node ({description}): per-step time from works of 1 and {} steps, medians of repeats; per-work overhead median {:.3} ms.",
         1 + EXTRA_STEPS,
         dispatch_overhead_ms(rows)
     );
-    for r in rows {
-        let _ = writeln!(
-            s,
-            "{model},{gpu},{},{},{},1,{:.4},{:.4},measured-node,nvlink",
-            r.res.width, r.res.height, r.degree, r.step_ms, r.std_ms
-        );
-    }
-    s
+    let rows = rows.iter().map(|r| CsvRow {
+        res: r.res,
+        degree: r.degree as u32,
+        batch: 1,
+        step_ms: r.step_ms,
+        std_ms: Some(r.std_ms),
+        source: "measured-node",
+        link: Link::NvLink,
+    });
+    profile_csv(model, gpu, Precision::Fixed4, &[&comment], rows)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::real::init::{bf16_round, uniform};
-use crate::real::ops::{Ops, Ptr, extent};
+use crate::real::ops::{AttentionShape, Ops, Ptr, extent};
 use crate::real::reference::{gelu, silu};
 
 /// Host buffers: shared read-only ones (weights) first, then this rank's own.
@@ -283,17 +283,15 @@ impl Ops for CpuOps {
         })
     }
 
-    fn attention(
-        &self,
-        qkv: Ptr,
-        ld: usize,
-        out: Ptr,
-        ldo: usize,
-        tokens: usize,
-        heads: usize,
-        head_dim: usize,
-        cols: usize,
-    ) -> Result<()> {
+    fn attention(&self, qkv: Ptr, out: Ptr, shape: &AttentionShape) -> Result<()> {
+        let AttentionShape {
+            tokens,
+            heads,
+            head_dim,
+            ld,
+            ldo,
+            cols,
+        } = *shape;
         let qs = self.get(qkv, extent(tokens, 3 * cols, ld))?;
         let scale = 1.0 / (head_dim as f32).sqrt();
         self.with_mut(out, extent(tokens, heads * head_dim, ldo), |o| {

@@ -20,7 +20,8 @@
 //!   fallback between them; [`cudnn`]: the cuDNN library probe and the SDPA graph and plan;
 //! - [`lanes`]: ranks as streams of one GPU; [`nccl`] ranks as GPUs;
 //! - [`executor`]: [`RealExecutor`](executor::RealExecutor), the engine's executor on GPUs;
-//! - [`profile`]: measuring a profile CSV on the local GPU.
+//! - [`profile`]: measuring a profile CSV on the local GPU; [`check`]: `tetriserve gpu-check`,
+//!   the GPU against the CPU reference.
 
 pub mod attention;
 pub mod calibrate;

@@ -22,15 +22,83 @@ use crate::real::transport::Transport;
 use crate::real::ulysses::{Block, Layout};
 use crate::workload::Resolution;
 
-/// The model's weights in a backend's memory, seeded as [`CpuDit`](super::reference::CpuDit).
+/// The model's weights in a backend's memory, seeded as [`CpuDit`](super::reference::CpuDit)
+/// and named as FLUX's checkpoint names its modules, so that a block reads like the model it
+/// implements.
 #[derive(Clone, Debug)]
 pub struct Weights {
     pub cfg: DitConfig,
-    pub layers: Vec<Linear>,
+    /// `img_in`: latent channels to hidden.
+    pub img_in: Linear,
+    pub double_blocks: Vec<DoubleBlock>,
+    pub single_blocks: Vec<SingleBlock>,
+    pub final_layer: FinalLayer,
+}
+
+/// A double-stream (MMDiT) block: text and image each with their own weights.
+#[derive(Clone, Copy, Debug)]
+pub struct DoubleBlock {
+    /// `txt_mod`, `txt_attn`, `txt_mlp`.
+    pub txt: StreamWeights,
+    /// `img_mod`, `img_attn`, `img_mlp`.
+    pub img: StreamWeights,
+}
+
+impl DoubleBlock {
+    /// The streams in the order of the joint sequence (and of the workspace's segments):
+    /// text (stream 0), then image (stream 1).
+    pub fn streams(&self) -> [&StreamWeights; 2] {
+        [&self.txt, &self.img]
+    }
+}
+
+/// One stream of a double block.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamWeights {
+    /// `*_mod.lin`: the conditioning vector to (shift, scale, gate) x 2, `[H, 6H]`.
+    pub modulation: Linear,
+    pub attn: AttnWeights,
+    pub mlp: MlpWeights,
+}
+
+/// `*_attn`: the q/k/v projection `qkv` `[H, 3H]` and the output projection `proj` `[H, H]`.
+#[derive(Clone, Copy, Debug)]
+pub struct AttnWeights {
+    pub qkv: Linear,
+    pub proj: Linear,
+}
+
+/// `*_mlp`: `fc1` `[H, M]` (FLUX's `mlp.0`), GELU, `fc2` `[M, H]` (`mlp.2`).
+#[derive(Clone, Copy, Debug)]
+pub struct MlpWeights {
+    pub fc1: Linear,
+    pub fc2: Linear,
+}
+
+/// A single-stream block.
+#[derive(Clone, Copy, Debug)]
+pub struct SingleBlock {
+    /// `modulation.lin`: (shift, scale, gate), `[H, 3H]`.
+    pub modulation: Linear,
+    /// `linear1`: q, k, v and the MLP's hidden layer side by side, `[H, 3H + M]`.
+    pub linear1: Linear,
+    /// `linear2`: `[attn, gelu(mlp)]` back to hidden, `[H + M, H]`.
+    pub linear2: Linear,
+}
+
+/// `final_layer`.
+#[derive(Clone, Copy, Debug)]
+pub struct FinalLayer {
+    /// `adaLN_modulation`: (shift, scale), `[H, 2H]`.
+    pub modulation: Linear,
+    /// `linear`: hidden to the velocity's latent channels, `[H, C]`.
+    pub linear: Linear,
 }
 
 impl Weights {
-    /// Allocates every layer on `ops` and fills it from `seed`.
+    /// Allocates every layer on `ops` and fills it from `seed`, in the order of
+    /// [`DitConfig::linears`] (tensor `2 i` the weights of layer `i`, `2 i + 1` its bias), then
+    /// names them.
     pub fn build<O: Ops>(ops: &mut O, cfg: DitConfig, seed: u64) -> Result<Weights> {
         let mut layers = Vec::new();
         for (i, spec) in cfg.linears().into_iter().enumerate() {
@@ -56,7 +124,57 @@ impl Weights {
             });
         }
         ops.synchronize()?;
-        Ok(Weights { cfg, layers })
+        Weights::bind(cfg, layers)
+    }
+
+    /// Names `layers`, given in the order of [`DitConfig::linears`].
+    fn bind(cfg: DitConfig, layers: Vec<Linear>) -> Result<Weights> {
+        let mut layers = layers.into_iter();
+        let mut next = || {
+            layers
+                .next()
+                .ok_or_else(|| Error::Executor("the layer list is shorter than the config".into()))
+        };
+        let img_in = next()?;
+        let mut double_blocks = Vec::new();
+        for _ in 0..cfg.double_blocks {
+            // Fields are evaluated in the order written: the order of `linears`.
+            let mut stream = || -> Result<StreamWeights> {
+                Ok(StreamWeights {
+                    modulation: next()?,
+                    attn: AttnWeights {
+                        qkv: next()?,
+                        proj: next()?,
+                    },
+                    mlp: MlpWeights {
+                        fc1: next()?,
+                        fc2: next()?,
+                    },
+                })
+            };
+            let txt = stream()?;
+            let img = stream()?;
+            double_blocks.push(DoubleBlock { txt, img });
+        }
+        let mut single_blocks = Vec::new();
+        for _ in 0..cfg.single_blocks {
+            single_blocks.push(SingleBlock {
+                modulation: next()?,
+                linear1: next()?,
+                linear2: next()?,
+            });
+        }
+        let final_layer = FinalLayer {
+            modulation: next()?,
+            linear: next()?,
+        };
+        Ok(Weights {
+            cfg,
+            img_in,
+            double_blocks,
+            single_blocks,
+            final_layer,
+        })
     }
 }
 
@@ -155,23 +273,33 @@ impl Workspace {
     /// in the double blocks' q/k/v rows (stride 3H) and the single blocks' (3H + M); a rank of
     /// a group attends on its head shard, gathered into `heads_in`.
     pub fn attention_shapes(&self, cfg: &DitConfig) -> Vec<AttentionShape> {
-        let (h, hd, n) = (cfg.hidden, cfg.head_dim(), self.layout.tokens);
-        let shape = |heads, ld, cols| AttentionShape {
-            tokens: n,
+        let h = cfg.hidden;
+        let mut shapes = vec![
+            self.attention_shape(cfg, 3 * h),
+            self.attention_shape(cfg, 3 * h + cfg.mlp()),
+        ];
+        shapes.dedup();
+        shapes
+    }
+
+    /// The shape of this rank's attention call over q/k/v rows of stride `ld` (3H in the
+    /// double blocks, 3H + M in the single ones): one rank attends in place; a rank of a group
+    /// on its head shard, gathered into `heads_in` (stride 3w) whatever `ld` was. The step
+    /// calls attention with the shapes announced here, so a backend finds the plan it made.
+    fn attention_shape(&self, cfg: &DitConfig, ld: usize) -> AttentionShape {
+        let (heads, ld, cols) = if self.layout.ranks == 1 {
+            (cfg.heads, ld, cfg.hidden)
+        } else {
+            let w = self.layout.width();
+            (cfg.heads / self.layout.ranks, 3 * w, w)
+        };
+        AttentionShape {
+            tokens: self.layout.tokens,
             heads,
-            head_dim: hd,
+            head_dim: cfg.head_dim(),
             ld,
             ldo: cols,
             cols,
-        };
-        if self.layout.ranks == 1 {
-            vec![
-                shape(cfg.heads, 3 * h, h),
-                shape(cfg.heads, 3 * h + cfg.mlp(), h),
-            ]
-        } else {
-            let w = self.layout.width();
-            vec![shape(cfg.heads / self.layout.ranks, 3 * w, w)]
         }
     }
 
@@ -275,7 +403,7 @@ pub fn velocity_rows<O: Ops>(
 ) -> Result<Vec<f32>> {
     let c = w.cfg.latent_channels;
     let rows = ws.image_rows(rank);
-    let out = w.layers.last().expect("the output layer");
+    let out = &w.final_layer.linear;
     let v = ops.read(ws.v.at((item * ws.ni + rows.start) * c), rows.len() * c)?;
     let b = ops.read(out.b, c)?;
     Ok(v.iter().enumerate().map(|(i, x)| x + b[i % c]).collect())
@@ -320,22 +448,14 @@ pub fn step<O: Ops, T: Transport<O> + ?Sized>(
         segments: ws.segments(rank),
         t,
     };
-    let mut layers = w.layers.iter();
-    let mut next = || {
-        layers
-            .next()
-            .ok_or_else(|| Error::Executor("the layer list is shorter than the config".into()))
-    };
-    s.embed(next()?)?;
-    for _ in 0..w.cfg.double_blocks {
-        let text = [next()?, next()?, next()?, next()?, next()?];
-        let image = [next()?, next()?, next()?, next()?, next()?];
-        s.double_block([text, image])?;
+    s.embed(&w.img_in)?;
+    for block in &w.double_blocks {
+        s.double_block(block)?;
     }
-    for _ in 0..w.cfg.single_blocks {
-        s.single_block(next()?, next()?, next()?)?;
+    for block in &w.single_blocks {
+        s.single_block(block)?;
     }
-    s.final_layer(next()?, next()?, dt)
+    s.final_layer(&w.final_layer, dt)
 }
 
 impl<O: Ops, T: Transport<O> + ?Sized> Step<'_, O, T> {
@@ -382,15 +502,17 @@ impl<O: Ops, T: Transport<O> + ?Sized> Step<'_, O, T> {
         o.bias_add(into, l.b, bsz, l.out, l.out)
     }
 
-    /// A double-stream (MMDiT) block: per stream `[mod, qkv, out, fc1, fc2]`, text then image.
-    fn double_block(&mut self, streams: [[&Linear; 5]; 2]) -> Result<()> {
+    /// A double-stream (MMDiT) block: per stream modulation, attention and MLP, text then
+    /// image; the attention is joint over both streams.
+    fn double_block(&mut self, block: &DoubleBlock) -> Result<()> {
         let (o, ws) = (self.ops, self.ws);
         let (h, m, r) = self.dims();
         let bsz = ws.batch;
         let ldq = 3 * h;
         // mods[s, b] = (shift1, scale1, gate1, shift2, scale2, gate2), each [H].
+        let streams = block.streams();
         for (s, l) in streams.iter().enumerate() {
-            self.modulation(l[0], ws.mods.at(s * bsz * 6 * h))?;
+            self.modulation(&l.modulation, ws.mods.at(s * bsz * 6 * h))?;
         }
         let md = |s: usize, b: usize| ws.mods.at((s * bsz + b) * 6 * h);
         // qkv of each stream's rows: modulate(LN(x), shift1, scale1) . W_qkv + b.
@@ -400,14 +522,14 @@ impl<O: Ops, T: Transport<O> + ?Sized> Step<'_, O, T> {
                 o.layernorm_modulate(x, ws.h, md(s, b), md(s, b).at(h), len, h)?;
                 o.gemm(
                     (ws.h, h),
-                    (streams[s][1].w, ldq),
+                    (streams[s].attn.qkv.w, ldq),
                     (q, ldq),
                     len,
                     h,
                     ldq,
                     0.0,
                 )?;
-                o.bias_add(q, streams[s][1].b, len, ldq, ldq)?;
+                o.bias_add(q, streams[s].attn.qkv.b, len, ldq, ldq)?;
             }
         }
         // Joint attention over both streams.
@@ -417,20 +539,20 @@ impl<O: Ops, T: Transport<O> + ?Sized> Step<'_, O, T> {
         // x += gate1 * (attn . W_o + b); x += gate2 * MLP(modulate(LN(x), shift2, scale2)).
         for b in 0..bsz {
             for &(s, at, len) in &self.segments {
-                let l = &streams[s];
+                let (attn, mlp) = (&streams[s].attn, &streams[s].mlp);
                 let x = ws.x.at((b * r + at) * h);
                 let a = ws.attn.at((b * r + at) * h);
-                o.gemm((a, h), (l[2].w, h), (ws.y, h), len, h, h, 0.0)?;
+                o.gemm((a, h), (attn.proj.w, h), (ws.y, h), len, h, h, 0.0)?;
                 o.residual_layernorm_modulate(
-                    (x, ws.y, l[2].b, md(s, b).at(2 * h)),
+                    (x, ws.y, attn.proj.b, md(s, b).at(2 * h)),
                     (ws.h, md(s, b).at(3 * h), md(s, b).at(4 * h)),
                     len,
                     h,
                 )?;
-                o.gemm((ws.h, h), (l[3].w, m), (ws.mid, m), len, h, m, 0.0)?;
-                o.bias_gelu(ws.mid, l[3].b, len, m, m)?;
-                o.gemm((ws.mid, m), (l[4].w, h), (ws.y, h), len, m, h, 0.0)?;
-                o.gated_residual(x, ws.y, l[4].b, md(s, b).at(5 * h), len, h)?;
+                o.gemm((ws.h, h), (mlp.fc1.w, m), (ws.mid, m), len, h, m, 0.0)?;
+                o.bias_gelu(ws.mid, mlp.fc1.b, len, m, m)?;
+                o.gemm((ws.mid, m), (mlp.fc2.w, h), (ws.y, h), len, m, h, 0.0)?;
+                o.gated_residual(x, ws.y, mlp.fc2.b, md(s, b).at(5 * h), len, h)?;
             }
         }
         Ok(())
@@ -438,7 +560,8 @@ impl<O: Ops, T: Transport<O> + ?Sized> Step<'_, O, T> {
 
     /// A single-stream block: `p = modulate(LN(x)) . W_1 + b` is q, k, v and the MLP's hidden
     /// layer side by side; `x += gate * ([attn(q, k, v), gelu(mlp)] . W_2 + b)`.
-    fn single_block(&mut self, lm: &Linear, l1: &Linear, l2: &Linear) -> Result<()> {
+    fn single_block(&mut self, block: &SingleBlock) -> Result<()> {
+        let (lm, l1, l2) = (&block.modulation, &block.linear1, &block.linear2);
         let (o, ws) = (self.ops, self.ws);
         let (h, m, r) = self.dims();
         let ldp = 3 * h + m;
@@ -474,7 +597,8 @@ impl<O: Ops, T: Transport<O> + ?Sized> Step<'_, O, T> {
 
     /// `v = modulate(LN(x_img), shift, scale) . W_out` and `latent += dt (v + b)` on this
     /// rank's image rows.
-    fn final_layer(&mut self, lf: &Linear, lo: &Linear, dt: f32) -> Result<()> {
+    fn final_layer(&mut self, layer: &FinalLayer, dt: f32) -> Result<()> {
+        let (lf, lo) = (&layer.modulation, &layer.linear);
         let (o, ws) = (self.ops, self.ws);
         let (h, _, r) = self.dims();
         let (nt, ni, c) = (ws.nt, ws.ni, self.cfg.latent_channels);
@@ -500,39 +624,26 @@ impl<O: Ops, T: Transport<O> + ?Sized> Step<'_, O, T> {
     /// over all tokens, the all-to-all back. One rank attends in place.
     fn attend(&mut self, qkv: Ptr, ld: usize, out: Ptr, double: bool) -> Result<()> {
         let (o, ws, cfg) = (self.ops, self.ws, self.cfg);
-        let (h, hd) = (cfg.hidden, cfg.head_dim());
-        let lay = ws.layout;
+        let hd = cfg.head_dim();
         let pairs = hd / 2;
         let start = self.rows.start * pairs;
         if !self.rows.is_empty() {
             let (cos, sin) = (ws.cos.at(start), ws.sin.at(start));
             o.rope(qkv, ld, cos, sin, self.rows.len(), cfg.heads, hd)?;
         }
-        if lay.ranks == 1 {
-            return o.attention(qkv, ld, out, h, lay.tokens, cfg.heads, hd, h);
+        let shape = ws.attention_shape(cfg, ld);
+        if ws.layout.ranks == 1 {
+            return o.attention(qkv, out, &shape);
         }
-        let w = lay.width();
         let to_heads = if double {
             &ws.to_heads_double
         } else {
             &ws.to_heads_single
         };
-        let heads = cfg.heads / lay.ranks;
         let result = self
             .t
             .exchange(o, to_heads, qkv, ws.heads_in)
-            .and_then(|_| {
-                o.attention(
-                    ws.heads_in,
-                    3 * w,
-                    ws.heads_out,
-                    w,
-                    lay.tokens,
-                    heads,
-                    hd,
-                    w,
-                )
-            })
+            .and_then(|_| o.attention(ws.heads_in, ws.heads_out, &shape))
             .and_then(|_| self.t.exchange(o, &ws.to_tokens, ws.heads_out, out));
         if let Err(e) = &result {
             self.t.abort(&format!("rank {}: {e}", self.rank));

@@ -159,22 +159,13 @@ pub trait Ops {
         let _ = shapes;
         Ok(())
     }
-    /// Softmax attention over `tokens` tokens for `heads` heads of `head_dim`: q, k, v are the
-    /// column blocks `[0, cols)`, `[cols, 2 cols)`, `[2 cols, 3 cols)` of rows of stride `ld`;
-    /// head `h` is columns `[h d, (h + 1) d)` of each block. Output `[tokens, heads x d]` at
-    /// `out`, row stride `ldo`.
-    #[allow(clippy::too_many_arguments)]
-    fn attention(
-        &self,
-        qkv: Ptr,
-        ld: usize,
-        out: Ptr,
-        ldo: usize,
-        tokens: usize,
-        heads: usize,
-        head_dim: usize,
-        cols: usize,
-    ) -> Result<()>;
+    /// Softmax attention of `shape`: `shape.heads` heads of `shape.head_dim` over
+    /// `shape.tokens` tokens; q, k, v are the column blocks `[0, cols)`, `[cols, 2 cols)`,
+    /// `[2 cols, 3 cols)` of the rows at `qkv` (stride `shape.ld`); head `h` is columns
+    /// `[h d, (h + 1) d)` of each block. Output `[tokens, heads x d]` at `out`, row stride
+    /// `shape.ldo`. The shape is the one [`reserve_attention`](Ops::reserve_attention) was
+    /// given, so a backend finds its plan by it.
+    fn attention(&self, qkv: Ptr, out: Ptr, shape: &AttentionShape) -> Result<()>;
     /// `rows` rows of `cols` elements from `src` (row stride `src.1`) to `dst` (`dst.1`).
     fn copy_2d(&self, dst: (Ptr, usize), src: (Ptr, usize), rows: usize, cols: usize)
     -> Result<()>;

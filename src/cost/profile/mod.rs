@@ -15,15 +15,17 @@
 //!    be positive.
 //! 4. Outside the range the lookup fails: extrapolating a profiled curve is not justified.
 //!
-//! The CSV format (columns by header name, in any order) is documented in `profiles/README.md`.
+//! The CSV format (columns by header name, in any order) is documented in `profiles/README.md`;
+//! `parse.rs` reads it and `write.rs` writes it, for every part of the crate that makes a profile.
 
 mod fit;
 mod parse;
+mod write;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::Path;
 
+pub use self::write::{CsvRow, PROFILE_HEADER, Precision, ProfileCsv, profile_csv};
 use crate::cluster::Link;
 use crate::cost::CostModel;
 use crate::error::{Error, Result};
@@ -34,11 +36,11 @@ use crate::workload::Resolution;
 const BUILTIN: [(&str, &str); 2] = [
     (
         "h100-flux1-dev",
-        include_str!("../../profiles/h100-flux1-dev.csv"),
+        include_str!("../../../profiles/h100-flux1-dev.csv"),
     ),
     (
         "a40-sd3-medium",
-        include_str!("../../profiles/a40-sd3-medium.csv"),
+        include_str!("../../../profiles/a40-sd3-medium.csv"),
     ),
 ];
 
@@ -185,25 +187,16 @@ impl ProfileTable {
 
     /// The table as CSV with every column, rows in file order (comments are not kept).
     pub fn to_csv(&self) -> String {
-        let mut out = String::from(crate::cost::analytic::PROFILE_HEADER);
-        out.push('\n');
-        for r in &self.rows {
-            let std = r.std_ms.map(|s| s.to_string()).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{},{},{std},{},{}",
-                csv_field(&self.model),
-                csv_field(&self.gpu),
-                r.res.width,
-                r.res.height,
-                r.degree,
-                r.batch,
-                r.step_ms,
-                csv_field(r.source.as_deref().unwrap_or("")),
-                r.link
-            );
-        }
-        out
+        let rows = self.rows.iter().map(|r| CsvRow {
+            res: r.res,
+            degree: r.degree,
+            batch: r.batch,
+            step_ms: r.step_ms,
+            std_ms: r.std_ms,
+            source: r.source.as_deref().unwrap_or(""),
+            link: r.link,
+        });
+        profile_csv(&self.model, &self.gpu, Precision::Exact, &[], rows)
     }
 
     /// Step time in milliseconds by the lookup rules of the module header.
@@ -300,15 +293,6 @@ fn key(r: &ProfileRow) -> Key {
         degree: r.degree,
         batch: r.batch,
         link: r.link,
-    }
-}
-
-/// Quotes a CSV field when it needs it.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
     }
 }
 
