@@ -312,30 +312,11 @@ fn real_node_profiled(
     };
     let csv = crate::real::calibrate::to_csv(cfg.name, &gpu, &exec.backend.description, &rows);
     let dispatch_ms = crate::real::calibrate::dispatch_overhead_ms(&rows);
-    let dir = tempfile_dir()?;
-    let path = dir.join("node-profile.csv");
-    std::fs::write(&path, &csv).map_err(|e| Error::io(&path, e))?;
-    if overrides.profile.is_none() || always_measure {
-        overrides.profile = Some(path.display().to_string());
-    }
-    let loaded = Scenario::load(scenario_file, &overrides);
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut scenario = loaded?;
+    let name = "<measured node profile>";
+    let profile = crate::cost::profile::ProfileTable::parse(&csv, name)?;
+    let mut scenario = Scenario::load_with_profile(scenario_file, &overrides, profile, name)?;
     // Plan for the measured per-work cost (the engine's real clock pays it anyway).
     let dispatch = crate::time::Nanos::from_millis(dispatch_ms);
     scenario.policy_config.overheads.dispatch = dispatch;
     Ok((exec, scenario, Some(NodeProfile { csv, dispatch_ms })))
-}
-
-/// A fresh private directory under the system's temporary directory.
-fn tempfile_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "tetriserve-validate-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    Ok(dir)
 }

@@ -19,6 +19,7 @@ pub use flags::{Given, Overrides};
 pub use layers::{DEFAULT_SCENARIO, RawScenario, RawSweep, merge};
 
 use crate::cluster::Cluster;
+use crate::cost::profile::ProfileTable;
 use crate::cost::{CostModel, Overheads};
 use crate::error::{Error, Result};
 use crate::policy::{PolicyConfig, PolicyKind};
@@ -68,7 +69,16 @@ impl Scenario {
     /// Validates a merged raw scenario, section by section. `source` names it in error
     /// messages.
     pub fn from_raw(raw: RawScenario, source: &str) -> Result<Scenario> {
-        let cost = raw.cost.build(source)?;
+        Scenario::from_raw_with(raw, source, None)
+    }
+
+    /// [`from_raw`](Self::from_raw), with `cost` (when given) in place of the cost source
+    /// the raw scenario names.
+    fn from_raw_with(raw: RawScenario, source: &str, cost: Option<CostSource>) -> Result<Scenario> {
+        let cost = match cost {
+            Some(c) => c,
+            None => raw.cost.build(source)?,
+        };
         let cluster = raw.cluster.build(cost.gpu(), source)?;
         let overheads = raw.overheads.build(source)?;
         let slo = raw.slo.build(source)?;
@@ -121,9 +131,34 @@ impl Scenario {
     ///
     /// An error in a key a flag set names the flag; a flag with nothing to act on is refused.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Scenario> {
+        Scenario::load_with(path, overrides, None)
+    }
+
+    /// [`load`](Self::load) with a profile held in memory (a node just measured) as the cost
+    /// model, as if it were given by `--profile NAME`: the GPU type, topology, price and power
+    /// then default to the profile's, and the run's description names it `NAME`.
+    pub fn load_with_profile(
+        path: Option<&Path>,
+        overrides: &Overrides,
+        profile: ProfileTable,
+        name: &str,
+    ) -> Result<Scenario> {
+        let overrides = Overrides {
+            profile: Some(name.to_string()),
+            ..overrides.clone()
+        };
+        Scenario::load_with(path, &overrides, Some(CostSource::Profile(profile)))
+    }
+
+    fn load_with(
+        path: Option<&Path>,
+        overrides: &Overrides,
+        cost: Option<CostSource>,
+    ) -> Result<Scenario> {
         let (mut raw, source) = RawScenario::load_merged(path)?;
         raw.apply(overrides)?;
-        let mut scenario = Scenario::from_raw(raw, &source).map_err(|e| overrides.blame(e))?;
+        let mut scenario =
+            Scenario::from_raw_with(raw, &source, cost).map_err(|e| overrides.blame(e))?;
         overrides.check_policies(&scenario)?;
         let flags = overrides.summary();
         if !flags.is_empty() {
