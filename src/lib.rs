@@ -20,6 +20,7 @@ pub mod optimum;
 pub mod policy;
 pub mod real;
 pub mod report;
+pub mod robustness;
 pub mod scenario;
 pub mod simulate;
 pub mod slo_fit;

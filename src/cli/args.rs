@@ -110,6 +110,13 @@ pub enum Command {
         after_help = "Examples:\n  tetriserve goodput --policy tetriserve --target 0.9 --seeds 1,2,3\n  tetriserve goodput --policy tetriserve --trace my-log.csv --format json\n  tetriserve goodput --policy tetriserve --min-gpus --rate 12\n  tetriserve goodput --policy rssp --min-gpus --trace my-log.csv --time-scale 2"
     )]
     Goodput(GoodputArgs),
+    /// Robustness search: random configurations (1-4 nodes, mixes, steps, arrivals, SLOs,
+    /// loads, overheads, caching, skipping), every policy on each, and the distribution of the
+    /// best policy's attainment minus the best fixed baseline's, worst cases first
+    #[command(
+        after_help = "Examples:\n  tetriserve robustness --configs 200 --seeds 1,2\n  tetriserve robustness --configs 1000 --out runs/robust   # configs.csv, summary.json, worst/*.toml\n  tetriserve simulate -s runs/robust/worst/01-config-137.toml --seed 1   # replay one\n\nConfiguration I of --sampler-seed S is the same whatever --configs is, so a search can grow."
+    )]
+    Robustness(RobustnessArgs),
     /// Paired comparison of two policies over the seeds of sweep results: mean gain in SLO
     /// attainment per grid point with a 95% confidence interval, wins/ties/losses.
     #[command(
@@ -225,6 +232,38 @@ pub struct SweepArgs {
     /// Run every point again, replacing the results in --out (also those made from another scenario).
     #[arg(long)]
     pub rerun: bool,
+    /// Worker threads (default: all cores).
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct RobustnessArgs {
+    /// How many random configurations to run.
+    #[arg(long, default_value_t = 200)]
+    pub configs: usize,
+    /// Workload seeds each configuration runs with; policies are compared on their mean.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub seeds: Vec<u64>,
+    /// Seed of the sampler: which configurations are drawn.
+    #[arg(long, default_value_t = 1)]
+    pub sampler_seed: u64,
+    /// Requests per run.
+    #[arg(long, default_value_t = 150)]
+    pub requests: usize,
+    /// The policy whose robustness is measured (against the best of xdit-sp* and rssp).
+    #[arg(short, long, default_value = "stepwise")]
+    pub policy: String,
+    /// How many of the worst configurations to list.
+    #[arg(long, default_value_t = 10)]
+    pub worst: usize,
+    /// Write configs.csv (one row per configuration), summary.json and worst/NN-config-I.toml
+    /// (scenario files that replay the worst configurations) into DIR.
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace an existing --out directory.
+    #[arg(long)]
+    pub force: bool,
     /// Worker threads (default: all cores).
     #[arg(short, long)]
     pub jobs: Option<usize>,
