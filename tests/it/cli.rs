@@ -951,3 +951,79 @@ fn sweep_threads_are_bounded_and_zero_is_refused() {
         assert!(!out.exists(), "--jobs {jobs} left {}", out.display());
     }
 }
+
+/// The robustness search end to end on a few configurations: every configuration gets a row,
+/// and a listed worst configuration replays with `simulate` to the attainments the search
+/// reported (the mean over its seeds).
+#[test]
+fn the_robustness_search_reports_replayable_configurations() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("robust");
+    let o = run(&[
+        "robustness",
+        "--configs",
+        "6",
+        "--seeds",
+        "1,2",
+        "--requests",
+        "40",
+        "--worst",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("6 configurations x 2 seed(s)"), "{}", stdout(&o));
+    let csv = read(&out, "configs.csv");
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 6, "{csv}");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let worst: Vec<PathBuf> = {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(out.join("worst"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(worst.len(), 2);
+    let name = worst[0].file_name().unwrap().to_string_lossy().into_owned();
+    let index = name.trim_end_matches(".toml").rsplit('-').next().unwrap();
+    let row: Vec<&str> = rows
+        .iter()
+        .find(|r| r.split(',').next() == Some(index))
+        .unwrap()
+        .split(',')
+        .collect();
+    // Replayed: stepwise's mean attainment over seeds 1 and 2, in percent.
+    let mut sum = 0.0;
+    for seed in ["1", "2"] {
+        let o = run(&[
+            "simulate",
+            "-s",
+            worst[0].to_str().unwrap(),
+            "--seed",
+            seed,
+            "--format",
+            "json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let step = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["policy"] == "stepwise")
+            .unwrap();
+        sum += step["slo_attainment"].as_f64().unwrap() * 100.0;
+    }
+    let reported: f64 = row[col("policy_attainment")].parse().unwrap();
+    assert!((sum / 2.0 - reported).abs() < 1e-3, "{} vs {reported}", sum / 2.0);
+    // Bad flags are refused by name.
+    let o = run(&["robustness", "--configs", "0"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--configs 0"), "{}", stderr(&o));
+    let o = run(&["robustness", "--seeds", "1,1", "--configs", "1"]);
+    assert!(stderr(&o).contains("--seeds lists seed 1 more than once"), "{}", stderr(&o));
+}
