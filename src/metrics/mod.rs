@@ -39,6 +39,18 @@ impl Outcome {
     }
 }
 
+/// The inverse of [`Outcome::as_str`], for reading run directories back.
+impl std::str::FromStr for Outcome {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Outcome, String> {
+        [Outcome::Met, Outcome::Missed, Outcome::Dropped]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| format!("expected met, missed or dropped, got `{s}`"))
+    }
+}
+
 /// One request's fate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RequestRecord {
