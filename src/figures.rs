@@ -19,6 +19,7 @@ use crate::report::plot::{
 };
 use crate::scenario::{Overrides, RawScenario, Scenario};
 use crate::simulate::simulate;
+use crate::sweep::plot::{bound_lines, mean_lines};
 use crate::sweep::{Grid, SweepOptions, mean_ci95};
 
 /// A sweep's results rows and their reader live with the sweep that writes them.
@@ -32,81 +33,27 @@ fn percent(fraction: f64) -> f64 {
     100.0 * fraction
 }
 
-/// Series of mean +- 95% CI of the attainment (in percent) against `x`, one per `series`
-/// key, in first-seen order.
+/// Series of mean +- 95% CI of the attainment (in percent) against `x`, one per `key`, in
+/// first-seen order.
 fn attainment_series(
     rows: &[&ResultRow],
     x: impl Fn(&ResultRow) -> f64,
     key: impl Fn(&ResultRow) -> String,
 ) -> Vec<Series> {
-    let mut order: Vec<String> = Vec::new();
-    let mut groups: BTreeMap<(String, u64), Vec<f64>> = BTreeMap::new();
-    for r in rows {
-        let k = key(r);
-        if !order.contains(&k) {
-            order.push(k.clone());
-        }
-        groups
-            .entry((k, x(r).to_bits()))
-            .or_default()
-            .push(percent(r.attainment));
-    }
-    order
-        .into_iter()
-        .map(|k| {
-            let mut points: Vec<Point> = groups
-                .iter()
-                .filter(|((s, _), _)| *s == k)
-                .map(|((_, xb), v)| {
-                    let (m, h) = mean_ci95(v);
-                    (f64::from_bits(*xb), m, (m - h).max(0.0), (m + h).min(100.0))
-                })
-                .collect();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            Series {
-                label: k,
-                points,
-                dashed: false,
-            }
-        })
-        .collect()
+    mean_lines(
+        rows,
+        x,
+        key,
+        |r| percent(r.attainment),
+        |v| v.clamp(0.0, 100.0),
+    )
 }
 
 /// One line per policy against `x`, plus the dashed upper bound when the rows carry one.
 fn policy_lines(rows: &[&ResultRow], x: impl Fn(&ResultRow) -> f64 + Copy) -> Vec<Series> {
     let mut s = attainment_series(rows, x, |r| r.policy.clone());
-    s.extend(bound_series(rows, x));
+    s.extend(bound_lines(rows, x, |_| BOUND_LABEL.to_string()));
     s
-}
-
-/// The dashed "upper bound" line (percent): the mean over seeds of each x's bound (one per
-/// workload, so the same for every policy at a point).
-fn bound_series(rows: &[&ResultRow], x: impl Fn(&ResultRow) -> f64) -> Option<Series> {
-    // One value per (x, seed): every policy at that point replays the same workload.
-    let mut per_seed: BTreeMap<(u64, u64), f64> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.bound.is_finite()) {
-        per_seed.insert((x(r).to_bits(), r.seed), r.bound);
-    }
-    let mut by_x: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-    for ((xb, _), b) in per_seed {
-        by_x.entry(xb).or_default().push(percent(b));
-    }
-    if by_x.is_empty() {
-        return None;
-    }
-    let mut points: Vec<Point> = by_x
-        .into_iter()
-        .map(|(xb, v)| {
-            let m = v.iter().sum::<f64>() / v.len() as f64;
-            (f64::from_bits(xb), m, m, m)
-        })
-        .collect();
-    points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    Some(Series {
-        label: BOUND_LABEL.into(),
-        points,
-        dashed: true,
-    })
 }
 
 /// Each run's policy and the latencies (seconds) of its finished requests, for a CDF.
