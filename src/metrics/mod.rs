@@ -14,7 +14,7 @@ pub use summary::{
 };
 
 use crate::cluster::GpuSet;
-use crate::error::Result;
+use crate::error::{PartialRun, Result};
 use crate::time::Nanos;
 use crate::workload::Resolution;
 
@@ -153,6 +153,37 @@ pub struct Progress {
     pub requests: usize,
     /// Events handled so far.
     pub events: u64,
+}
+
+/// The typed face of the records an interrupted run carries (see `error::PartialRun`).
+impl PartialRun {
+    pub fn new(records: RunRecords) -> PartialRun {
+        PartialRun(Box::new(records))
+    }
+}
+
+impl std::ops::Deref for PartialRun {
+    type Target = RunRecords;
+
+    fn deref(&self) -> &RunRecords {
+        self.0
+            .downcast_ref()
+            .expect("PartialRun::new is the only constructor, and it holds RunRecords")
+    }
+}
+
+impl std::ops::DerefMut for PartialRun {
+    fn deref_mut(&mut self) -> &mut RunRecords {
+        self.0
+            .downcast_mut()
+            .expect("PartialRun::new is the only constructor, and it holds RunRecords")
+    }
+}
+
+impl std::fmt::Debug for PartialRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        RunRecords::fmt(self, f)
+    }
 }
 
 /// Wall-clock time the policy took per decision point, nanoseconds. Not deterministic.

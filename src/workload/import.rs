@@ -31,8 +31,8 @@ use rayon::prelude::*;
 
 use crate::error::{InputError, Result};
 use crate::time::Nanos;
-use crate::workload::generate::stream_rng;
 use crate::workload::mix::{Mix, Sampling};
+use crate::workload::rng::stream_rng;
 use crate::workload::trace::{SloDefaults, TraceRow, count_newlines};
 use crate::workload::{Request, RequestId, Resolution, Workload};
 

@@ -24,7 +24,7 @@ use rand::RngExt;
 
 use crate::error::{Error, Result};
 use crate::workload::Workload;
-use crate::workload::generate::stream_rng;
+use crate::workload::rng::stream_rng;
 
 /// Parts per million: the unit of [`SkipSpec::probability_ppm`], so that policies read an
 /// integer, never a float.
