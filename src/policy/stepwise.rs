@@ -48,7 +48,7 @@ use crate::policy::tetriserve::placement::Placer;
 use crate::policy::tetriserve::shedding::{self, Job};
 use crate::policy::tetriserve::table::Table;
 use crate::policy::tetriserve::{Plan, min_gpu_plan};
-use crate::policy::{Batch, Decision, Dispatch, Phase, Policy, RequestState, View};
+use crate::policy::{Batch, Decision, Dispatch, Phase, Policy, PolicyKind, RequestState, View};
 use crate::time::Nanos;
 use crate::workload::RequestId;
 
@@ -71,6 +71,8 @@ struct Live {
 
 /// The stepwise policy (see the module docs).
 pub struct Stepwise {
+    /// Its name, from the policy registry.
+    name: String,
     cluster: Cluster,
     overheads: Overheads,
     /// Per class: step times at every degree of a node (batch 1).
@@ -103,6 +105,7 @@ impl Stepwise {
             })
             .collect();
         Stepwise {
+            name: PolicyKind::Stepwise.to_string(),
             cluster: cluster.clone(),
             overheads,
             tables,
@@ -471,7 +474,7 @@ fn pow2_floor(n: u32) -> u32 {
 
 impl Policy for Stepwise {
     fn name(&self) -> &str {
-        "stepwise"
+        &self.name
     }
 
     fn decide(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {

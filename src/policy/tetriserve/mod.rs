@@ -67,7 +67,7 @@ use std::collections::HashSet;
 
 use crate::cluster::{Cluster, GpuSet};
 use crate::cost::{Overheads, ResClass, StepTimes};
-use crate::policy::{Batch, Decision, Dispatch, Phase, Policy, RequestState, View};
+use crate::policy::{Batch, Decision, Dispatch, Phase, Policy, PolicyKind, RequestState, View};
 use crate::time::Nanos;
 use crate::workload::RequestId;
 
@@ -89,6 +89,8 @@ struct Candidate {
 
 /// The TetriServe policy.
 pub struct Tetriserve {
+    /// Its name, from the policy registry.
+    name: String,
     variant: Variant,
     config: TetriserveConfig,
     overheads: Overheads,
@@ -174,6 +176,7 @@ impl Tetriserve {
             })
             .collect();
         Tetriserve {
+            name: PolicyKind::Tetriserve(variant).to_string(),
             variant,
             config,
             overheads,
@@ -675,7 +678,7 @@ impl Tetriserve {
 }
 impl Policy for Tetriserve {
     fn name(&self) -> &str {
-        self.variant.name()
+        &self.name
     }
 
     fn decide(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
