@@ -362,14 +362,14 @@ fn write_trace(workload: &crate::workload::Workload, output: Option<PathBuf>) ->
 
 fn run_trace_import(
     input: &Path,
-    format: crate::workload::import::Format,
+    format: crate::workload::import::LogFormat,
     time_scale: f64,
     file: &ScenarioFileArgs,
     fill: &ImportFillArgs,
     output: Option<PathBuf>,
 ) -> Result<()> {
-    use crate::workload::import::{Format as TraceFormat, ImportOptions, import_rows};
-    if format == TraceFormat::VllmOmni
+    use crate::workload::import::{ImportOptions, LogFormat, import_rows};
+    if format == LogFormat::VllmOmni
         && let Some(steps) = fill.steps
     {
         return Err(Error::config_hint(

@@ -45,7 +45,7 @@ use std::collections::{BinaryHeap, HashSet};
 use crate::cluster::{Cluster, GpuSet};
 use crate::cost::{Overheads, ResClass, StepTimes};
 use crate::policy::tetriserve::placement::Placer;
-use crate::policy::tetriserve::shedding::{self, Job};
+use crate::policy::tetriserve::shedding::{self, ShedJob};
 use crate::policy::tetriserve::table::Table;
 use crate::policy::tetriserve::{Plan, min_gpu_plan};
 use crate::policy::{Batch, Decision, Dispatch, Phase, Policy, PolicyKind, RequestState, View};
@@ -283,9 +283,9 @@ impl Stepwise {
         });
         self.live[node as usize] = live;
         // 2. Admission: the fluid overload test sheds the largest works first.
-        let jobs: Vec<Job> = entries
+        let jobs: Vec<ShedJob> = entries
             .iter()
-            .map(|e| Job {
+            .map(|e| ShedJob {
                 deadline: e.deadline,
                 work: e.work,
                 key: Some(e.work),

@@ -417,7 +417,7 @@ impl Tetriserve {
                 ShedRule::LargestWork => work,
                 ShedRule::LatestDeadline => u128::from(deadline.0),
             };
-            jobs.push(shedding::Job {
+            jobs.push(shedding::ShedJob {
                 deadline,
                 work,
                 key: Some(key),
@@ -453,7 +453,7 @@ impl Tetriserve {
                 continue;
             }
             let plan = min_gpu_plan(&table.plan_times, s.remaining_steps(), deadline - now);
-            jobs.push(shedding::Job {
+            jobs.push(shedding::ShedJob {
                 deadline,
                 work: plan.gpu_time(&table.plan_times),
                 key: None,
