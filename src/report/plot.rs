@@ -1248,6 +1248,35 @@ fn merged_boxes(boxes: &[GanttBox], merge_s: f64) -> Vec<(u32, f64, f64, usize)>
     out
 }
 
+/// Deadline misses on a GPU timeline: a black tick at the end of the box with a red triangle
+/// on top of the row.
+fn draw_misses<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    boxes: &[GanttBox],
+    row_y: &dyn Fn(u32) -> (f64, f64),
+    row_px: f64,
+) -> Drawn {
+    let tri = (row_px * 0.35).clamp(3.0, 8.0) as i32;
+    let misses: Vec<(f64, (f64, f64))> = boxes
+        .iter()
+        .filter(|b| b.missed && b.end.is_finite())
+        .map(|b| (b.end, row_y(b.gpu)))
+        .collect();
+    let tick_w = if row_px >= 12.0 { 2 } else { 1 };
+    chart.draw_series(misses.iter().map(|&(t, (lo, hi))| {
+        PathElement::new(vec![(t, lo), (t, hi)], BLACK.stroke_width(tick_w))
+    }))?;
+    chart.draw_series(misses.iter().map(|&(t, (_, hi))| {
+        EmptyElement::at((t, hi))
+            + Polygon::new(vec![(-tri, -tri), (tri, -tri), (0, tri)], MISS.filled())
+            + PathElement::new(
+                vec![(-tri, -tri), (tri, -tri), (0, tri), (-tri, -tri)],
+                BLACK.stroke_width(1),
+            )
+    }))?;
+    Ok(())
+}
+
 impl Figure for GanttFig<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
         root.fill(&WHITE)?;
@@ -1348,26 +1377,7 @@ impl Figure for GanttFig<'_> {
             }
         }
 
-        // Misses: a black tick at the end of the box with a red triangle on top of the row.
-        let tri = (row_px * 0.35).clamp(3.0, 8.0) as i32;
-        let misses: Vec<(f64, (f64, f64))> = self
-            .boxes
-            .iter()
-            .filter(|b| b.missed && b.end.is_finite())
-            .map(|b| (b.end, row_y(b.gpu)))
-            .collect();
-        let tick_w = if row_px >= 12.0 { 2 } else { 1 };
-        chart.draw_series(misses.iter().map(|&(t, (lo, hi))| {
-            PathElement::new(vec![(t, lo), (t, hi)], BLACK.stroke_width(tick_w))
-        }))?;
-        chart.draw_series(misses.iter().map(|&(t, (_, hi))| {
-            EmptyElement::at((t, hi))
-                + Polygon::new(vec![(-tri, -tri), (tri, -tri), (0, tri)], MISS.filled())
-                + PathElement::new(
-                    vec![(-tri, -tri), (tri, -tri), (0, tri), (-tri, -tri)],
-                    BLACK.stroke_width(1),
-                )
-        }))?;
+        draw_misses(&mut chart, self.boxes, &row_y, row_px)?;
 
         // Row names: every row up to 32 GPUs, every 8th beyond.
         let every = if rows > 32 { 8 } else { 1 };

@@ -258,36 +258,22 @@ pub fn bound_lines(
         .collect()
 }
 
-/// Draws `y` against `x` from the results file `results` into the directory `out`, as
-/// `<y>-vs-<x>.png` and `.svg`; returns the files written.
-pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Vec<PathBuf>> {
-    let all = dims();
-    let xd = all
-        .iter()
-        .find(|d| d.name == x && d.name != "scenario")
-        .ok_or_else(|| {
-            Error::config_hint(
-                format!("--x `{x}` is not a grid dimension"),
-                format!("expected one of {}", x_names()),
-            )
-        })?;
-    let rows = read_results(results)?;
-    // Lines: one per policy, and per mix when the file has several (unless x is the mix).
-    let mixes: BTreeSet<&str> = rows.iter().map(|r| r.mix.as_str()).collect();
-    let by_mix = mixes.len() > 1 && x != "mix";
-    let label = |r: &ResultRow| {
-        if by_mix {
-            format!("{} ({})", r.policy, r.mix)
-        } else {
-            r.policy.clone()
-        }
-    };
-    // Refuse averaging over anything but seeds.
+/// Refuses a chart that would average over anything but seeds: a dimension other than `x`
+/// (and the mix, when it makes its own lines) that takes several values among the rows of
+/// one line at one x.
+fn refuse_hidden_dimensions(
+    results: &Path,
+    x: &str,
+    rows: &[ResultRow],
+    xd: &Dim,
+    by_mix: bool,
+    label: &dyn Fn(&ResultRow) -> String,
+) -> Result<()> {
     let mut groups: BTreeMap<(String, String), Vec<&ResultRow>> = BTreeMap::new();
-    for r in &rows {
+    for r in rows {
         groups.entry((label(r), (xd.text)(r))).or_default().push(r);
     }
-    for d in all
+    for d in dims()
         .iter()
         .filter(|d| d.name != x && !(by_mix && d.name == "mix"))
     {
@@ -316,6 +302,34 @@ pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Ve
             ));
         }
     }
+    Ok(())
+}
+
+/// Draws `y` against `x` from the results file `results` into the directory `out`, as
+/// `<y>-vs-<x>.png` and `.svg`; returns the files written.
+pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Vec<PathBuf>> {
+    let all = dims();
+    let xd = all
+        .iter()
+        .find(|d| d.name == x && d.name != "scenario")
+        .ok_or_else(|| {
+            Error::config_hint(
+                format!("--x `{x}` is not a grid dimension"),
+                format!("expected one of {}", x_names()),
+            )
+        })?;
+    let rows = read_results(results)?;
+    // Lines: one per policy, and per mix when the file has several (unless x is the mix).
+    let mixes: BTreeSet<&str> = rows.iter().map(|r| r.mix.as_str()).collect();
+    let by_mix = mixes.len() > 1 && x != "mix";
+    let label = |r: &ResultRow| {
+        if by_mix {
+            format!("{} ({})", r.policy, r.mix)
+        } else {
+            r.policy.clone()
+        }
+    };
+    refuse_hidden_dimensions(results, x, &rows, xd, by_mix, &label)?;
     output_dir(out)?;
     let base = out.join(format!("{}-vs-{x}", y.name()));
     let title = format!("{} vs {x} ({})", y.label(), results.display());
