@@ -321,6 +321,156 @@ impl SeenIds {
     }
 }
 
+/// Refuses an arrival earlier than the previous row's (`previous`: its arrival and line):
+/// a trace out of order is more often a broken export than an intention.
+fn in_order(arrival: Nanos, previous: Option<(Nanos, u64)>, source: &str, line: u64) -> Result<()> {
+    if let Some((prev, prev_line)) = previous
+        && arrival < prev
+    {
+        return Err(InputError::new(
+            source,
+            format!(
+                "arrival_s {} is earlier than {} on line {prev_line}; expected arrivals in non-decreasing order",
+                arrival.secs_string(),
+                prev.secs_string()
+            ),
+        )
+        .line(line)
+        .field("arrival_s")
+        .hint("sort the file by arrival_s")
+        .into());
+    }
+    Ok(())
+}
+
+/// Refuses a row whose number of fields differs from the header's.
+fn check_width(found: usize, expected: usize, source: &str, line: u64) -> Result<()> {
+    if found != expected {
+        return Err(InputError::new(
+            source,
+            format!(
+                "expected {} fields (as in the header), found {}",
+                expected,
+                found
+            ),
+        )
+        .line(line)
+        .into());
+    }
+    Ok(())
+}
+
+/// A row's `prompt_id` cell: a prompt key, or none when empty.
+fn prompt_key(c: &str, err: &dyn Fn(&str, String) -> Error) -> Result<Option<PromptKey>> {
+    if c.is_empty() {
+        return Ok(None);
+    }
+    c.parse::<u64>().map(|k| Some(PromptKey(k))).map_err(|_| {
+        err(
+            "prompt_id",
+            format!(
+                "expected a non-negative integer prompt id (or an empty cell for none), got `{c}`"
+            ),
+        )
+    })
+}
+
+/// A row's `steps` cell: a whole number from 1 to `MAX_STEPS`.
+fn parse_steps(steps_cell: &str, err: &dyn Fn(&str, String) -> Error) -> Result<u32> {
+    match steps_cell.parse::<u32>() {
+        Ok(0) => Err(err(
+            "steps",
+            "expected at least 1 denoising step, got 0".to_string(),
+        )),
+        Ok(s) if s > crate::workload::MAX_STEPS => Err(err(
+            "steps",
+            format!(
+                "{s} steps is more than the {} a request may have",
+                crate::workload::MAX_STEPS
+            ),
+        )),
+        Ok(s) => Ok(s),
+        Err(_) => Err(err(
+            "steps",
+            format!("expected a positive whole number of steps, got `{steps_cell}`"),
+        )),
+    }
+}
+
+/// A row's SLO at the defaults' scale: its `slo_s` cell (scaled), or else the scaled base of
+/// its resolution; an error naming the row when neither gives a positive time.
+fn row_slo(
+    slo_cell: Option<&str>,
+    has_column: bool,
+    slo: Option<&SloDefaults>,
+    resolution: Resolution,
+    source: &str,
+    line: u64,
+    err: &dyn Fn(&str, String) -> Error,
+) -> Result<Nanos> {
+    Ok(match (slo_cell, slo) {
+        (Some(c), _) => {
+            let v = Nanos::parse_secs(c).map_err(|m| err("slo_s", m))?;
+            if v == Nanos::ZERO {
+                return Err(err(
+                    "slo_s",
+                    format!("expected a number of seconds greater than 0, got `{c}`"),
+                ));
+            }
+            match slo {
+                Some(d) => scale_slo(v, d.scale).ok_or_else(|| {
+                    err(
+                        "slo_s",
+                        format!(
+                            "slo_s {c} at SLO scale {} is not a positive time below the simulator's horizon (2^62 ns, about 146 years)",
+                            d.scale
+                        ),
+                    )
+                })?,
+                None => v,
+            }
+        }
+        (None, None) => {
+            let why = if has_column {
+                "the slo_s cell is empty"
+            } else {
+                "the trace has no slo_s column"
+            };
+            return Err(InputError::new(source, format!("no SLO for this request: {why} and no SLO defaults were given"))
+                .line(line)
+                .field("slo_s")
+                .hint("add slo_s (seconds from arrival to deadline), or give SLO bases in the scenario ([slo] bases)")
+                .into());
+        }
+        (None, Some(d)) => match d.bases.scaled(resolution, d.scale) {
+            Some(v) if v > Nanos::ZERO => v,
+            Some(_) => {
+                return Err(err(
+                    "slo_s",
+                    format!(
+                        "the default SLO of {resolution} rounds to 0 ns at scale {}",
+                        d.scale
+                    ),
+                ));
+            }
+            None => {
+                return Err(InputError::new(
+                    source,
+                    format!(
+                        "no slo_s for this request and no SLO base for resolution {resolution}"
+                    ),
+                )
+                .line(line)
+                .field("slo_s")
+                .hint(format!(
+                    "add slo_s to this row, or add a base for {resolution} under [slo] bases"
+                ))
+                .into());
+            }
+        },
+    })
+}
+
 /// Parses trace CSV text. `source` names the file in errors. Rows without `slo_s` (or a trace
 /// without that column) take `scale * base(resolution)` from `slo`; with neither, it is an error.
 pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Result<Workload> {
@@ -367,18 +517,7 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
         let err = |field: &str, msg: String| -> Error {
             InputError::new(source, msg).line(line).field(field).into()
         };
-        if record.len() != cols.count {
-            return Err(InputError::new(
-                source,
-                format!(
-                    "expected {} fields (as in the header), found {}",
-                    cols.count,
-                    record.len()
-                ),
-            )
-            .line(line)
-            .into());
-        }
+        check_width(record.len(), cols.count, source, line)?;
         let cell = |i: usize| record.get(i);
 
         let label = match cols.id {
@@ -401,22 +540,7 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
         }
 
         let arrival = Nanos::parse_secs(cell(cols.arrival)).map_err(|m| err("arrival_s", m))?;
-        if let Some((prev, prev_line)) = previous
-            && arrival < prev
-        {
-            return Err(InputError::new(
-                source,
-                format!(
-                    "arrival_s {} is earlier than {} on line {prev_line}; expected arrivals in non-decreasing order",
-                    arrival.secs_string(),
-                    prev.secs_string()
-                ),
-            )
-            .line(line)
-            .field("arrival_s")
-            .hint("sort the file by arrival_s")
-            .into());
-        }
+        in_order(arrival, previous, source, line)?;
         previous = Some((arrival, line));
 
         let side = |name: &str, i: usize| -> Result<u32> {
@@ -430,92 +554,18 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
         let resolution = Resolution::new(side("width", cols.width)?, side("height", cols.height)?);
         resolution.validate().map_err(|m| err("width,height", m))?;
 
-        let steps_cell = cell(cols.steps);
-        let steps = match steps_cell.parse::<u32>() {
-            Ok(0) => {
-                return Err(err(
-                    "steps",
-                    "expected at least 1 denoising step, got 0".to_string(),
-                ));
-            }
-            Ok(s) if s > crate::workload::MAX_STEPS => {
-                return Err(err(
-                    "steps",
-                    format!(
-                        "{s} steps is more than the {} a request may have",
-                        crate::workload::MAX_STEPS
-                    ),
-                ));
-            }
-            Ok(s) => s,
-            Err(_) => {
-                return Err(err(
-                    "steps",
-                    format!("expected a positive whole number of steps, got `{steps_cell}`"),
-                ));
-            }
-        };
+        let steps = parse_steps(cell(cols.steps), &err)?;
 
         let slo_cell = cols.slo.map(cell).filter(|c| !c.is_empty());
-        let slo_ns = match (slo_cell, slo) {
-            (Some(c), _) => {
-                let v = Nanos::parse_secs(c).map_err(|m| err("slo_s", m))?;
-                if v == Nanos::ZERO {
-                    return Err(err(
-                        "slo_s",
-                        format!("expected a number of seconds greater than 0, got `{c}`"),
-                    ));
-                }
-                match slo {
-                    Some(d) => scale_slo(v, d.scale).ok_or_else(|| {
-                        err(
-                            "slo_s",
-                            format!(
-                                "slo_s {c} at SLO scale {} is not a positive time below the simulator's horizon (2^62 ns, about 146 years)",
-                                d.scale
-                            ),
-                        )
-                    })?,
-                    None => v,
-                }
-            }
-            (None, None) => {
-                let why = if cols.slo.is_some() {
-                    "the slo_s cell is empty"
-                } else {
-                    "the trace has no slo_s column"
-                };
-                return Err(InputError::new(source, format!("no SLO for this request: {why} and no SLO defaults were given"))
-                    .line(line)
-                    .field("slo_s")
-                    .hint("add slo_s (seconds from arrival to deadline), or give SLO bases in the scenario ([slo] bases)")
-                    .into());
-            }
-            (None, Some(d)) => {
-                match d.bases.scaled(resolution, d.scale) {
-                    Some(v) if v > Nanos::ZERO => v,
-                    Some(_) => {
-                        return Err(err(
-                            "slo_s",
-                            format!(
-                                "the default SLO of {resolution} rounds to 0 ns at scale {}",
-                                d.scale
-                            ),
-                        ));
-                    }
-                    None => {
-                        return Err(InputError::new(
-                        source,
-                        format!("no slo_s for this request and no SLO base for resolution {resolution}"),
-                    )
-                    .line(line)
-                    .field("slo_s")
-                    .hint(format!("add slo_s to this row, or add a base for {resolution} under [slo] bases"))
-                    .into());
-                    }
-                }
-            }
-        };
+        let slo_ns = row_slo(
+            slo_cell,
+            cols.slo.is_some(),
+            slo,
+            resolution,
+            source,
+            line,
+            &err,
+        )?;
 
         if requests.len() >= u32::MAX as usize {
             return Err(err(
@@ -534,18 +584,7 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
             )
         })?;
         if let Some(i) = cols.prompt {
-            let c = cell(i);
-            let key = if c.is_empty() {
-                None
-            } else {
-                Some(PromptKey(c.parse::<u64>().map_err(|_| {
-                    err(
-                        "prompt_id",
-                        format!("expected a non-negative integer prompt id (or an empty cell for none), got `{c}`"),
-                    )
-                })?))
-            };
-            prompts.push(key);
+            prompts.push(prompt_key(cell(i), &err)?);
         }
         requests.push(Request {
             id: RequestId(requests.len() as u32),
