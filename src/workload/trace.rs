@@ -350,8 +350,7 @@ fn check_width(found: usize, expected: usize, source: &str, line: u64) -> Result
             source,
             format!(
                 "expected {} fields (as in the header), found {}",
-                expected,
-                found
+                expected, found
             ),
         )
         .line(line)
