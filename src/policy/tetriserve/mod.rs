@@ -474,50 +474,13 @@ impl Tetriserve {
         }
     }
 
-    /// Plans one node with idle GPUs for the window up to `round_end`: requests that can no
-    /// longer meet their deadline are dropped past the margin or left to best-effort service;
-    /// the others are packed (Algorithm 1), placed, and given the idle GPUs left.
-    fn run_node_round(
-        &mut self,
-        view: &View<'_>,
-        node: u32,
-        backlog: &mut Backlog,
-        round_end: Nanos,
-        out: &mut Vec<Decision>,
-    ) {
+    /// The round's knapsack input (Algorithm 1): per unit (a batch and its plan), a group of
+    /// up to two options (degree, steps this round), each valued by the members that still
+    /// meet their deadlines and the tie-break, and the candidate each option stands for.
+    fn build_groups(&mut self, view: &View<'_>, round_end: Nanos) {
         let now = view.now;
         let next = round_end;
         let window = round_end - now;
-        let (mut on_time, mut drops) = (
-            std::mem::take(&mut self.on_time),
-            std::mem::take(&mut self.drops),
-        );
-        on_time.clear();
-        drops.clear();
-        let late = |s: &RequestState| {
-            now + self
-                .table(s.class, 1)
-                .fastest
-                .times(u64::from(s.remaining_steps()))
-                > s.deadline()
-        };
-        let waiting = backlog.sweep(
-            view,
-            late,
-            self.config.drop_late_after,
-            &mut on_time,
-            &mut drops,
-        );
-        for &id in &drops {
-            self.forget(view, id);
-            out.push(Decision::Drop(id));
-        }
-        self.on_time = on_time;
-        self.drops = drops;
-        if !waiting {
-            return;
-        }
-        self.form_units(view, backlog, out);
         self.groups.clear();
         self.candidates.clear();
         let units = std::mem::take(&mut self.units);
@@ -601,6 +564,52 @@ impl Tetriserve {
             self.candidates.push(cand);
         }
         self.units = units;
+    }
+
+    /// Plans one node with idle GPUs for the window up to `round_end`: requests that can no
+    /// longer meet their deadline are dropped past the margin or left to best-effort service;
+    /// the others are packed (Algorithm 1), placed, and given the idle GPUs left.
+    fn run_node_round(
+        &mut self,
+        view: &View<'_>,
+        node: u32,
+        backlog: &mut Backlog,
+        round_end: Nanos,
+        out: &mut Vec<Decision>,
+    ) {
+        let now = view.now;
+        let window = round_end - now;
+        let (mut on_time, mut drops) = (
+            std::mem::take(&mut self.on_time),
+            std::mem::take(&mut self.drops),
+        );
+        on_time.clear();
+        drops.clear();
+        let late = |s: &RequestState| {
+            now + self
+                .table(s.class, 1)
+                .fastest
+                .times(u64::from(s.remaining_steps()))
+                > s.deadline()
+        };
+        let waiting = backlog.sweep(
+            view,
+            late,
+            self.config.drop_late_after,
+            &mut on_time,
+            &mut drops,
+        );
+        for &id in &drops {
+            self.forget(view, id);
+            out.push(Decision::Drop(id));
+        }
+        self.on_time = on_time;
+        self.drops = drops;
+        if !waiting {
+            return;
+        }
+        self.form_units(view, backlog, out);
+        self.build_groups(view, round_end);
 
         let free = view.free.node_mask(node);
         self.packer
