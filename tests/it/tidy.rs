@@ -394,11 +394,12 @@ fn circles(
 }
 
 /// The dependency graphs of `files`: between the top-level modules of `src/` (`crate::X`
-/// naming `crate::Y`), and, per folder module, between the files and subfolders it holds
-/// (its `mod.rs` excluded: it declares and re-exports its children, and they use its
-/// items, so every folder would be a circle through it; a circle of siblings is one the
-/// folder's structure does not explain). Returns (graph name, nodes, edges) per graph, the
-/// top-level graph first, named `src`.
+/// naming `crate::Y`), named `src`; per folder module, between the files and subfolders it
+/// holds, named by the folder; and per folder again with its `mod.rs` as a node too (named
+/// `<folder> (with mod.rs)`), its `mod` declarations and `pub use` re-exports left out (they
+/// are the folder's structure; a child naming an item of the folder reaches `mod.rs`).
+/// Items used through a re-export (`FixedSp` for `fixed_sp::FixedSp`) reach `mod.rs`, and a
+/// `mod.rs` naming them bare is not seen: the graphs see what the paths say.
 type Graph = (
     String,
     Vec<String>,
@@ -406,6 +407,13 @@ type Graph = (
 );
 
 fn graphs(files: &[(String, String)]) -> Vec<Graph> {
+    let mut out = sibling_graphs(files, false);
+    out.extend(sibling_graphs(files, true));
+    out
+}
+
+/// [`graphs`] without (`hub` false) or with each folder's `mod.rs` as a node of its folder.
+fn sibling_graphs(files: &[(String, String)], hub: bool) -> Vec<Graph> {
     use std::collections::{BTreeMap, BTreeSet};
     // Each folder module's children: file stems (not mod.rs) and subfolders.
     let mut children: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new();
@@ -431,49 +439,123 @@ fn graphs(files: &[(String, String)]) -> Vec<Graph> {
             .get(&m)
             .map(|c| c.iter().cloned().collect())
             .unwrap_or_default();
-        for p in named_paths(rel, text, &own) {
+        let is_mod = rel.ends_with("/mod.rs");
+        // A mod.rs declares and re-exports its children: structure, not use.
+        let text = if hub && is_mod {
+            without_declarations(text)
+        } else {
+            text.clone()
+        };
+        for p in named_paths(rel, &text, &own) {
             // At every folder holding this file: from the child it lies in to the child the
-            // path names, when the path stays inside the folder.
+            // path names, when the path stays inside the folder (with `hub`, a mod.rs and
+            // the items it defines are the node `mod.rs`).
             for (folder, kids) in &children {
                 let k = folder.len();
-                if m.len() <= k || m[..k] != folder[..] || p.len() <= k || p[..k] != folder[..] {
+                if m.len() < k || m[..k] != folder[..] || p.len() < k || p[..k] != folder[..] {
                     continue;
                 }
-                let (from, to) = (&m[k], &p[k]);
-                if from != to && kids.contains(to) {
-                    edges
-                        .entry(folder.clone())
-                        .or_default()
-                        .insert((from.clone(), to.clone()));
+                let node = |path: &[String], own_mod: bool| -> Option<String> {
+                    match path.get(k) {
+                        Some(c) if kids.contains(c) && !own_mod => Some(c.clone()),
+                        _ if hub && k > 0 => Some("mod.rs".to_string()),
+                        _ => None,
+                    }
+                };
+                let from = node(&m, is_mod && m.len() == k);
+                let to = node(&p, false);
+                if let (Some(from), Some(to)) = (from, to)
+                    && from != to
+                {
+                    edges.entry(folder.clone()).or_default().insert((from, to));
                 }
             }
         }
     }
     let mut out = Vec::new();
     for (folder, kids) in &children {
-        let name = if folder.is_empty() {
+        if hub && folder.is_empty() {
+            continue;
+        }
+        let mut name = if folder.is_empty() {
             "src".to_string()
         } else {
             format!("src/{}", folder.join("/"))
         };
-        out.push((
-            name,
-            kids.iter().cloned().collect(),
-            edges.remove(folder).unwrap_or_default(),
-        ));
+        let mut nodes: Vec<String> = kids.iter().cloned().collect();
+        if hub {
+            name.push_str(" (with mod.rs)");
+            nodes.push("mod.rs".to_string());
+        }
+        out.push((name, nodes, edges.remove(folder).unwrap_or_default()));
     }
     out
 }
 
-/// Import circles that exist on purpose, as (graph, the circle's nodes sorted), with why.
-/// None today: a circle means two modules cannot be understood, tested or moved apart.
-const ALLOWED_CIRCLES: &[(&str, &[&str], &str)] = &[];
+/// `text` without its `mod` declarations and `pub use` re-exports.
+fn without_declarations(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(line_end) = rest.find('\n').map(|i| i + 1).or(Some(rest.len())) {
+        if rest.is_empty() {
+            break;
+        }
+        let t = rest.trim_start();
+        let declaration = [
+            "mod ",
+            "pub mod ",
+            "pub(crate) mod ",
+            "pub use ",
+            "pub(crate) use ",
+        ]
+        .iter()
+        .any(|k| t.starts_with(k));
+        if declaration {
+            let end = rest.find(';').map_or(rest.len(), |i| i + 1);
+            rest = &rest[end..];
+        } else {
+            out.push_str(&rest[..line_end]);
+            rest = &rest[line_end..];
+        }
+    }
+    out
+}
+
+/// Import circles that are known, as (graph, the circle's nodes sorted, why). Only the graphs
+/// with each folder's `mod.rs` have any: a folder's `mod.rs` that defines the items its
+/// children use and also uses one of them. Between top-level modules and between sibling
+/// files there is none: a circle there means two modules cannot be understood, tested or
+/// moved apart.
+const ALLOWED_CIRCLES: &[(&str, &[&str], &str)] = &[
+    (
+        "src/cli (with mod.rs)",
+        &["backend", "mod.rs"],
+        "mod.rs dispatches the GPU commands to backend.rs, which prints through mod.rs's \
+         helpers (`describe`, `print_stdout`); moving those helpers to a file of their own \
+         means editing backend.rs",
+    ),
+    (
+        "src/policy (with mod.rs)",
+        &["mod.rs", "tetriserve"],
+        "mod.rs defines the Policy trait and the decisions every policy returns, and `build` \
+         constructs every policy (refusing a TetriServe round of zero length by its \
+         RoundLength): the registry knows its policies by design",
+    ),
+    (
+        "src/workload (with mod.rs)",
+        &["mod.rs", "skipping"],
+        "mod.rs's Savings holds each request's SkipMask, and SkipSpec::apply (which \
+         scenario.rs calls) draws the masks into a Workload",
+    ),
+];
 
 #[test]
 fn no_import_circles_between_modules_or_sibling_files() {
     let mut found = Vec::new();
+    let mut seen = Vec::new();
     for (name, nodes, edges) in graphs(&all()) {
         for c in circles(&nodes, &edges) {
+            seen.push((name.clone(), c.clone()));
             let allowed = ALLOWED_CIRCLES
                 .iter()
                 .any(|(g, n, _)| *g == name && n.iter().eq(c.iter()));
@@ -488,6 +570,14 @@ fn no_import_circles_between_modules_or_sibling_files() {
         }
     }
     assert!(found.is_empty(), "import circles:\n{}", found.join("\n"));
+    // A circle that was broken leaves the list, so the list stays the truth.
+    for (g, n, _) in ALLOWED_CIRCLES {
+        assert!(
+            seen.iter()
+                .any(|(name, c)| name == g && n.iter().eq(c.iter())),
+            "{g}: {n:?} is no longer a circle; remove it from ALLOWED_CIRCLES"
+        );
+    }
 }
 
 /// The circles `graphs` finds in `files`, as `graph: nodes`.
@@ -503,8 +593,9 @@ fn found_circles(files: &[(String, String)]) -> Vec<String> {
 }
 
 /// The check sees the circles this crate once had: `error.rs` holding the records of
-/// `metrics` (which reaches `error` through `cluster` and `workload`), and sibling files
-/// that use each other however the path is written.
+/// `metrics` (which reaches `error` through `cluster` and `workload`), and `stream_rng` in
+/// `generate.rs` (`workload/mod.rs` -> `skipping.rs` -> `generate.rs` -> `mod.rs`); and
+/// sibling files that use each other however the path is written.
 #[test]
 fn the_circle_check_catches_known_circles() {
     let mutate = |file: &str, from: &str, to: &str| {
@@ -542,7 +633,26 @@ fn the_circle_check_catches_known_circles() {
         1,
     );
     let found = found_circles(&files);
-    assert_eq!(found, ["src/workload: generate, skipping"]);
+    assert!(
+        found.contains(&"src/workload: generate, skipping".to_string()),
+        "{found:?}"
+    );
+    // As it was: `stream_rng` in `generate.rs`, which uses `mod.rs`'s items, which use
+    // `skipping.rs`'s masks: a circle through all three (and what else it
+    // reaches), not the known one of two.
+    let found = found_circles(&mutate(
+        "src/workload/skipping.rs",
+        "use crate::workload::rng::stream_rng;",
+        "use crate::workload::generate::stream_rng;",
+    ));
+    assert!(
+        found
+            .iter()
+            .any(|c| c.starts_with("src/workload (with mod.rs): ")
+                && c.contains("generate")
+                && c.contains("skipping")),
+        "{found:?}"
+    );
     // Paths in braces, through `super::`, and in a `mod.rs` written bare.
     let mut s = "use crate::{a::{b, c::D}, e};".as_bytes().to_vec();
     s.extend(b" super::x::Y");
