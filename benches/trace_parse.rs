@@ -11,7 +11,7 @@ use divan::Bencher;
 use divan::counter::ItemsCount;
 use tetriserve::workload::arrival::ArrivalProcess;
 use tetriserve::workload::generate::{WorkloadSpec, generate};
-use tetriserve::workload::import::{Format, ImportOptions, import};
+use tetriserve::workload::import::{ImportOptions, LogFormat, import};
 use tetriserve::workload::mix::{Mix, Sampling, paper_resolutions};
 use tetriserve::workload::trace::{SloDefaults, parse_trace, to_csv};
 use tetriserve::workload::{SloBases, Workload};
@@ -68,7 +68,7 @@ fn alibaba_text(w: &Workload) -> String {
     out
 }
 
-fn options(format: Format) -> ImportOptions {
+fn options(format: LogFormat) -> ImportOptions {
     ImportOptions {
         format,
         time_scale: 1.0,
@@ -102,7 +102,7 @@ fn write_trace_csv(bencher: Bencher, n: usize) {
 #[divan::bench(args = ROWS, sample_count = 10)]
 fn import_vllm_omni(bencher: Bencher, n: usize) {
     let text = vllm_omni_text(&workload(n));
-    let opts = options(Format::VllmOmni);
+    let opts = options(LogFormat::VllmOmni);
     bencher
         .counter(ItemsCount::new(n))
         .bench_local(|| import(&text, "bench.jsonl", &opts).unwrap().len());
@@ -111,7 +111,7 @@ fn import_vllm_omni(bencher: Bencher, n: usize) {
 #[divan::bench(args = ROWS, sample_count = 10)]
 fn import_alibaba_genai(bencher: Bencher, n: usize) {
     let text = alibaba_text(&workload(n));
-    let opts = options(Format::AlibabaGenai);
+    let opts = options(LogFormat::AlibabaGenai);
     bencher
         .counter(ItemsCount::new(n))
         .bench_local(|| import(&text, "bench.csv", &opts).unwrap().len());

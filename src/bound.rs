@@ -102,10 +102,8 @@ impl Bound {
 ///
 /// A configuration is a (degree, batch size) pair: a step of it takes `t` of wall time and
 /// costs each image `k t / batch` GPU-time. A schedule may run some steps batched and others
-/// alone, at any degrees, so the least cost is the linear program
-/// `min sum x_j c_j` subject to `sum x_j = steps`, `sum x_j t_j <= budget`, `x >= 0` over
-/// every configuration; with two constraints an optimal vertex uses at most two
-/// configurations, so trying every pair finds it.
+/// alone, at any degrees, so the least cost is the linear program of [`least_cost_mix`] over
+/// every configuration.
 pub fn min_gpu_time(
     costs: &StepTimes,
     class: ResClass,
@@ -129,20 +127,37 @@ pub fn min_gpu_time(
                 })
         })
         .collect();
+    least_cost_mix(&opts, |&o| o, s, b)
+}
+
+/// The linear program both the bound and the optimum's pruning solve: the least cost of
+/// `steps` (fractional) steps split between options of (wall time per step, cost per step),
+/// `min sum x_j c_j` subject to `sum x_j = steps`, `sum x_j t_j <= wall`, `x >= 0`; `None`
+/// if even the fastest option cannot fit. With two constraints an optimal vertex uses at most
+/// two options, so trying every pair finds it (the faster one taking just enough steps to
+/// meet `wall`). `time_cost` reads an option, so callers pass their own tables unconverted.
+pub fn least_cost_mix<T>(
+    opts: &[T],
+    time_cost: impl Fn(&T) -> (f64, f64),
+    steps: f64,
+    wall: f64,
+) -> Option<f64> {
     let mut best: Option<f64> = None;
-    for &(ta, ca) in &opts {
-        if s * ta <= b {
-            best = Some(best.map_or(s * ca, |x: f64| x.min(s * ca)));
+    let mut keep = |v: f64| best = Some(best.map_or(v, |x: f64| x.min(v)));
+    for a in opts {
+        let (ta, ca) = time_cost(a);
+        if steps * ta <= wall {
+            keep(steps * ca);
             continue;
         }
-        for &(tb, cb) in &opts {
-            if tb >= ta || s * tb > b {
+        for b in opts {
+            let (tb, cb) = time_cost(b);
+            if tb >= ta || steps * tb > wall {
                 continue;
             }
-            // Fractional steps at b: the least that meets the budget.
-            let sb = (s * ta - b) / (ta - tb);
-            let cost = (s - sb) * ca + sb * cb;
-            best = Some(best.map_or(cost, |x: f64| x.min(cost)));
+            // Fractional steps on b: the least that meets the budget.
+            let on_b = (steps * ta - wall) / (ta - tb);
+            keep((steps - on_b) * ca + on_b * cb);
         }
     }
     best

@@ -101,10 +101,18 @@ pub enum Error {
     )]
     Interrupted {
         cause: Box<Error>,
-        partial: Box<crate::metrics::RunRecords>,
+        partial: PartialRun,
         finished: usize,
     },
 }
+
+/// The records of a run an executor failure stopped, carried by [`Error::Interrupted`].
+///
+/// Erased here: the records type lives in `metrics`, which depends on `cluster` and
+/// `workload`, which return this module's errors, so naming it here would close an import
+/// circle. `metrics` gives it its typed face: `PartialRun::new` takes a `RunRecords`, and the
+/// value dereferences to one.
+pub struct PartialRun(pub(crate) Box<dyn std::any::Any + Send + Sync>);
 
 impl Error {
     pub fn config(message: impl Into<String>) -> Error {

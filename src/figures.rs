@@ -19,6 +19,7 @@ use crate::report::plot::{
 };
 use crate::scenario::{Overrides, RawScenario, Scenario};
 use crate::simulate::simulate;
+use crate::sweep::plot::{bound_lines, mean_lines};
 use crate::sweep::{Grid, SweepOptions, mean_ci95};
 
 /// A sweep's results rows and their reader live with the sweep that writes them.
@@ -32,81 +33,27 @@ fn percent(fraction: f64) -> f64 {
     100.0 * fraction
 }
 
-/// Series of mean +- 95% CI of the attainment (in percent) against `x`, one per `series`
-/// key, in first-seen order.
+/// Series of mean +- 95% CI of the attainment (in percent) against `x`, one per `key`, in
+/// first-seen order.
 fn attainment_series(
     rows: &[&ResultRow],
     x: impl Fn(&ResultRow) -> f64,
     key: impl Fn(&ResultRow) -> String,
 ) -> Vec<Series> {
-    let mut order: Vec<String> = Vec::new();
-    let mut groups: BTreeMap<(String, u64), Vec<f64>> = BTreeMap::new();
-    for r in rows {
-        let k = key(r);
-        if !order.contains(&k) {
-            order.push(k.clone());
-        }
-        groups
-            .entry((k, x(r).to_bits()))
-            .or_default()
-            .push(percent(r.attainment));
-    }
-    order
-        .into_iter()
-        .map(|k| {
-            let mut points: Vec<Point> = groups
-                .iter()
-                .filter(|((s, _), _)| *s == k)
-                .map(|((_, xb), v)| {
-                    let (m, h) = mean_ci95(v);
-                    (f64::from_bits(*xb), m, (m - h).max(0.0), (m + h).min(100.0))
-                })
-                .collect();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            Series {
-                label: k,
-                points,
-                dashed: false,
-            }
-        })
-        .collect()
+    mean_lines(
+        rows,
+        x,
+        key,
+        |r| percent(r.attainment),
+        |v| v.clamp(0.0, 100.0),
+    )
 }
 
 /// One line per policy against `x`, plus the dashed upper bound when the rows carry one.
 fn policy_lines(rows: &[&ResultRow], x: impl Fn(&ResultRow) -> f64 + Copy) -> Vec<Series> {
     let mut s = attainment_series(rows, x, |r| r.policy.clone());
-    s.extend(bound_series(rows, x));
+    s.extend(bound_lines(rows, x, |_| BOUND_LABEL.to_string()));
     s
-}
-
-/// The dashed "upper bound" line (percent): the mean over seeds of each x's bound (one per
-/// workload, so the same for every policy at a point).
-fn bound_series(rows: &[&ResultRow], x: impl Fn(&ResultRow) -> f64) -> Option<Series> {
-    // One value per (x, seed): every policy at that point replays the same workload.
-    let mut per_seed: BTreeMap<(u64, u64), f64> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.bound.is_finite()) {
-        per_seed.insert((x(r).to_bits(), r.seed), r.bound);
-    }
-    let mut by_x: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-    for ((xb, _), b) in per_seed {
-        by_x.entry(xb).or_default().push(percent(b));
-    }
-    if by_x.is_empty() {
-        return None;
-    }
-    let mut points: Vec<Point> = by_x
-        .into_iter()
-        .map(|(xb, v)| {
-            let m = v.iter().sum::<f64>() / v.len() as f64;
-            (f64::from_bits(xb), m, m, m)
-        })
-        .collect();
-    points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    Some(Series {
-        label: BOUND_LABEL.into(),
-        points,
-        dashed: true,
-    })
 }
 
 /// Each run's policy and the latencies (seconds) of its finished requests, for a CDF.
@@ -1002,118 +949,10 @@ pub fn plot_runs(
     Ok(written)
 }
 
-/// Reads a run directory written by `simulate --out` (requests.csv, works.csv, summary.json)
-/// back into records, for plotting.
+/// Reads a run directory written by `simulate --out` back into records, for plotting; the
+/// format and its reader belong to the writer ([`crate::report::read_run`]).
 pub fn load_run(dir: &Path) -> Result<RunRecords> {
-    use crate::cluster::GpuSet;
-    use crate::metrics::{RequestRecord, WorkRecord};
-    use crate::time::Nanos;
-    let read = |f: &str| {
-        let p = dir.join(f);
-        std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))
-    };
-    let bad = |f: &str, line: usize, what: &str| {
-        Error::Input(
-            crate::error::InputError::new(
-                dir.join(f).display().to_string(),
-                format!("cannot read {what}"),
-            )
-            .line(line as u64 + 2),
-        )
-    };
-    let secs = |s: &str| -> Option<Nanos> {
-        let (w, f) = s.split_once('.').unwrap_or((s, "0"));
-        let frac: String = f.chars().chain(std::iter::repeat('0')).take(9).collect();
-        Some(Nanos(
-            w.parse::<u64>()
-                .ok()?
-                .checked_mul(1_000_000_000)?
-                .checked_add(frac.parse::<u64>().ok()?)?,
-        ))
-    };
-    let summary: serde_json::Value = serde_json::from_str(&read("summary.json")?)
-        .map_err(|e| Error::config(format!("{}: {e}", dir.join("summary.json").display())))?;
-    let policy = summary["policy"].as_str().unwrap_or("run").to_string();
-    let gpus = summary["gpus"].as_u64().unwrap_or(8) as u32;
-    let gpus_per_node = summary["gpus_per_node"].as_u64().unwrap_or(u64::from(gpus)) as u32;
-
-    let text = read("requests.csv")?;
-    let mut requests = Vec::new();
-    for (i, rec) in csv::Reader::from_reader(text.as_bytes())
-        .records()
-        .enumerate()
-    {
-        let r = rec.map_err(|_| bad("requests.csv", i, "a row"))?;
-        let get = |k: usize| r.get(k).unwrap_or("");
-        let num = |k: usize| get(k).parse::<u64>().ok();
-        let outcome = match get(9) {
-            "met" => Outcome::Met,
-            "missed" => Outcome::Missed,
-            _ => Outcome::Dropped,
-        };
-        let res = crate::workload::Resolution::new(
-            num(2).unwrap_or(0) as u32,
-            num(3).unwrap_or(0) as u32,
-        );
-        let arrival = secs(get(1)).ok_or_else(|| bad("requests.csv", i, "arrival_s"))?;
-        requests.push(RequestRecord {
-            id: num(0).ok_or_else(|| bad("requests.csv", i, "id"))?,
-            arrival,
-            resolution: res,
-            steps: num(4).unwrap_or(0) as u32,
-            steps_done: num(5).unwrap_or(0) as u32,
-            deadline: secs(get(6)).unwrap_or(arrival),
-            start: secs(get(7)),
-            end: secs(get(8)).unwrap_or(arrival),
-            outcome,
-            gpu_time: secs(get(11)).unwrap_or(Nanos::ZERO),
-            degrees_used: 0,
-            remaps: num(13).unwrap_or(0) as u32,
-            node: get(14).parse().ok(),
-            saved: crate::metrics::StepsSaved {
-                prompt: num(15),
-                cache_hit: get(16) == "true",
-                cached_steps: num(17).unwrap_or(0) as u32,
-                skipped_steps: num(18).unwrap_or(0) as u32,
-            },
-        });
-    }
-    let text = read("works.csv")?;
-    let mut works = Vec::new();
-    for (i, rec) in csv::Reader::from_reader(text.as_bytes())
-        .records()
-        .enumerate()
-    {
-        let r = rec.map_err(|_| bad("works.csv", i, "a row"))?;
-        let get = |k: usize| r.get(k).unwrap_or("");
-        let node: u32 = get(2).parse().map_err(|_| bad("works.csv", i, "node"))?;
-        let mut mask = 0u64;
-        for g in get(3).split(';') {
-            let g: u32 = g.parse().map_err(|_| bad("works.csv", i, "gpus"))?;
-            mask |= 1u64 << (g - node * gpus_per_node).min(63);
-        }
-        works.push(WorkRecord {
-            requests: get(0).split(';').filter_map(|x| x.parse().ok()).collect(),
-            resolution: get(1)
-                .parse()
-                .map_err(|_| bad("works.csv", i, "resolution"))?,
-            gpus: GpuSet::new(node, mask),
-            start: secs(get(4)).ok_or_else(|| bad("works.csv", i, "start_s"))?,
-            end: secs(get(5)).ok_or_else(|| bad("works.csv", i, "end_s"))?,
-            first_step: get(6).parse().unwrap_or(0),
-            steps: get(7).parse().unwrap_or(1),
-            remap: get(8) == "true",
-        });
-    }
-    Ok(RunRecords {
-        policy,
-        gpus,
-        gpus_per_node,
-        requests,
-        works,
-        events: 0,
-        decisions: Default::default(),
-    })
+    crate::report::read_run(dir)
 }
 
 #[cfg(test)]

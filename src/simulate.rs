@@ -292,12 +292,12 @@ fn run_policies<O: Outputs>(
     let bound = attainment_bound(scenario, workload, costs);
     for &kind in &scenario.policies {
         let mut policy = policy::build(kind, &scenario.cluster, costs, &scenario.policy_config)?;
-        // Batch sizes the policy may dispatch: only TetriServe batches, and only when asked.
-        let batches: &[u32] = match kind {
-            policy::PolicyKind::Tetriserve(_) if scenario.policy_config.tetriserve.batching => {
-                costs.batches()
-            }
-            _ => &[1],
+        // Batch sizes the policy may dispatch: only a policy the registry says batches, and
+        // only when asked.
+        let batches: &[u32] = if kind.batches() && scenario.policy_config.tetriserve.batching {
+            costs.batches()
+        } else {
+            &[1]
         };
         executor.reset(workload, batches)?;
         let mut sink = outputs.open(policy.name(), &scenario.cluster)?;

@@ -149,6 +149,82 @@ impl Sub for Nanos {
     }
 }
 
+impl Nanos {
+    /// Seconds read from a file (a trace cell, a run directory's column) as integer
+    /// nanoseconds; `Err` says what was expected. A plain decimal with at most nine
+    /// fractional digits is converted exactly, without `f64`, so that what
+    /// [`Nanos::secs_string`] wrote reads back bit for bit; other numeric forms (`1e3`, more
+    /// decimals) go through `f64` and are rounded to the nanosecond. Every reader of seconds
+    /// uses this one, so all accept the same forms and refuse the same values.
+    pub fn parse_secs(cell: &str) -> Result<Nanos, String> {
+        if let Some(ns) = exact_decimal_ns(cell) {
+            return ns.ok_or_else(|| {
+                format!("`{cell}` seconds is too large to represent; expected less than 4611686018.427387904 (2^62 ns, about 146 years, the simulator's horizon)")
+            });
+        }
+        let x: f64 = cell
+            .parse()
+            .map_err(|_| format!("expected a number of seconds, got `{cell}`"))?;
+        if !x.is_finite() {
+            return Err(format!("expected a finite number of seconds, got `{cell}`"));
+        }
+        if x < 0.0 {
+            return Err(format!("expected a number of seconds >= 0, got `{cell}`"));
+        }
+        Nanos::try_from_secs(x).ok_or_else(|| {
+            format!("`{cell}` seconds is too large to represent; expected less than 4611686018.427387904 (2^62 ns, about 146 years, the simulator's horizon)")
+        })
+    }
+}
+
+/// `Some(Some(ns))` for a plain decimal (`12`, `12.5`, `.5`, `12.000000500`) with at most
+/// nine fractional digits; `Some(None)` if it has that form but overflows; `None` for any
+/// other form (left to the `f64` path).
+fn exact_decimal_ns(cell: &str) -> Option<Option<Nanos>> {
+    let bytes = cell.as_bytes();
+    let (int_len, whole) = leading_digits(bytes);
+    let (end, frac_len, frac) = match bytes.get(int_len) {
+        Some(b'.') => {
+            let (frac_len, frac) = leading_digits(&bytes[int_len + 1..]);
+            (int_len + 1 + frac_len, frac_len, frac)
+        }
+        _ => (int_len, 0, Some(0)),
+    };
+    if end != bytes.len() || (int_len == 0 && frac_len == 0) || frac_len > 9 {
+        return None;
+    }
+    let Some(whole) = whole else {
+        return Some(None);
+    };
+    // At most nine digits: no overflow.
+    let frac_ns = frac? * 10u64.pow(9 - frac_len as u32);
+    Some(
+        whole
+            .checked_mul(1_000_000_000)
+            .and_then(|ns| ns.checked_add(frac_ns))
+            .filter(|&ns| ns < Nanos::HORIZON.0)
+            .map(Nanos),
+    )
+}
+
+/// The number of ASCII digits `bytes` starts with, and their value (`None` if it overflows).
+fn leading_digits(bytes: &[u8]) -> (usize, Option<u64>) {
+    let len = bytes
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(bytes.len());
+    let digits = &bytes[..len];
+    let value = if len <= 19 {
+        // Below 10^19: fits, so no checks in the loop.
+        Some(digits.iter().fold(0, |v, d| v * 10 + u64::from(d - b'0')))
+    } else {
+        digits.iter().try_fold(0u64, |v, d| {
+            v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+    };
+    (len, value)
+}
+
 impl fmt::Display for Nanos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:.3}s", self.as_secs())
@@ -228,6 +304,63 @@ mod tests {
         assert_eq!(Nanos(1 << 40).checked_times(1 << 21), Some(Nanos(1 << 61)));
         assert_eq!(Nanos(1 << 40).checked_times(1 << 22), None);
         assert_eq!(Nanos(u64::MAX).checked_times(2), None);
+    }
+
+    #[test]
+    fn seconds_are_parsed_exactly() {
+        assert_eq!(Nanos::parse_secs("12.000000500"), Ok(Nanos(12_000_000_500)));
+        assert_eq!(Nanos::parse_secs(".5"), Ok(Nanos(500_000_000)));
+        assert_eq!(Nanos::parse_secs("3."), Ok(Nanos(3_000_000_000)));
+        assert_eq!(Nanos::parse_secs("1e3"), Ok(Nanos(1_000_000_000_000)));
+        assert_eq!(
+            Nanos::parse_secs("4611686018.427387903"),
+            Ok(Nanos(Nanos::HORIZON.0 - 1))
+        );
+        assert!(
+            Nanos::parse_secs("4611686018.427387904").is_err(),
+            "the horizon itself"
+        );
+        assert!(Nanos::parse_secs("18446744073.709551615").is_err());
+        assert!(Nanos::parse_secs("18446744073.709551616").is_err());
+        assert!(Nanos::parse_secs(".").is_err());
+        assert!(Nanos::parse_secs("").is_err());
+    }
+
+    /// [`exact_decimal_ns`] written the obvious way: split at the dot, check, parse each part.
+    fn reference_exact_decimal_ns(cell: &str) -> Option<Option<Nanos>> {
+        let (int, frac) = cell.split_once('.').unwrap_or((cell, ""));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) || frac.len() > 9 {
+            return None;
+        }
+        let whole = if int.is_empty() {
+            Ok(0)
+        } else {
+            int.parse::<u64>()
+        };
+        let Ok(whole) = whole else {
+            return Some(None);
+        };
+        let frac_ns = if frac.is_empty() {
+            0
+        } else {
+            frac.parse::<u64>().ok()? * 10u64.pow(9 - frac.len() as u32)
+        };
+        Some(
+            whole
+                .checked_mul(1_000_000_000)
+                .and_then(|ns| ns.checked_add(frac_ns))
+                .filter(|&ns| ns < Nanos::HORIZON.0)
+                .map(Nanos),
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn exact_decimals_match_splitting_at_the_dot(cell in "[0-9.]{0,24}|[0-9]{0,3}[.e+-][0-9]{0,3}") {
+            proptest::prop_assert_eq!(exact_decimal_ns(&cell), reference_exact_decimal_ns(&cell));
+        }
+
     }
 
     #[test]

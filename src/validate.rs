@@ -309,7 +309,7 @@ impl Validation {
 }
 
 /// A real run set against its simulations: what `tetriserve validate` reports.
-pub struct Study {
+pub struct FidelityStudy {
     /// The real run against its simulation with the measured profile and per-work overhead.
     pub validation: Validation,
     /// The same simulation charging steps only, to show what the per-work overhead explains.
@@ -324,7 +324,7 @@ pub struct Study {
 /// and per-work overhead describe), then simulates the same scenario, so that both runs plan
 /// identically, and once more without the per-work overhead; compares each simulation with
 /// the real run.
-pub fn study(scenario: &Scenario, executor: &mut dyn Executor) -> Result<Study> {
+pub fn study(scenario: &Scenario, executor: &mut dyn Executor) -> Result<FidelityStudy> {
     let real = crate::simulate::run_with(scenario, executor)
         .map_err(|f| f.error)?
         .remove(0);
@@ -347,7 +347,7 @@ pub fn study(scenario: &Scenario, executor: &mut dyn Executor) -> Result<Study> 
         crate::scenario::CostSource::Analytic(_) => None,
     };
     let lookup = |res, k, b| step_ms(profile, res, k, b);
-    Ok(Study {
+    Ok(FidelityStudy {
         validation: compare(&real.records, &sim.records, lookup)?,
         without_overhead: compare(&real.records, &sim_bare.records, lookup)?,
         files,

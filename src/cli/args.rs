@@ -387,7 +387,7 @@ pub enum TraceCommand {
         input: PathBuf,
         /// Its format: vllm-omni or alibaba-genai.
         #[arg(long)]
-        format: crate::workload::import::Format,
+        format: crate::workload::import::LogFormat,
         /// Replay at this many times the trace's rate (arrival gaps divided by it).
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,

@@ -363,14 +363,14 @@ fn write_trace(workload: &crate::workload::Workload, output: Option<PathBuf>) ->
 
 fn run_trace_import(
     input: &Path,
-    format: crate::workload::import::Format,
+    format: crate::workload::import::LogFormat,
     time_scale: f64,
     file: &ScenarioFileArgs,
     fill: &ImportFillArgs,
     output: Option<PathBuf>,
 ) -> Result<()> {
-    use crate::workload::import::{Format as TraceFormat, ImportOptions, import_rows};
-    if format == TraceFormat::VllmOmni
+    use crate::workload::import::{ImportOptions, LogFormat, import_rows};
+    if format == LogFormat::VllmOmni
         && let Some(steps) = fill.steps
     {
         return Err(Error::config_hint(
@@ -553,40 +553,12 @@ fn run_optimum(args: OptimumArgs) -> Result<()> {
     print_stdout(&text)
 }
 
-fn run_goodput(args: GoodputArgs) -> Result<()> {
-    use crate::goodput::{Load, Planner, gpu_report, gpu_search, rate_report, rate_search};
+/// Every flag of `tetriserve goodput` acts in the mode given (a log or a generated workload;
+/// the GPU search or the rate search), or is refused naming it.
+fn refuse_flags_outside_mode(args: &GoodputArgs, log: bool) -> Result<()> {
     let refuse = |flag: &str, why: &str, hint: &str| -> Result<()> {
         Err(Error::config_hint(format!("{flag} {why}"), hint))
     };
-    if !(0.0..=1.0).contains(&args.target) {
-        return refuse(
-            "--target",
-            &format!("is {}, not an attainment between 0 and 1", args.target),
-            "e.g. --target 0.9",
-        );
-    }
-    if let Some(seeds) = &args.seeds
-        && let Some(s) = seeds
-            .iter()
-            .find(|s| seeds.iter().filter(|t| t == s).count() > 1)
-    {
-        return refuse(
-            "--seeds",
-            &format!("lists seed {s} more than once; a repeated seed is the same run"),
-            "list distinct seeds, e.g. --seeds 1,2,3",
-        );
-    }
-    let (mut raw, source) =
-        crate::scenario::RawScenario::load_merged(args.scenario.scenario.as_deref())?;
-    let mut overrides = args.scenario.overrides();
-    overrides.trace = args.trace.clone();
-    raw.apply(&overrides).map_err(|e| overrides.blame(e))?;
-    let seeds = args.seeds.clone().unwrap_or_else(|| vec![1, 2, 3]);
-    let planner =
-        Planner::new(raw, &source, &args.policy, seeds).map_err(|e| overrides.blame(e))?;
-    let log = matches!(planner.load, Load::Log { .. });
-
-    // Every flag acts in the mode given, or is refused.
     let s = &args.scenario;
     if log {
         for (set, flag) in [
@@ -664,6 +636,43 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn run_goodput(args: GoodputArgs) -> Result<()> {
+    use crate::goodput::{Load, Planner, gpu_report, gpu_search, rate_report, rate_search};
+    let refuse = |flag: &str, why: &str, hint: &str| -> Result<()> {
+        Err(Error::config_hint(format!("{flag} {why}"), hint))
+    };
+    if !(0.0..=1.0).contains(&args.target) {
+        return refuse(
+            "--target",
+            &format!("is {}, not an attainment between 0 and 1", args.target),
+            "e.g. --target 0.9",
+        );
+    }
+    if let Some(seeds) = &args.seeds
+        && let Some(s) = seeds
+            .iter()
+            .find(|s| seeds.iter().filter(|t| t == s).count() > 1)
+    {
+        return refuse(
+            "--seeds",
+            &format!("lists seed {s} more than once; a repeated seed is the same run"),
+            "list distinct seeds, e.g. --seeds 1,2,3",
+        );
+    }
+    let (mut raw, source) =
+        crate::scenario::RawScenario::load_merged(args.scenario.scenario.as_deref())?;
+    let mut overrides = args.scenario.overrides();
+    overrides.trace = args.trace.clone();
+    raw.apply(&overrides).map_err(|e| overrides.blame(e))?;
+    let seeds = args.seeds.clone().unwrap_or_else(|| vec![1, 2, 3]);
+    let planner =
+        Planner::new(raw, &source, &args.policy, seeds).map_err(|e| overrides.blame(e))?;
+    let log = matches!(planner.load, Load::Log { .. });
+
+    refuse_flags_outside_mode(&args, log)?;
 
     let report = if args.min_gpus {
         let x = planner.own_point(args.time_scale)?;

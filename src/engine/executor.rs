@@ -12,7 +12,7 @@ use crate::engine::event::WorkId;
 use crate::error::{Error, Result};
 use crate::policy::Dispatch;
 use crate::time::Nanos;
-use crate::workload::skipping::SkipMask;
+use crate::workload::skipping::{SkipMask, batch_skips};
 use crate::workload::{Resolution, Workload};
 
 /// Work handed to an executor: a dispatch plus what the engine knows about its context.
@@ -127,12 +127,7 @@ impl<'a> SimExecutor<'a> {
         }
         let mask = |id: crate::workload::RequestId| self.skips.get(id.index());
         (work.steps_before..work.steps_before + d.steps)
-            .filter(|&step| {
-                d.batch
-                    .ids()
-                    .iter()
-                    .any(|&id| !mask(id).is_some_and(|m| m.is_skipped(step)))
-            })
+            .filter(|&step| !batch_skips(d.batch.ids().iter().map(|&id| mask(id)), step))
             .count() as u32
     }
 

@@ -566,7 +566,7 @@ impl<'a> Engine<'a> {
             .count();
         Error::Interrupted {
             cause: Box::new(cause),
-            partial: Box::new(partial),
+            partial: crate::error::PartialRun::new(partial),
             finished,
         }
     }

@@ -3,50 +3,50 @@
 //! for people, one JSON object or one CSV header and row. The three share the fields, so a
 //! tool reading the JSON and a spreadsheet reading the CSV see the same figures.
 
-use super::{GpuSearch, Load, Measure, Outcome, Planner, RateSearch};
+use super::{GpuSearch, Load, Measure, Planner, RateSearch, SearchEnd};
 
 /// A search's report: one ordered list of named fields, printed as a line for people, one
 /// JSON object or one CSV row (the same fields in all three).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
-    pub fields: Vec<(&'static str, Value)>,
+    pub fields: Vec<(&'static str, FieldValue)>,
     /// The sentence for people.
     pub line: String,
 }
 
 /// A field of a [`Report`].
 #[derive(Clone, Debug, PartialEq)]
-pub enum Value {
+pub enum FieldValue {
     Text(String),
     Number(f64),
     Count(u64),
     None,
 }
 
-impl Value {
-    fn opt(v: Option<f64>) -> Value {
-        v.map_or(Value::None, Value::Number)
+impl FieldValue {
+    fn opt(v: Option<f64>) -> FieldValue {
+        v.map_or(FieldValue::None, FieldValue::Number)
     }
 
     fn json(&self) -> serde_json::Value {
         match self {
-            Value::Text(s) => serde_json::Value::from(s.as_str()),
-            Value::Number(x) => serde_json::Number::from_f64(*x)
+            FieldValue::Text(s) => serde_json::Value::from(s.as_str()),
+            FieldValue::Number(x) => serde_json::Number::from_f64(*x)
                 .map_or(serde_json::Value::Null, serde_json::Value::Number),
-            Value::Count(n) => serde_json::Value::from(*n),
-            Value::None => serde_json::Value::Null,
+            FieldValue::Count(n) => serde_json::Value::from(*n),
+            FieldValue::None => serde_json::Value::Null,
         }
     }
 
     fn cell(&self) -> String {
         match self {
-            Value::Text(s) if s.contains([',', '"', '\n']) => {
+            FieldValue::Text(s) if s.contains([',', '"', '\n']) => {
                 format!("\"{}\"", s.replace('"', "\"\""))
             }
-            Value::Text(s) => s.clone(),
-            Value::Number(x) => format!("{x}"),
-            Value::Count(n) => n.to_string(),
-            Value::None => String::new(),
+            FieldValue::Text(s) => s.clone(),
+            FieldValue::Number(x) => format!("{x}"),
+            FieldValue::Count(n) => n.to_string(),
+            FieldValue::None => String::new(),
         }
     }
 }
@@ -72,16 +72,16 @@ impl Report {
 }
 
 /// The load's fields and a phrase for people.
-fn load_fields(planner: &Planner) -> (Vec<(&'static str, Value)>, String) {
+fn load_fields(planner: &Planner) -> (Vec<(&'static str, FieldValue)>, String) {
     match &planner.load {
         Load::Generated { seeds } => {
             let list: Vec<String> = seeds.iter().map(u64::to_string).collect();
             (
                 vec![
-                    ("load", Value::Text("generated".into())),
-                    ("log_rate_per_min", Value::None),
-                    ("seeds", Value::Text(list.join(";"))),
-                    ("runs_per_point", Value::Count(seeds.len() as u64)),
+                    ("load", FieldValue::Text("generated".into())),
+                    ("log_rate_per_min", FieldValue::None),
+                    ("seeds", FieldValue::Text(list.join(";"))),
+                    ("runs_per_point", FieldValue::Count(seeds.len() as u64)),
                 ],
                 format!("seeds {}", list.join(",")),
             )
@@ -90,10 +90,10 @@ fn load_fields(planner: &Planner) -> (Vec<(&'static str, Value)>, String) {
             path, rate_per_min, ..
         } => (
             vec![
-                ("load", Value::Text(format!("log:{}", path.display()))),
-                ("log_rate_per_min", Value::Number(*rate_per_min)),
-                ("seeds", Value::None),
-                ("runs_per_point", Value::Count(1)),
+                ("load", FieldValue::Text(format!("log:{}", path.display()))),
+                ("log_rate_per_min", FieldValue::Number(*rate_per_min)),
+                ("seeds", FieldValue::None),
+                ("runs_per_point", FieldValue::Count(1)),
             ],
             format!("log {} at {:.2} req/min", path.display(), rate_per_min),
         ),
@@ -101,7 +101,10 @@ fn load_fields(planner: &Planner) -> (Vec<(&'static str, Value)>, String) {
 }
 
 /// The fields of a measure, each name prefixed (`at_`, `below_`); `None` gives empty fields.
-fn measure_fields<T>(prefix: &'static str, m: Option<&(T, Measure)>) -> Vec<(&'static str, Value)> {
+fn measure_fields<T>(
+    prefix: &'static str,
+    m: Option<&(T, Measure)>,
+) -> Vec<(&'static str, FieldValue)> {
     let names: [&'static str; 9] = match prefix {
         "at" => [
             "slo_attainment",
@@ -127,17 +130,17 @@ fn measure_fields<T>(prefix: &'static str, m: Option<&(T, Measure)>) -> Vec<(&'s
         ],
     };
     let values = match m {
-        None => vec![Value::None; 9],
+        None => vec![FieldValue::None; 9],
         Some((_, m)) => vec![
-            Value::Number(m.slo_attainment),
-            Value::Count(m.requests as u64),
-            Value::Count(m.met as u64),
-            Value::Number(m.gpu_hours_busy),
-            Value::Number(m.gpu_hours_provisioned),
-            Value::opt(m.cost.usd),
-            Value::opt(m.cost.usd_per_1k_met_images),
-            Value::opt(m.cost.energy_wh),
-            Value::opt(m.cost.wh_per_met_image),
+            FieldValue::Number(m.slo_attainment),
+            FieldValue::Count(m.requests as u64),
+            FieldValue::Count(m.met as u64),
+            FieldValue::Number(m.gpu_hours_busy),
+            FieldValue::Number(m.gpu_hours_provisioned),
+            FieldValue::opt(m.cost.usd),
+            FieldValue::opt(m.cost.usd_per_1k_met_images),
+            FieldValue::opt(m.cost.energy_wh),
+            FieldValue::opt(m.cost.wh_per_met_image),
         ],
     };
     names.into_iter().zip(values).collect()
@@ -173,23 +176,23 @@ pub fn rate_report(
         Some((x, _)) => (Some(planner.rate_at(*x)), log.then_some(*x)),
     };
     let mut fields = vec![
-        ("search", Value::Text("rate".into())),
-        ("policy", Value::Text(planner.policy.clone())),
-        ("target", Value::Number(target)),
-        ("gpus", Value::Count(u64::from(gpus))),
+        ("search", FieldValue::Text("rate".into())),
+        ("policy", FieldValue::Text(planner.policy.clone())),
+        ("target", FieldValue::Number(target)),
+        ("gpus", FieldValue::Count(u64::from(gpus))),
     ];
     fields.extend(load);
     fields.extend([
-        ("outcome", Value::Text(r.outcome.name().into())),
-        ("goodput_rate_per_min", Value::opt(rate)),
-        ("goodput_scale", Value::opt(scale)),
+        ("outcome", FieldValue::Text(r.outcome.name().into())),
+        ("goodput_rate_per_min", FieldValue::opt(rate)),
+        ("goodput_scale", FieldValue::opt(scale)),
         (
             "rate_per_min_per_gpu",
-            Value::opt(rate.map(|r| r / f64::from(gpus))),
+            FieldValue::opt(rate.map(|r| r / f64::from(gpus))),
         ),
-        ("range_min", Value::Number(range.0)),
-        ("range_max", Value::Number(range.1)),
-        ("points", Value::Count(r.points as u64)),
+        ("range_min", FieldValue::Number(range.0)),
+        ("range_max", FieldValue::Number(range.1)),
+        ("points", FieldValue::Count(r.points as u64)),
     ]);
     fields.extend(measure_fields("at", r.best.as_ref()));
     let who = format!("{} on {gpus} GPUs", planner.policy);
@@ -213,7 +216,7 @@ pub fn rate_report(
                 ),
                 Load::Generated { .. } => format!("goodput {x:.2} req/min"),
             };
-            let top = if outcome == Outcome::AtTop {
+            let top = if outcome == SearchEnd::AtTop {
                 "; at the top of the search range, raise it to look further"
             } else {
                 ""
@@ -234,29 +237,36 @@ pub fn gpu_report(planner: &Planner, target: f64, x: f64, r: &GpuSearch) -> Repo
     let log = matches!(planner.load, Load::Log { .. });
     let sizes: Vec<String> = r.candidates.iter().map(u32::to_string).collect();
     let mut fields = vec![
-        ("search", Value::Text("gpus".into())),
-        ("policy", Value::Text(planner.policy.clone())),
-        ("target", Value::Number(target)),
+        ("search", FieldValue::Text("gpus".into())),
+        ("policy", FieldValue::Text(planner.policy.clone())),
+        ("target", FieldValue::Number(target)),
     ];
     fields.extend(load);
     fields.extend([
-        ("rate_per_min", Value::Number(planner.rate_at(x))),
-        ("scale", if log { Value::Number(x) } else { Value::None }),
-        ("outcome", Value::Text(r.outcome.name().into())),
+        ("rate_per_min", FieldValue::Number(planner.rate_at(x))),
+        (
+            "scale",
+            if log {
+                FieldValue::Number(x)
+            } else {
+                FieldValue::None
+            },
+        ),
+        ("outcome", FieldValue::Text(r.outcome.name().into())),
         (
             "gpus",
             r.best
                 .as_ref()
-                .map_or(Value::None, |(g, _)| Value::Count(u64::from(*g))),
+                .map_or(FieldValue::None, |(g, _)| FieldValue::Count(u64::from(*g))),
         ),
         (
             "below_gpus",
             r.below
                 .as_ref()
-                .map_or(Value::None, |(g, _)| Value::Count(u64::from(*g))),
+                .map_or(FieldValue::None, |(g, _)| FieldValue::Count(u64::from(*g))),
         ),
-        ("candidates", Value::Text(sizes.join(";"))),
-        ("points", Value::Count(r.points as u64)),
+        ("candidates", FieldValue::Text(sizes.join(";"))),
+        ("points", FieldValue::Count(r.points as u64)),
     ]);
     fields.extend(measure_fields("at", r.best.as_ref()));
     fields.extend(measure_fields("below", r.below.as_ref()));

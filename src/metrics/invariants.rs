@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::metrics::{Outcome, RunRecords, WorkRecord};
+use crate::metrics::{Outcome, RequestRecord, RunRecords, WorkRecord};
 use crate::time::Nanos;
 use crate::workload::Workload;
 
@@ -34,43 +34,7 @@ pub fn check_run(
         ));
         return errors;
     }
-    for (r, q) in run.requests.iter().zip(&workload.requests) {
-        if r.id != q.label
-            || r.arrival != q.arrival
-            || r.deadline != q.deadline
-            || r.steps != q.steps
-        {
-            errors.push(format!(
-                "record of request {} does not match the request",
-                q.label
-            ));
-        }
-        let saved = workload.savings_of(q.id);
-        let want = (
-            saved.prompt.map(|p| p.0),
-            saved.cache_hit,
-            saved.cached_steps,
-            saved.skips.count(0, r.steps_done),
-        );
-        let got = (
-            r.saved.prompt,
-            r.saved.cache_hit,
-            r.saved.cached_steps,
-            r.saved.skipped_steps,
-        );
-        if want != got {
-            errors.push(format!(
-                "request {}: saved (prompt, hit, cached, skipped) {got:?}, but its workload says {want:?}",
-                q.label
-            ));
-        }
-        if r.saved.skipped_steps > r.steps_done {
-            errors.push(format!(
-                "request {}: {} steps skipped of {} done",
-                q.label, r.saved.skipped_steps, r.steps_done
-            ));
-        }
-    }
+    check_records(run, workload, &mut errors);
 
     let mut per_gpu: BTreeMap<u32, Vec<(Nanos, Nanos, usize)>> = BTreeMap::new();
     let mut per_request: BTreeMap<u64, Vec<&WorkRecord>> = BTreeMap::new();
@@ -134,66 +98,114 @@ pub fn check_run(
     }
     for r in &run.requests {
         let works = per_request.remove(&r.id).unwrap_or_default();
-        let mut next_step = 0;
-        let mut prev_end = r.arrival;
-        for w in &works {
-            if w.start < prev_end {
-                errors.push(format!(
-                    "request {}: work at {} starts before {} (arrival or previous work end)",
-                    r.id, w.start, prev_end
-                ));
-            }
-            if w.first_step != next_step {
-                errors.push(format!(
-                    "request {}: work starts at step {} but {} steps were done",
-                    r.id, w.first_step, next_step
-                ));
-            }
-            next_step += w.steps;
-            prev_end = w.end;
-        }
-        if next_step > r.steps {
+        check_request(r, &works, &mut errors);
+    }
+    errors
+}
+
+/// Each record matches its request, and what caching and skipping saved it is what its
+/// workload entry says.
+fn check_records(run: &RunRecords, workload: &Workload, errors: &mut Vec<String>) {
+    for (r, q) in run.requests.iter().zip(&workload.requests) {
+        if r.id != q.label
+            || r.arrival != q.arrival
+            || r.deadline != q.deadline
+            || r.steps != q.steps
+        {
             errors.push(format!(
-                "request {}: works ran {next_step} steps of its {}",
-                r.id, r.steps
+                "record of request {} does not match the request",
+                q.label
             ));
         }
-        if next_step != r.steps_done {
+        let saved = workload.savings_of(q.id);
+        let want = (
+            saved.prompt.map(|p| p.0),
+            saved.cache_hit,
+            saved.cached_steps,
+            saved.skips.count(0, r.steps_done),
+        );
+        let got = (
+            r.saved.prompt,
+            r.saved.cache_hit,
+            r.saved.cached_steps,
+            r.saved.skipped_steps,
+        );
+        if want != got {
             errors.push(format!(
-                "request {}: works ran {} steps but the record says {}",
-                r.id, next_step, r.steps_done
+                "request {}: saved (prompt, hit, cached, skipped) {got:?}, but its workload says {want:?}",
+                q.label
             ));
         }
-        match r.outcome {
-            Outcome::Met | Outcome::Missed => {
-                if r.steps_done != r.steps {
-                    errors.push(format!(
-                        "request {} finished with {}/{} steps",
-                        r.id, r.steps_done, r.steps
-                    ));
-                }
-                if r.end != prev_end {
-                    errors.push(format!(
-                        "request {} ends at {} but its last work ends at {}",
-                        r.id, r.end, prev_end
-                    ));
-                }
-                if (r.outcome == Outcome::Met) != (r.end <= r.deadline) {
-                    errors.push(format!(
-                        "request {}: verdict {:?} inconsistent with end {} and deadline {}",
-                        r.id, r.outcome, r.end, r.deadline
-                    ));
-                }
+        if r.saved.skipped_steps > r.steps_done {
+            errors.push(format!(
+                "request {}: {} steps skipped of {} done",
+                q.label, r.saved.skipped_steps, r.steps_done
+            ));
+        }
+    }
+}
+
+/// One request's works (in dispatch order) against its record: in order after its arrival,
+/// its steps in sequence, and a verdict its steps and end support.
+fn check_request(r: &RequestRecord, works: &[&WorkRecord], errors: &mut Vec<String>) {
+    let mut next_step = 0;
+    let mut prev_end = r.arrival;
+    for w in works {
+        if w.start < prev_end {
+            errors.push(format!(
+                "request {}: work at {} starts before {} (arrival or previous work end)",
+                r.id, w.start, prev_end
+            ));
+        }
+        if w.first_step != next_step {
+            errors.push(format!(
+                "request {}: work starts at step {} but {} steps were done",
+                r.id, w.first_step, next_step
+            ));
+        }
+        next_step += w.steps;
+        prev_end = w.end;
+    }
+    if next_step > r.steps {
+        errors.push(format!(
+            "request {}: works ran {next_step} steps of its {}",
+            r.id, r.steps
+        ));
+    }
+    if next_step != r.steps_done {
+        errors.push(format!(
+            "request {}: works ran {} steps but the record says {}",
+            r.id, next_step, r.steps_done
+        ));
+    }
+    match r.outcome {
+        Outcome::Met | Outcome::Missed => {
+            if r.steps_done != r.steps {
+                errors.push(format!(
+                    "request {} finished with {}/{} steps",
+                    r.id, r.steps_done, r.steps
+                ));
             }
-            Outcome::Dropped => {
-                if r.steps_done == r.steps {
-                    errors.push(format!(
-                        "request {} did all its steps but is marked dropped",
-                        r.id
-                    ));
-                }
+            if r.end != prev_end {
+                errors.push(format!(
+                    "request {} ends at {} but its last work ends at {}",
+                    r.id, r.end, prev_end
+                ));
+            }
+            if (r.outcome == Outcome::Met) != (r.end <= r.deadline) {
+                errors.push(format!(
+                    "request {}: verdict {:?} inconsistent with end {} and deadline {}",
+                    r.id, r.outcome, r.end, r.deadline
+                ));
+            }
+        }
+        Outcome::Dropped => {
+            if r.steps_done == r.steps {
+                errors.push(format!(
+                    "request {} did all its steps but is marked dropped",
+                    r.id
+                ));
             }
         }
     }
-    errors
 }

@@ -14,7 +14,7 @@ pub use summary::{
 };
 
 use crate::cluster::GpuSet;
-use crate::error::Result;
+use crate::error::{PartialRun, Result};
 use crate::time::Nanos;
 use crate::workload::Resolution;
 
@@ -36,6 +36,18 @@ impl Outcome {
             Outcome::Missed => "missed",
             Outcome::Dropped => "dropped",
         }
+    }
+}
+
+/// The inverse of [`Outcome::as_str`], for reading run directories back.
+impl std::str::FromStr for Outcome {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Outcome, String> {
+        [Outcome::Met, Outcome::Missed, Outcome::Dropped]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| format!("expected met, missed or dropped, got `{s}`"))
     }
 }
 
@@ -141,6 +153,37 @@ pub struct Progress {
     pub requests: usize,
     /// Events handled so far.
     pub events: u64,
+}
+
+/// The typed face of the records an interrupted run carries (see `error::PartialRun`).
+impl PartialRun {
+    pub fn new(records: RunRecords) -> PartialRun {
+        PartialRun(Box::new(records))
+    }
+}
+
+impl std::ops::Deref for PartialRun {
+    type Target = RunRecords;
+
+    fn deref(&self) -> &RunRecords {
+        self.0
+            .downcast_ref()
+            .expect("PartialRun::new is the only constructor, and it holds RunRecords")
+    }
+}
+
+impl std::ops::DerefMut for PartialRun {
+    fn deref_mut(&mut self) -> &mut RunRecords {
+        self.0
+            .downcast_mut()
+            .expect("PartialRun::new is the only constructor, and it holds RunRecords")
+    }
+}
+
+impl std::fmt::Debug for PartialRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        RunRecords::fmt(self, f)
+    }
 }
 
 /// Wall-clock time the policy took per decision point, nanoseconds. Not deterministic.

@@ -7,6 +7,7 @@
 //! step) and relaxes the costs that only lengthen a schedule (hand-offs, group set-up,
 //! dispatch, the GPU time of the text encoder and the VAE). It leaves out nothing else.
 
+use crate::bound::least_cost_mix;
 use crate::cluster::{Cluster, Link};
 use crate::cost::{Overheads, StepTimes};
 use crate::workload::Workload;
@@ -189,29 +190,12 @@ fn class_configs(costs: &StepTimes, class: usize, max_degree: u32) -> Vec<Config
 /// The least GPU time (GPU-ns) to advance `steps` (fractional) steps of a request within
 /// `wall` ns, splitting them between `configs` fractionally, each step of a batch charged
 /// its share; `None` if even the fastest cannot. The LP relaxation of the request's plan,
-/// as in `bound.rs`: two constraints, so an optimal vertex mixes at most two configurations.
+/// the linear program of `bound.rs` ([`least_cost_mix`]).
 pub fn least_gpu_time(configs: &[Config], steps: f64, wall: f64) -> Option<f64> {
     if steps <= 0.0 {
         return Some(0.0);
     }
-    let mut best: Option<f64> = None;
-    let mut keep = |v: f64| best = Some(best.map_or(v, |b: f64| b.min(v)));
-    for a in configs {
-        let (ta, ca) = (a.step as f64, a.gpu_cost());
-        if steps * ta <= wall {
-            keep(steps * ca);
-            continue;
-        }
-        for b in configs {
-            let (tb, cb) = (b.step as f64, b.gpu_cost());
-            if tb >= ta || steps * tb > wall {
-                continue;
-            }
-            let on_b = (steps * ta - wall) / (ta - tb);
-            keep((steps - on_b) * ca + on_b * cb);
-        }
-    }
-    best
+    least_cost_mix(configs, |c| (c.step as f64, c.gpu_cost()), steps, wall)
 }
 
 #[cfg(test)]

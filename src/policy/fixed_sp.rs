@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use crate::cluster::{Cluster, GpuSet};
-use crate::policy::{Batch, Decision, Dispatch, Policy, View};
+use crate::policy::{Batch, Decision, Dispatch, Policy, PolicyKind, View};
 use crate::workload::RequestId;
 
 pub struct FixedSp {
@@ -33,7 +33,7 @@ impl FixedSp {
             .collect();
         let idle = (0..groups.len()).collect();
         FixedSp {
-            name: format!("xdit-sp{k}"),
+            name: PolicyKind::XditSp(k).to_string(),
             k,
             per_node,
             groups,

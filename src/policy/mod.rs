@@ -124,6 +124,9 @@ pub struct PolicyInfo {
     /// Index into the chart palette (`report::plot`): fixed per policy, so one policy has one
     /// colour in every chart whatever else the chart shows. Slot 7 (black) is the upper bound's.
     pub colour: usize,
+    /// Whether it dispatches batches (of requests of one resolution at the same step) when
+    /// the scenario turns batching on; the executor then prepares every batch size.
+    pub batches: bool,
 }
 
 /// The registry: every named policy, in the order listings and charts show them. Adding a
@@ -134,60 +137,70 @@ const REGISTRY: [PolicyInfo; 10] = [
         kind: PolicyKind::XditSp(1),
         name: "xdit-sp1",
         description: "xDiT, fixed SP degree 1: static groups, FCFS, non-preemptive",
+        batches: false,
         colour: 0,
     },
     PolicyInfo {
         kind: PolicyKind::XditSp(2),
         name: "xdit-sp2",
         description: "xDiT, fixed SP degree 2: static groups, FCFS, non-preemptive",
+        batches: false,
         colour: 1,
     },
     PolicyInfo {
         kind: PolicyKind::XditSp(4),
         name: "xdit-sp4",
         description: "xDiT, fixed SP degree 4: static groups, FCFS, non-preemptive",
+        batches: false,
         colour: 2,
     },
     PolicyInfo {
         kind: PolicyKind::XditSp(8),
         name: "xdit-sp8",
         description: "xDiT, fixed SP degree 8: static groups, FCFS, non-preemptive",
+        batches: false,
         colour: 3,
     },
     PolicyInfo {
         kind: PolicyKind::Rssp,
         name: "rssp",
         description: "resolution-specific fixed degree, FCFS, any free k-subset",
+        batches: false,
         colour: 4,
     },
     PolicyInfo {
         kind: PolicyKind::Tetriserve(Variant::FULL),
         name: "tetriserve",
         description: "the paper's scheduler: step-level SP degrees per round, DP packing, placement preservation, elastic scale-up",
+        batches: true,
         colour: 5,
     },
     PolicyInfo {
         kind: PolicyKind::Tetriserve(Variant::DP_ONLY),
         name: "tetriserve-dp",
         description: "ablation: TetriServe's DP packing only",
+        batches: true,
         colour: 8,
     },
     PolicyInfo {
         kind: PolicyKind::Tetriserve(Variant::DP_PP),
         name: "tetriserve-dp-pp",
         description: "ablation: DP packing + placement preservation",
+        batches: true,
         colour: 6,
     },
     PolicyInfo {
         kind: PolicyKind::Tetriserve(Variant::SHED),
         name: "tetriserve-shed",
         description: "tetriserve + overload shedding (beyond the paper): when a node's GPU-seconds cannot cover every deadline, serve the most expensive requests best-effort instead",
+        batches: true,
         colour: 9,
     },
     PolicyInfo {
         kind: PolicyKind::Stepwise,
         name: "stepwise",
         description: "beyond the paper: every request re-planned at each of its own step boundaries at the narrowest degree that meets its deadline, EDF with overload admission; GPUs granted one step at a time and reclaimed at the holder's next step",
+        batches: false,
         colour: 10,
     },
 ];
@@ -211,6 +224,12 @@ impl PolicyKind {
     /// they select.
     pub fn groups() -> &'static [(&'static str, &'static str)] {
         &GROUPS
+    }
+
+    /// Whether this policy dispatches batches when the scenario turns batching on (its
+    /// registry row says; a kind without a row does not).
+    pub fn batches(self) -> bool {
+        REGISTRY.iter().any(|p| p.kind == self && p.batches)
     }
 
     /// The registry row of the policy named `name`, if it is registered.
@@ -255,13 +274,32 @@ impl PolicyKind {
     }
 }
 
+/// A policy's name (in outputs, on the command line, as `Policy::name`): its registry row's,
+/// the one place names are written. A kind no row names is named by rule: a fixed degree
+/// beyond the registry as `FromStr` reads it (`xdit-sp16`), a TetriServe variant by its
+/// mechanisms (`tetriserve-dp-es`).
 impl fmt::Display for PolicyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(p) = REGISTRY.iter().find(|p| p.kind == *self) {
+            return f.write_str(p.name);
+        }
         match self {
             PolicyKind::XditSp(k) => write!(f, "xdit-sp{k}"),
-            PolicyKind::Rssp => f.write_str("rssp"),
-            PolicyKind::Tetriserve(v) => f.write_str(v.name()),
-            PolicyKind::Stepwise => f.write_str("stepwise"),
+            PolicyKind::Tetriserve(v) => {
+                f.write_str("tetriserve-dp")?;
+                for (on, mechanism) in [
+                    (v.placement_preservation, "-pp"),
+                    (v.elastic_scale_up, "-es"),
+                    (v.shedding, "-shed"),
+                ] {
+                    if on {
+                        f.write_str(mechanism)?;
+                    }
+                }
+                Ok(())
+            }
+            // Always registered (a test checks): not reached.
+            PolicyKind::Rssp | PolicyKind::Stepwise => write!(f, "{self:?}"),
         }
     }
 }
@@ -421,5 +459,31 @@ mod tests {
         assert!(err.contains("xdit-sp1, xdit-sp2"), "{err}");
         // Degrees beyond the registry still parse (a 16-GPU node).
         assert_eq!("xdit-sp16".parse(), Ok(PolicyKind::XditSp(16)));
+        assert_eq!(PolicyKind::XditSp(16).to_string(), "xdit-sp16");
+        // A variant no row names is named by its mechanisms.
+        let es = Variant {
+            elastic_scale_up: true,
+            ..Variant::DP_ONLY
+        };
+        assert_eq!(PolicyKind::Tetriserve(es).to_string(), "tetriserve-dp-es");
+    }
+
+    #[test]
+    fn only_tetriserve_batches() {
+        let batching: Vec<&str> = PolicyKind::all()
+            .iter()
+            .filter(|p| p.kind.batches())
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(
+            batching,
+            [
+                "tetriserve",
+                "tetriserve-dp",
+                "tetriserve-dp-pp",
+                "tetriserve-shed"
+            ]
+        );
+        assert!(!PolicyKind::XditSp(16).batches());
     }
 }

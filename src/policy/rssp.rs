@@ -13,10 +13,12 @@
 use crate::cluster::Cluster;
 use crate::cost::StepTimes;
 use crate::error::{Error, Result};
-use crate::policy::{Batch, Decision, Dispatch, Policy, PolicyConfig, View};
+use crate::policy::{Batch, Decision, Dispatch, Policy, PolicyConfig, PolicyKind, View};
 use crate::workload::Resolution;
 
 pub struct Rssp {
+    /// Its name, from the policy registry.
+    name: String,
     /// Degree per resolution class of the run's [`StepTimes`].
     degree: Vec<u32>,
     /// Waiting requests, first come first served.
@@ -56,6 +58,7 @@ impl Rssp {
             degree.push(k);
         }
         Ok(Rssp {
+            name: PolicyKind::Rssp.to_string(),
             degree,
             queue: std::collections::VecDeque::new(),
         })
@@ -87,7 +90,7 @@ fn auto_degree(
 
 impl Policy for Rssp {
     fn name(&self) -> &str {
-        "rssp"
+        &self.name
     }
 
     fn decide(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {

@@ -45,10 +45,10 @@ use std::collections::{BinaryHeap, HashSet};
 use crate::cluster::{Cluster, GpuSet};
 use crate::cost::{Overheads, ResClass, StepTimes};
 use crate::policy::tetriserve::placement::Placer;
-use crate::policy::tetriserve::shedding::{self, Job};
+use crate::policy::tetriserve::shedding::{self, ShedJob};
 use crate::policy::tetriserve::table::Table;
 use crate::policy::tetriserve::{Plan, min_gpu_plan};
-use crate::policy::{Batch, Decision, Dispatch, Phase, Policy, RequestState, View};
+use crate::policy::{Batch, Decision, Dispatch, Phase, Policy, PolicyKind, RequestState, View};
 use crate::time::Nanos;
 use crate::workload::RequestId;
 
@@ -71,6 +71,8 @@ struct Live {
 
 /// The stepwise policy (see the module docs).
 pub struct Stepwise {
+    /// Its name, from the policy registry.
+    name: String,
     cluster: Cluster,
     overheads: Overheads,
     /// Per class: step times at every degree of a node (batch 1).
@@ -103,6 +105,7 @@ impl Stepwise {
             })
             .collect();
         Stepwise {
+            name: PolicyKind::Stepwise.to_string(),
             cluster: cluster.clone(),
             overheads,
             tables,
@@ -214,14 +217,13 @@ impl Stepwise {
             .sum()
     }
 
-    /// Re-plans one node: classifies its live requests, admits, grants one-step works.
-    fn plan_node(&mut self, view: &View<'_>, node: u32, out: &mut Vec<Decision>) {
+    /// Phase 1 of [`plan_node`](Stepwise::plan_node): drops the node's ended requests, moves
+    /// the hopeless ones (late even at the fastest degree) to the late heap, and prices the
+    /// rest into `entries` (their need, hold and least GPU time).
+    fn price_live(&mut self, view: &View<'_>, node: u32, entries: &mut Vec<Live>) {
         let now = view.now;
         let gpus = self.cluster.gpus_per_node;
-        // 1. Live requests: drop the ended, move the hopeless to the late heap, price the rest.
         let mut live = std::mem::take(&mut self.live[node as usize]);
-        let mut entries = std::mem::take(&mut self.entries);
-        entries.clear();
         live.retain(|&id| {
             let s = view.request(id);
             let waiting = match s.phase {
@@ -279,10 +281,80 @@ impl Stepwise {
             true
         });
         self.live[node as usize] = live;
+    }
+
+    /// Phase 4 of [`plan_node`](Stepwise::plan_node): late requests get one leftover GPU each,
+    /// fewest remaining steps first, read from the node's late heap only as far as they are
+    /// served.
+    fn serve_late(
+        &mut self,
+        view: &View<'_>,
+        node: u32,
+        entries: &[Live],
+        block: Option<(Nanos, u32)>,
+    ) {
+        let now = view.now;
+        let mut heap = std::mem::take(&mut self.late_heap[node as usize]);
+        let mut skipped = Vec::new();
+        //    Only while no admitted request lives on the node: a late step holds its GPU for
+        //    a whole step, and an admitted request that needs more GPUs at its next boundary
+        //    (or an arrival) must not wait for work that cannot count.
+        let serve_late = entries.iter().all(|e| e.shed);
+        while serve_late && self.placer.idle() > 0 {
+            let Some(Reverse((steps, id))) = heap.pop() else {
+                break;
+            };
+            let s = view.request(id);
+            if s.phase != Phase::Waiting || s.remaining_steps() != steps {
+                continue; // stale entry: it ended, or was pushed again with fewer steps
+            }
+            let idle = self.placer.idle();
+            if usable(block, idle, now + self.step(s.class, 1)) == 0 {
+                skipped.push(Reverse((steps, id)));
+                break;
+            }
+            self.placer.want(Batch::one(id), 1, s.gpus, true);
+            self.placer.place(&self.cluster, true);
+        }
+        heap.extend(skipped);
+        self.late_heap[node as usize] = heap;
+    }
+
+    /// Phase 6 of [`plan_node`](Stepwise::plan_node): one-step works for every placed grant.
+    fn dispatch_placed(&mut self, view: &View<'_>, node: u32, out: &mut Vec<Decision>) {
+        let now = view.now;
+        for p in self.placer.placed() {
+            let id = p.batch.ids()[0];
+            let s = view.request(id);
+            let step = self.step_on(s.class, p.gpus);
+            let end = now + self.work_cost(s, p.gpus, step) + step;
+            self.busy_until[id.index()] = end;
+            if self.overheads.group_setup > Nanos::ZERO {
+                self.used_groups.insert(p.gpus);
+            }
+            if self.late[id.index()] {
+                self.late_running[node as usize].push(id);
+            }
+            out.push(Decision::Dispatch(Dispatch {
+                batch: p.batch,
+                steps: 1,
+                gpus: p.gpus,
+            }));
+        }
+    }
+
+    /// Re-plans one node: classifies its live requests, admits, grants one-step works.
+    fn plan_node(&mut self, view: &View<'_>, node: u32, out: &mut Vec<Decision>) {
+        let now = view.now;
+        let gpus = self.cluster.gpus_per_node;
+        // 1. Live requests: drop the ended, move the hopeless to the late heap, price the rest.
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.clear();
+        self.price_live(view, node, &mut entries);
         // 2. Admission: the fluid overload test sheds the largest works first.
-        let jobs: Vec<Job> = entries
+        let jobs: Vec<ShedJob> = entries
             .iter()
-            .map(|e| Job {
+            .map(|e| ShedJob {
                 deadline: e.deadline,
                 work: e.work,
                 key: Some(e.work),
@@ -340,51 +412,11 @@ impl Stepwise {
             }
         }
         // 4. Late requests: one leftover GPU each, fewest remaining steps first.
-        let mut heap = std::mem::take(&mut self.late_heap[node as usize]);
-        let mut skipped = Vec::new();
-        //    Only while no admitted request lives on the node: a late step holds its GPU for
-        //    a whole step, and an admitted request that needs more GPUs at its next boundary
-        //    (or an arrival) must not wait for work that cannot count.
-        let serve_late = entries.iter().all(|e| e.shed);
-        while serve_late && self.placer.idle() > 0 {
-            let Some(Reverse((steps, id))) = heap.pop() else {
-                break;
-            };
-            let s = view.request(id);
-            if s.phase != Phase::Waiting || s.remaining_steps() != steps {
-                continue; // stale entry: it ended, or was pushed again with fewer steps
-            }
-            let idle = self.placer.idle();
-            if usable(block, idle, now + self.step(s.class, 1)) == 0 {
-                skipped.push(Reverse((steps, id)));
-                break;
-            }
-            self.placer.want(Batch::one(id), 1, s.gpus, true);
-            self.placer.place(&self.cluster, true);
-        }
-        heap.extend(skipped);
-        self.late_heap[node as usize] = heap;
+        self.serve_late(view, node, &entries, block);
         // 5. Work conservation: double this instant's grants where a step gets faster.
         self.scale_up(view, block, now);
         // 6. One-step works.
-        for p in self.placer.placed() {
-            let id = p.batch.ids()[0];
-            let s = view.request(id);
-            let step = self.step_on(s.class, p.gpus);
-            let end = now + self.work_cost(s, p.gpus, step) + step;
-            self.busy_until[id.index()] = end;
-            if self.overheads.group_setup > Nanos::ZERO {
-                self.used_groups.insert(p.gpus);
-            }
-            if self.late[id.index()] {
-                self.late_running[node as usize].push(id);
-            }
-            out.push(Decision::Dispatch(Dispatch {
-                batch: p.batch,
-                steps: 1,
-                gpus: p.gpus,
-            }));
-        }
+        self.dispatch_placed(view, node, out);
         self.entries = entries;
         self.order = order;
     }
@@ -471,7 +503,7 @@ fn pow2_floor(n: u32) -> u32 {
 
 impl Policy for Stepwise {
     fn name(&self) -> &str {
-        "stepwise"
+        &self.name
     }
 
     fn decide(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {

@@ -732,11 +732,13 @@ impl Executor for RealExecutor {
         }
         // A step is skipped when every request of the batch skips it.
         let skips = |step: u32| {
-            d.batch.ids().iter().all(|id| {
-                self.savings
-                    .get(id.index())
-                    .is_some_and(|s| s.skips.is_skipped(step))
-            })
+            crate::workload::skipping::batch_skips(
+                d.batch
+                    .ids()
+                    .iter()
+                    .map(|id| self.savings.get(id.index()).map(|s| &s.skips)),
+                step,
+            )
         };
         let skipped: Vec<bool> = (work.steps_before..work.steps_before + d.steps)
             .map(skips)

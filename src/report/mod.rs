@@ -7,11 +7,13 @@
 
 pub mod plot;
 mod progress;
+mod run_dir;
 mod stream;
 mod table;
 mod timeline;
 
 pub use progress::RunProgress;
+pub use run_dir::{REQUESTS_CSV, SUMMARY_JSON, TIMELINE_JSON, WORKS_CSV, read_run};
 pub use stream::{RunWriter, Staging};
 pub use table::{
     bound_cell, comparison_csv, comparison_csv_by_resolution, comparison_table, metric_cells,
@@ -156,20 +158,20 @@ pub fn summary_json(summary: &Summary) -> String {
 }
 
 /// The files of one run's directory (`timeline.json` only when asked for, with at most that
-/// many works).
+/// many works), named as [`RunWriter`] names them (the constants of `run_dir.rs`).
 pub fn run_files(
     run: &RunRecords,
     summary: &Summary,
     timeline: Option<TimelineLimit>,
 ) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = vec![
-        ("requests.csv".into(), requests_csv(run).into_bytes()),
-        ("works.csv".into(), works_csv(run).into_bytes()),
-        ("summary.json".into(), summary_json(summary).into_bytes()),
+        (REQUESTS_CSV.into(), requests_csv(run).into_bytes()),
+        (WORKS_CSV.into(), works_csv(run).into_bytes()),
+        (SUMMARY_JSON.into(), summary_json(summary).into_bytes()),
     ];
     if let Some(limit) = timeline {
         files.push((
-            "timeline.json".into(),
+            TIMELINE_JSON.into(),
             timeline_limited(run, limit).into_bytes(),
         ));
     }

@@ -170,7 +170,7 @@ const GANTT_DENSE: usize = 20_000;
 /// Okabe-Ito (the first eight: distinguishable under the common colour-vision deficiencies),
 /// then Paul Tol's wine, green and indigo for policies beyond eight. A policy's slot comes from the
 /// policy registry ([`PolicyKind::all`]), so one policy has one colour in every chart; slot 7
-/// (black) is the upper bound's.
+/// (black) is the upper bound's. Slots beyond these are derived (`color`).
 const PALETTE: [RGBColor; 11] = [
     RGBColor(0x00, 0x72, 0xB2),
     RGBColor(0xE6, 0x9F, 0x00),
@@ -201,8 +201,47 @@ fn slot(label: &str, position: usize) -> usize {
     }
 }
 
+/// The colour of palette slot `i`: [`PALETTE`]'s, then derived ones, so that any number of
+/// policies (or series) gets distinct colours instead of wrapping onto the first ones (a
+/// twelfth policy would otherwise look like xdit-sp1). Slot `PALETTE.len() + n` takes hue and
+/// lightness from the `n`-th point of the R2 low-discrepancy sequence (Roberts 2018), which
+/// spreads any prefix evenly over the plane, at a fixed saturation: each new colour lands
+/// away from the earlier ones, and the first thousands are distinct after rounding to 8 bits
+/// (a test checks). The fixed slots keep their colours, so existing charts are unchanged.
 fn color(i: usize) -> RGBColor {
-    PALETTE[i % PALETTE.len()]
+    if let Some(&c) = PALETTE.get(i) {
+        return c;
+    }
+    // The plastic number g, x^3 = x + 1: R2's steps are 1/g and 1/g^2.
+    const G: f64 = 1.324_717_957_244_746;
+    let n = (i - PALETTE.len()) as f64;
+    let hue = (0.5 + n / G).fract();
+    let lightness = 0.30 + 0.35 * (0.5 + n / (G * G)).fract();
+    hsl(hue, 0.70, lightness)
+}
+
+/// HSL (each in [0, 1]) to 8-bit RGB.
+fn hsl(h: f64, s: f64, l: f64) -> RGBColor {
+    let q = if l < 0.5 {
+        l * (1.0 + s)
+    } else {
+        l + s - l * s
+    };
+    let p = 2.0 * l - q;
+    let channel = |t: f64| {
+        let t = t.rem_euclid(1.0);
+        let v = if t < 1.0 / 6.0 {
+            p + (q - p) * 6.0 * t
+        } else if t < 0.5 {
+            q
+        } else if t < 2.0 / 3.0 {
+            p + (q - p) * (2.0 / 3.0 - t) * 6.0
+        } else {
+            p
+        };
+        (v * 255.0).round() as u8
+    };
+    RGBColor(channel(h + 1.0 / 3.0), channel(h), channel(h - 1.0 / 3.0))
 }
 
 /// The colour darkened towards black, for borders that separate adjacent boxes of one colour.
@@ -1209,6 +1248,35 @@ fn merged_boxes(boxes: &[GanttBox], merge_s: f64) -> Vec<(u32, f64, f64, usize)>
     out
 }
 
+/// Deadline misses on a GPU timeline: a black tick at the end of the box with a red triangle
+/// on top of the row.
+fn draw_misses<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    boxes: &[GanttBox],
+    row_y: &dyn Fn(u32) -> (f64, f64),
+    row_px: f64,
+) -> Drawn {
+    let tri = (row_px * 0.35).clamp(3.0, 8.0) as i32;
+    let misses: Vec<(f64, (f64, f64))> = boxes
+        .iter()
+        .filter(|b| b.missed && b.end.is_finite())
+        .map(|b| (b.end, row_y(b.gpu)))
+        .collect();
+    let tick_w = if row_px >= 12.0 { 2 } else { 1 };
+    chart.draw_series(misses.iter().map(|&(t, (lo, hi))| {
+        PathElement::new(vec![(t, lo), (t, hi)], BLACK.stroke_width(tick_w))
+    }))?;
+    chart.draw_series(misses.iter().map(|&(t, (_, hi))| {
+        EmptyElement::at((t, hi))
+            + Polygon::new(vec![(-tri, -tri), (tri, -tri), (0, tri)], MISS.filled())
+            + PathElement::new(
+                vec![(-tri, -tri), (tri, -tri), (0, tri), (-tri, -tri)],
+                BLACK.stroke_width(1),
+            )
+    }))?;
+    Ok(())
+}
+
 impl Figure for GanttFig<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
         root.fill(&WHITE)?;
@@ -1309,26 +1377,7 @@ impl Figure for GanttFig<'_> {
             }
         }
 
-        // Misses: a black tick at the end of the box with a red triangle on top of the row.
-        let tri = (row_px * 0.35).clamp(3.0, 8.0) as i32;
-        let misses: Vec<(f64, (f64, f64))> = self
-            .boxes
-            .iter()
-            .filter(|b| b.missed && b.end.is_finite())
-            .map(|b| (b.end, row_y(b.gpu)))
-            .collect();
-        let tick_w = if row_px >= 12.0 { 2 } else { 1 };
-        chart.draw_series(misses.iter().map(|&(t, (lo, hi))| {
-            PathElement::new(vec![(t, lo), (t, hi)], BLACK.stroke_width(tick_w))
-        }))?;
-        chart.draw_series(misses.iter().map(|&(t, (_, hi))| {
-            EmptyElement::at((t, hi))
-                + Polygon::new(vec![(-tri, -tri), (tri, -tri), (0, tri)], MISS.filled())
-                + PathElement::new(
-                    vec![(-tri, -tri), (tri, -tri), (0, tri), (-tri, -tri)],
-                    BLACK.stroke_width(1),
-                )
-        }))?;
+        draw_misses(&mut chart, self.boxes, &row_y, row_px)?;
 
         // Row names: every row up to 32 GPUs, every 8th beyond.
         let every = if rows > 32 { 8 } else { 1 };
@@ -1367,6 +1416,22 @@ impl Figure for GanttFig<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_slot_has_its_own_colour_and_the_fixed_ones_keep_theirs() {
+        for (i, c) in PALETTE.iter().enumerate() {
+            assert_eq!(color(i), *c);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..3000 {
+            let c = color(i);
+            assert!(seen.insert((c.0, c.1, c.2)), "slot {i} repeats {c:?}");
+        }
+        // A twelfth policy no longer takes xdit-sp1's colour.
+        assert_ne!(color(PALETTE.len()), color(0));
+        assert_eq!(hsl(0.0, 1.0, 0.5), RGBColor(255, 0, 0));
+        assert_eq!(hsl(2.0 / 3.0, 1.0, 0.5), RGBColor(0, 0, 255));
+    }
 
     fn frame(title: &str) -> Frame {
         Frame {

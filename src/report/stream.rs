@@ -12,7 +12,10 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::timeline::{TimelineLimit, TimelineWriter};
-use super::{REQUESTS_HEADER, WORKS_HEADER, check_out_dir, request_row, summary_json, work_row};
+use super::{
+    REQUESTS_CSV, REQUESTS_HEADER, SUMMARY_JSON, TIMELINE_JSON, WORKS_CSV, WORKS_HEADER,
+    check_out_dir, request_row, summary_json, work_row,
+};
 use crate::error::{Error, Result};
 use crate::metrics::{RecordSink, RunRecords, Summary, WorkRecord};
 
@@ -118,7 +121,7 @@ impl RunWriter {
         timeline: Option<TimelineLimit>,
     ) -> Result<RunWriter> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let works_path = dir.join("works.csv");
+        let works_path = dir.join(WORKS_CSV);
         let mut works = create(&works_path)?;
         works
             .write_all(WORKS_HEADER.as_bytes())
@@ -126,7 +129,7 @@ impl RunWriter {
         let timeline = match timeline {
             None => None,
             Some(limit) => {
-                let path = dir.join("timeline.json");
+                let path = dir.join(TIMELINE_JSON);
                 let w = TimelineWriter::new(create(&path)?, policy, gpus, gpus_per_node, limit)
                     .map_err(|e| Error::io(&path, e))?;
                 Some((path, w))
@@ -159,7 +162,7 @@ impl RunWriter {
             out.flush().map_err(|e| Error::io(&path, e))?;
             shown = Some((s, seen));
         }
-        let path = dir.join("requests.csv");
+        let path = dir.join(REQUESTS_CSV);
         let mut out = create(&path)?;
         let mut row = String::with_capacity(256);
         out.write_all(REQUESTS_HEADER.as_bytes())
@@ -171,7 +174,7 @@ impl RunWriter {
                 .map_err(|e| Error::io(&path, e))?;
         }
         out.flush().map_err(|e| Error::io(&path, e))?;
-        let path = dir.join("summary.json");
+        let path = dir.join(SUMMARY_JSON);
         std::fs::write(&path, summary_json(summary)).map_err(|e| Error::io(&path, e))?;
         Ok(shown)
     }

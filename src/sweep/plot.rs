@@ -176,36 +176,104 @@ pub fn output_dir(out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))
 }
 
-/// Draws `y` against `x` from the results file `results` into the directory `out`, as
-/// `<y>-vs-<x>.png` and `.svg`; returns the files written.
-pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Vec<PathBuf>> {
-    let all = dims();
-    let xd = all
-        .iter()
-        .find(|d| d.name == x && d.name != "scenario")
-        .ok_or_else(|| {
-            Error::config_hint(
-                format!("--x `{x}` is not a grid dimension"),
-                format!("expected one of {}", x_names()),
-            )
-        })?;
-    let rows = read_results(results)?;
-    // Lines: one per policy, and per mix when the file has several (unless x is the mix).
-    let mixes: BTreeSet<&str> = rows.iter().map(|r| r.mix.as_str()).collect();
-    let by_mix = mixes.len() > 1 && x != "mix";
-    let label = |r: &ResultRow| {
-        if by_mix {
-            format!("{} ({})", r.policy, r.mix)
-        } else {
-            r.policy.clone()
+/// A chart point: (x, mean, low, high).
+type Point = (f64, f64, f64, f64);
+
+/// Lines of the mean +- 95% CI over seeds of `y` against the numeric `x`, one per `label`
+/// (in first-seen order, the grid's), each interval's ends passed through `clamp`. Both
+/// `tetriserve plot` and the paper's figures aggregate rows this way, so that a chart of the
+/// same rows shows the same numbers whichever command drew it.
+pub fn mean_lines(
+    rows: &[&ResultRow],
+    x: impl Fn(&ResultRow) -> f64,
+    label: impl Fn(&ResultRow) -> String,
+    y: impl Fn(&ResultRow) -> f64,
+    clamp: impl Fn(f64) -> f64,
+) -> Vec<Series> {
+    let mut order: Vec<String> = Vec::new();
+    let mut groups: BTreeMap<(String, u64), Vec<f64>> = BTreeMap::new();
+    for r in rows {
+        let l = label(r);
+        if !order.contains(&l) {
+            order.push(l.clone());
         }
-    };
-    // Refuse averaging over anything but seeds.
+        groups.entry((l, x(r).to_bits())).or_default().push(y(r));
+    }
+    order
+        .into_iter()
+        .map(|l| {
+            let mut points: Vec<Point> = groups
+                .iter()
+                .filter(|((s, _), _)| *s == l)
+                .map(|((_, xb), v)| {
+                    let (m, h) = mean_ci95(v);
+                    (f64::from_bits(*xb), m, clamp(m - h), clamp(m + h))
+                })
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                label: l,
+                points,
+                dashed: false,
+            }
+        })
+        .collect()
+}
+
+/// The dashed upper-bound lines (percent), one per `label` (in label order): at each x the
+/// mean over seeds of the bound, taken once per (label, x, seed), since every policy at a
+/// point replays the same workload and so has the same bound. Rows without a bound are left
+/// out; no line when none has one.
+pub fn bound_lines(
+    rows: &[&ResultRow],
+    x: impl Fn(&ResultRow) -> f64,
+    label: impl Fn(&ResultRow) -> String,
+) -> Vec<Series> {
+    let mut per: BTreeMap<String, BTreeMap<(u64, u64), f64>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.bound.is_finite()) {
+        per.entry(label(r))
+            .or_default()
+            .insert((x(r).to_bits(), r.seed), 100.0 * r.bound);
+    }
+    per.into_iter()
+        .map(|(l, m)| {
+            let mut by_x: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+            for ((xb, _), b) in m {
+                by_x.entry(xb).or_default().push(b);
+            }
+            let mut points: Vec<Point> = by_x
+                .into_iter()
+                .map(|(xb, v)| {
+                    let m = v.iter().sum::<f64>() / v.len() as f64;
+                    (f64::from_bits(xb), m, m, m)
+                })
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                label: l,
+                points,
+                dashed: true,
+            }
+        })
+        .collect()
+}
+
+/// Refuses a chart that would average over anything but seeds: a dimension other than `x`
+/// (and the mix, when it makes its own lines) that takes several values among the rows of
+/// one line at one x.
+fn refuse_hidden_dimensions(
+    results: &Path,
+    x: &str,
+    rows: &[ResultRow],
+    xd: &Dim,
+    by_mix: bool,
+    label: &dyn Fn(&ResultRow) -> String,
+) -> Result<()> {
     let mut groups: BTreeMap<(String, String), Vec<&ResultRow>> = BTreeMap::new();
-    for r in &rows {
+    for r in rows {
         groups.entry((label(r), (xd.text)(r))).or_default().push(r);
     }
-    for d in all
+    for d in dims()
         .iter()
         .filter(|d| d.name != x && !(by_mix && d.name == "mix"))
     {
@@ -234,6 +302,34 @@ pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Ve
             ));
         }
     }
+    Ok(())
+}
+
+/// Draws `y` against `x` from the results file `results` into the directory `out`, as
+/// `<y>-vs-<x>.png` and `.svg`; returns the files written.
+pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Vec<PathBuf>> {
+    let all = dims();
+    let xd = all
+        .iter()
+        .find(|d| d.name == x && d.name != "scenario")
+        .ok_or_else(|| {
+            Error::config_hint(
+                format!("--x `{x}` is not a grid dimension"),
+                format!("expected one of {}", x_names()),
+            )
+        })?;
+    let rows = read_results(results)?;
+    // Lines: one per policy, and per mix when the file has several (unless x is the mix).
+    let mixes: BTreeSet<&str> = rows.iter().map(|r| r.mix.as_str()).collect();
+    let by_mix = mixes.len() > 1 && x != "mix";
+    let label = |r: &ResultRow| {
+        if by_mix {
+            format!("{} ({})", r.policy, r.mix)
+        } else {
+            r.policy.clone()
+        }
+    };
+    refuse_hidden_dimensions(results, x, &rows, xd, by_mix, &label)?;
     output_dir(out)?;
     let base = out.join(format!("{}-vs-{x}", y.name()));
     let title = format!("{} vs {x} ({})", y.label(), results.display());
@@ -269,54 +365,10 @@ pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Ve
                 v.max(0.0)
             }
         };
-        let mut series: Vec<Series> = order
-            .iter()
-            .map(|l| {
-                let mut by_x: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-                for r in rows.iter().filter(|r| label(r) == *l) {
-                    by_x.entry(num(r).to_bits()).or_default().push(y.of(r));
-                }
-                let mut points: Vec<(f64, f64, f64, f64)> = by_x
-                    .into_iter()
-                    .map(|(xb, v)| {
-                        let (m, h) = mean_ci95(&v);
-                        (f64::from_bits(xb), m, clamp(m - h), clamp(m + h))
-                    })
-                    .collect();
-                points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                Series {
-                    label: l.clone(),
-                    points,
-                    dashed: false,
-                }
-            })
-            .collect();
+        let refs: Vec<&ResultRow> = rows.iter().collect();
+        let mut series = mean_lines(&refs, num, label, |r| y.of(r), clamp);
         if y == Metric::Attainment {
-            let mut per: BTreeMap<String, BTreeMap<(u64, u64), f64>> = BTreeMap::new();
-            for r in rows.iter().filter(|r| r.bound.is_finite()) {
-                per.entry(bound_key(r))
-                    .or_default()
-                    .insert((num(r).to_bits(), r.seed), 100.0 * r.bound);
-            }
-            for (l, m) in per {
-                let mut by_x: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-                for ((xb, _), b) in m {
-                    by_x.entry(xb).or_default().push(b);
-                }
-                let mut points: Vec<(f64, f64, f64, f64)> = by_x
-                    .into_iter()
-                    .map(|(xb, v)| {
-                        let m = v.iter().sum::<f64>() / v.len() as f64;
-                        (f64::from_bits(xb), m, m, m)
-                    })
-                    .collect();
-                points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                series.push(Series {
-                    label: l,
-                    points,
-                    dashed: true,
-                });
-            }
+            series.extend(bound_lines(&refs, num, bound_key));
         }
         line_chart(&base, &frame, &series)?;
     } else {

@@ -118,6 +118,58 @@ fn shard_of(name: &str) -> Option<(usize, usize)> {
     Some((i.parse().ok()?, n.parse().ok()?))
 }
 
+/// The manifests of `shards` (sorted, at least one), checked to describe each its own shard
+/// of one grid made from one scenario: shards of different scenarios are refused, naming
+/// what differs.
+fn manifests_of_one_grid(shards: &[ShardFile]) -> Result<Vec<Manifest>> {
+    let mut manifests = Vec::new();
+    for (s, p) in shards {
+        let mp = Manifest::path_of(p);
+        let m = Manifest::read(&mp)?.ok_or_else(|| {
+            Error::config_hint(
+                format!(
+                    "{} is missing, so {} cannot be checked against the other shards",
+                    mp.display(),
+                    p.display()
+                ),
+                "run that shard again with --rerun",
+            )
+        })?;
+        if m.shard != Some(*s) {
+            return Err(Error::config(format!(
+                "{} describes shard {:?}, but sits beside {}",
+                mp.display(),
+                m.shard,
+                p.display()
+            )));
+        }
+        manifests.push(m);
+    }
+    let first = &manifests[0];
+    for (m, (_, p)) in manifests.iter().zip(shards).skip(1) {
+        if m.grid != first.grid || m.points != first.points {
+            let changes: Vec<String> = digest::diff(&first.resolved, &m.resolved)
+                .into_iter()
+                .map(|l| format!("  {l}"))
+                .collect();
+            return Err(Error::config_hint(
+                format!(
+                    "{} and {} were made from different scenarios or grids; what differs:\n{}",
+                    shards[0].1.display(),
+                    p.display(),
+                    if changes.is_empty() {
+                        "  (the scenario's keys are the same: a profile or trace file it reads changed)".to_string()
+                    } else {
+                        changes.join("\n")
+                    }
+                ),
+                "run every shard from the same scenario file (with --rerun for the odd ones)",
+            ));
+        }
+    }
+    Ok(manifests)
+}
+
 /// Joins the shard files `results.shard-I-of-N.csv` in `dir` into `results.csv` (and its
 /// resolution file and manifest), after checking that they are one set: one N, every I from
 /// 0 to N-1 present and finished, every shard made from the same grid (manifest digest).
@@ -208,52 +260,8 @@ pub fn merge(dir: &Path) -> Result<(PathBuf, usize)> {
             ));
         }
     }
-    // One grid.
-    let mut manifests = Vec::new();
-    for (s, p) in &shards {
-        let mp = Manifest::path_of(p);
-        let m = Manifest::read(&mp)?.ok_or_else(|| {
-            Error::config_hint(
-                format!(
-                    "{} is missing, so {} cannot be checked against the other shards",
-                    mp.display(),
-                    p.display()
-                ),
-                "run that shard again with --rerun",
-            )
-        })?;
-        if m.shard != Some(*s) {
-            return Err(Error::config(format!(
-                "{} describes shard {:?}, but sits beside {}",
-                mp.display(),
-                m.shard,
-                p.display()
-            )));
-        }
-        manifests.push(m);
-    }
+    let manifests = manifests_of_one_grid(&shards)?;
     let first = &manifests[0];
-    for (m, (_, p)) in manifests.iter().zip(&shards).skip(1) {
-        if m.grid != first.grid || m.points != first.points {
-            let changes: Vec<String> = digest::diff(&first.resolved, &m.resolved)
-                .into_iter()
-                .map(|l| format!("  {l}"))
-                .collect();
-            return Err(Error::config_hint(
-                format!(
-                    "{} and {} were made from different scenarios or grids; what differs:\n{}",
-                    shards[0].1.display(),
-                    p.display(),
-                    if changes.is_empty() {
-                        "  (the scenario's keys are the same: a profile or trace file it reads changed)".to_string()
-                    } else {
-                        changes.join("\n")
-                    }
-                ),
-                "run every shard from the same scenario file (with --rerun for the odd ones)",
-            ));
-        }
-    }
     // Every shard complete, no index twice.
     let mut rows: Vec<ResultRow> = Vec::new();
     for ((i, _), p) in &shards {

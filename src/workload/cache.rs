@@ -30,8 +30,8 @@ use rand::RngExt;
 
 use crate::error::{Error, Result};
 use crate::workload::Workload;
-use crate::workload::generate::stream_rng;
 use crate::workload::prompt::{Popularity, PromptKey};
+use crate::workload::rng::stream_rng;
 
 /// A validated approximate cache.
 #[derive(Clone, Debug, PartialEq)]

@@ -31,24 +31,24 @@ use rayon::prelude::*;
 
 use crate::error::{InputError, Result};
 use crate::time::Nanos;
-use crate::workload::generate::stream_rng;
 use crate::workload::mix::{Mix, Sampling};
+use crate::workload::rng::stream_rng;
 use crate::workload::trace::{SloDefaults, TraceRow, count_newlines};
 use crate::workload::{Request, RequestId, Resolution, Workload};
 
 /// A trace format this module reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub enum LogFormat {
     VllmOmni,
     AlibabaGenai,
 }
 
-impl std::str::FromStr for Format {
+impl std::str::FromStr for LogFormat {
     type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Format, String> {
+    fn from_str(s: &str) -> std::result::Result<LogFormat, String> {
         match s {
-            "vllm-omni" => Ok(Format::VllmOmni),
-            "alibaba-genai" => Ok(Format::AlibabaGenai),
+            "vllm-omni" => Ok(LogFormat::VllmOmni),
+            "alibaba-genai" => Ok(LogFormat::AlibabaGenai),
             other => Err(format!(
                 "unknown trace format `{other}`; expected vllm-omni or alibaba-genai"
             )),
@@ -59,7 +59,7 @@ impl std::str::FromStr for Format {
 /// What an import needs besides the file.
 #[derive(Clone, Debug)]
 pub struct ImportOptions {
-    pub format: Format,
+    pub format: LogFormat,
     /// Replay at this many times the trace's rate (> 0).
     pub time_scale: f64,
     /// Resolutions for formats without them.
@@ -149,8 +149,8 @@ pub fn import_rows(text: &str, source: &str, opts: &ImportOptions) -> Result<Imp
         );
     }
     let mut rows = match opts.format {
-        Format::VllmOmni => vllm_omni_rows(text, source, BLOCK_BYTES)?,
-        Format::AlibabaGenai => alibaba_rows(text, source, opts.steps)?,
+        LogFormat::VllmOmni => vllm_omni_rows(text, source, BLOCK_BYTES)?,
+        LogFormat::AlibabaGenai => alibaba_rows(text, source, opts.steps)?,
     };
     if rows.is_empty() {
         return Err(InputError::new(source, "the trace has no requests").into());
@@ -356,9 +356,9 @@ fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) ->
                 err
             })?,
         };
-        let uint = |key: &str, value: Option<json::Value>| -> Result<u32> {
+        let uint = |key: &str, value: Option<json::JsonValue>| -> Result<u32> {
             let x = value
-                .and_then(json::Value::number)
+                .and_then(json::JsonValue::number)
                 .ok_or_else(|| err(key, format!("missing or not a number: `{key}`")))?;
             if x.fract() != 0.0 || x < 1.0 || x > f64::from(u32::MAX) {
                 return Err(
@@ -368,7 +368,7 @@ fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) ->
             Ok(x as u32)
         };
         match obj.num_frames {
-            None | Some(json::Value::Null) => {}
+            None | Some(json::JsonValue::Null) => {}
             Some(v) => match v.number() {
                 Some(f) if f > 1.0 => {
                     return Err(err(
@@ -420,7 +420,7 @@ fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) ->
             .filter(|x| x.is_finite())
             .ok_or_else(|| err(key, format!("`{key}` is not a number")))?;
         let slo_s = match obj.slo_ms {
-            None | Some(json::Value::Null) => None,
+            None | Some(json::JsonValue::Null) => None,
             Some(v) => {
                 let ms = v
                     .number()
@@ -458,30 +458,30 @@ mod json {
     /// The keys the importer reads, when present.
     #[derive(Default)]
     pub struct Object {
-        pub width: Option<Value>,
-        pub height: Option<Value>,
-        pub num_inference_steps: Option<Value>,
-        pub num_frames: Option<Value>,
-        pub arrival: Option<Value>,
-        pub arrival_s: Option<Value>,
-        pub timestamp: Option<Value>,
-        pub slo_ms: Option<Value>,
+        pub width: Option<JsonValue>,
+        pub height: Option<JsonValue>,
+        pub num_inference_steps: Option<JsonValue>,
+        pub num_frames: Option<JsonValue>,
+        pub arrival: Option<JsonValue>,
+        pub arrival_s: Option<JsonValue>,
+        pub timestamp: Option<JsonValue>,
+        pub slo_ms: Option<JsonValue>,
     }
 
     /// The value of a key the importer reads.
     #[derive(Clone, Copy)]
-    pub enum Value {
+    pub enum JsonValue {
         Number(f64),
         Null,
         Other,
     }
 
-    impl Value {
+    impl JsonValue {
         /// What `serde_json::Value::as_f64` gives: any JSON number, as `f64`.
         pub fn number(self) -> Option<f64> {
             match self {
-                Value::Number(x) => Some(x),
-                Value::Null | Value::Other => None,
+                JsonValue::Number(x) => Some(x),
+                JsonValue::Null | JsonValue::Other => None,
             }
         }
     }
@@ -495,8 +495,8 @@ mod json {
         }
     }
 
-    impl<'de> Deserialize<'de> for Value {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    impl<'de> Deserialize<'de> for JsonValue {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JsonValue, D::Error> {
             d.deserialize_any(ValueVisitor)
         }
     }
@@ -508,7 +508,7 @@ mod json {
     }
 
     /// An object key: the name of a field of [`Object`], or `None` for any other.
-    struct Key(Option<fn(&mut Object) -> &mut Option<Value>>);
+    struct Key(Option<fn(&mut Object) -> &mut Option<JsonValue>>);
 
     impl<'de> Deserialize<'de> for Key {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
@@ -583,35 +583,35 @@ mod json {
     struct ValueVisitor;
 
     impl<'de> Visitor<'de> for ValueVisitor {
-        type Value = Value;
+        type Value = JsonValue;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("a JSON value")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonValue, A::Error> {
             while map.next_entry::<Discard, Discard>()?.is_some() {}
-            Ok(Value::Other)
+            Ok(JsonValue::Other)
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<JsonValue, A::Error> {
             while seq.next_element::<Discard>()?.is_some() {}
-            Ok(Value::Other)
+            Ok(JsonValue::Other)
         }
-        fn visit_bool<E>(self, _: bool) -> Result<Value, E> {
-            Ok(Value::Other)
+        fn visit_bool<E>(self, _: bool) -> Result<JsonValue, E> {
+            Ok(JsonValue::Other)
         }
-        fn visit_i64<E>(self, x: i64) -> Result<Value, E> {
-            Ok(Value::Number(x as f64))
+        fn visit_i64<E>(self, x: i64) -> Result<JsonValue, E> {
+            Ok(JsonValue::Number(x as f64))
         }
-        fn visit_u64<E>(self, x: u64) -> Result<Value, E> {
-            Ok(Value::Number(x as f64))
+        fn visit_u64<E>(self, x: u64) -> Result<JsonValue, E> {
+            Ok(JsonValue::Number(x as f64))
         }
-        fn visit_f64<E>(self, x: f64) -> Result<Value, E> {
-            Ok(Value::Number(x))
+        fn visit_f64<E>(self, x: f64) -> Result<JsonValue, E> {
+            Ok(JsonValue::Number(x))
         }
-        fn visit_str<E>(self, _: &str) -> Result<Value, E> {
-            Ok(Value::Other)
+        fn visit_str<E>(self, _: &str) -> Result<JsonValue, E> {
+            Ok(JsonValue::Other)
         }
-        fn visit_unit<E>(self) -> Result<Value, E> {
-            Ok(Value::Null)
+        fn visit_unit<E>(self) -> Result<JsonValue, E> {
+            Ok(JsonValue::Null)
         }
     }
 }
@@ -624,7 +624,7 @@ mod json {
 /// `False`, and bracketed lists, tuples, dicts and sets (skipped whole). Keys the importer
 /// reads keep numbers; `None` is a missing value, as `null` is in JSON.
 mod repr {
-    use super::json::{Object, Value};
+    use super::json::{JsonValue, Object};
 
     /// Why a line was refused, and the key it was refused at (if any).
     pub struct ReprError {
@@ -693,7 +693,7 @@ mod repr {
     }
 
     /// Where the importer keeps the value of `key`, if it reads that key.
-    fn field<'a>(obj: &'a mut Object, key: &str) -> Option<&'a mut Option<Value>> {
+    fn field<'a>(obj: &'a mut Object, key: &str) -> Option<&'a mut Option<JsonValue>> {
         Some(match key {
             "width" => &mut obj.width,
             "height" => &mut obj.height,
@@ -755,17 +755,17 @@ mod repr {
     }
 
     /// The value of one literal: a number, `None`, or anything else Python reads as a literal.
-    fn value_of(lit: &str) -> Result<Value, String> {
+    fn value_of(lit: &str) -> Result<JsonValue, String> {
         match lit {
-            "None" => return Ok(Value::Null),
-            "True" | "False" => return Ok(Value::Other),
+            "None" => return Ok(JsonValue::Null),
+            "True" | "False" => return Ok(JsonValue::Other),
             _ => {}
         }
         let first = lit.as_bytes()[0];
         if matches!(first, b'\'' | b'"' | b'[' | b'(' | b'{') {
             // A string ends at its closing quote; anything after it (`'a' 'b'` aside) is not
             // one literal.
-            return Ok(Value::Other);
+            return Ok(JsonValue::Other);
         }
         if first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.') {
             let digits: String = lit.chars().filter(|c| *c != '_').collect();
@@ -775,7 +775,7 @@ mod repr {
             if body.starts_with(|c: char| c.is_ascii_digit() || c == '.')
                 && let Ok(x) = digits.parse::<f64>()
             {
-                return Ok(Value::Number(x));
+                return Ok(JsonValue::Number(x));
             }
         }
         Err(format!("`{lit}` is not a Python literal"))
@@ -876,7 +876,7 @@ mod tests {
     use super::*;
     use crate::workload::SloBases;
 
-    fn opts(format: Format, time_scale: f64) -> ImportOptions {
+    fn opts(format: LogFormat, time_scale: f64) -> ImportOptions {
         ImportOptions {
             format,
             time_scale,
@@ -896,7 +896,7 @@ mod tests {
         let text = r#"{"prompt": "a cat", "width": 512, "height": 512, "num_inference_steps": 20, "slo_ms": 2500, "arrival": 10.5}
 {"width": 1024, "height": 1024, "num_inference_steps": 28, "arrival": 10.0}
 "#;
-        let w = import(text, "t.jsonl", &opts(Format::VllmOmni, 2.0)).unwrap();
+        let w = import(text, "t.jsonl", &opts(LogFormat::VllmOmni, 2.0)).unwrap();
         // Sorted by arrival: the 1024 px row (t = 10.0) first, at 0; the other at 0.5 / 2.
         let r = &w.requests;
         assert_eq!(r[0].resolution, Resolution::square(1024));
@@ -917,7 +917,7 @@ mod tests {
         let e = import(
             "{\"width\": 512, \"height\": 512, \"arrival\": 0}\n",
             "t.jsonl",
-            &opts(Format::VllmOmni, 1.0),
+            &opts(LogFormat::VllmOmni, 1.0),
         )
         .unwrap_err()
         .to_string();
@@ -928,7 +928,7 @@ mod tests {
         let e = import(
             "{\"width\": 512, \"height\": 512, \"num_inference_steps\": 4, \"arrival\": 0}\nnot json\n",
             "t.jsonl",
-            &opts(Format::VllmOmni, 1.0),
+            &opts(LogFormat::VllmOmni, 1.0),
         )
         .unwrap_err()
         .to_string();
@@ -936,7 +936,7 @@ mod tests {
         let e = import(
             "{\"width\": 512, \"height\": 512, \"num_inference_steps\": 4, \"num_frames\": 49, \"arrival\": 0}\n",
             "t.jsonl",
-            &opts(Format::VllmOmni, 1.0),
+            &opts(LogFormat::VllmOmni, 1.0),
         )
         .unwrap_err()
         .to_string();
@@ -945,7 +945,7 @@ mod tests {
         let e = import(
             "{\"width\": 1024, \"height\": 768, \"num_inference_steps\": 4, \"arrival\": 0}\n",
             "t.jsonl",
-            &opts(Format::VllmOmni, 1.0),
+            &opts(LogFormat::VllmOmni, 1.0),
         )
         .unwrap_err()
         .to_string();
@@ -1006,18 +1006,18 @@ mod tests {
                         assert_eq!(value.is_some(), read.is_some(), "{line}: {key}");
                         assert_eq!(
                             value.and_then(serde_json::Value::as_f64),
-                            read.and_then(json::Value::number),
+                            read.and_then(json::JsonValue::number),
                             "{line}: {key}"
                         );
                         assert_eq!(
                             value.is_some_and(serde_json::Value::is_null),
-                            matches!(read, Some(json::Value::Null)),
+                            matches!(read, Some(json::JsonValue::Null)),
                             "{line}: {key}"
                         );
                     }
                 }
                 (Ok(v), Ok(json::Line::NotObject)) => assert!(!v.is_object(), "{line}"),
-                (v, _) => panic!("{line}: a Value gives {v:?}, the importer does not"),
+                (v, _) => panic!("{line}: a JsonValue gives {v:?}, the importer does not"),
             }
         }
     }
@@ -1078,7 +1078,7 @@ mod tests {
     fn vllm_omni_txt_sample_imports_as_its_jsonl_twin() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/samples");
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
-        let o = opts(Format::VllmOmni, 1.0);
+        let o = opts(LogFormat::VllmOmni, 1.0);
         let jsonl = import(&read("vllm-omni-dit.jsonl"), "a.jsonl", &o).unwrap();
         let txt = import(&read("vllm-omni-dit.txt"), "a.txt", &o).unwrap();
         assert_eq!(txt.requests.len(), 24);
@@ -1091,7 +1091,7 @@ mod tests {
     #[test]
     fn vllm_omni_txt_values_are_python_literals() {
         let text = "\n# made up\nRequest(prompt='a, (tricky) \\'one\\'', width=1_024, height=1024, num_inference_steps=28, timestamp=2.5e0, slo_ms=None, image_paths=['x.png', \"y,z\"], extra={'k': (1, 2)}, ok=True)\nRequest(prompt=\"b\", width=512, height=512, num_inference_steps=20, timestamp=3, slo_ms=1500)\n";
-        let w = import(text, "t.txt", &opts(Format::VllmOmni, 1.0)).unwrap();
+        let w = import(text, "t.txt", &opts(LogFormat::VllmOmni, 1.0)).unwrap();
         let r = &w.requests;
         assert_eq!(r[0].resolution, Resolution::square(1024));
         assert_eq!(r[0].steps, 28);
@@ -1110,7 +1110,7 @@ mod tests {
             import(
                 &format!("{good}{second}\n"),
                 "t.txt",
-                &opts(Format::VllmOmni, 1.0),
+                &opts(LogFormat::VllmOmni, 1.0),
             )
             .unwrap_err()
             .to_string()
@@ -1174,7 +1174,7 @@ mod tests {
                 20 + i % 3
             ));
         }
-        let w = import(&text, "g.csv", &opts(Format::AlibabaGenai, 1.5)).unwrap();
+        let w = import(&text, "g.csv", &opts(LogFormat::AlibabaGenai, 1.5)).unwrap();
         assert_eq!(w.len(), 40);
         // Stratified over four resolutions: ten each, in some order.
         for res in crate::workload::mix::paper_resolutions() {
@@ -1186,13 +1186,13 @@ mod tests {
         assert_eq!(w.requests[1].arrival, Nanos::from_secs(2.0));
         assert_eq!(w.requests[2].steps, 22);
         // The same seed draws the same resolutions.
-        let again = import(&text, "g.csv", &opts(Format::AlibabaGenai, 1.5)).unwrap();
+        let again = import(&text, "g.csv", &opts(LogFormat::AlibabaGenai, 1.5)).unwrap();
         assert_eq!(again.requests, w.requests);
         // No steps column: the scenario's steps.
         let w = import(
             "timestamp\n5\n6\n",
             "g.csv",
-            &opts(Format::AlibabaGenai, 1.0),
+            &opts(LogFormat::AlibabaGenai, 1.0),
         )
         .unwrap();
         assert!(w.requests.iter().all(|r| r.steps == 28));
@@ -1202,13 +1202,13 @@ mod tests {
     fn alibaba_cells_are_trimmed_and_may_be_quoted() {
         let text =
             "\u{feff}Timestamp , Steps\n\u{a0}5 ,\"28\"\u{3000}\n# a comment\n\" 6.5\",\t20\n";
-        let w = import(text, "g.csv", &opts(Format::AlibabaGenai, 1.0)).unwrap();
+        let w = import(text, "g.csv", &opts(LogFormat::AlibabaGenai, 1.0)).unwrap();
         assert_eq!(w.requests[1].arrival, Nanos::from_secs(1.5));
         assert_eq!((w.requests[0].steps, w.requests[1].steps), (28, 20));
         let e = import(
             "timestamp,steps\n1,28\n2, 0 \n",
             "g.csv",
-            &opts(Format::AlibabaGenai, 1.0),
+            &opts(LogFormat::AlibabaGenai, 1.0),
         )
         .unwrap_err()
         .to_string();
@@ -1220,21 +1220,29 @@ mod tests {
 
     #[test]
     fn alibaba_errors_name_the_line_and_field() {
-        let e = import("id,when\n1,2\n", "g.csv", &opts(Format::AlibabaGenai, 1.0))
-            .unwrap_err()
-            .to_string();
+        let e = import(
+            "id,when\n1,2\n",
+            "g.csv",
+            &opts(LogFormat::AlibabaGenai, 1.0),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("no arrival time column"), "{e}");
         let e = import(
             "timestamp,steps\n1,28\nsoon,28\n",
             "g.csv",
-            &opts(Format::AlibabaGenai, 1.0),
+            &opts(LogFormat::AlibabaGenai, 1.0),
         )
         .unwrap_err()
         .to_string();
         assert!(e.contains("g.csv:3") && e.contains("timestamp"), "{e}");
-        let e = import("timestamp\n1\n", "g.csv", &opts(Format::AlibabaGenai, 0.0))
-            .unwrap_err()
-            .to_string();
+        let e = import(
+            "timestamp\n1\n",
+            "g.csv",
+            &opts(LogFormat::AlibabaGenai, 0.0),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("time scale"), "{e}");
     }
 
@@ -1245,7 +1253,7 @@ mod tests {
                 r#"{{"width": 512, "height": 512, "num_inference_steps": 20, "arrival": {arrival}{slo}}}"#
             )
         };
-        let v = opts(Format::VllmOmni, 1.0);
+        let v = opts(LogFormat::VllmOmni, 1.0);
         // An SLO that rounds to 0 ns.
         let e = import(&row("0", r#", "slo_ms": 1e-9"#), "t.jsonl", &v).unwrap_err();
         assert!(e.to_string().contains("t.jsonl:1"), "{e}");
@@ -1258,7 +1266,7 @@ mod tests {
         );
         // A time scale that sends the second arrival past the horizon.
         let text = format!("{}\n{}\n", row("0", ""), row("1", ""));
-        let e = import(&text, "t.jsonl", &opts(Format::VllmOmni, 1e-300)).unwrap_err();
+        let e = import(&text, "t.jsonl", &opts(LogFormat::VllmOmni, 1e-300)).unwrap_err();
         assert!(e.to_string().contains("horizon"), "{e}");
         // An ordinary one still reads.
         assert_eq!(import(&text, "t.jsonl", &v).unwrap().len(), 2);
@@ -1277,7 +1285,7 @@ mod tests {
             row("1764460800000", ""),
             row("1764460801500", "")
         );
-        let e = import(&text, "t.jsonl", &opts(Format::VllmOmni, 1.0)).unwrap_err();
+        let e = import(&text, "t.jsonl", &opts(LogFormat::VllmOmni, 1.0)).unwrap_err();
         let msg = e.to_string();
         assert!(
             msg.contains("t.jsonl:1") && msg.contains("milliseconds"),
@@ -1285,25 +1293,25 @@ mod tests {
         );
         assert!(msg.contains("--time-scale 1000"), "{msg}");
         // With the time scale dividing by a thousand they are read as milliseconds.
-        let w = import(&text, "t.jsonl", &opts(Format::VllmOmni, 1000.0)).unwrap();
+        let w = import(&text, "t.jsonl", &opts(LogFormat::VllmOmni, 1000.0)).unwrap();
         assert_eq!(w.requests[1].arrival, Nanos::from_millis(1500.0));
         // Unix times in seconds are fine.
         let secs = format!("{}\n{}\n", row("1764460800", ""), row("1764460801.5", ""));
-        let w = import(&secs, "t.jsonl", &opts(Format::VllmOmni, 1.0)).unwrap();
+        let w = import(&secs, "t.jsonl", &opts(LogFormat::VllmOmni, 1.0)).unwrap();
         assert_eq!(w.requests[1].arrival, Nanos::from_millis(1500.0));
         // The same check in the Alibaba CSV.
         let csv = "timestamp\n1764460800000\n1764460801500\n";
-        let e = import(csv, "g.csv", &opts(Format::AlibabaGenai, 1.0)).unwrap_err();
+        let e = import(csv, "g.csv", &opts(LogFormat::AlibabaGenai, 1.0)).unwrap_err();
         assert!(e.to_string().contains("g.csv:2"), "{e}");
         // num_frames as a string is not taken for absent.
         let e = import(
             &row("0", r#", "num_frames": "49""#),
             "t.jsonl",
-            &opts(Format::VllmOmni, 1.0),
+            &opts(LogFormat::VllmOmni, 1.0),
         )
         .unwrap_err();
         assert!(e.to_string().contains("num_frames"), "{e}");
         let ok = row("0", r#", "num_frames": 1"#);
-        assert!(import(&ok, "t.jsonl", &opts(Format::VllmOmni, 1.0)).is_ok());
+        assert!(import(&ok, "t.jsonl", &opts(LogFormat::VllmOmni, 1.0)).is_ok());
     }
 }

@@ -22,6 +22,7 @@ pub mod generate;
 pub mod import;
 pub mod mix;
 pub mod prompt;
+pub mod rng;
 pub mod skipping;
 pub mod trace;
 

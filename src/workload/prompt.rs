@@ -97,7 +97,7 @@ impl KeySampler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::generate::stream_rng;
+    use crate::workload::rng::stream_rng;
 
     #[test]
     fn zipf_ranks_follow_the_law() {

@@ -24,7 +24,7 @@ use rand::RngExt;
 
 use crate::error::{Error, Result};
 use crate::workload::Workload;
-use crate::workload::generate::stream_rng;
+use crate::workload::rng::stream_rng;
 
 /// Parts per million: the unit of [`SkipSpec::probability_ppm`], so that policies read an
 /// integer, never a float.
@@ -142,9 +142,28 @@ impl SkipMask {
     }
 }
 
+/// Whether step `step` of a batched work is skipped: only when every member of the batch
+/// skips it. A batched step computes if any of its requests computes it (the forward runs for
+/// the batch anyway, at the batch's step time), so both executors, the simulated one that
+/// charges the step and the real one that makes the model call, apply this one rule.
+/// `masks` holds each member's mask, `None` for a request without one (it skips nothing).
+pub fn batch_skips<'a>(masks: impl IntoIterator<Item = Option<&'a SkipMask>>, step: u32) -> bool {
+    masks
+        .into_iter()
+        .all(|m| m.is_some_and(|m| m.is_skipped(step)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batched_step_is_skipped_only_when_every_member_skips_it() {
+        let (a, b) = (SkipMask::of(&[1, 2]), SkipMask::of(&[2]));
+        assert!(batch_skips([Some(&a), Some(&b)], 2));
+        assert!(!batch_skips([Some(&a), Some(&b)], 1));
+        assert!(!batch_skips([Some(&a), None], 2), "no mask: skips nothing");
+    }
 
     #[test]
     fn masks_count_their_bits() {

@@ -141,76 +141,6 @@ fn read_header(header: &csv::StringRecord, source: &str, line: u64) -> Result<Co
     })
 }
 
-/// Seconds as integer nanoseconds; `Err` says what was expected. Plain decimals with at most
-/// nine fractional digits are converted exactly (see the module docs).
-fn parse_secs(cell: &str) -> std::result::Result<Nanos, String> {
-    if let Some(ns) = exact_decimal_ns(cell) {
-        return ns.ok_or_else(|| {
-            format!("`{cell}` seconds is too large to represent; expected less than 4611686018.427387904 (2^62 ns, about 146 years, the simulator's horizon)")
-        });
-    }
-    let x: f64 = cell
-        .parse()
-        .map_err(|_| format!("expected a number of seconds, got `{cell}`"))?;
-    if !x.is_finite() {
-        return Err(format!("expected a finite number of seconds, got `{cell}`"));
-    }
-    if x < 0.0 {
-        return Err(format!("expected a number of seconds >= 0, got `{cell}`"));
-    }
-    Nanos::try_from_secs(x).ok_or_else(|| {
-        format!("`{cell}` seconds is too large to represent; expected less than 4611686018.427387904 (2^62 ns, about 146 years, the simulator's horizon)")
-    })
-}
-
-/// `Some(Some(ns))` for a plain decimal (`12`, `12.5`, `.5`, `12.000000500`) with at most
-/// nine fractional digits; `Some(None)` if it has that form but overflows; `None` for any
-/// other form (left to the `f64` path).
-fn exact_decimal_ns(cell: &str) -> Option<Option<Nanos>> {
-    let bytes = cell.as_bytes();
-    let (int_len, whole) = leading_digits(bytes);
-    let (end, frac_len, frac) = match bytes.get(int_len) {
-        Some(b'.') => {
-            let (frac_len, frac) = leading_digits(&bytes[int_len + 1..]);
-            (int_len + 1 + frac_len, frac_len, frac)
-        }
-        _ => (int_len, 0, Some(0)),
-    };
-    if end != bytes.len() || (int_len == 0 && frac_len == 0) || frac_len > 9 {
-        return None;
-    }
-    let Some(whole) = whole else {
-        return Some(None);
-    };
-    // At most nine digits: no overflow.
-    let frac_ns = frac? * 10u64.pow(9 - frac_len as u32);
-    Some(
-        whole
-            .checked_mul(1_000_000_000)
-            .and_then(|ns| ns.checked_add(frac_ns))
-            .filter(|&ns| ns < Nanos::HORIZON.0)
-            .map(Nanos),
-    )
-}
-
-/// The number of ASCII digits `bytes` starts with, and their value (`None` if it overflows).
-fn leading_digits(bytes: &[u8]) -> (usize, Option<u64>) {
-    let len = bytes
-        .iter()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(bytes.len());
-    let digits = &bytes[..len];
-    let value = if len <= 19 {
-        // Below 10^19: fits, so no checks in the loop.
-        Some(digits.iter().fold(0, |v, d| v * 10 + u64::from(d - b'0')))
-    } else {
-        digits.iter().try_fold(0u64, |v, d| {
-            v.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-        })
-    };
-    (len, value)
-}
-
 /// The lines of `text` that hold a record, with their 1-based line numbers: every line but
 /// blank ones and those starting with `#`. Lines are returned as they are (a CRLF line keeps
 /// its `\r`; cells are trimmed later).
@@ -391,6 +321,155 @@ impl SeenIds {
     }
 }
 
+/// Refuses an arrival earlier than the previous row's (`previous`: its arrival and line):
+/// a trace out of order is more often a broken export than an intention.
+fn in_order(arrival: Nanos, previous: Option<(Nanos, u64)>, source: &str, line: u64) -> Result<()> {
+    if let Some((prev, prev_line)) = previous
+        && arrival < prev
+    {
+        return Err(InputError::new(
+            source,
+            format!(
+                "arrival_s {} is earlier than {} on line {prev_line}; expected arrivals in non-decreasing order",
+                arrival.secs_string(),
+                prev.secs_string()
+            ),
+        )
+        .line(line)
+        .field("arrival_s")
+        .hint("sort the file by arrival_s")
+        .into());
+    }
+    Ok(())
+}
+
+/// Refuses a row whose number of fields differs from the header's.
+fn check_width(found: usize, expected: usize, source: &str, line: u64) -> Result<()> {
+    if found != expected {
+        return Err(InputError::new(
+            source,
+            format!(
+                "expected {} fields (as in the header), found {}",
+                expected, found
+            ),
+        )
+        .line(line)
+        .into());
+    }
+    Ok(())
+}
+
+/// A row's `prompt_id` cell: a prompt key, or none when empty.
+fn prompt_key(c: &str, err: &dyn Fn(&str, String) -> Error) -> Result<Option<PromptKey>> {
+    if c.is_empty() {
+        return Ok(None);
+    }
+    c.parse::<u64>().map(|k| Some(PromptKey(k))).map_err(|_| {
+        err(
+            "prompt_id",
+            format!(
+                "expected a non-negative integer prompt id (or an empty cell for none), got `{c}`"
+            ),
+        )
+    })
+}
+
+/// A row's `steps` cell: a whole number from 1 to `MAX_STEPS`.
+fn parse_steps(steps_cell: &str, err: &dyn Fn(&str, String) -> Error) -> Result<u32> {
+    match steps_cell.parse::<u32>() {
+        Ok(0) => Err(err(
+            "steps",
+            "expected at least 1 denoising step, got 0".to_string(),
+        )),
+        Ok(s) if s > crate::workload::MAX_STEPS => Err(err(
+            "steps",
+            format!(
+                "{s} steps is more than the {} a request may have",
+                crate::workload::MAX_STEPS
+            ),
+        )),
+        Ok(s) => Ok(s),
+        Err(_) => Err(err(
+            "steps",
+            format!("expected a positive whole number of steps, got `{steps_cell}`"),
+        )),
+    }
+}
+
+/// A row's SLO at the defaults' scale: its `slo_s` cell (scaled), or else the scaled base of
+/// its resolution; an error naming the row when neither gives a positive time.
+fn row_slo(
+    slo_cell: Option<&str>,
+    has_column: bool,
+    slo: Option<&SloDefaults>,
+    resolution: Resolution,
+    source: &str,
+    line: u64,
+    err: &dyn Fn(&str, String) -> Error,
+) -> Result<Nanos> {
+    Ok(match (slo_cell, slo) {
+        (Some(c), _) => {
+            let v = Nanos::parse_secs(c).map_err(|m| err("slo_s", m))?;
+            if v == Nanos::ZERO {
+                return Err(err(
+                    "slo_s",
+                    format!("expected a number of seconds greater than 0, got `{c}`"),
+                ));
+            }
+            match slo {
+                Some(d) => scale_slo(v, d.scale).ok_or_else(|| {
+                    err(
+                        "slo_s",
+                        format!(
+                            "slo_s {c} at SLO scale {} is not a positive time below the simulator's horizon (2^62 ns, about 146 years)",
+                            d.scale
+                        ),
+                    )
+                })?,
+                None => v,
+            }
+        }
+        (None, None) => {
+            let why = if has_column {
+                "the slo_s cell is empty"
+            } else {
+                "the trace has no slo_s column"
+            };
+            return Err(InputError::new(source, format!("no SLO for this request: {why} and no SLO defaults were given"))
+                .line(line)
+                .field("slo_s")
+                .hint("add slo_s (seconds from arrival to deadline), or give SLO bases in the scenario ([slo] bases)")
+                .into());
+        }
+        (None, Some(d)) => match d.bases.scaled(resolution, d.scale) {
+            Some(v) if v > Nanos::ZERO => v,
+            Some(_) => {
+                return Err(err(
+                    "slo_s",
+                    format!(
+                        "the default SLO of {resolution} rounds to 0 ns at scale {}",
+                        d.scale
+                    ),
+                ));
+            }
+            None => {
+                return Err(InputError::new(
+                    source,
+                    format!(
+                        "no slo_s for this request and no SLO base for resolution {resolution}"
+                    ),
+                )
+                .line(line)
+                .field("slo_s")
+                .hint(format!(
+                    "add slo_s to this row, or add a base for {resolution} under [slo] bases"
+                ))
+                .into());
+            }
+        },
+    })
+}
+
 /// Parses trace CSV text. `source` names the file in errors. Rows without `slo_s` (or a trace
 /// without that column) take `scale * base(resolution)` from `slo`; with neither, it is an error.
 pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Result<Workload> {
@@ -437,18 +516,7 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
         let err = |field: &str, msg: String| -> Error {
             InputError::new(source, msg).line(line).field(field).into()
         };
-        if record.len() != cols.count {
-            return Err(InputError::new(
-                source,
-                format!(
-                    "expected {} fields (as in the header), found {}",
-                    cols.count,
-                    record.len()
-                ),
-            )
-            .line(line)
-            .into());
-        }
+        check_width(record.len(), cols.count, source, line)?;
         let cell = |i: usize| record.get(i);
 
         let label = match cols.id {
@@ -470,23 +538,8 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
             .into());
         }
 
-        let arrival = parse_secs(cell(cols.arrival)).map_err(|m| err("arrival_s", m))?;
-        if let Some((prev, prev_line)) = previous
-            && arrival < prev
-        {
-            return Err(InputError::new(
-                source,
-                format!(
-                    "arrival_s {} is earlier than {} on line {prev_line}; expected arrivals in non-decreasing order",
-                    arrival.secs_string(),
-                    prev.secs_string()
-                ),
-            )
-            .line(line)
-            .field("arrival_s")
-            .hint("sort the file by arrival_s")
-            .into());
-        }
+        let arrival = Nanos::parse_secs(cell(cols.arrival)).map_err(|m| err("arrival_s", m))?;
+        in_order(arrival, previous, source, line)?;
         previous = Some((arrival, line));
 
         let side = |name: &str, i: usize| -> Result<u32> {
@@ -500,92 +553,18 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
         let resolution = Resolution::new(side("width", cols.width)?, side("height", cols.height)?);
         resolution.validate().map_err(|m| err("width,height", m))?;
 
-        let steps_cell = cell(cols.steps);
-        let steps = match steps_cell.parse::<u32>() {
-            Ok(0) => {
-                return Err(err(
-                    "steps",
-                    "expected at least 1 denoising step, got 0".to_string(),
-                ));
-            }
-            Ok(s) if s > crate::workload::MAX_STEPS => {
-                return Err(err(
-                    "steps",
-                    format!(
-                        "{s} steps is more than the {} a request may have",
-                        crate::workload::MAX_STEPS
-                    ),
-                ));
-            }
-            Ok(s) => s,
-            Err(_) => {
-                return Err(err(
-                    "steps",
-                    format!("expected a positive whole number of steps, got `{steps_cell}`"),
-                ));
-            }
-        };
+        let steps = parse_steps(cell(cols.steps), &err)?;
 
         let slo_cell = cols.slo.map(cell).filter(|c| !c.is_empty());
-        let slo_ns = match (slo_cell, slo) {
-            (Some(c), _) => {
-                let v = parse_secs(c).map_err(|m| err("slo_s", m))?;
-                if v == Nanos::ZERO {
-                    return Err(err(
-                        "slo_s",
-                        format!("expected a number of seconds greater than 0, got `{c}`"),
-                    ));
-                }
-                match slo {
-                    Some(d) => scale_slo(v, d.scale).ok_or_else(|| {
-                        err(
-                            "slo_s",
-                            format!(
-                                "slo_s {c} at SLO scale {} is not a positive time below the simulator's horizon (2^62 ns, about 146 years)",
-                                d.scale
-                            ),
-                        )
-                    })?,
-                    None => v,
-                }
-            }
-            (None, None) => {
-                let why = if cols.slo.is_some() {
-                    "the slo_s cell is empty"
-                } else {
-                    "the trace has no slo_s column"
-                };
-                return Err(InputError::new(source, format!("no SLO for this request: {why} and no SLO defaults were given"))
-                    .line(line)
-                    .field("slo_s")
-                    .hint("add slo_s (seconds from arrival to deadline), or give SLO bases in the scenario ([slo] bases)")
-                    .into());
-            }
-            (None, Some(d)) => {
-                match d.bases.scaled(resolution, d.scale) {
-                    Some(v) if v > Nanos::ZERO => v,
-                    Some(_) => {
-                        return Err(err(
-                            "slo_s",
-                            format!(
-                                "the default SLO of {resolution} rounds to 0 ns at scale {}",
-                                d.scale
-                            ),
-                        ));
-                    }
-                    None => {
-                        return Err(InputError::new(
-                        source,
-                        format!("no slo_s for this request and no SLO base for resolution {resolution}"),
-                    )
-                    .line(line)
-                    .field("slo_s")
-                    .hint(format!("add slo_s to this row, or add a base for {resolution} under [slo] bases"))
-                    .into());
-                    }
-                }
-            }
-        };
+        let slo_ns = row_slo(
+            slo_cell,
+            cols.slo.is_some(),
+            slo,
+            resolution,
+            source,
+            line,
+            &err,
+        )?;
 
         if requests.len() >= u32::MAX as usize {
             return Err(err(
@@ -604,18 +583,7 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
             )
         })?;
         if let Some(i) = cols.prompt {
-            let c = cell(i);
-            let key = if c.is_empty() {
-                None
-            } else {
-                Some(PromptKey(c.parse::<u64>().map_err(|_| {
-                    err(
-                        "prompt_id",
-                        format!("expected a non-negative integer prompt id (or an empty cell for none), got `{c}`"),
-                    )
-                })?))
-            };
-            prompts.push(key);
+            prompts.push(prompt_key(cell(i), &err)?);
         }
         requests.push(Request {
             id: RequestId(requests.len() as u32),
@@ -1063,26 +1031,6 @@ mod tests {
     }
 
     #[test]
-    fn seconds_are_parsed_exactly() {
-        assert_eq!(parse_secs("12.000000500"), Ok(Nanos(12_000_000_500)));
-        assert_eq!(parse_secs(".5"), Ok(Nanos(500_000_000)));
-        assert_eq!(parse_secs("3."), Ok(Nanos(3_000_000_000)));
-        assert_eq!(parse_secs("1e3"), Ok(Nanos(1_000_000_000_000)));
-        assert_eq!(
-            parse_secs("4611686018.427387903"),
-            Ok(Nanos(Nanos::HORIZON.0 - 1))
-        );
-        assert!(
-            parse_secs("4611686018.427387904").is_err(),
-            "the horizon itself"
-        );
-        assert!(parse_secs("18446744073.709551615").is_err());
-        assert!(parse_secs("18446744073.709551616").is_err());
-        assert!(parse_secs(".").is_err());
-        assert!(parse_secs("").is_err());
-    }
-
-    #[test]
     fn bad_default_scale_is_a_config_error() {
         let d = SloDefaults {
             bases: SloBases::paper(),
@@ -1147,35 +1095,6 @@ mod tests {
         assert!(refused(Cells::read("\u{feff}", "t.csv", 1).map(|_| ())).is_some());
     }
 
-    /// [`exact_decimal_ns`] written the obvious way: split at the dot, check, parse each part.
-    fn reference_exact_decimal_ns(cell: &str) -> Option<Option<Nanos>> {
-        let (int, frac) = cell.split_once('.').unwrap_or((cell, ""));
-        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) || frac.len() > 9 {
-            return None;
-        }
-        let whole = if int.is_empty() {
-            Ok(0)
-        } else {
-            int.parse::<u64>()
-        };
-        let Ok(whole) = whole else {
-            return Some(None);
-        };
-        let frac_ns = if frac.is_empty() {
-            0
-        } else {
-            frac.parse::<u64>().ok()? * 10u64.pow(9 - frac.len() as u32)
-        };
-        Some(
-            whole
-                .checked_mul(1_000_000_000)
-                .and_then(|ns| ns.checked_add(frac_ns))
-                .filter(|&ns| ns < Nanos::HORIZON.0)
-                .map(Nanos),
-        )
-    }
-
     proptest! {
         #[test]
         fn plain_split_matches_the_csv_crate(raw in "[0-9a,. \t\r\u{a0}\u{3000}\u{feff}é#]{0,40}") {
@@ -1204,11 +1123,6 @@ mod tests {
                 .map(|(i, l)| (i as u64 + 1, l))
                 .collect();
             prop_assert_eq!(record_lines(&text).collect::<Vec<_>>(), expected);
-        }
-
-        #[test]
-        fn exact_decimals_match_splitting_at_the_dot(cell in "[0-9.]{0,24}|[0-9]{0,3}[.e+-][0-9]{0,3}") {
-            prop_assert_eq!(exact_decimal_ns(&cell), reference_exact_decimal_ns(&cell));
         }
 
         #[test]

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use tetriserve::goodput::{Outcome, Planner, gpu_search, rate_search};
+use tetriserve::goodput::{Planner, SearchEnd, gpu_search, rate_search};
 use tetriserve::scenario::{Overrides, RawScenario, Scenario};
 
 /// 256 px steps: 250 ms at SP 1, 100 ms at SP 8 (batches cost proportionally more).
@@ -74,7 +74,7 @@ fn the_rate_search_finds_the_scale_where_a_log_starts_to_queue() {
 
     let tolerance = 0.001;
     let r = rate_search(&p, 0.9, (0.5, 8.0), tolerance, None).unwrap();
-    assert_eq!(r.outcome, Outcome::Found);
+    assert_eq!(r.outcome, SearchEnd::Found);
     let (good, at) = r.best.unwrap();
     let (bad, miss) = r.missed.unwrap();
     assert!(
@@ -86,9 +86,9 @@ fn the_rate_search_finds_the_scale_where_a_log_starts_to_queue() {
 
     // The ends are checked: the whole range above or below the threshold says so.
     let above = rate_search(&p, 0.9, (2.5, 8.0), tolerance, None).unwrap();
-    assert_eq!((above.outcome, above.best), (Outcome::BelowRange, None));
+    assert_eq!((above.outcome, above.best), (SearchEnd::BelowRange, None));
     let below = rate_search(&p, 0.9, (0.5, 1.5), tolerance, None).unwrap();
-    assert_eq!(below.outcome, Outcome::AtTop);
+    assert_eq!(below.outcome, SearchEnd::AtTop);
     assert_eq!(below.best.unwrap().0, 1.5);
 }
 
@@ -162,7 +162,7 @@ fn the_fewest_gpus_match_brute_force_and_the_queueing_bound() {
     assert_eq!(first.0, 3, "{brute:?}");
 
     let r = gpu_search(&p, 0.9, 1.0, candidates.clone()).unwrap();
-    assert_eq!(r.outcome, Outcome::Found);
+    assert_eq!(r.outcome, SearchEnd::Found);
     let (gpus, at) = r.best.unwrap();
     let (below, below_at) = r.below.unwrap();
     assert_eq!((gpus, below), (3, 2));
@@ -172,7 +172,7 @@ fn the_fewest_gpus_match_brute_force_and_the_queueing_bound() {
 
     // A target no size reaches, and one the smallest already meets.
     let none = gpu_search(&p, 0.9, 1.0, vec![1, 2]).unwrap();
-    assert_eq!((none.outcome, none.best), (Outcome::BelowRange, None));
+    assert_eq!((none.outcome, none.best), (SearchEnd::BelowRange, None));
     let easy = gpu_search(&p, 0.0, 1.0, candidates).unwrap();
     assert_eq!((easy.best.unwrap().0, easy.below), (1, None));
 }

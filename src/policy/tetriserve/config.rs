@@ -267,18 +267,4 @@ impl Variant {
         elastic_scale_up: true,
         shedding: true,
     };
-
-    pub fn name(self) -> &'static str {
-        match (
-            self.placement_preservation,
-            self.elastic_scale_up,
-            self.shedding,
-        ) {
-            (true, true, false) => "tetriserve",
-            (true, true, true) => "tetriserve-shed",
-            (true, false, _) => "tetriserve-dp-pp",
-            (false, false, _) => "tetriserve-dp",
-            (false, true, _) => "tetriserve-dp-es",
-        }
-    }
 }

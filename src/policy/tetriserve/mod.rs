@@ -70,7 +70,7 @@ use std::collections::HashSet;
 
 use crate::cluster::{Cluster, GpuSet};
 use crate::cost::{Overheads, ResClass, StepTimes};
-use crate::policy::{Batch, Decision, Dispatch, Phase, Policy, RequestState, View};
+use crate::policy::{Batch, Decision, Dispatch, Phase, Policy, PolicyKind, RequestState, View};
 use crate::time::Nanos;
 use crate::workload::RequestId;
 
@@ -92,6 +92,8 @@ struct Candidate {
 
 /// The TetriServe policy.
 pub struct Tetriserve {
+    /// Its name, from the policy registry.
+    name: String,
     variant: Variant,
     config: TetriserveConfig,
     overheads: Overheads,
@@ -177,6 +179,7 @@ impl Tetriserve {
             })
             .collect();
         Tetriserve {
+            name: PolicyKind::Tetriserve(variant).to_string(),
             variant,
             config,
             overheads,
@@ -417,7 +420,7 @@ impl Tetriserve {
                 ShedRule::LargestWork => work,
                 ShedRule::LatestDeadline => u128::from(deadline.0),
             };
-            jobs.push(shedding::Job {
+            jobs.push(shedding::ShedJob {
                 deadline,
                 work,
                 key: Some(key),
@@ -453,7 +456,7 @@ impl Tetriserve {
                 continue;
             }
             let plan = min_gpu_plan(&table.plan_times, s.remaining_steps(), deadline - now);
-            jobs.push(shedding::Job {
+            jobs.push(shedding::ShedJob {
                 deadline,
                 work: plan.gpu_time(&table.plan_times),
                 key: None,
@@ -474,50 +477,13 @@ impl Tetriserve {
         }
     }
 
-    /// Plans one node with idle GPUs for the window up to `round_end`: requests that can no
-    /// longer meet their deadline are dropped past the margin or left to best-effort service;
-    /// the others are packed (Algorithm 1), placed, and given the idle GPUs left.
-    fn run_node_round(
-        &mut self,
-        view: &View<'_>,
-        node: u32,
-        backlog: &mut Backlog,
-        round_end: Nanos,
-        out: &mut Vec<Decision>,
-    ) {
+    /// The round's knapsack input (Algorithm 1): per unit (a batch and its plan), a group of
+    /// up to two options (degree, steps this round), each valued by the members that still
+    /// meet their deadlines and the tie-break, and the candidate each option stands for.
+    fn build_groups(&mut self, view: &View<'_>, round_end: Nanos) {
         let now = view.now;
         let next = round_end;
         let window = round_end - now;
-        let (mut on_time, mut drops) = (
-            std::mem::take(&mut self.on_time),
-            std::mem::take(&mut self.drops),
-        );
-        on_time.clear();
-        drops.clear();
-        let late = |s: &RequestState| {
-            now + self
-                .table(s.class, 1)
-                .fastest
-                .times(u64::from(s.remaining_steps()))
-                > s.deadline()
-        };
-        let waiting = backlog.sweep(
-            view,
-            late,
-            self.config.drop_late_after,
-            &mut on_time,
-            &mut drops,
-        );
-        for &id in &drops {
-            self.forget(view, id);
-            out.push(Decision::Drop(id));
-        }
-        self.on_time = on_time;
-        self.drops = drops;
-        if !waiting {
-            return;
-        }
-        self.form_units(view, backlog, out);
         self.groups.clear();
         self.candidates.clear();
         let units = std::mem::take(&mut self.units);
@@ -601,6 +567,52 @@ impl Tetriserve {
             self.candidates.push(cand);
         }
         self.units = units;
+    }
+
+    /// Plans one node with idle GPUs for the window up to `round_end`: requests that can no
+    /// longer meet their deadline are dropped past the margin or left to best-effort service;
+    /// the others are packed (Algorithm 1), placed, and given the idle GPUs left.
+    fn run_node_round(
+        &mut self,
+        view: &View<'_>,
+        node: u32,
+        backlog: &mut Backlog,
+        round_end: Nanos,
+        out: &mut Vec<Decision>,
+    ) {
+        let now = view.now;
+        let window = round_end - now;
+        let (mut on_time, mut drops) = (
+            std::mem::take(&mut self.on_time),
+            std::mem::take(&mut self.drops),
+        );
+        on_time.clear();
+        drops.clear();
+        let late = |s: &RequestState| {
+            now + self
+                .table(s.class, 1)
+                .fastest
+                .times(u64::from(s.remaining_steps()))
+                > s.deadline()
+        };
+        let waiting = backlog.sweep(
+            view,
+            late,
+            self.config.drop_late_after,
+            &mut on_time,
+            &mut drops,
+        );
+        for &id in &drops {
+            self.forget(view, id);
+            out.push(Decision::Drop(id));
+        }
+        self.on_time = on_time;
+        self.drops = drops;
+        if !waiting {
+            return;
+        }
+        self.form_units(view, backlog, out);
+        self.build_groups(view, round_end);
 
         let free = view.free.node_mask(node);
         self.packer
@@ -678,7 +690,7 @@ impl Tetriserve {
 }
 impl Policy for Tetriserve {
     fn name(&self) -> &str {
-        self.variant.name()
+        &self.name
     }
 
     fn decide(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {

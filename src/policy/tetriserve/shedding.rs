@@ -18,7 +18,7 @@ use crate::time::Nanos;
 
 /// One request (or batch) as overload shedding sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Job {
+pub struct ShedJob {
     pub deadline: Nanos,
     /// Least GPU-nanoseconds of work it needs before its deadline.
     pub work: u128,
@@ -30,7 +30,7 @@ pub struct Job {
 /// deadline fits `gpus x (deadline - now) x capacity`. Among equal keys the later index (the
 /// later arrival) goes first. Where unsheddable work alone exceeds a deadline's capacity, the
 /// jobs given up there are kept after all (shedding them would not make it fit).
-pub fn shed(jobs: &[Job], now: Nanos, gpus: u32, capacity: f64) -> Vec<usize> {
+pub fn shed(jobs: &[ShedJob], now: Nanos, gpus: u32, capacity: f64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_unstable_by_key(|&i| (jobs[i].deadline, i));
     let mut kept = BinaryHeap::new();
@@ -69,7 +69,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// Whether the jobs in `set` (a bit mask) meet every EDF prefix constraint.
-    fn feasible(jobs: &[Job], set: u32, gpus: u32) -> bool {
+    fn feasible(jobs: &[ShedJob], set: u32, gpus: u32) -> bool {
         let mut idx: Vec<usize> = (0..jobs.len()).filter(|&i| set >> i & 1 == 1).collect();
         idx.sort_by_key(|&i| jobs[i].deadline);
         let mut due = 0u128;
@@ -79,8 +79,8 @@ mod tests {
         })
     }
 
-    fn job(deadline: u64, work: u128) -> Job {
-        Job {
+    fn job(deadline: u64, work: u128) -> ShedJob {
+        ShedJob {
             deadline: Nanos(deadline),
             work,
             key: Some(work),
@@ -95,9 +95,9 @@ mod tests {
         assert_eq!(shed(&jobs, Nanos(0), 2, 1.0), vec![0]);
         // Shedding the latest deadline instead (the later arrival among equals) gives up
         // the 6 at t = 12, and then the 20 as well (15 + 8 + 20 = 43 > 40): one job fewer.
-        let by_deadline: Vec<Job> = jobs
+        let by_deadline: Vec<ShedJob> = jobs
             .iter()
-            .map(|j| Job {
+            .map(|j| ShedJob {
                 key: Some(u128::from(j.deadline.0)),
                 ..*j
             })
@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn running_work_counts_but_is_never_shed() {
-        let running = Job {
+        let running = ShedJob {
             deadline: Nanos(10),
             work: 30,
             key: None,
@@ -129,7 +129,7 @@ mod tests {
             Vec::<usize>::new()
         );
         // Where shedding does make room, it happens: 18 running + 5 > 20, 18 alone fits.
-        let lighter = Job {
+        let lighter = ShedJob {
             work: 18,
             ..running
         };
@@ -144,7 +144,7 @@ mod tests {
             raw in prop::collection::vec((1u64..40, 1u128..60), 1..9),
             gpus in 1u32..4,
         ) {
-            let jobs: Vec<Job> = raw.iter().map(|&(d, w)| job(d, w)).collect();
+            let jobs: Vec<ShedJob> = raw.iter().map(|&(d, w)| job(d, w)).collect();
             let n = jobs.len();
             let dropped = shed(&jobs, Nanos(0), gpus, 1.0);
             let kept_mask = (0..n as u32)

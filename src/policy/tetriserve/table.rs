@@ -6,7 +6,7 @@ use crate::cluster::{Cluster, GpuSet, Link};
 use crate::cost::{ResClass, StepTimes};
 use crate::time::Nanos;
 
-use super::{RoundLength, TetriserveConfig};
+use super::config::{RoundLength, TetriserveConfig};
 
 /// Batch sizes a unit may have (the profiles' batch entries).
 pub(super) const BATCH_SIZES: [u32; 3] = [1, 2, 4];

@@ -27,7 +27,7 @@ use crate::scenario::{Overrides, RawScenario, Scenario, WorkloadSource};
 use crate::simulate::summarise_workload;
 use crate::workload::Workload;
 
-pub use report::{Report, Value, gpu_report, rate_report};
+pub use report::{FieldValue, Report, gpu_report, rate_report};
 
 /// What a point of a search serves.
 #[derive(Clone, Debug)]
@@ -260,7 +260,7 @@ pub const MAX_SEARCH_GPUS: u32 = 16_384;
 
 /// How a search ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum SearchEnd {
     /// The target is met at the answer and missed one step beyond it.
     Found,
     /// Met even at the top of the range: the answer is at least the top.
@@ -269,12 +269,12 @@ pub enum Outcome {
     BelowRange,
 }
 
-impl Outcome {
+impl SearchEnd {
     fn name(self) -> &'static str {
         match self {
-            Outcome::Found => "found",
-            Outcome::AtTop => "at-top-of-range",
-            Outcome::BelowRange => "below-range",
+            SearchEnd::Found => "found",
+            SearchEnd::AtTop => "at-top-of-range",
+            SearchEnd::BelowRange => "below-range",
         }
     }
 }
@@ -282,7 +282,7 @@ impl Outcome {
 /// The result of [`rate_search`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct RateSearch {
-    pub outcome: Outcome,
+    pub outcome: SearchEnd,
     /// The highest point (rate or scale) found to meet the target, and its measure.
     pub best: Option<(f64, Measure)>,
     /// The lowest point found to miss it (the bracket's other side), and its measure.
@@ -308,7 +308,7 @@ pub fn rate_search(
     let low = at(lo)?;
     if low.slo_attainment < target {
         return Ok(RateSearch {
-            outcome: Outcome::BelowRange,
+            outcome: SearchEnd::BelowRange,
             best: None,
             missed: Some((lo, low)),
             points,
@@ -317,7 +317,7 @@ pub fn rate_search(
     let high = at(hi)?;
     if high.slo_attainment >= target {
         return Ok(RateSearch {
-            outcome: Outcome::AtTop,
+            outcome: SearchEnd::AtTop,
             best: Some((hi, high)),
             missed: None,
             points,
@@ -339,7 +339,7 @@ pub fn rate_search(
         }
     }
     Ok(RateSearch {
-        outcome: Outcome::Found,
+        outcome: SearchEnd::Found,
         best: Some(good),
         missed: Some(bad),
         points,
@@ -349,7 +349,7 @@ pub fn rate_search(
 /// The result of [`gpu_search`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct GpuSearch {
-    pub outcome: Outcome,
+    pub outcome: SearchEnd,
     /// The fewest GPUs found to meet the target, and the measure there.
     pub best: Option<(u32, Measure)>,
     /// One step below: the largest size that misses it (none when the answer is the
@@ -382,7 +382,7 @@ pub fn gpu_search(
     let top = at(last)?;
     if top.slo_attainment < target {
         return Ok(GpuSearch {
-            outcome: Outcome::BelowRange,
+            outcome: SearchEnd::BelowRange,
             best: None,
             below: Some((last, top)),
             candidates,
@@ -391,7 +391,7 @@ pub fn gpu_search(
     }
     if candidates.len() == 1 {
         return Ok(GpuSearch {
-            outcome: Outcome::Found,
+            outcome: SearchEnd::Found,
             best: Some((last, top)),
             below: None,
             candidates,
@@ -401,7 +401,7 @@ pub fn gpu_search(
     let bottom = at(first)?;
     if bottom.slo_attainment >= target {
         return Ok(GpuSearch {
-            outcome: Outcome::Found,
+            outcome: SearchEnd::Found,
             best: Some((first, bottom)),
             below: None,
             candidates,
@@ -420,7 +420,7 @@ pub fn gpu_search(
         }
     }
     Ok(GpuSearch {
-        outcome: Outcome::Found,
+        outcome: SearchEnd::Found,
         best: Some((candidates[hi.0], hi.1)),
         below: Some((candidates[lo.0], lo.1)),
         candidates,
