@@ -28,7 +28,7 @@ use crate::cluster::Link;
 use crate::error::{Error, Result};
 use crate::policy::PolicyKind;
 use crate::scenario::{RawScenario, Scenario};
-use crate::workload::generate::stream_rng;
+use crate::workload::rng::stream_rng;
 
 /// The most configurations one search runs.
 pub const MAX_CONFIGS: usize = 100_000;

@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{BackendArgs, DeviceArg, ProfileArgs, ValidateArgs, describe, print_stdout};
+use super::args::{BackendArgs, DeviceArg, ProfileArgs, ValidateArgs};
+use super::output::{describe, print_stdout};
 use crate::error::{Error, Result};
 use crate::report;
 use crate::scenario::{Overrides, Scenario};

@@ -7,8 +7,9 @@
 
 mod args;
 mod backend;
+mod output;
+mod robustness;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 pub use args::*;
@@ -18,8 +19,9 @@ use crate::metrics::Summary;
 use crate::policy::PolicyKind;
 use crate::report;
 use crate::scenario::{Scenario, WorkloadSource};
-use crate::workload::arrival::ArrivalProcess;
 use backend::{real_node, run_gpu_check, run_profile, run_validate};
+use output::{describe, print_stdout};
+use robustness::run_robustness;
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -752,66 +754,6 @@ fn write_runs(
     report::write_dir(out, &files, force)
 }
 
-/// A one-paragraph description of what is about to run: where the scenario came from (its
-/// file or the built-in default, and the flags that changed it), then what it resolved to.
-pub fn describe(s: &Scenario) -> String {
-    let workload = match &s.workload {
-        WorkloadSource::Synthetic(w) => format!(
-            "{} requests, {} arrivals at {:.1} req/min, mix {}, {} steps, SLO scale {}, seed {}",
-            w.requests,
-            arrival_name(&w.arrival),
-            w.arrival.mean_rate_per_s() * 60.0,
-            w.mix,
-            w.steps,
-            w.slo_scale,
-            w.seed
-        ),
-        WorkloadSource::Trace { path, slo } => format!(
-            "trace {}{}, deadline = arrival + {} x (the row's slo_s, or the base for its resolution)",
-            path.display(),
-            if s.time_scale == 1.0 {
-                String::new()
-            } else {
-                format!(" at {}x its rate", s.time_scale)
-            },
-            slo.scale
-        ),
-    };
-    let policies: Vec<String> = s.policies.iter().map(PolicyKind::to_string).collect();
-    format!(
-        "running {}\n  cluster: {} node(s) x {} {} ({}), cost: {}\n  workload: {}\n  policies: {}",
-        s.origin,
-        s.cluster.nodes,
-        s.cluster.gpus_per_node,
-        s.cluster.gpu,
-        s.cluster.topology,
-        s.cost_model().describe(),
-        workload,
-        policies.join(", ")
-    )
-}
-
-fn arrival_name(a: &ArrivalProcess) -> String {
-    match a {
-        ArrivalProcess::Poisson { .. } => "Poisson".into(),
-        ArrivalProcess::Gamma { cv, .. } => format!("Gamma (CV {cv})"),
-        ArrivalProcess::Constant { .. } => "constant-rate".into(),
-        ArrivalProcess::OnOff { on, off, .. } => {
-            format!("on/off ({} s on, {} s off)", on.as_secs(), off.as_secs())
-        }
-    }
-}
-
-/// Writes to stdout, treating a closed pipe (`| head`) as success.
-pub(super) fn print_stdout(text: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Error::io("<stdout>", e)),
-        Ok(()) => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -821,147 +763,4 @@ mod tests {
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }
-}
-
-/// `tetriserve robustness`: the search, its distribution and its worst configurations.
-fn run_robustness(args: RobustnessArgs) -> Result<()> {
-    use crate::robustness::{Search, report, run, to_csv, worst};
-    let policy: PolicyKind = args
-        .policy
-        .parse()
-        .map_err(|e: String| Error::config(format!("--policy `{}`: {e}", args.policy)))?;
-    if let Some(s) = args
-        .seeds
-        .iter()
-        .find(|s| args.seeds.iter().filter(|t| t == s).count() > 1)
-    {
-        return Err(Error::config_hint(
-            format!("--seeds lists seed {s} more than once; a repeated seed is the same run"),
-            "list distinct seeds, e.g. --seeds 1,2",
-        ));
-    }
-    if args.force && args.out.is_none() {
-        return Err(Error::config_hint(
-            "--force replaces an existing --out directory, and there is no --out",
-            "add --out DIR, or drop --force",
-        ));
-    }
-    let staging = match &args.out {
-        Some(dir) => Some(crate::report::Staging::create(dir, args.force)?),
-        None => None,
-    };
-    let search = Search {
-        configs: args.configs,
-        sampler_seed: args.sampler_seed,
-        seeds: args.seeds.clone(),
-        requests: args.requests,
-        policy,
-    };
-    let jobs = args.jobs.unwrap_or(0);
-    if args.jobs.is_some() && !(1..=crate::sweep::MAX_JOBS).contains(&jobs) {
-        return Err(Error::config_hint(
-            format!(
-                "--jobs {jobs}: expected 1 to {} worker threads",
-                crate::sweep::MAX_JOBS
-            ),
-            "leave --jobs out to use one thread per core",
-        ));
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
-        .map_err(|e| Error::config(format!("starting worker threads: {e}")))?;
-    let bar = indicatif::ProgressBar::new(args.configs as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} configurations, {elapsed} elapsed, ETA {eta}",
-        )
-        .expect("valid template"),
-    );
-    let tick = || bar.inc(1);
-    let outcomes = pool.install(|| run(&search, &tick));
-    bar.finish_and_clear();
-    let outcomes = outcomes?;
-    let rep = report(&search, &outcomes);
-    println!(
-        "robustness: {} configurations x {} seed(s), {} requests each; {} minus the best fixed baseline (xdit-sp*, rssp), attainment points",
-        rep.configs,
-        rep.seeds.len(),
-        args.requests,
-        rep.policy
-    );
-    let pct: Vec<String> = rep
-        .percentiles
-        .iter()
-        .map(|(p, g)| format!("p{p} {g:+.1}"))
-        .collect();
-    println!(
-        "  mean {:+.2}, worst {:+.1}; {}; below the baseline in {} (by more than 2 points in {})",
-        rep.mean_gap,
-        rep.min_gap,
-        pct.join(", "),
-        rep.below,
-        rep.below_2
-    );
-    let worst_list = worst(&outcomes, args.worst);
-    if !worst_list.is_empty() {
-        println!(
-            "worst configurations (replay: tetriserve simulate -s FILE --seed SEED, the file from --out DIR/worst/):"
-        );
-    }
-    for (rank, o) in worst_list.iter().enumerate() {
-        let c = &o.config;
-        println!(
-            "  {:>2}. config {:>5}: {:+6.1} ({} {:.1} vs {} {:.1}, bound {:.1}) {}x{} GPUs, {}, {} steps, {}{}, load {}, {:.2} req/min, SLO {}x{}{}{}",
-            rank + 1,
-            c.index,
-            o.gap(),
-            rep.policy,
-            o.policy,
-            o.best_baseline.0,
-            o.best_baseline.1,
-            o.bound,
-            c.nodes,
-            c.gpus_per_node,
-            c.mix,
-            c.steps,
-            c.arrival,
-            c.cv.map(|v| format!(" cv {v}")).unwrap_or_default(),
-            c.load,
-            o.rate_per_min,
-            c.slo_scale,
-            if c.dispatch_ms > 0.0 {
-                format!(", dispatch {} ms", c.dispatch_ms)
-            } else {
-                String::new()
-            },
-            if c.cache {
-                ", cache".to_string()
-            } else {
-                String::new()
-            },
-            if c.skip_probability > 0.0 {
-                format!(", skip {}", c.skip_probability)
-            } else {
-                String::new()
-            },
-        );
-    }
-    if let Some(staging) = staging {
-        staging.write("configs.csv", to_csv(&outcomes).as_bytes())?;
-        let json = serde_json::to_string_pretty(&rep)
-            .map_err(|e| Error::config(format!("serialising the report: {e}")))?;
-        staging.write("summary.json", json.as_bytes())?;
-        for (rank, o) in worst_list.iter().enumerate() {
-            staging.write(
-                format!("worst/{:02}-config-{}.toml", rank + 1, o.config.index),
-                o.scenario.as_bytes(),
-            )?;
-        }
-        staging.commit()?;
-        if let Some(dir) = &args.out {
-            eprintln!("wrote {}", dir.display());
-        }
-    }
-    Ok(())
 }

@@ -973,7 +973,11 @@ fn the_robustness_search_reports_replayable_configurations() {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("6 configurations x 2 seed(s)"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("6 configurations x 2 seed(s)"),
+        "{}",
+        stdout(&o)
+    );
     let csv = read(&out, "configs.csv");
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert_eq!(rows.len(), 6, "{csv}");
@@ -1019,11 +1023,19 @@ fn the_robustness_search_reports_replayable_configurations() {
         sum += step["slo_attainment"].as_f64().unwrap() * 100.0;
     }
     let reported: f64 = row[col("policy_attainment")].parse().unwrap();
-    assert!((sum / 2.0 - reported).abs() < 1e-3, "{} vs {reported}", sum / 2.0);
+    assert!(
+        (sum / 2.0 - reported).abs() < 1e-3,
+        "{} vs {reported}",
+        sum / 2.0
+    );
     // Bad flags are refused by name.
     let o = run(&["robustness", "--configs", "0"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--configs 0"), "{}", stderr(&o));
     let o = run(&["robustness", "--seeds", "1,1", "--configs", "1"]);
-    assert!(stderr(&o).contains("--seeds lists seed 1 more than once"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--seeds lists seed 1 more than once"),
+        "{}",
+        stderr(&o)
+    );
 }
