@@ -59,7 +59,7 @@ pub(super) fn run_profile(args: ProfileArgs) -> Result<()> {
         ));
     }
     // A bad TETRISERVE_ATTENTION is refused before any device is looked for.
-    let requested = crate::real::attention::Backend::requested()?;
+    let requested = crate::real::gpu::attention::Backend::requested()?;
     let probe = crate::real::device::probe()?;
     let total = plan.configs().len();
     eprintln!(
@@ -69,7 +69,8 @@ pub(super) fn run_profile(args: ProfileArgs) -> Result<()> {
         if args.quick { ", --quick" } else { "" }
     );
     let gpu = crate::real::device::Gpu::open(0)?;
-    let attention = crate::real::attention::choose(requested, &crate::real::cudnn::probe()).backend;
+    let attention =
+        crate::real::gpu::attention::choose(requested, &crate::real::cudnn::probe()).backend;
     let key = gpu_key(&probe.name);
     let (out, what): (Box<dyn std::io::Write>, String) = match &args.output {
         Some(path) => (

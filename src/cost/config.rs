@@ -112,6 +112,8 @@ pub struct OverheadsSection {
     pub group_setup_ms: Option<f64>,
     pub group_setup_on_regroup: Option<bool>,
     pub dispatch_ms: Option<f64>,
+    /// Moving a latent to another node, milliseconds (default 0.2, an estimate).
+    pub node_handoff_ms: Option<f64>,
 }
 
 impl OverheadsSection {
@@ -158,6 +160,11 @@ impl OverheadsSection {
                 .group_setup_on_regroup
                 .unwrap_or(defaults.group_setup_on_regroup),
             dispatch: ms("overheads.dispatch_ms", self.dispatch_ms, defaults.dispatch)?,
+            node_handoff: ms(
+                "overheads.node_handoff_ms",
+                self.node_handoff_ms,
+                defaults.node_handoff,
+            )?,
         })
     }
 }

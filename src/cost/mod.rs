@@ -53,6 +53,12 @@ pub struct Overheads {
     /// (the real backend regenerates inputs and uploads and downloads the latent each time).
     /// Zero by default; `tetriserve validate` measures what the real backend pays.
     pub dispatch: Nanos,
+    /// Moving a request's latent to another node (over the inter-node network) when it
+    /// resumes there, on top of the hand-off inside a node (`remap_fraction`). An assumption:
+    /// a 2048 px FLUX.1-dev latent is about 2 MiB (256 x 256 x 16 bf16 values), about 0.17 ms
+    /// at 100 Gb/s, so the default 0.2 ms covers it with some latency to spare. Only policies
+    /// that move requests between nodes pay it (`stepwise`); the others pin them.
+    pub node_handoff: Nanos,
 }
 
 impl Default for Overheads {
@@ -67,6 +73,7 @@ impl Default for Overheads {
             group_setup: Nanos::ZERO,
             group_setup_on_regroup: false,
             dispatch: Nanos::ZERO,
+            node_handoff: Nanos(200_000),
         }
     }
 }

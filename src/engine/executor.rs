@@ -32,6 +32,8 @@ pub struct Work {
     pub remap: bool,
     /// This GPU set has never been used as a group before in this run.
     pub new_group: bool,
+    /// The request last ran on another node: its latent crosses the inter-node network.
+    pub node_moved: bool,
 }
 
 impl Work {
@@ -165,6 +167,9 @@ impl<'a> SimExecutor<'a> {
         if k > 1 && (work.new_group || self.overheads.group_setup_on_regroup && work.remap) {
             parts.push(self.overheads.group_setup);
         }
+        if work.node_moved {
+            parts.push(self.overheads.node_handoff);
+        }
         let steps = step
             .checked_times(u64::from(self.computed_steps(work)))
             .ok_or_else(beyond)?;
@@ -233,6 +238,7 @@ mod tests {
             total_steps: 8,
             remap,
             new_group,
+            node_moved: false,
         };
         let overheads = |on_regroup| Overheads {
             remap_fraction: 0.0,

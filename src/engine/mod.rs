@@ -463,6 +463,7 @@ impl<'a> Engine<'a> {
         let first = &self.states[d.batch.ids()[0].index()];
         let (class, steps_before, total) = (first.class, first.steps_done, first.request.steps);
         let mut remap = false;
+        let mut node_moved = false;
         for (j, &id) in d.batch.ids().iter().enumerate() {
             let s = self
                 .states
@@ -494,6 +495,7 @@ impl<'a> Engine<'a> {
                 )));
             }
             remap |= s.gpus.is_some_and(|g| g != d.gpus);
+            node_moved |= s.gpus.is_some_and(|g| g.node() != d.gpus.node());
         }
         let id = self
             .first_unsent
@@ -515,6 +517,7 @@ impl<'a> Engine<'a> {
             total_steps: total,
             remap,
             new_group: self.used_groups.insert(d.gpus),
+            node_moved,
         };
         let launch = executor.launch(now, &work)?;
         self.free.take(d.gpus);

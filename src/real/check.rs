@@ -25,9 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::real::attention::{self, Backend};
 use crate::real::config::DitConfig;
 use crate::real::device::Gpu;
+use crate::real::gpu::attention::{self, Backend};
 use crate::real::gpu::{GpuDevice, GpuOps};
 use crate::real::init::splitmix;
 use crate::real::lanes::LaneTransport;

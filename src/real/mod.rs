@@ -16,14 +16,13 @@
 //!   an exchange interface;
 //! - [`cpu`], [`gpu`]: the operations on host threads (f32) and on a CUDA stream (cuBLAS GEMMs +
 //!   the kernels, bf16);
-//! - [`attention`]: which attention a GPU runs (cuDNN flash, fused softmax, unfused) and the
+//! - [`gpu::attention`]: which attention a GPU runs (cuDNN flash, fused softmax, unfused) and the
 //!   fallback between them; [`cudnn`]: the cuDNN library probe and the SDPA graph and plan;
 //! - [`lanes`]: ranks as streams of one GPU; [`nccl`] ranks as GPUs;
 //! - [`executor`]: [`RealExecutor`](executor::RealExecutor), the engine's executor on GPUs;
 //! - [`profile`]: measuring a profile CSV on the local GPU; [`check`]: `tetriserve gpu-check`,
 //!   the GPU against the CPU reference.
 
-pub mod attention;
 pub mod calibrate;
 pub mod check;
 pub mod config;

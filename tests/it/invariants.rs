@@ -236,6 +236,7 @@ fn overheads_strategy() -> impl Strategy<Value = tetriserve::cost::Overheads> {
                 group_setup: ms(setup),
                 group_setup_on_regroup: on_regroup,
                 dispatch: ms(dispatch),
+                node_handoff: ms(setup / 2),
             }
         })
 }

@@ -263,6 +263,7 @@ fn a_work_resumed_without_its_latent_is_an_error_not_a_restart() {
         steps_before: 4,
         total_steps: 8,
         remap: false,
+        node_moved: false,
         new_group: false,
     };
     let e = exec.launch(tetriserve::Nanos::ZERO, &work).unwrap_err();

@@ -535,6 +535,19 @@ const ALLOWED_CIRCLES: &[(&str, &[&str], &str)] = &[
          RoundLength): the registry knows its policies by design",
     ),
     (
+        "src/real/gpu (with mod.rs)",
+        &["arena", "attention", "launch", "mod.rs"],
+        "mod.rs defines GpuOps, whose memory (arena.rs) and launch (launch.rs) methods are \
+         impl blocks of their own files, and which owns each stream's attention backends, whose \
+         calls queue work through GpuOps: one type spread over files by concern",
+    ),
+    (
+        "src/real/gpu/attention (with mod.rs)",
+        &["flash", "fused", "mod.rs", "unfused"],
+        "mod.rs defines the GpuAttention trait and the fallback chain, which constructs each \
+         backend; each backend implements the trait: the chain knows its members by design",
+    ),
+    (
         "src/workload (with mod.rs)",
         &["mod.rs", "skipping"],
         "mod.rs's Savings holds each request's SkipMask, and SkipSpec::apply (which \

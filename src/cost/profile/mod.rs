@@ -20,11 +20,14 @@
 
 mod fit;
 mod parse;
+mod row;
 mod write;
 
 use std::collections::HashMap;
 use std::path::Path;
 
+use self::row::Key;
+pub use self::row::ProfileRow;
 pub use self::write::{CsvRow, PROFILE_HEADER, Precision, ProfileCsv, profile_csv};
 use crate::cluster::Link;
 use crate::cost::CostModel;
@@ -43,32 +46,6 @@ const BUILTIN: [(&str, &str); 2] = [
         include_str!("../../../profiles/a40-sd3-medium.csv"),
     ),
 ];
-
-/// The lookup key of a row.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Key {
-    res: Resolution,
-    degree: u32,
-    batch: u32,
-    link: Link,
-}
-
-/// One validated row of a profile.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ProfileRow {
-    pub res: Resolution,
-    pub degree: u32,
-    pub batch: u32,
-    pub link: Link,
-    /// Mean step time, milliseconds (positive, finite).
-    pub step_ms: f64,
-    /// Standard deviation of the step time, milliseconds, when measured.
-    pub std_ms: Option<f64>,
-    /// Where the number came from (`analytic-estimate`, a measurement run's name, ...).
-    pub source: Option<String>,
-    /// 1-based line of the row in its file.
-    pub line: u64,
-}
 
 /// A per-step time table for one (model, GPU) pair.
 #[derive(Clone, Debug)]

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::{Key, ProfileRow};
+use super::row::{Key, ProfileRow};
 use crate::cluster::Link;
 use crate::error::{Error, InputError, Result};
 use crate::workload::Resolution;

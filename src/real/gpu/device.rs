@@ -10,9 +10,9 @@ use std::sync::Arc;
 use cudarc::driver::CudaContext;
 
 use crate::error::{Error, Result};
-use crate::real::attention::{self, Backend, Choice};
 use crate::real::cudnn;
 use crate::real::device::Gpu;
+use crate::real::gpu::attention::{self, Backend, Choice};
 use crate::real::kernels::Kernels;
 
 /// An opened device: its context and loaded kernels. Cheap to clone.

@@ -3,7 +3,7 @@
 //! built from.
 //!
 //! Kept apart from the operations so that an attention backend
-//! ([`attention`](crate::real::attention)) queues its GEMMs and kernels through the same
+//! ([`attention`](crate::real::gpu::attention)) queues its GEMMs and kernels through the same
 //! checked calls as [`Ops`](crate::real::ops::Ops) does, without reaching into the arena.
 
 use std::ffi::c_void;

@@ -10,7 +10,7 @@
 //! - GEMMs are cuBLAS `gemm_ex` with bf16 operands and f32 accumulation. cuBLAS is
 //!   column-major, so a row-major `Y[M, out] = X[M, in] . W[in, out]` is issued as the
 //!   column-major `Y^T = W^T . X^T` (no transposes are materialised).
-//! - Attention runs on the stream's attention backends ([`attention`](crate::real::attention):
+//! - Attention runs on the stream's attention backends ([`attention`](crate::real::gpu::attention):
 //!   cuDNN flash, fused softmax, unfused), each with its own plans and grow-only scratch,
 //!   reserved by [`reserve_attention`](Ops::reserve_attention), so a step whose workspace
 //!   exists allocates nothing.
@@ -34,6 +34,7 @@
 //! - [`ops`]: the [`Ops`] implementation.
 
 pub mod arena;
+pub mod attention;
 pub mod device;
 pub mod launch;
 pub mod ops;
@@ -47,8 +48,8 @@ use cudarc::driver::{CudaEvent, CudaStream};
 pub use self::arena::{DeviceBuffer, GpuArena, GrowBuffer};
 pub use self::device::GpuDevice;
 use crate::error::{Error, Result};
-pub use crate::real::attention::attention_chunk;
-use crate::real::attention::{Backend, GpuAttentions};
+pub use crate::real::gpu::attention::attention_chunk;
+use crate::real::gpu::attention::{Backend, GpuAttentions};
 use crate::real::ops::{AttentionShape, Ops};
 
 /// The operations of a step on one stream of one device.

@@ -1,6 +1,6 @@
 //! The [`Ops`] implementation on one CUDA stream: cuBLAS `gemm_ex` for the linear layers,
 //! one kernel launch (`kernels/*.cu`) for every other operation, attention through the
-//! stream's backends ([`attention`](crate::real::attention)).
+//! stream's backends ([`attention`](crate::real::gpu::attention)).
 //!
 //! Each operation binds the device's context, resolves its [`Ptr`]s through the arena (bounds
 //! and types checked), then queues its work; only the host transfers wait. Kept apart from the
