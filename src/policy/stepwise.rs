@@ -77,6 +77,9 @@ pub struct Stepwise {
     overheads: Overheads,
     /// Per class: step times at every degree of a node (batch 1).
     tables: Vec<Table>,
+    /// Per class: what one step costs the plan at every degree, the per-work dispatch
+    /// included (every step is a work), and the fastest of them.
+    planned: Vec<(Vec<(u32, Nanos)>, Nanos)>,
     node_of: Vec<u32>,
     /// Per request: when the step it runs is expected to end (a plan, not a measurement).
     busy_until: Vec<Nanos>,
@@ -104,11 +107,23 @@ impl Stepwise {
                     .expect("batch 1 is always resolved")
             })
             .collect();
+        let planned = tables
+            .iter()
+            .map(|t| {
+                let times = t
+                    .times
+                    .iter()
+                    .map(|&(k, step)| (k, step + overheads.dispatch))
+                    .collect();
+                (times, t.fastest + overheads.dispatch)
+            })
+            .collect();
         Stepwise {
             name: PolicyKind::Stepwise.to_string(),
             cluster: cluster.clone(),
             overheads,
             tables,
+            planned,
             node_of: Vec::new(),
             busy_until: Vec::new(),
             late: Vec::new(),
@@ -123,8 +138,10 @@ impl Stepwise {
         }
     }
 
+    /// How long a one-step work of `class` at `degree` holds its GPUs: the step and the
+    /// dispatch (text encoder, hand-off and VAE aside).
     fn step(&self, class: ResClass, degree: u32) -> Nanos {
-        self.tables[class.index()].step(degree)
+        self.tables[class.index()].step(degree) + self.overheads.dispatch
     }
 
     /// Step time on exactly the set `gpus` (its link included).
@@ -139,7 +156,8 @@ impl Stepwise {
         if s.steps_done == 0 {
             fixed += self.overheads.text_encoder;
         }
-        fixed + self.overheads.dispatch
+        // The dispatch is paid per work, and every step is a work: it is in `planned`.
+        fixed
     }
 
     /// Costs the executor charges a one-step work of `s` on `gpus` now: dispatch, text
@@ -152,6 +170,9 @@ impl Stepwise {
         let moved = s.gpus.is_some_and(|p| p != gpus);
         if moved {
             extra += Nanos((step.0 as f64 * self.overheads.remap_fraction).ceil() as u64);
+        }
+        if s.gpus.is_some_and(|p| p.node() != gpus.node()) {
+            extra += self.overheads.node_handoff;
         }
         if gpus.len() > 1
             && self.overheads.group_setup > Nanos::ZERO
@@ -192,9 +213,18 @@ impl Stepwise {
             }
         }
         for &id in view.arrived {
+            // The node with the most idle GPUs, then the least outstanding work with a
+            // deadline, then the shortest late backlog (late work holds GPUs too): a node
+            // busy with hopeless work must not look empty. `route` moves the request later if
+            // another node can start it sooner.
             let node = if self.cluster.nodes > 1 {
                 (0..self.cluster.nodes)
-                    .min_by_key(|&n| (self.outstanding(view, n), n))
+                    .min_by_key(|&n| {
+                        let idle = view.free.node_mask(n).count_ones();
+                        let late = self.late_heap[n as usize].len()
+                            + self.late_running[n as usize].len();
+                        (Reverse(idle), self.outstanding(view, n), late, n)
+                    })
                     .unwrap_or(0)
             } else {
                 0
@@ -202,6 +232,66 @@ impl Stepwise {
             self.node_of[id.index()] = node;
             self.live[node as usize].push(id);
             self.touched[node as usize] = true;
+        }
+    }
+
+    /// One queue over the cluster: a waiting admitted request that its node cannot start now
+    /// (its need is not idle there, or earlier deadlines claim it) moves to the node whose idle
+    /// GPUs its need fits most tightly, if another node has them (earliest deadline first).
+    /// It then starts there at this instant, paying the latent's hand-off to the new node
+    /// (`overheads.node_handoff`). A node keeps the idle GPUs its own waiting requests take
+    /// first; one with a request it cannot start lends none. SP groups never span nodes.
+    fn route(&mut self, view: &View<'_>) {
+        let nodes = self.cluster.nodes as usize;
+        let gpus = self.cluster.gpus_per_node;
+        let mut spare = vec![0u32; nodes];
+        let mut stuck: Vec<(Nanos, RequestId, u32, u32)> = Vec::new();
+        let mut entries = std::mem::take(&mut self.entries);
+        let mut order = std::mem::take(&mut self.order);
+        for n in 0..nodes as u32 {
+            let mut idle = view.free.node_mask(n).count_ones();
+            if idle == 0 && !self.touched[n as usize] {
+                continue;
+            }
+            entries.clear();
+            self.price_live(view, n, &mut entries);
+            admit(&mut entries, view.now, gpus);
+            order.clear();
+            order.extend((0..entries.len()).filter(|&i| !entries[i].shed));
+            order.sort_unstable_by_key(|&i| (entries[i].deadline, entries[i].id));
+            let mut claimable = gpus;
+            let mut blocked = false;
+            for &i in &order {
+                let e = entries[i];
+                if e.waiting && e.need <= claimable.min(idle) {
+                    idle -= e.need;
+                } else if e.waiting {
+                    stuck.push((e.deadline, e.id, e.need, n));
+                    blocked = true;
+                }
+                claimable -= e.need.min(claimable);
+            }
+            spare[n as usize] = if blocked { 0 } else { idle };
+        }
+        self.entries = entries;
+        self.order = order;
+        stuck.sort_unstable();
+        for (_, id, need, from) in stuck {
+            let Some(to) = (0..nodes)
+                .filter(|&m| m != from as usize && spare[m] >= need)
+                .min_by_key(|&m| (spare[m], m))
+            else {
+                continue;
+            };
+            spare[to] -= need;
+            let live = &mut self.live[from as usize];
+            if let Some(i) = live.iter().position(|&r| r == id) {
+                live.remove(i);
+            }
+            self.live[to].push(id);
+            self.node_of[id.index()] = to as u32;
+            self.touched[from as usize] = true;
+            self.touched[to] = true;
         }
     }
 
@@ -243,14 +333,14 @@ impl Stepwise {
                 .expected_remaining_steps(id)
                 .saturating_sub(u32::from(!waiting));
             let class = s.class;
-            let times = &self.tables[class.index()].times;
+            let (times, fastest) = &self.planned[class.index()];
             let finish = |t: Nanos| {
                 t.checked_times(u64::from(steps))
                     .and_then(|x| x.checked_add(fixed))
                     .and_then(|x| x.checked_add(ready))
             };
             let on_time = |t: Nanos| finish(t).is_some_and(|end| end <= s.deadline());
-            if !on_time(self.tables[class.index()].fastest) {
+            if !on_time(*fastest) {
                 self.late[id.index()] = true;
                 if waiting {
                     // Keyed by the nominal count, which the heap checks entries against.
@@ -352,17 +442,7 @@ impl Stepwise {
         entries.clear();
         self.price_live(view, node, &mut entries);
         // 2. Admission: the fluid overload test sheds the largest works first.
-        let jobs: Vec<ShedJob> = entries
-            .iter()
-            .map(|e| ShedJob {
-                deadline: e.deadline,
-                work: e.work,
-                key: Some(e.work),
-            })
-            .collect();
-        for i in shedding::shed(&jobs, now, gpus, 1.0) {
-            entries[i].shed = true;
-        }
+        admit(&mut entries, now, gpus);
         // 3. Admitted requests claim their need in deadline order; the waiting ones get a grant
         //    if it is idle now, or block (reserving the idle GPUs) until it will be.
         let mut order = std::mem::take(&mut self.order);
@@ -468,7 +548,7 @@ impl Stepwise {
                 if t_big >= t_now {
                     continue;
                 }
-                if usable(block, idle, now + t_big) < k {
+                if usable(block, idle, now + t_big + self.overheads.dispatch) < k {
                     continue;
                 }
                 let benefit = u128::from(s.remaining_steps()) * u128::from((t_now - t_big).0);
@@ -480,6 +560,22 @@ impl Stepwise {
             let Some((_, _, _, i)) = best else { return };
             self.placer.grow(i, &self.cluster);
         }
+    }
+}
+
+/// Marks the entries the fluid overload test sheds (the largest works first) on a node of
+/// `gpus` GPUs.
+fn admit(entries: &mut [Live], now: Nanos, gpus: u32) {
+    let jobs: Vec<ShedJob> = entries
+        .iter()
+        .map(|e| ShedJob {
+            deadline: e.deadline,
+            work: e.work,
+            key: Some(e.work),
+        })
+        .collect();
+    for i in shedding::shed(&jobs, now, gpus, 1.0) {
+        entries[i].shed = true;
     }
 }
 
@@ -508,6 +604,9 @@ impl Policy for Stepwise {
 
     fn decide(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
         self.take_in(view);
+        if self.cluster.nodes > 1 {
+            self.route(view);
+        }
         for node in 0..self.cluster.nodes {
             if self.touched[node as usize] && view.free.node_mask(node) != 0 {
                 self.plan_node(view, node, out);
