@@ -77,9 +77,13 @@ pub struct Stepwise {
     overheads: Overheads,
     /// Per class: step times at every degree of a node (batch 1).
     tables: Vec<Table>,
-    /// Per class: what one step costs the plan at every degree, the per-work dispatch
-    /// included (every step is a work), and the fastest of them.
-    planned: Vec<(Vec<(u32, Nanos)>, Nanos)>,
+    /// Per class: what one step costs the admission test's plan at every degree, its share
+    /// of the per-work dispatch (at the amortising grant length) included.
+    planned: Vec<Vec<(u32, Nanos)>>,
+    /// Per request: the steps of the work it runs now.
+    granted: Vec<u32>,
+    /// Per request: the steps of its next grant, as its last pricing planned them.
+    plan_grant: Vec<u32>,
     node_of: Vec<u32>,
     /// Per request: when the step it runs is expected to end (a plan, not a measurement).
     busy_until: Vec<Nanos>,
@@ -110,12 +114,11 @@ impl Stepwise {
         let planned = tables
             .iter()
             .map(|t| {
-                let times = t
-                    .times
-                    .iter()
-                    .map(|&(k, step)| (k, step + overheads.dispatch))
-                    .collect();
-                (times, t.fastest + overheads.dispatch)
+                let share = |step: Nanos| {
+                    let g = u64::from(grant_steps(overheads.dispatch, step));
+                    step + Nanos(overheads.dispatch.0.div_ceil(g))
+                };
+                t.times.iter().map(|&(k, step)| (k, share(step))).collect()
             })
             .collect();
         Stepwise {
@@ -124,6 +127,8 @@ impl Stepwise {
             overheads,
             tables,
             planned,
+            granted: Vec::new(),
+            plan_grant: Vec::new(),
             node_of: Vec::new(),
             busy_until: Vec::new(),
             late: Vec::new(),
@@ -138,10 +143,25 @@ impl Stepwise {
         }
     }
 
-    /// How long a one-step work of `class` at `degree` holds its GPUs: the step and the
-    /// dispatch (text encoder, hand-off and VAE aside).
-    fn step(&self, class: ResClass, degree: u32) -> Nanos {
-        self.tables[class.index()].step(degree) + self.overheads.dispatch
+    /// The steps of the next grant of `id`, at `degree`: what its pricing planned for a
+    /// request with a deadline, the amortising length for late work.
+    fn grant(&self, id: RequestId, class: ResClass, degree: u32, remaining: u32) -> u32 {
+        let g = if self.late[id.index()] {
+            grant_steps(
+                self.overheads.dispatch,
+                self.tables[class.index()].step(degree),
+            )
+        } else {
+            self.plan_grant[id.index()]
+        };
+        g.min(remaining).max(1)
+    }
+
+    /// How long the next grant of `id` at `degree` holds its GPUs: its steps and the dispatch
+    /// (text encoder, hand-off and VAE aside).
+    fn step(&self, id: RequestId, class: ResClass, degree: u32, remaining: u32) -> Nanos {
+        let g = self.grant(id, class, degree, remaining);
+        times(self.tables[class.index()].step(degree), g) + self.overheads.dispatch
     }
 
     /// Step time on exactly the set `gpus` (its link included).
@@ -162,7 +182,7 @@ impl Stepwise {
 
     /// Costs the executor charges a one-step work of `s` on `gpus` now: dispatch, text
     /// encoder, hand-off, group set-up, and the VAE decode if it is the last step.
-    fn work_cost(&self, s: &RequestState, gpus: GpuSet, step: Nanos) -> Nanos {
+    fn work_cost(&self, s: &RequestState, gpus: GpuSet, step: Nanos, steps: u32) -> Nanos {
         let mut extra = self.overheads.dispatch;
         if s.steps_done == 0 {
             extra += self.overheads.text_encoder;
@@ -180,7 +200,7 @@ impl Stepwise {
         {
             extra += self.overheads.group_setup;
         }
-        if s.remaining_steps() == 1 {
+        if s.remaining_steps() == steps {
             extra += self.overheads.vae_decode(s.request.resolution);
         }
         extra
@@ -196,6 +216,8 @@ impl Stepwise {
         {
             self.node_of.resize(max + 1, 0);
             self.busy_until.resize(max + 1, Nanos::ZERO);
+            self.granted.resize(max + 1, 0);
+            self.plan_grant.resize(max + 1, 1);
             self.late.resize(max + 1, false);
         }
         for &id in view.completed {
@@ -221,8 +243,8 @@ impl Stepwise {
                 (0..self.cluster.nodes)
                     .min_by_key(|&n| {
                         let idle = view.free.node_mask(n).count_ones();
-                        let late = self.late_heap[n as usize].len()
-                            + self.late_running[n as usize].len();
+                        let late =
+                            self.late_heap[n as usize].len() + self.late_running[n as usize].len();
                         (Reverse(idle), self.outstanding(view, n), late, n)
                     })
                     .unwrap_or(0)
@@ -312,7 +334,6 @@ impl Stepwise {
     /// rest into `entries` (their need, hold and least GPU time).
     fn price_live(&mut self, view: &View<'_>, node: u32, entries: &mut Vec<Live>) {
         let now = view.now;
-        let gpus = self.cluster.gpus_per_node;
         let mut live = std::mem::take(&mut self.live[node as usize]);
         live.retain(|&id| {
             let s = view.request(id);
@@ -329,29 +350,48 @@ impl Stepwise {
             let fixed = self.fixed_costs(s);
             // Steps left after the one running now, as many as are expected to run when the
             // executor skips steps at run time (planning only: grants are whole steps).
-            let steps = view
-                .expected_remaining_steps(id)
-                .saturating_sub(u32::from(!waiting));
+            let running = if waiting { 0 } else { self.granted[id.index()] };
+            let steps = view.expected_remaining_steps(id).saturating_sub(running);
             let class = s.class;
-            let (times, fastest) = &self.planned[class.index()];
+            let times = &self.planned[class.index()];
             let finish = |t: Nanos| {
                 t.checked_times(u64::from(steps))
                     .and_then(|x| x.checked_add(fixed))
                     .and_then(|x| x.checked_add(ready))
             };
-            let on_time = |t: Nanos| finish(t).is_some_and(|end| end <= s.deadline());
-            if !on_time(*fastest) {
+            // The grant (steps per work) with which running every remaining step at a step
+            // time of `t` meets the deadline, one dispatch paid per grant, if any: as short as
+            // the slack allows the dispatches, and no shorter than `grant_steps` amortises them.
+            let nominal = s.remaining_steps().saturating_sub(running);
+            let dispatch = self.overheads.dispatch;
+            let fits = |t: Nanos| -> Option<u32> {
+                let end = finish(t).filter(|end| *end <= s.deadline())?;
+                if nominal == 0 || dispatch == Nanos::ZERO {
+                    return Some(1);
+                }
+                let works = (s.deadline().0 - end.0) / dispatch.0;
+                let works = works.min(u64::from(nominal)) as u32;
+                (works > 0).then(|| {
+                    nominal
+                        .div_ceil(works)
+                        .max(grant_steps(dispatch, t))
+                        .min(nominal)
+                })
+            };
+            let table = &self.tables[class.index()];
+            let Some((need, grant)) = table
+                .times
+                .iter()
+                .find_map(|&(k, t)| fits(t).map(|g| (k, g)))
+            else {
                 self.late[id.index()] = true;
                 if waiting {
                     // Keyed by the nominal count, which the heap checks entries against.
                     self.late_heap[node as usize].push(Reverse((s.remaining_steps(), id)));
                 }
                 return false;
-            }
-            let need = times
-                .iter()
-                .find(|&&(_, t)| on_time(t))
-                .map_or(gpus, |&(k, _)| k);
+            };
+            self.plan_grant[id.index()] = grant;
             let budget = s.deadline() - ready - fixed;
             let plan: Plan = min_gpu_plan(times, steps, budget);
             entries.push(Live {
@@ -399,7 +439,12 @@ impl Stepwise {
                 continue; // stale entry: it ended, or was pushed again with fewer steps
             }
             let idle = self.placer.idle();
-            if usable(block, idle, now + self.step(s.class, 1)) == 0 {
+            if usable(
+                block,
+                idle,
+                now + self.step(id, s.class, 1, s.remaining_steps()),
+            ) == 0
+            {
                 skipped.push(Reverse((steps, id)));
                 break;
             }
@@ -417,8 +462,10 @@ impl Stepwise {
             let id = p.batch.ids()[0];
             let s = view.request(id);
             let step = self.step_on(s.class, p.gpus);
-            let end = now + self.work_cost(s, p.gpus, step) + step;
+            let g = self.grant(id, s.class, p.gpus.len(), s.remaining_steps());
+            let end = now + self.work_cost(s, p.gpus, step, g) + times(step, g);
             self.busy_until[id.index()] = end;
+            self.granted[id.index()] = g;
             if self.overheads.group_setup > Nanos::ZERO {
                 self.used_groups.insert(p.gpus);
             }
@@ -427,7 +474,7 @@ impl Stepwise {
             }
             out.push(Decision::Dispatch(Dispatch {
                 batch: p.batch,
-                steps: 1,
+                steps: g,
                 gpus: p.gpus,
             }));
         }
@@ -473,7 +520,7 @@ impl Stepwise {
                 continue;
             }
             let idle = self.placer.idle();
-            let end = now + self.step(e.class, claim);
+            let end = now + self.step(e.id, e.class, claim, view.request(e.id).remaining_steps());
             let d = pow2_floor(usable(block, idle, end).min(claim));
             let prev = view.request(e.id).gpus;
             if d >= 1 && (e.shed || d >= claim) {
@@ -561,6 +608,23 @@ impl Stepwise {
             self.placer.grow(i, &self.cluster);
         }
     }
+}
+
+/// `g` steps of `step`, as a plan's estimate: past the simulator's horizon it is "never"
+/// (`Nanos::MAX`); the engine checks the times works really take.
+fn times(step: Nanos, g: u32) -> Nanos {
+    step.checked_times(u64::from(g)).unwrap_or(Nanos::MAX)
+}
+
+/// The steps of one grant at a step of `step`: one when dispatching is free, else enough that
+/// the dispatch is at most a tenth of the grant (at most 32 steps), so that a per-work cost
+/// is not paid at every step while a grant stays short enough to re-plan often.
+fn grant_steps(dispatch: Nanos, step: Nanos) -> u32 {
+    if dispatch == Nanos::ZERO || step == Nanos::ZERO {
+        return 1;
+    }
+    let g = (dispatch.0 as f64 / (0.1 * step.0 as f64)).ceil();
+    (g as u32).clamp(1, 32)
 }
 
 /// Marks the entries the fluid overload test sheds (the largest works first) on a node of
