@@ -33,9 +33,17 @@
 //!
 //! Requests that can no longer meet their deadline (even alone at the fastest degree) are
 //! *late*: they are kept in a heap per node and read only as far as idle GPUs reach, so that a
-//! growing backlog under overload costs O(log n) per served request, not a scan. Multi-node:
-//! each arrival goes for good to the node with the least outstanding work (remaining steps x
-//! cheapest GPU-time per step of its live requests).
+//! growing backlog under overload costs O(log n) per served request, not a scan.
+//!
+//! - **One queue across nodes.** An arrival goes to the node with the most idle GPUs (then the
+//!   least outstanding work with a deadline, then the shortest late backlog). At every
+//!   decision, a waiting admitted request that its node cannot start now moves to another
+//!   node whose idle GPUs fit its need (earliest deadline first, the tightest fit), paying the
+//!   latent's hand-off to that node (`overheads.node_handoff`); SP groups never span nodes.
+//! - **A per-work cost is planned per work.** With a dispatch cost (`overheads.dispatch`), a
+//!   grant runs as many steps as amortise it (one step when dispatching is free) and, for a
+//!   request whose slack cannot pay a dispatch at every grant, as many as its slack requires;
+//!   its need counts one dispatch per grant.
 //!
 //! The policy is causal: it reads only arrived requests and the cost table.
 

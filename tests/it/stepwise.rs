@@ -107,3 +107,76 @@ fn late_work_planned_with_skipped_steps_still_runs_to_the_end() {
         "late work ran while A lived: {first_of_l} < {last_of_a}"
     );
 }
+
+/// (start ms, end ms, node) of each work of request `label`, in order.
+fn placed_works(run: &RunRecords, label: u64) -> Vec<(u64, u64, u32)> {
+    run.works
+        .iter()
+        .filter(|w: &&WorkRecord| w.requests == [label])
+        .map(|w| (w.start.0 / 1_000_000, w.end.0 / 1_000_000, w.gpus.node()))
+        .collect()
+}
+
+#[test]
+fn a_request_its_node_cannot_start_moves_to_an_idle_node_and_pays_the_hand_off() {
+    use tetriserve::cluster::{Cluster, Topology};
+    use tetriserve::cost::Overheads;
+    use tetriserve::time::Nanos;
+    // Two nodes of one GPU. A (256 px, 2 steps, lax) goes to node 0 and B (512 px, 1 step of
+    // 300 ms, lax) to node 1 at t = 0. C (256 px, 3 steps, due at 450 ms) arrives at 50 ms and
+    // goes to node 0, whose outstanding work is smaller (200 ms against 300). From A's first
+    // step end at 100 ms, C (earlier deadline) holds node 0 until 400 ms. At 300 ms node 1 is
+    // idle while A waits on node 0: A moves there and runs its last step, paying the 5 ms
+    // inter-node hand-off. Without the move it would have waited for node 0 until 400 ms.
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 2, 10_000),
+        req(1, 0, LARGE, 1, 10_000),
+        req(2, 50, SMALL, 3, 400),
+    ]);
+    let cluster = Cluster::new("tiny", 2, 1, Topology::NvSwitch).unwrap();
+    let overheads = Overheads {
+        remap_fraction: 0.0,
+        node_handoff: Nanos::from_millis(5.0),
+        ..Overheads::default()
+    };
+    let run = crate::util::run_kind_with(PolicyKind::Stepwise, &w, &cluster, overheads).unwrap();
+    assert!(check_run(&run, &w, None).is_empty());
+    assert_eq!(placed_works(&run, 1), vec![(0, 300, 1)]);
+    assert_eq!(
+        placed_works(&run, 2),
+        vec![(100, 200, 0), (200, 300, 0), (300, 400, 0)]
+    );
+    assert_eq!(placed_works(&run, 0), vec![(0, 100, 0), (300, 405, 1)]);
+    assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
+}
+
+#[test]
+fn the_dispatch_cost_is_planned_per_work_and_grants_lengthen_to_afford_it() {
+    use tetriserve::cost::Overheads;
+    use tetriserve::time::Nanos;
+    // One GPU, 256 px steps of 100 ms, 10 ms per dispatched work. R (10 steps, due at
+    // 1,050 ms) would end at 1,100 ms with a dispatch at every step; its slack after the
+    // steps themselves (50 ms) affords five dispatches, so it runs five works of two steps.
+    let w = Workload::from_requests(vec![req(0, 0, SMALL, 10, 1_050)]);
+    let overheads = Overheads {
+        remap_fraction: 0.0,
+        dispatch: Nanos::from_millis(10.0),
+        ..Overheads::default()
+    };
+    let run = crate::util::run_kind_with(PolicyKind::Stepwise, &w, &cluster(1), overheads).unwrap();
+    assert!(check_run(&run, &w, None).is_empty());
+    assert_eq!(
+        works_of(&run, 0),
+        vec![
+            (0, 210, 1),
+            (210, 420, 1),
+            (420, 630, 1),
+            (630, 840, 1),
+            (840, 1_050, 1)
+        ]
+    );
+    assert_eq!(run.requests[0].outcome.as_str(), "met");
+    // Free dispatching keeps one-step grants.
+    let run = run_kind(PolicyKind::Stepwise, &w, &cluster(1)).unwrap();
+    assert_eq!(run.works.len(), 10);
+}
