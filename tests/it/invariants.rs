@@ -277,7 +277,8 @@ proptest! {
                     + (step.0 as f64 * overheads.remap_fraction).ceil() as u64
                     + 1
                     + overheads.group_setup.0
-                    + overheads.dispatch.0;
+                    + overheads.dispatch.0
+                    + overheads.node_handoff.0;
                 let took = w.end.0 - w.start.0;
                 prop_assert!(
                     took >= steps.0 && took <= most,
