@@ -39,7 +39,7 @@ pub const MAX_SEEDS: usize = 100;
 
 /// What a search runs.
 #[derive(Clone, Debug)]
-pub struct Search {
+pub struct SearchSpec {
     /// How many configurations to sample.
     pub configs: usize,
     /// The seed of the sampler (which configurations are drawn).
@@ -54,7 +54,7 @@ pub struct Search {
 
 /// One sampled configuration: the scenario keys it sets over the default scenario.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Config {
+pub struct SampledConfig {
     pub index: usize,
     pub nodes: u32,
     pub gpus_per_node: u32,
@@ -81,9 +81,9 @@ fn r3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-impl Config {
+impl SampledConfig {
     /// Configuration `index` of the sampler seeded `sampler_seed`.
-    pub fn sample(sampler_seed: u64, index: usize) -> Config {
+    pub fn sample(sampler_seed: u64, index: usize) -> SampledConfig {
         let mut rng = stream_rng(sampler_seed, &format!("robustness:{index}"));
         let nodes = rng.random_range(1..=4u32);
         let gpus_per_node = [2u32, 4, 8][rng.random_range(0..3usize)];
@@ -137,7 +137,7 @@ impl Config {
         } else {
             0.0
         };
-        Config {
+        SampledConfig {
             index,
             nodes,
             gpus_per_node,
@@ -205,8 +205,8 @@ impl Config {
 
 /// One configuration's result: every policy's mean attainment over the seeds.
 #[derive(Clone, Debug, Serialize)]
-pub struct Outcome {
-    pub config: Config,
+pub struct ConfigResult {
+    pub config: SampledConfig,
     pub rate_per_min: f64,
     /// (policy, mean attainment in percent), in the scenario's policy order.
     pub attainment: Vec<(String, f64)>,
@@ -220,7 +220,7 @@ pub struct Outcome {
     pub scenario: String,
 }
 
-impl Outcome {
+impl ConfigResult {
     /// The measured policy minus the best fixed baseline, in points.
     pub fn gap(&self) -> f64 {
         self.policy - self.best_baseline.1
@@ -240,7 +240,7 @@ fn scenario(text: &str, index: usize) -> Result<Scenario> {
 }
 
 /// The rate at which configuration `c` offers `c.load` of its cluster's capacity.
-fn rate_for(c: &Config, search: &Search) -> Result<f64> {
+fn rate_for(c: &SampledConfig, search: &SearchSpec) -> Result<f64> {
     let probe_text = c.scenario_toml(12.0, search.requests, search.policy);
     let probe = scenario(&probe_text, c.index)?;
     let workload = probe.load_workload()?;
@@ -256,8 +256,8 @@ fn rate_for(c: &Config, search: &Search) -> Result<f64> {
 }
 
 /// Runs configuration `index` on every seed.
-pub fn run_one(search: &Search, index: usize) -> Result<Outcome> {
-    let c = Config::sample(search.sampler_seed, index);
+pub fn run_one(search: &SearchSpec, index: usize) -> Result<ConfigResult> {
+    let c = SampledConfig::sample(search.sampler_seed, index);
     let rate = r3(rate_for(&c, search)?).max(0.001);
     let text = c.scenario_toml(rate, search.requests, search.policy);
     let base = scenario(&text, index)?;
@@ -296,7 +296,7 @@ pub fn run_one(search: &Search, index: usize) -> Result<Outcome> {
         .find(|(p, _)| *p == name)
         .map(|(_, a)| *a)
         .ok_or_else(|| Error::config(format!("policy {name} did not run")))?;
-    Ok(Outcome {
+    Ok(ConfigResult {
         config: c,
         rate_per_min: rate,
         attainment: sums,
@@ -309,7 +309,7 @@ pub fn run_one(search: &Search, index: usize) -> Result<Outcome> {
 
 /// Runs every configuration of `search` (in parallel), calling `done` after each; the
 /// outcomes are in configuration order whatever the threads.
-pub fn run(search: &Search, done: &(dyn Fn() + Sync)) -> Result<Vec<Outcome>> {
+pub fn run(search: &SearchSpec, done: &(dyn Fn() + Sync)) -> Result<Vec<ConfigResult>> {
     if search.configs == 0 || search.configs > MAX_CONFIGS {
         return Err(Error::config_hint(
             format!(
@@ -346,7 +346,7 @@ pub fn run(search: &Search, done: &(dyn Fn() + Sync)) -> Result<Vec<Outcome>> {
 
 /// The distribution of gaps, and the worst configurations.
 #[derive(Clone, Debug, Serialize)]
-pub struct Report {
+pub struct GapDistribution {
     pub configs: usize,
     pub seeds: Vec<u64>,
     pub policy: String,
@@ -360,14 +360,14 @@ pub struct Report {
     pub below: usize,
 }
 
-pub fn report(search: &Search, outcomes: &[Outcome]) -> Report {
-    let mut gaps: Vec<f64> = outcomes.iter().map(Outcome::gap).collect();
+pub fn report(search: &SearchSpec, outcomes: &[ConfigResult]) -> GapDistribution {
+    let mut gaps: Vec<f64> = outcomes.iter().map(ConfigResult::gap).collect();
     gaps.sort_by(f64::total_cmp);
     let pick = |p: u32| {
         let rank = ((f64::from(p) / 100.0) * gaps.len() as f64).ceil() as usize;
         gaps[rank.clamp(1, gaps.len()) - 1]
     };
-    Report {
+    GapDistribution {
         configs: outcomes.len(),
         seeds: search.seeds.clone(),
         policy: search.policy.to_string(),
@@ -380,8 +380,8 @@ pub fn report(search: &Search, outcomes: &[Outcome]) -> Report {
 }
 
 /// The outcomes from the worst gap up, `n` of them.
-pub fn worst(outcomes: &[Outcome], n: usize) -> Vec<&Outcome> {
-    let mut v: Vec<&Outcome> = outcomes.iter().collect();
+pub fn worst(outcomes: &[ConfigResult], n: usize) -> Vec<&ConfigResult> {
+    let mut v: Vec<&ConfigResult> = outcomes.iter().collect();
     v.sort_by(|a, b| {
         a.gap()
             .total_cmp(&b.gap())
@@ -392,7 +392,7 @@ pub fn worst(outcomes: &[Outcome], n: usize) -> Vec<&Outcome> {
 }
 
 /// One CSV row per configuration: its keys, the rate, the baseline, the policy and the gap.
-pub fn to_csv(outcomes: &[Outcome]) -> String {
+pub fn to_csv(outcomes: &[ConfigResult]) -> String {
     let mut out = String::from(
         "index,nodes,gpus_per_node,mix,steps,arrival,cv,on_s,off_s,load,rate_per_min,slo_scale,dispatch_ms,remap_fraction,group_setup_ms,group_setup_on_regroup,cache,skip_probability,best_baseline,best_baseline_attainment,policy_attainment,gap,bound\n",
     );
@@ -438,28 +438,28 @@ mod tests {
     #[test]
     fn sampled_configurations_are_valid_scenarios_and_reproducible() {
         for i in 0..200 {
-            let c = Config::sample(7, i);
-            assert_eq!(c, Config::sample(7, i));
+            let c = SampledConfig::sample(7, i);
+            assert_eq!(c, SampledConfig::sample(7, i));
             assert!((1..=4).contains(&c.nodes) && [2, 4, 8].contains(&c.gpus_per_node));
             let text = c.scenario_toml(10.0, 20, PolicyKind::Stepwise);
             let s = scenario(&text, i).unwrap_or_else(|e| panic!("{i}: {e}\n{text}"));
             assert_eq!(s.cluster.total_gpus(), c.nodes * c.gpus_per_node);
             assert!(s.policies.contains(&PolicyKind::Stepwise));
         }
-        assert_ne!(Config::sample(7, 0), Config::sample(8, 0));
+        assert_ne!(SampledConfig::sample(7, 0), SampledConfig::sample(8, 0));
     }
 
     /// The load sets the rate: twice the load, twice the rate, on the same requests.
     #[test]
     fn the_rate_is_proportional_to_the_load() {
-        let search = Search {
+        let search = SearchSpec {
             configs: 1,
             sampler_seed: 1,
             seeds: vec![1],
             requests: 30,
             policy: PolicyKind::Stepwise,
         };
-        let mut c = Config::sample(1, 3);
+        let mut c = SampledConfig::sample(1, 3);
         c.load = 0.5;
         let half = rate_for(&c, &search).unwrap();
         c.load = 1.0;

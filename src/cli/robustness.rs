@@ -7,7 +7,7 @@ use crate::policy::PolicyKind;
 
 /// `tetriserve robustness`: the search, its distribution and its worst configurations.
 pub fn run_robustness(args: RobustnessArgs) -> Result<()> {
-    use crate::robustness::{Search, report, run, to_csv, worst};
+    use crate::robustness::{SearchSpec, report, run, to_csv, worst};
     let policy: PolicyKind = args
         .policy
         .parse()
@@ -32,7 +32,7 @@ pub fn run_robustness(args: RobustnessArgs) -> Result<()> {
         Some(dir) => Some(crate::report::Staging::create(dir, args.force)?),
         None => None,
     };
-    let search = Search {
+    let search = SearchSpec {
         configs: args.configs,
         sampler_seed: args.sampler_seed,
         seeds: args.seeds.clone(),

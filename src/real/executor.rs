@@ -265,7 +265,7 @@ pub fn cpu_slots(
 /// `emulated` says whether the slots share one device (timings then are not those of `D`
 /// devices).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Backend {
+pub struct NodeBackend {
     pub description: String,
     pub emulated: bool,
 }
@@ -289,7 +289,7 @@ struct InFlight {
 /// Runs dispatched work on the slots of one node, under the wall clock.
 pub struct RealExecutor {
     pub cfg: DitConfig,
-    pub backend: Backend,
+    pub backend: NodeBackend,
     start: Instant,
     jobs: Vec<Sender<RankJob>>,
     done: Receiver<RankDone>,
@@ -319,7 +319,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl RealExecutor {
     /// Starts one worker per slot and waits until every slot is built.
-    pub fn new(cfg: DitConfig, backend: Backend, slots: Vec<SlotFactory>) -> Result<RealExecutor> {
+    pub fn new(
+        cfg: DitConfig,
+        backend: NodeBackend,
+        slots: Vec<SlotFactory>,
+    ) -> Result<RealExecutor> {
         if slots.is_empty() {
             return Err(Error::Executor("a node needs at least one slot".into()));
         }
@@ -376,7 +380,7 @@ impl RealExecutor {
     pub fn cpu(cfg: DitConfig, slots: usize, fault: Option<Fault>) -> Result<RealExecutor> {
         let factories = cpu_slots(&cfg, slots, 1, fault)?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let backend = Backend {
+        let backend = NodeBackend {
             description: format!(
                 "CPU: {slots} rank thread(s) on {cores} core(s), model {} ({} px per token)",
                 cfg.name, cfg.patch

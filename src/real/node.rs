@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::real::config::DitConfig;
-use crate::real::executor::{Backend, RealExecutor};
+use crate::real::executor::{NodeBackend, RealExecutor};
 
 /// Where `--real` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,14 +35,14 @@ pub fn open(device: Device, cfg: DitConfig, slots: usize) -> Result<RealExecutor
             let probe = crate::real::device::probe()?;
             if probe.devices == 1 || slots == 1 {
                 let (factories, description) = crate::real::lanes::lane_slots(&cfg, slots, 1)?;
-                let backend = Backend {
+                let backend = NodeBackend {
                     description,
                     emulated: slots > 1,
                 };
                 RealExecutor::new(cfg, backend, factories)
             } else if slots <= probe.devices {
                 let (factories, description) = crate::real::nccl::nccl_slots(&cfg, slots, 1)?;
-                let backend = Backend {
+                let backend = NodeBackend {
                     description,
                     emulated: false,
                 };
