@@ -35,11 +35,12 @@
 //! *late*: they are kept in a heap per node and read only as far as idle GPUs reach, so that a
 //! growing backlog under overload costs O(log n) per served request, not a scan.
 //!
-//! - **One queue across nodes.** An arrival goes to the node with the most idle GPUs (then the
-//!   least outstanding work with a deadline, then the shortest late backlog). At every
-//!   decision, a waiting admitted request that its node cannot start now moves to another
-//!   node whose idle GPUs fit its need (earliest deadline first, the tightest fit), paying the
-//!   latent's hand-off to that node (`overheads.node_handoff`); SP groups never span nodes.
+//! - **One queue across nodes.** An arrival goes to the node with the least outstanding work
+//!   with a deadline (then the shortest late backlog, then the most idle GPUs). At every
+//!   decision, a waiting admitted request that its node cannot start now moves to a node that
+//!   serves no request with a deadline and whose idle GPUs fit its need (earliest deadline
+//!   first, the tightest fit), paying the latent's hand-off to that node
+//!   (`overheads.node_handoff`); SP groups never span nodes.
 //! - **A per-work cost is planned per work.** With a dispatch cost (`overheads.dispatch`), a
 //!   grant runs as many steps as amortise it (one step when dispatching is free) and, for a
 //!   request whose slack cannot pay a dispatch at every grant, as many as its slack requires;
@@ -107,6 +108,8 @@ pub struct Stepwise {
     entries: Vec<Live>,
     order: Vec<usize>,
     touched: Vec<bool>,
+    /// Per node: whether its last plan left an admitted waiting request without a grant.
+    stuck: Vec<bool>,
 }
 
 impl Stepwise {
@@ -148,6 +151,7 @@ impl Stepwise {
             entries: Vec::new(),
             order: Vec::new(),
             touched: Vec::new(),
+            stuck: vec![false; cluster.nodes as usize],
         }
     }
 
@@ -243,9 +247,9 @@ impl Stepwise {
             }
         }
         for &id in view.arrived {
-            // The node with the most idle GPUs, then the least outstanding work with a
-            // deadline, then the shortest late backlog (late work holds GPUs too): a node
-            // busy with hopeless work must not look empty. `route` moves the request later if
+            // The node with the least outstanding work with a deadline, then the shortest
+            // late backlog (late work holds GPUs too: a node busy with hopeless work must not
+            // look empty), then the most idle GPUs. `route` moves the request later if
             // another node can start it sooner.
             let node = if self.cluster.nodes > 1 {
                 (0..self.cluster.nodes)
@@ -253,7 +257,7 @@ impl Stepwise {
                         let idle = view.free.node_mask(n).count_ones();
                         let late =
                             self.late_heap[n as usize].len() + self.late_running[n as usize].len();
-                        (Reverse(idle), self.outstanding(view, n), late, n)
+                        (self.outstanding(view, n), late, Reverse(idle), n)
                     })
                     .unwrap_or(0)
             } else {
@@ -267,22 +271,41 @@ impl Stepwise {
 
     /// One queue over the cluster: a waiting admitted request that its node cannot start now
     /// (its need is not idle there, or earlier deadlines claim it) moves to the node whose idle
-    /// GPUs its need fits most tightly, if another node has them (earliest deadline first).
-    /// It then starts there at this instant, paying the latent's hand-off to the new node
-    /// (`overheads.node_handoff`). A node keeps the idle GPUs its own waiting requests take
-    /// first; one with a request it cannot start lends none. SP groups never span nodes.
+    /// GPUs its need fits most tightly, among the nodes serving no request with a deadline
+    /// (earliest deadline first). It then starts there at this instant, paying the latent's
+    /// hand-off to the new node (`overheads.node_handoff`). SP groups never span nodes.
     fn route(&mut self, view: &View<'_>) {
         let nodes = self.cluster.nodes as usize;
         let gpus = self.cluster.gpus_per_node;
-        let mut spare = vec![0u32; nodes];
+        // Only a node with no request with a deadline of its own lends its idle GPUs: moving
+        // work onto a node that serves deadlines crowds its admission. Without a lender there
+        // is nothing to do, and nothing is priced (the common case under load).
+        let mut spare: Vec<u32> = (0..nodes)
+            .map(|m| {
+                // (Its list may still hold requests that ended since its last plan.)
+                let serving = self.live[m]
+                    .iter()
+                    .any(|&id| matches!(view.request(id).phase, Phase::Waiting | Phase::Running));
+                if !serving {
+                    view.free.node_mask(m as u32).count_ones()
+                } else {
+                    0
+                }
+            })
+            .collect();
+        if spare.iter().all(|&s| s == 0) {
+            return;
+        }
+        // Requests can be stuck only on nodes where something changed or whose last plan left
+        // one without a grant.
         let mut stuck: Vec<(Nanos, RequestId, u32, u32)> = Vec::new();
         let mut entries = std::mem::take(&mut self.entries);
         let mut order = std::mem::take(&mut self.order);
         for n in 0..nodes as u32 {
-            let mut idle = view.free.node_mask(n).count_ones();
-            if idle == 0 && !self.touched[n as usize] {
+            if spare[n as usize] > 0 || !(self.touched[n as usize] || self.stuck[n as usize]) {
                 continue;
             }
+            let mut idle = view.free.node_mask(n).count_ones();
             entries.clear();
             self.price_live(view, n, &mut entries);
             admit(&mut entries, view.now, gpus);
@@ -290,18 +313,15 @@ impl Stepwise {
             order.extend((0..entries.len()).filter(|&i| !entries[i].shed));
             order.sort_unstable_by_key(|&i| (entries[i].deadline, entries[i].id));
             let mut claimable = gpus;
-            let mut blocked = false;
             for &i in &order {
                 let e = entries[i];
                 if e.waiting && e.need <= claimable.min(idle) {
                     idle -= e.need;
                 } else if e.waiting {
                     stuck.push((e.deadline, e.id, e.need, n));
-                    blocked = true;
                 }
                 claimable -= e.need.min(claimable);
             }
-            spare[n as usize] = if blocked { 0 } else { idle };
         }
         self.entries = entries;
         self.order = order;
@@ -508,6 +528,8 @@ impl Stepwise {
         let mut claimable = gpus;
         // A blocked request: when it could start, and how many idle GPUs wait for it.
         let mut block: Option<(Nanos, u32)> = None;
+        // Whether an admitted waiting request is left without a grant (for `route`).
+        let mut stuck = false;
         for &i in &order {
             let e = entries[i];
             let claim = if e.shed {
@@ -524,7 +546,11 @@ impl Stepwise {
                 claimable -= c;
                 c
             };
-            if !e.waiting || claim == 0 {
+            if !e.waiting {
+                continue;
+            }
+            if claim == 0 {
+                stuck |= !e.shed;
                 continue;
             }
             let idle = self.placer.idle();
@@ -539,6 +565,7 @@ impl Stepwise {
                     continue;
                 }
             }
+            stuck |= !e.shed;
             if block.is_none() && !e.shed {
                 block = Some((
                     self.ready_time(view, node, &entries, claim),
@@ -546,6 +573,7 @@ impl Stepwise {
                 ));
             }
         }
+        self.stuck[node as usize] = stuck;
         // 4. Late requests: one leftover GPU each, fewest remaining steps first.
         self.serve_late(view, node, &entries, block);
         // 5. Work conservation: double this instant's grants where a step gets faster.
