@@ -32,7 +32,7 @@ pub struct DitConfig {
 impl DitConfig {
     /// FLUX.1-dev: 19 double + 38 single blocks, hidden 3072, 24 heads x 128, MLP ratio 4,
     /// 512 T5 tokens, 64 latent channels, guidance-distilled (no CFG). Source: the model card
-    /// and the reference implementation's `FluxParams` (shared/reference/calibration.md).
+    /// and the reference implementation's `FluxParams` (black-forest-labs/flux).
     pub fn flux1_dev() -> DitConfig {
         DitConfig {
             name: "flux1-dev",

@@ -1,6 +1,7 @@
 //! The named model shapes and GPU types of the analytic model, with the source of every number.
 //!
-//! Shapes come from the models' published architectures (see `shared/reference/calibration.md`).
+//! Shapes come from the models' published architectures (their model cards and reference
+//! implementations, named at each preset).
 //! GPU numbers are datasheet values where one exists; the four fitted constants (`max_efficiency`,
 //! `half_efficiency_tokens`, `launch_s` and the all-to-all latencies) were tuned once so that the
 //! H100 / FLUX.1-dev preset reproduces the published and paper-implied behaviour listed in
