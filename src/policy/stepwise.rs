@@ -93,6 +93,10 @@ pub struct Stepwise {
     granted: Vec<u32>,
     /// Per request: the steps of its next grant, as its last pricing planned them.
     plan_grant: Vec<u32>,
+    /// Per class: the least a request of it that could be met on arrival could have waited
+    /// before starting, and the GPUs it needed then. Late work whose grant holds GPUs longer
+    /// than a class's wait leaves that class's need idle (`reserve`).
+    tight: Vec<Option<(Nanos, u32)>>,
     node_of: Vec<u32>,
     /// Per request: when the step it runs is expected to end (a plan, not a measurement).
     busy_until: Vec<Nanos>,
@@ -140,6 +144,7 @@ impl Stepwise {
             planned,
             granted: Vec::new(),
             plan_grant: Vec::new(),
+            tight: vec![None; classes],
             node_of: Vec::new(),
             busy_until: Vec::new(),
             late: Vec::new(),
@@ -263,10 +268,55 @@ impl Stepwise {
             } else {
                 0
             };
+            self.note_slack(view.request(id), view.expected_remaining_steps(id));
             self.node_of[id.index()] = node;
             self.live[node as usize].push(id);
             self.touched[node as usize] = true;
         }
+    }
+
+    /// Keeps [`tight`](Stepwise::tight) up to date with an arrival: its need on an idle node
+    /// and how long it could wait before starting there, with the steps expected to run.
+    fn note_slack(&mut self, s: &RequestState, expected_steps: u32) {
+        let fixed = self.fixed_costs(s);
+        let steps = u64::from(expected_steps);
+        let window = s.deadline().saturating_sub(s.request.arrival);
+        let fit = self.planned[s.class.index()].iter().find_map(|&(k, t)| {
+            let busy = t.checked_times(steps)?.checked_add(fixed)?;
+            (busy <= window).then(|| (window - busy, k))
+        });
+        let slot = &mut self.tight[s.class.index()];
+        if let Some(f) = fit
+            && slot.is_none_or(|t| f.0 < t.0)
+        {
+            *slot = Some(f);
+        }
+    }
+
+    /// The GPUs late work holding GPUs for `hold` must leave idle: the largest need among the
+    /// classes whose requests could not wait that long. None when that is the whole node (it
+    /// would stop late work for good, and the run with it).
+    fn reserve(&self, hold: Nanos) -> u32 {
+        let need = self
+            .tight
+            .iter()
+            .flatten()
+            .filter(|(slack, _)| hold > *slack)
+            .map(|&(_, need)| need)
+            .max()
+            .unwrap_or(0);
+        if need >= self.cluster.gpus_per_node {
+            0
+        } else {
+            need
+        }
+    }
+
+    /// Whether `id` is late for sure: late by the steps expected to run, and with no step
+    /// that may still be skipped at run time (which could yet bring it in on time).
+    fn hopeless(&self, view: &View<'_>, id: RequestId) -> bool {
+        self.late[id.index()]
+            && view.expected_remaining_steps(id) == view.request(id).remaining_steps()
     }
 
     /// One queue over the cluster: a waiting admitted request that its node cannot start now
@@ -467,12 +517,13 @@ impl Stepwise {
                 continue; // stale entry: it ended, or was pushed again with fewer steps
             }
             let idle = self.placer.idle();
-            if usable(
-                block,
-                idle,
-                now + self.step(id, s.class, 1, s.remaining_steps()),
-            ) == 0
-            {
+            let hold = self.step(id, s.class, 1, s.remaining_steps());
+            let reserve = if self.hopeless(view, id) {
+                self.reserve(hold)
+            } else {
+                0
+            };
+            if usable(block, idle, now + hold) == 0 || idle - 1 < reserve {
                 skipped.push(Reverse((steps, id)));
                 break;
             }
@@ -632,6 +683,12 @@ impl Stepwise {
                     continue;
                 }
                 if usable(block, idle, now + t_big + self.overheads.dispatch) < k {
+                    continue;
+                }
+                // Hopeless work (not shed work, which may still make it) keeps the reserve.
+                if self.hopeless(view, s.request.id)
+                    && idle - k < self.reserve(t_big + self.overheads.dispatch)
+                {
                     continue;
                 }
                 let benefit = u128::from(s.remaining_steps()) * u128::from((t_now - t_big).0);
