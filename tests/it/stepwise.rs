@@ -180,3 +180,41 @@ fn the_dispatch_cost_is_planned_per_work_and_grants_lengthen_to_afford_it() {
     let run = run_kind(PolicyKind::Stepwise, &w, &cluster(1)).unwrap();
     assert_eq!(run.works.len(), 10);
 }
+
+#[test]
+fn hopeless_work_leaves_idle_what_an_arrival_that_cannot_wait_needs() {
+    // One node of 4 GPUs. R0 and R1 (256 px, 3 steps, due 190 ms after arrival) each need 2
+    // GPUs (3 x 60 ms) and could wait at most 10 ms: the class's tightest wait, learnt from R0.
+    // L (512 px, 3 steps, due at 100 ms) is late for sure. After R0 (widened to 4 GPUs, done
+    // at 120 ms), L runs alone; its steps hold GPUs far longer than 10 ms, so it leaves 2 GPUs
+    // idle: at 2 GPUs (160 ms steps), not 4 (90 ms). R1 arrives at 310 ms during L's step and
+    // starts at once on the 2 idle GPUs, on time. Widened to 4 GPUs, L's third step would have
+    // run from 300 to 390 ms, and R1, starting at 390 ms, would have ended at 510 ms, after its
+    // deadline of 500 ms. L resumes when R1 is done.
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 3, 190),
+        req(1, 0, LARGE, 3, 100),
+        req(2, 310, SMALL, 3, 190),
+    ]);
+    let run = run(&w, 4);
+    assert_eq!(
+        works_of(&run, 0),
+        vec![(0, 40, 4), (40, 80, 4), (80, 120, 4)]
+    );
+    assert_eq!(
+        works_of(&run, 2),
+        vec![(310, 370, 2), (370, 430, 2), (430, 490, 2)]
+    );
+    assert_eq!(
+        works_of(&run, 1),
+        vec![(120, 280, 2), (280, 440, 2), (490, 650, 2)]
+    );
+    let outcome = |label: u64| {
+        let r = run.requests.iter().find(|r| r.id == label).unwrap();
+        r.outcome.as_str()
+    };
+    assert_eq!(
+        (outcome(0), outcome(1), outcome(2)),
+        ("met", "missed", "met")
+    );
+}
