@@ -158,8 +158,8 @@ pub enum Command {
 pub struct OptimumArgs {
     #[command(flatten)]
     pub scenario: ScenarioArgs,
-    /// Policy to compare (repeatable; `all` for the paper's set; default: every registered
-    /// policy the cluster can run).
+    /// Policy to compare (repeatable; `all` for the paper's set and the policies beyond it, `paper`
+    /// for the paper's set only; default: every registered policy the cluster can run).
     #[arg(short, long = "policy", value_name = "POLICY")]
     pub policies: Vec<String>,
     #[command(flatten)]
@@ -536,7 +536,8 @@ pub struct ScenarioArgs {
 pub struct SimulateArgs {
     #[command(flatten)]
     pub scenario: ScenarioArgs,
-    /// Policy to run (repeatable; `all` for every policy the cluster supports).
+    /// Policy to run (repeatable; `all` for the paper's comparison and the policies beyond it,
+    /// `paper` for the paper's comparison only, `ablation` for TetriServe's ablations).
     #[arg(short, long = "policy", value_name = "POLICY")]
     pub policies: Vec<String>,
     #[command(flatten)]

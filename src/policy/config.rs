@@ -39,7 +39,7 @@ pub struct RsspSection {
 }
 
 impl PolicySection {
-    /// The policies to run on `cluster`, `all` and `ablation` expanded, each once.
+    /// The policies to run on `cluster`, `all`, `paper` and `ablation` expanded, each once.
     pub fn policies(&self, cluster: &Cluster, source: &str) -> Result<Vec<PolicyKind>> {
         let default = [DEFAULT_RUN.to_string()];
         let names = self.run.as_deref().unwrap_or(&default);
@@ -47,6 +47,8 @@ impl PolicySection {
         for n in names {
             if n == "all" {
                 policies.extend(PolicyKind::all_for(cluster));
+            } else if n == "paper" {
+                policies.extend(PolicyKind::paper_for(cluster));
             } else if n == "ablation" {
                 policies.extend(PolicyKind::ablation());
             } else {

@@ -206,9 +206,13 @@ const REGISTRY: [PolicyInfo; 10] = [
 ];
 
 /// Names that select several policies at once, with what they select.
-const GROUPS: [(&str, &str); 2] = [
+const GROUPS: [(&str, &str); 3] = [
     (
         "all",
+        "the paper's comparison and the policies beyond it (tetriserve-shed, stepwise)",
+    ),
+    (
+        "paper",
         "the baselines and tetriserve (what the paper compares)",
     ),
     ("ablation", "tetriserve-dp, tetriserve-dp-pp, tetriserve"),
@@ -220,7 +224,7 @@ impl PolicyKind {
         &REGISTRY
     }
 
-    /// The policy groups accepted where a list of policies is (`all`, `ablation`), with what
+    /// The policy groups accepted where a list of policies is (`all`, `paper`, `ablation`), with what
     /// they select.
     pub fn groups() -> &'static [(&'static str, &'static str)] {
         &GROUPS
@@ -237,8 +241,17 @@ impl PolicyKind {
         REGISTRY.iter().find(|p| p.name == name)
     }
 
-    /// Every policy that can run on `cluster` (fixed degrees beyond the node size are left out).
+    /// What `all` selects on `cluster`: the paper's comparison, then the policies beyond the
+    /// paper, so that the default comparison shows the best policy beside the paper's.
     pub fn all_for(cluster: &Cluster) -> Vec<PolicyKind> {
+        let mut v = PolicyKind::paper_for(cluster);
+        v.extend(PolicyKind::extensions());
+        v
+    }
+
+    /// What the paper compares that can run on `cluster` (fixed degrees beyond the node size
+    /// are left out): the xDiT baselines, RSSP and TetriServe.
+    pub fn paper_for(cluster: &Cluster) -> Vec<PolicyKind> {
         let mut v: Vec<PolicyKind> = [1, 2, 4, 8]
             .into_iter()
             .filter(|&k| k <= cluster.gpus_per_node)
@@ -435,7 +448,7 @@ mod tests {
             assert_eq!(p.kind.to_string(), p.name);
             assert_eq!(p.name.parse::<PolicyKind>(), Ok(p.kind));
         }
-        // What the scenario names `all` and `ablation` select is registered too.
+        // What the scenario names `all`, `paper` and `ablation` select is registered too.
         let cluster = Cluster::new("h100", 1, 8, crate::cluster::Topology::NvSwitch).unwrap();
         for k in PolicyKind::all_for(&cluster)
             .into_iter()

@@ -54,6 +54,15 @@ pub fn comparison_table(summaries: &[Summary]) -> String {
             100.0 * b
         );
     }
+    // The first of the best, so a reader comparing many rows sees the answer at once.
+    if summaries.len() > 1 {
+        let best = summaries
+            .iter()
+            .reduce(|a, m| if m.met > a.met { m } else { a });
+        if let Some(m) = best {
+            let _ = writeln!(s, "most met: {} ({}/{})", m.policy, m.met, m.requests);
+        }
+    }
     s
 }
 

@@ -123,7 +123,7 @@ impl Grid {
     /// and digested here, before anything runs.
     pub fn new(raw: RawScenario, source: &str) -> Result<Grid> {
         let sweep = raw.sweep.clone().unwrap_or_default();
-        // Validate the base scenario once, and expand `all` / `ablation` into names.
+        // Validate the base scenario once, and expand `all` / `paper` / `ablation` into names.
         let base = Scenario::from_raw(raw.clone(), source)?;
         let policies = grid_policies(&raw, &sweep, &base, source)?;
         check_dimensions(&raw, &sweep, &policies, source)?;
@@ -183,7 +183,7 @@ impl Grid {
     }
 }
 
-/// The grid's policy names: `sweep.policies` (with `all` / `ablation` expanded against the
+/// The grid's policy names: `sweep.policies` (with `all` / `paper` / `ablation` expanded against the
 /// scenario's cluster), else the scenario's own.
 fn grid_policies(
     raw: &RawScenario,

@@ -85,7 +85,7 @@ proptest! {
         let best = exhaustive(&reqs, gpus);
         prop_assert!(bound.met >= best, "bound {} < exhaustive {best}", bound.met);
         prop_assert!(bound.met <= reqs.len());
-        let mut kinds = PolicyKind::all_for(&c);
+        let mut kinds = PolicyKind::paper_for(&c);
         kinds.extend(PolicyKind::ablation());
         kinds.extend(PolicyKind::extensions());
         for kind in kinds {

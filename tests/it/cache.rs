@@ -311,7 +311,7 @@ proptest! {
         let c = cluster(1 << gpus_log2);
         let costs = costs(&w, &c);
         let bound = upper_bound(&w.with_realised_steps(), &costs, c.total_gpus(), c.max_degree());
-        let mut kinds = PolicyKind::all_for(&c);
+        let mut kinds = PolicyKind::paper_for(&c);
         kinds.extend(PolicyKind::ablation());
         kinds.extend(PolicyKind::extensions());
         for kind in kinds {

@@ -21,7 +21,7 @@ fn works(scenario: &Scenario, workload: &Workload, kind: PolicyKind) -> Vec<Work
 }
 
 fn every_policy(scenario: &Scenario) -> Vec<PolicyKind> {
-    let mut kinds = PolicyKind::all_for(&scenario.cluster);
+    let mut kinds = PolicyKind::paper_for(&scenario.cluster);
     kinds.extend(PolicyKind::ablation());
     kinds.extend(PolicyKind::extensions());
     kinds

@@ -42,12 +42,43 @@ fn default_run_compares_every_policy() {
         "xdit-sp8",
         "rssp",
         "tetriserve",
+        "tetriserve-shed",
+        "stepwise",
     ] {
         assert!(
-            out.lines().any(|l| l.starts_with(p)),
+            out.lines().any(|l| l.starts_with(&format!("{p} "))),
             "no row for {p} in\n{out}"
         );
     }
+    // The line naming the policy that met the most is the first row with the most met.
+    let met = |l: &str| -> Option<(String, u64)> {
+        let mut f = l.split_whitespace();
+        let name = f.next()?.to_string();
+        let (m, _) = f.nth(1)?.split_once('/')?;
+        Some((name, m.parse().ok()?))
+    };
+    let rows: Vec<_> = out.lines().filter_map(met).collect();
+    let most = rows.iter().map(|r| r.1).max().unwrap();
+    let first = rows.iter().find(|r| r.1 == most).unwrap();
+    assert!(
+        out.contains(&format!("most met: {} ({most}/", first.0)),
+        "{out}"
+    );
+    // `paper` is what the paper compares: the baselines and tetriserve, nothing beyond.
+    let o = run(&["simulate", "--scenario", &data("small.toml"), "-p", "paper"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<_> = stdout(&o).lines().filter_map(met).map(|r| r.0).collect();
+    assert_eq!(
+        rows,
+        [
+            "xdit-sp1",
+            "xdit-sp2",
+            "xdit-sp4",
+            "xdit-sp8",
+            "rssp",
+            "tetriserve"
+        ]
+    );
 }
 
 #[test]

@@ -44,7 +44,7 @@ proptest! {
         let c = cluster(1 << gpus_log2);
         let costs = costs(&workload, &c);
         let bound = upper_bound(&workload, &costs, c.total_gpus(), c.max_degree());
-        let mut kinds = PolicyKind::all_for(&c);
+        let mut kinds = PolicyKind::paper_for(&c);
         kinds.extend(PolicyKind::ablation());
         kinds.extend(PolicyKind::extensions());
         for kind in kinds {
@@ -78,7 +78,7 @@ proptest! {
 /// checker, and every request ends exactly once.
 fn check_all(workload: &Workload, c: &tetriserve::cluster::Cluster) {
     let costs = costs(workload, c);
-    let mut kinds = PolicyKind::all_for(c);
+    let mut kinds = PolicyKind::paper_for(c);
     kinds.extend(PolicyKind::ablation());
     kinds.extend(PolicyKind::extensions());
     for kind in kinds {
@@ -255,7 +255,7 @@ proptest! {
     ) {
         let costs = costs(&workload, &c);
         let bound = upper_bound(&workload, &costs, c.total_gpus(), c.max_degree());
-        let mut kinds = PolicyKind::all_for(&c);
+        let mut kinds = PolicyKind::paper_for(&c);
         kinds.extend(PolicyKind::ablation());
         kinds.extend(PolicyKind::extensions());
         for kind in kinds {
