@@ -49,7 +49,7 @@
 //! The policy is causal: it reads only arrived requests and the cost table.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap, HashSet};
 
 use crate::cluster::{Cluster, GpuSet};
 use crate::cost::{Overheads, ResClass, StepTimes};
@@ -100,6 +100,10 @@ pub struct Stepwise {
     node_of: Vec<u32>,
     /// Per request: when the step it runs is expected to end (a plan, not a measurement).
     busy_until: Vec<Nanos>,
+    /// Per request: its pricing while it runs, for the `busy_until` it was made with. Until
+    /// that end every input of a running request's pricing is fixed (its steps, its grant,
+    /// its ready time), so the node's later decisions reuse it instead of pricing it again.
+    priced: Vec<Option<(Nanos, Live)>>,
     late: Vec<bool>,
     /// Per node: its requests that can still make it, waiting or running, in arrival order.
     live: Vec<Vec<RequestId>>,
@@ -111,9 +115,21 @@ pub struct Stepwise {
     placer: Placer,
     entries: Vec<Live>,
     order: Vec<usize>,
+    /// Per node: whether something happened there at this instant; `touched_list` holds
+    /// the same nodes, so that a decision costs what changed, not the cluster's size.
     touched: Vec<bool>,
-    /// Per node: whether its last plan left an admitted waiting request without a grant.
-    stuck: Vec<bool>,
+    touched_list: Vec<u32>,
+    /// Per request: what it adds to its node's `outstanding` (remaining steps x cheapest
+    /// GPU-time per step) while it is live with a deadline, else `None`.
+    counted: Vec<Option<u128>>,
+    /// Per node: the sum of its requests' `counted` and how many are counted (kept as
+    /// requests arrive, move, complete steps, end or turn late, instead of summed per arrival).
+    outstanding: Vec<u128>,
+    serving: Vec<u32>,
+    /// Nodes serving no request with a deadline (`serving` 0): the only possible lenders.
+    not_serving: BTreeSet<u32>,
+    /// The nodes whose last plan left an admitted waiting request without a grant.
+    stuck: BTreeSet<u32>,
 }
 
 impl Stepwise {
@@ -147,6 +163,7 @@ impl Stepwise {
             tight: vec![None; classes],
             node_of: Vec::new(),
             busy_until: Vec::new(),
+            priced: Vec::new(),
             late: Vec::new(),
             live: vec![Vec::new(); cluster.nodes as usize],
             late_heap: vec![BinaryHeap::new(); cluster.nodes as usize],
@@ -155,8 +172,13 @@ impl Stepwise {
             placer: Placer::default(),
             entries: Vec::new(),
             order: Vec::new(),
-            touched: Vec::new(),
-            stuck: vec![false; cluster.nodes as usize],
+            touched: vec![false; cluster.nodes as usize],
+            touched_list: Vec::new(),
+            counted: Vec::new(),
+            outstanding: vec![0; cluster.nodes as usize],
+            serving: vec![0; cluster.nodes as usize],
+            not_serving: (0..cluster.nodes).collect(),
+            stuck: BTreeSet::new(),
         }
     }
 
@@ -226,8 +248,9 @@ impl Stepwise {
     /// Takes in arrivals (assigned to the least-loaded node) and completions (late requests
     /// back to their node's heap); marks the nodes where something happened.
     fn take_in(&mut self, view: &View<'_>) {
-        self.touched.clear();
-        self.touched.resize(self.cluster.nodes as usize, false);
+        for n in self.touched_list.drain(..) {
+            self.touched[n as usize] = false;
+        }
         if let Some(max) = view.arrived.iter().map(|id| id.index()).max()
             && self.node_of.len() <= max
         {
@@ -236,12 +259,15 @@ impl Stepwise {
             self.granted.resize(max + 1, 0);
             self.plan_grant.resize(max + 1, 1);
             self.late.resize(max + 1, false);
+            self.counted.resize(max + 1, None);
+            self.priced.resize(max + 1, None);
         }
         for &id in view.completed {
             let Some(&node) = self.node_of.get(id.index()) else {
                 continue;
             };
-            self.touched[node as usize] = true;
+            self.touch(node);
+            self.recount(view, id);
             let s = view.request(id);
             let running = &mut self.late_running[node as usize];
             if let Some(i) = running.iter().position(|&r| r == id) {
@@ -262,7 +288,7 @@ impl Stepwise {
                         let idle = view.free.node_mask(n).count_ones();
                         let late =
                             self.late_heap[n as usize].len() + self.late_running[n as usize].len();
-                        (self.outstanding(view, n), late, Reverse(idle), n)
+                        (self.outstanding[n as usize], late, Reverse(idle), n)
                     })
                     .unwrap_or(0)
             } else {
@@ -271,7 +297,50 @@ impl Stepwise {
             self.note_slack(view.request(id), view.expected_remaining_steps(id));
             self.node_of[id.index()] = node;
             self.live[node as usize].push(id);
+            self.recount(view, id);
+            self.touch(node);
+        }
+    }
+
+    /// Marks `node` as one to re-plan at this instant.
+    fn touch(&mut self, node: u32) {
+        if !self.touched[node as usize] {
             self.touched[node as usize] = true;
+            self.touched_list.push(node);
+        }
+    }
+
+    /// Brings `id`'s share of its node's outstanding work up to date: remaining steps x
+    /// cheapest GPU-time per step while it waits or runs with a deadline, nothing once it
+    /// ended or turned late.
+    fn recount(&mut self, view: &View<'_>, id: RequestId) {
+        let s = view.request(id);
+        let now = (!self.late[id.index()] && matches!(s.phase, Phase::Waiting | Phase::Running))
+            .then(|| u128::from(s.remaining_steps()) * self.tables[s.class.index()].cheapest());
+        self.set_counted(id, now);
+    }
+
+    /// Replaces `id`'s counted share (see [`recount`](Stepwise::recount)) with `now`.
+    fn set_counted(&mut self, id: RequestId, now: Option<u128>) {
+        let node = self.node_of[id.index()] as usize;
+        let before = self.serving[node];
+        if let Some(a) = self.counted[id.index()].take() {
+            self.outstanding[node] -= a;
+            self.serving[node] -= 1;
+        }
+        if let Some(a) = now {
+            self.outstanding[node] += a;
+            self.serving[node] += 1;
+        }
+        self.counted[id.index()] = now;
+        match (before, self.serving[node]) {
+            (0, n) if n > 0 => {
+                self.not_serving.remove(&(node as u32));
+            }
+            (b, 0) if b > 0 => {
+                self.not_serving.insert(node as u32);
+            }
+            _ => {}
         }
     }
 
@@ -325,34 +394,31 @@ impl Stepwise {
     /// (earliest deadline first). It then starts there at this instant, paying the latent's
     /// hand-off to the new node (`overheads.node_handoff`). SP groups never span nodes.
     fn route(&mut self, view: &View<'_>) {
-        let nodes = self.cluster.nodes as usize;
         let gpus = self.cluster.gpus_per_node;
         // Only a node with no request with a deadline of its own lends its idle GPUs: moving
         // work onto a node that serves deadlines crowds its admission. Without a lender there
         // is nothing to do, and nothing is priced (the common case under load).
-        let mut spare: Vec<u32> = (0..nodes)
-            .map(|m| {
-                // (Its list may still hold requests that ended since its last plan.)
-                let serving = self.live[m]
-                    .iter()
-                    .any(|&id| matches!(view.request(id).phase, Phase::Waiting | Phase::Running));
-                if !serving {
-                    view.free.node_mask(m as u32).count_ones()
-                } else {
-                    0
-                }
-            })
+        // The lenders and their idle GPUs, in node order.
+        let mut spare: Vec<(u32, u32)> = self
+            .not_serving
+            .iter()
+            .map(|&m| (m, view.free.node_mask(m).count_ones()))
+            .filter(|&(_, idle)| idle > 0)
             .collect();
-        if spare.iter().all(|&s| s == 0) {
+        if spare.is_empty() {
             return;
         }
         // Requests can be stuck only on nodes where something changed or whose last plan left
-        // one without a grant.
+        // one without a grant (a lender serves no request with a deadline: none is stuck).
+        let mut from: Vec<u32> = self.touched_list.clone();
+        from.extend(self.stuck.iter().copied());
+        from.sort_unstable();
+        from.dedup();
         let mut stuck: Vec<(Nanos, RequestId, u32, u32)> = Vec::new();
         let mut entries = std::mem::take(&mut self.entries);
         let mut order = std::mem::take(&mut self.order);
-        for n in 0..nodes as u32 {
-            if spare[n as usize] > 0 || !(self.touched[n as usize] || self.stuck[n as usize]) {
+        for n in from {
+            if self.serving[n as usize] == 0 {
                 continue;
             }
             let mut idle = view.free.node_mask(n).count_ones();
@@ -377,34 +443,26 @@ impl Stepwise {
         self.order = order;
         stuck.sort_unstable();
         for (_, id, need, from) in stuck {
-            let Some(to) = (0..nodes)
-                .filter(|&m| m != from as usize && spare[m] >= need)
-                .min_by_key(|&m| (spare[m], m))
+            let Some(j) = (0..spare.len())
+                .filter(|&j| spare[j].0 != from && spare[j].1 >= need)
+                .min_by_key(|&j| (spare[j].1, spare[j].0))
             else {
                 continue;
             };
-            spare[to] -= need;
+            spare[j].1 -= need;
+            let to = spare[j].0 as usize;
             let live = &mut self.live[from as usize];
             if let Some(i) = live.iter().position(|&r| r == id) {
                 live.remove(i);
             }
             self.live[to].push(id);
+            let share = self.counted[id.index()];
+            self.set_counted(id, None);
             self.node_of[id.index()] = to as u32;
-            self.touched[from as usize] = true;
-            self.touched[to] = true;
+            self.set_counted(id, share);
+            self.touch(from);
+            self.touch(to as u32);
         }
-    }
-
-    /// A node's outstanding work: remaining steps x cheapest GPU-time per step, over its live
-    /// requests (late ones are served only with leftovers and do not count).
-    fn outstanding(&self, view: &View<'_>, node: u32) -> u128 {
-        self.live[node as usize]
-            .iter()
-            .map(|&id| {
-                let s = view.request(id);
-                u128::from(s.remaining_steps()) * self.tables[s.class.index()].cheapest()
-            })
-            .sum()
     }
 
     /// Phase 1 of [`plan_node`](Stepwise::plan_node): drops the node's ended requests, moves
@@ -418,13 +476,23 @@ impl Stepwise {
             let waiting = match s.phase {
                 Phase::Waiting => true,
                 Phase::Running => false,
-                _ => return false,
+                _ => {
+                    self.set_counted(id, None);
+                    return false;
+                }
             };
             let ready = if waiting {
                 now
             } else {
                 self.busy_until[id.index()].max(now)
             };
+            if !waiting
+                && let Some((at, e)) = self.priced[id.index()]
+                && at == ready
+            {
+                entries.push(e);
+                return true;
+            }
             let fixed = self.fixed_costs(s);
             // Steps left after the one running now, as many as are expected to run when the
             // executor skips steps at run time (planning only: grants are whole steps).
@@ -463,6 +531,7 @@ impl Stepwise {
                 .find_map(|&(k, t)| fits(t).map(|g| (k, g)))
             else {
                 self.late[id.index()] = true;
+                self.set_counted(id, None);
                 if waiting {
                     // Keyed by the nominal count, which the heap checks entries against.
                     self.late_heap[node as usize].push(Reverse((s.remaining_steps(), id)));
@@ -472,7 +541,7 @@ impl Stepwise {
             self.plan_grant[id.index()] = grant;
             let budget = s.deadline() - ready - fixed;
             let plan: Plan = min_gpu_plan(times, steps, budget);
-            entries.push(Live {
+            let e = Live {
                 id,
                 class,
                 deadline: s.deadline(),
@@ -485,7 +554,9 @@ impl Stepwise {
                 },
                 work: plan.gpu_time(times),
                 shed: false,
-            });
+            };
+            self.priced[id.index()] = (!waiting).then_some((ready, e));
+            entries.push(e);
             true
         });
         self.live[node as usize] = live;
@@ -624,7 +695,11 @@ impl Stepwise {
                 ));
             }
         }
-        self.stuck[node as usize] = stuck;
+        if stuck {
+            self.stuck.insert(node);
+        } else {
+            self.stuck.remove(&node);
+        }
         // 4. Late requests: one leftover GPU each, fewest remaining steps first.
         self.serve_late(view, node, &entries, block);
         // 5. Work conservation: double this instant's grants where a step gets faster.
@@ -764,11 +839,15 @@ impl Policy for Stepwise {
         if self.cluster.nodes > 1 {
             self.route(view);
         }
-        for node in 0..self.cluster.nodes {
-            if self.touched[node as usize] && view.free.node_mask(node) != 0 {
+        // In node order, as a scan of every node would visit them.
+        let mut nodes = std::mem::take(&mut self.touched_list);
+        nodes.sort_unstable();
+        for &node in &nodes {
+            if view.free.node_mask(node) != 0 {
                 self.plan_node(view, node, out);
             }
         }
+        self.touched_list = nodes;
     }
 }
 

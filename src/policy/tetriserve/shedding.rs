@@ -31,6 +31,21 @@ pub struct ShedJob {
 /// later arrival) goes first. Where unsheddable work alone exceeds a deadline's capacity, the
 /// jobs given up there are kept after all (shedding them would not make it fit).
 pub fn shed(jobs: &[ShedJob], now: Nanos, gpus: u32, capacity: f64) -> Vec<usize> {
+    // The common case without overload, in one pass and no allocation: when all the work
+    // fits the earliest deadline's capacity, every deadline's prefix fits its own (prefixes
+    // hold less work, later deadlines more capacity), so nothing is shed.
+    let earliest = jobs.iter().map(|j| j.deadline).min();
+    let total: u128 = jobs.iter().map(|j| j.work).sum();
+    if let Some(d) = earliest
+        && total as f64 <= capacity * f64::from(gpus) * d.0.saturating_sub(now.0) as f64
+    {
+        return Vec::new();
+    }
+    shed_scan(jobs, now, gpus, capacity)
+}
+
+/// [`shed`] without its shortcut: the scan over deadlines.
+fn shed_scan(jobs: &[ShedJob], now: Nanos, gpus: u32, capacity: f64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_unstable_by_key(|&i| (jobs[i].deadline, i));
     let mut kept = BinaryHeap::new();
@@ -137,6 +152,24 @@ mod tests {
     }
 
     proptest! {
+        /// The shortcut without overload never changes what is shed.
+        #[test]
+        fn the_shortcut_agrees_with_the_scan(
+            raw in prop::collection::vec((0u64..60, 0u128..80, any::<bool>()), 0..12),
+            now in 0u64..30,
+            gpus in 1u32..5,
+            capacity in prop::sample::select(vec![0.5, 1.0, 1.5]),
+        ) {
+            let jobs: Vec<ShedJob> = raw
+                .iter()
+                .map(|&(d, w, keyed)| ShedJob { deadline: Nanos(d), work: w, key: keyed.then_some(w) })
+                .collect();
+            prop_assert_eq!(
+                shed(&jobs, Nanos(now), gpus, capacity),
+                shed_scan(&jobs, Nanos(now), gpus, capacity)
+            );
+        }
+
         /// Moore-Hodgson is optimal: it keeps as many jobs as the largest feasible subset
         /// (exhaustive search), and what it keeps is feasible.
         #[test]
