@@ -177,6 +177,18 @@ const CASES: &[Case] = &[
         expect: &["<file>", "`policy.tetriserve.tau_ms`"],
     },
     Case {
+        name: "scenario: round shorter than a millisecond",
+        kind: "scenario",
+        content: "[policy.tetriserve]\ntau_ms = 0.5\n",
+        expect: &["<file>", "`policy.tetriserve.tau_ms`", "1 to 3600000 ms"],
+    },
+    Case {
+        name: "scenario: round longer than an hour",
+        kind: "scenario",
+        content: "[policy.tetriserve]\ntau_ms = 1e300\n",
+        expect: &["<file>", "`policy.tetriserve.tau_ms`", "1 to 3600000 ms"],
+    },
+    Case {
         name: "scenario: unknown shedding rule",
         kind: "scenario",
         content: "[policy.tetriserve]\nshed_rule = \"biggest\"\n",

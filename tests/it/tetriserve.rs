@@ -273,3 +273,30 @@ fn placement_preservation_keeps_requests_on_their_gpus() {
     let (dp, pp) = (remaps("tetriserve-dp"), remaps("tetriserve-dp-pp"));
     assert!(pp * 2 < dp, "dp-pp moved {pp} times, dp {dp}");
 }
+
+/// TetriServe with a fixed round of `tau_ms`.
+fn fixed_round(tau_ms: u64) -> TetriserveConfig {
+    TetriserveConfig {
+        round: RoundLength::Fixed(ms(tau_ms)),
+        ..TetriserveConfig::default()
+    }
+}
+
+#[test]
+fn a_round_shorter_than_every_step_runs_one_step_at_a_time() {
+    // 30 ms rounds, 256 px steps of 100 ms on one GPU: no step fits a round, so each runs
+    // alone, overrunning it, and the next starts as the GPU comes back (not at a boundary).
+    let w = Workload::from_requests(vec![req(0, 0, SMALL, 4, 500)]);
+    let (r, costs) = run(&w, &one_node(1), fixed_round(30));
+    assert!(check_run(&r, &w, Some(&expected(&costs))).is_empty());
+    let works: Vec<(u64, u64, u32)> = r
+        .works
+        .iter()
+        .map(|x| (x.start.0 / 1_000_000, x.end.0 / 1_000_000, x.steps))
+        .collect();
+    assert_eq!(
+        works,
+        vec![(0, 100, 1), (100, 200, 1), (200, 300, 1), (300, 400, 1)]
+    );
+    assert_eq!(r.requests[0].outcome, Outcome::Met);
+}

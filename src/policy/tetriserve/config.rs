@@ -112,6 +112,11 @@ impl Default for TetriserveConfig {
 
 /// The longest round, in steps of the reference request (`--granularity`).
 pub const MAX_GRANULARITY: u32 = 1_000;
+/// The shortest fixed round (`--tau-ms`): shorter rounds only add wake-ups (a round shorter
+/// than a resolution's every step runs one step at a time, overrunning rounds, anyway).
+pub const MIN_TAU_MS: f64 = 1.0;
+/// The longest fixed round: an hour.
+pub const MAX_TAU_MS: f64 = 3_600_000.0;
 
 /// `[policy.tetriserve]` as written: every key optional; a key left out takes
 /// [`TetriserveConfig::default`], the one source of the defaults (`scenarios/default.toml`
@@ -153,12 +158,12 @@ impl TetriserveSection {
         let round = match (self.tau_ms, self.granularity_steps) {
             (Some(ms), _) => RoundLength::Fixed(
                 Nanos::try_from_secs(ms / 1e3)
-                    .filter(|t| *t > Nanos::ZERO)
+                    .filter(|_| (MIN_TAU_MS..=MAX_TAU_MS).contains(&ms))
                     .ok_or_else(|| {
                         bad(
                             "policy.tetriserve.tau_ms",
                             format!(
-                                "a round must last a positive number of milliseconds, got {ms}"
+                                "a round must last {MIN_TAU_MS} to {MAX_TAU_MS} ms (--tau-ms), got {ms}; the default derives it from --granularity"
                             ),
                         )
                     })?,

@@ -511,8 +511,16 @@ impl Tetriserve {
             };
             let vae = self.overheads.vae_decode(lead.request.resolution);
             let prev = Self::prev_set(view, batch);
+            // A unit none of whose steps fits a round runs one step at a time, overrunning the
+            // round (as `emit` dispatches it), at a boundary or as soon as GPUs come back: a
+            // round shorter than a resolution's every step must not leave it unserved, nor
+            // make each of its steps wait for the next boundary.
+            let overrun = table.fastest > self.tau;
             let mut add = |degree: u32, steps: u32, step: Nanos, extra: Nanos| -> bool {
-                let q = Self::steps_within(window, step, extra, vae, steps.min(left));
+                let mut q = Self::steps_within(window, step, extra, vae, steps.min(left));
+                if q == 0 && overrun {
+                    q = 1;
+                }
                 if q == 0 || group.options() > 2 {
                     return false;
                 }
@@ -531,7 +539,10 @@ impl Tetriserve {
                 let survivors = if q == left {
                     meeting(now + step.times(u64::from(q)) + extra + vae)
                 } else {
-                    meeting(next + tmin.times(u64::from(left - q)))
+                    // The unit's next step starts at the next boundary, or later if this
+                    // round's steps overrun it.
+                    let free = (now + step.times(u64::from(q)) + extra).max(next);
+                    meeting(free + tmin.times(u64::from(left - q)))
                 };
                 let i = group.push(
                     degree,
@@ -672,7 +683,10 @@ impl Tetriserve {
             let vae = self.overheads.vae_decode(lead.request.resolution);
             let mut q = Self::steps_within(window, step, extra, vae, lead.remaining_steps());
             if q == 0 {
-                if window < self.tau || (!p.late && table.step(p.gpus.len()) <= self.tau) {
+                let never_fits = table.fastest > self.tau;
+                if !never_fits
+                    && (window < self.tau || (!p.late && table.step(p.gpus.len()) <= self.tau))
+                {
                     continue; // Nothing fits the window (or the hand-off pushed it out).
                 }
                 q = 1; // Steps longer than a whole round still make progress, overrunning it.
