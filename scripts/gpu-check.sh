@@ -63,7 +63,10 @@ try:
     rows = list(csv.DictReader(open(sys.argv[1])))
 except FileNotFoundError:
     sys.exit("no works.csv")
-by_degree = collections.Counter(len(r["gpus"].split(";")) for r in rows)
+# A row is a work or a merged run of back-to-back works (its `works` column).
+by_degree = collections.Counter()
+for r in rows:
+    by_degree[len(r["gpus"].split(";"))] += int(r.get("works") or 1)
 per_request = collections.defaultdict(list)
 for r in rows:
     per_request[r["requests"]].append(len(r["gpus"].split(";")))

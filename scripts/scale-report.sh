@@ -5,12 +5,13 @@
 #
 # Generates a 1,000,000-row trace (4,800 req/min, Uniform, 28 steps,
 # seed 1), then times with /usr/bin/time (wall seconds, peak RSS):
-#   - simulate --trace on 1,024 GPUs for rssp, xdit-sp8 and tetriserve, without and with --out;
+#   - simulate --trace on 1,024 GPUs for rssp, xdit-sp8, tetriserve and stepwise, without and
+#     with --out (the size of each output file on stderr);
 #   - tetriserve on 8 GPUs at 60 req/min (sustained overload) for 5k..100k requests;
 #   - a burst of simultaneous arrivals (--rate 1e9) of 2k and 5k requests;
 #   - the plain Python reference simulator (scripts/fcfs_reference.py) on the same trace, if
 #     python3 is present, for the speed ratio.
-# Prints one markdown table row per run. Takes about 5 minutes on 2 cores.
+# Prints one markdown table row per run. Takes about 8 minutes on 2 cores.
 # Runs target/release/tetriserve when it is newer than the sources, else builds it first
 # (scripts/release-bin.sh).
 set -euo pipefail
@@ -38,7 +39,7 @@ row() {
 
 echo "| run | wall | peak RSS | policy,attainment |"
 echo "|---|---|---|---|"
-for p in rssp xdit-sp8 tetriserve; do
+for p in rssp xdit-sp8 tetriserve stepwise; do
     row "1M-row trace, 1,024 GPUs, $p" "$BIN" simulate --trace "$TRACE" --profile "$PROFILE" --gpus 1024 -p "$p"
     rm -rf "$WORK/out"
     row "same, with --out" "$BIN" simulate --trace "$TRACE" --profile "$PROFILE" --gpus 1024 -p "$p" --out "$WORK/out"

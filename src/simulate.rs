@@ -10,7 +10,7 @@ use crate::engine::{self, Executor, SimExecutor};
 use crate::error::{Error, Result};
 use crate::metrics::{RecordSink, RunRecords, Summary, WorkRecord, WorkTotals};
 use crate::policy;
-use crate::report::{RunProgress, RunWriter, Staging, TimelineLimit};
+use crate::report::{RunProgress, RunWriter, Staging, TimelineLimit, WorkRows};
 use crate::scenario::{Scenario, WorkloadSource};
 use crate::workload::{Resolution, Workload};
 
@@ -149,6 +149,7 @@ impl Outputs for Collect {
 pub struct Streamed {
     staging: Option<Staging>,
     timeline: Option<TimelineLimit>,
+    rows: WorkRows,
     progress: bool,
     pub summaries: Vec<Summary>,
 }
@@ -174,14 +175,23 @@ impl RecordSink for StreamedSink {
 
 impl Streamed {
     /// Runs whose files go under `staging` (`DIR/<policy>/`), with timelines of at most
-    /// `timeline` works (none if `None`); `progress` allows the progress bar.
+    /// `timeline` rows (none if `None`), works merged into rows (see [`Streamed::work_rows`]);
+    /// `progress` allows the progress bar.
     pub fn new(staging: Option<Staging>, timeline: Option<TimelineLimit>, progress: bool) -> Self {
         Streamed {
             staging,
             timeline,
+            rows: WorkRows::default(),
             progress,
             summaries: Vec::new(),
         }
+    }
+
+    /// How `works.csv` and `timeline.json` lay out the works: merged runs of works (the
+    /// default) or one row per work.
+    pub fn work_rows(mut self, rows: WorkRows) -> Self {
+        self.rows = rows;
+        self
     }
 
     /// Writes `comparison.csv` and puts the directory in place; the summaries come back.
@@ -208,6 +218,7 @@ impl Outputs for Streamed {
                 cluster.total_gpus(),
                 cluster.gpus_per_node,
                 self.timeline,
+                self.rows,
             )?),
             None => None,
         };
@@ -220,12 +231,12 @@ impl Outputs for Streamed {
     fn close(&mut self, sink: StreamedSink, run: PolicyRun) -> Result<()> {
         sink.progress.finish();
         if let Some(w) = sink.writer
-            && let Some((shown, seen)) = w.finish(&run.records, &run.summary)?
-            && shown < seen
+            && let Some(shown) = w.finish(&run.records, &run.summary)?
+            && shown.is_cut()
         {
             eprintln!(
-                "{}: timeline.json shows the first {shown} of {seen} works (pass --timeline-works all for every work)",
-                run.summary.policy
+                "{}: timeline.json shows the first {} of {} rows of works.csv, {} of {} works (pass --timeline-works all for every row)",
+                run.summary.policy, shown.rows, shown.rows_seen, shown.works, shown.works_seen
             );
         }
         self.summaries.push(run.summary);

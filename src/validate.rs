@@ -167,21 +167,25 @@ pub fn compare(
 }
 
 /// Unmodelled time of real works, per resolution (works whose step time is unknown are left
-/// out).
+/// out). A merged row of a run directory (`works` > 1) counts as its works, its extra time
+/// shared among them.
 fn overheads(
     works: &[WorkRecord],
     step_ms: impl Fn(Resolution, u32, u32) -> Option<f64>,
 ) -> Vec<Overhead> {
-    let mut by_res: Vec<(Resolution, Vec<(f64, f64)>)> = Vec::new();
+    // Per resolution, per row: (extra ms, modelled ms, works).
+    type Rows = Vec<(f64, f64, usize)>;
+    let mut by_res: Vec<(Resolution, Rows)> = Vec::new();
     for w in works {
         let Some(step) = step_ms(w.resolution, w.gpus.len(), w.requests.len() as u32) else {
             continue;
         };
         let modelled = step * f64::from(w.steps);
         let measured = (w.end - w.start).0 as f64 / 1e6;
+        let row = (measured - modelled, modelled, w.works as usize);
         match by_res.iter_mut().find(|(r, _)| *r == w.resolution) {
-            Some((_, v)) => v.push((measured - modelled, modelled)),
-            None => by_res.push((w.resolution, vec![(measured - modelled, modelled)])),
+            Some((_, v)) => v.push(row),
+            None => by_res.push((w.resolution, vec![row])),
         }
     }
     by_res.sort_by_key(|(r, _)| r.tokens());
@@ -190,10 +194,11 @@ fn overheads(
         .map(|(resolution, v)| {
             let extra: f64 = v.iter().map(|x| x.0).sum();
             let modelled: f64 = v.iter().map(|x| x.1).sum();
+            let works: usize = v.iter().map(|x| x.2).sum();
             Overhead {
                 resolution,
-                works: v.len(),
-                mean_ms: extra / v.len() as f64,
+                works,
+                mean_ms: extra / works.max(1) as f64,
                 fraction: if modelled > 0.0 {
                     extra / modelled
                 } else {
@@ -338,7 +343,12 @@ pub fn study(scenario: &Scenario, executor: &mut dyn Executor) -> Result<Fidelit
         ("sim", &sim),
         ("sim-no-overhead", &sim_bare),
     ] {
-        for (file, bytes) in crate::report::run_files(&run.records, &run.summary, None) {
+        for (file, bytes) in crate::report::run_files(
+            &run.records,
+            &run.summary,
+            None,
+            crate::report::WorkRows::Merged,
+        ) {
             files.push((PathBuf::from(name).join(file), bytes));
         }
     }
@@ -441,6 +451,7 @@ mod tests {
             steps,
             first_step: 0,
             remap: false,
+            works: 1,
         }
     }
 
@@ -490,6 +501,16 @@ mod tests {
             "{md}"
         );
         assert_eq!(v.requests_csv().lines().count(), 4);
+
+        // Request 2's 8 steps as a merged row of two back-to-back works: the 400 ms extra
+        // are shared by two works, so 4 works average 200 ms.
+        let mut merged = real.clone();
+        merged.works[2].works = 2;
+        let v = compare(&merged, &sim, |_, _, _| Some(200.0)).unwrap();
+        assert_eq!(v.overheads[0].works, 4);
+        assert!((v.overheads[0].mean_ms - 200.0).abs() < 1e-6);
+        assert!((v.overheads[0].fraction - 800.0 / 3200.0).abs() < 1e-9);
+        assert!((v.mean_overhead_ms().unwrap() - 200.0).abs() < 1e-6);
     }
 
     #[test]

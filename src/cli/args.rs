@@ -550,14 +550,22 @@ pub struct SimulateArgs {
     /// Replace an existing --out directory.
     #[arg(long)]
     pub force: bool,
-    /// With --out: leave out timeline.json (one event per GPU per dispatch: large for huge runs).
+    /// With --out: leave out timeline.json (one event per GPU per row of works.csv: large for
+    /// huge runs).
     #[arg(long)]
     pub no_timeline: bool,
-    /// With --out: how many works timeline.json shows, the first N in dispatch order or `all`
-    /// (default 100000: larger traces are slow to open in a browser). A cut timeline says so
-    /// in its last event and on stderr.
+    /// With --out: how many rows of works.csv timeline.json shows (a row is a work, or a
+    /// merged run of works: see --work-rows), the first N or `all` (default 100000: larger
+    /// traces are slow to open in a browser). A cut timeline says so in its last event and
+    /// on stderr.
     #[arg(long, value_name = "N|all", value_parser = parse_timeline_works)]
     pub timeline_works: Option<crate::report::TimelineLimit>,
+    /// With --out: `merged` (default) writes a run of works that continue one another (the
+    /// same batch on the same GPUs, each starting the nanosecond the previous ended, steps in
+    /// sequence) as one row of works.csv and one slice of timeline.json, with its count in
+    /// the `works` column; `each` writes one row per work.
+    #[arg(long, value_enum, value_name = "merged|each")]
+    pub work_rows: Option<WorkRowsArg>,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -608,6 +616,24 @@ impl BackendArgs {
 pub enum DeviceArg {
     Cuda,
     Cpu,
+}
+
+/// `simulate --work-rows`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorkRowsArg {
+    /// A run of works that continue one another is one row.
+    Merged,
+    /// One row per work.
+    Each,
+}
+
+impl From<WorkRowsArg> for crate::report::WorkRows {
+    fn from(a: WorkRowsArg) -> Self {
+        match a {
+            WorkRowsArg::Merged => crate::report::WorkRows::Merged,
+            WorkRowsArg::Each => crate::report::WorkRows::Each,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -683,7 +709,7 @@ impl ClusterArgs {
     }
 }
 
-/// `--timeline-works`: a positive number of works or `all`.
+/// `--timeline-works`: a positive number of rows or `all`.
 pub(super) fn parse_timeline_works(
     v: &str,
 ) -> std::result::Result<crate::report::TimelineLimit, String> {
@@ -694,7 +720,7 @@ pub(super) fn parse_timeline_works(
     match v.parse::<usize>() {
         Ok(n) if n > 0 => Ok(TimelineLimit::First(n)),
         _ => Err(format!(
-            "expected a positive number of works or `all`, got `{v}`"
+            "expected a positive number of rows or `all`, got `{v}`"
         )),
     }
 }

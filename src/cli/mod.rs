@@ -213,6 +213,7 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
             (args.force, "--force"),
             (args.no_timeline, "--no-timeline"),
             (args.timeline_works.is_some(), "--timeline-works"),
+            (args.work_rows.is_some(), "--work-rows"),
         ] {
             if set {
                 return Err(Error::config_hint(
@@ -228,6 +229,7 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
             "drop one of them",
         ));
     }
+    let rows: report::WorkRows = args.work_rows.map(Into::into).unwrap_or_default();
     let timeline = (!args.no_timeline).then(|| {
         args.timeline_works
             .unwrap_or(crate::report::TimelineLimit::DEFAULT)
@@ -275,7 +277,7 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
                 if let Some(out) = &args.out
                     && !runs.is_empty()
                 {
-                    write_runs(out, &runs, timeline, args.force)?;
+                    write_runs(out, &runs, timeline, rows, args.force)?;
                     eprintln!("wrote the runs so far to {}", out.display());
                 }
                 return Err(e);
@@ -293,7 +295,7 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
         for w in &scenario.warnings {
             eprintln!("warning: {w}");
         }
-        let mut outputs = crate::simulate::Streamed::new(staging, timeline, true);
+        let mut outputs = crate::simulate::Streamed::new(staging, timeline, true).work_rows(rows);
         crate::simulate::simulate_into(&scenario, &mut outputs)?;
         let summaries = outputs.commit()?;
         if let Some(out) = &args.out {
@@ -304,7 +306,7 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
     let summaries: Vec<Summary> = runs.iter().map(|r| r.summary.clone()).collect();
 
     if let Some(out) = &args.out {
-        write_runs(out, &runs, timeline, args.force)?;
+        write_runs(out, &runs, timeline, rows, args.force)?;
         eprintln!("wrote {}", out.display());
     }
     print_summaries(&summaries, args.format, args.by_resolution)
@@ -739,6 +741,7 @@ fn write_runs(
     out: &Path,
     runs: &[crate::simulate::PolicyRun],
     timeline: Option<crate::report::TimelineLimit>,
+    rows: report::WorkRows,
     force: bool,
 ) -> Result<()> {
     let summaries: Vec<Summary> = runs.iter().map(|r| r.summary.clone()).collect();
@@ -747,7 +750,7 @@ fn write_runs(
         report::comparison_csv(&summaries).into_bytes(),
     )];
     for r in runs {
-        for (name, bytes) in report::run_files(&r.records, &r.summary, timeline) {
+        for (name, bytes) in report::run_files(&r.records, &r.summary, timeline, rows) {
             files.push((PathBuf::from(&r.summary.policy).join(name), bytes));
         }
     }

@@ -547,6 +547,7 @@ impl<'a> Engine<'a> {
             steps: d.steps,
             first_step: steps_before,
             remap,
+            works: 1,
         };
         self.unsent.push_back((record, d, false));
         if let Launch::EndsAt(t) = launch {

@@ -107,7 +107,9 @@ impl RequestRecord {
     }
 }
 
-/// One dispatched piece of work: some steps of a batch of requests on a GPU set.
+/// One dispatched piece of work: some steps of a batch of requests on a GPU set; or, in a
+/// run directory's `works.csv`, a run of such works that continue one another back to back
+/// on the same GPUs (`works` > 1; see `report`'s segments).
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkRecord {
     /// Labels of the requests in the batch.
@@ -121,6 +123,8 @@ pub struct WorkRecord {
     pub first_step: u32,
     /// Whether the request was moved from another GPU set for it.
     pub remap: bool,
+    /// How many dispatched works it holds: 1 from the engine; a merged row's count.
+    pub works: u32,
 }
 
 /// Where the engine hands finished works, in dispatch order, as the run goes.

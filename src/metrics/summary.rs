@@ -192,7 +192,7 @@ pub struct WorkTotals {
 impl WorkTotals {
     pub fn add(&mut self, w: &WorkRecord) {
         let busy = u128::from(w.gpus.len()) * u128::from((w.end - w.start).0);
-        self.works += 1;
+        self.works += w.works as usize;
         self.gpu_ns += busy;
         let node = w.gpus.node() as usize;
         if self.node_ns.len() <= node {

@@ -8,18 +8,20 @@
 pub mod plot;
 mod progress;
 mod run_dir;
+mod segments;
 mod stream;
 mod table;
 mod timeline;
 
 pub use progress::RunProgress;
 pub use run_dir::{REQUESTS_CSV, SUMMARY_JSON, TIMELINE_JSON, WORKS_CSV, read_run};
+pub use segments::{Segments, WorkRows, rows_of};
 pub use stream::{RunWriter, Staging};
 pub use table::{
     bound_cell, comparison_csv, comparison_csv_by_resolution, comparison_table, metric_cells,
     resolution_table,
 };
-pub use timeline::{TimelineLimit, TimelineWriter, timeline_json, timeline_limited};
+pub use timeline::{TimelineLimit, TimelineShown, TimelineWriter, timeline_json, timeline_limited};
 
 use std::path::{Path, PathBuf};
 
@@ -30,8 +32,9 @@ use crate::time::push_uint;
 /// The header of `requests.csv`.
 const REQUESTS_HEADER: &str = "id,arrival_s,width,height,steps,steps_done,deadline_s,start_s,finish_s,outcome,latency_s,gpu_seconds,degrees,remaps,node,prompt_id,cache_hit,cached_steps,skipped_steps\n";
 
-/// The header of `works.csv`.
-const WORKS_HEADER: &str = "requests,resolution,node,gpus,start_s,end_s,first_step,steps,remap\n";
+/// The header of `works.csv` (a row is a work or a merged run of works: `segments.rs`).
+const WORKS_HEADER: &str =
+    "requests,resolution,node,gpus,start_s,end_s,first_step,steps,remap,works\n";
 
 /// Appends a resolution as `WxH`.
 fn push_resolution(s: &mut String, r: crate::workload::Resolution) {
@@ -98,7 +101,7 @@ fn request_row(s: &mut String, r: &RequestRecord) {
     s.push('\n');
 }
 
-/// One row of `works.csv`.
+/// One row of `works.csv` (a work, or a merged run of works).
 fn work_row(s: &mut String, w: &WorkRecord, gpus_per_node: u32) {
     for (i, r) in w.requests.iter().enumerate() {
         if i > 0 {
@@ -127,6 +130,8 @@ fn work_row(s: &mut String, w: &WorkRecord, gpus_per_node: u32) {
     push_uint(s, u64::from(w.steps));
     s.push(',');
     s.push_str(if w.remap { "true" } else { "false" });
+    s.push(',');
+    push_uint(s, u64::from(w.works));
     s.push('\n');
 }
 
@@ -140,11 +145,14 @@ pub fn requests_csv(run: &RunRecords) -> String {
     s
 }
 
-/// `works.csv`: one row per dispatched work, in dispatch order (the GPU timeline as a table).
-pub fn works_csv(run: &RunRecords) -> String {
-    let mut s = String::with_capacity(run.works.len() * 80);
+/// `works.csv`: the GPU timeline as a table, one row per dispatched work in dispatch order,
+/// or (`WorkRows::Merged`) one per run of works that continue one another, in the dispatch
+/// order of their first work (`segments.rs`).
+pub fn works_csv(run: &RunRecords, rows: WorkRows) -> String {
+    let rows = rows_of(&run.works, rows, run.gpus_per_node);
+    let mut s = String::with_capacity(rows.len() * 80);
     s.push_str(WORKS_HEADER);
-    for w in &run.works {
+    for w in &rows {
         work_row(&mut s, w, run.gpus_per_node);
     }
     s
@@ -158,21 +166,23 @@ pub fn summary_json(summary: &Summary) -> String {
 }
 
 /// The files of one run's directory (`timeline.json` only when asked for, with at most that
-/// many works), named as [`RunWriter`] names them (the constants of `run_dir.rs`).
+/// many rows), its works in `rows`, named as [`RunWriter`] names them (the constants of
+/// `run_dir.rs`).
 pub fn run_files(
     run: &RunRecords,
     summary: &Summary,
     timeline: Option<TimelineLimit>,
+    rows: WorkRows,
 ) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = vec![
         (REQUESTS_CSV.into(), requests_csv(run).into_bytes()),
-        (WORKS_CSV.into(), works_csv(run).into_bytes()),
+        (WORKS_CSV.into(), works_csv(run, rows).into_bytes()),
         (SUMMARY_JSON.into(), summary_json(summary).into_bytes()),
     ];
     if let Some(limit) = timeline {
         files.push((
             TIMELINE_JSON.into(),
-            timeline_limited(run, limit).into_bytes(),
+            timeline_limited(run, limit, rows).into_bytes(),
         ));
     }
     files

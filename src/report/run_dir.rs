@@ -20,7 +20,7 @@ use crate::workload::Resolution;
 
 /// One row per request (`report::requests_csv`).
 pub const REQUESTS_CSV: &str = "requests.csv";
-/// One row per work, in dispatch order (`report::works_csv`).
+/// One row per work, or per merged run of works (`report::works_csv`, `segments.rs`).
 pub const WORKS_CSV: &str = "works.csv";
 /// The run's summary (`report::summary_json`).
 pub const SUMMARY_JSON: &str = "summary.json";
@@ -114,7 +114,7 @@ impl RequestRow {
     }
 }
 
-/// A row of `works.csv`.
+/// A row of `works.csv`: a work, or a merged run of `works` works.
 #[derive(Deserialize)]
 struct WorkRow {
     requests: String,
@@ -126,6 +126,13 @@ struct WorkRow {
     first_step: u32,
     steps: u32,
     remap: bool,
+    /// Files written before rows were merged have no such column: each row is one work.
+    #[serde(default = "one")]
+    works: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl WorkRow {
@@ -148,6 +155,15 @@ impl WorkRow {
             };
             mask |= 1 << local;
         }
+        if self.works == 0 || self.works > self.steps {
+            return Err((
+                "works",
+                format!(
+                    "a row holds at least one work and at most one per step; got {} work(s) for {} step(s)",
+                    self.works, self.steps
+                ),
+            ));
+        }
         Ok(WorkRecord {
             requests: list("requests", &self.requests)?,
             resolution: self
@@ -161,6 +177,7 @@ impl WorkRow {
             first_step: self.first_step,
             steps: self.steps,
             remap: self.remap,
+            works: self.works,
         })
     }
 }
@@ -263,6 +280,7 @@ pub fn read_run(dir: &Path) -> Result<RunRecords> {
 mod tests {
     use super::*;
     use crate::metrics::Outcome;
+    use crate::report::WorkRows;
 
     fn request(id: u64, outcome: Outcome) -> RequestRecord {
         RequestRecord {
@@ -309,6 +327,7 @@ mod tests {
                 first_step: 0,
                 steps: 20,
                 remap: false,
+                works: 1,
             }],
             events: 0,
             decisions: Default::default(),
@@ -317,7 +336,7 @@ mod tests {
 
     fn write(dir: &Path, run: &RunRecords) {
         let summary = crate::metrics::Summary::of(run);
-        for (name, bytes) in super::super::run_files(run, &summary, None) {
+        for (name, bytes) in super::super::run_files(run, &summary, None, WorkRows::Each) {
             std::fs::write(dir.join(name), bytes).unwrap();
         }
     }
@@ -328,6 +347,47 @@ mod tests {
         let run = run();
         write(dir.path(), &run);
         assert_eq!(read_run(dir.path()).unwrap(), run);
+    }
+
+    #[test]
+    fn a_merged_row_reads_back_with_its_works_and_old_files_hold_one_per_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut run = run();
+        // Request 0's 20 steps as four back-to-back works of 5 steps on one set.
+        let whole = run.works[0].clone();
+        let quarter = (whole.end - whole.start).0 / 4;
+        run.works = (0..4u32)
+            .map(|i| WorkRecord {
+                start: Nanos(whole.start.0 + u64::from(i) * quarter),
+                end: Nanos(whole.start.0 + u64::from(i + 1) * quarter),
+                first_step: 5 * i,
+                steps: 5,
+                ..whole.clone()
+            })
+            .collect();
+        let summary = crate::metrics::Summary::of(&run);
+        for (name, bytes) in super::super::run_files(&run, &summary, None, WorkRows::Merged) {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let back = read_run(dir.path()).unwrap();
+        assert_eq!(
+            back.works,
+            [WorkRecord {
+                works: 4,
+                ..whole.clone()
+            }]
+        );
+        let totals = crate::metrics::WorkTotals::of(&back.works);
+        assert_eq!(totals, crate::metrics::WorkTotals::of(&run.works));
+        // A works.csv without the column (written before rows were merged): one work a row.
+        let p = dir.path().join(WORKS_CSV);
+        let text = std::fs::read_to_string(&p).unwrap();
+        let old: String = text
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
+            .collect();
+        std::fs::write(&p, old).unwrap();
+        assert_eq!(read_run(dir.path()).unwrap().works, [whole]);
     }
 
     #[test]
@@ -356,5 +416,24 @@ mod tests {
             )),
             "{e}"
         );
+
+        // A row of no work, or of more works than steps.
+        for (works, steps) in [("0", "20"), ("21", "20")] {
+            write(dir.path(), &run());
+            let p = dir.path().join(WORKS_CSV);
+            let text = std::fs::read_to_string(&p).unwrap();
+            let bad = text.replacen(",0,20,false,1\n", &format!(",0,{steps},false,{works}\n"), 1);
+            assert_ne!(bad, text);
+            std::fs::write(&p, bad).unwrap();
+            let e = read_run(dir.path()).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("{}:2: field `works`: ", p.display())),
+                "{e}"
+            );
+            assert!(
+                e.contains(&format!("got {works} work(s) for 20 step(s)")),
+                "{e}"
+            );
+        }
     }
 }

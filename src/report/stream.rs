@@ -3,15 +3,17 @@
 //! [`Staging`] is the atomicity: everything goes into a hidden sibling directory, which is
 //! renamed onto the output only when complete, and removed if anything fails first (or the
 //! staging is dropped), so no reader ever sees half an output directory. [`RunWriter`] is the
-//! memory bound: it receives a run's works as the engine finishes them and writes
-//! `works.csv` and `timeline.json` row by row, so a run of millions of works never holds
-//! them, nor their text, in memory; `requests.csv` and `summary.json` follow at the end.
+//! memory bound: it receives a run's works as the engine finishes them, turns them into rows
+//! ([`Segments`]: merged runs of works, or one row per work) and writes `works.csv` and
+//! `timeline.json` row by row, so a run of millions of works never holds them, nor their
+//! text, in memory; `requests.csv` and `summary.json` follow at the end.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::timeline::{TimelineLimit, TimelineWriter};
+use super::segments::{Segments, WorkRows};
+use super::timeline::{TimelineLimit, TimelineShown, TimelineWriter};
 use super::{
     REQUESTS_CSV, REQUESTS_HEADER, SUMMARY_JSON, TIMELINE_JSON, WORKS_CSV, WORKS_HEADER,
     check_out_dir, request_row, summary_json, work_row,
@@ -98,6 +100,8 @@ impl Drop for Staging {
 pub struct RunWriter {
     dir: PathBuf,
     gpus_per_node: u32,
+    /// Merges works into rows; none when every work is its own row.
+    segments: Option<Segments>,
     works_path: PathBuf,
     works: BufWriter<File>,
     row: String,
@@ -112,13 +116,14 @@ fn create(path: &Path) -> Result<BufWriter<File>> {
 
 impl RunWriter {
     /// Starts the files of `policy`'s run on `gpus` GPUs (nodes of `gpus_per_node`) in `dir`
-    /// (created), with a timeline of at most `timeline` works, or none.
+    /// (created), its works as `rows`, with a timeline of at most `timeline` rows, or none.
     pub fn create(
         dir: &Path,
         policy: &str,
         gpus: u32,
         gpus_per_node: u32,
         timeline: Option<TimelineLimit>,
+        rows: WorkRows,
     ) -> Result<RunWriter> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let works_path = dir.join(WORKS_CSV);
@@ -138,6 +143,7 @@ impl RunWriter {
         Ok(RunWriter {
             dir: dir.to_path_buf(),
             gpus_per_node,
+            segments: (rows == WorkRows::Merged).then(|| Segments::new(rows, gpus_per_node)),
             works_path,
             works,
             row: String::new(),
@@ -145,9 +151,28 @@ impl RunWriter {
         })
     }
 
-    /// Writes the rest once the run is over; returns the works the timeline shows and the
-    /// works of the run, if it has a timeline.
-    pub fn finish(self, run: &RunRecords, summary: &Summary) -> Result<Option<(usize, usize)>> {
+    /// Writes one row to `works.csv` and the timeline.
+    fn row(&mut self, row: &WorkRecord) -> Result<()> {
+        self.row.clear();
+        work_row(&mut self.row, row, self.gpus_per_node);
+        self.works
+            .write_all(self.row.as_bytes())
+            .map_err(|e| Error::io(&self.works_path, e))?;
+        if let Some((path, t)) = &mut self.timeline {
+            t.work(row).map_err(|e| Error::io(&*path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the rest once the run is over; returns what the timeline shows, if there is one.
+    pub fn finish(mut self, run: &RunRecords, summary: &Summary) -> Result<Option<TimelineShown>> {
+        let rest: Vec<WorkRecord> = match &mut self.segments {
+            Some(s) => s.finish().collect(),
+            None => Vec::new(),
+        };
+        for row in &rest {
+            self.row(row)?;
+        }
         let RunWriter {
             dir,
             works_path,
@@ -158,9 +183,9 @@ impl RunWriter {
         works.flush().map_err(|e| Error::io(&works_path, e))?;
         let mut shown = None;
         if let Some((path, t)) = timeline {
-            let (mut out, s, seen) = t.finish(&run.requests).map_err(|e| Error::io(&path, e))?;
+            let (mut out, s) = t.finish(&run.requests).map_err(|e| Error::io(&path, e))?;
             out.flush().map_err(|e| Error::io(&path, e))?;
-            shown = Some((s, seen));
+            shown = Some(s);
         }
         let path = dir.join(REQUESTS_CSV);
         let mut out = create(&path)?;
@@ -182,13 +207,12 @@ impl RunWriter {
 
 impl RecordSink for RunWriter {
     fn work(&mut self, work: &WorkRecord) -> Result<()> {
-        self.row.clear();
-        work_row(&mut self.row, work, self.gpus_per_node);
-        self.works
-            .write_all(self.row.as_bytes())
-            .map_err(|e| Error::io(&self.works_path, e))?;
-        if let Some((path, t)) = &mut self.timeline {
-            t.work(work).map_err(|e| Error::io(&*path, e))?;
+        let Some(segments) = &mut self.segments else {
+            return self.row(work);
+        };
+        segments.push(work);
+        while let Some(row) = self.segments.as_mut().and_then(Segments::ready) {
+            self.row(&row)?;
         }
         Ok(())
     }

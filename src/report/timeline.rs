@@ -2,14 +2,17 @@
 //!
 //! One process per node, one thread (track) per GPU, both named by metadata events
 //! (`process_name` "node 1", `thread_name` "GPU 9 (node 1, GPU 1 of the node)") and sorted
-//! by number. Every work becomes one complete ("X")
-//! slice on each of its GPUs, named after its request(s) and coloured by resolution through
-//! the category. A request that missed its deadline gets an instant marker at its finish.
+//! by number. Every row of `works.csv` (a work, or a merged run of works that continue one
+//! another: `segments.rs`) becomes one complete ("X") slice on each of its GPUs, named after
+//! its request(s) and steps, coloured by resolution through the category, its `args` holding
+//! the requests, SP degree, steps, remap and the number of works. A request that missed its
+//! deadline gets an instant marker at its finish.
 //!
-//! The JSON is written event by event as works arrive ([`TimelineWriter`]), with no document
-//! tree: a trace has one event per GPU per dispatch, millions for large runs. A browser cannot
-//! open a multi-gigabyte trace, so a writer may keep only the first works ([`TimelineLimit`]);
-//! a cut timeline ends with a global instant event saying so, after the last work shown.
+//! The JSON is written event by event as rows arrive ([`TimelineWriter`]), with no document
+//! tree: a trace has one event per GPU per row, millions for large runs. A browser cannot
+//! open a multi-gigabyte trace, so a writer may keep only the first rows ([`TimelineLimit`]:
+//! it counts rows, as the file's size does, not the works they hold); a cut timeline ends
+//! with a global instant event saying so, after the last row shown.
 //! Times are exact decimal microseconds from integer nanoseconds, so the file is
 //! byte-identical across platforms.
 
@@ -17,19 +20,20 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use super::push_resolution;
+use super::segments::{WorkRows, rows_of};
 use crate::metrics::{Outcome, RequestRecord, RunRecords, WorkRecord};
 use crate::time::{Nanos, push_uint};
 
-/// How many works a timeline shows.
+/// How many rows of `works.csv` a timeline shows (each row a work, or a merged run of works).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimelineLimit {
     All,
-    /// The first this many works, in dispatch order.
+    /// The first this many rows, in order.
     First(usize),
 }
 
 impl TimelineLimit {
-    /// What `simulate --out` keeps unless asked for more: a hundred thousand works make
+    /// What `simulate --out` keeps unless asked for more: a hundred thousand rows make
     /// a trace of some tens of megabytes, which Perfetto and chrome://tracing open quickly.
     pub const DEFAULT: TimelineLimit = TimelineLimit::First(100_000);
 }
@@ -50,18 +54,33 @@ fn push_us(s: &mut String, t: Nanos) {
     s.push(char::from(b'0' + (frac % 10) as u8));
 }
 
-/// Writes a timeline to `out` as works come, in dispatch order.
+/// What a finished timeline shows of the run: rows and the works they hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimelineShown {
+    pub rows: usize,
+    pub rows_seen: usize,
+    pub works: u64,
+    pub works_seen: u64,
+}
+
+impl TimelineShown {
+    /// Whether rows were left out.
+    pub fn is_cut(&self) -> bool {
+        self.rows < self.rows_seen
+    }
+}
+
+/// Writes a timeline to `out` as rows come, in order.
 pub struct TimelineWriter<W: Write> {
     out: W,
     gpus_per_node: u32,
     limit: TimelineLimit,
     first: bool,
-    /// Works seen, and shown.
-    seen: usize,
-    shown: usize,
-    /// Start of the first work left out: later events are not shown.
+    /// Rows and works seen, and shown.
+    shown: TimelineShown,
+    /// Start of the first row left out: later events are not shown.
     cut_at: Option<Nanos>,
-    /// End of the latest work shown.
+    /// End of the latest row shown.
     last_end: Nanos,
     /// Per request label: the node and first GPU of its latest work shown.
     last_gpu: HashMap<u64, (u32, u32)>,
@@ -92,8 +111,7 @@ impl<W: Write> TimelineWriter<W> {
             gpus_per_node: per_node,
             limit,
             first: true,
-            seen: 0,
-            shown: 0,
+            shown: TimelineShown::default(),
             cut_at: None,
             last_end: Nanos::ZERO,
             last_gpu: HashMap::new(),
@@ -129,20 +147,22 @@ impl<W: Write> TimelineWriter<W> {
         Ok(())
     }
 
-    /// Adds one work (works must come in dispatch order). Written by hand, not with
+    /// Adds one row of `works.csv` (rows must come in order). Written by hand, not with
     /// `write!`: a run writes millions of these events.
     pub fn work(&mut self, w: &WorkRecord) -> std::io::Result<()> {
-        self.seen += 1;
+        self.shown.rows_seen += 1;
+        self.shown.works_seen += u64::from(w.works);
         if self.cut_at.is_some() {
             return Ok(());
         }
         if let TimelineLimit::First(n) = self.limit
-            && self.shown >= n
+            && self.shown.rows >= n
         {
             self.cut_at = Some(w.start);
             return Ok(());
         }
-        self.shown += 1;
+        self.shown.rows += 1;
+        self.shown.works += u64::from(w.works);
         self.last_end = self.last_end.max(w.end);
         let tail = &mut self.tail;
         tail.clear();
@@ -163,6 +183,8 @@ impl<W: Write> TimelineWriter<W> {
         push_uint(tail, u64::from(w.steps));
         tail.push_str(",\"remap\":");
         tail.push_str(if w.remap { "true" } else { "false" });
+        tail.push_str(",\"works\":");
+        push_uint(tail, u64::from(w.works));
         tail.push_str("}}");
         let head = &mut self.head;
         head.clear();
@@ -203,9 +225,9 @@ impl<W: Write> TimelineWriter<W> {
     }
 
     /// Ends the trace: a marker for every request that missed its deadline (among those
-    /// shown, before the cut), then the cut notice if works were left out. Returns the works
-    /// shown and seen.
-    pub fn finish(mut self, requests: &[RequestRecord]) -> std::io::Result<(W, usize, usize)> {
+    /// shown, before the cut), then the cut notice if rows were left out. Returns what it
+    /// shows.
+    pub fn finish(mut self, requests: &[RequestRecord]) -> std::io::Result<(W, TimelineShown)> {
         for r in requests {
             if r.outcome != Outcome::Missed || self.cut_at.is_some_and(|c| r.end > c) {
                 continue;
@@ -226,25 +248,27 @@ impl<W: Write> TimelineWriter<W> {
             self.sep()?;
             write!(
                 self.out,
-                "{{\"ph\":\"i\",\"s\":\"g\",\"name\":\"timeline cut: the first {} of {} works are shown (works from {} s on are left out; ask for all with --timeline-works all)\",\"pid\":0,\"tid\":0,\"ts\":{}}}",
-                self.shown,
-                self.seen,
+                "{{\"ph\":\"i\",\"s\":\"g\",\"name\":\"timeline cut: the first {} of {} rows are shown, {} of {} works (rows from {} s on are left out; ask for all with --timeline-works all)\",\"pid\":0,\"tid\":0,\"ts\":{}}}",
+                self.shown.rows,
+                self.shown.rows_seen,
+                self.shown.works,
+                self.shown.works_seen,
                 cut.secs_string(),
                 us(self.last_end)
             )?;
         }
         self.out.write_all(b"]}\n")?;
-        Ok((self.out, self.shown, self.seen))
+        Ok((self.out, self.shown))
     }
 }
 
-/// The whole timeline of a run that kept its works.
+/// The whole timeline of a run that kept its works, merged runs of works as one slice.
 pub fn timeline_json(run: &RunRecords) -> String {
-    timeline_limited(run, TimelineLimit::All)
+    timeline_limited(run, TimelineLimit::All, WorkRows::Merged)
 }
 
-/// The timeline of a run that kept its works, with at most `limit` works.
-pub fn timeline_limited(run: &RunRecords, limit: TimelineLimit) -> String {
+/// The timeline of a run that kept its works, as `rows`, with at most `limit` rows.
+pub fn timeline_limited(run: &RunRecords, limit: TimelineLimit, rows: WorkRows) -> String {
     let mut w = TimelineWriter::new(
         Vec::with_capacity(64 + run.works.len() * 200),
         &run.policy,
@@ -253,10 +277,10 @@ pub fn timeline_limited(run: &RunRecords, limit: TimelineLimit) -> String {
         limit,
     )
     .expect("writing to memory cannot fail");
-    for work in &run.works {
-        w.work(work).expect("writing to memory cannot fail");
+    for row in rows_of(&run.works, rows, run.gpus_per_node) {
+        w.work(&row).expect("writing to memory cannot fail");
     }
-    let (bytes, _, _) = w
+    let (bytes, _) = w
         .finish(&run.requests)
         .expect("writing to memory cannot fail");
     String::from_utf8(bytes).expect("the timeline is UTF-8")
@@ -269,7 +293,7 @@ mod tests {
     #[test]
     fn tracks_are_named_after_their_node_and_gpu() {
         let w = TimelineWriter::new(Vec::new(), "p", 4, 2, TimelineLimit::All).unwrap();
-        let (bytes, _, _) = w.finish(&[]).unwrap();
+        let (bytes, _) = w.finish(&[]).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&bytes).expect("valid JSON");
         let events = json["traceEvents"].as_array().unwrap();
         let named = |kind: &str| -> Vec<(u64, Option<u64>, String)> {

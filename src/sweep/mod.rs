@@ -569,7 +569,12 @@ pub fn run(
                 .join(format!("{:05}-{}-{}", p.index, p.policy, p.digest));
             crate::report::write_dir(
                 &dir,
-                &crate::report::run_files(&r.records, &r.summary, None),
+                &crate::report::run_files(
+                    &r.records,
+                    &r.summary,
+                    None,
+                    crate::report::WorkRows::Merged,
+                ),
                 true,
             )?;
         }

@@ -316,6 +316,82 @@ fn real_mode_without_a_gpu_is_a_clean_error() {
 }
 
 #[test]
+fn work_rows_merge_stepwise_by_default_and_change_no_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let (merged, each) = (dir.path().join("merged"), dir.path().join("each"));
+    let sim = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "simulate",
+            "-p",
+            "stepwise",
+            "-p",
+            "tetriserve",
+            "--requests",
+            "60",
+            "--gpus",
+            "16",
+            "--rate",
+            "40",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    sim(&merged, &[]);
+    sim(&each, &["--work-rows", "each"]);
+    let summary = |dir: &Path, p: &str| -> serde_json::Value {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&read(&dir.join(p), "summary.json")).unwrap();
+        v.as_object_mut().unwrap().remove("scheduler");
+        v
+    };
+    let column = |text: &str, name: &str| -> Vec<u64> {
+        let mut lines = text.lines();
+        let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let i = head.iter().position(|c| *c == name).unwrap();
+        lines
+            .map(|l| l.split(',').nth(i).unwrap().parse().unwrap())
+            .collect()
+    };
+    for p in ["stepwise", "tetriserve"] {
+        assert_eq!(
+            read(&merged.join(p), "requests.csv"),
+            read(&each.join(p), "requests.csv")
+        );
+        let s = summary(&merged, p);
+        assert_eq!(s, summary(&each, p));
+        let works = s["works"].as_u64().unwrap();
+        let (m, e) = (
+            read(&merged.join(p), "works.csv"),
+            read(&each.join(p), "works.csv"),
+        );
+        // One row per work with `each`; merged rows hold them all, with the same steps.
+        assert_eq!(column(&e, "works"), vec![1; works as usize]);
+        assert_eq!(column(&m, "works").iter().sum::<u64>(), works);
+        assert_eq!(
+            column(&m, "steps").iter().sum::<u64>(),
+            column(&e, "steps").iter().sum::<u64>()
+        );
+        if p == "stepwise" {
+            assert!(column(&m, "works").len() * 3 < works as usize, "{p} merges");
+        }
+    }
+    // plot --run reads merged rows.
+    let charts = dir.path().join("charts");
+    let o = run(&[
+        "plot",
+        "--run",
+        merged.join("stepwise").to_str().unwrap(),
+        "--out",
+        charts.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(charts.join("timeline-stepwise.svg").exists());
+}
+
+#[test]
 fn plots_from_a_run_directory_and_from_sweep_results() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
@@ -753,6 +829,14 @@ fn output_flags_without_their_output_are_refused_and_timeline_cuts_are_reported(
         (vec!["simulate", "--no-timeline"], "no --out"),
         (vec!["simulate", "--timeline-works", "10"], "no --out"),
         (
+            vec!["simulate", "--work-rows", "each"],
+            "--work-rows applies",
+        ),
+        (
+            vec!["simulate", "-o", "x", "--work-rows", "some"],
+            "merged, each",
+        ),
+        (
             vec![
                 "simulate",
                 "-o",
@@ -765,7 +849,7 @@ fn output_flags_without_their_output_are_refused_and_timeline_cuts_are_reported(
         ),
         (
             vec!["simulate", "-o", "x", "--timeline-works", "0"],
-            "positive number of works",
+            "positive number of rows",
         ),
     ] {
         let o = run(&args);
@@ -792,7 +876,9 @@ fn output_flags_without_their_output_are_refused_and_timeline_cuts_are_reported(
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("xdit-sp1: timeline.json shows the first 7 of 30 works"),
+        stderr(&o).contains(
+            "xdit-sp1: timeline.json shows the first 7 of 30 rows of works.csv, 7 of 30 works"
+        ),
         "{}",
         stderr(&o)
     );
