@@ -17,6 +17,11 @@
 //! The load is set from the workload itself: the mean least GPU-time of its requests (every
 //! step at the cheapest degree, batch 1) gives the requests per minute the cluster could
 //! serve if nothing were ever late; the rate is `load` times that.
+//!
+//! Each configuration also draws TetriServe's knobs from their whole accepted range (a round
+//! of 1 to 1,000 reference steps or a fixed 1 ms to 1 hour, log-uniform; either tie-break),
+//! and runs `tetriserve` with them beside its defaults: a knob value whose attainment
+//! collapses far below the defaults' is listed like the worst configurations.
 
 use std::path::Path;
 
@@ -74,7 +79,15 @@ pub struct SampledConfig {
     pub group_setup_on_regroup: bool,
     pub cache: bool,
     pub skip_probability: f64,
+    /// TetriServe's round: `granularity` steps of the reference request, or `tau_ms`.
+    pub granularity: Option<u32>,
+    pub tau_ms: Option<f64>,
+    /// TetriServe's tie-break (`none` or `work`).
+    pub tie_break: String,
 }
+
+/// A knob run this many points below TetriServe's defaults counts as a collapse.
+pub const COLLAPSE_POINTS: f64 = 20.0;
 
 /// Rounds to 3 decimals, so that written scenario files read well and replay exactly.
 fn r3(x: f64) -> f64 {
@@ -137,6 +150,18 @@ impl SampledConfig {
         } else {
             0.0
         };
+        // Drawn last, so that the workload keys above do not depend on them. Log-uniform over
+        // the accepted ranges (config.rs bounds both).
+        let (granularity, tau_ms) = if rng.random_bool(0.5) {
+            let max = f64::from(crate::policy::tetriserve::MAX_GRANULARITY);
+            let g = max.powf(rng.random_range(0.0..=1.0)).round() as u32;
+            (Some(g.max(1)), None)
+        } else {
+            use crate::policy::tetriserve::{MAX_TAU_MS, MIN_TAU_MS};
+            let t = MIN_TAU_MS * (MAX_TAU_MS / MIN_TAU_MS).powf(rng.random_range(0.0..=1.0));
+            (None, Some(r3(t).clamp(MIN_TAU_MS, MAX_TAU_MS)))
+        };
+        let tie_break = ["none", "work"][rng.random_range(0..2usize)].to_string();
         SampledConfig {
             index,
             nodes,
@@ -155,12 +180,45 @@ impl SampledConfig {
             group_setup_on_regroup,
             cache,
             skip_probability,
+            granularity,
+            tau_ms,
+            tie_break,
         }
+    }
+
+    /// TetriServe's knobs as drawn, for a human (`granularity 12, tie-break work`).
+    pub fn knobs(&self) -> String {
+        let round = match (self.granularity, self.tau_ms) {
+            (Some(g), _) => format!("granularity {g}"),
+            (None, Some(t)) => format!("tau {t} ms"),
+            (None, None) => "default round".to_string(),
+        };
+        format!("{round}, tie-break {}", self.tie_break)
+    }
+
+    /// The scenario file that runs `tetriserve` alone with the drawn knobs.
+    pub fn knob_scenario_toml(&self, rate_per_min: f64, requests: usize) -> String {
+        let mut s = self.scenario_toml_running(rate_per_min, requests, "\"tetriserve\"");
+        s.push_str("\n[policy.tetriserve]\n");
+        if let Some(g) = self.granularity {
+            s.push_str(&format!("granularity_steps = {g}\n"));
+        }
+        if let Some(t) = self.tau_ms {
+            s.push_str(&format!("tau_ms = {t:?}\n"));
+        }
+        s.push_str(&format!("tie_break = \"{}\"\n", self.tie_break));
+        s
     }
 
     /// The scenario file of this configuration at `rate_per_min`: only what differs from the
     /// default scenario, which `tetriserve simulate -s FILE` lays it over.
     pub fn scenario_toml(&self, rate_per_min: f64, requests: usize, policy: PolicyKind) -> String {
+        let run = format!("\"all\", \"tetriserve-shed\", \"{policy}\"");
+        self.scenario_toml_running(rate_per_min, requests, &run)
+    }
+
+    /// The scenario file with `[policy] run = [run]`.
+    fn scenario_toml_running(&self, rate_per_min: f64, requests: usize, run: &str) -> String {
         let mut s = format!(
             "# Robustness search configuration {i} (load {load} of capacity).\n\
              name = \"robustness-{i}\"\n\n\
@@ -196,7 +254,7 @@ impl SampledConfig {
             ));
         }
         s.push_str(&format!(
-            "\n[slo]\nscale = {:?}\n\n[policy]\nrun = [\"all\", \"tetriserve-shed\", \"{policy}\"]\n",
+            "\n[slo]\nscale = {:?}\n\n[policy]\nrun = [{run}]\n",
             self.slo_scale
         ));
         s
@@ -218,12 +276,22 @@ pub struct ConfigResult {
     pub bound: f64,
     /// The scenario file that replays it.
     pub scenario: String,
+    /// `tetriserve`'s mean attainment with its default knobs and with the drawn ones.
+    pub tetriserve_default: f64,
+    pub tetriserve_knobs: f64,
+    /// The scenario file that replays the knob run.
+    pub knob_scenario: String,
 }
 
 impl ConfigResult {
     /// The measured policy minus the best fixed baseline, in points.
     pub fn gap(&self) -> f64 {
         self.policy - self.best_baseline.1
+    }
+
+    /// `tetriserve` with the drawn knobs minus with its defaults, in points.
+    pub fn knob_gap(&self) -> f64 {
+        self.tetriserve_knobs - self.tetriserve_default
     }
 }
 
@@ -261,14 +329,25 @@ pub fn run_one(search: &SearchSpec, index: usize) -> Result<ConfigResult> {
     let rate = r3(rate_for(&c, search)?).max(0.001);
     let text = c.scenario_toml(rate, search.requests, search.policy);
     let base = scenario(&text, index)?;
+    let knob_text = c.knob_scenario_toml(rate, search.requests);
+    let knob_base = scenario(&knob_text, index)?;
     let mut sums: Vec<(String, f64)> = Vec::new();
     let mut bound = 0.0;
-    for &seed in &search.seeds {
+    let mut knobs = 0.0;
+    let with_seed = |base: &Scenario, seed: u64| {
         let mut s = base.clone();
         s.seed = seed;
         if let crate::scenario::WorkloadSource::Synthetic(spec) = &mut s.workload {
             spec.seed = seed;
         }
+        s
+    };
+    for &seed in &search.seeds {
+        let k = with_seed(&knob_base, seed);
+        for sm in crate::simulate::summarise_workload(&k, &k.load_workload()?)? {
+            knobs += sm.slo_attainment * 100.0 / search.seeds.len() as f64;
+        }
+        let s = with_seed(&base, seed);
         let workload = s.load_workload()?;
         let summaries = crate::simulate::summarise_workload(&s, &workload)?;
         for sm in summaries {
@@ -296,6 +375,11 @@ pub fn run_one(search: &SearchSpec, index: usize) -> Result<ConfigResult> {
         .find(|(p, _)| *p == name)
         .map(|(_, a)| *a)
         .ok_or_else(|| Error::config(format!("policy {name} did not run")))?;
+    let tetriserve_default = sums
+        .iter()
+        .find(|(p, _)| p == "tetriserve")
+        .map(|(_, a)| *a)
+        .ok_or_else(|| Error::config("tetriserve did not run"))?;
     Ok(ConfigResult {
         config: c,
         rate_per_min: rate,
@@ -304,6 +388,9 @@ pub fn run_one(search: &SearchSpec, index: usize) -> Result<ConfigResult> {
         policy,
         bound,
         scenario: text,
+        tetriserve_default,
+        tetriserve_knobs: knobs,
+        knob_scenario: knob_text,
     })
 }
 
@@ -358,6 +445,11 @@ pub struct GapDistribution {
     pub below_2: usize,
     /// Configurations where it is below at all (by more than 0.05 points).
     pub below: usize,
+    /// `tetriserve` with the drawn knobs minus its defaults: mean, worst, and how many
+    /// configurations collapse (more than [`COLLAPSE_POINTS`] below the defaults).
+    pub knob_mean_gap: f64,
+    pub knob_min_gap: f64,
+    pub knob_collapses: usize,
 }
 
 pub fn report(search: &SearchSpec, outcomes: &[ConfigResult]) -> GapDistribution {
@@ -376,7 +468,30 @@ pub fn report(search: &SearchSpec, outcomes: &[ConfigResult]) -> GapDistribution
         percentiles: [1, 5, 10, 25, 50].map(|p| (p, pick(p))).to_vec(),
         below_2: gaps.iter().filter(|g| **g < -2.0).count(),
         below: gaps.iter().filter(|g| **g < -0.05).count(),
+        knob_mean_gap: outcomes.iter().map(ConfigResult::knob_gap).sum::<f64>()
+            / outcomes.len().max(1) as f64,
+        knob_min_gap: outcomes
+            .iter()
+            .map(ConfigResult::knob_gap)
+            .min_by(f64::total_cmp)
+            .unwrap_or(0.0),
+        knob_collapses: outcomes
+            .iter()
+            .filter(|o| o.knob_gap() < -COLLAPSE_POINTS)
+            .count(),
     }
+}
+
+/// The outcomes from the worst knob gap up, `n` of them.
+pub fn worst_knobs(outcomes: &[ConfigResult], n: usize) -> Vec<&ConfigResult> {
+    let mut v: Vec<&ConfigResult> = outcomes.iter().collect();
+    v.sort_by(|a, b| {
+        a.knob_gap()
+            .total_cmp(&b.knob_gap())
+            .then(a.config.index.cmp(&b.config.index))
+    });
+    v.truncate(n);
+    v
 }
 
 /// The outcomes from the worst gap up, `n` of them.
@@ -394,13 +509,13 @@ pub fn worst(outcomes: &[ConfigResult], n: usize) -> Vec<&ConfigResult> {
 /// One CSV row per configuration: its keys, the rate, the baseline, the policy and the gap.
 pub fn to_csv(outcomes: &[ConfigResult]) -> String {
     let mut out = String::from(
-        "index,nodes,gpus_per_node,mix,steps,arrival,cv,on_s,off_s,load,rate_per_min,slo_scale,dispatch_ms,remap_fraction,group_setup_ms,group_setup_on_regroup,cache,skip_probability,best_baseline,best_baseline_attainment,policy_attainment,gap,bound\n",
+        "index,nodes,gpus_per_node,mix,steps,arrival,cv,on_s,off_s,load,rate_per_min,slo_scale,dispatch_ms,remap_fraction,group_setup_ms,group_setup_on_regroup,cache,skip_probability,best_baseline,best_baseline_attainment,policy_attainment,gap,bound,granularity,tau_ms,tie_break,tetriserve_default,tetriserve_knobs\n",
     );
     let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
     for o in outcomes {
         let c = &o.config;
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{},{},{},{:.3},{:.3}\n",
             c.index,
             c.nodes,
             c.gpus_per_node,
@@ -424,6 +539,11 @@ pub fn to_csv(outcomes: &[ConfigResult]) -> String {
             o.policy,
             o.gap(),
             o.bound,
+            c.granularity.map(|g| g.to_string()).unwrap_or_default(),
+            opt(c.tau_ms),
+            c.tie_break,
+            o.tetriserve_default,
+            o.tetriserve_knobs,
         ));
     }
     out

@@ -7,7 +7,7 @@ use crate::policy::PolicyKind;
 
 /// `tetriserve robustness`: the search, its distribution and its worst configurations.
 pub fn run_robustness(args: RobustnessArgs) -> Result<()> {
-    use crate::robustness::{SearchSpec, report, run, to_csv, worst};
+    use crate::robustness::{COLLAPSE_POINTS, SearchSpec, report, run, to_csv, worst, worst_knobs};
     let policy: PolicyKind = args
         .policy
         .parse()
@@ -129,8 +129,36 @@ pub fn run_robustness(args: RobustnessArgs) -> Result<()> {
             },
         );
     }
+    println!(
+        "tetriserve with knobs drawn over their accepted ranges minus its defaults: mean {:+.2}, worst {:+.1}; collapses (more than {COLLAPSE_POINTS} points below): {}",
+        rep.knob_mean_gap, rep.knob_min_gap, rep.knob_collapses
+    );
+    let worst_knob_list = worst_knobs(&outcomes, args.worst);
+    for (rank, o) in worst_knob_list.iter().enumerate() {
+        let c = &o.config;
+        println!(
+            "  {:>2}. config {:>5}: {:+6.1} ({} vs defaults {:.1}) {}x{} GPUs, {}, {} steps, {}, load {}",
+            rank + 1,
+            c.index,
+            o.knob_gap(),
+            c.knobs(),
+            o.tetriserve_default,
+            c.nodes,
+            c.gpus_per_node,
+            c.mix,
+            c.steps,
+            c.arrival,
+            c.load,
+        );
+    }
     if let Some(staging) = staging {
         staging.write("configs.csv", to_csv(&outcomes).as_bytes())?;
+        for (rank, o) in worst_knob_list.iter().enumerate() {
+            staging.write(
+                format!("worst-knobs/{:02}-config-{}.toml", rank + 1, o.config.index),
+                o.knob_scenario.as_bytes(),
+            )?;
+        }
         let json = serde_json::to_string_pretty(&rep)
             .map_err(|e| Error::config(format!("serialising the report: {e}")))?;
         staging.write("summary.json", json.as_bytes())?;

@@ -60,8 +60,8 @@ pub(in crate::policy) mod shedding;
 pub(in crate::policy) mod table;
 
 pub use config::{
-    MAX_GRANULARITY, RoundLength, ShedConfig, ShedRule, TetriserveConfig, TetriserveSection,
-    TieBreak, Variant,
+    MAX_GRANULARITY, MAX_TAU_MS, MIN_TAU_MS, RoundLength, ShedConfig, ShedRule, TetriserveConfig,
+    TetriserveSection, TieBreak, Variant,
 };
 pub use packing::{Group, Packer, Value};
 pub use plan::{Part, Plan, min_gpu_plan};
