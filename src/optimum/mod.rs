@@ -48,4 +48,4 @@ pub use model::{Config, Instance, Job, least_gpu_time};
 pub use search::{Step, Verdict, feasible};
 pub use solver::{MAX_SETS, Solution, solve};
 pub use study::{PolicyMet, Study, Totals, WindowRow, study};
-pub use windows::{cut, window};
+pub use windows::{cut, idle_points, window};
