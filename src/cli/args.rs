@@ -71,6 +71,11 @@ pub enum Command {
         /// The directory holding scenarios/paper/ (the repository root).
         #[arg(long, default_value = ".")]
         root: PathBuf,
+        /// Draw only these figures (comma-separated keys, e.g. `fig13,beyond-cluster-scale`;
+        /// an unknown key is refused with the list), replacing only their sections of
+        /// README.md.
+        #[arg(long, value_name = "KEYS", value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Plot a sweep's results.csv (SLO attainment against one coordinate, one line per
     /// policy), or run directories (latency CDF, attainment and SP degree over time, GPU timelines).

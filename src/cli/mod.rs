@@ -76,7 +76,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Figures { out, root } => {
+        Command::Figures { out, root, only } => {
             if !root.join("scenarios/paper").is_dir() {
                 return Err(Error::config_hint(
                     format!("{} has no scenarios/paper/ directory", root.display()),
@@ -84,7 +84,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 ));
             }
             let start = std::time::Instant::now();
-            let files = crate::figures::generate(&root, &out)?;
+            let files = crate::figures::generate(&root, &out, &only)?;
             eprintln!(
                 "wrote {} files to {} in {:.1} s",
                 files.len(),
