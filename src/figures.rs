@@ -79,6 +79,7 @@ fn frame(title: &str, x: &str, y: &str, y_range: Option<(f64, f64)>) -> Frame {
         y_label: y.into(),
         y_range,
         y_log2: false,
+        x_log2: false,
     }
 }
 
@@ -294,6 +295,8 @@ struct Labels<'a> {
 /// `.toml`), whether their grids are swept (else the figure replays single seeds of them),
 /// and the function that draws it from the sweeps' rows.
 struct FigureDef {
+    /// What `--only` selects it by, and its marker in `README.md`.
+    key: &'static str,
     name: &'static str,
     scenarios: &'static [&'static str],
     sweep: bool,
@@ -303,66 +306,77 @@ struct FigureDef {
 /// Every figure `tetriserve figures` draws, in the order of the paper (README.md follows it).
 const FIGURES: &[FigureDef] = &[
     FigureDef {
+        key: "fig04",
         name: "Fig. 4: fixed SP against rate and per resolution",
         scenarios: &["paper/fig04-motivation"],
         sweep: true,
         draw: fig04,
     },
     FigureDef {
+        key: "fig07",
         name: "Fig. 7: every policy against SLO scale, Uniform",
         scenarios: &["paper/fig07-uniform"],
         sweep: true,
         draw: fig07_08,
     },
     FigureDef {
+        key: "fig08",
         name: "Fig. 8: every policy against SLO scale, Skewed",
         scenarios: &["paper/fig08-skewed"],
         sweep: true,
         draw: fig07_08,
     },
     FigureDef {
+        key: "fig09-11",
         name: "Figs. 9-11 and the GPU timeline: one seed of Fig. 7's scenario",
         scenarios: &["paper/fig07-uniform"],
         sweep: false,
         draw: fig09_11,
     },
     FigureDef {
+        key: "fig12",
         name: "Fig. 12: SD3 on 4x A40",
         scenarios: &["paper/fig12-sd3-a40"],
         sweep: true,
         draw: fig12,
     },
     FigureDef {
+        key: "fig13",
         name: "Fig. 13: against arrival rate",
         scenarios: &["paper/fig13-rate"],
         sweep: true,
         draw: fig13,
     },
     FigureDef {
+        key: "fig14",
         name: "Fig. 14: homogeneous workloads",
         scenarios: &["paper/fig14-homogeneous"],
         sweep: true,
         draw: fig14,
     },
     FigureDef {
+        key: "fig15",
         name: "Fig. 15: round granularity",
         scenarios: &["paper/fig15-granularity"],
         sweep: true,
         draw: fig15,
     },
     FigureDef {
+        key: "table5",
         name: "Table 5: ablation",
         scenarios: &["paper/table5-ablation"],
         sweep: true,
         draw: table5,
     },
     FigureDef {
+        key: "table3",
         name: "Table 3: approximate caching (Nirvana), 50 steps",
         scenarios: &["paper/table3-nirvana"],
         sweep: false,
         draw: table3,
     },
     FigureDef {
+        key: "beyond-shedding",
         name: "Beyond the paper: overload shedding against burstiness (docs/shedding.md)",
         scenarios: &[
             "beyond/shed-slo",
@@ -373,21 +387,55 @@ const FIGURES: &[FigureDef] = &[
         sweep: true,
         draw: beyond_shedding,
     },
+    FigureDef {
+        key: "beyond-cluster-scale",
+        name: "Beyond the paper: cluster size, the load scaled with the GPUs (docs/cluster-scale.md)",
+        scenarios: &["beyond/cluster-scale"],
+        sweep: true,
+        draw: beyond_cluster_scale,
+    },
 ];
 
+/// The opening of `README.md`.
+const README_HEAD: &str = "# Figures\n\nThe paper's FLUX.1-dev / 8x H100 evaluation (and its SD3 / 4x A40 one), reproduced in **simulation** with the shipped cost profiles, which are calibrated estimates, not measurements.\nRegenerate everything with `cargo run --release -- figures --out plots`.\nEach point is the mean over 5 seeds (300 requests each) with a 95% confidence interval (Student's t; shaded bands on lines, error bars on bars); attainments are in percent; the raw rows are in `data/<figure>/results.csv`.\n";
+
+/// The heading of `README.md`'s list of files.
+const FILES_HEADING: &str = "\n## Files\n";
+
+/// The line that opens figure `key`'s section of `README.md`.
+fn marker(key: &str) -> String {
+    format!("\n<!-- figure: {key} -->\n")
+}
+
+/// The keys `--only` accepts, comma-separated.
+pub fn figure_keys() -> String {
+    FIGURES.iter().map(|f| f.key).collect::<Vec<_>>().join(", ")
+}
+
 /// Regenerates every figure into `out` (PNG + SVG each) and `out/README.md`; `root` is the
-/// directory holding `scenarios/`. Returns the files written.
-pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
+/// directory holding `scenarios/`. With `only` (figure keys, [`figure_keys`]), only those
+/// figures are drawn and their sections of an existing `README.md` replaced (added before the
+/// list of files if missing; their files added to the list), the rest of it kept. Returns the
+/// files written.
+pub fn generate(root: &Path, out: &Path, only: &[String]) -> Result<Vec<PathBuf>> {
+    if let Some(k) = only.iter().find(|k| !FIGURES.iter().any(|f| f.key == *k)) {
+        return Err(Error::config_hint(
+            format!("--only {k}: no figure has that key"),
+            format!("expected one of {}", figure_keys()),
+        ));
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut o = Out {
         root,
         dir: out,
         files: Vec::new(),
-        md: String::from(
-            "# Figures\n\nThe paper's FLUX.1-dev / 8x H100 evaluation (and its SD3 / 4x A40 one), reproduced in **simulation** with the shipped cost profiles, which are calibrated estimates, not measurements.\nRegenerate everything with `cargo run --release -- figures --out plots`.\nEach point is the mean over 5 seeds (300 requests each) with a 95% confidence interval (Student's t; shaded bands on lines, error bars on bars); attainments are in percent; the raw rows are in `data/<figure>/results.csv`.\n",
-        ),
+        md: String::new(),
     };
-    for f in FIGURES {
+    let mut sections = Vec::new();
+    for f in FIGURES
+        .iter()
+        .filter(|f| only.is_empty() || only.iter().any(|k| k == f.key))
+    {
         let start = std::time::Instant::now();
         let mut rows = Vec::new();
         if f.sweep {
@@ -395,25 +443,89 @@ pub fn generate(root: &Path, out: &Path) -> Result<Vec<PathBuf>> {
                 rows.extend(o.sweep(s)?);
             }
         }
+        let drawn = o.files.len();
         (f.draw)(&mut o, f, &rows)?;
+        sections.push((
+            f.key,
+            marker(f.key) + &std::mem::take(&mut o.md),
+            png_names(&o.files[drawn..]),
+        ));
         eprintln!("{:>6.1} s  {}", start.elapsed().as_secs_f64(), f.name);
     }
-    o.md.push_str("\n## Files\n\n");
-    for f in o
-        .files
-        .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "png"))
-    {
-        let name = f
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let _ = writeln!(o.md, "- [{name}]({name})");
-    }
     let readme = out.join("README.md");
-    std::fs::write(&readme, &o.md).map_err(|e| Error::io(&readme, e))?;
+    let text = if only.is_empty() {
+        let mut md = String::from(README_HEAD);
+        for (_, section, _) in &sections {
+            md.push_str(section);
+        }
+        md.push_str(FILES_HEADING);
+        md.push('\n');
+        for name in png_names(&o.files) {
+            let _ = writeln!(md, "- [{name}]({name})");
+        }
+        md
+    } else {
+        let mut md = if readme.is_file() {
+            crate::error::read_text(&readme, crate::error::limits::SMALL_BYTES, "README")?
+        } else {
+            format!("{README_HEAD}{FILES_HEADING}\n")
+        };
+        for (key, section, files) in &sections {
+            md = splice(&md, key, section, files);
+        }
+        md
+    };
+    std::fs::write(&readme, &text).map_err(|e| Error::io(&readme, e))?;
     o.files.push(readme);
     Ok(o.files)
+}
+
+/// The file names of the PNG charts among `files`.
+fn png_names(files: &[PathBuf]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "png"))
+        .map(|f| {
+            f.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// `readme` with figure `key`'s section (from its marker to the next figure's, or to the list
+/// of files) replaced by `section`, or inserted before the list of files when it has none;
+/// and every one of `files` listed at the end of the list unless already there.
+fn splice(readme: &str, key: &str, section: &str, files: &[String]) -> String {
+    let files_at = readme.find(FILES_HEADING).unwrap_or(readme.len());
+    let (head, list) = readme.split_at(files_at);
+    let m = marker(key);
+    let head = match head.find(&m) {
+        Some(start) => {
+            let rest = &head[start + m.len()..];
+            let end = rest
+                .find("\n<!-- figure: ")
+                .map_or(head.len(), |e| start + m.len() + e);
+            format!("{}{section}{}", &head[..start], &head[end..])
+        }
+        None => format!("{head}{section}"),
+    };
+    let mut list = if list.is_empty() {
+        format!("{FILES_HEADING}\n")
+    } else {
+        list.to_string()
+    };
+    for name in files {
+        let line = format!("- [{name}]({name})");
+        if !list.lines().any(|l| l == line) {
+            if !list.ends_with('\n') {
+                list.push('\n');
+            }
+            list.push_str(&line);
+            list.push('\n');
+        }
+    }
+    head + &list
 }
 
 /// Fig. 4: fixed SP against rate, and per resolution at 12 req/min.
@@ -754,6 +866,83 @@ fn beyond_shedding(o: &mut Out<'_>, _: &FigureDef, rows: &[ResultRow]) -> Result
 }
 
 /// Attainment (percent) and mean SP degree over time, one series per run.
+/// Provisioned GPU-hours (the cluster's GPUs for the whole run, busy or not) per 1,000 met
+/// images: busy GPU time over utilisation (their ratio, by definition), per met image; NaN
+/// when nothing was met or nothing ran.
+fn gpu_hours_per_1k_met(r: &ResultRow) -> f64 {
+    if r.met == 0 || r.utilization <= 0.0 {
+        return f64::NAN;
+    }
+    1000.0 * r.gpu_seconds / r.utilization / 3600.0 / r.met as f64
+}
+
+/// Beyond the paper: attainment and provisioned GPU-hours per 1,000 met images against the
+/// cluster's GPUs (1 to 8 nodes), the load scaled with them, per mix and per-node rate.
+fn beyond_cluster_scale(o: &mut Out<'_>, _: &FigureDef, rows: &[ResultRow]) -> Result<()> {
+    let gpus = |r: &ResultRow| f64::from(r.gpus);
+    // The rate per 8 GPUs (one node of the scenario), the same at every size.
+    let per_node = |r: &ResultRow| r.rate * 8.0 / f64::from(r.gpus);
+    let mut loads: Vec<f64> = rows.iter().map(per_node).collect();
+    loads.sort_by(f64::total_cmp);
+    loads.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+    for (mix, name) in [("uniform", "Uniform"), ("skewed", "Skewed")] {
+        for &load in &loads {
+            let r: Vec<&ResultRow> = rows
+                .iter()
+                .filter(|r| r.mix.starts_with(mix) && (per_node(r) - load).abs() < 1e-9)
+                .collect();
+            if r.is_empty() {
+                continue;
+            }
+            let load_name = format!("{name}, {load} req/min per 8 GPUs");
+            let setting = format!("{load_name}, SLO {:.1}x", r[0].scale);
+            let x = "GPUs (nodes of 8 H100s; log scale)";
+            let tag = format!("{mix}-{load}rpm");
+            let base = o.base(&format!("beyond-cluster-scale-attainment-{tag}"));
+            let lines = policy_lines(&r, gpus);
+            let mut f = frame(
+                &format!("SLO attainment vs cluster size ({setting})"),
+                x,
+                ATTAINMENT,
+                FULL_RANGE,
+            );
+            f.x_log2 = true;
+            line_chart(&base, &f, &lines)?;
+            o.drawn(&base);
+            o.md.push_str(&table(
+                &format!("Beyond the paper: SLO attainment (%) by cluster size, {setting}"),
+                "GPUs",
+                &lines,
+            ));
+            let base = o.base(&format!("beyond-cluster-scale-gpu-hours-{tag}"));
+            let cost = mean_lines(
+                &r,
+                gpus,
+                |r| r.policy.clone(),
+                gpu_hours_per_1k_met,
+                |v| v.max(0.0),
+            );
+            let mut f = frame(
+                &format!("GPU-hours per 1,000 met images vs GPUs ({load_name})"),
+                x,
+                "provisioned GPU-hours per 1,000 met images",
+                None,
+            );
+            f.x_log2 = true;
+            line_chart(&base, &f, &cost)?;
+            o.drawn(&base);
+            o.md.push_str(&table(
+                &format!(
+                    "Beyond the paper: provisioned GPU-hours per 1,000 met images by cluster size, {setting}"
+                ),
+                "GPUs",
+                &cost,
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn over_time_series(runs: &[RunRecords], window: f64) -> (Vec<Series>, Vec<Series>) {
     let (mut att_s, mut deg_s) = (Vec::new(), Vec::new());
     for r in runs {
@@ -981,14 +1170,113 @@ mod tests {
     fn the_figure_table_names_existing_scenarios_once_per_figure() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut names = std::collections::BTreeSet::new();
+        let mut keys = std::collections::BTreeSet::new();
         for f in FIGURES {
             assert!(names.insert(f.name), "{} twice", f.name);
+            assert!(keys.insert(f.key), "key {} twice", f.key);
             assert!(!f.scenarios.is_empty(), "{}", f.name);
             for s in f.scenarios {
                 let p = root.join("scenarios").join(format!("{s}.toml"));
                 assert!(p.is_file(), "{}: no {}", f.name, p.display());
             }
         }
+    }
+
+    #[test]
+    fn a_figures_section_of_the_readme_is_replaced_or_added_and_the_rest_kept() {
+        let readme = format!(
+            "{README_HEAD}{}\n### A\n\nold a\n{}\n### B\n\nold b\n{FILES_HEADING}\n- [a.png](a.png)\n- [b.png](b.png)\n",
+            marker("a"),
+            marker("b")
+        );
+        // Replaced in place: B untouched, its file not listed twice.
+        let new_a = format!("{}\n### A\n\nnew a\n", marker("a"));
+        let got = splice(&readme, "a", &new_a, &["a.png".into()]);
+        assert_eq!(got, readme.replace("old a", "new a"));
+        // The last section, up to the list of files; a new file is listed at the end.
+        let new_b = format!("{}\n### B\n\nnew b\n", marker("b"));
+        let got = splice(&readme, "b", &new_b, &["b.png".into(), "b2.png".into()]);
+        assert_eq!(
+            got,
+            readme.replace("old b", "new b") + "- [b2.png](b2.png)\n"
+        );
+        // A figure without a section: added before the list of files.
+        let new_c = format!("{}\n### C\n\nc\n", marker("c"));
+        let got = splice(&readme, "c", &new_c, &["c.png".into()]);
+        assert_eq!(
+            got,
+            readme.replace(FILES_HEADING, &format!("{new_c}{FILES_HEADING}"))
+                + "- [c.png](c.png)\n"
+        );
+        // A README without markers or list (written before either): both are added.
+        let got = splice("# Figures\n", "c", &new_c, &["c.png".into()]);
+        assert_eq!(
+            got,
+            format!("# Figures\n{new_c}{FILES_HEADING}\n- [c.png](c.png)\n")
+        );
+    }
+
+    #[test]
+    fn only_draws_the_figures_named_and_keeps_the_rest_of_the_readme() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::tempdir().unwrap();
+        let e = generate(root, dir.path(), &["fig99".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--only fig99: no figure has that key")
+                && e.contains("beyond-cluster-scale"),
+            "{e}"
+        );
+        let readme = dir.path().join("README.md");
+        let before = format!(
+            "{README_HEAD}{}\n### Kept\n{FILES_HEADING}\n- [kept.png](kept.png)\n",
+            marker("fig04")
+        );
+        std::fs::write(&readme, &before).unwrap();
+        let files = generate(root, dir.path(), &["fig09-11".into()]).unwrap();
+        let after = std::fs::read_to_string(&readme).unwrap();
+        assert!(
+            after.starts_with(&before[..before.find(FILES_HEADING).unwrap()]),
+            "{after}"
+        );
+        assert!(after.contains(&marker("fig09-11")), "{after}");
+        assert!(
+            after.contains(
+                "- [kept.png](kept.png)\n- [fig09-latency-cdf.png](fig09-latency-cdf.png)\n"
+            ),
+            "{after}"
+        );
+        assert!(dir.path().join("fig09-latency-cdf.svg").is_file());
+        assert!(!dir.path().join("fig13-slo-vs-rate.png").exists());
+        assert_eq!(files.last(), Some(&readme));
+    }
+
+    #[test]
+    fn gpu_hours_per_met_image_are_provisioned_hours() {
+        // 8 GPUs busy 7,200 GPU-s at 25% utilisation: 8 provisioned GPU-hours; 400 met.
+        let row = ResultRow {
+            gpus: 8,
+            gpu_seconds: 7200.0,
+            utilization: 0.25,
+            met: 400,
+            ..ResultRow::default()
+        };
+        assert!((gpu_hours_per_1k_met(&row) - 20.0).abs() < 1e-9);
+        assert!(
+            gpu_hours_per_1k_met(&ResultRow {
+                met: 0,
+                ..row.clone()
+            })
+            .is_nan()
+        );
+        assert!(
+            gpu_hours_per_1k_met(&ResultRow {
+                utilization: 0.0,
+                ..row
+            })
+            .is_nan()
+        );
     }
 
     #[test]

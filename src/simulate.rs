@@ -104,11 +104,24 @@ pub fn simulate_into<O: Outputs>(scenario: &Scenario, outputs: &mut O) -> Result
 /// (a log rescaled in memory, say), in simulation; works are counted, not kept. What capacity
 /// planning (`crate::goodput`) runs at each point of its searches.
 pub fn summarise_workload(scenario: &Scenario, workload: &Workload) -> Result<Vec<Summary>> {
+    let mut outputs = Streamed::new(None, None, false);
+    simulate_workload_into(scenario, workload, &mut outputs)?;
+    outputs.commit()
+}
+
+/// Runs every policy of the scenario on `workload` in place of the scenario's own, in
+/// simulation, handing each run's records to `outputs`; the step times resolved for it come
+/// back. What the optimum study (`crate::optimum`) runs on the whole workload and on each
+/// window.
+pub fn simulate_workload_into<O: Outputs>(
+    scenario: &Scenario,
+    workload: &Workload,
+    outputs: &mut O,
+) -> Result<StepTimes> {
     let costs = resolve_costs(scenario, workload)?;
     let mut executor = SimExecutor::new(&costs, scenario.overheads().clone());
-    let mut outputs = Streamed::new(None, None, false);
-    run_policies(scenario, workload, &costs, &mut executor, &mut outputs)?;
-    outputs.commit()
+    run_policies(scenario, workload, &costs, &mut executor, outputs)?;
+    Ok(costs)
 }
 
 /// Where the records of each policy's run go: a sink for its works while it runs, then the

@@ -71,6 +71,11 @@ pub enum Command {
         /// The directory holding scenarios/paper/ (the repository root).
         #[arg(long, default_value = ".")]
         root: PathBuf,
+        /// Draw only these figures (comma-separated keys, e.g. `fig13,beyond-cluster-scale`;
+        /// an unknown key is refused with the list), replacing only their sections of
+        /// README.md.
+        #[arg(long, value_name = "KEYS", value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Plot a sweep's results.csv (SLO attainment against one coordinate, one line per
     /// policy), or run directories (latency CDF, attainment and SP degree over time, GPU timelines).
@@ -149,7 +154,7 @@ pub enum Command {
     /// the upper bound and what every policy meets: how much of the gap is the bound's
     /// looseness and how much the policies' loss.
     #[command(
-        after_help = "Examples:\n  tetriserve optimum --window 30 --windows 4\n  tetriserve optimum --mix skewed --rate 24 --window 20 --windows 3 --format csv\n  tetriserve optimum --trace my-log.csv --gpus 4 --policy tetriserve --policy rssp\n\nWindows start at idle points (every earlier deadline has passed); docs/optimum.md has the model."
+        after_help = "Examples:\n  tetriserve optimum --window 30 --windows 4\n  tetriserve optimum --mix skewed --rate 24 --window 20 --windows 3 --format csv\n  tetriserve optimum --trace my-log.csv --gpus 4 --policy tetriserve --policy rssp\n  tetriserve optimum --gpus 16 --mix skewed --rate 25 --seeds 1,2,3\n\nWindows start at idle points (every earlier deadline has passed). Each policy's count is the window's requests it meets in its run over the whole workload, and (in brackets) with the window replayed alone; docs/optimum.md has the model."
     )]
     Optimum(OptimumArgs),
 }
@@ -176,6 +181,10 @@ pub struct OptimumArgs {
     /// a proven upper bound instead of the optimum.
     #[arg(long, value_name = "NODES", default_value_t = 2_000_000)]
     pub effort: u64,
+    /// Generated workloads: study each of these seeds (comma-separated; each seed's windows,
+    /// then totals over all), instead of the one `--seed` or the scenario gives.
+    #[arg(long, value_name = "S1,S2,..", value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
     /// What to print on stdout: a Markdown table per window with totals, one JSON object, or
     /// CSV rows (one per window, then a total row).
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]

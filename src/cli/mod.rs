@@ -76,7 +76,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Figures { out, root } => {
+        Command::Figures { out, root, only } => {
             if !root.join("scenarios/paper").is_dir() {
                 return Err(Error::config_hint(
                     format!("{} has no scenarios/paper/ directory", root.display()),
@@ -84,7 +84,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 ));
             }
             let start = std::time::Instant::now();
-            let files = crate::figures::generate(&root, &out)?;
+            let files = crate::figures::generate(&root, &out, &only)?;
             eprintln!(
                 "wrote {} files to {} in {:.1} s",
                 files.len(),
@@ -518,35 +518,72 @@ fn run_optimum(args: OptimumArgs) -> Result<()> {
     overrides.policies = args.policies.clone();
     args.trace.add_to(&mut overrides);
     args.cluster.add_to(&mut overrides);
-    let mut scenario = Scenario::load(args.scenario.scenario.as_deref(), &overrides)?;
-    if args.policies.is_empty() {
-        // Every registered policy that fits the cluster, so that a new policy joins the study.
-        let per_node = scenario.cluster.gpus_per_node;
-        scenario.policies = PolicyKind::all()
-            .iter()
-            .map(|p| p.kind)
-            .filter(|k| !matches!(k, PolicyKind::XditSp(d) if *d > per_node))
-            .collect();
-    }
-    eprintln!("{}", describe(&scenario));
-    for w in &scenario.warnings {
-        eprintln!("warning: {w}");
-    }
-    let study = crate::optimum::study(&scenario, args.window, args.windows, args.effort)?;
-    if study.rows.len() < args.windows {
+    let load = |seed: Option<u64>| -> Result<Scenario> {
+        let mut overrides = overrides.clone();
+        if seed.is_some() {
+            overrides.seed = seed;
+        }
+        let mut scenario = Scenario::load(args.scenario.scenario.as_deref(), &overrides)?;
+        if args.policies.is_empty() {
+            // Every registered policy that fits the cluster, so that a new policy joins the
+            // study.
+            let per_node = scenario.cluster.gpus_per_node;
+            scenario.policies = PolicyKind::all()
+                .iter()
+                .map(|p| p.kind)
+                .filter(|k| !matches!(k, PolicyKind::XditSp(d) if *d > per_node))
+                .collect();
+        }
+        Ok(scenario)
+    };
+    let base = load(None)?;
+    let scenarios = match &args.seeds {
+        None => vec![base],
+        Some(seeds) => {
+            check_seeds(seeds, overrides.seed, &base)?;
+            seeds
+                .iter()
+                .map(|&s| load(Some(s)))
+                .collect::<Result<Vec<_>>>()?
+        }
+    };
+    eprintln!("{}", describe(&scenarios[0]));
+    if scenarios.len() > 1 {
+        let seeds: Vec<String> = scenarios.iter().map(|s| s.seed.to_string()).collect();
         eprintln!(
-            "note: the workload holds {} window(s) of {} requests starting at idle points, not {}",
-            study.rows.len(),
-            args.window,
-            args.windows
+            "seeds: {} (each seed's windows, then totals over all)",
+            seeds.join(",")
         );
     }
-    for r in &study.rows {
-        if let Some(p) = r.policies.iter().find(|p| p.met > r.optimum_high) {
+    for w in &scenarios[0].warnings {
+        eprintln!("warning: {w}");
+    }
+    let mut parts = Vec::new();
+    for scenario in &scenarios {
+        let part = crate::optimum::study(scenario, args.window, args.windows, args.effort)?;
+        if part.rows.len() < args.windows {
             eprintln!(
-                "warning: window {}: {} met {} requests, above the proven optimum {}; the model misses a schedule the simulator ran",
-                r.window, p.policy, p.met, r.optimum_high
+                "note: the workload (seed {}) holds {} window(s) of {} requests starting at idle points, not {}",
+                scenario.seed,
+                part.rows.len(),
+                args.window,
+                args.windows
             );
+        }
+        parts.push(part);
+    }
+    let study = crate::optimum::Study::combine(parts).expect("at least one seed");
+    for w in &study.warnings {
+        eprintln!("warning: {w}");
+    }
+    for r in &study.rows {
+        for p in &r.policies {
+            if p.in_run.max(p.alone) > r.optimum_high {
+                eprintln!(
+                    "warning: window {} (seed {}): {} met {} requests in its run over the whole workload and {} replayed alone, above the proven optimum {}; the model misses a schedule the simulator ran",
+                    r.window, r.seed, p.policy, p.in_run, p.alone, r.optimum_high
+                );
+            }
         }
     }
     let text = match args.format {
@@ -555,6 +592,46 @@ fn run_optimum(args: OptimumArgs) -> Result<()> {
         ReportFormat::Csv => study.to_csv(),
     };
     print_stdout(&text)
+}
+
+/// `tetriserve optimum --seeds`: distinct seeds of a generated workload, not beside `--seed`.
+fn check_seeds(seeds: &[u64], seed: Option<u64>, scenario: &Scenario) -> Result<()> {
+    let list = seeds
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    if seeds.is_empty() {
+        return Err(Error::config_hint(
+            "--seeds: expected at least one seed",
+            "e.g. --seeds 1,2,3",
+        ));
+    }
+    if let Some(s) = seed {
+        return Err(Error::config_hint(
+            format!("--seeds {list} beside --seed {s}: both choose the workload's seed"),
+            "give one of them",
+        ));
+    }
+    if let Some(s) = seeds
+        .iter()
+        .find(|s| seeds.iter().filter(|t| t == s).count() > 1)
+    {
+        return Err(Error::config_hint(
+            format!("--seeds {list}: seed {s} appears twice"),
+            "list distinct seeds, e.g. --seeds 1,2,3",
+        ));
+    }
+    if let crate::scenario::WorkloadSource::Trace { path, .. } = &scenario.workload {
+        return Err(Error::config_hint(
+            format!(
+                "--seeds {list}: the workload is the trace {}, which seeds do not change",
+                path.display()
+            ),
+            "drop --seeds, or generate the workload (drop --trace)",
+        ));
+    }
+    Ok(())
 }
 
 /// Every flag of `tetriserve goodput` acts in the mode given (a log or a generated workload;

@@ -19,6 +19,10 @@
 //! text encoder and the VAE: not charged, only their time on the request's path), and takes
 //! each step at the faster of the two links where the engine's set may cross the slower one.
 //! With non-zero hand-off or set-up costs the model is therefore looser than the simulator.
+//! The model runs the met requests only: a batch that also held missed requests (or, for a
+//! window's count in a run over the whole workload, requests outside the window) shrinks to a
+//! size the model holds when the step times have it and it is no slower; `study.rs` checks
+//! every batched work for that.
 //! **Cumulative capacity is exact here**, not a relaxation: the engine lets a step take any
 //! `k` free GPUs of a node (`GpuSet` is any subset), so steps whose demands fit a node at every
 //! instant are placed by taking free GPUs in start order, and each step keeps its set for its
@@ -48,4 +52,4 @@ pub use model::{Config, Instance, Job, least_gpu_time};
 pub use search::{Step, Verdict, feasible};
 pub use solver::{MAX_SETS, Solution, solve};
 pub use study::{PolicyMet, Study, Totals, WindowRow, study};
-pub use windows::{cut, window};
+pub use windows::{cut, idle_points, window};

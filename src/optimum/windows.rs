@@ -5,9 +5,8 @@
 //! is the sum of the optima of the segments between idle points (a met request runs inside
 //! its interval; a missed one need not run at all). A window is the `size` requests that
 //! follow an idle point; the next window starts at the first idle point at or after the end
-//! of the previous one. Its end need not be an idle point: a window is solved, bounded and
-//! replayed by every policy as a workload of its own, so all of its numbers describe the same
-//! instance.
+//! of the previous one. Its end need not be an idle point: requests after it may compete with
+//! its own for GPUs (what that means for the study's counts is in `study.rs`).
 
 use crate::workload::Workload;
 
@@ -15,12 +14,7 @@ use crate::workload::Workload;
 /// requests (fewer if the trace runs out).
 pub fn cut(workload: &Workload, size: usize, count: usize) -> Vec<std::ops::Range<usize>> {
     let reqs = &workload.requests;
-    let mut idle = vec![false; reqs.len()];
-    let mut latest = None;
-    for (i, r) in reqs.iter().enumerate() {
-        idle[i] = latest.is_none_or(|d| r.arrival >= d);
-        latest = Some(latest.map_or(r.deadline, |d: crate::time::Nanos| d.max(r.deadline)));
-    }
+    let idle = idle_points(workload);
     let mut out = Vec::new();
     let mut from = 0;
     while out.len() < count && size > 0 {
@@ -34,6 +28,21 @@ pub fn cut(workload: &Workload, size: usize, count: usize) -> Vec<std::ops::Rang
         from = start + size;
     }
     out
+}
+
+/// Per request, whether it is an idle point: it arrives at or after every earlier request's
+/// deadline (the first request is one).
+pub fn idle_points(workload: &Workload) -> Vec<bool> {
+    let mut latest = None;
+    workload
+        .requests
+        .iter()
+        .map(|r| {
+            let idle = latest.is_none_or(|d| r.arrival >= d);
+            latest = Some(latest.map_or(r.deadline, |d: crate::time::Nanos| d.max(r.deadline)));
+            idle
+        })
+        .collect()
 }
 
 /// The requests of `range` as a workload of their own (ids renumbered, labels kept).
@@ -67,6 +76,10 @@ mod tests {
     fn windows_start_at_idle_points() {
         // Idle points: 0, 2 (arrives at 10 = the latest deadline), 4; not 1, 3, 5.
         let load = w(&[(0, 10), (5, 8), (10, 20), (12, 30), (30, 35), (31, 40)]);
+        assert_eq!(
+            idle_points(&load),
+            vec![true, false, true, false, true, false]
+        );
         assert_eq!(cut(&load, 2, 5), vec![0..2, 2..4, 4..6]);
         // Windows of 3: from 0; the next idle point at or after 3 is 4, and 4..7 runs out.
         assert_eq!(cut(&load, 3, 5), vec![0..3]);

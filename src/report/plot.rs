@@ -44,6 +44,9 @@ pub struct Frame {
     pub y_range: Option<(f64, f64)>,
     /// Logarithmic y axis (base 2), e.g. for SP degrees.
     pub y_log2: bool,
+    /// Logarithmic x axis (base 2) of a line chart, labelled at the powers of two, e.g. for
+    /// cluster sizes; points at x <= 0 are left out.
+    pub x_log2: bool,
 }
 
 /// One box of a GPU timeline: `gpu` row, `[start, end)` seconds, a colour class (resolution
@@ -680,11 +683,35 @@ impl Figure for LineFig<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
         root.fill(&WHITE)?;
         let log = self.frame.y_log2;
-        let data: Vec<Vec<(f64, f64, f64, f64)>> =
-            self.series.iter().map(|s| clean_points(s, log)).collect();
+        let x_log = self.frame.x_log2;
+        // On a log x axis the data are drawn at log2(x), and only whole powers are labelled.
+        let data: Vec<Vec<(f64, f64, f64, f64)>> = self
+            .series
+            .iter()
+            .map(|s| {
+                let pts = clean_points(s, log);
+                if x_log {
+                    pts.into_iter()
+                        .filter(|p| p.0 > 0.0)
+                        .map(|(x, m, lo, hi)| (x.log2(), m, lo, hi))
+                        .collect()
+                } else {
+                    pts
+                }
+            })
+            .collect();
         let all = || data.iter().flatten();
         let (x0, x1) = finite_min_max(all().map(|p| p.0)).unwrap_or((0.0, 1.0));
         let (x0, x1) = pad_range(x0, x1, 0.03);
+        let x_powers = (x1.floor() - x0.ceil() + 1.0).max(1.0) as usize;
+        let xlabel = |v: &f64| {
+            if (v - v.round()).abs() < 1e-9 {
+                format!("{}", v.round().exp2())
+            } else {
+                String::new()
+            }
+        };
+        let xtick: &dyn Fn(&f64) -> String = if x_log { &xlabel } else { &tick };
         // Work in "axis units": log2(y) on a log axis, so that padding is proportional to
         // what the reader sees.
         let to_axis = |v: f64| if log { v.log2() } else { v };
@@ -737,7 +764,10 @@ impl Figure for LineFig<'_> {
             let ylabel = |v: &f64| format!("{}", v.round());
             let mut mesh = chart.configure_mesh();
             style_mesh(&mut mesh, self.frame);
-            mesh.x_label_formatter(&tick)
+            if x_log {
+                mesh.x_labels(x_powers);
+            }
+            mesh.x_label_formatter(&xtick)
                 .y_labels(powers)
                 .y_label_formatter(&ylabel)
                 .draw()?;
@@ -747,7 +777,10 @@ impl Figure for LineFig<'_> {
             let mut chart = b.build_cartesian_2d(x0..x1, y0..y1)?;
             let mut mesh = chart.configure_mesh();
             style_mesh(&mut mesh, self.frame);
-            mesh.x_label_formatter(&tick)
+            if x_log {
+                mesh.x_labels(x_powers);
+            }
+            mesh.x_label_formatter(&xtick)
                 .y_label_formatter(&tick)
                 .draw()?;
             draw_lines(&mut chart, self.series, &data)?;
@@ -1440,6 +1473,7 @@ mod tests {
             y_label: "SLO attainment (%)".to_string(),
             y_range: None,
             y_log2: false,
+            x_log2: false,
         }
     }
 
@@ -1498,6 +1532,40 @@ mod tests {
         // The bands are drawn as translucent polygons in the series' colour.
         let svg = fs::read_to_string(with_ext(&base, "svg")).unwrap();
         assert!(svg.contains("<polygon"), "no confidence band drawn");
+    }
+
+    #[test]
+    fn line_chart_log2_x_axis_labels_powers_of_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("sizes");
+        let mut f = frame("attainment by cluster size");
+        f.x_log2 = true;
+        f.y_range = Some((0.0, 100.0));
+        let series = vec![Series {
+            label: "policy".to_string(),
+            points: vec![
+                (8.0, 50.0, 40.0, 60.0),
+                (16.0, 60.0, 55.0, 65.0),
+                (32.0, 70.0, 70.0, 70.0),
+                (64.0, 90.0, 85.0, 95.0),
+            ],
+            dashed: false,
+        }];
+        line_chart(&base, &f, &series).unwrap();
+        check(&base, &["attainment by cluster size", "policy"]);
+        let texts = svg_texts(&base);
+        for t in ["8", "16", "32", "64"] {
+            assert!(
+                texts.iter().any(|x| x == t),
+                "log2 x axis lacks tick {t}: {texts:?}"
+            );
+        }
+        // Evenly spaced: the ticks sit at equal distances (log2 8, 16, 32, 64 = 3, 4, 5, 6),
+        // and nothing between the powers is labelled.
+        assert!(
+            !texts.iter().any(|x| x == "24" || x == "48" || x == "11.31"),
+            "{texts:?}"
+        );
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub struct RawSweep {
     pub steps: Option<Vec<u32>>,
     /// Cost profiles: built-in names or CSV paths (relative to the scenario file).
     pub profiles: Option<Vec<String>>,
+    /// With `gpus`: the rate and the request count are those of the scenario's own cluster,
+    /// and a point with `k` times its GPUs runs `k` times both (the same load per GPU for the
+    /// same time).
+    pub scale_load_with_gpus: Option<bool>,
 }
 
 impl RawScenario {

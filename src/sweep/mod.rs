@@ -1,6 +1,7 @@
 //! Sweeps: a grid of runs from a scenario's `[sweep]` table (policies x profiles x GPUs x steps
 //! x mixes x CVs x rates x SLO scales x round granularities x seeds), run in parallel, one
-//! `results.csv` row per run.
+//! `results.csv` row per run. With `scale_load_with_gpus`, a point's rate and request count
+//! grow with its GPUs (the same load per GPU for the same time, as a cluster scales out).
 //!
 //! Every point is an independent run: the scenario with that point's values, one policy. Its
 //! workload depends only on the scenario and the point's workload values, so every policy at a
@@ -25,7 +26,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, InputError, Result};
 use crate::policy::PolicyKind;
-use crate::scenario::{Overrides, RawScenario, RawSweep, Scenario};
+use crate::scenario::{Overrides, RawScenario, RawSweep, Scenario, WorkloadSource};
 use crate::simulate::simulate;
 use digest::{FileDigests, Manifest, Resolved};
 pub use results::{ResultRow, csv_field, read_results};
@@ -44,6 +45,8 @@ pub struct Point {
     pub mix: Option<String>,
     pub cv: Option<f64>,
     pub rate_per_min: Option<f64>,
+    /// Requests generated (set only by `scale_load_with_gpus`).
+    pub requests: Option<usize>,
     pub slo_scale: Option<f64>,
     pub granularity: Option<u32>,
     pub seed: Option<u64>,
@@ -61,6 +64,7 @@ impl Point {
             mix: self.mix.clone(),
             cv: self.cv,
             rate_per_min: self.rate_per_min,
+            requests: self.requests,
             slo_scale: self.slo_scale,
             granularity_steps: self.granularity,
             seed: self.seed,
@@ -82,6 +86,7 @@ impl Point {
         add("mix", self.mix.clone());
         add("cv", self.cv.map(|v| v.to_string()));
         add("rate_per_min", self.rate_per_min.map(|v| v.to_string()));
+        add("requests", self.requests.map(|v| v.to_string()));
         add("slo_scale", self.slo_scale.map(|v| v.to_string()));
         add("granularity", self.granularity.map(|v| v.to_string()));
         add("seed", self.seed.map(|v| v.to_string()));
@@ -128,6 +133,9 @@ impl Grid {
         let policies = grid_policies(&raw, &sweep, &base, source)?;
         check_dimensions(&raw, &sweep, &policies, source)?;
         let mut points = expand_points(&sweep, &policies);
+        if sweep.scale_load_with_gpus == Some(true) {
+            scale_load(&mut points, &raw, &base);
+        }
         let mut files = FileDigests::default();
         for (i, p) in points.iter_mut().enumerate() {
             p.index = i;
@@ -230,6 +238,7 @@ fn check_dimensions(
         gpus,
         steps,
         profiles,
+        scale_load_with_gpus,
     } = sweep;
     for (key, why) in [
         ("profiles", refused(profiles)),
@@ -263,10 +272,21 @@ fn check_dimensions(
             .hint("set [workload] arrival = \"gamma\" (and no trace), or remove `cvs`"),
         ));
     }
+    if *scale_load_with_gpus == Some(true) && gpus.is_none() {
+        return Err(Error::Input(
+            InputError::new(
+                source,
+                "scales the load with the GPUs, but the grid does not vary the GPUs: it would change nothing",
+            )
+            .field("sweep.scale_load_with_gpus")
+            .hint("add `gpus = [8, 16, 32]` (say) to [sweep], or remove scale_load_with_gpus"),
+        ));
+    }
     if raw.workload.trace.is_some() {
         for (key, set) in [
             ("mixes", mixes.is_some()),
             ("rates_per_min", rates_per_min.is_some()),
+            ("scale_load_with_gpus", *scale_load_with_gpus == Some(true)),
         ] {
             if set {
                 return Err(bad(
@@ -306,6 +326,7 @@ fn expand_points(sweep: &RawSweep, policies: &[String]) -> Vec<Point> {
         mix: None,
         cv: None,
         rate_per_min: None,
+        requests: None,
         slo_scale: None,
         granularity: None,
         seed: None,
@@ -326,6 +347,27 @@ fn expand_points(sweep: &RawSweep, policies: &[String]) -> Vec<Point> {
     points = expand(points, &values(&sweep.seeds), |p, v| p.seed = v);
     let names: Vec<Option<String>> = policies.iter().cloned().map(Some).collect();
     expand(points, &names, |p, v| p.policy = v.unwrap_or_default())
+}
+
+/// `[sweep] scale_load_with_gpus`: every point of `g` GPUs runs `g / G` times the scenario's
+/// (or its own swept) rate and `g / G` times its requests (rounded, at least one), `G` the
+/// scenario's own GPUs. A trace was refused before.
+fn scale_load(points: &mut [Point], raw: &RawScenario, base: &Scenario) {
+    let WorkloadSource::Synthetic(spec) = &base.workload else {
+        return;
+    };
+    let own = f64::from(base.cluster.total_gpus());
+    let rate = raw
+        .workload
+        .rate_per_min
+        .unwrap_or_else(|| spec.arrival.mean_rate_per_s() * 60.0);
+    for p in points {
+        if let Some(g) = p.gpus {
+            let f = f64::from(g) / own;
+            p.rate_per_min = Some(p.rate_per_min.unwrap_or(rate) * f);
+            p.requests = Some(((spec.requests as f64 * f).round() as usize).max(1));
+        }
+    }
 }
 
 /// The raw scenario of one point: the grid's with the point's values applied.
@@ -675,5 +717,91 @@ mod tests {
             ]
         );
         assert!(g.points.iter().enumerate().all(|(i, p)| p.index == i));
+    }
+
+    fn grid(text: &str) -> Result<Grid> {
+        let raw = RawScenario::parse(text, "s.toml", Path::new("."))
+            .unwrap()
+            .or(RawScenario::default_scenario());
+        Grid::new(raw, "s.toml")
+    }
+
+    #[test]
+    fn the_load_scales_with_the_gpus() {
+        // The default scenario: 8 GPUs, 300 requests at 12 req/min.
+        let g = grid(
+            "[sweep]\npolicies = [\"rssp\"]\ngpus = [4, 8, 32]\nrates_per_min = [6.0, 12.0]\nscale_load_with_gpus = true\n",
+        )
+        .unwrap();
+        let got: Vec<(Option<u32>, Option<f64>, Option<usize>)> = g
+            .points
+            .iter()
+            .map(|p| (p.gpus, p.rate_per_min, p.requests))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(4), Some(3.0), Some(150)),
+                (Some(4), Some(6.0), Some(150)),
+                (Some(8), Some(6.0), Some(300)),
+                (Some(8), Some(12.0), Some(300)),
+                (Some(32), Some(24.0), Some(1200)),
+                (Some(32), Some(48.0), Some(1200)),
+            ]
+        );
+        // The point's scenario generates that load, and its digest differs from the unscaled one.
+        let s = g.scenario(&g.points[5]).unwrap();
+        assert_eq!(s.cluster.total_gpus(), 32);
+        assert_eq!(s.load_workload().unwrap().len(), 1200);
+        assert!(
+            g.points[5]
+                .describe()
+                .contains("rate_per_min=48, requests=1200")
+        );
+        let plain = grid(
+            "[sweep]\npolicies = [\"rssp\"]\ngpus = [4, 8, 32]\nrates_per_min = [6.0, 12.0]\n",
+        )
+        .unwrap();
+        assert_eq!(plain.points[5].rate_per_min, Some(12.0));
+        assert_eq!(plain.points[5].requests, None);
+        assert_ne!(plain.points[5].digest, g.points[5].digest);
+        assert_eq!(
+            plain.points[2].digest, g.points[2].digest,
+            "8 GPUs: unscaled"
+        );
+        // Without the scenario's rate swept, the scenario's own rate scales.
+        let g = grid("[sweep]\ngpus = [16]\nscale_load_with_gpus = true\n").unwrap();
+        assert_eq!(
+            (g.points[0].rate_per_min, g.points[0].requests),
+            (Some(24.0), Some(600))
+        );
+        // `false` is the scenario's own load.
+        let g = grid("[sweep]\ngpus = [16]\nscale_load_with_gpus = false\n").unwrap();
+        assert_eq!(
+            (g.points[0].rate_per_min, g.points[0].requests),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn scaling_the_load_needs_gpus_and_a_generated_workload() {
+        let e = grid("[sweep]\nseeds = [1]\nscale_load_with_gpus = true\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("sweep.scale_load_with_gpus") && e.contains("does not vary the GPUs"),
+            "{e}"
+        );
+        let e = grid(
+            "[workload]\ntrace = \"traces/tiny.csv\"\n[sweep]\ngpus = [8, 16]\nscale_load_with_gpus = true\n",
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("sweep.scale_load_with_gpus") && e.contains("replayed trace"),
+            "{e}"
+        );
     }
 }

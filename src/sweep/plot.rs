@@ -339,6 +339,7 @@ pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Ve
         y_label: y.label().into(),
         y_range: (y == Metric::Attainment).then_some((0.0, 100.0)),
         y_log2: false,
+        x_log2: false,
     };
     let mut order: Vec<String> = Vec::new();
     for r in &rows {

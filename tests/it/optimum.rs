@@ -1,15 +1,18 @@
 //! The exact optimum on small instances: hand-computed optima (one needs batching, one a
 //! degree no single-degree plan picks), an independent exhaustive search on one GPU, and on
 //! random instances `every policy <= optimum <= bound`, with every schedule the solver returns
-//! checked step by step against the model's rules.
+//! checked step by step against the model's rules; the windows of a workload: what a policy
+//! meets of a window in its run over the whole workload (backlog carried in) against the
+//! window replayed alone, and `in-run count <= window optimum <= window bound`.
 
 use proptest::prelude::*;
 use tetriserve::bound::upper_bound;
 use tetriserve::cluster::{Cluster, Link, Topology};
 use tetriserve::cost::{Overheads, StepTimes};
 use tetriserve::metrics::Outcome;
-use tetriserve::optimum::{Instance, Solution, solve};
+use tetriserve::optimum::{Instance, Solution, cut, solve, window};
 use tetriserve::policy::PolicyKind;
+use tetriserve::scenario::{Overrides, Scenario};
 use tetriserve::workload::{Resolution, Workload};
 
 use crate::util::*;
@@ -267,6 +270,144 @@ proptest! {
     }
 }
 
+/// Up to eight requests over 2.5 s: several idle points, and late work running into the next
+/// window.
+fn windowed_workload() -> impl Strategy<Value = (Workload, u32, u64)> {
+    (
+        prop::collection::vec((0u64..2500, any::<bool>(), 1u32..5, 100u64..1200), 3..9),
+        0u32..2,
+        prop_oneof![Just(0u64), 0u64..60],
+    )
+        .prop_map(|(rows, gpus_log2, te)| {
+            let w = Workload::from_requests(
+                rows.into_iter()
+                    .enumerate()
+                    .map(|(i, (t, big, steps, slo))| {
+                        req(i as u64, t, if big { LARGE } else { SMALL }, steps, slo)
+                    })
+                    .collect(),
+            );
+            (w, 1 << gpus_log2, te)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// What every policy meets of a window in its run over the whole workload (backlog carried
+    /// in, later arrivals competing) is at most the window's optimum, which is at most the
+    /// window's bound.
+    #[test]
+    fn in_its_run_every_policy_meets_at_most_each_windows_optimum(
+        (w, gpus, te) in windowed_workload(),
+    ) {
+        let c = cluster(gpus);
+        let overheads = Overheads {
+            text_encoder: ms(te),
+            ..Overheads::default()
+        };
+        let runs: Vec<(&str, Vec<bool>)> = PolicyKind::all()
+            .iter()
+            .filter(|info| {
+                !(matches!(info.kind, PolicyKind::XditSp(k) if k > gpus)
+                    || info.kind == PolicyKind::Rssp && gpus < 2)
+            })
+            .map(|info| {
+                let run = run_kind_with(info.kind, &w, &c, overheads.clone()).unwrap();
+                let met = run.requests.iter().map(|r| r.outcome == Outcome::Met).collect();
+                (info.name, met)
+            })
+            .collect();
+        for range in cut(&w, 2, 4) {
+            let win = window(&w, range.clone());
+            let costs = costs(&win, &c);
+            let sol = optimum(&win, &costs, &c, &overheads);
+            prop_assert!(sol.proven(), "not proven: {} ..= {}", sol.lower, sol.upper);
+            let bound = upper_bound(&win, &costs, c.total_gpus(), c.max_degree());
+            prop_assert!(sol.upper <= bound.met, "optimum {} > bound {}", sol.upper, bound.met);
+            for (name, met) in &runs {
+                let in_run = met[range.clone()].iter().filter(|&&m| m).count();
+                prop_assert!(
+                    in_run <= sol.lower,
+                    "{name} met {in_run} of window {range:?} in its run > optimum {}",
+                    sol.lower
+                );
+            }
+        }
+    }
+}
+
+/// A study of `trace` (CSV text) on one H100 with `policies`.
+fn study_trace(
+    name: &str,
+    trace: &str,
+    policies: &[&str],
+    size: usize,
+    count: usize,
+) -> tetriserve::optimum::Study {
+    let path =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("optimum-{name}.csv"));
+    std::fs::write(&path, trace).unwrap();
+    let scenario = Scenario::load(
+        None,
+        &Overrides {
+            trace: Some(path),
+            gpus: Some(1),
+            policies: policies.iter().map(|p| p.to_string()).collect(),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    tetriserve::optimum::study(&scenario, size, count, EFFORT).unwrap()
+}
+
+#[test]
+fn backlog_from_before_a_window_costs_requests_only_in_the_run() {
+    // One H100, the shipped profile: 256 px takes 30.56 ms a step at SP 1, no text encoder or
+    // VAE time. A (28 steps, 0.856 s alone) cannot meet its deadline at 0.5 s. B arrives at
+    // 0.6 s, after A's deadline (an idle point: B's window starts there), with 5 steps
+    // (0.153 s) due at 0.8 s. Replayed alone, B runs 0.6-0.753 s: met. In xDiT SP=1's run
+    // over both, A holds the GPU until 0.856 s (FCFS, no deadline awareness), and B ends at
+    // 1.009 s: missed. C arrives at 0.7 s, before B's deadline: B's window (of one request)
+    // does not end at an idle point, A's does.
+    let trace = "id,arrival_s,width,height,steps,slo_s\n\
+                 0,0.0,256,256,28,0.5\n\
+                 1,0.6,256,256,5,0.2\n\
+                 2,0.7,256,256,5,5.0\n";
+    let study = study_trace("backlog", trace, &["xdit-sp1", "stepwise"], 1, 2);
+    assert_eq!(study.rows.len(), 2);
+    let (a, b) = (&study.rows[0], &study.rows[1]);
+    assert_eq!((a.infeasible, a.optimum_high, a.bound), (1, 0, 0));
+    assert!(a.ends_at_idle_point && !b.ends_at_idle_point);
+    assert_eq!(
+        (b.optimum_low, b.optimum_high, b.bound, b.proven),
+        (1, 1, 1, true)
+    );
+    let xdit = &b.policies[0];
+    assert_eq!(
+        (xdit.policy.as_str(), xdit.in_run, xdit.alone),
+        ("xdit-sp1", 0, 1)
+    );
+    for row in &study.rows {
+        for p in &row.policies {
+            assert!(
+                p.in_run <= row.optimum_low && p.alone <= row.optimum_low,
+                "{p:?}"
+            );
+        }
+    }
+    let t = &study.totals;
+    assert_eq!(t.policies[0].in_run, 0);
+    assert_eq!(t.policies[0].alone, 1);
+    assert!(study.warnings.is_empty(), "{:?}", study.warnings);
+    // The table leads with the run's count, the replay in brackets.
+    let table = study.to_table();
+    assert!(
+        table.contains("| 2 (1-1 s) | 1 | 1 (1) | 1 | 1 | 0 (1) |"),
+        "{table}"
+    );
+}
+
 fn optimum_cli(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_tetriserve"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -308,7 +449,8 @@ fn the_command_refuses_empty_windows_and_prints_every_window() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 4, "header, two windows, total:\n{out}");
     assert!(
-        lines[0].ends_with(",met_rssp,met_tetriserve"),
+        lines[0].starts_with("window,seed,")
+            && lines[0].ends_with(",in_run_rssp,in_run_tetriserve,alone_rssp,alone_tetriserve"),
         "{}",
         lines[0]
     );
@@ -316,13 +458,86 @@ fn the_command_refuses_empty_windows_and_prints_every_window() {
     for row in &lines[1..3] {
         let v: Vec<&str> = row.split(',').collect();
         let num = |i: usize| v[i].parse::<usize>().unwrap();
-        let (bound, low, high) = (num(9), num(10), num(11));
-        assert_eq!(num(5), 5, "requests per window: {row}");
+        let (bound, low, high) = (num(11), num(12), num(13));
+        assert_eq!(num(1), 42, "the default scenario's seed: {row}");
+        assert_eq!(num(6), 5, "requests per window: {row}");
+        assert!(v[7] == "true" || v[7] == "false", "{row}");
         assert!(low <= high && high <= bound, "{row}");
-        assert!(num(15) <= high && num(16) <= high, "{row}");
+        for i in 17..21 {
+            assert!(num(i) <= low, "{row}");
+        }
     }
     let o = optimum_cli(&[&args[..], &["json"]].concat());
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(json["totals"]["requests"], 10);
     assert_eq!(json["rows"].as_array().unwrap().len(), 2);
+    assert_eq!(json["seeds"], serde_json::json!([42]));
+}
+
+#[test]
+fn seeds_study_each_workload_and_total_them() {
+    let args = [
+        "--requests",
+        "40",
+        "--window",
+        "5",
+        "--windows",
+        "2",
+        "--policy",
+        "stepwise",
+        "--format",
+        "json",
+    ];
+    let json = |extra: &[&str]| -> serde_json::Value {
+        let o = optimum_cli(&[&args[..], extra].concat());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let both = json(&["--seeds", "3,7"]);
+    let (three, seven) = (json(&["--seed", "3"]), json(&["--seed", "7"]));
+    assert_eq!(both["seeds"], serde_json::json!([3, 7]));
+    let rows = both["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    // Each seed's windows, in order, as the single-seed study has them.
+    assert_eq!(rows[..2], three["rows"].as_array().unwrap()[..]);
+    assert_eq!(rows[2..], seven["rows"].as_array().unwrap()[..]);
+    assert_ne!(rows[0], rows[2], "seeds 3 and 7 give other windows");
+    for key in [
+        "requests",
+        "optimum_low",
+        "optimum_high",
+        "bound",
+        "best_in_run_met",
+    ] {
+        assert_eq!(
+            both["totals"][key].as_u64().unwrap(),
+            three["totals"][key].as_u64().unwrap() + seven["totals"][key].as_u64().unwrap(),
+            "{key}"
+        );
+    }
+    // The table names each row's seed.
+    let o = optimum_cli(&[&args[..8], &["--seeds", "3,7"]].concat());
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("| seed | window |"), "{table}");
+    assert!(table.contains("\n| 7 | 2 ("), "{table}");
+    // Refused: repeated seeds, beside --seed, with a trace.
+    for (extra, says) in [
+        (&["--seeds", "1,1"][..], "--seeds 1,1: seed 1 appears twice"),
+        (
+            &["--seeds", "1,2", "--seed", "3"][..],
+            "--seeds 1,2 beside --seed 3",
+        ),
+    ] {
+        let o = optimum_cli(&[&args[..], extra].concat());
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{err}");
+    }
+    let o = optimum_cli(&["--trace", "traces/tiny.csv", "--seeds", "1,2"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--seeds 1,2: the workload is the trace traces/tiny.csv"),
+        "{err}"
+    );
 }

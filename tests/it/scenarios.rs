@@ -76,12 +76,16 @@ fn every_paper_scenario_is_a_valid_grid() {
 
 #[test]
 fn every_shedding_grid_is_valid_and_pairs_the_two_policies() {
-    assert_eq!(check_grids("beyond"), 8);
+    assert_eq!(check_grids("beyond"), 9);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/beyond");
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        // The step-skipping grid compares baselines too (docs/caching.md).
-        if path.file_stem().is_some_and(|s| s == "step-skipping") {
+        // The step-skipping grid compares baselines too (docs/caching.md), the cluster-size
+        // grid every policy (docs/cluster-scale.md).
+        if path
+            .file_stem()
+            .is_some_and(|s| s == "step-skipping" || s == "cluster-scale")
+        {
             continue;
         }
         let (raw, _) = tetriserve::scenario::RawScenario::load_merged(Some(&path)).unwrap();
@@ -93,5 +97,30 @@ fn every_shedding_grid_is_valid_and_pairs_the_two_policies() {
             path.display()
         );
         assert!(sweep.seeds.unwrap().len() >= 5, "{}", path.display());
+    }
+}
+
+#[test]
+fn the_cluster_size_grid_scales_the_load_with_the_gpus() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/beyond/cluster-scale.toml");
+    let (raw, source) = tetriserve::scenario::RawScenario::load_merged(Some(&path)).unwrap();
+    let grid = tetriserve::sweep::Grid::new(raw, &source).unwrap();
+    // Every policy of the registry but the two TetriServe variants without shedding.
+    let policies: std::collections::BTreeSet<&str> =
+        grid.points.iter().map(|p| p.policy.as_str()).collect();
+    assert_eq!(policies.len(), 8, "{policies:?}");
+    for p in &grid.points {
+        let s = grid.scenario(p).unwrap();
+        let nodes = f64::from(s.cluster.nodes);
+        assert_eq!(s.cluster.gpus_per_node, 8);
+        // 12 or 24 req/min and 300 requests per node.
+        let rate = p.rate_per_min.unwrap() / nodes;
+        assert!(rate == 12.0 || rate == 24.0, "{}", p.describe());
+        assert_eq!(
+            p.requests,
+            Some(300 * s.cluster.nodes as usize),
+            "{}",
+            p.describe()
+        );
     }
 }
