@@ -655,6 +655,7 @@ mod tests {
             steps: 1,
             first_step: 0,
             remap: false,
+            works: 1,
         }
     }
 

@@ -300,3 +300,34 @@ fn a_round_shorter_than_every_step_runs_one_step_at_a_time() {
     );
     assert_eq!(r.requests[0].outcome, Outcome::Met);
 }
+
+#[test]
+fn fixed_costs_that_push_a_step_past_every_round_do_not_starve_it() {
+    // 100 ms rounds and 100 ms steps on one GPU, but the first step also pays a 10 ms text
+    // encoder: it can never fit a round, so it runs at once, overrunning the first round;
+    // the later steps fit rounds again (from the boundary at 200 ms).
+    let w = Workload::from_requests(vec![req(0, 0, SMALL, 3, 1000)]);
+    let cluster = one_node(1);
+    let costs = StepTimes::resolve(&BatchingCosts, &w.resolutions(), &cluster, &[1]).unwrap();
+    let overheads = Overheads {
+        remap_fraction: 0.0,
+        text_encoder: ms(10),
+        ..Overheads::default()
+    };
+    let mut p = Tetriserve::new(
+        Variant::FULL,
+        &cluster,
+        &costs,
+        fixed_round(100),
+        overheads.clone(),
+    );
+    let mut exec = SimExecutor::new(&costs, overheads);
+    let r = engine::run(&w, &cluster, &costs, &mut p, &mut exec).unwrap();
+    let works: Vec<(u64, u64, u32)> = r
+        .works
+        .iter()
+        .map(|x| (x.start.0 / 1_000_000, x.end.0 / 1_000_000, x.steps))
+        .collect();
+    assert_eq!(works, vec![(0, 110, 1), (200, 300, 1), (300, 400, 1)]);
+    assert_eq!(r.requests[0].outcome, Outcome::Met);
+}

@@ -515,8 +515,8 @@ impl Tetriserve {
             // round (as `emit` dispatches it), at a boundary or as soon as GPUs come back: a
             // round shorter than a resolution's every step must not leave it unserved, nor
             // make each of its steps wait for the next boundary.
-            let overrun = table.fastest > self.tau;
-            let mut add = |degree: u32, steps: u32, step: Nanos, extra: Nanos| -> bool {
+            let never_fits = table.fastest > self.tau;
+            let mut add = |degree: u32, steps: u32, step: Nanos, extra: Nanos, overrun: bool| {
                 let mut q = Self::steps_within(window, step, extra, vae, steps.min(left));
                 if q == 0 && overrun {
                     q = 1;
@@ -564,14 +564,14 @@ impl Tetriserve {
                 } else {
                     part.steps
                 };
-                any |= add(part.degree, cap, step, extra);
+                any |= add(part.degree, cap, step, extra, never_fits);
             }
             if !any {
                 // No part fits a round (a step longer than tau at the planned degree): offer
                 // the narrowest degree that does, so that the request is never starved.
                 if let Some(&(k, step)) = table.times.iter().find(|&&(_, t)| t <= window) {
                     let extra = self.extra_cost(view, batch, None, step);
-                    add(k, left, step, extra);
+                    add(k, left, step, extra, false);
                 }
             }
             self.groups.push(group);
@@ -683,10 +683,12 @@ impl Tetriserve {
             let vae = self.overheads.vae_decode(lead.request.resolution);
             let mut q = Self::steps_within(window, step, extra, vae, lead.remaining_steps());
             if q == 0 {
+                // Skip it unless its step never fits a round: its class's every step is longer
+                // than a round, or at a boundary, it is late or its step with the fixed costs
+                // exceeds a whole round (the next round would not fit it either).
                 let never_fits = table.fastest > self.tau;
-                if !never_fits
-                    && (window < self.tau || (!p.late && table.step(p.gpus.len()) <= self.tau))
-                {
+                let fits_a_round = step + extra <= self.tau;
+                if !never_fits && (window < self.tau || (!p.late && fits_a_round)) {
                     continue; // Nothing fits the window (or the hand-off pushed it out).
                 }
                 q = 1; // Steps longer than a whole round still make progress, overrunning it.
