@@ -508,6 +508,9 @@ impl Stepwise {
             // The grant (steps per work) with which running every remaining step at a step
             // time of `t` meets the deadline, one dispatch paid per grant, if any: as short as
             // the slack allows the dispatches, and no shorter than `grant_steps` amortises them.
+            // A grant computes only the steps expected to run (a skipped step costs nothing but
+            // its share of the dispatch), so the amortising length is that of a step of
+            // `t x steps / nominal`: with skipping, grants are longer.
             let nominal = s.remaining_steps().saturating_sub(running);
             let dispatch = self.overheads.dispatch;
             let fits = |t: Nanos| -> Option<u32> {
@@ -517,10 +520,13 @@ impl Stepwise {
                 }
                 let works = (s.deadline().0 - end.0) / dispatch.0;
                 let works = works.min(u64::from(nominal)) as u32;
+                let computed =
+                    u128::from(t.0) * u128::from(steps.min(nominal)) / u128::from(nominal);
+                let computed = Nanos(computed as u64);
                 (works > 0).then(|| {
                     nominal
                         .div_ceil(works)
-                        .max(grant_steps(dispatch, t))
+                        .max(grant_steps(dispatch, computed))
                         .min(nominal)
                 })
             };
@@ -784,14 +790,19 @@ fn times(step: Nanos, g: u32) -> Nanos {
     step.checked_times(u64::from(g)).unwrap_or(Nanos::MAX)
 }
 
+/// The most a per-work dispatch may be of a grant's computed time (`grant_steps`).
+const DISPATCH_SHARE: f64 = 0.05;
+
 /// The steps of one grant at a step of `step`: one when dispatching is free, else enough that
-/// the dispatch is at most a tenth of the grant (at most 32 steps), so that a per-work cost
-/// is not paid at every step while a grant stays short enough to re-plan often.
+/// the dispatch is at most a twentieth of the grant (at most 32 steps), so that a per-work
+/// cost is not paid at every step while a grant stays short enough to re-plan often. (A
+/// tenth cost up to 10% of every request's time in dispatches: under load that is capacity,
+/// and near a deadline the margin that run-time skipping's variance needs.)
 fn grant_steps(dispatch: Nanos, step: Nanos) -> u32 {
     if dispatch == Nanos::ZERO || step == Nanos::ZERO {
         return 1;
     }
-    let g = (dispatch.0 as f64 / (0.1 * step.0 as f64)).ceil();
+    let g = (dispatch.0 as f64 / (DISPATCH_SHARE * step.0 as f64)).ceil();
     (g as u32).clamp(1, 32)
 }
 

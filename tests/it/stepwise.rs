@@ -218,3 +218,41 @@ fn hopeless_work_leaves_idle_what_an_arrival_that_cannot_wait_needs() {
         ("met", "missed", "met")
     );
 }
+
+#[test]
+fn grants_keep_the_dispatch_within_a_twentieth_so_early_dispatches_leave_room_for_later_work() {
+    use tetriserve::cost::Overheads;
+    use tetriserve::time::Nanos;
+    // One GPU, 256 px steps of 100 ms, 6 ms per dispatched work. A (10 steps, due at 1,345 ms)
+    // arrives at 0 with slack for a dispatch at every step; B (3 steps, due at 750 ms)
+    // arrives at 400 ms and goes first (earlier deadline).
+    // Grants at least 2 steps long (6 ms is more than a twentieth of 100 ms): A runs 0-206 and
+    // 206-412; B runs 412-618 (2 steps) and 618-724; A has 6 steps and 621 ms left, affording
+    // three works of two steps: 724-930, 930-1,136, 1,136-1,342. Both are met.
+    // With one-step grants (a dispatch within a tenth of a step), A would have paid four
+    // dispatches by 424 ms and B three by 742 ms; A's 6 steps (600 ms) would then leave 3 ms,
+    // less than one dispatch, and A would miss.
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 10, 1_345),
+        req(1, 400, SMALL, 3, 350),
+    ]);
+    let overheads = Overheads {
+        remap_fraction: 0.0,
+        dispatch: Nanos::from_millis(6.0),
+        ..Overheads::default()
+    };
+    let run = crate::util::run_kind_with(PolicyKind::Stepwise, &w, &cluster(1), overheads).unwrap();
+    assert!(check_run(&run, &w, None).is_empty());
+    assert_eq!(works_of(&run, 1), vec![(412, 618, 1), (618, 724, 1)]);
+    assert_eq!(
+        works_of(&run, 0),
+        vec![
+            (0, 206, 1),
+            (206, 412, 1),
+            (724, 930, 1),
+            (930, 1_136, 1),
+            (1_136, 1_342, 1)
+        ]
+    );
+    assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
+}
