@@ -27,6 +27,36 @@ pub struct PolicySection {
     pub rssp: RsspSection,
     #[serde(default)]
     pub tetriserve: TetriserveSection,
+    #[serde(default)]
+    pub stepwise: StepwiseSection,
+}
+
+/// `[policy.stepwise]`: what `stepwise` does with a request that cannot be met whatever
+/// happens: `hopeless = "give-up"` (the default) or `"serve"` (best-effort).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StepwiseSection {
+    pub hopeless: Option<String>,
+}
+
+impl StepwiseSection {
+    /// The policy's configuration, or an error naming the key.
+    pub fn build(&self, source: &str) -> Result<crate::policy::StepwiseConfig> {
+        let mut config = crate::policy::StepwiseConfig::default();
+        match self.hopeless.as_deref() {
+            None => {}
+            Some("give-up") => config.give_up_hopeless = true,
+            Some("serve") => config.give_up_hopeless = false,
+            Some(other) => {
+                return Err(Error::at_key(
+                    source,
+                    "policy.stepwise.hopeless",
+                    format!("expected \"give-up\" or \"serve\", got \"{other}\""),
+                ));
+            }
+        }
+        Ok(config)
+    }
 }
 
 /// `[policy.rssp]`: RSSP's degree per resolution; left empty, the paper's

@@ -18,7 +18,7 @@ mod view;
 
 pub use fixed_sp::FixedSp;
 pub use rssp::Rssp;
-pub use stepwise::Stepwise;
+pub use stepwise::{Stepwise, StepwiseConfig};
 pub use tetriserve::{Tetriserve, TetriserveConfig, Variant};
 pub use view::{Phase, RequestState, View};
 
@@ -355,6 +355,7 @@ pub struct PolicyConfig {
     /// Steps per request assumed by RSSP's automatic rule.
     pub steps: u32,
     pub tetriserve: TetriserveConfig,
+    pub stepwise: StepwiseConfig,
     /// The costs TetriServe accounts for when fitting work into a round.
     pub overheads: crate::cost::Overheads,
 }
@@ -366,6 +367,7 @@ impl Default for PolicyConfig {
             slo_bases: SloBases::paper(),
             steps: 28,
             tetriserve: TetriserveConfig::default(),
+            stepwise: StepwiseConfig::default(),
             overheads: crate::cost::Overheads::default(),
         }
     }
@@ -399,6 +401,7 @@ pub fn build(
             cluster,
             costs,
             config.overheads.clone(),
+            config.stepwise,
         ))),
         PolicyKind::Tetriserve(v) => {
             if let tetriserve::RoundLength::Fixed(t) = config.tetriserve.round

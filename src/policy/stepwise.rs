@@ -82,6 +82,7 @@ struct Live {
 pub struct Stepwise {
     /// Its name, from the policy registry.
     name: String,
+    config: StepwiseConfig,
     cluster: Cluster,
     overheads: Overheads,
     /// Per class: step times at every degree of a node (batch 1).
@@ -128,12 +129,19 @@ pub struct Stepwise {
     serving: Vec<u32>,
     /// Nodes serving no request with a deadline (`serving` 0): the only possible lenders.
     not_serving: BTreeSet<u32>,
+    /// Requests this decision gives up (hopeless: see [`hopeless`](Stepwise::hopeless)).
+    drops: Vec<RequestId>,
     /// The nodes whose last plan left an admitted waiting request without a grant.
     stuck: BTreeSet<u32>,
 }
 
 impl Stepwise {
-    pub fn new(cluster: &Cluster, costs: &StepTimes, overheads: Overheads) -> Stepwise {
+    pub fn new(
+        cluster: &Cluster,
+        costs: &StepTimes,
+        overheads: Overheads,
+        config: StepwiseConfig,
+    ) -> Stepwise {
         let classes = costs.classes().len();
         // Plans use the nominal step times (no rounds to quantise them to), so `tau` is moot.
         let tables: Vec<Table> = (0..classes)
@@ -154,6 +162,7 @@ impl Stepwise {
             .collect();
         Stepwise {
             name: PolicyKind::Stepwise.to_string(),
+            config,
             cluster: cluster.clone(),
             overheads,
             tables,
@@ -179,6 +188,7 @@ impl Stepwise {
             serving: vec![0; cluster.nodes as usize],
             not_serving: (0..cluster.nodes).collect(),
             stuck: BTreeSet::new(),
+            drops: Vec::new(),
         }
     }
 
@@ -381,11 +391,33 @@ impl Stepwise {
         }
     }
 
-    /// Whether `id` is late for sure: late by the steps expected to run, and with no step
-    /// that may still be skipped at run time (which could yet bring it in on time).
+    /// Whether `id` cannot be met whatever happens: late, and even running only the fewest
+    /// of its steps that may run (every skippable one skipped) at the fastest degree, from
+    /// now, ends after its deadline.
     fn hopeless(&self, view: &View<'_>, id: RequestId) -> bool {
-        self.late[id.index()]
-            && view.expected_remaining_steps(id) == view.request(id).remaining_steps()
+        if !self.late[id.index()] {
+            return false;
+        }
+        let s = view.request(id);
+        let fastest = self.planned[s.class.index()]
+            .iter()
+            .map(|&(_, t)| t)
+            .min()
+            .unwrap_or(Nanos::ZERO);
+        fastest
+            .checked_times(u64::from(view.fewest_remaining_steps(id)))
+            .and_then(|t| t.checked_add(self.fixed_costs(s)))
+            .and_then(|t| t.checked_add(view.now))
+            .is_none_or(|end| end > s.deadline())
+    }
+
+    /// Gives `id` up (once per decision): it cannot be met, and any GPU it held would only
+    /// delay requests that can.
+    fn give_up(&mut self, id: RequestId) {
+        debug_assert!(self.config.give_up_hopeless);
+        if !self.drops.contains(&id) {
+            self.drops.push(id);
+        }
     }
 
     /// One queue over the cluster: a waiting admitted request that its node cannot start now
@@ -538,7 +570,9 @@ impl Stepwise {
             else {
                 self.late[id.index()] = true;
                 self.set_counted(id, None);
-                if waiting {
+                if waiting && self.config.give_up_hopeless && self.hopeless(view, id) {
+                    self.give_up(id);
+                } else if waiting {
                     // Keyed by the nominal count, which the heap checks entries against.
                     self.late_heap[node as usize].push(Reverse((s.remaining_steps(), id)));
                 }
@@ -593,13 +627,15 @@ impl Stepwise {
             if s.phase != Phase::Waiting || s.remaining_steps() != steps {
                 continue; // stale entry: it ended, or was pushed again with fewer steps
             }
+            let hopeless = self.hopeless(view, id);
+            if hopeless && self.config.give_up_hopeless {
+                self.give_up(id);
+                continue;
+            }
             let idle = self.placer.idle();
             let hold = self.step(id, s.class, 1, s.remaining_steps());
-            let reserve = if self.hopeless(view, id) {
-                self.reserve(hold)
-            } else {
-                0
-            };
+            // Served, hopeless work leaves idle what an arrival that cannot wait would need.
+            let reserve = if hopeless { self.reserve(hold) } else { 0 };
             if usable(block, idle, now + hold) == 0 || idle - 1 < reserve {
                 skipped.push(Reverse((steps, id)));
                 break;
@@ -766,7 +802,8 @@ impl Stepwise {
                 if usable(block, idle, now + t_big + self.overheads.dispatch) < k {
                     continue;
                 }
-                // Hopeless work (not shed work, which may still make it) keeps the reserve.
+                // Served hopeless work (not shed work, which may still make it) keeps the
+                // reserve.
                 if self.hopeless(view, s.request.id)
                     && idle - k < self.reserve(t_big + self.overheads.dispatch)
                 {
@@ -780,6 +817,24 @@ impl Stepwise {
             }
             let Some((_, _, _, i)) = best else { return };
             self.placer.grow(i, &self.cluster);
+        }
+    }
+}
+
+/// What `[policy.stepwise]` sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepwiseConfig {
+    /// Give up a request that cannot be met whatever happens ([`Stepwise::hopeless`]) instead
+    /// of serving it best-effort: a step of work that cannot count holds GPUs that requests
+    /// arriving meanwhile may need. On by default; off, such work runs on what requests with
+    /// deadlines leave, keeping idle what an arrival that cannot wait would need.
+    pub give_up_hopeless: bool,
+}
+
+impl Default for StepwiseConfig {
+    fn default() -> StepwiseConfig {
+        StepwiseConfig {
+            give_up_hopeless: true,
         }
     }
 }
@@ -859,6 +914,7 @@ impl Policy for Stepwise {
             }
         }
         self.touched_list = nodes;
+        out.extend(self.drops.drain(..).map(Decision::Drop));
     }
 }
 

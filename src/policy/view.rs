@@ -134,6 +134,17 @@ impl<'a> View<'a> {
         }
     }
 
+    /// The fewest of `id`'s remaining steps that may run: all of them without run-time
+    /// skipping, else only the first steps that are never skipped. A request late even then
+    /// cannot be met whatever is skipped.
+    pub fn fewest_remaining_steps(&self, id: RequestId) -> u32 {
+        let s = &self.states[id.index()];
+        match self.skipping {
+            None => s.remaining_steps(),
+            Some(law) => law.fewest_to_run(s.steps_done, s.remaining_steps()),
+        }
+    }
+
     /// Active requests that are waiting for GPUs, in arrival order.
     pub fn waiting(&self) -> impl Iterator<Item = &'a RequestState> + '_ {
         self.active

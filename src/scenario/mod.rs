@@ -95,6 +95,7 @@ impl Scenario {
             slo_bases: slo.bases.clone(),
             steps,
             tetriserve: raw.policy.tetriserve.build(source)?,
+            stepwise: raw.policy.stepwise.build(source)?,
             overheads,
         };
         warnings.extend(crate::slo_fit::warnings(

@@ -80,6 +80,12 @@ impl SkipSpec {
         Ok(())
     }
 
+    /// Of `remaining` steps of a request that has done `done`, the fewest that may run: the
+    /// kept first steps it has not done (every later one may be skipped).
+    pub fn fewest_to_run(&self, done: u32, remaining: u32) -> u32 {
+        self.keep_first.saturating_sub(done).min(remaining)
+    }
+
     /// Of `remaining` steps of a request that has done `done`, how many are expected to run
     /// (rounded up: a policy planning with it errs towards too much work, never too little).
     pub fn expected_to_run(&self, done: u32, remaining: u32) -> u32 {

@@ -189,6 +189,12 @@ const CASES: &[Case] = &[
         expect: &["<file>", "`policy.tetriserve.tau_ms`", "1 to 3600000 ms"],
     },
     Case {
+        name: "scenario: unknown stepwise hopeless rule",
+        kind: "scenario",
+        content: "[policy.stepwise]\nhopeless = \"drop\"\n",
+        expect: &["<file>", "`policy.stepwise.hopeless`", "give-up"],
+    },
+    Case {
         name: "scenario: unknown shedding rule",
         kind: "scenario",
         content: "[policy.tetriserve]\nshed_rule = \"biggest\"\n",

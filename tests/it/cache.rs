@@ -250,12 +250,22 @@ pub fn run_skipping(
     w: &Workload,
     c: &tetriserve::cluster::Cluster,
 ) -> RunRecords {
-    let costs = costs(w, c);
     let config = PolicyConfig {
         rssp_degrees: vec![(SMALL, 1), (LARGE, 2)],
         ..PolicyConfig::default()
     };
-    let mut policy = policy::build(kind, c, &costs, &config).unwrap();
+    run_skipping_with(kind, w, c, &config)
+}
+
+/// [`run_skipping`] with the policies' configuration `config`.
+pub fn run_skipping_with(
+    kind: PolicyKind,
+    w: &Workload,
+    c: &tetriserve::cluster::Cluster,
+    config: &PolicyConfig,
+) -> RunRecords {
+    let costs = costs(w, c);
+    let mut policy = policy::build(kind, c, &costs, config).unwrap();
     let mut exec = SimExecutor::new(
         &costs,
         Overheads {
@@ -318,7 +328,23 @@ proptest! {
             let run = run_skipping(kind, &w, &c);
             let errors = check_run(&run, &w, Some(&expected(&w, &costs)));
             prop_assert!(errors.is_empty(), "{kind}: {errors:#?}");
-            prop_assert!(run.requests.iter().all(|r| r.outcome != Outcome::Dropped && r.steps_done == r.steps));
+            // Every request ends, or (stepwise only) is given up once it cannot be met even
+            // if every step that may be skipped (all but the first) is.
+            for r in &run.requests {
+                if r.outcome != Outcome::Dropped {
+                    prop_assert_eq!(r.steps_done, r.steps);
+                    continue;
+                }
+                prop_assert_eq!(kind, PolicyKind::Stepwise);
+                let class = costs.class_of(r.resolution).unwrap();
+                let fastest = c
+                    .degrees()
+                    .map(|k| costs.get(class, k, 1, tetriserve::cluster::Link::NvLink).unwrap())
+                    .min()
+                    .unwrap();
+                let fewest = u64::from(r.steps_done == 0);
+                prop_assert!(r.end.0 + fastest.0 * fewest > r.deadline.0, "{:?}", r);
+            }
             let met = run.requests.iter().filter(|r| r.outcome == Outcome::Met).count();
             prop_assert!(met <= bound.met, "{kind}: met {met} > bound {}", bound.met);
         }

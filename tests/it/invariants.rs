@@ -57,8 +57,10 @@ proptest! {
             // No policy beats the upper bound.
             let met = run.requests.iter().filter(|r| r.outcome == Outcome::Met).count();
             prop_assert!(met <= bound.met, "{kind}: met {met} > bound {}", bound.met);
-            // Nobody drops by default; baselines never preempt: one work per request.
-            prop_assert!(run.requests.iter().all(|r| r.outcome != Outcome::Dropped));
+            // Only stepwise drops by default, and only what could not be met; baselines never
+            // preempt: one work per request.
+            let wrong = wrongly_dropped(kind, &run, &costs, &c);
+            prop_assert!(wrong.is_empty(), "{kind} dropped {wrong:?}");
             if matches!(kind, PolicyKind::XditSp(_) | PolicyKind::Rssp) {
                 prop_assert_eq!(run.works.len(), workload.len());
             }
@@ -94,10 +96,47 @@ fn check_all(workload: &Workload, c: &tetriserve::cluster::Cluster) {
         assert!(errors.is_empty(), "{kind}: {errors:#?}");
         assert_eq!(run.requests.len(), workload.len());
         assert!(
-            run.requests.iter().all(|r| r.steps_done == r.steps),
+            run.requests
+                .iter()
+                .all(|r| r.steps_done == r.steps || r.outcome == Outcome::Dropped),
             "{kind}: someone never finished"
         );
+        let wrong = wrongly_dropped(kind, &run, &costs, c);
+        assert!(wrong.is_empty(), "{kind} dropped {wrong:?}");
     }
+}
+
+/// The requests `kind` dropped that it should not have: any, for every policy but `stepwise`,
+/// which gives up only a request that, when dropped, could no longer be met even running every
+/// remaining step at the fastest degree of a node.
+fn wrongly_dropped(
+    kind: PolicyKind,
+    run: &tetriserve::metrics::RunRecords,
+    costs: &StepTimes,
+    c: &tetriserve::cluster::Cluster,
+) -> Vec<u64> {
+    run.requests
+        .iter()
+        .filter(|r| r.outcome == Outcome::Dropped)
+        .filter(|r| {
+            if kind != PolicyKind::Stepwise {
+                return true;
+            }
+            let class = costs.class_of(r.resolution).unwrap();
+            let fastest = c
+                .degrees()
+                .map(|k| {
+                    costs
+                        .get(class, k, 1, tetriserve::cluster::Link::NvLink)
+                        .unwrap()
+                })
+                .min()
+                .unwrap();
+            let left = u64::from(r.steps - r.steps_done);
+            r.end.0 + fastest.0 * left <= r.deadline.0
+        })
+        .map(|r| r.id)
+        .collect()
 }
 
 #[test]
@@ -121,7 +160,7 @@ fn a_single_gpu_serves_everything_in_turn() {
 }
 
 #[test]
-fn deadlines_already_past_at_arrival_still_finish_best_effort() {
+fn deadlines_already_past_at_arrival_still_finish_best_effort_or_are_given_up() {
     let w = Workload::from_requests((0..40).map(|i| req(i, i * 10, SMALL, 3, 0)).collect());
     check_all(&w, &cluster(4));
     let run = run_kind(
@@ -131,6 +170,13 @@ fn deadlines_already_past_at_arrival_still_finish_best_effort() {
     )
     .unwrap();
     assert!(run.requests.iter().all(|r| r.outcome == Outcome::Missed));
+    // stepwise gives every one of them up as it arrives: none can be met.
+    let run = run_kind(PolicyKind::Stepwise, &w, &cluster(4)).unwrap();
+    assert!(
+        run.requests
+            .iter()
+            .all(|r| r.outcome == Outcome::Dropped && r.end == r.arrival && r.steps_done == 0)
+    );
 }
 
 /// A valid run of two requests on 4 GPUs, then one broken copy per invariant: the checker must

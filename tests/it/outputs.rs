@@ -206,11 +206,13 @@ fn streamed_files_are_byte_identical_to_records_formatted_at_the_end() {
         for (run, summary) in kept.iter().zip(&summaries) {
             let dir = out.join(&summary.policy);
             assert!(run.records.works.len() > 100, "a run worth checking");
+            // Some requests not met (missed, or given up by stepwise), so that every kind of
+            // row is written.
             assert!(
                 run.records
                     .requests
                     .iter()
-                    .any(|r| r.outcome == Outcome::Missed)
+                    .any(|r| r.outcome != Outcome::Met)
             );
             assert_eq!(read(&dir, "requests.csv"), reference_requests(&run.records));
             let works = read(&dir, "works.csv");

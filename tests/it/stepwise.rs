@@ -9,7 +9,41 @@ use tetriserve::policy::PolicyKind;
 use tetriserve::workload::Workload;
 use tetriserve::workload::skipping::SkipSpec;
 
-use crate::util::{LARGE, SMALL, cluster, req, run_kind};
+use crate::util::{LARGE, SMALL, cluster, costs, req, run_kind, run_policy};
+
+/// The policies' configuration with `stepwise` serving hopeless requests best-effort
+/// (`[policy.stepwise] hopeless = "serve"`) instead of giving them up.
+fn serving() -> tetriserve::policy::PolicyConfig {
+    tetriserve::policy::PolicyConfig {
+        rssp_degrees: vec![(SMALL, 1), (LARGE, 2)],
+        stepwise: tetriserve::policy::StepwiseConfig {
+            give_up_hopeless: false,
+        },
+        ..Default::default()
+    }
+}
+
+/// [`run`] with hopeless requests served best-effort.
+fn run_serving(workload: &Workload, gpus: u32) -> RunRecords {
+    let cluster = cluster(gpus);
+    let costs = costs(workload, &cluster);
+    let mut p =
+        tetriserve::policy::build(PolicyKind::Stepwise, &cluster, &costs, &serving()).unwrap();
+    let run = run_policy(p.as_mut(), workload, &cluster, &costs).unwrap();
+    let errors = check_run(&run, workload, None);
+    assert!(errors.is_empty(), "{errors:?}");
+    run
+}
+
+/// The outcome of request `label`.
+fn outcome(run: &RunRecords, label: u64) -> &'static str {
+    run.requests
+        .iter()
+        .find(|r| r.id == label)
+        .unwrap()
+        .outcome
+        .as_str()
+}
 
 /// (start ms, end ms, degree) of each work of request `label`, in order.
 fn works_of(run: &RunRecords, label: u64) -> Vec<(u64, u64, u32)> {
@@ -65,9 +99,17 @@ fn a_request_runs_at_its_need_and_narrows_once_ahead() {
 #[test]
 fn late_work_waits_while_a_request_with_a_deadline_lives_on_the_node() {
     // L (512 px, 3 steps, due at 500 ms) cannot make it even alone (3 x 300 ms on the one
-    // GPU); A (256 px, 2 steps, due at 1,000 ms) can. A runs first; L runs best effort after.
+    // GPU); A (256 px, 2 steps, due at 1,000 ms) can. A runs first; served, L runs best
+    // effort after; by default it is given up as it arrives.
     let w = Workload::from_requests(vec![req(0, 0, LARGE, 3, 500), req(1, 0, SMALL, 2, 1_000)]);
-    let run = run(&w, 1);
+    let given_up = run(&w, 1);
+    assert_eq!(works_of(&given_up, 1), vec![(0, 100, 1), (100, 200, 1)]);
+    assert!(works_of(&given_up, 0).is_empty());
+    assert_eq!(
+        (outcome(&given_up, 0), outcome(&given_up, 1)),
+        ("dropped", "met")
+    );
+    let run = run_serving(&w, 1);
     assert_eq!(works_of(&run, 1), vec![(0, 100, 1), (100, 200, 1)]);
     assert_eq!(
         works_of(&run, 0),
@@ -96,7 +138,7 @@ fn late_work_planned_with_skipped_steps_still_runs_to_the_end() {
         .apply(&mut w, 7)
         .unwrap();
     let c = cluster(1);
-    let run = crate::cache::run_skipping(PolicyKind::Stepwise, &w, &c);
+    let run = crate::cache::run_skipping_with(PolicyKind::Stepwise, &w, &c, &serving());
     let errors = check_run(&run, &w, None);
     assert!(errors.is_empty(), "{errors:?}");
     assert!(run.requests.iter().all(|r| r.steps_done == r.steps));
@@ -196,7 +238,23 @@ fn hopeless_work_leaves_idle_what_an_arrival_that_cannot_wait_needs() {
         req(1, 0, LARGE, 3, 100),
         req(2, 310, SMALL, 3, 190),
     ]);
-    let run = run(&w, 4);
+    // By default L is given up as it arrives (3 x 90 ms at best, due at 100 ms), and R1 runs
+    // at once on the whole node.
+    let given_up = run(&w, 4);
+    assert!(works_of(&given_up, 1).is_empty());
+    assert_eq!(
+        works_of(&given_up, 2),
+        vec![(310, 350, 4), (350, 390, 4), (390, 430, 4)]
+    );
+    assert_eq!(
+        (
+            outcome(&given_up, 0),
+            outcome(&given_up, 1),
+            outcome(&given_up, 2)
+        ),
+        ("met", "dropped", "met")
+    );
+    let run = run_serving(&w, 4);
     assert_eq!(
         works_of(&run, 0),
         vec![(0, 40, 4), (40, 80, 4), (80, 120, 4)]
