@@ -484,22 +484,24 @@ pub fn report(search: &SearchSpec, outcomes: &[ConfigResult]) -> GapDistribution
 
 /// The outcomes from the worst knob gap up, `n` of them.
 pub fn worst_knobs(outcomes: &[ConfigResult], n: usize) -> Vec<&ConfigResult> {
-    let mut v: Vec<&ConfigResult> = outcomes.iter().collect();
-    v.sort_by(|a, b| {
-        a.knob_gap()
-            .total_cmp(&b.knob_gap())
-            .then(a.config.index.cmp(&b.config.index))
-    });
-    v.truncate(n);
-    v
+    worst_by(outcomes, n, ConfigResult::knob_gap)
 }
 
 /// The outcomes from the worst gap up, `n` of them.
 pub fn worst(outcomes: &[ConfigResult], n: usize) -> Vec<&ConfigResult> {
+    worst_by(outcomes, n, ConfigResult::gap)
+}
+
+/// The `n` outcomes with the lowest `gap`, lowest first (ties by configuration index).
+fn worst_by(
+    outcomes: &[ConfigResult],
+    n: usize,
+    gap: fn(&ConfigResult) -> f64,
+) -> Vec<&ConfigResult> {
     let mut v: Vec<&ConfigResult> = outcomes.iter().collect();
     v.sort_by(|a, b| {
-        a.gap()
-            .total_cmp(&b.gap())
+        gap(a)
+            .total_cmp(&gap(b))
             .then(a.config.index.cmp(&b.config.index))
     });
     v.truncate(n);

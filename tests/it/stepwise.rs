@@ -115,15 +115,7 @@ fn late_work_waits_while_a_request_with_a_deadline_lives_on_the_node() {
         works_of(&run, 0),
         vec![(200, 500, 1), (500, 800, 1), (800, 1_100, 1)]
     );
-    let outcome = |label: u64| {
-        run.requests
-            .iter()
-            .find(|r| r.id == label)
-            .unwrap()
-            .outcome
-            .as_str()
-    };
-    assert_eq!((outcome(0), outcome(1)), ("missed", "met"));
+    assert_eq!((outcome(&run, 0), outcome(&run, 1)), ("missed", "met"));
 }
 
 #[test]
@@ -267,12 +259,8 @@ fn hopeless_work_leaves_idle_what_an_arrival_that_cannot_wait_needs() {
         works_of(&run, 1),
         vec![(120, 280, 2), (280, 440, 2), (490, 650, 2)]
     );
-    let outcome = |label: u64| {
-        let r = run.requests.iter().find(|r| r.id == label).unwrap();
-        r.outcome.as_str()
-    };
     assert_eq!(
-        (outcome(0), outcome(1), outcome(2)),
+        (outcome(&run, 0), outcome(&run, 1), outcome(&run, 2)),
         ("met", "missed", "met")
     );
 }
