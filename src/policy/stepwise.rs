@@ -90,6 +90,8 @@ pub struct Stepwise {
     /// Per class: what one step costs the admission test's plan at every degree, its share
     /// of the per-work dispatch (at the amortising grant length) included.
     planned: Vec<Vec<(u32, Nanos)>>,
+    /// Per class: the least of `planned`, what one step costs at the fastest degree.
+    fastest: Vec<Nanos>,
     /// Per request: the steps of the work it runs now.
     granted: Vec<u32>,
     /// Per request: the steps of its next grant, as its last pricing planned them.
@@ -150,7 +152,7 @@ impl Stepwise {
                     .expect("batch 1 is always resolved")
             })
             .collect();
-        let planned = tables
+        let planned: Vec<Vec<(u32, Nanos)>> = tables
             .iter()
             .map(|t| {
                 let share = |step: Nanos| {
@@ -163,6 +165,10 @@ impl Stepwise {
         Stepwise {
             name: PolicyKind::Stepwise.to_string(),
             config,
+            fastest: planned
+                .iter()
+                .map(|p| p.iter().map(|&(_, t)| t).min().unwrap_or(Nanos::ZERO))
+                .collect(),
             cluster: cluster.clone(),
             overheads,
             tables,
@@ -399,12 +405,7 @@ impl Stepwise {
             return false;
         }
         let s = view.request(id);
-        let fastest = self.planned[s.class.index()]
-            .iter()
-            .map(|&(_, t)| t)
-            .min()
-            .unwrap_or(Nanos::ZERO);
-        fastest
+        self.fastest[s.class.index()]
             .checked_times(u64::from(view.fewest_remaining_steps(id)))
             .and_then(|t| t.checked_add(self.fixed_costs(s)))
             .and_then(|t| t.checked_add(view.now))
