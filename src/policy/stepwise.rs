@@ -431,14 +431,11 @@ impl Stepwise {
         // Only a node with no request with a deadline of its own lends its idle GPUs: moving
         // work onto a node that serves deadlines crowds its admission. Without a lender there
         // is nothing to do, and nothing is priced (the common case under load).
-        // The lenders and their idle GPUs, in node order.
-        let mut spare: Vec<(u32, u32)> = self
+        if !self
             .not_serving
             .iter()
-            .map(|&m| (m, view.free.node_mask(m).count_ones()))
-            .filter(|&(_, idle)| idle > 0)
-            .collect();
-        if spare.is_empty() {
+            .any(|&m| view.free.node_mask(m) != 0)
+        {
             return;
         }
         // Requests can be stuck only on nodes where something changed or whose last plan left
@@ -450,10 +447,12 @@ impl Stepwise {
         let mut stuck: Vec<(Nanos, RequestId, u32, u32)> = Vec::new();
         let mut entries = std::mem::take(&mut self.entries);
         let mut order = std::mem::take(&mut self.order);
+        let mut priced_nodes: Vec<u32> = Vec::new();
         for n in from {
             if self.serving[n as usize] == 0 {
                 continue;
             }
+            priced_nodes.push(n);
             let mut idle = view.free.node_mask(n).count_ones();
             entries.clear();
             self.price_live(view, n, &mut entries);
@@ -474,7 +473,20 @@ impl Stepwise {
         }
         self.entries = entries;
         self.order = order;
+        if stuck.is_empty() {
+            return;
+        }
         stuck.sort_unstable();
+        // The lenders and their idle GPUs, in node order, as they were before this call
+        // priced anything: a node priced above served a deadline then, even if its last one
+        // ended since (it lends from the next decision on).
+        let mut spare: Vec<(u32, u32)> = self
+            .not_serving
+            .iter()
+            .filter(|m| priced_nodes.binary_search(m).is_err())
+            .map(|&m| (m, view.free.node_mask(m).count_ones()))
+            .filter(|&(_, idle)| idle > 0)
+            .collect();
         for (_, id, need, from) in stuck {
             let Some(j) = (0..spare.len())
                 .filter(|&j| spare[j].0 != from && spare[j].1 >= need)
