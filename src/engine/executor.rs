@@ -78,6 +78,21 @@ pub trait Executor {
         false
     }
 
+    /// Whether [`cut`](Executor::cut) can end running work early. Policies see it as
+    /// [`View::can_cut`](crate::policy::View::can_cut) and grant one step at a time without it.
+    fn can_cut(&self) -> bool {
+        false
+    }
+
+    /// Ends `work`, started at `start`, at its first step boundary not before `now`: the time
+    /// that boundary is reached and the steps done by then (at least one; all of them when the
+    /// boundary is the work's own end, which leaves the work as it was). `None` when this
+    /// executor cannot cut work.
+    fn cut(&mut self, now: Nanos, start: Nanos, work: &Work) -> Result<Option<(Nanos, u32)>> {
+        let _ = (now, start, work);
+        Ok(None)
+    }
+
     /// The executor's own clock, for executors that run in real time (`None`: simulated time,
     /// which is whatever the engine's events say).
     fn clock(&self) -> Option<Nanos> {
@@ -153,23 +168,37 @@ impl<'a> SimExecutor<'a> {
                 d.steps, work.resolution
             ))
         };
-        let mut parts = vec![self.overheads.dispatch];
-        if work.steps_before == 0 {
-            parts.push(self.overheads.text_encoder);
-        }
-        if work.finishes_request() {
-            parts.push(self.overheads.vae_decode(work.resolution));
-        }
-        if work.remap {
+        let zero = Nanos::ZERO;
+        let hand_off = if work.remap {
             let hand_off = step.0 as f64 * self.overheads.remap_fraction;
-            parts.push(Nanos::try_from_secs(hand_off.ceil() / 1e9).ok_or_else(beyond)?);
-        }
-        if k > 1 && (work.new_group || self.overheads.group_setup_on_regroup && work.remap) {
-            parts.push(self.overheads.group_setup);
-        }
-        if work.node_moved {
-            parts.push(self.overheads.node_handoff);
-        }
+            Nanos::try_from_secs(hand_off.ceil() / 1e9).ok_or_else(beyond)?
+        } else {
+            zero
+        };
+        let parts = [
+            self.overheads.dispatch,
+            if work.steps_before == 0 {
+                self.overheads.text_encoder
+            } else {
+                zero
+            },
+            if work.finishes_request() {
+                self.overheads.vae_decode(work.resolution)
+            } else {
+                zero
+            },
+            hand_off,
+            if k > 1 && (work.new_group || self.overheads.group_setup_on_regroup && work.remap) {
+                self.overheads.group_setup
+            } else {
+                zero
+            },
+            if work.node_moved {
+                self.overheads.node_handoff
+            } else {
+                zero
+            },
+        ];
         let steps = step
             .checked_times(u64::from(self.computed_steps(work)))
             .ok_or_else(beyond)?;
@@ -198,6 +227,33 @@ impl Executor for SimExecutor<'_> {
             ))
         })?;
         Ok(Launch::EndsAt(end))
+    }
+
+    fn can_cut(&self) -> bool {
+        true
+    }
+
+    /// The boundaries of a work are the ends of its prefixes: the first `j` steps, dispatched
+    /// alone, with the same start-up costs and no final decode unless `j` is every step.
+    /// Their times rise with `j`, so the first one not before `now` is found by bisection.
+    fn cut(&mut self, now: Nanos, start: Nanos, work: &Work) -> Result<Option<(Nanos, u32)>> {
+        let end_of = |j: u32| -> Result<Nanos> {
+            let mut prefix = *work;
+            prefix.dispatch.steps = j;
+            start
+                .checked_add(self.duration(&prefix)?)
+                .ok_or_else(|| Error::Cost("a cut work would end past the horizon".into()))
+        };
+        let (mut lo, mut hi) = (1, work.dispatch.steps);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if end_of(mid)? >= now {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Ok(Some((end_of(lo)?, lo)))
     }
 }
 

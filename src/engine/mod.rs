@@ -133,11 +133,13 @@ struct Engine<'a> {
     /// Times of pending timers, to avoid queueing duplicates.
     timers: HashSet<Nanos>,
     used_groups: HashSet<GpuSet>,
-    /// Works not yet handed to the sink, oldest first: `unsent[i]` is work `first_unsent + i`,
-    /// with its dispatch and whether it has finished. A work leaves once it and every older
-    /// one have finished, so the window spans the longest work's lifetime, not the run.
-    unsent: VecDeque<(WorkRecord, Dispatch, bool)>,
+    /// Works not yet handed to the sink, oldest first: `unsent[i]` is work `first_unsent + i`.
+    /// A work leaves once it and every older one have finished, so the window spans the
+    /// longest work's lifetime, not the run.
+    unsent: VecDeque<Unsent>,
     first_unsent: u32,
+    /// The running work of each request, for [`Decision::Cut`].
+    running_work: Vec<Option<(WorkId, Nanos)>>,
     records: Vec<RecordAcc>,
     ended: usize,
     /// Requests that finished or were dropped since `active` was last compacted.
@@ -147,6 +149,15 @@ struct Engine<'a> {
     /// Events handled so far.
     events: u64,
     decisions: DecisionTimes,
+}
+
+/// A work in the engine's window: its record, what was launched, when it ends (when known in
+/// advance; a cut moves it earlier) and whether it has.
+struct Unsent {
+    record: WorkRecord,
+    work: Work,
+    ends_at: Option<Nanos>,
+    done: bool,
 }
 
 /// Per-request accumulators that end up in its [`RequestRecord`].
@@ -204,6 +215,7 @@ impl<'a> Engine<'a> {
             unsent: VecDeque::new(),
             first_unsent: 0,
             records: vec![RecordAcc::default(); states.len()],
+            running_work: vec![None; states.len()],
             ended: 0,
             just_ended: Vec::new(),
             pending_arrivals: states.len(),
@@ -240,10 +252,13 @@ impl<'a> Engine<'a> {
             self.arrived.clear();
             self.completed.clear();
             self.timer_fired = false;
-            self.handle(at, event)?;
+            let mut happened = self.handle(at, event)?;
             while self.queue.peek_time() == Some(at) {
                 let (_, e) = self.queue.pop().expect("peeked");
-                self.handle(at, e)?;
+                happened |= self.handle(at, e)?;
+            }
+            if !happened {
+                continue; // Only the old ends of cut works: nothing changed.
             }
             if let Err(e) = self.send_finished() {
                 return Err(self.interrupt(e, policy.name()));
@@ -265,6 +280,7 @@ impl<'a> Engine<'a> {
                     timer: self.timer_fired,
                     states: &self.states,
                     skipping: self.workload.skipping,
+                    can_cut: executor.can_cut(),
                 };
                 let t0 = Instant::now();
                 policy.decide(&view, &mut decisions);
@@ -301,10 +317,10 @@ impl<'a> Engine<'a> {
 
     /// Hands the sink every work at the front of the window that has finished.
     fn send_finished(&mut self) -> Result<()> {
-        while self.unsent.front().is_some_and(|w| w.2) {
-            let (record, _, _) = self.unsent.pop_front().expect("non-empty");
+        while self.unsent.front().is_some_and(|w| w.done) {
+            let w = self.unsent.pop_front().expect("non-empty");
             self.first_unsent += 1;
-            self.sink.work(&record)?;
+            self.sink.work(&w.record)?;
         }
         Ok(())
     }
@@ -320,7 +336,13 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn handle(&mut self, now: Nanos, event: Event) -> Result<()> {
+    /// Handles one event; false when it was the old end of a work that was cut since.
+    fn handle(&mut self, now: Nanos, event: Event) -> Result<bool> {
+        if let Event::WorkDone(w) = event
+            && self.is_stale(now, w)
+        {
+            return Ok(false);
+        }
         self.events += 1;
         if self.events.is_multiple_of(PROGRESS_EVERY) {
             self.sink.progress(&Progress {
@@ -338,7 +360,17 @@ impl<'a> Engine<'a> {
                 self.timer_fired = true;
             }
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Whether `w` ending at `now` is the old end of a work that was cut to end earlier.
+    fn is_stale(&self, now: Nanos, w: WorkId) -> bool {
+        let Some(i) = w.0.checked_sub(self.first_unsent) else {
+            return true; // It ended and left the window.
+        };
+        self.unsent
+            .get(i as usize)
+            .is_none_or(|u| u.done || u.ends_at.is_some_and(|t| t != now))
     }
 
     fn on_arrival(&mut self, id: RequestId) {
@@ -349,16 +381,17 @@ impl<'a> Engine<'a> {
     }
 
     fn on_work_done(&mut self, now: Nanos, w: WorkId) {
-        let (record, d, done) = &mut self.unsent[(w.0 - self.first_unsent) as usize];
-        let d = *d;
-        record.end = now;
-        *done = true;
-        let start = record.start;
+        let u = &mut self.unsent[(w.0 - self.first_unsent) as usize];
+        let d = u.work.dispatch;
+        u.record.end = now;
+        u.done = true;
+        let start = u.record.start;
         self.free.release(d.gpus);
         self.running_works -= 1;
         let gpu_time =
             u128::from(d.gpus.len()) * u128::from((now - start).0) / u128::from(d.batch.len());
         for &id in d.batch.ids() {
+            self.running_work[id.index()] = None;
             let s = &mut self.states[id.index()];
             s.steps_done += d.steps;
             let acc = &mut self.records[id.index()];
@@ -425,6 +458,7 @@ impl<'a> Engine<'a> {
                 acc.end = Some(now);
                 acc.outcome = Some(Outcome::Dropped);
             }
+            Decision::Cut(id) => self.cut(now, id, executor, &refuse)?,
             Decision::Dispatch(disp) => {
                 self.dispatch(now, disp, executor).map_err(|e| match e {
                     Error::Config { message, .. } => refuse(message),
@@ -528,6 +562,7 @@ impl<'a> Engine<'a> {
             s.first_start.get_or_insert(now);
             let moved = s.gpus.is_some_and(|g| g != d.gpus);
             s.gpus = Some(d.gpus);
+            self.running_work[rid.index()] = Some((id, now));
             let acc = &mut self.records[rid.index()];
             acc.degrees_used |= 1 << k.trailing_zeros();
             acc.remaps += u32::from(moved);
@@ -549,10 +584,66 @@ impl<'a> Engine<'a> {
             remap,
             works: 1,
         };
-        self.unsent.push_back((record, d, false));
-        if let Launch::EndsAt(t) = launch {
-            self.queue.push(t, Event::WorkDone(id));
+        let ends_at = match launch {
+            Launch::EndsAt(t) => {
+                self.queue.push(t, Event::WorkDone(id));
+                Some(t)
+            }
+            Launch::Pending => None,
+        };
+        self.unsent.push_back(Unsent {
+            record,
+            work,
+            ends_at,
+            done: false,
+        });
+        Ok(())
+    }
+
+    /// Ends `id`'s running work at its first step boundary not before `now` (a no-op when that
+    /// is the work's own end): the work's record, dispatch and completion event follow.
+    fn cut(
+        &mut self,
+        now: Nanos,
+        id: RequestId,
+        executor: &mut dyn Executor,
+        refuse: &dyn Fn(String) -> Error,
+    ) -> Result<()> {
+        let Some(state) = self.states.get(id.index()) else {
+            return Err(refuse(format!("cut unknown request {id:?}")));
+        };
+        let Some((w, start)) = self.running_work[id.index()] else {
+            return Err(refuse(format!(
+                "cut request {} which is {:?}, not running",
+                state.request.label, state.phase
+            )));
+        };
+        let u = &self.unsent[(w.0 - self.first_unsent) as usize];
+        if u.work.dispatch.batch.len() > 1 {
+            return Err(refuse(format!(
+                "cut request {} which runs in a batch; only a work of one request can be cut",
+                state.request.label
+            )));
         }
+        let Some((end, steps)) = executor.cut(now, start, &u.work)? else {
+            return Err(refuse(
+                "cut running work, which this executor cannot do (View::can_cut is false)"
+                    .to_string(),
+            ));
+        };
+        if steps >= u.work.dispatch.steps {
+            return Ok(());
+        }
+        if steps == 0 || end < now {
+            return Err(Error::Executor(format!(
+                "the executor cut a work to {steps} step(s) ending at {end}, before now ({now})"
+            )));
+        }
+        let u = &mut self.unsent[(w.0 - self.first_unsent) as usize];
+        u.work.dispatch.steps = steps;
+        u.record.steps = steps;
+        u.ends_at = Some(end);
+        self.queue.push(end, Event::WorkDone(w));
         Ok(())
     }
 
@@ -578,8 +669,8 @@ impl<'a> Engine<'a> {
     /// The records of the run so far; works still in the window (unfinished ones only when
     /// the run was interrupted) go to the sink first, in dispatch order.
     fn finish(mut self, policy: &str) -> Result<RunRecords> {
-        for (record, _, _) in std::mem::take(&mut self.unsent) {
-            self.sink.work(&record)?;
+        for w in std::mem::take(&mut self.unsent) {
+            self.sink.work(&w.record)?;
         }
         let requests = self
             .states

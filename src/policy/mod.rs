@@ -89,6 +89,12 @@ pub enum Decision {
     WakeAt(Nanos),
     /// Give up on a waiting request: it ends as `dropped` and counts as an SLO miss.
     Drop(RequestId),
+    /// End a running request's work at its first step boundary not before now (only where
+    /// [`View::can_cut`] says the executor can): the work keeps the steps done by then, and
+    /// the request waits again from that boundary with the rest. Cutting at the work's own
+    /// end changes nothing. Lets a policy grant many steps at once and still take the GPUs
+    /// back at the next step boundary when something more urgent arrives.
+    Cut(RequestId),
 }
 
 /// A scheduling policy.

@@ -79,6 +79,11 @@ pub struct View<'a> {
     pub(crate) states: &'a [RequestState],
     /// The law of run-time step skipping, when steps are skipped (never which steps are).
     pub(crate) skipping: Option<crate::workload::skipping::SkipSpec>,
+    /// Whether running work can be cut at a step boundary ([`Decision::Cut`]): the simulator
+    /// can; the hardware backend runs every dispatched step.
+    ///
+    /// [`Decision::Cut`]: crate::policy::Decision::Cut
+    pub can_cut: bool,
 }
 
 impl<'a> View<'a> {
@@ -107,6 +112,7 @@ impl<'a> View<'a> {
             timer,
             states,
             skipping: None,
+            can_cut: false,
         }
     }
 
@@ -114,6 +120,12 @@ impl<'a> View<'a> {
     /// their own views; the engine sets it from the workload).
     pub fn with_skipping(mut self, law: Option<crate::workload::skipping::SkipSpec>) -> View<'a> {
         self.skipping = law;
+        self
+    }
+
+    /// The view with cuts allowed or not (tests and benchmarks that build their own views).
+    pub fn with_cuts(mut self, can_cut: bool) -> View<'a> {
+        self.can_cut = can_cut;
         self
     }
 

@@ -64,6 +64,65 @@ fn step_level_degree_changes_are_timed_and_recorded() {
 }
 
 #[test]
+fn a_cut_work_ends_at_its_next_step_boundary_and_the_rest_is_granted_again() {
+    // Request 1: 512 px, 6 steps of 300 ms on GPU0, dispatched whole at 0 (would end at 1800).
+    // Request 2 (256 px, 3 steps of 100 ms) arrives at 700: the first is cut, so its work ends
+    // at the boundary after 700 (900, 3 steps); the second runs 900-1200; the first's last 3
+    // steps run 1200-2100. The old end at 1800 is no decision point (the script would shift).
+    let w = Workload::from_requests(vec![req(1, 0, LARGE, 6, 5000), req(2, 700, SMALL, 3, 1000)]);
+    let run = run_script(
+        &w,
+        1,
+        vec![
+            vec![dispatch(0, 6, 0b1)],
+            vec![Decision::Cut(RequestId(0))],
+            vec![dispatch(1, 3, 0b1)],
+            vec![dispatch(0, 3, 0b1)],
+        ],
+    )
+    .unwrap();
+    let spans: Vec<_> = run
+        .works
+        .iter()
+        .map(|x| (x.requests[0], x.first_step, x.steps, x.start, x.end))
+        .collect();
+    assert_eq!(
+        spans,
+        vec![
+            (1, 0, 3, ms(0), ms(900)),
+            (2, 0, 3, ms(900), ms(1200)),
+            (1, 3, 3, ms(1200), ms(2100)),
+        ]
+    );
+    assert_eq!(run.requests[0].end, ms(2100));
+    assert_eq!(run.requests[1].end, ms(1200));
+    assert_eq!(run.requests[0].gpu_time, ms(1800));
+    assert!(check_run(&run, &w, None).is_empty());
+}
+
+#[test]
+fn cutting_at_a_works_own_end_changes_nothing_and_cutting_waiting_work_is_refused() {
+    // Cut during the last step: the boundary is the work's end (600), nothing changes.
+    let w = Workload::from_requests(vec![req(1, 0, LARGE, 2, 5000), req(2, 450, SMALL, 1, 1000)]);
+    let run = run_script(
+        &w,
+        2,
+        vec![
+            vec![dispatch(0, 2, 0b1)],
+            vec![Decision::Cut(RequestId(0)), dispatch(1, 1, 0b10)],
+        ],
+    )
+    .unwrap();
+    assert_eq!(run.works[0].steps, 2);
+    assert_eq!(run.works[0].end, ms(600));
+    let w = Workload::from_requests(vec![req(1, 0, SMALL, 3, 1000)]);
+    let err = run_script(&w, 1, vec![vec![Decision::Cut(RequestId(0))]])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cut request 1 which is Waiting, not running"), "{err}");
+}
+
+#[test]
 fn a_batch_runs_its_requests_together_and_splits_gpu_time() {
     // Two 256 px requests batched on 2 GPUs for 3 steps: batch-2 step = 2 x 60 ms.
     let w = Workload::from_requests(vec![req(1, 0, SMALL, 3, 1000), req(2, 0, SMALL, 3, 1000)]);
