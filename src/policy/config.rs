@@ -32,11 +32,14 @@ pub struct PolicySection {
 }
 
 /// `[policy.stepwise]`: what `stepwise` does with a request that cannot be met whatever
-/// happens: `hopeless = "give-up"` (the default) or `"serve"` (best-effort).
+/// happens (`hopeless = "give-up"`, the default, or `"serve"`, best-effort), and how long its
+/// grants are (`grants = "revocable"`, the default where the executor can cut work, or
+/// `"one-step"`).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StepwiseSection {
     pub hopeless: Option<String>,
+    pub grants: Option<String>,
 }
 
 impl StepwiseSection {
@@ -52,6 +55,18 @@ impl StepwiseSection {
                     source,
                     "policy.stepwise.hopeless",
                     format!("expected \"give-up\" or \"serve\", got \"{other}\""),
+                ));
+            }
+        }
+        match self.grants.as_deref() {
+            None => {}
+            Some("revocable") => config.revocable_grants = true,
+            Some("one-step") => config.revocable_grants = false,
+            Some(other) => {
+                return Err(Error::at_key(
+                    source,
+                    "policy.stepwise.grants",
+                    format!("expected \"revocable\" or \"one-step\", got \"{other}\""),
                 ));
             }
         }

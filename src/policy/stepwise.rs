@@ -73,6 +73,9 @@ struct Live {
     need: u32,
     /// GPUs it holds now (running) or 0.
     holds: u32,
+    /// Running a revocable grant, planned as if waiting at its next step boundary: kept if
+    /// the plan gives it the GPUs it holds, else cut there.
+    revocable: bool,
     /// Least GPU-nanoseconds it needs before its deadline (for admission).
     work: u128,
     shed: bool,
@@ -96,6 +99,8 @@ pub struct Stepwise {
     granted: Vec<u32>,
     /// Per request: the steps of its next grant, as its last pricing planned them.
     plan_grant: Vec<u32>,
+    /// Per request: its need (see [`Live::need`]), as its last pricing found it.
+    plan_need: Vec<u32>,
     /// Per class: the least a request of it that could be met on arrival could have waited
     /// before starting, and the GPUs it needed then. Late work whose grant holds GPUs longer
     /// than a class's wait leaves that class's need idle (`reserve`).
@@ -135,6 +140,43 @@ pub struct Stepwise {
     drops: Vec<RequestId>,
     /// The nodes whose last plan left an admitted waiting request without a grant.
     stuck: BTreeSet<u32>,
+    /// Whether this decision's grants are revocable (configured, and the executor can cut).
+    revocable: bool,
+    /// Per request: its running revocable grant, for its step boundaries.
+    run: Vec<Option<Run>>,
+    /// The revocable grants this node's plan priced (see [`Live::revocable`]), and the ones
+    /// among them it keeps.
+    virtual_ids: Vec<RequestId>,
+    kept: Vec<RequestId>,
+    /// Requests whose grant this decision cuts.
+    cuts: Vec<RequestId>,
+    /// Nodes to re-plan at a revocable grant's step boundary (an admitted request waits
+    /// there, and a running one's need may drop by then), earliest first.
+    wakes: BinaryHeap<Reverse<(Nanos, u32)>>,
+}
+
+/// A revocable grant as dispatched: its steps end at `start + lead + j x step`.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    start: Nanos,
+    lead: Nanos,
+    step: Nanos,
+    steps: u32,
+}
+
+impl Run {
+    /// The first step boundary not before `now` and the steps done by then (at least one).
+    fn next_boundary(&self, now: Nanos) -> (Nanos, u32) {
+        let first = self.start + self.lead;
+        let step = self.step.0.max(1);
+        let j = if now <= first {
+            1
+        } else {
+            (now - first).0.div_ceil(step).max(1)
+        };
+        let j = j.min(u64::from(self.steps)) as u32;
+        (first + times(self.step, j), j)
+    }
 }
 
 impl Stepwise {
@@ -175,6 +217,7 @@ impl Stepwise {
             planned,
             granted: Vec::new(),
             plan_grant: Vec::new(),
+            plan_need: Vec::new(),
             tight: vec![None; classes],
             node_of: Vec::new(),
             busy_until: Vec::new(),
@@ -195,6 +238,12 @@ impl Stepwise {
             not_serving: (0..cluster.nodes).collect(),
             stuck: BTreeSet::new(),
             drops: Vec::new(),
+            revocable: false,
+            run: Vec::new(),
+            virtual_ids: Vec::new(),
+            kept: Vec::new(),
+            cuts: Vec::new(),
+            wakes: BinaryHeap::new(),
         }
     }
 
@@ -274,15 +323,24 @@ impl Stepwise {
             self.busy_until.resize(max + 1, Nanos::ZERO);
             self.granted.resize(max + 1, 0);
             self.plan_grant.resize(max + 1, 1);
+            self.plan_need.resize(max + 1, 1);
             self.late.resize(max + 1, false);
             self.counted.resize(max + 1, None);
             self.priced.resize(max + 1, None);
+            self.run.resize(max + 1, None);
+        }
+        while let Some(&Reverse((t, node))) = self.wakes.peek()
+            && t <= view.now
+        {
+            self.wakes.pop();
+            self.touch(node);
         }
         for &id in view.completed {
             let Some(&node) = self.node_of.get(id.index()) else {
                 continue;
             };
             self.touch(node);
+            self.run[id.index()] = None;
             self.recount(view, id);
             let s = view.request(id);
             let running = &mut self.late_running[node as usize];
@@ -463,7 +521,9 @@ impl Stepwise {
             let mut claimable = gpus;
             for &i in &order {
                 let e = entries[i];
-                if e.waiting && e.need <= claimable.min(idle) {
+                if e.revocable {
+                    // Running: it keeps its node, and its GPUs, unless re-planned there.
+                } else if e.waiting && e.need <= claimable.min(idle) {
                     idle -= e.need;
                 } else if e.waiting {
                     stuck.push((e.deadline, e.id, e.need, n));
@@ -526,12 +586,24 @@ impl Stepwise {
                     return false;
                 }
             };
+            // A revocable grant is priced at its next step boundary with the steps left then,
+            // unless that boundary is its end.
+            let boundary = match self.run[id.index()] {
+                Some(r) if self.revocable && !waiting => {
+                    Some(r.next_boundary(now)).filter(|&(_, j)| j < r.steps)
+                }
+                _ => None,
+            };
+            let revocable = boundary.is_some();
             let ready = if waiting {
                 now
+            } else if let Some((at, _)) = boundary {
+                at
             } else {
                 self.busy_until[id.index()].max(now)
             };
             if !waiting
+                && !revocable
                 && let Some((at, e)) = self.priced[id.index()]
                 && at == ready
             {
@@ -541,7 +613,11 @@ impl Stepwise {
             let fixed = self.fixed_costs(s);
             // Steps left after the one running now, as many as are expected to run when the
             // executor skips steps at run time (planning only: grants are whole steps).
-            let running = if waiting { 0 } else { self.granted[id.index()] };
+            let running = match boundary {
+                Some((_, j)) => j,
+                None if waiting => 0,
+                None => self.granted[id.index()],
+            };
             let steps = view.expected_remaining_steps(id).saturating_sub(running);
             let class = s.class;
             let times = &self.planned[class.index()];
@@ -583,7 +659,10 @@ impl Stepwise {
             else {
                 self.late[id.index()] = true;
                 self.set_counted(id, None);
-                if waiting && self.config.give_up_hopeless && self.hopeless(view, id) {
+                if revocable {
+                    // Late work is granted step by step: it stops at the next boundary.
+                    self.cuts.push(id);
+                } else if waiting && self.config.give_up_hopeless && self.hopeless(view, id) {
                     self.give_up(id);
                 } else if waiting {
                     // Keyed by the nominal count, which the heap checks entries against.
@@ -592,23 +671,25 @@ impl Stepwise {
                 return false;
             };
             self.plan_grant[id.index()] = grant;
+            self.plan_need[id.index()] = need;
             let budget = s.deadline() - ready - fixed;
             let plan: Plan = min_gpu_plan(times, steps, budget);
             let e = Live {
                 id,
                 class,
                 deadline: s.deadline(),
-                waiting,
+                waiting: waiting || revocable,
                 need,
-                holds: if waiting {
+                holds: if waiting || revocable {
                     0
                 } else {
                     s.gpus.map_or(0, |g| g.len())
                 },
+                revocable,
                 work: plan.gpu_time(times),
                 shed: false,
             };
-            self.priced[id.index()] = (!waiting).then_some((ready, e));
+            self.priced[id.index()] = (!waiting && !revocable).then_some((ready, e));
             entries.push(e);
             true
         });
@@ -663,14 +744,41 @@ impl Stepwise {
     /// Phase 6 of [`plan_node`](Stepwise::plan_node): one-step works for every placed grant.
     fn dispatch_placed(&mut self, view: &View<'_>, node: u32, out: &mut Vec<Decision>) {
         let now = view.now;
+        let idle = view.free.node_mask(node);
         for p in self.placer.placed() {
             let id = p.batch.ids()[0];
             let s = view.request(id);
+            if self.virtual_ids.contains(&id) {
+                // A revocable grant: kept where the plan leaves it on its GPUs, else cut.
+                if s.gpus == Some(p.gpus) {
+                    self.kept.push(id);
+                }
+                continue;
+            }
+            if p.gpus.mask() & !idle != 0 {
+                continue; // On GPUs a cut frees at their holder's boundary: re-planned then.
+            }
             let step = self.step_on(s.class, p.gpus);
-            let g = self.grant(id, s.class, p.gpus.len(), s.remaining_steps());
+            // Below its need a request is behind its plan: granted a step at a time, it is
+            // re-planned at its next boundary, as the GPUs it lacks may be idle by then.
+            let g = if self.revocable
+                && !self.late[id.index()]
+                && p.gpus.len() >= self.plan_need[id.index()]
+            {
+                s.remaining_steps()
+            } else {
+                self.grant(id, s.class, p.gpus.len(), s.remaining_steps())
+            };
+            let lead = self.work_cost(s, p.gpus, step, 0);
             let end = now + self.work_cost(s, p.gpus, step, g) + times(step, g);
             self.busy_until[id.index()] = end;
             self.granted[id.index()] = g;
+            self.run[id.index()] = (self.revocable && g > 1).then_some(Run {
+                start: now,
+                lead,
+                step,
+                steps: g,
+            });
             if self.overheads.group_setup > Nanos::ZERO {
                 self.used_groups.insert(p.gpus);
             }
@@ -682,6 +790,12 @@ impl Stepwise {
                 steps: g,
                 gpus: p.gpus,
             }));
+        }
+        for i in 0..self.virtual_ids.len() {
+            let id = self.virtual_ids[i];
+            if !self.kept.contains(&id) {
+                self.cuts.push(id);
+            }
         }
     }
 
@@ -701,7 +815,16 @@ impl Stepwise {
         order.clear();
         order.extend(0..entries.len());
         order.sort_unstable_by_key(|&i| (entries[i].shed, entries[i].deadline, entries[i].id));
-        self.placer.start(node, view.free.node_mask(node));
+        // Revocable grants are planned as if at their next step boundary: their GPUs are
+        // the plan's to give.
+        self.virtual_ids.clear();
+        self.kept.clear();
+        let mut free = view.free.node_mask(node);
+        for e in entries.iter().filter(|e| e.revocable) {
+            self.virtual_ids.push(e.id);
+            free |= view.request(e.id).gpus.map_or(0, |g| g.mask());
+        }
+        self.placer.start(node, free);
         let mut claimable = gpus;
         // A blocked request: when it could start, and how many idle GPUs wait for it.
         let mut block: Option<(Nanos, u32)> = None;
@@ -761,6 +884,21 @@ impl Stepwise {
         self.scale_up(view, block, now);
         // 6. One-step works.
         self.dispatch_placed(view, node, out);
+        // 7. With an admitted request waiting, the grants kept are re-planned at their next
+        //    step boundary, as one-step grants would be.
+        if self.revocable && (stuck || block.is_some()) {
+            let next = self
+                .kept
+                .iter()
+                .filter_map(|id| self.run[id.index()])
+                .map(|r| r.next_boundary(now).0)
+                .filter(|&t| t > now)
+                .min();
+            if let Some(t) = next {
+                self.wakes.push(Reverse((t, node)));
+                out.push(Decision::WakeAt(t));
+            }
+        }
         self.entries = entries;
         self.order = order;
     }
@@ -842,12 +980,19 @@ pub struct StepwiseConfig {
     /// arriving meanwhile may need. On by default; off, such work runs on what requests with
     /// deadlines leave, keeping idle what an arrival that cannot wait would need.
     pub give_up_hopeless: bool,
+    /// Grant a request with a deadline all its remaining steps at once, and cut the grant at
+    /// its next step boundary when a re-plan of its node takes its GPUs or changes its degree
+    /// ([`Decision::Cut`]), instead of granting one step at a time. Plans are made at events
+    /// (arrivals, works ending) rather than at every step boundary, so a run makes a fraction
+    /// of the works and decisions. Only where [`View::can_cut`] (the simulator).
+    pub revocable_grants: bool,
 }
 
 impl Default for StepwiseConfig {
     fn default() -> StepwiseConfig {
         StepwiseConfig {
             give_up_hopeless: true,
+            revocable_grants: true,
         }
     }
 }
@@ -914,6 +1059,7 @@ impl Policy for Stepwise {
     }
 
     fn decide(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
+        self.revocable = self.config.revocable_grants && view.can_cut;
         self.take_in(view);
         if self.cluster.nodes > 1 {
             self.route(view);
@@ -922,12 +1068,23 @@ impl Policy for Stepwise {
         let mut nodes = std::mem::take(&mut self.touched_list);
         nodes.sort_unstable();
         for &node in &nodes {
-            if view.free.node_mask(node) != 0 {
+            // A node with no idle GPU may still re-plan its revocable grants.
+            if view.free.node_mask(node) != 0 || self.revocable {
                 self.plan_node(view, node, out);
             }
         }
         self.touched_list = nodes;
         out.extend(self.drops.drain(..).map(Decision::Drop));
+        for id in self.cuts.drain(..) {
+            // Its grant now ends at that boundary: plans until then see it running to there.
+            if let Some(r) = &mut self.run[id.index()] {
+                let (_, j) = r.next_boundary(view.now);
+                r.steps = j;
+                self.granted[id.index()] = j;
+                self.busy_until[id.index()] = r.start + r.lead + times(r.step, j);
+            }
+            out.push(Decision::Cut(id));
+        }
     }
 }
 
