@@ -333,8 +333,14 @@ pub fn study(scenario: &Scenario, executor: &mut dyn Executor) -> Result<Fidelit
     let real = crate::simulate::run_with(scenario, executor)
         .map_err(|f| f.error)?
         .remove(0);
-    let sim = crate::simulate::simulate(scenario)?.remove(0);
-    let mut bare = scenario.clone();
+    // Where the real executor cannot cut running work, its policies granted one step at a
+    // time; the simulations must plan the same way.
+    let mut planned = scenario.clone();
+    if !executor.can_cut() {
+        planned.policy_config.stepwise.revocable_grants = false;
+    }
+    let sim = crate::simulate::simulate(&planned)?.remove(0);
+    let mut bare = planned.clone();
     bare.policy_config.overheads.dispatch = Nanos::ZERO;
     let sim_bare = crate::simulate::simulate(&bare)?.remove(0);
     let mut files = Vec::new();

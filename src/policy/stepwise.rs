@@ -144,8 +144,8 @@ pub struct Stepwise {
     revocable: bool,
     /// Per request: its running revocable grant, for its step boundaries.
     run: Vec<Option<Run>>,
-    /// The revocable grants this node's plan priced (see [`Live::revocable`]), and the ones
-    /// among them it keeps.
+    /// The revocable grants this node's plan priced (see [`Live::revocable`]), and the
+    /// revocable grants that run on after it (kept, or made by it).
     virtual_ids: Vec<RequestId>,
     kept: Vec<RequestId>,
     /// Requests whose grant this decision cuts.
@@ -779,6 +779,9 @@ impl Stepwise {
                 step,
                 steps: g,
             });
+            if self.run[id.index()].is_some() {
+                self.kept.push(id);
+            }
             if self.overheads.group_setup > Nanos::ZERO {
                 self.used_groups.insert(p.gpus);
             }
@@ -891,7 +894,7 @@ impl Stepwise {
                 .kept
                 .iter()
                 .filter_map(|id| self.run[id.index()])
-                .map(|r| r.next_boundary(now).0)
+                .map(|r| r.next_boundary(now + Nanos(1)).0)
                 .filter(|&t| t > now)
                 .min();
             if let Some(t) = next {

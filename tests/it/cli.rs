@@ -319,9 +319,14 @@ fn real_mode_without_a_gpu_is_a_clean_error() {
 fn work_rows_merge_stepwise_by_default_and_change_no_result() {
     let dir = tempfile::tempdir().unwrap();
     let (merged, each) = (dir.path().join("merged"), dir.path().join("each"));
+    // One-step grants: one work per step, which rows merge.
+    let one_step = dir.path().join("one-step.toml");
+    std::fs::write(&one_step, "[policy.stepwise]\ngrants = \"one-step\"\n").unwrap();
     let sim = |out: &Path, extra: &[&str]| {
         let mut args = vec![
             "simulate",
+            "-s",
+            one_step.to_str().unwrap(),
             "-p",
             "stepwise",
             "-p",

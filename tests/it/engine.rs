@@ -119,7 +119,10 @@ fn cutting_at_a_works_own_end_changes_nothing_and_cutting_waiting_work_is_refuse
     let err = run_script(&w, 1, vec![vec![Decision::Cut(RequestId(0))]])
         .unwrap_err()
         .to_string();
-    assert!(err.contains("cut request 1 which is Waiting, not running"), "{err}");
+    assert!(
+        err.contains("cut request 1 which is Waiting, not running"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use tetriserve::bound::upper_bound;
 use tetriserve::cost::StepTimes;
 use tetriserve::metrics::invariants::check_run;
 use tetriserve::metrics::{Outcome, WorkRecord};
-use tetriserve::policy::PolicyKind;
+use tetriserve::policy::{PolicyConfig, PolicyKind, StepwiseConfig};
 use tetriserve::workload::Workload;
 
 use crate::util::*;
@@ -64,9 +64,22 @@ proptest! {
             if matches!(kind, PolicyKind::XditSp(_) | PolicyKind::Rssp) {
                 prop_assert_eq!(run.works.len(), workload.len());
             }
-            // stepwise grants one step at a time.
+            // stepwise's one-step grants (its revocable grants are the default) hold every
+            // invariant too, and are one step each.
             if kind == PolicyKind::Stepwise {
-                prop_assert!(run.works.iter().all(|w| w.steps == 1));
+                let config = PolicyConfig {
+                    rssp_degrees: vec![(SMALL, 1), (LARGE, 2)],
+                    stepwise: StepwiseConfig { revocable_grants: false, ..Default::default() },
+                    ..PolicyConfig::default()
+                };
+                let mut p = tetriserve::policy::build(kind, &c, &costs, &config).unwrap();
+                let one = run_policy(p.as_mut(), &workload, &c, &costs).unwrap();
+                let errors = check_run(&one, &workload, Some(&expected(&costs)));
+                prop_assert!(errors.is_empty(), "one-step: {errors:#?}");
+                let met = one.requests.iter().filter(|r| r.outcome == Outcome::Met).count();
+                prop_assert!(met <= bound.met);
+                prop_assert!(wrongly_dropped(kind, &one, &costs, &c).is_empty());
+                prop_assert!(one.works.iter().all(|w| w.steps == 1));
             }
             // Determinism: a second run gives identical records.
             let again = run_kind(kind, &workload, &c).unwrap();

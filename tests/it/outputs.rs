@@ -278,7 +278,8 @@ fn merged_rows_read_back_to_the_totals_of_the_works() {
     // Stepwise on two nodes under load: one-step works, most merged.
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let sc = scenario(&["stepwise"], 120, 16);
+    let mut sc = scenario(&["stepwise"], 120, 16);
+    sc.policy_config.stepwise.revocable_grants = false;
     let mut streamed = Streamed::new(Some(Staging::create(&out, false).unwrap()), None, false);
     simulate::simulate_into(&sc, &mut streamed).unwrap();
     let summary = streamed.commit().unwrap().remove(0);

@@ -1,38 +1,103 @@
 //! `stepwise`: hand-computed schedules of its one-step grants (a lent GPU reclaimed at the
 //! holder's next step boundary, a request running at the narrowest degree that meets its
 //! deadline and narrowing once ahead, late work deferred while a request with a deadline lives
-//! on the node), all under the invariant checker.
+//! on the node), all under the invariant checker; and its revocable grants, which must run the
+//! same steps on the same GPUs at the same times in fewer works (cut where a re-plan takes
+//! the GPUs).
 
+use tetriserve::cluster::Cluster;
+use tetriserve::cost::Overheads;
+use tetriserve::engine::{self, SimExecutor};
 use tetriserve::metrics::invariants::check_run;
 use tetriserve::metrics::{RunRecords, WorkRecord};
-use tetriserve::policy::PolicyKind;
+use tetriserve::policy::{PolicyConfig, PolicyKind, StepwiseConfig};
 use tetriserve::workload::Workload;
 use tetriserve::workload::skipping::SkipSpec;
 
-use crate::util::{LARGE, SMALL, cluster, costs, req, run_kind, run_policy};
+use crate::util::{LARGE, SMALL, cluster, costs, req};
 
 /// The policies' configuration with `stepwise` serving hopeless requests best-effort
 /// (`[policy.stepwise] hopeless = "serve"`) instead of giving them up.
-fn serving() -> tetriserve::policy::PolicyConfig {
-    tetriserve::policy::PolicyConfig {
+fn serving() -> PolicyConfig {
+    config(false, true, no_overheads())
+}
+
+/// No per-work costs (and no remap hand-off), as the hand-computed schedules assume.
+fn no_overheads() -> Overheads {
+    Overheads {
+        remap_fraction: 0.0,
+        ..Overheads::default()
+    }
+}
+
+/// `stepwise`'s configuration: hopeless requests given up or served, grants revocable or
+/// one-step, `overheads` charged and planned for.
+fn config(give_up_hopeless: bool, revocable_grants: bool, overheads: Overheads) -> PolicyConfig {
+    PolicyConfig {
         rssp_degrees: vec![(SMALL, 1), (LARGE, 2)],
-        stepwise: tetriserve::policy::StepwiseConfig {
-            give_up_hopeless: false,
+        stepwise: StepwiseConfig {
+            give_up_hopeless,
+            revocable_grants,
         },
+        overheads,
         ..Default::default()
     }
 }
 
-/// [`run`] with hopeless requests served best-effort.
-fn run_serving(workload: &Workload, gpus: u32) -> RunRecords {
-    let cluster = cluster(gpus);
-    let costs = costs(workload, &cluster);
-    let mut p =
-        tetriserve::policy::build(PolicyKind::Stepwise, &cluster, &costs, &serving()).unwrap();
-    let run = run_policy(p.as_mut(), workload, &cluster, &costs).unwrap();
+/// A `stepwise` run on `cluster` with `config`, checked by the invariant checker.
+fn run_with(workload: &Workload, cluster: &Cluster, config: &PolicyConfig) -> RunRecords {
+    let costs = costs(workload, cluster);
+    let mut p = tetriserve::policy::build(PolicyKind::Stepwise, cluster, &costs, config).unwrap();
+    let mut exec = SimExecutor::new(&costs, config.overheads.clone());
+    let run = engine::run(workload, cluster, &costs, p.as_mut(), &mut exec).unwrap();
     let errors = check_run(&run, workload, None);
     assert!(errors.is_empty(), "{errors:?}");
     run
+}
+
+/// Consecutive works of one request on one GPU set, end to end, as one span: (request,
+/// start ms, end ms, GPU set, steps), by start then request.
+fn spans(run: &RunRecords) -> Vec<(u64, u64, u64, String, u32)> {
+    let mut out: Vec<(u64, u64, u64, String, u32)> = Vec::new();
+    let mut works: Vec<&WorkRecord> = run.works.iter().collect();
+    works.sort_by_key(|w| (w.requests[0], w.start));
+    for w in works {
+        let (id, start, end) = (w.requests[0], w.start.0 / 1_000_000, w.end.0 / 1_000_000);
+        let gpus = w.gpus.to_string();
+        match out.last_mut() {
+            Some(last) if last.0 == id && last.2 == start && last.3 == gpus => {
+                last.2 = end;
+                last.4 += w.steps;
+            }
+            _ => out.push((id, start, end, gpus, w.steps)),
+        }
+    }
+    out.sort_by_key(|s| (s.1, s.0));
+    out
+}
+
+/// The one-step run of `config` on `cluster`, after checking that revocable grants run the
+/// same spans in no more works (no dispatch cost: with one, revocable grants pay fewer).
+fn one_step_and_revocable(
+    workload: &Workload,
+    cluster: &Cluster,
+    config: &PolicyConfig,
+) -> RunRecords {
+    let mut one = config.clone();
+    one.stepwise.revocable_grants = false;
+    let one_step = run_with(workload, cluster, &one);
+    let mut rev = config.clone();
+    rev.stepwise.revocable_grants = true;
+    let revocable = run_with(workload, cluster, &rev);
+    assert_eq!(spans(&revocable), spans(&one_step), "revocable vs one-step");
+    assert_eq!(revocable.requests, one_step.requests);
+    assert!(revocable.works.len() <= one_step.works.len());
+    one_step
+}
+
+/// [`run`] with hopeless requests served best-effort.
+fn run_serving(workload: &Workload, gpus: u32) -> RunRecords {
+    one_step_and_revocable(workload, &cluster(gpus), &serving())
 }
 
 /// The outcome of request `label`.
@@ -54,12 +119,14 @@ fn works_of(run: &RunRecords, label: u64) -> Vec<(u64, u64, u32)> {
         .collect()
 }
 
+/// The default `stepwise` with one-step grants on `gpus` GPUs (see
+/// [`one_step_and_revocable`]).
 fn run(workload: &Workload, gpus: u32) -> RunRecords {
-    let cluster = cluster(gpus);
-    let run = run_kind(PolicyKind::Stepwise, workload, &cluster).unwrap();
-    let errors = check_run(&run, workload, None);
-    assert!(errors.is_empty(), "{errors:?}");
-    run
+    one_step_and_revocable(
+        workload,
+        &cluster(gpus),
+        &config(true, true, no_overheads()),
+    )
 }
 
 #[test]
@@ -153,8 +220,7 @@ fn placed_works(run: &RunRecords, label: u64) -> Vec<(u64, u64, u32)> {
 
 #[test]
 fn a_request_its_node_cannot_start_moves_to_an_idle_node_and_pays_the_hand_off() {
-    use tetriserve::cluster::{Cluster, Topology};
-    use tetriserve::cost::Overheads;
+    use tetriserve::cluster::Topology;
     use tetriserve::time::Nanos;
     // Two nodes of one GPU. A (256 px, 2 steps, lax) goes to node 0 and B (512 px, 1 step of
     // 300 ms, lax) to node 1 at t = 0. C (256 px, 3 steps, due at 450 ms) arrives at 50 ms and
@@ -173,8 +239,7 @@ fn a_request_its_node_cannot_start_moves_to_an_idle_node_and_pays_the_hand_off()
         node_handoff: Nanos::from_millis(5.0),
         ..Overheads::default()
     };
-    let run = crate::util::run_kind_with(PolicyKind::Stepwise, &w, &cluster, overheads).unwrap();
-    assert!(check_run(&run, &w, None).is_empty());
+    let run = one_step_and_revocable(&w, &cluster, &config(true, true, overheads));
     assert_eq!(placed_works(&run, 1), vec![(0, 300, 1)]);
     assert_eq!(
         placed_works(&run, 2),
@@ -186,7 +251,6 @@ fn a_request_its_node_cannot_start_moves_to_an_idle_node_and_pays_the_hand_off()
 
 #[test]
 fn the_dispatch_cost_is_planned_per_work_and_grants_lengthen_to_afford_it() {
-    use tetriserve::cost::Overheads;
     use tetriserve::time::Nanos;
     // One GPU, 256 px steps of 100 ms, 10 ms per dispatched work. R (10 steps, due at
     // 1,050 ms) would end at 1,100 ms with a dispatch at every step; its slack after the
@@ -197,7 +261,7 @@ fn the_dispatch_cost_is_planned_per_work_and_grants_lengthen_to_afford_it() {
         dispatch: Nanos::from_millis(10.0),
         ..Overheads::default()
     };
-    let run = crate::util::run_kind_with(PolicyKind::Stepwise, &w, &cluster(1), overheads).unwrap();
+    let run = run_with(&w, &cluster(1), &config(true, false, overheads.clone()));
     assert!(check_run(&run, &w, None).is_empty());
     assert_eq!(
         works_of(&run, 0),
@@ -211,8 +275,12 @@ fn the_dispatch_cost_is_planned_per_work_and_grants_lengthen_to_afford_it() {
     );
     assert_eq!(run.requests[0].outcome.as_str(), "met");
     // Free dispatching keeps one-step grants.
-    let run = run_kind(PolicyKind::Stepwise, &w, &cluster(1)).unwrap();
-    assert_eq!(run.works.len(), 10);
+    let one = run_with(&w, &cluster(1), &config(true, false, no_overheads()));
+    assert_eq!(one.works.len(), 10);
+    // A revocable grant runs every step in one work and pays one dispatch: done at 1,010 ms.
+    let rev = run_with(&w, &cluster(1), &config(true, true, overheads));
+    assert_eq!(works_of(&rev, 0), vec![(0, 1_010, 1)]);
+    assert_eq!(rev.requests[0].outcome.as_str(), "met");
 }
 
 #[test]
@@ -267,7 +335,6 @@ fn hopeless_work_leaves_idle_what_an_arrival_that_cannot_wait_needs() {
 
 #[test]
 fn grants_keep_the_dispatch_within_a_twentieth_so_early_dispatches_leave_room_for_later_work() {
-    use tetriserve::cost::Overheads;
     use tetriserve::time::Nanos;
     // One GPU, 256 px steps of 100 ms, 6 ms per dispatched work. A (10 steps, due at 1,345 ms)
     // arrives at 0 with slack for a dispatch at every step; B (3 steps, due at 750 ms)
@@ -287,7 +354,7 @@ fn grants_keep_the_dispatch_within_a_twentieth_so_early_dispatches_leave_room_fo
         dispatch: Nanos::from_millis(6.0),
         ..Overheads::default()
     };
-    let run = crate::util::run_kind_with(PolicyKind::Stepwise, &w, &cluster(1), overheads).unwrap();
+    let run = run_with(&w, &cluster(1), &config(true, false, overheads.clone()));
     assert!(check_run(&run, &w, None).is_empty());
     assert_eq!(works_of(&run, 1), vec![(412, 618, 1), (618, 724, 1)]);
     assert_eq!(
