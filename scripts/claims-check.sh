@@ -81,6 +81,9 @@ num() {
   if within "$got" "$want" "$tol"; then ok "$key: $want (got $got)"; else bad "$key: /$re/ expected $want +- $tol, got '${got}'"; fi
 }
 
+# nth KEY REGEX N: the first capture of REGEX's Nth match in the output.
+nth() { perl -ne 'print "$1\n" while /'"$2"'/g' "$WORK/$1.out" | sed -n "$3p"; }
+
 eq() {
   if within "$2" "$3" "$4"; then ok "$1: $3 (got $2)"; else bad "$1: expected $3 +- $4, got '$2'"; fi
 }
@@ -313,6 +316,35 @@ if [ "$tier" != quick ]; then
   eq "README caching: TetriServe's gain, Skewed (x)" "$(awk -v a="${t3s[4]}" -v b="${t3s[2]}" 'BEGIN { printf "%.2f", a / b }')" 1.48 0
   eq "README caching: TetriServe's gain, Uniform (points)" "$(awk -v a="${t3u[4]}" -v b="${t3u[2]}" 'BEGIN { print a - b }')" 15.4 0.05
   eq "README caching: TetriServe's gain, Uniform (x)" "$(awk -v a="${t3u[4]}" -v b="${t3u[2]}" 'BEGIN { printf "%.2f", a / b }')" 1.26 0
+  # README, "Where and why": TetriServe has the highest attainment at every point of Figs. 7, 8,
+  # 12 and 13 (ties allowed), and on Fig. 14's homogeneous workloads.
+  for h in "Fig. 7:" "Fig. 8:" "Fig. 12: SLO attainment (%), SD3-Medium on 4x A40, Uniform" \
+    "Fig. 12: SLO attainment (%), SD3-Medium on 4x A40, Skewed" "Fig. 13:"; do
+    below=$(
+      awk -v h="### $h" 'index($0, h) == 1 { on = 1; next } /^###/ { on = 0 }
+      on && /^\| [A-Za-z]/ { n = split($0, hd, /[|]/); for (i = 1; i <= n; i++) { gsub(/^ +| +$/, "", hd[i]); name[i] = hd[i] } }
+      on && /^\| [0-9]/ { gsub(/ ± [0-9.]+/, ""); n = split($0, f, /[|]/); t = ""; best = -1
+        for (i = 3; i < n; i++) { gsub(/ /, "", f[i]); if (name[i] == "tetriserve") t = f[i]; else if (name[i] != "upper bound" && f[i] + 0 > best) best = f[i] + 0 }
+        if (t == "" || t + 0 < best) bad++ }
+      END { print bad + 0 }' "$WORK/plots/README.md")
+    eq "README: points of $h where a baseline beats TetriServe" "$below" 0 0
+  done
+  # Fig. 14 (mean over seeds per resolution) and Fig. 4: fixed SP=1 never meets a 1024 or
+  # 2048 px request, SP=2 never a 2048 px one.
+  means14=$(awk -F, 'NR > 1 { k = $5 " " $4; t[k] += $21; n[k]++ } END { for (k in t) printf "%s %.1f\n", k, t[k] / n[k] * 100 }' \
+    "$WORK/plots/data/fig14-homogeneous/results.csv")
+  for r in 256x256 512x512 1024x1024 2048x2048; do
+    ts=$(echo "$means14" | awk -v m="homogeneous:$r" '$1 == m && $2 == "tetriserve" { print $3 }')
+    best=$(echo "$means14" | awk -v m="homogeneous:$r" '$1 == m && $2 != "tetriserve" { print $3 }' | sort -g | tail -1)
+    eq "README Fig. 14, $r: TetriServe at least every baseline" "$(awk -v a="$ts" -v b="$best" 'BEGIN { print (a >= b) }')" 1 0
+    [ "$r" = 2048x2048 ] || eq "README Fig. 14, $r: TetriServe (%)" "$ts" 100.0 0
+  done
+  for d in fig04-motivation fig07-uniform fig08-skewed; do
+    met=$(awk -F, '($3 == "xdit-sp1" && ($4 == "1024x1024" || $4 == "2048x2048")) || ($3 == "xdit-sp2" && $4 == "2048x2048") { m += $6 } END { print m + 0 }' \
+      "$WORK/plots/data/$d/results-by-resolution.csv")
+    eq "README: SP=1 at 1024/2048 px and SP=2 at 2048 px meet nothing ($d)" "$met" 0 0
+  done
+
   # docs/caching.md: Table 3's cache on seed 1.
   sim nirvana-seed1 simulate --scenario scenarios/paper/table3-nirvana.toml --seed 1 -p tetriserve --format json
   num nirvana-seed1 '"cache_hits":\s*(\d+)' 214 0
@@ -437,6 +469,13 @@ if [ "$tier" != quick ]; then
   eq "README cluster size: stepwise's goodput per GPU on 8 GPUs" "$(cell "$gp" 8 9)" 1.37 0
   eq "README cluster size: stepwise's goodput per GPU on 64 GPUs" "$(cell "$gp" 64 9)" 3.90 0
   rows docs/optimum.md '' optimum-report
+  # README: stepwise against the exact optimum on windows (default, SLO 0.8x, two nodes heavy).
+  for c in "1 116 115" "2 91 91" "4 749 742"; do
+    set -- $c
+    eq "README optimum, study $1: the optimum" "$(nth optimum-report '^\| total \|[^|]*\|[^|]*\|[^|]*\| ([^|]+?) \|' "$1")" "$2" 0
+    eq "README optimum, study $1: stepwise" "$(nth optimum-report 'Policy loss in the run over the whole workload \(optimum - best policy, stepwise with (\d+)\)' "$1")" "$3" 0
+  done
+  num optimum-report 'stepwise with 742\): \d+, ([\d.]+)% of the optimum' 0.9 0
   rows docs/regrouping.md '' regroup-report
   for h in "## SLO attainment (%) by SLO scale, 300 requests, Poisson 12 req/min" \
     "## Ablation (the paper's Table 5): SLO attainment (%) / mean latency of completed requests (s)" \
