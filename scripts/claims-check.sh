@@ -163,6 +163,12 @@ echo "== quick: single runs ($tier)"
 sim default simulate
 table default "policy            SLO att."
 
+# docs/upper-bound.md: the bound against TetriServe on the Skewed mix (the Uniform one is the
+# default run's table above).
+sim skewed simulate -s scenarios/skewed.toml -p tetriserve
+num skewed '^upper bound\s+([\d.]+)%' 90.3 0
+num skewed '^tetriserve\s+([\d.]+)%' 81.7 0
+
 # README, Common tasks: the A40 profile's 2048 px warning.
 sim a40-warning simulate --profile a40-sd3-medium --gpus 4 -p tetriserve --requests 10
 has a40-warning "2048x2048: a lone request takes 15.60 s at best (SP 4, 28 steps)"
