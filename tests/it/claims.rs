@@ -1,7 +1,7 @@
 //! A fast sample of the numbers README.md states, re-run with the binary: the quick-start table
 //! (the default `simulate` run) row by row, the results table's Table 5 rows against a fresh
-//! `figures --only table5` (and plots/README.md's section), the H100 / H200 what-if sentence, and
-//! the A40 warning. `scripts/claims-check.sh` re-runs every number; this is the part cheap enough
+//! `figures --only table5` (and plots/README.md's section), the H100 / H200 what-if sentence, the
+//! A40 warning and the fewest GPUs for 12 req/min. `scripts/claims-check.sh` re-runs every number; this is the part cheap enough
 //! for `cargo test` (a few seconds).
 
 use std::path::Path;
@@ -220,4 +220,38 @@ fn the_a40_warning_sentence_holds() {
     let slo_run = number_after(line, "its SLO of ");
     assert!((took - best).abs() < 0.05, "README {best} s, run: {line}");
     assert_eq!(slo_run, slo, "{line}");
+}
+
+#[test]
+fn the_capacity_planning_sentence_holds() {
+    let text = readme();
+    let marker = "at 12 req/min TetriServe needs ";
+    let sentence = &text[text.find(marker).expect("the capacity sentence") + marker.len()..];
+    let stated = numbers(&sentence[..sentence.find(')').unwrap()]);
+    let (out, _) = run(&[
+        "goodput",
+        "--policy",
+        "tetriserve",
+        "--min-gpus",
+        "--rate",
+        "12",
+        "--seeds",
+        "1,2,3",
+        "--format",
+        "json",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let pct = |k: &str| (json[k].as_f64().unwrap() * 1000.0).round() / 10.0;
+    // "8 GPUs (91.3% there, 66.6% on 4)"
+    assert_eq!(
+        stated,
+        [
+            json["gpus"].as_f64().unwrap(),
+            pct("slo_attainment"),
+            pct("below_slo_attainment"),
+            json["below_gpus"].as_f64().unwrap(),
+        ],
+        "README: {}",
+        &sentence[..sentence.find(')').unwrap() + 1]
+    );
 }

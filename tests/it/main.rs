@@ -46,7 +46,7 @@ mod overload;
 mod capacity;
 // Every repository path the docs and the help texts name exists; none names a path outside it.
 mod pointers;
-// A fast sample of README's numbers re-run: the quick-start table, Table 5, what-if sentences.
+// A fast sample of README's numbers re-run: the quick-start table, Table 5, what-if, capacity.
 mod claims;
 // The exact optimum on small instances: by hand, against brute force, between policies and bound.
 mod optimum;
