@@ -7,7 +7,9 @@
 #            on 2 cores)
 #   default  also `figures`, `robustness` and the report scripts whose output the docs hold
 #            (about 15 minutes on 2 cores)
-#   --full   also the million-request timings and the Python reference (about 5 minutes more)
+#   --full   also the million-request timings and the Python reference (a few minutes more);
+#            with CLAIMS_BENCH=1 also the divan benchmarks README quotes, printed to compare
+#            by eye (they build the benches: several minutes)
 # WORKDIR keeps every command's output (default: a temporary directory, removed after);
 # CLAIMS_REUSE=1 checks the outputs an earlier run left in WORKDIR again, running only what is
 # missing (for editing the text or this list).
@@ -552,6 +554,20 @@ if [ "$tier" = full ]; then
     num python-rssp 'rssp: met (\d+)\/' 999865 0
     num python-xdit-sp8 'xdit-sp8: met (\d+)\/' 1633 0
     took python-rssp 13
+  fi
+
+  # README, Benchmarks: divan medians, reported for a reader to compare (they move with the
+  # machine's load; README states ranges).
+  if [ -n "${CLAIMS_BENCH:-}" ]; then
+    run bench-trace cargo bench --bench trace_parse -- parse_trace_csv
+    run bench-bound cargo bench --bench bound -- poisson
+    run bench-round cargo bench --bench scheduler -- tetriserve_round
+    echo "time  trace CSV, 1,000,000 rows (README: 0.17-0.25 s, 4-6 M rows/s):"
+    grep -A1 '1000000 ' "$WORK/bench-trace.out" | sed 's/^/        /'
+    echo "time  upper bound, 1,000,000 requests (README: 1.35-1.54 s):"
+    grep '1000000 ' "$WORK/bench-bound.out" | sed 's/^/        /'
+    echo "time  one round, 8 GPUs, 100 / 1,000 pending (README: 11-14 us / 120-160 us):"
+    grep -E '\(8, (100|1000)\)' "$WORK/bench-round.out" | sed 's/^/        /'
   fi
 fi
 
