@@ -3,10 +3,9 @@
 # differs from the text beyond its stated noise.
 #
 # Usage: scripts/claims-check.sh [--quick | --full] [WORKDIR]
-#   --quick  single runs only: the default run, what-if runs, goodput searches (about a minute
-#            on 2 cores)
-#   default  also `figures`, `robustness` and the report scripts whose output the docs hold
-#            (about 15 minutes on 2 cores)
+#   --quick  single runs only: the default run, what-if runs, goodput searches (seconds)
+#   default  also `figures`, `robustness`, sweeps and the report scripts whose output the docs
+#            hold (about 5 minutes on 2 cores)
 #   --full   also the million-request timings and the Python reference (a few minutes more);
 #            with CLAIMS_BENCH=1 also the divan benchmarks README quotes, printed to compare
 #            by eye (they build the benches: several minutes)
@@ -24,13 +23,19 @@
 #   eq      'WHAT' ACTUAL EXPECTED TOL  a number computed here from outputs (a mean, a ratio)
 #   section DOC 'HEADING' KEY           DOC's text after the line HEADING is the output, exactly
 #                                       (leading blank lines aside)
+#   rows    DOC 'HEADING' KEY...        every table row of DOC's section HEADING ('' for all of
+#                                       DOC) is a line the outputs print
 #   took    KEY STATED_S                a wall-clock claim: reported, and a failure only beyond
 #                                       CLAIMS_TIME_FACTOR (default 4) times STATED_S, since the
 #                                       machine and its load set it
 # Simulated results are deterministic, so their tolerance is the rounding of the text (0 for
-# counts). Each entry names where the claim is stated. GPU measurements (README "Real
-# hardware", docs/gpu/) need a GPU and are not re-run here. A claim a policy change moves is a
+# counts). Each entry names where the claim is stated. A claim a policy change moves is a
 # failure here until the text is updated: that is the point.
+# Not re-run here: GPU measurements (README "Real hardware", docs/gpu/: they need a GPU,
+# scripts/gpu-check.sh); the CPU `validate` errors (they vary from run to run by design);
+# before/after figures of earlier versions (docs/performance.md, docs/stepwise.md's history),
+# which no current binary can reproduce; the large-trace table and stepwise's million-request
+# times (scripts/scale-report.sh, minutes).
 #
 # `cargo test` runs a fast sample of these (tests/it/claims.rs).
 set -uo pipefail
