@@ -98,7 +98,7 @@ echo "(torch $?: $(( $(date +%s) - start )) s)" | tee -a "$out/summary.md"
 python3 - "$ours" "$out/torch.csv" <<'PY' 2>&1 | tee "$out/compare.md" | tee -a "$out/summary.md"
 import csv, sys
 # FLOPs per FLUX.1-dev step, batch 1 (the analytic model's FLUX preset, src/cost/analytic/presets.rs;
-# derived from the model's published shapes): weight GEMMs 2 x 6.47e9 per token, adaLN 6.4e9
+# derived from the model's published shapes in docs/calibration.md): weight GEMMs 2 x 6.47e9 per token, adaLN 6.4e9
 # per sample, attention 4 N^2 x 3072 over 57 blocks; N = (px/16)^2 image + 512 text tokens.
 def flops(px):
     n = (px // 16) ** 2 + 512

@@ -2,7 +2,8 @@
 //!
 //! The real backend runs the transformer of a model with the right *shapes* and seeded random
 //! weights: no weights can be downloaded here, and the compute of a denoising step depends only
-//! on the shapes, which is what serving cares about.
+//! on the shapes, which is what serving cares about. docs/calibration.md lists the shapes with
+//! their sources.
 
 use crate::error::{Error, Result};
 use crate::workload::Resolution;

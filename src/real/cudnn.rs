@@ -1003,8 +1003,8 @@ mod tests {
     fn the_loader_reports_what_it_tried() {
         assert_eq!(candidates(Some("off")), None);
         assert_eq!(
-            candidates(Some("/opt/x/libcudnn.so.9")),
-            Some(vec!["/opt/x/libcudnn.so.9".to_string()])
+            candidates(Some("/path/to/libcudnn.so.9")),
+            Some(vec!["/path/to/libcudnn.so.9".to_string()])
         );
         let default = candidates(None).unwrap();
         assert!(default.iter().any(|n| n == "libcudnn.so.9"), "{default:?}");

@@ -44,7 +44,9 @@ mod causality;
 mod overload;
 // Capacity planning: a log's rate scaled, the fewest GPUs against brute force, cost by hand.
 mod capacity;
-// Every repository path the docs and the help texts name exists.
+// Every repository path the docs and the help texts name exists; none names a path outside it.
 mod pointers;
+// A fast sample of README's numbers re-run: the quick-start table, Table 5, what-if, capacity.
+mod claims;
 // The exact optimum on small instances: by hand, against brute force, between policies and bound.
 mod optimum;

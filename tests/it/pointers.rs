@@ -1,5 +1,6 @@
-//! Every repository path the documentation and the command-line help name exists: README.md,
-//! ARCHITECTURE.md, docs/*.md, plots/README.md, and the long help of every subcommand.
+//! Every repository path the documentation and the command-line help name exists (README.md,
+//! ARCHITECTURE.md, docs/*.md, the READMEs of plots/, profiles/ and traces/, and the long help of
+//! every subcommand), and no file of the repository names a path outside it.
 //!
 //! A path is a token that starts with one of the repository's top-level directories
 //! (`src/`, `scenarios/`, ...), or a relative Markdown link. Paths an example creates are told
@@ -109,9 +110,15 @@ fn broken_in(doc: &str, text: &str) -> Vec<String> {
 
 /// The documents checked: the READMEs, the architecture map and every page under docs/.
 fn documents() -> Vec<String> {
-    let mut docs: Vec<String> = ["README.md", "ARCHITECTURE.md", "plots/README.md"]
-        .map(String::from)
-        .to_vec();
+    let mut docs: Vec<String> = [
+        "README.md",
+        "ARCHITECTURE.md",
+        "plots/README.md",
+        "profiles/README.md",
+        "traces/README.md",
+    ]
+    .map(String::from)
+    .to_vec();
     let mut pages: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -179,5 +186,189 @@ fn the_checker_finds_broken_pointers_and_spares_outputs() {
             "docs/example.md:2: link plots/missing.png",
         ],
         "a link is relative to its document (docs/docs/upper-bound.md does not exist)"
+    );
+}
+
+/// Absolute paths a file may name, by prefix, each for a reason that holds on every machine:
+/// system files and tools, the CUDA libraries' standard install locations (a GPU check's log
+/// shows where the loader found them), scratch space, the mount points of a cluster's shared
+/// file system or a container's configuration in the job-array examples, a placeholder, and a
+/// directory tests rely on not existing.
+const OUTSIDE_ALLOWED: [&str; 14] = [
+    "/dev/null",
+    "/dev/zero",
+    "/usr/bin/time",
+    "/usr/bin/env",
+    "/usr/local/cuda/",
+    "/usr/local/nvidia/",
+    "/lib/libcuda",
+    "/tmp/",
+    "/shared/",
+    "/scratch/",
+    "/config/",
+    "/path/to/",
+    "/nonexistent/",
+    "/proc/",
+];
+
+/// First components of an absolute path that always name someone's machine, flagged even
+/// alone: a one-component token is otherwise taken for something else (a closing
+/// tag, a string joined to a directory, a regular expression).
+const HOME_ROOTS: [&str; 6] = ["home", "root", "Users", "work", "mnt", "media"];
+
+/// Characters after which a `/` can start an absolute path: the start of a word, a quote, an
+/// assignment or a list separator (`PATH=a:/b`), never a letter, digit, `)`, `}`, `>` or
+/// `<` (`$(dirname "$0")/..`, `${dir}/x`, `<out>/data`, `</text>`).
+fn starts_path(prev: Option<char>) -> bool {
+    prev.is_none_or(|c| c.is_whitespace() || "\"'`(=:,[{|".contains(c))
+}
+
+/// The directories and files the walk leaves out: git's own files, build outputs and the
+/// fuzzers' corpora (all ignored by git), and `.gitignore`, whose `/target` is anchored at the
+/// repository root.
+fn skipped(name: &str) -> bool {
+    matches!(
+        name,
+        ".git" | "target" | "out" | "corpus" | "artifacts" | "__pycache__" | ".gitignore"
+    ) || name.contains(".tmp-")
+}
+
+/// Every text file of the repository, as paths relative to the root, sorted.
+fn repository_files() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for entry in std::fs::read_dir(root().join(&rel)).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if skipped(&name) {
+                continue;
+            }
+            let path = rel.join(&name);
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The paths `text` (the file `file`, relative to the root) names outside the repository:
+/// absolute paths not in [`OUTSIDE_ALLOWED`], `~/` paths, and `../` paths that climb above the
+/// root from the file's directory. Each as `file:line: path`.
+fn outside_in(file: &Path, text: &str) -> Vec<String> {
+    let dir = file.parent().unwrap_or(Path::new(""));
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let mut i = 0;
+        while i < line.len() {
+            let rest = &line[i..];
+            let prev = line[..i].chars().next_back();
+            let c = rest.chars().next().unwrap();
+            if !starts_path(prev) || !matches!(c, '/' | '~' | '.') {
+                i += c.len_utf8();
+                continue;
+            }
+            let len = rest
+                .char_indices()
+                .skip(1)
+                .find(|&(_, c)| !(is_path_char(c) || c == '+'))
+                .map_or(rest.len(), |(at, _)| at);
+            let token = &rest[..len];
+            i += len;
+            if let Some(abs) = token.strip_prefix('/') {
+                let parts: Vec<&str> = abs.split('/').filter(|p| !p.is_empty()).collect();
+                let named = abs.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && (parts.len() >= 2 || parts.first().is_some_and(|p| HOME_ROOTS.contains(p)));
+                if named && !OUTSIDE_ALLOWED.iter().any(|a| token.starts_with(a)) {
+                    out.push(format!("{}:{}: {token}", file.display(), n + 1));
+                }
+            } else if token.starts_with("~/") && token.len() > 2 {
+                out.push(format!("{}:{}: {token}", file.display(), n + 1));
+            } else if token.starts_with("../") {
+                // Climb from the file's directory: leaving the root is leaving the repository.
+                let mut depth = dir.components().count() as i64;
+                for part in token.split('/') {
+                    match part {
+                        ".." => depth -= 1,
+                        "" | "." => {}
+                        _ => depth += 1,
+                    }
+                    if depth < 0 {
+                        out.push(format!("{}:{}: {token}", file.display(), n + 1));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_file_names_a_path_outside_the_repository() {
+    let files = repository_files();
+    // The walk reached the sources, the docs and the scripts, and left build outputs out.
+    for must in [
+        "README.md",
+        "src/main.rs",
+        "docs/calibration.md",
+        "scripts/gpu-check.sh",
+    ] {
+        assert!(
+            files.iter().any(|f| f == Path::new(must)),
+            "{must} not walked"
+        );
+    }
+    assert!(!files.iter().any(|f| f.starts_with("target")));
+    let mut outside = Vec::new();
+    for file in &files {
+        let Ok(text) = std::fs::read_to_string(root().join(file)) else {
+            continue; // not UTF-8: an image
+        };
+        if !text.contains('\0') {
+            outside.extend(outside_in(file, &text));
+        }
+    }
+    assert!(
+        outside.is_empty(),
+        "paths outside the repository (allowed prefixes: {OUTSIDE_ALLOWED:?}):\n{}",
+        outside.join("\n")
+    );
+}
+
+#[test]
+fn the_outside_checker_finds_what_leaves_the_repository() {
+    // Built at run time so that this file itself names none of them.
+    let home = format!("{}home/dev/notes.md", '/');
+    let up = format!("{}/{}", "..", "..");
+    let text = format!(
+        "see {home} and `{up}/other/calibration.md`; PATH=x:{}opt/lib\n\
+         fine: ../README.md, /dev/null, /tmp/x.csv, --out /shared/runs/big, </text>, 1/2, \
+         $(dirname \"$0\")/.., concat!(dir, \"/kernels\"), https://arxiv.org/abs/2510.01565\n\
+         {}work alone; {}~/.cargo/bin",
+        '/', '/', ' '
+    );
+    let found = outside_in(Path::new("docs/page.md"), &text);
+    assert_eq!(
+        found,
+        [
+            format!("docs/page.md:1: {home}"),
+            format!("docs/page.md:1: {up}/other/calibration.md"),
+            format!("docs/page.md:1: {}opt/lib", '/'),
+            format!("docs/page.md:3: {}work", '/'),
+            format!("docs/page.md:3: {}/.cargo/bin", '~'),
+        ]
+    );
+    // The same `../` is inside from two levels down.
+    assert!(
+        outside_in(
+            Path::new("src/cost/x.rs"),
+            &format!("\"{up}/profiles/a.csv\"")
+        )
+        .is_empty()
     );
 }

@@ -303,7 +303,7 @@ mod tests {
     const DEGREES: [u32; 4] = [1, 2, 4, 8];
     /// The paper's SLO bases at 1.0x, seconds, per square resolution.
     const SLO: [(u32, f64); 4] = [(256, 1.5), (512, 2.0), (1024, 3.0), (2048, 5.0)];
-    /// Section 3.5 of the spec: suggested seconds per step at batch 1, SP 1/2/4/8.
+    /// The first-estimate table of docs/calibration.md: seconds per step at batch 1, SP 1/2/4/8.
     const SUGGESTED: [(u32, [f64; 4]); 4] = [
         (256, [0.022, 0.020, 0.018, 0.018]),
         (512, [0.050, 0.036, 0.028, 0.025]),

@@ -1,7 +1,8 @@
 //! The named model shapes and GPU types of the analytic model, with the source of every number.
 //!
 //! Shapes come from the models' published architectures (their model cards and reference
-//! implementations, named at each preset).
+//! implementations, named at each preset; docs/calibration.md collects them with the paper's
+//! numbers and the datasheets).
 //! GPU numbers are datasheet values where one exists; the four fitted constants (`max_efficiency`,
 //! `half_efficiency_tokens`, `launch_s` and the all-to-all latencies) were tuned once so that the
 //! H100 / FLUX.1-dev preset reproduces the published and paper-implied behaviour listed in
@@ -94,7 +95,7 @@ impl GpuSpec {
             // 470 TFLOP/s for a whole step: xDiT's compiled FLUX at 1024 px reaches ~49% of peak with
             // overheads included. It puts a 1024 px step on one GPU at ~0.17 s (between xDiT's
             // compiled 0.154 s and eager 0.24 s) and a 2048 px step at ~0.9 s, the RSSP-consistent
-            // regime of calibration.md.
+            // regime of docs/calibration.md.
             max_efficiency: 0.475,
             // Fitted: a GEMM of M = 192 rows against FLUX's 3072 x 12288 weights fills about one wave
             // of tiles on 132 SMs, and half the peak is what such a GEMM reaches. It makes small
