@@ -150,6 +150,14 @@ pub struct Stepwise {
     kept: Vec<RequestId>,
     /// Requests whose grant this decision cuts.
     cuts: Vec<RequestId>,
+    /// Per node: how fast its revocable grants drain its `outstanding` work between
+    /// decisions, as `a x now - b` GPU-nanoseconds (each grant adds its cheapest GPU time per
+    /// step over its step time, and that times when its first step starts). A one-step grant
+    /// is recounted at every boundary; a revocable one only when it ends, so without this a
+    /// node's outstanding work would stay at what it was when its grants were made.
+    drain: Vec<(f64, f64)>,
+    /// Per request: what its running revocable grant adds to its node's `drain`.
+    drains: Vec<Option<(f64, f64)>>,
     /// Nodes to re-plan at a revocable grant's step boundary (an admitted request waits
     /// there, and a running one's need may drop by then), earliest first.
     wakes: BinaryHeap<Reverse<(Nanos, u32)>>,
@@ -244,6 +252,8 @@ impl Stepwise {
             kept: Vec::new(),
             cuts: Vec::new(),
             wakes: BinaryHeap::new(),
+            drain: vec![(0.0, 0.0); cluster.nodes as usize],
+            drains: Vec::new(),
         }
     }
 
@@ -328,6 +338,7 @@ impl Stepwise {
             self.counted.resize(max + 1, None);
             self.priced.resize(max + 1, None);
             self.run.resize(max + 1, None);
+            self.drains.resize(max + 1, None);
         }
         while let Some(&Reverse((t, node))) = self.wakes.peek()
             && t <= view.now
@@ -362,7 +373,7 @@ impl Stepwise {
                         let idle = view.free.node_mask(n).count_ones();
                         let late =
                             self.late_heap[n as usize].len() + self.late_running[n as usize].len();
-                        (self.outstanding[n as usize], late, Reverse(idle), n)
+                        (self.outstanding_at(n, view.now), late, Reverse(idle), n)
                     })
                     .unwrap_or(0)
             } else {
@@ -396,6 +407,7 @@ impl Stepwise {
 
     /// Replaces `id`'s counted share (see [`recount`](Stepwise::recount)) with `now`.
     fn set_counted(&mut self, id: RequestId, now: Option<u128>) {
+        self.undrain(id);
         let node = self.node_of[id.index()] as usize;
         let before = self.serving[node];
         if let Some(a) = self.counted[id.index()].take() {
@@ -415,6 +427,23 @@ impl Stepwise {
                 self.not_serving.insert(node as u32);
             }
             _ => {}
+        }
+    }
+
+    /// `node`'s outstanding work at `now`, its revocable grants' progress since they were
+    /// made taken off (see [`drain`](Stepwise::drain)).
+    fn outstanding_at(&self, node: u32, now: Nanos) -> u128 {
+        let (a, b) = self.drain[node as usize];
+        let done = (a * now.0 as f64 - b).max(0.0) as u128;
+        self.outstanding[node as usize].saturating_sub(done)
+    }
+
+    /// Takes `id`'s revocable grant out of its node's drain.
+    fn undrain(&mut self, id: RequestId) {
+        if let Some(Some((a, b))) = self.drains.get_mut(id.index()).map(Option::take) {
+            let d = &mut self.drain[self.node_of[id.index()] as usize];
+            d.0 -= a;
+            d.1 -= b;
         }
     }
 
@@ -781,6 +810,15 @@ impl Stepwise {
             });
             if self.run[id.index()].is_some() {
                 self.kept.push(id);
+                if self.counted[id.index()].is_some() {
+                    let per_step = self.tables[s.class.index()].cheapest() as f64;
+                    let a = per_step / step.0.max(1) as f64;
+                    let b = a * (now + lead).0 as f64;
+                    let d = &mut self.drain[node as usize];
+                    d.0 += a;
+                    d.1 += b;
+                    self.drains[id.index()] = Some((a, b));
+                }
             }
             if self.overheads.group_setup > Nanos::ZERO {
                 self.used_groups.insert(p.gpus);
