@@ -789,10 +789,11 @@ impl Stepwise {
             }
             let step = self.step_on(s.class, p.gpus);
             // Below its need a request is behind its plan: granted a step at a time, it is
-            // re-planned at its next boundary, as the GPUs it lacks may be idle by then.
+            // re-planned at its next boundary, as the GPUs it lacks may be idle by then. Late
+            // work runs to its end unless an admitted request comes to its node (see
+            // `plan_node`), paying one dispatch, not one per step.
             let g = if self.revocable
-                && !self.late[id.index()]
-                && p.gpus.len() >= self.plan_need[id.index()]
+                && (self.late[id.index()] || p.gpus.len() >= self.plan_need[id.index()])
             {
                 s.remaining_steps()
             } else {
@@ -866,6 +867,17 @@ impl Stepwise {
             free |= view.request(e.id).gpus.map_or(0, |g| g.mask());
         }
         self.placer.start(node, free);
+        // Late work runs only while no admitted request lives on the node: its revocable
+        // grants end at their next boundary once one does.
+        if self.revocable && entries.iter().any(|e| !e.shed) {
+            for &id in &self.late_running[node as usize] {
+                if let Some(r) = self.run[id.index()]
+                    && r.next_boundary(now).1 < r.steps
+                {
+                    self.cuts.push(id);
+                }
+            }
+        }
         let mut claimable = gpus;
         // A blocked request: when it could start, and how many idle GPUs wait for it.
         let mut block: Option<(Nanos, u32)> = None;

@@ -369,3 +369,57 @@ fn grants_keep_the_dispatch_within_a_twentieth_so_early_dispatches_leave_room_fo
     );
     assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
 }
+
+#[test]
+fn late_work_leaves_a_spare_gpu_idle_while_a_request_with_a_deadline_lives_on_the_node() {
+    // Two GPUs, late work served best-effort. A (256 px, 10 steps, lax) needs one GPU; L
+    // (512 px, 3 steps, due at 100 ms) is late for sure. A lives on the node, so L does not
+    // take the second GPU: A is widened to both (60 ms steps). B (256 px, 2 steps, due 190 ms
+    // after it arrives at 130 ms) needs both GPUs at once; it waits only for A's step to end
+    // at 180 ms and runs 180-300, on time. Had L taken the spare GPU, its 300 ms step would
+    // have held it until 300 ms and B would have ended at 420 ms, late.
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 10, 5_000),
+        req(1, 0, LARGE, 3, 100),
+        req(2, 130, SMALL, 2, 190),
+    ]);
+    let run = run_serving(&w, 2);
+    assert_eq!(works_of(&run, 2), vec![(180, 240, 2), (240, 300, 2)]);
+    assert_eq!(outcome(&run, 2), "met");
+    let l = works_of(&run, 1);
+    let a_end = works_of(&run, 0).last().unwrap().1;
+    assert!(l[0].0 >= a_end, "late work ran while A lived: {l:?}");
+}
+
+#[test]
+fn running_late_work_yields_at_its_next_boundary_when_a_request_with_a_deadline_arrives() {
+    // Two GPUs, late work served best-effort. L (512 px, 3 steps, due at 100 ms) is alone and
+    // late for sure: it runs widened to both GPUs (160 ms steps). B (256 px, 2 steps, due 190
+    // ms after it arrives at 100 ms) needs both; L yields at its step boundary at 160 ms (a
+    // revocable grant is cut there) and B runs 160-280, on time. L resumes after B.
+    let w = Workload::from_requests(vec![req(0, 0, LARGE, 3, 100), req(1, 100, SMALL, 2, 190)]);
+    let run = run_serving(&w, 2);
+    assert_eq!(works_of(&run, 1), vec![(160, 220, 2), (220, 280, 2)]);
+    assert_eq!(outcome(&run, 1), "met");
+    assert_eq!(works_of(&run, 0)[0], (0, 160, 2));
+}
+
+#[test]
+fn arrivals_go_where_the_outstanding_work_is_least_now_not_when_grants_were_made() {
+    use tetriserve::cluster::Topology;
+    // Two nodes of two GPUs, 256 px steps of 100 ms on one GPU, 60 ms on two. A (20 steps,
+    // lax) starts widened to node 0 at 0, B (16 steps, lax) to node 1 at 400. C (2 steps,
+    // lax) arrives at 710, when A has 9 steps left and B 11: it goes to node 0, where A
+    // narrows to one GPU at its step boundary at 720 and C runs on the other, 720-920.
+    // Revocable grants are not recounted at every step, so their progress since they were
+    // made must count (a node's `drain`): counted as made (2,000 against 1,600 GPU-ms), C
+    // would go to node 1 and start at B's boundary at 760.
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 20, 60_000),
+        req(1, 400, SMALL, 16, 60_000),
+        req(2, 710, SMALL, 2, 60_000),
+    ]);
+    let cluster = Cluster::new("tiny", 2, 2, Topology::NvSwitch).unwrap();
+    let run = one_step_and_revocable(&w, &cluster, &config(true, true, no_overheads()));
+    assert_eq!(placed_works(&run, 2), vec![(720, 820, 0), (820, 920, 0)]);
+}
