@@ -1,5 +1,5 @@
-//! `stepwise` (beyond the paper): step-level sequence parallelism re-planned at every
-//! request's own step boundary, with GPUs granted one step at a time.
+//! `stepwise` (beyond the paper): step-level sequence parallelism re-planned at request step
+//! boundaries, with grants revocable at every step boundary.
 //!
 //! TetriServe plans in rounds: GPUs granted at a boundary are held for the whole round, an
 //! arrival waits for the next boundary, and every step time is quantised to the round. Three
@@ -10,10 +10,18 @@
 //! minimal-GPU-time plan, placement preservation, work conservation, overload shedding) and
 //! drops the round:
 //!
-//! - **Grants are one step long.** Every dispatch runs one denoising step, so a request is
-//!   re-planned at each of its own step boundaries, at its own rhythm; a GPU lent to anyone
-//!   returns to the pool when that step ends. An arrival waits for at most one step of the
-//!   GPUs' holders, never a round.
+//! - **Grants end at any step boundary.** A GPU lent to anyone returns to the pool when the
+//!   holder's current step ends, so an arrival waits for at most one step of the GPUs'
+//!   holders, never a round. With one-step grants (`grants = "one-step"`) every dispatch runs
+//!   one denoising step and a request is re-planned at each of its boundaries. With revocable
+//!   grants (the default where the executor can cut work, [`View::can_cut`]), a request is
+//!   granted every remaining step at once, and a re-plan of its node (at an arrival, a work's
+//!   end, or, while an admitted request waits there, the running grants' next boundary)
+//!   treats it as if it were at its next boundary: if the plan keeps it on the GPUs it holds
+//!   it runs on, else it is cut there ([`Decision::Cut`]). The same steps run on the same
+//!   GPUs at the same times as with one-step grants on every hand-computed schedule, in a
+//!   fraction of the works and decisions. A grant below the request's need stays one step
+//!   long (the GPUs it lacks may be idle at its next boundary).
 //! - **Each request runs at the narrowest degree that meets its deadline from now on** (its
 //!   *need*): running every remaining step there is on time, so the request never counts on
 //!   GPUs it may not get later. As it runs ahead of schedule, its need drops. Over a request's
