@@ -72,7 +72,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let c = crate::compare::compare(&files, &baseline, &policy, resolution.as_deref())?;
             print!("{}", c.to_markdown());
             if let Some(path) = csv {
-                crate::report::write_file_atomic(&path, c.to_csv().as_bytes())?;
+                crate::files::write_file(&path, c.to_csv().as_bytes())?;
             }
             Ok(())
         }
@@ -357,7 +357,7 @@ fn write_trace(workload: &crate::workload::Workload, output: Option<PathBuf>) ->
     let csv = crate::workload::trace::to_csv(workload);
     match output {
         Some(path) => {
-            crate::report::write_file_atomic(&path, csv.as_bytes())?;
+            crate::files::write_file(&path, csv.as_bytes())?;
             eprintln!("wrote {} requests to {}", workload.len(), path.display());
             Ok(())
         }
@@ -437,7 +437,7 @@ fn run_trace_import(
     }
     match output {
         Some(path) => {
-            crate::report::write_file_atomic(&path, csv.as_bytes())?;
+            crate::files::write_file(&path, csv.as_bytes())?;
             eprintln!(
                 "wrote {} requests to {}",
                 imported.rows.len(),

@@ -198,7 +198,7 @@ impl Manifest {
     pub fn write(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| Error::config(format!("serialising the manifest: {e}")))?;
-        crate::report::write_file_atomic(path, (text + "\n").as_bytes())
+        crate::files::write_file(path, (text + "\n").as_bytes())
     }
 }
 

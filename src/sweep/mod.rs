@@ -448,9 +448,7 @@ pub fn drop_torn_tail(path: &Path) -> Result<bool> {
         return Ok(false);
     }
     let keep = text.rfind('\n').map_or(0, |i| i + 1);
-    let tmp = path.with_extension("csv.tmp");
-    std::fs::write(&tmp, &text[..keep]).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    crate::files::write_file(path, text[..keep].as_bytes())?;
     Ok(true)
 }
 

@@ -297,8 +297,8 @@ pub fn write_results(path: &Path, rows: &[ResultRow]) -> Result<()> {
         main.push('\n');
         res.push_str(&r.resolution_lines());
     }
-    crate::report::write_file_atomic(&by_resolution_path(path), res.as_bytes())?;
-    crate::report::write_file_atomic(path, main.as_bytes())
+    crate::files::write_file(&by_resolution_path(path), res.as_bytes())?;
+    crate::files::write_file(path, main.as_bytes())
 }
 
 /// Reads a results file and, when it exists, its resolution file. Refuses a file without rows.

@@ -739,7 +739,7 @@ fn push_secs(out: &mut Vec<u8>, t: Nanos) {
 
 /// Writes [`to_csv`] of `workload` to `path`.
 pub fn save_trace(path: &Path, workload: &Workload) -> Result<()> {
-    std::fs::write(path, to_csv(workload)).map_err(|e| Error::io(path, e))
+    crate::files::write_file(path, to_csv(workload).as_bytes())
 }
 
 #[cfg(test)]
