@@ -28,9 +28,6 @@ use crate::error::{Error, Result};
 /// it.
 pub const MADE_BY: &str = "made-by.json";
 
-/// The lock file inside a locked directory.
-pub const LOCK_FILE: &str = ".tetriserve.lock";
-
 /// This program's version, as output files record it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -349,19 +346,21 @@ pub fn install_cleanup() {
     });
 }
 
-/// An output directory held by this process: other tetriserve processes that try to lock it
-/// are refused until it is dropped.
+/// One output file of a directory held by this process (a sweep's `results.csv`, a shard's
+/// `results.shard-I-of-N.csv`): other tetriserve processes that try to take it are refused,
+/// naming the holder, until it is dropped. The lock is the file `.NAME.lock` beside it,
+/// locked with `flock` (released by the system if the process dies) and removed on drop.
 pub struct DirLock {
-    path: PathBuf,
-    _file: File,
-    _guard: TempGuard,
+    held: Option<(PathBuf, File, TempGuard)>,
 }
 
 impl DirLock {
-    /// Locks the directory `dir` (which exists) for `what` (`sweep`, `merge`), or says who
-    /// holds it.
-    pub fn acquire(dir: &Path, what: &str) -> Result<DirLock> {
-        let path = dir.join(LOCK_FILE);
+    /// Takes the output `name` of the directory `dir` (which exists) for `what` (`sweep`,
+    /// `merge`), or says who holds it. In a directory this process cannot write, nothing is
+    /// locked (nothing can be written there either; a command that needs to write fails on
+    /// its first write, naming the file).
+    pub fn acquire(dir: &Path, name: &str, what: &str) -> Result<DirLock> {
+        let path = dir.join(format!(".{name}.lock"));
         for _ in 0..8 {
             if let Ok(m) = std::fs::symlink_metadata(&path)
                 && !m.is_file()
@@ -372,13 +371,25 @@ impl DirLock {
                     "remove it",
                 ));
             }
-            let mut file = OpenOptions::new()
+            let opened = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .open(&path)
-                .map_err(|e| Error::io(&path, e))?;
+                .open(&path);
+            let mut file = match opened {
+                Ok(f) => f,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::PermissionDenied
+                            | std::io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+                {
+                    return Ok(DirLock { held: None });
+                }
+                Err(e) => return Err(Error::io(&path, e)),
+            };
             match file.try_lock() {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => {
@@ -391,9 +402,19 @@ impl DirLock {
                         format!("another tetriserve process ({holder})")
                     };
                     return Err(Error::config_hint(
-                        format!("{} is in use by {holder}", dir.display()),
-                        "wait for it to finish, or give another directory (--out)",
+                        format!(
+                            "{} is being written by {holder} ; its lock is {}",
+                            dir.join(name).display(),
+                            path.display()
+                        ),
+                        "wait for it to finish, or give another --out",
                     ));
+                }
+                // A filesystem without locks: go on unlocked rather than refuse to work.
+                Err(std::fs::TryLockError::Error(e))
+                    if e.kind() == std::io::ErrorKind::Unsupported =>
+                {
+                    return Ok(DirLock { held: None });
                 }
                 Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
             }
@@ -405,10 +426,9 @@ impl DirLock {
             let _ = file.set_len(0);
             let _ = write!(file, "pid {}, {what}", std::process::id());
             let _ = file.flush();
+            let guard = TempGuard::new(&path);
             return Ok(DirLock {
-                _guard: TempGuard::new(&path),
-                path,
-                _file: file,
+                held: Some((path, file, guard)),
             });
         }
         Err(Error::config(format!(
@@ -435,7 +455,9 @@ fn same_file(_: &File, path: &Path) -> bool {
 impl Drop for DirLock {
     fn drop(&mut self) {
         // Removed while still locked; the file handle (and the lock) go after.
-        let _ = std::fs::remove_file(&self.path);
+        if let Some((path, _, _)) = &self.held {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -522,8 +544,8 @@ mod tests {
     #[test]
     fn a_locked_directory_names_its_holder_and_is_free_after() {
         let dir = tempfile::tempdir().unwrap();
-        let lock = DirLock::acquire(dir.path(), "sweep").unwrap();
-        let e = DirLock::acquire(dir.path(), "merge")
+        let lock = DirLock::acquire(dir.path(), "results.csv", "sweep").unwrap();
+        let e = DirLock::acquire(dir.path(), "results.csv", "merge")
             .err()
             .unwrap()
             .to_string();
@@ -531,9 +553,11 @@ mod tests {
             e.contains(&format!("pid {}, sweep", std::process::id())),
             "{e}"
         );
+        // Another output of the same directory (a shard) is free.
+        DirLock::acquire(dir.path(), "results.shard-0-of-2.csv", "sweep").unwrap();
         drop(lock);
-        assert!(!dir.path().join(LOCK_FILE).exists());
-        DirLock::acquire(dir.path(), "merge").unwrap();
+        assert!(!dir.path().join(".results.csv.lock").exists());
+        DirLock::acquire(dir.path(), "results.csv", "merge").unwrap();
     }
 
     #[test]

@@ -169,6 +169,17 @@ pub struct Manifest {
     /// `[i, n]` for a shard's file, absent for a whole grid.
     pub shard: Option<(usize, usize)>,
     pub resolved: Resolved,
+    /// The version of tetriserve that wrote the results (absent in older manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tetriserve: Option<String>,
+    /// Set on the manifest of partial results started by `--rerun`: the complete results
+    /// beside them are being replaced, so a resumed sweep does not reuse them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replaces: bool,
+    /// Each point's digest, in grid order (absent in older manifests): `merge` checks every
+    /// row against it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub digests: Vec<String>,
 }
 
 impl Manifest {

@@ -782,8 +782,66 @@ mod repr {
     }
 }
 
+/// Where a quoted CSV field opens that no quote closes (it would run to the end of the file,
+/// swallowing every row after it): its 1-based line and 0-based column. Quotes count as the
+/// `csv` crate counts them: one opens a quoted field only at the start of a field, and inside
+/// one `""` is a quote.
+pub fn unterminated_quote(text: &str) -> Option<(u64, usize)> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(q) = memchr::memchr(b'"', &b[i..]).map(|k| i + k) {
+        let opens = q == 0 || matches!(b[q - 1], b',' | b'\n' | b'\r');
+        if !opens {
+            i = q + 1;
+            continue;
+        }
+        // The closing quote: one not followed by another.
+        let mut j = q + 1;
+        loop {
+            match memchr::memchr(b'"', &b[j..]).map(|k| j + k) {
+                None => {
+                    let line_start = b[..q]
+                        .iter()
+                        .rposition(|&c| c == b'\n')
+                        .map_or(0, |k| k + 1);
+                    let line = 1 + crate::workload::trace::count_newlines(&text[..q]) as u64;
+                    let column = b[line_start..q].iter().filter(|&&c| c == b',').count();
+                    return Some((line, column));
+                }
+                Some(c) if b.get(c + 1) == Some(&b'"') => j = c + 2,
+                Some(c) => {
+                    i = c + 1;
+                    break;
+                }
+            }
+        }
+    }
+    None
+}
+
 fn alibaba_rows(text: &str, source: &str, default_steps: u32) -> Result<Vec<Row>> {
     let text = text.trim_start_matches('\u{feff}');
+    if let Some((line, column)) = unterminated_quote(text) {
+        let header: Vec<String> = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect();
+        let mut e = InputError::new(
+            source,
+            "a quoted field opens here and no quote closes it: it would run to the end of the file, taking every row after it as its text",
+        )
+        .line(line)
+        .hint("close the quote (a quote inside a quoted field is written twice, \"\"), or remove it");
+        if line > 1
+            && let Some(name) = header.get(column)
+        {
+            e = e.field(name.as_str());
+        }
+        return Err(e.into());
+    }
     // Headers are trimmed by the reader; cells as they are read (trimming a record in the
     // reader copies it, which dominated the time of a large import).
     let mut rdr = csv::ReaderBuilder::new()
@@ -1216,6 +1274,27 @@ mod tests {
             e.contains("g.csv:3") && e.contains("`0` is not a step count"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_an_error_naming_its_line_not_a_short_import() {
+        let mut text = String::from("timestamp,prompt,steps\n0,a,28\n1,\"b, c\",28\n");
+        text.push_str("2,\"oops,28\n");
+        for i in 3..10_000 {
+            text.push_str(&format!("{i},p,28\n"));
+        }
+        let e = import(&text, "g.csv", &opts(LogFormat::AlibabaGenai, 1.0))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("g.csv:4: field `prompt`:"), "{e}");
+        assert!(e.contains("no quote closes it"), "{e}");
+        // Closed quotes, doubled quotes inside, quotes within a field: all read.
+        let ok =
+            "timestamp,prompt,steps\n0,\"a \"\"b\"\" c\",28\n1,x\"y,28\n2,\"multi\nline\",28\n";
+        assert_eq!(unterminated_quote(ok), None);
+        let w = import(ok, "g.csv", &opts(LogFormat::AlibabaGenai, 1.0)).unwrap();
+        assert_eq!(w.len(), 3);
+        assert_eq!(unterminated_quote("a\n\"\"\""), Some((2, 0)));
     }
 
     #[test]
