@@ -225,6 +225,15 @@ impl WorkloadSection {
         if requests == 0 {
             return Err(bad("workload.requests", "must be at least 1".into()));
         }
+        if requests > crate::workload::MAX_REQUESTS {
+            return Err(bad(
+                "workload.requests",
+                format!(
+                    "{requests} requests is more than the {} a generated workload may have",
+                    crate::workload::MAX_REQUESTS
+                ),
+            ));
+        }
         Ok(WorkloadSource::Synthetic(WorkloadSpec {
             requests,
             arrival,
