@@ -65,7 +65,14 @@ impl FileDigests {
                 fnv1a64(text.as_bytes())
             )
         } else if Path::new(value).is_file() {
-            let bytes = std::fs::read(value).map_err(|e| Error::io(Path::new(value), e))?;
+            // The reader every input goes through: the same size limit and binary check as
+            // the run that reads the file after.
+            let (limit, what) = if builtin {
+                (crate::error::limits::SMALL_BYTES, "profile")
+            } else {
+                (crate::error::limits::TRACE_BYTES, "trace")
+            };
+            let bytes = crate::error::read_text(Path::new(value), limit, what)?.into_bytes();
             let name = Path::new(value)
                 .file_name()
                 .map_or_else(|| value.to_string(), |n| n.to_string_lossy().into_owned());
