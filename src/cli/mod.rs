@@ -69,6 +69,9 @@ pub fn run(cli: Cli) -> Result<()> {
             csv,
         } => {
             let files: Vec<&std::path::Path> = results.iter().map(PathBuf::as_path).collect();
+            if let Some(path) = &csv {
+                check_not_results(path, &files)?;
+            }
             let c = crate::compare::compare(&files, &baseline, &policy, resolution.as_deref())?;
             print!("{}", c.to_markdown());
             if let Some(path) = csv {
@@ -331,6 +334,29 @@ fn print_summaries(summaries: &[Summary], format: Format, by_resolution: bool) -
         }
     };
     print_stdout(&text)
+}
+
+/// Refuses a `compare --csv` path that names a sweep's results (one of those compared, its
+/// per-resolution file, or any results file with a manifest beside it): the comparison
+/// would replace the results it came from.
+fn check_not_results(csv: &Path, results: &[&Path]) -> Result<()> {
+    let real = |p: &Path| std::fs::canonicalize(p).ok();
+    let target = real(csv);
+    let names_results = results.iter().any(|r| {
+        let by_res = crate::sweep::results::by_resolution_path(r);
+        target.is_some() && (target == real(r) || target == real(&by_res))
+    });
+    let is_sweep_results = crate::sweep::digest::Manifest::path_of(csv).exists();
+    if names_results || is_sweep_results {
+        return Err(Error::config_hint(
+            format!(
+                "--csv {}: that file holds a sweep's results; the comparison would replace them",
+                csv.display()
+            ),
+            "give another file, e.g. --csv comparison.csv",
+        ));
+    }
+    Ok(())
 }
 
 fn run_trace_generate(
