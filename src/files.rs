@@ -65,6 +65,19 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// Opens the file `path` to be written row by row (`profile --output`: an interrupted
+/// measurement keeps its rows), by the rules of [`write_file`] except that a regular file is
+/// truncated and written in place (through a link, its target), not replaced at the end.
+pub fn create_streamed(path: &Path) -> Result<File> {
+    match writable_target(path)? {
+        Target::Replace(file) => File::create(&file).map_err(|e| Error::io(&file, e)),
+        Target::Through(file) => OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .map_err(|e| Error::io(&file, e)),
+    }
+}
+
 /// Where [`write_file`] puts the bytes.
 #[derive(Debug, PartialEq)]
 enum Target {
