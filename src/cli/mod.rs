@@ -73,7 +73,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 check_not_results(path, &files)?;
             }
             let c = crate::compare::compare(&files, &baseline, &policy, resolution.as_deref())?;
-            print!("{}", c.to_markdown());
+            print_stdout(&c.to_markdown())?;
             if let Some(path) = csv {
                 crate::files::write_file(&path, c.to_csv().as_bytes())?;
             }
@@ -154,7 +154,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::GpuCheck => run_gpu_check(),
         Command::Policies => {
-            print!("{}", policy_listing());
+            print_stdout(&policy_listing())?;
             Ok(())
         }
     }

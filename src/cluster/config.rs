@@ -108,7 +108,10 @@ impl ClusterSection {
                 Some(x) if !(x.is_finite() && x >= 0.0) => Err(Error::Input(
                     InputError::new(
                         source,
-                        format!("expected a non-negative number of {unit}, got {x}"),
+                        format!(
+                            "expected a non-negative number of {unit}, got {x}",
+                            x = crate::error::show_number(x)
+                        ),
                     )
                     .field(field)
                     .hint("leave the key out to use the built-in assumption for the GPU type"),

@@ -111,7 +111,16 @@ macro_rules! shown_by_display {
         }
     )*};
 }
-shown_by_display!(f64, u32, u64, usize, String);
+shown_by_display!(u32, u64, usize, String);
+
+impl Shown for f64 {
+    fn shown(&self) -> String {
+        crate::error::show_number(*self)
+    }
+    fn layer(&self) -> Option<toml::Value> {
+        toml::Value::try_from(self).ok()
+    }
+}
 
 impl Shown for PathBuf {
     fn shown(&self) -> String {

@@ -55,7 +55,7 @@ impl Shard {
             }
         };
         let checked = |i: usize, n: usize, what: &str| {
-            if n > 0 && i < n {
+            if n > 0 && i < n && n <= MAX_SHARDS {
                 Ok((i, n))
             } else {
                 Err(Error::config_hint(
@@ -70,7 +70,14 @@ impl Shard {
             let count = num("SLURM_ARRAY_TASK_COUNT")?;
             let (i, n) = match (min, max, count) {
                 (Some(lo), Some(hi), c) if lo <= id && id <= hi && hi >= lo => {
-                    let n = hi - lo + 1;
+                    let Some(n) = (hi - lo).checked_add(1).filter(|n| *n <= MAX_SHARDS) else {
+                        return Err(Error::config_hint(
+                            format!(
+                                "--shard auto: the Slurm array {lo}-{hi} has more than {MAX_SHARDS} tasks"
+                            ),
+                            "check $SLURM_ARRAY_TASK_MIN and $SLURM_ARRAY_TASK_MAX; or give --shard I/N",
+                        ));
+                    };
                     if c.is_some_and(|c| c != n) {
                         return Err(Error::config_hint(
                             format!(
@@ -107,6 +114,9 @@ impl Shard {
         ))
     }
 }
+
+/// The most slices a grid is cut into (more than any batch system's array).
+pub const MAX_SHARDS: usize = 1_000_000;
 
 /// A shard's `(I, N)` and its results file.
 type ShardFile = ((usize, usize), PathBuf);

@@ -121,7 +121,8 @@ impl SloSection {
                 .filter(|b| *b > Nanos::ZERO)
                 .ok_or_else(|| {
                     bad(format!(
-                        "base for {k} must be a positive number of seconds, got {v}"
+                        "base for {k} must be a positive number of seconds, got {v}",
+                        v = crate::error::show_number(v)
                     ))
                 })?;
             if bases.iter().any(|(r, _)| *r == res) {
@@ -141,7 +142,10 @@ impl SloSection {
             return Err(Error::at_key(
                 source,
                 "slo.scale",
-                format!("expected a positive number, got {scale}"),
+                format!(
+                    "expected a positive number, got {scale}",
+                    scale = crate::error::show_number(scale)
+                ),
             ));
         }
         Ok(SloDefaults { bases, scale })
@@ -173,6 +177,18 @@ impl WorkloadSection {
                 "must be at least 1",
             ));
         }
+        // Checked here, not only when requests are generated: `trace import` fills rows with
+        // these steps and must not write a trace that a replay refuses.
+        if steps > crate::workload::MAX_STEPS {
+            return Err(Error::at_key(
+                source,
+                "workload.steps",
+                format!(
+                    "{steps} steps is more than the {} a request may have",
+                    crate::workload::MAX_STEPS
+                ),
+            ));
+        }
         Ok(steps)
     }
 
@@ -184,7 +200,8 @@ impl WorkloadSection {
                 source,
                 "workload.time_scale",
                 format!(
-                    "expected a positive number (2 replays the trace twice as fast), got {time_scale}"
+                    "expected a positive number (2 replays the trace twice as fast), got {time_scale}",
+                    time_scale = crate::error::show_number(time_scale)
                 ),
             ));
         }
@@ -252,7 +269,10 @@ impl WorkloadSection {
         if !(rate_per_min.is_finite() && rate_per_min > 0.0) {
             return Err(bad(
                 "workload.rate_per_min",
-                format!("expected a positive number of requests per minute, got {rate_per_min}"),
+                format!(
+                    "expected a positive number of requests per minute, got {rate_per_min}",
+                    rate_per_min = crate::error::show_number(rate_per_min)
+                ),
             ));
         }
         let rate_per_s = rate_per_min / 60.0;
