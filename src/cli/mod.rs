@@ -598,6 +598,17 @@ fn run_optimum(args: OptimumArgs) -> Result<()> {
         }
         parts.push(part);
     }
+    if parts.iter().all(|p| p.rows.is_empty()) {
+        return Err(Error::config_hint(
+            format!(
+                "--window {}: the workload holds no window of {} requests starting at an idle point (it has {} requests)",
+                args.window,
+                args.window,
+                scenarios[0].load_workload().map_or(0, |w| w.len())
+            ),
+            "give a smaller --window, or more requests (--requests)",
+        ));
+    }
     let study = crate::optimum::Study::combine(parts).expect("at least one seed");
     for w in &study.warnings {
         eprintln!("warning: {w}");
@@ -780,6 +791,28 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
     let log = matches!(planner.load, Load::Log { .. });
 
     refuse_flags_outside_mode(&args, log)?;
+    // TetriServe's tuning acts only when the policy searched is a TetriServe variant.
+    if !matches!(
+        args.policy.parse::<PolicyKind>(),
+        Ok(PolicyKind::Tetriserve(_))
+    ) {
+        let tuning: Vec<String> = overrides
+            .given()
+            .iter()
+            .filter(|g| g.key.starts_with("policy.tetriserve."))
+            .map(|g| format!("{} {}", g.flag, g.value))
+            .collect();
+        if !tuning.is_empty() {
+            return refuse(
+                &tuning.join(" "),
+                &format!(
+                    "tune(s) TetriServe, and the policy searched is {}",
+                    args.policy
+                ),
+                "drop them, or search --policy tetriserve",
+            );
+        }
+    }
 
     let report = if args.min_gpus {
         let x = planner.own_point(args.time_scale)?;

@@ -217,7 +217,20 @@ impl WorkloadSection {
     /// Where the requests come from: the trace, or a generator seeded with `seed`.
     pub fn build(&self, seed: u64, slo: &SloDefaults, source: &str) -> Result<WorkloadSource> {
         let steps = self.steps(source)?;
-        self.time_scale(source)?;
+        let time_scale = self.time_scale(source)?;
+        if self.trace.is_none() && time_scale != 1.0 {
+            return Err(Error::Input(
+                InputError::new(
+                    source,
+                    format!(
+                        "time_scale {} replays a trace faster or slower, and there is no trace",
+                        crate::error::show_number(time_scale)
+                    ),
+                )
+                .field("workload.time_scale")
+                .hint("add workload.trace, or drop time_scale (for a faster generated workload raise rate_per_min)"),
+            ));
+        }
         if let Some(path) = &self.trace {
             return Ok(WorkloadSource::Trace {
                 path: PathBuf::from(path),

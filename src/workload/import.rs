@@ -17,8 +17,9 @@
 //! - **`alibaba-genai`**: a CSV export of a GenAI serving trace with one row per request: an
 //!   arrival timestamp in seconds (`timestamp`, `arrival_time`, `submit_time` or `time`) and,
 //!   when present, the step count (`num_inference_steps`, `steps` or `inference_steps`; else the
-//!   scenario's steps). Such traces carry no resolutions, so they are drawn from the chosen mix
-//!   with the scenario's seed (stratified or i.i.d., as the scenario says).
+//!   scenario's steps), and the resolution when it has `width` and `height` columns. Rows
+//!   without one (most such traces) get it drawn from the chosen mix with the scenario's seed
+//!   (stratified or i.i.d., as the scenario says).
 //!
 //! Arrivals are made relative to the first one and divided by `time_scale` (2.0 replays the
 //! trace at twice its rate). Rows are sorted by arrival (stable, so equal times keep file
@@ -377,7 +378,16 @@ fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) ->
                     )
                     .into());
                 }
-                Some(_) => {}
+                Some(f) if f == 1.0 => {}
+                Some(f) => {
+                    return Err(err(
+                        "num_frames",
+                        format!(
+                            "`num_frames` {f} is not a frame count; an image has 1 (or leaves it out)"
+                        ),
+                    )
+                    .into());
+                }
                 // A string such as "49" is not absent: it may be a video.
                 None => {
                     return Err(err(
@@ -404,17 +414,34 @@ fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) ->
             )
             .into());
         }
-        let (key, value) = [
+        let arrivals = [
             ("arrival", obj.arrival),
             ("arrival_s", obj.arrival_s),
             ("timestamp", obj.timestamp),
-        ]
-        .into_iter()
-        .find_map(|(k, v)| Some((k, v?)))
-        .ok_or_else(|| {
-            err("arrival", "no arrival time".into())
-                .hint("give each request `arrival` (seconds since the start)")
-        })?;
+        ];
+        let given: Vec<&str> = arrivals
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        if given.len() > 1 {
+            return Err(err(
+                given[0],
+                format!(
+                    "the request gives its arrival time twice (`{}`); which one holds is unclear",
+                    given.join("` and `")
+                ),
+            )
+            .hint("keep one of arrival, arrival_s and timestamp per request")
+            .into());
+        }
+        let (key, value) = arrivals
+            .into_iter()
+            .find_map(|(k, v)| Some((k, v?)))
+            .ok_or_else(|| {
+                err("arrival", "no arrival time".into())
+                    .hint("give each request `arrival` (seconds since the start)")
+            })?;
         let arrival_s = value
             .number()
             .filter(|x| x.is_finite())
@@ -508,7 +535,8 @@ mod json {
     }
 
     /// An object key: the name of a field of [`Object`], or `None` for any other.
-    struct Key(Option<fn(&mut Object) -> &mut Option<JsonValue>>);
+    type Slot = fn(&mut Object) -> &mut Option<JsonValue>;
+    struct Key(Option<(&'static str, Slot)>);
 
     impl<'de> Deserialize<'de> for Key {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
@@ -525,14 +553,16 @@ mod json {
         }
         fn visit_str<E>(self, key: &str) -> Result<Key, E> {
             Ok(Key(match key {
-                "width" => Some(|o| &mut o.width),
-                "height" => Some(|o| &mut o.height),
-                "num_inference_steps" => Some(|o| &mut o.num_inference_steps),
-                "num_frames" => Some(|o| &mut o.num_frames),
-                "arrival" => Some(|o| &mut o.arrival),
-                "arrival_s" => Some(|o| &mut o.arrival_s),
-                "timestamp" => Some(|o| &mut o.timestamp),
-                "slo_ms" => Some(|o| &mut o.slo_ms),
+                "width" => Some(("width", |o| &mut o.width)),
+                "height" => Some(("height", |o| &mut o.height)),
+                "num_inference_steps" => {
+                    Some(("num_inference_steps", |o| &mut o.num_inference_steps))
+                }
+                "num_frames" => Some(("num_frames", |o| &mut o.num_frames)),
+                "arrival" => Some(("arrival", |o| &mut o.arrival)),
+                "arrival_s" => Some(("arrival_s", |o| &mut o.arrival_s)),
+                "timestamp" => Some(("timestamp", |o| &mut o.timestamp)),
+                "slo_ms" => Some(("slo_ms", |o| &mut o.slo_ms)),
                 _ => None,
             }))
         }
@@ -549,7 +579,16 @@ mod json {
             let mut obj = Object::default();
             while let Some(Key(field)) = map.next_key()? {
                 match field {
-                    Some(field) => *field(&mut obj) = Some(map.next_value()?),
+                    Some((name, field)) => {
+                        let value = map.next_value()?;
+                        // A key given twice would leave the request ambiguous (JSON parsers
+                        // differ on which wins).
+                        if field(&mut obj).replace(value).is_some() {
+                            return Err(serde::de::Error::custom(format!(
+                                "the key `{name}` is given twice"
+                            )));
+                        }
+                    }
                     None => {
                         map.next_value::<Discard>()?;
                     }
@@ -867,6 +906,25 @@ fn alibaba_rows(text: &str, source: &str, default_steps: u32) -> Result<Vec<Row>
             .hint(format!("name it one of: {}", time_names.join(", ")))
     })?;
     let steps_col = find(&["num_inference_steps", "steps", "inference_steps"]);
+    // Resolution columns, when the export has them: read, not replaced by draws from the mix.
+    let size_cols = match (find(&["width"]), find(&["height"])) {
+        (Some(w), Some(h)) => Some((w, h)),
+        (None, None) => None,
+        (w, _) => {
+            let (has, lacks) = if w.is_some() {
+                ("width", "height")
+            } else {
+                ("height", "width")
+            };
+            return Err(InputError::new(
+                source,
+                format!("the header has a `{has}` column but no `{lacks}`"),
+            )
+            .line(1)
+            .hint("give both (rows with both cells empty get a resolution drawn from --mix), or neither")
+            .into());
+        }
+    };
     let mut rows = Vec::new();
     let mut rec = csv::ByteRecord::new();
     while rdr.read_byte_record(&mut rec).map_err(|e| {
@@ -918,10 +976,35 @@ fn alibaba_rows(text: &str, source: &str, default_steps: u32) -> Result<Vec<Row>
                     })?
             }
         };
+        let resolution = match size_cols {
+            None => None,
+            Some((w, h)) => {
+                let (ws, hs) = (cell(w, "width")?, cell(h, "height")?);
+                if ws.is_empty() && hs.is_empty() {
+                    None
+                } else {
+                    let side = |s: &str, name: &str| -> Result<u32> {
+                        s.parse::<u32>().map_err(|_| {
+                            InputError::new(source, format!("`{s}` is not a number of pixels"))
+                                .line(n)
+                                .field(name)
+                                .into()
+                        })
+                    };
+                    let r = Resolution {
+                        width: side(ws, "width")?,
+                        height: side(hs, "height")?,
+                    };
+                    r.validate()
+                        .map_err(|m| InputError::new(source, m).line(n).field("width,height"))?;
+                    Some(r)
+                }
+            }
+        };
         rows.push(Row {
             line: n,
             arrival_s,
-            resolution: None,
+            resolution,
             steps,
             slo_s: None,
         });
@@ -1017,7 +1100,6 @@ mod tests {
         let nested = format!("{}{}", "[".repeat(200), "]".repeat(200));
         let lines = [
             r#"{"prompt": "a cat", "width": 512, "height": 512, "num_inference_steps": 20, "seed": 0, "arrival": 4.876, "slo_ms": 3000}"#,
-            r#"{"width": 512, "width": 1024, "arrival_s": 1, "arrival_s": 2.5}"#,
             r#"{"wid\u0074h": 512, "\"quoted\"": 1, "h\u00e9ight": 2}"#,
             r#"{"width": null, "slo_ms": null, "timestamp": null}"#,
             r#"{"width": "512", "arrival": true, "timestamp": [1, {"a": 2}], "slo_ms": {}}"#,
@@ -1043,6 +1125,14 @@ mod tests {
             "{",
             &nested,
         ];
+        // The one difference: a key the importer reads, given twice, is refused (a JSON value
+        // keeps the last).
+        let twice = r#"{"width": 512, "width": 1024, "arrival_s": 1}"#;
+        let e = serde_json::from_str::<json::Line>(twice)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("the key `width` is given twice"), "{e}");
         for line in lines {
             let value = serde_json::from_str::<serde_json::Value>(line);
             let read = serde_json::from_str::<json::Line>(line);
@@ -1295,6 +1385,64 @@ mod tests {
         let w = import(ok, "g.csv", &opts(LogFormat::AlibabaGenai, 1.0)).unwrap();
         assert_eq!(w.len(), 3);
         assert_eq!(unterminated_quote("a\n\"\"\""), Some((2, 0)));
+    }
+
+    #[test]
+    fn alibaba_width_and_height_columns_are_read_not_drawn() {
+        let text = "timestamp,width,height\n0,1024,768\n1,,\n2,512,512\n";
+        let rows = import_rows(text, "g.csv", &opts(LogFormat::AlibabaGenai, 1.0))
+            .unwrap()
+            .rows;
+        assert_eq!(rows[0].resolution, Resolution::new(1024, 768));
+        assert_eq!(rows[2].resolution, Resolution::square(512));
+        let e = import_rows(
+            "timestamp,width\n0,512\n",
+            "g.csv",
+            &opts(LogFormat::AlibabaGenai, 1.0),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("g.csv:1") && e.contains("no `height`"), "{e}");
+        let e = import_rows(
+            "timestamp,width,height\n0,500,512\n",
+            "g.csv",
+            &opts(LogFormat::AlibabaGenai, 1.0),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("g.csv:2") && e.contains("multiple of 16"), "{e}");
+    }
+
+    #[test]
+    fn vllm_omni_ambiguous_lines_are_refused() {
+        let line = |extra: &str| {
+            format!(
+                "{{\"width\": 512, \"height\": 512, \"num_inference_steps\": 4, \"arrival\": 0{extra}}}\n"
+            )
+        };
+        for (extra, expect) in [
+            (", \"timestamp\": 5", "arrival time twice"),
+            (", \"num_frames\": 0", "not a frame count"),
+            (", \"width\": 1024", "given twice"),
+        ] {
+            let e = import(&line(extra), "t.jsonl", &opts(LogFormat::VllmOmni, 1.0))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("t.jsonl:1") && e.contains(expect),
+                "{extra}: {e}"
+            );
+        }
+        assert!(
+            import(
+                &line(", \"num_frames\": 1"),
+                "t.jsonl",
+                &opts(LogFormat::VllmOmni, 1.0)
+            )
+            .is_ok()
+        );
     }
 
     #[test]
