@@ -451,6 +451,11 @@ pub fn drop_torn_tail(path: &Path) -> Result<bool> {
         return Ok(false);
     }
     let keep = text.rfind('\n').map_or(0, |i| i + 1);
+    if keep == 0 {
+        // Only a torn header: the file starts again (with its header) as if it were not there.
+        std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+        return Ok(true);
+    }
     crate::files::write_file(path, text[..keep].as_bytes())?;
     Ok(true)
 }

@@ -532,3 +532,103 @@ fn an_interrupted_rerun_resumes_from_the_rows_it_finished() {
     );
     assert!(!partial.exists());
 }
+
+#[test]
+fn flags_with_nothing_to_act_on_and_impossible_requests_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.csv");
+    std::fs::write(&log, "timestamp\n0\n1\n").unwrap();
+    let out = dir.path().join("t.csv");
+    // A trace that a replay would refuse is not written.
+    refused(
+        &run(&[
+            "trace",
+            "import",
+            s(&log),
+            "--format",
+            "alibaba-genai",
+            "--steps",
+            "99999",
+            "-o",
+            s(&out),
+        ]),
+        &["--steps `99999`", "more than the 10000"],
+    );
+    assert!(!out.exists());
+    refused(
+        &run(&["goodput", "-p", "rssp", "--tau-ms", "5", "--requests", "10"]),
+        &["--tau-ms 5 tune(s) TetriServe", "rssp"],
+    );
+    refused(
+        &run(&["optimum", "--requests", "10", "--window", "30"]),
+        &["--window 30", "no window of 30 requests"],
+    );
+    let sc = dir.path().join("ts.toml");
+    std::fs::write(&sc, "[workload]\ntime_scale = 2.0\n").unwrap();
+    refused(
+        &run(&["simulate", "-s", s(&sc), "--requests", "5", "-p", "rssp"]),
+        &["field `workload.time_scale`", "there is no trace"],
+    );
+    // Huge numbers are shown short.
+    let o = run(&[
+        "simulate",
+        "--requests",
+        "5",
+        "-p",
+        "tetriserve",
+        "--tau-ms",
+        "1e300",
+    ]);
+    refused(&o, &["--tau-ms `1e300`", "got 1e300"]);
+    assert!(!stderr(&o).contains("0000000000"), "{}", stderr(&o));
+    refused(
+        &bin()
+            .args([
+                "sweep",
+                "-s",
+                "scenarios/default.toml",
+                "--shard",
+                "auto",
+                "--out",
+            ])
+            .arg(dir.path().join("out"))
+            .env("SLURM_ARRAY_TASK_ID", "0")
+            .env("SLURM_ARRAY_TASK_MIN", "0")
+            .env("SLURM_ARRAY_TASK_MAX", "18446744073709551615")
+            .output()
+            .unwrap(),
+        &["more than 1000000 tasks"],
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn stdout_on_a_full_disk_is_an_error_not_a_panic() {
+    for args in [&["policies"][..], &["trace", "generate", "--requests", "3"]] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let o = bin().args(args).stdout(full).output().unwrap();
+        refused(&o, &["<stdout>", "No space left"]);
+    }
+}
+
+#[test]
+fn a_torn_header_in_partial_results_does_not_block_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(&scenario, SWEEP).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("results.partial.csv"), "index,dig").unwrap();
+    let o = run(&["sweep", "-s", s(&scenario), "--out", s(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(out.join("results.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        5
+    );
+}
