@@ -456,7 +456,7 @@ pub fn drop_torn_tail(path: &Path) -> Result<bool> {
         std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
         return Ok(true);
     }
-    crate::files::write_file(path, text[..keep].as_bytes())?;
+    crate::files::write_file(path, &text.as_bytes()[..keep])?;
     Ok(true)
 }
 

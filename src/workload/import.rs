@@ -378,7 +378,7 @@ fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) ->
                     )
                     .into());
                 }
-                Some(f) if f == 1.0 => {}
+                Some(1.0) => {}
                 Some(f) => {
                     return Err(err(
                         "num_frames",
