@@ -632,3 +632,40 @@ fn a_torn_header_in_partial_results_does_not_block_resume() {
         5
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn resuming_a_complete_sweep_writes_nothing_and_stale_run_directories_go() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(&scenario, SWEEP).unwrap();
+    let out = dir.path().join("out");
+    let sweep = || {
+        let o = run(&["sweep", "-s", s(&scenario), "--out", s(&out), "--runs"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    sweep();
+    let stamp = |name: &str| {
+        let m = std::fs::metadata(out.join(name)).unwrap();
+        (m.ino(), m.mtime_nsec(), m.mtime())
+    };
+    let files = [
+        "results.csv",
+        "results-by-resolution.csv",
+        "results.manifest.json",
+    ];
+    let before: Vec<_> = files.iter().map(|f| stamp(f)).collect();
+    // A run directory an interrupted sweep was writing, by a process that is gone.
+    let stale = out
+        .join("runs")
+        .join(".00001-rssp-0123456789abcdef.tmp-4000000000");
+    std::fs::create_dir(&stale).unwrap();
+    let e = sweep();
+    assert!(e.contains("4 reused"), "{e}");
+    let after: Vec<_> = files.iter().map(|f| stamp(f)).collect();
+    assert_eq!(before, after, "a complete sweep's files were rewritten");
+    assert!(!stale.exists());
+    assert!(temporaries(&out).is_empty(), "{:?}", temporaries(&out));
+}
