@@ -157,7 +157,8 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
         .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_data()));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(&tmp, e));
+        // Named by the path the user gave: the temporary name is an implementation detail.
+        return Err(Error::io(path, e));
     }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);

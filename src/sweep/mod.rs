@@ -9,6 +9,11 @@
 //! scenario (`digest.rs`), so a result is reused only for exactly the scenario that made it.
 //! Rows are written in grid order whatever the thread count, and appended to
 //! `results.partial.csv` as they finish, so that an interrupted sweep resumes where it stopped.
+//! `results.csv` and its manifest are replaced together, only once every row exists (the partial
+//! rows have their own manifest, which marks a `--rerun`'s rows as replacing the complete ones),
+//! so an interrupted sweep, a rerun too, resumes from what it finished. While it runs, a sweep
+//! holds the lock of its results file (`files::DirLock`): a second sweep or a merge into the
+//! same results is refused, naming it.
 //! `--shard i/n` (or `auto` under a batch system's job array, `shards.rs`) runs every n-th
 //! point; `merge` joins the shards' files. The file formats are in `results.rs`; `plot.rs` draws
 //! a results file against any grid dimension.
