@@ -437,6 +437,17 @@ fn run_trace_import(
         },
     };
     let imported = import_rows(&text, &input.display().to_string(), &opts)?;
+    if !imported.defaulted_steps
+        && let Some(steps) = fill.steps
+    {
+        return Err(Error::config_hint(
+            format!(
+                "--steps {steps} fills rows without a step count, and every row of {} has one",
+                input.display()
+            ),
+            "drop --steps",
+        ));
+    }
     if !imported.drew_resolutions {
         for (flag, set) in [
             ("--mix", fill.mix.is_some()),

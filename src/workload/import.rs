@@ -81,6 +81,8 @@ pub struct Imported {
     pub lines: Vec<u64>,
     /// Whether any row took its resolution from the mix (else the mix and seed are unused).
     pub drew_resolutions: bool,
+    /// Whether any row took the scenario's steps (else `--steps` is unused).
+    pub defaulted_steps: bool,
 }
 
 /// One parsed row before arrivals are rebased and resolutions assigned.
@@ -89,6 +91,8 @@ struct Row {
     arrival_s: f64,
     resolution: Option<Resolution>,
     steps: u32,
+    /// Whether `steps` is the scenario's (the row has no step count).
+    default_steps: bool,
     slo_s: Option<f64>,
 }
 
@@ -179,6 +183,7 @@ pub fn import_rows(text: &str, source: &str, opts: &ImportOptions) -> Result<Imp
         .into());
     }
     let drew_resolutions = rows.iter().any(|r| r.resolution.is_none());
+    let defaulted_steps = rows.iter().any(|r| r.default_steps);
     let mut drawn = if drew_resolutions {
         let mut rng = stream_rng(opts.seed, "import-resolutions");
         opts.mix
@@ -249,6 +254,7 @@ pub fn import_rows(text: &str, source: &str, opts: &ImportOptions) -> Result<Imp
         rows: out,
         lines,
         drew_resolutions,
+        defaulted_steps,
     })
 }
 
@@ -461,6 +467,7 @@ fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) ->
             arrival_s,
             resolution: Some(resolution),
             steps,
+            default_steps: false,
             slo_s,
         });
     }
@@ -1006,6 +1013,7 @@ fn alibaba_rows(text: &str, source: &str, default_steps: u32) -> Result<Vec<Row>
             arrival_s,
             resolution,
             steps,
+            default_steps: steps_col.is_none(),
             slo_s: None,
         });
     }

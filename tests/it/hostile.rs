@@ -555,6 +555,21 @@ fn flags_with_nothing_to_act_on_and_impossible_requests_are_refused() {
         &["--steps `99999`", "more than the 10000"],
     );
     assert!(!out.exists());
+    // --steps with nothing to fill: every row has its step count.
+    let with_steps = dir.path().join("steps.csv");
+    std::fs::write(&with_steps, "timestamp,steps\n0,20\n1,30\n").unwrap();
+    refused(
+        &run(&[
+            "trace",
+            "import",
+            s(&with_steps),
+            "--format",
+            "alibaba-genai",
+            "--steps",
+            "40",
+        ]),
+        &["--steps 40 fills rows without a step count", "steps.csv"],
+    );
     refused(
         &run(&["goodput", "-p", "rssp", "--tau-ms", "5", "--requests", "10"]),
         &["--tau-ms 5 tune(s) TetriServe", "rssp"],
