@@ -135,6 +135,12 @@ const CASES: &[Case] = &[
         expect: &["<file>:3", "duplicate row", "line 2"],
     },
     Case {
+        name: "profile: a quoted cell no quote closes",
+        kind: "profile",
+        content: "model,gpu,width,height,sp_degree,batch,step_ms,source\nflux1-dev,h100,256,256,1,1,30,\"oops\nflux1-dev,h100,512,512,1,1,60,x\n",
+        expect: &["<file>:2", "no quote closes it"],
+    },
+    Case {
         name: "profile: degree not a power of two",
         kind: "profile",
         content: "model,gpu,width,height,sp_degree,batch,step_ms\nflux1-dev,h100,256,256,3,1,30\n",
