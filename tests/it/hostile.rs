@@ -489,7 +489,7 @@ fn an_interrupted_rerun_resumes_from_the_rows_it_finished() {
     );
     let manifest = out.join("results.manifest.json");
     let before = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&scenario, text(30000)).unwrap();
+    std::fs::write(&scenario, text(100000)).unwrap();
     let mut child = bin()
         .args([
             "sweep",
@@ -528,7 +528,7 @@ fn an_interrupted_rerun_resumes_from_the_rows_it_finished() {
     assert!(
         std::fs::read_to_string(&manifest)
             .unwrap()
-            .contains("\"workload.requests\": \"30000\"")
+            .contains("\"workload.requests\": \"100000\"")
     );
     assert!(!partial.exists());
 }
