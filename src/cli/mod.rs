@@ -124,7 +124,10 @@ pub fn run(cli: Cli) -> Result<()> {
                     match v.unwrap_or(default) {
                         s if s.is_finite() && s > 0.0 => Ok(s),
                         s => Err(Error::config_hint(
-                            format!("{flag} {s}: expected a positive number of seconds"),
+                            format!(
+                                "{flag} {}: expected a positive number of seconds",
+                                crate::error::show_number(s)
+                            ),
                             format!("e.g. {flag} {default}"),
                         )),
                     }
@@ -776,7 +779,10 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&args.target) {
         return refuse(
             "--target",
-            &format!("is {}, not an attainment between 0 and 1", args.target),
+            &format!(
+                "is {}, not an attainment between 0 and 1",
+                crate::error::show_number(args.target)
+            ),
             "e.g. --target 0.9",
         );
     }
@@ -830,7 +836,7 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
         if !(x.is_finite() && x > 0.0) {
             return refuse(
                 "--time-scale",
-                &format!("is {x}, not a positive factor"),
+                &format!("is {}, not a positive factor", crate::error::show_number(x)),
                 "e.g. --time-scale 2 for twice the log's rate",
             );
         }

@@ -479,7 +479,7 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
         return Err(Error::config_hint(
             format!(
                 "SLO scale must be a finite number greater than 0, got {}",
-                d.scale
+                crate::error::show_number(d.scale)
             ),
             "the paper sweeps 1.0 to 1.5",
         ));
