@@ -215,6 +215,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn numbers_are_shown_short() {
+        for (x, shown) in [
+            (1e300, "1e300"),
+            (-1.5e300, "-1.5e300"),
+            (1e-300, "1e-300"),
+            (2.5, "2.5"),
+            (3_600_000.0, "3600000"),
+            (0.0, "0"),
+            (f64::INFINITY, "inf"),
+        ] {
+            assert_eq!(show_number(x), shown);
+        }
+    }
+
+    #[test]
     fn input_error_names_file_line_and_field() {
         let e = InputError::new("traces/a.csv", "expected a number, got `abc`")
             .line(7)
