@@ -289,7 +289,27 @@ impl WorkloadSection {
             ));
         }
         let rate_per_s = rate_per_min / 60.0;
-        let arrival = match self.arrival_name() {
+        // A key of another arrival process would be ignored: refused instead.
+        let name = self.arrival_name();
+        for (key, given, owner) in [
+            ("workload.cv", self.cv.is_some(), "gamma"),
+            ("workload.on_s", self.on_s.is_some(), "on-off"),
+            ("workload.off_s", self.off_s.is_some(), "on-off"),
+        ] {
+            if given && name != owner {
+                return Err(Error::Input(
+                    InputError::new(
+                        source,
+                        format!("`{key}` shapes {owner} arrivals, and the arrivals are `{name}`"),
+                    )
+                    .field(key)
+                    .hint(format!(
+                        "set `workload.arrival = \"{owner}\"` (--arrival {owner}), or drop the key"
+                    )),
+                ));
+            }
+        }
+        let arrival = match name {
             "poisson" => ArrivalProcess::Poisson { rate_per_s },
             "gamma" => ArrivalProcess::Gamma {
                 rate_per_s,

@@ -237,6 +237,18 @@ const CASES: &[Case] = &[
         expect: &["field `workload.cv`", "coefficient of variation"],
     },
     Case {
+        name: "scenario: a key of another arrival process (cv with poisson arrivals)",
+        kind: "scenario",
+        content: "[workload]\narrival = \"poisson\"\ncv = 2.0\n",
+        expect: &["<file>", "field `workload.cv`", "shapes gamma arrivals"],
+    },
+    Case {
+        name: "scenario: on-off keys with constant arrivals",
+        kind: "scenario",
+        content: "[workload]\narrival = \"constant\"\non_s = 5.0\noff_s = 5.0\n",
+        expect: &["<file>", "field `workload.on_s`", "shapes on-off arrivals"],
+    },
+    Case {
         name: "scenario: one resolution's SLO base given twice",
         kind: "scenario",
         content: "[slo]\nbases_s = { \"256x256\" = 1.5, \"256\" = 3.0 }\n",
