@@ -4,7 +4,8 @@
 # them. Every target gets fuzz/dict/time.dict (numbers at the edges of the representable
 # times). Crashes land in fuzz/artifacts/<target>/; turn each into a regression test before
 # fixing it: a parser crash as a case in tests/it/bad_input.rs, a scheduler crash as a workload
-# in tests/it/invariants.rs.
+# in tests/it/invariants.rs, a path-rule failure (`paths`: the output writer on small random
+# filesystems of files, directories, links and FIFOs) as a case in tests/it/hostile.rs.
 #
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 set -euo pipefail
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(trace profile scenario import scheduler)
+[ ${#targets[@]} -eq 0 ] && targets=(trace profile scenario import scheduler paths)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 for t in "${targets[@]}"; do

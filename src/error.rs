@@ -137,6 +137,17 @@ impl Error {
     }
 }
 
+/// A number as messages show it: plainly when that is short (`2.5`, `1000`), else in
+/// scientific notation (`1e300`, not three hundred digits; `1e-12`).
+pub fn show_number(x: f64) -> String {
+    let a = x.abs();
+    if x.is_finite() && a != 0.0 && !(1e-6..1e16).contains(&a) {
+        format!("{x:e}")
+    } else {
+        x.to_string()
+    }
+}
+
 /// The most a file of each kind may hold: past these, reading stops and the file is refused.
 pub mod limits {
     /// Traces and imported logs (a trace of 10 million rows is about 0.5 GiB).
@@ -202,6 +213,21 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_shown_short() {
+        for (x, shown) in [
+            (1e300, "1e300"),
+            (-1.5e300, "-1.5e300"),
+            (1e-300, "1e-300"),
+            (2.5, "2.5"),
+            (3_600_000.0, "3600000"),
+            (0.0, "0"),
+            (f64::INFINITY, "inf"),
+        ] {
+            assert_eq!(show_number(x), shown);
+        }
+    }
 
     #[test]
     fn input_error_names_file_line_and_field() {

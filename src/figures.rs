@@ -475,7 +475,7 @@ pub fn generate(root: &Path, out: &Path, only: &[String]) -> Result<Vec<PathBuf>
         }
         md
     };
-    std::fs::write(&readme, &text).map_err(|e| Error::io(&readme, e))?;
+    crate::files::write_file(&readme, text.as_bytes())?;
     o.files.push(readme);
     Ok(o.files)
 }

@@ -14,6 +14,7 @@ pub mod cost;
 pub mod engine;
 pub mod error;
 pub mod figures;
+pub mod files;
 pub mod goodput;
 pub mod metrics;
 pub mod optimum;

@@ -74,7 +74,7 @@ pub(super) fn run_profile(args: ProfileArgs) -> Result<()> {
     let key = gpu_key(&probe.name);
     let (out, what): (Box<dyn std::io::Write>, String) = match &args.output {
         Some(path) => (
-            Box::new(std::fs::File::create(path).map_err(|e| Error::io(path, e))?),
+            Box::new(crate::files::create_streamed(path)?),
             path.display().to_string(),
         ),
         None => (Box::new(std::io::stdout()), "<stdout>".into()),

@@ -69,10 +69,13 @@ pub fn run(cli: Cli) -> Result<()> {
             csv,
         } => {
             let files: Vec<&std::path::Path> = results.iter().map(PathBuf::as_path).collect();
+            if let Some(path) = &csv {
+                check_not_results(path, &files)?;
+            }
             let c = crate::compare::compare(&files, &baseline, &policy, resolution.as_deref())?;
-            print!("{}", c.to_markdown());
+            print_stdout(&c.to_markdown())?;
             if let Some(path) = csv {
-                crate::report::write_file_atomic(&path, c.to_csv().as_bytes())?;
+                crate::files::write_file(&path, c.to_csv().as_bytes())?;
             }
             Ok(())
         }
@@ -121,7 +124,10 @@ pub fn run(cli: Cli) -> Result<()> {
                     match v.unwrap_or(default) {
                         s if s.is_finite() && s > 0.0 => Ok(s),
                         s => Err(Error::config_hint(
-                            format!("{flag} {s}: expected a positive number of seconds"),
+                            format!(
+                                "{flag} {}: expected a positive number of seconds",
+                                crate::error::show_number(s)
+                            ),
                             format!("e.g. {flag} {default}"),
                         )),
                     }
@@ -151,7 +157,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::GpuCheck => run_gpu_check(),
         Command::Policies => {
-            print!("{}", policy_listing());
+            print_stdout(&policy_listing())?;
             Ok(())
         }
     }
@@ -333,6 +339,29 @@ fn print_summaries(summaries: &[Summary], format: Format, by_resolution: bool) -
     print_stdout(&text)
 }
 
+/// Refuses a `compare --csv` path that names a sweep's results (one of those compared, its
+/// per-resolution file, or any results file with a manifest beside it): the comparison
+/// would replace the results it came from.
+fn check_not_results(csv: &Path, results: &[&Path]) -> Result<()> {
+    let real = |p: &Path| std::fs::canonicalize(p).ok();
+    let target = real(csv);
+    let names_results = results.iter().any(|r| {
+        let by_res = crate::sweep::results::by_resolution_path(r);
+        target.is_some() && (target == real(r) || target == real(&by_res))
+    });
+    let is_sweep_results = crate::sweep::digest::Manifest::path_of(csv).exists();
+    if names_results || is_sweep_results {
+        return Err(Error::config_hint(
+            format!(
+                "--csv {}: that file holds a sweep's results; the comparison would replace them",
+                csv.display()
+            ),
+            "give another file, e.g. --csv comparison.csv",
+        ));
+    }
+    Ok(())
+}
+
 fn run_trace_generate(
     file: &ScenarioFileArgs,
     overrides: &crate::scenario::Overrides,
@@ -357,7 +386,7 @@ fn write_trace(workload: &crate::workload::Workload, output: Option<PathBuf>) ->
     let csv = crate::workload::trace::to_csv(workload);
     match output {
         Some(path) => {
-            crate::report::write_file_atomic(&path, csv.as_bytes())?;
+            crate::files::write_file(&path, csv.as_bytes())?;
             eprintln!("wrote {} requests to {}", workload.len(), path.display());
             Ok(())
         }
@@ -411,6 +440,17 @@ fn run_trace_import(
         },
     };
     let imported = import_rows(&text, &input.display().to_string(), &opts)?;
+    if !imported.defaulted_steps
+        && let Some(steps) = fill.steps
+    {
+        return Err(Error::config_hint(
+            format!(
+                "--steps {steps} fills rows without a step count, and every row of {} has one",
+                input.display()
+            ),
+            "drop --steps",
+        ));
+    }
     if !imported.drew_resolutions {
         for (flag, set) in [
             ("--mix", fill.mix.is_some()),
@@ -437,7 +477,7 @@ fn run_trace_import(
     }
     match output {
         Some(path) => {
-            crate::report::write_file_atomic(&path, csv.as_bytes())?;
+            crate::files::write_file(&path, csv.as_bytes())?;
             eprintln!(
                 "wrote {} requests to {}",
                 imported.rows.len(),
@@ -571,6 +611,17 @@ fn run_optimum(args: OptimumArgs) -> Result<()> {
             );
         }
         parts.push(part);
+    }
+    if parts.iter().all(|p| p.rows.is_empty()) {
+        return Err(Error::config_hint(
+            format!(
+                "--window {}: the workload holds no window of {} requests starting at an idle point (it has {} requests)",
+                args.window,
+                args.window,
+                scenarios[0].load_workload().map_or(0, |w| w.len())
+            ),
+            "give a smaller --window, or more requests (--requests)",
+        ));
     }
     let study = crate::optimum::Study::combine(parts).expect("at least one seed");
     for w in &study.warnings {
@@ -728,7 +779,10 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&args.target) {
         return refuse(
             "--target",
-            &format!("is {}, not an attainment between 0 and 1", args.target),
+            &format!(
+                "is {}, not an attainment between 0 and 1",
+                crate::error::show_number(args.target)
+            ),
             "e.g. --target 0.9",
         );
     }
@@ -754,13 +808,35 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
     let log = matches!(planner.load, Load::Log { .. });
 
     refuse_flags_outside_mode(&args, log)?;
+    // TetriServe's tuning acts only when the policy searched is a TetriServe variant.
+    if !matches!(
+        args.policy.parse::<PolicyKind>(),
+        Ok(PolicyKind::Tetriserve(_))
+    ) {
+        let tuning: Vec<String> = overrides
+            .given()
+            .iter()
+            .filter(|g| g.key.starts_with("policy.tetriserve."))
+            .map(|g| format!("{} {}", g.flag, g.value))
+            .collect();
+        if !tuning.is_empty() {
+            return refuse(
+                &tuning.join(" "),
+                &format!(
+                    "tune(s) TetriServe, and the policy searched is {}",
+                    args.policy
+                ),
+                "drop them, or search --policy tetriserve",
+            );
+        }
+    }
 
     let report = if args.min_gpus {
         let x = planner.own_point(args.time_scale)?;
         if !(x.is_finite() && x > 0.0) {
             return refuse(
                 "--time-scale",
-                &format!("is {x}, not a positive factor"),
+                &format!("is {}, not a positive factor", crate::error::show_number(x)),
                 "e.g. --time-scale 2 for twice the log's rate",
             );
         }

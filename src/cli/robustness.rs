@@ -1,6 +1,8 @@
 //! `tetriserve robustness`: runs the search of `crate::robustness`, prints the distribution
 //! and the worst configurations, and writes them (with replayable scenario files) to `--out`.
 
+use std::fmt::Write as _;
+
 use super::args::RobustnessArgs;
 use crate::error::{Error, Result};
 use crate::policy::PolicyKind;
@@ -65,7 +67,10 @@ pub fn run_robustness(args: RobustnessArgs) -> Result<()> {
     bar.finish_and_clear();
     let outcomes = outcomes?;
     let rep = report(&search, &outcomes);
-    println!(
+    // The report goes to stdout in one write, a full disk or a closed pipe handled there.
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
         "robustness: {} configurations x {} seed(s), {} requests each; {} minus the best fixed baseline (xdit-sp*, rssp), attainment points",
         rep.configs,
         rep.seeds.len(),
@@ -77,7 +82,8 @@ pub fn run_robustness(args: RobustnessArgs) -> Result<()> {
         .iter()
         .map(|(p, g)| format!("p{p} {g:+.1}"))
         .collect();
-    println!(
+    let _ = writeln!(
+        text,
         "  mean {:+.2}, worst {:+.1}; {}; below the baseline in {} (by more than 2 points in {})",
         rep.mean_gap,
         rep.min_gap,
@@ -87,13 +93,15 @@ pub fn run_robustness(args: RobustnessArgs) -> Result<()> {
     );
     let worst_list = worst(&outcomes, args.worst);
     if !worst_list.is_empty() {
-        println!(
+        let _ = writeln!(
+            text,
             "worst configurations (replay: tetriserve simulate -s FILE --seed SEED, the file from --out DIR/worst/):"
         );
     }
     for (rank, o) in worst_list.iter().enumerate() {
         let c = &o.config;
-        println!(
+        let _ = writeln!(
+            text,
             "  {:>2}. config {:>5}: {:+6.1} ({} {:.1} vs {} {:.1}, bound {:.1}) {}x{} GPUs, {}, {} steps, {}{}, load {}, {:.2} req/min, SLO {}x{}{}{}",
             rank + 1,
             c.index,
@@ -129,14 +137,16 @@ pub fn run_robustness(args: RobustnessArgs) -> Result<()> {
             },
         );
     }
-    println!(
+    let _ = writeln!(
+        text,
         "tetriserve with knobs drawn over their accepted ranges minus its defaults: mean {:+.2}, worst {:+.1}; collapses (more than {COLLAPSE_POINTS} points below): {}",
         rep.knob_mean_gap, rep.knob_min_gap, rep.knob_collapses
     );
     let worst_knob_list = worst_knobs(&outcomes, args.worst);
     for (rank, o) in worst_knob_list.iter().enumerate() {
         let c = &o.config;
-        println!(
+        let _ = writeln!(
+            text,
             "  {:>2}. config {:>5}: {:+6.1} ({} vs defaults {:.1}) {}x{} GPUs, {}, {} steps, {}, load {}",
             rank + 1,
             c.index,
@@ -151,6 +161,7 @@ pub fn run_robustness(args: RobustnessArgs) -> Result<()> {
             c.load,
         );
     }
+    super::output::print_stdout(&text)?;
     if let Some(staging) = staging {
         staging.write("configs.csv", to_csv(&outcomes).as_bytes())?;
         for (rank, o) in worst_knob_list.iter().enumerate() {

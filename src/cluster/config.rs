@@ -71,6 +71,24 @@ impl ClusterSection {
             .parse()
             .map_err(|e: String| Error::at_key(source, "cluster.topology", e))?;
         let (nodes, gpus_per_node) = self.shape();
+        let total = u64::from(nodes) * u64::from(gpus_per_node);
+        if total > super::MAX_GPUS {
+            return Err(Error::Input(
+                InputError::new(
+                    source,
+                    format!(
+                        "{nodes} node(s) x {gpus_per_node} GPU(s) is {total} GPUs, more than the {} a cluster may have",
+                        super::MAX_GPUS
+                    ),
+                )
+                .field(if self.nodes.is_some() || self.gpus_per_node.is_none() {
+                    "cluster.nodes"
+                } else {
+                    "cluster.gpus_per_node"
+                })
+                .hint("give fewer nodes (the goodput search covers up to 16384 GPUs)"),
+            ));
+        }
         let mut cluster =
             Cluster::new(gpu, nodes, gpus_per_node, topology).map_err(|e| match e {
                 Error::Config { message, hint } => Error::Config {
@@ -90,7 +108,10 @@ impl ClusterSection {
                 Some(x) if !(x.is_finite() && x >= 0.0) => Err(Error::Input(
                     InputError::new(
                         source,
-                        format!("expected a non-negative number of {unit}, got {x}"),
+                        format!(
+                            "expected a non-negative number of {unit}, got {x}",
+                            x = crate::error::show_number(x)
+                        ),
                     )
                     .field(field)
                     .hint("leave the key out to use the built-in assumption for the GPU type"),

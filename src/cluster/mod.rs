@@ -21,6 +21,10 @@ use crate::error::{Error, Result};
 /// The most GPUs one node may have (a [`GpuSet`] mask is a `u64`).
 pub const MAX_GPUS_PER_NODE: u32 = 64;
 
+/// The most GPUs a cluster may have: four times the largest the capacity search covers, and a
+/// bound that keeps a typo (`--nodes 4294967295`) from allocating per-GPU state for billions.
+pub const MAX_GPUS: u64 = 65_536;
+
 /// How the GPUs inside one node talk to each other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Topology {
@@ -122,6 +126,15 @@ impl Cluster {
             return Err(Error::config(format!(
                 "{gpus_per_node} GPUs per node is more than the supported {MAX_GPUS_PER_NODE}"
             )));
+        }
+        let total = u64::from(nodes) * u64::from(gpus_per_node);
+        if total > MAX_GPUS {
+            return Err(Error::config_hint(
+                format!(
+                    "{nodes} node(s) x {gpus_per_node} GPU(s) is {total} GPUs, more than the {MAX_GPUS} a cluster may have"
+                ),
+                "set fewer `nodes` in [cluster] (--nodes), or a smaller --gpus",
+            ));
         }
         if topology == Topology::NvlinkPairs && !gpus_per_node.is_multiple_of(2) {
             return Err(Error::config(format!(

@@ -127,7 +127,10 @@ impl OverheadsSection {
                 Error::at_key(
                     source,
                     field,
-                    format!("expected a non-negative number of milliseconds, got {v}"),
+                    format!(
+                        "expected a non-negative number of milliseconds, got {v}",
+                        v = crate::error::show_number(v)
+                    ),
                 )
             })
         };
@@ -136,7 +139,10 @@ impl OverheadsSection {
             return Err(Error::at_key(
                 source,
                 "overheads.remap_fraction",
-                format!("expected a non-negative fraction, got {remap_fraction}"),
+                format!(
+                    "expected a non-negative fraction, got {remap_fraction}",
+                    remap_fraction = crate::error::show_number(remap_fraction)
+                ),
             ));
         }
         Ok(Overheads {

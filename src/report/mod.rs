@@ -25,7 +25,7 @@ pub use timeline::{TimelineLimit, TimelineShown, TimelineWriter, timeline_json, 
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::metrics::{RequestRecord, RunRecords, Summary, WorkRecord};
 use crate::time::push_uint;
 
@@ -188,29 +188,11 @@ pub fn run_files(
     files
 }
 
-/// Writes one file atomically: to a sibling temporary file, then renamed onto `path`, so
-/// that a reader never sees half of it.
-pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
-
-/// Refuses an existing output directory unless `force`: commands call it before any work, so
-/// that a long run does not end in this error.
+/// Refuses an existing output directory unless `force` (and, with it, anything but a directory
+/// tetriserve wrote: [`crate::files::check_replaceable_dir`]): commands call it before any
+/// work, so that a long run does not end in this error.
 pub fn check_out_dir(dir: &Path, force: bool) -> Result<()> {
-    if dir.exists() && !force {
-        return Err(Error::config_hint(
-            format!("output directory {} already exists", dir.display()),
-            "pass --force to replace it, or choose another --out",
-        ));
-    }
-    Ok(())
+    crate::files::check_replaceable_dir(dir, force)
 }
 
 /// Writes `files` (paths relative to `dir`) as the directory `dir`, atomically (see

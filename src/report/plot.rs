@@ -308,15 +308,28 @@ fn write_both<F: Figure>(base: &Path, fig: &F) -> Result<()> {
         Error::config(format!("rendering chart {}: {}", path.display(), e.0))
     };
 
-    // The bitmap backend only reports a failed write as an opaque drawing error; creating the
-    // file first turns a bad path into a proper I/O error naming it.
+    // The bitmap backend writes a path: a temporary one, whose bytes then go to the chart's
+    // path by the rules of every output file (`files::write_file`). Creating the file first
+    // turns a bad path into a proper I/O error naming it (the backend only reports an opaque
+    // drawing error).
     let png = with_ext(base, "png");
-    fs::File::create(&png).map_err(|e| Error::io(&png, e))?;
-    {
-        let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
-        fig.draw(&root).map_err(|e| failed(&png, e))?;
-        root.present().map_err(|e| failed(&png, DrawErr::from(e)))?;
-    }
+    let png_name = png
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "chart.png".into());
+    let tmp = png.with_file_name(crate::files::temp_name(&png_name) + ".png");
+    let _guard = crate::files::TempGuard::new(&tmp);
+    fs::File::create(&tmp).map_err(|e| Error::io(&png, e))?;
+    let drawn = (|| -> Result<Vec<u8>> {
+        {
+            let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
+            fig.draw(&root).map_err(|e| failed(&png, e))?;
+            root.present().map_err(|e| failed(&png, DrawErr::from(e)))?;
+        }
+        fs::read(&tmp).map_err(|e| Error::io(&tmp, e))
+    })();
+    let _ = fs::remove_file(&tmp);
+    crate::files::write_file(&png, &drawn?)?;
 
     let svg = with_ext(base, "svg");
     let mut text = String::new();
@@ -325,7 +338,7 @@ fn write_both<F: Figure>(base: &Path, fig: &F) -> Result<()> {
         fig.draw(&root).map_err(|e| failed(&svg, e))?;
         root.present().map_err(|e| failed(&svg, DrawErr::from(e)))?;
     }
-    fs::write(&svg, text).map_err(|e| Error::io(&svg, e))
+    crate::files::write_file(&svg, text.as_bytes())
 }
 
 /// The chart frame every chart type shares: title, margins and room for tick labels and axis

@@ -28,11 +28,16 @@ pub struct Staging {
     dir: PathBuf,
     tmp: PathBuf,
     committed: bool,
+    force: bool,
+    /// Removes `tmp` if the process is interrupted.
+    _guard: crate::files::TempGuard,
 }
 
 impl Staging {
     /// Starts writing `dir`. An existing `dir` is an error unless `force` (then it is
-    /// replaced at commit, not before).
+    /// replaced at commit, not before), and even then unless tetriserve wrote it. The new
+    /// directory records the version that made it (`made-by.json`). Temporary directories of
+    /// the same output left by processes that are gone are removed first.
     pub fn create(dir: &Path, force: bool) -> Result<Staging> {
         check_out_dir(dir, force)?;
         let name = dir
@@ -44,14 +49,23 @@ impl Staging {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+        crate::files::remove_stale_temps(parent, Some(&name));
+        let tmp = parent.join(crate::files::temp_name(&name));
         let _ = std::fs::remove_dir_all(&tmp);
+        let guard = crate::files::TempGuard::new(&tmp);
         std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        Ok(Staging {
+        let staging = Staging {
             dir: dir.to_path_buf(),
             tmp,
             committed: false,
-        })
+            force,
+            _guard: guard,
+        };
+        staging.write(
+            crate::files::MADE_BY,
+            crate::files::made_by_json().as_bytes(),
+        )?;
+        Ok(staging)
     }
 
     /// Where `rel` is written now (inside the temporary directory).
@@ -72,12 +86,19 @@ impl Staging {
     /// at creation, only now).
     pub fn commit(mut self) -> Result<()> {
         let dir = self.dir.clone();
-        if dir.exists() {
+        // Checked again: the path may have changed while the run went.
+        check_out_dir(&dir, self.force)?;
+        if std::fs::symlink_metadata(&dir).is_ok() {
             let mut old = self.tmp.clone().into_os_string();
             old.push(".old");
             let old = PathBuf::from(old);
+            let _guard = crate::files::TempGuard::new(&old);
             std::fs::rename(&dir, &old).map_err(|e| Error::io(&dir, e))?;
-            std::fs::rename(&self.tmp, &dir).map_err(|e| Error::io(&dir, e))?;
+            if let Err(e) = std::fs::rename(&self.tmp, &dir) {
+                // Put the old directory back: a failed commit leaves the output as it was.
+                let _ = std::fs::rename(&old, &dir);
+                return Err(Error::io(&dir, e));
+            }
             let _ = std::fs::remove_dir_all(&old);
         } else {
             std::fs::rename(&self.tmp, &dir).map_err(|e| Error::io(&dir, e))?;

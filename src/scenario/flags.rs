@@ -111,7 +111,16 @@ macro_rules! shown_by_display {
         }
     )*};
 }
-shown_by_display!(f64, u32, u64, usize, String);
+shown_by_display!(u32, u64, usize, String);
+
+impl Shown for f64 {
+    fn shown(&self) -> String {
+        crate::error::show_number(*self)
+    }
+    fn layer(&self) -> Option<toml::Value> {
+        toml::Value::try_from(self).ok()
+    }
+}
 
 impl Shown for PathBuf {
     fn shown(&self) -> String {
@@ -167,9 +176,9 @@ impl Overrides {
             )
         };
         match (self.nodes, self.gpus_per_node) {
-            (Some(n), Some(p)) if g != n * p => Err(shape_error(format!(
-                "--gpus {g} is not --nodes {n} x --gpus-per-node {p}"
-            ))),
+            (Some(n), Some(p)) if u64::from(g) != u64::from(n) * u64::from(p) => Err(shape_error(
+                format!("--gpus {g} is not --nodes {n} x --gpus-per-node {p}"),
+            )),
             (Some(n), _) => {
                 if n == 0 || g % n != 0 {
                     return Err(shape_error(format!(
@@ -203,7 +212,12 @@ impl Overrides {
         let Some(field) = ie.field.as_deref() else {
             return e;
         };
-        match self.given().into_iter().find(|g| g.key == field) {
+        // `--gpus` sets the cluster's shape: errors in either of its keys are its.
+        let sets = |key: &str| {
+            key == field
+                || (key == "cluster" && matches!(field, "cluster.nodes" | "cluster.gpus_per_node"))
+        };
+        match self.given().into_iter().find(|g| sets(g.key)) {
             Some(g) => Error::Config {
                 message: format!("{} `{}`: {}", g.flag, g.value, ie.message),
                 hint: ie.hint.clone(),

@@ -164,6 +164,8 @@ fn table_of(raw: &RawScenario) -> toml::Table {
 ///   (`256` and `256x256`);
 /// - `policy.tetriserve.granularity_steps` without `tau_ms` drops `lower`'s `tau_ms` (both
 ///   set the round length, and the upper layer decides);
+/// - `workload.arrival` drops `lower`'s keys of an arrival process (`cv`, `on_s`, `off_s`):
+///   they shaped `lower`'s arrivals, and a key of another process is refused, not ignored;
 /// - `[sweep]` replaces `lower`'s whole: a grid is one unit.
 pub fn merge(lower: &mut toml::Table, mut upper: toml::Table) {
     let chooses_cost = upper
@@ -191,6 +193,13 @@ pub fn merge(lower: &mut toml::Table, mut upper: toml::Table) {
         && let Some(toml::Value::Table(lower_t)) = policy.get_mut("tetriserve")
     {
         lower_t.remove("tau_ms");
+    }
+    if table_at(&upper, &["workload"]).is_some_and(|w| w.contains_key("arrival"))
+        && let Some(toml::Value::Table(workload)) = lower.get_mut("workload")
+    {
+        for key in ["cv", "on_s", "off_s"] {
+            workload.remove(key);
+        }
     }
     if let Some(sweep) = upper.remove("sweep") {
         lower.insert("sweep".into(), sweep);

@@ -65,7 +65,14 @@ impl FileDigests {
                 fnv1a64(text.as_bytes())
             )
         } else if Path::new(value).is_file() {
-            let bytes = std::fs::read(value).map_err(|e| Error::io(Path::new(value), e))?;
+            // The reader every input goes through: the same size limit and binary check as
+            // the run that reads the file after.
+            let (limit, what) = if builtin {
+                (crate::error::limits::SMALL_BYTES, "profile")
+            } else {
+                (crate::error::limits::TRACE_BYTES, "trace")
+            };
+            let bytes = crate::error::read_text(Path::new(value), limit, what)?.into_bytes();
             let name = Path::new(value)
                 .file_name()
                 .map_or_else(|| value.to_string(), |n| n.to_string_lossy().into_owned());
@@ -169,6 +176,17 @@ pub struct Manifest {
     /// `[i, n]` for a shard's file, absent for a whole grid.
     pub shard: Option<(usize, usize)>,
     pub resolved: Resolved,
+    /// The version of tetriserve that wrote the results (absent in older manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tetriserve: Option<String>,
+    /// Set on the manifest of partial results started by `--rerun`: the complete results
+    /// beside them are being replaced, so a resumed sweep does not reuse them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replaces: bool,
+    /// Each point's digest, in grid order (absent in older manifests): `merge` checks every
+    /// row against it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub digests: Vec<String>,
 }
 
 impl Manifest {
@@ -198,7 +216,7 @@ impl Manifest {
     pub fn write(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| Error::config(format!("serialising the manifest: {e}")))?;
-        crate::report::write_file_atomic(path, (text + "\n").as_bytes())
+        crate::files::write_file(path, (text + "\n").as_bytes())
     }
 }
 

@@ -9,6 +9,11 @@
 //! scenario (`digest.rs`), so a result is reused only for exactly the scenario that made it.
 //! Rows are written in grid order whatever the thread count, and appended to
 //! `results.partial.csv` as they finish, so that an interrupted sweep resumes where it stopped.
+//! `results.csv` and its manifest are replaced together, only once every row exists (the partial
+//! rows have their own manifest, which marks a `--rerun`'s rows as replacing the complete ones),
+//! so an interrupted sweep, a rerun too, resumes from what it finished. While it runs, a sweep
+//! holds the lock of its results file (`files::DirLock`): a second sweep or a merge into the
+//! same results is refused, naming it.
 //! `--shard i/n` (or `auto` under a batch system's job array, `shards.rs`) runs every n-th
 //! point; `merge` joins the shards' files. The file formats are in `results.rs`; `plot.rs` draws
 //! a results file against any grid dimension.
@@ -187,6 +192,9 @@ impl Grid {
             points: self.points.len(),
             shard,
             resolved: self.resolved.clone(),
+            tetriserve: Some(crate::files::VERSION.to_string()),
+            replaces: false,
+            digests: self.points.iter().map(|p| p.digest.clone()).collect(),
         }
     }
 }
@@ -448,9 +456,12 @@ pub fn drop_torn_tail(path: &Path) -> Result<bool> {
         return Ok(false);
     }
     let keep = text.rfind('\n').map_or(0, |i| i + 1);
-    let tmp = path.with_extension("csv.tmp");
-    std::fs::write(&tmp, &text[..keep]).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    if keep == 0 {
+        // Only a torn header: the file starts again (with its header) as if it were not there.
+        std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+        return Ok(true);
+    }
+    crate::files::write_file(path, &text.as_bytes()[..keep])?;
     Ok(true)
 }
 
@@ -468,7 +479,13 @@ fn stored_rows(
             stored.entry(r.digest.clone()).or_insert(r);
         }
     };
-    if results.exists() {
+    // Partial results of an interrupted `--rerun` of this very grid: the complete results
+    // are being replaced, so only the partial rows count.
+    let partial_manifest = Manifest::read(&Manifest::path_of(partial))?;
+    let replacing = partial_manifest
+        .as_ref()
+        .is_some_and(|m| m.replaces && m.grid == grid.digest());
+    if results.exists() && !replacing {
         from(results::read(results, results::Resolutions::Required)?);
     }
     for p in [partial.to_path_buf(), results::by_resolution_path(partial)] {
@@ -492,7 +509,18 @@ fn stored_rows(
     if stale.is_empty() {
         return Ok(stored);
     }
-    let manifest_path = Manifest::path_of(results);
+    // What the stale rows were made from: the partial rows' manifest if they are among them,
+    // else the complete results'.
+    let stale_partial = partial.exists()
+        && partial_manifest.is_some()
+        && stale
+            .iter()
+            .any(|r| !results_digests(results).contains(&r.digest));
+    let manifest_path = if stale_partial {
+        Manifest::path_of(partial)
+    } else {
+        Manifest::path_of(results)
+    };
     let changes = match Manifest::read(&manifest_path)? {
         Some(m) => {
             let d = digest::diff(&m.resolved, &grid.resolved);
@@ -521,6 +549,16 @@ fn stored_rows(
     ))
 }
 
+/// The digests of the rows of a complete results file (none if it is missing or unreadable).
+fn results_digests(results: &Path) -> BTreeSet<String> {
+    if !results.exists() {
+        return BTreeSet::new();
+    }
+    results::read(results, results::Resolutions::Required)
+        .map(|rows| rows.into_iter().map(|r| r.digest).collect())
+        .unwrap_or_default()
+}
+
 /// The most worker threads a sweep starts (`--jobs`): each runs one simulation at a time, so
 /// more threads than points or cores only cost memory.
 pub const MAX_JOBS: usize = 1024;
@@ -546,6 +584,17 @@ pub fn run(
     let results = results_path(out, opts.shard);
     let partial = partial_path(&results);
     let partial_res = results::by_resolution_path(&partial);
+    let partial_manifest = Manifest::path_of(&partial);
+    // One sweep at a time writes these results (shards of one grid each have their own).
+    let _lock = crate::files::DirLock::acquire(
+        out,
+        &results.file_name().unwrap_or_default().to_string_lossy(),
+        "sweep",
+    )?;
+    if opts.write_runs {
+        // Run directories an interrupted sweep left half-written.
+        crate::files::remove_stale_temps(&out.join("runs"), None);
+    }
     let mine: Vec<&Point> = grid
         .points
         .iter()
@@ -553,7 +602,7 @@ pub fn run(
         .collect();
     let digests: BTreeSet<&str> = mine.iter().map(|p| p.digest.as_str()).collect();
     let mut done = if opts.rerun {
-        for p in [&partial, &partial_res] {
+        for p in [&partial, &partial_res, &partial_manifest] {
             if p.exists() {
                 std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
             }
@@ -562,8 +611,6 @@ pub fn run(
     } else {
         stored_rows(grid, &results, &partial, &digests)?
     };
-    grid.manifest(opts.shard)
-        .write(&Manifest::path_of(&results))?;
     // Points of this shard whose results are missing, with their scenarios.
     let mut todo = Vec::new();
     let mut reused = 0;
@@ -575,6 +622,36 @@ pub fn run(
         } else {
             todo.push(((*p).clone(), grid.scenario(p)?));
         }
+    }
+    let manifest = grid.manifest(opts.shard);
+    if todo.is_empty() && !opts.rerun && !partial.exists() && results.exists() {
+        // Every point's result is there: when the file already holds exactly these rows,
+        // nothing is written (a complete sweep resumes in a read-only directory too).
+        let mut rows: Vec<&ResultRow> = done.values().collect();
+        rows.sort_by_key(|r| r.index);
+        let same = results::read(&results, results::Resolutions::Required)
+            .is_ok_and(|stored| stored.iter().eq(rows.iter().copied()));
+        let manifest_same = Manifest::read(&Manifest::path_of(&results))
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.grid == manifest.grid);
+        if same && manifest_same {
+            return Ok(SweepReport {
+                results,
+                ran: 0,
+                reused,
+            });
+        }
+    }
+    // The partial rows' manifest, written before the first of them: the complete results
+    // and their manifest are replaced only at the end, together, so that an interrupted
+    // sweep (a `--rerun` too) resumes from what it had finished.
+    if !partial.exists() || Manifest::read(&partial_manifest)?.is_none() {
+        Manifest {
+            replaces: opts.rerun,
+            ..manifest.clone()
+        }
+        .write(&partial_manifest)?;
     }
     let files = {
         let open = |path: &Path, header: &str| -> Result<std::fs::File> {
@@ -650,9 +727,12 @@ pub fn run(
     let mut rows: Vec<ResultRow> = done.into_values().collect();
     rows.sort_by_key(|r| r.index);
     results::write_results(&results, &rows)?;
+    manifest.write(&Manifest::path_of(&results))?;
     drop(files);
-    for p in [&partial, &partial_res] {
-        std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+    for p in [&partial, &partial_res, &partial_manifest] {
+        if p.exists() {
+            std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+        }
     }
     Ok(SweepReport {
         results,

@@ -297,8 +297,8 @@ pub fn write_results(path: &Path, rows: &[ResultRow]) -> Result<()> {
         main.push('\n');
         res.push_str(&r.resolution_lines());
     }
-    crate::report::write_file_atomic(&by_resolution_path(path), res.as_bytes())?;
-    crate::report::write_file_atomic(path, main.as_bytes())
+    crate::files::write_file(&by_resolution_path(path), res.as_bytes())?;
+    crate::files::write_file(path, main.as_bytes())
 }
 
 /// Reads a results file and, when it exists, its resolution file. Refuses a file without rows.
@@ -408,6 +408,8 @@ pub fn read(path: &Path, resolutions: Resolutions) -> Result<Vec<ResultRow>> {
                 ),
             ));
         }
+        check_attainment(r.attainment, r.met, r.requests)
+            .map_err(|m| f.bad("slo_attainment", m))?;
         Ok(())
     })?;
     let res_path = by_resolution_path(path);
@@ -424,6 +426,21 @@ pub fn read(path: &Path, resolutions: Resolutions) -> Result<Vec<ResultRow>> {
 /// One row of `results-by-resolution.csv`: (digest, policy) -> resolution -> cell, with the
 /// line it came from.
 type Cells = BTreeMap<(String, String), (u64, BTreeMap<String, ResolutionCell>)>;
+
+/// Refuses an attainment that is not `met / requests` (as written: six decimals), so that
+/// an edited cell cannot disagree with the counts every reader also uses.
+fn check_attainment(attainment: f64, met: usize, requests: usize) -> Result<(), String> {
+    if requests == 0 {
+        return Ok(());
+    }
+    let expected = met as f64 / requests as f64;
+    if (attainment - expected).abs() > 1e-6 {
+        return Err(format!(
+            "{attainment} is not met / requests = {met} / {requests} = {expected:.6}; the cells disagree (was the file edited?)"
+        ));
+    }
+    Ok(())
+}
 
 fn read_resolutions(path: &Path, how: Resolutions) -> Result<Cells> {
     let source = path.display().to_string();
@@ -450,6 +467,8 @@ fn read_resolutions(path: &Path, how: Resolutions) -> Result<Cells> {
                 format!("{} met of {} requests", cell.met, cell.requests),
             ));
         }
+        check_attainment(cell.attainment, cell.met, cell.requests)
+            .map_err(|m| f.bad("slo_attainment", m))?;
         let res = f.text("resolution")?.to_string();
         let entry = cells
             .entry((f.text("digest")?.to_string(), f.text("policy")?.to_string()))
@@ -713,12 +732,19 @@ mod tests {
             e.contains("results.csv:2: field `slo_attainment`: expected a fraction"),
             "{e}"
         );
+        // An attainment that disagrees with the counts (sweep reuse, plot and compare read it).
+        std::fs::write(&p, text.replace(",0.700000,", ",0.900000,")).unwrap();
+        let e = read_results(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("results.csv:2: field `slo_attainment`: 0.9 is not met / requests"),
+            "{e}"
+        );
         // Resolutions that do not add up to the row.
         write_results(&p, &[row()]).unwrap();
         let rp = dir.path().join("results-by-resolution.csv");
         let res = std::fs::read_to_string(&rp)
             .unwrap()
-            .replace(",4,2,", ",4,1,");
+            .replace(",4,2,0.500000", ",4,1,0.250000");
         std::fs::write(&rp, res).unwrap();
         let e = read_results(&p).unwrap_err().to_string();
         assert!(

@@ -55,7 +55,7 @@ impl Shard {
             }
         };
         let checked = |i: usize, n: usize, what: &str| {
-            if n > 0 && i < n {
+            if n > 0 && i < n && n <= MAX_SHARDS {
                 Ok((i, n))
             } else {
                 Err(Error::config_hint(
@@ -70,7 +70,14 @@ impl Shard {
             let count = num("SLURM_ARRAY_TASK_COUNT")?;
             let (i, n) = match (min, max, count) {
                 (Some(lo), Some(hi), c) if lo <= id && id <= hi && hi >= lo => {
-                    let n = hi - lo + 1;
+                    let Some(n) = (hi - lo).checked_add(1).filter(|n| *n <= MAX_SHARDS) else {
+                        return Err(Error::config_hint(
+                            format!(
+                                "--shard auto: the Slurm array {lo}-{hi} has more than {MAX_SHARDS} tasks"
+                            ),
+                            "check $SLURM_ARRAY_TASK_MIN and $SLURM_ARRAY_TASK_MAX; or give --shard I/N",
+                        ));
+                    };
                     if c.is_some_and(|c| c != n) {
                         return Err(Error::config_hint(
                             format!(
@@ -108,6 +115,9 @@ impl Shard {
     }
 }
 
+/// The most slices a grid is cut into (more than any batch system's array).
+pub const MAX_SHARDS: usize = 1_000_000;
+
 /// A shard's `(I, N)` and its results file.
 type ShardFile = ((usize, usize), PathBuf);
 
@@ -116,6 +126,22 @@ fn shard_of(name: &str) -> Option<(usize, usize)> {
     let rest = name.strip_prefix("results.shard-")?.strip_suffix(".csv")?;
     let (i, n) = rest.split_once("-of-")?;
     Some((i.parse().ok()?, n.parse().ok()?))
+}
+
+/// Refuses a file named like a shard but not as a sweep names one (`results.shard-01-of-2.csv`,
+/// `results.shard-+1-of-2.csv`): a copy, whose rows would be merged twice.
+fn check_shard_name(name: &str, (i, n): (usize, usize), dir: &Path) -> Result<()> {
+    let canonical = format!("results.shard-{i}-of-{n}.csv");
+    if name == canonical {
+        return Ok(());
+    }
+    Err(Error::config_hint(
+        format!(
+            "{}: {name} reads as shard {i}/{n}, but a sweep names that shard {canonical}; a renamed copy would be merged twice",
+            dir.display()
+        ),
+        format!("remove or rename {name} (keep only files `tetriserve sweep --shard` wrote)"),
+    ))
 }
 
 /// The manifests of `shards` (sorted, at least one), checked to describe each its own shard
@@ -175,6 +201,8 @@ fn manifests_of_one_grid(shards: &[ShardFile]) -> Result<Vec<Manifest>> {
 /// 0 to N-1 present and finished, every shard made from the same grid (manifest digest).
 /// Returns the merged file and its number of rows. An existing `results.csv` is replaced.
 pub fn merge(dir: &Path) -> Result<(PathBuf, usize)> {
+    // Nothing else writes results.csv meanwhile (a sweep of the whole grid, another merge).
+    let _lock = crate::files::DirLock::acquire(dir, "results.csv", "merge")?;
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut shards: Vec<ShardFile> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -183,6 +211,13 @@ pub fn merge(dir: &Path) -> Result<(PathBuf, usize)> {
             Some((s, p))
         })
         .collect();
+    for (s, p) in &shards {
+        check_shard_name(
+            &p.file_name().unwrap_or_default().to_string_lossy(),
+            *s,
+            dir,
+        )?;
+    }
     shards.sort();
     let names = |v: &[&ShardFile]| {
         v.iter()
@@ -281,6 +316,24 @@ pub fn merge(dir: &Path) -> Result<(PathBuf, usize)> {
                 format!("run `tetriserve sweep --shard {i}/{n}` again into the same --out"),
             ));
         }
+        // Each row is the grid's point at its index (manifests of older versions list no
+        // digests).
+        if let Some(r) = got
+            .iter()
+            .find(|r| first.digests.get(r.index).is_some_and(|d| *d != r.digest))
+        {
+            return Err(Error::config_hint(
+                format!(
+                    "{}: the row of point {} has digest {}, but the grid's point {} has {}: the row was not made by this grid",
+                    p.display(),
+                    r.index,
+                    r.digest,
+                    r.index,
+                    first.digests[r.index]
+                ),
+                format!("run `tetriserve sweep --shard {i}/{n} --rerun` again into the same --out"),
+            ));
+        }
         rows.extend(got);
     }
     rows.sort_by_key(|r| r.index);
@@ -288,6 +341,7 @@ pub fn merge(dir: &Path) -> Result<(PathBuf, usize)> {
     results::write_results(&out, &rows)?;
     Manifest {
         shard: None,
+        tetriserve: Some(crate::files::VERSION.to_string()),
         ..first.clone()
     }
     .write(&Manifest::path_of(&out))?;

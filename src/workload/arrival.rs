@@ -45,7 +45,8 @@ pub enum ArrivalProcess {
 fn check_rate(rate_per_s: f64) -> Result<(), String> {
     if !rate_per_s.is_finite() || rate_per_s <= 0.0 || !(1.0 / rate_per_s).is_finite() {
         return Err(format!(
-            "arrival rate must be a finite number of requests per second greater than 0, got {rate_per_s}"
+            "arrival rate must be a finite number of requests per second greater than 0, got {rate_per_s}",
+            rate_per_s = crate::error::show_number(rate_per_s)
         ));
     }
     Ok(())
@@ -78,7 +79,8 @@ impl ArrivalProcess {
                 if !cv.is_finite() || cv <= 0.0 {
                     return Err(format!(
                         "Gamma coefficient of variation must be a finite number greater than 0 \
-                         (1 is Poisson, 2-4 is bursty), got {cv}"
+                         (1 is Poisson, 2-4 is bursty), got {cv}",
+                        cv = crate::error::show_number(cv)
                     ));
                 }
                 let (shape, scale) = gamma_params(rate_per_s, cv);

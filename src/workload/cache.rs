@@ -56,6 +56,16 @@ impl CacheSpec {
 
     /// The reason this cache is unusable, if it is, naming the scenario key to change.
     pub fn validate_keyed(&self) -> std::result::Result<(), (&'static str, String)> {
+        if self.warmup > crate::workload::MAX_REQUESTS {
+            return Err((
+                "workload.cache.warmup_requests",
+                format!(
+                    "a warm-up of {} requests is more than the {} allowed",
+                    self.warmup,
+                    crate::workload::MAX_REQUESTS
+                ),
+            ));
+        }
         if self.capacity == 0 {
             return Err((
                 "workload.cache.capacity",

@@ -121,7 +121,8 @@ impl SloSection {
                 .filter(|b| *b > Nanos::ZERO)
                 .ok_or_else(|| {
                     bad(format!(
-                        "base for {k} must be a positive number of seconds, got {v}"
+                        "base for {k} must be a positive number of seconds, got {v}",
+                        v = crate::error::show_number(v)
                     ))
                 })?;
             if bases.iter().any(|(r, _)| *r == res) {
@@ -141,7 +142,10 @@ impl SloSection {
             return Err(Error::at_key(
                 source,
                 "slo.scale",
-                format!("expected a positive number, got {scale}"),
+                format!(
+                    "expected a positive number, got {scale}",
+                    scale = crate::error::show_number(scale)
+                ),
             ));
         }
         Ok(SloDefaults { bases, scale })
@@ -173,6 +177,18 @@ impl WorkloadSection {
                 "must be at least 1",
             ));
         }
+        // Checked here, not only when requests are generated: `trace import` fills rows with
+        // these steps and must not write a trace that a replay refuses.
+        if steps > crate::workload::MAX_STEPS {
+            return Err(Error::at_key(
+                source,
+                "workload.steps",
+                format!(
+                    "{steps} steps is more than the {} a request may have",
+                    crate::workload::MAX_STEPS
+                ),
+            ));
+        }
         Ok(steps)
     }
 
@@ -184,7 +200,8 @@ impl WorkloadSection {
                 source,
                 "workload.time_scale",
                 format!(
-                    "expected a positive number (2 replays the trace twice as fast), got {time_scale}"
+                    "expected a positive number (2 replays the trace twice as fast), got {time_scale}",
+                    time_scale = crate::error::show_number(time_scale)
                 ),
             ));
         }
@@ -200,7 +217,20 @@ impl WorkloadSection {
     /// Where the requests come from: the trace, or a generator seeded with `seed`.
     pub fn build(&self, seed: u64, slo: &SloDefaults, source: &str) -> Result<WorkloadSource> {
         let steps = self.steps(source)?;
-        self.time_scale(source)?;
+        let time_scale = self.time_scale(source)?;
+        if self.trace.is_none() && time_scale != 1.0 {
+            return Err(Error::Input(
+                InputError::new(
+                    source,
+                    format!(
+                        "time_scale {} replays a trace faster or slower, and there is no trace",
+                        crate::error::show_number(time_scale)
+                    ),
+                )
+                .field("workload.time_scale")
+                .hint("add workload.trace, or drop time_scale (for a faster generated workload raise rate_per_min)"),
+            ));
+        }
         if let Some(path) = &self.trace {
             return Ok(WorkloadSource::Trace {
                 path: PathBuf::from(path),
@@ -225,6 +255,15 @@ impl WorkloadSection {
         if requests == 0 {
             return Err(bad("workload.requests", "must be at least 1".into()));
         }
+        if requests > crate::workload::MAX_REQUESTS {
+            return Err(bad(
+                "workload.requests",
+                format!(
+                    "{requests} requests is more than the {} a generated workload may have",
+                    crate::workload::MAX_REQUESTS
+                ),
+            ));
+        }
         Ok(WorkloadSource::Synthetic(WorkloadSpec {
             requests,
             arrival,
@@ -243,11 +282,34 @@ impl WorkloadSection {
         if !(rate_per_min.is_finite() && rate_per_min > 0.0) {
             return Err(bad(
                 "workload.rate_per_min",
-                format!("expected a positive number of requests per minute, got {rate_per_min}"),
+                format!(
+                    "expected a positive number of requests per minute, got {rate_per_min}",
+                    rate_per_min = crate::error::show_number(rate_per_min)
+                ),
             ));
         }
         let rate_per_s = rate_per_min / 60.0;
-        let arrival = match self.arrival_name() {
+        // A key of another arrival process would be ignored: refused instead.
+        let name = self.arrival_name();
+        for (key, given, owner) in [
+            ("workload.cv", self.cv.is_some(), "gamma"),
+            ("workload.on_s", self.on_s.is_some(), "on-off"),
+            ("workload.off_s", self.off_s.is_some(), "on-off"),
+        ] {
+            if given && name != owner {
+                return Err(Error::Input(
+                    InputError::new(
+                        source,
+                        format!("`{key}` shapes {owner} arrivals, and the arrivals are `{name}`"),
+                    )
+                    .field(key)
+                    .hint(format!(
+                        "set `workload.arrival = \"{owner}\"` (--arrival {owner}), or drop the key"
+                    )),
+                ));
+            }
+        }
+        let arrival = match name {
             "poisson" => ArrivalProcess::Poisson { rate_per_s },
             "gamma" => ArrivalProcess::Gamma {
                 rate_per_s,

@@ -86,7 +86,7 @@ fn validate(spec: &WorkloadSpec) -> Result<()> {
         return Err(Error::config_hint(
             format!(
                 "SLO scale must be a finite number greater than 0, got {}",
-                spec.slo_scale
+                crate::error::show_number(spec.slo_scale)
             ),
             "the paper sweeps 1.0 to 1.5",
         ));

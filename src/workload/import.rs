@@ -17,8 +17,9 @@
 //! - **`alibaba-genai`**: a CSV export of a GenAI serving trace with one row per request: an
 //!   arrival timestamp in seconds (`timestamp`, `arrival_time`, `submit_time` or `time`) and,
 //!   when present, the step count (`num_inference_steps`, `steps` or `inference_steps`; else the
-//!   scenario's steps). Such traces carry no resolutions, so they are drawn from the chosen mix
-//!   with the scenario's seed (stratified or i.i.d., as the scenario says).
+//!   scenario's steps), and the resolution when it has `width` and `height` columns. Rows
+//!   without one (most such traces) get it drawn from the chosen mix with the scenario's seed
+//!   (stratified or i.i.d., as the scenario says).
 //!
 //! Arrivals are made relative to the first one and divided by `time_scale` (2.0 replays the
 //! trace at twice its rate). Rows are sorted by arrival (stable, so equal times keep file
@@ -80,6 +81,8 @@ pub struct Imported {
     pub lines: Vec<u64>,
     /// Whether any row took its resolution from the mix (else the mix and seed are unused).
     pub drew_resolutions: bool,
+    /// Whether any row took the scenario's steps (else `--steps` is unused).
+    pub defaulted_steps: bool,
 }
 
 /// One parsed row before arrivals are rebased and resolutions assigned.
@@ -88,6 +91,8 @@ struct Row {
     arrival_s: f64,
     resolution: Option<Resolution>,
     steps: u32,
+    /// Whether `steps` is the scenario's (the row has no step count).
+    default_steps: bool,
     slo_s: Option<f64>,
 }
 
@@ -178,6 +183,7 @@ pub fn import_rows(text: &str, source: &str, opts: &ImportOptions) -> Result<Imp
         .into());
     }
     let drew_resolutions = rows.iter().any(|r| r.resolution.is_none());
+    let defaulted_steps = rows.iter().any(|r| r.default_steps);
     let mut drawn = if drew_resolutions {
         let mut rng = stream_rng(opts.seed, "import-resolutions");
         opts.mix
@@ -248,6 +254,7 @@ pub fn import_rows(text: &str, source: &str, opts: &ImportOptions) -> Result<Imp
         rows: out,
         lines,
         drew_resolutions,
+        defaulted_steps,
     })
 }
 
@@ -377,7 +384,16 @@ fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) ->
                     )
                     .into());
                 }
-                Some(_) => {}
+                Some(1.0) => {}
+                Some(f) => {
+                    return Err(err(
+                        "num_frames",
+                        format!(
+                            "`num_frames` {f} is not a frame count; an image has 1 (or leaves it out)"
+                        ),
+                    )
+                    .into());
+                }
                 // A string such as "49" is not absent: it may be a video.
                 None => {
                     return Err(err(
@@ -404,17 +420,34 @@ fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) ->
             )
             .into());
         }
-        let (key, value) = [
+        let arrivals = [
             ("arrival", obj.arrival),
             ("arrival_s", obj.arrival_s),
             ("timestamp", obj.timestamp),
-        ]
-        .into_iter()
-        .find_map(|(k, v)| Some((k, v?)))
-        .ok_or_else(|| {
-            err("arrival", "no arrival time".into())
-                .hint("give each request `arrival` (seconds since the start)")
-        })?;
+        ];
+        let given: Vec<&str> = arrivals
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        if given.len() > 1 {
+            return Err(err(
+                given[0],
+                format!(
+                    "the request gives its arrival time twice (`{}`); which one holds is unclear",
+                    given.join("` and `")
+                ),
+            )
+            .hint("keep one of arrival, arrival_s and timestamp per request")
+            .into());
+        }
+        let (key, value) = arrivals
+            .into_iter()
+            .find_map(|(k, v)| Some((k, v?)))
+            .ok_or_else(|| {
+                err("arrival", "no arrival time".into())
+                    .hint("give each request `arrival` (seconds since the start)")
+            })?;
         let arrival_s = value
             .number()
             .filter(|x| x.is_finite())
@@ -434,6 +467,7 @@ fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) ->
             arrival_s,
             resolution: Some(resolution),
             steps,
+            default_steps: false,
             slo_s,
         });
     }
@@ -508,7 +542,8 @@ mod json {
     }
 
     /// An object key: the name of a field of [`Object`], or `None` for any other.
-    struct Key(Option<fn(&mut Object) -> &mut Option<JsonValue>>);
+    type Slot = fn(&mut Object) -> &mut Option<JsonValue>;
+    struct Key(Option<(&'static str, Slot)>);
 
     impl<'de> Deserialize<'de> for Key {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
@@ -525,14 +560,16 @@ mod json {
         }
         fn visit_str<E>(self, key: &str) -> Result<Key, E> {
             Ok(Key(match key {
-                "width" => Some(|o| &mut o.width),
-                "height" => Some(|o| &mut o.height),
-                "num_inference_steps" => Some(|o| &mut o.num_inference_steps),
-                "num_frames" => Some(|o| &mut o.num_frames),
-                "arrival" => Some(|o| &mut o.arrival),
-                "arrival_s" => Some(|o| &mut o.arrival_s),
-                "timestamp" => Some(|o| &mut o.timestamp),
-                "slo_ms" => Some(|o| &mut o.slo_ms),
+                "width" => Some(("width", |o| &mut o.width)),
+                "height" => Some(("height", |o| &mut o.height)),
+                "num_inference_steps" => {
+                    Some(("num_inference_steps", |o| &mut o.num_inference_steps))
+                }
+                "num_frames" => Some(("num_frames", |o| &mut o.num_frames)),
+                "arrival" => Some(("arrival", |o| &mut o.arrival)),
+                "arrival_s" => Some(("arrival_s", |o| &mut o.arrival_s)),
+                "timestamp" => Some(("timestamp", |o| &mut o.timestamp)),
+                "slo_ms" => Some(("slo_ms", |o| &mut o.slo_ms)),
                 _ => None,
             }))
         }
@@ -549,7 +586,16 @@ mod json {
             let mut obj = Object::default();
             while let Some(Key(field)) = map.next_key()? {
                 match field {
-                    Some(field) => *field(&mut obj) = Some(map.next_value()?),
+                    Some((name, field)) => {
+                        let value = map.next_value()?;
+                        // A key given twice would leave the request ambiguous (JSON parsers
+                        // differ on which wins).
+                        if field(&mut obj).replace(value).is_some() {
+                            return Err(serde::de::Error::custom(format!(
+                                "the key `{name}` is given twice"
+                            )));
+                        }
+                    }
                     None => {
                         map.next_value::<Discard>()?;
                     }
@@ -782,8 +828,66 @@ mod repr {
     }
 }
 
+/// Where a quoted CSV field opens that no quote closes (it would run to the end of the file,
+/// swallowing every row after it): its 1-based line and 0-based column. Quotes count as the
+/// `csv` crate counts them: one opens a quoted field only at the start of a field, and inside
+/// one `""` is a quote.
+pub fn unterminated_quote(text: &str) -> Option<(u64, usize)> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(q) = memchr::memchr(b'"', &b[i..]).map(|k| i + k) {
+        let opens = q == 0 || matches!(b[q - 1], b',' | b'\n' | b'\r');
+        if !opens {
+            i = q + 1;
+            continue;
+        }
+        // The closing quote: one not followed by another.
+        let mut j = q + 1;
+        loop {
+            match memchr::memchr(b'"', &b[j..]).map(|k| j + k) {
+                None => {
+                    let line_start = b[..q]
+                        .iter()
+                        .rposition(|&c| c == b'\n')
+                        .map_or(0, |k| k + 1);
+                    let line = 1 + crate::workload::trace::count_newlines(&text[..q]) as u64;
+                    let column = b[line_start..q].iter().filter(|&&c| c == b',').count();
+                    return Some((line, column));
+                }
+                Some(c) if b.get(c + 1) == Some(&b'"') => j = c + 2,
+                Some(c) => {
+                    i = c + 1;
+                    break;
+                }
+            }
+        }
+    }
+    None
+}
+
 fn alibaba_rows(text: &str, source: &str, default_steps: u32) -> Result<Vec<Row>> {
     let text = text.trim_start_matches('\u{feff}');
+    if let Some((line, column)) = unterminated_quote(text) {
+        let header: Vec<String> = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect();
+        let mut e = InputError::new(
+            source,
+            "a quoted field opens here and no quote closes it: it would run to the end of the file, taking every row after it as its text",
+        )
+        .line(line)
+        .hint("close the quote (a quote inside a quoted field is written twice, \"\"), or remove it");
+        if line > 1
+            && let Some(name) = header.get(column)
+        {
+            e = e.field(name.as_str());
+        }
+        return Err(e.into());
+    }
     // Headers are trimmed by the reader; cells as they are read (trimming a record in the
     // reader copies it, which dominated the time of a large import).
     let mut rdr = csv::ReaderBuilder::new()
@@ -809,6 +913,25 @@ fn alibaba_rows(text: &str, source: &str, default_steps: u32) -> Result<Vec<Row>
             .hint(format!("name it one of: {}", time_names.join(", ")))
     })?;
     let steps_col = find(&["num_inference_steps", "steps", "inference_steps"]);
+    // Resolution columns, when the export has them: read, not replaced by draws from the mix.
+    let size_cols = match (find(&["width"]), find(&["height"])) {
+        (Some(w), Some(h)) => Some((w, h)),
+        (None, None) => None,
+        (w, _) => {
+            let (has, lacks) = if w.is_some() {
+                ("width", "height")
+            } else {
+                ("height", "width")
+            };
+            return Err(InputError::new(
+                source,
+                format!("the header has a `{has}` column but no `{lacks}`"),
+            )
+            .line(1)
+            .hint("give both (rows with both cells empty get a resolution drawn from --mix), or neither")
+            .into());
+        }
+    };
     let mut rows = Vec::new();
     let mut rec = csv::ByteRecord::new();
     while rdr.read_byte_record(&mut rec).map_err(|e| {
@@ -860,11 +983,37 @@ fn alibaba_rows(text: &str, source: &str, default_steps: u32) -> Result<Vec<Row>
                     })?
             }
         };
+        let resolution = match size_cols {
+            None => None,
+            Some((w, h)) => {
+                let (ws, hs) = (cell(w, "width")?, cell(h, "height")?);
+                if ws.is_empty() && hs.is_empty() {
+                    None
+                } else {
+                    let side = |s: &str, name: &str| -> Result<u32> {
+                        s.parse::<u32>().map_err(|_| {
+                            InputError::new(source, format!("`{s}` is not a number of pixels"))
+                                .line(n)
+                                .field(name)
+                                .into()
+                        })
+                    };
+                    let r = Resolution {
+                        width: side(ws, "width")?,
+                        height: side(hs, "height")?,
+                    };
+                    r.validate()
+                        .map_err(|m| InputError::new(source, m).line(n).field("width,height"))?;
+                    Some(r)
+                }
+            }
+        };
         rows.push(Row {
             line: n,
             arrival_s,
-            resolution: None,
+            resolution,
             steps,
+            default_steps: steps_col.is_none(),
             slo_s: None,
         });
     }
@@ -959,7 +1108,6 @@ mod tests {
         let nested = format!("{}{}", "[".repeat(200), "]".repeat(200));
         let lines = [
             r#"{"prompt": "a cat", "width": 512, "height": 512, "num_inference_steps": 20, "seed": 0, "arrival": 4.876, "slo_ms": 3000}"#,
-            r#"{"width": 512, "width": 1024, "arrival_s": 1, "arrival_s": 2.5}"#,
             r#"{"wid\u0074h": 512, "\"quoted\"": 1, "h\u00e9ight": 2}"#,
             r#"{"width": null, "slo_ms": null, "timestamp": null}"#,
             r#"{"width": "512", "arrival": true, "timestamp": [1, {"a": 2}], "slo_ms": {}}"#,
@@ -985,6 +1133,14 @@ mod tests {
             "{",
             &nested,
         ];
+        // The one difference: a key the importer reads, given twice, is refused (a JSON value
+        // keeps the last).
+        let twice = r#"{"width": 512, "width": 1024, "arrival_s": 1}"#;
+        let e = serde_json::from_str::<json::Line>(twice)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("the key `width` is given twice"), "{e}");
         for line in lines {
             let value = serde_json::from_str::<serde_json::Value>(line);
             let read = serde_json::from_str::<json::Line>(line);
@@ -1215,6 +1371,85 @@ mod tests {
         assert!(
             e.contains("g.csv:3") && e.contains("`0` is not a step count"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_an_error_naming_its_line_not_a_short_import() {
+        let mut text = String::from("timestamp,prompt,steps\n0,a,28\n1,\"b, c\",28\n");
+        text.push_str("2,\"oops,28\n");
+        for i in 3..10_000 {
+            text.push_str(&format!("{i},p,28\n"));
+        }
+        let e = import(&text, "g.csv", &opts(LogFormat::AlibabaGenai, 1.0))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("g.csv:4: field `prompt`:"), "{e}");
+        assert!(e.contains("no quote closes it"), "{e}");
+        // Closed quotes, doubled quotes inside, quotes within a field: all read.
+        let ok =
+            "timestamp,prompt,steps\n0,\"a \"\"b\"\" c\",28\n1,x\"y,28\n2,\"multi\nline\",28\n";
+        assert_eq!(unterminated_quote(ok), None);
+        let w = import(ok, "g.csv", &opts(LogFormat::AlibabaGenai, 1.0)).unwrap();
+        assert_eq!(w.len(), 3);
+        assert_eq!(unterminated_quote("a\n\"\"\""), Some((2, 0)));
+    }
+
+    #[test]
+    fn alibaba_width_and_height_columns_are_read_not_drawn() {
+        let text = "timestamp,width,height\n0,1024,768\n1,,\n2,512,512\n";
+        let rows = import_rows(text, "g.csv", &opts(LogFormat::AlibabaGenai, 1.0))
+            .unwrap()
+            .rows;
+        assert_eq!(rows[0].resolution, Resolution::new(1024, 768));
+        assert_eq!(rows[2].resolution, Resolution::square(512));
+        let e = import_rows(
+            "timestamp,width\n0,512\n",
+            "g.csv",
+            &opts(LogFormat::AlibabaGenai, 1.0),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("g.csv:1") && e.contains("no `height`"), "{e}");
+        let e = import_rows(
+            "timestamp,width,height\n0,500,512\n",
+            "g.csv",
+            &opts(LogFormat::AlibabaGenai, 1.0),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("g.csv:2") && e.contains("multiple of 16"), "{e}");
+    }
+
+    #[test]
+    fn vllm_omni_ambiguous_lines_are_refused() {
+        let line = |extra: &str| {
+            format!(
+                "{{\"width\": 512, \"height\": 512, \"num_inference_steps\": 4, \"arrival\": 0{extra}}}\n"
+            )
+        };
+        for (extra, expect) in [
+            (", \"timestamp\": 5", "arrival time twice"),
+            (", \"num_frames\": 0", "not a frame count"),
+            (", \"width\": 1024", "given twice"),
+        ] {
+            let e = import(&line(extra), "t.jsonl", &opts(LogFormat::VllmOmni, 1.0))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("t.jsonl:1") && e.contains(expect),
+                "{extra}: {e}"
+            );
+        }
+        assert!(
+            import(
+                &line(", \"num_frames\": 1"),
+                "t.jsonl",
+                &opts(LogFormat::VllmOmni, 1.0)
+            )
+            .is_ok()
         );
     }
 

@@ -87,7 +87,8 @@ impl Mix {
             Mix::Skewed { alpha, resolutions } => {
                 if !alpha.is_finite() {
                     return Err(format!(
-                        "skew alpha must be a finite number (the paper uses 1.0), got {alpha}"
+                        "skew alpha must be a finite number (the paper uses 1.0), got {alpha}",
+                        alpha = crate::error::show_number(*alpha)
                     ));
                 }
                 check_resolutions(resolutions)
@@ -98,14 +99,16 @@ impl Mix {
                 for (r, w) in pairs {
                     if !w.is_finite() || *w < 0.0 {
                         return Err(format!(
-                            "weight of {r} must be a finite number >= 0, got {w}"
+                            "weight of {r} must be a finite number >= 0, got {w}",
+                            w = crate::error::show_number(*w)
                         ));
                     }
                 }
                 let total: f64 = pairs.iter().map(|(_, w)| w).sum();
                 if !(total > 0.0 && total.is_finite()) {
                     return Err(format!(
-                        "mix weights must have a positive, finite sum, got {total}; expected at least one weight > 0"
+                        "mix weights must have a positive, finite sum, got {total}; expected at least one weight > 0",
+                        total = crate::error::show_number(total)
                     ));
                 }
                 Ok(())

@@ -35,6 +35,11 @@ use crate::time::Nanos;
 /// single request from running a scheduler for hours or writing gigabytes of timeline).
 pub const MAX_STEPS: u32 = 10_000;
 
+/// The most requests a generated workload may have (and a cache's warm-up): twenty times the
+/// largest documented run, and a bound that keeps a typo (`--requests 4000000000`) from
+/// asking for tens of gigabytes before anything runs. Traces are bounded by their file size.
+pub const MAX_REQUESTS: usize = 20_000_000;
+
 /// Output image resolution in pixels. Both sides are multiples of 16 (8x VAE downsampling,
 /// then 2x2 patchify), so the image-token count is exact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

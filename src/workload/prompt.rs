@@ -39,7 +39,10 @@ impl Popularity {
                 if !(s.is_finite() && s >= 0.0) {
                     return Err((
                         "workload.cache.zipf_s",
-                        format!("expected a non-negative Zipf exponent such as 0.8, got {s}"),
+                        format!(
+                            "expected a non-negative Zipf exponent such as 0.8, got {s}",
+                            s = crate::error::show_number(s)
+                        ),
                     ));
                 }
                 if prompts == 0 || prompts > MAX_PROMPTS {

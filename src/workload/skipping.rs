@@ -44,7 +44,8 @@ impl SkipSpec {
     pub fn from_probability(p: f64) -> std::result::Result<SkipSpec, String> {
         if !(p.is_finite() && (0.0..1.0).contains(&p)) {
             return Err(format!(
-                "expected a probability in [0, 1) that a step is skipped, such as 0.3, got {p}"
+                "expected a probability in [0, 1) that a step is skipped, such as 0.3, got {p}",
+                p = crate::error::show_number(p)
             ));
         }
         Ok(SkipSpec {

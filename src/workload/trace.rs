@@ -479,7 +479,7 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
         return Err(Error::config_hint(
             format!(
                 "SLO scale must be a finite number greater than 0, got {}",
-                d.scale
+                crate::error::show_number(d.scale)
             ),
             "the paper sweeps 1.0 to 1.5",
         ));
@@ -739,7 +739,7 @@ fn push_secs(out: &mut Vec<u8>, t: Nanos) {
 
 /// Writes [`to_csv`] of `workload` to `path`.
 pub fn save_trace(path: &Path, workload: &Workload) -> Result<()> {
-    std::fs::write(path, to_csv(workload)).map_err(|e| Error::io(path, e))
+    crate::files::write_file(path, to_csv(workload).as_bytes())
 }
 
 #[cfg(test)]

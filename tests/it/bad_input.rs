@@ -135,6 +135,12 @@ const CASES: &[Case] = &[
         expect: &["<file>:3", "duplicate row", "line 2"],
     },
     Case {
+        name: "profile: a quoted cell no quote closes",
+        kind: "profile",
+        content: "model,gpu,width,height,sp_degree,batch,step_ms,source\nflux1-dev,h100,256,256,1,1,30,\"oops\nflux1-dev,h100,512,512,1,1,60,x\n",
+        expect: &["<file>:2", "no quote closes it"],
+    },
+    Case {
         name: "profile: degree not a power of two",
         kind: "profile",
         content: "model,gpu,width,height,sp_degree,batch,step_ms\nflux1-dev,h100,256,256,3,1,30\n",
@@ -229,6 +235,18 @@ const CASES: &[Case] = &[
         kind: "scenario",
         content: "[workload]\narrival = \"gamma\"\ncv = 0.0\n",
         expect: &["field `workload.cv`", "coefficient of variation"],
+    },
+    Case {
+        name: "scenario: a key of another arrival process (cv with poisson arrivals)",
+        kind: "scenario",
+        content: "[workload]\narrival = \"poisson\"\ncv = 2.0\n",
+        expect: &["<file>", "field `workload.cv`", "shapes gamma arrivals"],
+    },
+    Case {
+        name: "scenario: on-off keys with constant arrivals",
+        kind: "scenario",
+        content: "[workload]\narrival = \"constant\"\non_s = 5.0\noff_s = 5.0\n",
+        expect: &["<file>", "field `workload.on_s`", "shapes on-off arrivals"],
     },
     Case {
         name: "scenario: one resolution's SLO base given twice",

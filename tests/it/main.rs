@@ -24,6 +24,9 @@ mod job_array;
 mod bound;
 // Every class of bad input: a clean error naming file, line and field.
 mod bad_input;
+// Hostile output paths, locks, interruptions and sizes: nothing written through what is not
+// tetriserve's, nothing dropped silently, nothing left behind.
+mod hostile;
 // The engine refuses invalid decisions instead of producing wrong numbers.
 mod engine;
 // Invariants over random workloads, for every baseline policy.

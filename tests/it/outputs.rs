@@ -430,7 +430,8 @@ fn a_run_that_fails_midway_leaves_no_output_directory() {
     // Replacing a directory (--force): the old one stays whole.
     let old = tmp.path().join("old");
     std::fs::create_dir(&old).unwrap();
-    std::fs::write(old.join("keep.txt"), "previous run").unwrap();
+    // An earlier run's directory (--force replaces only what tetriserve wrote).
+    std::fs::write(old.join("comparison.csv"), "previous run").unwrap();
     let mut failing = FailingDisk {
         inner: Streamed::new(
             Some(Staging::create(&old, true).unwrap()),
@@ -442,7 +443,7 @@ fn a_run_that_fails_midway_leaves_no_output_directory() {
     };
     simulate::simulate_into(&sc, &mut failing).unwrap_err();
     drop(failing);
-    assert_eq!(read(&old, "keep.txt"), "previous run");
+    assert_eq!(read(&old, "comparison.csv"), "previous run");
     assert_eq!(std::fs::read_dir(&old).unwrap().count(), 1);
     assert!(leftovers(&old).is_empty(), "{:?}", leftovers(&old));
 }

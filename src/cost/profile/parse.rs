@@ -52,6 +52,15 @@ pub(super) struct Parsed {
 /// Parses and validates profile CSV `text`; `source` names it in errors.
 pub(super) fn parse(text: &str, source: &str) -> Result<Parsed> {
     let err = |line: u64, message: String| InputError::new(source, message).line(line);
+    // A quoted cell no quote closes would take every later row as its text.
+    if let Some((line, _)) = crate::workload::import::unterminated_quote(text) {
+        return Err(err(
+            line,
+            "a quoted field opens here and no quote closes it: it would run to the end of the file, taking every row after it as its text".into(),
+        )
+        .hint("close the quote, or remove it")
+        .into());
+    }
     let mut reader = csv::ReaderBuilder::new()
         .comment(Some(b'#'))
         .trim(csv::Trim::All)

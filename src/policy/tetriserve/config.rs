@@ -163,7 +163,7 @@ impl TetriserveSection {
                         bad(
                             "policy.tetriserve.tau_ms",
                             format!(
-                                "a round must last {MIN_TAU_MS} to {MAX_TAU_MS} ms (--tau-ms), got {ms}; the default derives it from --granularity"
+                                "a round must last {MIN_TAU_MS} to {MAX_TAU_MS} ms (--tau-ms), got {ms}; the default derives it from --granularity", ms = crate::error::show_number(ms)
                             ),
                         )
                     })?,
@@ -201,7 +201,10 @@ impl TetriserveSection {
             Some(s) => Some(Nanos::try_from_secs(s).ok_or_else(|| {
                 bad(
                     "policy.tetriserve.drop_late_after_s",
-                    format!("expected a non-negative number of seconds, got {s}"),
+                    format!(
+                        "expected a non-negative number of seconds, got {s}",
+                        s = crate::error::show_number(s)
+                    ),
                 )
             })?),
         };
@@ -220,7 +223,10 @@ impl TetriserveSection {
         if !(capacity.is_finite() && capacity > 0.0) {
             return Err(bad(
                 "policy.tetriserve.shed_capacity",
-                format!("expected a positive fraction such as 1.0, got {capacity}"),
+                format!(
+                    "expected a positive fraction such as 1.0, got {capacity}",
+                    capacity = crate::error::show_number(capacity)
+                ),
             ));
         }
         Ok(TetriserveConfig {
