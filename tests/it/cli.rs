@@ -3,17 +3,20 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn bin() -> Command {
+/// The binary, run from the repository root.
+pub(crate) fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tetriserve"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
     c
 }
 
-fn run(args: &[&str]) -> Output {
+/// Runs the binary with `args` to completion.
+pub(crate) fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("runs the binary")
 }
 
-fn stderr(o: &Output) -> String {
+/// A run's standard error.
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
