@@ -687,7 +687,7 @@ fn validate_compares_two_runs_of_the_same_trace_request_by_request() {
 }
 
 #[test]
-fn a_real_cpu_run_executes_tetriserve_degree_changes() {
+fn a_real_cpu_run_executes_tetriserve_on_several_ranks() {
     // The whole real path without a GPU: scheduler -> real executor -> rank threads ->
     // all-to-alls -> latents -> records. TetriServe grows and shrinks requests' groups.
     let dir = tempfile::tempdir().unwrap();
@@ -721,13 +721,14 @@ fn a_real_cpu_run_executes_tetriserve_degree_changes() {
         let k = f[gpus_col].split(';').count();
         degrees.entry(f[0].to_string()).or_default().insert(k);
     }
+    // The first request arrives at an idle node and is scaled up to more than one rank,
+    // whatever the machine's speed. Whether a later request changes degree depends on how
+    // fast this machine runs steps against H100 deadlines, so it is not asserted here: degree
+    // changes on real ranks are checked by construction with a scripted schedule
+    // (`real_cpu::a_scripted_schedule_with_degree_changes_and_concurrent_groups_equals_plain_steps`).
     assert!(
         degrees.values().any(|d| d.iter().any(|&k| k >= 2)),
         "some work runs on 2+ ranks: {degrees:?}"
-    );
-    assert!(
-        degrees.values().any(|d| d.len() >= 2),
-        "some request runs at two degrees: {degrees:?}"
     );
     let summary = read(&out, "tetriserve/summary.json");
     assert!(
