@@ -25,6 +25,7 @@ use crate::metrics::{CostSummary, Summary};
 use crate::policy::PolicyKind;
 use crate::scenario::{Overrides, RawScenario, Scenario, WorkloadSource};
 use crate::simulate::summarise_workload;
+use crate::slo_fit::NeverMet;
 use crate::workload::Workload;
 
 pub use report::{FieldValue, Report, gpu_report, rate_report};
@@ -212,6 +213,90 @@ impl Planner {
                 )),
             },
         }
+    }
+
+    /// The resolutions the policy can never serve within their SLOs on `gpus` GPUs (the
+    /// scenario's own if `None`), over every seed's workload or the log (see
+    /// [`crate::slo_fit::never_met`]), and the share of the requests they hold: attainment can
+    /// never pass `1 - share`. Decided from the cost table, without running.
+    pub fn never_met(&self, gpus: Option<u32>) -> Result<(Vec<NeverMet>, f64)> {
+        let workloads: Vec<(Scenario, Workload)> = match &self.load {
+            Load::Generated { seeds } => seeds
+                .iter()
+                .map(|&seed| {
+                    let s = self.scenario(gpus, None, Some(seed))?;
+                    let w = s.load_workload()?;
+                    Ok((s, w))
+                })
+                .collect::<Result<_>>()?,
+            Load::Log { workload, .. } => {
+                vec![(self.scenario(gpus, None, None)?, workload.clone())]
+            }
+        };
+        let mut all: Vec<NeverMet> = Vec::new();
+        let mut total = 0usize;
+        for (s, w) in &workloads {
+            total += w.len();
+            let Some(&kind) = s.policies.first() else {
+                continue;
+            };
+            let found = crate::slo_fit::never_met(
+                s.cost_model(),
+                &s.cluster,
+                &s.policy_config,
+                kind,
+                w,
+                s.skipping.is_some(),
+            )?;
+            for n in found {
+                match all.iter_mut().find(|a| a.resolution == n.resolution) {
+                    Some(a) => {
+                        a.requests += n.requests;
+                        a.of += n.of;
+                        a.lone = a.lone.min(n.lone);
+                        a.slo = a.slo.max(n.slo);
+                    }
+                    None => all.push(n),
+                }
+            }
+        }
+        let never: usize = all.iter().map(|n| n.requests).sum();
+        Ok((all, never as f64 / total.max(1) as f64))
+    }
+
+    /// Refuses a search whose target the policy can never reach because some resolutions
+    /// can never meet their SLO (see [`Planner::never_met`]); where the target stays within
+    /// reach, returns a warning naming them instead.
+    pub fn check_reachable(&self, target: f64, gpus: Option<u32>) -> Result<Option<String>> {
+        let (never, share) = self.never_met(gpus)?;
+        if never.is_empty() {
+            return Ok(None);
+        }
+        let list: Vec<String> = never.iter().map(NeverMet::describe).collect();
+        let ceiling = 1.0 - share;
+        let on = gpus.map_or_else(String::new, |g| format!(" on up to {g} GPUs"));
+        let what = format!(
+            "{}{on} can never meet the SLO of {}, so SLO attainment stays at or below {:.1}%",
+            self.policy,
+            list.join("; "),
+            ceiling * 100.0
+        );
+        // A share of the requests computed as a float: allow for its rounding.
+        if ceiling + 1e-9 < target {
+            let res: Vec<String> = never.iter().map(|n| n.resolution.to_string()).collect();
+            return Err(Error::config_hint(
+                format!(
+                    "{what}, below the target {:.1}%; no load or cluster size changes that",
+                    target * 100.0
+                ),
+                format!(
+                    "choose a policy that can use a larger degree for {r}, loosen the SLO (--slo-scale, or --slo-base {r0}=SECONDS), or leave {r} out of the workload",
+                    r = res.join(", "),
+                    r0 = res[0],
+                ),
+            ));
+        }
+        Ok(Some(what))
     }
 
     /// The rate in requests per minute of a point `x` of [`Planner::measure`].
