@@ -831,6 +831,9 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
         }
     }
 
+    if let Some(w) = planner.sample_warning(args.target)? {
+        eprintln!("warning: {w}");
+    }
     let report = if args.min_gpus {
         let x = planner.own_point(args.time_scale)?;
         if !(x.is_finite() && x > 0.0) {

@@ -299,6 +299,39 @@ impl Planner {
         Ok(Some(what))
     }
 
+    /// Requests behind each point of a search: the log's, or every seed's summed.
+    pub fn requests_per_point(&self) -> Result<usize> {
+        match &self.load {
+            Load::Log { workload, .. } => Ok(workload.len()),
+            Load::Generated { seeds } => seeds.iter().try_fold(0usize, |n, &seed| {
+                Ok(n + self
+                    .scenario(None, None, Some(seed))?
+                    .load_workload()?
+                    .len())
+            }),
+        }
+    }
+
+    /// A warning when a point rests on too few requests for `target` to mean something:
+    /// fewer than [`MIN_ALLOWED_MISSES`] misses allowed (`requests x (1 - target)`), so that
+    /// one miss moves attainment across much of the target's margin, or all of it.
+    pub fn sample_warning(&self, target: f64) -> Result<Option<String>> {
+        let n = self.requests_per_point()?;
+        let allowed = n as f64 * (1.0 - target);
+        if n == 0 || allowed >= MIN_ALLOWED_MISSES {
+            return Ok(None);
+        }
+        let runs = match &self.load {
+            Load::Log { .. } => "one replay of the log".to_string(),
+            Load::Generated { seeds } => format!("{} seed(s)", seeds.len()),
+        };
+        Ok(Some(format!(
+            "each point rests on {n} requests ({runs}): one miss moves attainment by {:.1} points, and the {:.0}% target allows {allowed:.1} misses (fewer than {MIN_ALLOWED_MISSES}), so the answer can swing on a single request; replay a longer log, or raise --requests or --seeds, before trusting it",
+            100.0 / n as f64,
+            target * 100.0,
+        )))
+    }
+
     /// The rate in requests per minute of a point `x` of [`Planner::measure`].
     pub fn rate_at(&self, x: f64) -> f64 {
         match &self.load {
@@ -342,6 +375,11 @@ impl Planner {
 /// The largest cluster `--min-gpus` tries: every whole-node size up to it is a candidate, each
 /// checked against the scenario, so the bound keeps the search's set-up short.
 pub const MAX_SEARCH_GPUS: u32 = 16_384;
+
+/// The fewest misses a target must allow at a point (`requests x (1 - target)`) before the
+/// searches stop warning that the answer rests on too few requests: with fewer, a miss or two
+/// more or less (one request's luck) decides whether the target is met.
+pub const MIN_ALLOWED_MISSES: f64 = 5.0;
 
 /// How a search ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

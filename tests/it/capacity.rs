@@ -456,3 +456,47 @@ fn resolutions_a_policy_can_never_serve_are_named_before_searching() {
     assert!(err.contains("can never meet the SLO of 256x256"), "{err}");
     assert!(!err.contains("raise --max-gpus"), "{err}");
 }
+
+/// A point of a few requests gives an answer one request's luck decides: the search warns
+/// when the target allows fewer than five misses, and not otherwise.
+#[test]
+fn too_few_requests_for_the_target_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(
+        dir.path(),
+        "nodes = 1\ngpus_per_node = 8",
+        &constant_log(19, 2, 2.0),
+    );
+    let p = planner(&s, "xdit-sp8");
+    assert_eq!(p.requests_per_point().unwrap(), 19);
+    let w = p
+        .sample_warning(0.9)
+        .unwrap()
+        .expect("19 x 0.1 = 1.9 misses");
+    assert!(w.contains("19 requests") && w.contains("5.3 points"), "{w}");
+    // 19 x 0.7 = 5.7 misses allowed: enough.
+    assert_eq!(p.sample_warning(0.7).unwrap(), None);
+    let out = goodput(&["-s", s.to_str().unwrap(), "-p", "xdit-sp8"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: each point rests on 19 requests"),
+        "{err}"
+    );
+    // Generated loads count every seed: 20 requests x 3 seeds x 0.1 = 6 misses.
+    let raw = RawScenario::default_scenario();
+    let mut o = Overrides {
+        requests: Some(20),
+        ..Overrides::default()
+    };
+    let mut r = raw.clone();
+    r.apply(&o).unwrap();
+    let g = Planner::new(r, "default", "xdit-sp8", vec![1, 2, 3]).unwrap();
+    assert_eq!(g.requests_per_point().unwrap(), 60);
+    assert_eq!(g.sample_warning(0.9).unwrap(), None);
+    o.requests = Some(10);
+    let mut r = raw;
+    r.apply(&o).unwrap();
+    let g = Planner::new(r, "default", "xdit-sp8", vec![1, 2, 3]).unwrap();
+    assert!(g.sample_warning(0.9).unwrap().is_some());
+}
