@@ -101,7 +101,9 @@ pub enum Command {
         #[arg(long, conflicts_with = "run")]
         x: Option<String>,
         /// With a results.csv: the y metric, attainment (the default; percent, with the upper
-        /// bound dashed), latency_p50, latency_p90, latency_p99 (seconds) or gpu_hours.
+        /// bound dashed), latency_p50, latency_p90, latency_p99 (seconds), gpu_hours (busy),
+        /// or a cost column: gpu_hours_busy, gpu_hours_provisioned, usd, usd_per_1k_met_images,
+        /// energy_wh, wh_per_met_image.
         #[arg(long, conflicts_with = "run")]
         y: Option<String>,
         /// Output directory (created if missing); each chart is written into it as PNG and SVG,
