@@ -367,6 +367,12 @@ mod tests {
             utilization: 0.5,
             mean_degree: 1.0,
             bound: f64::NAN,
+            gpu_hours_busy: 0.25,
+            gpu_hours_provisioned: 1.0,
+            usd: 3.0,
+            usd_per_1k_met_images: 30.0,
+            energy_wh: 350.0,
+            wh_per_met_image: 3.5,
             per_resolution: [(
                 "256x256".to_string(),
                 ResolutionCell {

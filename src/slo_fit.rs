@@ -13,6 +13,10 @@
 //!
 //! Resolutions the cost model cannot cover are left to the run, which refuses them only if the
 //! workload asks for them. Nothing here stops a run: the warnings go to `Scenario::warnings`.
+//!
+//! [`never_met`] answers a narrower question per policy and per request, with the fixed
+//! costs counted: which requests of a workload one policy can never serve within their SLOs.
+//! Capacity planning stops a search whose target those requests put out of reach.
 
 use crate::cluster::Cluster;
 use crate::cost::{CostModel, StepTimes};
@@ -82,4 +86,102 @@ pub fn warnings(
         last.push_str(&format!("\n  hint: {hint}"));
     }
     out
+}
+
+/// A resolution some of whose requests one policy can never serve within their SLO: even
+/// alone on the cluster, at the best degree the policy may use for it, the request's steps
+/// plus the fixed costs (text encoder, one dispatch, VAE decode) take longer than its SLO.
+/// Decided from the cost table alone, without running anything.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NeverMet {
+    pub resolution: crate::workload::Resolution,
+    /// Requests of this resolution that can never meet their SLO, of `of`.
+    pub requests: usize,
+    pub of: usize,
+    /// The degrees the policy may use for it (one for fixed SP and RSSP).
+    pub degrees: Vec<u32>,
+    /// The shortest lone service time among those requests, and the longest SLO among them.
+    pub lone: Nanos,
+    pub slo: Nanos,
+}
+
+impl NeverMet {
+    /// One line for people: `2048x2048: 30 of 30 requests (alone at SP 4: 14.20 s with fixed
+    /// costs, SLO 7.50 s)`.
+    pub fn describe(&self) -> String {
+        let sp: Vec<String> = self.degrees.iter().map(u32::to_string).collect();
+        format!(
+            "{}: {} of {} requests (alone at SP {}: {:.2} s or more with fixed costs, SLO {:.2} s or less)",
+            self.resolution,
+            self.requests,
+            self.of,
+            sp.join("/"),
+            self.lone.as_secs(),
+            self.slo.as_secs(),
+        )
+    }
+}
+
+/// The resolutions of `workload` that `policy` can never serve within their SLOs on
+/// `cluster` (see [`NeverMet`]), in the order of the cost table. Empty when run-time step
+/// skipping is on (a skipped step costs nothing, so the lone time is not known in advance).
+pub fn never_met(
+    model: &dyn CostModel,
+    cluster: &Cluster,
+    config: &PolicyConfig,
+    policy: crate::policy::PolicyKind,
+    workload: &crate::workload::Workload,
+    skipping: bool,
+) -> crate::error::Result<Vec<NeverMet>> {
+    use crate::policy::PolicyKind;
+    if skipping || workload.requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut resolutions: Vec<crate::workload::Resolution> =
+        workload.requests.iter().map(|r| r.resolution).collect();
+    resolutions.sort();
+    resolutions.dedup();
+    let times = StepTimes::resolve(model, &resolutions, cluster, &[1])?;
+    let rssp = match policy {
+        PolicyKind::Rssp => Some(crate::policy::Rssp::new(cluster, &times, config)?),
+        _ => None,
+    };
+    let o = &config.overheads;
+    let mut out: Vec<NeverMet> = Vec::new();
+    for (i, &res) in times.classes().iter().enumerate() {
+        let class = crate::cost::ResClass(i as u16);
+        let degrees: Vec<u32> = match (policy, &rssp) {
+            (PolicyKind::XditSp(k), _) => cluster.degrees().filter(|&d| d == k).collect(),
+            (_, Some(r)) => vec![r.degrees()[i]],
+            _ => cluster.degrees().collect(),
+        };
+        let Some(step) = degrees.iter().map(|&k| times.step(class, k)).min() else {
+            continue;
+        };
+        let fixed = o
+            .text_encoder
+            .saturating_add(o.dispatch)
+            .saturating_add(o.vae_decode(res));
+        let mut never = NeverMet {
+            resolution: res,
+            requests: 0,
+            of: 0,
+            degrees,
+            lone: Nanos::MAX,
+            slo: Nanos::ZERO,
+        };
+        for r in workload.requests.iter().filter(|r| r.resolution == res) {
+            never.of += 1;
+            let lone = step.times(u64::from(r.steps)).saturating_add(fixed);
+            if lone > r.slo() {
+                never.requests += 1;
+                never.lone = never.lone.min(lone);
+                never.slo = never.slo.max(r.slo());
+            }
+        }
+        if never.requests > 0 {
+            out.push(never);
+        }
+    }
+    Ok(out)
 }

@@ -101,7 +101,9 @@ pub enum Command {
         #[arg(long, conflicts_with = "run")]
         x: Option<String>,
         /// With a results.csv: the y metric, attainment (the default; percent, with the upper
-        /// bound dashed), latency_p50, latency_p90, latency_p99 (seconds) or gpu_hours.
+        /// bound dashed), latency_p50, latency_p90, latency_p99 (seconds), gpu_hours (busy),
+        /// or a cost column: gpu_hours_busy, gpu_hours_provisioned, usd, usd_per_1k_met_images,
+        /// energy_wh, wh_per_met_image.
         #[arg(long, conflicts_with = "run")]
         y: Option<String>,
         /// Output directory (created if missing); each chart is written into it as PNG and SVG,
@@ -445,7 +447,8 @@ pub struct WorkloadArgs {
     /// Number of requests to generate.
     #[arg(long)]
     pub requests: Option<usize>,
-    /// Resolution mix: `uniform`, `skewed[:ALPHA]`, `homogeneous:1024`, `custom:256=1,1024=3`.
+    /// Resolution mix: `uniform`, `skewed[:ALPHA]`, `homogeneous:1024`, `custom:256=1,1024=3`
+    /// (weights) or `custom:512=45%,1024=45%,2048=10%` (percentages summing to 100).
     #[arg(long)]
     pub mix: Option<String>,
     /// Denoising steps per request.
@@ -476,6 +479,42 @@ pub struct SloArgs {
     /// scenario's base for its resolution ([slo] bases_s).
     #[arg(long, value_name = "SCALE")]
     pub slo_scale: Option<f64>,
+    /// A resolution's SLO base in seconds, replacing the scenario's for it ([slo] bases_s;
+    /// repeatable, at most 64, one per resolution): `--slo-base 2048=7.5` (a square) or `--slo-base 1024x768=4`.
+    /// The deadline is still --slo-scale x the base.
+    #[arg(long, value_name = "RES=SECONDS", value_parser = parse_slo_base)]
+    pub slo_base: Vec<(crate::workload::Resolution, f64)>,
+}
+
+/// The largest `--slo-base` in seconds: one day, far past any image's deadline (a larger
+/// value is a slip of units, e.g. milliseconds).
+pub const MAX_SLO_BASE_S: f64 = 86_400.0;
+
+/// `--slo-base RES=SECONDS`: a valid resolution (as the mix writes it, `2048` a square) and a
+/// positive number of seconds up to [`MAX_SLO_BASE_S`].
+fn parse_slo_base(v: &str) -> std::result::Result<(crate::workload::Resolution, f64), String> {
+    let (res, secs) = v
+        .split_once('=')
+        .ok_or_else(|| format!("expected RES=SECONDS (e.g. 2048=7.5 or 1024x768=4), got `{v}`"))?;
+    let res: crate::workload::Resolution = res.trim().parse()?;
+    res.validate()?;
+    let secs_text = secs.trim();
+    let secs: f64 = secs_text
+        .parse()
+        .map_err(|_| format!("`{secs_text}` is not a number of seconds (e.g. 2048=7.5)"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= MAX_SLO_BASE_S) {
+        return Err(format!(
+            "the base for {res} must be more than 0 and at most {MAX_SLO_BASE_S} seconds (one day), got {}",
+            crate::error::show_number(secs)
+        ));
+    }
+    if crate::time::Nanos::try_from_secs(secs).is_none_or(|n| n == crate::time::Nanos::ZERO) {
+        return Err(format!(
+            "the base for {res}, {} s, rounds to 0 ns; give a positive number of seconds",
+            crate::error::show_number(secs)
+        ));
+    }
+    Ok((res, secs))
 }
 
 /// TetriServe's tuning (`[policy.tetriserve]`); refused when no TetriServe policy runs.
@@ -691,6 +730,7 @@ impl ImportFillArgs {
 impl SloArgs {
     pub fn add_to(&self, o: &mut Overrides) {
         o.slo_scale = self.slo_scale;
+        o.slo_bases = self.slo_base.clone();
     }
 }
 

@@ -831,6 +831,9 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
         }
     }
 
+    if let Some(w) = planner.sample_warning(args.target)? {
+        eprintln!("warning: {w}");
+    }
     let report = if args.min_gpus {
         let x = planner.own_point(args.time_scale)?;
         if !(x.is_finite() && x > 0.0) {
@@ -842,6 +845,9 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
         }
         let max_gpus = args.max_gpus.unwrap_or(64);
         let candidates = planner.gpu_candidates(max_gpus)?;
+        if let Some(w) = planner.check_reachable(args.target, candidates.last().copied())? {
+            eprintln!("warning: {w}");
+        }
         let r = gpu_search(&planner, args.target, x, candidates)?;
         gpu_report(&planner, args.target, x, &r)
     } else {
@@ -871,6 +877,9 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
                 &format!("is {tolerance}, not a positive rate"),
                 "e.g. --tolerance 0.1 (requests per minute)",
             );
+        }
+        if let Some(w) = planner.check_reachable(args.target, args.gpus)? {
+            eprintln!("warning: {w}");
         }
         // The tolerance is in requests per minute; a log's search runs on its scale.
         let step = planner.rate_at(1.0);

@@ -25,6 +25,7 @@ use crate::metrics::{CostSummary, Summary};
 use crate::policy::PolicyKind;
 use crate::scenario::{Overrides, RawScenario, Scenario, WorkloadSource};
 use crate::simulate::summarise_workload;
+use crate::slo_fit::NeverMet;
 use crate::workload::Workload;
 
 pub use report::{FieldValue, Report, gpu_report, rate_report};
@@ -214,6 +215,123 @@ impl Planner {
         }
     }
 
+    /// The resolutions the policy can never serve within their SLOs on `gpus` GPUs (the
+    /// scenario's own if `None`), over every seed's workload or the log (see
+    /// [`crate::slo_fit::never_met`]), and the share of the requests they hold: attainment can
+    /// never pass `1 - share`. Decided from the cost table, without running.
+    pub fn never_met(&self, gpus: Option<u32>) -> Result<(Vec<NeverMet>, f64)> {
+        let workloads: Vec<(Scenario, Workload)> = match &self.load {
+            Load::Generated { seeds } => seeds
+                .iter()
+                .map(|&seed| {
+                    let s = self.scenario(gpus, None, Some(seed))?;
+                    let w = s.load_workload()?;
+                    Ok((s, w))
+                })
+                .collect::<Result<_>>()?,
+            Load::Log { workload, .. } => {
+                vec![(self.scenario(gpus, None, None)?, workload.clone())]
+            }
+        };
+        let mut all: Vec<NeverMet> = Vec::new();
+        let mut total = 0usize;
+        for (s, w) in &workloads {
+            total += w.len();
+            let Some(&kind) = s.policies.first() else {
+                continue;
+            };
+            let found = crate::slo_fit::never_met(
+                s.cost_model(),
+                &s.cluster,
+                &s.policy_config,
+                kind,
+                w,
+                s.skipping.is_some(),
+            )?;
+            for n in found {
+                match all.iter_mut().find(|a| a.resolution == n.resolution) {
+                    Some(a) => {
+                        a.requests += n.requests;
+                        a.of += n.of;
+                        a.lone = a.lone.min(n.lone);
+                        a.slo = a.slo.max(n.slo);
+                    }
+                    None => all.push(n),
+                }
+            }
+        }
+        let never: usize = all.iter().map(|n| n.requests).sum();
+        Ok((all, never as f64 / total.max(1) as f64))
+    }
+
+    /// Refuses a search whose target the policy can never reach because some resolutions
+    /// can never meet their SLO (see [`Planner::never_met`]); where the target stays within
+    /// reach, returns a warning naming them instead.
+    pub fn check_reachable(&self, target: f64, gpus: Option<u32>) -> Result<Option<String>> {
+        let (never, share) = self.never_met(gpus)?;
+        if never.is_empty() {
+            return Ok(None);
+        }
+        let list: Vec<String> = never.iter().map(NeverMet::describe).collect();
+        let ceiling = 1.0 - share;
+        let on = gpus.map_or_else(String::new, |g| format!(" on up to {g} GPUs"));
+        let what = format!(
+            "{}{on} can never meet the SLO of {}, so SLO attainment stays at or below {:.1}%",
+            self.policy,
+            list.join("; "),
+            ceiling * 100.0
+        );
+        // A share of the requests computed as a float: allow for its rounding.
+        if ceiling + 1e-9 < target {
+            let res: Vec<String> = never.iter().map(|n| n.resolution.to_string()).collect();
+            return Err(Error::config_hint(
+                format!(
+                    "{what}, below the target {:.1}%; no load or cluster size changes that",
+                    target * 100.0
+                ),
+                format!(
+                    "choose a policy that can use a larger degree for {r}, loosen the SLO (--slo-scale, or --slo-base {r0}=SECONDS), or leave {r} out of the workload",
+                    r = res.join(", "),
+                    r0 = res[0],
+                ),
+            ));
+        }
+        Ok(Some(what))
+    }
+
+    /// Requests behind each point of a search: the log's, or every seed's summed.
+    pub fn requests_per_point(&self) -> Result<usize> {
+        match &self.load {
+            Load::Log { workload, .. } => Ok(workload.len()),
+            Load::Generated { seeds } => seeds.iter().try_fold(0usize, |n, &seed| {
+                Ok(n + self
+                    .scenario(None, None, Some(seed))?
+                    .load_workload()?
+                    .len())
+            }),
+        }
+    }
+
+    /// A warning when a point rests on too few requests for `target` to mean something:
+    /// fewer than [`MIN_ALLOWED_MISSES`] misses allowed (`requests x (1 - target)`), so that
+    /// one miss moves attainment across much of the target's margin, or all of it.
+    pub fn sample_warning(&self, target: f64) -> Result<Option<String>> {
+        let n = self.requests_per_point()?;
+        let allowed = n as f64 * (1.0 - target);
+        if n == 0 || allowed >= MIN_ALLOWED_MISSES {
+            return Ok(None);
+        }
+        let runs = match &self.load {
+            Load::Log { .. } => "one replay of the log".to_string(),
+            Load::Generated { seeds } => format!("{} seed(s)", seeds.len()),
+        };
+        Ok(Some(format!(
+            "each point rests on {n} requests ({runs}): one miss moves attainment by {:.1} points, and the {:.0}% target allows {allowed:.1} misses (fewer than {MIN_ALLOWED_MISSES}), so the answer can swing on a single request; replay a longer log, or raise --requests or --seeds, before trusting it",
+            100.0 / n as f64,
+            target * 100.0,
+        )))
+    }
+
     /// The rate in requests per minute of a point `x` of [`Planner::measure`].
     pub fn rate_at(&self, x: f64) -> f64 {
         match &self.load {
@@ -257,6 +375,11 @@ impl Planner {
 /// The largest cluster `--min-gpus` tries: every whole-node size up to it is a candidate, each
 /// checked against the scenario, so the bound keeps the search's set-up short.
 pub const MAX_SEARCH_GPUS: u32 = 16_384;
+
+/// The fewest misses a target must allow at a point (`requests x (1 - target)`) before the
+/// searches stop warning that the answer rests on too few requests: with fewer, a miss or two
+/// more or less (one request's luck) decides whether the target is met.
+pub const MIN_ALLOWED_MISSES: f64 = 5.0;
 
 /// How a search ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

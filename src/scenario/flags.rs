@@ -13,6 +13,9 @@ use crate::cluster::config::DEFAULT_GPUS_PER_NODE;
 use crate::error::{Error, Result};
 use crate::policy::PolicyKind;
 
+/// The most `--slo-base` flags one command takes.
+pub const MAX_SLO_BASE_FLAGS: usize = 64;
+
 /// One flag an [`Overrides`] sets: its name, the scenario key it replaces and its value as
 /// typed, so that messages can name the flag rather than the key.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +40,9 @@ macro_rules! overrides {
         pub struct Overrides {
             /// `--policy` (repeatable): `policy.run`.
             pub policies: Vec<String>,
+            /// `--slo-base RES=SECONDS` (repeatable): entries of `slo.bases_s`, each replacing
+            /// the scenario's base for its resolution.
+            pub slo_bases: Vec<(crate::workload::Resolution, f64)>,
             $($(#[$doc])* pub $field: Option<$ty>,)*
         }
 
@@ -51,6 +57,24 @@ macro_rules! overrides {
                         value: self.policies.join(","),
                         generation: false,
                         layer: toml::Value::try_from(&self.policies).ok(),
+                    });
+                }
+                if !self.slo_bases.is_empty() {
+                    let mut bases = toml::Table::new();
+                    for (res, secs) in &self.slo_bases {
+                        bases.insert(res.to_string(), toml::Value::Float(*secs));
+                    }
+                    out.push(Given {
+                        flag: "--slo-base",
+                        key: "slo.bases_s",
+                        value: self
+                            .slo_bases
+                            .iter()
+                            .map(|(r, v)| format!("{r}={}", crate::error::show_number(*v)))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        generation: false,
+                        layer: Some(toml::Value::Table(bases)),
                     });
                 }
                 $(if let Some(v) = &self.$field {
@@ -135,6 +159,7 @@ impl Overrides {
     /// The flags as the top scenario layer: a TOML table of the keys they set. `--gpus` is
     /// split here into nodes and GPUs per node, against the GPUs per node of `below`.
     pub(super) fn layer(&self, below: &RawScenario) -> Result<toml::Table> {
+        self.check_slo_bases()?;
         let mut layer = toml::Table::new();
         for g in self.given() {
             if g.key == "cluster" {
@@ -161,6 +186,29 @@ impl Overrides {
             );
         }
         Ok(layer)
+    }
+
+    /// Refuses more than [`MAX_SLO_BASE_FLAGS`] `--slo-base` flags, and two for one
+    /// resolution (`2048` and `2048x2048` are the same), which would leave one unused.
+    fn check_slo_bases(&self) -> Result<()> {
+        if self.slo_bases.len() > MAX_SLO_BASE_FLAGS {
+            return Err(Error::config_hint(
+                format!(
+                    "--slo-base is given {} times, more than the {MAX_SLO_BASE_FLAGS} one command takes",
+                    self.slo_bases.len()
+                ),
+                "set many bases in a scenario file, under [slo] bases_s",
+            ));
+        }
+        for (i, (r, _)) in self.slo_bases.iter().enumerate() {
+            if self.slo_bases[..i].iter().any(|(q, _)| q == r) {
+                return Err(Error::config_hint(
+                    format!("--slo-base sets {r} twice"),
+                    format!("give one --slo-base {r}=SECONDS"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The cluster shape `--gpus` asks for (with `--nodes` or `--gpus-per-node` if given),
@@ -217,13 +265,38 @@ impl Overrides {
             key == field
                 || (key == "cluster" && matches!(field, "cluster.nodes" | "cluster.gpus_per_node"))
         };
-        match self.given().into_iter().find(|g| sets(g.key)) {
-            Some(g) => Error::Config {
+        // `--slo-base` values are checked when parsed: an error in `slo.bases_s` is the file's.
+        if let Some(g) = self
+            .given()
+            .into_iter()
+            .find(|g| sets(g.key) && g.flag != "--slo-base")
+        {
+            return Error::Config {
                 message: format!("{} `{}`: {}", g.flag, g.value, ie.message),
                 hint: ie.hint.clone(),
-            },
-            None => e,
+            };
         }
+        // A key `--arrival` asks for and no flag gives: name the flag that would give it,
+        // not the embedded default scenario, which has no such key to fix.
+        if let Some(arrival) = &self.arrival {
+            let needs = match field {
+                "workload.cv" if self.cv.is_none() => Some("--cv CV (1 = Poisson, 2-4 = bursty)"),
+                "workload.on_s" | "workload.off_s"
+                    if self.on_s.is_none() || self.off_s.is_none() =>
+                {
+                    Some("--on-s SECONDS and --off-s SECONDS")
+                }
+                _ => None,
+            };
+            if let Some(needs) = needs {
+                let flag = needs.split(' ').next().unwrap_or(needs);
+                return Error::Config {
+                    message: format!("--arrival {arrival} needs {flag}: {}", ie.message),
+                    hint: Some(format!("add {needs}, or choose another --arrival")),
+                };
+            }
+        }
+        e
     }
 
     /// Refuses flags that the merged scenario `raw` gives nothing to act on.
@@ -326,6 +399,12 @@ impl Overrides {
                         .map(|p| format!("--policy {p}"))
                         .collect::<Vec<_>>()
                         .join(" ")
+                } else if g.flag == "--slo-base" {
+                    g.value
+                        .split(',')
+                        .map(|b| format!("--slo-base {b}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 } else {
                     format!("{} {}", g.flag, g.value)
                 }
@@ -367,6 +446,7 @@ mod tests {
     fn every_flag_sets_a_real_scenario_key() {
         let all = Overrides {
             policies: vec!["rssp".into()],
+            slo_bases: vec![(crate::workload::Resolution::square(2048), 7.5)],
             trace: Some("t.csv".into()),
             time_scale: Some(2.0),
             profile: Some("h100-flux1-dev".into()),
@@ -388,7 +468,7 @@ mod tests {
             tie_break: Some("work".into()),
         };
         let given = all.given();
-        assert_eq!(given.len(), 20, "every flag is reported");
+        assert_eq!(given.len(), 21, "every flag is reported");
         for g in &given {
             let mut layer = toml::Table::new();
             if g.key == "cluster" {
@@ -402,6 +482,7 @@ mod tests {
         let raw: RawScenario = toml::Value::Table(layer).try_into().unwrap();
         assert_eq!(raw.workload.rate_per_min, Some(6.0));
         assert_eq!(raw.policy.tetriserve.tau_ms, Some(100.0));
+        assert_eq!(raw.slo.bases_s.get("2048x2048"), Some(&7.5));
         assert_eq!(
             (raw.cluster.nodes, raw.cluster.gpus_per_node),
             (Some(2), Some(8))

@@ -486,7 +486,9 @@ fn stored_rows(
         .as_ref()
         .is_some_and(|m| m.replaces && m.grid == grid.digest());
     if results.exists() && !replacing {
-        from(results::read(results, results::Resolutions::Required)?);
+        let rows = results::read(results, results::Resolutions::Required)?;
+        results::require_costs(results, &rows)?;
+        from(rows);
     }
     for p in [partial.to_path_buf(), results::by_resolution_path(partial)] {
         if drop_torn_tail(&p)? {
@@ -497,10 +499,9 @@ fn stored_rows(
         }
     }
     if partial.exists() {
-        from(results::read(
-            partial,
-            results::Resolutions::DropIncomplete,
-        )?);
+        let rows = results::read(partial, results::Resolutions::DropIncomplete)?;
+        results::require_costs(partial, &rows)?;
+        from(rows);
     }
     let stale: Vec<&ResultRow> = stored
         .values()

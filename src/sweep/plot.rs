@@ -103,10 +103,17 @@ pub enum Metric {
     LatencyP90,
     LatencyP99,
     GpuHours,
+    /// The cost columns (`results::COST_COLUMNS`), by the same names.
+    GpuHoursBusy,
+    GpuHoursProvisioned,
+    Usd,
+    UsdPer1kMet,
+    EnergyWh,
+    WhPerMet,
 }
 
 impl Metric {
-    pub const NAMES: &'static str = "attainment, latency_p50, latency_p90, latency_p99, gpu_hours";
+    pub const NAMES: &'static str = "attainment, latency_p50, latency_p90, latency_p99, gpu_hours, gpu_hours_busy, gpu_hours_provisioned, usd, usd_per_1k_met_images, energy_wh, wh_per_met_image";
 
     pub fn parse(s: &str) -> Result<Metric> {
         Ok(match s {
@@ -115,6 +122,12 @@ impl Metric {
             "latency_p90" => Metric::LatencyP90,
             "latency_p99" => Metric::LatencyP99,
             "gpu_hours" => Metric::GpuHours,
+            "gpu_hours_busy" => Metric::GpuHoursBusy,
+            "gpu_hours_provisioned" => Metric::GpuHoursProvisioned,
+            "usd" => Metric::Usd,
+            "usd_per_1k_met_images" => Metric::UsdPer1kMet,
+            "energy_wh" => Metric::EnergyWh,
+            "wh_per_met_image" => Metric::WhPerMet,
             other => {
                 return Err(Error::config_hint(
                     format!("--y `{other}` is not a metric of sweep results"),
@@ -131,6 +144,12 @@ impl Metric {
             Metric::LatencyP90 => "latency_p90",
             Metric::LatencyP99 => "latency_p99",
             Metric::GpuHours => "gpu_hours",
+            Metric::GpuHoursBusy => "gpu_hours_busy",
+            Metric::GpuHoursProvisioned => "gpu_hours_provisioned",
+            Metric::Usd => "usd",
+            Metric::UsdPer1kMet => "usd_per_1k_met_images",
+            Metric::EnergyWh => "energy_wh",
+            Metric::WhPerMet => "wh_per_met_image",
         }
     }
 
@@ -141,6 +160,12 @@ impl Metric {
             Metric::LatencyP90 => "latency p90 (s)",
             Metric::LatencyP99 => "latency p99 (s)",
             Metric::GpuHours => "GPU-hours",
+            Metric::GpuHoursBusy => "busy GPU-hours",
+            Metric::GpuHoursProvisioned => "provisioned GPU-hours",
+            Metric::Usd => "USD per run",
+            Metric::UsdPer1kMet => "USD per 1,000 met images",
+            Metric::EnergyWh => "energy per run (Wh)",
+            Metric::WhPerMet => "Wh per met image",
         }
     }
 
@@ -151,6 +176,12 @@ impl Metric {
             Metric::LatencyP90 => r.latency_p90,
             Metric::LatencyP99 => r.latency_p99,
             Metric::GpuHours => r.gpu_seconds / 3600.0,
+            Metric::GpuHoursBusy => r.gpu_hours_busy,
+            Metric::GpuHoursProvisioned => r.gpu_hours_provisioned,
+            Metric::Usd => r.usd,
+            Metric::UsdPer1kMet => r.usd_per_1k_met_images,
+            Metric::EnergyWh => r.energy_wh,
+            Metric::WhPerMet => r.wh_per_met_image,
         }
     }
 }
@@ -305,6 +336,36 @@ fn refuse_hidden_dimensions(
     Ok(())
 }
 
+/// Refuses a metric some rows have no value of (an empty cell), naming why it can be empty,
+/// rather than drawing a mean over fewer seeds or a gap.
+fn refuse_missing_values(results: &Path, y: Metric, rows: &[ResultRow]) -> Result<()> {
+    let missing = rows.iter().filter(|r| y.of(r).is_nan()).count();
+    if missing == 0 {
+        return Ok(());
+    }
+    let old = rows.iter().all(|r| r.gpu_hours_busy.is_nan());
+    let (why, hint) = if old {
+        (
+            "the file has no cost columns: it was made by an older tetriserve".to_string(),
+            "run the sweep again with --rerun to add them".to_string(),
+        )
+    } else {
+        (
+            "the cell is empty where the price or power is unknown, or, per met image, where no image met its deadline".to_string(),
+            "set [cluster] gpu_price_per_hour and gpu_power_w in the scenario, or plot another --y".to_string(),
+        )
+    };
+    Err(Error::config_hint(
+        format!(
+            "{}: {missing} of {} rows have no `{}` ({why})",
+            results.display(),
+            rows.len(),
+            y.name()
+        ),
+        hint,
+    ))
+}
+
 /// Draws `y` against `x` from the results file `results` into the directory `out`, as
 /// `<y>-vs-<x>.png` and `.svg`; returns the files written.
 pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Vec<PathBuf>> {
@@ -330,6 +391,7 @@ pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Ve
         }
     };
     refuse_hidden_dimensions(results, x, &rows, xd, by_mix, &label)?;
+    refuse_missing_values(results, y, &rows)?;
     output_dir(out)?;
     let base = out.join(format!("{}-vs-{x}", y.name()));
     let title = format!("{} vs {x} ({})", y.label(), results.display());

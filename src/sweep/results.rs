@@ -27,7 +27,21 @@ use crate::scenario::{CostSource, Scenario, WorkloadSource};
 use crate::workload::arrival::ArrivalProcess;
 
 /// The columns of `results.csv`.
-pub const HEADER: &str = "index,digest,scenario,policy,mix,arrival,cv,rate_per_min,slo_scale,seed,granularity,steps,gpus,nodes,gpus_per_node,profile,requests,met,missed,dropped,slo_attainment,latency_mean_s,latency_p50_s,latency_p90_s,latency_p99_s,gpu_seconds,utilization,mean_degree,attainment_bound";
+pub const HEADER: &str = "index,digest,scenario,policy,mix,arrival,cv,rate_per_min,slo_scale,seed,granularity,steps,gpus,nodes,gpus_per_node,profile,requests,met,missed,dropped,slo_attainment,latency_mean_s,latency_p50_s,latency_p90_s,latency_p99_s,gpu_seconds,utilization,mean_degree,attainment_bound,gpu_hours_busy,gpu_hours_provisioned,usd,usd_per_1k_met_images,energy_wh,wh_per_met_image";
+
+/// The cost columns, last in [`HEADER`] (added after the others): what a run cost, as
+/// `metrics::CostSummary` prices it (dollars on provisioned GPU-hours, energy on busy ones,
+/// both per met image too). Older results files lack them: plots, `compare` and the figures
+/// read such files with the cells empty (and refuse to plot a cost from them), while resume
+/// and `merge` refuse them, since reused rows would carry no cost.
+pub const COST_COLUMNS: [&str; 6] = [
+    "gpu_hours_busy",
+    "gpu_hours_provisioned",
+    "usd",
+    "usd_per_1k_met_images",
+    "energy_wh",
+    "wh_per_met_image",
+];
 
 /// The columns of `results-by-resolution.csv`.
 pub const RESOLUTION_HEADER: &str = "index,digest,policy,resolution,requests,met,slo_attainment";
@@ -87,6 +101,16 @@ pub struct ResultRow {
     pub mean_degree: f64,
     /// `attainment_bound`: the upper bound on attainment for this workload (NaN if absent).
     pub bound: f64,
+    /// Busy and provisioned GPU-hours (NaN in a file older than the cost columns).
+    pub gpu_hours_busy: f64,
+    pub gpu_hours_provisioned: f64,
+    /// Dollars on provisioned GPU-hours, and per 1,000 met images; watt-hours, and per met
+    /// image (NaN, an empty cell, where the price or power is unknown, per image where
+    /// nothing was met, or in an older file).
+    pub usd: f64,
+    pub usd_per_1k_met_images: f64,
+    pub energy_wh: f64,
+    pub wh_per_met_image: f64,
     /// From `results-by-resolution.csv`, keyed like `1024x1024`.
     pub per_resolution: BTreeMap<String, ResolutionCell>,
 }
@@ -156,6 +180,12 @@ impl ResultRow {
             utilization: m.utilization,
             mean_degree: m.mean_degree,
             bound: m.slo_attainment_bound.unwrap_or(f64::NAN),
+            gpu_hours_busy: m.gpu_hours_busy,
+            gpu_hours_provisioned: m.gpu_hours_provisioned,
+            usd: m.cost.usd.unwrap_or(f64::NAN),
+            usd_per_1k_met_images: m.cost.usd_per_1k_met_images.unwrap_or(f64::NAN),
+            energy_wh: m.cost.energy_wh.unwrap_or(f64::NAN),
+            wh_per_met_image: m.cost.wh_per_met_image.unwrap_or(f64::NAN),
             per_resolution: m
                 .per_resolution
                 .iter()
@@ -221,7 +251,26 @@ impl ResultRow {
                 format!("{:.6}", self.bound)
             }
         );
+        for v in self.costs() {
+            if v.is_nan() {
+                s.push(',');
+            } else {
+                let _ = write!(s, ",{v:.6}");
+            }
+        }
         s
+    }
+
+    /// The values of [`COST_COLUMNS`], in their order.
+    pub fn costs(&self) -> [f64; 6] {
+        [
+            self.gpu_hours_busy,
+            self.gpu_hours_provisioned,
+            self.usd,
+            self.usd_per_1k_met_images,
+            self.energy_wh,
+            self.wh_per_met_image,
+        ]
     }
 
     /// The row's `results-by-resolution.csv` lines, each ending in a newline.
@@ -316,6 +365,26 @@ pub fn read_results(path: &Path) -> Result<Vec<ResultRow>> {
     Ok(rows)
 }
 
+/// Refuses rows read from a file older than the cost columns (their busy GPU-hours, which
+/// every newer row has, are missing), where they would be reused or merged: the results
+/// written from them would carry no cost.
+pub fn require_costs(path: &Path, rows: &[ResultRow]) -> Result<()> {
+    if rows.iter().all(|r| !r.gpu_hours_busy.is_nan()) {
+        return Ok(());
+    }
+    Err(Error::Input(
+        InputError::new(
+            path.display().to_string(),
+            format!(
+                "no cost columns ({}): these results were made by an older tetriserve, and rows reused from them would carry no cost",
+                COST_COLUMNS.join(", ")
+            ),
+        )
+        .line(1)
+        .hint("run the sweep again with --rerun (it replaces them), or give another --out"),
+    ))
+}
+
 /// How [`read`] treats the resolution file.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Resolutions {
@@ -344,9 +413,30 @@ pub fn read(path: &Path, resolutions: Resolutions) -> Result<Vec<ResultRow>> {
             .hint("run the sweep again with --rerun (it replaces them), or give another --out"),
         ));
     }
-    let cols = Columns::new(&header, HEADER, &source)?;
+    let costs_present = COST_COLUMNS.iter().all(|c| header.iter().any(|h| h == *c));
+    let expected = HEADER
+        .split(',')
+        .filter(|c| costs_present || !COST_COLUMNS.contains(c));
+    let cols = Columns::new(&header, expected, &source)?;
     let mut rows = Vec::new();
     for_each_record(&mut reader, &cols, &source, |f| {
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        let mut costs = [f64::NAN; 6];
+        if costs_present {
+            for (slot, name) in costs.iter_mut().zip(COST_COLUMNS) {
+                if !f.text(name)?.is_empty() {
+                    *slot = f.num(name, &non_negative, "a non-negative number")?;
+                }
+            }
+        }
+        let [
+            gpu_hours_busy,
+            gpu_hours_provisioned,
+            usd,
+            usd_per_1k_met_images,
+            energy_wh,
+            wh_per_met_image,
+        ] = costs;
         let fraction = |v: f64| (0.0..=1.0).contains(&v);
         let non_negative = |v: f64| v.is_finite() && v >= 0.0;
         let positive = |v: f64| v.is_finite() && v > 0.0;
@@ -396,6 +486,12 @@ pub fn read(path: &Path, resolutions: Resolutions) -> Result<Vec<ResultRow>> {
             utilization: f.num("utilization", &non_negative, "a fraction")?,
             mean_degree: f.num("mean_degree", &non_negative, "a degree")?,
             bound,
+            gpu_hours_busy,
+            gpu_hours_provisioned,
+            usd,
+            usd_per_1k_met_images,
+            energy_wh,
+            wh_per_met_image,
             per_resolution: BTreeMap::new(),
         });
         let r = rows.last().expect("just pushed");
@@ -452,7 +548,7 @@ fn read_resolutions(path: &Path, how: Resolutions) -> Result<Cells> {
     }
     let text = crate::error::read_text(path, crate::error::limits::SMALL_BYTES, "results file")?;
     let (mut reader, header) = csv_reader(&text, &source)?;
-    let cols = Columns::new(&header, RESOLUTION_HEADER, &source)?;
+    let cols = Columns::new(&header, RESOLUTION_HEADER.split(','), &source)?;
     let mut cells = Cells::new();
     for_each_record(&mut reader, &cols, &source, |f| {
         let fraction = |v: f64| (0.0..=1.0).contains(&v);
@@ -547,9 +643,13 @@ fn attach(
 struct Columns(BTreeMap<&'static str, usize>);
 
 impl Columns {
-    fn new(header: &csv::StringRecord, expected: &'static str, source: &str) -> Result<Columns> {
+    fn new(
+        header: &csv::StringRecord,
+        expected: impl IntoIterator<Item = &'static str>,
+        source: &str,
+    ) -> Result<Columns> {
         let mut map = BTreeMap::new();
-        for name in expected.split(',') {
+        for name in expected {
             let i = header.iter().position(|h| h == name).ok_or_else(|| {
                 Error::Input(
                     InputError::new(source, format!("no column `{name}`"))
@@ -676,6 +776,13 @@ mod tests {
             utilization: 0.5,
             mean_degree: 2.25,
             bound: 0.9,
+            gpu_hours_busy: 3.429355,
+            gpu_hours_provisioned: 6.85871,
+            usd: 20.57613,
+            usd_per_1k_met_images: 2939.447143,
+            energy_wh: 2400.5485,
+            // Unknown (no power set): an empty cell that reads back as unknown.
+            wh_per_met_image: f64::NAN,
             per_resolution: [("256x256", 6, 5, 5.0 / 6.0), ("512x512", 4, 2, 0.5)]
                 .into_iter()
                 .map(|(k, requests, met, a)| {
@@ -715,6 +822,15 @@ mod tests {
         assert_eq!(back[0].mix, "custom:256=1,512=1");
         assert_eq!(back[0].per_resolution["512x512"].met, 2);
         assert!(back[1].rate.is_nan() && back[1].cv.is_none() && back[1].bound.is_nan());
+        assert_eq!(back[0].usd_per_1k_met_images, 2939.447143);
+        assert!(back[0].wh_per_met_image.is_nan());
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with(",3.429355,6.858710,20.576130,2939.447143,2400.548500,"),
+            "{text}"
+        );
         write_results(&p, &back).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
     }

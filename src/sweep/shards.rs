@@ -301,6 +301,7 @@ pub fn merge(dir: &Path) -> Result<(PathBuf, usize)> {
     let mut rows: Vec<ResultRow> = Vec::new();
     for ((i, _), p) in &shards {
         let got = results::read(p, results::Resolutions::Required)?;
+        results::require_costs(p, &got)?;
         let expected: Vec<usize> = (0..first.points).filter(|k| k % n == *i).collect();
         let mut indices: Vec<usize> = got.iter().map(|r| r.index).collect();
         indices.sort_unstable();

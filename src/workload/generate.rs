@@ -102,7 +102,9 @@ fn validate(spec: &WorkloadSpec) -> Result<()> {
             None => {
                 return Err(Error::config_hint(
                     format!("resolution {res} of the mix has no SLO base latency"),
-                    format!("add a base for {res} under [slo] bases, or remove {res} from the mix"),
+                    format!(
+                        "give it one with --slo-base {res}=SECONDS, or in a scenario file under [slo] bases_s (\"{res}\" = SECONDS); or remove {res} from the mix"
+                    ),
                 ));
             }
             Some(Nanos::ZERO) => {

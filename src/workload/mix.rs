@@ -263,11 +263,12 @@ fn fisher_yates<T, R: Rng + ?Sized>(v: &mut [T], rng: &mut R) {
 /// - `skewed` — the paper's Skewed mix (alpha 1); `skewed:1.5` for another alpha;
 ///   `skewed:1.5:256,512,1024` for other resolutions;
 /// - `homogeneous:1024`, or just `1024` / `1024x1024` — one resolution;
-/// - `custom:256=1,1024=3` — explicit weights.
+/// - `custom:256=1,1024=3` — explicit weights; `custom:512=45%,1024=45%,2048=10%` — every
+///   entry a percentage, summing to 100 (within rounding, [`PERCENT_SUM_SLACK`]).
 pub fn parse_mix(s: &str) -> Result<Mix, String> {
     const FORMS: &str = "expected `uniform`, `uniform:RES,RES,...`, `skewed`, `skewed:ALPHA`, \
                          `skewed:ALPHA:RES,RES,...`, `homogeneous:RES`, `RES` (e.g. 1024x1024) \
-                         or `custom:RES=WEIGHT,...` (e.g. custom:256=1,1024=3)";
+                         or `custom:RES=WEIGHT,...` (e.g. custom:256=1,1024=3, or custom:256=25%,1024=75%)";
     let s = s.trim();
     let (kind, rest) = match s.split_once(':') {
         Some((k, r)) => (k.trim().to_ascii_lowercase(), Some(r.trim())),
@@ -295,30 +296,62 @@ pub fn parse_mix(s: &str) -> Result<Mix, String> {
             Mix::Skewed { alpha, resolutions }
         }
         ("homogeneous", Some(r)) => Mix::Homogeneous(r.parse()?),
-        ("custom", Some(list)) => {
-            let pairs = list
-                .split(',')
-                .map(|item| {
-                    let (r, w) = item.split_once('=').ok_or_else(|| {
-                        format!(
-                            "`{}` in mix `{s}` is not RES=WEIGHT (e.g. 1024=3)",
-                            item.trim()
-                        )
-                    })?;
-                    let w = w.trim();
-                    let weight: f64 = w.parse().map_err(|_| {
-                        format!("weight `{w}` in mix `{s}` is not a number; expected e.g. 1024=3")
-                    })?;
-                    Ok((r.parse::<Resolution>()?, weight))
-                })
-                .collect::<Result<Vec<_>, String>>()?;
-            Mix::Custom(pairs)
-        }
+        ("custom", Some(list)) => Mix::Custom(custom_pairs(s, list)?),
         (_, None) if s.parse::<Resolution>().is_ok() => Mix::Homogeneous(s.parse()?),
         _ => return Err(format!("unknown mix `{s}`; {FORMS}")),
     };
     mix.validate().map_err(|e| format!("mix `{s}`: {e}"))?;
     Ok(mix)
+}
+
+/// How far the percentages of a `custom:` mix may sum from 100 (rounding, as in 33.3% x 3).
+pub const PERCENT_SUM_SLACK: f64 = 0.5;
+
+/// The pairs of `custom:RES=WEIGHT,...` (`list`, within the mix `s`): bare weights (relative,
+/// any positive sum) or percentages (`512=45%`: every entry a percentage, summing to 100
+/// within [`PERCENT_SUM_SLACK`]); a mix of the two is refused, since what `1024=3` would
+/// mean beside `512=45%` is a guess.
+fn custom_pairs(s: &str, list: &str) -> Result<Vec<(Resolution, f64)>, String> {
+    let mut percents = 0usize;
+    let mut pairs = Vec::new();
+    for item in list.split(',') {
+        let (r, w) = item.split_once('=').ok_or_else(|| {
+            format!(
+                "`{}` in mix `{s}` is not RES=WEIGHT or RES=PERCENT% (e.g. 1024=3 or 1024=45%)",
+                item.trim()
+            )
+        })?;
+        let w = w.trim();
+        let (number, percent) = match w.strip_suffix('%') {
+            Some(n) => (n.trim(), true),
+            None => (w, false),
+        };
+        let weight: f64 = number.parse().map_err(|_| {
+            format!("weight `{w}` in mix `{s}` is not a number; expected e.g. 1024=3 or 1024=45%")
+        })?;
+        if percent && !(weight.is_finite() && (0.0..=100.0).contains(&weight)) {
+            return Err(format!(
+                "`{w}` in mix `{s}` is not a percentage from 0% to 100%"
+            ));
+        }
+        percents += usize::from(percent);
+        pairs.push((r.parse::<Resolution>()?, weight));
+    }
+    if percents > 0 && percents < pairs.len() {
+        return Err(format!(
+            "mix `{s}` mixes percentages and bare weights; give every entry as a percentage (512=45%,2048=55%) or every entry as a weight (512=9,2048=11)"
+        ));
+    }
+    if percents > 0 {
+        let total: f64 = pairs.iter().map(|(_, w)| w).sum();
+        if (total - 100.0).abs() > PERCENT_SUM_SLACK {
+            return Err(format!(
+                "the percentages of mix `{s}` sum to {}%, not 100%; fix them, or give bare weights (relative, any sum)",
+                crate::error::show_number(total)
+            ));
+        }
+    }
+    Ok(pairs)
 }
 
 /// The `--mix` form of the mix: `parse_mix(&mix.to_string())` gives the mix back.
@@ -358,6 +391,29 @@ mod tests {
 
     fn count(v: &[Resolution], r: Resolution) -> usize {
         v.iter().filter(|&&x| x == r).count()
+    }
+
+    #[test]
+    fn custom_mixes_take_percentages_summing_to_100_but_not_mixed_with_weights() {
+        let m = parse_mix("custom:512=45%,1024=45%,2048=10%").unwrap();
+        let p = m.probabilities();
+        assert_eq!(p[0].0, Resolution::square(512));
+        assert!(
+            (p[0].1 - 0.45).abs() < 1e-12 && (p[2].1 - 0.10).abs() < 1e-12,
+            "{p:?}"
+        );
+        // Rounded thirds are accepted; a sum far from 100 is not.
+        assert!(parse_mix("custom:256=33.3%,512=33.3%,1024=33.3%").is_ok());
+        let e = parse_mix("custom:512=45%,1024=45%").unwrap_err();
+        assert!(e.contains("sum to 90%, not 100%"), "{e}");
+        let e = parse_mix("custom:512=45%,1024=55").unwrap_err();
+        assert!(e.contains("mixes percentages and bare weights"), "{e}");
+        let e = parse_mix("custom:512=150%,1024=-50%").unwrap_err();
+        assert!(e.contains("not a percentage from 0% to 100%"), "{e}");
+        let e = parse_mix("custom:512=x%").unwrap_err();
+        assert!(e.contains("not a number"), "{e}");
+        // Bare weights work as before, and the mix prints back to a form that parses.
+        assert_eq!(parse_mix(&m.to_string()).unwrap().probabilities(), p);
     }
 
     #[test]

@@ -462,7 +462,7 @@ fn row_slo(
                 .line(line)
                 .field("slo_s")
                 .hint(format!(
-                    "add slo_s to this row, or add a base for {resolution} under [slo] bases"
+                    "add slo_s to this row, or give {resolution} a base: --slo-base {resolution}=SECONDS, or in a scenario file under [slo] bases_s (\"{resolution}\" = SECONDS)"
                 ))
                 .into());
             }

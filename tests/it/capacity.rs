@@ -399,3 +399,104 @@ fn flags_that_do_not_act_are_refused() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// A policy whose degree is too slow for some requests' SLOs can never pass the share of the
+/// others: the search says so from the cost table (naming the resolution) instead of asking
+/// for more GPUs, and only warns when the target stays within reach.
+#[test]
+fn resolutions_a_policy_can_never_serve_are_named_before_searching() {
+    let dir = tempfile::tempdir().unwrap();
+    // 10 steps of 256 px: 1.5 s alone at SP 4, 1.0 s at SP 8. Two of ten requests have an
+    // SLO of 1.2 s: SP 4 never meets them, SP 8 does.
+    let mut log = String::from("id,arrival_s,width,height,steps,slo_s\n");
+    for i in 0..10 {
+        let slo = if i < 2 { 1.2 } else { 5.0 };
+        log.push_str(&format!("{i},{},256,256,10,{slo}\n", i * 10));
+    }
+    let s = setup(dir.path(), "nodes = 1\ngpus_per_node = 8", &log);
+    let sp4 = planner(&s, "xdit-sp4");
+    let (never, share) = sp4.never_met(Some(8)).unwrap();
+    assert_eq!(never.len(), 1, "{never:?}");
+    assert_eq!((never[0].requests, never[0].of), (2, 10));
+    assert_eq!(never[0].degrees, vec![4]);
+    assert!((share - 0.2).abs() < 1e-12, "{share}");
+    let e = sp4.check_reachable(0.9, Some(8)).unwrap_err().to_string();
+    assert!(e.contains("256x256: 2 of 10 requests"), "{e}");
+    assert!(e.contains("at or below 80.0%"), "{e}");
+    let w = sp4.check_reachable(0.8, Some(8)).unwrap();
+    assert!(w.is_some_and(|w| w.contains("256x256")));
+    // SP 8, and the adaptive policies, can serve every request alone.
+    for p in ["xdit-sp8", "tetriserve", "stepwise"] {
+        assert_eq!(planner(&s, p).never_met(Some(8)).unwrap().0, vec![], "{p}");
+    }
+    // Fixed costs count: a 0.3 s text encoder puts SP 8 at 1.3 s, past 1.2 s.
+    let toml = std::fs::read_to_string(&s).unwrap();
+    std::fs::write(
+        &s,
+        toml.replace("[overheads]\n", "[overheads]\ntext_encoder_ms = 300\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        planner(&s, "xdit-sp8").never_met(Some(8)).unwrap().0.len(),
+        1
+    );
+
+    // The binary stops the GPU search with that cause, not "raise --max-gpus".
+    let out = goodput(&[
+        "-s",
+        s.to_str().unwrap(),
+        "-p",
+        "xdit-sp4",
+        "--min-gpus",
+        "--max-gpus",
+        "32",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("can never meet the SLO of 256x256"), "{err}");
+    assert!(!err.contains("raise --max-gpus"), "{err}");
+}
+
+/// A point of a few requests gives an answer one request's luck decides: the search warns
+/// when the target allows fewer than five misses, and not otherwise.
+#[test]
+fn too_few_requests_for_the_target_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(
+        dir.path(),
+        "nodes = 1\ngpus_per_node = 8",
+        &constant_log(19, 2, 2.0),
+    );
+    let p = planner(&s, "xdit-sp8");
+    assert_eq!(p.requests_per_point().unwrap(), 19);
+    let w = p
+        .sample_warning(0.9)
+        .unwrap()
+        .expect("19 x 0.1 = 1.9 misses");
+    assert!(w.contains("19 requests") && w.contains("5.3 points"), "{w}");
+    // 19 x 0.7 = 5.7 misses allowed: enough.
+    assert_eq!(p.sample_warning(0.7).unwrap(), None);
+    let out = goodput(&["-s", s.to_str().unwrap(), "-p", "xdit-sp8"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: each point rests on 19 requests"),
+        "{err}"
+    );
+    // Generated loads count every seed: 20 requests x 3 seeds x 0.1 = 6 misses.
+    let raw = RawScenario::default_scenario();
+    let mut o = Overrides {
+        requests: Some(20),
+        ..Overrides::default()
+    };
+    let mut r = raw.clone();
+    r.apply(&o).unwrap();
+    let g = Planner::new(r, "default", "xdit-sp8", vec![1, 2, 3]).unwrap();
+    assert_eq!(g.requests_per_point().unwrap(), 60);
+    assert_eq!(g.sample_warning(0.9).unwrap(), None);
+    o.requests = Some(10);
+    let mut r = raw;
+    r.apply(&o).unwrap();
+    let g = Planner::new(r, "default", "xdit-sp8", vec![1, 2, 3]).unwrap();
+    assert!(g.sample_warning(0.9).unwrap().is_some());
+}

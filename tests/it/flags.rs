@@ -346,6 +346,7 @@ fn help_lists_only_the_flags_a_command_acts_on() {
         "--tau-ms",
         "--tie-break",
         "--slo-scale",
+        "--slo-base",
         "--arrival",
         "--policy",
     ] {
@@ -567,4 +568,115 @@ fn attainment_by_resolution_in_the_table_and_the_csv() {
         csv.lines().nth(1).unwrap().ends_with(",1.000000,0.000000"),
         "{csv}"
     );
+}
+
+/// A workload described in percentages, SLO bases given on the command line, and the
+/// messages that name the flag to use.
+#[test]
+fn percentages_slo_bases_and_gamma_without_cv_speak_in_flags() {
+    // Percentages summing to 100 are the mix's weights; 10% of 20 requests is 2 at 2048 px.
+    let generate = |extra: &[&str]| {
+        let mut args = vec![
+            "trace",
+            "generate",
+            "--requests",
+            "20",
+            "--mix",
+            "custom:512=45%,1024=45%,2048=10%",
+        ];
+        args.extend_from_slice(extra);
+        ok(&args)
+    };
+    let csv = generate(&[]);
+    assert_eq!(csv.lines().filter(|l| l.contains(",2048,2048,")).count(), 2);
+    assert_eq!(csv.lines().filter(|l| l.contains(",512,512,")).count(), 9);
+    // --slo-base sets the 2048 px base (square shorthand), and --slo-scale still scales it.
+    let with_base = generate(&["--slo-base", "2048=7.5", "--slo-scale", "2"]);
+    for l in with_base.lines().filter(|l| l.contains(",2048,2048,")) {
+        assert!(l.ends_with(",15.000000000"), "{l}");
+    }
+    // Other resolutions keep the scenario's bases.
+    let same = |csv: &str| -> Vec<String> {
+        csv.lines()
+            .filter(|l| l.contains(",512,512,"))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        same(&generate(&["--slo-base", "2048x2048=7.5"])),
+        same(&csv)
+    );
+    // A resolution without a base: the hint names the flag and the real key.
+    let e = refused(&[
+        "simulate",
+        "--mix",
+        "custom:512=50%,4096=50%",
+        "--requests",
+        "4",
+    ]);
+    assert!(e.contains("--slo-base 4096x4096=SECONDS"), "{e}");
+    assert!(e.contains("[slo] bases_s"), "{e}");
+    // ... and with the flag it runs.
+    ok(&[
+        "simulate",
+        "--mix",
+        "custom:512=50%,768=50%",
+        "--requests",
+        "4",
+        "--slo-base",
+        "768=3",
+        "-p",
+        "xdit-sp8",
+    ]);
+    // Percentages mixed with weights, or not summing to 100, are refused by the flag.
+    let e = refused(&["simulate", "--mix", "custom:512=45%,1024=55"]);
+    assert!(
+        e.contains("--mix") && e.contains("mixes percentages and bare weights"),
+        "{e}"
+    );
+    let e = refused(&["simulate", "--mix", "custom:512=45%,1024=45%"]);
+    assert!(e.contains("sum to 90%, not 100%"), "{e}");
+    // Bad bases: refused by clap (exit 2), naming the flag.
+    for (v, needle) in [
+        ("2048", "expected RES=SECONDS"),
+        ("2048=0", "more than 0 and at most 86400"),
+        ("2048=1e9", "more than 0 and at most 86400"),
+        ("2048=nan", "more than 0 and at most 86400"),
+        ("99999=5", "multiple of 16"),
+    ] {
+        let o = run(&["simulate", "--slo-base", v]);
+        assert!(!o.status.success(), "--slo-base {v} accepted");
+        let e = stderr(&o);
+        assert!(e.contains("--slo-base") && e.contains(needle), "{v}: {e}");
+    }
+    let e = refused(&[
+        "simulate",
+        "--slo-base",
+        "2048=1",
+        "--slo-base",
+        "2048x2048=2",
+    ]);
+    assert!(e.contains("--slo-base sets 2048x2048 twice"), "{e}");
+    let mut many = vec!["simulate".to_string()];
+    for i in 1..=65 {
+        many.push("--slo-base".into());
+        many.push(format!("{}=1", 16 * i));
+    }
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let e = refused(&many);
+    assert!(e.contains("more than the 64"), "{e}");
+    // Gamma arrivals without --cv name the flag, not the embedded default scenario.
+    let e = refused(&["simulate", "--arrival", "gamma", "--requests", "4"]);
+    assert!(e.contains("--arrival gamma needs --cv"), "{e}");
+    assert!(!e.contains("embedded"), "{e}");
+    let e = refused(&[
+        "simulate",
+        "--arrival",
+        "on-off",
+        "--on-s",
+        "2",
+        "--requests",
+        "4",
+    ]);
+    assert!(e.contains("--arrival on-off needs --on-s"), "{e}");
 }

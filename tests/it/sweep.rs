@@ -468,3 +468,127 @@ fn a_categorical_dimension_plots_as_bars() {
     let svg = read(&files[1]);
     assert!(svg.contains("uniform") && svg.contains("skewed") && svg.contains("GPU-hours"));
 }
+
+/// The cost columns: each row's are its run's summary's (dollars on provisioned hours, energy
+/// on busy ones), they plot with labelled axes, and a file older than them still plots what
+/// it has, refuses to plot a cost, and is refused for reuse with a hint to rerun.
+#[test]
+fn cost_columns_match_the_runs_plot_and_old_files_are_handled() {
+    use tetriserve::sweep::plot::{Metric, plot_results};
+    let g = grid_of(
+        "[workload]\nrequests = 20\n[sweep]\npolicies = [\"xdit-sp4\", \"rssp\"]\nslo_scales = [1.0, 2.0]\nseeds = [1, 2]\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let sweep_dir = dir.path().join("sweep");
+    let r = run(&g, &sweep_dir, &opts(2, None), &|_, _| {}).unwrap();
+    let rows = read_results(&r.results).unwrap();
+    let header = read(&r.results);
+    assert!(
+        header.lines().next().unwrap().ends_with(
+            ",gpu_hours_busy,gpu_hours_provisioned,usd,usd_per_1k_met_images,energy_wh,wh_per_met_image"
+        ),
+        "{header}"
+    );
+    let six = |v: f64| format!("{v:.6}");
+    for row in &rows {
+        let o = Overrides {
+            policies: vec![row.policy.clone()],
+            slo_scale: Some(row.scale),
+            seed: Some(row.seed),
+            requests: Some(20),
+            ..Overrides::default()
+        };
+        let s = simulate(&Scenario::load(None, &o).unwrap())
+            .unwrap()
+            .remove(0)
+            .summary;
+        assert_eq!(six(row.gpu_hours_busy), six(s.gpu_hours_busy), "{row:?}");
+        assert_eq!(six(row.gpu_hours_provisioned), six(s.gpu_hours_provisioned));
+        assert_eq!(six(row.usd), six(s.cost.usd.unwrap()));
+        assert_eq!(six(row.energy_wh), six(s.cost.energy_wh.unwrap()));
+        // The default H100 price, $3 per provisioned GPU-hour, per 1,000 met images.
+        assert!(row.met > 0);
+        let per_1k = 3.0 * s.gpu_hours_provisioned * 1000.0 / row.met as f64;
+        assert!((row.usd_per_1k_met_images - per_1k).abs() < 1e-5, "{row:?}");
+        assert!((row.wh_per_met_image - s.cost.wh_per_met_image.unwrap()).abs() < 1e-5);
+    }
+    let out = dir.path().join("charts");
+    for (metric, label) in [
+        ("usd_per_1k_met_images", "USD per 1,000 met images"),
+        ("gpu_hours_provisioned", "provisioned GPU-hours"),
+        ("gpu_hours_busy", "busy GPU-hours"),
+        ("usd", "USD per run"),
+        ("energy_wh", "energy per run (Wh)"),
+        ("wh_per_met_image", "Wh per met image"),
+    ] {
+        let files = plot_results(
+            &r.results,
+            "slo_scale",
+            Metric::parse(metric).unwrap(),
+            &out,
+        )
+        .unwrap();
+        assert_eq!(files[1], out.join(format!("{metric}-vs-slo_scale.svg")));
+        assert!(read(&files[1]).contains(label), "{metric}: axis `{label}`");
+    }
+
+    // The same file as an older tetriserve wrote it: without the six cost columns.
+    let old_dir = dir.path().join("old");
+    std::fs::create_dir(&old_dir).unwrap();
+    let strip = |text: &str| -> String {
+        text.lines()
+            .map(|l| {
+                let cells: Vec<&str> = l.split(',').collect();
+                format!("{}\n", cells[..cells.len() - 6].join(","))
+            })
+            .collect()
+    };
+    std::fs::write(old_dir.join("results.csv"), strip(&header)).unwrap();
+    for name in ["results-by-resolution.csv", "results.manifest.json"] {
+        std::fs::copy(sweep_dir.join(name), old_dir.join(name)).unwrap();
+    }
+    let old = read_results(&old_dir.join("results.csv")).unwrap();
+    assert_eq!(old.len(), rows.len());
+    assert!(
+        old.iter()
+            .all(|r| r.usd.is_nan() && r.gpu_hours_busy.is_nan())
+    );
+    assert_eq!(old[0].met, rows[0].met);
+    plot_results(
+        &old_dir.join("results.csv"),
+        "slo_scale",
+        Metric::Attainment,
+        &out,
+    )
+    .unwrap();
+    let e = plot_results(
+        &old_dir.join("results.csv"),
+        "slo_scale",
+        Metric::UsdPer1kMet,
+        &out,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("no `usd_per_1k_met_images`")
+            && e.contains("older tetriserve")
+            && e.contains("--rerun"),
+        "{e}"
+    );
+    // Reusing its rows would leave them without cost: refused, pointing at --rerun.
+    let e = run(&g, &old_dir, &opts(1, None), &|_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no cost columns") && e.contains("--rerun"),
+        "{e}"
+    );
+    let mut rerun = opts(1, None);
+    rerun.rerun = true;
+    let again = run(&g, &old_dir, &rerun, &|_, _| {}).unwrap();
+    assert_eq!(
+        read(&again.results),
+        header,
+        "a rerun writes what a fresh sweep does"
+    );
+}
