@@ -115,9 +115,24 @@ for m in "${modules[@]}"; do
   cargo mutants "${common[@]}" "${args[@]}" -o "$out" "${iterate[@]}" "${opts[@]}" \
     -- -- ${filters[$m]} || status=$?
   # Keep the outcome lists (small) beside the equivalents; the logs stay in mutants.out/.
-  mkdir -p "docs/mutants/$m"
+  # A resumed (or interrupted) run tests only some mutants: its lists update the kept ones.
+  keep=docs/mutants/$m
+  new=$out/mutants.out
+  mkdir -p "$keep"
   for f in caught missed timeout unviable; do
-    [ -f "$out/mutants.out/$f.txt" ] && cp "$out/mutants.out/$f.txt" "docs/mutants/$m/$f.txt"
+    touch "$keep/$f.txt" "$new/$f.txt"
   done
+  merged=$(mktemp)
+  for f in caught unviable; do
+    sort -u "$keep/$f.txt" "$new/$f.txt" >"$merged" && cp "$merged" "$keep/$f.txt"
+  done
+  for f in missed timeout; do
+    sort -u "$keep/$f.txt" | grep -vxF -f "$new/caught.txt" -f "$new/missed.txt" \
+      -f "$new/timeout.txt" -f "$new/unviable.txt" | sort -u - "$new/$f.txt" >"$merged" || true
+    cp "$merged" "$keep/$f.txt"
+  done
+  rm -f "$merged"
+  echo "mutants: $m: $(wc -l <"$keep/caught.txt") caught, $(wc -l <"$keep/missed.txt") missed," \
+    "$(wc -l <"$keep/timeout.txt") timeout, $(wc -l <"$keep/unviable.txt") unviable (kept in $keep/)"
 done
 exit $status
