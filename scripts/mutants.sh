@@ -7,9 +7,10 @@
 #
 # Usage:
 #   scripts/mutants.sh [OPTIONS] [MODULE...]      measure whole modules (default: all)
-#   scripts/mutants.sh --in-diff [BASE] [OPTIONS]  only the mutants in lines changed since BASE
-#                                                 (default: main), in every module: the check
-#                                                 before landing a change to these modules
+#   scripts/mutants.sh --in-diff [BASE] [OPTIONS]  only the mutants in lines changed since the
+#                                                 branch left BASE (default: main), committed or
+#                                                 not, in every module: the check before
+#                                                 landing a change to these modules
 #   scripts/mutants.sh --list                      the modules, their files and their tests
 #
 # MODULE: invariants, bound, summary, optimum, engine, workload, policy (or policy-fixed_sp,
@@ -78,7 +79,8 @@ if [ "${1:-}" = "--in-diff" ]; then
   fi
   diff=$(mktemp)
   trap 'rm -f "$diff"' EXIT
-  git diff "$base" -- src >"$diff"
+  # The branch's changes and the uncommitted ones, not what BASE gained since they forked.
+  git diff "$(git merge-base "$base" HEAD)" -- src >"$diff"
   if [ ! -s "$diff" ]; then
     echo "mutants: no change under src/ since $base"
     exit 0
