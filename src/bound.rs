@@ -752,6 +752,17 @@ mod tests {
     }
 
     #[test]
+    fn attainment_is_met_over_requests_and_zero_without_requests() {
+        let b = |met, requests| Bound {
+            met,
+            requests,
+            infeasible: 0,
+        };
+        assert_eq!(b(3, 4).attainment(), 0.75);
+        assert_eq!(b(0, 0).attainment(), 0.0);
+    }
+
+    #[test]
     fn a_window_too_small_for_everyone_caps_the_count() {
         // Three requests of 10 steps in [0, 1 s] on one GPU: each needs 1 GPU-s; only one fits.
         let (w, costs) = setup(

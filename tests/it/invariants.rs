@@ -267,6 +267,136 @@ fn the_checker_notices_each_kind_of_broken_schedule() {
     }
 }
 
+/// One broken copy per rule the first table leaves out, each breaking that rule alone where
+/// it can: a checker that stopped enforcing any of them (a dropped condition, a flipped
+/// comparison) lets its copy through.
+#[test]
+fn the_checker_notices_every_rule_it_states() {
+    let workload = Workload::from_requests(vec![
+        req(0, 0, SMALL, 4, 10_000),
+        req(1, 0, LARGE, 4, 10_000),
+    ]);
+    let c = cluster(4);
+    let run = run_kind(PolicyKind::XditSp(2), &workload, &c).unwrap();
+    let costs = costs(&workload, &c);
+    let exact = expected(&costs);
+    assert_eq!(run.requests[0].outcome, Outcome::Met);
+    type Break = fn(&mut tetriserve::metrics::RunRecords);
+    let cases: [(&str, Break, &str); 14] = [
+        (
+            "a record missing",
+            |r| {
+                r.requests.pop();
+            },
+            "records for",
+        ),
+        (
+            "a work on a node the cluster lacks",
+            |r| r.works[0].gpus = tetriserve::cluster::GpuSet::new(1, r.works[0].gpus.mask()),
+            "outside the cluster",
+        ),
+        ("a work of no steps", |r| r.works[0].steps = 0, "is empty"),
+        (
+            "a work ending before it starts",
+            |r| r.works[0].start = r.works[0].end + tetriserve::Nanos(1),
+            "ends before it starts",
+        ),
+        ("another label", |r| r.requests[0].id = 7, "does not match"),
+        (
+            "another arrival",
+            |r| r.requests[0].arrival += tetriserve::Nanos(1),
+            "does not match",
+        ),
+        (
+            "another deadline",
+            |r| r.requests[0].deadline += tetriserve::Nanos(1),
+            "does not match",
+        ),
+        ("more steps", |r| r.requests[0].steps += 1, "does not match"),
+        (
+            "savings the workload does not give",
+            |r| r.requests[0].saved.cached_steps = 1,
+            "saved (prompt, hit, cached, skipped)",
+        ),
+        (
+            "more steps skipped than done",
+            |r| r.requests[0].saved.skipped_steps = r.requests[0].steps_done + 1,
+            "steps skipped of",
+        ),
+        (
+            "met with a step left",
+            |r| r.requests[0].steps_done -= 1,
+            "finished with 3/4 steps",
+        ),
+        (
+            "an end after its last work",
+            |r| r.requests[0].end += tetriserve::Nanos(1),
+            "but its last work ends at",
+        ),
+        (
+            "missed though on time",
+            |r| r.requests[0].outcome = Outcome::Missed,
+            "inconsistent with end",
+        ),
+        (
+            "dropped after every step",
+            |r| r.requests[0].outcome = Outcome::Dropped,
+            "marked dropped",
+        ),
+    ];
+    for (name, brk, needle) in cases {
+        let mut broken = run.clone();
+        brk(&mut broken);
+        let errors = check_run(&broken, &workload, Some(&exact));
+        assert!(
+            errors.iter().any(|e| e.contains(needle)),
+            "{name}: expected an error containing `{needle}`, got {errors:?}"
+        );
+    }
+}
+
+/// Runs at the edges of the rules are valid: a cluster of one 64-GPU node (every mask bit in
+/// the node), a work of no duration (not ending before it starts), a request ending exactly at
+/// its deadline (met), works meeting end to start on a GPU and within a request.
+#[test]
+fn the_checker_accepts_runs_at_the_edges_of_its_rules() {
+    let workload = Workload::from_requests(vec![
+        req(0, 0, SMALL, 4, 10_000),
+        req(1, 0, LARGE, 4, 10_000),
+    ]);
+    let c = cluster(4);
+    let run = run_kind(PolicyKind::XditSp(2), &workload, &c).unwrap();
+    assert!(check_run(&run, &workload, None).is_empty());
+
+    let mut wide = run.clone();
+    (wide.gpus, wide.gpus_per_node) = (64, 64);
+    assert_eq!(check_run(&wide, &workload, None), Vec::<String>::new());
+
+    // Request 0's works squeezed to no duration, its end with them.
+    let mut instant = run.clone();
+    for w in instant.works.iter_mut().filter(|w| w.requests.contains(&0)) {
+        w.start = tetriserve::Nanos(0);
+        w.end = tetriserve::Nanos(0);
+    }
+    instant.requests[0].end = tetriserve::Nanos(0);
+    assert_eq!(check_run(&instant, &workload, None), Vec::<String>::new());
+
+    // Met exactly at the deadline.
+    let mut just = Workload::from_requests(vec![req(0, 0, SMALL, 4, 0), req(1, 0, LARGE, 4, 0)]);
+    let mut on_time = run.clone();
+    for (q, r) in just.requests.iter_mut().zip(&mut on_time.requests) {
+        (q.deadline, r.deadline) = (r.end, r.end);
+    }
+    assert_eq!(check_run(&on_time, &just, None), Vec::<String>::new());
+
+    // One GPU: every work starts as the previous one ends, on the same GPU.
+    let c1 = cluster(1);
+    let serial = run_kind(PolicyKind::XditSp(1), &workload, &c1).unwrap();
+    let touching = serial.works.windows(2).any(|p| p[1].start == p[0].end);
+    assert!(touching, "{:?}", serial.works);
+    assert_eq!(check_run(&serial, &workload, None), Vec::<String>::new());
+}
+
 fn cluster_strategy() -> impl Strategy<Value = tetriserve::cluster::Cluster> {
     (1u32..3, 1u32..4, any::<bool>()).prop_map(|(nodes, per_log2, pairs)| {
         let topology = if pairs {

@@ -226,13 +226,20 @@ fn starts_path(prev: Option<char>) -> bool {
     prev.is_none_or(|c| c.is_whitespace() || "\"'`(=:,[{|".contains(c))
 }
 
-/// The directories and files the walk leaves out: git's own files, build outputs and the
-/// fuzzers' corpora (all ignored by git), and `.gitignore`, whose `/target` is anchored at the
-/// repository root.
+/// The directories and files the walk leaves out: git's own files, build outputs, the
+/// fuzzers' corpora and the mutation runs' logs (all ignored by git), and `.gitignore`, whose
+/// `/target` is anchored at the repository root.
 fn skipped(name: &str) -> bool {
     matches!(
         name,
-        ".git" | "target" | "out" | "corpus" | "artifacts" | "__pycache__" | ".gitignore"
+        ".git"
+            | "target"
+            | "out"
+            | "corpus"
+            | "artifacts"
+            | "__pycache__"
+            | "mutants.out"
+            | ".gitignore"
     ) || name.contains(".tmp-")
 }
 
