@@ -194,6 +194,28 @@ fn deadlines_already_past_at_arrival_still_finish_best_effort_or_are_given_up() 
 
 /// A valid run of two requests on 4 GPUs, then one broken copy per invariant: the checker must
 /// notice each (it is what every property test relies on).
+/// A way to break a valid run's records.
+type Break = fn(&mut tetriserve::metrics::RunRecords);
+
+/// Each case (name, how to break a copy of `run`, a text its error must contain) is caught by
+/// the checker.
+fn each_break_is_noticed(
+    run: &tetriserve::metrics::RunRecords,
+    workload: &Workload,
+    exact: &dyn Fn(&WorkRecord) -> tetriserve::Nanos,
+    cases: &[(&str, Break, &str)],
+) {
+    for &(name, brk, needle) in cases {
+        let mut broken = run.clone();
+        brk(&mut broken);
+        let errors = check_run(&broken, workload, Some(exact));
+        assert!(
+            errors.iter().any(|e| e.contains(needle)),
+            "{name}: expected an error containing `{needle}`, got {errors:?}"
+        );
+    }
+}
+
 #[test]
 fn the_checker_notices_each_kind_of_broken_schedule() {
     let workload = Workload::from_requests(vec![
@@ -209,7 +231,6 @@ fn the_checker_notices_each_kind_of_broken_schedule() {
         Vec::<String>::new()
     );
     assert!(run.works.len() >= 2);
-    type Break = fn(&mut tetriserve::metrics::RunRecords);
     let cases: [(&str, Break, &str); 7] = [
         (
             "double booking",
@@ -256,15 +277,7 @@ fn the_checker_notices_each_kind_of_broken_schedule() {
             "unknown request",
         ),
     ];
-    for (name, brk, needle) in cases {
-        let mut broken = run.clone();
-        brk(&mut broken);
-        let errors = check_run(&broken, &workload, Some(&exact));
-        assert!(
-            errors.iter().any(|e| e.contains(needle)),
-            "{name}: expected an error containing `{needle}`, got {errors:?}"
-        );
-    }
+    each_break_is_noticed(&run, &workload, &exact, &cases);
 }
 
 /// One broken copy per rule the first table leaves out, each breaking that rule alone where
@@ -281,7 +294,6 @@ fn the_checker_notices_every_rule_it_states() {
     let costs = costs(&workload, &c);
     let exact = expected(&costs);
     assert_eq!(run.requests[0].outcome, Outcome::Met);
-    type Break = fn(&mut tetriserve::metrics::RunRecords);
     let cases: [(&str, Break, &str); 14] = [
         (
             "a record missing",
@@ -344,15 +356,7 @@ fn the_checker_notices_every_rule_it_states() {
             "marked dropped",
         ),
     ];
-    for (name, brk, needle) in cases {
-        let mut broken = run.clone();
-        brk(&mut broken);
-        let errors = check_run(&broken, &workload, Some(&exact));
-        assert!(
-            errors.iter().any(|e| e.contains(needle)),
-            "{name}: expected an error containing `{needle}`, got {errors:?}"
-        );
-    }
+    each_break_is_noticed(&run, &workload, &exact, &cases);
 }
 
 /// Runs at the edges of the rules are valid: a cluster of one 64-GPU node (every mask bit in
