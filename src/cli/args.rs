@@ -325,9 +325,53 @@ pub struct GoodputArgs {
     /// With --min-gpus and a log: replay it at this many times its rate (default 1).
     #[arg(long, value_name = "F")]
     pub time_scale: Option<f64>,
+    /// What meeting --target means at a point: the mean over the seeds, the lower end of its
+    /// 95% confidence interval, every seed on its own, or every resolution on its own.
+    #[arg(long, value_enum, default_value_t = CriterionArg::Mean)]
+    pub criterion: CriterionArg,
+    /// Generated workloads: search again with twice --requests per seed, and say whether the
+    /// answer holds (a stable answer does not move when the runs get longer).
+    #[arg(long)]
+    pub stability: bool,
+    /// Also measure the whole range and write DIR/curve.csv with DIR/attainment.png/.svg and
+    /// DIR/cost.png/.svg: every cluster size up to --max-gpus (with --min-gpus), or
+    /// --curve-points loads from the lowest to the highest of the rate search.
+    #[arg(long, value_name = "DIR")]
+    pub curve: Option<PathBuf>,
+    /// With --curve and the rate search: how many loads, evenly spaced (default 8, at most 64).
+    #[arg(long, value_name = "N")]
+    pub curve_points: Option<usize>,
+    /// With --curve: replace an existing DIR (one tetriserve wrote).
+    #[arg(long)]
+    pub force: bool,
     /// What to print on stdout: a line for people, or one JSON object / CSV row with every field.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
+}
+
+/// `goodput --criterion`: what meeting the target means at a point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CriterionArg {
+    /// The mean attainment over the seeds.
+    Mean,
+    /// The lower end of the mean's 95% confidence interval over the seeds.
+    CiLower,
+    /// Every seed on its own.
+    EverySeed,
+    /// Every resolution on its own (its requests pooled over the seeds).
+    EveryResolution,
+}
+
+impl From<CriterionArg> for crate::goodput::Criterion {
+    fn from(c: CriterionArg) -> Self {
+        use crate::goodput::Criterion;
+        match c {
+            CriterionArg::Mean => Criterion::Mean,
+            CriterionArg::CiLower => Criterion::CiLower,
+            CriterionArg::EverySeed => Criterion::EverySeed,
+            CriterionArg::EveryResolution => Criterion::EveryResolution,
+        }
+    }
 }
 
 /// How `goodput` prints its report.

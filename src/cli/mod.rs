@@ -771,8 +771,31 @@ fn refuse_flags_outside_mode(args: &GoodputArgs, log: bool) -> Result<()> {
     Ok(())
 }
 
+/// Writes a capacity curve into `st`: `curve.csv` and its charts.
+fn write_curve(
+    st: &crate::report::Staging,
+    planner: &crate::goodput::Planner,
+    target: f64,
+    axis: crate::goodput::curve::Axis,
+    points: &[crate::goodput::curve::Point],
+    at: &str,
+) -> Result<()> {
+    use crate::goodput::curve;
+    let csv = curve::to_csv(axis, planner.criterion.name(), target, points);
+    crate::files::write_file(&st.path("curve.csv"), csv.as_bytes())?;
+    curve::draw(
+        &st.path(""),
+        axis,
+        planner.policy(),
+        target,
+        &format!("{at}, {}", crate::goodput::load_phrase(planner)),
+        points,
+    )?;
+    Ok(())
+}
+
 fn run_goodput(args: GoodputArgs) -> Result<()> {
-    use crate::goodput::{Load, Planner, gpu_report, gpu_search, rate_report, rate_search};
+    use crate::goodput::{Load, Planner, curve, gpu_report, gpu_search, rate_report, rate_search};
     let refuse = |flag: &str, why: &str, hint: &str| -> Result<()> {
         Err(Error::config_hint(format!("{flag} {why}"), hint))
     };
@@ -803,11 +826,62 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
     overrides.trace = args.trace.clone();
     raw.apply(&overrides).map_err(|e| overrides.blame(e))?;
     let seeds = args.seeds.clone().unwrap_or_else(|| vec![1, 2, 3]);
-    let planner =
+    let mut planner =
         Planner::new(raw, &source, &args.policy, seeds).map_err(|e| overrides.blame(e))?;
+    planner.criterion = args.criterion.into();
     let log = matches!(planner.load, Load::Log { .. });
 
     refuse_flags_outside_mode(&args, log)?;
+    if args.stability && log {
+        return refuse(
+            "--stability",
+            "runs the search again on longer generated runs, and a log has its own length",
+            "replay a longer log, or drop --trace to plan from a generated workload",
+        );
+    }
+    if args.curve.is_none() {
+        for (set, flag) in [
+            (args.curve_points.is_some(), "--curve-points"),
+            (args.force, "--force"),
+        ] {
+            if set {
+                return refuse(
+                    flag,
+                    "belongs to --curve, and no --curve DIR was given",
+                    "add --curve DIR, or drop it",
+                );
+            }
+        }
+    }
+    if args.min_gpus && args.curve_points.is_some() {
+        return refuse(
+            "--curve-points",
+            "spaces the loads of a rate curve, and --min-gpus draws every cluster size",
+            "drop --curve-points",
+        );
+    }
+    let curve_points = args.curve_points.unwrap_or(8);
+    if !(2..=64).contains(&curve_points) {
+        return refuse(
+            "--curve-points",
+            &format!("is {curve_points}: a curve needs 2 to 64 points"),
+            "e.g. --curve-points 8",
+        );
+    }
+    if matches!(planner.criterion, crate::goodput::Criterion::CiLower)
+        && let Load::Generated { seeds } = &planner.load
+        && seeds.len() < 2
+    {
+        return refuse(
+            "--criterion ci-lower",
+            "needs a confidence interval, and one seed gives none",
+            "give two or more seeds, e.g. --seeds 1,2,3",
+        );
+    }
+    let staging = match &args.curve {
+        Some(dir) => Some(crate::report::Staging::create(dir, args.force)?),
+        None => None,
+    };
     // TetriServe's tuning acts only when the policy searched is a TetriServe variant.
     if !matches!(
         args.policy.parse::<PolicyKind>(),
@@ -848,8 +922,45 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
         if let Some(w) = planner.check_reachable(args.target, candidates.last().copied())? {
             eprintln!("warning: {w}");
         }
-        let r = gpu_search(&planner, args.target, x, candidates)?;
-        gpu_report(&planner, args.target, x, &r)
+        if let Some(st) = &staging {
+            let xs: Vec<f64> = candidates.iter().map(|&g| f64::from(g)).collect();
+            let points = curve::measure(&planner, args.target, curve::Axis::Gpus, &xs, x, None)?;
+            let at = match &planner.load {
+                Load::Log { .. } => format!("{x}x the log's rate"),
+                Load::Generated { .. } => format!("{x} req/min"),
+            };
+            write_curve(st, &planner, args.target, curve::Axis::Gpus, &points, &at)?;
+        }
+        let r = gpu_search(&planner, args.target, x, candidates.clone())?;
+        let mut report = gpu_report(&planner, args.target, x, &r);
+        if args.stability
+            && let Some(longer) = planner.with_requests_scaled(2)?
+        {
+            let n = longer.requests_per_run()?;
+            let again = gpu_search(&longer, args.target, x, candidates)?;
+            let (a, b) = (
+                r.best.as_ref().map(|b| b.0),
+                again.best.as_ref().map(|b| b.0),
+            );
+            let show = |g: Option<u32>| {
+                g.map_or_else(|| "none in range".to_string(), |g| format!("{g} GPUs"))
+            };
+            let said = if a == b {
+                format!(
+                    "stable: with {n} requests per seed the answer is again {}",
+                    show(b)
+                )
+            } else {
+                format!(
+                    "NOT stable: with {n} requests per seed the answer is {} (was {}); trust the longer runs, and check again at --requests {}",
+                    show(b),
+                    show(a),
+                    n * 2
+                )
+            };
+            report.add_stability(n, b.map(f64::from), a == b, &said);
+        }
+        report
     } else {
         let (lo, hi, flags) = match &planner.load {
             Load::Log { .. } => (
@@ -883,13 +994,69 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
         }
         // The tolerance is in requests per minute; a log's search runs on its scale.
         let step = planner.rate_at(1.0);
+        if let Some(st) = &staging {
+            let xs = curve::spaced(lo, hi, curve_points);
+            let points = curve::measure(
+                &planner,
+                args.target,
+                curve::Axis::Rate,
+                &xs,
+                0.0,
+                args.gpus,
+            )?;
+            let at = match args.gpus {
+                Some(g) => format!("{g} GPUs"),
+                None => format!("{} GPUs", planner.gpus()?),
+            };
+            write_curve(st, &planner, args.target, curve::Axis::Rate, &points, &at)?;
+        }
         let r = rate_search(&planner, args.target, (lo, hi), tolerance / step, args.gpus)?;
         let gpus = match args.gpus {
             Some(g) => g,
             None => planner.gpus()?,
         };
-        rate_report(&planner, args.target, gpus, (lo, hi), &r)
+        let mut report = rate_report(&planner, args.target, gpus, (lo, hi), &r);
+        if args.stability
+            && let Some(longer) = planner.with_requests_scaled(2)?
+        {
+            let n = longer.requests_per_run()?;
+            let again = rate_search(&longer, args.target, (lo, hi), tolerance / step, args.gpus)?;
+            let (a, b) = (
+                r.best.as_ref().map(|b| longer.rate_at(b.0)),
+                again.best.as_ref().map(|b| longer.rate_at(b.0)),
+            );
+            // Stable: the answers agree within the search's tolerance or 5%, whichever is wider.
+            let stable = match (a, b) {
+                (Some(a), Some(b)) => (a - b).abs() <= tolerance.max(0.05 * a.abs()),
+                (None, None) => true,
+                _ => false,
+            };
+            let show = |v: Option<f64>| {
+                v.map_or_else(
+                    || "none in range".to_string(),
+                    |v| format!("{v:.2} req/min"),
+                )
+            };
+            let said = if stable {
+                format!(
+                    "stable: with {n} requests per seed the answer is {} (within 5% or --tolerance)",
+                    show(b)
+                )
+            } else {
+                format!(
+                    "NOT stable: with {n} requests per seed the answer is {} (was {}); trust the longer runs, and check again at --requests {}",
+                    show(b),
+                    show(a),
+                    n * 2
+                )
+            };
+            report.add_stability(n, b, stable, &said);
+        }
+        report
     };
+    if let Some(st) = staging {
+        st.commit()?;
+    }
     let text = match args.format {
         ReportFormat::Table => format!("{}\n", report.line),
         ReportFormat::Json => report.to_json(),

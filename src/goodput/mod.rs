@@ -16,6 +16,7 @@
 //! per met image pooled over the runs (`metrics::summary` defines them). Reports come as one line for people, or one JSON object
 //! or CSV row with every field ([`Report`]).
 
+pub mod curve;
 mod report;
 
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ use crate::simulate::summarise_workload;
 use crate::slo_fit::NeverMet;
 use crate::workload::Workload;
 
-pub use report::{FieldValue, Report, gpu_report, rate_report};
+pub use report::{FieldValue, Report, gpu_report, load_phrase, rate_report};
 
 /// What a point of a search serves.
 #[derive(Clone, Debug)]
@@ -54,11 +55,76 @@ pub fn log_rate_per_min(w: &Workload) -> Option<f64> {
     (w.len() >= 2 && span > 0.0).then(|| (w.len() - 1) as f64 / span * 60.0)
 }
 
+/// What "the target is met" means at a point of a search.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Criterion {
+    /// The mean attainment over the runs reaches the target.
+    #[default]
+    Mean,
+    /// The lower end of the 95% confidence interval of the mean over the seeds reaches it
+    /// (with one run, the mean itself: there is no interval).
+    CiLower,
+    /// Every run (seed) reaches it on its own.
+    EverySeed,
+    /// Every resolution, its requests pooled over the runs, reaches it on its own.
+    EveryResolution,
+}
+
+impl Criterion {
+    pub const ALL: [Criterion; 4] = [
+        Criterion::Mean,
+        Criterion::CiLower,
+        Criterion::EverySeed,
+        Criterion::EveryResolution,
+    ];
+
+    /// The name the flag and the reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Criterion::Mean => "mean",
+            Criterion::CiLower => "ci-lower",
+            Criterion::EverySeed => "every-seed",
+            Criterion::EveryResolution => "every-resolution",
+        }
+    }
+
+    /// What the criterion asks, for people.
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Criterion::Mean => "mean over the runs",
+            Criterion::CiLower => "lower end of the 95% CI over the seeds",
+            Criterion::EverySeed => "on every seed",
+            Criterion::EveryResolution => "for every resolution",
+        }
+    }
+}
+
+/// One resolution's requests at a point, pooled over its runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolutionCount {
+    pub resolution: crate::workload::Resolution,
+    pub requests: usize,
+    pub met: usize,
+}
+
+impl ResolutionCount {
+    pub fn attainment(&self) -> f64 {
+        self.met as f64 / self.requests.max(1) as f64
+    }
+}
+
 /// The runs of one point of a search (one per seed, or the one replay of a log).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Measure {
     /// Mean SLO attainment over the runs.
     pub slo_attainment: f64,
+    /// Half-width of the 95% confidence interval of that mean over the runs (Student's t);
+    /// 0 with a single run.
+    pub ci95: f64,
+    /// Each run's attainment, in seed order.
+    pub per_run: Vec<f64>,
+    /// Per resolution, smallest first, pooled over the runs.
+    pub per_resolution: Vec<ResolutionCount>,
     pub runs: usize,
     /// Summed over the runs.
     pub requests: usize,
@@ -81,8 +147,37 @@ impl Measure {
         let mut cost = CostSummary::of(op, busy, provisioned, met);
         cost.usd = cost.usd.map(|x| x / n);
         cost.energy_wh = cost.energy_wh.map(|x| x / n);
+        let per_run: Vec<f64> = summaries.iter().map(|s| s.slo_attainment).collect();
+        let (mean, ci95) = crate::sweep::mean_ci95(&per_run);
+        let mut per_resolution: Vec<ResolutionCount> = Vec::new();
+        for s in summaries {
+            for (key, r) in &s.per_resolution {
+                // The summary's keys are `Resolution`s written out; they parse back.
+                let Ok(resolution) = key.parse::<crate::workload::Resolution>() else {
+                    continue;
+                };
+                match per_resolution
+                    .iter_mut()
+                    .find(|c| c.resolution == resolution)
+                {
+                    Some(c) => {
+                        c.requests += r.requests;
+                        c.met += r.met;
+                    }
+                    None => per_resolution.push(ResolutionCount {
+                        resolution,
+                        requests: r.requests,
+                        met: r.met,
+                    }),
+                }
+            }
+        }
+        per_resolution.sort_by_key(|c| (c.resolution.tokens(), c.resolution));
         Measure {
-            slo_attainment: sum(|s| s.slo_attainment) / n,
+            slo_attainment: if summaries.is_empty() { 0.0 } else { mean },
+            ci95,
+            per_run,
+            per_resolution,
             runs: summaries.len(),
             requests: summaries.iter().map(|s| s.requests).sum(),
             met,
@@ -91,7 +186,39 @@ impl Measure {
             cost,
         }
     }
+
+    /// Whether this point meets `target` under `criterion`.
+    pub fn meets(&self, target: f64, criterion: Criterion) -> bool {
+        match criterion {
+            Criterion::Mean => self.slo_attainment >= target,
+            Criterion::CiLower => self.slo_attainment - self.ci95 >= target,
+            Criterion::EverySeed => {
+                !self.per_run.is_empty() && self.per_run.iter().all(|&a| a >= target)
+            }
+            Criterion::EveryResolution => self
+                .per_resolution
+                .iter()
+                .filter(|c| c.requests > 0)
+                .all(|c| c.attainment() >= target),
+        }
+    }
+
+    /// The lowest attainment of a single run.
+    pub fn worst_run(&self) -> Option<f64> {
+        self.per_run.iter().copied().reduce(f64::min)
+    }
+
+    /// The resolution with the lowest attainment, and that attainment.
+    pub fn worst_resolution(&self) -> Option<&ResolutionCount> {
+        self.per_resolution
+            .iter()
+            .filter(|c| c.requests > 0)
+            .min_by(|a, b| a.attainment().total_cmp(&b.attainment()))
+    }
 }
+
+/// A measured point: the bits of its rate or scale, and its GPUs.
+type PointKey = (u64, Option<u32>);
 
 /// A policy, a scenario and a load: what the searches measure at each point.
 pub struct Planner {
@@ -99,6 +226,11 @@ pub struct Planner {
     source: String,
     policy: String,
     pub load: Load,
+    /// What meeting the target means at a point (default: the mean over the runs).
+    pub criterion: Criterion,
+    /// Points measured so far, by (x's bits, GPUs): a search and a curve over the same
+    /// points run each simulation once.
+    measured: std::cell::RefCell<Vec<(PointKey, Measure)>>,
 }
 
 impl Planner {
@@ -153,7 +285,57 @@ impl Planner {
             source: source.to_string(),
             policy: policy.to_string(),
             load,
+            criterion: Criterion::default(),
+            measured: std::cell::RefCell::new(Vec::new()),
         })
+    }
+
+    /// Whether `m` meets `target` under this planner's criterion.
+    pub fn meets(&self, m: &Measure, target: f64) -> bool {
+        m.meets(target, self.criterion)
+    }
+
+    /// The policy planned for.
+    pub fn policy(&self) -> &str {
+        &self.policy
+    }
+
+    /// The same plan with every generated run `factor` times as long (`--requests` scaled),
+    /// the stability check's second look; `None` for a log, whose length is its own, or when
+    /// the scenario's request count times `factor` passes the bound on requests.
+    pub fn with_requests_scaled(&self, factor: usize) -> Result<Option<Planner>> {
+        let Load::Generated { seeds } = &self.load else {
+            return Ok(None);
+        };
+        let requests = match self.scenario(None, None, None)?.workload {
+            WorkloadSource::Synthetic(w) => w.requests,
+            WorkloadSource::Trace { .. } => return Ok(None),
+        };
+        let Some(more) = requests
+            .checked_mul(factor)
+            .filter(|&n| n <= crate::workload::MAX_REQUESTS)
+        else {
+            return Ok(None);
+        };
+        let mut raw = self.raw.clone();
+        raw.apply(&Overrides {
+            requests: Some(more),
+            ..Overrides::default()
+        })?;
+        let mut p = Planner::new(raw, &self.source, &self.policy, seeds.clone())?;
+        p.criterion = self.criterion;
+        Ok(Some(p))
+    }
+
+    /// Requests of one generated run (the scenario's `requests`), or of the log.
+    pub fn requests_per_run(&self) -> Result<usize> {
+        match &self.load {
+            Load::Log { workload, .. } => Ok(workload.len()),
+            Load::Generated { .. } => match self.scenario(None, None, None)?.workload {
+                WorkloadSource::Synthetic(w) => Ok(w.requests),
+                WorkloadSource::Trace { .. } => Ok(0),
+            },
+        }
     }
 
     /// The validated scenario with `gpus` GPUs (the scenario's own if `None`) and, for a
@@ -182,6 +364,16 @@ impl Planner {
     /// Measures the load at `x` (a rate in requests per minute for a generated load; the scale
     /// factor for a log) on `gpus` GPUs (the scenario's own if `None`).
     pub fn measure(&self, x: f64, gpus: Option<u32>) -> Result<Measure> {
+        let key = (x.to_bits(), gpus);
+        if let Some((_, m)) = self.measured.borrow().iter().find(|(k, _)| *k == key) {
+            return Ok(m.clone());
+        }
+        let m = self.measure_afresh(x, gpus)?;
+        self.measured.borrow_mut().push((key, m.clone()));
+        Ok(m)
+    }
+
+    fn measure_afresh(&self, x: f64, gpus: Option<u32>) -> Result<Measure> {
         match &self.load {
             Load::Generated { seeds } => {
                 let mut summaries = Vec::with_capacity(seeds.len());
@@ -429,7 +621,7 @@ pub fn rate_search(
         planner.measure(x, gpus)
     };
     let low = at(lo)?;
-    if low.slo_attainment < target {
+    if !planner.meets(&low, target) {
         return Ok(RateSearch {
             outcome: SearchEnd::BelowRange,
             best: None,
@@ -438,7 +630,7 @@ pub fn rate_search(
         });
     }
     let high = at(hi)?;
-    if high.slo_attainment >= target {
+    if planner.meets(&high, target) {
         return Ok(RateSearch {
             outcome: SearchEnd::AtTop,
             best: Some((hi, high)),
@@ -455,7 +647,7 @@ pub fn rate_search(
             break;
         }
         let m = at(mid)?;
-        if m.slo_attainment >= target {
+        if planner.meets(&m, target) {
             good = (mid, m);
         } else {
             bad = (mid, m);
@@ -503,7 +695,7 @@ pub fn gpu_search(
         planner.measure(x, Some(g))
     };
     let top = at(last)?;
-    if top.slo_attainment < target {
+    if !planner.meets(&top, target) {
         return Ok(GpuSearch {
             outcome: SearchEnd::BelowRange,
             best: None,
@@ -522,7 +714,7 @@ pub fn gpu_search(
         });
     }
     let bottom = at(first)?;
-    if bottom.slo_attainment >= target {
+    if planner.meets(&bottom, target) {
         return Ok(GpuSearch {
             outcome: SearchEnd::Found,
             best: Some((first, bottom)),
@@ -536,7 +728,7 @@ pub fn gpu_search(
     while hi.0 - lo.0 > 1 {
         let mid = (lo.0 + hi.0) / 2;
         let m = at(candidates[mid])?;
-        if m.slo_attainment >= target {
+        if planner.meets(&m, target) {
             hi = (mid, m);
         } else {
             lo = (mid, m);

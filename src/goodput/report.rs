@@ -3,7 +3,7 @@
 //! for people, one JSON object or one CSV header and row. The three share the fields, so a
 //! tool reading the JSON and a spreadsheet reading the CSV see the same figures.
 
-use super::{GpuSearch, Load, Measure, Planner, RateSearch, SearchEnd};
+use super::{Criterion, GpuSearch, Load, Measure, Planner, RateSearch, SearchEnd};
 
 /// A search's report: one ordered list of named fields, printed as a line for people, one
 /// JSON object or one CSV row (the same fields in all three).
@@ -100,12 +100,39 @@ fn load_fields(planner: &Planner) -> (Vec<(&'static str, FieldValue)>, String) {
     }
 }
 
+/// The load of a plan in a few words (for chart titles).
+pub fn load_phrase(planner: &Planner) -> String {
+    load_fields(planner).1
+}
+
+impl Report {
+    /// Appends the stability check: the answer again with `requests` per run, and whether it
+    /// holds.
+    pub fn add_stability(
+        &mut self,
+        requests: usize,
+        answer: Option<f64>,
+        stable: bool,
+        said: &str,
+    ) {
+        self.fields.extend([
+            (
+                "stability_requests_per_run",
+                FieldValue::Count(requests as u64),
+            ),
+            ("stability_answer", FieldValue::opt(answer)),
+            ("stable", FieldValue::Text(stable.to_string())),
+        ]);
+        self.line.push_str(&format!("\n  {said}"));
+    }
+}
+
 /// The fields of a measure, each name prefixed (`at_`, `below_`); `None` gives empty fields.
 fn measure_fields<T>(
     prefix: &'static str,
     m: Option<&(T, Measure)>,
 ) -> Vec<(&'static str, FieldValue)> {
-    let names: [&'static str; 9] = match prefix {
+    let names: [&'static str; 15] = match prefix {
         "at" => [
             "slo_attainment",
             "requests",
@@ -116,6 +143,12 @@ fn measure_fields<T>(
             "usd_per_1k_met_images",
             "energy_wh",
             "wh_per_met_image",
+            "ci95_low",
+            "ci95_high",
+            "worst_seed_attainment",
+            "per_seed_attainment",
+            "per_resolution_attainment",
+            "worst_resolution",
         ],
         _ => [
             "below_slo_attainment",
@@ -127,10 +160,16 @@ fn measure_fields<T>(
             "below_usd_per_1k_met_images",
             "below_energy_wh",
             "below_wh_per_met_image",
+            "below_ci95_low",
+            "below_ci95_high",
+            "below_worst_seed_attainment",
+            "below_per_seed_attainment",
+            "below_per_resolution_attainment",
+            "below_worst_resolution",
         ],
     };
     let values = match m {
-        None => vec![FieldValue::None; 9],
+        None => vec![FieldValue::None; 15],
         Some((_, m)) => vec![
             FieldValue::Number(m.slo_attainment),
             FieldValue::Count(m.requests as u64),
@@ -141,9 +180,53 @@ fn measure_fields<T>(
             FieldValue::opt(m.cost.usd_per_1k_met_images),
             FieldValue::opt(m.cost.energy_wh),
             FieldValue::opt(m.cost.wh_per_met_image),
+            FieldValue::Number(m.slo_attainment - m.ci95),
+            FieldValue::Number(m.slo_attainment + m.ci95),
+            FieldValue::opt(m.worst_run()),
+            FieldValue::Text(
+                m.per_run
+                    .iter()
+                    .map(|a| format!("{a}"))
+                    .collect::<Vec<_>>()
+                    .join(";"),
+            ),
+            FieldValue::Text(
+                m.per_resolution
+                    .iter()
+                    .map(|c| format!("{}={}", c.resolution, c.attainment()))
+                    .collect::<Vec<_>>()
+                    .join(";"),
+            ),
+            m.worst_resolution().map_or(FieldValue::None, |c| {
+                FieldValue::Text(c.resolution.to_string())
+            }),
         ],
     };
     names.into_iter().zip(values).collect()
+}
+
+/// Attainment at a point for people: the mean, its 95% CI over the seeds (when there are
+/// several), and each resolution's.
+fn attainment_phrase(m: &Measure) -> String {
+    let mut s = format!("{:.1}%", m.slo_attainment * 100.0);
+    if m.runs > 1 {
+        s.push_str(&format!(
+            ", 95% CI {:.1}-{:.1}% over {} seeds, worst seed {:.1}%",
+            (m.slo_attainment - m.ci95) * 100.0,
+            ((m.slo_attainment + m.ci95) * 100.0).min(100.0),
+            m.runs,
+            m.worst_run().unwrap_or(0.0) * 100.0
+        ));
+    }
+    if m.per_resolution.len() > 1 {
+        let each: Vec<String> = m
+            .per_resolution
+            .iter()
+            .map(|c| format!("{} {:.1}%", c.resolution, c.attainment() * 100.0))
+            .collect();
+        s.push_str(&format!("; by resolution {}", each.join(", ")));
+    }
+    s
 }
 
 /// The cost of a measure, for people.
@@ -159,6 +242,14 @@ fn cost_phrase(m: &Measure) -> String {
         s.push_str(&format!(", {wh:.1} Wh per met image"));
     }
     s
+}
+
+/// The criterion in a sentence; nothing for the default mean.
+fn criterion_phrase(planner: &Planner) -> String {
+    match planner.criterion {
+        Criterion::Mean => String::new(),
+        c => format!(" ({})", c.phrase()),
+    }
 }
 
 /// The report of a [`rate_search`] with `planner` on `gpus` GPUs.
@@ -179,6 +270,10 @@ pub fn rate_report(
         ("search", FieldValue::Text("rate".into())),
         ("policy", FieldValue::Text(planner.policy.clone())),
         ("target", FieldValue::Number(target)),
+        (
+            "criterion",
+            FieldValue::Text(planner.criterion.name().into()),
+        ),
         ("gpus", FieldValue::Count(u64::from(gpus))),
     ];
     fields.extend(load);
@@ -196,18 +291,24 @@ pub fn rate_report(
     ]);
     fields.extend(measure_fields("at", r.best.as_ref()));
     let who = format!("{} on {gpus} GPUs", planner.policy);
+    let crit = criterion_phrase(planner);
     let pct = target * 100.0;
     let line = match (&r.best, r.outcome) {
-        (None, _) => match &planner.load {
-            Load::Log { .. } => format!(
-                "{who}: below {pct:.0}% SLO attainment even at {}x the log's rate ({load_phrase})",
-                range.0
-            ),
-            Load::Generated { .. } => format!(
-                "{who}: below {pct:.0}% SLO attainment even at {} req/min ({load_phrase})",
-                range.0
-            ),
-        },
+        (None, _) => {
+            let there = r.missed.as_ref().map_or_else(String::new, |(_, m)| {
+                format!("; {} there", attainment_phrase(m))
+            });
+            match &planner.load {
+                Load::Log { .. } => format!(
+                    "{who}: below {pct:.0}% SLO attainment{crit} even at {}x the log's rate ({load_phrase}{there})",
+                    range.0
+                ),
+                Load::Generated { .. } => format!(
+                    "{who}: below {pct:.0}% SLO attainment{crit} even at {} req/min ({load_phrase}{there})",
+                    range.0
+                ),
+            }
+        }
         (Some((x, m)), outcome) => {
             let held = match &planner.load {
                 Load::Log { .. } => format!(
@@ -222,8 +323,8 @@ pub fn rate_report(
                 ""
             };
             format!(
-                "{who}: {held} at {pct:.0}% SLO attainment ({:.1}% there; {load_phrase}); {}{top}",
-                m.slo_attainment * 100.0,
+                "{who}: {held} at {pct:.0}% SLO attainment{crit} ({} there; {load_phrase}); {}{top}",
+                attainment_phrase(m),
                 cost_phrase(m)
             )
         }
@@ -240,6 +341,10 @@ pub fn gpu_report(planner: &Planner, target: f64, x: f64, r: &GpuSearch) -> Repo
         ("search", FieldValue::Text("gpus".into())),
         ("policy", FieldValue::Text(planner.policy.clone())),
         ("target", FieldValue::Number(target)),
+        (
+            "criterion",
+            FieldValue::Text(planner.criterion.name().into()),
+        ),
     ];
     fields.extend(load);
     fields.extend([
@@ -279,24 +384,36 @@ pub fn gpu_report(planner: &Planner, target: f64, x: f64, r: &GpuSearch) -> Repo
         format!("{x} req/min ({load_phrase})")
     };
     let pct = target * 100.0;
+    let crit = criterion_phrase(planner);
     let largest = r.candidates.last().copied().unwrap_or(0);
     let line = match (&r.best, &r.below) {
         (None, below) => format!(
-            "{}: below {pct:.0}% SLO attainment at {load_at} even on {largest} GPUs ({:.1}% there); raise --max-gpus",
+            "{}: below {pct:.0}% SLO attainment{crit} at {load_at} even on {largest} GPUs ({} there); raise --max-gpus",
             planner.policy,
             below
                 .as_ref()
-                .map_or(0.0, |(_, m)| m.slo_attainment * 100.0)
+                .map_or_else(|| "0.0%".to_string(), |(_, m)| attainment_phrase(m))
         ),
         (Some((g, m)), below) => {
             let step = match below {
-                Some((b, bm)) => format!("{:.1}% on {b} GPUs", bm.slo_attainment * 100.0),
+                Some((b, bm)) => match bm
+                    .worst_resolution()
+                    .filter(|_| bm.per_resolution.len() > 1)
+                {
+                    Some(w) => format!(
+                        "{:.1}% on {b} GPUs, where {} met {:.1}%",
+                        bm.slo_attainment * 100.0,
+                        w.resolution,
+                        w.attainment() * 100.0
+                    ),
+                    None => format!("{:.1}% on {b} GPUs", bm.slo_attainment * 100.0),
+                },
                 None => "the smallest size tried".to_string(),
             };
             format!(
-                "{}: {g} GPUs hold {load_at} at {pct:.0}% SLO attainment ({:.1}% there, {step}); {}",
+                "{}: {g} GPUs hold {load_at} at {pct:.0}% SLO attainment{crit} ({} there; {step}); {}",
                 planner.policy,
-                m.slo_attainment * 100.0,
+                attainment_phrase(m),
                 cost_phrase(m)
             )
         }

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::{Ranged, ValueFormatter};
+use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -47,6 +47,9 @@ pub struct Frame {
     /// Logarithmic x axis (base 2) of a line chart, labelled at the powers of two, e.g. for
     /// cluster sizes; points at x <= 0 are left out.
     pub x_log2: bool,
+    /// Label the x axis of a line chart at exactly these values (the measured points, say)
+    /// instead of round numbers; ignored on a log2 x axis, which is labelled at its powers.
+    pub x_ticks: Option<Vec<f64>>,
 }
 
 /// One box of a GPU timeline: `gpu` row, `[start, end)` seconds, a colour class (resolution
@@ -770,46 +773,132 @@ impl Figure for LineFig<'_> {
             .collect();
 
         let mut b = builder(&area, self.frame);
+        let ticks = self
+            .frame
+            .x_ticks
+            .clone()
+            .filter(|t| !x_log && !t.is_empty());
+        let axes = Axes {
+            frame: self.frame,
+            series: self.series,
+            data: &data,
+            x_powers: x_log.then_some(x_powers),
+            xtick,
+        };
         let plot = if log {
             let (lo, hi) = (from_axis(y0), from_axis(y1));
-            let mut chart = b.build_cartesian_2d(x0..x1, (lo..hi).log_scale().base(2.0))?;
             let powers = (hi.log2().floor() - lo.log2().ceil() + 1.0).max(1.0) as usize;
             let ylabel = |v: &f64| format!("{}", v.round());
-            let mut mesh = chart.configure_mesh();
-            style_mesh(&mut mesh, self.frame);
-            if x_log {
-                mesh.x_labels(x_powers);
+            let y = (lo..hi).log_scale().base(2.0);
+            match ticks {
+                Some(t) => axes.draw(&mut b, Ticked::new(x0..x1, t), y, Some(powers), &ylabel)?,
+                None => axes.draw(&mut b, x0..x1, y, Some(powers), &ylabel)?,
             }
-            mesh.x_label_formatter(&xtick)
-                .y_labels(powers)
-                .y_label_formatter(&ylabel)
-                .draw()?;
-            draw_lines(&mut chart, self.series, &data)?;
-            chart.plotting_area().get_pixel_range()
         } else {
-            let mut chart = b.build_cartesian_2d(x0..x1, y0..y1)?;
-            let mut mesh = chart.configure_mesh();
-            style_mesh(&mut mesh, self.frame);
-            if x_log {
-                mesh.x_labels(x_powers);
+            match ticks {
+                Some(t) => axes.draw(&mut b, Ticked::new(x0..x1, t), y0..y1, None, &tick)?,
+                None => axes.draw(&mut b, x0..x1, y0..y1, None, &tick)?,
             }
-            mesh.x_label_formatter(&xtick)
-                .y_label_formatter(&tick)
-                .draw()?;
-            draw_lines(&mut chart, self.series, &data)?;
-            chart.plotting_area().get_pixel_range()
         };
         draw_legend(root, plot, placement, &entries)
     }
 }
 
+/// A linear f64 axis labelled at given values (the measured points) rather than at round
+/// numbers.
+struct Ticked {
+    inner: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ticked {
+    fn new(range: std::ops::Range<f64>, ticks: Vec<f64>) -> Ticked {
+        let ticks = ticks
+            .into_iter()
+            .filter(|t| t.is_finite() && range.contains(t))
+            .collect();
+        Ticked {
+            inner: range.into(),
+            ticks,
+        }
+    }
+}
+
+impl Ranged for Ticked {
+    type FormatOption = plotters::coord::ranged1d::DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        // Bold points only: the light grid is not drawn.
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+/// What a line chart's axes are drawn from, whatever the coordinate types.
+struct Axes<'s> {
+    frame: &'s Frame,
+    series: &'s [Series],
+    data: &'s [Vec<(f64, f64, f64, f64)>],
+    /// How many x labels on a log2 x axis (one per power); `None` on a linear one.
+    x_powers: Option<usize>,
+    xtick: &'s dyn Fn(&f64) -> String,
+}
+
+impl Axes<'_> {
+    /// Builds the chart on coordinates `x` and `y`, draws the mesh and the lines, and returns
+    /// the plotting area's pixel range (for the legend).
+    fn draw<'a, 'b, DB, XS, YS>(
+        &self,
+        b: &mut ChartBuilder<'a, 'b, DB>,
+        x: XS,
+        y: YS,
+        y_labels: Option<usize>,
+        ylabel: &dyn Fn(&f64) -> String,
+    ) -> Result<(std::ops::Range<i32>, std::ops::Range<i32>), DrawErr>
+    where
+        DB: DrawingBackend + 'a,
+        XS: AsRangedCoord<Value = f64>,
+        XS::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
+        YS: AsRangedCoord<Value = f64>,
+        YS::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
+        let mut chart = b.build_cartesian_2d(x, y)?;
+        let mut mesh = chart.configure_mesh();
+        style_mesh(&mut mesh, self.frame);
+        if let Some(n) = self.x_powers {
+            mesh.x_labels(n);
+        }
+        if let Some(n) = y_labels {
+            mesh.y_labels(n);
+        }
+        mesh.x_label_formatter(self.xtick)
+            .y_label_formatter(ylabel)
+            .draw()?;
+        draw_lines(&mut chart, self.series, self.data)?;
+        Ok(chart.plotting_area().get_pixel_range())
+    }
+}
+
 /// Bands first (so lines stay on top of every band), then lines with markers.
-fn draw_lines<'a, DB: DrawingBackend + 'a, Y>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+fn draw_lines<'a, DB: DrawingBackend + 'a, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     series: &[Series],
     data: &[Vec<(f64, f64, f64, f64)>],
 ) -> Drawn
 where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
     for (i, pts) in data.iter().enumerate() {
@@ -1487,6 +1576,7 @@ mod tests {
             y_range: None,
             y_log2: false,
             x_log2: false,
+            x_ticks: None,
         }
     }
 
@@ -1579,6 +1669,33 @@ mod tests {
             !texts.iter().any(|x| x == "24" || x == "48" || x == "11.31"),
             "{texts:?}"
         );
+    }
+
+    #[test]
+    fn x_ticks_label_exactly_the_given_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("gpus");
+        let mut f = frame("attainment by GPUs");
+        f.x_ticks = Some(vec![8.0, 16.0, 24.0, 32.0]);
+        let series = vec![Series {
+            label: "policy".to_string(),
+            points: vec![
+                (8.0, 50.0, 50.0, 50.0),
+                (16.0, 60.0, 60.0, 60.0),
+                (24.0, 80.0, 80.0, 80.0),
+                (32.0, 90.0, 90.0, 90.0),
+            ],
+            dashed: false,
+        }];
+        line_chart(&base, &f, &series).unwrap();
+        let texts = svg_texts(&base);
+        for t in ["8", "16", "24", "32"] {
+            assert!(texts.iter().any(|x| x == t), "lacks tick {t}: {texts:?}");
+        }
+        // Round numbers between the measured points are not labelled.
+        for t in ["10", "15", "20", "25", "30"] {
+            assert!(!texts.iter().any(|x| x == t), "labels {t}: {texts:?}");
+        }
     }
 
     #[test]

@@ -402,6 +402,7 @@ pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Ve
         y_range: (y == Metric::Attainment).then_some((0.0, 100.0)),
         y_log2: false,
         x_log2: false,
+        x_ticks: None,
     };
     let mut order: Vec<String> = Vec::new();
     for r in &rows {

@@ -500,3 +500,202 @@ fn too_few_requests_for_the_target_are_warned_about() {
     let g = Planner::new(r, "default", "xdit-sp8", vec![1, 2, 3]).unwrap();
     assert!(g.sample_warning(0.9).unwrap().is_some());
 }
+
+/// Two resolutions drawn independently per request: 256 px always meets its SLO alone
+/// (2.5 s of 10 steps at SP 1 against 5 s), 512 px never does (10 s). With arrivals a minute
+/// apart nothing queues, so each seed's attainment is its share of 256 px requests, counted
+/// here from the workload itself; the 95% interval over the seeds follows by hand.
+#[test]
+fn confidence_intervals_and_criteria_follow_the_seeds_by_hand() {
+    use tetriserve::goodput::Criterion;
+    let dir = tempfile::tempdir().unwrap();
+    let mut profile = String::from(PROFILE);
+    for k in [1, 2, 4, 8] {
+        for b in [1, 2, 4] {
+            profile.push_str(&format!(
+                "flux1-dev,h100,512,512,{k},{b},{},,test,nvlink\n",
+                1000 * b / k
+            ));
+        }
+    }
+    std::fs::write(dir.path().join("profile.csv"), profile).unwrap();
+    let raw = RawScenario::parse(
+        "[cluster]\nnodes = 1\ngpus_per_node = 8\n[cost]\nprofile = \"profile.csv\"\n[overheads]\nremap_fraction = 0.0\n[workload]\narrival = \"constant\"\nrate_per_min = 1.0\nrequests = 20\nmix = \"custom:256=1,512=1\"\nsampling = \"iid\"\nsteps = 10\n[slo]\nscale = 1.0\nbases_s = { \"256x256\" = 5.0, \"512x512\" = 5.0 }\n",
+        "two.toml",
+        dir.path(),
+    )
+    .unwrap()
+    .or(RawScenario::default_scenario());
+    let seeds = vec![1, 2, 3, 4];
+    let mut p = Planner::new(raw.clone(), "two.toml", "xdit-sp1", seeds.clone()).unwrap();
+    // Each seed's share of 256 px requests, from the generated workloads.
+    let shares: Vec<f64> = seeds
+        .iter()
+        .map(|&seed| {
+            let mut r = raw.clone();
+            r.apply(&Overrides {
+                policies: vec!["xdit-sp1".into()],
+                seed: Some(seed),
+                ..Overrides::default()
+            })
+            .unwrap();
+            let w = Scenario::from_raw(r, "two.toml")
+                .unwrap()
+                .load_workload()
+                .unwrap();
+            let small = w
+                .requests
+                .iter()
+                .filter(|q| q.resolution.width == 256)
+                .count();
+            small as f64 / w.len() as f64
+        })
+        .collect();
+    assert!(
+        shares.iter().any(|&s| s != shares[0]),
+        "the seeds must differ for the interval to mean something: {shares:?}"
+    );
+    let m = p.measure(1.0, None).unwrap();
+    assert_eq!(m.per_run, shares);
+    let mean = shares.iter().sum::<f64>() / 4.0;
+    let var = shares.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / 3.0;
+    // Student's t, 3 degrees of freedom, two-sided 95%.
+    let half = 3.182 * (var / 4.0).sqrt();
+    assert!((m.slo_attainment - mean).abs() < 1e-12);
+    assert!((m.ci95 - half).abs() < 1e-12, "{} vs {half}", m.ci95);
+    assert_eq!(m.worst_run(), shares.iter().copied().reduce(f64::min));
+    // Per resolution, pooled over the seeds: 256 px all met, 512 px none.
+    let res: Vec<(u32, usize, usize)> = m
+        .per_resolution
+        .iter()
+        .map(|c| (c.resolution.width, c.requests, c.met))
+        .collect();
+    let small: usize = shares.iter().map(|s| (s * 20.0).round() as usize).sum();
+    assert_eq!(res, vec![(256, small, small), (512, 80 - small, 0)]);
+    assert_eq!(m.worst_resolution().unwrap().resolution.width, 512);
+
+    // The criteria, each at a target between what it and the next one see.
+    let lowest = m.worst_run().unwrap();
+    let target = (lowest + mean) / 2.0;
+    assert!(m.meets(target, Criterion::Mean));
+    assert!(!m.meets(target, Criterion::EverySeed));
+    assert!(m.meets(lowest, Criterion::EverySeed));
+    assert!(
+        !m.meets(mean - half / 2.0, Criterion::CiLower),
+        "the lower end lies below mean - half/2"
+    );
+    assert!(m.meets(mean - half, Criterion::CiLower));
+    assert!(!m.meets(0.01, Criterion::EveryResolution));
+    // The search follows the planner's criterion.
+    p.criterion = Criterion::EveryResolution;
+    assert!(!p.meets(&m, 0.01));
+    p.criterion = Criterion::EverySeed;
+    assert!(p.meets(&m, lowest) && !p.meets(&m, target));
+}
+
+/// The curve writes a table and charts whose points are the search's measures, refuses the
+/// flags that belong to it without it, and the stability check runs the search again on
+/// longer runs.
+#[test]
+fn the_curve_and_the_stability_check_report_what_they_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(
+        dir.path(),
+        "nodes = 2\ngpus_per_node = 8",
+        &constant_log(2, 1, 1.0),
+    );
+    let generated = dir.path().join("gen.toml");
+    std::fs::write(
+        &generated,
+        std::fs::read_to_string(&s)
+            .unwrap()
+            .replace("trace = \"log.csv\"", "arrival = \"constant\"\nrequests = 8\nmix = \"homogeneous:256\"\nsteps = 10\n[slo]\nscale = 1.0\nbases_s = { \"256x256\" = 1.0 }"),
+    )
+    .unwrap();
+    let generated = generated.to_str().unwrap();
+    let out = dir.path().join("curve");
+    let o = goodput(&[
+        "-s",
+        generated,
+        "-p",
+        "xdit-sp8",
+        "--min-gpus",
+        "--rate",
+        "120",
+        "--seeds",
+        "1,2",
+        "--max-gpus",
+        "16",
+        "--curve",
+        out.to_str().unwrap(),
+        "--stability",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // 1 s of service every 0.5 s: one SP 8 group queues without bound, two keep up.
+    assert_eq!(json["gpus"], 16);
+    assert_eq!(json["below_gpus"], 8);
+    assert_eq!(json["stable"], "true");
+    assert_eq!(json["stability_requests_per_run"], 16);
+    assert_eq!(json["criterion"], "mean");
+    let csv = std::fs::read_to_string(out.join("curve.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let header: Vec<String> = rows.headers().unwrap().iter().map(String::from).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    let gpus: Vec<&str> = rows.iter().map(|r| &r[col("gpus")]).collect();
+    assert_eq!(gpus, ["8", "16"]);
+    let att: Vec<f64> = rows
+        .iter()
+        .map(|r| r[col("slo_attainment")].parse().unwrap())
+        .collect();
+    assert_eq!(att[1], json["slo_attainment"].as_f64().unwrap());
+    assert_eq!(att[0], json["below_slo_attainment"].as_f64().unwrap());
+    assert_eq!(&rows[1][col("meets_target")], "true");
+    assert_eq!(&rows[0][col("meets_target")], "false");
+    for f in ["attainment.png", "attainment.svg", "cost.png", "cost.svg"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    // Without --force the directory is not replaced.
+    let again = goodput(&[
+        "-s",
+        generated,
+        "-p",
+        "xdit-sp8",
+        "--min-gpus",
+        "--rate",
+        "120",
+        "--seeds",
+        "1,2",
+        "--max-gpus",
+        "16",
+        "--curve",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+
+    for (args, needle) in [
+        (
+            vec!["--curve-points", "4"],
+            "--curve-points belongs to --curve",
+        ),
+        (vec!["--force"], "--force belongs to --curve"),
+        (
+            vec!["--criterion", "ci-lower", "--seeds", "1"],
+            "one seed gives none",
+        ),
+    ] {
+        let o = goodput(&[&["-s", generated, "-p", "xdit-sp8"][..], &args].concat());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let o = goodput(&["-s", s.to_str().unwrap(), "-p", "xdit-sp8", "--stability"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("a log has its own length"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
