@@ -81,6 +81,7 @@ fn frame(title: &str, x: &str, y: &str, y_range: Option<(f64, f64)>) -> Frame {
         y_log2: false,
         x_log2: false,
         x_ticks: None,
+        caption: None,
     }
 }
 

@@ -106,6 +106,16 @@ pub enum Command {
         /// energy_wh, wh_per_met_image.
         #[arg(long, conflicts_with = "run")]
         y: Option<String>,
+        /// With a results.csv: the chart's title (default: the metric by the dimension).
+        #[arg(long, conflicts_with = "run")]
+        title: Option<String>,
+        /// With a results.csv: a dashed reference line at this y value, in the metric's unit
+        /// (e.g. --target 95 on an attainment chart).
+        #[arg(long, value_name = "Y", conflicts_with = "run")]
+        target: Option<f64>,
+        /// With a results.csv: a line of text under the chart (what was run, the source).
+        #[arg(long, conflicts_with = "run")]
+        caption: Option<String>,
         /// Output directory (created if missing); each chart is written into it as PNG and SVG,
         /// named after what it shows (e.g. DIR/attainment-vs-slo_scale.png, DIR/latency-cdf.png).
         #[arg(short, long)]

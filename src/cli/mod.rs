@@ -103,6 +103,9 @@ pub fn run(cli: Cli) -> Result<()> {
             horizon,
             x,
             y,
+            title,
+            target,
+            caption,
             out,
         } => {
             if run.is_empty() {
@@ -149,7 +152,23 @@ pub fn run(cli: Cli) -> Result<()> {
             let results = results.as_deref().expect("clap requires results or --run");
             let y = crate::sweep::plot::Metric::parse(y.as_deref().unwrap_or("attainment"))?;
             let x = x.as_deref().unwrap_or("slo_scale");
-            let files = crate::sweep::plot::plot_results(results, x, y, &out)?;
+            if let Some(t) = target
+                && !t.is_finite()
+            {
+                return Err(Error::config_hint(
+                    format!(
+                        "--target {}: expected a number",
+                        crate::error::show_number(t)
+                    ),
+                    "e.g. --target 95 on an attainment chart",
+                ));
+            }
+            let style = crate::sweep::plot::Style {
+                title,
+                target,
+                caption,
+            };
+            let files = crate::sweep::plot::plot_results(results, x, y, &out, &style)?;
             for f in files {
                 eprintln!("wrote {}", f.display());
             }

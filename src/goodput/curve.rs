@@ -231,6 +231,7 @@ pub fn draw(
         y_log2: false,
         x_log2: false,
         x_ticks: ticks.clone(),
+        caption: None,
     };
     let mut written = Vec::new();
     let base = dir.join("attainment");
@@ -252,6 +253,7 @@ pub fn draw(
             y_log2: false,
             x_log2: false,
             x_ticks: ticks,
+            caption: None,
         };
         let base = dir.join("cost");
         line_chart(

@@ -50,6 +50,8 @@ pub struct Frame {
     /// Label the x axis of a line chart at exactly these values (the measured points, say)
     /// instead of round numbers; ignored on a log2 x axis, which is labelled at its powers.
     pub x_ticks: Option<Vec<f64>>,
+    /// A line of text under the chart (what was run, where the numbers come from).
+    pub caption: Option<String>,
 }
 
 /// One box of a GPU timeline: `gpu` row, `[start, end)` seconds, a colour class (resolution
@@ -276,6 +278,47 @@ type Drawn = std::result::Result<(), DrawErr>;
 /// A chart that can draw itself on any backend, so PNG and SVG come from one code path.
 trait Figure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn;
+    fn frame(&self) -> &Frame;
+}
+
+/// Pixels under a chart for its caption.
+const CAPTION_H: u32 = 44;
+
+/// Draws `fig` on `root`, with the frame's caption, if any, in a strip under the chart.
+fn draw_with_caption<F: Figure, DB: DrawingBackend>(
+    fig: &F,
+    root: &DrawingArea<DB, Shift>,
+) -> Drawn {
+    let Some(caption) = fig.frame().caption.as_deref().filter(|c| !c.is_empty()) else {
+        return fig.draw(root);
+    };
+    let (w, h) = root.dim_in_pixel();
+    let (chart, strip) = root.split_vertically(h.saturating_sub(CAPTION_H));
+    strip.fill(&WHITE)?;
+    let grey = BLACK.mix(0.75);
+    let style = TextStyle::from((FONT, DESC_PX))
+        .color(&grey)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    // One line; a caption longer than the width is cut with an ellipsis rather than drawn
+    // past the edge.
+    let room = f64::from(w) - 2.0 * f64::from(MARGIN);
+    let mut text = caption.to_string();
+    while text.len() > 1 && text_width(&text, DESC_PX) > room {
+        text.pop();
+        while !text.is_char_boundary(text.len()) {
+            text.pop();
+        }
+        if text_width(&format!("{text}..."), DESC_PX) <= room {
+            text.push_str("...");
+            break;
+        }
+    }
+    strip.draw(&Text::new(
+        text,
+        (MARGIN as i32, (CAPTION_H / 2) as i32),
+        style,
+    ))?;
+    fig.draw(&chart)
 }
 
 /// Registers the embedded font once per process. plotters looks fonts up by family name in a
@@ -326,7 +369,7 @@ fn write_both<F: Figure>(base: &Path, fig: &F) -> Result<()> {
     let drawn = (|| -> Result<Vec<u8>> {
         {
             let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
-            fig.draw(&root).map_err(|e| failed(&png, e))?;
+            draw_with_caption(fig, &root).map_err(|e| failed(&png, e))?;
             root.present().map_err(|e| failed(&png, DrawErr::from(e)))?;
         }
         fs::read(&tmp).map_err(|e| Error::io(&tmp, e))
@@ -338,7 +381,7 @@ fn write_both<F: Figure>(base: &Path, fig: &F) -> Result<()> {
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
-        fig.draw(&root).map_err(|e| failed(&svg, e))?;
+        draw_with_caption(fig, &root).map_err(|e| failed(&svg, e))?;
         root.present().map_err(|e| failed(&svg, DrawErr::from(e)))?;
     }
     crate::files::write_file(&svg, text.as_bytes())
@@ -696,6 +739,10 @@ fn line_entry(label: &str, slot: usize, dashed: bool) -> Entry<'_> {
 }
 
 impl Figure for LineFig<'_> {
+    fn frame(&self) -> &Frame {
+        self.frame
+    }
+
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
         root.fill(&WHITE)?;
         let log = self.frame.y_log2;
@@ -969,6 +1016,10 @@ impl BarsFig<'_> {
 }
 
 impl Figure for BarsFig<'_> {
+    fn frame(&self) -> &Frame {
+        self.frame
+    }
+
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
         root.fill(&WHITE)?;
         let n = self.groups.len().max(1);
@@ -1214,6 +1265,10 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
 }
 
 impl Figure for CdfFig<'_> {
+    fn frame(&self) -> &Frame {
+        self.frame
+    }
+
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
         root.fill(&WHITE)?;
         // Keep the series index of every set (also of skipped ones) so colours stay the same
@@ -1413,6 +1468,10 @@ fn draw_misses<'a, DB: DrawingBackend + 'a>(
 }
 
 impl Figure for GanttFig<'_> {
+    fn frame(&self) -> &Frame {
+        self.frame
+    }
+
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
         root.fill(&WHITE)?;
         // The legend lives in a strip right of the plot: boxes fill every row, so there is no
@@ -1577,6 +1636,7 @@ mod tests {
             y_log2: false,
             x_log2: false,
             x_ticks: None,
+            caption: None,
         }
     }
 

@@ -19,6 +19,8 @@ use crate::report::plot::{Frame, Series, grouped_bars, line_chart};
 /// and its value as a number when it has one.
 struct Dim {
     name: &'static str,
+    /// The axis title for people.
+    label: &'static str,
     text: fn(&ResultRow) -> String,
     num: Option<fn(&ResultRow) -> f64>,
 }
@@ -34,61 +36,73 @@ fn dims() -> Vec<Dim> {
     vec![
         Dim {
             name: "scenario",
+            label: "Scenario",
             text: |r| r.scenario.clone(),
             num: None,
         },
         Dim {
             name: "profile",
+            label: "Cost profile",
             text: |r| r.profile.clone(),
             num: None,
         },
         Dim {
             name: "gpus",
+            label: "GPUs",
             text: |r| r.gpus.to_string(),
             num: Some(|r| f64::from(r.gpus)),
         },
         Dim {
             name: "nodes",
+            label: "Nodes",
             text: |r| r.nodes.to_string(),
             num: Some(|r| f64::from(r.nodes)),
         },
         Dim {
             name: "gpus_per_node",
+            label: "GPUs per node",
             text: |r| r.gpus_per_node.to_string(),
             num: Some(|r| f64::from(r.gpus_per_node)),
         },
         Dim {
             name: "steps",
+            label: "Denoising steps",
             text: |r| r.steps.to_string(),
             num: Some(|r| f64::from(r.steps)),
         },
         Dim {
             name: "mix",
+            label: "Resolution mix",
             text: |r| r.mix.clone(),
             num: None,
         },
         Dim {
             name: "arrival",
+            label: "Arrival process",
             text: |r| r.arrival.clone(),
             num: None,
         },
         Dim {
             name: "cv",
+            label: "Burstiness (CV of inter-arrival gaps)",
             text: |r| r.cv.map(f).unwrap_or_default(),
             num: Some(|r| r.cv.unwrap_or(f64::NAN)),
         },
         Dim {
             name: "rate_per_min",
+            label: "Load (requests per minute)",
             text: |r| f(r.rate),
             num: Some(|r| r.rate),
         },
         Dim {
             name: "slo_scale",
+            label: "SLO scale (x each resolution's base)",
             text: |r| f(r.scale),
             num: Some(|r| r.scale),
         },
         Dim {
             name: "granularity",
+            label: "Round length (TetriServe granularity)",
             text: |r| r.granularity.clone(),
             num: Some(|r| r.granularity.parse().unwrap_or(f64::NAN)),
         },
@@ -159,11 +173,11 @@ impl Metric {
             Metric::LatencyP50 => "latency p50 (s)",
             Metric::LatencyP90 => "latency p90 (s)",
             Metric::LatencyP99 => "latency p99 (s)",
-            Metric::GpuHours => "GPU-hours",
-            Metric::GpuHoursBusy => "busy GPU-hours",
-            Metric::GpuHoursProvisioned => "provisioned GPU-hours",
-            Metric::Usd => "USD per run",
-            Metric::UsdPer1kMet => "USD per 1,000 met images",
+            Metric::GpuHours => "busy GPU-hours per run",
+            Metric::GpuHoursBusy => "busy GPU-hours per run",
+            Metric::GpuHoursProvisioned => "provisioned GPU-hours per run",
+            Metric::Usd => "US dollars per run (provisioned GPU-hours)",
+            Metric::UsdPer1kMet => "US dollars per 1,000 met images",
             Metric::EnergyWh => "energy per run (Wh)",
             Metric::WhPerMet => "Wh per met image",
         }
@@ -184,6 +198,24 @@ impl Metric {
             Metric::WhPerMet => r.wh_per_met_image,
         }
     }
+}
+
+/// `text` with its first letter upper-case.
+fn capitalised(text: &str) -> String {
+    let mut c = text.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// The smallest and largest finite value.
+fn finite_span(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        })
 }
 
 /// The dimensions `--x` accepts.
@@ -368,7 +400,22 @@ fn refuse_missing_values(results: &Path, y: Metric, rows: &[ResultRow]) -> Resul
 
 /// Draws `y` against `x` from the results file `results` into the directory `out`, as
 /// `<y>-vs-<x>.png` and `.svg`; returns the files written.
-pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Vec<PathBuf>> {
+/// How a chart of results is dressed for a reader: a title instead of the default, a
+/// horizontal reference line (a target, in the y metric's unit), a caption under the chart.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Style {
+    pub title: Option<String>,
+    pub target: Option<f64>,
+    pub caption: Option<String>,
+}
+
+pub fn plot_results(
+    results: &Path,
+    x: &str,
+    y: Metric,
+    out: &Path,
+    style: &Style,
+) -> Result<Vec<PathBuf>> {
     let all = dims();
     let xd = all
         .iter()
@@ -394,15 +441,40 @@ pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Ve
     refuse_missing_values(results, y, &rows)?;
     output_dir(out)?;
     let base = out.join(format!("{}-vs-{x}", y.name()));
-    let title = format!("{} vs {x} ({})", y.label(), results.display());
+    let title = style
+        .title
+        .clone()
+        .unwrap_or_else(|| format!("{} by {}", capitalised(y.label()), xd.label.to_lowercase()));
+    // Attainment on its full scale; every other metric from zero, so that a larger value
+    // reads at its true size.
+    let top = rows
+        .iter()
+        .map(|r| y.of(r))
+        .chain(style.target)
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    let y_range = if y == Metric::Attainment {
+        (0.0, 100.0)
+    } else {
+        (0.0, if top > 0.0 { top * 1.12 } else { 1.0 })
+    };
+    // Ticks at the measured values when there are few of them (8, 16, 24, 32 GPUs rather than
+    // 10, 15, 20).
+    let mut xs: Vec<f64> = xd
+        .num
+        .map(|num| rows.iter().map(num).filter(|v| v.is_finite()).collect())
+        .unwrap_or_default();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
     let frame = Frame {
         title,
-        x_label: x.replace('_', " "),
+        x_label: xd.label.into(),
         y_label: y.label().into(),
-        y_range: (y == Metric::Attainment).then_some((0.0, 100.0)),
+        y_range: Some(y_range),
         y_log2: false,
         x_log2: false,
-        x_ticks: None,
+        x_ticks: (!xs.is_empty() && xs.len() <= 16).then_some(xs),
+        caption: style.caption.clone(),
     };
     let mut order: Vec<String> = Vec::new();
     for r in &rows {
@@ -433,6 +505,14 @@ pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Ve
         let mut series = mean_lines(&refs, num, label, |r| y.of(r), clamp);
         if y == Metric::Attainment {
             series.extend(bound_lines(&refs, num, bound_key));
+        }
+        if let Some(t) = style.target {
+            let (lo, hi) = finite_span(refs.iter().map(|r| num(r)));
+            series.push(Series {
+                label: format!("target {}", crate::error::show_number(t)),
+                points: vec![(lo, t, t, t), (hi, t, t, t)],
+                dashed: true,
+            });
         }
         line_chart(&base, &frame, &series)?;
     } else {
@@ -493,6 +573,12 @@ pub fn plot_results(results: &Path, x: &str, y: Metric, out: &Path) -> Result<Ve
                 .unzip();
             values.push(m);
             cis.push(h);
+        }
+        if style.target.is_some() {
+            return Err(Error::config_hint(
+                format!("--target draws a line across a line chart, and `{x}` is drawn as bars"),
+                "drop --target, or plot against a numeric dimension",
+            ));
         }
         grouped_bars(&base, &frame, &cats, &names, &values, Some(&cis))?;
     }

@@ -404,7 +404,7 @@ fn new_dimensions_expand_and_are_columns() {
 
 #[test]
 fn results_plot_against_any_dimension_into_a_directory() {
-    use tetriserve::sweep::plot::{Metric, plot_results};
+    use tetriserve::sweep::plot::{Metric, Style, plot_results};
     let g = grid_of(
         "[workload]\nrequests = 20\n[sweep]\npolicies = [\"xdit-sp4\", \"rssp\"]\ngpus = [4, 8]\nseeds = [1, 2]\n",
     );
@@ -412,7 +412,14 @@ fn results_plot_against_any_dimension_into_a_directory() {
     let r = run(&g, &dir.path().join("sweep"), &opts(2, None), &|_, _| {}).unwrap();
     let out = dir.path().join("charts");
     // GPUs on x: nodes and GPUs per node follow from it, so nothing is averaged.
-    let files = plot_results(&r.results, "gpus", Metric::Attainment, &out).unwrap();
+    let files = plot_results(
+        &r.results,
+        "gpus",
+        Metric::Attainment,
+        &out,
+        &Style::default(),
+    )
+    .unwrap();
     assert_eq!(
         files,
         vec![
@@ -425,16 +432,53 @@ fn results_plot_against_any_dimension_into_a_directory() {
         svg.contains("SLO attainment (%)") && svg.contains("upper bound"),
         "percent axis, dashed bound"
     );
-    let files = plot_results(&r.results, "gpus", Metric::LatencyP99, &out).unwrap();
+    // For a slide: no file path in the title, a human axis name, ticks at the measured GPU
+    // counts only; a title, a target line and a caption when asked.
+    assert!(
+        !svg.contains(&*r.results.to_string_lossy()),
+        "no path in the title"
+    );
+    let has = |svg: &str, text: &str| svg.lines().any(|l| l.trim() == text);
+    assert!(has(&svg, "GPUs"), "human x axis name");
+    assert!(has(&svg, "4") && has(&svg, "8") && !has(&svg, "5") && !has(&svg, "7"));
+    let style = Style {
+        title: Some("Attainment on 4 and 8 GPUs".into()),
+        target: Some(95.0),
+        caption: Some("Simulated; estimated H100 profile".into()),
+    };
+    let styled = dir.path().join("styled");
+    let files = plot_results(&r.results, "gpus", Metric::Attainment, &styled, &style).unwrap();
+    let svg = read(&files[1]);
+    for text in [
+        "Attainment on 4 and 8 GPUs",
+        "target 95",
+        "Simulated; estimated H100 profile",
+    ] {
+        assert!(svg.contains(text), "lacks `{text}`");
+    }
+    let files = plot_results(
+        &r.results,
+        "gpus",
+        Metric::LatencyP99,
+        &out,
+        &Style::default(),
+    )
+    .unwrap();
     assert!(read(&files[1]).contains("latency p99 (s)"));
     assert!(
         out.join("attainment-vs-gpus.svg").exists(),
         "both charts kept"
     );
     // Against anything else, the GPU counts would be averaged: refused, naming them.
-    let e = plot_results(&r.results, "steps", Metric::Attainment, &out)
-        .unwrap_err()
-        .to_string();
+    let e = plot_results(
+        &r.results,
+        "steps",
+        Metric::Attainment,
+        &out,
+        &Style::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("2 values of gpus (4, 8)") && e.contains("--x gpus"),
         "{e}"
@@ -442,13 +486,25 @@ fn results_plot_against_any_dimension_into_a_directory() {
     // --out must be a directory.
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let e = plot_results(&r.results, "gpus", Metric::Attainment, &file)
-        .unwrap_err()
-        .to_string();
+    let e = plot_results(
+        &r.results,
+        "gpus",
+        Metric::Attainment,
+        &file,
+        &Style::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("is not a directory"), "{e}");
-    let e = plot_results(&r.results, "colour", Metric::Attainment, &out)
-        .unwrap_err()
-        .to_string();
+    let e = plot_results(
+        &r.results,
+        "colour",
+        Metric::Attainment,
+        &out,
+        &Style::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("--x `colour`") && e.contains("rate_per_min"),
         "{e}"
@@ -458,15 +514,37 @@ fn results_plot_against_any_dimension_into_a_directory() {
 
 #[test]
 fn a_categorical_dimension_plots_as_bars() {
-    use tetriserve::sweep::plot::{Metric, plot_results};
+    use tetriserve::sweep::plot::{Metric, Style, plot_results};
     let g = grid_of(
         "[workload]\nrequests = 20\n[sweep]\npolicies = [\"rssp\"]\nmixes = [\"uniform\", \"skewed\"]\nseeds = [1, 2]\n",
     );
     let dir = tempfile::tempdir().unwrap();
     let r = run(&g, &dir.path().join("sweep"), &opts(2, None), &|_, _| {}).unwrap();
-    let files = plot_results(&r.results, "mix", Metric::GpuHours, &dir.path().join("c")).unwrap();
+    let files = plot_results(
+        &r.results,
+        "mix",
+        Metric::GpuHours,
+        &dir.path().join("c"),
+        &Style::default(),
+    )
+    .unwrap();
     let svg = read(&files[1]);
     assert!(svg.contains("uniform") && svg.contains("skewed") && svg.contains("GPU-hours"));
+    // A target cannot be drawn across bars: refused, not dropped.
+    let style = Style {
+        target: Some(95.0),
+        ..Style::default()
+    };
+    let e = plot_results(
+        &r.results,
+        "mix",
+        Metric::Attainment,
+        &dir.path().join("c"),
+        &style,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("--target") && e.contains("bars"), "{e}");
 }
 
 /// The cost columns: each row's are its run's summary's (dollars on provisioned hours, energy
@@ -474,7 +552,7 @@ fn a_categorical_dimension_plots_as_bars() {
 /// it has, refuses to plot a cost, and is refused for reuse with a hint to rerun.
 #[test]
 fn cost_columns_match_the_runs_plot_and_old_files_are_handled() {
-    use tetriserve::sweep::plot::{Metric, plot_results};
+    use tetriserve::sweep::plot::{Metric, Style, plot_results};
     let g = grid_of(
         "[workload]\nrequests = 20\n[sweep]\npolicies = [\"xdit-sp4\", \"rssp\"]\nslo_scales = [1.0, 2.0]\nseeds = [1, 2]\n",
     );
@@ -514,10 +592,10 @@ fn cost_columns_match_the_runs_plot_and_old_files_are_handled() {
     }
     let out = dir.path().join("charts");
     for (metric, label) in [
-        ("usd_per_1k_met_images", "USD per 1,000 met images"),
+        ("usd_per_1k_met_images", "US dollars per 1,000 met images"),
         ("gpu_hours_provisioned", "provisioned GPU-hours"),
         ("gpu_hours_busy", "busy GPU-hours"),
-        ("usd", "USD per run"),
+        ("usd", "US dollars per run"),
         ("energy_wh", "energy per run (Wh)"),
         ("wh_per_met_image", "Wh per met image"),
     ] {
@@ -526,6 +604,7 @@ fn cost_columns_match_the_runs_plot_and_old_files_are_handled() {
             "slo_scale",
             Metric::parse(metric).unwrap(),
             &out,
+            &Style::default(),
         )
         .unwrap();
         assert_eq!(files[1], out.join(format!("{metric}-vs-slo_scale.svg")));
@@ -559,6 +638,7 @@ fn cost_columns_match_the_runs_plot_and_old_files_are_handled() {
         "slo_scale",
         Metric::Attainment,
         &out,
+        &Style::default(),
     )
     .unwrap();
     let e = plot_results(
@@ -566,6 +646,7 @@ fn cost_columns_match_the_runs_plot_and_old_files_are_handled() {
         "slo_scale",
         Metric::UsdPer1kMet,
         &out,
+        &Style::default(),
     )
     .unwrap_err()
     .to_string();
