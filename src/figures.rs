@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, show_number};
 use crate::metrics::{Outcome, RunRecords};
 use crate::report::plot::{
     BOUND_LABEL, Frame, GanttBox, Series, cdf_chart, gantt, grouped_bars, line_chart, with_ext,
@@ -57,19 +57,55 @@ fn policy_lines(rows: &[&ResultRow], x: impl Fn(&ResultRow) -> f64 + Copy) -> Ve
 }
 
 /// Each run's policy and the latencies (seconds) of its finished requests, for a CDF.
+/// Each run's request latencies in seconds, a dropped request (which never completes) as
+/// infinity, so that a CDF over them ends at the share completed; the label says how many.
 fn latency_samples(runs: &[RunRecords]) -> Vec<(String, Vec<f64>)> {
     runs.iter()
         .map(|r| {
-            (
-                r.policy.clone(),
-                r.requests
-                    .iter()
-                    .filter_map(|q| q.latency())
-                    .map(|l| l.as_secs())
-                    .collect(),
-            )
+            let v: Vec<f64> = r
+                .requests
+                .iter()
+                .map(|q| q.latency().map_or(f64::INFINITY, |l| l.as_secs()))
+                .collect();
+            let dropped = v.iter().filter(|x| x.is_infinite()).count();
+            let label = if dropped == 0 {
+                r.policy.clone()
+            } else {
+                format!("{} ({dropped} of {} dropped)", r.policy, v.len())
+            };
+            (label, v)
         })
         .collect()
+}
+
+/// Deadline marks for a latency CDF: each resolution's SLO (the median of its requests'
+/// deadline minus arrival, the same for all of them in a generated workload), at most six.
+fn slo_marks(runs: &[RunRecords]) -> Vec<(String, f64)> {
+    let Some(run) = runs.first() else {
+        return Vec::new();
+    };
+    let mut by_res: BTreeMap<crate::workload::Resolution, Vec<f64>> = BTreeMap::new();
+    for q in &run.requests {
+        by_res
+            .entry(q.resolution)
+            .or_default()
+            .push((q.deadline - q.arrival).as_secs());
+    }
+    if by_res.len() > 6 {
+        return Vec::new();
+    }
+    let mut marks: Vec<(String, f64)> = by_res
+        .into_iter()
+        .map(|(res, mut slo)| {
+            slo.sort_by(f64::total_cmp);
+            let same = slo.first() == slo.last();
+            let m = slo[slo.len() / 2];
+            let what = if same { "SLO" } else { "median SLO" };
+            (format!("{what} {res} ({} s)", show_number(m)), m)
+        })
+        .collect();
+    marks.sort_by(|a, b| a.1.total_cmp(&b.1));
+    marks
 }
 
 fn frame(title: &str, x: &str, y: &str, y_range: Option<(f64, f64)>) -> Frame {
@@ -604,12 +640,13 @@ fn fig09_11(o: &mut Out<'_>, def: &FigureDef, _: &[ResultRow]) -> Result<()> {
     cdf_chart(
         &base,
         &frame(
-            "Latency of completed requests (Uniform, 12 req/min, SLO 1.0x, seed 1)",
+            "Latency of requests (Uniform, 12 req/min, SLO 1.0x, seed 1)",
             "end-to-end latency (s, log scale)",
             "fraction of requests",
             None,
         ),
         &latency_samples(&runs),
+        &slo_marks(&runs),
     )?;
     o.drawn(&base);
     let runs = o.runs(scenario, &seed(1.5))?;
@@ -618,7 +655,7 @@ fn fig09_11(o: &mut Out<'_>, def: &FigureDef, _: &[ResultRow]) -> Result<()> {
     line_chart(
         &base,
         &frame(
-            "SLO attainment over time (Uniform, 12 req/min, SLO 1.5x, 1-min windows)",
+            "SLO attainment over time (Uniform, 12 req/min, SLO 1.5x, 1-min windows every 15 s)",
             "time (min)",
             "SLO attainment of arrivals (%)",
             FULL_RANGE,
@@ -628,7 +665,7 @@ fn fig09_11(o: &mut Out<'_>, def: &FigureDef, _: &[ResultRow]) -> Result<()> {
     o.drawn(&base);
     let base = o.base("fig11-degree-over-time");
     let mut f = frame(
-        "Mean SP degree over time (time-weighted, 1-min windows)",
+        "Mean SP degree over time (time-weighted, 1-min windows every 15 s)",
         "time (min)",
         "mean SP degree",
         Some((1.0, 8.0)),
@@ -637,7 +674,7 @@ fn fig09_11(o: &mut Out<'_>, def: &FigureDef, _: &[ResultRow]) -> Result<()> {
     line_chart(&base, &f, &deg_s)?;
     o.drawn(&base);
     if let Some(ts) = runs.iter().find(|r| r.policy == "tetriserve") {
-        let (classes, boxes) = gantt_boxes(ts, 180.0);
+        let (classes, boxes) = gantt_boxes(ts, 0.0, 180.0);
         let base = o.base("timeline-tetriserve");
         gantt(
             &base,
@@ -648,6 +685,7 @@ fn fig09_11(o: &mut Out<'_>, def: &FigureDef, _: &[ResultRow]) -> Result<()> {
                 None,
             ),
             ts.gpus,
+            ts.gpus_per_node,
             &classes,
             &boxes,
         )?;
@@ -963,24 +1001,32 @@ fn over_time_series(runs: &[RunRecords], window: f64) -> (Vec<Series>, Vec<Serie
     (att_s, deg_s)
 }
 
+/// Windows slide by this fraction of their width: four points per window, so that a short
+/// run still draws a curve rather than a V through three points, and a burst is not split
+/// arbitrarily by where one window ends.
+const SLIDES_PER_WINDOW: usize = 4;
+
 /// Attainment in percent (of requests arriving in each window) and time-weighted mean SP
-/// degree, per window.
+/// degree, per window, the windows sliding by a quarter of their width; each point sits at
+/// its window's centre.
 fn over_time(run: &RunRecords, window: f64) -> (Vec<Point>, Vec<Point>) {
+    let step = window / SLIDES_PER_WINDOW as f64;
     let end = run.makespan().as_secs();
-    let n = (end / window).ceil().max(1.0) as usize;
+    let n = (end / step).ceil().max(1.0) as usize;
+    // Per slice of width `step`: (met, arrived) and (degree x seconds, seconds).
     let mut met = vec![(0usize, 0usize); n];
     for r in &run.requests {
-        let i = ((r.arrival.as_secs() / window) as usize).min(n - 1);
+        let i = ((r.arrival.as_secs() / step) as usize).min(n - 1);
         met[i].1 += 1;
         met[i].0 += usize::from(r.outcome == Outcome::Met);
     }
     let mut deg = vec![(0.0f64, 0.0f64); n];
     for w in &run.works {
         let (a, b, k) = (w.start.as_secs(), w.end.as_secs(), f64::from(w.gpus.len()));
-        let mut i = (a / window) as usize;
-        while i < n && (i as f64) * window < b {
-            let lo = a.max(i as f64 * window);
-            let hi = b.min((i + 1) as f64 * window);
+        let mut i = (a / step) as usize;
+        while i < n && (i as f64) * step < b {
+            let lo = a.max(i as f64 * step);
+            let hi = b.min((i + 1) as f64 * step);
             if hi > lo {
                 deg[i].0 += k * (hi - lo);
                 deg[i].1 += hi - lo;
@@ -988,29 +1034,38 @@ fn over_time(run: &RunRecords, window: f64) -> (Vec<Point>, Vec<Point>) {
             i += 1;
         }
     }
-    let minutes = |i: usize| (i as f64 + 0.5) * window / 60.0;
-    let att = met
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| m.1 > 0)
-        .map(|(i, m)| {
-            let v = 100.0 * m.0 as f64 / m.1 as f64;
-            (minutes(i), v, v, v)
-        });
-    let d = deg
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| d.1 > 0.0)
-        .map(|(i, d)| {
-            let v = d.0 / d.1;
-            (minutes(i), v, v, v)
-        });
-    (att.collect(), d.collect())
+    // Window j covers slices j .. j + SLIDES_PER_WINDOW (fewer when the run is shorter).
+    let width = SLIDES_PER_WINDOW.min(n);
+    let windows = n - width + 1;
+    let centre = |j: usize| (j as f64 * step + width as f64 * step / 2.0) / 60.0;
+    let mut att = Vec::new();
+    let mut d = Vec::new();
+    for j in 0..windows {
+        let (m, a) = met[j..j + width]
+            .iter()
+            .fold((0, 0), |acc, x| (acc.0 + x.0, acc.1 + x.1));
+        if a > 0 {
+            let v = 100.0 * m as f64 / a as f64;
+            att.push((centre(j), v, v, v));
+        }
+        let (ks, secs) = deg[j..j + width]
+            .iter()
+            .fold((0.0, 0.0), |acc, x| (acc.0 + x.0, acc.1 + x.1));
+        if secs > 0.0 {
+            let v = ks / secs;
+            d.push((centre(j), v, v, v));
+        }
+    }
+    (att, d)
 }
 
-/// The boxes of a GPU timeline of `run` up to `horizon` seconds, coloured by resolution, with
-/// the last box of every late request marked.
-pub fn gantt_boxes(run: &RunRecords, horizon: f64) -> (Vec<String>, Vec<GanttBox>) {
+/// The boxes of a GPU timeline of `run` from `from` to `from + horizon` seconds: one box per
+/// GPU of each work, clipped to the window, a request's back-to-back works on the same GPU
+/// merged into one box (so step boundaries draw no borders), coloured by resolution; a
+/// request that missed its deadline is marked once, at the end of its last work, on the
+/// first GPU of that work.
+pub fn gantt_boxes(run: &RunRecords, from: f64, horizon: f64) -> (Vec<String>, Vec<GanttBox>) {
+    let until = from + horizon;
     let mut classes: Vec<String> = run
         .requests
         .iter()
@@ -1034,27 +1089,42 @@ pub fn gantt_boxes(run: &RunRecords, horizon: f64) -> (Vec<String>, Vec<GanttBox
             last_of.insert(r, i);
         }
     }
-    let mut boxes = Vec::new();
+    let mut boxes: Vec<GanttBox> = Vec::new();
+    // The box each GPU drew last, to extend when the same requests continue on it.
+    let mut open: BTreeMap<u32, usize> = BTreeMap::new();
     for (i, w) in run.works.iter().enumerate() {
-        if w.start.as_secs() > horizon {
+        let (start, end) = (w.start.as_secs(), w.end.as_secs());
+        if start >= until || end <= from {
             continue;
         }
         let class = classes
             .iter()
             .position(|c| *c == w.resolution.to_string())
             .unwrap_or(0);
-        let miss = w
-            .requests
-            .iter()
-            .any(|r| missed.contains(r) && last_of.get(r) == Some(&i));
-        for g in w.gpus.global_gpus(run.gpus_per_node) {
+        // The miss is marked where the request ends, if that lies in the window.
+        let miss = end <= until
+            && w.requests
+                .iter()
+                .any(|r| missed.contains(r) && last_of.get(r) == Some(&i));
+        let label = format!("r{}", w.requests[0]);
+        for (k, g) in w.gpus.global_gpus(run.gpus_per_node).enumerate() {
+            let (s, e) = (start.max(from), end.min(until));
+            if let Some(&j) = open.get(&g) {
+                let b = &mut boxes[j];
+                if b.label == label && b.end == s && !b.missed {
+                    b.end = e;
+                    b.missed = miss && k == 0;
+                    continue;
+                }
+            }
+            open.insert(g, boxes.len());
             boxes.push(GanttBox {
                 gpu: g,
-                start: w.start.as_secs(),
-                end: w.end.as_secs().min(horizon),
+                start: s,
+                end: e,
                 class,
-                label: format!("r{}", w.requests[0]),
-                missed: miss,
+                label: label.clone(),
+                missed: miss && k == 0,
             });
         }
     }
@@ -1063,12 +1133,13 @@ pub fn gantt_boxes(run: &RunRecords, horizon: f64) -> (Vec<String>, Vec<GanttBox
 
 /// Charts of finished runs (one per policy, same workload), written into the directory `dir`
 /// (created if missing; charts of the same names are replaced): `latency-cdf`,
-/// `slo-over-time`, `degree-over-time`, and `timeline-<policy>` of each run's first `horizon`
-/// seconds, each as PNG and SVG. Returns the chart bases (paths without extension) written.
+/// `slo-over-time`, `degree-over-time`, and `timeline-<policy>` of each run's `horizon`
+/// seconds from `from`, each as PNG and SVG. Returns the chart bases (paths without extension) written.
 pub fn plot_runs(
     runs: &[RunRecords],
     dir: &Path,
     window: f64,
+    from: f64,
     horizon: f64,
 ) -> Result<Vec<PathBuf>> {
     if dir.is_file() {
@@ -1083,12 +1154,13 @@ pub fn plot_runs(
     cdf_chart(
         &b,
         &frame(
-            "Latency of completed requests",
+            "Latency of requests (dropped ones never complete)",
             "end-to-end latency (s, log scale)",
             "fraction of requests",
             None,
         ),
         &latency_samples(runs),
+        &slo_marks(runs),
     )?;
     written.push(b);
     let (att_s, deg_s) = over_time_series(runs, window);
@@ -1096,7 +1168,11 @@ pub fn plot_runs(
     line_chart(
         &b,
         &frame(
-            &format!("SLO attainment over time ({window:.0} s windows)"),
+            &format!(
+                "SLO attainment over time ({} s windows, every {} s)",
+                show_number(window),
+                show_number(window / SLIDES_PER_WINDOW as f64)
+            ),
             "time (min)",
             "SLO attainment of arrivals (%)",
             FULL_RANGE,
@@ -1121,17 +1197,23 @@ pub fn plot_runs(
     line_chart(&b, &f, &deg_s)?;
     written.push(b);
     for r in runs {
-        let (classes, boxes) = gantt_boxes(r, horizon);
+        let (classes, boxes) = gantt_boxes(r, from, horizon);
         let b = dir.join(format!("timeline-{}", r.policy));
+        let span = if from > 0.0 {
+            format!("{} to {} s", show_number(from), show_number(from + horizon))
+        } else {
+            format!("first {} s", show_number(horizon))
+        };
         gantt(
             &b,
             &frame(
-                &format!("{} GPU timeline, first {horizon:.0} s", r.policy),
+                &format!("{} GPU timeline, {span}", r.policy),
                 "time (s)",
                 "GPU",
                 None,
             ),
             r.gpus,
+            r.gpus_per_node,
             &classes,
             &boxes,
         )?;
@@ -1150,15 +1232,153 @@ pub fn load_run(dir: &Path) -> Result<RunRecords> {
 mod tests {
     use super::*;
 
+    fn secs(v: f64) -> crate::time::Nanos {
+        crate::time::Nanos((v * 1e9) as u64)
+    }
+
+    /// A request of 256 px arriving at `arrival` s with an SLO of `slo` s, ending at `end` s
+    /// (dropped when `None`).
+    fn request(id: u64, arrival: f64, slo: f64, end: Option<f64>) -> crate::metrics::RequestRecord {
+        let (end_s, outcome) = match end {
+            None => (arrival, Outcome::Dropped),
+            Some(e) if e <= arrival + slo => (e, Outcome::Met),
+            Some(e) => (e, Outcome::Missed),
+        };
+        crate::metrics::RequestRecord {
+            id,
+            arrival: secs(arrival),
+            resolution: crate::workload::Resolution::square(256),
+            steps: 2,
+            steps_done: if end.is_some() { 2 } else { 0 },
+            deadline: secs(arrival + slo),
+            start: end.map(|_| secs(arrival)),
+            end: secs(end_s),
+            outcome,
+            gpu_time: crate::time::Nanos::ZERO,
+            degrees_used: 1,
+            remaps: 0,
+            node: Some(0),
+            saved: Default::default(),
+        }
+    }
+
+    fn work(id: u64, mask: u64, start: f64, end: f64, first: u32) -> crate::metrics::WorkRecord {
+        crate::metrics::WorkRecord {
+            requests: vec![id],
+            resolution: crate::workload::Resolution::square(256),
+            gpus: crate::cluster::GpuSet::new(0, mask),
+            start: secs(start),
+            end: secs(end),
+            steps: 1,
+            first_step: first,
+            remap: false,
+            works: 1,
+        }
+    }
+
+    fn records(
+        requests: Vec<crate::metrics::RequestRecord>,
+        works: Vec<crate::metrics::WorkRecord>,
+    ) -> RunRecords {
+        RunRecords {
+            policy: "stepwise".into(),
+            gpus: 4,
+            gpus_per_node: 4,
+            requests,
+            works,
+            events: 0,
+            decisions: Default::default(),
+        }
+    }
+
+    /// Windows of 40 s sliding by 10 s over arrivals at 5, 15, 25, 35 and 45 s of which the
+    /// second and the fifth miss: the first window [0, 40) holds four arrivals, one missed
+    /// (75%); the second [10, 50) holds four, two missed (50%). Points sit at window centres.
+    #[test]
+    fn attainment_over_time_slides_its_windows() {
+        let reqs = vec![
+            request(0, 5.0, 2.0, Some(6.0)),
+            request(1, 15.0, 2.0, Some(20.0)),
+            request(2, 25.0, 2.0, Some(26.0)),
+            request(3, 35.0, 2.0, Some(36.0)),
+            request(4, 45.0, 2.0, Some(49.5)),
+        ];
+        let (att, _) = over_time(&records(reqs, vec![]), 40.0);
+        let got: Vec<(f64, f64)> = att.iter().map(|p| (p.0 * 60.0, p.1)).collect();
+        // Makespan 49.5 s: slices of 10 s, five of them, two windows of four slices.
+        assert_eq!(got, vec![(20.0, 75.0), (30.0, 50.0)]);
+    }
+
+    /// A request's back-to-back works on the same GPUs are one box per GPU; its miss is marked
+    /// once, on the first GPU of its last work; `from` and the horizon clip the boxes.
+    #[test]
+    fn timeline_boxes_merge_steps_mark_misses_once_and_clip() {
+        let reqs = vec![
+            request(7, 0.0, 1.0, Some(3.0)),
+            request(8, 0.0, 10.0, Some(3.0)),
+        ];
+        let works = vec![
+            work(7, 0b0011, 1.0, 2.0, 0),
+            work(7, 0b0011, 2.0, 3.0, 1),
+            work(8, 0b0100, 1.0, 3.0, 0),
+        ];
+        let run = records(reqs, works);
+        let (_, boxes) = gantt_boxes(&run, 0.0, 10.0);
+        let got: Vec<(u32, f64, f64, bool)> = boxes
+            .iter()
+            .map(|b| (b.gpu, b.start, b.end, b.missed))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 1.0, 3.0, true),
+                (1, 1.0, 3.0, false),
+                (2, 1.0, 3.0, false)
+            ]
+        );
+        // From 1.5 s for 1 s: clipped to [1.5, 2.5]; the miss at 3 s lies outside.
+        let (_, boxes) = gantt_boxes(&run, 1.5, 1.0);
+        assert!(
+            boxes
+                .iter()
+                .all(|b| b.start == 1.5 && b.end == 2.5 && !b.missed)
+        );
+        assert_eq!(boxes.len(), 3);
+        // Nothing from 3 s on.
+        assert!(gantt_boxes(&run, 3.0, 5.0).1.is_empty());
+    }
+
+    /// Dropped requests count in the CDF as never completing; each resolution's SLO is a mark.
+    #[test]
+    fn latency_cdfs_count_dropped_requests_and_mark_deadlines() {
+        let run = records(
+            vec![
+                request(0, 0.0, 1.5, Some(1.0)),
+                request(1, 0.0, 1.5, None),
+                request(2, 1.0, 1.5, Some(2.0)),
+            ],
+            vec![],
+        );
+        let samples = latency_samples(std::slice::from_ref(&run));
+        assert_eq!(samples[0].0, "stepwise (1 of 3 dropped)");
+        assert_eq!(samples[0].1, vec![1.0, f64::INFINITY, 1.0]);
+        assert_eq!(
+            slo_marks(&[run]),
+            vec![("SLO 256x256 (1.5 s)".to_string(), 1.5)]
+        );
+    }
+
     #[test]
     fn run_charts_go_into_a_directory_and_a_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("charts");
         std::fs::write(&file, "x").unwrap();
-        let err = plot_runs(&[], &file, 60.0, 180.0).unwrap_err().to_string();
+        let err = plot_runs(&[], &file, 60.0, 0.0, 180.0)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("plot --out names a directory"), "{err}");
         let out = dir.path().join("new/charts");
-        let written = plot_runs(&[], &out, 60.0, 180.0).unwrap();
+        let written = plot_runs(&[], &out, 60.0, 0.0, 180.0).unwrap();
         let names: Vec<String> = written
             .iter()
             .map(|b| b.strip_prefix(&out).unwrap().display().to_string())

@@ -95,6 +95,10 @@ pub enum Command {
         /// With --run: how many seconds of each run the timelines show (default 180).
         #[arg(long, value_name = "SECONDS")]
         horizon: Option<f64>,
+        /// With --run: where the timelines start, seconds into the run (default 0), to zoom into
+        /// a burst in the middle of a run.
+        #[arg(long, value_name = "SECONDS")]
+        from: Option<f64>,
         /// With a results.csv: the x coordinate, any grid dimension (slo_scale, the default;
         /// rate_per_min, granularity, cv, gpus, nodes, gpus_per_node, steps, profile, mix,
         /// arrival).

@@ -101,6 +101,7 @@ pub fn run(cli: Cli) -> Result<()> {
             run,
             window,
             horizon,
+            from,
             x,
             y,
             title,
@@ -112,6 +113,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 for (set, flag) in [
                     (window.is_some(), "--window"),
                     (horizon.is_some(), "--horizon"),
+                    (from.is_some(), "--from"),
                 ] {
                     if set {
                         return Err(Error::config_hint(
@@ -137,11 +139,23 @@ pub fn run(cli: Cli) -> Result<()> {
                 };
                 let window = seconds(window, 60.0, "--window")?;
                 let horizon = seconds(horizon, 180.0, "--horizon")?;
+                let from = match from.unwrap_or(0.0) {
+                    s if s.is_finite() && s >= 0.0 => s,
+                    s => {
+                        return Err(Error::config_hint(
+                            format!(
+                                "--from {}: expected seconds into the run, 0 or more",
+                                crate::error::show_number(s)
+                            ),
+                            "e.g. --from 120 --horizon 60",
+                        ));
+                    }
+                };
                 let runs = run
                     .iter()
                     .map(|d| crate::figures::load_run(d))
                     .collect::<Result<Vec<_>>>()?;
-                let written = crate::figures::plot_runs(&runs, &out, window, horizon)?;
+                let written = crate::figures::plot_runs(&runs, &out, window, from, horizon)?;
                 eprintln!(
                     "wrote {} charts (PNG + SVG) into {}/",
                     written.len(),

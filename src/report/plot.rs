@@ -125,9 +125,23 @@ pub fn grouped_bars(
     )
 }
 
-/// Writes `<base>.png` and `<base>.svg`: the empirical CDF of each sample set.
-pub fn cdf_chart(base: &Path, frame: &Frame, samples: &[(String, Vec<f64>)]) -> Result<()> {
-    write_both(base, &CdfFig { frame, samples })
+/// Writes `<base>.png` and `<base>.svg`: the empirical CDF of each sample set. An infinite
+/// sample (a request that never completed) counts in its set's size but is never reached, so
+/// that set's curve ends below 1. `marks` are labelled vertical reference lines (deadlines).
+pub fn cdf_chart(
+    base: &Path,
+    frame: &Frame,
+    samples: &[(String, Vec<f64>)],
+    marks: &[(String, f64)],
+) -> Result<()> {
+    write_both(
+        base,
+        &CdfFig {
+            frame,
+            samples,
+            marks,
+        },
+    )
 }
 
 /// Writes `<base>.png` and `<base>.svg`: a GPU timeline, one row per GPU (`gpus` rows), boxes
@@ -136,6 +150,7 @@ pub fn gantt(
     base: &Path,
     frame: &Frame,
     gpus: u32,
+    gpus_per_node: u32,
     classes: &[String],
     boxes: &[GanttBox],
 ) -> Result<()> {
@@ -144,6 +159,7 @@ pub fn gantt(
         &GanttFig {
             frame,
             gpus,
+            gpus_per_node,
             classes,
             boxes,
         },
@@ -938,6 +954,12 @@ impl Axes<'_> {
     }
 }
 
+/// The opacity of each confidence band when `bands` are drawn: 0.2 for up to two, then less,
+/// down to 0.06, so that the overlap of all of them stays lighter than a single line.
+fn band_alpha(bands: usize) -> f64 {
+    (0.4 / bands.max(1) as f64).clamp(0.06, 0.2)
+}
+
 /// Bands first (so lines stay on top of every band), then lines with markers.
 fn draw_lines<'a, DB: DrawingBackend + 'a, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
@@ -948,14 +970,21 @@ where
     X: Ranged<ValueType = f64> + ValueFormatter<f64>,
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
+    // Overlapping bands add up: the more bands, the lighter each, so that where several
+    // overlap the lines still read instead of a dark mud.
+    let banded = |pts: &Vec<(f64, f64, f64, f64)>| {
+        pts.len() > 1 && pts.iter().any(|p| p.2 != p.1 || p.3 != p.1)
+    };
+    let bands = data.iter().filter(|pts| banded(pts)).count();
+    let alpha = band_alpha(bands);
     for (i, pts) in data.iter().enumerate() {
         let i = slot(&series[i].label, i);
-        if pts.len() > 1 && pts.iter().any(|p| p.2 != p.1 || p.3 != p.1) {
+        if banded(pts) {
             let mut poly: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.3)).collect();
             poly.extend(pts.iter().rev().map(|p| (p.0, p.2)));
             chart.draw_series(std::iter::once(Polygon::new(
                 poly,
-                color(i).mix(0.2).filled(),
+                color(i).mix(alpha).filled(),
             )))?;
         }
     }
@@ -1215,6 +1244,7 @@ fn group_labels(groups: &[String], width: f64) -> (f64, Vec<Vec<String>>) {
 struct CdfFig<'a> {
     frame: &'a Frame,
     samples: &'a [(String, Vec<f64>)],
+    marks: &'a [(String, f64)],
 }
 
 /// Most points one CDF line is drawn with: beyond a few thousand the steps are narrower than
@@ -1222,19 +1252,20 @@ struct CdfFig<'a> {
 const CDF_POINTS: usize = 2000;
 
 /// The empirical CDF of sorted `v` as a step line: `F(x) = (number of samples <= x) / n`.
-fn cdf_steps(v: &[f64]) -> Vec<(f64, f64)> {
+fn cdf_steps(v: &[f64], total: usize) -> Vec<(f64, f64)> {
     let n = v.len();
+    let total = total.max(n) as f64;
     let mut out = Vec::with_capacity(2 * n.min(CDF_POINTS) + 2);
     out.push((v[0], 0.0));
     if n <= CDF_POINTS {
         for (i, &x) in v.iter().enumerate() {
-            out.push((x, i as f64 / n as f64));
-            out.push((x, (i + 1) as f64 / n as f64));
+            out.push((x, i as f64 / total));
+            out.push((x, (i + 1) as f64 / total));
         }
     } else {
         for k in 0..=CDF_POINTS {
             let i = (k * (n - 1)) / CDF_POINTS;
-            out.push((v[i], (i + 1) as f64 / n as f64));
+            out.push((v[i], (i + 1) as f64 / total));
         }
     }
     out
@@ -1273,19 +1304,30 @@ impl Figure for CdfFig<'_> {
         root.fill(&WHITE)?;
         // Keep the series index of every set (also of skipped ones) so colours stay the same
         // as in the other charts of the report.
-        let sets: Vec<(usize, &str, Vec<f64>)> = self
+        // (series index, label, finite samples sorted, size counting the never-reached ones)
+        let sets: Vec<(usize, &str, Vec<f64>, usize)> = self
             .samples
             .iter()
             .enumerate()
             .map(|(i, (l, v))| {
+                let total = v.iter().filter(|x| !x.is_nan()).count();
                 let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
                 v.sort_by(f64::total_cmp);
-                (i, l.as_str(), v)
+                (i, l.as_str(), v, total)
             })
-            .filter(|(_, _, v)| !v.is_empty())
+            .filter(|(_, _, v, _)| !v.is_empty())
             .collect();
-        let (lo, hi) =
-            finite_min_max(sets.iter().flat_map(|s| s.2.iter().copied())).unwrap_or((0.0, 1.0));
+        let marks: Vec<&(String, f64)> = self
+            .marks
+            .iter()
+            .filter(|m| m.1.is_finite() && m.1 > 0.0)
+            .collect();
+        let (lo, hi) = finite_min_max(
+            sets.iter()
+                .flat_map(|s| s.2.iter().copied())
+                .chain(marks.iter().map(|m| m.1)),
+        )
+        .unwrap_or((0.0, 1.0));
         // Latencies span orders of magnitude (a 256 px image next to a queued 2048 px one):
         // a logarithmic x axis shows both ends; it needs positive samples.
         let log = lo > 0.0 && hi > lo;
@@ -1305,7 +1347,7 @@ impl Figure for CdfFig<'_> {
         };
         let to_axis = |x: f64| if log { x.log10() } else { x };
         let (y0, y1) = (0.0, 1.03);
-        let lines: Vec<Vec<(f64, f64)>> = sets.iter().map(|s| cdf_steps(&s.2)).collect();
+        let lines: Vec<Vec<(f64, f64)>> = sets.iter().map(|s| cdf_steps(&s.2, s.3)).collect();
 
         let mut samples = Vec::new();
         let (a0, a1) = (to_axis(x0), to_axis(x1));
@@ -1316,12 +1358,17 @@ impl Figure for CdfFig<'_> {
                 .collect();
             sample_polyline(&norm, &mut samples);
         }
+        // The marks are vertical lines: the legend must not cover them either.
+        for m in &marks {
+            let x = (to_axis(m.1) - a0) / (a1 - a0);
+            sample_polyline(&[(x, 0.0), (x, 1.0)], &mut samples);
+        }
         let labels: Vec<&str> = sets.iter().map(|s| s.1).collect();
         let placement = plan_legend(&samples, &labels);
         let area = split_for_legend(root, placement, &labels);
         let entries: Vec<Entry<'_>> = sets
             .iter()
-            .map(|(i, label, _)| line_entry(label, slot(label, *i), false))
+            .map(|(i, label, _, _)| line_entry(label, slot(label, *i), false))
             .collect();
 
         let mut b = builder(&area, self.frame);
@@ -1353,6 +1400,7 @@ impl Figure for CdfFig<'_> {
                 root.draw(&PathElement::new(vec![(x, y), (x, y + 6)], BLACK))?;
                 root.draw_text(&tick(t), &style, (x, y + 9))?;
             }
+            draw_marks(&mut chart, &marks, root, (y0, y1))?;
             draw_cdf_lines(&mut chart, &sets, &lines)?;
             chart.plotting_area().get_pixel_range()
         } else {
@@ -1365,6 +1413,7 @@ impl Figure for CdfFig<'_> {
             mesh.x_label_formatter(&tick)
                 .y_label_formatter(&tick)
                 .draw()?;
+            draw_marks(&mut chart, &marks, root, (y0, y1))?;
             draw_cdf_lines(&mut chart, &sets, &lines)?;
             chart.plotting_area().get_pixel_range()
         };
@@ -1372,16 +1421,44 @@ impl Figure for CdfFig<'_> {
     }
 }
 
-/// The step line of every sample set, with markers at its deciles.
+/// Vertical dashed reference lines (deadlines), each labelled at its top, rotated to fit.
+fn draw_marks<'a, DB: DrawingBackend + 'a, X>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, RangedCoordf64>>,
+    marks: &[&(String, f64)],
+    root: &DrawingArea<DB, Shift>,
+    (y0, y1): (f64, f64),
+) -> Drawn
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let ink = RGBColor(0x55, 0x55, 0x55);
+    for m in marks {
+        chart.draw_series(DashedLineSeries::new(
+            [(m.1, y0), (m.1, y1)],
+            6,
+            5,
+            ink.stroke_width(1),
+        ))?;
+        let (x, y) = chart.backend_coord(&(m.1, y1));
+        let style = TextStyle::from((FONT, TICK_PX * 0.8).into_font())
+            .color(&ink)
+            .transform(FontTransform::Rotate270)
+            .pos(Pos::new(HPos::Right, VPos::Bottom));
+        root.draw_text(&m.0, &style, (x - 3, y + 4))?;
+    }
+    Ok(())
+}
+
+/// The step line of every sample set, with markers at its deciles (those it reaches).
 fn draw_cdf_lines<'a, DB: DrawingBackend + 'a, X>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, RangedCoordf64>>,
-    sets: &[(usize, &str, Vec<f64>)],
+    sets: &[(usize, &str, Vec<f64>, usize)],
     lines: &[Vec<(f64, f64)>],
 ) -> Drawn
 where
     X: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
-    for ((i, label, v), line) in sets.iter().zip(lines) {
+    for ((i, label, v, total), line) in sets.iter().zip(lines) {
         let i = slot(label, *i);
         let c = color(i);
         chart.draw_series(LineSeries::new(
@@ -1390,10 +1467,10 @@ where
         ))?;
         // Markers at the deciles: enough to tell lines apart in grey-scale, few enough not
         // to hide the steps.
-        let n = v.len();
-        let deciles = (1..=9).map(|d| {
-            let k = ((d * n).div_ceil(10)).clamp(1, n);
-            (v[k - 1], k as f64 / n as f64)
+        let (n, total) = (v.len(), (*total).max(v.len()));
+        let deciles = (1..=9).filter_map(|d| {
+            let k = ((d * total).div_ceil(10)).max(1);
+            (k <= n).then(|| (v[k - 1], k as f64 / total as f64))
         });
         chart.draw_series(
             deciles.map(|p| EmptyElement::at(p) + Polygon::new(marker_shape(i), c.filled())),
@@ -1408,6 +1485,8 @@ where
 struct GanttFig<'a> {
     frame: &'a Frame,
     gpus: u32,
+    /// Rows per node: a dark line separates nodes (0: no separators).
+    gpus_per_node: u32,
     classes: &'a [String],
     boxes: &'a [GanttBox],
 }
@@ -1541,9 +1620,11 @@ impl Figure for GanttFig<'_> {
             Rectangle::new([(s, lo), (e, hi)], color(class).filled())
         }))?;
         if !dense {
-            chart.draw_series(drawn.iter().map(|&(gpu, s, e, class)| {
+            // White outlines: neighbouring boxes stay apart, and the fills keep the legend's
+            // colours however narrow the boxes are.
+            chart.draw_series(drawn.iter().map(|&(gpu, s, e, _)| {
                 let (lo, hi) = row_y(gpu);
-                Rectangle::new([(s, lo), (e, hi)], darker(color(class)).stroke_width(1))
+                Rectangle::new([(s, lo), (e, hi)], WHITE.stroke_width(1))
             }))?;
             // Labels only where they fit inside the box.
             if row_px >= 16.0 {
@@ -1571,6 +1652,17 @@ impl Figure for GanttFig<'_> {
             }
         }
 
+        // Node boundaries: a dark line between the last GPU of a node and the first of the next.
+        if self.gpus_per_node > 0 && self.gpus_per_node < rows {
+            let lines = (1..)
+                .map(|n| n * self.gpus_per_node)
+                .take_while(|&g| g < rows)
+                .map(|g| {
+                    let y = f64::from(rows - g);
+                    PathElement::new(vec![(x0, y), (x1, y)], BLACK.mix(0.7).stroke_width(2))
+                });
+            chart.draw_series(lines)?;
+        }
         draw_misses(&mut chart, self.boxes, &row_y, row_px)?;
 
         // Row names: every row up to 32 GPUs, every 8th beyond.
@@ -1732,6 +1824,19 @@ mod tests {
     }
 
     #[test]
+    fn bands_get_lighter_as_they_multiply() {
+        assert_eq!(band_alpha(1), 0.2);
+        assert_eq!(band_alpha(2), 0.2);
+        assert_eq!(band_alpha(4), 0.1);
+        assert_eq!(band_alpha(40), 0.06);
+        // Where all of them overlap, the ink stays under that of an opaque line.
+        for n in 1..=10 {
+            let covered = 1.0 - (1.0 - band_alpha(n)).powi(n as i32);
+            assert!(covered < 0.5, "{n} bands cover {covered}");
+        }
+    }
+
+    #[test]
     fn x_ticks_label_exactly_the_given_values() {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("gpus");
@@ -1847,7 +1952,7 @@ mod tests {
             ("empty".to_string(), vec![]),
             ("slow".to_string(), b),
         ];
-        cdf_chart(&base, &f, &samples).unwrap();
+        cdf_chart(&base, &f, &samples, &[]).unwrap();
         check(&base, &["Latency CDF", "fast", "slow", "latency (s)"]);
         assert!(
             !svg_texts(&base).iter().any(|t| t == "empty"),
@@ -1873,7 +1978,7 @@ mod tests {
                 missed: i % 7 == 0,
             })
             .collect();
-        gantt(&base, &f, 4, &classes, &boxes).unwrap();
+        gantt(&base, &f, 4, 2, &classes, &boxes).unwrap();
         check(
             &base,
             &[
@@ -1922,9 +2027,21 @@ mod tests {
         grouped_bars(&d.join("empty_bars"), &f, &[], &[], &[], None).unwrap();
         let g = vec!["a".to_string()];
         grouped_bars(&d.join("nan_bars"), &f, &g, &g, &[vec![f64::NAN]], None).unwrap();
-        cdf_chart(&d.join("empty_cdf"), &f, &[("none".to_string(), vec![])]).unwrap();
-        cdf_chart(&d.join("one_cdf"), &f, &[("one".to_string(), vec![2.0])]).unwrap();
-        gantt(&d.join("empty_gantt"), &f, 0, &[], &[]).unwrap();
+        cdf_chart(
+            &d.join("empty_cdf"),
+            &f,
+            &[("none".to_string(), vec![])],
+            &[],
+        )
+        .unwrap();
+        cdf_chart(
+            &d.join("one_cdf"),
+            &f,
+            &[("one".to_string(), vec![2.0])],
+            &[],
+        )
+        .unwrap();
+        gantt(&d.join("empty_gantt"), &f, 0, 0, &[], &[]).unwrap();
         let stray = GanttBox {
             gpu: 5,
             start: 1.0,
@@ -1933,7 +2050,7 @@ mod tests {
             label: String::new(),
             missed: true,
         };
-        gantt(&d.join("stray_gantt"), &f, 2, &[], &[stray]).unwrap();
+        gantt(&d.join("stray_gantt"), &f, 2, 0, &[], &[stray]).unwrap();
         check(&d.join("stray_gantt"), &["GPU 5"]);
     }
 
