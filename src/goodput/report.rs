@@ -244,6 +244,16 @@ fn cost_phrase(m: &Measure) -> String {
     s
 }
 
+/// Whether the answer is unsure: the target lies inside the 95% CI of the mean at the answer,
+/// so another set of seeds could put it on the other side. Only the mean criterion can
+/// answer inside its own interval.
+fn unsure(planner: &Planner, target: f64, m: &Measure) -> bool {
+    planner.criterion == Criterion::Mean && m.runs > 1 && m.slo_attainment - m.ci95 < target
+}
+
+/// The warning for an unsure answer, for people.
+const UNSURE: &str = "\n  unsure: the target lies inside the 95% CI there, so other seeds may well miss it; --criterion ci-lower answers with 95% confidence (or add --seeds)";
+
 /// The criterion in a sentence; nothing for the default mean.
 fn criterion_phrase(planner: &Planner) -> String {
     match planner.criterion {
@@ -289,6 +299,11 @@ pub fn rate_report(
         ("range_max", FieldValue::Number(range.1)),
         ("points", FieldValue::Count(r.points as u64)),
     ]);
+    let doubt = r
+        .best
+        .as_ref()
+        .is_some_and(|(_, m)| unsure(planner, target, m));
+    fields.push(("target_within_ci", FieldValue::Text(doubt.to_string())));
     fields.extend(measure_fields("at", r.best.as_ref()));
     let who = format!("{} on {gpus} GPUs", planner.policy);
     let crit = criterion_phrase(planner);
@@ -329,6 +344,7 @@ pub fn rate_report(
             )
         }
     };
+    let line = if doubt { line + UNSURE } else { line };
     Report { fields, line }
 }
 
@@ -373,6 +389,11 @@ pub fn gpu_report(planner: &Planner, target: f64, x: f64, r: &GpuSearch) -> Repo
         ("candidates", FieldValue::Text(sizes.join(";"))),
         ("points", FieldValue::Count(r.points as u64)),
     ]);
+    let doubt = r
+        .best
+        .as_ref()
+        .is_some_and(|(_, m)| unsure(planner, target, m));
+    fields.push(("target_within_ci", FieldValue::Text(doubt.to_string())));
     fields.extend(measure_fields("at", r.best.as_ref()));
     fields.extend(measure_fields("below", r.below.as_ref()));
     let load_at = if log {
@@ -418,5 +439,6 @@ pub fn gpu_report(planner: &Planner, target: f64, x: f64, r: &GpuSearch) -> Repo
             )
         }
     };
+    let line = if doubt { line + UNSURE } else { line };
     Report { fields, line }
 }

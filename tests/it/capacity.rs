@@ -586,6 +586,36 @@ fn confidence_intervals_and_criteria_follow_the_seeds_by_hand() {
     );
     assert!(m.meets(mean - half, Criterion::CiLower));
     assert!(!m.meets(0.01, Criterion::EveryResolution));
+    // A mean answer whose interval holds the target is reported as unsure; not under the
+    // criterion that asks for the interval's lower end.
+    let report = |p: &Planner, target: f64| {
+        let search = tetriserve::goodput::GpuSearch {
+            outcome: SearchEnd::Found,
+            best: Some((8, m.clone())),
+            below: None,
+            candidates: vec![8],
+            points: 1,
+        };
+        tetriserve::goodput::gpu_report(p, target, 1.0, &search)
+    };
+    let field = |r: &tetriserve::goodput::Report| {
+        r.fields
+            .iter()
+            .find(|(k, _)| *k == "target_within_ci")
+            .map(|(_, v)| v.clone())
+    };
+    use tetriserve::goodput::FieldValue;
+    let inside = report(&p, mean - half / 2.0);
+    assert_eq!(field(&inside), Some(FieldValue::Text("true".into())));
+    assert!(inside.line.contains("unsure"), "{}", inside.line);
+    let below = report(&p, mean - half * 1.5);
+    assert_eq!(field(&below), Some(FieldValue::Text("false".into())));
+    assert!(!below.line.contains("unsure"));
+    p.criterion = Criterion::CiLower;
+    assert_eq!(
+        field(&report(&p, mean - half / 2.0)),
+        Some(FieldValue::Text("false".into()))
+    );
     // The search follows the planner's criterion.
     p.criterion = Criterion::EveryResolution;
     assert!(!p.meets(&m, 0.01));
@@ -640,6 +670,9 @@ fn the_curve_and_the_stability_check_report_what_they_measured() {
     assert_eq!(json["stable"], "true");
     assert_eq!(json["stability_requests_per_run"], 16);
     assert_eq!(json["criterion"], "mean");
+    // Constant arrivals: every seed alike, no interval, nothing unsure.
+    assert_eq!(json["target_within_ci"], "false");
+    assert_eq!(json["ci95_low"], json["slo_attainment"]);
     let csv = std::fs::read_to_string(out.join("curve.csv")).unwrap();
     let mut rows = csv::Reader::from_reader(csv.as_bytes());
     let header: Vec<String> = rows.headers().unwrap().iter().map(String::from).collect();
