@@ -124,8 +124,8 @@ pub fn to_csv(axis: Axis, criterion: &str, target: f64, points: &[Point]) -> Str
         let mut row = vec![
             format!("{}", p.x),
             format!("{}", m.slo_attainment),
-            format!("{}", m.slo_attainment - m.ci95),
-            format!("{}", m.slo_attainment + m.ci95),
+            format!("{}", (m.slo_attainment - m.ci95).max(0.0)),
+            format!("{}", (m.slo_attainment + m.ci95).min(1.0)),
             opt(m.worst_run()),
         ];
         row.extend(res.iter().map(|r| {
@@ -153,6 +153,14 @@ pub fn to_csv(axis: Axis, criterion: &str, target: f64, points: &[Point]) -> Str
         out.push('\n');
     }
     out
+}
+
+/// What the charts show, under them.
+fn caption(points: &[Point]) -> String {
+    let runs = points.first().map_or(0, |p| p.measure.runs);
+    format!(
+        "Simulated with the scenario's cost model (an estimate); {runs} run(s) per point; band: 95% CI of the mean"
+    )
 }
 
 /// Draws the curve into `dir`: `attainment.png/.svg` (mean with its 95% band, each
@@ -231,7 +239,7 @@ pub fn draw(
         y_log2: false,
         x_log2: false,
         x_ticks: ticks.clone(),
-        caption: None,
+        caption: Some(caption(points)),
     };
     let mut written = Vec::new();
     let base = dir.join("attainment");
@@ -253,7 +261,7 @@ pub fn draw(
             y_log2: false,
             x_log2: false,
             x_ticks: ticks,
-            caption: None,
+            caption: Some(caption(points)),
         };
         let base = dir.join("cost");
         line_chart(

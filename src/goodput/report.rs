@@ -180,8 +180,8 @@ fn measure_fields<T>(
             FieldValue::opt(m.cost.usd_per_1k_met_images),
             FieldValue::opt(m.cost.energy_wh),
             FieldValue::opt(m.cost.wh_per_met_image),
-            FieldValue::Number(m.slo_attainment - m.ci95),
-            FieldValue::Number(m.slo_attainment + m.ci95),
+            FieldValue::Number((m.slo_attainment - m.ci95).max(0.0)),
+            FieldValue::Number((m.slo_attainment + m.ci95).min(1.0)),
             FieldValue::opt(m.worst_run()),
             FieldValue::Text(
                 m.per_run
@@ -212,7 +212,7 @@ fn attainment_phrase(m: &Measure) -> String {
     if m.runs > 1 {
         s.push_str(&format!(
             ", 95% CI {:.1}-{:.1}% over {} seeds, worst seed {:.1}%",
-            (m.slo_attainment - m.ci95) * 100.0,
+            (m.slo_attainment - m.ci95).max(0.0) * 100.0,
             ((m.slo_attainment + m.ci95) * 100.0).min(100.0),
             m.runs,
             m.worst_run().unwrap_or(0.0) * 100.0

@@ -312,19 +312,20 @@ fn draw_with_caption<F: Figure, DB: DrawingBackend>(
     let (chart, strip) = root.split_vertically(h.saturating_sub(CAPTION_H));
     strip.fill(&WHITE)?;
     let grey = BLACK.mix(0.75);
-    let style = TextStyle::from((FONT, DESC_PX))
+    let style = TextStyle::from((FONT, TICK_PX))
         .color(&grey)
         .pos(Pos::new(HPos::Left, VPos::Center));
     // One line; a caption longer than the width is cut with an ellipsis rather than drawn
-    // past the edge.
-    let room = f64::from(w) - 2.0 * f64::from(MARGIN);
+    // past the edge. The font's measured box runs a few percent short of the drawn text, so
+    // a tenth of the width is kept in reserve.
+    let room = 0.9 * (f64::from(w) - 2.0 * f64::from(MARGIN));
     let mut text = caption.to_string();
-    while text.len() > 1 && text_width(&text, DESC_PX) > room {
+    while text.len() > 1 && text_width(&text, TICK_PX) > room {
         text.pop();
         while !text.is_char_boundary(text.len()) {
             text.pop();
         }
-        if text_width(&format!("{text}..."), DESC_PX) <= room {
+        if text_width(&format!("{text}..."), TICK_PX) <= room {
             text.push_str("...");
             break;
         }
