@@ -411,12 +411,28 @@ fn builder<'a, 'b, DB: DrawingBackend>(
     frame: &Frame,
 ) -> ChartBuilder<'a, 'b, DB> {
     let mut b = ChartBuilder::on(area);
-    b.caption(&frame.title, (FONT, TITLE_PX))
-        .margin(MARGIN)
-        .margin_right(MARGIN_RIGHT)
-        .x_label_area_size(X_LABEL_AREA)
-        .y_label_area_size(Y_LABEL_AREA);
+    b.caption(
+        &frame.title,
+        (FONT, title_px(&frame.title, area.dim_in_pixel().0)),
+    )
+    .margin(MARGIN)
+    .margin_right(MARGIN_RIGHT)
+    .x_label_area_size(X_LABEL_AREA)
+    .y_label_area_size(Y_LABEL_AREA);
     b
+}
+
+/// The title's font size: the usual one, or smaller (down to two thirds) so that a long title
+/// fits the width of its area instead of running off both edges. The font's measured box runs
+/// a few percent short of the drawn text, hence the reserve.
+fn title_px(title: &str, width: u32) -> f64 {
+    let room = 0.92 * f64::from(width.saturating_sub(2 * MARGIN));
+    let w = text_width(title, TITLE_PX);
+    if w <= room || w <= 0.0 {
+        TITLE_PX
+    } else {
+        (TITLE_PX * room / w).max(TITLE_PX * 2.0 / 3.0)
+    }
 }
 
 /// Axis descriptions, tick label sizes and a light grid, shared by all charts.
@@ -1494,28 +1510,43 @@ struct GanttFig<'a> {
 
 const MISS_LABEL: &str = "deadline missed";
 
-/// Boxes to draw: all of them, or, for dense timelines, boxes of one class on one GPU merged
-/// when the gap between them is under half a pixel (`merge_s` seconds).
+/// Boxes to draw, each `(gpu, start, end, class)`: a request's boxes on one GPU merged when
+/// the gap between them is under half a pixel (`merge_s` seconds), so that its rounds read as
+/// one block rather than a stripe per work (boxes without a label never merge); for dense timelines, boxes of one class on one
+/// GPU merged the same way whatever their request.
 fn merged_boxes(boxes: &[GanttBox], merge_s: f64) -> Vec<(u32, f64, f64, usize)> {
-    let mut v: Vec<(u32, f64, f64, usize)> = boxes
+    let dense = boxes.len() > GANTT_DENSE;
+    let mut v: Vec<(u32, f64, f64, usize, &str)> = boxes
         .iter()
         .filter(|b| b.start.is_finite() && b.end.is_finite())
-        .map(|b| (b.gpu, b.start, b.end.max(b.start), b.class))
+        .map(|b| {
+            (
+                b.gpu,
+                b.start,
+                b.end.max(b.start),
+                b.class,
+                b.label.as_str(),
+            )
+        })
         .collect();
-    if boxes.len() <= GANTT_DENSE {
-        return v;
-    }
     v.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-    let mut out: Vec<(u32, f64, f64, usize)> = Vec::with_capacity(v.len() / 2);
+    let mut out: Vec<(u32, f64, f64, usize, &str)> = Vec::with_capacity(v.len());
     for b in v {
         match out.last_mut() {
-            Some(last) if last.0 == b.0 && last.3 == b.3 && b.1 - last.2 < merge_s => {
+            Some(last)
+                if last.0 == b.0
+                    && last.3 == b.3
+                    && (dense || (!b.4.is_empty() && last.4 == b.4))
+                    && b.1 - last.2 < merge_s =>
+            {
                 last.2 = last.2.max(b.2);
             }
             _ => out.push(b),
         }
     }
-    out
+    out.into_iter()
+        .map(|(g, s, e, c, _)| (g, s, e, c))
+        .collect()
 }
 
 /// Deadline misses on a GPU timeline: a black tick at the end of the box with a red triangle
@@ -1578,11 +1609,14 @@ impl Figure for GanttFig<'_> {
         let (y0, y1) = (0.0, f64::from(rows));
 
         let mut b = ChartBuilder::on(&main);
-        b.caption(&self.frame.title, (FONT, TITLE_PX))
-            .margin(MARGIN)
-            .margin_right(MARGIN)
-            .x_label_area_size(X_LABEL_AREA)
-            .y_label_area_size(Y_LABEL_AREA);
+        b.caption(
+            &self.frame.title,
+            (FONT, title_px(&self.frame.title, main.dim_in_pixel().0)),
+        )
+        .margin(MARGIN)
+        .margin_right(MARGIN)
+        .x_label_area_size(X_LABEL_AREA)
+        .y_label_area_size(Y_LABEL_AREA);
         let mut chart = b.build_cartesian_2d(x0..x1, y0..y1)?;
         let mut mesh = chart.configure_mesh();
         style_mesh(&mut mesh, self.frame);
@@ -1822,6 +1856,48 @@ mod tests {
             !texts.iter().any(|x| x == "24" || x == "48" || x == "11.31"),
             "{texts:?}"
         );
+    }
+
+    #[test]
+    fn a_requests_boxes_merge_across_gaps_under_half_a_pixel_and_no_others() {
+        let b = |gpu: u32, start: f64, end: f64, label: &str| GanttBox {
+            gpu,
+            start,
+            end,
+            class: 0,
+            label: label.into(),
+            missed: false,
+        };
+        let boxes = vec![
+            b(0, 0.0, 1.0, "r1"),
+            b(0, 1.004, 2.0, "r1"),
+            b(0, 2.0, 3.0, "r2"),
+            b(0, 3.5, 4.0, "r2"),
+            b(1, 0.0, 1.0, "r1"),
+        ];
+        // Half a pixel is 0.005 s: r1's gap of 4 ms closes, r2's of 0.5 s stays, r1 and r2
+        // stay apart though they touch, and GPU 1 keeps its own box.
+        let got = merged_boxes(&boxes, 0.005);
+        assert_eq!(
+            got,
+            vec![
+                (0, 0.0, 2.0, 0),
+                (0, 2.0, 3.0, 0),
+                (0, 3.5, 4.0, 0),
+                (1, 0.0, 1.0, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn long_titles_shrink_to_fit_and_short_ones_keep_their_size() {
+        fonts().unwrap();
+        assert_eq!(title_px("Short", 1200), TITLE_PX);
+        let long =
+            "SLO attainment vs cluster size (Skewed, 24 req/min per 8 GPUs, SLO 1.0x), seeds 1-5";
+        let px = title_px(long, 1000);
+        assert!(px < TITLE_PX && px >= TITLE_PX * 2.0 / 3.0, "{px}");
+        assert!(text_width(long, px) <= 0.92 * f64::from(1000 - 2 * MARGIN) + 1.0);
     }
 
     #[test]
