@@ -1896,7 +1896,7 @@ mod tests {
         let long =
             "SLO attainment vs cluster size (Skewed, 24 req/min per 8 GPUs, SLO 1.0x), seeds 1-5";
         let px = title_px(long, 1000);
-        assert!(px < TITLE_PX && px >= TITLE_PX * 2.0 / 3.0, "{px}");
+        assert!((TITLE_PX * 2.0 / 3.0..TITLE_PX).contains(&px), "{px}");
         assert!(text_width(long, px) <= 0.92 * f64::from(1000 - 2 * MARGIN) + 1.0);
     }
 
