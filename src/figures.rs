@@ -909,15 +909,22 @@ fn beyond_shedding(o: &mut Out<'_>, _: &FigureDef, rows: &[ResultRow]) -> Result
     Ok(())
 }
 
-/// Attainment (percent) and mean SP degree over time, one series per run.
 /// Provisioned GPU-hours (the cluster's GPUs for the whole run, busy or not) per 1,000 met
-/// images: busy GPU time over utilisation (their ratio, by definition), per met image; NaN
-/// when nothing was met or nothing ran.
+/// images, from the row's `gpu_hours_provisioned`; a row written before that column derives
+/// them as busy GPU time over utilisation (their ratio, by definition). NaN when nothing was
+/// met or nothing ran.
 fn gpu_hours_per_1k_met(r: &ResultRow) -> f64 {
-    if r.met == 0 || r.utilization <= 0.0 {
+    if r.met == 0 {
         return f64::NAN;
     }
-    1000.0 * r.gpu_seconds / r.utilization / 3600.0 / r.met as f64
+    let provisioned = if r.gpu_hours_provisioned.is_finite() {
+        r.gpu_hours_provisioned
+    } else if r.utilization > 0.0 {
+        r.gpu_seconds / r.utilization / 3600.0
+    } else {
+        return f64::NAN;
+    };
+    1000.0 * provisioned / r.met as f64
 }
 
 /// Beyond the paper: attainment and provisioned GPU-hours per 1,000 met images against the
@@ -1489,9 +1496,16 @@ mod tests {
             gpu_seconds: 7200.0,
             utilization: 0.25,
             met: 400,
+            gpu_hours_provisioned: f64::NAN,
             ..ResultRow::default()
         };
         assert!((gpu_hours_per_1k_met(&row) - 20.0).abs() < 1e-9);
+        // The column, where the row has it, is what counts (here 6 hours: 15 per 1,000).
+        let with_column = ResultRow {
+            gpu_hours_provisioned: 6.0,
+            ..row.clone()
+        };
+        assert!((gpu_hours_per_1k_met(&with_column) - 15.0).abs() < 1e-9);
         assert!(
             gpu_hours_per_1k_met(&ResultRow {
                 met: 0,
