@@ -502,6 +502,22 @@ fn plots_from_a_run_directory_and_from_sweep_results() {
             vec!["plot", "--run", a, "--horizon=-5", "--out", o_dir],
             "--horizon -5",
         ),
+        (
+            vec!["plot", results, "--from", "30", "--out", o_dir],
+            "--from",
+        ),
+        (
+            vec!["plot", "--run", a, "--from=-1", "--out", o_dir],
+            "--from -1",
+        ),
+        (
+            vec!["plot", "--run", a, "--target", "95", "--out", o_dir],
+            "--target",
+        ),
+        (
+            vec!["plot", results, "--target", "NaN", "--out", o_dir],
+            "--target NaN",
+        ),
     ] {
         let o = run(&args);
         // 1 for a refusal of ours, 2 for clap's usage errors (flags that conflict).
