@@ -151,12 +151,36 @@ impl Scenario {
         Scenario::load_with(path, &overrides, Some(CostSource::Profile(profile)))
     }
 
+    /// [`load`](Self::load) for a scenario given as TOML text rather than a file (a language
+    /// binding's dictionary): `source` names it in error messages, and relative paths in it
+    /// (a trace, a profile) resolve against `dir`.
+    pub fn load_text(
+        text: &str,
+        source: &str,
+        dir: &Path,
+        overrides: &Overrides,
+    ) -> Result<Scenario> {
+        let raw = RawScenario::parse(text, source, dir)?.or(RawScenario::default_scenario());
+        Scenario::load_raw(raw, source.to_string(), overrides, None)
+    }
+
     fn load_with(
         path: Option<&Path>,
         overrides: &Overrides,
         cost: Option<CostSource>,
     ) -> Result<Scenario> {
-        let (mut raw, source) = RawScenario::load_merged(path)?;
+        let (raw, source) = RawScenario::load_merged(path)?;
+        Scenario::load_raw(raw, source, overrides, cost)
+    }
+
+    /// Applies `overrides` to a scenario merged onto the default, validates it, and checks
+    /// the flags against it.
+    fn load_raw(
+        mut raw: RawScenario,
+        source: String,
+        overrides: &Overrides,
+        cost: Option<CostSource>,
+    ) -> Result<Scenario> {
         raw.apply(overrides)?;
         let mut scenario =
             Scenario::from_raw_with(raw, &source, cost).map_err(|e| overrides.blame(e))?;
