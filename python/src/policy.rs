@@ -80,7 +80,7 @@ impl PyPolicy {
                 // SAFETY: the pointer is read only while `live` is true, and `live` is set to
                 // false below, before `view` goes out of scope; `PyView` is unsendable, so no
                 // other thread can read it.
-                view: view as *const View<'_> as *const View<'static>,
+                view: std::ptr::from_ref(view).cast::<View<'static>>(),
                 live: Cell::new(true),
                 arrived: self.arrived,
             },
