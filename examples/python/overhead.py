@@ -1,12 +1,14 @@
 """The measurements of docs/python.md: a large run with a Rust policy from Python against the
 command line, and what a decision costs when the policy is written in Python.
 
-    python examples/python/overhead.py [--requests 100000] [--repeats 3] [--cli target/release/tetriserve]
+    cargo build --release && python examples/python/overhead.py [--requests 100000] [--repeats 5]
 
-Prints wall-clock times on the machine that runs it; nothing here is simulated time.
+Prints wall-clock and CPU times on the machine that runs it (nothing here is simulated time).
+On a machine shared with other work, compare CPU times: wall-clock ones move with the load.
 """
 
 import argparse
+import resource
 import statistics
 import subprocess
 import time
@@ -15,42 +17,62 @@ import tetriserve
 from fixed_sp import FixedSP
 
 
-def best_of(repeats, fn):
-    times = []
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(fn, cpu):
+    """(wall seconds, CPU seconds) of one call."""
+    w0, c0 = time.perf_counter(), cpu()
+    fn()
+    return time.perf_counter() - w0, cpu() - c0
+
+
+def compare(cli, policy, requests, repeats):
+    """The same run from the command line (a process, no --out) and from Python, alternated;
+    best and median of wall-clock and of CPU time (user + system) for each."""
+    n = str(requests)
+    runs = {"CLI": [], "Python": []}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
+        runs["CLI"].append(timed(lambda: subprocess.run(
+            [cli, "simulate", "--requests", n, "-p", policy], check=True, capture_output=True),
+            children_cpu))
+        runs["Python"].append(timed(
+            lambda: tetriserve.simulate(policies=[policy], requests=requests), time.process_time))
+    stats = {}
+    for k, v in runs.items():
+        wall, cpu = [x[0] for x in v], [x[1] for x in v]
+        stats[k] = (min(wall), statistics.median(wall), min(cpu), statistics.median(cpu))
+    c, p = stats["CLI"], stats["Python"]
+    print(f"{policy:10} {n} requests: wall best/median CLI {c[0]:.3f}/{c[1]:.3f} s, Python "
+          f"{p[0]:.3f}/{p[1]:.3f} s; CPU best/median CLI {c[2]:.3f}/{c[3]:.3f} s, Python "
+          f"{p[2]:.3f}/{p[3]:.3f} s; Python/CLI CPU (medians) {p[3] / c[3]:.3f}")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=100_000)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--policy", default="stepwise")
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cli", default="target/release/tetriserve")
     a = ap.parse_args()
-    n, p = str(a.requests), a.policy
+    for policy in ("xdit-sp4", "stepwise", "tetriserve"):
+        compare(a.cli, policy, a.requests, a.repeats)
 
-    cli = best_of(a.repeats, lambda: subprocess.run(
-        [a.cli, "simulate", "--requests", n, "-p", p], check=True, capture_output=True))
-    py = best_of(a.repeats, lambda: tetriserve.simulate(policies=[p], requests=a.requests))
-    result = tetriserve.simulate(policies=[p], requests=a.requests)
+    result = tetriserve.simulate(policies=["stepwise"], requests=a.requests)
     t0 = time.perf_counter()
-    frames = len(result.requests) + len(result.works)
-    to_pandas = time.perf_counter() - t0
-    print(f"{p}, {n} requests: CLI best {cli[0]:.2f} s (median {cli[1]:.2f}), "
-          f"Python simulate() best {py[0]:.2f} s (median {py[1]:.2f}), "
-          f"ratio of bests {py[0] / cli[0]:.3f}; DataFrames ({frames} rows) {to_pandas:.2f} s")
+    rows = len(result.requests) + len(result.works)
+    print(f"stepwise's DataFrames ({rows} rows of requests and works) built in "
+          f"{time.perf_counter() - t0:.2f} s")
 
     both = tetriserve.simulate(policies=["xdit-sp4", FixedSP(4)], requests=a.requests)
     assert both.requests_csv("xdit-sp4") == both.requests_csv("py-sp4")
     rust, mine = (both.summary[k]["scheduler"] for k in ("xdit-sp4", "py-sp4"))
     print(f"per decision ({rust['decisions']} decisions): xdit-sp4 in Rust mean "
           f"{rust['mean_us']:.2f} us (p99 {rust['p99_us']:.2f}); the same policy in Python "
-          f"mean {mine['mean_us']:.2f} us (p50 {mine['p50_us']:.2f}, p99 {mine['p99_us']:.2f}); "
-          f"overhead {mine['mean_us'] - rust['mean_us']:.2f} us per decision")
+          f"(examples/python/fixed_sp.py) mean {mine['mean_us']:.2f} us (p50 "
+          f"{mine['p50_us']:.2f}, p99 {mine['p99_us']:.2f}); overhead "
+          f"{mine['mean_us'] - rust['mean_us']:.2f} us per decision")
 
 
 if __name__ == "__main__":
