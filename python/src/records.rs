@@ -4,7 +4,7 @@
 
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict};
 
 use tetriserve::metrics::invariants::check_run;
 use tetriserve::report::{self, WorkRows};
@@ -123,121 +123,131 @@ impl Runs {
         report::comparison_csv(&summaries)
     }
 
-    /// Every policy's requests as columns (name -> list), one row per request per policy.
-    /// Times are integer nanoseconds; `start_ns`, `node` and `prompt_id` may be None.
+    /// Every policy's requests as columns, one row per request per policy (see [`Columns`]).
+    /// Times are integer nanoseconds; `start_ns`, `node` and `prompt_id` may be missing.
     fn request_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let n: usize = self.runs.iter().map(|r| r.records.requests.len()).sum();
-        let mut policy = Vec::with_capacity(n);
-        let mut id = Vec::with_capacity(n);
-        let mut arrival = Vec::with_capacity(n);
-        let mut width = Vec::with_capacity(n);
-        let mut height = Vec::with_capacity(n);
-        let mut steps = Vec::with_capacity(n);
-        let mut steps_done = Vec::with_capacity(n);
-        let mut deadline = Vec::with_capacity(n);
-        let mut start = Vec::with_capacity(n);
-        let mut end = Vec::with_capacity(n);
-        let mut outcome = Vec::with_capacity(n);
-        let mut gpu = Vec::with_capacity(n);
-        let mut degrees = Vec::with_capacity(n);
-        let mut remaps = Vec::with_capacity(n);
-        let mut node = Vec::with_capacity(n);
-        let mut prompt = Vec::with_capacity(n);
-        let mut hit = Vec::with_capacity(n);
-        let mut cached = Vec::with_capacity(n);
-        let mut skipped = Vec::with_capacity(n);
-        for run in &self.runs {
-            for r in &run.records.requests {
-                policy.push(run.summary.policy.as_str());
-                id.push(r.id);
-                arrival.push(r.arrival.0);
-                width.push(r.resolution.width);
-                height.push(r.resolution.height);
-                steps.push(r.steps);
-                steps_done.push(r.steps_done);
-                deadline.push(r.deadline.0);
-                start.push(r.start.map(|t| t.0));
-                end.push(r.end.0);
-                outcome.push(r.outcome.as_str());
-                gpu.push(r.gpu_time.0);
-                degrees.push(r.degrees_used);
-                remaps.push(r.remaps);
-                node.push(r.node);
-                prompt.push(r.saved.prompt);
-                hit.push(r.saved.cache_hit);
-                cached.push(r.saved.cached_steps);
-                skipped.push(r.saved.skipped_steps);
-            }
-        }
-        let d = PyDict::new(py);
-        d.set_item("policy", policy)?;
-        d.set_item("id", id)?;
-        d.set_item("arrival_ns", arrival)?;
-        d.set_item("width", width)?;
-        d.set_item("height", height)?;
-        d.set_item("steps", steps)?;
-        d.set_item("steps_done", steps_done)?;
-        d.set_item("deadline_ns", deadline)?;
-        d.set_item("start_ns", start)?;
-        d.set_item("finish_ns", end)?;
-        d.set_item("outcome", outcome)?;
-        d.set_item("gpu_ns", gpu)?;
-        d.set_item("degrees", degrees)?;
-        d.set_item("remaps", remaps)?;
-        d.set_item("node", node)?;
-        d.set_item("prompt_id", prompt)?;
-        d.set_item("cache_hit", hit)?;
-        d.set_item("cached_steps", cached)?;
-        d.set_item("skipped_steps", skipped)?;
-        Ok(d)
+        let rows = || {
+            self.runs
+                .iter()
+                .flat_map(|run| run.records.requests.iter().map(move |r| (run, r)))
+        };
+        let mut c = Columns::new(py);
+        c.category("policy", rows().map(|(run, _)| run.summary.policy.as_str()))?;
+        c.int("id", rows().map(|(_, r)| r.id))?;
+        c.int("arrival_ns", rows().map(|(_, r)| r.arrival.0))?;
+        c.int("width", rows().map(|(_, r)| r.resolution.width))?;
+        c.int("height", rows().map(|(_, r)| r.resolution.height))?;
+        c.int("steps", rows().map(|(_, r)| r.steps))?;
+        c.int("steps_done", rows().map(|(_, r)| r.steps_done))?;
+        c.int("deadline_ns", rows().map(|(_, r)| r.deadline.0))?;
+        c.nullable("start_ns", rows().map(|(_, r)| r.start.map(|t| t.0)))?;
+        c.int("finish_ns", rows().map(|(_, r)| r.end.0))?;
+        c.category("outcome", rows().map(|(_, r)| r.outcome.as_str()))?;
+        c.int("gpu_ns", rows().map(|(_, r)| r.gpu_time.0))?;
+        c.int("degrees", rows().map(|(_, r)| r.degrees_used))?;
+        c.int("remaps", rows().map(|(_, r)| r.remaps))?;
+        c.nullable("node", rows().map(|(_, r)| r.node))?;
+        c.nullable("prompt_id", rows().map(|(_, r)| r.saved.prompt))?;
+        c.boolean("cache_hit", rows().map(|(_, r)| r.saved.cache_hit))?;
+        c.int("cached_steps", rows().map(|(_, r)| r.saved.cached_steps))?;
+        c.int("skipped_steps", rows().map(|(_, r)| r.saved.skipped_steps))?;
+        Ok(c.dict)
     }
 
     /// Every policy's works as columns, one row per dispatched work, in dispatch order.
     /// `requests` holds each work's request ids (trace ids); `gpus` the global GPU indices.
     fn work_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let n: usize = self.runs.iter().map(|r| r.records.works.len()).sum();
-        let mut policy = Vec::with_capacity(n);
-        let mut requests = Vec::with_capacity(n);
-        let mut width = Vec::with_capacity(n);
-        let mut height = Vec::with_capacity(n);
-        let mut node = Vec::with_capacity(n);
-        let mut gpus = Vec::with_capacity(n);
-        let mut degree = Vec::with_capacity(n);
-        let mut start = Vec::with_capacity(n);
-        let mut end = Vec::with_capacity(n);
-        let mut first_step = Vec::with_capacity(n);
-        let mut steps = Vec::with_capacity(n);
-        let mut remap = Vec::with_capacity(n);
-        for run in &self.runs {
-            let per_node = run.records.gpus_per_node;
-            for w in &run.records.works {
-                policy.push(run.summary.policy.as_str());
-                requests.push(w.requests.clone());
-                width.push(w.resolution.width);
-                height.push(w.resolution.height);
-                node.push(w.gpus.node());
-                gpus.push(w.gpus.global_gpus(per_node).collect::<Vec<u32>>());
-                degree.push(w.gpus.len());
-                start.push(w.start.0);
-                end.push(w.end.0);
-                first_step.push(w.first_step);
-                steps.push(w.steps);
-                remap.push(w.remap);
-            }
-        }
-        let d = PyDict::new(py);
-        d.set_item("policy", policy)?;
-        d.set_item("requests", requests)?;
-        d.set_item("width", width)?;
-        d.set_item("height", height)?;
-        d.set_item("node", node)?;
-        d.set_item("gpus", gpus)?;
-        d.set_item("degree", degree)?;
-        d.set_item("start_ns", start)?;
-        d.set_item("end_ns", end)?;
-        d.set_item("first_step", first_step)?;
-        d.set_item("steps", steps)?;
-        d.set_item("remap", remap)?;
-        Ok(d)
+        let rows = || {
+            self.runs
+                .iter()
+                .flat_map(|run| run.records.works.iter().map(move |w| (run, w)))
+        };
+        let mut c = Columns::new(py);
+        c.category("policy", rows().map(|(run, _)| run.summary.policy.as_str()))?;
+        let requests: Vec<&[u64]> = rows().map(|(_, w)| w.requests.as_slice()).collect();
+        c.dict.set_item("requests", ("list", requests))?;
+        c.int("width", rows().map(|(_, w)| w.resolution.width))?;
+        c.int("height", rows().map(|(_, w)| w.resolution.height))?;
+        c.int("node", rows().map(|(_, w)| w.gpus.node()))?;
+        let gpus: Vec<Vec<u32>> = rows()
+            .map(|(run, w)| w.gpus.global_gpus(run.records.gpus_per_node).collect())
+            .collect();
+        c.dict.set_item("gpus", ("list", gpus))?;
+        c.int("degree", rows().map(|(_, w)| w.gpus.len()))?;
+        c.int("start_ns", rows().map(|(_, w)| w.start.0))?;
+        c.int("end_ns", rows().map(|(_, w)| w.end.0))?;
+        c.int("first_step", rows().map(|(_, w)| w.first_step))?;
+        c.int("steps", rows().map(|(_, w)| w.steps))?;
+        c.boolean("remap", rows().map(|(_, w)| w.remap))?;
+        Ok(c.dict)
     }
+}
+
+/// Columns for pandas, by name, each `(kind, data...)`: `("int", bytes)` little-endian
+/// `int64`s (every integer the records hold is below 2^63), `("bool", bytes)` one byte each,
+/// `("int?", bytes, mask)` with a mask byte of 1 where the value is missing, `("category",
+/// codes, categories)` with `int64` codes into a list of names, `("list", lists)`. Packed
+/// bytes become numpy arrays without a Python object per value.
+struct Columns<'py> {
+    dict: Bound<'py, PyDict>,
+}
+
+impl<'py> Columns<'py> {
+    fn new(py: Python<'py>) -> Columns<'py> {
+        Columns {
+            dict: PyDict::new(py),
+        }
+    }
+
+    fn int<T: Into<u64>>(&mut self, name: &str, v: impl Iterator<Item = T>) -> PyResult<()> {
+        let bytes = packed(v.map(Into::into));
+        let b = PyBytes::new(self.dict.py(), &bytes);
+        self.dict.set_item(name, ("int", b))
+    }
+
+    fn nullable<T: Into<u64>>(
+        &mut self,
+        name: &str,
+        v: impl Iterator<Item = Option<T>>,
+    ) -> PyResult<()> {
+        let mut mask = Vec::new();
+        let values = packed(v.map(|x| {
+            mask.push(u8::from(x.is_none()));
+            x.map_or(0, Into::into)
+        }));
+        let py = self.dict.py();
+        let item = ("int?", PyBytes::new(py, &values), PyBytes::new(py, &mask));
+        self.dict.set_item(name, item)
+    }
+
+    fn boolean(&mut self, name: &str, v: impl Iterator<Item = bool>) -> PyResult<()> {
+        let bytes: Vec<u8> = v.map(u8::from).collect();
+        let b = PyBytes::new(self.dict.py(), &bytes);
+        self.dict.set_item(name, ("bool", b))
+    }
+
+    fn category<'a>(&mut self, name: &str, v: impl Iterator<Item = &'a str>) -> PyResult<()> {
+        let mut names: Vec<&str> = Vec::new();
+        let codes = packed(v.map(|s| {
+            let i = match names.iter().position(|n| *n == s) {
+                Some(i) => i,
+                None => {
+                    names.push(s);
+                    names.len() - 1
+                }
+            };
+            i as u64
+        }));
+        let item = ("category", PyBytes::new(self.dict.py(), &codes), names);
+        self.dict.set_item(name, item)
+    }
+}
+
+/// Little-endian 8-byte integers.
+fn packed(v: impl Iterator<Item = u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
 }

@@ -24,7 +24,7 @@ import io
 import json
 import os
 import tempfile
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from . import _core
 from ._core import Decision, GpuSet, Request, TetriserveError, View
@@ -98,7 +98,7 @@ class Result:
 
     ``requests`` / ``works`` are pandas DataFrames built from the records' columns (plain
     numpy-backed columns: integer nanoseconds stay exact ``int64``; nullable ones use pandas'
-    ``Int64``). They are built on first access.
+    ``Int64``; ``policy`` and ``outcome`` are categorical). They are built on first access.
     """
 
     def __init__(self, runs: _core.Runs):
@@ -141,16 +141,14 @@ class Result:
     def requests(self):
         """Every request of every policy's run (column ``policy``); times in ns."""
         if self._requests is None:
-            self._requests = _frame(
-                self._runs.request_columns(), nullable=("start_ns", "node", "prompt_id")
-            )
+            self._requests = _frame(self._runs.request_columns())
         return self._requests
 
     @property
     def works(self):
         """Every dispatched work of every run, in dispatch order; times in ns."""
         if self._works is None:
-            self._works = _frame(self._runs.work_columns(), nullable=())
+            self._works = _frame(self._runs.work_columns())
         return self._works
 
     def check(self) -> dict[str, list[str]]:
@@ -173,13 +171,35 @@ class Result:
         return f"Result(policies={self.policies}, bound={self.bound})"
 
 
-def _frame(columns: dict, nullable: Iterable[str]):
+def _ints(data: bytes):
+    """Little-endian 8-byte integers as int64 (uint64 if one is 2^63 or more)."""
+    import numpy as np
+
+    a = np.frombuffer(data, dtype="<u8")
+    if a.size and int(a.max()) >= 2**63:
+        return a.copy()
+    return a.view("<i8").copy()
+
+
+def _frame(columns: dict):
+    """A DataFrame from the extension's packed columns (see `Columns` in records.rs)."""
+    import numpy as np
     import pandas as pd
 
-    df = pd.DataFrame(columns)
-    for c in nullable:
-        df[c] = pd.array(columns[c], dtype="Int64")
-    return df
+    out = {}
+    for name, (kind, *data) in columns.items():
+        if kind == "int":
+            out[name] = _ints(data[0])
+        elif kind == "int?":
+            mask = np.frombuffer(data[1], dtype=np.bool_).copy()
+            out[name] = pd.arrays.IntegerArray(_ints(data[0]), mask)
+        elif kind == "bool":
+            out[name] = np.frombuffer(data[0], dtype=np.bool_).copy()
+        elif kind == "category":
+            out[name] = pd.Categorical.from_codes(_ints(data[0]), categories=data[1])
+        else:
+            out[name] = pd.Series(data[0], dtype=object)
+    return pd.DataFrame(out)
 
 
 def simulate(
