@@ -317,15 +317,16 @@ pub enum Contender {
 }
 
 /// Runs `contenders` (in place of the scenario's own policies) on the scenario's workload, in
-/// simulation, keeping every record: what a binding runs when some policies are its own.
-pub fn simulate_contenders(
+/// simulation, handing each run's records to `outputs`: what a binding runs when some
+/// policies are its own.
+pub fn simulate_contenders<O: Outputs>(
     scenario: &Scenario,
     contenders: Vec<Contender>,
-) -> Result<Vec<PolicyRun>> {
+    outputs: &mut O,
+) -> Result<()> {
     let workload = scenario.load_workload()?;
     let costs = resolve_costs(scenario, &workload)?;
     let mut executor = SimExecutor::new(&costs, scenario.overheads().clone());
-    let mut runs = Collect::default();
     let bound = attainment_bound(scenario, &workload, &costs);
     for contender in contenders {
         let (mut policy, batches) = match contender {
@@ -341,13 +342,13 @@ pub fn simulate_contenders(
             &workload,
             &costs,
             &mut executor,
-            &mut runs,
+            outputs,
             policy.as_mut(),
             batches,
             bound,
         )?;
     }
-    Ok(runs.runs)
+    Ok(())
 }
 
 /// Batch sizes a policy may dispatch: only a policy that batches, and only when asked.

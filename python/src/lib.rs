@@ -173,14 +173,17 @@ fn simulate_overrides(flags: &[String]) -> PyResult<Overrides> {
 
 /// Runs a scenario: `flags` are `tetriserve simulate` flags (the policies among them as
 /// `--policy NAME`); `custom` are Python policies, run after the named ones. With no named
-/// policy and some custom ones, only the custom ones run.
+/// policy and some custom ones, only the custom ones run. `works`: keep every work's record
+/// (else they are counted into the summaries and dropped, as the command line does without
+/// `--out`).
 #[pyfunction]
-#[pyo3(signature = (scenario, flags, custom))]
+#[pyo3(signature = (scenario, flags, custom, works=true))]
 fn simulate(
     py: Python<'_>,
     scenario: Option<&Bound<'_, PyAny>>,
     flags: Vec<String>,
     custom: Vec<Bound<'_, PyAny>>,
+    works: bool,
 ) -> PyResult<records::Runs> {
     let source = source_of(scenario)?;
     let overrides = simulate_overrides(&flags)?;
@@ -200,8 +203,17 @@ fn simulate(
         });
     }
     let description = describe(&scenario, &contenders);
-    match tetriserve::simulate::simulate_contenders(&scenario, contenders) {
-        Ok(runs) => Ok(records::Runs::new(runs, description, scenario)),
+    let mut outputs = records::Keep {
+        works,
+        runs: Vec::new(),
+    };
+    match tetriserve::simulate::simulate_contenders(&scenario, contenders, &mut outputs) {
+        Ok(()) => Ok(records::Runs::new(
+            outputs.runs,
+            description,
+            scenario,
+            works,
+        )),
         Err(e) => {
             // A Python policy that raised stopped the run: its exception, not the engine's.
             for slot in errors {

@@ -2,16 +2,51 @@
 //! files (the same formatting functions, so the same bytes) and as columns that the
 //! package turns into pandas DataFrames.
 
-use pyo3::exceptions::PyKeyError;
+use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+use tetriserve::cluster::Cluster;
 use tetriserve::metrics::invariants::check_run;
+use tetriserve::metrics::{RecordSink, WorkRecord};
 use tetriserve::report::{self, WorkRows};
 use tetriserve::scenario::Scenario;
-use tetriserve::simulate::PolicyRun;
+use tetriserve::simulate::{Outputs, PolicyRun};
 
 use crate::to_py;
+
+/// Where a binding's runs go: every run kept, with its works or (`works` false) without them,
+/// counted into the summary only, as the command line does without `--out`.
+pub struct Keep {
+    pub works: bool,
+    pub runs: Vec<PolicyRun>,
+}
+
+/// A sink that keeps the works, or drops them.
+pub struct WorkSink(Option<Vec<WorkRecord>>);
+
+impl RecordSink for WorkSink {
+    fn work(&mut self, work: &WorkRecord) -> tetriserve::Result<()> {
+        if let Some(v) = &mut self.0 {
+            v.push(work.clone());
+        }
+        Ok(())
+    }
+}
+
+impl Outputs for Keep {
+    type Sink = WorkSink;
+
+    fn open(&mut self, _policy: &str, _cluster: &Cluster) -> tetriserve::Result<WorkSink> {
+        Ok(WorkSink(self.works.then(Vec::new)))
+    }
+
+    fn close(&mut self, sink: WorkSink, mut run: PolicyRun) -> tetriserve::Result<()> {
+        run.records.works = sink.0.unwrap_or_default();
+        self.runs.push(run);
+        Ok(())
+    }
+}
 
 /// The runs of one `simulate` call, in the order the policies ran.
 #[pyclass(module = "tetriserve._core", frozen)]
@@ -21,15 +56,33 @@ pub struct Runs {
     warnings: Vec<String>,
     /// What ran: its workload is materialised again for [`Runs::check`].
     scenario: Scenario,
+    /// Whether the works were kept (`simulate(works=False)` drops them).
+    works_kept: bool,
 }
 
 impl Runs {
-    pub fn new(runs: Vec<PolicyRun>, description: String, scenario: Scenario) -> Runs {
+    pub fn new(
+        runs: Vec<PolicyRun>,
+        description: String,
+        scenario: Scenario,
+        works_kept: bool,
+    ) -> Runs {
         Runs {
             runs,
             description,
             warnings: scenario.warnings.clone(),
             scenario,
+            works_kept,
+        }
+    }
+
+    fn need_works(&self, what: &str) -> PyResult<()> {
+        if self.works_kept {
+            Ok(())
+        } else {
+            Err(PyValueError::new_err(format!(
+                "{what} needs the works, and this run dropped them: simulate(..., works=True)"
+            )))
         }
     }
 
@@ -82,6 +135,7 @@ impl Runs {
     /// steps in order, verdicts consistent, ...): `{policy: [violation, ...]}`, empty lists
     /// when all hold.
     fn check(&self) -> PyResult<Vec<(String, Vec<String>)>> {
+        self.need_works("check()")?;
         let workload = self.scenario.load_workload().map_err(to_py)?;
         Ok(self
             .runs
@@ -109,6 +163,7 @@ impl Runs {
     /// when `each`).
     #[pyo3(signature = (policy, each=false))]
     fn works_csv(&self, policy: &str, each: bool) -> PyResult<String> {
+        self.need_works("works_csv()")?;
         let rows = if each {
             WorkRows::Each
         } else {
@@ -157,6 +212,7 @@ impl Runs {
     /// Every policy's works as columns, one row per dispatched work, in dispatch order.
     /// `requests` holds each work's request ids (trace ids); `gpus` the global GPU indices.
     fn work_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.need_works("works")?;
         let rows = || {
             self.runs
                 .iter()

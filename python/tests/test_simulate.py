@@ -89,3 +89,16 @@ def test_a_trace_replays_as_on_the_command_line(cli, tmp_path, root):
                 "h100-flux1-dev", "-p", "xdit-sp4", "--out", str(out))
     assert p.returncode == 0, p.stderr
     assert result.requests_csv("xdit-sp4") == (out / "xdit-sp4" / "requests.csv").read_text()
+
+
+def test_dropping_works_keeps_requests_and_summaries():
+    kept = tetriserve.simulate(policies=["stepwise"], requests=60)
+    dropped = tetriserve.simulate(policies=["stepwise"], requests=60, works=False)
+    assert dropped.requests_csv("stepwise") == kept.requests_csv("stepwise")
+    a, b = dropped.summary["stepwise"], kept.summary["stepwise"]
+    a.pop("scheduler"), b.pop("scheduler")
+    assert a == b and a["works"] > 0
+    with pytest.raises(ValueError, match="dropped them"):
+        dropped.works
+    with pytest.raises(ValueError, match="dropped them"):
+        dropped.check()

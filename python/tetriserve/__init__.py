@@ -205,6 +205,8 @@ def _frame(columns: dict):
 def simulate(
     scenario: str | os.PathLike | Mapping[str, Any] | None = None,
     policies: Sequence[str | Policy] | str | Policy | None = None,
+    *,
+    works: bool = True,
     **overrides: Any,
 ) -> Result:
     """Runs a scenario as ``tetriserve simulate`` does and returns its :class:`Result`.
@@ -213,6 +215,9 @@ def simulate(
     ``policies``: names (``"xdit-sp4"``, groups ``"all"``, ``"paper"``, ``"ablation"``) and
     :class:`Policy` objects; None runs the scenario's own. Named policies run first, in the
     command line's order, then the Python ones in the order given.
+    ``works``: keep every work's record (``works``, ``works_csv``); ``False`` counts them
+    into the summaries and drops them, as the command line does without ``--out`` (less
+    memory and time for large runs).
     ``overrides``: command-line flags (``rate=12``, ``slo_scale=1.2``, ``gpus=16``, ...).
     """
     if policies is None:
@@ -240,7 +245,7 @@ def simulate(
     words += [f"--policy={n}" for n in names]
     if isinstance(scenario, os.PathLike):
         scenario = os.fspath(scenario)
-    return Result(_core.simulate(scenario, words, custom))
+    return Result(_core.simulate(scenario, words, custom, works))
 
 
 def sweep(
