@@ -441,3 +441,54 @@ fn run_one<O: Outputs>(
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::FixedSp;
+    use crate::scenario::Overrides;
+
+    #[test]
+    fn a_policy_built_outside_runs_exactly_as_its_registered_twin() {
+        let o = Overrides {
+            requests: Some(40),
+            rate_per_min: Some(30.0),
+            ..Overrides::default()
+        };
+        let scenario = Scenario::load(None, &o).unwrap();
+        let twin = FixedSp::new(4, &scenario.cluster);
+        let mut out = Collect::default();
+        simulate_contenders(
+            &scenario,
+            vec![
+                Contender::Registered(PolicyKind::XditSp(4)),
+                Contender::Built {
+                    policy: Box::new(twin),
+                    batches: false,
+                },
+            ],
+            &mut out,
+        )
+        .unwrap();
+        let [a, b] = &out.runs[..] else {
+            panic!("two runs expected, got {}", out.runs.len())
+        };
+        assert_eq!(a.records.requests.len(), 40);
+        assert!(!a.records.works.is_empty());
+        assert_eq!(a.records.requests, b.records.requests);
+        assert_eq!(a.records.works, b.records.works);
+        assert!(a.summary.slo_attainment_bound.is_some());
+        assert_eq!(
+            a.summary.slo_attainment_bound,
+            b.summary.slo_attainment_bound
+        );
+        // And what `simulate` gives the scenario's own run of the same policy.
+        let own = Scenario {
+            policies: vec![PolicyKind::XditSp(4)],
+            ..scenario.clone()
+        };
+        let runs = simulate(&own).unwrap();
+        assert_eq!(runs[0].records.requests, a.records.requests);
+        assert_eq!(runs[0].records.works, a.records.works);
+    }
+}
