@@ -172,6 +172,17 @@ impl Runs {
         Ok(report::works_csv(&self.run(policy)?.records, rows))
     }
 
+    /// Writes the directory `simulate --out DIR` writes (comparison.csv, and per policy
+    /// requests.csv, works.csv, summary.json and, with `timeline`, timeline.json), atomically;
+    /// an existing directory is replaced only with `force`, by the command line's rules.
+    #[pyo3(signature = (out, force=false, timeline=true))]
+    fn write(&self, out: std::path::PathBuf, force: bool, timeline: bool) -> PyResult<()> {
+        self.need_works("write()")?;
+        let limit = timeline.then_some(tetriserve::report::TimelineLimit::DEFAULT);
+        tetriserve::cli::write_runs(&out, &self.runs, limit, WorkRows::default(), force)
+            .map_err(to_py)
+    }
+
     /// comparison.csv: one row per policy.
     fn comparison_csv(&self) -> String {
         let summaries: Vec<_> = self.runs.iter().map(|r| r.summary.clone()).collect();

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import tetriserve
+from tetriserve import TetriserveError
 from conftest import run_cli
 
 
@@ -102,3 +103,23 @@ def test_dropping_works_keeps_requests_and_summaries():
         dropped.works
     with pytest.raises(ValueError, match="dropped them"):
         dropped.check()
+
+
+def test_write_gives_the_clis_output_directory(cli, tmp_path):
+    result = tetriserve.simulate(policies=["rssp", "stepwise"], requests=50)
+    result.write(tmp_path / "py")
+    p = run_cli(cli, "simulate", "-p", "rssp", "-p", "stepwise", "--requests", "50",
+                "--out", str(tmp_path / "cli"))
+    assert p.returncode == 0, p.stderr
+    for policy in result.policies:
+        for name in ("requests.csv", "works.csv", "timeline.json"):
+            mine = (tmp_path / "py" / policy / name).read_text()
+            assert mine == (tmp_path / "cli" / policy / name).read_text(), (policy, name)
+    # comparison.csv differs only in the wall-clock decision times.
+    mine = pd.read_csv(tmp_path / "py" / "comparison.csv")
+    theirs = pd.read_csv(tmp_path / "cli" / "comparison.csv")
+    keep = [c for c in mine.columns if not c.startswith("decide")]
+    pd.testing.assert_frame_equal(mine[keep], theirs[keep])
+    with pytest.raises(TetriserveError, match="exists"):
+        result.write(tmp_path / "py")
+    result.write(tmp_path / "py", force=True)

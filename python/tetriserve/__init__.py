@@ -167,6 +167,12 @@ class Result:
     def summary_json(self, policy: str) -> str:
         return self._runs.summary_json(policy)
 
+    def write(self, out: str | os.PathLike, force: bool = False, timeline: bool = True) -> None:
+        """Writes the directory ``simulate --out OUT`` writes (comparison.csv and, per policy,
+        requests.csv, works.csv, summary.json, timeline.json), atomically; an existing
+        directory is replaced only with ``force``, by the command line's rules."""
+        self._runs.write(os.fspath(out), force, timeline)
+
     def __repr__(self) -> str:
         return f"Result(policies={self.policies}, bound={self.bound})"
 

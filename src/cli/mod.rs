@@ -905,8 +905,9 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
     print_stdout(&text)
 }
 
-/// Writes `comparison.csv` and every run's files under `out/<policy>/`.
-fn write_runs(
+/// Writes `comparison.csv` and every run's files under `out/<policy>/` (what `simulate --out`
+/// writes; the Python package's `Result.write`).
+pub fn write_runs(
     out: &Path,
     runs: &[crate::simulate::PolicyRun],
     timeline: Option<crate::report::TimelineLimit>,
