@@ -28,6 +28,9 @@ def test_trace_round_trips_and_replays(tmp_path):
     replay = tetriserve.simulate(policies=["rssp"], trace=f)
     direct = tetriserve.simulate(policies=["rssp"], requests=25, seed=1)
     assert replay.requests_csv("rssp") == direct.requests_csv("rssp")
+    # A Trace object replays as its file does.
+    from_object = tetriserve.simulate(policies=["rssp"], trace=t)
+    assert from_object.requests_csv("rssp") == direct.requests_csv("rssp")
 
 
 def test_import_is_trace_imports_output(cli, root, tmp_path):

@@ -247,10 +247,16 @@ def simulate(
         taken.add(n)
     if "policy" in overrides:
         raise TypeError("pass policies as policies=[...]")
-    words = _flags(overrides)
-    words += [f"--policy={n}" for n in names]
     if isinstance(scenario, os.PathLike):
         scenario = os.fspath(scenario)
+    trace = overrides.get("trace")
+    if isinstance(trace, Trace):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "trace.csv")
+            trace.write(path)
+            words = _flags({**overrides, "trace": path}) + [f"--policy={n}" for n in names]
+            return Result(_core.simulate(scenario, words, custom, works))
+    words = _flags(overrides) + [f"--policy={n}" for n in names]
     return Result(_core.simulate(scenario, words, custom, works))
 
 
