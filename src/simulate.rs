@@ -9,7 +9,7 @@ use crate::cost::StepTimes;
 use crate::engine::{self, Executor, SimExecutor};
 use crate::error::{Error, Result};
 use crate::metrics::{RecordSink, RunRecords, Summary, WorkRecord, WorkTotals};
-use crate::policy;
+use crate::policy::{self, Policy, PolicyKind};
 use crate::report::{RunProgress, RunWriter, Staging, TimelineLimit, WorkRows};
 use crate::scenario::{Scenario, WorkloadSource};
 use crate::workload::{Resolution, Workload};
@@ -304,6 +304,62 @@ pub fn run_with(
     }
 }
 
+/// A policy to run: one the registry builds, or one built outside the library (a language
+/// binding's policy, say) that the same engine, checks and bound run like any other.
+pub enum Contender {
+    Registered(PolicyKind),
+    /// A policy built by the caller; `batches`: whether it may dispatch batches (the executor
+    /// then prepares every batch size when the scenario turns batching on).
+    Built {
+        policy: Box<dyn Policy>,
+        batches: bool,
+    },
+}
+
+/// Runs `contenders` (in place of the scenario's own policies) on the scenario's workload, in
+/// simulation, handing each run's records to `outputs`: what a binding runs when some
+/// policies are its own.
+pub fn simulate_contenders<O: Outputs>(
+    scenario: &Scenario,
+    contenders: Vec<Contender>,
+    outputs: &mut O,
+) -> Result<()> {
+    let workload = scenario.load_workload()?;
+    let costs = resolve_costs(scenario, &workload)?;
+    let mut executor = SimExecutor::new(&costs, scenario.overheads().clone());
+    let bound = attainment_bound(scenario, &workload, &costs);
+    for contender in contenders {
+        let (mut policy, batches) = match contender {
+            Contender::Registered(kind) => (
+                policy::build(kind, &scenario.cluster, &costs, &scenario.policy_config)?,
+                kind.batches(),
+            ),
+            Contender::Built { policy, batches } => (policy, batches),
+        };
+        let batches = batch_sizes(scenario, &costs, batches);
+        run_one(
+            scenario,
+            &workload,
+            &costs,
+            &mut executor,
+            outputs,
+            policy.as_mut(),
+            batches,
+            bound,
+        )?;
+    }
+    Ok(())
+}
+
+/// Batch sizes a policy may dispatch: only a policy that batches, and only when asked.
+fn batch_sizes<'a>(scenario: &Scenario, costs: &'a StepTimes, batches: bool) -> &'a [u32] {
+    if batches && scenario.policy_config.tetriserve.batching {
+        costs.batches()
+    } else {
+        &[1]
+    }
+}
+
 /// The one loop of every run: per policy, a fresh policy, [`Executor::reset`], the engine.
 /// An interrupted run is closed with the records so far before the error returns.
 fn run_policies<O: Outputs>(
@@ -318,49 +374,121 @@ fn run_policies<O: Outputs>(
         let mut policy = policy::build(kind, &scenario.cluster, costs, &scenario.policy_config)?;
         // Batch sizes the policy may dispatch: only a policy the registry says batches, and
         // only when asked.
-        let batches: &[u32] = if kind.batches() && scenario.policy_config.tetriserve.batching {
-            costs.batches()
-        } else {
-            &[1]
-        };
-        executor.reset(workload, batches)?;
-        let mut sink = outputs.open(policy.name(), &scenario.cluster)?;
-        let mut tally = Tally {
-            sink: &mut sink,
-            totals: WorkTotals::default(),
-        };
-        let result = engine::run_streamed(
+        let batches = batch_sizes(scenario, costs, kind.batches());
+        run_one(
+            scenario,
             workload,
-            &scenario.cluster,
             costs,
-            policy.as_mut(),
             executor,
-            &mut tally,
-        );
-        let totals = tally.totals;
-        let summarise = |records: RunRecords, executor: &dyn Executor| {
-            let mut summary = Summary::with_totals(&records, &totals);
-            summary.slo_attainment_bound = Some(bound);
-            summary.price(&scenario.cluster.operating);
-            summary.executor = executor.describe();
-            PolicyRun { records, summary }
-        };
-        match result {
-            Ok(records) => outputs.close(sink, summarise(records, executor))?,
+            outputs,
+            policy.as_mut(),
+            batches,
+            bound,
+        )?;
+    }
+    Ok(())
+}
+
+/// One policy's run: [`Executor::reset`], the engine, the summary (with the workload's
+/// `bound`) handed to `outputs`.
+#[allow(clippy::too_many_arguments)]
+fn run_one<O: Outputs>(
+    scenario: &Scenario,
+    workload: &Workload,
+    costs: &StepTimes,
+    executor: &mut dyn Executor,
+    outputs: &mut O,
+    policy: &mut dyn Policy,
+    batches: &[u32],
+    bound: f64,
+) -> Result<()> {
+    executor.reset(workload, batches)?;
+    let mut sink = outputs.open(policy.name(), &scenario.cluster)?;
+    let mut tally = Tally {
+        sink: &mut sink,
+        totals: WorkTotals::default(),
+    };
+    let result = engine::run_streamed(
+        workload,
+        &scenario.cluster,
+        costs,
+        policy,
+        executor,
+        &mut tally,
+    );
+    let totals = tally.totals;
+    let summarise = |records: RunRecords, executor: &dyn Executor| {
+        let mut summary = Summary::with_totals(&records, &totals);
+        summary.slo_attainment_bound = Some(bound);
+        summary.price(&scenario.cluster.operating);
+        summary.executor = executor.describe();
+        PolicyRun { records, summary }
+    };
+    match result {
+        Ok(records) => outputs.close(sink, summarise(records, executor)),
+        Err(Error::Interrupted {
+            cause,
+            partial,
+            finished,
+        }) => {
+            outputs.close(sink, summarise((*partial).clone(), executor))?;
             Err(Error::Interrupted {
                 cause,
                 partial,
                 finished,
-            }) => {
-                outputs.close(sink, summarise((*partial).clone(), executor))?;
-                return Err(Error::Interrupted {
-                    cause,
-                    partial,
-                    finished,
-                });
-            }
-            Err(e) => return Err(e),
+            })
         }
+        Err(e) => Err(e),
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::FixedSp;
+    use crate::scenario::Overrides;
+
+    #[test]
+    fn a_policy_built_outside_runs_exactly_as_its_registered_twin() {
+        let o = Overrides {
+            requests: Some(40),
+            rate_per_min: Some(30.0),
+            ..Overrides::default()
+        };
+        let scenario = Scenario::load(None, &o).unwrap();
+        let twin = FixedSp::new(4, &scenario.cluster);
+        let mut out = Collect::default();
+        simulate_contenders(
+            &scenario,
+            vec![
+                Contender::Registered(PolicyKind::XditSp(4)),
+                Contender::Built {
+                    policy: Box::new(twin),
+                    batches: false,
+                },
+            ],
+            &mut out,
+        )
+        .unwrap();
+        let [a, b] = &out.runs[..] else {
+            panic!("two runs expected, got {}", out.runs.len())
+        };
+        assert_eq!(a.records.requests.len(), 40);
+        assert!(!a.records.works.is_empty());
+        assert_eq!(a.records.requests, b.records.requests);
+        assert_eq!(a.records.works, b.records.works);
+        assert!(a.summary.slo_attainment_bound.is_some());
+        assert_eq!(
+            a.summary.slo_attainment_bound,
+            b.summary.slo_attainment_bound
+        );
+        // And what `simulate` gives the scenario's own run of the same policy.
+        let own = Scenario {
+            policies: vec![PolicyKind::XditSp(4)],
+            ..scenario.clone()
+        };
+        let runs = simulate(&own).unwrap();
+        assert_eq!(runs[0].records.requests, a.records.requests);
+        assert_eq!(runs[0].records.works, a.records.works);
+    }
 }

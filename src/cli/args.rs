@@ -707,7 +707,7 @@ pub struct BackendArgs {
 
 impl BackendArgs {
     /// Refuses the backend flags where nothing real runs.
-    pub(super) fn refuse_unless_real(&self, hint: &str) -> Result<()> {
+    pub fn refuse_unless_real(&self, hint: &str) -> Result<()> {
         if self.device.is_some() || self.model.is_some() || self.repeats.is_some() {
             return Err(Error::config_hint(
                 "--device, --model and --repeats choose and measure where a real run executes",
@@ -759,6 +759,18 @@ impl ScenarioArgs {
         self.workload.add_to(&mut o);
         self.slo.add_to(&mut o);
         self.tetriserve.add_to(&mut o);
+        o
+    }
+}
+
+impl SimulateArgs {
+    /// What `simulate` changes in its scenario: every scenario group, the policies, the trace
+    /// and the cluster.
+    pub fn overrides(&self) -> Overrides {
+        let mut o = self.scenario.overrides();
+        o.policies = self.policies.clone();
+        self.trace.add_to(&mut o);
+        self.cluster.add_to(&mut o);
         o
     }
 }

@@ -20,7 +20,8 @@ use crate::policy::PolicyKind;
 use crate::report;
 use crate::scenario::{Scenario, WorkloadSource};
 use backend::{real_node, run_gpu_check, run_profile, run_validate};
-use output::{describe, print_stdout};
+pub use output::describe;
+use output::print_stdout;
 use robustness::run_robustness;
 
 /// Runs a parsed command line.
@@ -279,10 +280,7 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
             "drop --by-resolution, or use --format table or csv",
         ));
     }
-    let mut overrides = args.scenario.overrides();
-    overrides.policies = args.policies.clone();
-    args.trace.add_to(&mut overrides);
-    args.cluster.add_to(&mut overrides);
+    let overrides = args.overrides();
     if !args.real {
         args.backend
             .refuse_unless_real("add --real, or drop them to simulate")?;
@@ -400,7 +398,17 @@ fn run_trace_generate(
     overrides: &crate::scenario::Overrides,
     output: Option<PathBuf>,
 ) -> Result<()> {
-    let scenario = Scenario::load(file.scenario.as_deref(), overrides)?;
+    let workload = generated_workload(file.scenario.as_deref(), overrides)?;
+    write_trace(&workload, output)
+}
+
+/// The workload `trace generate` writes: the scenario's generator (`path`, or the built-in
+/// default) with `overrides` applied; a scenario that replays a trace is refused.
+pub fn generated_workload(
+    path: Option<&Path>,
+    overrides: &crate::scenario::Overrides,
+) -> Result<crate::workload::Workload> {
+    let scenario = Scenario::load(path, overrides)?;
     if let WorkloadSource::Trace { path, .. } = &scenario.workload {
         return Err(Error::config_hint(
             format!(
@@ -410,8 +418,7 @@ fn run_trace_generate(
             "use a scenario without `workload.trace` (or none)",
         ));
     }
-    let workload = scenario.load_workload()?;
-    write_trace(&workload, output)
+    scenario.load_workload()
 }
 
 /// Writes `workload` as trace CSV to `output` (atomically) or to stdout.
@@ -1098,8 +1105,9 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
     print_stdout(&text)
 }
 
-/// Writes `comparison.csv` and every run's files under `out/<policy>/`.
-fn write_runs(
+/// Writes `comparison.csv` and every run's files under `out/<policy>/` (what `simulate --out`
+/// writes; the Python package's `Result.write`).
+pub fn write_runs(
     out: &Path,
     runs: &[crate::simulate::PolicyRun],
     timeline: Option<crate::report::TimelineLimit>,

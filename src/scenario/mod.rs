@@ -151,12 +151,36 @@ impl Scenario {
         Scenario::load_with(path, &overrides, Some(CostSource::Profile(profile)))
     }
 
+    /// [`load`](Self::load) for a scenario given as TOML text rather than a file (a language
+    /// binding's dictionary): `source` names it in error messages, and relative paths in it
+    /// (a trace, a profile) resolve against `dir`.
+    pub fn load_text(
+        text: &str,
+        source: &str,
+        dir: &Path,
+        overrides: &Overrides,
+    ) -> Result<Scenario> {
+        let raw = RawScenario::parse(text, source, dir)?.or(RawScenario::default_scenario());
+        Scenario::load_raw(raw, source.to_string(), overrides, None)
+    }
+
     fn load_with(
         path: Option<&Path>,
         overrides: &Overrides,
         cost: Option<CostSource>,
     ) -> Result<Scenario> {
-        let (mut raw, source) = RawScenario::load_merged(path)?;
+        let (raw, source) = RawScenario::load_merged(path)?;
+        Scenario::load_raw(raw, source, overrides, cost)
+    }
+
+    /// Applies `overrides` to a scenario merged onto the default, validates it, and checks
+    /// the flags against it.
+    fn load_raw(
+        mut raw: RawScenario,
+        source: String,
+        overrides: &Overrides,
+        cost: Option<CostSource>,
+    ) -> Result<Scenario> {
         raw.apply(overrides)?;
         let mut scenario =
             Scenario::from_raw_with(raw, &source, cost).map_err(|e| overrides.blame(e))?;
@@ -217,6 +241,44 @@ impl Scenario {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_scenario_given_as_text_loads_as_the_same_file_would() {
+        let text = "[workload]\nrequests = 40\nrate_per_min = 20.0\n";
+        let dir = std::env::temp_dir().join(format!("tetriserve-load-text-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("s.toml");
+        std::fs::write(&file, text).unwrap();
+        let o = Overrides {
+            seed: Some(9),
+            ..Overrides::default()
+        };
+        let from_file = Scenario::load(Some(&file), &o).unwrap();
+        let from_text = Scenario::load_text(text, "scenario dict", &dir, &o).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let (a, b) = (
+            from_file.load_workload().unwrap(),
+            from_text.load_workload().unwrap(),
+        );
+        assert_eq!(a.requests.len(), 40);
+        assert_eq!(a.requests, b.requests);
+        assert_eq!(from_text.policies, from_file.policies);
+        assert!(
+            from_text.origin.contains("scenario dict"),
+            "{}",
+            from_text.origin
+        );
+        // An error names the text's source and line.
+        let e = Scenario::load_text(
+            "\n[workload]\nrequests = \"many\"\n",
+            "scenario dict",
+            &dir,
+            &o,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("scenario dict:3"), "{e}");
+    }
+
     use super::*;
     use crate::cluster::config::ClusterSection;
     use crate::cost::config::{AnalyticSection, CostSection, OverheadsSection};
