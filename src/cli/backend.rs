@@ -355,9 +355,14 @@ fn real_node_profiled(
     overrides.gpus = None;
     overrides.nodes = Some(1);
     overrides.gpus_per_node = Some(slots.clamp(1, crate::real::node::MAX_SLOTS) as u32);
+    if always_measure && device == Device::Cpu {
+        cpu_validation_defaults(&mut overrides, scenario_file.is_some());
+    }
     let first = Scenario::load(scenario_file, &overrides)?;
     let model = match (&backend.model, device) {
         (Some(m), _) => m.clone(),
+        // A validation needs steps that last well beyond the OS's jitter.
+        (None, Device::Cpu) if always_measure => "small".to_string(),
         (None, Device::Cpu) => "tiny".to_string(),
         (None, Device::Cuda) => first.model_name().to_string(),
     };
@@ -475,4 +480,36 @@ fn node_slo_bases(
         bases.push((res, (ms * 1e3).round() / 1e6));
     }
     Ok(bases)
+}
+
+/// `validate --device cpu` without a scenario file or trace: a workload whose works last tens
+/// of milliseconds (512 and 1024 px images of 12 steps, the small model) at a load the node
+/// serves with some queueing (12 requests, 60 per minute); each flag given keeps its value.
+fn cpu_validation_defaults(overrides: &mut Overrides, scenario_file: bool) {
+    if scenario_file || overrides.trace.is_some() {
+        return;
+    }
+    let mut set = Vec::new();
+    if overrides.requests.is_none() {
+        overrides.requests = Some(12);
+        set.push("--requests 12");
+    }
+    if overrides.mix.is_none() {
+        overrides.mix = Some("custom:512=1,1024=1".into());
+        set.push("--mix custom:512=1,1024=1");
+    }
+    if overrides.steps.is_none() {
+        overrides.steps = Some(12);
+        set.push("--steps 12");
+    }
+    if overrides.rate_per_min.is_none() {
+        overrides.rate_per_min = Some(60.0);
+        set.push("--rate 60");
+    }
+    if !set.is_empty() {
+        eprintln!(
+            "validate on the cpu: {} (the defaults for a CPU validation; each flag overrides its own)",
+            set.join(" ")
+        );
+    }
 }
