@@ -134,7 +134,7 @@ pub fn dispatch_overhead_ms(rows: &[NodeRow]) -> f64 {
 /// The rows as a profile CSV (`gpu` is the key the scenario's cluster takes, e.g. `cpu`).
 pub fn to_csv(model: &str, gpu: &str, description: &str, rows: &[NodeRow]) -> String {
     let comment = format!(
-        "Measured by tetriserve on the real backend's node ({description}): per-step time from works of 1 and {} steps, medians of repeats; per-work overhead median {:.3} ms.",
+        "Measured by tetriserve on the real backend's node ({description}): per-step time as the ranks timed the steps of works of {} steps, per-work overhead as works' time outside their steps, medians of repeats; per-work overhead median {:.3} ms.",
         1 + EXTRA_STEPS,
         dispatch_overhead_ms(rows)
     );
