@@ -193,6 +193,22 @@ impl Schedule {
         })
     }
 
+    /// Per work of the recorded run, means in milliseconds: the decision lag (decision time
+    /// minus the event it followed) and the time outside the work's steps (where timed).
+    pub fn per_work_ms(&self) -> (f64, Option<f64>) {
+        let works: Vec<&Item> = self.items.iter().filter(|i| i.work.is_some()).collect();
+        let n = works.len().max(1) as f64;
+        let lag = works.iter().map(|i| i.lag.0 as f64 / 1e6).sum::<f64>() / n;
+        let outside: Option<Vec<f64>> = self
+            .durations
+            .iter()
+            .zip(&self.steps_time)
+            .map(|(d, s)| s.map(|s| d.0.saturating_sub(s.0) as f64 / 1e6))
+            .collect();
+        let outside = outside.map(|v| v.iter().sum::<f64>() / v.len().max(1) as f64);
+        (lag, outside)
+    }
+
     /// Replays the decisions on `workload` and `cluster`, works lasting as `durations` says
     /// (`costs` and `overheads`: what the simulator charges).
     pub fn replay(
@@ -399,6 +415,18 @@ pub struct Split {
     pub left_out: usize,
     /// Whether the replay with measured durations reproduced the real run's records exactly.
     pub exact: bool,
+    /// What the real run paid per work, for the overhead column: mean decision lag, mean time
+    /// outside the steps, and what the simulator charged (`overheads.dispatch`), milliseconds.
+    pub per_work: Option<PerWork>,
+}
+
+/// Per-work costs, means over the real run's works, milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PerWork {
+    pub works: usize,
+    pub lag_ms: f64,
+    pub outside_ms: f64,
+    pub charged_ms: f64,
 }
 
 /// The latency of a finished request, nanoseconds.
@@ -451,6 +479,7 @@ pub fn split(
         requests,
         left_out,
         exact: same_records(real, measured),
+        per_work: None,
     }
 }
 
@@ -525,6 +554,13 @@ impl Split {
                 pct(m[2]),
                 pct(m[3]),
                 pct(m[4])
+            );
+        }
+        if let Some(p) = &self.per_work {
+            let _ = writeln!(
+                s,
+                "\nPer work of the real run (mean over {} works): decision lag {:.3} ms (from the event a decision followed to the decision) and {:.3} ms outside the steps (inputs, latent upload and download, hand-offs); the simulator charges {:.3} ms per work and no lag.",
+                p.works, p.lag_ms, p.outside_ms, p.charged_ms
             );
         }
         let _ = writeln!(

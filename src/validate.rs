@@ -401,13 +401,16 @@ pub fn study(
         let measured = run(Durations::Measured)?;
         let steps = run(Durations::ModelledSteps)?;
         let modelled = run(Durations::Modelled)?;
-        split = Some(crate::replay::split(
-            &real.records,
-            &measured,
-            &steps,
-            &modelled,
-            &sim.records,
-        ));
+        let mut sp =
+            crate::replay::split(&real.records, &measured, &steps, &modelled, &sim.records);
+        let (lag_ms, outside_ms) = schedule.per_work_ms();
+        sp.per_work = outside_ms.map(|outside_ms| crate::replay::PerWork {
+            works: real.records.works.len(),
+            lag_ms,
+            outside_ms,
+            charged_ms: planned.overheads().dispatch.0 as f64 / 1e6,
+        });
+        split = Some(sp);
         replays = vec![
             ("replay-measured", measured),
             ("replay-modelled-steps", steps),

@@ -246,6 +246,12 @@ pub(super) fn run_validate(args: ValidateArgs) -> Result<()> {
                 m[0],
                 if sp.exact { "exact" } else { "NOT exact" }
             );
+            if let Some(p) = &sp.per_work {
+                eprintln!(
+                    "validate: per work of the real run: decision lag {:.3} ms, outside the steps {:.3} ms; the simulator charges {:.3} ms",
+                    p.lag_ms, p.outside_ms, p.charged_ms
+                );
+            }
         }
         for x in &study.exchanges {
             eprintln!(

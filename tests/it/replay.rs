@@ -140,6 +140,10 @@ fn a_known_extra_per_work_cost_and_a_decision_lag_show_in_the_overhead_column() 
     assert_eq!(latency(&real, 0), ms(335).0);
     assert_eq!(latency(&real, 1), ms(205).0);
     let schedule = Schedule::of(&real, &w, timed).unwrap();
+    // Per work: lags 0, 0 and 5 ms; 5 ms outside the steps each.
+    let (lag, outside) = schedule.per_work_ms();
+    assert!((lag - 5.0 / 3.0).abs() < 1e-9, "{lag}");
+    assert!((outside.unwrap() - 5.0).abs() < 1e-9);
     let replay = |d| schedule.replay(&w, &cl, &costs, &zero(), d).unwrap();
     let measured = replay(Durations::Measured);
     assert!(same_records(&real, &measured), "{measured:?}");
