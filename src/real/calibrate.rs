@@ -10,7 +10,9 @@
 //! The ranks time their steps
 //! ([`RankJob::steps_ns`](crate::real::executor::RankJob::steps_ns)): a step's time is the
 //! long works' step time divided by their steps; a work's per-work overhead is its time
-//! outside its steps (inputs, latent upload and download, thread hand-offs). Each is the
+//! outside its steps (inputs, latent upload and download, thread hand-offs) plus the time
+//! from its end until the executor's thread takes it in (in a run, the next decision waits
+//! that long). Each is the
 //! median over the repeats; repeats more than 25% off the median are counted as outliers.
 //! Measuring after warm-up keeps one-off costs (allocation, first launches) out of the
 //! overhead: those are paid before the clock starts and must not be charged to every work.
@@ -69,13 +71,17 @@ pub fn measure(
                 let long = exec.run_timed_on(res, &groups, 1 + EXTRA_STEPS)?;
                 let n = groups.len() as f64;
                 per_step.push(
-                    long.iter().map(|(_, s)| ms(*s)).sum::<f64>() / n / f64::from(1 + EXTRA_STEPS),
+                    long.iter().map(|(_, s, _)| ms(*s)).sum::<f64>()
+                        / n
+                        / f64::from(1 + EXTRA_STEPS),
                 );
+                // Outside the steps, plus the wait from a work's end until the executor's
+                // thread takes it in: in a run, the next decision waits as long.
                 outside.push(
                     short
                         .iter()
                         .chain(&long)
-                        .map(|(w, s)| ms(w.saturating_sub(*s)))
+                        .map(|(w, s, noticed)| ms(w.saturating_sub(*s)) + ms(*noticed))
                         .sum::<f64>()
                         / (2.0 * n),
                 );

@@ -610,38 +610,45 @@ impl RealExecutor {
         groups: &[Vec<usize>],
         steps: u32,
     ) -> Result<Vec<Duration>> {
-        self.run_batch_on(res, groups, steps, 1)
+        Ok(self
+            .run_batch_on(res, groups, steps, 1)?
+            .into_iter()
+            .map(|t| t.0)
+            .collect())
     }
 
     /// [`run_now_on`](Self::run_now_on), with each group's time in its steps beside its whole
-    /// time (see [`RankJob::steps_ns`]): `(whole, steps)` per group.
+    /// time (see [`RankJob::steps_ns`]), and how long after the work ended the executor's
+    /// thread took it in (what a run's decision waits after a completion): `(whole, steps,
+    /// noticed)` per group.
     pub fn run_timed_on(
         &mut self,
         res: Resolution,
         groups: &[Vec<usize>],
         steps: u32,
-    ) -> Result<Vec<(Duration, Duration)>> {
+    ) -> Result<Vec<(Duration, Duration, Duration)>> {
         let first = self.next_internal;
         let times = self.run_batch_on(res, groups, steps, 1)?;
         Ok(times
             .into_iter()
             .enumerate()
-            .map(|(i, t)| {
+            .map(|(i, (t, noticed))| {
                 let id = WorkId(first - i as u32);
                 let spent = self.step_times.get(&id).map_or(0, |n| n.0);
-                (t, Duration::from_nanos(spent))
+                (t, Duration::from_nanos(spent), noticed)
             })
             .collect())
     }
 
     /// [`run_now_on`](Self::run_now_on) with `batch` fresh requests per group.
+    /// Per group: the work's time, and how long after its end this thread took it in.
     fn run_batch_on(
         &mut self,
         res: Resolution,
         groups: &[Vec<usize>],
         steps: u32,
         batch: usize,
-    ) -> Result<Vec<Duration>> {
+    ) -> Result<Vec<(Duration, Duration)>> {
         if !self.in_flight.is_empty() {
             return Err(Error::Executor(
                 "cannot time work while a run is in flight".into(),
@@ -676,7 +683,9 @@ impl RealExecutor {
             let d = self.recv(None)?;
             if let Some((w, at)) = self.absorb(d)? {
                 let i = ids.iter().position(|&x| x == w).expect("one of ours");
-                times[i] = Some(at.saturating_duration_since(t0));
+                // How long after the last rank finished this thread had taken the work in.
+                let noticed = Instant::now().saturating_duration_since(at);
+                times[i] = Some((at.saturating_duration_since(t0), noticed));
             }
         }
         Ok(times.into_iter().map(|t| t.expect("all done")).collect())
