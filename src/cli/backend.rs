@@ -490,7 +490,8 @@ fn node_slo_bases(
 
 /// `validate --device cpu` without a scenario file or trace: a workload whose works last tens
 /// of milliseconds (512 and 1024 px images of 12 steps, the small model) at a load the node
-/// serves with some queueing (12 requests, 60 per minute); each flag given keeps its value.
+/// serves with some queueing, so that TetriServe changes degrees (12 requests, 120 per
+/// minute); each flag given keeps its value.
 fn cpu_validation_defaults(overrides: &mut Overrides, scenario_file: bool) {
     if scenario_file || overrides.trace.is_some() {
         return;
@@ -509,8 +510,8 @@ fn cpu_validation_defaults(overrides: &mut Overrides, scenario_file: bool) {
         set.push("--steps 12");
     }
     if overrides.rate_per_min.is_none() {
-        overrides.rate_per_min = Some(60.0);
-        set.push("--rate 60");
+        overrides.rate_per_min = Some(120.0);
+        set.push("--rate 120");
     }
     if !set.is_empty() {
         eprintln!(
