@@ -339,7 +339,7 @@ fn real_node_profiled(
     let slots = match (gpus, device) {
         (Some(g), _) => g as usize,
         // No more rank threads than cores: threads sharing a core time each other's steps.
-        (None, Device::Cpu) => 1usize << (usize::BITS - 1 - cores.clamp(1, 4).leading_zeros()),
+        (None, Device::Cpu) => default_cpu_slots(cores),
         (None, Device::Cuda) => crate::real::device::probe()?.devices,
     };
     if device == Device::Cpu && slots > cores {
@@ -488,6 +488,11 @@ fn node_slo_bases(
     Ok(bases)
 }
 
+/// Rank threads on the CPU by default: the largest power of two up to 4 that `cores` hold.
+fn default_cpu_slots(cores: usize) -> usize {
+    1usize << (usize::BITS - 1 - cores.clamp(1, 4).leading_zeros())
+}
+
 /// `validate --device cpu` without a scenario file or trace: a workload whose works last tens
 /// of milliseconds (512 and 1024 px images of 12 steps, the small model) at a load the node
 /// serves with some queueing, so that TetriServe changes degrees (12 requests, 120 per
@@ -518,5 +523,40 @@ fn cpu_validation_defaults(overrides: &mut Overrides, scenario_file: bool) {
             "validate on the cpu: {} (the defaults for a CPU validation; each flag overrides its own)",
             set.join(" ")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_rank_threads_default_to_no_more_than_the_cores() {
+        let got: Vec<usize> = [0, 1, 2, 3, 4, 7, 16].map(default_cpu_slots).to_vec();
+        assert_eq!(got, vec![1, 1, 2, 2, 4, 4, 4]);
+    }
+
+    #[test]
+    fn the_cpu_validation_defaults_fill_only_what_is_not_given() {
+        let mut o = Overrides {
+            mix: Some("custom:256=1".into()),
+            ..Overrides::default()
+        };
+        cpu_validation_defaults(&mut o, false);
+        assert_eq!(o.mix.as_deref(), Some("custom:256=1"));
+        assert_eq!(
+            (o.requests, o.steps, o.rate_per_min),
+            (Some(12), Some(12), Some(120.0))
+        );
+        // A scenario file or a trace says what to run: nothing is added.
+        let mut o = Overrides::default();
+        cpu_validation_defaults(&mut o, true);
+        assert_eq!((o.requests, o.mix.clone()), (None, None));
+        let mut o = Overrides {
+            trace: Some("t.csv".into()),
+            ..Overrides::default()
+        };
+        cpu_validation_defaults(&mut o, false);
+        assert_eq!(o.requests, None);
     }
 }
