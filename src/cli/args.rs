@@ -646,7 +646,7 @@ pub struct BackendArgs {
     #[arg(long, value_enum)]
     pub device: Option<DeviceArg>,
     /// Real runs only: the model to build: flux1-dev, sd3-medium, small, tiny (default: the
-    /// profile's model on cuda, tiny on cpu).
+    /// profile's model on cuda; on cpu, tiny for simulate --real and small for validate).
     #[arg(long)]
     pub model: Option<String>,
     /// Real runs only: timed repeats per (resolution, degree) when the node is measured
