@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod optimum;
 pub mod policy;
 pub mod real;
+pub mod replay;
 pub mod report;
 pub mod robustness;
 pub mod scenario;

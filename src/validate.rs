@@ -319,20 +319,61 @@ pub struct FidelityStudy {
     pub validation: Validation,
     /// The same simulation charging steps only, to show what the per-work overhead explains.
     pub without_overhead: Validation,
-    /// Every run's files, under `real/`, `sim/` and `sim-no-overhead/`.
+    /// Each further real run of the same trace against the first: the noise floor.
+    pub floor: Vec<Validation>,
+    /// The simulation's error split by cause, from replays of the real run's decisions.
+    pub split: Option<crate::replay::Split>,
+    /// Sequence-parallel exchanges of the real run, measured against the profile.
+    pub exchanges: Vec<Exchange>,
+    /// Every run's files, under `real/`, `sim/` and `sim-no-overhead/` (and `real-2/`, ...,
+    /// `replay-measured/`, ...).
     pub files: Vec<(PathBuf, Vec<u8>)>,
     /// The real executor's description.
     pub executor: String,
 }
 
-/// Runs `scenario`'s first policy on `executor` (the real node, which the scenario's profile
-/// and per-work overhead describe), then simulates the same scenario, so that both runs plan
-/// identically, and once more without the per-work overhead; compares each simulation with
-/// the real run.
-pub fn study(scenario: &Scenario, executor: &mut dyn Executor) -> Result<FidelityStudy> {
-    let real = crate::simulate::run_with(scenario, executor)
-        .map_err(|f| f.error)?
-        .remove(0);
+/// The mean latency error of the floor's comparisons (`None` with one real run).
+pub fn floor_error(floor: &[Validation]) -> Option<f64> {
+    (!floor.is_empty())
+        .then(|| floor.iter().map(|v| v.mean_error).sum::<f64>() / floor.len() as f64)
+}
+
+/// Whether the simulation is as close to the real run as a second real run is: its mean
+/// latency error at most 1.25 times the floor's.
+pub fn within_floor(validation: &Validation, floor: &[Validation]) -> Option<bool> {
+    floor_error(floor).map(|f| validation.mean_error <= 1.25 * f)
+}
+
+/// Runs `scenario`'s first policy on `executor` `runs` times (the real node, which the
+/// scenario's profile and per-work overhead describe), then simulates the same scenario, so
+/// that both runs plan identically, and once more without the per-work overhead; compares
+/// each simulation with the first real run, and every other real run with the first (the
+/// noise floor). The first real run's decisions are then replayed in simulation
+/// ([`crate::replay`]) to split the error by cause.
+pub fn study(
+    scenario: &Scenario,
+    executor: &mut dyn Executor,
+    runs: usize,
+) -> Result<FidelityStudy> {
+    let mut reals = Vec::new();
+    let mut steps_time = Vec::new();
+    let mut exchange_time = Vec::new();
+    for _ in 0..runs.max(1) {
+        let run = crate::simulate::run_with(scenario, executor)
+            .map_err(|f| f.error)?
+            .remove(0);
+        if reals.is_empty() {
+            let id = |i: usize| crate::engine::WorkId(i as u32);
+            steps_time = (0..run.records.works.len())
+                .map(|i| executor.steps_time(id(i)))
+                .collect();
+            exchange_time = (0..run.records.works.len())
+                .map(|i| executor.exchange_time(id(i)))
+                .collect();
+        }
+        reals.push(run);
+    }
+    let real = reals.remove(0);
     // Where the real executor cannot cut running work, its policies granted one step at a
     // time; the simulations must plan the same way.
     let mut planned = scenario.clone();
@@ -343,40 +384,206 @@ pub fn study(scenario: &Scenario, executor: &mut dyn Executor) -> Result<Fidelit
     let mut bare = planned.clone();
     bare.policy_config.overheads.dispatch = Nanos::ZERO;
     let sim_bare = crate::simulate::simulate(&bare)?.remove(0);
-    let mut files = Vec::new();
-    for (name, run) in [
-        ("real", &real),
-        ("sim", &sim),
-        ("sim-no-overhead", &sim_bare),
-    ] {
-        for (file, bytes) in crate::report::run_files(
-            &run.records,
-            &run.summary,
-            None,
-            crate::report::WorkRows::Merged,
-        ) {
-            files.push((PathBuf::from(name).join(file), bytes));
-        }
-    }
     let profile = match &scenario.cost {
         crate::scenario::CostSource::Profile(p) => Some(p),
         crate::scenario::CostSource::Analytic(_) => None,
     };
     let lookup = |res, k, b| step_ms(profile, res, k, b);
+    // The replays, where every step of the real run was timed.
+    let mut replays = Vec::new();
+    let mut split = None;
+    if steps_time.iter().all(Option::is_some) && !real.records.works.is_empty() {
+        use crate::replay::{Durations, Schedule};
+        let workload = planned.load_workload()?;
+        let costs = crate::simulate::resolve_costs(&planned, &workload)?;
+        let schedule = Schedule::of(&real.records, &workload, steps_time)?;
+        let run = |d| schedule.replay(&workload, &planned.cluster, &costs, planned.overheads(), d);
+        let measured = run(Durations::Measured)?;
+        let steps = run(Durations::ModelledSteps)?;
+        let modelled = run(Durations::Modelled)?;
+        let mut sp =
+            crate::replay::split(&real.records, &measured, &steps, &modelled, &sim.records);
+        let (lag_ms, outside_ms) = schedule.per_work_ms();
+        sp.per_work = outside_ms.map(|outside_ms| crate::replay::PerWork {
+            works: real.records.works.len(),
+            lag_ms,
+            outside_ms,
+            charged_ms: planned.overheads().dispatch.0 as f64 / 1e6,
+        });
+        split = Some(sp);
+        replays = vec![
+            ("replay-measured", measured),
+            ("replay-modelled-steps", steps),
+            ("replay-modelled", modelled),
+        ];
+    }
+    let mut files = Vec::new();
+    let named: Vec<(String, &RunRecords, Option<&crate::metrics::Summary>)> = [
+        ("real".to_string(), &real.records, Some(&real.summary)),
+        ("sim".to_string(), &sim.records, Some(&sim.summary)),
+        (
+            "sim-no-overhead".to_string(),
+            &sim_bare.records,
+            Some(&sim_bare.summary),
+        ),
+    ]
+    .into_iter()
+    .chain(
+        reals
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("real-{}", i + 2), &r.records, Some(&r.summary))),
+    )
+    .chain(replays.iter().map(|(n, r)| (n.to_string(), r, None)))
+    .collect();
+    for (name, records, summary) in named {
+        let summary = match summary {
+            Some(s) => s.clone(),
+            None => crate::metrics::Summary::of(records),
+        };
+        for (file, bytes) in
+            crate::report::run_files(records, &summary, None, crate::report::WorkRows::Each)
+        {
+            files.push((PathBuf::from(&name).join(file), bytes));
+        }
+    }
+    let floor = reals
+        .iter()
+        .map(|r| compare(&real.records, &r.records, lookup))
+        .collect::<Result<Vec<_>>>()?;
     Ok(FidelityStudy {
         validation: compare(&real.records, &sim.records, lookup)?,
         without_overhead: compare(&real.records, &sim_bare.records, lookup)?,
+        floor,
+        split,
+        exchanges: exchanges(&real.records, &exchange_time, lookup),
         files,
         executor: real.summary.executor.clone().unwrap_or_else(|| "?".into()),
     })
 }
 
-/// `validation.md`: the comparison, and the one without the per-work overhead when there is one.
-pub fn report(validation: &Validation, without_overhead: Option<&Validation>) -> String {
+/// Per (resolution, degree > 1): the Ulysses exchanges of the real run's works.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exchange {
+    pub resolution: Resolution,
+    pub degree: u32,
+    pub steps: u64,
+    /// Measured: one rank's time in the exchanges (waiting for its peers included), per step.
+    pub measured_ms: f64,
+    /// Modelled: what the profile charges an SP-k step beyond an even share of the SP1 step,
+    /// `T(k) - T(1) / k` (exchanges and everything else that does not split).
+    pub modelled_ms: Option<f64>,
+}
+
+/// The exchanges of `real`'s works at degree > 1 whose exchange time was measured.
+pub fn exchanges(
+    real: &RunRecords,
+    exchange_time: &[Option<Nanos>],
+    step_ms: impl Fn(Resolution, u32, u32) -> Option<f64>,
+) -> Vec<Exchange> {
+    let mut rows: Vec<Exchange> = Vec::new();
+    let mut spent: Vec<f64> = Vec::new();
+    for (w, t) in real.works.iter().zip(exchange_time) {
+        let (Some(t), k) = (t, w.gpus.len()) else {
+            continue;
+        };
+        if k < 2 || w.steps == 0 {
+            continue;
+        }
+        let i = match rows
+            .iter()
+            .position(|r| r.resolution == w.resolution && r.degree == k)
+        {
+            Some(i) => i,
+            None => {
+                let b = w.requests.len() as u32;
+                rows.push(Exchange {
+                    resolution: w.resolution,
+                    degree: k,
+                    steps: 0,
+                    measured_ms: 0.0,
+                    modelled_ms: step_ms(w.resolution, k, b)
+                        .zip(step_ms(w.resolution, 1, b))
+                        .map(|(tk, t1)| tk - t1 / f64::from(k)),
+                });
+                spent.push(0.0);
+                rows.len() - 1
+            }
+        };
+        rows[i].steps += u64::from(w.steps);
+        spent[i] += t.0 as f64 / 1e6;
+    }
+    for (r, s) in rows.iter_mut().zip(spent) {
+        r.measured_ms = s / r.steps.max(1) as f64;
+    }
+    rows.sort_by_key(|r| (r.resolution.tokens(), r.degree));
+    rows
+}
+
+/// The exchanges as Markdown.
+pub fn exchanges_markdown(rows: &[Exchange]) -> String {
+    let mut s = String::from(
+        "| resolution | degree | steps | exchange per step, measured, ms | modelled: T(k) - T(1)/k, ms |\n|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.3} | {} |",
+            r.resolution,
+            r.degree,
+            r.steps,
+            r.measured_ms,
+            r.modelled_ms.map_or("-".into(), |m| format!("{m:.3}"))
+        );
+    }
+    s
+}
+
+/// `validation.md`: the comparison, the noise floor (further real runs against the first),
+/// the error split by cause, and the comparison without the per-work overhead when there is
+/// one.
+pub fn report(
+    validation: &Validation,
+    without_overhead: Option<&Validation>,
+    floor: &[Validation],
+    split: Option<&crate::replay::Split>,
+    exchanges: &[Exchange],
+) -> String {
     let mut text = format!(
         "## Simulated with the measured profile and per-work overhead\n\n{}",
         validation.to_markdown()
     );
+    if let Some(f) = floor_error(floor) {
+        let pct = |x: f64| format!("{:.1}%", 100.0 * x);
+        text.push_str(&format!(
+            "\n## Noise floor: the real run against itself\n\nThe same trace run again on the same node ({} more run(s)), compared with the first run as the simulation is:\n\n| | sim vs real | real vs real (mean of runs) |\n|---|---|---|\n| mean latency error | {} | {} |\n| p90 latency error | {} | {} |\n| same verdict | {} | {} |\n\nThe simulation's mean error is {:.2}x the floor: {} (the target is at most 1.25x: the simulator is then as close to the run as the run is to itself).\n",
+            floor.len(),
+            pct(validation.mean_error),
+            pct(f),
+            pct(validation.p90_error),
+            pct(floor.iter().map(|v| v.p90_error).sum::<f64>() / floor.len() as f64),
+            pct(validation.same_verdict),
+            pct(floor.iter().map(|v| v.same_verdict).sum::<f64>() / floor.len() as f64),
+            validation.mean_error / f,
+            if within_floor(validation, floor) == Some(true) {
+                "within the floor"
+            } else {
+                "NOT within the floor"
+            }
+        ));
+    }
+    if let Some(sp) = split {
+        text.push_str(&format!(
+            "\n## The error split by cause\n\nThe real run's own decisions replayed in simulation: with its measured durations (reproduces it), with profiled step times (service time), with the simulator's per-work costs and no decision lag (per-work overhead); then the simulation with the policy deciding (schedule divergence). Per resolution and the degrees its requests ran at in the real run:\n\n{}",
+            sp.to_markdown()
+        ));
+    }
+    if !exchanges.is_empty() {
+        text.push_str(&format!(
+            "\n## Ulysses exchanges on real ranks\n\nRank 0's time in the all-to-alls per step (waiting for its peers included), against what the profile charges an SP-k step beyond an even share of the SP1 step:\n\n{}",
+            exchanges_markdown(exchanges)
+        ));
+    }
     if let Some(w) = without_overhead {
         text.push_str(&format!(
             "\n## Without the per-work overhead\n\nThe same simulation charging steps only (`overheads.dispatch_ms = 0`; the real run's plans are unchanged):\n\n{}",
@@ -536,5 +743,54 @@ mod tests {
         assert_eq!(v.mean_overhead_ms(), None);
         let other = run(vec![request(5, 1000, 2000, true)], vec![]);
         assert!(compare(&real, &other, |_, _, _| None).is_err());
+    }
+    #[test]
+    fn the_verdict_is_judged_against_the_noise_floor() {
+        // Real latencies 1.0 and 2.0 s; a second real run 1.1 and 2.0 (floor: 5%); a
+        // simulation 1.06 and 2.0 (3%, within the floor) or 1.2 and 2.0 (10%, 2x the floor).
+        let at = |a: u64, b: u64| {
+            run(
+                vec![request(0, a, 5000, true), request(1, b, 5000, true)],
+                vec![],
+            )
+        };
+        let real = at(1000, 2000);
+        let floor = vec![compare(&real, &at(1100, 2000), |_, _, _| None).unwrap()];
+        assert!((floor_error(&floor).unwrap() - 0.05).abs() < 1e-9);
+        let close = compare(&real, &at(1060, 2000), |_, _, _| None).unwrap();
+        let far = compare(&real, &at(1200, 2000), |_, _, _| None).unwrap();
+        assert_eq!(within_floor(&close, &floor), Some(true));
+        assert_eq!(within_floor(&far, &floor), Some(false));
+        assert_eq!(within_floor(&far, &[]), None);
+        let text = report(&far, None, &floor, None, &[]);
+        assert!(
+            text.contains("2.00x the floor: NOT within the floor"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| mean latency error | 10.0% | 5.0% |"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn exchanges_are_per_step_and_set_against_the_profile() {
+        // Two SP2 works of 4 and 2 steps with 8 and 4 ms in exchanges: 2 ms per step. The
+        // profile: 10 ms at SP1, 6 ms at SP2: it charges 6 - 10/2 = 1 ms beyond an even split.
+        let mut a = work(0, 0, 100, 4);
+        a.gpus = GpuSet::new(0, 0b11);
+        let mut b = work(0, 100, 150, 2);
+        b.gpus = GpuSet::new(0, 0b11);
+        let solo = work(1, 0, 50, 4);
+        let real = run(vec![], vec![a, b, solo]);
+        let times = [Some(ms(8)), Some(ms(4)), Some(Nanos::ZERO)];
+        let rows = exchanges(&real, &times, |_, k, _| {
+            Some(if k == 1 { 10.0 } else { 6.0 })
+        });
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].degree, rows[0].steps), (2, 6));
+        assert!((rows[0].measured_ms - 2.0).abs() < 1e-9);
+        assert!((rows[0].modelled_ms.unwrap() - 1.0).abs() < 1e-9);
+        assert!(exchanges_markdown(&rows).contains("| 256x256 | 2 | 6 | 2.000 | 1.000 |"));
     }
 }

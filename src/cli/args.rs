@@ -160,10 +160,12 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
     },
-    /// Measure the simulator's fidelity: profile the local GPU, replay a trace on it with
-    /// `--real` and in simulation with that profile, and compare request by request.
+    /// Measure the simulator's fidelity: measure the real node (local GPUs, or CPU rank
+    /// threads with --device cpu), run a trace on it (--runs times, for the noise floor) and
+    /// in simulation with the measured profile, compare request by request, and split the
+    /// error by cause (service time, per-work overhead, schedule divergence).
     #[command(
-        after_help = "Examples:\n  tetriserve validate --requests 16 --rate 60 --slo-scale 1.5 --out runs/validate\n  tetriserve validate --compare runs/real/tetriserve runs/sim/tetriserve --profile my-profile.csv"
+        after_help = "Examples:\n  tetriserve validate --requests 16 --rate 60 --slo-scale 1.5 --out runs/validate\n  tetriserve validate --device cpu --model small --gpus 2 --requests 12 --mix custom:512=1,1024=1 --steps 12\n  tetriserve validate --compare runs/real/tetriserve runs/sim/tetriserve --profile my-profile.csv\n\nOn the CPU, deadlines are relative to the measured node by default (--slo-from)."
     )]
     Validate(ValidateArgs),
     /// The true optimum on small windows of a scenario's workload (an exact search), beside
@@ -218,7 +220,7 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
     /// Slots of the node: local GPUs, lanes of one GPU, or CPU rank threads (default: every
-    /// local GPU; 4 on the CPU).
+    /// local GPU; on the CPU, the largest power of two up to 4 that the cores hold).
     #[arg(long)]
     pub gpus: Option<u32>,
     #[command(flatten)]
@@ -230,7 +232,13 @@ pub struct ValidateArgs {
     /// With --compare: the profile the simulation used, for the overhead breakdown.
     #[arg(long, value_name = "NAME|FILE")]
     pub profile: Option<String>,
-    /// Write the profile, both runs, validation.md and validation-requests.csv here.
+    /// Real runs of the trace (at least 1, at most 20): the first is set against the
+    /// simulation, every other against the first, as the noise floor the simulation's error
+    /// is judged by.
+    #[arg(long, value_name = "R", default_value_t = 2)]
+    pub runs: usize,
+    /// Write the profile, the runs, validation.md, validation-requests.csv and the error
+    /// split (split.md, split.csv) here.
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Replace the output directory if it exists.
@@ -691,26 +699,44 @@ pub struct SimulateArgs {
 /// Where a real run executes (`simulate --real`, `validate`).
 #[derive(Debug, Args, Default)]
 pub struct BackendArgs {
-    /// With --real: cuda (local GPUs; one GPU runs --gpus lanes, emulated) or cpu (rank
-    /// threads running the CPU model; no GPU needed).
+    /// Real runs only (simulate --real, validate): cuda (local GPUs; one GPU runs --gpus
+    /// lanes, emulated) or cpu (rank threads running the CPU model; no GPU needed).
     #[arg(long, value_enum)]
     pub device: Option<DeviceArg>,
-    /// With --real: the model to build: flux1-dev, sd3-medium, small, tiny (default: the
-    /// profile's model on cuda, tiny on cpu).
+    /// Real runs only: the model to build: flux1-dev, sd3-medium, small, tiny (default: the
+    /// profile's model on cuda; on cpu, tiny for simulate --real and small for validate).
     #[arg(long)]
     pub model: Option<String>,
-    /// With --real: timed repeats per (resolution, degree) when the node is measured
+    /// Real runs only: timed repeats per (resolution, degree) when the node is measured
     /// (default 3; the node is measured unless --profile gives the plans' step times).
     #[arg(long)]
     pub repeats: Option<usize>,
+    /// Real runs only: where the deadlines come from. `node`: each resolution's SLO base is
+    /// its lone-request time at SP1 on the measured node (steps x step time + per-work
+    /// overhead), times --slo-scale; the default on cpu, whose steps take milliseconds.
+    /// `scenario`: the scenario's bases in seconds (the default on cuda, and wherever
+    /// --slo-base is given).
+    #[arg(long, value_enum, value_name = "node|scenario")]
+    pub slo_from: Option<SloFrom>,
+}
+
+/// `--slo-from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SloFrom {
+    Node,
+    Scenario,
 }
 
 impl BackendArgs {
     /// Refuses the backend flags where nothing real runs.
     pub fn refuse_unless_real(&self, hint: &str) -> Result<()> {
-        if self.device.is_some() || self.model.is_some() || self.repeats.is_some() {
+        if self.device.is_some()
+            || self.model.is_some()
+            || self.repeats.is_some()
+            || self.slo_from.is_some()
+        {
             return Err(Error::config_hint(
-                "--device, --model and --repeats choose and measure where a real run executes",
+                "--device, --model, --repeats and --slo-from choose and measure where a real run executes",
                 hint,
             ));
         }

@@ -291,12 +291,13 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
             "use --gpus N for its number of slots (GPUs, lanes or CPU threads)",
         ));
     }
+    let extra;
     let runs = if args.real {
         // Refuse an existing output directory before minutes of loading and measuring.
         if let Some(out) = &args.out {
             report::check_out_dir(out, args.force)?;
         }
-        let (mut exec, scenario) = real_node(
+        let (mut exec, scenario, node) = real_node(
             &args.backend,
             args.cluster.gpus,
             args.scenario.scenario.as_deref(),
@@ -306,6 +307,10 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
         for w in &scenario.warnings {
             eprintln!("warning: {w}");
         }
+        // The measured profile the policies planned with goes with the runs.
+        extra = node
+            .map(|n| vec![(PathBuf::from("profile.csv"), n.csv.into_bytes())])
+            .unwrap_or_default();
         match crate::simulate::run_with(&scenario, &mut exec) {
             Ok(runs) => runs,
             Err(failure) => {
@@ -314,7 +319,7 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
                 if let Some(out) = &args.out
                     && !runs.is_empty()
                 {
-                    write_runs(out, &runs, timeline, rows, args.force)?;
+                    write_runs(out, &runs, timeline, rows, args.force, &extra)?;
                     eprintln!("wrote the runs so far to {}", out.display());
                 }
                 return Err(e);
@@ -343,7 +348,7 @@ fn run_simulate(args: SimulateArgs) -> Result<()> {
     let summaries: Vec<Summary> = runs.iter().map(|r| r.summary.clone()).collect();
 
     if let Some(out) = &args.out {
-        write_runs(out, &runs, timeline, rows, args.force)?;
+        write_runs(out, &runs, timeline, rows, args.force, &extra)?;
         eprintln!("wrote {}", out.display());
     }
     print_summaries(&summaries, args.format, args.by_resolution)
@@ -1113,12 +1118,14 @@ pub fn write_runs(
     timeline: Option<crate::report::TimelineLimit>,
     rows: report::WorkRows,
     force: bool,
+    extra: &[(PathBuf, Vec<u8>)],
 ) -> Result<()> {
     let summaries: Vec<Summary> = runs.iter().map(|r| r.summary.clone()).collect();
     let mut files = vec![(
         PathBuf::from("comparison.csv"),
         report::comparison_csv(&summaries).into_bytes(),
     )];
+    files.extend(extra.iter().cloned());
     for r in runs {
         for (name, bytes) in report::run_files(&r.records, &r.summary, timeline, rows) {
             files.push((PathBuf::from(&r.summary.policy).join(name), bytes));

@@ -35,13 +35,19 @@ pub fn describe(s: &Scenario) -> String {
         ),
     };
     let policies: Vec<String> = s.policies.iter().map(PolicyKind::to_string).collect();
+    // A profile measured on CPU rank threads: they exchange through host memory.
+    let topology = if s.cluster.gpu == "cpu" {
+        "rank threads, host memory".to_string()
+    } else {
+        s.cluster.topology.to_string()
+    };
     format!(
         "running {}\n  cluster: {} node(s) x {} {} ({}), cost: {}\n  workload: {}\n  policies: {}",
         s.origin,
         s.cluster.nodes,
         s.cluster.gpus_per_node,
         s.cluster.gpu,
-        s.cluster.topology,
+        topology,
         s.cost_model().describe(),
         workload,
         policies.join(", ")

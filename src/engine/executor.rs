@@ -103,6 +103,21 @@ pub trait Executor {
     fn describe(&self) -> Option<String> {
         None
     }
+
+    /// For a finished work of the current run, the measured time of its steps alone (without
+    /// its inputs, latent hand-offs and launch), where the executor measures it: what the
+    /// fidelity study sets against the profiled step times (`None`: not measured).
+    fn steps_time(&self, work: WorkId) -> Option<Nanos> {
+        let _ = work;
+        None
+    }
+
+    /// For a finished work of the current run, the time one of its ranks spent in the
+    /// sequence-parallel exchanges (waiting for its peers included), where measured.
+    fn exchange_time(&self, work: WorkId) -> Option<Nanos> {
+        let _ = work;
+        None
+    }
 }
 
 /// Completes work after the time the cost model says it takes.

@@ -3,13 +3,19 @@
 //! For each resolution and group size `k`, works of 1 and of `1 + S` steps run through the
 //! executor itself (ranks, exchanges, latent hand-back: everything a real work does),
 //! `repeats` times each after the warm-up, on every aligned group of `k` slots at once: the
-//! node loaded, as it is when scheduling matters. (Slots that share hardware, lanes of one GPU
-//! or more CPU threads than cores, slow each other down; measured alone, each would look
-//! faster than it is under load. On distinct GPUs the two agree.) The step time is the
-//! difference of the medians divided by `S`; what a 1-step work takes beyond one step is the
-//! per-work overhead (inputs, latent upload and download, thread hand-offs). Measuring the overhead this way,
-//! after warm-up, keeps one-off costs (allocation, first launches) out of it: those are paid
-//! before the clock starts and must not be charged to every work.
+//! node loaded, as it is when scheduling matters. (Slots that share hardware, lanes of one
+//! GPU or more CPU threads than cores, slow each other down; measured alone, each would look
+//! faster than it is under load. On distinct GPUs the two agree.)
+//!
+//! The ranks time their steps
+//! ([`RankJob::steps_ns`](crate::real::executor::RankJob::steps_ns)): a step's time is the
+//! long works' step time divided by their steps; a work's per-work overhead is its time
+//! outside its steps (inputs, latent upload and download, thread hand-offs) plus the time
+//! from its end until the executor's thread takes it in (in a run, the next decision waits
+//! that long). Each is the
+//! median over the repeats; repeats more than 25% off the median are counted as outliers.
+//! Measuring after warm-up keeps one-off costs (allocation, first launches) out of the
+//! overhead: those are paid before the clock starts and must not be charged to every work.
 
 use std::time::Duration;
 
@@ -29,6 +35,9 @@ pub struct NodeRow {
     pub std_ms: f64,
     /// A 1-step work's time beyond its step.
     pub overhead_ms: f64,
+    /// Repeats whose per-step estimate is more than 25% away from the median (the median
+    /// ignores them; many of them say the machine was busy while measuring).
+    pub outliers: usize,
 }
 
 /// Steps of the long works, beyond the short ones'.
@@ -52,31 +61,48 @@ pub fn measure(
     for &res in resolutions {
         for k in exec.degrees() {
             let groups = exec.aligned_groups(k);
-            let mean = |v: Vec<Duration>| v.iter().map(|d| ms(*d)).sum::<f64>() / v.len() as f64;
             exec.run_now_on(res, &groups, 1)?; // warm-up
-            let mut short = Vec::with_capacity(repeats);
-            let mut long = Vec::with_capacity(repeats);
+            // Per repeat, means over the groups: the time of a step, and a work's time
+            // outside its steps (inputs, latent upload and download, hand-offs).
+            let mut per_step = Vec::with_capacity(repeats);
+            let mut outside = Vec::with_capacity(repeats);
             for _ in 0..repeats {
-                short.push(mean(exec.run_now_on(res, &groups, 1)?));
-                long.push(mean(exec.run_now_on(res, &groups, 1 + EXTRA_STEPS)?));
+                let short = exec.run_timed_on(res, &groups, 1)?;
+                let long = exec.run_timed_on(res, &groups, 1 + EXTRA_STEPS)?;
+                let n = groups.len() as f64;
+                per_step.push(
+                    long.iter().map(|(_, s, _)| ms(*s)).sum::<f64>()
+                        / n
+                        / f64::from(1 + EXTRA_STEPS),
+                );
+                // Outside the steps, plus the wait from a work's end until the executor's
+                // thread takes it in: in a run, the next decision waits as long.
+                outside.push(
+                    short
+                        .iter()
+                        .chain(&long)
+                        .map(|(w, s, noticed)| ms(w.saturating_sub(*s)) + ms(*noticed))
+                        .sum::<f64>()
+                        / (2.0 * n),
+                );
             }
-            let per_step: Vec<f64> = short
-                .iter()
-                .zip(&long)
-                .map(|(s, l)| ((l - s) / f64::from(EXTRA_STEPS)).max(0.0))
-                .collect();
             let mean = per_step.iter().sum::<f64>() / per_step.len() as f64;
             let std = (per_step.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
                 / per_step.len() as f64)
                 .sqrt();
+            let mid = median(per_step.clone());
+            let outliers = per_step
+                .iter()
+                .filter(|&&x| (x - mid).abs() > 0.25 * mid)
+                .count();
             // A step below a microsecond is noise: keep the profile's times positive.
-            let step_ms = median(per_step).max(1e-3);
             let row = NodeRow {
                 res,
                 degree: k,
-                step_ms,
+                step_ms: mid.max(1e-3),
                 std_ms: std,
-                overhead_ms: (median(short) - step_ms).max(0.0),
+                overhead_ms: median(outside),
+                outliers,
             };
             progress(&row);
             rows.push(row);
@@ -114,7 +140,7 @@ pub fn dispatch_overhead_ms(rows: &[NodeRow]) -> f64 {
 /// The rows as a profile CSV (`gpu` is the key the scenario's cluster takes, e.g. `cpu`).
 pub fn to_csv(model: &str, gpu: &str, description: &str, rows: &[NodeRow]) -> String {
     let comment = format!(
-        "Measured by tetriserve on the real backend's node ({description}): per-step time from works of 1 and {} steps, medians of repeats; per-work overhead median {:.3} ms.",
+        "Measured by tetriserve on the real backend's node ({description}): per-step time as the ranks timed the steps of works of {} steps, per-work overhead as works' time outside their steps, medians of repeats; per-work overhead median {:.3} ms.",
         1 + EXTRA_STEPS,
         dispatch_overhead_ms(rows)
     );
@@ -143,6 +169,7 @@ mod tests {
             step_ms,
             std_ms: 0.0,
             overhead_ms: 0.0,
+            outliers: 0,
         };
         let mut rows = vec![
             row(512, 2, 0.87),
@@ -166,6 +193,7 @@ mod tests {
                 step_ms: 2.0,
                 std_ms: 0.1,
                 overhead_ms: 0.5,
+                outliers: 0,
             },
             NodeRow {
                 res: Resolution::square(256),
@@ -173,6 +201,7 @@ mod tests {
                 step_ms: 1.5,
                 std_ms: 0.1,
                 overhead_ms: 0.7,
+                outliers: 0,
             },
         ];
         let csv = to_csv("tiny", "cpu", "CPU: 2 rank threads", &rows);

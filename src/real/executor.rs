@@ -77,6 +77,11 @@ pub struct RankJob {
     pub skipped: Arc<Vec<bool>>,
     /// Model calls made, counted by rank 0 of each group (one per computed step).
     pub calls: Arc<AtomicU64>,
+    /// The longest time any rank of the group spent in the work's steps (nanoseconds): the
+    /// work's service time, without inputs, latent upload and download, and hand-offs.
+    pub steps_ns: Arc<AtomicU64>,
+    /// Time rank 0 spent in the group's exchanges (nanoseconds; CPU ranks only).
+    pub exchange_ns: Arc<AtomicU64>,
 }
 
 impl RankJob {
@@ -146,6 +151,7 @@ impl<O: Ops> Runner<O> {
                     model::set_latent(ops, cfg, ws, i, l)?;
                 }
             }
+            let steps_from = Instant::now();
             for step in 0..job.steps as usize {
                 if job.skipped.get(step).copied().unwrap_or(false) {
                     continue; // Skipped at run time: the latent carries over, no model call.
@@ -163,6 +169,8 @@ impl<O: Ops> Runner<O> {
                 // within one step rather than after the whole work.
                 ops.synchronize()?;
             }
+            let spent = u64::try_from(steps_from.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            job.steps_ns.fetch_max(spent, Ordering::Relaxed);
             (0..job.items.len())
                 .map(|i| model::latent_rows(ops, cfg, ws, i, job.rank))
                 .collect()
@@ -216,6 +224,38 @@ impl Transport<CpuOps> for Failing<'_> {
     }
 }
 
+/// A transport that adds the time its exchanges take (waiting for peers included) to rank
+/// 0's count in [`RankJob::exchange_ns`].
+struct Timed<'a> {
+    inner: &'a mut HostTransport,
+    spent: &'a AtomicU64,
+}
+
+impl Transport<CpuOps> for Timed<'_> {
+    fn rank(&self) -> usize {
+        Transport::<CpuOps>::rank(self.inner)
+    }
+    fn ranks(&self) -> usize {
+        Transport::<CpuOps>::ranks(self.inner)
+    }
+    fn exchange(
+        &mut self,
+        ops: &CpuOps,
+        blocks: &[Block],
+        src: crate::real::ops::Ptr,
+        dst: crate::real::ops::Ptr,
+    ) -> Result<()> {
+        let t0 = Instant::now();
+        let r = self.inner.exchange(ops, blocks, src, dst);
+        let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.spent.fetch_add(ns, Ordering::Relaxed);
+        r
+    }
+    fn abort(&self, why: &str) {
+        Transport::<CpuOps>::abort(self.inner, why)
+    }
+}
+
 impl Slot for CpuSlot {
     fn run(&mut self, job: &RankJob) -> Result<RankOutput> {
         if job.ranks() == 1 {
@@ -233,7 +273,53 @@ impl Slot for CpuSlot {
         {
             return self.runner.run(job, &mut Failing(&mut t));
         }
+        if job.rank == 0 {
+            let spent = job.exchange_ns.clone();
+            return self.runner.run(
+                job,
+                &mut Timed {
+                    inner: &mut t,
+                    spent: &spent,
+                },
+            );
+        }
         self.runner.run(job, &mut t)
+    }
+}
+
+/// The cores this process may run on (Linux: its affinity mask; elsewhere: none known).
+pub fn allowed_cores() -> Vec<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `set` is a plain bitmask, fully written by sched_getaffinity before it is read.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+                return (0..libc::CPU_SETSIZE as usize)
+                    .filter(|&c| libc::CPU_ISSET(c, &set))
+                    .collect();
+            }
+        }
+    }
+    Vec::new()
+}
+
+/// Pins the calling thread to `core`; false where the OS refuses or cannot.
+pub fn pin_to(core: usize) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `set` is a plain bitmask initialised by CPU_ZERO; 0 names the calling thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_ZERO(&mut set);
+            libc::CPU_SET(core, &mut set);
+            return libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0;
+        }
+    }
+    #[allow(unreachable_code)]
+    {
+        let _ = core;
+        false
     }
 }
 
@@ -248,10 +334,18 @@ pub fn cpu_slots(
     let mut ops = CpuOps::new();
     let weights = Arc::new(Weights::build(&mut ops, cfg.clone(), seed)?);
     let shared = ops.freeze();
+    // Pinned one per core where the cores allow it (each rank then keeps its core's caches
+    // and is not migrated mid-step); more threads than cores are left to the OS.
+    let cores = allowed_cores();
+    let pin = slots <= cores.len();
     Ok((0..slots)
-        .map(|_| {
+        .map(|i| {
             let (weights, shared) = (weights.clone(), shared.clone());
+            let core = pin.then(|| cores[i]);
             Box::new(move || {
+                if let Some(c) = core {
+                    pin_to(c);
+                }
                 Ok(Box::new(CpuSlot {
                     runner: Runner::new(CpuOps::sharing(shared), weights),
                     fault,
@@ -284,6 +378,8 @@ struct InFlight {
     last: Option<Instant>,
     group: Arc<Rendezvous>,
     finishes: bool,
+    steps_ns: Arc<AtomicU64>,
+    exchange_ns: Arc<AtomicU64>,
 }
 
 /// Runs dispatched work on the slots of one node, under the wall clock.
@@ -312,6 +408,10 @@ pub struct RealExecutor {
     prompt_latents: HashMap<(u64, Resolution), Arc<Vec<f32>>>,
     /// Model calls of the current run.
     calls: Arc<AtomicU64>,
+    /// Per finished work of the current run, the time its steps took (see [`RankJob::steps_ns`]).
+    step_times: HashMap<WorkId, Nanos>,
+    /// Per finished work of the current run, rank 0's time in exchanges (CPU ranks).
+    exchange_times: HashMap<WorkId, Nanos>,
 }
 
 /// How long a rank waits for a peer at an exchange before failing its group.
@@ -360,6 +460,8 @@ impl RealExecutor {
             savings: Vec::new(),
             prompt_latents: HashMap::new(),
             calls: Arc::new(AtomicU64::new(0)),
+            step_times: HashMap::new(),
+            exchange_times: HashMap::new(),
         };
         for _ in 0..n {
             match ready.recv() {
@@ -380,10 +482,17 @@ impl RealExecutor {
     pub fn cpu(cfg: DitConfig, slots: usize, fault: Option<Fault>) -> Result<RealExecutor> {
         let factories = cpu_slots(&cfg, slots, 1, fault)?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pinned = slots <= allowed_cores().len();
         let backend = NodeBackend {
             description: format!(
-                "CPU: {slots} rank thread(s) on {cores} core(s), model {} ({} px per token)",
-                cfg.name, cfg.patch
+                "CPU: {slots} rank thread(s) on {cores} core(s){}, model {} ({} px per token)",
+                if pinned {
+                    ", one per core (pinned)"
+                } else {
+                    ""
+                },
+                cfg.name,
+                cfg.patch
             ),
             emulated: slots > cores,
         };
@@ -501,17 +610,45 @@ impl RealExecutor {
         groups: &[Vec<usize>],
         steps: u32,
     ) -> Result<Vec<Duration>> {
-        self.run_batch_on(res, groups, steps, 1)
+        Ok(self
+            .run_batch_on(res, groups, steps, 1)?
+            .into_iter()
+            .map(|t| t.0)
+            .collect())
+    }
+
+    /// [`run_now_on`](Self::run_now_on), with each group's time in its steps beside its whole
+    /// time (see [`RankJob::steps_ns`]), and how long after the work ended the executor's
+    /// thread took it in (what a run's decision waits after a completion): `(whole, steps,
+    /// noticed)` per group.
+    pub fn run_timed_on(
+        &mut self,
+        res: Resolution,
+        groups: &[Vec<usize>],
+        steps: u32,
+    ) -> Result<Vec<(Duration, Duration, Duration)>> {
+        let first = self.next_internal;
+        let times = self.run_batch_on(res, groups, steps, 1)?;
+        Ok(times
+            .into_iter()
+            .enumerate()
+            .map(|(i, (t, noticed))| {
+                let id = WorkId(first - i as u32);
+                let spent = self.step_times.get(&id).map_or(0, |n| n.0);
+                (t, Duration::from_nanos(spent), noticed)
+            })
+            .collect())
     }
 
     /// [`run_now_on`](Self::run_now_on) with `batch` fresh requests per group.
+    /// Per group: the work's time, and how long after its end this thread took it in.
     fn run_batch_on(
         &mut self,
         res: Resolution,
         groups: &[Vec<usize>],
         steps: u32,
         batch: usize,
-    ) -> Result<Vec<Duration>> {
+    ) -> Result<Vec<(Duration, Duration)>> {
         if !self.in_flight.is_empty() {
             return Err(Error::Executor(
                 "cannot time work while a run is in flight".into(),
@@ -546,7 +683,9 @@ impl RealExecutor {
             let d = self.recv(None)?;
             if let Some((w, at)) = self.absorb(d)? {
                 let i = ids.iter().position(|&x| x == w).expect("one of ours");
-                times[i] = Some(at.saturating_duration_since(t0));
+                // How long after the last rank finished this thread had taken the work in.
+                let noticed = Instant::now().saturating_duration_since(at);
+                times[i] = Some((at.saturating_duration_since(t0), noticed));
             }
         }
         Ok(times.into_iter().map(|t| t.expect("all done")).collect())
@@ -567,6 +706,8 @@ impl RealExecutor {
     ) -> Result<()> {
         let ranks = members.len();
         let group = Arc::new(Rendezvous::new(ranks, self.timeout));
+        let steps_ns = Arc::new(AtomicU64::new(0));
+        let exchange_ns = Arc::new(AtomicU64::new(0));
         let job = RankJob {
             work,
             res,
@@ -578,6 +719,8 @@ impl RealExecutor {
             group: group.clone(),
             skipped,
             calls: self.calls.clone(),
+            steps_ns: steps_ns.clone(),
+            exchange_ns: exchange_ns.clone(),
         };
         self.send(job, members)?;
         self.in_flight.insert(
@@ -589,6 +732,8 @@ impl RealExecutor {
                 last: None,
                 group,
                 finishes,
+                steps_ns,
+                exchange_ns,
             },
         );
         Ok(())
@@ -641,6 +786,10 @@ impl RealExecutor {
         }
         let f = self.in_flight.remove(&d.work).expect("present");
         let at = f.last.expect("a rank reported");
+        self.step_times
+            .insert(d.work, Nanos(f.steps_ns.load(Ordering::Relaxed)));
+        self.exchange_times
+            .insert(d.work, Nanos(f.exchange_ns.load(Ordering::Relaxed)));
         let parts: Vec<RankOutput> = f
             .parts
             .into_iter()
@@ -688,6 +837,8 @@ impl Executor for RealExecutor {
         self.savings = workload.savings.clone();
         self.prompt_latents.clear();
         self.calls = Arc::new(AtomicU64::new(0));
+        self.step_times.clear();
+        self.exchange_times.clear();
         self.start = Instant::now();
         Ok(())
     }
@@ -817,6 +968,14 @@ impl Executor for RealExecutor {
 
     fn clock(&self) -> Option<Nanos> {
         Some(self.since_start(Instant::now()))
+    }
+
+    fn steps_time(&self, work: WorkId) -> Option<Nanos> {
+        self.step_times.get(&work).copied()
+    }
+
+    fn exchange_time(&self, work: WorkId) -> Option<Nanos> {
+        self.exchange_times.get(&work).copied()
     }
 
     fn describe(&self) -> Option<String> {

@@ -35,6 +35,8 @@ mod invariants;
 mod cache;
 // The real executor on the CPU backend: degree changes, concurrent groups, failures, outputs.
 mod real_cpu;
+// Replaying a run's decisions; the fidelity error split by cause, on hand-built runs.
+mod replay;
 // The GPU commands' flags on a machine without a GPU: refused by name, nothing left behind.
 mod gpu_flags;
 // Streamed output directories: identical bytes, cut timelines, nothing left by a failure.

@@ -269,3 +269,80 @@ fn a_work_resumed_without_its_latent_is_an_error_not_a_restart() {
     let e = exec.launch(tetriserve::Nanos::ZERO, &work).unwrap_err();
     assert!(e.to_string().contains("no latent"), "{e}");
 }
+
+#[test]
+fn replaying_a_real_cpu_run_with_its_measured_durations_reproduces_its_records_exactly() {
+    // TetriServe on 2 CPU rank threads (degrees 1 and 2, requests overlapping), then its
+    // decisions replayed in simulation with each work's measured duration and decision lag.
+    use tetriserve::engine::{Executor, WorkId};
+    use tetriserve::replay::{Durations, Schedule, same_records, split};
+    let scenario = Scenario::load(
+        None,
+        &Overrides {
+            policies: vec!["tetriserve".into()],
+            requests: Some(8),
+            rate_per_min: Some(6000.0),
+            mix: Some("custom:256=1,512=1".into()),
+            steps: Some(6),
+            nodes: Some(1),
+            gpus_per_node: Some(2),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    let mut exec = RealExecutor::cpu(cpu_tiny(), 2, None).unwrap();
+    let real = tetriserve::simulate::run_with(&scenario, &mut exec)
+        .map_err(|f| f.error)
+        .unwrap()
+        .remove(0)
+        .records;
+    let timed: Vec<_> = (0..real.works.len())
+        .map(|i| exec.steps_time(WorkId(i as u32)))
+        .collect();
+    for (w, t) in real.works.iter().zip(&timed) {
+        let t = t.expect("every work's steps are timed");
+        assert!(
+            t > tetriserve::Nanos::ZERO && t <= w.end - w.start,
+            "{w:?}: {t}"
+        );
+    }
+    let workload = scenario.load_workload().unwrap();
+    let costs = tetriserve::simulate::resolve_costs(&scenario, &workload).unwrap();
+    let schedule = Schedule::of(&real, &workload, timed).unwrap();
+    let replay = |d| {
+        schedule
+            .replay(
+                &workload,
+                &scenario.cluster,
+                &costs,
+                scenario.overheads(),
+                d,
+            )
+            .unwrap()
+    };
+    let measured = replay(Durations::Measured);
+    assert_eq!(measured.requests, real.requests);
+    assert_eq!(measured.works, real.works);
+    // The other replays run the same works on the same GPUs (in the same order per GPU and
+    // per request; works on disjoint GPUs may swap places in the dispatch order).
+    let steps = replay(Durations::ModelledSteps);
+    let modelled = replay(Durations::Modelled);
+    for r in [&steps, &modelled] {
+        let shape = |x: &tetriserve::metrics::RunRecords| -> Vec<_> {
+            let mut v: Vec<_> = x
+                .works
+                .iter()
+                .map(|w| (w.requests.clone(), w.gpus.mask(), w.steps, w.first_step))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(shape(r), shape(&real));
+    }
+    let s = split(&real, &measured, &steps, &modelled, &modelled);
+    assert!(s.exact && same_records(&real, &measured));
+    for r in &s.requests {
+        assert_eq!(r.divergence_ms, 0.0, "the same decisions: no divergence");
+        assert!((r.service_ms + r.overhead_ms - r.total_ms).abs() < 1e-9);
+    }
+}

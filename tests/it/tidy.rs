@@ -87,6 +87,16 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
         "simulate runs any Executor; only the command line builds a real one",
     ),
     (
+        "src/replay.rs",
+        "crate::real",
+        "a replay is a simulation of recorded decisions, whatever executor recorded them",
+    ),
+    (
+        "src/validate.rs",
+        "crate::real",
+        "the fidelity study runs any Executor; only the command line builds a real one",
+    ),
+    (
         "src/engine/",
         "crate::real",
         "the engine knows executors only through the Executor trait",
