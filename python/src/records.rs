@@ -179,7 +179,7 @@ impl Runs {
     fn write(&self, out: std::path::PathBuf, force: bool, timeline: bool) -> PyResult<()> {
         self.need_works("write()")?;
         let limit = timeline.then_some(tetriserve::report::TimelineLimit::DEFAULT);
-        tetriserve::cli::write_runs(&out, &self.runs, limit, WorkRows::default(), force)
+        tetriserve::cli::write_runs(&out, &self.runs, limit, WorkRows::default(), force, &[])
             .map_err(to_py)
     }
 
