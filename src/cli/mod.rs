@@ -990,20 +990,7 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
             let show = |g: Option<u32>| {
                 g.map_or_else(|| "none in range".to_string(), |g| format!("{g} GPUs"))
             };
-            let said = if a == b {
-                format!(
-                    "stable: with {n} requests per seed the answer is again {}",
-                    show(b)
-                )
-            } else {
-                format!(
-                    "NOT stable: with {n} requests per seed the answer is {} (was {}); trust the longer runs, and check again at --requests {}",
-                    show(b),
-                    show(a),
-                    n * 2
-                )
-            };
-            report.add_stability(n, b.map(f64::from), a == b, &said);
+            report.add_stability(n, b.map(f64::from), a == b, (show(a), show(b)), "");
         }
         report
     } else {
@@ -1082,20 +1069,13 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
                     |v| format!("{v:.2} req/min"),
                 )
             };
-            let said = if stable {
-                format!(
-                    "stable: with {n} requests per seed the answer is {} (within 5% or --tolerance)",
-                    show(b)
-                )
-            } else {
-                format!(
-                    "NOT stable: with {n} requests per seed the answer is {} (was {}); trust the longer runs, and check again at --requests {}",
-                    show(b),
-                    show(a),
-                    n * 2
-                )
-            };
-            report.add_stability(n, b, stable, &said);
+            report.add_stability(
+                n,
+                b,
+                stable,
+                (show(a), show(b)),
+                " (within 5% or --tolerance)",
+            );
         }
         report
     };

@@ -106,14 +106,16 @@ pub fn load_phrase(planner: &Planner) -> String {
 }
 
 impl Report {
-    /// Appends the stability check: the answer again with `requests` per run, and whether it
-    /// holds.
+    /// Appends the stability check: the answer again with `requests` per run (`answer`, as a
+    /// number), whether it holds, and both answers as people read them (`(before, again)`);
+    /// `within` says what "the same" allowed.
     pub fn add_stability(
         &mut self,
         requests: usize,
         answer: Option<f64>,
         stable: bool,
-        said: &str,
+        (before, again): (String, String),
+        within: &str,
     ) {
         self.fields.extend([
             (
@@ -123,6 +125,14 @@ impl Report {
             ("stability_answer", FieldValue::opt(answer)),
             ("stable", FieldValue::Text(stable.to_string())),
         ]);
+        let said = if stable {
+            format!("stable: with {requests} requests per seed the answer is again {again}{within}")
+        } else {
+            format!(
+                "NOT stable: with {requests} requests per seed the answer is {again} (was {before}); trust the longer runs, and check again at --requests {}",
+                requests * 2
+            )
+        };
         self.line.push_str(&format!("\n  {said}"));
     }
 }

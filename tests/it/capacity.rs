@@ -732,3 +732,73 @@ fn the_curve_and_the_stability_check_report_what_they_measured() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// An answer that moves with the length of the runs is reported as not stable. One SP 8 group
+/// serves 1 s requests arriving every `g` s with an SLO of 1.5 s: the k-th waits k(1 - g), so
+/// with n requests attainment is (floor(0.5 / (1 - g)) + 1) / n. At a 50% target, 8 requests
+/// hold while 1 - g <= 0.5 / 3 (72 req/min) and 16 while 1 - g <= 0.5 / 7 (64.6 req/min).
+#[test]
+fn the_stability_check_says_when_longer_runs_move_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(
+        dir.path(),
+        "nodes = 1\ngpus_per_node = 8",
+        &constant_log(2, 1, 1.0),
+    );
+    let generated = dir.path().join("gen.toml");
+    std::fs::write(
+        &generated,
+        std::fs::read_to_string(&s).unwrap().replace(
+            "trace = \"log.csv\"",
+            "arrival = \"constant\"\nrequests = 8\nmix = \"homogeneous:256\"\nsteps = 10\n[slo]\nscale = 1.0\nbases_s = { \"256x256\" = 1.5 }",
+        ),
+    )
+    .unwrap();
+    let o = goodput(&[
+        "-s",
+        generated.to_str().unwrap(),
+        "-p",
+        "xdit-sp8",
+        "--target",
+        "0.5",
+        "--seeds",
+        "1",
+        "--min-rate",
+        "30",
+        "--max-rate",
+        "120",
+        "--stability",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (first, again) = (
+        json["goodput_rate_per_min"].as_f64().unwrap(),
+        json["stability_answer"].as_f64().unwrap(),
+    );
+    assert!((71.85..=72.0).contains(&first), "{first}");
+    assert!((64.45..=64.62).contains(&again), "{again}");
+    assert_eq!(json["stable"], "false");
+    assert_eq!(json["stability_requests_per_run"], 16);
+    let o = goodput(&[
+        "-s",
+        generated.to_str().unwrap(),
+        "-p",
+        "xdit-sp8",
+        "--target",
+        "0.5",
+        "--seeds",
+        "1",
+        "--min-rate",
+        "30",
+        "--max-rate",
+        "120",
+        "--stability",
+    ]);
+    let line = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        line.contains("NOT stable: with 16 requests per seed") && line.contains("--requests 32"),
+        "{line}"
+    );
+}
