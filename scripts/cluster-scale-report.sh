@@ -44,11 +44,18 @@ policies="xdit-sp1 xdit-sp2 xdit-sp4 xdit-sp8 rssp tetriserve tetriserve-shed st
 rows=$plots/data/cluster-scale/goodput.csv
 start=$SECONDS
 header=
+rm -f "$rows.never"
+touch "$rows.never"
 {
   for mix in uniform skewed; do
     for nodes in 1 2 4 8; do
       for p in $policies; do
-        out=$(goodput "$mix" "$nodes" "$p")
+        # A policy that can never meet some resolution's SLO at the target is refused before
+        # any search (goodput names the resolutions): recorded as such, not as a row.
+        if ! out=$(goodput "$mix" "$nodes" "$p"); then
+          echo "$mix,$((8 * nodes)),$p" >>"$rows.never"
+          continue
+        fi
         [ -n "$header" ] || { header=1; echo "mix,$(head -n 1 <<<"$out")"; }
         echo "$mix,$(tail -n 1 <<<"$out")"
       done
@@ -67,6 +74,7 @@ import csv, sys
 
 path, policies = sys.argv[1], sys.argv[2:]
 rows = list(csv.DictReader(open(path)))
+never = {tuple(l.strip().split(",")) for l in open(path + ".never") if l.strip()}
 for mix in ["uniform", "skewed"]:
     print(f"### Requests per minute per GPU at 90% SLO attainment, {mix.capitalize()}, SLO 1.0x")
     print()
@@ -75,6 +83,9 @@ for mix in ["uniform", "skewed"]:
     for gpus in ["8", "16", "32", "64"]:
         cells = []
         for p in policies:
+            if (mix, gpus, p) in never:
+                cells.append("never")
+                continue
             r = next(r for r in rows if r["mix"] == mix and r["gpus"] == gpus and r["policy"] == p)
             g = int(gpus)
             if r["outcome"] == "found":
@@ -86,4 +97,5 @@ for mix in ["uniform", "skewed"]:
         print(f"| {gpus} | " + " | ".join(cells) + " |")
     print()
 PY
+rm -f "$rows.never"
 echo "($((SECONDS - start)) s for the goodput searches.)"
