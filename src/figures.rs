@@ -118,6 +118,7 @@ fn frame(title: &str, x: &str, y: &str, y_range: Option<(f64, f64)>) -> Frame {
         x_log2: false,
         x_ticks: None,
         caption: None,
+        x_range: None,
     }
 }
 
@@ -1220,12 +1221,16 @@ pub fn plot_runs(
         };
         gantt(
             &b,
-            &frame(
-                &format!("{} GPU timeline, {span}", r.policy),
-                "time (s)",
-                "GPU",
-                None,
-            ),
+            &Frame {
+                // The window asked for, up to the run's end.
+                x_range: Some((from, (from + horizon).min(r.makespan().as_secs()))),
+                ..frame(
+                    &format!("{} GPU timeline, {span}", r.policy),
+                    "time (s)",
+                    "GPU",
+                    None,
+                )
+            },
             r.gpus,
             r.gpus_per_node,
             &classes,

@@ -240,6 +240,7 @@ pub fn draw(
         x_log2: false,
         x_ticks: ticks.clone(),
         caption: Some(caption(points)),
+        x_range: None,
     };
     let mut written = Vec::new();
     let base = dir.join("attainment");
@@ -262,6 +263,7 @@ pub fn draw(
             x_log2: false,
             x_ticks: ticks,
             caption: Some(caption(points)),
+            x_range: None,
         };
         let base = dir.join("cost");
         line_chart(

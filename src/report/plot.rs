@@ -52,6 +52,8 @@ pub struct Frame {
     pub x_ticks: Option<Vec<f64>>,
     /// A line of text under the chart (what was run, where the numbers come from).
     pub caption: Option<String>,
+    /// Fixed x range of a GPU timeline (a window of the run), or `None` to fit its boxes.
+    pub x_range: Option<(f64, f64)>,
 }
 
 /// One box of a GPU timeline: `gpu` row, `[start, end)` seconds, a colour class (resolution
@@ -1605,7 +1607,10 @@ impl Figure for GanttFig<'_> {
                 .filter(|t| t.is_finite()),
         )
         .unwrap_or((0.0, 1.0));
-        let (x0, x1) = pad_range(t0, t1, 0.01);
+        let (x0, x1) = match self.frame.x_range {
+            Some((lo, hi)) if lo.is_finite() && hi.is_finite() && hi > lo => (lo, hi),
+            _ => pad_range(t0, t1, 0.01),
+        };
         let (y0, y1) = (0.0, f64::from(rows));
 
         let mut b = ChartBuilder::on(&main);
@@ -1764,6 +1769,7 @@ mod tests {
             x_log2: false,
             x_ticks: None,
             caption: None,
+            x_range: None,
         }
     }
 
@@ -1898,6 +1904,30 @@ mod tests {
         let px = title_px(long, 1000);
         assert!((TITLE_PX * 2.0 / 3.0..TITLE_PX).contains(&px), "{px}");
         assert!(text_width(long, px) <= 0.92 * f64::from(1000 - 2 * MARGIN) + 1.0);
+    }
+
+    #[test]
+    fn a_timeline_shows_the_window_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("window");
+        let boxes = vec![GanttBox {
+            gpu: 0,
+            start: 63.0,
+            end: 70.0,
+            class: 0,
+            label: "r1".into(),
+            missed: false,
+        }];
+        let f = Frame {
+            x_range: Some((60.0, 120.0)),
+            ..frame("GPU timeline, 60 to 120 s")
+        };
+        gantt(&base, &f, 1, 1, &["256x256".into()], &boxes).unwrap();
+        let texts = svg_texts(&base);
+        // Fitted to the box, the axis would span 63-70 s; the window puts 60 and 120 on it.
+        for t in ["60", "120"] {
+            assert!(texts.iter().any(|x| x == t), "lacks tick {t}: {texts:?}");
+        }
     }
 
     #[test]

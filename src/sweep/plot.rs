@@ -475,6 +475,7 @@ pub fn plot_results(
         x_log2: false,
         x_ticks: (!xs.is_empty() && xs.len() <= 16).then_some(xs),
         caption: style.caption.clone(),
+        x_range: None,
     };
     let mut order: Vec<String> = Vec::new();
     for r in &rows {
