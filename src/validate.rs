@@ -520,6 +520,22 @@ pub fn exchanges(
     rows
 }
 
+impl Exchange {
+    /// The modelled time for people: `-` without a profile row, and a negative value said for
+    /// what it is (the profile's SP-k step is more than k times faster than its SP1 step, so
+    /// the profile leaves no time for exchanges at all).
+    pub fn modelled_text(&self) -> String {
+        match self.modelled_ms {
+            None => "-".into(),
+            Some(m) if m < 0.0 => format!(
+                "{m:.3} (the profile's SP{} step is more than {} times faster than SP1)",
+                self.degree, self.degree
+            ),
+            Some(m) => format!("{m:.3}"),
+        }
+    }
+}
+
 /// The exchanges as Markdown.
 pub fn exchanges_markdown(rows: &[Exchange]) -> String {
     let mut s = String::from(
@@ -533,7 +549,7 @@ pub fn exchanges_markdown(rows: &[Exchange]) -> String {
             r.degree,
             r.steps,
             r.measured_ms,
-            r.modelled_ms.map_or("-".into(), |m| format!("{m:.3}"))
+            r.modelled_text()
         );
     }
     s
@@ -792,5 +808,14 @@ mod tests {
         assert!((rows[0].measured_ms - 2.0).abs() < 1e-9);
         assert!((rows[0].modelled_ms.unwrap() - 1.0).abs() < 1e-9);
         assert!(exchanges_markdown(&rows).contains("| 256x256 | 2 | 6 | 2.000 | 1.000 |"));
+        // A profile whose SP2 step is more than twice as fast as SP1 (4 ms against 10):
+        // -1 ms, said for what it is rather than read as a negative exchange.
+        let odd = exchanges(&real, &times, |_, k, _| {
+            Some(if k == 1 { 10.0 } else { 4.0 })
+        });
+        assert_eq!(
+            odd[0].modelled_text(),
+            "-1.000 (the profile's SP2 step is more than 2 times faster than SP1)"
+        );
     }
 }

@@ -259,7 +259,7 @@ pub(super) fn run_validate(args: ValidateArgs) -> Result<()> {
                 x.resolution,
                 x.degree,
                 x.measured_ms,
-                x.modelled_ms.map_or("-".into(), |m| format!("{m:.3}")),
+                x.modelled_text(),
                 x.steps
             );
         }
