@@ -262,7 +262,7 @@ fn describe(scenario: &Scenario, contenders: &[Contender]) -> String {
 #[pyfunction]
 #[pyo3(signature = (scenario, out, shard=None, runs=false, rerun=false, jobs=None))]
 fn sweep(
-    scenario: Option<PathBuf>,
+    scenario: Option<&Bound<'_, PyAny>>,
     out: PathBuf,
     shard: Option<String>,
     runs: bool,
@@ -275,8 +275,19 @@ fn sweep(
             Some(tetriserve::sweep::Shard::parse(s, &|k| std::env::var(k).ok()).map_err(to_py)?)
         }
     };
-    let (raw, source) =
-        tetriserve::scenario::RawScenario::load_merged(scenario.as_deref()).map_err(to_py)?;
+    use tetriserve::scenario::RawScenario;
+    // The same sources as `simulate`: a file, a dict (as TOML text) or the default, each laid
+    // over the default scenario as `tetriserve sweep -s` lays a file.
+    let (raw, source) = match source_of(scenario)? {
+        Source::Default => RawScenario::load_merged(None).map_err(to_py)?,
+        Source::File(p) => RawScenario::load_merged(Some(&p)).map_err(to_py)?,
+        Source::Text(text) => (
+            RawScenario::parse(&text, DICT_SOURCE, Path::new("."))
+                .map_err(to_py)?
+                .or(RawScenario::default_scenario()),
+            DICT_SOURCE.to_string(),
+        ),
+    };
     let grid = tetriserve::sweep::Grid::new(raw, &source).map_err(to_py)?;
     let opts = tetriserve::sweep::SweepOptions {
         shard,

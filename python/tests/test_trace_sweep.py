@@ -1,6 +1,7 @@
 """Traces and sweeps from Python are the command line's."""
 
 import pandas as pd
+import pytest
 
 import tetriserve
 from tetriserve import TetriserveError
@@ -81,3 +82,19 @@ def test_sweep_returns_the_results_table_and_resumes(cli, tmp_path):
     assert list(theirs.columns) == list(df.columns)
     keep = [c for c in df.columns if "decide" not in c and "wall" not in c]
     pd.testing.assert_frame_equal(df[keep], theirs[keep])
+
+
+def test_sweep_takes_the_scenario_as_a_dict(tmp_path):
+    s = tmp_path / "sweep.toml"
+    s.write_text(SWEEP)
+    from_file = tetriserve.sweep(s, tmp_path / "file", jobs=1)
+    as_dict = {
+        "name": "tiny-sweep",
+        "workload": {"requests": 30},
+        "sweep": {"slo_scales": [1.0, 1.5], "seeds": [1, 2], "policies": ["xdit-sp8", "stepwise"]},
+    }
+    from_dict = tetriserve.sweep(as_dict, tmp_path / "dict", jobs=1)
+    keep = [c for c in from_file.columns if "decide" not in c and "wall" not in c and c != "scenario"]
+    pd.testing.assert_frame_equal(from_file[keep], from_dict[keep])
+    with pytest.raises(tetriserve.TetriserveError, match="scenario dict"):
+        tetriserve.sweep({"sweep": {"seeds": "one"}}, tmp_path / "bad", jobs=1)

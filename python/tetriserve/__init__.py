@@ -261,7 +261,7 @@ def simulate(
 
 
 def sweep(
-    scenario: str | os.PathLike | None,
+    scenario: str | os.PathLike | dict | None,
     out: str | os.PathLike | None = None,
     *,
     shard: str | None = None,
@@ -271,6 +271,7 @@ def sweep(
 ):
     """Runs the scenario's ``[sweep]`` grid as ``tetriserve sweep`` does (points whose results
     exist in ``out`` for the same scenario are reused) and returns results.csv as a DataFrame.
+    ``scenario`` is a TOML file, a dict with the file's tables (as for ``simulate``) or None.
     Without ``out`` the sweep runs in a temporary directory."""
     import pandas as pd
 

@@ -122,7 +122,7 @@ class Trace:
 
 def simulate(scenario: Any, flags: list[str], custom: list[Any], works: bool = True) -> Runs: ...
 def sweep(
-    scenario: str | None,
+    scenario: str | PathLike[str] | dict[str, Any] | None,
     out: str,
     shard: str | None = None,
     runs: bool = False,
