@@ -754,9 +754,10 @@ fn the_stability_check_says_when_longer_runs_move_the_answer() {
         ),
     )
     .unwrap();
-    let o = goodput(&[
+    let scenario = generated.to_str().unwrap();
+    let args = [
         "-s",
-        generated.to_str().unwrap(),
+        scenario,
         "-p",
         "xdit-sp8",
         "--target",
@@ -768,9 +769,8 @@ fn the_stability_check_says_when_longer_runs_move_the_answer() {
         "--max-rate",
         "120",
         "--stability",
-        "--format",
-        "json",
-    ]);
+    ];
+    let o = goodput(&[&args[..], &["--format", "json"]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let (first, again) = (
@@ -781,21 +781,7 @@ fn the_stability_check_says_when_longer_runs_move_the_answer() {
     assert!((64.45..=64.62).contains(&again), "{again}");
     assert_eq!(json["stable"], "false");
     assert_eq!(json["stability_requests_per_run"], 16);
-    let o = goodput(&[
-        "-s",
-        generated.to_str().unwrap(),
-        "-p",
-        "xdit-sp8",
-        "--target",
-        "0.5",
-        "--seeds",
-        "1",
-        "--min-rate",
-        "30",
-        "--max-rate",
-        "120",
-        "--stability",
-    ]);
+    let o = goodput(&args);
     let line = String::from_utf8_lossy(&o.stdout);
     assert!(
         line.contains("NOT stable: with 16 requests per seed") && line.contains("--requests 32"),
