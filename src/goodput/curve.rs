@@ -108,24 +108,21 @@ pub fn to_csv(axis: Axis, criterion: &str, target: f64, points: &[Point]) -> Str
             "runs",
             "requests",
             "met",
-            "gpu_hours_busy",
-            "gpu_hours_provisioned",
-            "usd",
-            "usd_per_1k_met_images",
-            "energy_wh",
-            "wh_per_met_image",
         ]
+        .into_iter()
+        .chain(crate::sweep::results::COST_COLUMNS)
         .map(String::from),
     );
     let opt = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v}"));
     let mut out = head.join(",") + "\n";
     for p in points {
         let m = &p.measure;
+        let (low, high) = m.ci95_bounds();
         let mut row = vec![
             format!("{}", p.x),
             format!("{}", m.slo_attainment),
-            format!("{}", (m.slo_attainment - m.ci95).max(0.0)),
-            format!("{}", (m.slo_attainment + m.ci95).min(1.0)),
+            format!("{low}"),
+            format!("{high}"),
             opt(m.worst_run()),
         ];
         row.extend(res.iter().map(|r| {
@@ -142,13 +139,8 @@ pub fn to_csv(axis: Axis, criterion: &str, target: f64, points: &[Point]) -> Str
             m.runs.to_string(),
             m.requests.to_string(),
             m.met.to_string(),
-            format!("{}", m.gpu_hours_busy),
-            format!("{}", m.gpu_hours_provisioned),
-            opt(m.cost.usd),
-            opt(m.cost.usd_per_1k_met_images),
-            opt(m.cost.energy_wh),
-            opt(m.cost.wh_per_met_image),
         ]);
+        row.extend(m.cost_values().map(opt));
         out.push_str(&row.join(","));
         out.push('\n');
     }
@@ -185,13 +177,8 @@ pub fn draw(
         points: points
             .iter()
             .map(|p| {
-                let m = &p.measure;
-                (
-                    p.x,
-                    pct(m.slo_attainment),
-                    pct(m.slo_attainment - m.ci95),
-                    pct(m.slo_attainment + m.ci95),
-                )
+                let (low, high) = p.measure.ci95_bounds();
+                (p.x, pct(p.measure.slo_attainment), pct(low), pct(high))
             })
             .collect(),
         dashed: false,

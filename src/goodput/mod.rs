@@ -203,6 +203,28 @@ impl Measure {
         }
     }
 
+    /// The 95% interval of the mean attainment, clamped to what attainment can be (0..1).
+    pub fn ci95_bounds(&self) -> (f64, f64) {
+        (
+            (self.slo_attainment - self.ci95).max(0.0),
+            (self.slo_attainment + self.ci95).min(1.0),
+        )
+    }
+
+    /// The cost figures in the order of [`crate::sweep::results::COST_COLUMNS`] (the same
+    /// names in every report): busy and provisioned GPU-hours, dollars, dollars per 1,000 met
+    /// images, energy, energy per met image; `None` where the price or power is unknown.
+    pub fn cost_values(&self) -> [Option<f64>; 6] {
+        [
+            Some(self.gpu_hours_busy),
+            Some(self.gpu_hours_provisioned),
+            self.cost.usd,
+            self.cost.usd_per_1k_met_images,
+            self.cost.energy_wh,
+            self.cost.wh_per_met_image,
+        ]
+    }
+
     /// The lowest attainment of a single run.
     pub fn worst_run(&self) -> Option<f64> {
         self.per_run.iter().copied().reduce(f64::min)

@@ -180,37 +180,39 @@ fn measure_fields<T>(
     };
     let values = match m {
         None => vec![FieldValue::None; 15],
-        Some((_, m)) => vec![
-            FieldValue::Number(m.slo_attainment),
-            FieldValue::Count(m.requests as u64),
-            FieldValue::Count(m.met as u64),
-            FieldValue::Number(m.gpu_hours_busy),
-            FieldValue::Number(m.gpu_hours_provisioned),
-            FieldValue::opt(m.cost.usd),
-            FieldValue::opt(m.cost.usd_per_1k_met_images),
-            FieldValue::opt(m.cost.energy_wh),
-            FieldValue::opt(m.cost.wh_per_met_image),
-            FieldValue::Number((m.slo_attainment - m.ci95).max(0.0)),
-            FieldValue::Number((m.slo_attainment + m.ci95).min(1.0)),
-            FieldValue::opt(m.worst_run()),
-            FieldValue::Text(
-                m.per_run
-                    .iter()
-                    .map(|a| format!("{a}"))
-                    .collect::<Vec<_>>()
-                    .join(";"),
-            ),
-            FieldValue::Text(
-                m.per_resolution
-                    .iter()
-                    .map(|c| format!("{}={}", c.resolution, c.attainment()))
-                    .collect::<Vec<_>>()
-                    .join(";"),
-            ),
-            m.worst_resolution().map_or(FieldValue::None, |c| {
-                FieldValue::Text(c.resolution.to_string())
-            }),
-        ],
+        Some((_, m)) => {
+            let (low, high) = m.ci95_bounds();
+            [
+                FieldValue::Number(m.slo_attainment),
+                FieldValue::Count(m.requests as u64),
+                FieldValue::Count(m.met as u64),
+            ]
+            .into_iter()
+            .chain(m.cost_values().map(FieldValue::opt))
+            .chain([
+                FieldValue::Number(low),
+                FieldValue::Number(high),
+                FieldValue::opt(m.worst_run()),
+                FieldValue::Text(
+                    m.per_run
+                        .iter()
+                        .map(|a| format!("{a}"))
+                        .collect::<Vec<_>>()
+                        .join(";"),
+                ),
+                FieldValue::Text(
+                    m.per_resolution
+                        .iter()
+                        .map(|c| format!("{}={}", c.resolution, c.attainment()))
+                        .collect::<Vec<_>>()
+                        .join(";"),
+                ),
+                m.worst_resolution().map_or(FieldValue::None, |c| {
+                    FieldValue::Text(c.resolution.to_string())
+                }),
+            ])
+            .collect()
+        }
     };
     names.into_iter().zip(values).collect()
 }
@@ -220,10 +222,11 @@ fn measure_fields<T>(
 fn attainment_phrase(m: &Measure) -> String {
     let mut s = format!("{:.1}%", m.slo_attainment * 100.0);
     if m.runs > 1 {
+        let (low, high) = m.ci95_bounds();
         s.push_str(&format!(
             ", 95% CI {:.1}-{:.1}% over {} seeds, worst seed {:.1}%",
-            (m.slo_attainment - m.ci95).max(0.0) * 100.0,
-            ((m.slo_attainment + m.ci95) * 100.0).min(100.0),
+            low * 100.0,
+            high * 100.0,
             m.runs,
             m.worst_run().unwrap_or(0.0) * 100.0
         ));
