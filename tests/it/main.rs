@@ -45,6 +45,8 @@ mod outputs;
 mod tidy;
 // Causality: requests appended after T change no decision before T, for every policy.
 mod causality;
+// A differential probe for mutation testing (ignored): small random runs as digests.
+mod probe;
 // Overload: TetriServe's late backlog against a from-scratch reference at every decision.
 mod overload;
 // Capacity planning: a log's rate scaled, the fewest GPUs against brute force, cost by hand.
