@@ -186,6 +186,32 @@ mod tests {
     }
 
     #[test]
+    fn with_preservation_the_widest_want_is_placed_first() {
+        // Asked narrow first, placed widest first: the 2-GPU want takes GPUs 0-1 and the
+        // 1-GPU want GPU 2. In the order asked, the 1-GPU want would take GPU 0 and leave
+        // the pair 1-2, which straddles the pairs the cluster's groups are made of.
+        let mut p = Placer::default();
+        p.start(0, 0b1111);
+        p.want(one(0), 1, None, false);
+        p.want(one(1), 2, None, false);
+        p.place(&Cluster::new("h100", 1, 4, Topology::NvSwitch).unwrap(), true);
+        let got: Vec<(u32, u64)> = p
+            .placed()
+            .iter()
+            .map(|x| (x.batch.ids()[0].0, x.gpus.mask()))
+            .collect();
+        assert_eq!(got, vec![(1, 0b0011), (0, 0b0100)]);
+        // A want whose old set is partly idle keeps it only where enough GPUs are idle: with
+        // one idle GPU, a 2-GPU want that ran on 0-1 is not placed at all.
+        let mut p = Placer::default();
+        p.start(0, 0b0001);
+        p.want(one(0), 2, set(0b0011), false);
+        p.place(&h100(), true);
+        assert!(p.placed().is_empty());
+        assert_eq!(p.idle(), 1);
+    }
+
+    #[test]
     fn shrinking_stays_inside_the_old_set_and_growth_uses_idle_gpus() {
         let mut p = Placer::default();
         p.start(0, 0b1111_1100);

@@ -201,5 +201,16 @@ mod tests {
         // A 24 ms reference at 5 steps (120 ms) and a 31 ms step: 124 ms holds four 31 ms
         // steps and idles only 4 ms (3%) of the reference.
         assert_eq!(snap_round(ms(120), ms(24), &[ms(24), ms(31)]), ms(124));
+        // The 5% rule where it alone decides. 40 ms reference at 5 steps (200 ms), steps of
+        // 100, 60 and 40 ms: 300 ms would waste less (0, 0 and 20 ms: 2.2% on average, against
+        // 3.3% for 200 ms) but idles the reference 20 of every 300 ms (6.7%): kept at 200.
+        assert_eq!(
+            snap_round(ms(200), ms(40), &[ms(100), ms(60), ms(40)]),
+            ms(200)
+        );
+        // At the edge: a 19 ms reference (95 ms) and a 25 ms step. 100 ms wastes the least
+        // (2.5% on average) and idles the reference 5 of 100 ms, exactly 5%: allowed. (Else
+        // 133 ms, seven reference steps, would be next.)
+        assert_eq!(snap_round(ms(95), ms(19), &[ms(19), ms(25)]), ms(100));
     }
 }
