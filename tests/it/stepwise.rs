@@ -423,3 +423,51 @@ fn arrivals_go_where_the_outstanding_work_is_least_now_not_when_grants_were_made
     let run = one_step_and_revocable(&w, &cluster, &config(true, true, no_overheads()));
     assert_eq!(placed_works(&run, 2), vec![(720, 820, 0), (820, 920, 0)]);
 }
+
+#[test]
+fn a_shed_request_gets_its_whole_need_from_what_is_left_or_nothing() {
+    // Two GPUs, both requests at 150 ms. R1 (256 px, 6 steps, due at 600) meets its deadline
+    // only at SP2 (6 x 60 = 360 ms); R0 (512 px, 4 steps, due at 1,050) only at SP2 too (4 x
+    // 160 = 640). Both cannot be met, so R0 is shed and R1 takes both GPUs. At 390 ms (two
+    // steps left, 210 ms to its deadline) R1 needs only one GPU (2 x 100 ms). The other is
+    // left, but R0's need is two: a shed request gets its whole need or nothing, so R0 does
+    // not start a 300 ms step on one GPU; the GPU is lent to R1, done at 510 ms, and R0 then
+    // runs at SP2, 510-1,150. (Granted one GPU, R0 would hold it until 690 ms and end at
+    // 1,170.)
+    let w = Workload::from_requests(vec![req(0, 150, LARGE, 4, 900), req(1, 150, SMALL, 6, 450)]);
+    let run = run_serving(&w, 2);
+    let at = |t: u64, k| (t, t + if k == 2 { 60 } else { 100 }, k);
+    assert_eq!(
+        works_of(&run, 1),
+        (0..6).map(|i| at(150 + 60 * i, 2)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        works_of(&run, 0),
+        (0..4)
+            .map(|i| (510 + 160 * i, 670 + 160 * i, 2))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!((outcome(&run, 0), outcome(&run, 1)), ("missed", "met"));
+}
+
+#[test]
+fn the_text_encoder_is_planned_into_a_requests_first_work_only() {
+    // Two GPUs, a 20 ms text encoder before a request's first step. R1 (256 px, 4 steps,
+    // lax) is alone at 0 and lent both GPUs; its revocable grant's steps end at 20 + 60 j
+    // ms: 80, 140, 200, 260. R0 (256 px, 1 step, lax) arrives at 200 ms, exactly at a step
+    // boundary of R1 (the text encoder counted once, in the first work): R1 is cut there
+    // after 3 steps and runs its last on one GPU (200-300), R0 on the other (20 + 100 ms,
+    // 200-320). Planned without the encoder in the first work, the boundaries would be
+    // expected at 60, 120, 180, 240: R1 would not be cut at 200 and would run on to 260.
+    let w = Workload::from_requests(vec![
+        req(1, 0, SMALL, 4, 1_150),
+        req(0, 200, SMALL, 1, 1_500),
+    ]);
+    let overheads = Overheads {
+        text_encoder: tetriserve::time::Nanos::from_millis(20.0),
+        ..no_overheads()
+    };
+    let run = run_with(&w, &cluster(2), &config(true, true, overheads));
+    assert_eq!(works_of(&run, 1), vec![(0, 200, 2), (200, 300, 1)]);
+    assert_eq!(works_of(&run, 0), vec![(200, 320, 1)]);
+}

@@ -331,3 +331,70 @@ fn fixed_costs_that_push_a_step_past_every_round_do_not_starve_it() {
     assert_eq!(works, vec![(0, 110, 1), (200, 300, 1), (300, 400, 1)]);
     assert_eq!(r.requests[0].outcome, Outcome::Met);
 }
+
+/// A run of `variant` with the shared tiny costs (`util`) and `config`, checked by the
+/// invariant checker: (request label, start ms, end ms as text, steps) per work, and the
+/// outcomes.
+fn tiny_run(
+    variant: Variant,
+    w: &Workload,
+    cluster: &Cluster,
+    config: &tetriserve::policy::PolicyConfig,
+) -> (Vec<(u64, f64, f64, u32)>, Vec<&'static str>) {
+    let costs = crate::util::costs(w, cluster);
+    let mut p = tetriserve::policy::build(
+        tetriserve::policy::PolicyKind::Tetriserve(variant),
+        cluster,
+        &costs,
+        config,
+    )
+    .unwrap();
+    let mut exec = SimExecutor::new(&costs, config.overheads.clone());
+    let run = engine::run(w, cluster, &costs, p.as_mut(), &mut exec).unwrap();
+    let errors = check_run(&run, w, None);
+    assert!(errors.is_empty(), "{errors:?}");
+    let works = run
+        .works
+        .iter()
+        .map(|x| {
+            (
+                x.requests[0],
+                x.start.0 as f64 / 1e6,
+                x.end.0 as f64 / 1e6,
+                x.steps,
+            )
+        })
+        .collect();
+    let outcomes = run.requests.iter().map(|r| r.outcome.as_str()).collect();
+    (works, outcomes)
+}
+
+#[test]
+fn a_group_set_up_once_is_not_planned_for_again() {
+    // One 512 px request on 2 GPUs (160 ms steps at SP2), 5 steps, due 1,000 ms after it
+    // arrives at 200 ms. Rounds of 5 reference steps: 800 ms. Costs beyond the steps: text
+    // encoder 20 ms, group set-up 30 ms (once per group), dispatch 5 ms per work, VAE decode
+    // 5 ms per 1,000 tokens (5.12 ms for 1,024 tokens). The first round fits 4 steps:
+    // 640 + 20 + 30 + 5 = 695 ms, 200-895. At the next round (1,000 ms) the last step with
+    // its dispatch and decode, 160 + 5 + 5.12, ends at 1,170.12, on time. Planned as if the
+    // set-up were due again (+30 ms: 1,200.12) it would not fit, and the request, late,
+    // would be dropped 200 ms after its deadline.
+    let w = Workload::from_requests(vec![req(0, 200, LARGE, 5, 1_000)]);
+    let mut config = tetriserve::policy::PolicyConfig {
+        overheads: Overheads {
+            text_encoder: ms(20),
+            vae_decode_per_1k_tokens: ms(5),
+            remap_fraction: 0.0,
+            group_setup: ms(30),
+            group_setup_on_regroup: false,
+            dispatch: ms(5),
+            node_handoff: Nanos::ZERO,
+        },
+        ..Default::default()
+    };
+    config.tetriserve.snap_rounds = false;
+    config.tetriserve.drop_late_after = Some(ms(200));
+    let (works, outcomes) = tiny_run(Variant::DP_ONLY, &w, &one_node(2), &config);
+    assert_eq!(works, vec![(0, 200.0, 895.0, 4), (0, 1_000.0, 1_170.12, 1)]);
+    assert_eq!(outcomes, vec!["met"]);
+}

@@ -194,7 +194,10 @@ mod tests {
         p.start(0, 0b1111);
         p.want(one(0), 1, None, false);
         p.want(one(1), 2, None, false);
-        p.place(&Cluster::new("h100", 1, 4, Topology::NvSwitch).unwrap(), true);
+        p.place(
+            &Cluster::new("h100", 1, 4, Topology::NvSwitch).unwrap(),
+            true,
+        );
         let got: Vec<(u32, u64)> = p
             .placed()
             .iter()
