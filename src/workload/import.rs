@@ -11,8 +11,10 @@
 //!   `benchmarks/diffusion/diffusion_benchmark_serving.py` of vLLM-Omni reads them with
 //!   `ast.literal_eval`). Both need `width`, `height`, `num_inference_steps`, and an arrival
 //!   time in seconds (`arrival`, `arrival_s` or `timestamp`), and may give `slo_ms`. Other keys
-//!   (`prompt`, `seed`, `fps`, `request_id`, `image_paths`, ...) are ignored; video requests
-//!   (`num_frames` > 1) are refused, this simulator serves images. Where vLLM-Omni's loader
+//!   (`prompt`, `seed`, `fps`, `request_id`, `image_paths`, ...) are ignored. `num_frames` (absent
+//!   or 1: an image) makes a request with more frames a video of that many frames
+//!   ([`Resolution::video`]; `4k + 1` of them, as the video VAEs encode, e.g. CogVideoX's 49),
+//!   whose cost the scenario's model must cover (the analytic `wan2.1-14b`). Where vLLM-Omni's loader
 //!   skips a line it cannot read, this one refuses it, naming the line.
 //! - **`alibaba-genai`**: a CSV export of a GenAI serving trace with one row per request: an
 //!   arrival timestamp in seconds (`timestamp`, `arrival_time`, `submit_time` or `time`) and,
@@ -374,22 +376,24 @@ fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) ->
             }
             Ok(x as u32)
         };
-        match obj.num_frames {
-            None | Some(json::JsonValue::Null) => {}
+        // Absent (or null): an image. A number: the frame count, 1 for an image, more for a
+        // video (4k + 1 frames, as its VAE encodes them: CogVideoX's 49, Wan2.1's 81).
+        let frames = match obj.num_frames {
+            None | Some(json::JsonValue::Null) => 1,
             Some(v) => match v.number() {
-                Some(f) if f > 1.0 => {
-                    return Err(err(
-                        "num_frames",
-                        format!("a video request ({f} frames); this simulator serves images"),
-                    )
-                    .into());
+                Some(f)
+                    if f.fract() == 0.0
+                        && f >= 1.0
+                        && f <= f64::from(crate::workload::MAX_FRAMES) =>
+                {
+                    f as u32
                 }
-                Some(1.0) => {}
                 Some(f) => {
                     return Err(err(
                         "num_frames",
                         format!(
-                            "`num_frames` {f} is not a frame count; an image has 1 (or leaves it out)"
+                            "`num_frames` {f} is not a frame count; expected a whole number from 1 (an image, or leave it out) to {}",
+                            crate::workload::MAX_FRAMES
                         ),
                     )
                     .into());
@@ -398,16 +402,18 @@ fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) ->
                 None => {
                     return Err(err(
                         "num_frames",
-                        "`num_frames` must be a number (1, or absent, for an image)".into(),
+                        "`num_frames` must be a number (1, or absent, for an image; 49 or 81 for a video)".into(),
                     )
                     .into());
                 }
             },
-        }
-        let resolution = Resolution {
-            width: uint("width", obj.width)?,
-            height: uint("height", obj.height)?,
         };
+        crate::workload::check_frames(frames).map_err(|m| err("num_frames", m))?;
+        let resolution = Resolution::video(
+            uint("width", obj.width)?,
+            uint("height", obj.height)?,
+            frames,
+        );
         resolution.validate().map_err(|m| err("width", m))?;
         let steps = uint("num_inference_steps", obj.num_inference_steps)?;
         if steps == 0 || steps > crate::workload::MAX_STEPS {
@@ -998,10 +1004,7 @@ fn alibaba_rows(text: &str, source: &str, default_steps: u32) -> Result<Vec<Row>
                                 .into()
                         })
                     };
-                    let r = Resolution {
-                        width: side(ws, "width")?,
-                        height: side(hs, "height")?,
-                    };
+                    let r = Resolution::new(side(ws, "width")?, side(hs, "height")?);
                     r.validate()
                         .map_err(|m| InputError::new(source, m).line(n).field("width,height"))?;
                     Some(r)

@@ -5,7 +5,9 @@
 //! 256 px one), so the mix is the second knob of every experiment after the arrival rate.
 //! The paper uses two mixes over 256/512/1024/2048 px: Uniform (75 of each of 300 requests)
 //! and Skewed (`p_i ∝ exp(alpha * L_i / L_max)`, alpha = 1, L = image tokens), plus
-//! homogeneous runs with one resolution. Custom weights cover anything else.
+//! homogeneous runs with one resolution. Custom weights cover anything else, video clips
+//! beside images included (`custom:1024=90%,video:720p:81=10%`): a mix entry is any
+//! resolution [`Resolution::from_str`](std::str::FromStr) reads.
 //!
 //! Sampling is stratified by default: the paper's "equal numbers" Uniform mix is exactly 75
 //! of each, not 300 independent draws, and stratifying removes a source of run-to-run noise
@@ -265,10 +267,15 @@ fn fisher_yates<T, R: Rng + ?Sized>(v: &mut [T], rng: &mut R) {
 /// - `homogeneous:1024`, or just `1024` / `1024x1024` — one resolution;
 /// - `custom:256=1,1024=3` — explicit weights; `custom:512=45%,1024=45%,2048=10%` — every
 ///   entry a percentage, summing to 100 (within rounding, [`PERCENT_SUM_SLACK`]).
+///
+/// Wherever a resolution goes, a video clip may too: `video:720p:81` (81 frames of 1280x720;
+/// `480p` is 832x480, or `video:WIDTHxHEIGHT:FRAMES`) or `1280x720x81f`, as in
+/// `custom:1024=90%,video:720p:81=10%`; alone, `video:720p:81` is a homogeneous mix.
 pub fn parse_mix(s: &str) -> Result<Mix, String> {
     const FORMS: &str = "expected `uniform`, `uniform:RES,RES,...`, `skewed`, `skewed:ALPHA`, \
                          `skewed:ALPHA:RES,RES,...`, `homogeneous:RES`, `RES` (e.g. 1024x1024) \
-                         or `custom:RES=WEIGHT,...` (e.g. custom:256=1,1024=3, or custom:256=25%,1024=75%)";
+                         or `custom:RES=WEIGHT,...` (e.g. custom:256=1,1024=3, or custom:256=25%,1024=75%); \
+                         a RES may be a video, `video:720p:81` or `1280x720x81f`";
     let s = s.trim();
     let (kind, rest) = match s.split_once(':') {
         Some((k, r)) => (k.trim().to_ascii_lowercase(), Some(r.trim())),
@@ -296,6 +303,7 @@ pub fn parse_mix(s: &str) -> Result<Mix, String> {
             Mix::Skewed { alpha, resolutions }
         }
         ("homogeneous", Some(r)) => Mix::Homogeneous(r.parse()?),
+        ("video", Some(_)) => Mix::Homogeneous(s.parse()?),
         ("custom", Some(list)) => Mix::Custom(custom_pairs(s, list)?),
         (_, None) if s.parse::<Resolution>().is_ok() => Mix::Homogeneous(s.parse()?),
         _ => return Err(format!("unknown mix `{s}`; {FORMS}")),

@@ -11,6 +11,10 @@
 //! - Ulysses communication for degree `k > 1`: four all-to-alls per attention layer, each moving
 //!   `(k-1)/k` of the local activations, over the slowest link the group crosses.
 //!
+//! Attention is charged `4 * N^2 * hidden` FLOPs per layer over the `N` tokens that attend
+//! jointly, so its share grows with the square of the tokens: an 81-frame 720p clip of the
+//! video preset (`wan2.1-14b`, 75,600 tokens) spends most of its step in attention.
+//!
 //! It leaves out everything outside the denoising step (text encoders, VAE; see
 //! [`crate::cost::Overheads`]) and any overlap of communication with compute, which xDiT's
 //! Ulysses attention does not do.
@@ -48,6 +52,9 @@ pub struct ModelShape {
     pub weight_bytes: f64,
     /// Kernels launched per step; times the GPU's per-launch cost gives the fixed overhead.
     pub kernels_per_step: f64,
+    /// Whether it generates video clips: an image model refuses a resolution of more than one
+    /// frame rather than time a clip it cannot generate.
+    pub video: bool,
 }
 
 /// One kind of interconnect as the all-to-alls see it.
@@ -114,7 +121,7 @@ impl Breakdown {
 }
 
 impl Analytic {
-    /// A preset by names: model `flux1-dev` | `sd3-medium`, GPU `h100` | `h200` | `a40`.
+    /// A preset by names: model `flux1-dev` | `sd3-medium` | `wan2.1-14b`, GPU `h100` | `h200` | `a40`.
     pub fn preset(model: &str, gpu: &str) -> Result<Analytic> {
         let shape = ModelShape::preset(model).ok_or_else(|| {
             Error::config_hint(
@@ -184,6 +191,14 @@ impl CostModel for Analytic {
     fn step_time(&self, res: Resolution, degree: u32, batch: u32, link: Link) -> Result<Nanos> {
         res.validate()
             .map_err(|e| Error::Cost(format!("{}: {e}", self.describe())))?;
+        if res.is_video() && !self.model.video {
+            return Err(Error::Cost(format!(
+                "{}: {} is an image model and cannot time the {}-frame video {res}; cost video with a video model (analytic model `wan2.1-14b`)",
+                self.describe(),
+                self.model.name,
+                res.frames
+            )));
+        }
         if degree == 0 || !degree.is_power_of_two() {
             return Err(Error::Cost(format!(
                 "{}: SP degree {degree} is not a power of two >= 1 (Ulysses splits heads evenly)",
