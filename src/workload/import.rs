@@ -1085,6 +1085,20 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains(":2"), "{e}");
+        // A video the VAE cannot encode (not 4k + 1 frames), and one with no SLO base.
+        let e = import(
+            "{\"width\": 512, \"height\": 512, \"num_inference_steps\": 4, \"num_frames\": 50, \"arrival\": 0}\n",
+            "t.jsonl",
+            &opts(LogFormat::VllmOmni, 1.0),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("t.jsonl:1")
+                && e.contains("num_frames")
+                && e.contains("50 frames is not 4k + 1"),
+            "{e}"
+        );
         let e = import(
             "{\"width\": 512, \"height\": 512, \"num_inference_steps\": 4, \"num_frames\": 49, \"arrival\": 0}\n",
             "t.jsonl",
@@ -1092,7 +1106,7 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("video"), "{e}");
+        assert!(e.contains("no SLO for 512x512x49f"), "{e}");
         // A resolution the scenario has no SLO base for, and no slo_ms.
         let e = import(
             "{\"width\": 1024, \"height\": 768, \"num_inference_steps\": 4, \"arrival\": 0}\n",
@@ -1263,6 +1277,50 @@ mod tests {
     }
 
     #[test]
+    fn vllm_omni_num_frames_reads_videos() {
+        // The form of vLLM-Omni's `cogvideox_trace.txt`: 49 frames of 720x480, with an SLO.
+        let text = "Request(width=720, height=480, num_inference_steps=50, timestamp=0, num_frames=49, slo_ms=120000)\n\
+                    Request(width=512, height=512, num_inference_steps=20, timestamp=1.5, num_frames=1, slo_ms=2000)\n";
+        let w = import(text, "t.txt", &opts(LogFormat::VllmOmni, 1.0)).unwrap();
+        let clip = Resolution::video(720, 480, 49);
+        assert_eq!(w.requests[0].resolution, clip);
+        assert_eq!(w.requests[0].resolution.tokens(), 13 * 30 * 45);
+        assert_eq!(w.requests[0].slo(), Nanos::from_secs(120.0));
+        assert_eq!(w.requests[1].resolution, Resolution::square(512));
+        // JSON lines too; the trace they become keeps the frames and reads back the same.
+        let json = "{\"width\": 1280, \"height\": 720, \"num_inference_steps\": 50, \"num_frames\": 81, \"arrival\": 0}\n\
+                    {\"width\": 1024, \"height\": 1024, \"num_inference_steps\": 28, \"num_frames\": null, \"arrival\": 2}\n";
+        let imported = import_rows(json, "t.jsonl", &opts(LogFormat::VllmOmni, 1.0)).unwrap();
+        assert_eq!(
+            imported.rows[0].resolution,
+            Resolution::video(1280, 720, 81)
+        );
+        assert_eq!(imported.rows[0].slo, None);
+        let csv = crate::workload::trace::rows_to_csv(&imported.rows);
+        assert_eq!(
+            csv,
+            "id,arrival_s,width,height,frames,steps,slo_s\n0,0.000000000,1280,720,81,50,\n1,2.000000000,1024,1024,1,28,\n"
+        );
+        // Fractional, negative or absurd frame counts are refused by name.
+        for (frames, phrase) in [
+            ("1.5", "not a frame count"),
+            ("-3", "not a frame count"),
+            ("4097", "not a frame count"),
+        ] {
+            let line = format!(
+                "{{\"width\": 512, \"height\": 512, \"num_inference_steps\": 4, \"num_frames\": {frames}, \"arrival\": 0, \"slo_ms\": 9}}\n"
+            );
+            let e = import(&line, "t.jsonl", &opts(LogFormat::VllmOmni, 1.0))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("t.jsonl:1") && e.contains(phrase),
+                "{frames}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn vllm_omni_txt_errors_name_the_line_and_field() {
         let good = "Request(width=512, height=512, num_inference_steps=4, timestamp=0)\n";
         let err = |second: &str| {
@@ -1296,8 +1354,8 @@ mod tests {
                 "`512 height=512` is not a Python literal",
             ),
             (
-                "Request(width=512, height=512, num_inference_steps=4, timestamp=1, num_frames=49)",
-                "video",
+                "Request(width=512, height=512, num_inference_steps=4, timestamp=1, num_frames=47)",
+                "47 frames is not 4k + 1",
             ),
             (
                 "Request(width=512, height=512, num_inference_steps=4)",

@@ -425,6 +425,49 @@ mod tests {
     }
 
     #[test]
+    fn video_entries_weigh_like_images() {
+        let clip = Resolution::video(1280, 720, 81);
+        assert_eq!(parse_mix("video:720p:81").unwrap(), Mix::Homogeneous(clip));
+        assert_eq!(parse_mix("1280x720x81f").unwrap(), Mix::Homogeneous(clip));
+        let m = parse_mix("custom:1024=90%,video:720p:81=10%").unwrap();
+        assert_eq!(
+            m,
+            Mix::Custom(vec![(Resolution::square(1024), 90.0), (clip, 10.0)])
+        );
+        assert_eq!(m.to_string(), "custom:1024x1024=90,1280x720x81f=10");
+        assert_eq!(
+            parse_mix(&m.to_string()).unwrap().probabilities(),
+            m.probabilities()
+        );
+        // 20 requests: 18 images and 2 clips, exactly (stratified).
+        let v = m.sample(20, Sampling::Stratified, &mut rng());
+        assert_eq!(count(&v, clip), 2);
+        let u = parse_mix("uniform:512,video:480p:81").unwrap();
+        assert_eq!(
+            u.resolutions(),
+            vec![Resolution::square(512), Resolution::video(832, 480, 81)]
+        );
+        // Skewed weighs by tokens, a clip's included: 75,600 tokens against 4,096.
+        let p = parse_mix("skewed:1:1024,video:720p:81")
+            .unwrap()
+            .probabilities();
+        let want = 1.0 / (1.0 + (4096.0_f64 / 75_600.0 - 1.0).exp());
+        assert!((p[1].1 - want).abs() < 1e-12, "{p:?}");
+        // The same clip twice (however written) is refused, and a bad frame count says why.
+        assert!(
+            parse_mix("custom:video:720p:81=1,1280x720x81f=2")
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert!(parse_mix("video:720p:80").unwrap_err().contains("4k + 1"));
+        assert!(
+            parse_mix("video:4k:81")
+                .unwrap_err()
+                .contains("not a video size")
+        );
+    }
+
+    #[test]
     fn skewed_alpha_one_matches_the_paper() {
         let p = Mix::paper_skewed().probabilities();
         let rounded: Vec<f64> = p

@@ -141,7 +141,7 @@ pub fn check_frames(frames: u32) -> Result<(), String> {
             "{frames} frames is more than the {MAX_FRAMES} a video request may have"
         ));
     }
-    if (frames - 1) % TEMPORAL_COMPRESSION != 0 {
+    if !(frames - 1).is_multiple_of(TEMPORAL_COMPRESSION) {
         let below = frames - (frames - 1) % TEMPORAL_COMPRESSION;
         return Err(format!(
             "{frames} frames is not 4k + 1 (the video VAE compresses time 4x after the first frame); use {below} or {}",
@@ -496,6 +496,75 @@ mod tests {
         );
         assert!("0x16".parse::<Resolution>().is_err());
         assert!("abc".parse::<Resolution>().is_err());
+    }
+
+    #[test]
+    fn video_tokens_match_the_published_shapes() {
+        // Wan2.1 (VAE 4x8x8, patch 1x2x2): 81 frames of 1280x720 are 21 x 45 x 80 latent tokens.
+        let wan720 = Resolution::video(1280, 720, 81);
+        assert_eq!(wan720.latent_frames(), 21);
+        assert_eq!(wan720.tokens(), 75_600);
+        // Its 480p output, 832x480: 21 x 30 x 52.
+        assert_eq!(Resolution::video(832, 480, 81).tokens(), 32_760);
+        // CogVideoX (the same compression and patch), 49 frames of 720x480: 13 x 30 x 45.
+        assert_eq!(Resolution::video(720, 480, 49).tokens(), 17_550);
+        // HunyuanVideo's 129 frames at 720p: 33 x 45 x 80.
+        assert_eq!(Resolution::video(1280, 720, 129).tokens(), 118_800);
+        // Five frames are two latent frames; one frame is an image, costed as before.
+        assert_eq!(Resolution::video(256, 256, 5).tokens(), 512);
+        assert_eq!(Resolution::video(1024, 1024, 1), Resolution::square(1024));
+        assert_eq!(Resolution::square(1024).tokens(), 4096);
+        assert!(!Resolution::square(1024).is_video() && wan720.is_video());
+    }
+
+    #[test]
+    fn videos_display_and_parse_unambiguously() {
+        let p = |s: &str| s.parse::<Resolution>();
+        let wan720 = Resolution::video(1280, 720, 81);
+        assert_eq!(wan720.to_string(), "1280x720x81f");
+        assert_eq!(p("1280x720x81f"), Ok(wan720));
+        assert_eq!(p("1280X720X81F"), Ok(wan720));
+        assert_eq!(p("video:720p:81"), Ok(wan720));
+        assert_eq!(p("Video:720P:81"), Ok(wan720));
+        assert_eq!(p("video:1280x720:81"), Ok(wan720));
+        assert_eq!(p("video:480p:81"), Ok(Resolution::video(832, 480, 81)));
+        // One frame is an image, displayed as one.
+        assert_eq!(p("video:480p:1"), Ok(Resolution::new(832, 480)));
+        assert_eq!(p("1024x1024x1f").unwrap().to_string(), "1024x1024");
+        assert_eq!(Resolution::square(1024).to_string(), "1024x1024");
+        for r in [
+            wan720,
+            Resolution::video(16, 32, 1021),
+            Resolution::new(1024, 768),
+        ] {
+            assert_eq!(p(&r.to_string()), Ok(r), "{r}");
+        }
+        // Video sorts after the image of the same size (frames are the last key).
+        assert!(Resolution::new(1280, 720) < wan720);
+    }
+
+    #[test]
+    fn bad_frame_counts_are_refused_with_the_reason() {
+        let e = |s: &str| s.parse::<Resolution>().unwrap_err();
+        assert!(e("1280x720x80f").contains("80 frames is not 4k + 1"));
+        assert!(
+            e("1280x720x80f").contains("use 77 or 81"),
+            "{}",
+            e("1280x720x80f")
+        );
+        assert!(e("1280x720x0f").contains("at least 1 frame"));
+        assert!(e("1280x720x1025f").contains("more than the 1021"));
+        assert!(e("1280x720x81").contains("ends in f"));
+        assert!(e("1280x720xf").contains("not a resolution"));
+        assert!(e("1x2x3x4").contains("not a resolution"));
+        assert!(e("video:1080q:81").contains("`1080q` in `video:1080q:81` is not a video size"));
+        assert!(e("video:720p").contains("video:SIZE:FRAMES"));
+        assert!(e("video:720p:many").contains("not a number of frames"));
+        assert!(e("video:1000x720:81").contains("multiple of 16"));
+        assert_eq!(check_frames(81), Ok(()));
+        assert_eq!(check_frames(1), Ok(()));
+        assert_eq!(check_frames(MAX_FRAMES), Ok(()));
+        assert!(check_frames(MAX_FRAMES + 4).is_err());
     }
 
     fn at(arrivals_ns: &[u64], slo_ns: u64) -> Workload {

@@ -1105,6 +1105,79 @@ mod tests {
         assert_eq!(to_csv(&w), text);
     }
 
+    #[test]
+    fn frames_round_trip_and_are_written_only_for_videos() {
+        // What the generator writes for an image + video mix, the reader gives back.
+        let spec = WorkloadSpec {
+            mix: crate::workload::mix::parse_mix("custom:512=80%,video:480p:81=20%").unwrap(),
+            slo_bases: SloBases::paper()
+                .with(&[(Resolution::video(832, 480, 81), Nanos::from_secs(90.0))]),
+            ..WorkloadSpec::paper(7)
+        };
+        let w = generate(&spec).unwrap();
+        let csv = to_csv(&w);
+        assert!(
+            csv.starts_with("id,arrival_s,width,height,frames,steps,slo_s\n"),
+            "{csv}"
+        );
+        assert!(csv.contains(",832,480,81,28,90.000000000\n"), "{csv}");
+        assert!(csv.contains(",512,512,1,28,2.000000000\n"), "{csv}");
+        assert_eq!(parse_trace(&csv, "t.csv", None).unwrap(), w);
+        // Imported rows too.
+        let rows: Vec<TraceRow> = w
+            .requests
+            .iter()
+            .map(|r| TraceRow {
+                label: r.label,
+                arrival: r.arrival,
+                resolution: r.resolution,
+                steps: r.steps,
+                slo: Some(r.slo()),
+            })
+            .collect();
+        assert_eq!(rows_to_csv(&rows), csv);
+        // Images only: the six columns, as before.
+        let images = generate(&WorkloadSpec::paper(7)).unwrap();
+        assert!(to_csv(&images).starts_with(&format!("{TRACE_HEADER}\n")));
+        // Absent, empty or 1: an image; the column may sit anywhere.
+        let text = "arrival_s,frames,width,height,steps,slo_s\n0,,512,512,4,1\n1,1,512,512,4,1\n2,81,1280,720,4,1\n";
+        let w = parse_trace(text, "t.csv", None).unwrap();
+        let res: Vec<Resolution> = w.requests.iter().map(|r| r.resolution).collect();
+        assert_eq!(
+            res,
+            vec![
+                Resolution::square(512),
+                Resolution::square(512),
+                Resolution::video(1280, 720, 81)
+            ]
+        );
+        assert_eq!(w.requests[2].resolution.tokens(), 75_600);
+    }
+
+    #[test]
+    fn bad_frames_name_the_file_line_and_field() {
+        let header = "id,arrival_s,width,height,frames,steps,slo_s\n";
+        for (cell, phrase) in [
+            ("x", "expected a whole number of frames"),
+            ("-5", "expected a whole number of frames"),
+            ("2.5", "expected a whole number of frames"),
+            ("0", "at least 1 frame"),
+            ("80", "80 frames is not 4k + 1"),
+            ("2000", "more than the 1021"),
+        ] {
+            let text = format!("{header}0,0,512,512,1,4,1\n1,1,512,512,{cell},4,1\n");
+            let e = input_err(&text, None);
+            assert_eq!(e.source, "t.csv");
+            assert_eq!(e.line, Some(3), "{cell}");
+            assert_eq!(e.field.as_deref(), Some("frames"), "{cell}");
+            assert!(e.message.contains(phrase), "{cell}: {}", e.message);
+        }
+        // A video with no SLO base: the row's resolution is named as it displays.
+        let text = format!("{header}0,0,1280,720,81,4,\n");
+        let e = input_err(&text, Some(&paper_defaults()));
+        assert!(e.message.contains("1280x720x81f"), "{}", e.message);
+    }
+
     /// Lines without quotes are split here; the `csv` crate reads the same cells from them.
     #[test]
     fn plain_lines_split_as_the_csv_crate_reads_them() {

@@ -487,6 +487,26 @@ mod tests {
     }
 
     #[test]
+    fn clips_are_refused_even_inside_the_token_range() {
+        // 5 frames of 256x256 are 512 tokens, between the profiled 256 and 1024 px images: an
+        // image model's curve must not time them.
+        let t = h100();
+        let clip = Resolution::video(256, 256, 5);
+        let e = t
+            .step_time(clip, 1, 1, Link::NvLink)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("times images") && e.contains("256x256x5f") && e.contains("wan2.1-14b"),
+            "{e}"
+        );
+        assert!(
+            t.step_time(Resolution::new(512, 256), 1, 1, Link::NvLink)
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn extrapolation_is_refused() {
         let t = h100();
         for px in [4096, 128, 2064] {
