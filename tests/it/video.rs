@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use proptest::prelude::*;
+
 use tetriserve::cluster::Link;
 use tetriserve::cost::CostModel;
 use tetriserve::cost::analytic::Analytic;
@@ -75,6 +77,51 @@ fn an_image_and_video_mix_passes_the_invariant_checker_for_every_policy() {
                 run.records.works.iter().any(|x| x.resolution == CLIP),
                 "{name} ran no clip"
             );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Random image + video workloads on one or two nodes, with and without the fixed costs
+    /// (a clip's VAE decode is charged per latent token): every policy's records pass the
+    /// checker and none meets more than the upper bound.
+    #[test]
+    fn random_image_and_video_workloads_pass_the_checker_for_every_policy(
+        seed in 0u64..1000,
+        rate in prop::sample::select(vec![2.0, 6.0, 20.0]),
+        nodes in 1u32..=2,
+        gpus_per_node in prop::sample::select(vec![2u32, 4, 8]),
+        clips in prop::sample::select(vec![10u32, 30, 60]),
+        steps in 4u32..20,
+        costs in any::<bool>(),
+    ) {
+        let overheads = if costs {
+            "[overheads]\ntext_encoder_ms = 50.0\nvae_decode_ms_per_1k_tokens = 2.0\ndispatch_ms = 1.0\n"
+        } else {
+            ""
+        };
+        let text = format!(
+            "seed = {seed}\n[cluster]\nnodes = {nodes}\ngpus_per_node = {gpus_per_node}\n\
+             [cost]\nanalytic = {{ model = \"wan2.1-14b\", gpu = \"h100\" }}\n{overheads}\
+             [workload]\nrequests = 30\nrate_per_min = {rate}\nsteps = {steps}\n\
+             mix = \"custom:512={}%,video:480p:81={clips}%\"\n\
+             [slo]\nbases_s = {{ \"512x512\" = 6.0 }}\n\
+             [policy]\nrun = [\"all\", \"ablation\"]\n\
+             [policy.rssp]\ndegrees = {{ \"256x256\" = 1, \"512x512\" = 1, \"1024x1024\" = 1, \"2048x2048\" = 1 }}\n",
+            100 - clips
+        );
+        let s = load(&text).unwrap();
+        let w = s.load_workload().unwrap();
+        prop_assert!(w.requests.iter().any(|r| r.resolution == CLIP));
+        for run in tetriserve::simulate::simulate(&s).unwrap() {
+            let name = &run.summary.policy;
+            let errors = check_run(&run.records, &w, None);
+            prop_assert!(errors.is_empty(), "{name}: {errors:#?}");
+            let met = run.records.requests.iter().filter(|r| r.outcome == Outcome::Met).count();
+            let bound = run.summary.slo_attainment_bound.unwrap();
+            prop_assert!(met as f64 <= bound * w.len() as f64 + 1e-9, "{name}: {met} > {bound}");
         }
     }
 }
