@@ -153,7 +153,8 @@ pub enum Command {
         /// The policy whose gain over the baseline is measured.
         #[arg(long)]
         policy: String,
-        /// Compare the attainment of one resolution (e.g. 2048x2048) instead of the overall.
+        /// Compare the attainment of one resolution (e.g. 2048x2048, or a video clip such as
+        /// 832x480x81f or video:480p:81) instead of the overall.
         #[arg(long, value_name = "WxH")]
         resolution: Option<String>,
         /// Also write the per-point table as CSV here.

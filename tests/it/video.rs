@@ -252,3 +252,48 @@ fn image_runs_write_the_bytes_they_wrote_before_frames_existed() {
     let csv = to_csv(&s.load_workload().unwrap());
     assert!(csv.starts_with(&format!("{TRACE_HEADER}\n")));
 }
+
+#[test]
+fn the_binary_sweeps_a_video_mix_and_compares_its_clips_however_written() {
+    use crate::cli::{run, stderr};
+    let dir = tempfile::tempdir().unwrap();
+    let grid = dir.path().join("g.toml");
+    std::fs::write(
+        &grid,
+        format!(
+            "{}[sweep]\npolicies = [\"xdit-sp4\", \"stepwise\"]\nseeds = [1, 2]\n",
+            mixed(1, 6.0)
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("runs");
+    let o = run(&[
+        "sweep",
+        "-s",
+        grid.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let by_res = std::fs::read_to_string(out.join("results-by-resolution.csv")).unwrap();
+    assert!(by_res.contains(",832x480x81f,8,"), "{by_res}");
+    let results = out.join("results.csv");
+    for name in ["832x480x81f", "video:480p:81"] {
+        let o = run(&[
+            "compare",
+            results.to_str().unwrap(),
+            "--baseline",
+            "xdit-sp4",
+            "--policy",
+            "stepwise",
+            "--resolution",
+            name,
+        ]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            text.contains("All 1 points, 832x480x81f attainment"),
+            "{text}"
+        );
+    }
+}
