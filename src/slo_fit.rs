@@ -14,6 +14,11 @@
 //! Resolutions the cost model cannot cover are left to the run, which refuses them only if the
 //! workload asks for them. Nothing here stops a run: the warnings go to `Scenario::warnings`.
 //!
+//! [`video_bases`] gives a video resolution that has no SLO base one, by the rule this project
+//! set its own image bases by where the paper gives none (the SD3 bases of
+//! `scenarios/paper/fig12-sd3-a40.toml`): [`VIDEO_SLO_MULTIPLE`] times a lone request's time at
+//! the fastest degree.
+//!
 //! [`never_met`] answers a narrower question per policy and per request, with the fixed
 //! costs counted: which requests of a workload one policy can never serve within their SLOs.
 //! Capacity planning stops a search whose target those requests put out of reach.
@@ -86,6 +91,58 @@ pub fn warnings(
         last.push_str(&format!("\n  hint: {hint}"));
     }
     out
+}
+
+/// A derived video SLO base is this many times a lone clip's service time at its fastest
+/// degree: the rule of this project's SD3 bases ("about twice the isolated latency at the
+/// fastest degree"), so that every clip can meet its SLO alone but not without parallelism.
+pub const VIDEO_SLO_MULTIPLE: u64 = 2;
+
+/// SLO bases for the video resolutions of `resolutions` that `bases` has none for:
+/// [`VIDEO_SLO_MULTIPLE`] x (`steps` steps at the fastest degree `cluster` offers, batch 1,
+/// plus the fixed costs of one request: text encoder, one dispatch, VAE decode), rounded up to
+/// the millisecond. Images are left to the scenario (the paper's bases, or `[slo] bases_s`).
+/// A video the cost model cannot time is an error naming it (an image model cannot derive a
+/// clip's deadline).
+pub fn video_bases(
+    model: &dyn CostModel,
+    cluster: &Cluster,
+    overheads: &crate::cost::Overheads,
+    steps: u32,
+    resolutions: &[crate::workload::Resolution],
+    bases: &crate::workload::SloBases,
+) -> crate::error::Result<Vec<(crate::workload::Resolution, Nanos)>> {
+    let mut out = Vec::new();
+    for &res in resolutions {
+        if !res.is_video() || bases.base(res).is_some() || out.iter().any(|(r, _)| *r == res) {
+            continue;
+        }
+        let times = StepTimes::resolve(model, &[res], cluster, &[1]).map_err(|e| {
+            crate::error::Error::Cost(format!(
+                "the mix asks for the video {res}, which the cost model cannot cover: {e}"
+            ))
+        })?;
+        let Some(class) = times.class_of(res) else {
+            continue;
+        };
+        let (_, step) = times.fastest(class);
+        let lone = step
+            .checked_times(u64::from(steps))
+            .and_then(|t| t.checked_add(overheads.text_encoder))
+            .and_then(|t| t.checked_add(overheads.dispatch))
+            .and_then(|t| t.checked_add(overheads.vae_decode(res)))
+            .and_then(|t| t.checked_times(VIDEO_SLO_MULTIPLE))
+            .filter(|t| *t < Nanos::HORIZON)
+            .ok_or_else(|| {
+                crate::error::Error::Cost(format!(
+                    "{res}: {steps} steps at the fastest degree take longer than the simulator's horizon (2^62 ns); no SLO base can be derived"
+                ))
+            })?;
+        // Rounded up to a whole millisecond: the base is shown to people and written in traces.
+        let ms = lone.0.div_ceil(1_000_000);
+        out.push((res, Nanos(ms.saturating_mul(1_000_000))));
+    }
+    Ok(out)
 }
 
 /// A resolution some of whose requests one policy can never serve within their SLO: even

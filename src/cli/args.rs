@@ -153,7 +153,8 @@ pub enum Command {
         /// The policy whose gain over the baseline is measured.
         #[arg(long)]
         policy: String,
-        /// Compare the attainment of one resolution (e.g. 2048x2048) instead of the overall.
+        /// Compare the attainment of one resolution (e.g. 2048x2048, or a video clip such as
+        /// 832x480x81f or video:480p:81) instead of the overall.
         #[arg(long, value_name = "WxH")]
         resolution: Option<String>,
         /// Also write the per-point table as CSV here.
@@ -514,7 +515,9 @@ pub struct WorkloadArgs {
     #[arg(long)]
     pub requests: Option<usize>,
     /// Resolution mix: `uniform`, `skewed[:ALPHA]`, `homogeneous:1024`, `custom:256=1,1024=3`
-    /// (weights) or `custom:512=45%,1024=45%,2048=10%` (percentages summing to 100).
+    /// (weights) or `custom:512=45%,1024=45%,2048=10%` (percentages summing to 100). A
+    /// resolution may be a video clip, `video:720p:81` or `1280x720x81f` (81 frames of
+    /// 1280x720), costed by a video model: `custom:1024=90%,video:720p:81=10%`.
     #[arg(long)]
     pub mix: Option<String>,
     /// Denoising steps per request.
@@ -546,7 +549,8 @@ pub struct SloArgs {
     #[arg(long, value_name = "SCALE")]
     pub slo_scale: Option<f64>,
     /// A resolution's SLO base in seconds, replacing the scenario's for it ([slo] bases_s;
-    /// repeatable, at most 64, one per resolution): `--slo-base 2048=7.5` (a square) or `--slo-base 1024x768=4`.
+    /// repeatable, at most 64, one per resolution): `--slo-base 2048=7.5` (a square), `--slo-base 1024x768=4`
+    /// or `--slo-base video:720p:81=3000` (a video).
     /// The deadline is still --slo-scale x the base.
     #[arg(long, value_name = "RES=SECONDS", value_parser = parse_slo_base)]
     pub slo_base: Vec<(crate::workload::Resolution, f64)>,

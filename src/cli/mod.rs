@@ -73,6 +73,11 @@ pub fn run(cli: Cli) -> Result<()> {
             if let Some(path) = &csv {
                 check_not_results(path, &files)?;
             }
+            // Any way of writing a resolution (`2048`, `video:480p:81`) names it as results do.
+            let resolution = resolution.map(|r| {
+                r.parse::<crate::workload::Resolution>()
+                    .map_or(r, |parsed| parsed.to_string())
+            });
             let c = crate::compare::compare(&files, &baseline, &policy, resolution.as_deref())?;
             print_stdout(&c.to_markdown())?;
             if let Some(path) = csv {

@@ -35,7 +35,8 @@ pub trait CostModel {
 pub struct Overheads {
     /// Text encoders (T5 + CLIP), charged before the first step, on the first step's GPUs.
     pub text_encoder: Nanos,
-    /// VAE decode, charged after the last step, on the last step's GPUs, per 1,000 image tokens.
+    /// VAE decode, charged after the last step, on the last step's GPUs, per 1,000 latent
+    /// tokens (a video's tokens count every latent frame).
     pub vae_decode_per_1k_tokens: Nanos,
     /// Hand-off when a request resumes on a GPU set other than its previous one,
     /// as a fraction of one step on the new set (the paper's Table 4 measures <= 0.05%).
@@ -80,7 +81,8 @@ impl Default for Overheads {
 
 impl Overheads {
     pub fn vae_decode(&self, res: Resolution) -> Nanos {
-        Nanos((self.vae_decode_per_1k_tokens.0 as u128 * res.tokens() as u128 / 1000) as u64)
+        let ns = u128::from(self.vae_decode_per_1k_tokens.0) * u128::from(res.tokens()) / 1000;
+        Nanos(u64::try_from(ns).unwrap_or(u64::MAX))
     }
 }
 

@@ -818,6 +818,13 @@ impl Executor for RealExecutor {
         if !self.in_flight.is_empty() {
             return Err(Error::Executor("reset with work in flight".into()));
         }
+        // The real backend runs an image DiT: a video clip is the simulator's only.
+        if let Some(r) = workload.requests.iter().find(|r| r.resolution.is_video()) {
+            return Err(Error::Executor(format!(
+                "request {} is the {}-frame video {}; the real backend runs an image DiT, so video is simulated only (drop --real)",
+                r.label, r.resolution.frames, r.resolution
+            )));
+        }
         // Warm every workspace the run can need: each resolution, batch size and group size,
         // on every slot (groups that together cover the node).
         for res in workload.resolutions() {

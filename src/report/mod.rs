@@ -32,19 +32,43 @@ use crate::time::push_uint;
 /// The header of `requests.csv`.
 const REQUESTS_HEADER: &str = "id,arrival_s,width,height,steps,steps_done,deadline_s,start_s,finish_s,outcome,latency_s,gpu_seconds,degrees,remaps,node,prompt_id,cache_hit,cached_steps,skipped_steps\n";
 
+/// The header of `requests.csv` when some request is a video: `frames` after `height`.
+const REQUESTS_HEADER_WITH_FRAMES: &str = "id,arrival_s,width,height,frames,steps,steps_done,deadline_s,start_s,finish_s,outcome,latency_s,gpu_seconds,degrees,remaps,node,prompt_id,cache_hit,cached_steps,skipped_steps\n";
+
+/// Whether `requests.csv` of these requests has a `frames` column (some request is a video;
+/// image runs keep the file as it was).
+fn with_frames(requests: &[RequestRecord]) -> bool {
+    requests.iter().any(|r| r.resolution.is_video())
+}
+
+/// The header of `requests.csv`, with or without `frames`.
+fn requests_header(frames: bool) -> &'static str {
+    if frames {
+        REQUESTS_HEADER_WITH_FRAMES
+    } else {
+        REQUESTS_HEADER
+    }
+}
+
 /// The header of `works.csv` (a row is a work or a merged run of works: `segments.rs`).
 const WORKS_HEADER: &str =
     "requests,resolution,node,gpus,start_s,end_s,first_step,steps,remap,works\n";
 
-/// Appends a resolution as `WxH`.
+/// Appends a resolution as `WxH` (an image) or `WxHxFf` (a video), as it displays.
 fn push_resolution(s: &mut String, r: crate::workload::Resolution) {
     push_uint(s, u64::from(r.width));
     s.push('x');
     push_uint(s, u64::from(r.height));
+    if r.is_video() {
+        s.push('x');
+        push_uint(s, u64::from(r.frames));
+        s.push('f');
+    }
 }
 
-/// One row of `requests.csv` (written by hand: a run writes millions).
-fn request_row(s: &mut String, r: &RequestRecord) {
+/// One row of `requests.csv` (written by hand: a run writes millions); `frames`: the file
+/// has that column.
+fn request_row(s: &mut String, r: &RequestRecord, frames: bool) {
     push_uint(s, r.id);
     s.push(',');
     r.arrival.push_secs(s);
@@ -53,6 +77,10 @@ fn request_row(s: &mut String, r: &RequestRecord) {
     s.push(',');
     push_uint(s, u64::from(r.resolution.height));
     s.push(',');
+    if frames {
+        push_uint(s, u64::from(r.resolution.frames));
+        s.push(',');
+    }
     push_uint(s, u64::from(r.steps));
     s.push(',');
     push_uint(s, u64::from(r.steps_done));
@@ -138,9 +166,10 @@ fn work_row(s: &mut String, w: &WorkRecord, gpus_per_node: u32) {
 /// `requests.csv`: one row per request, in request order. Times are exact decimal seconds.
 pub fn requests_csv(run: &RunRecords) -> String {
     let mut s = String::with_capacity(run.requests.len() * 120);
-    s.push_str(REQUESTS_HEADER);
+    let frames = with_frames(&run.requests);
+    s.push_str(requests_header(frames));
     for r in &run.requests {
-        request_row(&mut s, r);
+        request_row(&mut s, r, frames);
     }
     s
 }

@@ -62,6 +62,9 @@ struct RequestRow {
     arrival_s: String,
     width: u32,
     height: u32,
+    /// Written only when some request of the run is a video: absent, every request is an image.
+    #[serde(default = "one")]
+    frames: u32,
     steps: u32,
     steps_done: u32,
     deadline_s: String,
@@ -92,7 +95,11 @@ impl RequestRow {
         Ok(RequestRecord {
             id: self.id,
             arrival,
-            resolution: Resolution::new(self.width, self.height),
+            resolution: {
+                let r = Resolution::video(self.width, self.height, self.frames);
+                r.validate().map_err(|m| ("frames", m))?;
+                r
+            },
             steps: self.steps,
             steps_done: self.steps_done,
             deadline: secs("deadline_s", &self.deadline_s)?,

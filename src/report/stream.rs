@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use super::segments::{Segments, WorkRows};
 use super::timeline::{TimelineLimit, TimelineShown, TimelineWriter};
 use super::{
-    REQUESTS_CSV, REQUESTS_HEADER, SUMMARY_JSON, TIMELINE_JSON, WORKS_CSV, WORKS_HEADER,
-    check_out_dir, request_row, summary_json, work_row,
+    REQUESTS_CSV, SUMMARY_JSON, TIMELINE_JSON, WORKS_CSV, WORKS_HEADER, check_out_dir, request_row,
+    requests_header, summary_json, with_frames, work_row,
 };
 use crate::error::{Error, Result};
 use crate::metrics::{RecordSink, RunRecords, Summary, WorkRecord};
@@ -211,11 +211,12 @@ impl RunWriter {
         let path = dir.join(REQUESTS_CSV);
         let mut out = create(&path)?;
         let mut row = String::with_capacity(256);
-        out.write_all(REQUESTS_HEADER.as_bytes())
+        let frames = with_frames(&run.requests);
+        out.write_all(requests_header(frames).as_bytes())
             .map_err(|e| Error::io(&path, e))?;
         for r in &run.requests {
             row.clear();
-            request_row(&mut row, r);
+            request_row(&mut row, r, frames);
             out.write_all(row.as_bytes())
                 .map_err(|e| Error::io(&path, e))?;
         }

@@ -81,15 +81,40 @@ impl Scenario {
         };
         let cluster = raw.cluster.build(cost.gpu(), source)?;
         let overheads = raw.overheads.build(source)?;
-        let slo = raw.slo.build(source)?;
+        let mut slo = raw.slo.build(source)?;
         let seed = raw.seed.unwrap_or(DEFAULT_SEED);
         let steps = raw.workload.steps(source)?;
         let time_scale = raw.workload.time_scale(source)?;
-        let workload = raw.workload.build(seed, &slo, source)?;
+        let mut workload = raw.workload.build(seed, &slo, source)?;
+        // A video clip of the mix without an SLO base gets one derived from the cost model.
+        let mut notes = Vec::new();
+        if let WorkloadSource::Synthetic(spec) = &mut workload {
+            let derived = crate::slo_fit::video_bases(
+                cost.model(),
+                &cluster,
+                &overheads,
+                steps,
+                &spec.mix.resolutions(),
+                &slo.bases,
+            )?;
+            for (res, base) in &derived {
+                notes.push(format!(
+                    "{res} has no SLO base; derived {:.3} s, {} x its lone time at the fastest degree on {} ({steps} steps); set one with --slo-base {res}=SECONDS",
+                    base.as_secs(),
+                    crate::slo_fit::VIDEO_SLO_MULTIPLE,
+                    cost.model().describe()
+                ));
+            }
+            if !derived.is_empty() {
+                slo.bases = slo.bases.with(&derived);
+                spec.slo_bases = slo.bases.clone();
+            }
+        }
         let (cache, skipping) = raw.workload.savings(source)?;
         let policies = raw.policy.policies(&cluster, source)?;
         let rssp_runs = policies.contains(&PolicyKind::Rssp);
         let (rssp_degrees, mut warnings) = raw.policy.rssp_degrees(&cluster, rssp_runs, source)?;
+        warnings.splice(0..0, notes);
         let policy_config = PolicyConfig {
             rssp_degrees,
             slo_bases: slo.bases.clone(),

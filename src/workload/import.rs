@@ -11,8 +11,10 @@
 //!   `benchmarks/diffusion/diffusion_benchmark_serving.py` of vLLM-Omni reads them with
 //!   `ast.literal_eval`). Both need `width`, `height`, `num_inference_steps`, and an arrival
 //!   time in seconds (`arrival`, `arrival_s` or `timestamp`), and may give `slo_ms`. Other keys
-//!   (`prompt`, `seed`, `fps`, `request_id`, `image_paths`, ...) are ignored; video requests
-//!   (`num_frames` > 1) are refused, this simulator serves images. Where vLLM-Omni's loader
+//!   (`prompt`, `seed`, `fps`, `request_id`, `image_paths`, ...) are ignored. `num_frames` (absent
+//!   or 1: an image) makes a request with more frames a video of that many frames
+//!   ([`Resolution::video`]; `4k + 1` of them, as the video VAEs encode, e.g. CogVideoX's 49),
+//!   whose cost the scenario's model must cover (the analytic `wan2.1-14b`). Where vLLM-Omni's loader
 //!   skips a line it cannot read, this one refuses it, naming the line.
 //! - **`alibaba-genai`**: a CSV export of a GenAI serving trace with one row per request: an
 //!   arrival timestamp in seconds (`timestamp`, `arrival_time`, `submit_time` or `time`) and,
@@ -374,22 +376,24 @@ fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) ->
             }
             Ok(x as u32)
         };
-        match obj.num_frames {
-            None | Some(json::JsonValue::Null) => {}
+        // Absent (or null): an image. A number: the frame count, 1 for an image, more for a
+        // video (4k + 1 frames, as its VAE encodes them: CogVideoX's 49, Wan2.1's 81).
+        let frames = match obj.num_frames {
+            None | Some(json::JsonValue::Null) => 1,
             Some(v) => match v.number() {
-                Some(f) if f > 1.0 => {
-                    return Err(err(
-                        "num_frames",
-                        format!("a video request ({f} frames); this simulator serves images"),
-                    )
-                    .into());
+                Some(f)
+                    if f.fract() == 0.0
+                        && f >= 1.0
+                        && f <= f64::from(crate::workload::MAX_FRAMES) =>
+                {
+                    f as u32
                 }
-                Some(1.0) => {}
                 Some(f) => {
                     return Err(err(
                         "num_frames",
                         format!(
-                            "`num_frames` {f} is not a frame count; an image has 1 (or leaves it out)"
+                            "`num_frames` {f} is not a frame count; expected a whole number from 1 (an image, or leave it out) to {}",
+                            crate::workload::MAX_FRAMES
                         ),
                     )
                     .into());
@@ -398,16 +402,18 @@ fn vllm_omni_block(text: &str, first_line: u64, source: &str, syntax: Syntax) ->
                 None => {
                     return Err(err(
                         "num_frames",
-                        "`num_frames` must be a number (1, or absent, for an image)".into(),
+                        "`num_frames` must be a number (1, or absent, for an image; 49 or 81 for a video)".into(),
                     )
                     .into());
                 }
             },
-        }
-        let resolution = Resolution {
-            width: uint("width", obj.width)?,
-            height: uint("height", obj.height)?,
         };
+        crate::workload::check_frames(frames).map_err(|m| err("num_frames", m))?;
+        let resolution = Resolution::video(
+            uint("width", obj.width)?,
+            uint("height", obj.height)?,
+            frames,
+        );
         resolution.validate().map_err(|m| err("width", m))?;
         let steps = uint("num_inference_steps", obj.num_inference_steps)?;
         if steps == 0 || steps > crate::workload::MAX_STEPS {
@@ -998,10 +1004,7 @@ fn alibaba_rows(text: &str, source: &str, default_steps: u32) -> Result<Vec<Row>
                                 .into()
                         })
                     };
-                    let r = Resolution {
-                        width: side(ws, "width")?,
-                        height: side(hs, "height")?,
-                    };
+                    let r = Resolution::new(side(ws, "width")?, side(hs, "height")?);
                     r.validate()
                         .map_err(|m| InputError::new(source, m).line(n).field("width,height"))?;
                     Some(r)
@@ -1082,6 +1085,20 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains(":2"), "{e}");
+        // A video the VAE cannot encode (not 4k + 1 frames), and one with no SLO base.
+        let e = import(
+            "{\"width\": 512, \"height\": 512, \"num_inference_steps\": 4, \"num_frames\": 50, \"arrival\": 0}\n",
+            "t.jsonl",
+            &opts(LogFormat::VllmOmni, 1.0),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("t.jsonl:1")
+                && e.contains("num_frames")
+                && e.contains("50 frames is not 4k + 1"),
+            "{e}"
+        );
         let e = import(
             "{\"width\": 512, \"height\": 512, \"num_inference_steps\": 4, \"num_frames\": 49, \"arrival\": 0}\n",
             "t.jsonl",
@@ -1089,7 +1106,7 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("video"), "{e}");
+        assert!(e.contains("no SLO for 512x512x49f"), "{e}");
         // A resolution the scenario has no SLO base for, and no slo_ms.
         let e = import(
             "{\"width\": 1024, \"height\": 768, \"num_inference_steps\": 4, \"arrival\": 0}\n",
@@ -1260,6 +1277,50 @@ mod tests {
     }
 
     #[test]
+    fn vllm_omni_num_frames_reads_videos() {
+        // The form of vLLM-Omni's `cogvideox_trace.txt`: 49 frames of 720x480, with an SLO.
+        let text = "Request(width=720, height=480, num_inference_steps=50, timestamp=0, num_frames=49, slo_ms=120000)\n\
+                    Request(width=512, height=512, num_inference_steps=20, timestamp=1.5, num_frames=1, slo_ms=2000)\n";
+        let w = import(text, "t.txt", &opts(LogFormat::VllmOmni, 1.0)).unwrap();
+        let clip = Resolution::video(720, 480, 49);
+        assert_eq!(w.requests[0].resolution, clip);
+        assert_eq!(w.requests[0].resolution.tokens(), 13 * 30 * 45);
+        assert_eq!(w.requests[0].slo(), Nanos::from_secs(120.0));
+        assert_eq!(w.requests[1].resolution, Resolution::square(512));
+        // JSON lines too; the trace they become keeps the frames and reads back the same.
+        let json = "{\"width\": 1280, \"height\": 720, \"num_inference_steps\": 50, \"num_frames\": 81, \"arrival\": 0}\n\
+                    {\"width\": 1024, \"height\": 1024, \"num_inference_steps\": 28, \"num_frames\": null, \"arrival\": 2}\n";
+        let imported = import_rows(json, "t.jsonl", &opts(LogFormat::VllmOmni, 1.0)).unwrap();
+        assert_eq!(
+            imported.rows[0].resolution,
+            Resolution::video(1280, 720, 81)
+        );
+        assert_eq!(imported.rows[0].slo, None);
+        let csv = crate::workload::trace::rows_to_csv(&imported.rows);
+        assert_eq!(
+            csv,
+            "id,arrival_s,width,height,frames,steps,slo_s\n0,0.000000000,1280,720,81,50,\n1,2.000000000,1024,1024,1,28,\n"
+        );
+        // Fractional, negative or absurd frame counts are refused by name.
+        for (frames, phrase) in [
+            ("1.5", "not a frame count"),
+            ("-3", "not a frame count"),
+            ("4097", "not a frame count"),
+        ] {
+            let line = format!(
+                "{{\"width\": 512, \"height\": 512, \"num_inference_steps\": 4, \"num_frames\": {frames}, \"arrival\": 0, \"slo_ms\": 9}}\n"
+            );
+            let e = import(&line, "t.jsonl", &opts(LogFormat::VllmOmni, 1.0))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("t.jsonl:1") && e.contains(phrase),
+                "{frames}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn vllm_omni_txt_errors_name_the_line_and_field() {
         let good = "Request(width=512, height=512, num_inference_steps=4, timestamp=0)\n";
         let err = |second: &str| {
@@ -1293,8 +1354,8 @@ mod tests {
                 "`512 height=512` is not a Python literal",
             ),
             (
-                "Request(width=512, height=512, num_inference_steps=4, timestamp=1, num_frames=49)",
-                "video",
+                "Request(width=512, height=512, num_inference_steps=4, timestamp=1, num_frames=47)",
+                "47 frames is not 4k + 1",
             ),
             (
                 "Request(width=512, height=512, num_inference_steps=4)",

@@ -5,7 +5,9 @@
 //! 256 px one), so the mix is the second knob of every experiment after the arrival rate.
 //! The paper uses two mixes over 256/512/1024/2048 px: Uniform (75 of each of 300 requests)
 //! and Skewed (`p_i ∝ exp(alpha * L_i / L_max)`, alpha = 1, L = image tokens), plus
-//! homogeneous runs with one resolution. Custom weights cover anything else.
+//! homogeneous runs with one resolution. Custom weights cover anything else, video clips
+//! beside images included (`custom:1024=90%,video:720p:81=10%`): a mix entry is any
+//! resolution [`Resolution::from_str`](std::str::FromStr) reads.
 //!
 //! Sampling is stratified by default: the paper's "equal numbers" Uniform mix is exactly 75
 //! of each, not 300 independent draws, and stratifying removes a source of run-to-run noise
@@ -265,10 +267,15 @@ fn fisher_yates<T, R: Rng + ?Sized>(v: &mut [T], rng: &mut R) {
 /// - `homogeneous:1024`, or just `1024` / `1024x1024` — one resolution;
 /// - `custom:256=1,1024=3` — explicit weights; `custom:512=45%,1024=45%,2048=10%` — every
 ///   entry a percentage, summing to 100 (within rounding, [`PERCENT_SUM_SLACK`]).
+///
+/// Wherever a resolution goes, a video clip may too: `video:720p:81` (81 frames of 1280x720;
+/// `480p` is 832x480, or `video:WIDTHxHEIGHT:FRAMES`) or `1280x720x81f`, as in
+/// `custom:1024=90%,video:720p:81=10%`; alone, `video:720p:81` is a homogeneous mix.
 pub fn parse_mix(s: &str) -> Result<Mix, String> {
     const FORMS: &str = "expected `uniform`, `uniform:RES,RES,...`, `skewed`, `skewed:ALPHA`, \
                          `skewed:ALPHA:RES,RES,...`, `homogeneous:RES`, `RES` (e.g. 1024x1024) \
-                         or `custom:RES=WEIGHT,...` (e.g. custom:256=1,1024=3, or custom:256=25%,1024=75%)";
+                         or `custom:RES=WEIGHT,...` (e.g. custom:256=1,1024=3, or custom:256=25%,1024=75%); \
+                         a RES may be a video, `video:720p:81` or `1280x720x81f`";
     let s = s.trim();
     let (kind, rest) = match s.split_once(':') {
         Some((k, r)) => (k.trim().to_ascii_lowercase(), Some(r.trim())),
@@ -296,6 +303,7 @@ pub fn parse_mix(s: &str) -> Result<Mix, String> {
             Mix::Skewed { alpha, resolutions }
         }
         ("homogeneous", Some(r)) => Mix::Homogeneous(r.parse()?),
+        ("video", Some(_)) => Mix::Homogeneous(s.parse()?),
         ("custom", Some(list)) => Mix::Custom(custom_pairs(s, list)?),
         (_, None) if s.parse::<Resolution>().is_ok() => Mix::Homogeneous(s.parse()?),
         _ => return Err(format!("unknown mix `{s}`; {FORMS}")),
@@ -414,6 +422,49 @@ mod tests {
         assert!(e.contains("not a number"), "{e}");
         // Bare weights work as before, and the mix prints back to a form that parses.
         assert_eq!(parse_mix(&m.to_string()).unwrap().probabilities(), p);
+    }
+
+    #[test]
+    fn video_entries_weigh_like_images() {
+        let clip = Resolution::video(1280, 720, 81);
+        assert_eq!(parse_mix("video:720p:81").unwrap(), Mix::Homogeneous(clip));
+        assert_eq!(parse_mix("1280x720x81f").unwrap(), Mix::Homogeneous(clip));
+        let m = parse_mix("custom:1024=90%,video:720p:81=10%").unwrap();
+        assert_eq!(
+            m,
+            Mix::Custom(vec![(Resolution::square(1024), 90.0), (clip, 10.0)])
+        );
+        assert_eq!(m.to_string(), "custom:1024x1024=90,1280x720x81f=10");
+        assert_eq!(
+            parse_mix(&m.to_string()).unwrap().probabilities(),
+            m.probabilities()
+        );
+        // 20 requests: 18 images and 2 clips, exactly (stratified).
+        let v = m.sample(20, Sampling::Stratified, &mut rng());
+        assert_eq!(count(&v, clip), 2);
+        let u = parse_mix("uniform:512,video:480p:81").unwrap();
+        assert_eq!(
+            u.resolutions(),
+            vec![Resolution::square(512), Resolution::video(832, 480, 81)]
+        );
+        // Skewed weighs by tokens, a clip's included: 75,600 tokens against 4,096.
+        let p = parse_mix("skewed:1:1024,video:720p:81")
+            .unwrap()
+            .probabilities();
+        let want = 1.0 / (1.0 + (4096.0_f64 / 75_600.0 - 1.0).exp());
+        assert!((p[1].1 - want).abs() < 1e-12, "{p:?}");
+        // The same clip twice (however written) is refused, and a bad frame count says why.
+        assert!(
+            parse_mix("custom:video:720p:81=1,1280x720x81f=2")
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert!(parse_mix("video:720p:80").unwrap_err().contains("4k + 1"));
+        assert!(
+            parse_mix("video:4k:81")
+                .unwrap_err()
+                .contains("not a video size")
+        );
     }
 
     #[test]

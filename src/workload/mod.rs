@@ -40,32 +40,77 @@ pub const MAX_STEPS: u32 = 10_000;
 /// asking for tens of gigabytes before anything runs. Traces are bounded by their file size.
 pub const MAX_REQUESTS: usize = 20_000_000;
 
-/// Output image resolution in pixels. Both sides are multiples of 16 (8x VAE downsampling,
-/// then 2x2 patchify), so the image-token count is exact.
+/// The most frames a video request may have: 1 + 4 x 255 (256 latent frames), past the longest
+/// clips current video DiTs generate (Wan2.1 and HunyuanVideo default to 81 and 129 frames).
+pub const MAX_FRAMES: u32 = 1021;
+
+/// Frames per latent frame after the first: video VAEs of the Wan2.1 / HunyuanVideo class
+/// compress time 4x and keep the first frame on its own, so `F` frames become `1 + (F - 1) / 4`
+/// latent frames, and a clip has `4k + 1` frames.
+pub const TEMPORAL_COMPRESSION: u32 = 4;
+
+/// The named video sizes of `video:NAME:FRAMES` ([`Resolution::from_str`]): Wan2.1's 480p
+/// (832x480) and 720p (1280x720) outputs.
+pub const VIDEO_SIZES: [(&str, u32, u32); 2] = [("480p", 832, 480), ("720p", 1280, 720)];
+
+/// What a request generates: an image (`frames == 1`) or a video clip of `frames` frames, at
+/// `width` x `height` pixels. Both sides are multiples of 16 (8x VAE downsampling, then 2x2
+/// patchify), so the token count is exact; a video's frame count is `4k + 1` (the VAE's 4x
+/// temporal compression keeps the first frame on its own).
+///
+/// An image is written `WIDTHxHEIGHT` (`1024x768`), a video `WIDTHxHEIGHTxFRAMESf`
+/// (`1280x720x81f`, 81 frames of 1280x720); every map keyed by resolution (SLO bases, RSSP
+/// degrees, cost tables) tells the two apart by the frame count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Resolution {
     pub width: u32,
     pub height: u32,
+    /// Output frames: 1 for an image.
+    pub frames: u32,
 }
 
 impl Resolution {
+    /// An image of `width` x `height` pixels.
     pub const fn new(width: u32, height: u32) -> Resolution {
-        Resolution { width, height }
-    }
-
-    pub const fn square(px: u32) -> Resolution {
         Resolution {
-            width: px,
-            height: px,
+            width,
+            height,
+            frames: 1,
         }
     }
 
-    /// Latent image tokens: (W/16) * (H/16). 256 px -> 256, 1024 px -> 4096.
-    pub fn tokens(self) -> u64 {
-        u64::from(self.width / 16) * u64::from(self.height / 16)
+    /// A square image.
+    pub const fn square(px: u32) -> Resolution {
+        Resolution::new(px, px)
     }
 
-    /// The reason this resolution is unusable, if it is (zero, not a multiple of 16, or absurdly large).
+    /// A video clip of `frames` frames of `width` x `height` pixels (`frames == 1`: an image).
+    pub const fn video(width: u32, height: u32, frames: u32) -> Resolution {
+        Resolution {
+            width,
+            height,
+            frames,
+        }
+    }
+
+    /// Whether this is a video clip (more than one frame).
+    pub const fn is_video(self) -> bool {
+        self.frames > 1
+    }
+
+    /// Latent frames: `1 + (frames - 1) / 4` (1 for an image; 21 for 81 frames).
+    pub fn latent_frames(self) -> u64 {
+        1 + u64::from(self.frames.saturating_sub(1) / TEMPORAL_COMPRESSION)
+    }
+
+    /// Latent tokens: latent frames x (W/16) x (H/16). 256 px -> 256, 1024 px -> 4096; an
+    /// 81-frame 1280x720 clip -> 21 x 80 x 45 = 75,600.
+    pub fn tokens(self) -> u64 {
+        self.latent_frames() * u64::from(self.width / 16) * u64::from(self.height / 16)
+    }
+
+    /// The reason this resolution is unusable, if it is (zero, not a multiple of 16, absurdly
+    /// large, or a frame count that is not `4k + 1` up to [`MAX_FRAMES`]).
     pub fn validate(self) -> Result<(), String> {
         const MAX_SIDE: u32 = 16_384;
         if self.width == 0 || self.height == 0 {
@@ -81,32 +126,107 @@ impl Resolution {
                 "resolution {self} exceeds the largest supported side of {MAX_SIDE} px"
             ));
         }
-        Ok(())
+        check_frames(self.frames)
     }
+}
+
+/// Why `frames` is not a frame count, if it is not: 0, more than [`MAX_FRAMES`], or not
+/// `4k + 1` (what a video VAE with 4x temporal compression encodes).
+pub fn check_frames(frames: u32) -> Result<(), String> {
+    if frames == 0 {
+        return Err("a request has at least 1 frame (1: an image), got 0".to_string());
+    }
+    if frames > MAX_FRAMES {
+        return Err(format!(
+            "{frames} frames is more than the {MAX_FRAMES} a video request may have"
+        ));
+    }
+    if !(frames - 1).is_multiple_of(TEMPORAL_COMPRESSION) {
+        let below = frames - (frames - 1) % TEMPORAL_COMPRESSION;
+        return Err(format!(
+            "{frames} frames is not 4k + 1 (the video VAE compresses time 4x after the first frame); use {below} or {}",
+            below + TEMPORAL_COMPRESSION
+        ));
+    }
+    Ok(())
 }
 
 impl fmt::Display for Resolution {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}x{}", self.width, self.height)
+        if self.frames == 1 {
+            write!(f, "{}x{}", self.width, self.height)
+        } else {
+            write!(f, "{}x{}x{}f", self.width, self.height, self.frames)
+        }
     }
 }
 
 impl FromStr for Resolution {
     type Err = String;
 
-    /// Accepts `"1024x768"` or `"1024"` (square).
+    /// Accepts an image as `"1024x768"` or `"1024"` (square), and a video as
+    /// `"1280x720x81f"` (81 frames of 1280x720) or `"video:720p:81"` (a named size of
+    /// [`VIDEO_SIZES`], or `video:1280x720:81`).
     fn from_str(s: &str) -> Result<Resolution, String> {
         let s = s.trim();
+        const FORMS: &str = "expected WIDTHxHEIGHT such as 1024x1024, one number for a square, WIDTHxHEIGHTxFRAMESf for a video such as 1280x720x81f, or video:720p:81";
         let parse = |p: &str| {
-            p.trim().parse::<u32>().map_err(|_| format!("`{s}` is not a resolution; expected WIDTHxHEIGHT such as 1024x1024, or one number for a square"))
+            p.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("`{s}` is not a resolution; {FORMS}"))
         };
-        let res = match s.split_once(['x', 'X']) {
-            Some((w, h)) => Resolution::new(parse(w)?, parse(h)?),
-            None => Resolution::square(parse(s)?),
+        let res = if let Some(rest) = strip_prefix_ignore_case(s, "video:") {
+            let (size, frames) = rest.rsplit_once(':').ok_or_else(|| {
+                format!("`{s}` is not a video resolution; expected video:SIZE:FRAMES such as video:720p:81 or video:1280x720:81")
+            })?;
+            let frames = frames.trim().parse::<u32>().map_err(|_| {
+                format!(
+                    "`{frames}` in `{s}` is not a number of frames; expected e.g. video:720p:81"
+                )
+            })?;
+            let size = size.trim();
+            let (w, h) = match VIDEO_SIZES
+                .iter()
+                .find(|(name, _, _)| name.eq_ignore_ascii_case(size))
+            {
+                Some(&(_, w, h)) => (w, h),
+                None => match size.split_once(['x', 'X']) {
+                    Some((w, h)) => (parse(w)?, parse(h)?),
+                    None => {
+                        let names: Vec<&str> = VIDEO_SIZES.iter().map(|v| v.0).collect();
+                        return Err(format!(
+                            "`{size}` in `{s}` is not a video size; expected {} or WIDTHxHEIGHT",
+                            names.join(", ")
+                        ));
+                    }
+                },
+            };
+            Resolution::video(w, h, frames)
+        } else {
+            let parts: Vec<&str> = s.split(['x', 'X']).collect();
+            match parts.as_slice() {
+                [side] => Resolution::square(parse(side)?),
+                [w, h] => Resolution::new(parse(w)?, parse(h)?),
+                [w, h, f] => {
+                    let frames = f
+                        .trim()
+                        .strip_suffix(['f', 'F'])
+                        .ok_or_else(|| format!("`{s}` is not a resolution; a video's frame count ends in f (1280x720x81f); {FORMS}"))?;
+                    Resolution::video(parse(w)?, parse(h)?, parse(frames)?)
+                }
+                _ => return Err(format!("`{s}` is not a resolution; {FORMS}")),
+            }
         };
         res.validate()?;
         Ok(res)
     }
+}
+
+/// `s` without `prefix`, compared case-insensitively (ASCII).
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// Dense index of a request within its workload (`0..workload.len()`), in arrival order.
@@ -119,7 +239,7 @@ impl RequestId {
     }
 }
 
-/// One image-generation request.
+/// One generation request: an image, or a video clip ([`Resolution::frames`] > 1).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Request {
     /// Position in the workload; what policies and the engine use.
@@ -298,6 +418,10 @@ impl Workload {
 }
 
 /// Per-resolution SLO base latencies; `deadline = arrival + scale * base(resolution)`.
+///
+/// Images default to the paper's targets ([`SloBases::paper`]); a video clip of a generated
+/// mix without a base gets one derived from the cost model
+/// ([`crate::slo_fit::video_bases`]: twice its lone time at the fastest degree).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SloBases {
     bases: Vec<(Resolution, Nanos)>,
@@ -317,6 +441,17 @@ impl SloBases {
             (Resolution::square(1024), Nanos::from_secs(3.0)),
             (Resolution::square(2048), Nanos::from_secs(5.0)),
         ])
+    }
+
+    /// These bases and `extra` (resolutions these have no base for; a repeat keeps the first).
+    pub fn with(&self, extra: &[(Resolution, Nanos)]) -> SloBases {
+        let mut bases = self.bases.clone();
+        for &(r, b) in extra {
+            if self.base(r).is_none() {
+                bases.push((r, b));
+            }
+        }
+        SloBases::new(bases)
     }
 
     pub fn base(&self, res: Resolution) -> Option<Nanos> {
@@ -361,6 +496,75 @@ mod tests {
         );
         assert!("0x16".parse::<Resolution>().is_err());
         assert!("abc".parse::<Resolution>().is_err());
+    }
+
+    #[test]
+    fn video_tokens_match_the_published_shapes() {
+        // Wan2.1 (VAE 4x8x8, patch 1x2x2): 81 frames of 1280x720 are 21 x 45 x 80 latent tokens.
+        let wan720 = Resolution::video(1280, 720, 81);
+        assert_eq!(wan720.latent_frames(), 21);
+        assert_eq!(wan720.tokens(), 75_600);
+        // Its 480p output, 832x480: 21 x 30 x 52.
+        assert_eq!(Resolution::video(832, 480, 81).tokens(), 32_760);
+        // CogVideoX (the same compression and patch), 49 frames of 720x480: 13 x 30 x 45.
+        assert_eq!(Resolution::video(720, 480, 49).tokens(), 17_550);
+        // HunyuanVideo's 129 frames at 720p: 33 x 45 x 80.
+        assert_eq!(Resolution::video(1280, 720, 129).tokens(), 118_800);
+        // Five frames are two latent frames; one frame is an image, costed as before.
+        assert_eq!(Resolution::video(256, 256, 5).tokens(), 512);
+        assert_eq!(Resolution::video(1024, 1024, 1), Resolution::square(1024));
+        assert_eq!(Resolution::square(1024).tokens(), 4096);
+        assert!(!Resolution::square(1024).is_video() && wan720.is_video());
+    }
+
+    #[test]
+    fn videos_display_and_parse_unambiguously() {
+        let p = |s: &str| s.parse::<Resolution>();
+        let wan720 = Resolution::video(1280, 720, 81);
+        assert_eq!(wan720.to_string(), "1280x720x81f");
+        assert_eq!(p("1280x720x81f"), Ok(wan720));
+        assert_eq!(p("1280X720X81F"), Ok(wan720));
+        assert_eq!(p("video:720p:81"), Ok(wan720));
+        assert_eq!(p("Video:720P:81"), Ok(wan720));
+        assert_eq!(p("video:1280x720:81"), Ok(wan720));
+        assert_eq!(p("video:480p:81"), Ok(Resolution::video(832, 480, 81)));
+        // One frame is an image, displayed as one.
+        assert_eq!(p("video:480p:1"), Ok(Resolution::new(832, 480)));
+        assert_eq!(p("1024x1024x1f").unwrap().to_string(), "1024x1024");
+        assert_eq!(Resolution::square(1024).to_string(), "1024x1024");
+        for r in [
+            wan720,
+            Resolution::video(16, 32, 1021),
+            Resolution::new(1024, 768),
+        ] {
+            assert_eq!(p(&r.to_string()), Ok(r), "{r}");
+        }
+        // Video sorts after the image of the same size (frames are the last key).
+        assert!(Resolution::new(1280, 720) < wan720);
+    }
+
+    #[test]
+    fn bad_frame_counts_are_refused_with_the_reason() {
+        let e = |s: &str| s.parse::<Resolution>().unwrap_err();
+        assert!(e("1280x720x80f").contains("80 frames is not 4k + 1"));
+        assert!(
+            e("1280x720x80f").contains("use 77 or 81"),
+            "{}",
+            e("1280x720x80f")
+        );
+        assert!(e("1280x720x0f").contains("at least 1 frame"));
+        assert!(e("1280x720x1025f").contains("more than the 1021"));
+        assert!(e("1280x720x81").contains("ends in f"));
+        assert!(e("1280x720xf").contains("not a resolution"));
+        assert!(e("1x2x3x4").contains("not a resolution"));
+        assert!(e("video:1080q:81").contains("`1080q` in `video:1080q:81` is not a video size"));
+        assert!(e("video:720p").contains("video:SIZE:FRAMES"));
+        assert!(e("video:720p:many").contains("not a number of frames"));
+        assert!(e("video:1000x720:81").contains("multiple of 16"));
+        assert_eq!(check_frames(81), Ok(()));
+        assert_eq!(check_frames(1), Ok(()));
+        assert_eq!(check_frames(MAX_FRAMES), Ok(()));
+        assert!(check_frames(MAX_FRAMES + 4).is_err());
     }
 
     fn at(arrivals_ns: &[u64], slo_ns: u64) -> Workload {

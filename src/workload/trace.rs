@@ -1,4 +1,4 @@
-//! The trace CSV format: `id,arrival_s,width,height,steps,slo_s[,prompt_id]`.
+//! The trace CSV format: `id,arrival_s,width,height[,frames],steps,slo_s[,prompt_id]`.
 //!
 //! Traces let a run replay exactly the requests of another run, of another tool, or of a
 //! production log, and they are how generated workloads are saved for inspection. The format
@@ -10,7 +10,9 @@
 //!   `steps` (denoising steps, >= 1). Optional: `id` (a u64 label reported in outputs;
 //!   default: the 0-based row index; must be unique) and `slo_s` (seconds from arrival to
 //!   deadline, > 0) and `prompt_id` (a u64 naming the prompt, which an approximate cache
-//!   matches requests by; an empty cell: no prompt key). Column names are matched case-insensitively; any other column is an error,
+//!   matches requests by; an empty cell: no prompt key) and `frames` (output frames: 1 for an
+//!   image, `4k + 1` up to [`MAX_FRAMES`](crate::workload::MAX_FRAMES) for a video clip; absent
+//!   or an empty cell: 1). Column names are matched case-insensitively; any other column is an error,
 //!   so that a misspelt `slo_s` is not silently ignored.
 //! - A row's `slo_s` is its SLO at scale 1: with [`SloDefaults`] (the scenario's SLO settings,
 //!   `--slo-scale`), the deadline is `arrival + scale * slo_s`, so a scale loosens or tightens
@@ -30,8 +32,9 @@
 //!
 //! - `steps` is the request's full step count: a cache hit is a property of the serving
 //!   system, applied when the trace is replayed with a cache (`workload/cache.rs`), so [`to_csv`]
-//!   writes a hit's steps before the cache shortened them, and `prompt_id` only when some
-//!   request has a key (otherwise the six columns above, as before).
+//!   writes a hit's steps before the cache shortened them, `prompt_id` only when some
+//!   request has a key, and `frames` (after `height`) only when some request is a video
+//!   (otherwise the six columns above, as before: image traces are unchanged).
 //!
 //! Seconds are read exactly: a plain decimal with at most 9 fractional digits is converted to
 //! integer nanoseconds without going through `f64`, and [`to_csv`] writes times with
@@ -56,11 +59,12 @@ pub struct SloDefaults {
 /// The header [`to_csv`] writes; also the full list of accepted column names.
 pub const TRACE_HEADER: &str = "id,arrival_s,width,height,steps,slo_s";
 
-const ACCEPTED: [&str; 7] = [
+const ACCEPTED: [&str; 8] = [
     "id",
     "arrival_s",
     "width",
     "height",
+    "frames",
     "steps",
     "slo_s",
     "prompt_id",
@@ -76,6 +80,7 @@ struct Columns {
     arrival: usize,
     width: usize,
     height: usize,
+    frames: Option<usize>,
     steps: usize,
     slo: Option<usize>,
     prompt: Option<usize>,
@@ -134,6 +139,7 @@ fn read_header(header: &csv::StringRecord, source: &str, line: u64) -> Result<Co
         arrival: found["arrival_s"],
         width: found["width"],
         height: found["height"],
+        frames: found.get("frames").copied(),
         steps: found["steps"],
         slo: found.get("slo_s").copied(),
         prompt: found.get("prompt_id").copied(),
@@ -550,7 +556,24 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
                 )
             })
         };
-        let resolution = Resolution::new(side("width", cols.width)?, side("height", cols.height)?);
+        let frames = match cols.frames.map(cell).filter(|c| !c.is_empty()) {
+            None => 1,
+            Some(c) => {
+                let f = c.parse::<u32>().map_err(|_| {
+                    err(
+                        "frames",
+                        format!("expected a whole number of frames (1 for an image), got `{c}`"),
+                    )
+                })?;
+                crate::workload::check_frames(f).map_err(|m| err("frames", m))?;
+                f
+            }
+        };
+        let resolution = Resolution::video(
+            side("width", cols.width)?,
+            side("height", cols.height)?,
+            frames,
+        );
         resolution.validate().map_err(|m| err("width,height", m))?;
 
         let steps = parse_steps(cell(cols.steps), &err)?;
@@ -639,24 +662,52 @@ pub struct TraceRow {
     pub slo: Option<Nanos>,
 }
 
-/// Renders rows (in arrival order) as trace CSV, as [`to_csv`] does a workload.
+/// The header [`to_csv`] writes when some request is a video (with `,prompt_id` after it
+/// when some request carries a prompt key).
+pub const TRACE_HEADER_WITH_FRAMES: &str = "id,arrival_s,width,height,frames,steps,slo_s";
+
+/// The header line for a trace with or without `frames` and `prompt_id`.
+fn push_header(out: &mut Vec<u8>, frames: bool, prompts: bool) {
+    out.extend_from_slice(if frames {
+        TRACE_HEADER_WITH_FRAMES.as_bytes()
+    } else {
+        TRACE_HEADER.as_bytes()
+    });
+    if prompts {
+        out.extend_from_slice(b",prompt_id");
+    }
+    out.push(b'\n');
+}
+
+/// Renders rows (in arrival order) as trace CSV, as [`to_csv`] does a workload (with a
+/// `frames` column when some row is a video).
 pub fn rows_to_csv(rows: &[TraceRow]) -> String {
     let mut out = Vec::with_capacity(48 * (rows.len() + 1));
-    out.extend_from_slice(TRACE_HEADER.as_bytes());
-    out.push(b'\n');
+    let frames = rows.iter().any(|r| r.resolution.is_video());
+    push_header(&mut out, frames, false);
     for r in rows {
-        push_row(&mut out, r.label, r.arrival, r.resolution, r.steps, r.slo);
+        push_row(
+            &mut out,
+            r.label,
+            r.arrival,
+            r.resolution,
+            frames,
+            r.steps,
+            r.slo,
+        );
         out.push(b'\n');
     }
     String::from_utf8(out).expect("the header, digits, dots, commas and newlines are ASCII")
 }
 
-/// Appends one row's `id,arrival_s,width,height,steps,slo_s` (no newline).
+/// Appends one row's `id,arrival_s,width,height[,frames],steps,slo_s` (no newline; `frames`
+/// when `with_frames`).
 fn push_row(
     out: &mut Vec<u8>,
     label: u64,
     arrival: Nanos,
     resolution: Resolution,
+    with_frames: bool,
     steps: u32,
     slo: Option<Nanos>,
 ) {
@@ -668,6 +719,10 @@ fn push_row(
     out.push(b',');
     push_digits(out, resolution.height.into(), 1);
     out.push(b',');
+    if with_frames {
+        push_digits(out, resolution.frames.into(), 1);
+        out.push(b',');
+    }
     push_digits(out, steps.into(), 1);
     out.push(b',');
     if let Some(slo) = slo {
@@ -684,19 +739,16 @@ pub fn load_trace(path: &Path, slo: Option<&SloDefaults>) -> Result<Workload> {
 /// Renders a workload as trace CSV (with `slo_s`), byte-identical for identical workloads.
 ///
 /// One row per request in id (= arrival) order; `id` is the request's label; `steps` its
-/// steps before any cache hit; `prompt_id` is written when some request has a key; times are exact
+/// steps before any cache hit; `prompt_id` is written when some request has a key, `frames`
+/// when some request is a video; times are exact
 /// decimal seconds (as [`Nanos::secs_string`] writes them), so [`parse_trace`] gives back the
 /// identical workload. Numbers are written digit by digit into one buffer: formatting each
 /// through `format!` would cost more than reading the trace back.
 pub fn to_csv(workload: &Workload) -> String {
     let mut out = Vec::with_capacity(48 * (workload.len() + 1));
     let prompts = workload.savings.iter().any(|s| s.prompt.is_some());
-    out.extend_from_slice(if prompts {
-        TRACE_HEADER_WITH_PROMPTS.as_bytes()
-    } else {
-        TRACE_HEADER.as_bytes()
-    });
-    out.push(b'\n');
+    let frames = workload.requests.iter().any(|r| r.resolution.is_video());
+    push_header(&mut out, frames, prompts);
     for r in &workload.requests {
         let saved = workload.savings_of(r.id);
         push_row(
@@ -704,6 +756,7 @@ pub fn to_csv(workload: &Workload) -> String {
             r.label,
             r.arrival,
             r.resolution,
+            frames,
             r.steps + saved.cached_steps,
             Some(r.slo()),
         );
@@ -1050,6 +1103,79 @@ mod tests {
         let text = format!("{HEADER}18446744073709551615,0.000000001,1024,768,1,0.000000007\n");
         let w = parse_trace(&text, "t.csv", None).unwrap();
         assert_eq!(to_csv(&w), text);
+    }
+
+    #[test]
+    fn frames_round_trip_and_are_written_only_for_videos() {
+        // What the generator writes for an image + video mix, the reader gives back.
+        let spec = WorkloadSpec {
+            mix: crate::workload::mix::parse_mix("custom:512=80%,video:480p:81=20%").unwrap(),
+            slo_bases: SloBases::paper()
+                .with(&[(Resolution::video(832, 480, 81), Nanos::from_secs(90.0))]),
+            ..WorkloadSpec::paper(7)
+        };
+        let w = generate(&spec).unwrap();
+        let csv = to_csv(&w);
+        assert!(
+            csv.starts_with("id,arrival_s,width,height,frames,steps,slo_s\n"),
+            "{csv}"
+        );
+        assert!(csv.contains(",832,480,81,28,90.000000000\n"), "{csv}");
+        assert!(csv.contains(",512,512,1,28,2.000000000\n"), "{csv}");
+        assert_eq!(parse_trace(&csv, "t.csv", None).unwrap(), w);
+        // Imported rows too.
+        let rows: Vec<TraceRow> = w
+            .requests
+            .iter()
+            .map(|r| TraceRow {
+                label: r.label,
+                arrival: r.arrival,
+                resolution: r.resolution,
+                steps: r.steps,
+                slo: Some(r.slo()),
+            })
+            .collect();
+        assert_eq!(rows_to_csv(&rows), csv);
+        // Images only: the six columns, as before.
+        let images = generate(&WorkloadSpec::paper(7)).unwrap();
+        assert!(to_csv(&images).starts_with(&format!("{TRACE_HEADER}\n")));
+        // Absent, empty or 1: an image; the column may sit anywhere.
+        let text = "arrival_s,frames,width,height,steps,slo_s\n0,,512,512,4,1\n1,1,512,512,4,1\n2,81,1280,720,4,1\n";
+        let w = parse_trace(text, "t.csv", None).unwrap();
+        let res: Vec<Resolution> = w.requests.iter().map(|r| r.resolution).collect();
+        assert_eq!(
+            res,
+            vec![
+                Resolution::square(512),
+                Resolution::square(512),
+                Resolution::video(1280, 720, 81)
+            ]
+        );
+        assert_eq!(w.requests[2].resolution.tokens(), 75_600);
+    }
+
+    #[test]
+    fn bad_frames_name_the_file_line_and_field() {
+        let header = "id,arrival_s,width,height,frames,steps,slo_s\n";
+        for (cell, phrase) in [
+            ("x", "expected a whole number of frames"),
+            ("-5", "expected a whole number of frames"),
+            ("2.5", "expected a whole number of frames"),
+            ("0", "at least 1 frame"),
+            ("80", "80 frames is not 4k + 1"),
+            ("2000", "more than the 1021"),
+        ] {
+            let text = format!("{header}0,0,512,512,1,4,1\n1,1,512,512,{cell},4,1\n");
+            let e = input_err(&text, None);
+            assert_eq!(e.source, "t.csv");
+            assert_eq!(e.line, Some(3), "{cell}");
+            assert_eq!(e.field.as_deref(), Some("frames"), "{cell}");
+            assert!(e.message.contains(phrase), "{cell}: {}", e.message);
+        }
+        // A video with no SLO base: the row's resolution is named as it displays.
+        let text = format!("{header}0,0,1280,720,81,4,\n");
+        let e = input_err(&text, Some(&paper_defaults()));
+        assert!(e.message.contains("1280x720x81f"), "{}", e.message);
     }
 
     /// Lines without quotes are split here; the `csv` crate reads the same cells from them.

@@ -55,5 +55,7 @@ mod capacity;
 mod pointers;
 // A fast sample of README's numbers re-run: the quick-start table, Table 5, what-if, capacity.
 mod claims;
+// Video beside images: every policy on a mix, derived SLO bases, refusals, image bytes kept.
+mod video;
 // The exact optimum on small instances: by hand, against brute force, between policies and bound.
 mod optimum;

@@ -346,3 +346,22 @@ fn replaying_a_real_cpu_run_with_its_measured_durations_reproduces_its_records_e
         assert!((r.service_ms + r.overhead_ms - r.total_ms).abs() < 1e-9);
     }
 }
+
+#[test]
+fn the_real_backend_refuses_a_video_clip_before_warming_anything() {
+    use tetriserve::engine::Executor;
+    let clip = Resolution::video(256, 256, 5);
+    let workload = Workload::from_requests(vec![
+        req(0, 0, SMALL, 2, 60_000),
+        req(7, 1, clip, 2, 60_000),
+    ]);
+    let mut exec = RealExecutor::cpu(cpu_tiny(), 1, None).unwrap();
+    let e = exec.reset(&workload, &[1]).unwrap_err().to_string();
+    assert!(
+        e.contains("request 7") && e.contains("256x256x5f") && e.contains("simulated only"),
+        "{e}"
+    );
+    // Images alone still reset.
+    let images = Workload::from_requests(vec![req(0, 0, SMALL, 2, 60_000)]);
+    exec.reset(&images, &[1]).unwrap();
+}

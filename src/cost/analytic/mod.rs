@@ -11,6 +11,10 @@
 //! - Ulysses communication for degree `k > 1`: four all-to-alls per attention layer, each moving
 //!   `(k-1)/k` of the local activations, over the slowest link the group crosses.
 //!
+//! Attention is charged `4 * N^2 * hidden` FLOPs per layer over the `N` tokens that attend
+//! jointly, so its share grows with the square of the tokens: an 81-frame 720p clip of the
+//! video preset (`wan2.1-14b`, 75,600 tokens) spends most of its step in attention.
+//!
 //! It leaves out everything outside the denoising step (text encoders, VAE; see
 //! [`crate::cost::Overheads`]) and any overlap of communication with compute, which xDiT's
 //! Ulysses attention does not do.
@@ -48,6 +52,9 @@ pub struct ModelShape {
     pub weight_bytes: f64,
     /// Kernels launched per step; times the GPU's per-launch cost gives the fixed overhead.
     pub kernels_per_step: f64,
+    /// Whether it generates video clips: an image model refuses a resolution of more than one
+    /// frame rather than time a clip it cannot generate.
+    pub video: bool,
 }
 
 /// One kind of interconnect as the all-to-alls see it.
@@ -114,7 +121,7 @@ impl Breakdown {
 }
 
 impl Analytic {
-    /// A preset by names: model `flux1-dev` | `sd3-medium`, GPU `h100` | `h200` | `a40`.
+    /// A preset by names: model `flux1-dev` | `sd3-medium` | `wan2.1-14b`, GPU `h100` | `h200` | `a40`.
     pub fn preset(model: &str, gpu: &str) -> Result<Analytic> {
         let shape = ModelShape::preset(model).ok_or_else(|| {
             Error::config_hint(
@@ -184,6 +191,14 @@ impl CostModel for Analytic {
     fn step_time(&self, res: Resolution, degree: u32, batch: u32, link: Link) -> Result<Nanos> {
         res.validate()
             .map_err(|e| Error::Cost(format!("{}: {e}", self.describe())))?;
+        if res.is_video() && !self.model.video {
+            return Err(Error::Cost(format!(
+                "{}: {} is an image model and cannot time the {}-frame video {res}; cost video with a video model (analytic model `wan2.1-14b`)",
+                self.describe(),
+                self.model.name,
+                res.frames
+            )));
+        }
         if degree == 0 || !degree.is_power_of_two() {
             return Err(Error::Cost(format!(
                 "{}: SP degree {degree} is not a power of two >= 1 (Ulysses splits heads evenly)",
@@ -474,6 +489,72 @@ mod tests {
             secs(&tiny_hbm, 256, 8, 1, Link::NvLink) > 20.0,
             "the weight-streaming floor applies"
         );
+    }
+
+    #[test]
+    fn wan_clip_step_by_hand() {
+        let a = Analytic::preset("wan2.1-14b", "h100").unwrap();
+        let clip = Resolution::video(1280, 720, 81);
+        // N = 21 x 45 x 80 = 75,600 tokens, two samples (guidance), h = 5120, 40 blocks.
+        // Per token: GEMMs 2 x 40 x (6 h^2 + 2 h 13824) = 23,907,532,800, cross-attention over
+        // 512 text tokens 4 x 512 x h x 40 = 419,430,400, self-attention 4 x N x h x 40 =
+        // 61,931,520,000. Per sample: text K/V 2 x 2 h^2 x 512 x 40 = 2,147,483,648,000.
+        let per_token: f64 = 23_907_532_800.0 + 419_430_400.0 + 61_931_520_000.0;
+        let flops = 2.0 * 75_600.0 * per_token + 2.0 * 2_147_483_648_000.0;
+        assert_eq!(flops, 13_046_577_627_136_000.0);
+        // Achieved: 989 T x 0.475 x 151,200 / (151,200 + 192) = 469.14 TFLOP/s.
+        let achieved: f64 = 989e12 * 0.475 * 151_200.0 / 151_392.0;
+        let compute = flops / achieved;
+        assert!((compute - 27.8072).abs() < 1e-4, "{compute}");
+        let b = a.breakdown(clip, 1, 1, Link::NvLink);
+        assert_eq!(b.overhead, 1200.0 * 2e-6);
+        assert!((b.compute - compute).abs() < 1e-9 * compute, "{b:?}");
+        assert_eq!(b.comm, 0.0);
+        // SP 8: an eighth of the token FLOPs, the text K/V on every GPU; four all-to-alls per
+        // block of 75,600 x 5120 x 2 B x 2 samples / 8 x 7/8 = 169,344,000 B at 350 GB/s, plus
+        // 20 us + 7 x 5 us: 160 x (0.483840 ms + 0.055 ms) = 86.2144 ms.
+        let flops8 = 2.0 * 75_600.0 * per_token / 8.0 + 2.0 * 2_147_483_648_000.0;
+        let compute8 = flops8 / (989e12 * 0.475 * 18_900.0 / 19_092.0);
+        let b8 = a.breakdown(clip, 8, 1, Link::NvLink);
+        assert!((b8.compute - compute8).abs() < 1e-9 * compute8, "{b8:?}");
+        assert!((b8.comm - 0.0862144).abs() < 1e-12, "{b8:?}");
+        let t = a.step_time(clip, 8, 1, Link::NvLink).unwrap().as_secs();
+        assert!((t - 3.603_457_8).abs() < 1e-6, "{t}");
+        // Attention is quadratic in the tokens: 72% of the clip's token FLOPs, 12% of a
+        // 1024 px image's (4,096 tokens) on the same model.
+        assert!((61_931_520_000.0 / per_token - 0.718).abs() < 1e-3);
+        let image = Resolution::square(1024);
+        let attn = |r: Resolution| 4.0 * r.tokens() as f64 * 5120.0 * 40.0;
+        let share = attn(image) / (attn(image) + 24_326_963_200.0);
+        assert!((share - 0.121).abs() < 1e-3, "{share}");
+        // Doubling the frames (161 = 41 latent frames, 1.95x the tokens) nearly quadruples
+        // the attention and less than quadruples the step.
+        let long = a.breakdown(Resolution::video(1280, 720, 161), 1, 1, Link::NvLink);
+        let ratio = long.compute / b.compute;
+        assert!((3.0..3.8).contains(&ratio), "{ratio}");
+    }
+
+    #[test]
+    fn image_models_refuse_clips_and_the_video_model_times_images() {
+        let clip = Resolution::video(832, 480, 81);
+        let e = flux()
+            .step_time(clip, 1, 1, Link::NvLink)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("flux1-dev is an image model")
+                && e.contains("832x480x81f")
+                && e.contains("wan2.1-14b"),
+            "{e}"
+        );
+        let wan = Analytic::preset("wan2.1-14b", "h100").unwrap();
+        // An image is a one-frame clip: 4,096 tokens at 1024 px, cheaper than the clip.
+        let image = wan
+            .step_time(Resolution::square(1024), 8, 1, Link::NvLink)
+            .unwrap();
+        let video = wan.step_time(clip, 8, 1, Link::NvLink).unwrap();
+        assert!(image < video);
+        assert!(!flux().model.video && wan.model.video);
     }
 
     #[test]

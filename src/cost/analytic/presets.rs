@@ -13,13 +13,14 @@ use super::{GpuSpec, LinkSpec, ModelShape};
 
 impl ModelShape {
     /// Names accepted by [`ModelShape::preset`].
-    pub const PRESETS: &'static [&'static str] = &["flux1-dev", "sd3-medium"];
+    pub const PRESETS: &'static [&'static str] = &["flux1-dev", "sd3-medium", "wan2.1-14b"];
 
     /// A model shape by name.
     pub fn preset(name: &str) -> Option<ModelShape> {
         match name {
             "flux1-dev" => Some(ModelShape::flux1_dev()),
             "sd3-medium" => Some(ModelShape::sd3_medium()),
+            "wan2.1-14b" => Some(ModelShape::wan2_1_14b()),
             _ => None,
         }
     }
@@ -44,6 +45,7 @@ impl ModelShape {
             // 57 blocks x ~26 kernels (norms, modulation, QKV, RoPE, attention, projections, MLP,
             // gates, residual adds).
             kernels_per_step: 1500.0,
+            video: false,
         }
     }
 
@@ -68,6 +70,48 @@ impl ModelShape {
             weight_bytes: 2.0 * 2.03e9,
             // 24 joint blocks, each running two streams: ~50 kernels per block.
             kernels_per_step: 1200.0,
+            video: false,
+        }
+    }
+
+    /// Wan2.1-T2V-14B, the video DiT: 40 blocks, hidden 5120, 40 heads x 128, FFN 13824,
+    /// patch 1x2x2 on a latent that its VAE compresses 4x in time and 8x8 in space, 512 umT5
+    /// text tokens, classifier-free guidance; 81 frames (16 fps) and 50 steps by default.
+    ///
+    /// Source: the model's reference configuration, `wan/configs/wan_t2v_14B.py` (`dim = 5120`,
+    /// `ffn_dim = 13824`, `num_heads = 40`, `num_layers = 40`, `patch_size = (1, 2, 2)`,
+    /// `vae_stride = (4, 8, 8)`) and `wan/configs/shared_config.py` (`text_len = 512`,
+    /// `frame_num = 81`) in github.com/Wan-Video/Wan2.1, and its model card
+    /// (huggingface.co/Wan-AI/Wan2.1-T2V-14B: 480p 832x480 and 720p 1280x720 outputs).
+    /// Tokens per step: (1 + (F - 1) / 4) x (H / 16) x (W / 16), so 81 frames at 1280x720 are
+    /// 21 x 45 x 80 = 75,600 ([`Resolution::tokens`](crate::workload::Resolution::tokens)).
+    ///
+    /// Unlike the MMDiTs above, the video tokens attend to each other only (self-attention, the
+    /// quadratic term, so `text_tokens` is 0 here) and read the text through cross-attention.
+    /// Per video token and block, derived from those shapes: self-attention Q, K, V, O (4h^2),
+    /// cross-attention Q and O (2h^2), the two FFN matrices (2 h x 13824), so
+    /// 2 x 40 x (6h^2 + 2 h 13824) = 23.9 GFLOP of GEMMs, plus cross-attention's two matrix
+    /// products over the 512 text tokens (4 x 512 x h x 40 = 0.42 GFLOP). Per sample: the text's
+    /// cross-attention K and V (2 x 2h^2 x 512 x 40 = 2.1 TFLOP, replicated on every GPU of a
+    /// Ulysses group). Parameters: 40 x (8h^2 + 2 h 13824) = 14.05 B, in bf16.
+    /// Guidance (`sample_guide_scale` 5.0) runs two passes per step, charged as a doubled batch.
+    /// Cross-attention shards no sequence, so Ulysses moves only the self-attention's activations.
+    pub fn wan2_1_14b() -> ModelShape {
+        let (h, ffn, layers, text) = (5120.0, 13824.0, 40.0, 512.0);
+        ModelShape {
+            name: "wan2.1-14b".into(),
+            text_tokens: 0,
+            hidden: 5120,
+            attention_layers: 40,
+            linear_flops_per_token: 2.0 * layers * (6.0 * h * h + 2.0 * h * ffn)
+                + 4.0 * text * h * layers,
+            per_sample_flops: 2.0 * 2.0 * h * h * text * layers,
+            cfg_factor: 2,
+            weight_bytes: 2.0 * layers * (8.0 * h * h + 2.0 * h * ffn),
+            // 40 blocks x ~30 kernels (norms, modulation, QKV, RoPE, self- and cross-attention,
+            // projections, FFN, gates, residual adds).
+            kernels_per_step: 1200.0,
+            video: true,
         }
     }
 }

@@ -15,6 +15,9 @@
 //!    be positive.
 //! 4. Outside the range the lookup fails: extrapolating a profiled curve is not justified.
 //!
+//! A profile's rows are images (width x height): a video resolution (more than one frame) is
+//! refused, never interpolated from an image model's curve.
+//!
 //! The CSV format (columns by header name, in any order) is documented in `profiles/README.md`;
 //! `parse.rs` reads it and `write.rs` writes it, for every part of the crate that makes a profile.
 
@@ -186,6 +189,12 @@ impl ProfileTable {
         };
         if let Err(e) = res.validate() {
             return Err(Error::Cost(format!("{}: {e}", self.description)));
+        }
+        if res.is_video() {
+            return Err(Error::Cost(format!(
+                "{} times images (width x height rows) and cannot time the {}-frame video {res}; cost video with a video model (analytic model `wan2.1-14b`)",
+                self.description, res.frames
+            )));
         }
         // Rows for (degree, batch) on the requested link, else on the other one.
         let other = if link == Link::NvLink {
@@ -474,6 +483,26 @@ mod tests {
         assert!(
             (got / want - 1.0).abs() < 0.01,
             "768 px SP2: fit {got} vs analytic {want}"
+        );
+    }
+
+    #[test]
+    fn clips_are_refused_even_inside_the_token_range() {
+        // 5 frames of 256x256 are 512 tokens, between the profiled 256 and 1024 px images: an
+        // image model's curve must not time them.
+        let t = h100();
+        let clip = Resolution::video(256, 256, 5);
+        let e = t
+            .step_time(clip, 1, 1, Link::NvLink)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("times images") && e.contains("256x256x5f") && e.contains("wan2.1-14b"),
+            "{e}"
+        );
+        assert!(
+            t.step_time(Resolution::new(512, 256), 1, 1, Link::NvLink)
+                .is_ok()
         );
     }
 
