@@ -471,3 +471,33 @@ fn the_text_encoder_is_planned_into_a_requests_first_work_only() {
     assert_eq!(works_of(&run, 1), vec![(0, 200, 2), (200, 300, 1)]);
     assert_eq!(works_of(&run, 0), vec![(200, 320, 1)]);
 }
+
+#[test]
+fn a_request_with_slack_for_its_dispatches_is_on_time_and_runs_a_step_per_work() {
+    // Two GPUs, a 5 ms dispatch per work and a 30 ms group set-up (once). R (256 px, 4 steps)
+    // arrives at 200 ms, due 1,300 ms later. At SP2 its steps end by 200 + 30 + 4 x 65 =
+    // 490 ms, leaving room for some 200 more dispatches: it is on time, and its grants are
+    // as short as the slack allows, one step: 200-295 (with the set-up), then 65 ms each.
+    // (Were the room for dispatches not counted, it would be treated as late and granted
+    // two steps at a time: 200-355, 355-480.)
+    let w = Workload::from_requests(vec![req(0, 200, SMALL, 4, 1_300)]);
+    let overheads = Overheads {
+        group_setup: tetriserve::time::Nanos::from_millis(30.0),
+        dispatch: tetriserve::time::Nanos::from_millis(5.0),
+        ..no_overheads()
+    };
+    let run = run_with(&w, &cluster(2), &config(true, false, overheads.clone()));
+    assert_eq!(
+        works_of(&run, 0),
+        vec![(200, 295, 2), (295, 360, 2), (360, 425, 2), (425, 490, 2)]
+    );
+    assert_eq!(outcome(&run, 0), "met");
+    // Planned, its steps with their dispatches end at 200 + 4 x 65 = 460 ms (the set-up is
+    // not planned for). Due at 462 ms, that leaves room for no further dispatch: the request
+    // is late from the start. Late work runs best effort in longer grants (two steps here,
+    // 200-355 with the set-up and one dispatch); past its deadline, it is then given up.
+    let w = Workload::from_requests(vec![req(0, 200, SMALL, 4, 262)]);
+    let run = run_with(&w, &cluster(2), &config(true, false, overheads));
+    assert_eq!(works_of(&run, 0), vec![(200, 355, 2)]);
+    assert_eq!(outcome(&run, 0), "dropped");
+}
