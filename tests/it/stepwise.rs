@@ -497,7 +497,22 @@ fn a_request_with_slack_for_its_dispatches_is_on_time_and_runs_a_step_per_work()
     // is late from the start. Late work runs best effort in longer grants (two steps here,
     // 200-355 with the set-up and one dispatch); past its deadline, it is then given up.
     let w = Workload::from_requests(vec![req(0, 200, SMALL, 4, 262)]);
-    let run = run_with(&w, &cluster(2), &config(true, false, overheads));
+    let run = run_with(&w, &cluster(2), &config(true, false, overheads.clone()));
     assert_eq!(works_of(&run, 0), vec![(200, 355, 2)]);
     assert_eq!(outcome(&run, 0), "dropped");
+    // At the edge: the plan at SP2 (steps with their share of dispatches) ends at 475 ms.
+    // Due at 475-479 ms the slack is under one dispatch: late as well. From 480 ms it is on
+    // time, in two grants of two steps (one dispatch of slack for each).
+    for (slo, works, end) in [
+        (275, vec![(200, 355, 2)], "dropped"),
+        (280, vec![(200, 355, 2), (355, 480, 2)], "met"),
+    ] {
+        let w = Workload::from_requests(vec![req(0, 200, SMALL, 4, slo)]);
+        let run = run_with(&w, &cluster(2), &config(true, false, overheads.clone()));
+        assert_eq!(
+            (works_of(&run, 0), outcome(&run, 0)),
+            (works, end),
+            "due {slo} ms after"
+        );
+    }
 }
