@@ -398,3 +398,50 @@ fn a_group_set_up_once_is_not_planned_for_again() {
     assert_eq!(works, vec![(0, 200.0, 895.0, 4), (0, 1_000.0, 1_170.12, 1)]);
     assert_eq!(outcomes, vec!["met"]);
 }
+
+#[test]
+fn a_new_groups_set_up_is_planned_into_its_first_round() {
+    // Two GPUs, a 30 ms group set-up. R (256 px, 5 steps, due 400 ms after it arrives at
+    // 150) needs SP2 (5 x 100 ms at SP1 is too slow). Rounds of 5 reference steps (the 256
+    // px step at SP2, 60 ms): 300 ms, 150-450 and on. The set-up is due on the pair's first
+    // work, so the first round fits 4 steps, 30 + 240 = 270 ms (150-420), not 5 (330 ms);
+    // the last step runs in the next round, on one GPU (the least GPU-time that still meets
+    // the deadline): 450-550, exactly on time.
+    let w = Workload::from_requests(vec![req(0, 150, SMALL, 5, 400)]);
+    let config = tetriserve::policy::PolicyConfig {
+        overheads: Overheads {
+            remap_fraction: 0.0,
+            group_setup: ms(30),
+            ..Overheads::default()
+        },
+        ..Default::default()
+    };
+    let (works, outcomes) = tiny_run(Variant::DP_ONLY, &w, &one_node(2), &config);
+    assert_eq!(works, vec![(0, 150.0, 420.0, 4), (0, 450.0, 550.0, 1)]);
+    assert_eq!(outcomes, vec!["met"]);
+}
+
+#[test]
+fn the_round_length_is_g_steps_of_the_largest_class_at_the_widest_degree() {
+    // 256 and 512 px on two GPUs: the reference step is 512 px at SP2, 160 ms; 5 of them
+    // make 800 ms (snapping off). Snapping picks 960 ms (six reference steps): of the step
+    // times 100, 60, 300 and 160 ms it idles 60, 0, 60 and 0 ms (3.1% on average), where
+    // 800 ms idles 0, 20, 200 and 0 (6.9%).
+    let w = Workload::from_requests(vec![req(0, 0, SMALL, 1, 1_000), req(1, 0, LARGE, 1, 1_000)]);
+    let cluster = one_node(2);
+    let costs = crate::util::costs(&w, &cluster);
+    for snap in [false, true] {
+        let config = TetriserveConfig {
+            snap_rounds: snap,
+            ..TetriserveConfig::default()
+        };
+        let p = Tetriserve::new(
+            Variant::FULL,
+            &cluster,
+            &costs,
+            config,
+            Overheads::default(),
+        );
+        assert_eq!(p.tau(), ms(if snap { 960 } else { 800 }), "snapping {snap}");
+    }
+}
