@@ -12,6 +12,8 @@
 #                                                 not, in every module: the check before
 #                                                 landing a change to these modules
 #   scripts/mutants.sh --list                      the modules, their files and their tests
+#   scripts/mutants.sh --sample K [MODULE...]      one mutant in K, spread over each module (a
+#                                                 score estimate in 1/K of the time)
 #
 # MODULE: invariants, bound, summary, optimum, engine, workload, policy (or policy-fixed_sp,
 # policy-rssp, policy-stepwise, policy-tetriserve for one policy at a time).
@@ -102,8 +104,15 @@ fi
 
 modules=()
 opts=()
-for a in "$@"; do
-  if [ -n "${files[$a]+x}" ]; then modules+=("$a"); else opts+=("$a"); fi
+while [ $# -gt 0 ]; do
+  a=$1
+  shift
+  if [ "$a" = "--sample" ]; then
+    k=${1:?--sample needs K, e.g. --sample 10}
+    shift
+    case $k in '' | *[!0-9]* | 0) echo "mutants: --sample takes a count of 1 or more, not $k" >&2; exit 2 ;; esac
+    opts+=(--shard "0/$k" --sharding round-robin)
+  elif [ -n "${files[$a]+x}" ]; then modules+=("$a"); else opts+=("$a"); fi
 done
 [ ${#modules[@]} -eq 0 ] && modules=("${all[@]}")
 

@@ -516,3 +516,23 @@ fn a_request_with_slack_for_its_dispatches_is_on_time_and_runs_a_step_per_work()
         );
     }
 }
+
+#[test]
+fn a_new_groups_set_up_is_counted_in_its_first_works_step_boundaries() {
+    // As with the text encoder: two GPUs, a 30 ms set-up on a GPU pair's first work. R1
+    // (256 px, 4 steps, lax) alone at 0 is lent both GPUs; its revocable grant's steps end
+    // at 30 + 60 j ms: 90, 150, 210, 270. R0 (256 px, 1 step, lax) arrives at 210 ms, at a
+    // boundary: R1 is cut there and runs its last step on one GPU (no set-up: a single GPU
+    // is no group), 210-310, R0 on the other, 210-310.
+    let w = Workload::from_requests(vec![
+        req(1, 0, SMALL, 4, 1_150),
+        req(0, 210, SMALL, 1, 1_500),
+    ]);
+    let overheads = Overheads {
+        group_setup: tetriserve::time::Nanos::from_millis(30.0),
+        ..no_overheads()
+    };
+    let run = run_with(&w, &cluster(2), &config(true, true, overheads));
+    assert_eq!(works_of(&run, 1), vec![(0, 210, 2), (210, 310, 1)]);
+    assert_eq!(works_of(&run, 0), vec![(210, 310, 1)]);
+}
