@@ -536,3 +536,25 @@ fn a_new_groups_set_up_is_counted_in_its_first_works_step_boundaries() {
     assert_eq!(works_of(&run, 1), vec![(0, 210, 2), (210, 310, 1)]);
     assert_eq!(works_of(&run, 0), vec![(210, 310, 1)]);
 }
+
+#[test]
+fn running_late_work_is_not_cut_for_other_late_work() {
+    // Two GPUs, late work served best-effort with revocable grants. L0 (512 px, 5 steps,
+    // due at 700 ms) is late from the start (5 x 160 ms at SP2 = 800) and runs on both GPUs.
+    // L1 (512 px, 2 steps) arrives at 250 ms due at 550, late too (2 x 160 from 320 ends at
+    // 640). No request with a deadline it can meet lives on the node, so nothing cuts L0:
+    // it runs to its end, 0-800, and L1 after it, 800-1,120. (Cut at its boundary at 320 ms,
+    // L0 would have shared the GPUs with L1 and both would have ended later.)
+    let w = Workload::from_requests(vec![req(0, 0, LARGE, 5, 700), req(1, 250, LARGE, 2, 300)]);
+    let run = run_with(&w, &cluster(2), &serving());
+    let spans_of = |label| {
+        spans(&run)
+            .into_iter()
+            .filter(|s| s.0 == label)
+            .map(|s| (s.1, s.2, s.4))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(spans_of(0), vec![(0, 800, 5)]);
+    assert_eq!(spans_of(1), vec![(800, 1_120, 2)]);
+    assert_eq!((outcome(&run, 0), outcome(&run, 1)), ("missed", "missed"));
+}
