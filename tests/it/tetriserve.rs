@@ -332,6 +332,9 @@ fn fixed_costs_that_push_a_step_past_every_round_do_not_starve_it() {
     assert_eq!(r.requests[0].outcome, Outcome::Met);
 }
 
+/// (request label, start ms, end ms, steps) of one work.
+type TinyWork = (u64, f64, f64, u32);
+
 /// A run of `variant` with the shared tiny costs (`util`) and `config`, checked by the
 /// invariant checker: (request label, start ms, end ms as text, steps) per work, and the
 /// outcomes.
@@ -340,7 +343,7 @@ fn tiny_run(
     w: &Workload,
     cluster: &Cluster,
     config: &tetriserve::policy::PolicyConfig,
-) -> (Vec<(u64, f64, f64, u32)>, Vec<&'static str>) {
+) -> (Vec<TinyWork>, Vec<&'static str>) {
     let costs = crate::util::costs(w, cluster);
     let mut p = tetriserve::policy::build(
         tetriserve::policy::PolicyKind::Tetriserve(variant),
