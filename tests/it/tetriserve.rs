@@ -448,3 +448,72 @@ fn the_round_length_is_g_steps_of_the_largest_class_at_the_widest_degree() {
         assert_eq!(p.tau(), ms(if snap { 960 } else { 800 }), "snapping {snap}");
     }
 }
+
+#[test]
+fn a_round_run_directly_plans_the_window_from_now_to_a_round_later() {
+    // `round` (what `decide` runs at a boundary) at 1,000 ms: one waiting 256 px request of
+    // 7 steps on one GPU (100 ms steps), arrived then and due 800 ms later, so it must start
+    // now; rounds of 5 steps of the largest class (500 ms). The window 1,000-1,500 holds 5
+    // of its steps, dispatched at once (as `decide` did when it arrived).
+    use tetriserve::policy::{Decision, Phase, Policy, RequestState, View};
+    let w = Workload::from_requests(vec![req(0, 1_000, SMALL, 7, 800)]);
+    let cluster = one_node(1);
+    let costs = crate::util::costs(&w, &cluster);
+    let overheads = Overheads {
+        remap_fraction: 0.0,
+        ..Overheads::default()
+    };
+    let mut p = Tetriserve::new(
+        Variant::DP_ONLY,
+        &cluster,
+        &costs,
+        TetriserveConfig::default(),
+        overheads,
+    );
+    assert_eq!(p.tau(), ms(500));
+    let r = &w.requests[0];
+    let mut s = RequestState::new(r.clone(), costs.class_of(r.resolution).unwrap());
+    s.phase = Phase::Waiting;
+    let states = vec![s];
+    let ids = [r.id];
+    let free = cluster.all_free();
+    let view = |now, arrived: &'static [_]| {
+        View::new(
+            now,
+            &cluster,
+            &costs,
+            &free,
+            &ids,
+            arrived,
+            &[],
+            false,
+            &states,
+        )
+    };
+    // Seen arriving first (as `round` requires), at 1,000 ms.
+    let mut out = Vec::new();
+    p.decide(
+        &View::new(
+            ms(1_000),
+            &cluster,
+            &costs,
+            &free,
+            &ids,
+            &ids,
+            &[],
+            false,
+            &states,
+        ),
+        &mut out,
+    );
+    out.clear();
+    p.round(&view(ms(1_000), &[]), &mut out);
+    let steps: Vec<u32> = out
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Dispatch(x) => Some(x.steps),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps, vec![5]);
+}
