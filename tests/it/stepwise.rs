@@ -558,3 +558,25 @@ fn running_late_work_is_not_cut_for_other_late_work() {
     assert_eq!(spans_of(1), vec![(800, 1_120, 2)]);
     assert_eq!((outcome(&run, 0), outcome(&run, 1)), ("missed", "missed"));
 }
+
+#[test]
+fn an_arrival_goes_to_the_node_with_the_least_outstanding_work() {
+    // Two nodes of one GPU, late work served. R0 (256 px, 3 steps, lax) arrives at 50 ms and
+    // goes to node 0 (a tie: the first). R1 (512 px, 1 step of 300 ms, due 200 ms after it
+    // arrives at 250, so late whatever happens) arrives as R0's last step starts, and goes
+    // to the node with the least work still to do: node 0 has that step (100 ms), node 1
+    // nothing. R1 runs there at once, 250-550. (Counting node 0's work as done by then would
+    // send R1 behind R0, to 350-650: late requests do not move between nodes.)
+    use tetriserve::cluster::Topology;
+    let w = Workload::from_requests(vec![
+        req(0, 50, SMALL, 3, 10_000),
+        req(1, 250, LARGE, 1, 200),
+    ]);
+    let two = Cluster::new("tiny", 2, 1, Topology::NvSwitch).unwrap();
+    let run = one_step_and_revocable(&w, &two, &serving());
+    assert_eq!(
+        placed_works(&run, 0),
+        vec![(50, 150, 0), (150, 250, 0), (250, 350, 0)]
+    );
+    assert_eq!(placed_works(&run, 1), vec![(250, 550, 1)]);
+}
