@@ -785,6 +785,28 @@ mod tests {
         assert_eq!(upper_bound(&w, &costs, 1, 1).met, 3);
     }
 
+    #[test]
+    fn a_walk_stops_at_its_quota() {
+        // Three requests due together, each needing the whole window: two too many. Walking
+        // every start finds the excess of 2; with no budget at all (no visits, no lengths) no
+        // window is tried and the search finds none, a valid but loose bound.
+        let needs = vec![
+            Need {
+                a: 0,
+                d: 1_000,
+                c: 1_000.0,
+            };
+            3
+        ];
+        assert_eq!(search(&needs, 1, Family::DEFAULT), 2);
+        let nothing = Family {
+            walk_work: 0,
+            walk_per_request: 0,
+            lengths: 0,
+        };
+        assert_eq!(search(&needs, 1, nothing), 0);
+    }
+
     /// The search this module ran before the sweeps, kept as the oracle: every window between
     /// two request times (arrivals and deadlines) within reach, each window's costs collected
     /// and sorted, the cheapest taken while they fit. O(points x window x sort). Same integer
