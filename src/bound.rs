@@ -786,6 +786,64 @@ mod tests {
     }
 
     #[test]
+    fn the_default_budget_walks_dense_runs_exhaustively() {
+        // Dense runs (20-80 requests in 100 ns, intervals up to 30 ns): walking every window
+        // costs more than the 32 visits per request allowed without a budget, but far less
+        // than the default budget of 4 M visits, so the default search is the exhaustive one
+        // (the oracle). Without that budget the geometric lengths alone stand in, and on some
+        // of these runs they miss windows: the bound is looser.
+        let mut seed = 0x1234_5678_9abc_def1_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let no_budget = Family {
+            walk_work: 0,
+            ..Family::DEFAULT
+        };
+        let (mut dense, mut looser) = (0, 0);
+        for _ in 0..200 {
+            let n = 20 + next(60) as usize;
+            let needs: Vec<Need> = (0..n)
+                .map(|_| {
+                    let a = next(100);
+                    let len = 1 + next(30);
+                    Need {
+                        a,
+                        d: a + len,
+                        c: (1 + next(3 * len)) as f64,
+                    }
+                })
+                .collect();
+            if Instance::new(&needs, 1).walk_cost() <= 32 * n as u64 {
+                continue;
+            }
+            dense += 1;
+            let exact = exhaustive_excess(&needs, 1);
+            assert_eq!(search(&needs, 1, Family::DEFAULT), exact);
+            let without = search(&needs, 1, no_budget);
+            assert!(without <= exact);
+            looser += usize::from(without < exact);
+        }
+        assert!(dense >= 20, "{dense} dense runs");
+        assert!(looser >= 1, "no run where the budget matters");
+    }
+
+    #[test]
+    fn the_walk_cost_counts_the_groups_and_requests_within_reach_of_each_end() {
+        // A (0-10 ns), B (5-15), C (40-50): reach 40 ns, shortest interval 10. Per end:
+        // 10 ns: starts up to 0 ns, within reach from 0: group {A}, 1 arriving, 1 due: 1 + 1;
+        // 15 ns: starts up to 5: groups {A}, {B}, 2 arriving, 2 due: 2 + 2;
+        // 50 ns: starts from 10 (reach) up to 40: group {C}, 1 arriving, 2 due since 10
+        // (B and C): 1 + 1. In all 8 visits.
+        let need = |a, d| Need { a, d, c: 1.0 };
+        let needs = vec![need(0, 10), need(5, 15), need(40, 50)];
+        assert_eq!(Instance::new(&needs, 1).walk_cost(), 8);
+    }
+
+    #[test]
     fn a_walk_stops_at_its_quota() {
         // Three requests due together, each needing the whole window: two too many. Walking
         // every start finds the excess of 2; with no budget at all (no visits, no lengths) no
