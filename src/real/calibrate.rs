@@ -196,16 +196,20 @@ mod tests {
     use super::*;
     use crate::cost::profile::ProfileTable;
 
-    #[test]
-    fn a_larger_image_measured_faster_takes_the_smaller_ones_time() {
-        let row = |px, degree, step_ms| NodeRow {
+    /// A measured row with no spread, overhead or outliers.
+    fn row(px: u32, degree: usize, step_ms: f64) -> NodeRow {
+        NodeRow {
             res: Resolution::square(px),
             degree,
             step_ms,
             std_ms: 0.0,
             overhead_ms: 0.0,
             outliers: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn a_larger_image_measured_faster_takes_the_smaller_ones_time() {
         let mut rows = vec![
             row(512, 2, 0.87),
             row(256, 2, 0.94),
@@ -221,14 +225,6 @@ mod tests {
 
     #[test]
     fn a_super_linear_speed_up_is_raised_to_a_linear_one() {
-        let row = |px, degree, step_ms| NodeRow {
-            res: Resolution::square(px),
-            degree,
-            step_ms,
-            std_ms: 0.0,
-            overhead_ms: 0.0,
-            outliers: 0,
-        };
         // 256 px: SP2 at 4 ms is 8 ms of GPU-time against SP1's 10: raised to 5 ms. SP4 at
         // 2 ms (8 ms) is raised to 10 / 4 = 2.5 ms. 512 px SP2 at 6 ms is 12 ms against 11:
         // kept, as is its SP4 at 3.5 ms (14 ms).
