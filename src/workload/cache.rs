@@ -223,6 +223,8 @@ pub fn assign_prompts(workload: &mut Workload, popularity: &Popularity, seed: u6
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::Nanos;
+    use crate::workload::{Request, RequestId, Resolution};
 
     #[test]
     fn lru_evicts_the_least_recently_used() {
@@ -239,6 +241,70 @@ mod tests {
         assert!(!c.access(k(2)));
         assert!(!c.contains(k(1)));
         assert!(c.access(k(3)) && c.access(k(2)));
+    }
+
+    #[test]
+    fn an_empty_cache_is_empty_until_its_first_key() {
+        let mut c = Lru::new(2);
+        assert!(c.is_empty());
+        c.access(PromptKey(1));
+        assert!(!c.is_empty());
+    }
+
+    /// A cache of `capacity` with skip choices `steps` weighed `weights`, no warm-up.
+    fn spec(capacity: usize, steps: Vec<u32>, weights: Vec<f64>) -> CacheSpec {
+        CacheSpec {
+            capacity,
+            warmup: 0,
+            popularity: Popularity::None,
+            skip_steps: steps,
+            skip_weights: weights,
+        }
+    }
+
+    #[test]
+    fn a_hit_skips_one_of_the_step_choices_drawn_by_weight() {
+        // 60 requests of 20 steps, all with the same prompt: the first misses, the other 59
+        // hit, each skipping 5 or 10 steps (equal weights). Both choices are drawn (all 59 the
+        // same would have probability 2^-58), and the skipped steps leave the rest to run.
+        let requests = (0..60)
+            .map(|i| Request {
+                id: RequestId(0),
+                label: i,
+                arrival: Nanos(i * 1_000),
+                resolution: Resolution::square(512),
+                steps: 20,
+                deadline: Nanos(i * 1_000 + 1_000_000),
+            })
+            .collect();
+        let mut w = Workload::from_requests(requests);
+        w.ensure_savings();
+        for s in &mut w.savings {
+            s.prompt = Some(PromptKey(7));
+        }
+        spec(1, vec![5, 10], vec![1.0, 1.0])
+            .apply(&mut w, 3)
+            .unwrap();
+        assert!(!w.savings[0].cache_hit);
+        let skipped: Vec<u32> = w.savings[1..].iter().map(|s| s.cached_steps).collect();
+        assert!(w.savings[1..].iter().all(|s| s.cache_hit));
+        assert!(skipped.iter().all(|&k| k == 5 || k == 10), "{skipped:?}");
+        assert!(skipped.contains(&5) && skipped.contains(&10), "{skipped:?}");
+        for (r, s) in w.requests.iter().zip(&w.savings) {
+            assert_eq!(r.steps + s.cached_steps, 20);
+        }
+    }
+
+    #[test]
+    fn the_warm_up_is_bounded() {
+        let mut c = spec(1, vec![5], vec![1.0]);
+        c.warmup = crate::workload::MAX_REQUESTS;
+        assert!(c.validate_keyed().is_ok());
+        c.warmup += 1;
+        assert_eq!(
+            c.validate_keyed().unwrap_err().0,
+            "workload.cache.warmup_requests"
+        );
     }
 
     #[test]
