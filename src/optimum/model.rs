@@ -191,11 +191,21 @@ fn class_configs(costs: &StepTimes, class: usize, max_degree: u32) -> Vec<Config
 /// `wall` ns, splitting them between `configs` fractionally, each step of a batch charged
 /// its share; `None` if even the fastest cannot. The LP relaxation of the request's plan,
 /// the linear program of `bound.rs` ([`least_cost_mix`]).
+///
+/// The search's prunes call it with a fraction of steps that comes out of a division, so
+/// "fits `wall`" is judged with a relative slack of 1e-9 (as their capacities are): 0.6 of a
+/// 60 ms step reads 0.6000000000000001, and must still fit 36 ms. A prune may only refuse a
+/// clear overload.
 pub fn least_gpu_time(configs: &[Config], steps: f64, wall: f64) -> Option<f64> {
     if steps <= 0.0 {
         return Some(0.0);
     }
-    least_cost_mix(configs, |c| (c.step as f64, c.gpu_cost()), steps, wall)
+    least_cost_mix(
+        configs,
+        |c| (c.step as f64, c.gpu_cost()),
+        steps,
+        wall * (1.0 + 1e-9),
+    )
 }
 
 #[cfg(test)]
@@ -216,8 +226,15 @@ mod tests {
         let c = [cfg(1, 1, 100), cfg(2, 1, 60)];
         assert_eq!(least_gpu_time(&c, 3.0, 300.0), Some(300.0));
         // 3 steps in 240: x on 2 GPUs with 100 (3 - x) + 60 x = 240, x = 1.5: 150 + 180.
-        assert_eq!(least_gpu_time(&c, 3.0, 240.0), Some(330.0));
+        // (Within the slack of a billionth of the wall.)
+        let mixed = least_gpu_time(&c, 3.0, 240.0).unwrap();
+        assert!((mixed - 330.0).abs() < 1e-6, "{mixed}");
         assert_eq!(least_gpu_time(&c, 3.0, 179.0), None);
         assert_eq!(least_gpu_time(&c, 0.0, 0.0), Some(0.0));
+        // A fraction of a step from a division, an ulp over what fits: it fits.
+        let c = [cfg(2, 1, 60_000_000)];
+        let inside = 2.0 - 84e6 / 60e6;
+        assert!(inside * 60e6 > 36e6);
+        assert_eq!(least_gpu_time(&c, inside, 36e6).map(f64::round), Some(72e6));
     }
 }

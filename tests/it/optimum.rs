@@ -541,3 +541,20 @@ fn seeds_study_each_workload_and_total_them() {
         "{err}"
     );
 }
+
+#[test]
+fn a_request_that_fits_a_window_exactly_is_not_pruned() {
+    // Two GPUs. R0 (256 px, 2 steps, 56-176 ms) fits only at SP2 started at once (2 x 60 ms);
+    // R1 (256 px, 1 step, 140-240 ms) then runs at SP2 from 176 to 236: both are met, as
+    // xDiT SP2 meets them. On the window 140-176 ms, R0 has 0.6 of a step to do in 36 ms,
+    // exactly what SP2 does there: a float division gives 0.6000000000000001 steps, which
+    // the search's energetic test must not read as more than fits.
+    let w = Workload::from_requests(vec![req(0, 56, SMALL, 2, 120), req(1, 140, SMALL, 1, 100)]);
+    let c = cluster(2);
+    let costs = costs(&w, &c);
+    let overheads = Overheads::default();
+    let sol = optimum(&w, &costs, &c, &overheads);
+    assert_eq!((sol.lower, sol.upper), (2, 2));
+    let run = run_kind_with(PolicyKind::XditSp(2), &w, &c, overheads).unwrap();
+    assert!(run.requests.iter().all(|r| r.outcome == Outcome::Met));
+}
