@@ -580,3 +580,23 @@ fn an_arrival_goes_to_the_node_with_the_least_outstanding_work() {
     );
     assert_eq!(placed_works(&run, 1), vec![(250, 550, 1)]);
 }
+
+#[test]
+fn served_hopeless_work_takes_a_gpu_only_if_the_reserve_stays_idle() {
+    // Two GPUs, late work served best-effort. R0 (256 px, 2 steps, due at 210 ms) needs one
+    // GPU (2 x 100 ms) and could wait at most 10 ms: the class's tightest wait. L1 (512 px,
+    // 1 step) and L2 (512 px, 2 steps), both due at 100 ms, are late for sure. R0 runs
+    // widened to both GPUs, 0-120. Then L1 (fewer steps) takes one GPU: 2 idle, 1 left idle
+    // for a 256 px arrival that cannot wait through a 300 ms step. L2 would leave none (1
+    // idle, 0 after), so it waits, and L1 is not widened either; L2 runs when L1 is done,
+    // again on one GPU.
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 2, 210),
+        req(1, 0, LARGE, 1, 100),
+        req(2, 0, LARGE, 2, 100),
+    ]);
+    let run = run_serving(&w, 2);
+    assert_eq!(works_of(&run, 0), vec![(0, 60, 2), (60, 120, 2)]);
+    assert_eq!(works_of(&run, 1), vec![(120, 420, 1)]);
+    assert_eq!(works_of(&run, 2), vec![(420, 720, 1), (720, 1_020, 1)]);
+}
