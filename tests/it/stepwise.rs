@@ -600,3 +600,25 @@ fn served_hopeless_work_takes_a_gpu_only_if_the_reserve_stays_idle() {
     assert_eq!(works_of(&run, 1), vec![(120, 420, 1)]);
     assert_eq!(works_of(&run, 2), vec![(420, 720, 1), (720, 1_020, 1)]);
 }
+
+#[test]
+fn a_running_request_is_priced_from_its_steps_expected_end() {
+    // Two GPUs, all three requests at 0. E (256 px, 1 step, due at 100 ms) needs one GPU and
+    // goes first (earliest deadline). A (512 px, 2 steps, due at 460 ms) needs two (2 x 160
+    // ms; 2 x 300 is too slow) but only one is left: it runs its first step on it, 0-300. B
+    // (256 px, 1 step, lax) claims nothing. When E ends at 100, A is priced from the end of
+    // its running step at 300, not from now: its last step must run at SP2 (300 + 160 = 460),
+    // so A claims both GPUs and B still gets none; the freed GPU stays idle until 300. A runs
+    // 300-460 on both, then B widened to both, 460-520. (Priced from 100, A's last step would
+    // fit on one GPU, 100 + 300 = 400, and B would have run 100-200.)
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 1, 100),
+        req(1, 0, LARGE, 2, 460),
+        req(2, 0, SMALL, 1, 5_000),
+    ]);
+    let run = run(&w, 2);
+    assert_eq!(works_of(&run, 0), vec![(0, 100, 1)]);
+    assert_eq!(works_of(&run, 1), vec![(0, 300, 1), (300, 460, 2)]);
+    assert_eq!(works_of(&run, 2), vec![(460, 520, 2)]);
+    assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
+}
