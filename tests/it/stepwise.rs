@@ -622,3 +622,33 @@ fn a_running_request_is_priced_from_its_steps_expected_end() {
     assert_eq!(works_of(&run, 2), vec![(460, 520, 2)]);
     assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
 }
+
+#[test]
+fn a_cut_grant_holds_its_gpus_until_its_boundary() {
+    // Two GPUs, revocable grants. X (512 px, 3 steps, lax) and Y (256 px, 2 steps, lax) start
+    // at 0 on one GPU each: X granted all its steps on GPU 0 (boundaries at 300, 600), Y on
+    // GPU 1 until 200. W (256 px, 1 step, due at 1,150 ms, before X) arrives at 150 and
+    // claims one GPU first: the plan gives it X's GPU, so X's grant is cut at its boundary
+    // at 300. When Y ends at 200, X is still running its step until 300: it is priced as
+    // running, holding GPU 0, not as the revocable grant it was at 150 (whose GPUs were the
+    // plan's to give). W starts at once on the idle GPU 1, 200-300; at 300 X resumes widened
+    // to both GPUs (160 ms steps). (Planned on X's GPU again, W would wait until 300.)
+    let w = Workload::from_requests(vec![
+        req(0, 0, LARGE, 3, 10_000),
+        req(1, 0, SMALL, 2, 10_000),
+        req(2, 150, SMALL, 1, 1_000),
+    ]);
+    let rev = run_with(&w, &cluster(2), &config(true, true, no_overheads()));
+    let span = |id, start, end, gpus: &str, steps| (id, start, end, gpus.to_string(), steps);
+    assert_eq!(
+        spans(&rev),
+        vec![
+            span(0, 0, 300, "n0:[0]", 1),
+            span(1, 0, 200, "n0:[1]", 2),
+            span(2, 200, 300, "n0:[1]", 1),
+            span(0, 300, 620, "n0:[0,1]", 2)
+        ]
+    );
+    // One-step grants run the same spans.
+    run(&w, 2);
+}
