@@ -652,3 +652,24 @@ fn a_cut_grant_holds_its_gpus_until_its_boundary() {
     // One-step grants run the same spans.
     run(&w, 2);
 }
+
+#[test]
+fn an_admitted_request_waits_for_its_whole_need_rather_than_start_below_it() {
+    // Two GPUs. S (256 px, 1 step, due at 100 ms) and L (512 px, 2 steps, lax) need one GPU
+    // each and start at 0: S on GPU 0 until 100, L on GPU 1 until 300. B (256 px, 2 steps,
+    // due at 440 ms) arrives at 290 and needs both GPUs (2 x 100 ms from 290 is too slow, 2
+    // x 60 is not). One is idle: B does not start on it but waits for L's step to end, 10 ms
+    // later, and runs 300-420 on both, on time; L then runs its last step widened, 420-580.
+    // (Started on the idle GPU, B's first step would hold it until 390, and its last, on
+    // both, would end at 450, late.)
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 1, 100),
+        req(1, 0, LARGE, 2, 10_000),
+        req(2, 290, SMALL, 2, 150),
+    ]);
+    let run = run(&w, 2);
+    assert_eq!(works_of(&run, 0), vec![(0, 100, 1)]);
+    assert_eq!(works_of(&run, 2), vec![(300, 360, 2), (360, 420, 2)]);
+    assert_eq!(works_of(&run, 1), vec![(0, 300, 1), (420, 580, 2)]);
+    assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
+}
