@@ -673,3 +673,19 @@ fn an_admitted_request_waits_for_its_whole_need_rather_than_start_below_it() {
     assert_eq!(works_of(&run, 1), vec![(0, 300, 1), (420, 580, 2)]);
     assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
 }
+
+#[test]
+fn a_spare_gpu_widens_the_grant_that_saves_the_most_time() {
+    // Four GPUs, three lax one-step requests at 0, each needing one GPU: A and C (256 px)
+    // and B (512 px). The one GPU left widens one of them: doubling saves B 300 - 160 = 140
+    // ms, A or C only 100 - 60 = 40 ms. So B runs 0-160 on two GPUs, A and C 0-100 on one.
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 1, 10_000),
+        req(1, 0, LARGE, 1, 10_000),
+        req(2, 0, SMALL, 1, 10_000),
+    ]);
+    let run = run(&w, 4);
+    assert_eq!(works_of(&run, 1), vec![(0, 160, 2)]);
+    assert_eq!(works_of(&run, 0), vec![(0, 100, 1)]);
+    assert_eq!(works_of(&run, 2), vec![(0, 100, 1)]);
+}
