@@ -689,3 +689,38 @@ fn a_spare_gpu_widens_the_grant_that_saves_the_most_time() {
     assert_eq!(works_of(&run, 0), vec![(0, 100, 1)]);
     assert_eq!(works_of(&run, 2), vec![(0, 100, 1)]);
 }
+
+#[test]
+fn a_revocable_grants_progress_counts_from_when_its_first_step_starts() {
+    use tetriserve::cluster::Topology;
+    // Two nodes of two GPUs, 256 px steps of 100 ms on one GPU (the cheapest GPU time, 100
+    // GPU-ms), 60 ms on two. A (5 steps, lax) starts widened on node 0 at 0; B (4 steps,
+    // lax) arrives at 80 and starts widened on node 1 (node 0 has work left, node 1 none).
+    // C (2 steps, lax) arrives at 150. A grant at two GPUs does 100 GPU-ms of the cheapest
+    // work per 60 ms: node 0 has 500 - 150 x 100 / 60 = 250 GPU-ms left, node 1 400 - (150 -
+    // 80) x 100 / 60 = 283. C goes to node 0, where A narrows to one GPU at its boundary at
+    // 180 and C runs on the other, 180-380. (B's progress counted as if from 0 less 80 ms,
+    // 150 x 100 / 60 - 80 = 170 GPU-ms, would leave node 1 with 230 and send C there.)
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 5, 60_000),
+        req(1, 80, SMALL, 4, 60_000),
+        req(2, 150, SMALL, 2, 60_000),
+    ]);
+    let cluster = Cluster::new("tiny", 2, 2, Topology::NvSwitch).unwrap();
+    let run = one_step_and_revocable(&w, &cluster, &config(true, true, no_overheads()));
+    assert_eq!(
+        placed_works(&run, 1),
+        vec![(80, 140, 1), (140, 200, 1), (200, 260, 1), (260, 320, 1)]
+    );
+    assert_eq!(placed_works(&run, 2), vec![(180, 280, 0), (280, 380, 0)]);
+    assert_eq!(
+        works_of(&run, 0),
+        vec![
+            (0, 60, 2),
+            (60, 120, 2),
+            (120, 180, 2),
+            (180, 280, 1),
+            (280, 380, 1)
+        ]
+    );
+}
