@@ -724,3 +724,24 @@ fn a_revocable_grants_progress_counts_from_when_its_first_step_starts() {
         ]
     );
 }
+
+#[test]
+fn hopeless_work_is_not_widened_when_its_wider_step_and_dispatch_outlast_a_tight_wait() {
+    use tetriserve::time::Nanos;
+    // Two GPUs, one-step grants, a 10 ms dispatch per work (planned as a 5 ms share per 100
+    // ms step of 256 px, whose grants amortise it over two steps). R0 (256 px, 1 step, due
+    // at 265 ms) needs one GPU (105 ms planned) and could wait 160 ms: the class's tightest
+    // wait. L (512 px, 2 steps, due at 100 ms) is late for sure and runs once R0 (widened,
+    // 10 + 60 ms) is done at 70. On one GPU, L leaves the other idle (a step and its dispatch,
+    // 310 ms, outlast 160 ms). Widened, its step would hold both GPUs for 160 + 10 = 170 ms,
+    // still more than 160: L is not widened, and runs 70-380 and 380-690 on one GPU. (Its
+    // step without the dispatch, 160 ms, would not outlast the wait.)
+    let w = Workload::from_requests(vec![req(0, 0, SMALL, 1, 265), req(1, 0, LARGE, 2, 100)]);
+    let overheads = Overheads {
+        dispatch: Nanos::from_millis(10.0),
+        ..no_overheads()
+    };
+    let run = run_with(&w, &cluster(2), &config(false, false, overheads));
+    assert_eq!(works_of(&run, 0), vec![(0, 70, 2)]);
+    assert_eq!(works_of(&run, 1), vec![(70, 380, 1), (380, 690, 1)]);
+}
