@@ -561,7 +561,7 @@ fn running_late_work_is_not_cut_for_other_late_work() {
 
 #[test]
 fn an_arrival_goes_to_the_node_with_the_least_outstanding_work() {
-    // Two nodes of one GPU, late work served. R0 (256 px, 3 steps, lax) arrives at 50 ms and
+    // Two nodes of one GPU, late work served, revocable grants. R0 (256 px, 3 steps, lax) arrives at 50 ms and
     // goes to node 0 (a tie: the first). R1 (512 px, 1 step of 300 ms, due 200 ms after it
     // arrives at 250, so late whatever happens) arrives as R0's last step starts, and goes
     // to the node with the least work still to do: node 0 has that step (100 ms), node 1
@@ -744,4 +744,26 @@ fn hopeless_work_is_not_widened_when_its_wider_step_and_dispatch_outlast_a_tight
     let run = run_with(&w, &cluster(2), &config(false, false, overheads));
     assert_eq!(works_of(&run, 0), vec![(0, 70, 2)]);
     assert_eq!(works_of(&run, 1), vec![(70, 380, 1), (380, 690, 1)]);
+}
+
+#[test]
+fn a_request_left_waiting_on_its_node_moves_when_another_node_frees_later() {
+    use tetriserve::cluster::Topology;
+    // Two nodes of one GPU, late work served, revocable grants. R0 (256 px, 2 steps, lax) runs on node 0 from
+    // 0 to 200; L (512 px, 2 steps, due at 100 ms, late for sure) on node 1, its first step
+    // 0-300. R1 (256 px, 1 step, lax) arrives at 100 and goes to node 1, which has no work
+    // with a deadline (node 0 has R0's 100 ms); it waits there for L's step to end at 300.
+    // When R0 ends at 200, node 0 is idle: R1, still waiting on node 1, moves there and runs
+    // 200-300, although nothing happened on node 1. L then runs its last step, 300-600.
+    // (Had R1 waited on node 1, it would have run 300-400 and L 400-700.)
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 2, 10_000),
+        req(1, 0, LARGE, 2, 100),
+        req(2, 100, SMALL, 1, 10_000),
+    ]);
+    let two = Cluster::new("tiny", 2, 1, Topology::NvSwitch).unwrap();
+    let run = run_with(&w, &two, &serving());
+    assert_eq!(placed_works(&run, 0), vec![(0, 200, 0)]);
+    assert_eq!(placed_works(&run, 2), vec![(200, 300, 0)]);
+    assert_eq!(placed_works(&run, 1), vec![(0, 300, 1), (300, 600, 1)]);
 }
