@@ -767,3 +767,28 @@ fn a_request_left_waiting_on_its_node_moves_when_another_node_frees_later() {
     assert_eq!(placed_works(&run, 2), vec![(200, 300, 0)]);
     assert_eq!(placed_works(&run, 1), vec![(0, 300, 1), (300, 600, 1)]);
 }
+
+#[test]
+fn a_step_that_would_outlast_a_blocked_requests_start_does_not_take_its_reserved_gpu() {
+    // Four GPUs, all lax but B and C. At 0, P and Q (512 px, 1 step) and R (256 px, 1 step)
+    // take one GPU each and the fourth widens P, whose doubling saves the most: P runs 0-160
+    // on two GPUs, Q 0-300, R 0-100. At 100 R ends, and B (256 px, 2 steps, due at 280 ms)
+    // and C (256 px, 1 step, due at 500 ms) arrive. B needs two GPUs (2 x 100 ms from 100
+    // is too slow); one is idle, and it is reserved for B, which can start when P's step
+    // ends at 160. C's step on it would end at 200, after that: C waits too. At 160 B runs
+    // on two GPUs, 160-280, on time, and C on the fourth, 160-260.
+    let w = Workload::from_requests(vec![
+        req(0, 0, LARGE, 1, 10_000),
+        req(1, 0, LARGE, 1, 10_000),
+        req(2, 0, SMALL, 1, 10_000),
+        req(3, 100, SMALL, 2, 180),
+        req(4, 100, SMALL, 1, 400),
+    ]);
+    let run = run(&w, 4);
+    assert_eq!(works_of(&run, 0), vec![(0, 160, 2)]);
+    assert_eq!(works_of(&run, 1), vec![(0, 300, 1)]);
+    assert_eq!(works_of(&run, 2), vec![(0, 100, 1)]);
+    assert_eq!(works_of(&run, 3), vec![(160, 220, 2), (220, 280, 2)]);
+    assert_eq!(works_of(&run, 4), vec![(160, 260, 1)]);
+    assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
+}
