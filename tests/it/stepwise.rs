@@ -792,3 +792,33 @@ fn a_step_that_would_outlast_a_blocked_requests_start_does_not_take_its_reserved
     assert_eq!(works_of(&run, 4), vec![(160, 260, 1)]);
     assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
 }
+
+#[test]
+fn a_step_that_ends_before_a_blocked_request_can_start_takes_its_reserved_gpu() {
+    // Four GPUs. At 0, R (256 px, 2 steps, due at 5,000 ms) and P, Q, X (512 px, 1 step,
+    // lax) take one GPU each: P, Q, X until 300, R's first step until 100. B (256 px, 6
+    // steps, due at 680 ms) arrives at 100 and needs two GPUs (6 x 100 ms is too slow, 6 x
+    // 60 is not). Only R's GPU is idle: it is reserved for B, which cannot start before a
+    // second GPU frees at 300. R's next step on it ends at 200, before then, so R runs it
+    // (backfilling), 100-200. At 300 B runs widened to all four GPUs, 40 ms a step, until 540.
+    // (Kept from R, the GPU would have stayed idle until 300.)
+    let w = Workload::from_requests(vec![
+        req(0, 0, LARGE, 1, 10_000),
+        req(1, 0, LARGE, 1, 10_000),
+        req(2, 0, LARGE, 1, 10_000),
+        req(3, 0, SMALL, 2, 5_000),
+        req(4, 100, SMALL, 6, 580),
+    ]);
+    let run = run(&w, 4);
+    assert_eq!(works_of(&run, 3), vec![(0, 100, 1), (100, 200, 1)]);
+    for label in 0..3 {
+        assert_eq!(works_of(&run, label), vec![(0, 300, 1)]);
+    }
+    assert_eq!(
+        works_of(&run, 4),
+        (0..6)
+            .map(|i| (300 + 40 * i, 340 + 40 * i, 4))
+            .collect::<Vec<_>>()
+    );
+    assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
+}
