@@ -822,3 +822,31 @@ fn a_step_that_ends_before_a_blocked_request_can_start_takes_its_reserved_gpu() 
     );
     assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
 }
+
+#[test]
+fn a_node_running_only_late_work_lends_its_idle_gpu() {
+    use tetriserve::cluster::Topology;
+    // Two nodes of one GPU, one-step grants, late work served. At 0, L (512 px, 2 steps, due
+    // at 100 ms) goes to node 0 (a tie), A (256 px, 4 steps, due at 5,000 ms) to node 1, and W
+    // (256 px, 1 step, lax) to node 1 too: its 400 ms of work are less than L's 600, not yet
+    // found late. L is late for sure and runs on node 0, 0-300; A runs on node 1, 0-400, and
+    // W waits behind it. When L's step ends at 300, node 0 serves no request with a deadline
+    // and is idle: W moves there and runs 300-400, and L, which does not run while W lives on
+    // its node, resumes at 400. (Without the move, W would have waited until 400 and run
+    // 400-500.)
+    let w = Workload::from_requests(vec![
+        req(0, 0, LARGE, 2, 100),
+        req(1, 0, SMALL, 4, 5_000),
+        req(2, 0, SMALL, 1, 10_000),
+    ]);
+    let two = Cluster::new("tiny", 2, 1, Topology::NvSwitch).unwrap();
+    let run = run_with(&w, &two, &config(false, false, no_overheads()));
+    assert_eq!(
+        placed_works(&run, 1),
+        (0..4)
+            .map(|i| (100 * i, 100 * i + 100, 1))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(placed_works(&run, 2), vec![(300, 400, 0)]);
+    assert_eq!(placed_works(&run, 0), vec![(0, 300, 0), (400, 700, 0)]);
+}
