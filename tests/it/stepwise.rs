@@ -561,7 +561,7 @@ fn running_late_work_is_not_cut_for_other_late_work() {
 
 #[test]
 fn an_arrival_goes_to_the_node_with_the_least_outstanding_work() {
-    // Two nodes of one GPU, late work served, revocable grants. R0 (256 px, 3 steps, lax) arrives at 50 ms and
+    // Two nodes of one GPU, late work served. R0 (256 px, 3 steps, lax) arrives at 50 ms and
     // goes to node 0 (a tie: the first). R1 (512 px, 1 step of 300 ms, due 200 ms after it
     // arrives at 250, so late whatever happens) arrives as R0's last step starts, and goes
     // to the node with the least work still to do: node 0 has that step (100 ms), node 1
