@@ -749,13 +749,13 @@ fn hopeless_work_is_not_widened_when_its_wider_step_and_dispatch_outlast_a_tight
 #[test]
 fn a_request_left_waiting_on_its_node_moves_when_another_node_frees_later() {
     use tetriserve::cluster::Topology;
-    // Two nodes of one GPU, late work served, revocable grants. R0 (256 px, 2 steps, lax) runs on node 0 from
-    // 0 to 200; L (512 px, 2 steps, due at 100 ms, late for sure) on node 1, its first step
-    // 0-300. R1 (256 px, 1 step, lax) arrives at 100 and goes to node 1, which has no work
-    // with a deadline (node 0 has R0's 100 ms); it waits there for L's step to end at 300.
-    // When R0 ends at 200, node 0 is idle: R1, still waiting on node 1, moves there and runs
-    // 200-300, although nothing happened on node 1. L then runs its last step, 300-600.
-    // (Had R1 waited on node 1, it would have run 300-400 and L 400-700.)
+    // Two nodes of one GPU, late work served, revocable grants. R0 (256 px, 2 steps, lax) runs on
+    // node 0 from 0 to 200; L (512 px, 2 steps, due at 100 ms, late for sure) on node 1, its first
+    // step 0-300. R1 (256 px, 1 step, lax) arrives at 100 and goes to node 1, which has no work
+    // with a deadline (node 0 has R0's 100 ms); it waits there for L's step to end at 300. When R0
+    // ends at 200, node 0 is idle: R1, still waiting on node 1, moves there and runs 200-300,
+    // although nothing happened on node 1. L then runs its last step, 300-600. (Had R1 waited on
+    // node 1, it would have run 300-400 and L 400-700.)
     let w = Workload::from_requests(vec![
         req(0, 0, SMALL, 2, 10_000),
         req(1, 0, LARGE, 2, 100),
