@@ -580,3 +580,273 @@ fn an_arrival_goes_to_the_node_with_the_least_outstanding_work() {
     );
     assert_eq!(placed_works(&run, 1), vec![(250, 550, 1)]);
 }
+
+#[test]
+fn served_hopeless_work_takes_a_gpu_only_if_the_reserve_stays_idle() {
+    // Two GPUs, late work served best-effort. R0 (256 px, 2 steps, due at 210 ms) needs one
+    // GPU (2 x 100 ms) and could wait at most 10 ms: the class's tightest wait. L1 (512 px,
+    // 1 step) and L2 (512 px, 2 steps), both due at 100 ms, are late for sure. R0 runs
+    // widened to both GPUs, 0-120. Then L1 (fewer steps) takes one GPU: 2 idle, 1 left idle
+    // for a 256 px arrival that cannot wait through a 300 ms step. L2 would leave none (1
+    // idle, 0 after), so it waits, and L1 is not widened either; L2 runs when L1 is done,
+    // again on one GPU.
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 2, 210),
+        req(1, 0, LARGE, 1, 100),
+        req(2, 0, LARGE, 2, 100),
+    ]);
+    let run = run_serving(&w, 2);
+    assert_eq!(works_of(&run, 0), vec![(0, 60, 2), (60, 120, 2)]);
+    assert_eq!(works_of(&run, 1), vec![(120, 420, 1)]);
+    assert_eq!(works_of(&run, 2), vec![(420, 720, 1), (720, 1_020, 1)]);
+}
+
+#[test]
+fn a_running_request_is_priced_from_its_steps_expected_end() {
+    // Two GPUs, all three requests at 0. E (256 px, 1 step, due at 100 ms) needs one GPU and
+    // goes first (earliest deadline). A (512 px, 2 steps, due at 460 ms) needs two (2 x 160
+    // ms; 2 x 300 is too slow) but only one is left: it runs its first step on it, 0-300. B
+    // (256 px, 1 step, lax) claims nothing. When E ends at 100, A is priced from the end of
+    // its running step at 300, not from now: its last step must run at SP2 (300 + 160 = 460),
+    // so A claims both GPUs and B still gets none; the freed GPU stays idle until 300. A runs
+    // 300-460 on both, then B widened to both, 460-520. (Priced from 100, A's last step would
+    // fit on one GPU, 100 + 300 = 400, and B would have run 100-200.)
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 1, 100),
+        req(1, 0, LARGE, 2, 460),
+        req(2, 0, SMALL, 1, 5_000),
+    ]);
+    let run = run(&w, 2);
+    assert_eq!(works_of(&run, 0), vec![(0, 100, 1)]);
+    assert_eq!(works_of(&run, 1), vec![(0, 300, 1), (300, 460, 2)]);
+    assert_eq!(works_of(&run, 2), vec![(460, 520, 2)]);
+    assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
+}
+
+#[test]
+fn a_cut_grant_holds_its_gpus_until_its_boundary() {
+    // Two GPUs, revocable grants. X (512 px, 3 steps, lax) and Y (256 px, 2 steps, lax) start
+    // at 0 on one GPU each: X granted all its steps on GPU 0 (boundaries at 300, 600), Y on
+    // GPU 1 until 200. W (256 px, 1 step, due at 1,150 ms, before X) arrives at 150 and
+    // claims one GPU first: the plan gives it X's GPU, so X's grant is cut at its boundary
+    // at 300. When Y ends at 200, X is still running its step until 300: it is priced as
+    // running, holding GPU 0, not as the revocable grant it was at 150 (whose GPUs were the
+    // plan's to give). W starts at once on the idle GPU 1, 200-300; at 300 X resumes widened
+    // to both GPUs (160 ms steps). (Planned on X's GPU again, W would wait until 300.)
+    let w = Workload::from_requests(vec![
+        req(0, 0, LARGE, 3, 10_000),
+        req(1, 0, SMALL, 2, 10_000),
+        req(2, 150, SMALL, 1, 1_000),
+    ]);
+    let rev = run_with(&w, &cluster(2), &config(true, true, no_overheads()));
+    let span = |id, start, end, gpus: &str, steps| (id, start, end, gpus.to_string(), steps);
+    assert_eq!(
+        spans(&rev),
+        vec![
+            span(0, 0, 300, "n0:[0]", 1),
+            span(1, 0, 200, "n0:[1]", 2),
+            span(2, 200, 300, "n0:[1]", 1),
+            span(0, 300, 620, "n0:[0,1]", 2)
+        ]
+    );
+    // One-step grants run the same spans.
+    run(&w, 2);
+}
+
+#[test]
+fn an_admitted_request_waits_for_its_whole_need_rather_than_start_below_it() {
+    // Two GPUs. S (256 px, 1 step, due at 100 ms) and L (512 px, 2 steps, lax) need one GPU
+    // each and start at 0: S on GPU 0 until 100, L on GPU 1 until 300. B (256 px, 2 steps,
+    // due at 440 ms) arrives at 290 and needs both GPUs (2 x 100 ms from 290 is too slow, 2
+    // x 60 is not). One is idle: B does not start on it but waits for L's step to end, 10 ms
+    // later, and runs 300-420 on both, on time; L then runs its last step widened, 420-580.
+    // (Started on the idle GPU, B's first step would hold it until 390, and its last, on
+    // both, would end at 450, late.)
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 1, 100),
+        req(1, 0, LARGE, 2, 10_000),
+        req(2, 290, SMALL, 2, 150),
+    ]);
+    let run = run(&w, 2);
+    assert_eq!(works_of(&run, 0), vec![(0, 100, 1)]);
+    assert_eq!(works_of(&run, 2), vec![(300, 360, 2), (360, 420, 2)]);
+    assert_eq!(works_of(&run, 1), vec![(0, 300, 1), (420, 580, 2)]);
+    assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
+}
+
+#[test]
+fn a_spare_gpu_widens_the_grant_that_saves_the_most_time() {
+    // Four GPUs, three lax one-step requests at 0, each needing one GPU: A and C (256 px)
+    // and B (512 px). The one GPU left widens one of them: doubling saves B 300 - 160 = 140
+    // ms, A or C only 100 - 60 = 40 ms. So B runs 0-160 on two GPUs, A and C 0-100 on one.
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 1, 10_000),
+        req(1, 0, LARGE, 1, 10_000),
+        req(2, 0, SMALL, 1, 10_000),
+    ]);
+    let run = run(&w, 4);
+    assert_eq!(works_of(&run, 1), vec![(0, 160, 2)]);
+    assert_eq!(works_of(&run, 0), vec![(0, 100, 1)]);
+    assert_eq!(works_of(&run, 2), vec![(0, 100, 1)]);
+}
+
+#[test]
+fn a_revocable_grants_progress_counts_from_when_its_first_step_starts() {
+    use tetriserve::cluster::Topology;
+    // Two nodes of two GPUs, 256 px steps of 100 ms on one GPU (the cheapest GPU time, 100
+    // GPU-ms), 60 ms on two. A (5 steps, lax) starts widened on node 0 at 0; B (4 steps,
+    // lax) arrives at 80 and starts widened on node 1 (node 0 has work left, node 1 none).
+    // C (2 steps, lax) arrives at 150. A grant at two GPUs does 100 GPU-ms of the cheapest
+    // work per 60 ms: node 0 has 500 - 150 x 100 / 60 = 250 GPU-ms left, node 1 400 - (150 -
+    // 80) x 100 / 60 = 283. C goes to node 0, where A narrows to one GPU at its boundary at
+    // 180 and C runs on the other, 180-380. (B's progress counted as if from 0 less 80 ms,
+    // 150 x 100 / 60 - 80 = 170 GPU-ms, would leave node 1 with 230 and send C there.)
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 5, 60_000),
+        req(1, 80, SMALL, 4, 60_000),
+        req(2, 150, SMALL, 2, 60_000),
+    ]);
+    let cluster = Cluster::new("tiny", 2, 2, Topology::NvSwitch).unwrap();
+    let run = one_step_and_revocable(&w, &cluster, &config(true, true, no_overheads()));
+    assert_eq!(
+        placed_works(&run, 1),
+        vec![(80, 140, 1), (140, 200, 1), (200, 260, 1), (260, 320, 1)]
+    );
+    assert_eq!(placed_works(&run, 2), vec![(180, 280, 0), (280, 380, 0)]);
+    assert_eq!(
+        works_of(&run, 0),
+        vec![
+            (0, 60, 2),
+            (60, 120, 2),
+            (120, 180, 2),
+            (180, 280, 1),
+            (280, 380, 1)
+        ]
+    );
+}
+
+#[test]
+fn hopeless_work_is_not_widened_when_its_wider_step_and_dispatch_outlast_a_tight_wait() {
+    use tetriserve::time::Nanos;
+    // Two GPUs, one-step grants, a 10 ms dispatch per work (planned as a 5 ms share per 100
+    // ms step of 256 px, whose grants amortise it over two steps). R0 (256 px, 1 step, due
+    // at 265 ms) needs one GPU (105 ms planned) and could wait 160 ms: the class's tightest
+    // wait. L (512 px, 2 steps, due at 100 ms) is late for sure and runs once R0 (widened,
+    // 10 + 60 ms) is done at 70. On one GPU, L leaves the other idle (a step and its dispatch,
+    // 310 ms, outlast 160 ms). Widened, its step would hold both GPUs for 160 + 10 = 170 ms,
+    // still more than 160: L is not widened, and runs 70-380 and 380-690 on one GPU. (Its
+    // step without the dispatch, 160 ms, would not outlast the wait.)
+    let w = Workload::from_requests(vec![req(0, 0, SMALL, 1, 265), req(1, 0, LARGE, 2, 100)]);
+    let overheads = Overheads {
+        dispatch: Nanos::from_millis(10.0),
+        ..no_overheads()
+    };
+    let run = run_with(&w, &cluster(2), &config(false, false, overheads));
+    assert_eq!(works_of(&run, 0), vec![(0, 70, 2)]);
+    assert_eq!(works_of(&run, 1), vec![(70, 380, 1), (380, 690, 1)]);
+}
+
+#[test]
+fn a_request_left_waiting_on_its_node_moves_when_another_node_frees_later() {
+    use tetriserve::cluster::Topology;
+    // Two nodes of one GPU, late work served, revocable grants. R0 (256 px, 2 steps, lax) runs on
+    // node 0 from 0 to 200; L (512 px, 2 steps, due at 100 ms, late for sure) on node 1, its first
+    // step 0-300. R1 (256 px, 1 step, lax) arrives at 100 and goes to node 1, which has no work
+    // with a deadline (node 0 has R0's 100 ms); it waits there for L's step to end at 300. When R0
+    // ends at 200, node 0 is idle: R1, still waiting on node 1, moves there and runs 200-300,
+    // although nothing happened on node 1. L then runs its last step, 300-600. (Had R1 waited on
+    // node 1, it would have run 300-400 and L 400-700.)
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 2, 10_000),
+        req(1, 0, LARGE, 2, 100),
+        req(2, 100, SMALL, 1, 10_000),
+    ]);
+    let two = Cluster::new("tiny", 2, 1, Topology::NvSwitch).unwrap();
+    let run = run_with(&w, &two, &serving());
+    assert_eq!(placed_works(&run, 0), vec![(0, 200, 0)]);
+    assert_eq!(placed_works(&run, 2), vec![(200, 300, 0)]);
+    assert_eq!(placed_works(&run, 1), vec![(0, 300, 1), (300, 600, 1)]);
+}
+
+#[test]
+fn a_step_that_would_outlast_a_blocked_requests_start_does_not_take_its_reserved_gpu() {
+    // Four GPUs, all lax but B and C. At 0, P and Q (512 px, 1 step) and R (256 px, 1 step)
+    // take one GPU each and the fourth widens P, whose doubling saves the most: P runs 0-160
+    // on two GPUs, Q 0-300, R 0-100. At 100 R ends, and B (256 px, 2 steps, due at 280 ms)
+    // and C (256 px, 1 step, due at 500 ms) arrive. B needs two GPUs (2 x 100 ms from 100
+    // is too slow); one is idle, and it is reserved for B, which can start when P's step
+    // ends at 160. C's step on it would end at 200, after that: C waits too. At 160 B runs
+    // on two GPUs, 160-280, on time, and C on the fourth, 160-260.
+    let w = Workload::from_requests(vec![
+        req(0, 0, LARGE, 1, 10_000),
+        req(1, 0, LARGE, 1, 10_000),
+        req(2, 0, SMALL, 1, 10_000),
+        req(3, 100, SMALL, 2, 180),
+        req(4, 100, SMALL, 1, 400),
+    ]);
+    let run = run(&w, 4);
+    assert_eq!(works_of(&run, 0), vec![(0, 160, 2)]);
+    assert_eq!(works_of(&run, 1), vec![(0, 300, 1)]);
+    assert_eq!(works_of(&run, 2), vec![(0, 100, 1)]);
+    assert_eq!(works_of(&run, 3), vec![(160, 220, 2), (220, 280, 2)]);
+    assert_eq!(works_of(&run, 4), vec![(160, 260, 1)]);
+    assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
+}
+
+#[test]
+fn a_step_that_ends_before_a_blocked_request_can_start_takes_its_reserved_gpu() {
+    // Four GPUs. At 0, R (256 px, 2 steps, due at 5,000 ms) and P, Q, X (512 px, 1 step,
+    // lax) take one GPU each: P, Q, X until 300, R's first step until 100. B (256 px, 6
+    // steps, due at 680 ms) arrives at 100 and needs two GPUs (6 x 100 ms is too slow, 6 x
+    // 60 is not). Only R's GPU is idle: it is reserved for B, which cannot start before a
+    // second GPU frees at 300. R's next step on it ends at 200, before then, so R runs it
+    // (backfilling), 100-200. At 300 B runs widened to all four GPUs, 40 ms a step, until 540.
+    // (Kept from R, the GPU would have stayed idle until 300.)
+    let w = Workload::from_requests(vec![
+        req(0, 0, LARGE, 1, 10_000),
+        req(1, 0, LARGE, 1, 10_000),
+        req(2, 0, LARGE, 1, 10_000),
+        req(3, 0, SMALL, 2, 5_000),
+        req(4, 100, SMALL, 6, 580),
+    ]);
+    let run = run(&w, 4);
+    assert_eq!(works_of(&run, 3), vec![(0, 100, 1), (100, 200, 1)]);
+    for label in 0..3 {
+        assert_eq!(works_of(&run, label), vec![(0, 300, 1)]);
+    }
+    assert_eq!(
+        works_of(&run, 4),
+        (0..6)
+            .map(|i| (300 + 40 * i, 340 + 40 * i, 4))
+            .collect::<Vec<_>>()
+    );
+    assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
+}
+
+#[test]
+fn a_node_running_only_late_work_lends_its_idle_gpu() {
+    use tetriserve::cluster::Topology;
+    // Two nodes of one GPU, one-step grants, late work served. At 0, L (512 px, 2 steps, due
+    // at 100 ms) goes to node 0 (a tie), A (256 px, 4 steps, due at 5,000 ms) to node 1, and W
+    // (256 px, 1 step, lax) to node 1 too: its 400 ms of work are less than L's 600, not yet
+    // found late. L is late for sure and runs on node 0, 0-300; A runs on node 1, 0-400, and
+    // W waits behind it. When L's step ends at 300, node 0 serves no request with a deadline
+    // and is idle: W moves there and runs 300-400, and L, which does not run while W lives on
+    // its node, resumes at 400. (Without the move, W would have waited until 400 and run
+    // 400-500.)
+    let w = Workload::from_requests(vec![
+        req(0, 0, LARGE, 2, 100),
+        req(1, 0, SMALL, 4, 5_000),
+        req(2, 0, SMALL, 1, 10_000),
+    ]);
+    let two = Cluster::new("tiny", 2, 1, Topology::NvSwitch).unwrap();
+    let run = run_with(&w, &two, &config(false, false, no_overheads()));
+    assert_eq!(
+        placed_works(&run, 1),
+        (0..4)
+            .map(|i| (100 * i, 100 * i + 100, 1))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(placed_works(&run, 2), vec![(300, 400, 0)]);
+    assert_eq!(placed_works(&run, 0), vec![(0, 300, 0), (400, 700, 0)]);
+}
