@@ -282,6 +282,7 @@ mod tests {
         for s in &mut w.savings {
             s.prompt = Some(PromptKey(7));
         }
+        let prompts = w.clone();
         spec(1, vec![5, 10], vec![1.0, 1.0])
             .apply(&mut w, 3)
             .unwrap();
@@ -293,6 +294,14 @@ mod tests {
         for (r, s) in w.requests.iter().zip(&w.savings) {
             assert_eq!(r.steps + s.cached_steps, 20);
         }
+        // Weighed 3 to 1, 5 steps are drawn for about three hits in four: more than half of
+        // the 59 (fewer than half has probability under 1e-4).
+        let mut w = prompts;
+        spec(1, vec![5, 10], vec![3.0, 1.0])
+            .apply(&mut w, 3)
+            .unwrap();
+        let fives = w.savings.iter().filter(|s| s.cached_steps == 5).count();
+        assert!(fives > 30, "{fives} of 59 hits skipped 5 steps");
     }
 
     #[test]
