@@ -433,6 +433,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_batch_holds_one_to_max_batch_requests_in_order() {
+        let id = RequestId;
+        assert_eq!(Batch::of(&[]), None);
+        assert_eq!(Batch::of(&[id(1), id(2), id(3), id(4), id(5)]), None);
+        let b = Batch::of(&[id(3), id(1)]).unwrap();
+        assert_eq!(
+            (b.ids(), b.len(), b.is_empty()),
+            (&[id(3), id(1)][..], 2, false)
+        );
+        let one = Batch::one(id(7));
+        assert_eq!(
+            (one.ids(), one.len(), one.is_empty()),
+            (&[id(7)][..], 1, false)
+        );
+        assert_eq!(Batch::of(&[id(0); MAX_BATCH]).map(|b| b.len()), Some(4));
+    }
+
+    #[test]
     fn every_registered_policy_has_a_description_a_distinct_colour_and_round_trips() {
         let all = PolicyKind::all();
         let mut colours = std::collections::BTreeSet::new();
