@@ -477,9 +477,11 @@ fn a_round_run_directly_plans_the_window_from_now_to_a_round_later() {
     let states = vec![s];
     let ids = [r.id];
     let free = cluster.all_free();
-    let view = |now, arrived: &'static [_]| {
+    // At 1,000 ms, with the request arriving then or already seen.
+    let view = |arriving: bool| {
+        let arrived: &[_] = if arriving { &ids } else { &[] };
         View::new(
-            now,
+            ms(1_000),
             &cluster,
             &costs,
             &free,
@@ -492,22 +494,9 @@ fn a_round_run_directly_plans_the_window_from_now_to_a_round_later() {
     };
     // Seen arriving first (as `round` requires), at 1,000 ms.
     let mut out = Vec::new();
-    p.decide(
-        &View::new(
-            ms(1_000),
-            &cluster,
-            &costs,
-            &free,
-            &ids,
-            &ids,
-            &[],
-            false,
-            &states,
-        ),
-        &mut out,
-    );
+    p.decide(&view(true), &mut out);
     out.clear();
-    p.round(&view(ms(1_000), &[]), &mut out);
+    p.round(&view(false), &mut out);
     let steps: Vec<u32> = out
         .iter()
         .filter_map(|d| match d {
