@@ -850,3 +850,37 @@ fn a_node_running_only_late_work_lends_its_idle_gpu() {
     assert_eq!(placed_works(&run, 2), vec![(300, 400, 0)]);
     assert_eq!(placed_works(&run, 0), vec![(0, 300, 0), (400, 700, 0)]);
 }
+
+#[test]
+fn a_reused_groups_work_is_planned_without_a_set_up_so_its_grant_is_cut_at_a_real_boundary() {
+    use tetriserve::time::Nanos;
+    // Four GPUs, 256 px steps of 40 ms on four, 60 on two; 512 px 90 on four, 160 on two.
+    // Per work: a 5 ms dispatch, a 20 ms text encoder on a request's first work, a 30 ms
+    // set-up on a group's first work and on a request moved onto a group (`on_regroup`).
+    // A (256 px, 1 step) at 0 runs on all four: 5 + 20 + 30 + 40 = 95 ms, and the group of
+    // four is set up. B (256 px, 5 steps, lax) at 150 is lent the four: its first step ends
+    // at 150 + 5 + 20 + 40 = 215 (no set-up: the group is reused). C (512 px, 5 steps, due at
+    // 800) arrives at 200 and takes the four at B's boundary, 215: its grant's steps end at
+    // 215 + 25 + 90 j = 330, 420, 510, 600, 690. Once ahead, at its boundary at 600, C narrows
+    // to a new pair for its last step, 600 + 5 + 30 + 160 = 795 <= 800, and B runs on the
+    // other pair. Were the reused group's set-up planned into C's grant, its boundaries would
+    // be expected 30 ms late (630 is none of them) and C would run all five steps on four.
+    let w = Workload::from_requests(vec![
+        req(2, 0, SMALL, 1, 800),
+        req(1, 150, SMALL, 5, 1_050),
+        req(0, 200, LARGE, 5, 600),
+    ]);
+    let overheads = Overheads {
+        remap_fraction: 0.0,
+        text_encoder: Nanos::from_millis(20.0),
+        group_setup: Nanos::from_millis(30.0),
+        group_setup_on_regroup: true,
+        dispatch: Nanos::from_millis(5.0),
+        ..Overheads::default()
+    };
+    let run = run_with(&w, &cluster(4), &config(true, true, overheads));
+    assert_eq!(works_of(&run, 2), vec![(0, 95, 4)]);
+    assert_eq!(works_of(&run, 0), vec![(215, 600, 4), (600, 795, 2)]);
+    assert_eq!(works_of(&run, 1)[..2], [(150, 215, 4), (600, 815, 2)]);
+    assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
+}

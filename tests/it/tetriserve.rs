@@ -506,3 +506,183 @@ fn a_round_run_directly_plans_the_window_from_now_to_a_round_later() {
         .collect();
     assert_eq!(steps, vec![5]);
 }
+
+#[test]
+fn a_reused_groups_backfill_is_planned_without_a_set_up_even_when_regroups_pay_one() {
+    // Two GPUs; per work a 20 ms text encoder on a request's first work and a 30 ms set-up on
+    // a group's first work and whenever a request moves onto a group (`on_regroup`). Rounds
+    // of 5 reference steps (256 px at SP2, 60 ms): 300 ms. A (256 px, 1 step, lax) arrives
+    // at 100, opening the round 100-400, and is widened to the idle pair (elastic scale-up):
+    // 20 + 30 + 60 = 110 ms, 100-210.
+    // B (256 px, 4 steps, due at 550: SP2 needed) arrives at 250 and backfills the rest of
+    // the round, 150 ms, on the pair A set up, without moving: 20 + 2 x 60 = 140 ms fits two
+    // steps, 250-390, and its last two run in the next round, 400-520, on time. Planned as if
+    // the set-up were due again, only one step (110 ms) would fit, and three would end at 580.
+    let w = Workload::from_requests(vec![req(0, 100, SMALL, 1, 250), req(1, 250, SMALL, 4, 300)]);
+    let config = tetriserve::policy::PolicyConfig {
+        overheads: Overheads {
+            text_encoder: ms(20),
+            remap_fraction: 0.0,
+            group_setup: ms(30),
+            group_setup_on_regroup: true,
+            node_handoff: Nanos::ZERO,
+            ..Overheads::default()
+        },
+        ..Default::default()
+    };
+    for variant in [Variant::FULL, Variant::SHED] {
+        let (works, outcomes) = tiny_run(variant, &w, &one_node(2), &config);
+        assert_eq!(
+            works,
+            vec![
+                (0, 100.0, 210.0, 1),
+                (1, 250.0, 390.0, 2),
+                (1, 400.0, 520.0, 2)
+            ],
+            "{variant:?}"
+        );
+        assert_eq!(outcomes, vec!["met", "met"], "{variant:?}");
+    }
+}
+
+#[test]
+fn a_request_turning_late_on_a_quiet_node_takes_its_idle_gpu_at_the_next_event_anywhere() {
+    // Two nodes of two GPUs (`tetriserve-dp-pp`: no elastic scale-up), a VAE decode of 5 ms
+    // per 1,000 tokens (1.28 ms at 256 px, 5.12 at 512). Rounds of 5 reference steps (512 px
+    // at SP2, 160 ms) snap to 960 ms: boundaries at 0 and 960. A (512 px, 2 steps, due at
+    // 250) cannot make it and runs best-effort on one GPU of node 0, 0-605.12. B (256 px, 5
+    // steps, due at 450) arrives at 150 and goes to node 1. It is not late yet (5 x 60 ms at
+    // SP2 ends at 450), but its plan, SP2 throughout, ends 1.28 ms past its deadline: no
+    // packing keeps it, and it waits. From 150 ms plus 1 ns it is late, and a late request
+    // may run best-effort on an idle GPU. Nothing happens on node 1 until 960, but A's
+    // completion on node 0 at 605.12 calls a backfill, which revisits node 1 too: B runs on
+    // one GPU until the round's end, 3 steps (605.12-905.12), then its last 2 from 960 with
+    // the decode, to 1,161.28. (Revisiting only node 0 there, B would start at 960.)
+    let w = Workload::from_requests(vec![req(0, 0, LARGE, 2, 250), req(1, 150, SMALL, 5, 300)]);
+    let config = tetriserve::policy::PolicyConfig {
+        overheads: Overheads {
+            vae_decode_per_1k_tokens: ms(5),
+            remap_fraction: 0.0,
+            ..Overheads::default()
+        },
+        ..Default::default()
+    };
+    let cluster = Cluster::new("tiny", 2, 2, Topology::NvSwitch).unwrap();
+    let (works, outcomes) = tiny_run(Variant::DP_PP, &w, &cluster, &config);
+    assert_eq!(
+        works,
+        vec![
+            (0, 0.0, 605.12, 2),
+            (1, 605.12, 905.12, 3),
+            (1, 960.0, 1_161.28, 2)
+        ]
+    );
+    assert_eq!(outcomes, vec!["missed", "missed"]);
+}
+
+#[test]
+fn a_plan_that_stops_meeting_its_deadline_is_replanned_at_the_next_event_anywhere() {
+    // Two nodes of four GPUs (`tetriserve-dp-pp`), 5 ms per dispatched work. Rounds of 5
+    // reference steps (512 px at SP4, 90 ms) snap to 640 ms: boundaries at 0 and 640. A (512
+    // px, 4 steps, due at 650) arrives at 0 on node 0. The cheapest plan that meets 650 ms is
+    // SP2 (4 steps of 160 ms make 640), but with the dispatch only 3 steps fit the round and
+    // the last one would end at 640 + 90 = 730: no packing keeps A, and it waits. B (512 px)
+    // arrives at 150 and goes to node 1. The backfill B's arrival calls revisits node 0 too:
+    // 500 ms left are too few for SP2, A's plan is now SP4, and 4 x 90 + 5 = 365 ms fit the
+    // rest of the round: A runs 150-515, on time. (Left until 640, it would miss.)
+    let w = Workload::from_requests(vec![req(0, 0, LARGE, 4, 650), req(1, 150, LARGE, 5, 1_450)]);
+    let config = tetriserve::policy::PolicyConfig {
+        overheads: Overheads {
+            remap_fraction: 0.0,
+            dispatch: ms(5),
+            ..Overheads::default()
+        },
+        ..Default::default()
+    };
+    let cluster = Cluster::new("tiny", 2, 4, Topology::NvSwitch).unwrap();
+    let (works, outcomes) = tiny_run(Variant::DP_PP, &w, &cluster, &config);
+    assert_eq!(works[0], (0, 150.0, 515.0, 4));
+    assert_eq!(outcomes[0], "met");
+}
+
+/// A TetriServe run of `variant` on `cluster` with `config`, checked by the invariant checker.
+fn checked_run(
+    variant: Variant,
+    w: &Workload,
+    cluster: &Cluster,
+    config: &tetriserve::policy::PolicyConfig,
+) -> RunRecords {
+    let costs = crate::util::costs(w, cluster);
+    let mut p = tetriserve::policy::build(
+        tetriserve::policy::PolicyKind::Tetriserve(variant),
+        cluster,
+        &costs,
+        config,
+    )
+    .unwrap();
+    let mut exec = SimExecutor::new(&costs, config.overheads.clone());
+    let run = engine::run(w, cluster, &costs, p.as_mut(), &mut exec).unwrap();
+    let errors = check_run(&run, w, None);
+    assert!(errors.is_empty(), "{errors:?}");
+    run
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Backfills skip the nodes where no waiting request's step fits the rest of the round:
+    /// they must decide exactly as backfills that plan every node with waiting requests and
+    /// idle GPUs (`skip_quiet_nodes = false`).
+    #[test]
+    fn backfills_that_skip_quiet_nodes_decide_as_if_every_node_were_planned(
+        nodes in 1u32..=4,
+        per_node in prop::sample::select(vec![1u32, 2, 4, 8]),
+        requests in prop::collection::vec((0u64..40, any::<bool>(), 1u32..=8, 2u64..40), 4..40),
+        variant in prop::sample::select(vec![
+            Variant::DP_ONLY, Variant::DP_PP, Variant::FULL, Variant::SHED,
+        ]),
+        knobs in any::<u16>(),
+    ) {
+        let w = Workload::from_requests(
+            requests
+                .iter()
+                .enumerate()
+                .map(|(i, &(at, large, steps, slo))| {
+                    let res = if large { LARGE } else { SMALL };
+                    req(i as u64, at * 25, res, steps, slo * 50)
+                })
+                .collect(),
+        );
+        let bit = |i: u32| knobs >> i & 1 == 1;
+        let mut config = tetriserve::policy::PolicyConfig {
+            overheads: Overheads {
+                text_encoder: if bit(0) { ms(20) } else { Nanos::ZERO },
+                vae_decode_per_1k_tokens: if bit(1) { ms(5) } else { Nanos::ZERO },
+                remap_fraction: if bit(2) { 0.1 } else { 0.0 },
+                group_setup: if bit(3) { ms(30) } else { Nanos::ZERO },
+                group_setup_on_regroup: bit(4),
+                dispatch: if bit(5) { ms(5) } else { Nanos::ZERO },
+                node_handoff: Nanos::ZERO,
+            },
+            ..Default::default()
+        };
+        let t = &mut config.tetriserve;
+        t.batching = bit(6);
+        t.round_aware_plans = !bit(7);
+        t.fill_rounds = !bit(8);
+        if bit(9) {
+            t.drop_late_after = Some(ms(u64::from(knobs >> 10 & 3) * 100));
+        }
+        t.shed.drop = bit(12);
+        if bit(13) {
+            // Rounds shorter than some steps (which then run one at a time, overrunning).
+            t.round = RoundLength::Fixed(ms(50 + u64::from(knobs >> 14) * 40));
+        }
+        let cluster = Cluster::new("tiny", nodes, per_node, Topology::NvSwitch).unwrap();
+        let fast = checked_run(variant, &w, &cluster, &config);
+        config.tetriserve.skip_quiet_nodes = false;
+        let every = checked_run(variant, &w, &cluster, &config);
+        prop_assert_eq!(fast.works, every.works);
+        prop_assert_eq!(fast.requests, every.requests);
+    }
+}

@@ -101,6 +101,13 @@ pub struct Tetriserve {
     cluster: Cluster,
     /// Per resolution class, per batch size of [`BATCH_SIZES`] (when the cost model has it).
     tables: Vec<[Option<Table>; 3]>,
+    /// Per class: the shortest step of any batch, degree and link, if every one of them fits
+    /// a round (`None`: some step runs even when it overruns the window). A backfill window
+    /// shorter than every waiting request's shortest step dispatches nothing.
+    shortest_step: Vec<Option<Nanos>>,
+    /// Per node: the end of the round until which backfills find nothing to dispatch there,
+    /// unless work arrives or completes on it.
+    quiet: Vec<Option<Nanos>>,
     /// Per class: the cheapest GPU-time per step, for node loads.
     cheapest: Vec<u128>,
     /// Per class: the batch sizes worth forming (at least 10% GPU-time saved per image).
@@ -134,7 +141,6 @@ pub struct Tetriserve {
     best_effort: Vec<RequestId>,
     /// With shedding: the node's running requests, by GPU set.
     running: Vec<RequestId>,
-    touched: Vec<bool>,
     placer: Placer,
 }
 
@@ -178,6 +184,18 @@ impl Tetriserve {
                     .collect()
             })
             .collect();
+        let shortest_step = tables
+            .iter()
+            .map(|t| {
+                let t: Vec<&Table> = t.iter().flatten().collect();
+                if t.iter().any(|t| t.fastest > tau) {
+                    return None;
+                }
+                t.iter()
+                    .flat_map(|t| t.times.iter().map(|x| x.1).chain(t.pcie.iter().copied()))
+                    .min()
+            })
+            .collect();
         Tetriserve {
             name: PolicyKind::Tetriserve(variant).to_string(),
             variant,
@@ -186,6 +204,8 @@ impl Tetriserve {
             tau,
             cluster: cluster.clone(),
             tables,
+            shortest_step,
+            quiet: vec![None; cluster.nodes as usize],
             cheapest,
             batchable,
             node_of: Vec::new(),
@@ -208,7 +228,6 @@ impl Tetriserve {
             late: Vec::new(),
             best_effort: Vec::new(),
             running: Vec::new(),
-            touched: Vec::new(),
             placer: Placer::default(),
         }
     }
@@ -298,23 +317,23 @@ impl Tetriserve {
     /// Plans every node for the window from now to `round_end`: a whole round at a boundary,
     /// or the rest of the current round when backfilling idle GPUs.
     ///
-    /// A backfill only revisits the nodes where something happened (an arrival assigned to it,
-    /// work completed on it): elsewhere nothing that failed to fit before fits a shorter window.
+    /// A backfill plans every node with waiting requests and idle GPUs, not only those where
+    /// something happened (an arrival, a completion): time alone changes what a node decides.
+    /// A waiting request turns late and becomes best-effort work for an idle GPU; a plan that
+    /// no longer meets its deadline moves to a faster degree that fits; a shorter window fits
+    /// another degree; shedding prices the node's load from now. It skips only the nodes
+    /// found quiet: none of their waiting requests' steps fits the rest of the round.
     fn run_round(&mut self, view: &View<'_>, round_end: Nanos, out: &mut Vec<Decision>) {
-        let backfill = round_end - view.now < self.tau;
-        let mut touched = std::mem::take(&mut self.touched);
-        touched.clear();
-        touched.resize(self.cluster.nodes as usize, !backfill);
-        if backfill {
-            for &id in view.arrived.iter().chain(view.completed) {
-                touched[self.node_of.get(id.index()).copied().unwrap_or(0) as usize] = true;
-            }
+        // A node found quiet stays so for the rest of the round unless work arrives or
+        // completes there (see `run_node_round`).
+        for &id in view.arrived.iter().chain(view.completed) {
+            let node = self.node_of.get(id.index()).copied().unwrap_or(0);
+            self.quiet[node as usize] = None;
         }
-        self.touched = touched;
         for node in 0..self.cluster.nodes {
-            if !self.touched[node as usize]
-                || self.backlogs[node as usize].is_empty()
+            if self.backlogs[node as usize].is_empty()
                 || view.free.node_mask(node) == 0
+                || self.quiet[node as usize] == Some(round_end)
             {
                 continue;
             }
@@ -620,6 +639,24 @@ impl Tetriserve {
         self.on_time = on_time;
         self.drops = drops;
         if !waiting {
+            return;
+        }
+        // A backfill whose window no waiting request's step fits dispatches nothing: every
+        // dispatch needs a step within the window there (but steps longer than a round, for
+        // which `shortest_step` is `None`; at a boundary the window is a whole round, which
+        // every other step fits). Nor will the shorter windows after it in this round, until
+        // work arrives or completes on the node: the node is quiet until the round's end.
+        // Its requests turn late meanwhile, but their steps fit no better, and none passes a
+        // drop margin before the round's end (on time now, each has a step left that outlasts
+        // the window). Shed units may be dropped, though: shedding that drops plans anyway.
+        if self.config.skip_quiet_nodes
+            && !(self.variant.shedding && self.config.shed.drop)
+            && !backlog.has_late(view)
+            && self.on_time.iter().all(|&id| {
+                self.shortest_step[view.request(id).class.index()].is_some_and(|t| t > window)
+            })
+        {
+            self.quiet[node as usize] = Some(round_end);
             return;
         }
         self.form_units(view, backlog, out);
