@@ -203,19 +203,23 @@ fn needs(workload: &Workload, costs: &StepTimes, max_degree: u32) -> (Vec<Need>,
     let mut needs = Vec::with_capacity(workload.len());
     let mut infeasible = 0;
     for r in &workload.requests {
-        let budget = r.deadline - r.arrival;
+        // A deadline before the arrival: nothing to plan.
+        let Some(budget) = r.deadline.0.checked_sub(r.arrival.0).map(Nanos) else {
+            infeasible += 1;
+            continue;
+        };
         let c = costs.class_of(r.resolution).and_then(|class| {
             *memo
                 .entry((class, r.steps, budget))
                 .or_insert_with(|| min_gpu_time(costs, class, r.steps, budget, max_degree))
         });
         match c {
-            Some(c) if r.deadline >= r.arrival => needs.push(Need {
+            Some(c) => needs.push(Need {
                 a: r.arrival.0,
                 d: r.deadline.0,
                 c,
             }),
-            _ => infeasible += 1,
+            None => infeasible += 1,
         }
     }
     (needs, infeasible)
@@ -313,12 +317,11 @@ struct Node {
 }
 
 /// The costs of the requests inside a window, by bucket: a Fenwick tree of (count, total) over
-/// the buckets in ascending cost, and each bucket's count.
+/// the buckets in ascending cost.
 #[derive(Clone, Debug)]
 struct Tree {
     /// 1-based: `node[i]` covers buckets `i - lowbit(i) .. i`.
     node: Vec<Node>,
-    count: Vec<u64>,
     inside: u64,
     /// The cost of all the requests inside.
     total: u64,
@@ -330,7 +333,6 @@ impl Tree {
     fn new(buckets: usize) -> Tree {
         Tree {
             node: vec![Node::default(); buckets + 1],
-            count: vec![0; buckets],
             inside: 0,
             total: 0,
             top: if buckets == 0 {
@@ -344,7 +346,6 @@ impl Tree {
     fn add(&mut self, bucket: u32, values: &[u64]) {
         let b = bucket as usize;
         let v = values[b];
-        self.count[b] += 1;
         self.inside += 1;
         self.total += v;
         let mut i = b + 1;
@@ -358,7 +359,6 @@ impl Tree {
     fn remove(&mut self, bucket: u32, values: &[u64]) {
         let b = bucket as usize;
         let v = values[b];
-        self.count[b] -= 1;
         self.inside -= 1;
         self.total -= v;
         let mut i = b + 1;
@@ -386,11 +386,11 @@ impl Tree {
             }
             step >>= 1;
         }
-        // Bucket `pos` (0-based) does not fit whole: as many of its requests as fit.
-        if pos < self.count.len() && values[pos] > 0 {
-            fit += self.count[pos].min(left / values[pos]);
-        }
-        fit
+        // Bucket `pos` (0-based), the next one, does not fit whole (the descent found the
+        // longest prefix that fits): as many of its requests as fit, fewer than it holds. It
+        // exists and its cost is not 0, or it would have fitted whole (all buckets fit only if
+        // the total did).
+        fit + left / values[pos]
     }
 
     /// The requests inside that cannot all be met: those beyond the cheapest that fit.
@@ -749,6 +749,80 @@ mod tests {
             min_gpu_time(&costs, class, 10, Nanos::from_millis(500.0), 2),
             None
         );
+    }
+
+    #[test]
+    fn a_requests_gpu_time_is_planned_for_its_own_interval_not_its_deadline() {
+        // Two 6-step requests at 1 s, due 420 ms later, on 3 GPUs (SP1 or SP2). In 420 ms,
+        // 6 x 100 ms at SP1 does not fit: x steps at SP2, 100(6 - x) + 60x = 420 -> x = 4.5,
+        // 1.5 x 100 + 4.5 x 120 = 690 GPU-ms each. Both need 1,380 > 3 x 420 = 1,260: one
+        // fits. (Priced for a budget of 1,420 ms, each would be 600 at SP1, and both fit.)
+        let (w, costs) = setup(vec![req(1000, 6, 420), req(1000, 6, 420)], 3);
+        assert_eq!(upper_bound(&w, &costs, 3, 2).met, 1);
+        let (w, costs) = setup(vec![req(1000, 6, 440), req(1000, 6, 440)], 3);
+        // 440 ms: x = 4, 1,360 GPU-ms for both, 1,320 available: still one. 450: x = 3.75,
+        // 1,350 against 1,350: both.
+        assert_eq!(upper_bound(&w, &costs, 3, 2).met, 1);
+        let (w, costs) = setup(vec![req(1000, 6, 450), req(1000, 6, 450)], 3);
+        assert_eq!(upper_bound(&w, &costs, 3, 2).met, 2);
+    }
+
+    #[test]
+    fn requests_no_degree_serves_in_time_are_counted_infeasible() {
+        // 10 steps take 600 ms at SP2: due 500 ms after arrival, infeasible; a deadline before
+        // the arrival too. The third fits.
+        let mut early = req(100, 1, 100);
+        early.deadline = Nanos::from_millis(50.0);
+        let (w, costs) = setup(vec![req(0, 10, 500), early, req(0, 10, 600)], 2);
+        let b = upper_bound(&w, &costs, 2, 2);
+        assert_eq!((b.met, b.infeasible, b.requests), (1, 2, 3));
+    }
+
+    #[test]
+    fn a_cost_that_fills_its_window_exactly_fits_even_when_large() {
+        // 2,000 GPU-s in a 2,000 s window on one GPU: it fits, exactly (the float margin
+        // rounds costs down, never up, even where a relative 1e-12 is several units).
+        let big = 2_000_000_000_000u64;
+        let one = Need {
+            a: 0,
+            d: big,
+            c: big as f64,
+        };
+        assert_eq!(search(&[one], 1, Family::DEFAULT), 0);
+        assert_eq!(search(&[one, one], 1, Family::DEFAULT), 1);
+        assert_eq!(search(&[one, one], 2, Family::DEFAULT), 0);
+    }
+
+    #[test]
+    fn costs_beyond_2_to_the_62_are_counted_in_larger_units_against_capacity_in_the_same() {
+        // Two requests of 1.25 x 2^61 GPU-ns each, both in one window of 1.5 x 2^61 ns: the
+        // costs sum past 2^62, so the unit becomes 2 GPU-ns, and one GPU holds one of them
+        // (1.25 <= 1.5), two GPUs both (2.5 <= 3).
+        let one = Need {
+            a: 0,
+            d: 3 << 60,
+            c: (5u64 << 59) as f64,
+        };
+        assert_eq!(units(&[one, one]).1, 2);
+        assert_eq!(capacity(3, 2, 1 << 40), 3 << 39);
+        assert_eq!(search(&[one, one], 1, Family::DEFAULT), 1);
+        assert_eq!(search(&[one, one], 2, Family::DEFAULT), 0);
+    }
+
+    #[test]
+    fn a_cost_exactly_a_factor_1_plus_2_to_the_minus_k_above_a_bucket_joins_it() {
+        // 4,098 distinct costs (beyond MAX_BUCKETS) in pairs s, s + s/2^20: with k = 20 each
+        // pair is one bucket, 2,049 of them, each starting at the pair's first cost.
+        let mut costs = Vec::new();
+        let mut s = 1u64 << 21;
+        for _ in 0..2049 {
+            costs.push(s);
+            costs.push(s + (s >> 20));
+            s += (s >> 20) + 1;
+        }
+        let b = buckets(&costs);
+        assert_eq!(b.len(), 2049);
+        assert!(b.iter().zip(costs.iter().step_by(2)).all(|(v, c)| v == c));
     }
 
     #[test]
