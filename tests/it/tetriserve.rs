@@ -605,6 +605,42 @@ fn a_plan_that_stops_meeting_its_deadline_is_replanned_at_the_next_event_anywher
     assert_eq!(outcomes[0], "met");
 }
 
+#[test]
+fn a_backfill_offers_the_narrowest_degree_whose_step_fits_not_an_overrunning_one() {
+    // Two GPUs, 256 px (100 ms at SP1, 60 at SP2), a 20 ms text encoder, plans with the
+    // nominal step times. Rounds of 5 reference steps (256 px at SP2): 300 ms. A (4 steps,
+    // due at 550) and B (6 steps, due at 700) arrive at 0; both plans are SP1 throughout
+    // (400 and 600 ms fit). The first round fits 2 steps each, 20 + 200 = 220 ms, one GPU
+    // each. At 220 both GPUs idle for 80 ms: no SP1 step fits, so the backfill offers the
+    // narrowest degree whose step does, SP2, and A runs a step on both, 220-280. (Offered
+    // at SP1 as one overrunning step, A and B would fill the packing with steps that do
+    // not fit, and nothing would run until 300.) At 300, A's last step (300-400) and 3 of
+    // B's (300-600); B's last, widened to both GPUs, 600-660.
+    let w = Workload::from_requests(vec![req(0, 0, SMALL, 4, 550), req(1, 0, SMALL, 6, 700)]);
+    let mut config = tetriserve::policy::PolicyConfig {
+        overheads: Overheads {
+            text_encoder: ms(20),
+            remap_fraction: 0.0,
+            ..Overheads::default()
+        },
+        ..Default::default()
+    };
+    config.tetriserve.round_aware_plans = false;
+    let (works, outcomes) = tiny_run(Variant::FULL, &w, &one_node(2), &config);
+    assert_eq!(
+        works,
+        vec![
+            (0, 0.0, 220.0, 2),
+            (1, 0.0, 220.0, 2),
+            (0, 220.0, 280.0, 1),
+            (1, 300.0, 600.0, 3),
+            (0, 300.0, 400.0, 1),
+            (1, 600.0, 660.0, 1)
+        ]
+    );
+    assert_eq!(outcomes, vec!["met", "met"]);
+}
+
 /// A TetriServe run of `variant` on `cluster` with `config`, checked by the invariant checker.
 fn checked_run(
     variant: Variant,
