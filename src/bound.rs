@@ -939,6 +939,29 @@ mod tests {
         assert_eq!(search(&needs, 1, nothing), 0);
     }
 
+    #[test]
+    fn each_end_walks_an_equal_share_of_the_walk_budget() {
+        // One GPU. Two requests arrive at 0, due at 100, needing 60 each: the window [0, 100]
+        // has an excess of 1. Three more arrive at 900, due at 1,000, needing 10 each. Two
+        // ends, 100 and 1,000; walking every start within reach costs 7 visits (per end, each
+        // start's group and the requests it adds: 1 + 2 from the end 100, 1 + 3 from 1,000),
+        // more than a walk budget of 4 or 6, so the walks are not exhaustive. Each end gets
+        // half the budget: with 6, the end 100 reaches the start 0 (3 visits) and finds the
+        // excess; with 4 it stops before.
+        let need = |a, d, c| Need { a, d, c };
+        let mut needs = vec![need(0, 100, 60.0); 2];
+        needs.extend([need(900, 1_000, 10.0); 3]);
+        let walks = |walk_work| Family {
+            walk_work,
+            walk_per_request: 0,
+            lengths: 0,
+        };
+        assert_eq!(Instance::new(&needs, 1).walk_cost(), 7);
+        assert_eq!(search(&needs, 1, walks(4)), 0);
+        assert_eq!(search(&needs, 1, walks(6)), 1);
+        assert_eq!(search(&needs, 1, walks(7)), 1);
+    }
+
     /// The search this module ran before the sweeps, kept as the oracle: every window between
     /// two request times (arrivals and deadlines) within reach, each window's costs collected
     /// and sorted, the cheapest taken while they fit. O(points x window x sort). Same integer
