@@ -288,6 +288,7 @@ impl PyView {
             deadline: s.request.deadline.0,
             width: s.request.resolution.width,
             height: s.request.resolution.height,
+            frames: s.request.resolution.frames,
             steps: s.request.steps,
             steps_done: s.steps_done,
             remaining_steps: s.remaining_steps(),
@@ -353,6 +354,8 @@ pub struct PyRequest {
     deadline: u64,
     width: u32,
     height: u32,
+    /// 1 for an image, the clip's frame count for a video.
+    frames: u32,
     steps: u32,
     steps_done: u32,
     remaining_steps: u32,

@@ -203,6 +203,7 @@ impl Runs {
         c.int("arrival_ns", rows().map(|(_, r)| r.arrival.0))?;
         c.int("width", rows().map(|(_, r)| r.resolution.width))?;
         c.int("height", rows().map(|(_, r)| r.resolution.height))?;
+        c.int("frames", rows().map(|(_, r)| r.resolution.frames))?;
         c.int("steps", rows().map(|(_, r)| r.steps))?;
         c.int("steps_done", rows().map(|(_, r)| r.steps_done))?;
         c.int("deadline_ns", rows().map(|(_, r)| r.deadline.0))?;
@@ -235,6 +236,7 @@ impl Runs {
         c.dict.set_item("requests", ("list", requests))?;
         c.int("width", rows().map(|(_, w)| w.resolution.width))?;
         c.int("height", rows().map(|(_, w)| w.resolution.height))?;
+        c.int("frames", rows().map(|(_, w)| w.resolution.frames))?;
         c.int("node", rows().map(|(_, w)| w.gpus.node()))?;
         let gpus: Vec<Vec<u32>> = rows()
             .map(|(run, w)| w.gpus.global_gpus(run.records.gpus_per_node).collect())

@@ -109,6 +109,10 @@ impl PyTrace {
             "height",
             r.iter().map(|q| q.resolution.height).collect::<Vec<_>>(),
         )?;
+        d.set_item(
+            "frames",
+            r.iter().map(|q| q.resolution.frames).collect::<Vec<_>>(),
+        )?;
         d.set_item("steps", r.iter().map(|q| q.steps).collect::<Vec<_>>())?;
         d.set_item(
             "deadline_ns",

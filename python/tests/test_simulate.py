@@ -123,3 +123,32 @@ def test_write_gives_the_clis_output_directory(cli, tmp_path):
     with pytest.raises(TetriserveError, match="exists"):
         result.write(tmp_path / "py")
     result.write(tmp_path / "py", force=True)
+
+
+
+def test_video_clips_carry_their_frames_through_traces_records_and_views(root):
+    from fixed_sp import FixedSP
+
+    # The video-mix scenario: 512 and 1024 px images beside 480p clips of 81 frames.
+    scenario = str(root / "scenarios" / "beyond" / "video-mix.toml")
+    trace = tetriserve.Trace.generate(scenario, requests=40, seed=3)
+    cols = trace.to_pandas()
+    assert set(cols["frames"]) == {1, 81}
+    seen = set()
+
+    class Recording(FixedSP):
+        """SP4, noting the shape of every request it is shown."""
+
+        def decide(self, view):
+            for rid in view.arrived:
+                r = view.request(rid)
+                seen.add((r.width, r.height, r.frames))
+            return super().decide(view)
+
+    result = tetriserve.simulate(scenario, policies=["xdit-sp4", Recording(4)], trace=trace)
+    req, works = result.requests, result.works
+    clips = req[(req["frames"] == 81) & (req["policy"] == "xdit-sp4")]
+    assert len(clips) == (cols["frames"] == 81).sum()
+    assert ((clips["width"] == 832) & (clips["height"] == 480)).all()
+    assert set(works["frames"]) == {1, 81}
+    assert (832, 480, 81) in seen and {f for _, _, f in seen} == {1, 81}

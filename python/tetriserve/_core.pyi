@@ -53,6 +53,8 @@ class Request:
     deadline: int
     width: int
     height: int
+    frames: int
+    """1 for an image, the clip's frame count for a video."""
     steps: int
     steps_done: int
     remaining_steps: int
