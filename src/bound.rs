@@ -918,6 +918,26 @@ mod tests {
     }
 
     #[test]
+    fn the_walk_cost_counts_only_requests_due_within_reach_and_starts_up_to_the_shortest_interval()
+    {
+        // Z (0-100), W (500-600), X (950-1,050), Y (990-1,000): reach 400 ns (4 x the longest
+        // interval), shortest interval 10. Per end, groups + min(arriving, due):
+        // 100: starts from 0 up to 90: {Z}; 1 arriving, 1 due: 1 + 1;
+        // 600: starts from 200 up to 590: {W}; 1 arriving; due after 200: W: 1 + 1;
+        // 1,000: starts from 600 up to 990: {X}, {Y}; 2 arriving; due after 600: Y only (W's
+        // deadline, 600, is the reach's edge; Z's, 100, beyond it): 2 + 1;
+        // 1,050: starts from 650 up to 1,040: {X}, {Y}; 2 arriving, 2 due: 2 + 2. In all 11.
+        let need = |a, d| Need { a, d, c: 1.0 };
+        let needs = vec![
+            need(0, 100),
+            need(500, 600),
+            need(950, 1_050),
+            need(990, 1_000),
+        ];
+        assert_eq!(Instance::new(&needs, 1).walk_cost(), 11);
+    }
+
+    #[test]
     fn a_walk_stops_at_its_quota() {
         // Three requests due together, each needing the whole window: two too many. Walking
         // every start finds the excess of 2; with no budget at all (no visits, no lengths) no
