@@ -938,6 +938,38 @@ mod tests {
     }
 
     #[test]
+    fn window_lengths_run_from_the_shortest_interval_to_the_reach_in_ratios_up_to_a_fourth_root_of_2()
+     {
+        // Intervals of 11 and 15 ns: lengths from 11 to the reach, 60 (4 x 15). Ratios of at
+        // most 2^(1/4) need ceil(4 log2(60 / 11)) = 10 of them: 11 lengths, the last exactly
+        // the reach (11 x (60 / 11) is 59.99... in floating point).
+        let needs = [
+            Need {
+                a: 0,
+                d: 11,
+                c: 1.0,
+            },
+            Need {
+                a: 0,
+                d: 15,
+                c: 1.0,
+            },
+        ];
+        let inst = Instance::new(&needs, 1);
+        let l = inst.lengths(48);
+        assert_eq!((l.len(), l[0], l[10]), (11, 11, 60));
+        // Rounded down to whole nanoseconds: within one of the ratio.
+        assert!(
+            l.windows(2)
+                .all(|w| w[1] as f64 <= w[0] as f64 * 2f64.powf(0.25) + 1.0)
+        );
+        // At most 3: one between, 11 x (60 / 11)^(1/2) = 25.69, rounded down.
+        assert_eq!(inst.lengths(3), vec![11, 25, 60]);
+        assert_eq!(inst.lengths(1), vec![60]);
+        assert!(inst.lengths(0).is_empty());
+    }
+
+    #[test]
     fn a_walk_stops_at_its_quota() {
         // Three requests due together, each needing the whole window: two too many. Walking
         // every start finds the excess of 2; with no budget at all (no visits, no lengths) no
