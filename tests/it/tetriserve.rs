@@ -372,6 +372,14 @@ fn tiny_run(
     (works, outcomes)
 }
 
+/// The policies' configuration with `overheads` charged and planned for.
+fn with_overheads(overheads: Overheads) -> tetriserve::policy::PolicyConfig {
+    tetriserve::policy::PolicyConfig {
+        overheads,
+        ..Default::default()
+    }
+}
+
 #[test]
 fn a_group_set_up_once_is_not_planned_for_again() {
     // One 512 px request on 2 GPUs (160 ms steps at SP2), 5 steps, due 1,000 ms after it
@@ -519,17 +527,14 @@ fn a_reused_groups_backfill_is_planned_without_a_set_up_even_when_regroups_pay_o
     // steps, 250-390, and its last two run in the next round, 400-520, on time. Planned as if
     // the set-up were due again, only one step (110 ms) would fit, and three would end at 580.
     let w = Workload::from_requests(vec![req(0, 100, SMALL, 1, 250), req(1, 250, SMALL, 4, 300)]);
-    let config = tetriserve::policy::PolicyConfig {
-        overheads: Overheads {
-            text_encoder: ms(20),
-            remap_fraction: 0.0,
-            group_setup: ms(30),
-            group_setup_on_regroup: true,
-            node_handoff: Nanos::ZERO,
-            ..Overheads::default()
-        },
-        ..Default::default()
-    };
+    let config = with_overheads(Overheads {
+        text_encoder: ms(20),
+        remap_fraction: 0.0,
+        group_setup: ms(30),
+        group_setup_on_regroup: true,
+        node_handoff: Nanos::ZERO,
+        ..Overheads::default()
+    });
     for variant in [Variant::FULL, Variant::SHED] {
         let (works, outcomes) = tiny_run(variant, &w, &one_node(2), &config);
         assert_eq!(
@@ -559,14 +564,11 @@ fn a_request_turning_late_on_a_quiet_node_takes_its_idle_gpu_at_the_next_event_a
     // one GPU until the round's end, 3 steps (605.12-905.12), then its last 2 from 960 with
     // the decode, to 1,161.28. (Revisiting only node 0 there, B would start at 960.)
     let w = Workload::from_requests(vec![req(0, 0, LARGE, 2, 250), req(1, 150, SMALL, 5, 300)]);
-    let config = tetriserve::policy::PolicyConfig {
-        overheads: Overheads {
-            vae_decode_per_1k_tokens: ms(5),
-            remap_fraction: 0.0,
-            ..Overheads::default()
-        },
-        ..Default::default()
-    };
+    let config = with_overheads(Overheads {
+        vae_decode_per_1k_tokens: ms(5),
+        remap_fraction: 0.0,
+        ..Overheads::default()
+    });
     let cluster = Cluster::new("tiny", 2, 2, Topology::NvSwitch).unwrap();
     let (works, outcomes) = tiny_run(Variant::DP_PP, &w, &cluster, &config);
     assert_eq!(
@@ -591,14 +593,11 @@ fn a_plan_that_stops_meeting_its_deadline_is_replanned_at_the_next_event_anywher
     // 500 ms left are too few for SP2, A's plan is now SP4, and 4 x 90 + 5 = 365 ms fit the
     // rest of the round: A runs 150-515, on time. (Left until 640, it would miss.)
     let w = Workload::from_requests(vec![req(0, 0, LARGE, 4, 650), req(1, 150, LARGE, 5, 1_450)]);
-    let config = tetriserve::policy::PolicyConfig {
-        overheads: Overheads {
-            remap_fraction: 0.0,
-            dispatch: ms(5),
-            ..Overheads::default()
-        },
-        ..Default::default()
-    };
+    let config = with_overheads(Overheads {
+        remap_fraction: 0.0,
+        dispatch: ms(5),
+        ..Overheads::default()
+    });
     let cluster = Cluster::new("tiny", 2, 4, Topology::NvSwitch).unwrap();
     let (works, outcomes) = tiny_run(Variant::DP_PP, &w, &cluster, &config);
     assert_eq!(works[0], (0, 150.0, 515.0, 4));
@@ -617,14 +616,11 @@ fn a_backfill_offers_the_narrowest_degree_whose_step_fits_not_an_overrunning_one
     // not fit, and nothing would run until 300.) At 300, A's last step (300-400) and 3 of
     // B's (300-600); B's last, widened to both GPUs, 600-660.
     let w = Workload::from_requests(vec![req(0, 0, SMALL, 4, 550), req(1, 0, SMALL, 6, 700)]);
-    let mut config = tetriserve::policy::PolicyConfig {
-        overheads: Overheads {
-            text_encoder: ms(20),
-            remap_fraction: 0.0,
-            ..Overheads::default()
-        },
-        ..Default::default()
-    };
+    let mut config = with_overheads(Overheads {
+        text_encoder: ms(20),
+        remap_fraction: 0.0,
+        ..Overheads::default()
+    });
     config.tetriserve.round_aware_plans = false;
     let (works, outcomes) = tiny_run(Variant::FULL, &w, &one_node(2), &config);
     assert_eq!(
