@@ -64,7 +64,7 @@ pub struct TetriserveConfig {
     /// Let backfills skip the nodes where no step of a waiting request fits the rest of the
     /// round (nothing can be dispatched there). Off, every backfill plans every node with
     /// waiting requests and idle GPUs: the reference the default must match decision for
-    /// decision (`tests/it/tetriserve.rs`), about twice as slow on 1,024 GPUs. On by
+    /// decision (`tests/it/tetriserve.rs`), about three times as slow on 1,024 GPUs. On by
     /// default; not a scenario key.
     pub skip_quiet_nodes: bool,
 }

@@ -644,7 +644,7 @@ impl Tetriserve {
         // A backfill whose window no waiting request's step fits dispatches nothing: every
         // dispatch needs a step within the window there (but steps longer than a round, for
         // which `shortest_step` is `None`; at a boundary the window is a whole round, which
-        // every other step fits). Nor will the shorter windows after it in this round, until
+        // every other class's shortest step fits). Nor will the shorter windows after it in this round, until
         // work arrives or completes on the node: the node is quiet until the round's end.
         // Its requests turn late meanwhile, but their steps fit no better, and none passes a
         // drop margin before the round's end (on time now, each has a step left that outlasts
