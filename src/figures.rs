@@ -1307,6 +1307,7 @@ mod tests {
             works,
             events: 0,
             decisions: Default::default(),
+            stages: None,
         }
     }
 

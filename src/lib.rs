@@ -26,6 +26,7 @@ pub mod robustness;
 pub mod scenario;
 pub mod simulate;
 pub mod slo_fit;
+pub mod stages;
 pub mod suggest;
 pub mod sweep;
 pub mod time;

@@ -327,7 +327,8 @@ pub fn simulate_contenders<O: Outputs>(
     let workload = scenario.load_workload()?;
     let costs = resolve_costs(scenario, &workload)?;
     let mut executor = SimExecutor::new(&costs, scenario.overheads().clone());
-    let bound = attainment_bound(scenario, &workload, &costs);
+    let staged = Staged::new(scenario, &workload)?;
+    let bound = attainment_bound(scenario, staged.workload(), &costs);
     for contender in contenders {
         let (mut policy, batches) = match contender {
             Contender::Registered(kind) => (
@@ -339,7 +340,7 @@ pub fn simulate_contenders<O: Outputs>(
         let batches = batch_sizes(scenario, &costs, batches);
         run_one(
             scenario,
-            &workload,
+            &staged,
             &costs,
             &mut executor,
             outputs,
@@ -369,7 +370,8 @@ fn run_policies<O: Outputs>(
     executor: &mut dyn Executor,
     outputs: &mut O,
 ) -> Result<()> {
-    let bound = attainment_bound(scenario, workload, costs);
+    let staged = Staged::new(scenario, workload)?;
+    let bound = attainment_bound(scenario, staged.workload(), costs);
     for &kind in &scenario.policies {
         let mut policy = policy::build(kind, &scenario.cluster, costs, &scenario.policy_config)?;
         // Batch sizes the policy may dispatch: only a policy the registry says batches, and
@@ -377,7 +379,7 @@ fn run_policies<O: Outputs>(
         let batches = batch_sizes(scenario, costs, kind.batches());
         run_one(
             scenario,
-            workload,
+            &staged,
             costs,
             executor,
             outputs,
@@ -389,12 +391,49 @@ fn run_policies<O: Outputs>(
     Ok(())
 }
 
+/// The workload as the denoising GPUs see it: the scenario's own with co-located stages; with
+/// disaggregated ones, each request arriving when its embedding is ready and due at its stage
+/// deadline ([`crate::stages`]), and what the decode pass needs after each run.
+struct Staged<'a> {
+    workload: &'a Workload,
+    encoded: Option<(&'a crate::stages::Pools, crate::stages::Encoded)>,
+}
+
+impl<'a> Staged<'a> {
+    fn new(scenario: &'a Scenario, workload: &'a Workload) -> Result<Staged<'a>> {
+        let encoded = match scenario.stages.pools() {
+            None => None,
+            Some(pools) => Some((pools, crate::stages::encode(workload, pools)?)),
+        };
+        Ok(Staged { workload, encoded })
+    }
+
+    /// What the policies and the bound see.
+    fn workload(&self) -> &Workload {
+        match &self.encoded {
+            None => self.workload,
+            Some((_, e)) => &e.workload,
+        }
+    }
+
+    /// Turns a run's records on [`Staged::workload`] into end-to-end records of the scenario's
+    /// workload (the decode pass; nothing with co-located stages).
+    fn finish(&self, records: &mut RunRecords) -> Result<()> {
+        match &self.encoded {
+            None => Ok(()),
+            Some((pools, e)) => {
+                crate::stages::decode(records, self.workload, pools, e.stages.clone())
+            }
+        }
+    }
+}
+
 /// One policy's run: [`Executor::reset`], the engine, the summary (with the workload's
 /// `bound`) handed to `outputs`.
 #[allow(clippy::too_many_arguments)]
 fn run_one<O: Outputs>(
     scenario: &Scenario,
-    workload: &Workload,
+    staged: &Staged,
     costs: &StepTimes,
     executor: &mut dyn Executor,
     outputs: &mut O,
@@ -402,6 +441,7 @@ fn run_one<O: Outputs>(
     batches: &[u32],
     bound: f64,
 ) -> Result<()> {
+    let workload = staged.workload();
     executor.reset(workload, batches)?;
     let mut sink = outputs.open(policy.name(), &scenario.cluster)?;
     let mut tally = Tally {
@@ -417,21 +457,25 @@ fn run_one<O: Outputs>(
         &mut tally,
     );
     let totals = tally.totals;
-    let summarise = |records: RunRecords, executor: &dyn Executor| {
+    let summarise = |mut records: RunRecords, executor: &dyn Executor| {
+        staged.finish(&mut records)?;
         let mut summary = Summary::with_totals(&records, &totals);
         summary.slo_attainment_bound = Some(bound);
         summary.price(&scenario.cluster.operating);
+        if let Some(pools) = scenario.stages.pools() {
+            summary.price_pools(&pools.encode.operating, &pools.decode.operating);
+        }
         summary.executor = executor.describe();
-        PolicyRun { records, summary }
+        Ok::<_, Error>(PolicyRun { records, summary })
     };
     match result {
-        Ok(records) => outputs.close(sink, summarise(records, executor)),
+        Ok(records) => outputs.close(sink, summarise(records, executor)?),
         Err(Error::Interrupted {
             cause,
             partial,
             finished,
         }) => {
-            outputs.close(sink, summarise((*partial).clone(), executor))?;
+            outputs.close(sink, summarise((*partial).clone(), executor)?)?;
             Err(Error::Interrupted {
                 cause,
                 partial,

@@ -633,6 +633,16 @@ pub struct ClusterArgs {
     /// GPUs per node.
     #[arg(long)]
     pub gpus_per_node: Option<u32>,
+    /// Where the text encoder and VAE run: colocated (on each request's denoising GPUs, the
+    /// default) or disaggregated (on pools of their own; `[stages]` in a scenario).
+    #[arg(long, value_name = "MODE")]
+    pub stages: Option<String>,
+    /// GPUs of the encode pool (disaggregated stages; default 1).
+    #[arg(long, value_name = "N")]
+    pub encode_gpus: Option<u32>,
+    /// GPUs of the decode pool (disaggregated stages; default 1).
+    #[arg(long, value_name = "N")]
+    pub decode_gpus: Option<u32>,
 }
 
 /// Every flag that adjusts a scenario's workload, deadlines and TetriServe tuning, with the
@@ -855,6 +865,9 @@ impl ClusterArgs {
         o.gpus = self.gpus;
         o.nodes = self.nodes;
         o.gpus_per_node = self.gpus_per_node;
+        o.stages = self.stages.clone();
+        o.encode_gpus = self.encode_gpus;
+        o.decode_gpus = self.decode_gpus;
     }
 }
 

@@ -365,6 +365,7 @@ fn real_node_profiled(
         cpu_validation_defaults(&mut overrides, scenario_file.is_some());
     }
     let first = Scenario::load(scenario_file, &overrides)?;
+    first.colocated_only("the real backend")?;
     let model = match (&backend.model, device) {
         (Some(m), _) => m.clone(),
         // A validation needs steps that last well beyond the OS's jitter.

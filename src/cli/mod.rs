@@ -614,6 +614,7 @@ fn run_optimum(args: OptimumArgs) -> Result<()> {
             overrides.seed = seed;
         }
         let mut scenario = Scenario::load(args.scenario.scenario.as_deref(), &overrides)?;
+        scenario.colocated_only("`tetriserve optimum`")?;
         if args.policies.is_empty() {
             // Every registered policy that fits the cluster, so that a new policy joins the
             // study.

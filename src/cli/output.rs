@@ -41,8 +41,22 @@ pub fn describe(s: &Scenario) -> String {
     } else {
         s.cluster.topology.to_string()
     };
+    let stages = match s.stages.pools() {
+        None => String::new(),
+        Some(p) => format!(
+            "\n  stages: disaggregated: encode pool {} x {} ({:.1} ms a request), decode pool {} x {} ({:.1} ms per 1k tokens), link {:.0} GB/s + {:.0} us",
+            p.encode.gpus,
+            p.encode.gpu,
+            p.encode_time.as_millis(),
+            p.decode.gpus,
+            p.decode.gpu,
+            p.decode_per_1k_tokens.as_millis(),
+            p.link.bytes_per_s as f64 / 1e9,
+            p.link.latency.as_secs() * 1e6
+        ),
+    };
     format!(
-        "running {}\n  cluster: {} node(s) x {} {} ({}), cost: {}\n  workload: {}\n  policies: {}",
+        "running {}\n  cluster: {} node(s) x {} {} ({}), cost: {}{stages}\n  workload: {}\n  policies: {}",
         s.origin,
         s.cluster.nodes,
         s.cluster.gpus_per_node,

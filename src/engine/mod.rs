@@ -710,6 +710,7 @@ impl<'a> Engine<'a> {
             works: Vec::new(),
             events: self.events,
             decisions: self.decisions,
+            stages: None,
         })
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::metrics::{Outcome, RequestRecord, RunRecords, WorkRecord};
+use crate::metrics::{Outcome, RequestRecord, RunRecords, StageRecord, StageRecords, WorkRecord};
 use crate::time::Nanos;
 use crate::workload::Workload;
 
@@ -20,6 +20,11 @@ use crate::workload::Workload;
 /// - what caching and skipping saved a request (its `saved`) is what its workload entry says:
 ///   the same prompt, cache hit and cached steps, and exactly the skipped steps of its mask
 ///   among the steps it did. Skipped steps are still steps: in order, counted, on booked GPUs.
+/// - with disaggregated stages (`run.stages`): each request is encoded after it arrives, all
+///   encodes last alike, its steps start once its embedding is ready, its decode starts once
+///   its latent has arrived after its last step, and it ends when its decode ends; a dropped
+///   request is never decoded; every pool GPU lies in its pool and runs one request at a time
+///   (so no GPU ever runs another stage's work: the pools and the cluster are disjoint).
 pub fn check_run(
     run: &RunRecords,
     workload: &Workload,
@@ -96,11 +101,94 @@ pub fn check_run(
             }
         }
     }
-    for r in &run.requests {
+    let stages = run.stages.as_ref();
+    if let Some(st) = stages {
+        check_stages(run, st, &mut errors);
+        if st.requests.len() != run.requests.len() {
+            return errors;
+        }
+    }
+    for (i, r) in run.requests.iter().enumerate() {
         let works = per_request.remove(&r.id).unwrap_or_default();
-        check_request(r, &works, &mut errors);
+        check_request(r, &works, stages.map(|s| &s.requests[i]), &mut errors);
     }
     errors
+}
+
+/// Disaggregated stages: each request's encode and decode in order, and the pools' GPUs.
+fn check_stages(run: &RunRecords, st: &StageRecords, errors: &mut Vec<String>) {
+    if st.requests.len() != run.requests.len() {
+        errors.push(format!(
+            "{} stage records for {} requests",
+            st.requests.len(),
+            run.requests.len()
+        ));
+        return;
+    }
+    let mut encode: BTreeMap<u32, Vec<(Nanos, Nanos, u64)>> = BTreeMap::new();
+    let mut decode: BTreeMap<u32, Vec<(Nanos, Nanos, u64)>> = BTreeMap::new();
+    let encode_time = st.requests.first().map(|s| s.encode.end - s.encode.start);
+    for (r, s) in run.requests.iter().zip(&st.requests) {
+        let id = r.id;
+        let e = s.encode;
+        if e.start < r.arrival || e.end < e.start {
+            errors.push(format!(
+                "request {id}: encoded from {} to {}, before its arrival at {} or backwards",
+                e.start, e.end, r.arrival
+            ));
+        }
+        if Some(e.end.saturating_sub(e.start)) != encode_time {
+            errors.push(format!(
+                "request {id}: its encode lasted {}, another's {:?}",
+                e.end.saturating_sub(e.start),
+                encode_time
+            ));
+        }
+        if s.ready < e.end || s.denoise_deadline < s.ready || s.denoise_deadline > r.deadline {
+            errors.push(format!(
+                "request {id}: ready at {} after an encode ending {}, stage deadline {} outside [ready, deadline {}]",
+                s.ready, e.end, s.denoise_deadline, r.deadline
+            ));
+        }
+        match (r.outcome, s.decode_ready, s.decode) {
+            (Outcome::Dropped, None, None) => {}
+            (Outcome::Dropped, _, _) => {
+                errors.push(format!("request {id} was dropped but decoded"));
+            }
+            (_, Some(at), Some(d)) => {
+                if d.start < at || d.end < d.start || r.end != d.end {
+                    errors.push(format!(
+                        "request {id}: latent in at {at}, decoded from {} to {}, ends at {}",
+                        d.start, d.end, r.end
+                    ));
+                }
+                decode.entry(d.gpu).or_default().push((d.start, d.end, id));
+            }
+            _ => errors.push(format!("request {id} finished but was never decoded")),
+        }
+        encode.entry(e.gpu).or_default().push((e.start, e.end, id));
+    }
+    for (stage, pool, gpus) in [
+        ("encode", &mut encode, st.encode_gpus),
+        ("decode", &mut decode, st.decode_gpus),
+    ] {
+        for (g, spans) in pool.iter_mut() {
+            if *g >= gpus {
+                errors.push(format!(
+                    "{stage} GPU {g} lies outside its pool of {gpus} GPU(s)"
+                ));
+            }
+            spans.sort();
+            for pair in spans.windows(2) {
+                if pair[1].0 < pair[0].1 {
+                    errors.push(format!(
+                        "{stage} GPU {g} double-booked: requests {} and {} overlap",
+                        pair[0].2, pair[1].2
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// Each record matches its request, and what caching and skipping saved it is what its
@@ -147,9 +235,16 @@ fn check_records(run: &RunRecords, workload: &Workload, errors: &mut Vec<String>
 
 /// One request's works (in dispatch order) against its record: in order after its arrival,
 /// its steps in sequence, and a verdict its steps and end support.
-fn check_request(r: &RequestRecord, works: &[&WorkRecord], errors: &mut Vec<String>) {
+/// With disaggregated stages (`stage`), its works follow its embedding's arrival and its
+/// latent leaves after them.
+fn check_request(
+    r: &RequestRecord,
+    works: &[&WorkRecord],
+    stage: Option<&StageRecord>,
+    errors: &mut Vec<String>,
+) {
     let mut next_step = 0;
-    let mut prev_end = r.arrival;
+    let mut prev_end = stage.map_or(r.arrival, |s| s.ready);
     for w in works {
         if w.start < prev_end {
             errors.push(format!(
@@ -186,11 +281,16 @@ fn check_request(r: &RequestRecord, works: &[&WorkRecord], errors: &mut Vec<Stri
                     r.id, r.steps_done, r.steps
                 ));
             }
-            if r.end != prev_end {
-                errors.push(format!(
+            match stage.map(|s| s.decode_ready) {
+                None if r.end != prev_end => errors.push(format!(
                     "request {} ends at {} but its last work ends at {}",
                     r.id, r.end, prev_end
-                ));
+                )),
+                Some(Some(at)) if at < prev_end => errors.push(format!(
+                    "request {}: its latent reached the decode pool at {at}, before its last work ended at {prev_end}",
+                    r.id
+                )),
+                _ => {}
             }
             if (r.outcome == Outcome::Met) != (r.end <= r.deadline) {
                 errors.push(format!(

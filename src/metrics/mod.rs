@@ -210,6 +210,44 @@ pub struct RunRecords {
     /// Events the engine handled (arrivals, completions, timers).
     pub events: u64,
     pub decisions: DecisionTimes,
+    /// With disaggregated stages (`crate::stages`): each request's passage through the encode
+    /// and decode pools. `None` when the stages are co-located (the default).
+    pub stages: Option<StageRecords>,
+}
+
+/// One GPU of a stage pool busy with one request: which GPU, from when to when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolSlot {
+    /// Index of the GPU in its pool (`0..pool size`).
+    pub gpu: u32,
+    pub start: Nanos,
+    pub end: Nanos,
+}
+
+/// A request's passage through disaggregated stages. Its denoising steps are its works; its
+/// `RequestRecord` has the end-to-end arrival, deadline, end (the decode's end) and verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StageRecord {
+    /// Its text encoding on the encode pool.
+    pub encode: PoolSlot,
+    /// When its embedding had reached the denoising GPUs: the encode's end plus the transfer.
+    /// The policy saw it arrive then.
+    pub ready: Nanos,
+    /// The deadline its denoising was planned against: its deadline less the latent's transfer
+    /// and a decode on an idle pool (not before `ready`).
+    pub denoise_deadline: Nanos,
+    /// When its latent reached the decode pool (its last step's end plus the transfer), and
+    /// its decode there; `None` for a request that never finished denoising.
+    pub decode_ready: Option<Nanos>,
+    pub decode: Option<PoolSlot>,
+}
+
+/// Every request's [`StageRecord`] (in request-id order) and the pools they ran on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageRecords {
+    pub encode_gpus: u32,
+    pub decode_gpus: u32,
+    pub requests: Vec<StageRecord>,
 }
 
 impl RunRecords {

@@ -13,6 +13,9 @@
 //!   energy is busy time at the GPU's board power plus the rest of provisioned time at its
 //!   idle power (0 W unless the scenario sets it). Both are divided by *met* images: an image
 //!   delivered late earns nothing, so misses raise the price of the ones that count.
+//! - With disaggregated stages, the top-level GPU figures are the denoising cluster's; the
+//!   encode and decode pools have theirs in `stages`, and the run's dollars and energy count
+//!   the pools too (held from time 0 to the same makespan).
 
 use std::collections::BTreeMap;
 
@@ -174,6 +177,85 @@ pub struct Summary {
     /// What caching and step skipping saved; absent when neither is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub savings: Option<SavingsSummary>,
+    /// The encode and decode pools of disaggregated stages; absent when co-located.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stages: Option<StagesSummary>,
+}
+
+/// One pool of disaggregated stages over a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PoolSummary {
+    pub gpus: u32,
+    /// Requests it served.
+    pub served: usize,
+    /// Its busy GPU-seconds, and their share of its GPUs held over the makespan.
+    pub gpu_seconds: f64,
+    pub utilization: f64,
+    /// Mean time a request waited in its queue, seconds.
+    pub wait_mean_s: f64,
+    /// The longest wait, seconds.
+    pub wait_max_s: f64,
+}
+
+/// The encode and decode pools of a run with disaggregated stages.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StagesSummary {
+    pub encode: PoolSummary,
+    pub decode: PoolSummary,
+}
+
+impl StagesSummary {
+    fn of(
+        run: &RunRecords,
+        stages: &crate::metrics::StageRecords,
+        makespan: Nanos,
+    ) -> StagesSummary {
+        let pool =
+            |gpus: u32, slots: &mut dyn Iterator<Item = (Nanos, crate::metrics::PoolSlot)>| {
+                let (mut served, mut busy, mut wait, mut wait_max) = (0usize, 0u128, 0u128, 0u64);
+                for (at, slot) in slots {
+                    served += 1;
+                    busy += u128::from((slot.end - slot.start).0);
+                    let w = (slot.start - at).0;
+                    wait += u128::from(w);
+                    wait_max = wait_max.max(w);
+                }
+                let capacity = u128::from(gpus) * u128::from(makespan.0);
+                PoolSummary {
+                    gpus,
+                    served,
+                    gpu_seconds: busy as f64 / 1e9,
+                    utilization: if capacity == 0 {
+                        0.0
+                    } else {
+                        busy as f64 / capacity as f64
+                    },
+                    wait_mean_s: if served == 0 {
+                        0.0
+                    } else {
+                        wait as f64 / served as f64 / 1e9
+                    },
+                    wait_max_s: wait_max as f64 / 1e9,
+                }
+            };
+        StagesSummary {
+            encode: pool(
+                stages.encode_gpus,
+                &mut stages
+                    .requests
+                    .iter()
+                    .zip(&run.requests)
+                    .map(|(s, r)| (r.arrival, s.encode)),
+            ),
+            decode: pool(
+                stages.decode_gpus,
+                &mut stages
+                    .requests
+                    .iter()
+                    .filter_map(|s| Some((s.decode_ready?, s.decode?))),
+            ),
+        }
+    }
 }
 
 /// What a summary needs of a run's works, accumulated one work at a time, so that a run whose
@@ -319,6 +401,10 @@ impl Summary {
             scheduler: scheduler_stats(&run.decisions.samples),
             executor: None,
             savings: SavingsSummary::of(run),
+            stages: run
+                .stages
+                .as_ref()
+                .map(|s| StagesSummary::of(run, s, makespan)),
         }
     }
 }
@@ -367,6 +453,31 @@ impl Summary {
             self.gpu_hours_provisioned,
             self.met,
         );
+    }
+}
+
+impl Summary {
+    /// Adds the pools of disaggregated stages (GPUs of the given price and power, held over
+    /// the makespan) to [`Summary::cost`], after [`Summary::price`]: a figure stays `None` when
+    /// any part's price or power is unknown.
+    pub fn price_pools(&mut self, encode: &OperatingCost, decode: &OperatingCost) {
+        let Some(stages) = &self.stages else {
+            return;
+        };
+        let mut usd = self.cost.usd;
+        let mut energy = self.cost.energy_wh;
+        for (op, pool) in [(encode, &stages.encode), (decode, &stages.decode)] {
+            let held_h = f64::from(pool.gpus) * self.makespan_s / 3600.0;
+            let part = CostSummary::of(op, pool.gpu_seconds / 3600.0, held_h, self.met);
+            usd = usd.zip(part.usd).map(|(a, b)| a + b);
+            energy = energy.zip(part.energy_wh).map(|(a, b)| a + b);
+        }
+        let per_met =
+            |x: Option<f64>, k: f64| x.filter(|_| self.met > 0).map(|x| x * k / self.met as f64);
+        self.cost.usd = usd;
+        self.cost.usd_per_1k_met_images = per_met(usd, 1000.0);
+        self.cost.energy_wh = energy;
+        self.cost.wh_per_met_image = per_met(energy, 1.0);
     }
 }
 

@@ -14,7 +14,7 @@ mod table;
 mod timeline;
 
 pub use progress::RunProgress;
-pub use run_dir::{REQUESTS_CSV, SUMMARY_JSON, TIMELINE_JSON, WORKS_CSV, read_run};
+pub use run_dir::{REQUESTS_CSV, STAGES_CSV, SUMMARY_JSON, TIMELINE_JSON, WORKS_CSV, read_run};
 pub use segments::{Segments, WorkRows, rows_of};
 pub use stream::{RunWriter, Staging};
 pub use table::{
@@ -174,6 +174,48 @@ pub fn requests_csv(run: &RunRecords) -> String {
     s
 }
 
+/// `stages.csv` (runs with disaggregated stages only): one row per request, in request order,
+/// its passage through the encode and decode pools. GPUs are indices in their pool; a request
+/// that never finished denoising has empty decode cells. Times are exact decimal seconds.
+pub fn stages_csv(run: &RunRecords) -> Option<String> {
+    let stages = run.stages.as_ref()?;
+    let mut s = String::with_capacity(stages.requests.len() * 120);
+    s.push_str(STAGES_HEADER);
+    for (r, st) in run.requests.iter().zip(&stages.requests) {
+        crate::time::push_uint(&mut s, r.id);
+        s.push(',');
+        crate::time::push_uint(&mut s, u64::from(st.encode.gpu));
+        for t in [
+            st.encode.start,
+            st.encode.end,
+            st.ready,
+            st.denoise_deadline,
+        ] {
+            s.push(',');
+            t.push_secs(&mut s);
+        }
+        s.push(',');
+        if let Some(t) = st.decode_ready {
+            t.push_secs(&mut s);
+        }
+        s.push(',');
+        if let Some(d) = st.decode {
+            crate::time::push_uint(&mut s, u64::from(d.gpu));
+            s.push(',');
+            d.start.push_secs(&mut s);
+            s.push(',');
+            d.end.push_secs(&mut s);
+        } else {
+            s.push_str(",,");
+        }
+        s.push('\n');
+    }
+    Some(s)
+}
+
+/// The header of [`stages_csv`].
+pub const STAGES_HEADER: &str = "id,encode_gpu,encode_start_s,encode_end_s,ready_s,denoise_deadline_s,decode_ready_s,decode_gpu,decode_start_s,decode_end_s\n";
+
 /// `works.csv`: the GPU timeline as a table, one row per dispatched work in dispatch order,
 /// or (`WorkRows::Merged`) one per run of works that continue one another, in the dispatch
 /// order of their first work (`segments.rs`).
@@ -208,6 +250,9 @@ pub fn run_files(
         (WORKS_CSV.into(), works_csv(run, rows).into_bytes()),
         (SUMMARY_JSON.into(), summary_json(summary).into_bytes()),
     ];
+    if let Some(stages) = stages_csv(run) {
+        files.push((STAGES_CSV.into(), stages.into_bytes()));
+    }
     if let Some(limit) = timeline {
         files.push((
             TIMELINE_JSON.into(),

@@ -24,6 +24,9 @@ pub const REQUESTS_CSV: &str = "requests.csv";
 pub const WORKS_CSV: &str = "works.csv";
 /// The run's summary (`report::summary_json`).
 pub const SUMMARY_JSON: &str = "summary.json";
+/// Each request's passage through disaggregated stages (`report::stages_csv`), written only
+/// for runs that have them.
+pub const STAGES_CSV: &str = "stages.csv";
 /// The Chrome-trace timeline, written only when asked for.
 pub const TIMELINE_JSON: &str = "timeline.json";
 
@@ -280,6 +283,7 @@ pub fn read_run(dir: &Path) -> Result<RunRecords> {
         works,
         events: 0,
         decisions: Default::default(),
+        stages: None,
     })
 }
 
@@ -338,6 +342,7 @@ mod tests {
             }],
             events: 0,
             decisions: Default::default(),
+            stages: None,
         }
     }
 

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use super::segments::{Segments, WorkRows};
 use super::timeline::{TimelineLimit, TimelineShown, TimelineWriter};
 use super::{
-    REQUESTS_CSV, SUMMARY_JSON, TIMELINE_JSON, WORKS_CSV, WORKS_HEADER, check_out_dir, request_row,
-    requests_header, summary_json, with_frames, work_row,
+    REQUESTS_CSV, STAGES_CSV, SUMMARY_JSON, TIMELINE_JSON, WORKS_CSV, WORKS_HEADER, check_out_dir,
+    request_row, requests_header, summary_json, with_frames, work_row,
 };
 use crate::error::{Error, Result};
 use crate::metrics::{RecordSink, RunRecords, Summary, WorkRecord};
@@ -221,6 +221,10 @@ impl RunWriter {
                 .map_err(|e| Error::io(&path, e))?;
         }
         out.flush().map_err(|e| Error::io(&path, e))?;
+        if let Some(stages) = super::stages_csv(run) {
+            let path = dir.join(STAGES_CSV);
+            std::fs::write(&path, stages).map_err(|e| Error::io(&path, e))?;
+        }
         let path = dir.join(SUMMARY_JSON);
         std::fs::write(&path, summary_json(summary)).map_err(|e| Error::io(&path, e))?;
         Ok(shown)

@@ -115,6 +115,9 @@ overrides! {
     granularity_steps: u32 => "--granularity", "policy.tetriserve.granularity_steps", false;
     tau_ms: f64 => "--tau-ms", "policy.tetriserve.tau_ms", false;
     tie_break: String => "--tie-break", "policy.tetriserve.tie_break", false;
+    stages: String => "--stages", "stages.mode", false;
+    encode_gpus: u32 => "--encode-gpus", "stages.encode_gpus", false;
+    decode_gpus: u32 => "--decode-gpus", "stages.decode_gpus", false;
 }
 
 /// How a flag's value is shown in messages and held in the flag layer.
@@ -344,6 +347,21 @@ impl Overrides {
                     format!("{flag} {v} shapes {needs} arrivals, and the arrivals are {arrival}"),
                     format!("add --arrival {needs}, or drop {flag}"),
                 ));
+            }
+        }
+        if !raw.stages.disaggregated() {
+            for (flag, v) in [
+                ("--encode-gpus", self.encode_gpus),
+                ("--decode-gpus", self.decode_gpus),
+            ] {
+                if let Some(v) = v {
+                    return Err(Error::config_hint(
+                        format!(
+                            "{flag} {v} sizes a pool of disaggregated stages, and the stages are co-located"
+                        ),
+                        format!("add --stages disaggregated, or drop {flag}"),
+                    ));
+                }
             }
         }
         if let (Some(g), Some(t)) = (self.granularity_steps, self.tau_ms) {

@@ -14,6 +14,7 @@ use crate::cluster::config::{ClusterSection, GPU_TYPE_KEYS};
 use crate::cost::config::{CostSection, OverheadsSection, looks_like_path};
 use crate::error::{Error, InputError, Result};
 use crate::policy::config::PolicySection;
+use crate::stages::config::StagesSection;
 use crate::workload::config::{SloSection, WorkloadSection, same_resolution_key};
 
 /// The default scenario, embedded so that `tetriserve simulate` needs no files.
@@ -39,6 +40,8 @@ pub struct RawScenario {
     pub slo: SloSection,
     #[serde(default)]
     pub policy: PolicySection,
+    #[serde(default)]
+    pub stages: StagesSection,
     /// A grid of runs for `tetriserve sweep`; every list left out is the scenario's value.
     pub sweep: Option<RawSweep>,
 }

@@ -23,6 +23,8 @@ use crate::cost::profile::ProfileTable;
 use crate::cost::{CostModel, Overheads};
 use crate::error::{Error, Result};
 use crate::policy::{PolicyConfig, PolicyKind};
+use crate::stages::Deployment;
+use crate::time::Nanos;
 use crate::workload::Workload;
 use crate::workload::cache::CacheSpec;
 use crate::workload::config::DEFAULT_SEED;
@@ -51,6 +53,9 @@ pub struct Scenario {
     pub cache: Option<CacheSpec>,
     /// Run-time step skipping (`None`: off).
     pub skipping: Option<SkipSpec>,
+    /// Where the text encoder and the VAE run: on the denoising GPUs (the default) or on
+    /// pools of their own (`crate::stages`).
+    pub stages: Deployment,
 }
 
 impl RawScenario {
@@ -115,6 +120,17 @@ impl Scenario {
         let rssp_runs = policies.contains(&PolicyKind::Rssp);
         let (rssp_degrees, mut warnings) = raw.policy.rssp_degrees(&cluster, rssp_runs, source)?;
         warnings.splice(0..0, notes);
+        let stages = raw.stages.build(&cluster.gpu, &overheads, source)?;
+        // Disaggregated, the encoder and the VAE run on their pools: the denoising GPUs, and
+        // the policies that plan them, no longer pay them.
+        let overheads = match &stages {
+            Deployment::Colocated => overheads,
+            Deployment::Disaggregated(_) => Overheads {
+                text_encoder: Nanos::ZERO,
+                vae_decode_per_1k_tokens: Nanos::ZERO,
+                ..overheads
+            },
+        };
         let policy_config = PolicyConfig {
             rssp_degrees,
             slo_bases: slo.bases.clone(),
@@ -140,6 +156,7 @@ impl Scenario {
             time_scale,
             cache,
             skipping,
+            stages,
             name,
             description: raw.description.unwrap_or_default(),
             seed,
@@ -224,6 +241,18 @@ impl Scenario {
 
     pub fn cost_model(&self) -> &dyn CostModel {
         self.cost.model()
+    }
+
+    /// Refuses disaggregated stages for `what` (a command or backend that models co-located
+    /// stages only).
+    pub fn colocated_only(&self, what: &str) -> Result<()> {
+        match self.stages {
+            Deployment::Colocated => Ok(()),
+            Deployment::Disaggregated(_) => Err(Error::config_hint(
+                format!("{what} runs co-located stages only, and this scenario disaggregates them"),
+                "drop --stages disaggregated (or set `mode = \"colocated\"` in [stages]); simulate disaggregated stages without it",
+            )),
+        }
     }
 
     /// The costs outside steps: the executor charges them and the policies plan with them,
