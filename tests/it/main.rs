@@ -59,3 +59,5 @@ mod claims;
 mod video;
 // The exact optimum on small instances: by hand, against brute force, between policies and bound.
 mod optimum;
+// Disaggregated encode / decode stages: hand-computed schedules, invariants and bound.
+mod stages;
