@@ -484,9 +484,12 @@ mod tests {
             granularity_steps: Some(3),
             tau_ms: Some(100.0),
             tie_break: Some("work".into()),
+            stages: Some("disaggregated".into()),
+            encode_gpus: Some(2),
+            decode_gpus: Some(3),
         };
         let given = all.given();
-        assert_eq!(given.len(), 21, "every flag is reported");
+        assert_eq!(given.len(), 24, "every flag is reported");
         for g in &given {
             let mut layer = toml::Table::new();
             if g.key == "cluster" {
@@ -500,6 +503,7 @@ mod tests {
         let raw: RawScenario = toml::Value::Table(layer).try_into().unwrap();
         assert_eq!(raw.workload.rate_per_min, Some(6.0));
         assert_eq!(raw.policy.tetriserve.tau_ms, Some(100.0));
+        assert_eq!(raw.stages.decode_gpus, Some(3));
         assert_eq!(raw.slo.bases_s.get("2048x2048"), Some(&7.5));
         assert_eq!(
             (raw.cluster.nodes, raw.cluster.gpus_per_node),

@@ -418,8 +418,10 @@ mod tests {
             if line.starts_with('[') {
                 section = line.trim();
                 uncommented.push_str(line);
-            } else if matches!(section, "[workload.cache]" | "[workload.skipping]")
-                && let Some(rest) = line.strip_prefix("# ")
+            } else if matches!(
+                section,
+                "[workload.cache]" | "[workload.skipping]" | "[stages]"
+            ) && let Some(rest) = line.strip_prefix("# ")
                 && rest.split_once(" = ").is_some_and(|(k, _)| {
                     !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
                 })
@@ -431,6 +433,19 @@ mod tests {
             uncommented.push('\n');
         }
         let shown = RawScenario::parse(&uncommented, "uncommented", Path::new(".")).unwrap();
+        // Disaggregated, the stages shown build the pools the code's defaults build.
+        let disaggregated = |s: crate::stages::config::StagesSection| {
+            let s = crate::stages::config::StagesSection {
+                mode: Some("disaggregated".into()),
+                ..s
+            };
+            s.build("h100", &Overheads::default(), "s").unwrap()
+        };
+        assert_eq!(shown.stages.encode_gpu.as_deref(), Some("h100"), "read");
+        assert_eq!(
+            disaggregated(shown.stages.clone()),
+            disaggregated(Default::default())
+        );
         let shown = shown.workload;
         assert_eq!(
             shown.cache.capacity,
@@ -489,6 +504,10 @@ mod tests {
             ("[policy]", keys_of::<PolicySection>()),
             ("[policy.rssp]", keys_of::<RsspSection>()),
             ("[policy.tetriserve]", keys_of::<TetriserveSection>()),
+            (
+                "[stages]",
+                keys_of::<crate::stages::config::StagesSection>(),
+            ),
         ];
         let mut missing = Vec::new();
         for (section, keys) in &sections {
