@@ -427,6 +427,13 @@ const FIGURES: &[FigureDef] = &[
         draw: beyond_shedding,
     },
     FigureDef {
+        key: "beyond-disaggregated",
+        name: "Beyond the paper: co-located vs disaggregated encode and decode at equal GPUs (docs/stages.md)",
+        scenarios: &["beyond/disaggregated"],
+        sweep: false,
+        draw: beyond_disaggregated,
+    },
+    FigureDef {
         key: "beyond-cluster-scale",
         name: "Beyond the paper: cluster size, the load scaled with the GPUs (docs/cluster-scale.md)",
         scenarios: &["beyond/cluster-scale"],
@@ -991,6 +998,147 @@ fn beyond_cluster_scale(o: &mut Out<'_>, _: &FigureDef, rows: &[ResultRow]) -> R
                 &cost,
             ));
         }
+    }
+    Ok(())
+}
+
+/// The stages' share of a request's work the disaggregation figure sweeps: encode + decode
+/// of a 1024 px image against that plus its steps at SP 1.
+const STAGE_SHARES: [f64; 6] = [0.0, 0.05, 0.1, 0.2, 0.3, 0.4];
+/// Seeds per point of the disaggregation figure.
+const STAGE_SEEDS: [u64; 5] = [1, 2, 3, 4, 5];
+
+/// Beyond the paper: SLO attainment against the encode and decode stages' share of the work,
+/// each policy co-located on every GPU and disaggregated with one node's GPUs as pools (the
+/// best split of them between encode and decode, per share), at equal GPU count.
+///
+/// A share `s` sets the stages' time `O` of a 1024 px request to `s / (1 - s)` times its steps
+/// at SP 1 (the scenario's steps, the cost model's step), a third of it the text encoder and
+/// two thirds the VAE, whose time then grows with each resolution's tokens.
+fn beyond_disaggregated(o: &mut Out<'_>, def: &FigureDef, _: &[ResultRow]) -> Result<()> {
+    let path = o
+        .root
+        .join("scenarios")
+        .join(format!("{}.toml", def.scenarios[0]));
+    let (raw, source) = RawScenario::load_merged(Some(&path))?;
+    let base = Scenario::from_raw(raw.clone(), &source)?;
+    let Some(pools) = base.stages.pools() else {
+        return Err(Error::config(format!(
+            "{source}: the disaggregation figure needs [stages] mode = \"disaggregated\""
+        )));
+    };
+    let pool_gpus = pools.encode.gpus + pools.decode.gpus;
+    let per_node = base.cluster.gpus_per_node;
+    if pool_gpus != per_node {
+        return Err(Error::config(format!(
+            "{source}: the pools ({pool_gpus} GPUs) must fill one node ({per_node} GPUs), so that the co-located run adds exactly one node"
+        )));
+    }
+    let reference = crate::workload::Resolution::square(1024);
+    let step = base
+        .cost_model()
+        .step_time(reference, 1, 1, crate::cluster::Link::NvLink)?;
+    let steps_s = step.as_secs() * f64::from(base.policy_config.steps);
+    let tokens_k = reference.tokens() as f64 / 1000.0;
+    // attainment[(policy, deployment)][share] = one value per seed; the chosen splits.
+    let mut lines: BTreeMap<(String, String), Vec<Point>> = BTreeMap::new();
+    let mut chosen: Vec<(f64, String, u32)> = Vec::new();
+    for &share in &STAGE_SHARES {
+        let stage_ms = share / (1.0 - share) * steps_s * 1e3;
+        let run = |encode: Option<u32>, seed: u64| -> Result<Vec<(String, f64)>> {
+            let mut r = raw.clone();
+            r.seed = Some(seed);
+            r.overheads.text_encoder_ms = Some(stage_ms / 3.0);
+            r.overheads.vae_decode_ms_per_1k_tokens = Some(stage_ms * 2.0 / 3.0 / tokens_k);
+            match encode {
+                Some(e) => {
+                    r.stages.encode_gpus = Some(e);
+                    r.stages.decode_gpus = Some(per_node - e);
+                }
+                None => {
+                    r.stages.mode = Some("colocated".into());
+                    r.cluster.nodes = Some(base.cluster.nodes + 1);
+                }
+            }
+            let s = Scenario::from_raw(r, &source)?;
+            Ok(simulate(&s)?
+                .into_iter()
+                .map(|p| (p.summary.policy, percent(p.summary.slo_attainment)))
+                .collect())
+        };
+        let point = |v: &[f64]| {
+            let (m, h) = mean_ci95(v);
+            (100.0 * share, m, (m - h).max(0.0), (m + h).min(100.0))
+        };
+        let mut per: BTreeMap<(String, Option<u32>), Vec<f64>> = BTreeMap::new();
+        for &seed in &STAGE_SEEDS {
+            for split in std::iter::once(None).chain((1..per_node).map(Some)) {
+                for (policy, a) in run(split, seed)? {
+                    per.entry((policy, split)).or_default().push(a);
+                }
+            }
+        }
+        let policies: Vec<String> = base.policies.iter().map(|p| p.to_string()).collect();
+        for policy in policies {
+            let co = &per[&(policy.clone(), None)];
+            lines
+                .entry((policy.clone(), "co-located".into()))
+                .or_default()
+                .push(point(co));
+            let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+            let (best, v) = (1..per_node)
+                .map(|e| (e, &per[&(policy.clone(), Some(e))]))
+                .max_by(|a, b| mean(a.1).total_cmp(&mean(b.1)).then(b.0.cmp(&a.0)))
+                .expect("a node of two or more GPUs");
+            chosen.push((100.0 * share, policy.clone(), best));
+            lines
+                .entry((policy, "disaggregated".into()))
+                .or_default()
+                .push(point(v));
+        }
+    }
+    let total = base.cluster.total_gpus() + per_node;
+    let series: Vec<Series> = lines
+        .into_iter()
+        .map(|((policy, mode), points)| Series {
+            label: if mode == "co-located" {
+                format!("{policy}, co-located ({total} GPUs)")
+            } else {
+                format!(
+                    "{policy}, disaggregated ({} + {per_node} pool GPUs)",
+                    base.cluster.total_gpus()
+                )
+            },
+            points,
+            dashed: mode == "co-located",
+        })
+        .collect();
+    let shown = |v: Option<f64>| v.map(show_number).unwrap_or_else(|| "default".into());
+    let setting = format!(
+        "{total} H100s, {} req/min, SLO {}x",
+        shown(raw.workload.rate_per_min),
+        shown(raw.slo.scale)
+    );
+    o.attainment(
+        "beyond-disaggregated-vs-stage-share",
+        &Labels {
+            title: &format!("Co-located vs disaggregated stages ({setting})"),
+            x: "encode + decode share of a 1024 px request's work at SP 1 (%)",
+            table: &format!(
+                "Beyond the paper: SLO attainment (%) against the stages' share, co-located vs disaggregated at equal GPUs ({setting})"
+            ),
+            table_x: "share %",
+        },
+        &series,
+    )?;
+    o.md.push_str("
+The pool split chosen per share (encode + decode GPUs, the best mean attainment):
+
+| share % | policy | split |
+|---|---|---|
+");
+    for (share, policy, e) in chosen {
+        let _ = writeln!(o.md, "| {share} | {policy} | {e} + {} |", per_node - e);
     }
     Ok(())
 }
