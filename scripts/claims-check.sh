@@ -323,6 +323,9 @@ if [ "$tier" != quick ]; then
   eq "README results: xDiT SP=4 within 2 points of TetriServe at Uniform 1.5x" \
     "$(awk -v a="${u15[6]}" -v b="${u15[3]}" 'BEGIN { print (a - b <= 2) }')" 1 0
   num plots-readme '^\| tetriserve-dp \| ([\d.]+) ' 76.1 0
+  # docs/stages.md and README, Disaggregated encode and decode stages: the figure's tables.
+  rows docs/stages.md '## Where each deployment wins' plots-readme
+  rows README.md '## Disaggregated encode and decode stages' plots-readme
   num plots-readme '^\| tetriserve-dp-pp \| ([\d.]+) ' 76.1 0
   # Table 3 and the caching gains.
   read -r -a t3u < <(row "Table 3:" Uniform)

@@ -1131,12 +1131,14 @@ fn beyond_disaggregated(o: &mut Out<'_>, def: &FigureDef, _: &[ResultRow]) -> Re
         },
         &series,
     )?;
-    o.md.push_str("
+    o.md.push_str(
+        "
 The pool split chosen per share (encode + decode GPUs, the best mean attainment):
 
 | share % | policy | split |
 |---|---|---|
-");
+",
+    );
     for (share, policy, e) in chosen {
         let _ = writeln!(o.md, "| {share} | {policy} | {e} + {} |", per_node - e);
     }
