@@ -15,7 +15,7 @@
 #   scripts/mutants.sh --sample K [MODULE...]      one mutant in K, spread over each module (a
 #                                                 score estimate in 1/K of the time)
 #
-# MODULE: invariants, bound, summary, optimum, engine, workload, policy (or policy-fixed_sp,
+# MODULE: invariants, bound, summary, optimum, engine, workload, stages, policy (or policy-fixed_sp,
 # policy-rssp, policy-stepwise, policy-tetriserve for one policy at a time).
 # OPTIONS are passed to cargo-mutants, e.g. --in-place (mutate the working tree instead of a
 # copy: no cold build of the copy, but leave the tree alone while it runs), --baseline=skip,
@@ -36,7 +36,7 @@ declare -A files targets filters
 slow="--skip real_cpu:: --skip real:: --skip claims:: --skip job_array:: --skip cli:: --skip hostile::"
 files[invariants]="src/metrics/invariants.rs"
 targets[invariants]="--test=it"
-filters[invariants]="invariants::"
+filters[invariants]="invariants:: stages::"
 files[bound]="src/bound.rs"
 targets[bound]="--lib --test=it"
 filters[bound]="bound::"
@@ -49,6 +49,9 @@ filters[optimum]="optimum bound::"
 files[engine]="src/engine/*.rs"
 targets[engine]="--lib --test=it"
 filters[engine]="$slow"
+files[stages]="src/stages/*.rs"
+targets[stages]="--lib --test=it"
+filters[stages]="stages::"
 files[workload]="src/workload/cache.rs src/workload/skipping.rs src/workload/arrival.rs"
 targets[workload]="--lib --test=it"
 filters[workload]="workload:: cache:: invariants:: causality::"
@@ -61,7 +64,7 @@ for m in policy policy-fixed_sp policy-rssp policy-stepwise policy-tetriserve; d
   targets[$m]="--lib --test=it"
   filters[$m]="$slow"
 done
-all=(invariants bound summary optimum engine workload policy)
+all=(invariants bound summary optimum engine workload stages policy)
 
 command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
 
