@@ -154,6 +154,12 @@ impl Runs {
         Ok(report::summary_json(&self.run(policy)?.summary))
     }
 
+    /// `policy`'s stages.csv (each request's encode and decode on its pools), byte for byte as
+    /// `simulate --out` writes it; `None` when the stages are co-located.
+    fn stages_csv(&self, policy: &str) -> PyResult<Option<String>> {
+        Ok(report::stages_csv(&self.run(policy)?.records))
+    }
+
     /// `policy`'s requests.csv, byte for byte as `simulate --out` writes it.
     fn requests_csv(&self, policy: &str) -> PyResult<String> {
         Ok(report::requests_csv(&self.run(policy)?.records))

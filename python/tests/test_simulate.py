@@ -152,3 +152,30 @@ def test_video_clips_carry_their_frames_through_traces_records_and_views(root):
     assert ((clips["width"] == 832) & (clips["height"] == 480)).all()
     assert set(works["frames"]) == {1, 81}
     assert (832, 480, 81) in seen and {f for _, _, f in seen} == {1, 81}
+
+
+def test_disaggregated_stages_come_back_as_the_clis_files(cli, tmp_path, root):
+    scenario = str(root / "scenarios" / "beyond" / "disaggregated.toml")
+    flags = dict(requests=40, seed=2)
+    result = tetriserve.simulate(scenario, policies=["tetriserve", "stepwise"], **flags)
+    out = tmp_path / "cli"
+    p = run_cli(cli, "simulate", "-s", scenario, "-p", "tetriserve", "-p", "stepwise",
+                "--requests", "40", "--seed", "2", "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    assert result.check() == {"tetriserve": [], "stepwise": []}
+    for policy in result.policies:
+        assert result.stages_csv(policy) == (out / policy / "stages.csv").read_text()
+        assert result.requests_csv(policy) == (out / policy / "requests.csv").read_text()
+        pools = result.summary[policy]["stages"]
+        assert (pools["encode"]["gpus"], pools["decode"]["gpus"]) == (2, 6)
+        assert pools["encode"]["served"] == 40
+    st, req = result.stages, result.requests
+    assert len(st) == 80
+    # A request's end is its decode's end (stages.csv in seconds, requests in ns).
+    ends = req.set_index(["policy", "id"])["finish_ns"]
+    for row in st.itertuples():
+        if row.decode_end_s == row.decode_end_s:  # not NaN: decoded
+            assert abs(ends[(row.policy, row.id)] / 1e9 - row.decode_end_s) < 1e-6
+    # Co-located, there are none.
+    assert tetriserve.simulate(scenario, policies=["stepwise"], stages="colocated",
+                               nodes=4, **flags).stages is None

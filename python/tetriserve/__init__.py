@@ -151,6 +151,27 @@ class Result:
             self._works = _frame(self._runs.work_columns())
         return self._works
 
+    @property
+    def stages(self):
+        """With disaggregated stages, each request's encode and decode on its pools, every
+        policy's run (column ``policy``; the columns of stages.csv, times in seconds); ``None``
+        when the stages are co-located."""
+        import pandas as pd
+
+        frames = []
+        for p in self.policies:
+            text = self._runs.stages_csv(p)
+            if text is None:
+                return None
+            f = pd.read_csv(io.StringIO(text))
+            f.insert(0, "policy", p)
+            frames.append(f)
+        return pd.concat(frames, ignore_index=True)
+
+    def stages_csv(self, policy: str) -> str | None:
+        """The policy's stages.csv as ``simulate --out`` writes it (disaggregated stages only)."""
+        return self._runs.stages_csv(policy)
+
     def check(self) -> dict[str, list[str]]:
         """Every run's records checked against the library's invariants (no GPU double-booked,
         steps in order, verdicts consistent, ...): ``{policy: [violations]}``."""

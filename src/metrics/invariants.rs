@@ -144,9 +144,14 @@ fn check_stages(run: &RunRecords, st: &StageRecords, errors: &mut Vec<String>) {
                 encode_time
             ));
         }
-        if s.ready < e.end || s.denoise_deadline < s.ready || s.denoise_deadline > r.deadline {
+        // The stage deadline lies between ready and the deadline; a request ready only after
+        // its deadline is due at once.
+        if s.ready < e.end
+            || s.denoise_deadline < s.ready
+            || s.denoise_deadline > r.deadline.max(s.ready)
+        {
             errors.push(format!(
-                "request {id}: ready at {} after an encode ending {}, stage deadline {} outside [ready, deadline {}]",
+                "request {id}: ready at {} after an encode ending {}, stage deadline {} outside [ready, max(ready, deadline {})]",
                 s.ready, e.end, s.denoise_deadline, r.deadline
             ));
         }

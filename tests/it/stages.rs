@@ -181,6 +181,32 @@ fn a_request_whose_decode_outlasts_its_slo_reaches_the_policy_already_late() {
     assert_eq!(run.requests[0].end, Nanos(151_200_000));
 }
 
+/// A request whose embedding is ready only after its deadline (it queued behind another's
+/// encode) reaches the policy due at once, is served best effort, and is missed; the checker
+/// accepts its stage deadline at `ready`, past its deadline.
+#[test]
+fn a_request_ready_after_its_deadline_is_due_on_arrival() {
+    let w = Workload::from_requests(vec![req(0, 0, SMALL, 1, 500), req(1, 0, SMALL, 1, 20)]);
+    // One encode GPU, 30 ms each: the second is ready at 60 ms, 40 ms past its deadline.
+    let p = pools((1, 1), 30, 0, 0, 0);
+    let (run, _, staged) = run_staged(
+        PolicyKind::XditSp(1),
+        &w,
+        &cluster(1),
+        &p,
+        Overheads::default(),
+    );
+    assert_eq!(
+        (staged.requests[1].arrival, staged.requests[1].deadline),
+        (ms(60), ms(60))
+    );
+    assert_eq!(check_run(&run, &w, None), Vec::<String>::new());
+    assert_eq!(
+        run.requests.iter().map(|r| r.outcome).collect::<Vec<_>>(),
+        [Outcome::Met, Outcome::Missed]
+    );
+}
+
 fn workload_strategy() -> impl Strategy<Value = Workload> {
     prop::collection::vec((0u64..2000, any::<bool>(), 1u32..8, 100u64..3000), 1..30).prop_map(
         |rows| {
@@ -205,7 +231,7 @@ fn kinds(c: &tetriserve::cluster::Cluster) -> Vec<PolicyKind> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// Stages that cost nothing (instant encode, decode and link) change nothing: every
     /// policy's records are the co-located run's, and so is the bound.
@@ -386,7 +412,7 @@ fn the_checker_notices_every_broken_stage_rule() {
     );
     assert_eq!(check_run(&run, &w, None), Vec::<String>::new());
     type Break = fn(&mut RunRecords);
-    let cases: [(&str, Break, &str); 9] = [
+    let cases: [(&str, Break, &str); 11] = [
         (
             "encode before arrival",
             |r| {
@@ -409,6 +435,20 @@ fn the_checker_notices_every_broken_stage_rule() {
                 r.stages.as_mut().unwrap().requests[0].ready = ms(29);
             },
             "ready at",
+        ),
+        (
+            "a stage deadline before ready",
+            |r| {
+                r.stages.as_mut().unwrap().requests[0].denoise_deadline = ms(31);
+            },
+            "stage deadline",
+        ),
+        (
+            "a stage deadline past the deadline",
+            |r| {
+                r.stages.as_mut().unwrap().requests[0].denoise_deadline = ms(301);
+            },
+            "stage deadline",
         ),
         (
             "steps before the embedding is ready",
