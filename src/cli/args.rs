@@ -345,6 +345,10 @@ pub struct GoodputArgs {
     /// With --min-gpus: the largest cluster tried (default 64).
     #[arg(long)]
     pub max_gpus: Option<u32>,
+    /// With --min-gpus: size this pool of disaggregated stages instead of the cluster (every
+    /// count from 1 to --max-gpus; the scenario's [stages] must be disaggregated).
+    #[arg(long, value_enum, value_name = "STAGE")]
+    pub pool: Option<PoolArg>,
     /// With --min-gpus and a log: replay it at this many times its rate (default 1).
     #[arg(long, value_name = "F")]
     pub time_scale: Option<f64>,
@@ -370,6 +374,24 @@ pub struct GoodputArgs {
     /// What to print on stdout: a line for people, or one JSON object / CSV row with every field.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
+}
+
+/// `goodput --pool`: which pool of disaggregated stages a GPU search sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PoolArg {
+    /// The text encoders' pool.
+    Encode,
+    /// The VAE decoders' pool.
+    Decode,
+}
+
+impl From<PoolArg> for crate::goodput::Pool {
+    fn from(p: PoolArg) -> Self {
+        match p {
+            PoolArg::Encode => crate::goodput::Pool::Encode,
+            PoolArg::Decode => crate::goodput::Pool::Decode,
+        }
+    }
 }
 
 /// `goodput --criterion`: what meeting the target means at a point.

@@ -802,6 +802,7 @@ fn refuse_flags_outside_mode(args: &GoodputArgs, log: bool) -> Result<()> {
         for (set, flag) in [
             (args.max_gpus.is_some(), "--max-gpus"),
             (args.time_scale.is_some(), "--time-scale"),
+            (args.pool.is_some(), "--pool"),
         ] {
             if set {
                 return refuse(
@@ -880,6 +881,16 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
     let mut planner =
         Planner::new(raw, &source, &args.policy, seeds).map_err(|e| overrides.blame(e))?;
     planner.criterion = args.criterion.into();
+    if let Some(pool) = args.pool {
+        if args.curve.is_some() {
+            return refuse(
+                "--curve",
+                "draws cluster sizes, and --pool sizes a pool",
+                "drop --curve to size the pool, or --pool to draw the cluster's curve",
+            );
+        }
+        planner = planner.sizing_pool(pool.into())?;
+    }
     let log = matches!(planner.load, Load::Log { .. });
 
     refuse_flags_outside_mode(&args, log)?;

@@ -253,6 +253,24 @@ pub struct Planner {
     /// Points measured so far, by (x's bits, GPUs): a search and a curve over the same
     /// points run each simulation once.
     measured: std::cell::RefCell<Vec<(PointKey, Measure)>>,
+    /// What a GPU count sizes: the cluster (`None`), or one pool of disaggregated stages.
+    pool: Option<Pool>,
+}
+
+/// A pool of disaggregated stages whose size a search can choose (`goodput --min-gpus --pool`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pool {
+    Encode,
+    Decode,
+}
+
+impl Pool {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pool::Encode => "encode",
+            Pool::Decode => "decode",
+        }
+    }
 }
 
 impl Planner {
@@ -309,7 +327,37 @@ impl Planner {
             load,
             criterion: Criterion::default(),
             measured: std::cell::RefCell::new(Vec::new()),
+            pool: None,
         })
+    }
+
+    /// GPU counts size `pool` instead of the cluster: the scenario must disaggregate its
+    /// stages. Each count is the pool's GPUs, the cluster and the other pool as given.
+    pub fn sizing_pool(mut self, pool: Pool) -> Result<Self> {
+        if self.scenario(None, None, None)?.stages.pools().is_none() {
+            return Err(Error::config_hint(
+                format!(
+                    "--pool {} sizes a pool of disaggregated stages, and the scenario's stages are co-located",
+                    pool.name()
+                ),
+                "plan from a scenario with [stages] mode = \"disaggregated\" (scenarios/beyond/disaggregated.toml), or drop --pool",
+            ));
+        }
+        self.pool = Some(pool);
+        Ok(self)
+    }
+
+    /// What a GPU count of a search sizes, for reports: `GPUs`, `decode-pool GPUs`.
+    pub fn gpus_noun(&self) -> String {
+        match self.pool {
+            None => "GPUs".into(),
+            Some(p) => format!("{}-pool GPUs", p.name()),
+        }
+    }
+
+    /// The pool a search sizes, if not the cluster.
+    pub fn pool(&self) -> Option<Pool> {
+        self.pool
     }
 
     /// Whether `m` meets `target` under this planner's criterion.
@@ -346,6 +394,7 @@ impl Planner {
         })?;
         let mut p = Planner::new(raw, &self.source, &self.policy, seeds.clone())?;
         p.criterion = self.criterion;
+        p.pool = self.pool;
         Ok(Some(p))
     }
 
@@ -369,8 +418,15 @@ impl Planner {
         seed: Option<u64>,
     ) -> Result<Scenario> {
         let mut raw = self.raw.clone();
+        let (gpus, encode_gpus, decode_gpus) = match self.pool {
+            None => (gpus, None, None),
+            Some(Pool::Encode) => (None, gpus, None),
+            Some(Pool::Decode) => (None, None, gpus),
+        };
         raw.apply(&Overrides {
             gpus,
+            encode_gpus,
+            decode_gpus,
             rate_per_min: rate,
             seed,
             ..Overrides::default()
@@ -378,9 +434,14 @@ impl Planner {
         Scenario::from_raw(raw, &self.source)
     }
 
-    /// GPUs of the scenario as given.
+    /// GPUs of the scenario as given (of the pool, when sizing one).
     pub fn gpus(&self) -> Result<u32> {
-        Ok(self.scenario(None, None, None)?.cluster.total_gpus())
+        let s = self.scenario(None, None, None)?;
+        Ok(match (self.pool, s.stages.pools()) {
+            (Some(Pool::Encode), Some(p)) => p.encode.gpus,
+            (Some(Pool::Decode), Some(p)) => p.decode.gpus,
+            _ => s.cluster.total_gpus(),
+        })
     }
 
     /// Measures the load at `x` (a rate in requests per minute for a generated load; the scale
@@ -555,7 +616,7 @@ impl Planner {
     }
 
     /// The GPU counts a search may try, up to `max_gpus`: powers of two below the node size
-    /// (one partial node), then whole nodes. Sizes the policy cannot run on (a fixed degree
+    /// (one partial node), then whole nodes; for a pool, every count from 1. Sizes the policy cannot run on (a fixed degree
     /// larger than the node) or the cluster cannot have (odd nodes of NVLink pairs) are left out.
     pub fn gpu_candidates(&self, max_gpus: u32) -> Result<Vec<u32>> {
         if max_gpus > MAX_SEARCH_GPUS {
@@ -565,6 +626,10 @@ impl Planner {
                 ),
                 format!("give --max-gpus {MAX_SEARCH_GPUS} or less"),
             ));
+        }
+        if self.pool.is_some() {
+            // A pool has no nodes: every count from one GPU.
+            return Ok((1..=max_gpus).collect());
         }
         let per_node = self.scenario(None, None, None)?.cluster.gpus_per_node;
         let need = match self.policy.parse::<PolicyKind>() {

@@ -367,7 +367,13 @@ pub fn gpu_report(planner: &Planner, target: f64, x: f64, r: &GpuSearch) -> Repo
     let log = matches!(planner.load, Load::Log { .. });
     let sizes: Vec<String> = r.candidates.iter().map(u32::to_string).collect();
     let mut fields = vec![
-        ("search", FieldValue::Text("gpus".into())),
+        (
+            "search",
+            FieldValue::Text(match planner.pool() {
+                None => "gpus".into(),
+                Some(p) => format!("{}_gpus", p.name()),
+            }),
+        ),
         ("policy", FieldValue::Text(planner.policy.clone())),
         ("target", FieldValue::Number(target)),
         (
@@ -420,13 +426,19 @@ pub fn gpu_report(planner: &Planner, target: f64, x: f64, r: &GpuSearch) -> Repo
     let pct = target * 100.0;
     let crit = criterion_phrase(planner);
     let largest = r.candidates.last().copied().unwrap_or(0);
+    let noun = planner.gpus_noun();
     let line = match (&r.best, &r.below) {
         (None, below) => format!(
-            "{}: below {pct:.0}% SLO attainment{crit} at {load_at} even on {largest} GPUs ({} there); raise --max-gpus",
+            "{}: below {pct:.0}% SLO attainment{crit} at {load_at} even on {largest} {noun} ({} there); raise --max-gpus{}",
             planner.policy,
             below
                 .as_ref()
-                .map_or_else(|| "0.0%".to_string(), |(_, m)| attainment_phrase(m))
+                .map_or_else(|| "0.0%".to_string(), |(_, m)| attainment_phrase(m)),
+            if planner.pool().is_some() {
+                ", or grow what this pool feeds: the denoising cluster or the other pool may be what falls short"
+            } else {
+                ""
+            }
         ),
         (Some((g, m)), below) => {
             let step = match below {
@@ -435,17 +447,17 @@ pub fn gpu_report(planner: &Planner, target: f64, x: f64, r: &GpuSearch) -> Repo
                     .filter(|_| bm.per_resolution.len() > 1)
                 {
                     Some(w) => format!(
-                        "{:.1}% on {b} GPUs, where {} met {:.1}%",
+                        "{:.1}% on {b} {noun}, where {} met {:.1}%",
                         bm.slo_attainment * 100.0,
                         w.resolution,
                         w.attainment() * 100.0
                     ),
-                    None => format!("{:.1}% on {b} GPUs", bm.slo_attainment * 100.0),
+                    None => format!("{:.1}% on {b} {noun}", bm.slo_attainment * 100.0),
                 },
                 None => "the smallest size tried".to_string(),
             };
             format!(
-                "{}: {g} GPUs hold {load_at} at {pct:.0}% SLO attainment{crit} ({} there; {step}); {}",
+                "{}: {g} {noun} hold {load_at} at {pct:.0}% SLO attainment{crit} ({} there; {step}); {}",
                 planner.policy,
                 attainment_phrase(m),
                 cost_phrase(m)

@@ -313,6 +313,18 @@ mod tests {
     }
 
     #[test]
+    fn a_decode_reaching_the_horizon_is_refused_one_short_of_it_is_not() {
+        // 1000 x 2^50 ns per 1,000 tokens x 4,096 tokens (1024 px) is exactly 2^62 ns.
+        let mut p = pools(1, 1);
+        let res = Resolution::square(1024);
+        p.decode_per_1k_tokens = Nanos(1000 << 50);
+        assert!(p.decode_time(res).is_err());
+        assert!(p.downstream(res).is_err());
+        p.decode_per_1k_tokens = Nanos((1000 << 50) - 1);
+        assert_eq!(p.decode_time(res).unwrap(), Nanos((1 << 62) - 5));
+    }
+
+    #[test]
     fn the_encode_pool_serves_first_come_first_served_on_the_gpu_free_longest() {
         // Two GPUs, 10 ns per encode, 4-byte embeddings (1 + 4 ns). Arrivals 0, 0, 0, 25:
         // the first two start at once (GPUs 0, 1), the third waits for GPU 0 (10..20), the

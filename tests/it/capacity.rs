@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use tetriserve::goodput::{Planner, SearchEnd, gpu_search, rate_search};
+use tetriserve::goodput::{Planner, Pool, SearchEnd, gpu_search, rate_search};
 use tetriserve::scenario::{Overrides, RawScenario, Scenario};
 
 /// 256 px steps: 250 ms at SP 1, 100 ms at SP 8 (batches cost proportionally more).
@@ -175,6 +175,73 @@ fn the_fewest_gpus_match_brute_force_and_the_queueing_bound() {
     assert_eq!((none.outcome, none.best), (SearchEnd::BelowRange, None));
     let easy = gpu_search(&p, 0.0, 1.0, candidates).unwrap();
     assert_eq!((easy.best.unwrap().0, easy.below), (1, None));
+}
+
+/// A pool of disaggregated stages sized by the same search. Three one-GPU nodes denoise (each
+/// request 2.5 s at SP 1, one a second); the VAE takes 2 s a request (7,812.5 ms per 1,000
+/// tokens, 256 tokens), encodes and transfers nothing; the SLO of 4.5 s lets no request wait.
+/// On one decode GPU the decodes queue (request 1's latent is in at 3.5 s, the GPU busy until
+/// 4.5 s) and only request 0 is met; two GPUs take one latent a second each 2 s: all met.
+#[test]
+fn the_fewest_decode_pool_gpus_are_found_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("profile.csv"), PROFILE).unwrap();
+    std::fs::write(dir.path().join("log.csv"), constant_log(12, 1, 4.5)).unwrap();
+    let toml = "name = \"pools\"\n[cluster]\nnodes = 3\ngpus_per_node = 1\n\
+        [cost]\nprofile = \"profile.csv\"\n\
+        [overheads]\nremap_fraction = 0.0\nvae_decode_ms_per_1k_tokens = 7812.5\n\
+        [stages]\nmode = \"disaggregated\"\nlink_latency_us = 0.0\nembedding_mib = 0.0\n\
+        latent_bytes_per_token = 0\n[workload]\ntrace = \"log.csv\"\n";
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, toml).unwrap();
+    let p = planner(&path, "xdit-sp1")
+        .sizing_pool(Pool::Decode)
+        .unwrap();
+    assert_eq!(p.gpus().unwrap(), 1, "the scenario's decode pool");
+    let candidates = p.gpu_candidates(4).unwrap();
+    assert_eq!(
+        candidates,
+        vec![1, 2, 3, 4],
+        "every count: a pool has no nodes"
+    );
+    let brute: Vec<f64> = candidates
+        .iter()
+        .map(|&g| p.measure(1.0, Some(g)).unwrap().slo_attainment)
+        .collect();
+    assert_eq!(brute, vec![1.0 / 12.0, 1.0, 1.0, 1.0]);
+    let r = gpu_search(&p, 0.9, 1.0, candidates).unwrap();
+    assert_eq!(
+        (r.outcome, r.best.map(|b| b.0), r.below.map(|b| b.0)),
+        (SearchEnd::Found, Some(2), Some(1))
+    );
+    let report = tetriserve::goodput::gpu_report(
+        &p,
+        0.9,
+        1.0,
+        &gpu_search(&p, 0.9, 1.0, vec![1, 2]).unwrap(),
+    );
+    assert!(
+        report.line.contains("2 decode-pool GPUs hold"),
+        "{}",
+        report.line
+    );
+    // The encode pool costs nothing here: with two decode GPUs, one encode GPU is enough.
+    let two = dir.path().join("two.toml");
+    std::fs::write(&two, toml.replace("mode = ", "decode_gpus = 2\nmode = ")).unwrap();
+    let e = planner(&two, "xdit-sp1").sizing_pool(Pool::Encode).unwrap();
+    let r = gpu_search(&e, 0.9, 1.0, vec![1, 2]).unwrap();
+    assert_eq!((r.best.map(|b| b.0), r.below.map(|b| b.0)), (Some(1), None));
+    // A co-located scenario has no pool to size.
+    let co = setup(
+        dir.path(),
+        "nodes = 3\ngpus_per_node = 1",
+        &constant_log(12, 1, 4.5),
+    );
+    let err = planner(&co, "xdit-sp1")
+        .sizing_pool(Pool::Decode)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("co-located"), "{err}");
 }
 
 #[test]
@@ -391,6 +458,33 @@ fn flags_that_do_not_act_are_refused() {
         (
             vec!["-s", s, "--min-scale", "4", "--max-scale", "2"],
             "not 0 < low < high",
+        ),
+        (
+            vec!["-s", s, "--min-gpus", "--pool", "decode"],
+            "the scenario's stages are co-located",
+        ),
+        (
+            vec![
+                "-s",
+                "scenarios/beyond/disaggregated.toml",
+                "--pool",
+                "encode",
+            ],
+            "--pool belongs to --min-gpus",
+        ),
+        (
+            vec![
+                "-s",
+                "scenarios/beyond/disaggregated.toml",
+                "--min-gpus",
+                "--rate",
+                "96",
+                "--pool",
+                "decode",
+                "--curve",
+                "x",
+            ],
+            "--curve draws cluster sizes, and --pool sizes a pool",
         ),
     ] {
         let o = goodput(&[&["-p", "xdit-sp8"][..], &args].concat());

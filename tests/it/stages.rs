@@ -287,6 +287,33 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// One more decode GPU never ends a request later (first come, first served, and the
+    /// decode pool feeds nothing back): what makes `goodput --pool decode` exact.
+    #[test]
+    fn a_larger_decode_pool_never_ends_a_request_later(
+        workload in workload_strategy(),
+        decode_ms_per_1k in 1u64..600,
+        latent in 0u64..40_000,
+    ) {
+        let c = cluster(2);
+        let mut before: Option<RunRecords> = None;
+        for decode_gpus in 1..5 {
+            let p = pools((1, decode_gpus), 10, decode_ms_per_1k, 0, latent);
+            let (run, _, _) = run_staged(PolicyKind::Stepwise, &workload, &c, &p, Overheads::default());
+            if let Some(b) = &before {
+                for (x, y) in b.requests.iter().zip(&run.requests) {
+                    prop_assert!(y.end <= x.end, "{} GPUs: request {} ends {} after {}", decode_gpus, y.id, y.end, x.end);
+                    prop_assert!(x.outcome != Outcome::Met || y.outcome == Outcome::Met);
+                }
+            }
+            before = Some(run);
+        }
+    }
+}
+
 fn load(text: &str) -> tetriserve::error::Result<Scenario> {
     let raw = RawScenario::parse(text, "stages.toml", Path::new("."))?;
     Scenario::from_raw(raw.or(RawScenario::default_scenario()), "stages.toml")
