@@ -101,9 +101,10 @@ pub struct Tetriserve {
     cluster: Cluster,
     /// Per resolution class, per batch size of [`BATCH_SIZES`] (when the cost model has it).
     tables: Vec<[Option<Table>; 3]>,
-    /// Per class: the shortest step of any batch, degree and link, if every one of them fits
-    /// a round (`None`: some step runs even when it overruns the window). A backfill window
-    /// shorter than every waiting request's shortest step dispatches nothing.
+    /// Per class: the shortest step of any batch a unit can have (batch 1 only, without
+    /// batching), any degree and link, if every one of those fits a round (`None`: some step
+    /// runs even when it overruns the window). A backfill window shorter than every waiting
+    /// request's shortest step dispatches nothing.
     shortest_step: Vec<Option<Nanos>>,
     /// Per node: the end of the round until which backfills find nothing to dispatch there,
     /// unless work arrives or completes on it.
@@ -184,10 +185,12 @@ impl Tetriserve {
                     .collect()
             })
             .collect();
+        // Without batching every unit is one request: only the batch-1 table counts.
         let shortest_step = tables
             .iter()
             .map(|t| {
-                let t: Vec<&Table> = t.iter().flatten().collect();
+                let usable = if config.batching { &t[..] } else { &t[..1] };
+                let t: Vec<&Table> = usable.iter().flatten().collect();
                 if t.iter().any(|t| t.fastest > tau) {
                     return None;
                 }
@@ -644,11 +647,13 @@ impl Tetriserve {
         // A backfill whose window no waiting request's step fits dispatches nothing: every
         // dispatch needs a step within the window there (but steps longer than a round, for
         // which `shortest_step` is `None`; at a boundary the window is a whole round, which
-        // every other class's shortest step fits). Nor will the shorter windows after it in this round, until
-        // work arrives or completes on the node: the node is quiet until the round's end.
-        // Its requests turn late meanwhile, but their steps fit no better, and none passes a
-        // drop margin before the round's end (on time now, each has a step left that outlasts
-        // the window). Shed units may be dropped, though: shedding that drops plans anyway.
+        // every other class's shortest step fits). Nor will the shorter windows after it in
+        // this round, until work arrives or completes on the node: the node is quiet until the
+        // round's end. Its requests turn late meanwhile, but their steps fit no better, and
+        // none passes a drop margin before the round's end (on time now, each has a step left
+        // that outlasts the window). Shed units may be dropped, though: shedding that drops
+        // plans anyway. Without batching, a batch table whose steps overrun a round does not keep
+        // a node from being quiet: no unit has that batch.
         if self.config.skip_quiet_nodes
             && !(self.variant.shedding && self.config.shed.drop)
             && !backlog.has_late(view)
