@@ -546,3 +546,68 @@ fn the_checker_notices_every_broken_stage_rule() {
         "{errors:#?}"
     );
 }
+
+/// The pools' summary and cost on the hand-computed schedule: encodes of 30 ms (waits 0,
+/// 20 ms, 0), decodes of 51.2 ms (waits 0, 21.2 ms, 0), a makespan of 783.456 ms; dollars
+/// and energy add each pool at its own price and power.
+#[test]
+fn the_pools_summary_and_cost_by_hand() {
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 2, 300),
+        req(1, 10, SMALL, 2, 310),
+        req(2, 500, SMALL, 2, 300),
+    ]);
+    let p = pools((1, 1), 30, 200, 2_000_000, 1000);
+    let (run, _, _) = run_staged(
+        PolicyKind::XditSp(1),
+        &w,
+        &cluster(2),
+        &p,
+        Overheads::default(),
+    );
+    let mut s = tetriserve::metrics::Summary::of(&run);
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-12 * b.abs().max(1.0);
+    let makespan = 0.783456;
+    assert!(close(s.makespan_s, makespan), "{}", s.makespan_s);
+    let st = s.stages.clone().unwrap();
+    for (pool, busy, waits) in [
+        (&st.encode, 0.090, [0.0, 0.020, 0.0]),
+        (&st.decode, 0.1536, [0.0, 0.0212, 0.0]),
+    ] {
+        assert_eq!((pool.gpus, pool.served), (1, 3));
+        assert!(close(pool.gpu_seconds, busy), "{pool:?}");
+        assert!(close(pool.utilization, busy / makespan), "{pool:?}");
+        assert!(
+            close(pool.wait_mean_s, waits.iter().sum::<f64>() / 3.0),
+            "{pool:?}"
+        );
+        assert!(close(pool.wait_max_s, waits[1]), "{pool:?}");
+    }
+    // $3, $1 and $2 an hour; 700, 100 and 200 W busy, 10 W idle for the pools.
+    let op = |price: f64, w: f64, idle: f64| OperatingCost {
+        price_per_hour: Some(price),
+        power_w: Some(w),
+        idle_power_w: idle,
+    };
+    s.price(&op(3.0, 700.0, 0.0));
+    let cluster_usd = s.cost.usd.unwrap();
+    assert!(close(cluster_usd, 3.0 * 2.0 * makespan / 3600.0));
+    let cluster_wh = s.cost.energy_wh.unwrap();
+    s.price_pools(&op(1.0, 100.0, 10.0), &op(2.0, 200.0, 10.0));
+    let h = makespan / 3600.0;
+    let usd = cluster_usd + 1.0 * h + 2.0 * h;
+    assert!(close(s.cost.usd.unwrap(), usd), "{:?}", s.cost);
+    let pool_wh = |busy: f64, w: f64| w * busy / 3600.0 + 10.0 * (makespan - busy) / 3600.0;
+    let wh = cluster_wh + pool_wh(0.090, 100.0) + pool_wh(0.1536, 200.0);
+    assert!(close(s.cost.energy_wh.unwrap(), wh), "{:?}", s.cost);
+    assert!(close(
+        s.cost.usd_per_1k_met_images.unwrap(),
+        usd * 1000.0 / 2.0
+    ));
+    assert!(close(s.cost.wh_per_met_image.unwrap(), wh / 2.0));
+    // An unknown pool price leaves the run's dollars unknown.
+    let mut s2 = tetriserve::metrics::Summary::of(&run);
+    s2.price(&op(3.0, 700.0, 0.0));
+    s2.price_pools(&OperatingCost::default(), &op(2.0, 200.0, 0.0));
+    assert_eq!((s2.cost.usd, s2.cost.energy_wh), (None, None));
+}
