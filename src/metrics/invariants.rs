@@ -91,14 +91,8 @@ pub fn check_run(
         }
     }
     for (g, spans) in &mut per_gpu {
-        spans.sort();
-        for pair in spans.windows(2) {
-            if pair[1].0 < pair[0].1 {
-                errors.push(format!(
-                    "GPU {g} double-booked: works {} and {} overlap",
-                    pair[0].2, pair[1].2
-                ));
-            }
+        for (a, b) in overlaps(spans) {
+            errors.push(format!("GPU {g} double-booked: works {a} and {b} overlap"));
         }
     }
     let stages = run.stages.as_ref();
@@ -113,6 +107,17 @@ pub fn check_run(
         check_request(r, &works, stages.map(|s| &s.requests[i]), &mut errors);
     }
     errors
+}
+
+/// The pairs of one GPU's busy spans `(start, end, what)` that overlap, each with the span
+/// that starts before it (sorted in place).
+fn overlaps<T: Ord + Copy>(spans: &mut [(Nanos, Nanos, T)]) -> Vec<(T, T)> {
+    spans.sort();
+    spans
+        .windows(2)
+        .filter(|pair| pair[1].0 < pair[0].1)
+        .map(|pair| (pair[0].2, pair[1].2))
+        .collect()
 }
 
 /// Disaggregated stages: each request's encode and decode in order, and the pools' GPUs.
@@ -183,14 +188,10 @@ fn check_stages(run: &RunRecords, st: &StageRecords, errors: &mut Vec<String>) {
                     "{stage} GPU {g} lies outside its pool of {gpus} GPU(s)"
                 ));
             }
-            spans.sort();
-            for pair in spans.windows(2) {
-                if pair[1].0 < pair[0].1 {
-                    errors.push(format!(
-                        "{stage} GPU {g} double-booked: requests {} and {} overlap",
-                        pair[0].2, pair[1].2
-                    ));
-                }
+            for (a, b) in overlaps(spans) {
+                errors.push(format!(
+                    "{stage} GPU {g} double-booked: requests {a} and {b} overlap"
+                ));
             }
         }
     }
