@@ -558,7 +558,7 @@ fn the_checker_notices_every_broken_stage_rule() {
 /// and energy add each pool at its own price and power.
 #[test]
 fn the_pools_summary_and_cost_by_hand() {
-    let (w, run) = hand_schedule();
+    let (_, run) = hand_schedule();
     let mut s = tetriserve::metrics::Summary::of(&run);
     let close = |a: f64, b: f64| (a - b).abs() < 1e-12 * b.abs().max(1.0);
     let makespan = 0.783456;
