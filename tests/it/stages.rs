@@ -403,6 +403,26 @@ fn pool_flags_without_disaggregated_stages_and_disaggregated_real_runs_are_refus
         e.contains("--decode-gpus 2") && e.contains("--stages disaggregated"),
         "{e}"
     );
+    // With disaggregated stages the pool flags act.
+    let o = crate::cli::run(&[
+        "simulate",
+        "--stages",
+        "disaggregated",
+        "--encode-gpus",
+        "2",
+        "--decode-gpus",
+        "3",
+        "--requests",
+        "10",
+        "-p",
+        "xdit-sp8",
+    ]);
+    let e = crate::cli::stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(
+        e.contains("encode pool 2 x h100") && e.contains("decode pool 3 x h100"),
+        "{e}"
+    );
     let o = crate::cli::run(&["simulate", "--stages", "split"]);
     let e = crate::cli::stderr(&o);
     assert!(
@@ -599,6 +619,19 @@ fn the_pools_summary_and_cost_by_hand() {
         usd * 1000.0 / 2.0
     ));
     assert!(close(s.cost.wh_per_met_image.unwrap(), wh / 2.0));
+    // Nothing met: no price per met image, however the pools are priced.
+    let mut none = run.clone();
+    none.requests
+        .iter_mut()
+        .for_each(|r| r.outcome = Outcome::Missed);
+    let mut s0 = tetriserve::metrics::Summary::of(&none);
+    s0.price(&op(3.0, 700.0, 0.0));
+    s0.price_pools(&op(1.0, 100.0, 10.0), &op(2.0, 200.0, 10.0));
+    assert!(close(s0.cost.usd.unwrap(), usd));
+    assert_eq!(
+        (s0.cost.usd_per_1k_met_images, s0.cost.wh_per_met_image),
+        (None, None)
+    );
     // An unknown pool price leaves the run's dollars unknown.
     let mut s2 = tetriserve::metrics::Summary::of(&run);
     s2.price(&op(3.0, 700.0, 0.0));
