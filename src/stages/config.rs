@@ -268,6 +268,74 @@ mod tests {
     }
 
     #[test]
+    fn every_bound_is_inclusive_and_one_past_it_is_refused() {
+        let with = |f: &dyn Fn(&mut StagesSection)| {
+            let mut s = StagesSection {
+                mode: Some("disaggregated".into()),
+                ..Default::default()
+            };
+            f(&mut s);
+            s.build("h100", &overheads(), "t.toml")
+        };
+        let edges: [(
+            &str,
+            &dyn Fn(&mut StagesSection),
+            &dyn Fn(&mut StagesSection),
+        ); 7] = [
+            (
+                "stages.encode_gpus",
+                &|s| s.encode_gpus = Some(65_536),
+                &|s| s.encode_gpus = Some(65_537),
+            ),
+            ("stages.decode_gpus", &|s| s.decode_gpus = Some(1), &|s| {
+                s.decode_gpus = Some(0)
+            }),
+            (
+                "stages.link_gb_per_s",
+                &|s| s.link_gb_per_s = Some(100_000.0),
+                &|s| s.link_gb_per_s = Some(100_000.5),
+            ),
+            (
+                "stages.link_latency_us",
+                &|s| s.link_latency_us = Some(0.0),
+                &|s| s.link_latency_us = Some(-0.5),
+            ),
+            (
+                "stages.link_latency_us",
+                &|s| s.link_latency_us = Some(1e6),
+                &|s| s.link_latency_us = Some(1e6 + 1.0),
+            ),
+            (
+                "stages.embedding_mib",
+                &|s| s.embedding_mib = Some(1024.0),
+                &|s| s.embedding_mib = Some(1024.5),
+            ),
+            (
+                "stages.latent_bytes_per_token",
+                &|s| s.latent_bytes_per_token = Some(1 << 20),
+                &|s| s.latent_bytes_per_token = Some((1 << 20) + 1),
+            ),
+        ];
+        for (key, ok, bad) in edges {
+            assert!(with(ok).is_ok(), "{key}: the bound itself");
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        // The bounds as built: a second's latency, 1 GiB, 100 TB/s.
+        let Deployment::Disaggregated(p) = with(&|s| {
+            s.link_latency_us = Some(1e6);
+            s.embedding_mib = Some(1024.0);
+            s.link_gb_per_s = Some(100_000.0);
+        })
+        .unwrap() else {
+            panic!("disaggregated")
+        };
+        assert_eq!(p.link.latency, Nanos(1_000_000_000));
+        assert_eq!(p.embedding_bytes, 1 << 30);
+        assert_eq!(p.link.bytes_per_s, 100_000_000_000_000);
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let bad = [
             (
