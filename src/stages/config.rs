@@ -277,11 +277,8 @@ mod tests {
             f(&mut s);
             s.build("h100", &overheads(), "t.toml")
         };
-        let edges: [(
-            &str,
-            &dyn Fn(&mut StagesSection),
-            &dyn Fn(&mut StagesSection),
-        ); 7] = [
+        type Edit<'a> = &'a dyn Fn(&mut StagesSection);
+        let edges: [(&str, Edit, Edit); 7] = [
             (
                 "stages.encode_gpus",
                 &|s| s.encode_gpus = Some(65_536),
