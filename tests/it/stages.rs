@@ -88,19 +88,7 @@ fn slot(gpu: u32, start_us: u64, end_us: u64) -> PoolSlot {
 ///   met.
 #[test]
 fn a_two_stage_schedule_worked_out_by_hand() {
-    let w = Workload::from_requests(vec![
-        req(0, 0, SMALL, 2, 300),
-        req(1, 10, SMALL, 2, 310),
-        req(2, 500, SMALL, 2, 300),
-    ]);
-    let p = pools((1, 1), 30, 200, 2_000_000, 1000);
-    let (run, denoise, staged) = run_staged(
-        PolicyKind::XditSp(1),
-        &w,
-        &cluster(2),
-        &p,
-        Overheads::default(),
-    );
+    let (w, run, denoise, staged) = hand_schedule();
     assert_eq!(check_run(&run, &w, None), Vec::<String>::new());
     let ready: Vec<Nanos> = staged.requests.iter().map(|r| r.arrival).collect();
     assert_eq!(ready, [ms(32), ms(62), ms(532)]);
@@ -441,28 +429,29 @@ fn pool_flags_without_disaggregated_stages_and_disaggregated_real_runs_are_refus
     assert!(!o.status.success() && e.contains("co-located"), "{e}");
 }
 
-/// The workload and run of `a_two_stage_schedule_worked_out_by_hand` (its first part).
-fn hand_schedule() -> (Workload, RunRecords) {
+/// The schedule of `a_two_stage_schedule_worked_out_by_hand`: the workload, the run, the
+/// denoising stage's run and its workload.
+fn hand_schedule() -> (Workload, RunRecords, RunRecords, Workload) {
     let w = Workload::from_requests(vec![
         req(0, 0, SMALL, 2, 300),
         req(1, 10, SMALL, 2, 310),
         req(2, 500, SMALL, 2, 300),
     ]);
     let p = pools((1, 1), 30, 200, 2_000_000, 1000);
-    let (run, _, _) = run_staged(
+    let (run, denoise, staged) = run_staged(
         PolicyKind::XditSp(1),
         &w,
         &cluster(2),
         &p,
         Overheads::default(),
     );
-    (w, run)
+    (w, run, denoise, staged)
 }
 
 /// Each stage rule the checker states, broken once in the hand-computed run, is reported.
 #[test]
 fn the_checker_notices_every_broken_stage_rule() {
-    let (w, run) = hand_schedule();
+    let (w, run, _, _) = hand_schedule();
     assert_eq!(check_run(&run, &w, None), Vec::<String>::new());
     type Break = fn(&mut RunRecords);
     let cases: [(&str, Break, &str); 11] = [
@@ -578,7 +567,7 @@ fn the_checker_notices_every_broken_stage_rule() {
 /// and energy add each pool at its own price and power.
 #[test]
 fn the_pools_summary_and_cost_by_hand() {
-    let (_, run) = hand_schedule();
+    let (_, run, _, _) = hand_schedule();
     let mut s = tetriserve::metrics::Summary::of(&run);
     let close = |a: f64, b: f64| (a - b).abs() < 1e-12 * b.abs().max(1.0);
     let makespan = 0.783456;
