@@ -690,6 +690,11 @@ pub struct SimulateArgs {
     /// `paper` for the paper's comparison only, `ablation` for TetriServe's ablations).
     #[arg(short, long = "policy", value_name = "POLICY")]
     pub policies: Vec<String>,
+    /// Whether video clips may be preempted at step boundaries: step-boundary (the default:
+    /// paused, cut or moved between steps like images) or none (a clip, once started, runs all
+    /// its steps on its GPUs). Refused when the generated mix holds no video.
+    #[arg(long, value_name = "MODE")]
+    pub video_preemption: Option<String>,
     #[command(flatten)]
     pub trace: TraceArgs,
     #[command(flatten)]
@@ -831,6 +836,7 @@ impl SimulateArgs {
     pub fn overrides(&self) -> Overrides {
         let mut o = self.scenario.overrides();
         o.policies = self.policies.clone();
+        o.video_preemption = self.video_preemption.clone();
         self.trace.add_to(&mut o);
         self.cluster.add_to(&mut o);
         o

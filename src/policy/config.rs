@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::tetriserve::TetriserveSection;
-use super::{PolicyKind, Rssp};
+use super::{PolicyKind, Rssp, VideoPreemption};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::workload::Resolution;
@@ -29,6 +29,9 @@ pub struct PolicySection {
     pub tetriserve: TetriserveSection,
     #[serde(default)]
     pub stepwise: StepwiseSection,
+    /// `"step-boundary"` (the default) or `"none"`: whether video clips may be preempted at
+    /// step boundaries ([`VideoPreemption`]).
+    pub video_preemption: Option<String>,
 }
 
 /// `[policy.stepwise]`: what `stepwise` does with a request that cannot be met whatever
@@ -84,6 +87,20 @@ pub struct RsspSection {
 }
 
 impl PolicySection {
+    /// `video_preemption`, or an error naming the key.
+    pub fn video_preemption(&self, source: &str) -> Result<VideoPreemption> {
+        match self.video_preemption.as_deref() {
+            None => Ok(VideoPreemption::default()),
+            Some(name) => VideoPreemption::parse(name).ok_or_else(|| {
+                Error::at_key(
+                    source,
+                    "policy.video_preemption",
+                    format!("expected \"step-boundary\" or \"none\", got \"{name}\""),
+                )
+            }),
+        }
+    }
+
     /// The policies to run on `cluster`, `all`, `paper` and `ablation` expanded, each once.
     pub fn policies(&self, cluster: &Cluster, source: &str) -> Result<Vec<PolicyKind>> {
         let default = [DEFAULT_RUN.to_string()];

@@ -12,12 +12,14 @@
 pub mod config;
 mod fixed_sp;
 mod rssp;
+mod run_to_completion;
 mod stepwise;
 pub mod tetriserve;
 mod view;
 
 pub use fixed_sp::FixedSp;
 pub use rssp::Rssp;
+pub use run_to_completion::{RunToCompletion, VideoPreemption};
 pub use stepwise::{Stepwise, StepwiseConfig};
 pub use tetriserve::{Tetriserve, TetriserveConfig, Variant};
 pub use view::{Phase, RequestState, View};
@@ -364,6 +366,8 @@ pub struct PolicyConfig {
     pub stepwise: StepwiseConfig,
     /// The costs TetriServe accounts for when fitting work into a round.
     pub overheads: crate::cost::Overheads,
+    /// Whether video clips may be preempted at step boundaries ([`RunToCompletion`]).
+    pub video_preemption: VideoPreemption,
 }
 
 impl Default for PolicyConfig {
@@ -375,12 +379,28 @@ impl Default for PolicyConfig {
             tetriserve: TetriserveConfig::default(),
             stepwise: StepwiseConfig::default(),
             overheads: crate::cost::Overheads::default(),
+            video_preemption: VideoPreemption::StepBoundary,
         }
     }
 }
 
-/// Builds the policy `kind` for `cluster`, or explains why it cannot run there.
+/// Builds the policy `kind` for `cluster`, or explains why it cannot run there; wrapped in
+/// [`RunToCompletion`] when video clips may not be preempted.
 pub fn build(
+    kind: PolicyKind,
+    cluster: &Cluster,
+    costs: &StepTimes,
+    config: &PolicyConfig,
+) -> Result<Box<dyn Policy>> {
+    let policy = build_plain(kind, cluster, costs, config)?;
+    Ok(match config.video_preemption {
+        VideoPreemption::StepBoundary => policy,
+        VideoPreemption::None => Box::new(RunToCompletion::new(policy)),
+    })
+}
+
+/// The policy `kind` itself, without adapters.
+fn build_plain(
     kind: PolicyKind,
     cluster: &Cluster,
     costs: &StepTimes,

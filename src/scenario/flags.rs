@@ -118,6 +118,7 @@ overrides! {
     stages: String => "--stages", "stages.mode", false;
     encode_gpus: u32 => "--encode-gpus", "stages.encode_gpus", false;
     decode_gpus: u32 => "--decode-gpus", "stages.decode_gpus", false;
+    video_preemption: String => "--video-preemption", "policy.video_preemption", false;
 }
 
 /// How a flag's value is shown in messages and held in the flag layer.
@@ -373,8 +374,26 @@ impl Overrides {
         Ok(())
     }
 
-    /// Refuses TetriServe tuning when no TetriServe variant runs.
+    /// Refuses TetriServe tuning when no TetriServe variant runs, and `--video-preemption`
+    /// when the generated mix holds no video clip (a trace is only read when it runs; its
+    /// images ignore the mode).
     pub(super) fn check_policies(&self, scenario: &Scenario) -> Result<()> {
+        if let (Some(mode), super::WorkloadSource::Synthetic(spec)) =
+            (&self.video_preemption, &scenario.workload)
+            && !spec
+                .mix
+                .probabilities()
+                .iter()
+                .any(|(r, p)| r.is_video() && *p > 0.0)
+        {
+            return Err(Error::config_hint(
+                format!(
+                    "--video-preemption {mode} decides how video clips are preempted, and the mix ({}) holds none",
+                    spec.mix
+                ),
+                "add a clip to the mix (--mix custom:1024=90%,video:480p:81=10%), or drop --video-preemption",
+            ));
+        }
         if scenario
             .policies
             .iter()

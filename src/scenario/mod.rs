@@ -138,6 +138,7 @@ impl Scenario {
             tetriserve: raw.policy.tetriserve.build(source)?,
             stepwise: raw.policy.stepwise.build(source)?,
             overheads,
+            video_preemption: raw.policy.video_preemption(source)?,
         };
         warnings.extend(crate::slo_fit::warnings(
             cost.model(),

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
+use tetriserve::Nanos;
 use tetriserve::cluster::Link;
 use tetriserve::cost::CostModel;
 use tetriserve::cost::analytic::Analytic;
@@ -288,4 +289,193 @@ fn the_binary_sweeps_a_video_mix_and_compares_its_clips_however_written() {
             "{text}"
         );
     }
+}
+
+/// Runs `kind` on one tiny GPU with clips preemptible at step boundaries or not.
+fn run_preempting(
+    kind: tetriserve::policy::PolicyKind,
+    w: &tetriserve::workload::Workload,
+    gpus: u32,
+    mode: tetriserve::policy::VideoPreemption,
+) -> tetriserve::metrics::RunRecords {
+    use crate::util::*;
+    let cluster = cluster(gpus);
+    let costs = costs(w, &cluster);
+    let config = tetriserve::policy::PolicyConfig {
+        rssp_degrees: vec![(SMALL, 1), (LARGE, 2)],
+        video_preemption: mode,
+        ..tetriserve::policy::PolicyConfig::default()
+    };
+    let mut policy = tetriserve::policy::build(kind, &cluster, &costs, &config).unwrap();
+    let run = run_policy(policy.as_mut(), w, &cluster, &costs).unwrap();
+    assert_eq!(check_run(&run, w, None), Vec::<String>::new());
+    run
+}
+
+/// One GPU, tiny costs (a 512 px step: 300 ms; 256 px: 100 ms). A 5-frame 512 px clip of 10
+/// steps arrives at 0 with 10 s to spare; a 256 px image of 2 steps arrives at 450 ms, due at
+/// 850 ms. With step-boundary preemption `stepwise` cuts the clip at its boundary at 600 ms,
+/// serves the image 600-800 (met), and resumes the clip at 800 for its 8 steps left (ends 3200).
+/// Without it the clip keeps the GPU to 3000, and the image cannot be met.
+#[test]
+fn without_step_boundary_preemption_a_clip_keeps_its_gpu_and_the_image_misses() {
+    use crate::util::*;
+    use tetriserve::policy::{PolicyKind, VideoPreemption};
+    let clip = Resolution::video(512, 512, 5);
+    let w = tetriserve::workload::Workload::from_requests(vec![
+        req(0, 0, clip, 10, 10_000),
+        req(1, 450, SMALL, 2, 400),
+    ]);
+    let pre = run_preempting(PolicyKind::Stepwise, &w, 1, VideoPreemption::StepBoundary);
+    assert_eq!(
+        schedule(&pre),
+        vec![
+            (0, Some(ms(0)), ms(3200), "met"),
+            (1, Some(ms(600)), ms(800), "met")
+        ]
+    );
+    let clip_works: Vec<(Nanos, Nanos, u32)> = pre
+        .works
+        .iter()
+        .filter(|x| x.resolution == clip)
+        .map(|x| (x.start, x.end, x.steps))
+        .collect();
+    assert_eq!(
+        clip_works.iter().map(|x| x.2).sum::<u32>(),
+        10,
+        "{clip_works:?}"
+    );
+    assert!(clip_works.iter().any(|x| x.1 == ms(600)), "{clip_works:?}");
+    let none = run_preempting(PolicyKind::Stepwise, &w, 1, VideoPreemption::None);
+    let clip_works: Vec<(Nanos, Nanos, u32)> = none
+        .works
+        .iter()
+        .filter(|x| x.resolution == clip)
+        .map(|x| (x.start, x.end, x.steps))
+        .collect();
+    assert_eq!(clip_works, vec![(ms(0), ms(3000), 10)]);
+    let image = &none.requests[1];
+    assert_ne!(image.outcome, Outcome::Met, "{:?}", schedule(&none));
+    assert!(
+        image.start.is_none_or(|s| s >= ms(3000)),
+        "{:?}",
+        schedule(&none)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    /// Random image + video workloads with `video_preemption = "none"`: every policy's records
+    /// pass the checker and stay under the bound, every clip that started ran all its steps
+    /// in one work on one GPU set, and the baselines, which never preempt, are unchanged.
+    #[test]
+    fn without_video_preemption_every_clip_runs_in_one_work(
+        seed in 0u64..1000,
+        rate in prop::sample::select(vec![6.0, 20.0]),
+        gpus_per_node in prop::sample::select(vec![2u32, 4, 8]),
+        steps in 4u32..16,
+    ) {
+        let text = |mode: &str| format!(
+            "seed = {seed}\n[cluster]\nnodes = 1\ngpus_per_node = {gpus_per_node}\n\
+             [cost]\nanalytic = {{ model = \"wan2.1-14b\", gpu = \"h100\" }}\n\
+             [workload]\nrequests = 30\nrate_per_min = {rate}\nsteps = {steps}\n\
+             mix = \"custom:512=40%,1024=30%,video:480p:81=30%\"\n\
+             [slo]\nbases_s = {{ \"512x512\" = 6.0, \"1024x1024\" = 10.0 }}\n\
+             [policy]\nrun = [\"all\", \"ablation\"]\nvideo_preemption = \"{mode}\"\n\
+             [policy.rssp]\ndegrees = {{ \"512x512\" = 1, \"1024x1024\" = 2 }}\n"
+        );
+        let s = load(&text("none")).unwrap();
+        let w = s.load_workload().unwrap();
+        let plain = tetriserve::simulate::simulate(&load(&text("step-boundary")).unwrap()).unwrap();
+        for (run, before) in tetriserve::simulate::simulate(&s).unwrap().iter().zip(&plain) {
+            let name = &run.summary.policy;
+            prop_assert_eq!(name, &before.summary.policy);
+            let errors = check_run(&run.records, &w, None);
+            prop_assert!(errors.is_empty(), "{name}: {errors:#?}");
+            let met = run.records.requests.iter().filter(|r| r.outcome == Outcome::Met).count();
+            let bound = run.summary.slo_attainment_bound.unwrap();
+            prop_assert!(met as f64 <= bound * w.len() as f64 + 1e-9, "{name}: {met} > {bound}");
+            for r in run.records.requests.iter().filter(|r| r.resolution.is_video()) {
+                let works: Vec<_> = run
+                    .records
+                    .works
+                    .iter()
+                    .filter(|x| x.requests.contains(&r.id))
+                    .collect();
+                prop_assert!(works.len() <= 1, "{name}: clip {} ran in {} works", r.id, works.len());
+                if let Some(x) = works.first() {
+                    prop_assert_eq!((x.first_step, x.steps), (0, steps), "{}: clip {}", name, r.id);
+                }
+            }
+            if name.starts_with("xdit") || name == "rssp" {
+                // Decision times are measured wall-clock figures; the rest must match.
+                prop_assert_eq!(&run.records.requests, &before.records.requests, "{} changed", name);
+                prop_assert_eq!(&run.records.works, &before.records.works, "{} changed", name);
+            }
+        }
+    }
+}
+
+/// Without clips the mode changes nothing: every policy's records are identical.
+#[test]
+fn image_runs_are_identical_whatever_the_video_preemption() {
+    use crate::util::*;
+    use tetriserve::policy::{PolicyKind, VideoPreemption};
+    let w = tetriserve::workload::Workload::from_requests(
+        (0..24)
+            .map(|i| {
+                let res = if i % 3 == 0 { LARGE } else { SMALL };
+                req(i, 90 * i, res, 3 + (i % 4) as u32, 900 + 40 * (i % 5))
+            })
+            .collect(),
+    );
+    for p in PolicyKind::all() {
+        if matches!(p.kind, PolicyKind::XditSp(8)) {
+            continue;
+        }
+        let a = run_preempting(p.kind, &w, 4, VideoPreemption::StepBoundary);
+        let b = run_preempting(p.kind, &w, 4, VideoPreemption::None);
+        // Decision times are measured wall-clock figures; the rest must match.
+        assert_eq!(
+            (a.requests, a.works, a.events),
+            (b.requests, b.works, b.events),
+            "{}",
+            p.name
+        );
+    }
+}
+
+/// The key and the flag take the two modes by name, and refuse others naming the key, or a
+/// mix without clips naming the flag.
+#[test]
+fn the_video_preemption_key_and_flag_are_checked() {
+    let err = load("[policy]\nvideo_preemption = \"never\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("policy.video_preemption") && err.contains("\"none\""),
+        "{err}"
+    );
+    let o = tetriserve::scenario::Overrides {
+        video_preemption: Some("none".into()),
+        ..Default::default()
+    };
+    let err = Scenario::load(None, &o).unwrap_err().to_string();
+    assert!(
+        err.contains("--video-preemption none") && err.contains("holds none"),
+        "{err}"
+    );
+    let o = tetriserve::scenario::Overrides {
+        video_preemption: Some("none".into()),
+        mix: Some("custom:1024=90%,video:480p:81=10%".into()),
+        profile: None,
+        ..Default::default()
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/beyond/video-mix.toml");
+    let s = Scenario::load(Some(&path), &o).unwrap();
+    assert_eq!(
+        s.policy_config.video_preemption,
+        tetriserve::policy::VideoPreemption::None
+    );
 }
