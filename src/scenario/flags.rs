@@ -506,9 +506,10 @@ mod tests {
             stages: Some("disaggregated".into()),
             encode_gpus: Some(2),
             decode_gpus: Some(3),
+            video_preemption: Some("none".into()),
         };
         let given = all.given();
-        assert_eq!(given.len(), 24, "every flag is reported");
+        assert_eq!(given.len(), 25, "every flag is reported");
         for g in &given {
             let mut layer = toml::Table::new();
             if g.key == "cluster" {
@@ -523,6 +524,7 @@ mod tests {
         assert_eq!(raw.workload.rate_per_min, Some(6.0));
         assert_eq!(raw.policy.tetriserve.tau_ms, Some(100.0));
         assert_eq!(raw.stages.decode_gpus, Some(3));
+        assert_eq!(raw.policy.video_preemption.as_deref(), Some("none"));
         assert_eq!(raw.slo.bases_s.get("2048x2048"), Some(&7.5));
         assert_eq!(
             (raw.cluster.nodes, raw.cluster.gpus_per_node),
