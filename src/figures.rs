@@ -434,6 +434,13 @@ const FIGURES: &[FigureDef] = &[
         draw: beyond_disaggregated,
     },
     FigureDef {
+        key: "beyond-video-preemption",
+        name: "Beyond the paper: images beside video clips, with and without step-boundary preemption of the clips (README.md, \"Video beside images\")",
+        scenarios: &["beyond/video-mix"],
+        sweep: true,
+        draw: beyond_video_preemption,
+    },
+    FigureDef {
         key: "beyond-cluster-scale",
         name: "Beyond the paper: cluster size, the load scaled with the GPUs (docs/cluster-scale.md)",
         scenarios: &["beyond/cluster-scale"],
@@ -999,6 +1006,110 @@ fn beyond_cluster_scale(o: &mut Out<'_>, _: &FigureDef, rows: &[ResultRow]) -> R
             ));
         }
     }
+    Ok(())
+}
+
+/// The attainment (percent) of a row's images, or of its clips (`clips`), from its
+/// per-resolution cells; NaN where it has none.
+fn kind_attainment(r: &ResultRow, clips: bool) -> f64 {
+    let (met, n) = r
+        .per_resolution
+        .iter()
+        .filter(|(k, _)| {
+            k.parse::<crate::workload::Resolution>()
+                .is_ok_and(|res| res.is_video() == clips)
+        })
+        .fold((0, 0), |(m, n), (_, c)| (m + c.met, n + c.requests));
+    if n == 0 {
+        f64::NAN
+    } else {
+        100.0 * met as f64 / n as f64
+    }
+}
+
+/// Beyond the paper: the images' (and the clips') SLO attainment against the load, each
+/// policy with video clips preemptible at step boundaries (the scenario as written, solid) and
+/// run to their end once started (`[policy] video_preemption = "none"`, dashed). A policy
+/// whose rows are identical either way (the fixed degrees and RSSP never preempt) is drawn
+/// once.
+fn beyond_video_preemption(o: &mut Out<'_>, def: &FigureDef, rows: &[ResultRow]) -> Result<()> {
+    let scenario = def.scenarios[0];
+    let name = scenario.rsplit('/').next().unwrap_or(scenario);
+    let held = o.sweep_edited(scenario, &format!("{name}-no-video-preemption"), |raw| {
+        raw.policy.video_preemption = Some("none".into());
+    })?;
+    let rate = |r: &ResultRow| r.rate;
+    let policies = policies_in(&rows.iter().collect::<Vec<_>>());
+    let same = |p: &str| {
+        let pick = |v: &[ResultRow]| {
+            v.iter()
+                .filter(|r| r.policy == p)
+                .map(|r| (r.met, r.per_resolution.clone()))
+                .collect::<Vec<_>>()
+        };
+        pick(rows) == pick(&held)
+    };
+    let mut images = Vec::new();
+    let mut clips = Vec::new();
+    for p in &policies {
+        fn mine<'a>(v: &'a [ResultRow], p: &str) -> Vec<&'a ResultRow> {
+            v.iter().filter(|r| r.policy == p).collect()
+        }
+        let runs = [(mine(rows, p), false), (mine(&held, p), true)];
+        let both = !same(p);
+        for (r, dashed) in runs.iter().take(if both { 2 } else { 1 }) {
+            let label = if !both {
+                format!("{p} (never preempts)")
+            } else if *dashed {
+                format!("{p} (clips run to end)")
+            } else {
+                format!("{p} (clips preempted)")
+            };
+            for (out, of_clips) in [(&mut images, false), (&mut clips, true)] {
+                let mut s = mean_lines(
+                    r,
+                    rate,
+                    |_| label.clone(),
+                    |x| kind_attainment(x, of_clips),
+                    |v| v.clamp(0.0, 100.0),
+                );
+                for line in &mut s {
+                    line.dashed = *dashed;
+                }
+                out.extend(s);
+            }
+        }
+    }
+    let first = rows.first().ok_or_else(|| {
+        Error::config(format!(
+            "{scenario}: the video preemption figure needs a [sweep] grid"
+        ))
+    })?;
+    let setting = format!(
+        "{} GPUs, {}, SLO {}x",
+        first.gpus,
+        first.profile.trim_start_matches("analytic:"),
+        show_number(first.scale)
+    );
+    o.attainment(
+        "beyond-video-preemption-images",
+        &Labels {
+            title: &format!("Image SLO attainment beside video clips ({setting})"),
+            x: "arrival rate (requests/min)",
+            table: &format!(
+                "Beyond the paper: image SLO attainment (%) against the rate, clips preempted at step boundaries or run to their end ({setting})"
+            ),
+            table_x: "req/min",
+        },
+        &images,
+    )?;
+    o.md.push_str(&table(
+        &format!(
+            "Beyond the paper: the clips' own SLO attainment (%) in the same runs ({setting})"
+        ),
+        "req/min",
+        &clips,
+    ));
     Ok(())
 }
 
