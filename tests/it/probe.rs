@@ -15,6 +15,8 @@
 //! `PROBE_CASE=N` prints case N in full (workload, cluster, configuration and schedule), the
 //! start of a hand-computed test that pins the rule. `PROBE_CASES` sets how many cases run
 //! (default 3,000). Cases are ordered by size, so the first difference is a small one.
+//! `PROBE_POLICY=NAME` runs one policy in every case, and `PROBE_MAX_REQUESTS=N` allows up to
+//! N requests per case (default 8): a rule that acts only under overload needs more.
 
 use std::collections::hash_map::DefaultHasher;
 use std::fmt::Write as _;
@@ -74,7 +76,7 @@ fn case(n: u64) -> Case {
     let mut g = Gen::new(n);
     // Sizes grow with the case number: the first cases are the smallest.
     let scale = 1 + n / 500;
-    let requests = 1 + g.below(2 + scale.min(6));
+    let requests = 1 + g.below(2 + scale.min(most_requests() - 2));
     let workload = Workload::from_requests(
         (0..requests)
             .map(|i| {
@@ -92,7 +94,8 @@ fn case(n: u64) -> Case {
     let nodes = if g.chance(20) { 2 } else { 1 };
     let per_node = [1, 2, 2, 4][g.below(4) as usize];
     let cluster = Cluster::new("tiny", nodes, per_node, Topology::NvSwitch).unwrap();
-    let kind = KINDS[g.below(KINDS.len() as u64) as usize];
+    let drawn = KINDS[g.below(KINDS.len() as u64) as usize];
+    let kind = only_policy().unwrap_or(drawn);
     let ms = |v: u64| Nanos(v * 1_000_000);
     let overheads = Overheads {
         text_encoder: if g.chance(30) { ms(20) } else { Nanos::ZERO },
@@ -127,6 +130,25 @@ fn case(n: u64) -> Case {
         kind,
         config,
     }
+}
+
+/// `PROBE_MAX_REQUESTS` (default 8, at least 3): the most requests a case has. More reach
+/// overload, where admission sheds requests.
+fn most_requests() -> u64 {
+    std::env::var("PROBE_MAX_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(8)
+        .clamp(3, 64)
+}
+
+/// `PROBE_POLICY=NAME`: every case runs that policy (the rest of each case is drawn as
+/// without it, so case numbers keep their workloads).
+fn only_policy() -> Option<PolicyKind> {
+    std::env::var("PROBE_POLICY").ok().map(|v| {
+        v.parse()
+            .unwrap_or_else(|e| panic!("PROBE_POLICY={v}: {e}"))
+    })
 }
 
 /// How hard a case is to work out by hand: requests weigh most, then GPUs, then every cost
