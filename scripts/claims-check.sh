@@ -176,6 +176,15 @@ sim skewed simulate -s scenarios/skewed.toml -p tetriserve
 num skewed '^upper bound\s+([\d.]+)%' 90.3 0
 num skewed '^tetriserve\s+([\d.]+)%' 81.7 0
 
+# docs/stages.md, Sizing the pools: the decode pool's search and its curve.
+sim pool-curve goodput -s scenarios/beyond/disaggregated.toml --policy stepwise --min-gpus --pool decode --rate 144 --max-gpus 16 --curve "$WORK/pool-curve" --force
+has pool-curve "stepwise: 2 decode-pool GPUs hold 144 req/min (seeds 1,2,3) at 90% SLO attainment (94.1%"
+pool_point() { awk -F, -v n="$1" '$1 == n { printf "%.1f\n", 100 * $2 }' "$WORK/pool-curve/curve.csv"; }
+eq "docs/stages.md: the decode pool's curve at 1 GPU (%)" "$(pool_point 1)" 86.0 0
+eq "docs/stages.md: the decode pool's curve at 2 GPUs (%)" "$(pool_point 2)" 94.1 0
+eq "docs/stages.md: the decode pool's curve at 3 GPUs (%)" "$(pool_point 3)" 94.9 0
+eq "docs/stages.md: the decode pool's curve at 16 GPUs (%)" "$(pool_point 16)" 94.9 0
+
 # README, Common tasks: the A40 profile's 2048 px warning.
 sim a40-warning simulate --profile a40-sd3-medium --gpus 4 -p tetriserve --requests 10
 has a40-warning "2048x2048: a lone request takes 15.60 s at best (SP 4, 28 steps)"

@@ -882,13 +882,6 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
         Planner::new(raw, &source, &args.policy, seeds).map_err(|e| overrides.blame(e))?;
     planner.criterion = args.criterion.into();
     if let Some(pool) = args.pool {
-        if args.curve.is_some() {
-            return refuse(
-                "--curve",
-                "draws cluster sizes, and --pool sizes a pool",
-                "drop --curve to size the pool, or --pool to draw the cluster's curve",
-            );
-        }
         planner = planner.sizing_pool(pool.into())?;
     }
     let log = matches!(planner.load, Load::Log { .. });
@@ -986,12 +979,17 @@ fn run_goodput(args: GoodputArgs) -> Result<()> {
         }
         if let Some(st) = &staging {
             let xs: Vec<f64> = candidates.iter().map(|&g| f64::from(g)).collect();
-            let points = curve::measure(&planner, args.target, curve::Axis::Gpus, &xs, x, None)?;
+            // With --pool the sizes are the pool's, the rest of the cluster fixed.
+            let axis = match planner.pool() {
+                Some(p) => curve::Axis::Pool(p),
+                None => curve::Axis::Gpus,
+            };
+            let points = curve::measure(&planner, args.target, axis, &xs, x, None)?;
             let at = match &planner.load {
                 Load::Log { .. } => format!("{x}x the log's rate"),
                 Load::Generated { .. } => format!("{x} req/min"),
             };
-            write_curve(st, &planner, args.target, curve::Axis::Gpus, &points, &at)?;
+            write_curve(st, &planner, args.target, axis, &points, &at)?;
         }
         let r = gpu_search(&planner, args.target, x, candidates.clone())?;
         let mut report = gpu_report(&planner, args.target, x, &r);

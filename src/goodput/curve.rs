@@ -18,6 +18,8 @@ use crate::report::plot::{Frame, Series, line_chart};
 pub enum Axis {
     /// Cluster sizes at one load.
     Gpus,
+    /// Sizes of one pool of disaggregated stages at one load, the rest of the cluster fixed.
+    Pool(super::Pool),
     /// Loads (requests per minute; a log's are its scales times its rate) on one cluster.
     Rate,
 }
@@ -47,7 +49,9 @@ pub fn measure(
         .map(|&x| {
             let (m, shown) = match axis {
                 // Cluster sizes are whole numbers of GPUs by construction.
-                Axis::Gpus => (planner.measure(load, Some(x as u32))?, x),
+                // GPU counts are whole numbers by construction; a pool-sizing planner applies
+                // them to its pool.
+                Axis::Gpus | Axis::Pool(_) => (planner.measure(load, Some(x as u32))?, x),
                 Axis::Rate => (planner.measure(x, gpus)?, planner.rate_at(x)),
             };
             Ok(Point {
@@ -89,11 +93,12 @@ fn resolutions(points: &[Point]) -> Vec<crate::workload::Resolution> {
 pub fn to_csv(axis: Axis, criterion: &str, target: f64, points: &[Point]) -> String {
     let res = resolutions(points);
     let x = match axis {
-        Axis::Gpus => "gpus",
-        Axis::Rate => "rate_per_min",
+        Axis::Gpus => "gpus".to_string(),
+        Axis::Pool(p) => format!("{}_pool_gpus", p.name()),
+        Axis::Rate => "rate_per_min".to_string(),
     };
     let mut head = vec![
-        x.to_string(),
+        x,
         "slo_attainment".into(),
         "ci95_low".into(),
         "ci95_high".into(),
@@ -168,8 +173,9 @@ pub fn draw(
 ) -> Result<Vec<PathBuf>> {
     let xs: Vec<f64> = points.iter().map(|p| p.x).collect();
     let x_label = match axis {
-        Axis::Gpus => "GPUs",
-        Axis::Rate => "Load (requests per minute)",
+        Axis::Gpus => "GPUs".to_string(),
+        Axis::Pool(p) => format!("{}-pool GPUs", p.name()),
+        Axis::Rate => "Load (requests per minute)".to_string(),
     };
     let pct = |v: f64| (v * 100.0).clamp(0.0, 100.0);
     let mut series = vec![Series {
@@ -220,7 +226,7 @@ pub fn draw(
     let ticks = (xs.len() <= 16).then(|| xs.clone());
     let frame = Frame {
         title: format!("SLO attainment of {policy}, {load_phrase}"),
-        x_label: x_label.into(),
+        x_label: x_label.clone(),
         y_label: "SLO attainment (%)".into(),
         y_range: Some((0.0, 100.0)),
         y_log2: false,
@@ -242,7 +248,7 @@ pub fn draw(
         let top = usd.iter().map(|p| p.1).fold(0.0, f64::max);
         let frame = Frame {
             title: format!("Cost per 1,000 met images, {policy}, {load_phrase}"),
-            x_label: x_label.into(),
+            x_label,
             y_label: "US dollars per 1,000 met images (provisioned GPU-hours)".into(),
             // From zero, so that a larger cluster's cost reads at its true size.
             y_range: Some((0.0, (top * 1.1).max(1e-9))),

@@ -225,6 +225,31 @@ fn the_fewest_decode_pool_gpus_are_found_by_hand() {
         "{}",
         report.line
     );
+    // The pool's capacity curve: one point per pool size, the same measures as the search.
+    let points = tetriserve::goodput::curve::measure(
+        &p,
+        0.9,
+        tetriserve::goodput::curve::Axis::Pool(Pool::Decode),
+        &[1.0, 2.0, 3.0],
+        1.0,
+        None,
+    )
+    .unwrap();
+    let got: Vec<(f64, f64, bool)> = points
+        .iter()
+        .map(|q| (q.x, q.measure.slo_attainment, q.meets))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(1.0, 1.0 / 12.0, false), (2.0, 1.0, true), (3.0, 1.0, true)]
+    );
+    let csv = tetriserve::goodput::curve::to_csv(
+        tetriserve::goodput::curve::Axis::Pool(Pool::Decode),
+        "mean",
+        0.9,
+        &points,
+    );
+    assert!(csv.starts_with("decode_pool_gpus,slo_attainment,"), "{csv}");
     // The encode pool costs nothing here: with two decode GPUs, one encode GPU is enough.
     let two = dir.path().join("two.toml");
     std::fs::write(&two, toml.replace("mode = ", "decode_gpus = 2\nmode = ")).unwrap();
@@ -471,20 +496,6 @@ fn flags_that_do_not_act_are_refused() {
                 "encode",
             ],
             "--pool belongs to --min-gpus",
-        ),
-        (
-            vec![
-                "-s",
-                "scenarios/beyond/disaggregated.toml",
-                "--min-gpus",
-                "--rate",
-                "96",
-                "--pool",
-                "decode",
-                "--curve",
-                "x",
-            ],
-            "--curve draws cluster sizes, and --pool sizes a pool",
         ),
     ] {
         let o = goodput(&[&["-p", "xdit-sp8"][..], &args].concat());
@@ -881,4 +892,41 @@ fn the_stability_check_says_when_longer_runs_move_the_answer() {
         line.contains("NOT stable: with 16 requests per seed") && line.contains("--requests 32"),
         "{line}"
     );
+}
+
+/// `--curve` beside `--pool` draws the pool's sizes: its CSV's first column is the pool's,
+/// one row per size from 1 to `--max-gpus`, and the charts are written.
+#[test]
+fn a_pool_search_draws_the_pools_capacity_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("curve");
+    let o = goodput(&[
+        "-s",
+        "scenarios/beyond/disaggregated.toml",
+        "-p",
+        "xdit-sp8",
+        "--min-gpus",
+        "--pool",
+        "decode",
+        "--rate",
+        "96",
+        "--max-gpus",
+        "3",
+        "--seeds",
+        "1,2",
+        "--requests",
+        "60",
+        "--curve",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.join("curve.csv")).unwrap();
+    let sizes: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert!(csv.starts_with("decode_pool_gpus,"), "{csv}");
+    assert_eq!(sizes, ["1", "2", "3"]);
+    assert!(out.join("attainment.png").is_file());
 }
