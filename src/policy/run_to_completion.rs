@@ -27,16 +27,6 @@ pub enum VideoPreemption {
 }
 
 impl VideoPreemption {
-    /// The names the scenario key and the flag take, in the order help texts list them.
-    pub const NAMES: [&'static str; 2] = ["step-boundary", "none"];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            VideoPreemption::StepBoundary => Self::NAMES[0],
-            VideoPreemption::None => Self::NAMES[1],
-        }
-    }
-
     /// The mode called `name`, if any.
     pub fn parse(name: &str) -> Option<VideoPreemption> {
         match name {

@@ -884,3 +884,29 @@ fn a_reused_groups_work_is_planned_without_a_set_up_so_its_grant_is_cut_at_a_rea
     assert_eq!(works_of(&run, 1)[..2], [(150, 215, 4), (600, 815, 2)]);
     assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
 }
+
+/// The first blocked request (earliest deadline) sets the block; a later one blocked too does
+/// not replace it. One node of 4 GPUs, one-step grants. At 100 ms GPUs 0 and 2 are idle and
+/// request 0 holds GPUs 1 and 3 for its 512 px step until 160 ms. Deadline order: 5 (256 px,
+/// 4 steps left, due 600: need 1), 1 (512 px, 6 steps, due 1200: need 2), 4 (256 px, 4 steps,
+/// due 1250: need 1). 5 takes GPU 0; 1 needs 2 GPUs and only one is idle, so it blocks,
+/// reserving GPU 2 from when 0's step frees two GPUs, 160 ms; 4's step would outlast that, so
+/// 4 waits too. GPU 2 is then lent to 5 for one SP 2 step that ends at 160 ms, exactly when 1
+/// can start. Were 4's block to replace 1's (4 could start now), GPU 2 would sit idle for 4,
+/// which does not get it either, and 5 would run its step at SP 1 until 200 ms.
+#[test]
+fn a_later_blocked_request_does_not_replace_the_first_ones_block() {
+    let w = Workload::from_requests(vec![
+        req(0, 0, LARGE, 4, 1400),
+        req(5, 0, SMALL, 5, 600),
+        req(6, 0, SMALL, 3, 1450),
+        req(4, 50, SMALL, 4, 1200),
+        req(1, 100, LARGE, 6, 1100),
+    ]);
+    let run = run_with(&w, &cluster(4), &config(true, false, no_overheads()));
+    let at_100: Vec<(u64, u64, u32)> = works_of(&run, 5)
+        .into_iter()
+        .filter(|&(start, _, _)| start == 100)
+        .collect();
+    assert_eq!(at_100, vec![(100, 160, 2)], "{:?}", spans(&run));
+}
