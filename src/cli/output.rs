@@ -5,7 +5,7 @@
 use std::io::Write as _;
 
 use crate::error::{Error, Result};
-use crate::policy::PolicyKind;
+use crate::policy::{PolicyKind, VideoPreemption};
 use crate::scenario::{Scenario, WorkloadSource};
 use crate::workload::arrival::ArrivalProcess;
 
@@ -64,8 +64,13 @@ pub fn describe(s: &Scenario) -> String {
         topology,
         s.cost_model().describe(),
         workload,
-        policies.join(", ")
-    )
+        policies.join(", "),
+    ) + match s.policy_config.video_preemption {
+        VideoPreemption::StepBoundary => "",
+        VideoPreemption::None => {
+            " (video clips run to their end once started: video_preemption = \"none\")"
+        }
+    }
 }
 
 fn arrival_name(a: &ArrivalProcess) -> String {

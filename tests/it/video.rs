@@ -479,3 +479,33 @@ fn the_video_preemption_key_and_flag_are_checked() {
         tetriserve::policy::VideoPreemption::None
     );
 }
+
+/// A run without step-boundary preemption says so beside its policies.
+#[test]
+fn the_run_header_names_a_run_without_video_preemption() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_tetriserve"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "simulate",
+            "-s",
+            "scenarios/beyond/video-mix.toml",
+            "-p",
+            "xdit-sp8",
+            "--requests",
+            "10",
+            "--video-preemption",
+            "none",
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("policies: xdit-sp8 (video clips run to their end once started"),
+        "{text}"
+    );
+}
