@@ -1040,15 +1040,6 @@ fn beyond_video_preemption(o: &mut Out<'_>, def: &FigureDef, rows: &[ResultRow])
     })?;
     let rate = |r: &ResultRow| r.rate;
     let policies = policies_in(&rows.iter().collect::<Vec<_>>());
-    let same = |p: &str| {
-        let pick = |v: &[ResultRow]| {
-            v.iter()
-                .filter(|r| r.policy == p)
-                .map(|r| (r.met, r.per_resolution.clone()))
-                .collect::<Vec<_>>()
-        };
-        pick(rows) == pick(&held)
-    };
     let mut images = Vec::new();
     let mut clips = Vec::new();
     for p in &policies {
@@ -1056,7 +1047,12 @@ fn beyond_video_preemption(o: &mut Out<'_>, def: &FigureDef, rows: &[ResultRow])
             v.iter().filter(|r| r.policy == p).collect()
         }
         let runs = [(mine(rows, p), false), (mine(&held, p), true)];
-        let both = !same(p);
+        // Rows identical either way: the policy never preempted a clip.
+        let both = !runs[0]
+            .0
+            .iter()
+            .map(|r| (r.met, &r.per_resolution))
+            .eq(runs[1].0.iter().map(|r| (r.met, &r.per_resolution)));
         for (r, dashed) in runs.iter().take(if both { 2 } else { 1 }) {
             let label = if !both {
                 format!("{p} (never preempts)")
