@@ -1564,6 +1564,7 @@ mod tests {
             works,
             events: 0,
             decisions: Default::default(),
+            timers: Vec::new(),
             stages: None,
         }
     }

@@ -9,7 +9,8 @@
 //! measurement or from the model isolates each cause:
 //!
 //! - [`Durations::Measured`]: every work of the real run, on its GPUs, after the same event
-//!   and the same delay (its *lag*: decision time minus the event that triggered it), for its
+//!   and the same delay (its *lag*: decision time minus the event that triggered it: the last
+//!   arrival, work end or fired timer of the policy's before it), for its
 //!   measured duration. This reproduces the real records to the nanosecond (checked: a replay
 //!   that does not is an error in the replay, not a finding).
 //! - [`Durations::ModelledSteps`]: the same, with each work's measured steps replaced by the
@@ -47,6 +48,9 @@ enum Trigger {
     Arrival(RequestId),
     /// The end of the recorded work with this index.
     End(usize),
+    /// A timer of the policy's that fired at this time (a round boundary, say): the
+    /// simulator decides at it too.
+    Timer(Nanos),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -100,7 +104,7 @@ impl Schedule {
         }
         let by_label: HashMap<u64, RequestId> =
             workload.requests.iter().map(|r| (r.label, r.id)).collect();
-        // Events by time: arrivals, then work ends.
+        // Events by time: arrivals, work ends and fired timers.
         let mut events: Vec<(Nanos, Trigger)> = workload
             .requests
             .iter()
@@ -112,6 +116,7 @@ impl Schedule {
                 .enumerate()
                 .map(|(i, w)| (w.end, Trigger::End(i))),
         );
+        events.extend(real.timers.iter().map(|&t| (t, Trigger::Timer(t))));
         events.sort_by_key(|e| e.0);
         let trigger_of = |at: Nanos| -> (Trigger, Nanos) {
             let n = events.partition_point(|e| e.0 <= at);
@@ -341,6 +346,7 @@ impl Policy for Replayer<'_> {
                 Trigger::Start => Some(Nanos::ZERO),
                 Trigger::Arrival(id) => Some(view.request(id).request.arrival),
                 Trigger::End(w) => self.ends[w],
+                Trigger::Timer(t) => Some(t),
             }
             .and_then(|t| {
                 if self.lags {
@@ -559,7 +565,7 @@ impl Split {
         if let Some(p) = &self.per_work {
             let _ = writeln!(
                 s,
-                "\nPer work of the real run (mean over {} works): decision lag {:.3} ms (from the event a decision followed to the decision) and {:.3} ms outside the steps (inputs, latent upload and download, hand-offs); the simulator charges {:.3} ms per work and no lag.",
+                "\nPer work of the real run (mean over {} works): decision lag {:.3} ms (from the arrival, work end or policy timer a decision followed to the decision) and {:.3} ms outside the steps (inputs, latent upload and download, hand-offs); the simulator charges {:.3} ms per work and no lag.",
                 p.works, p.lag_ms, p.outside_ms, p.charged_ms
             );
         }

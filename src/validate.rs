@@ -667,6 +667,7 @@ mod tests {
             works,
             events: 0,
             decisions: DecisionTimes::default(),
+            timers: Vec::new(),
             stages: None,
         }
     }

@@ -132,6 +132,8 @@ struct Engine<'a> {
     timer_fired: bool,
     /// Times of pending timers, to avoid queueing duplicates.
     timers: HashSet<Nanos>,
+    /// On a real clock, the times of the timers that fired (`RunRecords::timers`).
+    fired: Option<Vec<Nanos>>,
     used_groups: HashSet<GpuSet>,
     /// Works not yet handed to the sink, oldest first: `unsent[i]` is work `first_unsent + i`.
     /// A work leaves once it and every older one have finished, so the window spans the
@@ -211,6 +213,7 @@ impl<'a> Engine<'a> {
             completed: Vec::new(),
             timer_fired: false,
             timers: HashSet::new(),
+            fired: None,
             used_groups: HashSet::new(),
             unsent: VecDeque::new(),
             first_unsent: 0,
@@ -230,6 +233,9 @@ impl<'a> Engine<'a> {
         let mut decisions = Vec::new();
         let mut done = Vec::new();
         let mut idle_wakeups = 0u32;
+        if executor.clock().is_some() {
+            self.fired = Some(Vec::new());
+        }
         loop {
             if executor.has_pending() || executor.clock().is_some() {
                 // A real-time executor also sleeps here until the next event is due.
@@ -358,6 +364,9 @@ impl<'a> Engine<'a> {
             Event::Timer => {
                 self.timers.remove(&now);
                 self.timer_fired = true;
+                if let Some(fired) = &mut self.fired {
+                    fired.push(now);
+                }
             }
         }
         Ok(true)
@@ -710,6 +719,7 @@ impl<'a> Engine<'a> {
             works: Vec::new(),
             events: self.events,
             decisions: self.decisions,
+            timers: self.fired.unwrap_or_default(),
             stages: None,
         })
     }

@@ -210,6 +210,11 @@ pub struct RunRecords {
     /// Events the engine handled (arrivals, completions, timers).
     pub events: u64,
     pub decisions: DecisionTimes,
+    /// On a real clock (the hardware or CPU backend), the times of the policy's timers that
+    /// fired (the times it asked for), in order: a decision taken at a round boundary follows
+    /// its timer, not the last arrival or work end, and the replay of the run needs to know
+    /// (`crate::replay`). Empty in simulation, where decisions are taken at their events.
+    pub timers: Vec<crate::time::Nanos>,
     /// With disaggregated stages (`crate::stages`): each request's passage through the encode
     /// and decode pools. `None` when the stages are co-located (the default).
     pub stages: Option<StageRecords>,

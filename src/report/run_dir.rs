@@ -283,6 +283,7 @@ pub fn read_run(dir: &Path) -> Result<RunRecords> {
         works,
         events: 0,
         decisions: Default::default(),
+        timers: Vec::new(),
         stages: None,
     })
 }
@@ -342,6 +343,7 @@ mod tests {
             }],
             events: 0,
             decisions: Default::default(),
+            timers: Vec::new(),
             stages: None,
         }
     }

@@ -365,3 +365,65 @@ fn the_real_backend_refuses_a_video_clip_before_warming_anything() {
     let images = Workload::from_requests(vec![req(0, 0, SMALL, 2, 60_000)]);
     exec.reset(&images, &[1]).unwrap();
 }
+
+/// Holds every request until `at`, by a timer, then runs each on GPU 0, one after another.
+struct Delayed {
+    at: tetriserve::Nanos,
+}
+
+impl Policy for Delayed {
+    fn name(&self) -> &str {
+        "delayed"
+    }
+
+    fn decide(&mut self, view: &View<'_>, out: &mut Vec<Decision>) {
+        if view.now < self.at {
+            out.push(Decision::WakeAt(self.at));
+        } else if let Some(s) = view.waiting().next()
+            && view.free.is_free(set(&[0]))
+        {
+            out.push(Decision::Dispatch(Dispatch {
+                batch: Batch::one(s.request.id),
+                steps: s.remaining_steps(),
+                gpus: set(&[0]),
+            }));
+        }
+    }
+}
+
+/// On a real clock the engine keeps the times of the policy's timers that fired: a work
+/// dispatched at a timer counts its lag from the timer (not from the arrival 40 ms before
+/// it), and its replay with measured durations still reproduces the run.
+#[test]
+fn a_real_run_keeps_its_fired_timers_and_its_replay_starts_at_them() {
+    use tetriserve::engine::{Executor, WorkId};
+    use tetriserve::replay::{Durations, Schedule, same_records};
+    let workload = Workload::from_requests(vec![req(0, 0, SMALL, 2, 60_000)]);
+    let cl = cluster(1);
+    let costs = costs(&workload, &cl);
+    let at = tetriserve::Nanos::from_millis(40.0);
+    let mut exec = RealExecutor::cpu(cpu_tiny(), 1, None).unwrap();
+    exec.reset(&workload, &[1]).unwrap();
+    let real = engine::run(&workload, &cl, &costs, &mut Delayed { at }, &mut exec).unwrap();
+    assert_eq!(real.timers, vec![at]);
+    assert!(real.works[0].start >= at, "{:?}", real.works[0]);
+    let timed: Vec<_> = (0..real.works.len())
+        .map(|i| exec.steps_time(WorkId(i as u32)))
+        .collect();
+    let schedule = Schedule::of(&real, &workload, timed).unwrap();
+    let (lag, _) = schedule.per_work_ms();
+    assert!(
+        lag < 40.0,
+        "{lag} ms: counted from the arrival, not the timer"
+    );
+    let measured = schedule
+        .replay(
+            &workload,
+            &cl,
+            &costs,
+            &tetriserve::cost::Overheads::default(),
+            Durations::Measured,
+        )
+        .unwrap();
+    assert!(same_records(&real, &measured), "{measured:?}");
+}

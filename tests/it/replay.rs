@@ -232,3 +232,29 @@ fn service_time_shows_when_the_profile_is_off_and_the_terms_add_up() {
             .is_err()
     );
 }
+
+/// A decision taken at a timer of the policy's counts its lag from the timer, and the replays
+/// without lags wait for the timer as the policy would. The real run is the one above, where
+/// request 0's second work waits for its not-before time, 210 ms, by a timer: recorded as a
+/// real clock records it, that work has no lag (its start is the timer), and the modelled
+/// replay, in which request 1 and request 0's first work end at 200, still starts the second
+/// work at 210: 210 + 2 x 60 = 330 ms, not the 320 of a replay that reads the timer's wait
+/// as lag after the work end at 205.
+#[test]
+fn a_decision_at_a_policy_timer_counts_its_lag_from_the_timer() {
+    let w = workload();
+    let cl = cluster(2);
+    let costs = costs(&w, &cl);
+    let (mut real, timed) = real_run(&w, &costs);
+    assert!(real.timers.is_empty(), "no real clock: no timers kept");
+    real.timers = vec![ms(210)];
+    let schedule = Schedule::of(&real, &w, timed).unwrap();
+    let (lag, _) = schedule.per_work_ms();
+    assert_eq!(lag, 0.0);
+    let replay = |d| schedule.replay(&w, &cl, &costs, &zero(), d).unwrap();
+    assert!(same_records(&real, &replay(Durations::Measured)));
+    let modelled = replay(Durations::Modelled);
+    let latency = |r: &RunRecords, i: usize| (r.requests[i].end - r.requests[i].arrival).0;
+    assert_eq!(latency(&modelled, 0), ms(330).0);
+    assert_eq!(latency(&modelled, 1), ms(200).0);
+}
