@@ -910,3 +910,31 @@ fn a_later_blocked_request_does_not_replace_the_first_ones_block() {
         .collect();
     assert_eq!(at_100, vec![(100, 160, 2)], "{:?}", spans(&run));
 }
+
+/// The reserve that served hopeless work leaves idle is set by the tightest slack seen among
+/// a class's arrivals, not the first. One node of 2 GPUs, 512 px only (300 ms a step at SP 1,
+/// 160 at SP 2), 5 ms per dispatch, hopeless work served. At 100 ms request 0 (2 steps, due
+/// 600: on an idle node it needs SP 2, with 175 ms to spare) and request 1 (3 steps, due 1050:
+/// SP 1 with 45 ms to spare) arrive; request 2 (3 steps, due 600) at 250 can never make it.
+/// 0 runs 100-265 at SP 2 and 265-570 at SP 1 beside 1's first step; 1 finishes at SP 2,
+/// 570-895. Then only 2 is left: a 512 px arrival could not wait its work out (45 ms of slack,
+/// one GPU), so one GPU stays idle and 2 runs at SP 1, 895-1800. Keeping the first arrival's
+/// slack instead (175 ms at SP 2, the whole node: no reserve) would widen it to both GPUs.
+#[test]
+fn the_reserve_follows_the_tightest_slack_seen_in_a_class() {
+    let w = Workload::from_requests(vec![
+        req(0, 100, LARGE, 2, 500),
+        req(1, 100, LARGE, 3, 950),
+        req(2, 250, LARGE, 3, 350),
+    ]);
+    let overheads = Overheads {
+        dispatch: crate::util::ms(5),
+        ..no_overheads()
+    };
+    let run = run_with(&w, &cluster(2), &config(false, true, overheads));
+    assert_eq!(works_of(&run, 2), vec![(895, 1800, 1)], "{:?}", spans(&run));
+    assert_eq!(
+        (outcome(&run, 0), outcome(&run, 1), outcome(&run, 2)),
+        ("met", "met", "missed")
+    );
+}
