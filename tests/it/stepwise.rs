@@ -5,6 +5,7 @@
 //! same steps on the same GPUs at the same times in fewer works (cut where a re-plan takes
 //! the GPUs).
 
+use tetriserve::Nanos;
 use tetriserve::cluster::Cluster;
 use tetriserve::cost::Overheads;
 use tetriserve::engine::{self, SimExecutor};
@@ -937,4 +938,37 @@ fn the_reserve_follows_the_tightest_slack_seen_in_a_class() {
         (outcome(&run, 0), outcome(&run, 1), outcome(&run, 2)),
         ("met", "met", "missed")
     );
+}
+
+/// A late request's end takes it off its node's running late work. Two nodes of 2 GPUs,
+/// 256 px (60 ms a step at SP 2), a 20 ms text encoder, 5 ms per 1k tokens of VAE, a 30 ms
+/// set-up for a new group, 5 ms per dispatch, hopeless work served. Request 0 (2 steps, due
+/// 100 ms) cannot make it and runs best-effort on node 0's pair, 0-176.28 ms (2 x 60 + 20 +
+/// 30 + 5 + 1.28). Request 1 (1 step) arrives at 200 to two idle nodes and takes node 0's
+/// pair again, whose group needs no set-up: 200-286.28 ms. Were request 0 still counted as
+/// running late work there, request 1 would go to node 1 and pay the set-up (316.28 ms).
+#[test]
+fn a_late_requests_end_takes_it_off_its_nodes_late_work() {
+    let w = Workload::from_requests(vec![req(0, 0, SMALL, 2, 100), req(1, 200, SMALL, 1, 1300)]);
+    let ms = crate::util::ms;
+    let overheads = Overheads {
+        text_encoder: ms(20),
+        vae_decode_per_1k_tokens: ms(5),
+        group_setup: ms(30),
+        group_setup_on_regroup: false,
+        dispatch: ms(5),
+        ..no_overheads()
+    };
+    let two = Cluster::new("tiny", 2, 2, tetriserve::cluster::Topology::NvSwitch).unwrap();
+    let run = run_with(&w, &two, &config(false, true, overheads));
+    let of = |label: u64| -> Vec<(u32, Nanos, Nanos)> {
+        run.works
+            .iter()
+            .filter(|x| x.requests == [label])
+            .map(|x| (x.gpus.node(), x.start, x.end))
+            .collect()
+    };
+    assert_eq!(of(0), vec![(0, ms(0), Nanos(176_280_000))]);
+    assert_eq!(of(1), vec![(0, ms(200), Nanos(286_280_000))]);
+    assert_eq!((outcome(&run, 0), outcome(&run, 1)), ("missed", "met"));
 }
