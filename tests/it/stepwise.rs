@@ -972,3 +972,31 @@ fn a_late_requests_end_takes_it_off_its_nodes_late_work() {
     assert_eq!(of(1), vec![(0, ms(200), Nanos(286_280_000))]);
     assert_eq!((outcome(&run, 0), outcome(&run, 1)), ("missed", "met"));
 }
+
+/// A grant spans as many steps as the deadline's slack leaves dispatches for. One node of 2
+/// GPUs, one-step grants, 5 ms per dispatch. Request 1 (512 px, 5 steps, due 1150 ms, at 50)
+/// needs SP 2 (165 ms a work): 50-215, 215-380, 380-545. At 545 its 2 steps fit SP 1 with
+/// exactly one dispatch (545 + 2 x 300 + 5 = 1150): no slack for a second, so both run in one
+/// work, 545-1150, met, while request 0 (256 px, 6 steps, due 1650) takes the other GPU.
+/// Granting one step there would leave 305 ms at SP 1 for the last step, too late, and push
+/// request 1 back to both GPUs.
+#[test]
+fn a_grant_spans_as_many_steps_as_the_slack_leaves_dispatches_for() {
+    let w = Workload::from_requests(vec![
+        req(1, 50, LARGE, 5, 1100),
+        req(0, 200, SMALL, 6, 1450),
+    ]);
+    let overheads = Overheads {
+        dispatch: crate::util::ms(5),
+        ..no_overheads()
+    };
+    let run = run_with(&w, &cluster(2), &config(false, false, overheads));
+    assert_eq!(
+        works_of(&run, 1),
+        vec![(50, 215, 2), (215, 380, 2), (380, 545, 2), (545, 1150, 1)],
+        "{:?}",
+        spans(&run)
+    );
+    assert_eq!(works_of(&run, 0)[0], (545, 650, 1));
+    assert_eq!((outcome(&run, 0), outcome(&run, 1)), ("met", "met"));
+}
