@@ -1000,3 +1000,34 @@ fn a_grant_spans_as_many_steps_as_the_slack_leaves_dispatches_for() {
     assert_eq!(works_of(&run, 0)[0], (545, 650, 1));
     assert_eq!((outcome(&run, 0), outcome(&run, 1)), ("met", "met"));
 }
+
+/// A revocable grant's progress counts from when its first step starts, after its set-up.
+/// Two nodes of 2 GPUs, 256 px (100 ms a step on one GPU, 60 on two: the cheapest GPU time is
+/// 100 GPU-ms a step), 40 ms to set up a new group. Z (1 step) runs on node 0's pair, 0-100
+/// (set-up and step). A (5 steps) arrives at 100 to two empty nodes, takes node 0's pair again
+/// (no set-up) and steps from 100. B (4 steps) arrives at 180 and goes to node 1 (A has work
+/// left), whose new group steps only from 220. At 250 C (2 steps) arrives: node 0 has 500 -
+/// (250 - 100) x 100 / 60 = 250 GPU-ms left, node 1 400 - (250 - 220) x 100 / 60 = 350, so C
+/// goes to node 0: A narrows at its boundary at 280 and C runs on the other GPU, 280-480.
+/// Counting B's progress from before its set-up (from 140: 400 - 183 = 217) would send C to
+/// node 1.
+#[test]
+fn a_grants_progress_counts_from_after_its_set_up() {
+    use tetriserve::cluster::Topology;
+    let w = Workload::from_requests(vec![
+        req(9, 0, SMALL, 1, 60_000),
+        req(0, 100, SMALL, 5, 60_000),
+        req(1, 180, SMALL, 4, 60_000),
+        req(2, 250, SMALL, 2, 60_000),
+    ]);
+    let overheads = Overheads {
+        group_setup: crate::util::ms(40),
+        ..no_overheads()
+    };
+    let cluster = Cluster::new("tiny", 2, 2, Topology::NvSwitch).unwrap();
+    let run = run_with(&w, &cluster, &config(true, true, overheads));
+    assert_eq!(placed_works(&run, 9), vec![(0, 100, 0)]);
+    assert_eq!(placed_works(&run, 0), vec![(100, 280, 0), (280, 480, 0)]);
+    assert_eq!(placed_works(&run, 1), vec![(180, 460, 1)]);
+    assert_eq!(placed_works(&run, 2), vec![(280, 480, 0)]);
+}
