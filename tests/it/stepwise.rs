@@ -1031,3 +1031,35 @@ fn a_grants_progress_counts_from_after_its_set_up() {
     assert_eq!(placed_works(&run, 1), vec![(180, 460, 1)]);
     assert_eq!(placed_works(&run, 2), vec![(280, 480, 0)]);
 }
+
+/// A grant that ends (here: cut to re-plan) leaves its node's drain. The schedule of
+/// `a_grants_progress_counts_from_after_its_set_up` to 300 ms: A re-granted at 280 on one GPU
+/// (2 steps left: 200 GPU-ms, none done yet at 300), C beside it (200, 20 done), B on node 1
+/// since 220 (400 - 80 x 100 / 60 = 267 left). D (1 step) arrives at 300: node 0 has 360 left
+/// and node 1 267, so D goes to node 1, where B narrows at its boundary at 340 and D runs on
+/// the GPU it frees, 340-440; B then takes both GPUs again for its last step, 440-500. Were A's
+/// first grant (100 GPU-ms per 60 ms since 100) still draining node 0, node 0 would look all
+/// but done (27 left), D would wait there behind A and C, and move to node 1 only when B
+/// ends at 460.
+#[test]
+fn an_ended_grant_leaves_its_nodes_drain() {
+    use tetriserve::cluster::Topology;
+    let w = Workload::from_requests(vec![
+        req(9, 0, SMALL, 1, 60_000),
+        req(0, 100, SMALL, 5, 60_000),
+        req(1, 180, SMALL, 4, 60_000),
+        req(2, 250, SMALL, 2, 60_000),
+        req(3, 300, SMALL, 1, 60_000),
+    ]);
+    let overheads = Overheads {
+        group_setup: crate::util::ms(40),
+        ..no_overheads()
+    };
+    let cluster = Cluster::new("tiny", 2, 2, Topology::NvSwitch).unwrap();
+    let run = run_with(&w, &cluster, &config(true, true, overheads));
+    assert_eq!(placed_works(&run, 3), vec![(340, 440, 1)]);
+    assert_eq!(
+        placed_works(&run, 1),
+        vec![(180, 340, 1), (340, 440, 1), (440, 500, 1)]
+    );
+}
