@@ -1034,7 +1034,7 @@ fn a_grants_progress_counts_from_after_its_set_up() {
 
 /// A grant that ends (here: cut to re-plan) leaves its node's drain. The schedule of
 /// `a_grants_progress_counts_from_after_its_set_up` to 300 ms: A re-granted at 280 on one GPU
-/// (2 steps left: 200 GPU-ms, none done yet at 300), C beside it (200, 20 done), B on node 1
+/// (2 steps left: 200 GPU-ms, 20 of them done by 300), C beside it (likewise), B on node 1
 /// since 220 (400 - 80 x 100 / 60 = 267 left). D (1 step) arrives at 300: node 0 has 360 left
 /// and node 1 267, so D goes to node 1, where B narrows at its boundary at 340 and D runs on
 /// the GPU it frees, 340-440; B then takes both GPUs again for its last step, 440-500. Were A's
