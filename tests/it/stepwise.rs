@@ -1001,6 +1001,29 @@ fn a_grant_spans_as_many_steps_as_the_slack_leaves_dispatches_for() {
     assert_eq!((outcome(&run, 0), outcome(&run, 1)), ("met", "met"));
 }
 
+/// The run of the two drain tests below: two nodes of 2 GPUs, a 40 ms set-up for a new
+/// group, revocable grants; lax 256 px requests Z (1 step at 0), A (5 at 100), B (4 at 180)
+/// and C (2 at 250), and `more`.
+fn two_nodes_with_a_set_up(more: &[tetriserve::workload::Request]) -> RunRecords {
+    let mut requests = vec![
+        req(9, 0, SMALL, 1, 60_000),
+        req(0, 100, SMALL, 5, 60_000),
+        req(1, 180, SMALL, 4, 60_000),
+        req(2, 250, SMALL, 2, 60_000),
+    ];
+    requests.extend_from_slice(more);
+    let overheads = Overheads {
+        group_setup: crate::util::ms(40),
+        ..no_overheads()
+    };
+    let cluster = Cluster::new("tiny", 2, 2, tetriserve::cluster::Topology::NvSwitch).unwrap();
+    run_with(
+        &Workload::from_requests(requests),
+        &cluster,
+        &config(true, true, overheads),
+    )
+}
+
 /// A revocable grant's progress counts from when its first step starts, after its set-up.
 /// Two nodes of 2 GPUs, 256 px (100 ms a step on one GPU, 60 on two: the cheapest GPU time is
 /// 100 GPU-ms a step), 40 ms to set up a new group. Z (1 step) runs on node 0's pair, 0-100
@@ -1013,19 +1036,7 @@ fn a_grant_spans_as_many_steps_as_the_slack_leaves_dispatches_for() {
 /// node 1.
 #[test]
 fn a_grants_progress_counts_from_after_its_set_up() {
-    use tetriserve::cluster::Topology;
-    let w = Workload::from_requests(vec![
-        req(9, 0, SMALL, 1, 60_000),
-        req(0, 100, SMALL, 5, 60_000),
-        req(1, 180, SMALL, 4, 60_000),
-        req(2, 250, SMALL, 2, 60_000),
-    ]);
-    let overheads = Overheads {
-        group_setup: crate::util::ms(40),
-        ..no_overheads()
-    };
-    let cluster = Cluster::new("tiny", 2, 2, Topology::NvSwitch).unwrap();
-    let run = run_with(&w, &cluster, &config(true, true, overheads));
+    let run = two_nodes_with_a_set_up(&[]);
     assert_eq!(placed_works(&run, 9), vec![(0, 100, 0)]);
     assert_eq!(placed_works(&run, 0), vec![(100, 280, 0), (280, 480, 0)]);
     assert_eq!(placed_works(&run, 1), vec![(180, 460, 1)]);
@@ -1043,20 +1054,7 @@ fn a_grants_progress_counts_from_after_its_set_up() {
 /// ends at 460.
 #[test]
 fn an_ended_grant_leaves_its_nodes_drain() {
-    use tetriserve::cluster::Topology;
-    let w = Workload::from_requests(vec![
-        req(9, 0, SMALL, 1, 60_000),
-        req(0, 100, SMALL, 5, 60_000),
-        req(1, 180, SMALL, 4, 60_000),
-        req(2, 250, SMALL, 2, 60_000),
-        req(3, 300, SMALL, 1, 60_000),
-    ]);
-    let overheads = Overheads {
-        group_setup: crate::util::ms(40),
-        ..no_overheads()
-    };
-    let cluster = Cluster::new("tiny", 2, 2, Topology::NvSwitch).unwrap();
-    let run = run_with(&w, &cluster, &config(true, true, overheads));
+    let run = two_nodes_with_a_set_up(&[req(3, 300, SMALL, 1, 60_000)]);
     assert_eq!(placed_works(&run, 3), vec![(340, 440, 1)]);
     assert_eq!(
         placed_works(&run, 1),

@@ -334,12 +334,14 @@ fn without_step_boundary_preemption_a_clip_keeps_its_gpu_and_the_image_misses() 
             (1, Some(ms(600)), ms(800), "met")
         ]
     );
-    let clip_works: Vec<(Nanos, Nanos, u32)> = pre
-        .works
-        .iter()
-        .filter(|x| x.resolution == clip)
-        .map(|x| (x.start, x.end, x.steps))
-        .collect();
+    let clip_works_of = |run: &tetriserve::metrics::RunRecords| -> Vec<(Nanos, Nanos, u32)> {
+        run.works
+            .iter()
+            .filter(|x| x.resolution == clip)
+            .map(|x| (x.start, x.end, x.steps))
+            .collect()
+    };
+    let clip_works = clip_works_of(&pre);
     assert_eq!(
         clip_works.iter().map(|x| x.2).sum::<u32>(),
         10,
@@ -347,13 +349,7 @@ fn without_step_boundary_preemption_a_clip_keeps_its_gpu_and_the_image_misses() 
     );
     assert!(clip_works.iter().any(|x| x.1 == ms(600)), "{clip_works:?}");
     let none = run_preempting(PolicyKind::Stepwise, &w, 1, VideoPreemption::None);
-    let clip_works: Vec<(Nanos, Nanos, u32)> = none
-        .works
-        .iter()
-        .filter(|x| x.resolution == clip)
-        .map(|x| (x.start, x.end, x.steps))
-        .collect();
-    assert_eq!(clip_works, vec![(ms(0), ms(3000), 10)]);
+    assert_eq!(clip_works_of(&none), vec![(ms(0), ms(3000), 10)]);
     let image = &none.requests[1];
     assert_ne!(image.outcome, Outcome::Met, "{:?}", schedule(&none));
     assert!(
