@@ -137,11 +137,6 @@ impl Backlog {
         any || !drops.is_empty() || self.first_late(view).is_some()
     }
 
-    /// Whether a late request waits (discarding stale entries before the first).
-    pub fn has_late(&mut self, view: &View<'_>) -> bool {
-        self.first_late(view).is_some()
-    }
-
     /// The first waiting request in the late order, discarding stale entries before it.
     fn first_late(&mut self, view: &View<'_>) -> Option<RequestId> {
         while let Some(key) = self.late.first() {

@@ -291,6 +291,12 @@ impl Tetriserve {
         extra
     }
 
+    /// Whether every step of `id`'s class, at any degree and link, is longer than `window`
+    /// (never for a class with a step longer than a round, which runs overrunning it).
+    fn outlasts(&self, view: &View<'_>, id: RequestId, window: Nanos) -> bool {
+        self.shortest_step[view.request(id).class.index()].is_some_and(|t| t > window)
+    }
+
     /// The earliest deadline among a unit's requests.
     fn earliest_deadline(view: &View<'_>, batch: Batch) -> Nanos {
         batch
@@ -649,20 +655,34 @@ impl Tetriserve {
         // which `shortest_step` is `None`; at a boundary the window is a whole round, which
         // every other class's shortest step fits). Nor will the shorter windows after it in
         // this round, until work arrives or completes on the node: the node is quiet until the
-        // round's end. Its requests turn late meanwhile, but their steps fit no better, and
-        // none passes a drop margin before the round's end (on time now, each has a step left
-        // that outlasts the window). Shed units may be dropped, though: shedding that drops
-        // plans anyway. Without batching, a batch table whose steps overrun a round does not keep
-        // a node from being quiet: no unit has that batch.
+        // round's end. Its on-time requests turn late meanwhile, but their steps fit no better,
+        // and none passes a drop margin before the round's end (on time now, each has a step
+        // left that outlasts the window). Late requests count only as far as the node's idle
+        // GPUs reach into their order (best-effort service places no more than that, and
+        // requests turning late join them with steps that do not fit either); with a drop
+        // margin, a late one may pass it before the round's end, so they must be none. Shed
+        // units may be dropped, though: shedding that drops plans anyway. Without batching, a
+        // batch table whose steps overrun a round does not keep a node from being quiet: no
+        // unit has that batch.
         if self.config.skip_quiet_nodes
             && !(self.variant.shedding && self.config.shed.drop)
-            && !backlog.has_late(view)
-            && self.on_time.iter().all(|&id| {
-                self.shortest_step[view.request(id).class.index()].is_some_and(|t| t > window)
-            })
+            && self
+                .on_time
+                .iter()
+                .all(|&id| self.outlasts(view, id, window))
         {
-            self.quiet[node as usize] = Some(round_end);
-            return;
+            let free = view.free.node_mask(node).count_ones() as usize;
+            let mut first = std::mem::take(&mut self.best_effort);
+            first.clear();
+            backlog.first_late_n(view, &[], free, &mut first);
+            let quiet = first.is_empty()
+                || (self.config.drop_late_after.is_none()
+                    && first.iter().all(|&id| self.outlasts(view, id, window)));
+            self.best_effort = first;
+            if quiet {
+                self.quiet[node as usize] = Some(round_end);
+                return;
+            }
         }
         self.form_units(view, backlog, out);
         self.build_groups(view, round_end);
