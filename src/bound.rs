@@ -721,6 +721,7 @@ mod tests {
             resolution: Resolution::square(256),
             steps,
             deadline: ms(t + slo),
+            stages: Default::default(),
         }
     }
 

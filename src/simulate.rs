@@ -402,7 +402,10 @@ struct Staged<'a> {
 impl<'a> Staged<'a> {
     fn new(scenario: &'a Scenario, workload: &'a Workload) -> Result<Staged<'a>> {
         let encoded = match scenario.stages.pools() {
-            None => None,
+            None => {
+                crate::stages::refuse_stage_times(workload)?;
+                None
+            }
             Some(pools) => Some((pools, crate::stages::encode(workload, pools)?)),
         };
         Ok(Staged { workload, encoded })
@@ -421,9 +424,7 @@ impl<'a> Staged<'a> {
     fn finish(&self, records: &mut RunRecords) -> Result<()> {
         match &self.encoded {
             None => Ok(()),
-            Some((pools, e)) => {
-                crate::stages::decode(records, self.workload, pools, e.stages.clone())
-            }
+            Some((pools, e)) => crate::stages::decode(records, self.workload, pools, e),
         }
     }
 }

@@ -41,6 +41,7 @@ fuzz_target!(|input: Input| {
                 resolution: Resolution::square(sizes[usize::from(res % 4)]),
                 steps: u32::from(steps % 40) + 1,
                 deadline: Nanos(t + u64::from(slo) * 1_000_000),
+                stages: Default::default(),
             }
         })
         .collect();

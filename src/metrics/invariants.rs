@@ -20,9 +20,11 @@ use crate::workload::Workload;
 /// - what caching and skipping saved a request (its `saved`) is what its workload entry says:
 ///   the same prompt, cache hit and cached steps, and exactly the skipped steps of its mask
 ///   among the steps it did. Skipped steps are still steps: in order, counted, on booked GPUs.
-/// - with disaggregated stages (`run.stages`): each request is encoded after it arrives, all
-///   encodes last alike, its steps start once its embedding is ready, its decode starts once
-///   its latent has arrived after its last step, and it ends when its decode ends; a dropped
+/// - with disaggregated stages (`run.stages`): each request is encoded after it arrives, its
+///   encode and decode last its own times where its workload entry gives them (a trace's
+///   `encode_s`, `decode_s`) and all other encodes alike, its steps start once its embedding
+///   is ready, its decode starts once its latent has arrived after its last step, and it ends
+///   when its decode ends; a dropped
 ///   request is never decoded; every pool GPU lies in its pool and runs one request at a time
 ///   (so no GPU ever runs another stage's work: the pools and the cluster are disjoint).
 pub fn check_run(
@@ -97,7 +99,7 @@ pub fn check_run(
     }
     let stages = run.stages.as_ref();
     if let Some(st) = stages {
-        check_stages(run, st, &mut errors);
+        check_stages(run, workload, st, &mut errors);
         if st.requests.len() != run.requests.len() {
             return errors;
         }
@@ -121,7 +123,12 @@ fn overlaps<T: Ord + Copy>(spans: &mut [(Nanos, Nanos, T)]) -> Vec<(T, T)> {
 }
 
 /// Disaggregated stages: each request's encode and decode in order, and the pools' GPUs.
-fn check_stages(run: &RunRecords, st: &StageRecords, errors: &mut Vec<String>) {
+fn check_stages(
+    run: &RunRecords,
+    workload: &Workload,
+    st: &StageRecords,
+    errors: &mut Vec<String>,
+) {
     if st.requests.len() != run.requests.len() {
         errors.push(format!(
             "{} stage records for {} requests",
@@ -132,8 +139,19 @@ fn check_stages(run: &RunRecords, st: &StageRecords, errors: &mut Vec<String>) {
     }
     let mut encode: BTreeMap<u32, Vec<(Nanos, Nanos, u64)>> = BTreeMap::new();
     let mut decode: BTreeMap<u32, Vec<(Nanos, Nanos, u64)>> = BTreeMap::new();
-    let encode_time = st.requests.first().map(|s| s.encode.end - s.encode.start);
-    for (r, s) in run.requests.iter().zip(&st.requests) {
+    // The pool's own encode time: every request without one of its own lasts it.
+    let encode_time = st
+        .requests
+        .iter()
+        .zip(&workload.requests)
+        .find(|(_, w)| w.stages.encode.is_none())
+        .map(|(s, _)| s.encode.end.saturating_sub(s.encode.start));
+    for ((r, s), w) in run
+        .requests
+        .iter()
+        .zip(&st.requests)
+        .zip(&workload.requests)
+    {
         let id = r.id;
         let e = s.encode;
         if e.start < r.arrival || e.end < e.start {
@@ -142,12 +160,15 @@ fn check_stages(run: &RunRecords, st: &StageRecords, errors: &mut Vec<String>) {
                 e.start, e.end, r.arrival
             ));
         }
-        if Some(e.end.saturating_sub(e.start)) != encode_time {
-            errors.push(format!(
-                "request {id}: its encode lasted {}, another's {:?}",
-                e.end.saturating_sub(e.start),
-                encode_time
-            ));
+        let lasted = e.end.saturating_sub(e.start);
+        match w.stages.encode {
+            Some(own) if lasted != own => errors.push(format!(
+                "request {id}: its encode lasted {lasted}, not its own encode time {own}"
+            )),
+            None if Some(lasted) != encode_time => errors.push(format!(
+                "request {id}: its encode lasted {lasted}, another's {encode_time:?}"
+            )),
+            _ => {}
         }
         // The stage deadline lies between ready and the deadline; a request ready only after
         // its deadline is due at once.
@@ -170,6 +191,14 @@ fn check_stages(run: &RunRecords, st: &StageRecords, errors: &mut Vec<String>) {
                     errors.push(format!(
                         "request {id}: latent in at {at}, decoded from {} to {}, ends at {}",
                         d.start, d.end, r.end
+                    ));
+                }
+                if let Some(own) = w.stages.decode
+                    && d.end.saturating_sub(d.start) != own
+                {
+                    errors.push(format!(
+                        "request {id}: its decode lasted {}, not its own decode time {own}",
+                        d.end.saturating_sub(d.start)
                     ));
                 }
                 decode.entry(d.gpu).or_default().push((d.start, d.end, id));

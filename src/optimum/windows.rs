@@ -67,6 +67,7 @@ mod tests {
                     resolution: Resolution::square(256),
                     steps: 1,
                     deadline: Nanos(d),
+                    stages: Default::default(),
                 })
                 .collect(),
         )

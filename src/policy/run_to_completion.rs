@@ -131,6 +131,7 @@ mod tests {
                     resolution,
                     steps,
                     deadline: Nanos(1_000),
+                    stages: Default::default(),
                 })
                 .collect(),
         );

@@ -36,9 +36,9 @@ use std::collections::BinaryHeap;
 
 use crate::cluster::OperatingCost;
 use crate::error::{Error, Result};
-use crate::metrics::{Outcome, PoolSlot, RunRecords, StageRecord, StageRecords};
+use crate::metrics::{Outcome, PoolSlot, RequestRecord, RunRecords, StageRecord, StageRecords};
 use crate::time::Nanos;
-use crate::workload::{Resolution, Workload};
+use crate::workload::{Request, RequestId, Resolution, Workload};
 
 /// Where the encode and decode stages run.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -135,6 +135,27 @@ impl Pools {
             .checked_add(self.decode_time(res)?)
             .ok_or_else(|| too_long(&format!("a {res} latent's transfer and decode")))
     }
+
+    /// `request`'s encode: its own time (a trace's `encode_s`), else the pool's.
+    pub fn encode_of(&self, request: &Request) -> Nanos {
+        request.stages.encode.unwrap_or(self.encode_time)
+    }
+
+    /// `request`'s decode: its own time (a trace's `decode_s`), else the pool's model.
+    pub fn decode_of(&self, request: &Request) -> Result<Nanos> {
+        match request.stages.decode {
+            Some(t) => Ok(t),
+            None => self.decode_time(request.resolution),
+        }
+    }
+
+    /// [`Pools::downstream`] with `request`'s own decode time.
+    fn downstream_of(&self, request: &Request) -> Result<Nanos> {
+        let res = request.resolution;
+        self.latent_transfer(res)?
+            .checked_add(self.decode_of(request)?)
+            .ok_or_else(|| too_long(&format!("a {res} latent's transfer and decode")))
+    }
 }
 
 fn too_long(what: &str) -> Error {
@@ -148,6 +169,22 @@ fn past_horizon(what: &str, id: u64) -> Error {
     Error::config(format!(
         "request {id}: its {what} would end beyond the simulator's horizon (2^62 ns)"
     ))
+}
+
+/// Co-located stages are the policies' per-scenario overheads: a workload whose requests
+/// carry stage times of their own (a trace's `encode_s`, `decode_s`) is refused rather than
+/// run without them.
+pub fn refuse_stage_times(workload: &Workload) -> Result<()> {
+    match workload.requests.iter().find(|r| r.stages.any()) {
+        None => Ok(()),
+        Some(r) => Err(Error::config_hint(
+            format!(
+                "request {} gives its own stage times (the trace's encode_s, decode_s columns), which only disaggregated stages use, but the stages are co-located",
+                r.label
+            ),
+            "run with --stages disaggregated (or [stages] mode = \"disaggregated\" in the scenario), or remove the encode_s and decode_s columns",
+        )),
+    }
 }
 
 /// A first-come-first-served pool of identical GPUs: the next request takes the GPU that has
@@ -176,13 +213,32 @@ impl Queue {
 /// The denoising stage's view of a workload, and each request's stages so far.
 pub struct Encoded {
     /// The requests as the policy sees them: arriving when their embedding is ready, due at
-    /// their stage deadline; ids, steps, resolutions and savings unchanged.
+    /// their stage deadline; labels, steps, resolutions and savings unchanged. In the order
+    /// they are ready, which is the scenario's order unless requests have encode times of
+    /// their own (see `order`).
     pub workload: Workload,
-    /// Per request, in id order, the decode still to come (`None`).
+    /// Per request of the scenario's workload, in its id order, the decode still to come
+    /// (`None`).
     pub stages: Vec<StageRecord>,
+    /// Per request of `workload`, its index in the scenario's workload; empty when the two
+    /// orders are the same.
+    pub order: Vec<u32>,
+}
+
+impl Encoded {
+    /// The scenario workload's index of `workload`'s request at `index`.
+    pub fn original(&self, index: usize) -> usize {
+        self.order.get(index).map_or(index, |&i| i as usize)
+    }
 }
 
 /// Pass 1: runs every request of `workload` through the encode pool (see the module docs).
+///
+/// With the pool's one encode time, requests leave the pool in the order they came. A trace
+/// may give requests encode times of their own (`encode_s`), and then a short encode can
+/// overtake a long one on another GPU: the denoising stage's workload is then sorted by the
+/// time each is ready (ties keep the scenario's order) and renumbered, as the engine needs,
+/// and [`Encoded::order`] maps it back.
 pub fn encode(workload: &Workload, pools: &Pools) -> Result<Encoded> {
     let transfer = pools.embedding_transfer()?;
     let mut queue = Queue::new(pools.encode.gpus);
@@ -190,7 +246,7 @@ pub fn encode(workload: &Workload, pools: &Pools) -> Result<Encoded> {
     let mut stages = Vec::with_capacity(workload.len());
     for r in &mut denoise.requests {
         let slot = queue
-            .serve(r.arrival, pools.encode_time)
+            .serve(r.arrival, pools.encode_of(r))
             .ok_or_else(|| past_horizon("encode", r.label))?;
         let ready = slot
             .end
@@ -198,7 +254,7 @@ pub fn encode(workload: &Workload, pools: &Pools) -> Result<Encoded> {
             .ok_or_else(|| past_horizon("embedding's transfer", r.label))?;
         // Due when the latent's transfer and an idle decode still fit before the deadline;
         // not before it is ready (it is then late on arrival).
-        let downstream = pools.downstream(r.resolution)?;
+        let downstream = pools.downstream_of(r)?;
         let denoise_deadline = r
             .deadline
             .0
@@ -216,23 +272,61 @@ pub fn encode(workload: &Workload, pools: &Pools) -> Result<Encoded> {
             decode: None,
         });
     }
-    // Equal service times first come, first served: requests leave in the order they came,
-    // so the engine's arrival stream stays sorted.
-    debug_assert!(denoise.requests.is_sorted_by_key(|r| r.arrival));
+    let mut order = Vec::new();
+    if !denoise.requests.is_sorted_by_key(|r| r.arrival) {
+        order = (0..denoise.requests.len() as u32).collect();
+        order.sort_by_key(|&i| denoise.requests[i as usize].arrival);
+        let mut requests = Vec::with_capacity(order.len());
+        let mut savings = Vec::with_capacity(denoise.savings.len());
+        for (id, &i) in order.iter().enumerate() {
+            let mut r = denoise.requests[i as usize].clone();
+            r.id = RequestId(id as u32);
+            requests.push(r);
+            if let Some(s) = denoise.savings.get(i as usize) {
+                savings.push(s.clone());
+            }
+        }
+        denoise.requests = requests;
+        denoise.savings = savings;
+    }
     Ok(Encoded {
         workload: denoise,
         stages,
+        order,
     })
 }
 
 /// Pass 3: replays the decode pool after the denoising run, and turns `records` (the engine's,
-/// on the denoising stage's workload) into end-to-end records of `workload`'s requests.
+/// on [`Encoded::workload`]) into end-to-end records of `workload`'s requests, in its order.
 pub fn decode(
     records: &mut RunRecords,
     workload: &Workload,
     pools: &Pools,
-    mut stages: Vec<StageRecord>,
+    encoded: &Encoded,
 ) -> Result<()> {
+    if records.requests.len() != workload.len() || encoded.stages.len() != workload.len() {
+        return Err(Error::config(format!(
+            "the decode pass got {} records and {} stage records for {} requests",
+            records.requests.len(),
+            encoded.stages.len(),
+            workload.len()
+        )));
+    }
+    if !encoded.order.is_empty() {
+        // Back to the scenario's order: the denoising stage's records follow its own.
+        let mut back: Vec<Option<RequestRecord>> = vec![None; records.requests.len()];
+        for (r, &i) in std::mem::take(&mut records.requests)
+            .into_iter()
+            .zip(&encoded.order)
+        {
+            back[i as usize] = Some(r);
+        }
+        records.requests = back
+            .into_iter()
+            .map(|r| r.expect("`order` is a permutation"))
+            .collect();
+    }
+    let mut stages = encoded.stages.clone();
     // Reaching the decode pool: the last step's end plus the latent's transfer.
     let mut arrivals = Vec::with_capacity(records.requests.len());
     for (i, r) in records.requests.iter().enumerate() {
@@ -248,9 +342,10 @@ pub fn decode(
     arrivals.sort_unstable();
     let mut queue = Queue::new(pools.decode.gpus);
     for (at, i) in arrivals {
+        let service = pools.decode_of(&workload.requests[i])?;
         let r = &mut records.requests[i];
         let slot = queue
-            .serve(at, pools.decode_time(r.resolution)?)
+            .serve(at, service)
             .ok_or_else(|| past_horizon("decode", r.id))?;
         stages[i].decode_ready = Some(at);
         stages[i].decode = Some(slot);
@@ -339,6 +434,7 @@ mod tests {
                     resolution: Resolution::new(256, 256),
                     steps: 1,
                     deadline: Nanos(1000),
+                    stages: Default::default(),
                 })
                 .collect(),
         );

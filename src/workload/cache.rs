@@ -275,6 +275,7 @@ mod tests {
                 resolution: Resolution::square(512),
                 steps: 20,
                 deadline: Nanos(i * 1_000 + 1_000_000),
+                stages: Default::default(),
             })
             .collect();
         let mut w = Workload::from_requests(requests);

@@ -168,6 +168,7 @@ pub fn generate(spec: &WorkloadSpec) -> Result<Workload> {
             resolution,
             steps: spec.steps,
             deadline,
+            stages: Default::default(),
         });
     }
     Ok(Workload::from_requests(requests))

@@ -136,6 +136,7 @@ pub fn import(text: &str, source: &str, opts: &ImportOptions) -> Result<Workload
                     .field("slo")
                     .hint(horizon_hint)
             })?,
+            stages: Default::default(),
         });
     }
     Ok(Workload::from_requests(requests))

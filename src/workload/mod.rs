@@ -252,7 +252,38 @@ pub struct Request {
     pub steps: u32,
     /// Absolute deadline. A request finishing at exactly `deadline` meets its SLO.
     pub deadline: Nanos,
+    /// Its own encode and decode times, where a trace gives them (disaggregated stages).
+    pub stages: StageTimes,
 }
+
+/// A request's own service times on the disaggregated stages' pools, from a trace's
+/// `encode_s` and `decode_s` columns: what a production log measured, or a stage the request
+/// skips (0: its prompt embedding was cached, or it asks for the latent itself). `None` takes
+/// the pools' model (`stages::Pools`). Only disaggregated stages read them: co-located, the
+/// encoder and the VAE are the policies' per-scenario overheads, and a run refuses a trace
+/// that gives them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StageTimes {
+    pub encode: Option<Nanos>,
+    pub decode: Option<Nanos>,
+}
+
+impl StageTimes {
+    /// No time of its own: the pools' model for both stages.
+    pub const MODEL: StageTimes = StageTimes {
+        encode: None,
+        decode: None,
+    };
+
+    /// Whether it gives a time for either stage.
+    pub fn any(&self) -> bool {
+        self.encode.is_some() || self.decode.is_some()
+    }
+}
+
+/// The longest stage time a trace may give a request: an hour (an encode or a decode is
+/// seconds at most; anything longer is a unit slip).
+pub const MAX_STAGE_TIME: Nanos = Nanos(3_600_000_000_000);
 
 impl Request {
     /// The SLO as a duration from arrival.
@@ -579,6 +610,7 @@ mod tests {
                     resolution: Resolution::square(256),
                     steps: 1,
                     deadline: Nanos(t + slo_ns),
+                    stages: Default::default(),
                 })
                 .collect(),
         )
@@ -625,6 +657,7 @@ mod tests {
             resolution: Resolution::square(256),
             steps: 1,
             deadline: Nanos(t + 10),
+            stages: Default::default(),
         };
         let w = Workload::from_requests(vec![mk(7, 5), mk(8, 1), mk(9, 5)]);
         let labels: Vec<u64> = w.requests.iter().map(|r| r.label).collect();

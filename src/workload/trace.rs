@@ -1,4 +1,4 @@
-//! The trace CSV format: `id,arrival_s,width,height[,frames],steps,slo_s[,prompt_id]`.
+//! The trace CSV format: `id,arrival_s,width,height[,frames],steps,slo_s[,encode_s,decode_s][,prompt_id]`.
 //!
 //! Traces let a run replay exactly the requests of another run, of another tool, or of a
 //! production log, and they are how generated workloads are saved for inspection. The format
@@ -12,8 +12,10 @@
 //!   deadline, > 0) and `prompt_id` (a u64 naming the prompt, which an approximate cache
 //!   matches requests by; an empty cell: no prompt key) and `frames` (output frames: 1 for an
 //!   image, `4k + 1` up to [`MAX_FRAMES`](crate::workload::MAX_FRAMES) for a video clip; absent
-//!   or an empty cell: 1). Column names are matched case-insensitively; any other column is an error,
-//!   so that a misspelt `slo_s` is not silently ignored.
+//!   or an empty cell: 1) and `encode_s`, `decode_s` (the request's own time on the encode and
+//!   decode pools of disaggregated stages, seconds, 0 to [`MAX_STAGE_TIME`]; an empty cell: the
+//!   pools' model; see [`StageTimes`]). Column names are matched case-insensitively; any other
+//!   column is an error, so that a misspelt `slo_s` is not silently ignored.
 //! - A row's `slo_s` is its SLO at scale 1: with [`SloDefaults`] (the scenario's SLO settings,
 //!   `--slo-scale`), the deadline is `arrival + scale * slo_s`, so a scale loosens or tightens
 //!   every request of a trace alike. A row with no `slo_s` (column absent or cell empty) takes
@@ -33,7 +35,8 @@
 //! - `steps` is the request's full step count: a cache hit is a property of the serving
 //!   system, applied when the trace is replayed with a cache (`workload/cache.rs`), so [`to_csv`]
 //!   writes a hit's steps before the cache shortened them, `prompt_id` only when some
-//!   request has a key, and `frames` (after `height`) only when some request is a video
+//!   request has a key, `frames` (after `height`) only when some request is a video, and
+//!   `encode_s,decode_s` (after `slo_s`) only when some request has a stage time of its own
 //!   (otherwise the six columns above, as before: image traces are unchanged).
 //!
 //! Seconds are read exactly: a plain decimal with at most 9 fractional digits is converted to
@@ -47,7 +50,9 @@ use std::path::Path;
 use crate::error::{Error, InputError, Result};
 use crate::time::Nanos;
 use crate::workload::prompt::PromptKey;
-use crate::workload::{Request, RequestId, Resolution, SloBases, Workload};
+use crate::workload::{
+    MAX_STAGE_TIME, Request, RequestId, Resolution, SloBases, StageTimes, Workload,
+};
 
 /// Where deadlines come from when a trace row has no `slo_s`.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,7 +64,7 @@ pub struct SloDefaults {
 /// The header [`to_csv`] writes; also the full list of accepted column names.
 pub const TRACE_HEADER: &str = "id,arrival_s,width,height,steps,slo_s";
 
-const ACCEPTED: [&str; 8] = [
+const ACCEPTED: [&str; 10] = [
     "id",
     "arrival_s",
     "width",
@@ -67,6 +72,8 @@ const ACCEPTED: [&str; 8] = [
     "frames",
     "steps",
     "slo_s",
+    "encode_s",
+    "decode_s",
     "prompt_id",
 ];
 
@@ -83,6 +90,8 @@ struct Columns {
     frames: Option<usize>,
     steps: usize,
     slo: Option<usize>,
+    encode: Option<usize>,
+    decode: Option<usize>,
     prompt: Option<usize>,
     count: usize,
 }
@@ -142,6 +151,8 @@ fn read_header(header: &csv::StringRecord, source: &str, line: u64) -> Result<Co
         frames: found.get("frames").copied(),
         steps: found["steps"],
         slo: found.get("slo_s").copied(),
+        encode: found.get("encode_s").copied(),
+        decode: found.get("decode_s").copied(),
         prompt: found.get("prompt_id").copied(),
         count: header.len(),
     })
@@ -608,6 +619,10 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
         if let Some(i) = cols.prompt {
             prompts.push(prompt_key(cell(i), &err)?);
         }
+        let stages = StageTimes {
+            encode: stage_time(cols.encode.map(cell), "encode_s", &err)?,
+            decode: stage_time(cols.decode.map(cell), "decode_s", &err)?,
+        };
         requests.push(Request {
             id: RequestId(requests.len() as u32),
             label,
@@ -615,6 +630,7 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
             resolution,
             steps,
             deadline,
+            stages,
         });
     }
     if requests.is_empty() {
@@ -642,6 +658,29 @@ pub fn parse_trace(text: &str, source: &str, slo: Option<&SloDefaults>) -> Resul
     Ok(workload)
 }
 
+/// A row's `encode_s` or `decode_s` cell: the request's own stage time, or none when the
+/// column is absent or the cell empty.
+fn stage_time(
+    cell: Option<&str>,
+    field: &str,
+    err: &dyn Fn(&str, String) -> Error,
+) -> Result<Option<Nanos>> {
+    let Some(c) = cell.filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    let t = Nanos::parse_secs(c).map_err(|m| err(field, m))?;
+    if t > MAX_STAGE_TIME {
+        return Err(err(
+            field,
+            format!(
+                "{field} {c} is longer than an hour; expected the stage's seconds (0 to {})",
+                MAX_STAGE_TIME.as_secs()
+            ),
+        ));
+    }
+    Ok(Some(t))
+}
+
 /// `slo` at `scale` (exactly `slo` at scale 1), or `None` when that rounds to 0 ns or passes
 /// the horizon.
 fn scale_slo(slo: Nanos, scale: f64) -> Option<Nanos> {
@@ -666,13 +705,17 @@ pub struct TraceRow {
 /// when some request carries a prompt key).
 pub const TRACE_HEADER_WITH_FRAMES: &str = "id,arrival_s,width,height,frames,steps,slo_s";
 
-/// The header line for a trace with or without `frames` and `prompt_id`.
-fn push_header(out: &mut Vec<u8>, frames: bool, prompts: bool) {
+/// The header line for a trace with or without `frames`, `encode_s,decode_s` and
+/// `prompt_id`.
+fn push_header(out: &mut Vec<u8>, frames: bool, stages: bool, prompts: bool) {
     out.extend_from_slice(if frames {
         TRACE_HEADER_WITH_FRAMES.as_bytes()
     } else {
         TRACE_HEADER.as_bytes()
     });
+    if stages {
+        out.extend_from_slice(b",encode_s,decode_s");
+    }
     if prompts {
         out.extend_from_slice(b",prompt_id");
     }
@@ -684,7 +727,7 @@ fn push_header(out: &mut Vec<u8>, frames: bool, prompts: bool) {
 pub fn rows_to_csv(rows: &[TraceRow]) -> String {
     let mut out = Vec::with_capacity(48 * (rows.len() + 1));
     let frames = rows.iter().any(|r| r.resolution.is_video());
-    push_header(&mut out, frames, false);
+    push_header(&mut out, frames, false, false);
     for r in rows {
         push_row(
             &mut out,
@@ -740,7 +783,7 @@ pub fn load_trace(path: &Path, slo: Option<&SloDefaults>) -> Result<Workload> {
 ///
 /// One row per request in id (= arrival) order; `id` is the request's label; `steps` its
 /// steps before any cache hit; `prompt_id` is written when some request has a key, `frames`
-/// when some request is a video; times are exact
+/// when some request is a video, `encode_s,decode_s` when some request has a stage time; times are exact
 /// decimal seconds (as [`Nanos::secs_string`] writes them), so [`parse_trace`] gives back the
 /// identical workload. Numbers are written digit by digit into one buffer: formatting each
 /// through `format!` would cost more than reading the trace back.
@@ -748,7 +791,8 @@ pub fn to_csv(workload: &Workload) -> String {
     let mut out = Vec::with_capacity(48 * (workload.len() + 1));
     let prompts = workload.savings.iter().any(|s| s.prompt.is_some());
     let frames = workload.requests.iter().any(|r| r.resolution.is_video());
-    push_header(&mut out, frames, prompts);
+    let stages = workload.requests.iter().any(|r| r.stages.any());
+    push_header(&mut out, frames, stages, prompts);
     for r in &workload.requests {
         let saved = workload.savings_of(r.id);
         push_row(
@@ -760,6 +804,14 @@ pub fn to_csv(workload: &Workload) -> String {
             r.steps + saved.cached_steps,
             Some(r.slo()),
         );
+        if stages {
+            for t in [r.stages.encode, r.stages.decode] {
+                out.push(b',');
+                if let Some(t) = t {
+                    push_secs(&mut out, t);
+                }
+            }
+        }
         if prompts {
             out.push(b',');
             if let Some(p) = saved.prompt {
@@ -1103,6 +1155,78 @@ mod tests {
         let text = format!("{HEADER}18446744073709551615,0.000000001,1024,768,1,0.000000007\n");
         let w = parse_trace(&text, "t.csv", None).unwrap();
         assert_eq!(to_csv(&w), text);
+    }
+
+    #[test]
+    fn stage_times_round_trip_and_are_written_only_when_some_request_has_one() {
+        // Either column alone, empty cells, 0 (a stage the request skips), nanoseconds.
+        let text = "id,arrival_s,width,height,steps,slo_s,encode_s,decode_s,prompt_id\n\
+                    0,0.000000000,512,512,4,1.000000000,0.000000000,,7\n\
+                    1,0.500000000,1024,1024,4,2.000000000,,0.250000001,\n\
+                    2,1.000000000,1024,1024,4,2.000000000,,,\n";
+        let w = parse_trace(text, "t.csv", None).unwrap();
+        let stages: Vec<StageTimes> = w.requests.iter().map(|r| r.stages).collect();
+        assert_eq!(
+            stages,
+            [
+                StageTimes {
+                    encode: Some(Nanos::ZERO),
+                    decode: None
+                },
+                StageTimes {
+                    encode: None,
+                    decode: Some(Nanos(250_000_001))
+                },
+                StageTimes::MODEL,
+            ]
+        );
+        assert_eq!(to_csv(&w), text);
+        assert_eq!(parse_trace(&to_csv(&w), "t.csv", None).unwrap(), w);
+        // The columns in any order, without the other optional ones; written back after slo_s.
+        let moved = "decode_s,arrival_s,width,height,steps,slo_s,encode_s\n0.1,0,512,512,4,1,0.2\n";
+        let w = parse_trace(moved, "t.csv", None).unwrap();
+        assert_eq!(
+            to_csv(&w),
+            "id,arrival_s,width,height,steps,slo_s,encode_s,decode_s\n\
+             0,0.000000000,512,512,4,1.000000000,0.200000000,0.100000000\n"
+        );
+        // No request with a time of its own: the columns are not written.
+        let empty = "arrival_s,width,height,steps,slo_s,encode_s,decode_s\n0,512,512,4,1,,\n";
+        let w = parse_trace(empty, "t.csv", None).unwrap();
+        assert_eq!(
+            to_csv(&w),
+            format!("{TRACE_HEADER}\n0,0.000000000,512,512,4,1.000000000\n")
+        );
+    }
+
+    #[test]
+    fn a_bad_stage_time_names_its_line_and_field() {
+        for (cell, field, says) in [
+            ("-0.1,", "encode_s", ">= 0"),
+            ("abc,", "encode_s", "expected a number of seconds"),
+            ("NaN,", "encode_s", "finite"),
+            (",3600.000000001", "decode_s", "longer than an hour"),
+            (",1e9", "decode_s", "longer than an hour"),
+        ] {
+            let text = format!(
+                "arrival_s,width,height,steps,slo_s,encode_s,decode_s\n0,512,512,4,1,0,0\n1,512,512,4,1,{cell}\n"
+            );
+            let e = input_err(&text, None);
+            assert_eq!(
+                (e.line, e.field.as_deref()),
+                (Some(3), Some(field)),
+                "{cell}: {e}"
+            );
+            assert!(e.to_string().contains(says), "{cell}: {e}");
+        }
+        // An hour exactly is accepted.
+        let text = "arrival_s,width,height,steps,slo_s,decode_s\n0,512,512,4,1,3600\n";
+        assert_eq!(
+            parse_trace(text, "t.csv", None).unwrap().requests[0]
+                .stages
+                .decode,
+            Some(MAX_STAGE_TIME)
+        );
     }
 
     #[test]

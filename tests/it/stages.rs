@@ -15,7 +15,7 @@ use tetriserve::metrics::{Outcome, PoolSlot, RunRecords};
 use tetriserve::policy::PolicyKind;
 use tetriserve::scenario::{RawScenario, Scenario};
 use tetriserve::stages::{self, Deployment, Link, Pool, Pools};
-use tetriserve::workload::Workload;
+use tetriserve::workload::{StageTimes, Workload};
 
 use crate::util::*;
 
@@ -62,7 +62,7 @@ fn run_staged(
     let encoded = stages::encode(workload, pools).unwrap();
     let denoise = run_kind_with(kind, &encoded.workload, c, overheads).unwrap();
     let mut run = denoise.clone();
-    stages::decode(&mut run, workload, pools, encoded.stages).unwrap();
+    stages::decode(&mut run, workload, pools, &encoded).unwrap();
     (run, denoise, encoded.workload)
 }
 
@@ -626,4 +626,179 @@ fn the_pools_summary_and_cost_by_hand() {
     s2.price(&op(3.0, 700.0, 0.0));
     s2.price_pools(&OperatingCost::default(), &op(2.0, 200.0, 0.0));
     assert_eq!((s2.cost.usd, s2.cost.energy_wh), (None, None));
+}
+
+/// `request` with stage times of its own, in milliseconds.
+fn own(
+    mut r: tetriserve::workload::Request,
+    encode: Option<u64>,
+    decode: Option<u64>,
+) -> tetriserve::workload::Request {
+    r.stages = StageTimes {
+        encode: encode.map(ms),
+        decode: decode.map(ms),
+    };
+    r
+}
+
+/// Stage times of a request's own (a trace's `encode_s`, `decode_s`), worked out by hand: two
+/// encode GPUs, one decode GPU, the hand schedule's link (a 2 ms embedding, a 0.256 ms
+/// latent), two denoising GPUs under `xdit-sp1` (256 px, 2 steps of 100 ms).
+///
+/// - r0 at 0 encodes for 200 ms (its own time) on GPU 0: ready at 202, due at 500.
+/// - r1 at 10 encodes for 0 ms (a cached embedding) on GPU 1: ready at 12, so it overtakes r0
+///   and the denoising stage sees it first. Its steps run 12-212 on GPU 0. It asks for the
+///   latent itself (decode 0 ms): in at 212.256, out at once. Due at 260 (its stage deadline
+///   260 - 0.256 = 259.744): met.
+/// - r0's steps run 202-402 on GPU 1 (GPU 0 is busy until 212); its latent is in at 402.256
+///   and decoded in the pool's 51.2 ms, to 453.456: met.
+///
+/// The records come back in the scenario's order.
+#[test]
+fn requests_with_stage_times_of_their_own_worked_out_by_hand() {
+    let w = Workload::from_requests(vec![
+        own(req(0, 0, SMALL, 2, 500), Some(200), None),
+        own(req(1, 10, SMALL, 2, 250), Some(0), Some(0)),
+    ]);
+    let p = pools((2, 1), 30, 200, 2_000_000, 1000);
+    let encoded = stages::encode(&w, &p).unwrap();
+    assert_eq!(encoded.order, [1, 0]);
+    let labels: Vec<u64> = encoded.workload.requests.iter().map(|r| r.label).collect();
+    assert_eq!(labels, [1, 0]);
+    assert_eq!(encoded.workload.requests[0].arrival, ms(12));
+    assert_eq!(encoded.workload.requests[0].deadline, Nanos(259_744_000));
+    let (run, denoise, staged) = run_staged(
+        PolicyKind::XditSp(1),
+        &w,
+        &cluster(2),
+        &p,
+        Overheads::default(),
+    );
+    assert_eq!(staged.requests, encoded.workload.requests);
+    let denoised: Vec<(u64, Nanos, Nanos)> = denoise
+        .works
+        .iter()
+        .map(|x| (x.requests[0], x.start, x.end))
+        .collect();
+    assert_eq!(denoised, [(1, ms(12), ms(212)), (0, ms(202), ms(402))]);
+    assert_eq!(check_run(&run, &w, None), Vec::<String>::new());
+    let st = &run.stages.as_ref().unwrap().requests;
+    let slots: Vec<(PoolSlot, PoolSlot)> =
+        st.iter().map(|s| (s.encode, s.decode.unwrap())).collect();
+    assert_eq!(
+        slots,
+        [
+            (slot(0, 0, 200_000), slot(0, 402_256, 453_456)),
+            (slot(1, 10_000, 10_000), slot(0, 212_256, 212_256)),
+        ]
+    );
+    let verdicts: Vec<(u64, Nanos, Nanos, Outcome)> = run
+        .requests
+        .iter()
+        .map(|r| (r.id, r.arrival, r.end, r.outcome))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            (0, ms(0), Nanos(453_456_000), Outcome::Met),
+            (1, ms(10), Nanos(212_256_000), Outcome::Met),
+        ]
+    );
+    // The checker holds each request to its own times.
+    let mut broken = run.clone();
+    broken.stages.as_mut().unwrap().requests[0].encode.end = ms(201);
+    let errors = check_run(&broken, &w, None);
+    assert!(
+        errors.iter().any(|e| e.contains("not its own encode time")),
+        "{errors:#?}"
+    );
+    let mut broken = run.clone();
+    let s = &mut broken.stages.as_mut().unwrap().requests[1];
+    s.decode.as_mut().unwrap().end = Nanos(212_300_000);
+    broken.requests[1].end = Nanos(212_300_000);
+    let errors = check_run(&broken, &w, None);
+    assert!(
+        errors.iter().any(|e| e.contains("not its own decode time")),
+        "{errors:#?}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Every policy on random pipelines whose requests have stage times of their own: the
+    /// checker accepts the records (each request held to its own times), no request is met
+    /// end to end that missed its stage deadline, and nobody beats the bound computed on the
+    /// denoising stage's workload (in the order the requests are ready).
+    #[test]
+    fn stage_times_of_their_own_keep_the_invariants_and_the_bound(
+        workload in workload_strategy(),
+        times in prop::collection::vec((prop::option::of(0u64..400), prop::option::of(0u64..300)), 30),
+        gpus_log2 in 0u32..3,
+        pool_gpus in (1u32..4, 1u32..3),
+        encode_ms in 0u64..80,
+    ) {
+        let requests = workload
+            .requests
+            .iter()
+            .zip(&times)
+            .map(|(r, &(e, d))| own(r.clone(), e, d))
+            .collect();
+        let workload = Workload::from_requests(requests);
+        let c = cluster(1 << gpus_log2);
+        let p = pools(pool_gpus, encode_ms, 100, 1_000_000, 1000);
+        let encoded = stages::encode(&workload, &p).unwrap();
+        let costs = costs(&encoded.workload, &c);
+        let bound = upper_bound(&encoded.workload, &costs, c.total_gpus(), c.max_degree());
+        for kind in kinds(&c) {
+            let (run, denoise, _) = run_staged(kind, &workload, &c, &p, Overheads::default());
+            let errors = check_run(&run, &workload, None);
+            prop_assert!(errors.is_empty(), "{kind}: {errors:#?}");
+            let met = run.requests.iter().filter(|r| r.outcome == Outcome::Met).count();
+            prop_assert!(met <= bound.met, "{kind}: met {met} > bound {}", bound.met);
+            for (i, d) in denoise.requests.iter().enumerate() {
+                let r = &run.requests[encoded.original(i)];
+                prop_assert_eq!(r.id, d.id);
+                prop_assert!(
+                    r.outcome != Outcome::Met || d.outcome == Outcome::Met,
+                    "{}: request {} met end to end after missing its stage deadline", kind, r.id
+                );
+            }
+        }
+    }
+}
+
+/// Co-located stages are the policies' overheads: a trace giving requests stage times of
+/// their own is refused there, and runs with disaggregated stages.
+#[test]
+fn stage_times_of_their_own_need_disaggregated_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.csv");
+    std::fs::write(
+        &trace,
+        "id,arrival_s,width,height,steps,slo_s,encode_s,decode_s\n7,0,1024,1024,28,30,0.5,\n8,1,1024,1024,28,30,,0\n",
+    )
+    .unwrap();
+    let t = trace.to_str().unwrap();
+    let o = crate::cli::run(&["simulate", "--trace", t, "-p", "xdit-sp8"]);
+    let e = crate::cli::stderr(&o);
+    assert!(
+        !o.status.success() && e.contains("request 7") && e.contains("--stages disaggregated"),
+        "{e}"
+    );
+    let out = dir.path().join("out");
+    let o = crate::cli::run(&[
+        "simulate",
+        "--trace",
+        t,
+        "-p",
+        "xdit-sp8",
+        "--stages",
+        "disaggregated",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", crate::cli::stderr(&o));
+    let stages_csv = std::fs::read_to_string(out.join("xdit-sp8").join("stages.csv")).unwrap();
+    assert!(stages_csv.lines().count() == 3, "{stages_csv}");
 }

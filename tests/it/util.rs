@@ -55,6 +55,7 @@ pub fn req(label: u64, arrival_ms: u64, res: Resolution, steps: u32, slo_ms: u64
         resolution: res,
         steps,
         deadline: ms(arrival_ms + slo_ms),
+        stages: Default::default(),
     }
 }
 
@@ -203,6 +204,7 @@ pub fn slots_workload(reqs: &[(u64, u32, u64)]) -> Workload {
                 resolution: Resolution::square(256),
                 steps,
                 deadline: Nanos(d * 100_000_000),
+                stages: Default::default(),
             })
             .collect(),
     )
@@ -221,6 +223,7 @@ pub fn batching_pair() -> Workload {
                 resolution: SMALL,
                 steps: 28,
                 deadline: Nanos::from_secs(d),
+                stages: Default::default(),
             })
             .collect(),
     )

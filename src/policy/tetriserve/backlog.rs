@@ -242,6 +242,7 @@ mod tests {
                     resolution: Resolution::square(256),
                     steps,
                     deadline: Nanos(deadline),
+                    stages: Default::default(),
                 })
                 .collect(),
         );
