@@ -602,6 +602,33 @@ fn served_hopeless_work_takes_a_gpu_only_if_the_reserve_stays_idle() {
     assert_eq!(works_of(&run, 2), vec![(420, 720, 1), (720, 1_020, 1)]);
 }
 
+/// Late work is held to the reserve for its step and its dispatch. Two GPUs, late work served
+/// best-effort, 20 ms per dispatch. R0 (256 px, 2 steps, due at 510 ms) needs one GPU and
+/// could wait at most 300 ms, the class's tightest wait: its steps are planned at 105 ms each
+/// (a dispatch shared by the 4 steps that keep it within a twentieth). L1 and L2 (512
+/// px, 1 step, due at 100 ms) are late for sure. R0 runs widened to both GPUs, 0-140 (one
+/// dispatch, 2 x 60 ms). Then L1 takes one GPU: it holds it 300 + 20 = 320 ms, longer than a
+/// 256 px arrival could wait, so one GPU stays idle for such an arrival and L2 waits (a step
+/// of 300 ms without the dispatch would not outlast the wait: both would run). The reserve
+/// does not stop L1's widening (160 + 20 ms fits the wait): L1 runs 140-320 on both GPUs, and
+/// L2 after it, 320-500, the same way.
+#[test]
+fn late_work_is_held_to_the_reserve_for_its_step_and_its_dispatch() {
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 2, 510),
+        req(1, 0, LARGE, 1, 100),
+        req(2, 0, LARGE, 1, 100),
+    ]);
+    let overheads = Overheads {
+        dispatch: Nanos::from_millis(20.0),
+        ..no_overheads()
+    };
+    let run = run_with(&w, &cluster(2), &config(false, true, overheads));
+    assert_eq!(works_of(&run, 0), vec![(0, 140, 2)]);
+    assert_eq!(works_of(&run, 1), vec![(140, 320, 2)]);
+    assert_eq!(works_of(&run, 2), vec![(320, 500, 2)]);
+}
+
 #[test]
 fn a_running_request_is_priced_from_its_steps_expected_end() {
     // Two GPUs, all three requests at 0. E (256 px, 1 step, due at 100 ms) needs one GPU and
@@ -688,6 +715,24 @@ fn a_spare_gpu_widens_the_grant_that_saves_the_most_time() {
     let run = run(&w, 4);
     assert_eq!(works_of(&run, 1), vec![(0, 160, 2)]);
     assert_eq!(works_of(&run, 0), vec![(0, 100, 1)]);
+    assert_eq!(works_of(&run, 2), vec![(0, 100, 1)]);
+}
+
+/// The saving that decides is over the remaining steps, not per step. Four GPUs, three lax
+/// requests at 0, each needing one GPU: A (256 px, 20 steps), B (512 px, 2 steps), C (256 px,
+/// 1 step). Doubling saves B 140 ms a step but 280 ms in all, A 40 ms a step and 800 ms in
+/// all (C 40 ms): the spare GPU widens A, whose first step runs 0-60 on two GPUs, while B
+/// and C start on one each.
+#[test]
+fn a_spare_gpu_widens_the_grant_that_saves_the_most_remaining_time() {
+    let w = Workload::from_requests(vec![
+        req(0, 0, SMALL, 20, 100_000),
+        req(1, 0, LARGE, 2, 100_000),
+        req(2, 0, SMALL, 1, 100_000),
+    ]);
+    let run = run(&w, 4);
+    assert_eq!(works_of(&run, 0)[0], (0, 60, 2));
+    assert_eq!(works_of(&run, 1)[0], (0, 300, 1));
     assert_eq!(works_of(&run, 2), vec![(0, 100, 1)]);
 }
 
@@ -791,6 +836,66 @@ fn a_step_that_would_outlast_a_blocked_requests_start_does_not_take_its_reserved
     assert_eq!(works_of(&run, 2), vec![(0, 100, 1)]);
     assert_eq!(works_of(&run, 3), vec![(160, 220, 2), (220, 280, 2)]);
     assert_eq!(works_of(&run, 4), vec![(160, 260, 1)]);
+    assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
+}
+
+/// Widening a grant counts its dispatch against a blocked request's start too. Four GPUs, 5 ms
+/// per dispatch. At 0, P (512 px, 1 step) and R1, R2 (256 px, 1 step), all lax, take one GPU
+/// each and the fourth widens P: P runs 0-165 on two GPUs, R1 and R2 0-105. At 105 both end;
+/// E1 (256 px, 1 step, due 220) and E2 (256 px, 2 steps, due 300) arrive. E1 needs one GPU
+/// and takes one (105-210); E2 needs two, one is idle: it is reserved for E2, which can start
+/// when P ends at 165. Widening E1 onto it would run its step 105-170, past 165 with the
+/// dispatch, so E1 stays on one GPU. At 165 E2 starts on two GPUs; when E1 ends at 210, the
+/// node's re-plan widens E2 to all four from its next step boundary: 165-230 on two (5 + 60
+/// ms), 230-275 on four (5 + 40 ms). Both are met.
+#[test]
+fn widening_a_grant_counts_its_dispatch_against_a_blocked_requests_start() {
+    let w = Workload::from_requests(vec![
+        req(0, 0, LARGE, 1, 10_000),
+        req(1, 0, SMALL, 1, 10_000),
+        req(2, 0, SMALL, 1, 10_000),
+        req(3, 105, SMALL, 1, 115),
+        req(4, 105, SMALL, 2, 195),
+    ]);
+    let overheads = Overheads {
+        dispatch: Nanos::from_millis(5.0),
+        ..no_overheads()
+    };
+    let run = run_with(&w, &cluster(4), &config(true, true, overheads));
+    assert_eq!(works_of(&run, 0), vec![(0, 165, 2)]);
+    assert_eq!(works_of(&run, 1), vec![(0, 105, 1)]);
+    assert_eq!(works_of(&run, 3), vec![(105, 210, 1)]);
+    assert_eq!(works_of(&run, 4), vec![(165, 230, 2), (230, 275, 4)]);
+    assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
+}
+
+/// A running work's expected end counts what the executor charges it besides its steps.
+/// Four GPUs, one-step grants, a 150 ms text encoder on each request's first work. At 100, R
+/// (256 px, 2 steps, lax) and P, Q, X (512 px, 1 step, lax) take one GPU each: R's first
+/// step runs 100-350, P, Q and X run 100-550 (150 + 300). At 350 B (256 px, 10 steps, due
+/// 1200) arrives and needs two GPUs (10 x 100 ms from 350 is too slow, 150 + 10 x 60 is
+/// not); only R's GPU is idle, reserved for B, which can start at 550 when P, Q and X end
+/// (counting their encoder: without it they would seem to end at 400). R's next step on it
+/// ends at 450, before 550, so R runs it, 350-450. At 550 B takes all four GPUs: 150 + 40
+/// ms, then 40 ms a step, until 1100: met.
+#[test]
+fn a_running_works_expected_end_counts_its_fixed_costs() {
+    let w = Workload::from_requests(vec![
+        req(0, 100, SMALL, 2, 10_000),
+        req(1, 100, LARGE, 1, 10_000),
+        req(2, 100, LARGE, 1, 10_000),
+        req(3, 100, LARGE, 1, 10_000),
+        req(4, 350, SMALL, 10, 850),
+    ]);
+    let overheads = Overheads {
+        text_encoder: Nanos::from_millis(150.0),
+        ..no_overheads()
+    };
+    let run = run_with(&w, &cluster(4), &config(true, false, overheads));
+    assert_eq!(works_of(&run, 1), vec![(100, 550, 1)]);
+    assert_eq!(works_of(&run, 0), vec![(100, 350, 1), (350, 450, 1)]);
+    let b = works_of(&run, 4);
+    assert_eq!((b.len(), b[0], b[9]), (10, (550, 740, 4), (1060, 1100, 4)));
     assert!(run.requests.iter().all(|r| r.outcome.as_str() == "met"));
 }
 
