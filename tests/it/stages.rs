@@ -802,3 +802,37 @@ fn stage_times_of_their_own_need_disaggregated_stages() {
     let stages_csv = std::fs::read_to_string(out.join("xdit-sp8").join("stages.csv")).unwrap();
     assert!(stages_csv.lines().count() == 3, "{stages_csv}");
 }
+
+/// The decode pass refuses records or stage records that do not match the workload one for
+/// one, either of them, rather than pair requests up wrongly.
+#[test]
+fn the_decode_pass_refuses_records_of_another_workload() {
+    let w = Workload::from_requests(vec![req(0, 0, SMALL, 2, 500), req(1, 10, SMALL, 2, 500)]);
+    let p = pools((1, 1), 30, 200, 2_000_000, 1000);
+    let encoded = stages::encode(&w, &p).unwrap();
+    let denoise = run_kind_with(
+        PolicyKind::XditSp(1),
+        &encoded.workload,
+        &cluster(2),
+        Overheads::default(),
+    )
+    .unwrap();
+    let mut run = denoise.clone();
+    assert!(stages::decode(&mut run, &w, &p, &encoded).is_ok());
+    let mut fewer = denoise.clone();
+    fewer.requests.pop();
+    let e = stages::decode(&mut fewer, &w, &p, &encoded).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("1 records and 2 stage records for 2 requests"),
+        "{e}"
+    );
+    let mut short = stages::encode(&w, &p).unwrap();
+    short.stages.pop();
+    let e = stages::decode(&mut denoise.clone(), &w, &p, &short).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("2 records and 1 stage records for 2 requests"),
+        "{e}"
+    );
+}
