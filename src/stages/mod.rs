@@ -131,9 +131,7 @@ impl Pools {
     /// The least time after a request's last step before its image is out: the latent's
     /// transfer and a decode on an idle pool.
     pub fn downstream(&self, res: Resolution) -> Result<Nanos> {
-        self.latent_transfer(res)?
-            .checked_add(self.decode_time(res)?)
-            .ok_or_else(|| too_long(&format!("a {res} latent's transfer and decode")))
+        self.downstream_with(res, self.decode_time(res)?)
     }
 
     /// `request`'s encode: its own time (a trace's `encode_s`), else the pool's.
@@ -151,9 +149,13 @@ impl Pools {
 
     /// [`Pools::downstream`] with `request`'s own decode time.
     fn downstream_of(&self, request: &Request) -> Result<Nanos> {
-        let res = request.resolution;
+        self.downstream_with(request.resolution, self.decode_of(request)?)
+    }
+
+    /// A `res` latent's transfer and then a decode lasting `decode`.
+    fn downstream_with(&self, res: Resolution, decode: Nanos) -> Result<Nanos> {
         self.latent_transfer(res)?
-            .checked_add(self.decode_of(request)?)
+            .checked_add(decode)
             .ok_or_else(|| too_long(&format!("a {res} latent's transfer and decode")))
     }
 }
